@@ -1,0 +1,220 @@
+// Package engine starts or connects to the NATS JetStream server that holds
+// Sluice's hubs, queues and key-value state. By default the server is embedded
+// in the process with its store under the data directory and no listening
+// port; given a URL it connects to an external server or cluster instead. The
+// rest of Sluice sees the same connection either way.
+package engine
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Sync modes for the embedded store.
+const (
+	// SyncAlways fsyncs every stored message before it is acknowledged.
+	// Hubs pack many events per message, so this stays fast (group commit).
+	SyncAlways = "always"
+	// SyncInterval fsyncs on a timer: faster, and a process crash loses
+	// nothing, but a power cut can lose up to one interval of writes.
+	SyncInterval = "interval"
+)
+
+// Config says which server to use and how.
+type Config struct {
+	// URL of an external NATS server or cluster (comma-separated URLs). When
+	// empty, a server is embedded in this process.
+	URL string
+	// DataDir is the data directory; the embedded JetStream store lives in
+	// DataDir/nats. Required when URL is empty.
+	DataDir string
+	// Listen is a host:port on which the embedded server accepts clients
+	// (other sluice instances, the nats CLI). Empty means no port at all.
+	Listen string
+	// Sync is SyncAlways (default) or SyncInterval. It applies to the
+	// embedded server; an external server keeps its own sync_interval.
+	Sync string
+	// SyncEvery is the fsync period in SyncInterval mode. Default 1s.
+	SyncEvery time.Duration
+	// MaxPayload is the largest message the embedded server accepts.
+	// Default 8 MiB, which leaves room for a 1 MiB event plus packing.
+	MaxPayload int32
+	// Name identifies this client connection in server monitoring.
+	Name string
+	// Logger receives engine logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) withDefaults() Config {
+	out := *c
+	out.Sync = cmp.Or(out.Sync, SyncAlways)
+	out.SyncEvery = cmp.Or(out.SyncEvery, time.Second)
+	out.MaxPayload = cmp.Or(out.MaxPayload, 8<<20)
+	out.Name = cmp.Or(out.Name, "sluice")
+	if out.Logger == nil {
+		out.Logger = slog.Default()
+	}
+	return out
+}
+
+func (c *Config) validate() error {
+	if c.Sync != SyncAlways && c.Sync != SyncInterval {
+		return fmt.Errorf("engine: sync must be %q or %q, got %q", SyncAlways, SyncInterval, c.Sync)
+	}
+	if c.URL == "" && c.DataDir == "" {
+		return errors.New("engine: a data directory is required for the embedded server (or give a NATS URL)")
+	}
+	if c.URL != "" && c.Listen != "" {
+		return errors.New("engine: --nats-listen applies only to the embedded server; it cannot be combined with --nats-url")
+	}
+	return nil
+}
+
+// Engine is a running connection to JetStream, with the embedded server when
+// there is one.
+type Engine struct {
+	Conn *nats.Conn
+	JS   jetstream.JetStream
+
+	srv    *server.Server
+	logger *slog.Logger
+}
+
+// Start embeds a server or connects to the configured one, and waits until
+// JetStream answers.
+func Start(ctx context.Context, cfg Config) (*Engine, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	e := &Engine{logger: cfg.Logger}
+	var err error
+	if cfg.URL != "" {
+		e.Conn, err = nats.Connect(cfg.URL, nats.Name(cfg.Name), nats.MaxReconnects(-1),
+			nats.RetryOnFailedConnect(false), nats.ReconnectWait(250*time.Millisecond))
+		if err != nil {
+			return nil, fmt.Errorf("engine: connect to NATS at %s: %w (is the server running? check --nats-url)", cfg.URL, err)
+		}
+	} else {
+		if e.srv, err = startEmbedded(cfg); err != nil {
+			return nil, err
+		}
+		e.Conn, err = nats.Connect("", nats.InProcessServer(e.srv), nats.Name(cfg.Name), nats.MaxReconnects(-1))
+		if err != nil {
+			e.srv.Shutdown()
+			return nil, fmt.Errorf("engine: connect to embedded server: %w", err)
+		}
+	}
+	e.JS, err = jetstream.New(e.Conn, jetstream.WithPublishAsyncMaxPending(8192))
+	if err == nil {
+		err = waitJetStream(ctx, e.JS)
+	}
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+func startEmbedded(cfg Config) (*server.Server, error) {
+	storeDir := filepath.Join(cfg.DataDir, "nats")
+	if err := os.MkdirAll(storeDir, 0o755); err != nil {
+		return nil, fmt.Errorf("engine: create store directory: %w", err)
+	}
+	opts := &server.Options{
+		ServerName:   "sluice",
+		JetStream:    true,
+		StoreDir:     storeDir,
+		MaxPayload:   cfg.MaxPayload,
+		NoSigs:       true,
+		NoLog:        true,
+		DontListen:   cfg.Listen == "",
+		SyncAlways:   cfg.Sync == SyncAlways,
+		SyncInterval: cfg.SyncEvery,
+	}
+	if cfg.Listen != "" {
+		host, port, err := net.SplitHostPort(cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("engine: --nats-listen %q: want host:port, e.g. 127.0.0.1:4223", cfg.Listen)
+		}
+		opts.Host = cmp.Or(host, "127.0.0.1")
+		if opts.Port, err = strconv.Atoi(port); err != nil {
+			return nil, fmt.Errorf("engine: --nats-listen %q: port must be a number", cfg.Listen)
+		}
+		if opts.Port == 0 {
+			opts.Port = server.RANDOM_PORT
+		}
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("engine: configure embedded NATS: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("engine: embedded NATS did not start within 30s (store %s; is another sluice using this data directory or port?)", storeDir)
+	}
+	return srv, nil
+}
+
+func waitJetStream(ctx context.Context, js jetstream.JetStream) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		_, err := js.AccountInfo(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("engine: JetStream is not available: %w (an external server must run with -js)", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// ClientURL is the URL other processes can connect to: the embedded server's
+// listening address, or "" when it has none.
+func (e *Engine) ClientURL() string {
+	if e.srv == nil || e.srv.Addr() == nil {
+		return ""
+	}
+	return e.srv.ClientURL()
+}
+
+// Embedded reports whether the server runs in this process.
+func (e *Engine) Embedded() bool { return e.srv != nil }
+
+// MaxPayload is the largest message the server accepts.
+func (e *Engine) MaxPayload() int64 { return e.Conn.MaxPayload() }
+
+// Close drains the connection and stops the embedded server. It is safe to
+// call more than once.
+func (e *Engine) Close() error {
+	if e.Conn != nil && !e.Conn.IsClosed() {
+		_ = e.Conn.Drain()
+		// Drain is asynchronous; wait a bounded time for it to finish.
+		deadline := time.Now().Add(5 * time.Second)
+		for !e.Conn.IsClosed() && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		e.Conn.Close()
+	}
+	if e.srv != nil {
+		e.srv.Shutdown()
+		e.srv.WaitForShutdown()
+	}
+	return nil
+}
