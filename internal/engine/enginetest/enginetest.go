@@ -1,0 +1,61 @@
+// Package enginetest runs tests against every engine available: the embedded
+// server always, and the external NATS server named by SLUICE_TEST_NATS_URL
+// when it is set (CI sets it).
+package enginetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"testing"
+
+	"github.com/sluicehq/sluice/internal/engine"
+)
+
+// EnvURL names the environment variable holding the external server's URL.
+const EnvURL = "SLUICE_TEST_NATS_URL"
+
+// Embedded starts an embedded engine in a temporary data directory, closed
+// when the test ends.
+func Embedded(t testing.TB) *engine.Engine {
+	t.Helper()
+	eng, err := engine.Start(context.Background(), engine.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("start embedded engine: %v", err)
+	}
+	t.Cleanup(func() { _ = eng.Close() })
+	return eng
+}
+
+// Each runs fn as a subtest on each available engine: "embedded", and
+// "external" when SLUICE_TEST_NATS_URL is set. Tests on the external server
+// share it, so they must use unique names (see Name).
+func Each(t *testing.T, fn func(t *testing.T, eng *engine.Engine)) {
+	t.Helper()
+	t.Run("embedded", func(t *testing.T) {
+		t.Parallel()
+		fn(t, Embedded(t))
+	})
+	t.Run("external", func(t *testing.T) {
+		t.Parallel()
+		url := os.Getenv(EnvURL)
+		if url == "" {
+			t.Skipf("%s is not set: skipping the external NATS run", EnvURL)
+		}
+		eng, err := engine.Start(context.Background(), engine.Config{URL: url})
+		if err != nil {
+			t.Fatalf("connect to %s: %v", url, err)
+		}
+		t.Cleanup(func() { _ = eng.Close() })
+		fn(t, eng)
+	})
+}
+
+// Name returns prefix followed by a random suffix, for names that must not
+// collide with other tests or earlier runs on a shared server.
+func Name(prefix string) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return prefix + "-" + hex.EncodeToString(b)
+}

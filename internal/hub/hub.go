@@ -1,0 +1,386 @@
+// Package hub implements hubs: named, partitioned, append-only, replayable
+// event streams on NATS JetStream.
+//
+// Each partition of a hub is its own stream (`hub-<name>-<p>`, subject
+// `hub.<name>.<p>`), so partitions scale and replay independently. Publishers
+// do not store one message per event: concurrent publishes to a partition are
+// packed into records (see record.go) and a publish returns when its record is
+// stored, which turns the server's per-message cost (and, with sync always,
+// its per-message fsync) into a per-record cost.
+//
+// Hub definitions, consumer-group checkpoints and group control (pause for
+// replay) live in KV buckets; every update of a checkpoint is a
+// compare-and-set on the entry's revision.
+package hub
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Errors returned by the service. Callers map them to user-facing answers.
+var (
+	// ErrNotFound: the hub does not exist (or was deleted meanwhile).
+	ErrNotFound = errors.New("hub not found")
+	// ErrExists: Create was called for a name that is taken.
+	ErrExists = errors.New("hub already exists")
+	// ErrInvalid wraps every validation error of caller input.
+	ErrInvalid = errors.New("invalid")
+	// ErrTooLarge: an event is bigger than the maximum event size.
+	ErrTooLarge = errors.New("event too large")
+)
+
+const (
+	// DefaultPartitions is the partition count of a hub created without one.
+	DefaultPartitions = 4
+	// MaxPartitions bounds the partitions of one hub.
+	MaxPartitions = 1024
+	// DefaultRetention is how long events are kept when no age is given.
+	DefaultRetention = 7 * 24 * time.Hour
+	// DefaultGroup is the consumer group used when none is named.
+	DefaultGroup = "$Default"
+
+	bucketHubs        = "sluice-hubs"
+	bucketCheckpoints = "sluice-checkpoints"
+	bucketGroups      = "sluice-groups"
+)
+
+var (
+	nameRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+	groupRE = regexp.MustCompile(`^\$?[A-Za-z0-9][A-Za-z0-9_-]{0,49}$`)
+)
+
+// ValidateName reports whether name can name a hub.
+func ValidateName(name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("%w hub name %q: use 1-64 letters, digits, '-' or '_', starting with a letter or digit", ErrInvalid, name)
+	}
+	return nil
+}
+
+// ValidateGroup reports whether name can name a consumer group.
+func ValidateGroup(name string) error {
+	if !groupRE.MatchString(name) {
+		return fmt.Errorf("%w consumer group %q: use 1-50 letters, digits, '-' or '_', optionally after a leading '$'", ErrInvalid, name)
+	}
+	return nil
+}
+
+// Config defines a hub.
+type Config struct {
+	Name string `json:"name"`
+	// Partitions is the number of partitions, 1..MaxPartitions. Default 4.
+	// It cannot change after creation: the partition of a key depends on it.
+	Partitions int `json:"partitions"`
+	// RetentionAge is how long events are kept. Default 7 days.
+	RetentionAge time.Duration `json:"retention_age"`
+	// RetentionBytes bounds the stored bytes of the whole hub, split evenly
+	// across partitions; the oldest records go first. 0 means no bound.
+	RetentionBytes int64 `json:"retention_bytes"`
+}
+
+// Info is a hub's stored definition.
+type Info struct {
+	Config
+	Created time.Time `json:"created"`
+}
+
+func (c *Config) withDefaults() Config {
+	out := *c
+	out.Partitions = cmp.Or(out.Partitions, DefaultPartitions)
+	out.RetentionAge = cmp.Or(out.RetentionAge, DefaultRetention)
+	return out
+}
+
+func (c *Config) validate() error {
+	if err := ValidateName(c.Name); err != nil {
+		return err
+	}
+	if c.Partitions < 1 || c.Partitions > MaxPartitions {
+		return fmt.Errorf("%w partitions %d: must be between 1 and %d", ErrInvalid, c.Partitions, MaxPartitions)
+	}
+	if c.RetentionAge < time.Second {
+		return fmt.Errorf("%w retention %s: must be at least 1s", ErrInvalid, c.RetentionAge)
+	}
+	if c.RetentionBytes < 0 {
+		return fmt.Errorf("%w retention bytes %d: must not be negative", ErrInvalid, c.RetentionBytes)
+	}
+	return nil
+}
+
+// StreamName is the JetStream stream holding one partition of a hub.
+func StreamName(hub string, partition int) string { return fmt.Sprintf("hub-%s-%d", hub, partition) }
+
+func subject(hub string, partition int) string { return fmt.Sprintf("hub.%s.%d", hub, partition) }
+
+// Options tune the service. Zero values mean the defaults.
+type Options struct {
+	// Linger is how long a partition's publisher waits for more events
+	// before storing a record while another record is still in flight.
+	// Default 1ms. A publish to an idle partition is stored at once.
+	Linger time.Duration
+	// MaxRecordBytes bounds a record's size. Default 1 MiB.
+	MaxRecordBytes int
+	// MaxEventBytes bounds one event (body, key and properties). Default 1 MiB.
+	MaxEventBytes int
+	// Replicas is the stream replica count (1 for a single server, 3 for a
+	// cluster). Default 1.
+	Replicas int
+	Logger   *slog.Logger
+}
+
+// Service manages hubs on one JetStream connection. It is safe for
+// concurrent use.
+type Service struct {
+	js     jetstream.JetStream
+	hubs   jetstream.KeyValue
+	cps    jetstream.KeyValue
+	groups jetstream.KeyValue
+	opts   Options
+	log    *slog.Logger
+
+	mu    sync.Mutex
+	cache map[string]*hubState
+	done  chan struct{}
+	wg    sync.WaitGroup
+}
+
+// Open prepares the service's buckets on js. maxPayload is the server's
+// message limit; records and events are clamped below it.
+func Open(ctx context.Context, js jetstream.JetStream, maxPayload int64, opts Options) (*Service, error) {
+	opts.Linger = cmp.Or(opts.Linger, time.Millisecond)
+	opts.MaxRecordBytes = cmp.Or(opts.MaxRecordBytes, 1<<20)
+	opts.MaxEventBytes = cmp.Or(opts.MaxEventBytes, 1<<20)
+	opts.Replicas = cmp.Or(opts.Replicas, 1)
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if limit := int(maxPayload) - 4096; maxPayload > 0 && opts.MaxEventBytes > limit {
+		opts.Logger.Warn("maximum event size lowered to fit the NATS server's max_payload",
+			"configured", opts.MaxEventBytes, "max_payload", maxPayload, "effective", limit)
+		opts.MaxEventBytes = limit
+	}
+	if limit := int(maxPayload) - 1024; maxPayload > 0 && opts.MaxRecordBytes > limit {
+		opts.MaxRecordBytes = limit
+	}
+	s := &Service{js: js, opts: opts, log: opts.Logger, cache: map[string]*hubState{}, done: make(chan struct{})}
+	var err error
+	if s.hubs, err = ensureBucket(ctx, js, bucketHubs, opts.Replicas); err != nil {
+		return nil, err
+	}
+	if s.cps, err = ensureBucket(ctx, js, bucketCheckpoints, opts.Replicas); err != nil {
+		return nil, err
+	}
+	if s.groups, err = ensureBucket(ctx, js, bucketGroups, opts.Replicas); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func ensureBucket(ctx context.Context, js jetstream.JetStream, name string, replicas int) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: name, History: 1, Storage: jetstream.FileStorage, Replicas: replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("hub: open bucket %s: %w", name, err)
+	}
+	return kv, nil
+}
+
+// MaxEventBytes is the effective maximum event size.
+func (s *Service) MaxEventBytes() int { return s.opts.MaxEventBytes }
+
+// Create creates a hub and its partition streams.
+func (s *Service) Create(ctx context.Context, cfg Config) (Info, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return Info{}, err
+	}
+	info := Info{Config: cfg, Created: time.Now().UTC()}
+	data, _ := json.Marshal(info)
+	// The definition is claimed first, so two concurrent creates cannot both
+	// win; streams are then created, and the claim undone if that fails.
+	if _, err := s.hubs.Create(ctx, cfg.Name, data); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return Info{}, fmt.Errorf("%w: %s", ErrExists, cfg.Name)
+		}
+		return Info{}, fmt.Errorf("hub: store definition of %s: %w", cfg.Name, err)
+	}
+	for p := range cfg.Partitions {
+		if _, err := s.js.CreateOrUpdateStream(ctx, streamConfig(cfg, p, s.opts.Replicas)); err != nil {
+			for q := range p {
+				_ = s.js.DeleteStream(ctx, StreamName(cfg.Name, q))
+			}
+			_ = s.hubs.Delete(ctx, cfg.Name)
+			return Info{}, fmt.Errorf("hub: create partition %d of %s: %w", p, cfg.Name, err)
+		}
+	}
+	return info, nil
+}
+
+func streamConfig(cfg Config, p, replicas int) jetstream.StreamConfig {
+	sc := jetstream.StreamConfig{
+		Name:        StreamName(cfg.Name, p),
+		Description: fmt.Sprintf("sluice hub %s partition %d", cfg.Name, p),
+		Subjects:    []string{subject(cfg.Name, p)},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      cfg.RetentionAge,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+		Duplicates:  time.Minute,
+	}
+	if cfg.RetentionBytes > 0 {
+		sc.MaxBytes = max(cfg.RetentionBytes/int64(cfg.Partitions), 1)
+	}
+	return sc
+}
+
+// Get returns a hub's definition.
+func (s *Service) Get(ctx context.Context, name string) (Info, error) {
+	if err := ValidateName(name); err != nil {
+		return Info{}, err
+	}
+	e, err := s.hubs.Get(ctx, name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Info{}, fmt.Errorf("%w: %s", ErrNotFound, name)
+	}
+	if err != nil {
+		return Info{}, fmt.Errorf("hub: read definition of %s: %w", name, err)
+	}
+	var info Info
+	if err := json.Unmarshal(e.Value(), &info); err != nil {
+		return Info{}, fmt.Errorf("hub: definition of %s is corrupt: %w", name, err)
+	}
+	return info, nil
+}
+
+// List returns every hub, sorted by name.
+func (s *Service) List(ctx context.Context) ([]Info, error) {
+	lister, err := s.hubs.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("hub: list: %w", err)
+	}
+	var names []string
+	for k := range lister.Keys() {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	out := make([]Info, 0, len(names))
+	for _, n := range names {
+		info, err := s.Get(ctx, n)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+// Delete removes a hub, its events and its consumer groups' checkpoints.
+func (s *Service) Delete(ctx context.Context, name string) error {
+	info, err := s.Get(ctx, name)
+	if err != nil {
+		return err
+	}
+	s.forget(name)
+	for p := range info.Partitions {
+		if err := s.js.DeleteStream(ctx, StreamName(name, p)); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("hub: delete partition %d of %s: %w", p, name, err)
+		}
+	}
+	for _, kv := range []jetstream.KeyValue{s.cps, s.groups} {
+		if lister, err := kv.ListKeysFiltered(ctx, name+".>"); err == nil {
+			for k := range lister.Keys() {
+				_ = kv.Purge(ctx, k)
+			}
+		}
+	}
+	if err := s.hubs.Purge(ctx, name); err != nil {
+		return fmt.Errorf("hub: delete definition of %s: %w", name, err)
+	}
+	return nil
+}
+
+// PartitionInfo describes the stored state of one partition.
+type PartitionInfo struct {
+	Partition int `json:"partition"`
+	// Records is the number of stored records; Bytes their size.
+	Records uint64 `json:"records"`
+	Bytes   uint64 `json:"bytes"`
+	// FirstSequence and LastSequence bound the stored events' sequence
+	// numbers; both are -1 when the partition is empty.
+	FirstSequence int64     `json:"first_sequence"`
+	LastSequence  int64     `json:"last_sequence"`
+	LastEnqueued  time.Time `json:"last_enqueued,omitzero"`
+}
+
+// Describe returns the hub's definition and the state of each partition.
+func (s *Service) Describe(ctx context.Context, name string) (Info, []PartitionInfo, error) {
+	info, err := s.Get(ctx, name)
+	if err != nil {
+		return Info{}, nil, err
+	}
+	parts := make([]PartitionInfo, info.Partitions)
+	for p := range info.Partitions {
+		pi, err := s.partitionInfo(ctx, name, p)
+		if err != nil {
+			return Info{}, nil, err
+		}
+		parts[p] = pi
+	}
+	return info, parts, nil
+}
+
+func (s *Service) partitionInfo(ctx context.Context, name string, p int) (PartitionInfo, error) {
+	pi := PartitionInfo{Partition: p, FirstSequence: -1, LastSequence: -1}
+	st, err := s.js.Stream(ctx, StreamName(name, p))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return pi, fmt.Errorf("%w: %s (partition %d is missing)", ErrNotFound, name, p)
+	}
+	if err != nil {
+		return pi, fmt.Errorf("hub: partition %d of %s: %w", p, name, err)
+	}
+	state := st.CachedInfo().State
+	pi.Records, pi.Bytes = state.Msgs, state.Bytes
+	if state.Msgs == 0 {
+		return pi, nil
+	}
+	pi.FirstSequence = SequenceOf(state.FirstSeq, 0)
+	last, err := st.GetMsg(ctx, state.LastSeq)
+	if err != nil {
+		return pi, fmt.Errorf("hub: read last record of %s/%d: %w", name, p, err)
+	}
+	n, err := RecordCount(last.Data)
+	if err != nil {
+		return pi, fmt.Errorf("hub: last record of %s/%d: %w", name, p, err)
+	}
+	pi.LastSequence = SequenceOf(state.LastSeq, n-1)
+	pi.LastEnqueued = last.Time.UTC()
+	return pi, nil
+}
+
+// Close stops the publishers after storing what they hold.
+func (s *Service) Close() {
+	s.mu.Lock()
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}

@@ -1,0 +1,376 @@
+package hub_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/engine/enginetest"
+	"github.com/sluicehq/sluice/internal/hub"
+)
+
+func setup(t *testing.T, eng *engine.Engine, cfg hub.Config) (*hub.Service, string) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := hub.Open(ctx, eng.JS, eng.MaxPayload(), hub.Options{})
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	if cfg.Name == "" {
+		cfg.Name = enginetest.Name("h")
+	}
+	_, err = s.Create(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Delete(context.Background(), cfg.Name) })
+	return s, cfg.Name
+}
+
+// readAll reads partition p from the start until it has want events.
+func readAll(t *testing.T, s *hub.Service, name string, p int, from hub.Start, want int) []hub.StoredEvent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r, err := s.OpenReader(ctx, name, p, from)
+	require.NoError(t, err)
+	defer r.Close()
+	var out []hub.StoredEvent
+	for len(out) < want {
+		evs, err := r.Next(ctx)
+		require.NoError(t, err, "read %d of %d events", len(out), want)
+		out = append(out, evs...)
+	}
+	return out
+}
+
+func TestHubLifecycle(t *testing.T) {
+	t.Parallel()
+	enginetest.Each(t, func(t *testing.T, eng *engine.Engine) {
+		ctx := context.Background()
+		s, name := setup(t, eng, hub.Config{})
+		info, err := s.Get(ctx, name)
+		require.NoError(t, err)
+		require.Equal(t, hub.DefaultPartitions, info.Partitions)
+		require.Equal(t, hub.DefaultRetention, info.RetentionAge)
+
+		_, err = s.Create(ctx, hub.Config{Name: name})
+		require.ErrorIs(t, err, hub.ErrExists)
+
+		list, err := s.List(ctx)
+		require.NoError(t, err)
+		require.Contains(t, names(list), name)
+
+		_, parts, err := s.Describe(ctx, name)
+		require.NoError(t, err)
+		require.Len(t, parts, 4)
+		require.Equal(t, int64(-1), parts[0].LastSequence)
+
+		require.NoError(t, s.Delete(ctx, name))
+		_, err = s.Get(ctx, name)
+		require.ErrorIs(t, err, hub.ErrNotFound)
+		_, err = s.Publish(ctx, name, []hub.Event{{Body: []byte("x")}})
+		require.ErrorIs(t, err, hub.ErrNotFound)
+	})
+}
+
+func names(list []hub.Info) []string {
+	var out []string
+	for _, i := range list {
+		out = append(out, i.Name)
+	}
+	return out
+}
+
+func TestCreateRejectsBadConfig(t *testing.T) {
+	t.Parallel()
+	eng := enginetest.Embedded(t)
+	s, err := hub.Open(context.Background(), eng.JS, eng.MaxPayload(), hub.Options{})
+	require.NoError(t, err)
+	defer s.Close()
+	for _, cfg := range []hub.Config{
+		{Name: ""}, {Name: "has space"}, {Name: "a.b"}, {Name: "-lead"}, {Name: string(make([]byte, 65))},
+		{Name: "ok", Partitions: -1}, {Name: "ok", Partitions: hub.MaxPartitions + 1},
+		{Name: "ok", RetentionAge: time.Millisecond}, {Name: "ok", RetentionBytes: -5},
+	} {
+		_, err := s.Create(context.Background(), cfg)
+		require.ErrorIs(t, err, hub.ErrInvalid, "config %+v", cfg)
+	}
+	list, err := s.List(context.Background())
+	require.NoError(t, err)
+	require.Empty(t, list, "a rejected create must write nothing")
+}
+
+func TestPublishAndReadBackInOrder(t *testing.T) {
+	t.Parallel()
+	enginetest.Each(t, func(t *testing.T, eng *engine.Engine) {
+		ctx := context.Background()
+		s, name := setup(t, eng, hub.Config{Partitions: 3})
+		// Concurrent publishers, each with its own key, so that per-key
+		// order can be checked and records get packed.
+		const publishers, perPublisher = 8, 300
+		var mu sync.Mutex
+		positions := map[string][]hub.Position{}
+		var wg sync.WaitGroup
+		for w := range publishers {
+			wg.Go(func() {
+				key := fmt.Sprintf("key-%d", w)
+				for i := 0; i < perPublisher; i += 10 {
+					batch := make([]hub.Event, 10)
+					for j := range batch {
+						batch[j] = hub.Event{Body: fmt.Appendf(nil, "%s/%d", key, i+j), PartitionKey: key,
+							Properties: map[string]string{"n": fmt.Sprint(i + j)}}
+					}
+					pos, err := s.Publish(ctx, name, batch)
+					require.NoError(t, err)
+					mu.Lock()
+					positions[key] = append(positions[key], pos...)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		for key, pos := range positions {
+			want := hub.PartitionForKey(key, 3)
+			for i, p := range pos {
+				require.Equal(t, want, p.Partition)
+				if i > 0 {
+					require.Greater(t, p.Sequence, pos[i-1].Sequence, "sequence numbers of one key increase")
+				}
+			}
+		}
+		total := 0
+		_, parts, err := s.Describe(ctx, name)
+		require.NoError(t, err)
+		for p := range 3 {
+			count := 0
+			for _, pos := range positions {
+				if pos[0].Partition == p {
+					count += len(pos)
+				}
+			}
+			evs := readAll(t, s, name, p, hub.Start{Kind: hub.StartEarliest}, count)
+			require.Len(t, evs, count)
+			next := map[string]int{}
+			for i, e := range evs {
+				if i > 0 {
+					require.Greater(t, e.Sequence, evs[i-1].Sequence)
+				}
+				require.Equal(t, p, e.Partition)
+				n := next[e.PartitionKey]
+				require.Equal(t, fmt.Sprintf("%s/%d", e.PartitionKey, n), string(e.Body), "per-key order")
+				require.Equal(t, fmt.Sprint(n), e.Properties["n"])
+				require.False(t, e.EnqueuedTime.IsZero())
+				next[e.PartitionKey] = n + 1
+			}
+			if count > 0 {
+				require.Equal(t, evs[len(evs)-1].Sequence, parts[p].LastSequence)
+			}
+			total += count
+		}
+		require.Equal(t, publishers*perPublisher, total)
+	})
+}
+
+func TestPublishPacksEventsIntoRecords(t *testing.T) {
+	t.Parallel()
+	eng := enginetest.Embedded(t)
+	s, name := setup(t, eng, hub.Config{Partitions: 1})
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			for range 20 {
+				_, err := s.Publish(context.Background(), name, []hub.Event{{Body: []byte("e")}})
+				require.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	_, parts, err := s.Describe(context.Background(), name)
+	require.NoError(t, err)
+	require.Less(t, parts[0].Records, uint64(1000), "concurrent publishes must share records")
+	require.Len(t, readAll(t, s, name, 0, hub.Start{Kind: hub.StartEarliest}, 1000), 1000)
+}
+
+func TestPublishSplitsLargeCallsAcrossRecords(t *testing.T) {
+	t.Parallel()
+	eng := enginetest.Embedded(t)
+	ctx := context.Background()
+	s, err := hub.Open(ctx, eng.JS, eng.MaxPayload(), hub.Options{MaxRecordBytes: 4096})
+	require.NoError(t, err)
+	defer s.Close()
+	name := enginetest.Name("split")
+	_, err = s.Create(ctx, hub.Config{Name: name, Partitions: 1})
+	require.NoError(t, err)
+	batch := make([]hub.Event, 100)
+	for i := range batch {
+		batch[i] = hub.Event{Body: make([]byte, 300)}
+		batch[i].Body[0] = byte(i)
+	}
+	pos, err := s.Publish(ctx, name, batch)
+	require.NoError(t, err)
+	_, parts, err := s.Describe(ctx, name)
+	require.NoError(t, err)
+	require.Greater(t, parts[0].Records, uint64(5))
+	evs := readAll(t, s, name, 0, hub.Start{Kind: hub.StartEarliest}, 100)
+	for i, e := range evs {
+		require.Equal(t, byte(i), e.Body[0])
+		require.Equal(t, pos[i].Sequence, e.Sequence)
+	}
+}
+
+func TestPublishRejectsBadEventsAndWritesNothing(t *testing.T) {
+	t.Parallel()
+	eng := enginetest.Embedded(t)
+	ctx := context.Background()
+	s, err := hub.Open(ctx, eng.JS, eng.MaxPayload(), hub.Options{MaxEventBytes: 1000})
+	require.NoError(t, err)
+	defer s.Close()
+	name := enginetest.Name("bad")
+	_, err = s.Create(ctx, hub.Config{Name: name, Partitions: 2})
+	require.NoError(t, err)
+
+	_, err = s.Publish(ctx, name, []hub.Event{{Body: []byte("ok")}, {Body: make([]byte, 1001)}})
+	require.ErrorIs(t, err, hub.ErrTooLarge)
+	require.ErrorContains(t, err, "event 1 is 1001 bytes, the limit is 1000")
+	_, err = s.Publish(ctx, name, []hub.Event{{Body: []byte("ok")}, {Body: []byte("x"), Partition: 2, HasPartition: true}})
+	require.ErrorIs(t, err, hub.ErrInvalid)
+	_, err = s.Publish(ctx, "no-such-hub", []hub.Event{{Body: []byte("x")}})
+	require.ErrorIs(t, err, hub.ErrNotFound)
+
+	_, parts, err := s.Describe(ctx, name)
+	require.NoError(t, err)
+	for _, p := range parts {
+		require.Zero(t, p.Records, "a rejected publish must write nothing")
+	}
+}
+
+func TestReaderStartPositions(t *testing.T) {
+	t.Parallel()
+	eng := enginetest.Embedded(t)
+	ctx := context.Background()
+	s, name := setup(t, eng, hub.Config{Partitions: 1})
+	var all []hub.Position
+	for i := range 5 {
+		pos, err := s.Publish(ctx, name, []hub.Event{{Body: fmt.Appendf(nil, "a%d", i)}, {Body: fmt.Appendf(nil, "b%d", i)}})
+		require.NoError(t, err)
+		all = append(all, pos...)
+	}
+	mid := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	pos, err := s.Publish(ctx, name, []hub.Event{{Body: []byte("late")}})
+	require.NoError(t, err)
+	all = append(all, pos...)
+
+	// After a sequence in the middle of a record: the rest of that record.
+	evs := readAll(t, s, name, 0, hub.Start{Kind: hub.StartAfter, After: all[2].Sequence}, 8)
+	require.Equal(t, "b1", string(evs[0].Body))
+	require.Equal(t, all[3].Sequence, evs[0].Sequence)
+	// After nothing (-1): everything.
+	evs = readAll(t, s, name, 0, hub.Start{Kind: hub.StartAfter, After: -1}, 11)
+	require.Equal(t, "a0", string(evs[0].Body))
+	// From a time.
+	evs = readAll(t, s, name, 0, hub.Start{Kind: hub.StartTime, Time: mid}, 1)
+	require.Equal(t, "late", string(evs[0].Body))
+
+	// Latest: only what is stored after opening.
+	r, err := s.OpenReader(ctx, name, 0, hub.Start{Kind: hub.StartLatest})
+	require.NoError(t, err)
+	defer r.Close()
+	time.Sleep(50 * time.Millisecond)
+	_, err = s.Publish(ctx, name, []hub.Event{{Body: []byte("new")}})
+	require.NoError(t, err)
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	got, err := r.Next(rctx)
+	require.NoError(t, err)
+	require.Equal(t, "new", string(got[0].Body))
+}
+
+func TestCheckpointCompareAndSet(t *testing.T) {
+	t.Parallel()
+	enginetest.Each(t, func(t *testing.T, eng *engine.Engine) {
+		ctx := context.Background()
+		s, name := setup(t, eng, hub.Config{Partitions: 2})
+		cp, rev, err := s.GetCheckpoint(ctx, name, hub.DefaultGroup, 1)
+		require.NoError(t, err)
+		require.Zero(t, rev)
+		require.Equal(t, int64(-1), cp.Sequence)
+
+		rev1, err := s.PutCheckpoint(ctx, name, hub.DefaultGroup, 1, hub.Checkpoint{Sequence: 10, Owner: "a"}, 0)
+		require.NoError(t, err)
+		_, err = s.PutCheckpoint(ctx, name, hub.DefaultGroup, 1, hub.Checkpoint{Sequence: 11, Owner: "b"}, 0)
+		require.ErrorIs(t, err, hub.ErrCheckpointMoved, "create loses against an existing checkpoint")
+		rev2, err := s.PutCheckpoint(ctx, name, hub.DefaultGroup, 1, hub.Checkpoint{Sequence: 20, Owner: "a"}, rev1)
+		require.NoError(t, err)
+		_, err = s.PutCheckpoint(ctx, name, hub.DefaultGroup, 1, hub.Checkpoint{Sequence: 30, Owner: "b"}, rev1)
+		require.ErrorIs(t, err, hub.ErrCheckpointMoved, "a stale revision loses")
+		cp, rev, err = s.GetCheckpoint(ctx, name, hub.DefaultGroup, 1)
+		require.NoError(t, err)
+		require.Equal(t, rev2, rev)
+		require.Equal(t, int64(20), cp.Sequence)
+		// Groups are independent.
+		cp, _, err = s.GetCheckpoint(ctx, name, "other", 1)
+		require.NoError(t, err)
+		require.Equal(t, int64(-1), cp.Sequence)
+	})
+}
+
+func TestReplayAndLag(t *testing.T) {
+	t.Parallel()
+	enginetest.Each(t, func(t *testing.T, eng *engine.Engine) {
+		ctx := context.Background()
+		s, name := setup(t, eng, hub.Config{Partitions: 1})
+		var pos []hub.Position
+		var mid time.Time
+		for i := range 10 {
+			if i == 6 {
+				time.Sleep(5 * time.Millisecond)
+				mid = time.Now()
+				time.Sleep(5 * time.Millisecond)
+			}
+			p, err := s.Publish(ctx, name, []hub.Event{{Body: []byte{byte(i)}}, {Body: []byte{byte(i)}}})
+			require.NoError(t, err)
+			pos = append(pos, p...)
+		}
+		lag, err := s.GroupLag(ctx, name, hub.DefaultGroup)
+		require.NoError(t, err)
+		require.Equal(t, int64(20), lag[0].Events)
+		require.Equal(t, int64(10), lag[0].Records)
+		require.Equal(t, pos[19].Sequence, lag[0].LastSequence)
+
+		_, err = s.PutCheckpoint(ctx, name, hub.DefaultGroup, 0, hub.Checkpoint{Sequence: pos[14].Sequence}, 0)
+		require.NoError(t, err)
+		lag, err = s.GroupLag(ctx, name, hub.DefaultGroup)
+		require.NoError(t, err)
+		require.Equal(t, int64(5), lag[0].Events, "exact count from the middle of a record")
+
+		res, err := s.Replay(ctx, name, hub.DefaultGroup, hub.ReplayTarget{Time: mid}, 0)
+		require.NoError(t, err)
+		require.Equal(t, []hub.ReplayResult{{Partition: 0, Before: pos[14].Sequence, After: pos[12].Sequence - 1}}, res)
+		lag, err = s.GroupLag(ctx, name, hub.DefaultGroup)
+		require.NoError(t, err)
+		require.Equal(t, int64(8), lag[0].Events)
+
+		_, err = s.Replay(ctx, name, hub.DefaultGroup, hub.ReplayTarget{Sequences: map[int]int64{0: pos[3].Sequence}}, 0)
+		require.NoError(t, err)
+		lag, err = s.GroupLag(ctx, name, hub.DefaultGroup)
+		require.NoError(t, err)
+		require.Equal(t, int64(17), lag[0].Events)
+
+		_, err = s.Replay(ctx, name, hub.DefaultGroup, hub.ReplayTarget{Earliest: true}, 0)
+		require.NoError(t, err)
+		lag, err = s.GroupLag(ctx, name, hub.DefaultGroup)
+		require.NoError(t, err)
+		require.Equal(t, int64(20), lag[0].Events)
+
+		_, err = s.Replay(ctx, name, hub.DefaultGroup, hub.ReplayTarget{}, 0)
+		require.ErrorIs(t, err, hub.ErrInvalid)
+		_, err = s.Replay(ctx, name, hub.DefaultGroup, hub.ReplayTarget{Sequences: map[int]int64{5: 1}}, 0)
+		require.ErrorIs(t, err, hub.ErrInvalid)
+		_, err = s.Replay(ctx, name, "bad group!", hub.ReplayTarget{Earliest: true}, 0)
+		require.ErrorIs(t, err, hub.ErrInvalid)
+	})
+}

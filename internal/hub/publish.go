@@ -1,0 +1,354 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Position is where an event was stored.
+type Position struct {
+	Partition int   `json:"partition"`
+	Sequence  int64 `json:"sequence"`
+}
+
+// HeaderEvents is the NATS header carrying a record's event count, so that
+// lag can be counted from headers alone.
+const HeaderEvents = "Sluice-Events"
+
+// hubState is what publishing needs to know about a hub, cached.
+type hubState struct {
+	info    Info
+	parts   []*batcher
+	rr      atomic.Uint32
+	deleted atomic.Bool
+	startMu sync.Mutex
+}
+
+func (s *Service) state(ctx context.Context, name string) (*hubState, error) {
+	s.mu.Lock()
+	st := s.cache[name]
+	s.mu.Unlock()
+	if st != nil {
+		return st, nil
+	}
+	info, err := s.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st = s.cache[name]; st == nil {
+		st = &hubState{info: info, parts: make([]*batcher, info.Partitions)}
+		s.cache[name] = st
+	}
+	return st, nil
+}
+
+// forget drops a hub from the cache; its batchers stop once idle.
+func (s *Service) forget(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.cache[name]; st != nil {
+		st.deleted.Store(true)
+		delete(s.cache, name)
+	}
+}
+
+func (s *Service) batcher(st *hubState, p int) *batcher {
+	st.startMu.Lock()
+	defer st.startMu.Unlock()
+	if b := st.parts[p]; b != nil {
+		return b
+	}
+	b := &batcher{
+		s:      s,
+		hub:    st.info.Name,
+		stream: StreamName(st.info.Name, p),
+		subj:   subject(st.info.Name, p),
+		p:      p,
+		in:     make(chan piece, 1024),
+		acks:   make(chan *sentRecord, 256),
+	}
+	st.parts[p] = b
+	s.wg.Add(2)
+	go b.run()
+	go b.ack()
+	return b
+}
+
+// call is one Publish call waiting for its events to be stored.
+type call struct {
+	pos       []Position
+	remaining atomic.Int64
+	done      chan struct{}
+	errMu     sync.Mutex
+	err       error
+}
+
+func (c *call) finish(n int, err error) {
+	if err != nil {
+		c.errMu.Lock()
+		if c.err == nil {
+			c.err = err
+		}
+		c.errMu.Unlock()
+	}
+	if c.remaining.Add(-int64(n)) == 0 {
+		close(c.done)
+	}
+}
+
+// piece is a run of one call's events bound for one partition.
+type piece struct {
+	c      *call
+	events []*Event
+	idx    []int32 // index of each event in c.pos
+}
+
+// Publish stores events in the hub and returns their positions, in the order
+// given. It returns once every event is stored under the server's sync
+// setting. Events with a partition key go to the key's partition; events with
+// neither key nor explicit partition go, all together, to the next partition
+// in turn. Every event is validated before any is written: on a validation
+// error nothing is stored. Publish does not retain events after it returns.
+func (s *Service) Publish(ctx context.Context, name string, events []Event) ([]Position, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	st, err := s.state(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	n := st.info.Partitions
+	target := make([]int32, len(events))
+	rr := -1
+	single := true
+	for i := range events {
+		e := &events[i]
+		if size := e.Size(); size > s.opts.MaxEventBytes {
+			return nil, fmt.Errorf("%w: event %d is %d bytes, the limit is %d bytes: split it or store the payload elsewhere and send a reference", ErrTooLarge, i, size, s.opts.MaxEventBytes)
+		}
+		switch {
+		case e.HasPartition:
+			if e.Partition < 0 || e.Partition >= n {
+				return nil, fmt.Errorf("%w partition %d for event %d: hub %s has partitions 0 to %d", ErrInvalid, e.Partition, i, name, n-1)
+			}
+			target[i] = int32(e.Partition)
+		case e.PartitionKey != "":
+			target[i] = int32(PartitionForKey(e.PartitionKey, n))
+		default:
+			if rr < 0 {
+				rr = int(st.rr.Add(1) % uint32(n))
+			}
+			target[i] = int32(rr)
+		}
+		if target[i] != target[0] {
+			single = false
+		}
+	}
+	c := &call{pos: make([]Position, len(events)), done: make(chan struct{})}
+	c.remaining.Store(int64(len(events)))
+	var pieces map[int32]*piece
+	if single {
+		pc := &piece{c: c, events: make([]*Event, len(events)), idx: make([]int32, len(events))}
+		for i := range events {
+			pc.events[i], pc.idx[i] = &events[i], int32(i)
+		}
+		pieces = map[int32]*piece{target[0]: pc}
+	} else {
+		pieces = make(map[int32]*piece)
+		for i := range events {
+			pc := pieces[target[i]]
+			if pc == nil {
+				pc = &piece{c: c}
+				pieces[target[i]] = pc
+			}
+			pc.events = append(pc.events, &events[i])
+			pc.idx = append(pc.idx, int32(i))
+		}
+	}
+	for p, pc := range pieces {
+		b := s.batcher(st, int(p))
+		select {
+		case b.in <- *pc:
+		case <-ctx.Done():
+			// Pieces already handed over are still stored; the caller only
+			// learns that the publish did not complete.
+			return nil, fmt.Errorf("hub: publish to %s: %w", name, ctx.Err())
+		case <-s.done:
+			return nil, errors.New("hub: service is closing")
+		}
+	}
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("hub: publish to %s: %w", name, ctx.Err())
+	}
+	if c.err != nil {
+		if errors.Is(c.err, ErrNotFound) {
+			s.forget(name)
+		}
+		return nil, c.err
+	}
+	return c.pos, nil
+}
+
+// batcher packs the pieces sent to one partition into records.
+type batcher struct {
+	s        *Service
+	hub      string
+	stream   string
+	subj     string
+	p        int
+	in       chan piece
+	acks     chan *sentRecord
+	inflight atomic.Int32
+
+	cur      []piece
+	curBytes int
+	curCount int
+}
+
+type sentRecord struct {
+	fut    jetstream.PubAckFuture
+	err    error
+	pieces []piece
+}
+
+func (b *batcher) run() {
+	defer b.s.wg.Done()
+	defer close(b.acks)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	for {
+		select {
+		case pc := <-b.in:
+			b.add(pc)
+		case <-b.s.done:
+			b.drain()
+			b.flush()
+			return
+		}
+		if b.inflight.Load() == 0 {
+			// Nothing in flight: store what is queued right away, so an
+			// idle partition adds no linger to a publish.
+			b.drain()
+			b.flush()
+			continue
+		}
+		linger.Reset(b.s.opts.Linger)
+	collect:
+		for b.curCount > 0 {
+			select {
+			case pc := <-b.in:
+				b.add(pc)
+			case <-linger.C:
+				break collect
+			case <-b.s.done:
+				break collect
+			}
+		}
+		linger.Stop()
+		b.flush()
+	}
+}
+
+func (b *batcher) drain() {
+	for {
+		select {
+		case pc := <-b.in:
+			b.add(pc)
+		default:
+			return
+		}
+	}
+}
+
+// add appends a piece to the current record, storing records as they fill.
+func (b *batcher) add(pc piece) {
+	maxBytes := b.s.opts.MaxRecordBytes
+	for len(pc.events) > 0 {
+		fit := 0
+		for fit < len(pc.events) && b.curCount+fit < MaxEventsPerRecord {
+			e := pc.events[fit]
+			sz := e.Size() + recordOverhead(e)
+			if b.curCount+fit > 0 && b.curBytes+sz > maxBytes {
+				break
+			}
+			b.curBytes += sz
+			fit++
+		}
+		if fit == 0 {
+			b.flush()
+			continue
+		}
+		b.cur = append(b.cur, piece{c: pc.c, events: pc.events[:fit], idx: pc.idx[:fit]})
+		b.curCount += fit
+		pc.events, pc.idx = pc.events[fit:], pc.idx[fit:]
+		if len(pc.events) > 0 {
+			b.flush()
+		}
+	}
+	if b.curCount >= MaxEventsPerRecord || b.curBytes >= maxBytes {
+		b.flush()
+	}
+}
+
+func (b *batcher) flush() {
+	if b.curCount == 0 {
+		return
+	}
+	events := make([]*Event, 0, b.curCount)
+	for _, pc := range b.cur {
+		events = append(events, pc.events...)
+	}
+	data := appendRecord(make([]byte, 0, recordHeaderMax+b.curBytes), time.Now(), events)
+	msg := &nats.Msg{Subject: b.subj, Data: data, Header: nats.Header{HeaderEvents: []string{strconv.Itoa(b.curCount)}}}
+	fut, err := b.s.js.PublishMsgAsync(msg, jetstream.WithExpectStream(b.stream))
+	b.inflight.Add(1)
+	b.acks <- &sentRecord{fut: fut, err: err, pieces: b.cur}
+	b.cur, b.curBytes, b.curCount = nil, 0, 0
+}
+
+// ack completes the calls of stored records, in the order they were sent.
+func (b *batcher) ack() {
+	defer b.s.wg.Done()
+	for sr := range b.acks {
+		var seq uint64
+		err := sr.err
+		if err == nil {
+			select {
+			case a := <-sr.fut.Ok():
+				seq = a.Sequence
+			case err = <-sr.fut.Err():
+			}
+		}
+		if err != nil {
+			err = b.publishError(err)
+		}
+		i := 0
+		for _, pc := range sr.pieces {
+			for j := range pc.events {
+				pc.c.pos[pc.idx[j]] = Position{Partition: b.p, Sequence: SequenceOf(seq, i)}
+				i++
+			}
+			pc.c.finish(len(pc.events), err)
+		}
+		b.inflight.Add(-1)
+	}
+}
+
+func (b *batcher) publishError(err error) error {
+	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("%w: %s (partition %d is gone)", ErrNotFound, b.hub, b.p)
+	}
+	return fmt.Errorf("hub: store record in %s partition %d: %w", b.hub, b.p, err)
+}
