@@ -56,11 +56,11 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Msg }
 
-func badRequest(format string, args ...any) *Error {
+func invalidRequestf(format string, args ...any) *Error {
 	return &Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf(format, args...)}
 }
 
-func tooLarge(format string, args ...any) *Error {
+func tooLargef(format string, args ...any) *Error {
 	return &Error{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf(format, args...)}
 }
 
@@ -139,14 +139,14 @@ func ParseEvents(contentType string, header http.Header, query url.Values, body 
 			e.Partition, e.HasPartition = place.partition, true
 		}
 		if n := e.Size(); n > lim.MaxEventBytes {
-			return nil, tooLarge("event %d is %d bytes (body, partition key and properties), over the limit of %d bytes: send smaller events", i, n, lim.MaxEventBytes)
+			return nil, tooLargef("event %d is %d bytes (body, partition key and properties), over the limit of %d bytes: send smaller events", i, n, lim.MaxEventBytes)
 		}
 	}
 	return events, nil
 }
 
 func tooManyEvents(lim Limits) *Error {
-	return tooLarge("more than %d events in one request: split them into several requests", lim.MaxEvents)
+	return tooLargef("more than %d events in one request: split them into several requests", lim.MaxEvents)
 }
 
 // placement is what the query says about where events go.
@@ -162,31 +162,31 @@ func parsePlacement(query url.Values) (placement, error) {
 	parts, hasPart := query["partition"]
 	switch {
 	case hasKey && hasPart:
-		return p, badRequest("query parameters partition and partitionKey are both given: give one (an explicit partition, or a key that picks it)")
+		return p, invalidRequestf("query parameters partition and partitionKey are both given: give one (an explicit partition, or a key that picks it)")
 	case hasKey:
 		if len(keys) != 1 {
-			return p, badRequest("query parameter partitionKey is given %d times: give it once", len(keys))
+			return p, invalidRequestf("query parameter partitionKey is given %d times: give it once", len(keys))
 		}
 		if keys[0] == "" {
-			return p, badRequest("query parameter partitionKey is empty: give a key or leave it out")
+			return p, invalidRequestf("query parameter partitionKey is empty: give a key or leave it out")
 		}
 		p.key = keys[0]
 	case hasPart:
 		if len(parts) != 1 {
-			return p, badRequest("query parameter partition is given %d times: give it once", len(parts))
+			return p, invalidRequestf("query parameter partition is given %d times: give it once", len(parts))
 		}
 		n, err := strconv.ParseUint(parts[0], 10, 31)
 		if err != nil {
-			return p, badRequest("query parameter partition must be a non-negative integer, got %q", parts[0])
+			return p, invalidRequestf("query parameter partition must be a non-negative integer, got %q", parts[0])
 		}
 		p.partition, p.hasPartition = int(n), true
 	}
 	return p, nil
 }
 
-// mediaType returns the lowercased media type of a Content-Type value,
+// mediaTypeOf returns the lowercased media type of a Content-Type value,
 // without parameters.
-func mediaType(contentType string) string {
+func mediaTypeOf(contentType string) string {
 	mt, _, _ := strings.Cut(contentType, ";")
 	return strings.ToLower(strings.TrimSpace(mt))
 }
@@ -194,7 +194,7 @@ func mediaType(contentType string) string {
 func decodeBody(contentType string, header http.Header, body []byte, lim Limits) ([]hub.Event, error) {
 	// Structured and batched modes are told by the Content-Type alone and win
 	// over ce- headers (HTTP binding, section 3).
-	switch mt := mediaType(contentType); {
+	switch mt := mediaTypeOf(contentType); {
 	case mt == mediaCloudEvent:
 		return decodeCloudEvent(body)
 	case mt == mediaCloudBatch:
@@ -202,7 +202,7 @@ func decodeBody(contentType string, header http.Header, body []byte, lim Limits)
 	case strings.HasPrefix(mt, cloudEventsPrefix):
 		return nil, &Error{Status: http.StatusUnsupportedMediaType, Msg: fmt.Sprintf(
 			"unsupported CloudEvents format %q: send application/cloudevents+json, application/cloudevents-batch+json or binary mode", mt)}
-	case hasHeader(header, "ce-specversion"):
+	case hasHeaderFold(header, "ce-specversion"):
 		ev, err := decodeBinaryCloudEvent(contentType, header, body)
 		if err != nil {
 			return nil, err
@@ -214,7 +214,7 @@ func decodeBody(contentType string, header http.Header, body []byte, lim Limits)
 		return decodeNDJSON(body, lim)
 	case mt == mediaOctetStream || mt == mediaText:
 		if len(body) == 0 {
-			return nil, badRequest("the body is empty: a %s request carries one event, the body", mt)
+			return nil, invalidRequestf("the body is empty: a %s request carries one event, the body", mt)
 		}
 		return []hub.Event{{Body: body}}, nil
 	case mt == "":
@@ -224,7 +224,7 @@ func decodeBody(contentType string, header http.Header, body []byte, lim Limits)
 	}
 }
 
-func hasHeader(header http.Header, lowerName string) bool {
+func hasHeaderFold(header http.Header, lowerName string) bool {
 	for name := range header {
 		if strings.EqualFold(name, lowerName) {
 			return true
@@ -238,20 +238,20 @@ func decodeJSON(body []byte, lim Limits) ([]hub.Event, error) {
 	if err := checkJSON(body); err != nil {
 		return nil, err
 	}
-	v := trimSpace(body)
+	v := trimJSONSpace(body)
 	switch v[0] {
 	case '{':
 		return []hub.Event{{Body: v}}, nil
 	case '[':
 	default:
-		return nil, badRequest("application/json carries a JSON array of events or one JSON object, got a JSON %s", jsonKind(v[0]))
+		return nil, invalidRequestf("application/json carries a JSON array of events or one JSON object, got a JSON %s", jsonKind(v[0]))
 	}
 	elems, err := arrayElements(v, lim)
 	if err != nil {
 		return nil, err
 	}
 	if len(elems) == 0 {
-		return nil, badRequest("no events: the JSON array is empty")
+		return nil, invalidRequestf("no events: the JSON array is empty")
 	}
 	events := make([]hub.Event, len(elems))
 	for i, el := range elems {
@@ -273,18 +273,18 @@ func decodeNDJSON(body []byte, lim Limits) ([]hub.Event, error) {
 		raw := body[start:end]
 		lineStart := start
 		start = end + 1
-		v := trimSpace(raw)
+		v := trimJSONSpace(raw)
 		if len(v) == 0 {
 			continue
 		}
-		offset := lineStart + (len(raw) - len(trimLeftSpace(raw)))
+		offset := lineStart + (len(raw) - len(trimLeftJSONSpace(raw)))
 		idx := len(events)
 		if !json.Valid(v) {
 			pos, msg := syntaxError(v)
-			return nil, badRequest("line %d (event %d): invalid JSON at byte offset %d: %s", line, idx, offset+pos, msg)
+			return nil, invalidRequestf("line %d (event %d): invalid JSON at byte offset %d: %s", line, idx, offset+pos, msg)
 		}
 		if pos := invalidUTF8(v); pos >= 0 {
-			return nil, badRequest("line %d (event %d): invalid UTF-8 at byte offset %d: JSON must be UTF-8", line, idx, offset+pos)
+			return nil, invalidRequestf("line %d (event %d): invalid UTF-8 at byte offset %d: JSON must be UTF-8", line, idx, offset+pos)
 		}
 		if idx == lim.MaxEvents {
 			return nil, tooManyEvents(lim)
@@ -292,7 +292,7 @@ func decodeNDJSON(body []byte, lim Limits) ([]hub.Event, error) {
 		events = append(events, hub.Event{Body: v})
 	}
 	if len(events) == 0 {
-		return nil, badRequest("no events: the body has no non-empty line")
+		return nil, invalidRequestf("no events: the body has no non-empty line")
 	}
 	return events, nil
 }
@@ -302,17 +302,17 @@ func decodeCloudEvent(body []byte) ([]hub.Event, error) {
 	if err := checkJSON(body); err != nil {
 		return nil, err
 	}
-	v := trimSpace(body)
+	v := trimJSONSpace(body)
 	if v[0] != '{' {
 		hint := ""
 		if v[0] == '[' {
 			hint = ": for an array of events use Content-Type application/cloudevents-batch+json"
 		}
-		return nil, badRequest("application/cloudevents+json carries one CloudEvent as a JSON object, got a JSON %s%s", jsonKind(v[0]), hint)
+		return nil, invalidRequestf("application/cloudevents+json carries one CloudEvent as a JSON object, got a JSON %s%s", jsonKind(v[0]), hint)
 	}
 	ev, err := structuredCloudEvent(v)
 	if err != nil {
-		return nil, badRequest("event 0: %v", err)
+		return nil, invalidRequestf("event 0: %v", err)
 	}
 	return []hub.Event{ev}, nil
 }
@@ -322,13 +322,13 @@ func decodeCloudEventBatch(body []byte, lim Limits) ([]hub.Event, error) {
 	if err := checkJSON(body); err != nil {
 		return nil, err
 	}
-	v := trimSpace(body)
+	v := trimJSONSpace(body)
 	if v[0] != '[' {
 		hint := ""
 		if v[0] == '{' {
 			hint = ": for a single event use Content-Type application/cloudevents+json"
 		}
-		return nil, badRequest("application/cloudevents-batch+json carries a JSON array of CloudEvents, got a JSON %s%s", jsonKind(v[0]), hint)
+		return nil, invalidRequestf("application/cloudevents-batch+json carries a JSON array of CloudEvents, got a JSON %s%s", jsonKind(v[0]), hint)
 	}
 	elems, err := arrayElements(v, lim)
 	if err != nil {
@@ -337,10 +337,10 @@ func decodeCloudEventBatch(body []byte, lim Limits) ([]hub.Event, error) {
 	events := make([]hub.Event, len(elems))
 	for i, el := range elems {
 		if el[0] != '{' {
-			return nil, badRequest("event %d: a CloudEvent is a JSON object, got a JSON %s", i, jsonKind(el[0]))
+			return nil, invalidRequestf("event %d: a CloudEvent is a JSON object, got a JSON %s", i, jsonKind(el[0]))
 		}
 		if events[i], err = structuredCloudEvent(el); err != nil {
-			return nil, badRequest("event %d: %v", i, err)
+			return nil, invalidRequestf("event %d: %v", i, err)
 		}
 	}
 	return events, nil
@@ -407,7 +407,7 @@ func structuredCloudEvent(obj []byte) (hub.Event, error) {
 	if err := checkAttributes(attrs); err != nil {
 		return hub.Event{}, err
 	}
-	ev := hub.Event{Properties: properties(attrs), PartitionKey: attrs["partitionkey"]}
+	ev := hub.Event{Properties: ceProperties(attrs), PartitionKey: attrs["partitionkey"]}
 	switch {
 	case data64 != nil:
 		if data64[0] != '"' {
@@ -467,21 +467,21 @@ func decodeBinaryCloudEvent(contentType string, header http.Header, body []byte)
 	for _, name := range names {
 		attr := strings.ToLower(name[3:])
 		if !validAttributeName(attr) {
-			return hub.Event{}, badRequest("header %s: %q is not a CloudEvents attribute name (lowercase letters a-z and digits 0-9)", name, attr)
+			return hub.Event{}, invalidRequestf("header %s: %q is not a CloudEvents attribute name (lowercase letters a-z and digits 0-9)", name, attr)
 		}
 		if attr == "datacontenttype" {
-			return hub.Event{}, badRequest("header %s: in binary mode the data's media type goes in Content-Type, not in a ce-datacontenttype header", name)
+			return hub.Event{}, invalidRequestf("header %s: in binary mode the data's media type goes in Content-Type, not in a ce-datacontenttype header", name)
 		}
 		if _, dup := attrs[attr]; dup {
-			return hub.Event{}, badRequest("header ce-%s is given twice: give each attribute once", attr)
+			return hub.Event{}, invalidRequestf("header ce-%s is given twice: give each attribute once", attr)
 		}
 		values := header[name]
 		if len(values) != 1 {
-			return hub.Event{}, badRequest("header %s is given %d times: give each attribute once", name, len(values))
+			return hub.Event{}, invalidRequestf("header %s is given %d times: give each attribute once", name, len(values))
 		}
 		v, err := decodeHeaderValue(values[0])
 		if err != nil {
-			return hub.Event{}, badRequest("header %s: %v", name, err)
+			return hub.Event{}, invalidRequestf("header %s: %v", name, err)
 		}
 		attrs[attr] = v
 	}
@@ -489,9 +489,9 @@ func decodeBinaryCloudEvent(contentType string, header http.Header, body []byte)
 		attrs["datacontenttype"] = ct
 	}
 	if err := checkAttributes(attrs); err != nil {
-		return hub.Event{}, badRequest("event 0: %v", err)
+		return hub.Event{}, invalidRequestf("event 0: %v", err)
 	}
-	return hub.Event{Body: body, Properties: properties(attrs), PartitionKey: attrs["partitionkey"]}, nil
+	return hub.Event{Body: body, Properties: ceProperties(attrs), PartitionKey: attrs["partitionkey"]}, nil
 }
 
 // decodeHeaderValue decodes a binary-mode attribute header value: first
@@ -571,7 +571,7 @@ func checkAttributes(attrs map[string]string) error {
 	return nil
 }
 
-func properties(attrs map[string]string) map[string]string {
+func ceProperties(attrs map[string]string) map[string]string {
 	props := make(map[string]string, len(attrs))
 	for name, v := range attrs {
 		props[PropertyPrefix+name] = v
@@ -596,7 +596,7 @@ func validAttributeName(name string) bool {
 // isJSONMediaType reports whether a datacontenttype declares JSON data:
 // */json or */*+json (JSON event format, section 3.1).
 func isJSONMediaType(contentType string) bool {
-	_, sub, _ := strings.Cut(mediaType(contentType), "/")
+	_, sub, _ := strings.Cut(mediaTypeOf(contentType), "/")
 	return sub == "json" || strings.HasSuffix(sub, "+json")
 }
 
@@ -604,24 +604,24 @@ func isJSONMediaType(contentType string) bool {
 // where it goes wrong: the byte offset and, inside a top-level array, the
 // index of the event.
 func checkJSON(body []byte) error {
-	if len(trimSpace(body)) == 0 {
-		return badRequest("no events: the body is empty")
+	if len(trimJSONSpace(body)) == 0 {
+		return invalidRequestf("no events: the body is empty")
 	}
 	if !json.Valid(body) {
 		pos, msg := syntaxError(body)
 		if idx, ok := elementAt(body, pos); ok {
-			return badRequest("event %d: invalid JSON at byte offset %d: %s", idx, pos, msg)
+			return invalidRequestf("event %d: invalid JSON at byte offset %d: %s", idx, pos, msg)
 		}
-		return badRequest("invalid JSON at byte offset %d: %s", pos, msg)
+		return invalidRequestf("invalid JSON at byte offset %d: %s", pos, msg)
 	}
 	// encoding/json lets invalid UTF-8 through in strings (and would replace
 	// it with U+FFFD when decoding); JSON text must be UTF-8 (RFC 8259), and
 	// bodies are passed on as sent, so reject it.
 	if pos := invalidUTF8(body); pos >= 0 {
 		if idx, ok := elementAt(body, pos); ok {
-			return badRequest("event %d: invalid UTF-8 at byte offset %d: JSON must be UTF-8", idx, pos)
+			return invalidRequestf("event %d: invalid UTF-8 at byte offset %d: JSON must be UTF-8", idx, pos)
 		}
-		return badRequest("invalid UTF-8 at byte offset %d: JSON must be UTF-8", pos)
+		return invalidRequestf("invalid UTF-8 at byte offset %d: JSON must be UTF-8", pos)
 	}
 	return nil
 }
@@ -666,7 +666,7 @@ func invalidUTF8(b []byte) int {
 // exact bytes of the value, failing with 413 past lim.MaxEvents.
 func arrayElements(arr []byte, lim Limits) ([][]byte, error) {
 	var elems [][]byte
-	i := skipSpace(arr, 1)
+	i := skipJSONSpace(arr, 1)
 	if arr[i] == ']' {
 		return elems, nil
 	}
@@ -676,17 +676,17 @@ func arrayElements(arr []byte, lim Limits) ([][]byte, error) {
 			return nil, tooManyEvents(lim)
 		}
 		elems = append(elems, arr[i:end])
-		i = skipSpace(arr, end)
+		i = skipJSONSpace(arr, end)
 		if arr[i] == ']' {
 			return elems, nil
 		}
-		i = skipSpace(arr, i+1) // past ','
+		i = skipJSONSpace(arr, i+1) // past ','
 	}
 }
 
 // objectMembers calls fn with each member of the valid JSON object obj.
 func objectMembers(obj []byte, fn func(name string, val []byte) error) error {
-	i := skipSpace(obj, 1)
+	i := skipJSONSpace(obj, 1)
 	if obj[i] == '}' {
 		return nil
 	}
@@ -696,37 +696,38 @@ func objectMembers(obj []byte, fn func(name string, val []byte) error) error {
 		if err != nil {
 			return err
 		}
-		i = skipSpace(obj, keyEnd) // at ':'
-		i = skipSpace(obj, i+1)    // at the value
+		i = skipJSONSpace(obj, keyEnd) // at ':'
+		i = skipJSONSpace(obj, i+1)    // at the value
 		end := valueEnd(obj, i)
 		if err := fn(name, obj[i:end]); err != nil {
 			return err
 		}
-		i = skipSpace(obj, end)
+		i = skipJSONSpace(obj, end)
 		if obj[i] == '}' {
 			return nil
 		}
-		i = skipSpace(obj, i+1) // past ','
+		i = skipJSONSpace(obj, i+1) // past ','
 	}
 }
 
 // elementAt returns the index of the top-level array element that byte
 // offset pos of body falls in (or right after), walking only body[:pos],
-// which is valid JSON so far. ok is false when body is not an array or pos
-// is outside its elements. A top-level object is event 0.
+// which is valid JSON so far. ok is false when pos is outside the events
+// (before or after the array or object). A top-level object is event 0.
 func elementAt(body []byte, pos int) (idx int, ok bool) {
 	p := body[:min(pos, len(body))]
-	i := skipSpace(p, 0)
+	i := skipJSONSpace(p, 0)
 	if i >= len(p) {
 		return 0, false
 	}
 	if p[i] == '{' {
-		return 0, true
+		_, closed := compoundEnd(p, i)
+		return 0, !closed // inside the object, not after it
 	}
 	if p[i] != '[' {
 		return 0, false
 	}
-	i = skipSpace(p, i+1)
+	i = skipJSONSpace(p, i+1)
 	for i < len(p) {
 		if p[i] == ']' {
 			return 0, false
@@ -735,7 +736,7 @@ func elementAt(body []byte, pos int) (idx int, ok bool) {
 		if end >= len(p) || end == i {
 			return idx, true
 		}
-		i = skipSpace(p, end)
+		i = skipJSONSpace(p, end)
 		if i >= len(p) {
 			return idx, true
 		}
@@ -743,7 +744,7 @@ func elementAt(body []byte, pos int) (idx int, ok bool) {
 			return idx, p[i] != ']'
 		}
 		idx++
-		i = skipSpace(p, i+1)
+		i = skipJSONSpace(p, i+1)
 	}
 	return idx, true
 }
@@ -754,21 +755,8 @@ func valueEnd(b []byte, i int) int {
 	case '"':
 		return stringEnd(b, i)
 	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				j = stringEnd(b, j) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return len(b)
+		end, _ := compoundEnd(b, i)
+		return end
 	default: // number, true, false, null
 		j := i
 		for j < len(b) && !isDelimiter(b[j]) {
@@ -776,6 +764,26 @@ func valueEnd(b []byte, i int) int {
 		}
 		return j
 	}
+}
+
+// compoundEnd returns the offset just past the object or array starting at
+// b[i], and whether it is closed within b.
+func compoundEnd(b []byte, i int) (end int, closed bool) {
+	depth := 0
+	for j := i; j < len(b); j++ {
+		switch b[j] {
+		case '"':
+			j = stringEnd(b, j) - 1
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return j + 1, true
+			}
+		}
+	}
+	return len(b), false
 }
 
 // stringEnd returns the offset just past the JSON string starting at b[i].
@@ -799,25 +807,25 @@ func isDelimiter(c byte) bool {
 	return false
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && isSpace(b[i]) {
+func skipJSONSpace(b []byte, i int) int {
+	for i < len(b) && isJSONSpace(b[i]) {
 		i++
 	}
 	return i
 }
 
-// trimSpace trims JSON whitespace (not Unicode spaces, which JSON does not allow there).
-func trimSpace(b []byte) []byte {
-	b = trimLeftSpace(b)
-	for len(b) > 0 && isSpace(b[len(b)-1]) {
+// trimJSONSpace trims JSON whitespace (not Unicode spaces, which JSON does not allow there).
+func trimJSONSpace(b []byte) []byte {
+	b = trimLeftJSONSpace(b)
+	for len(b) > 0 && isJSONSpace(b[len(b)-1]) {
 		b = b[:len(b)-1]
 	}
 	return b
 }
 
-func trimLeftSpace(b []byte) []byte { return b[skipSpace(b, 0):] }
+func trimLeftJSONSpace(b []byte) []byte { return b[skipJSONSpace(b, 0):] }
 
 // jsonString decodes the JSON string literal s.
 func jsonString(s []byte) (string, error) {

@@ -1,0 +1,446 @@
+// Package gateway is Sluice's HTTP API: ingestion of events (JSON, NDJSON,
+// CloudEvents), hub administration, consumer-group lag and replay, health
+// checks and metrics. Every error answers with a status and a JSON body
+// {"error": "..."} that says what is wrong and what to do; a request that is
+// rejected writes nothing.
+package gateway
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sluicehq/sluice/internal/hub"
+	"github.com/sluicehq/sluice/internal/telemetry"
+)
+
+// Config configures the API server.
+type Config struct {
+	Hubs    *hub.Service
+	Metrics *telemetry.Metrics
+	Logger  *slog.Logger
+	// Ready reports whether the instance is ready to process work.
+	Ready func() bool
+	// MaxEventBytes bounds one event. Default 1 MiB.
+	MaxEventBytes int
+	// MaxRequestBytes bounds an ingestion request body. Default 64 MiB.
+	MaxRequestBytes int64
+	// MaxEvents bounds the events of one request. Default 10000.
+	MaxEvents int
+}
+
+// Server serves the API.
+type Server struct {
+	cfg Config
+	mux *http.ServeMux
+	log *slog.Logger
+}
+
+// NewServer creates the API server.
+func NewServer(cfg Config) *Server {
+	cfg.MaxEventBytes = cmp.Or(cfg.MaxEventBytes, DefaultMaxEventBytes)
+	cfg.MaxRequestBytes = cmp.Or(cfg.MaxRequestBytes, 64<<20)
+	cfg.MaxEvents = cmp.Or(cfg.MaxEvents, DefaultMaxEvents)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = telemetry.NewMetrics()
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger}
+	s.route("GET /healthz", "healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.route("GET /readyz", "readyz", s.ready)
+	s.mux.Handle("GET /metrics", cfg.Metrics.Handler())
+	s.route("GET /api/v1/hubs", "hubs.list", s.listHubs)
+	s.route("POST /api/v1/hubs", "hubs.create", s.createHub)
+	s.route("GET /api/v1/hubs/{hub}", "hubs.describe", s.describeHub)
+	s.route("DELETE /api/v1/hubs/{hub}", "hubs.delete", s.deleteHub)
+	s.route("POST /api/v1/hubs/{hub}/events", "hubs.publish", s.publish)
+	s.route("GET /api/v1/hubs/{hub}/partitions/{partition}/events", "hubs.read", s.read)
+	s.route("GET /api/v1/hubs/{hub}/groups/{group}/lag", "hubs.lag", s.lag)
+	s.route("POST /api/v1/hubs/{hub}/groups/{group}/replay", "hubs.replay", s.replay)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (the API is under /api/v1/)", r.Method, r.URL.Path))
+	})
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (s *Server) route(pattern, name string, h http.HandlerFunc) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		h(sw, r)
+		s.cfg.Metrics.HTTPRequests.WithLabelValues(name, strconv.Itoa(sw.code)).Inc()
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// fail answers with the status that fits err.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var perr *Error
+	switch {
+	case errors.As(err, &perr):
+		writeError(w, perr.Status, perr.Msg)
+	case errors.Is(err, hub.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error()+" (list hubs with GET /api/v1/hubs)")
+	case errors.Is(err, hub.ErrExists):
+		writeError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, hub.ErrTooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
+	case errors.Is(err, hub.ErrInvalid):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client went away; nobody reads the answer.
+	default:
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Ready != nil && !s.cfg.Ready() {
+		writeError(w, http.StatusServiceUnavailable, "not ready: the instance is starting or stopping")
+		return
+	}
+	if _, err := s.cfg.Hubs.List(r.Context()); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "not ready: the engine does not answer: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// HubJSON is a hub as the API shows it.
+type HubJSON struct {
+	Name           string              `json:"name"`
+	Partitions     int                 `json:"partitions"`
+	Retention      string              `json:"retention"`
+	RetentionBytes int64               `json:"retention_bytes,omitempty"`
+	Created        time.Time           `json:"created"`
+	PartitionInfo  []hub.PartitionInfo `json:"partition_info,omitempty"`
+}
+
+func hubJSON(info hub.Info, parts []hub.PartitionInfo) HubJSON {
+	return HubJSON{Name: info.Name, Partitions: info.Partitions, Retention: info.RetentionAge.String(),
+		RetentionBytes: info.RetentionBytes, Created: info.Created, PartitionInfo: parts}
+}
+
+func (s *Server) listHubs(w http.ResponseWriter, r *http.Request) {
+	list, err := s.cfg.Hubs.List(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]HubJSON, len(list))
+	for i, info := range list {
+		out[i] = hubJSON(info, nil)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"hubs": out})
+}
+
+// CreateHubRequest is the body of POST /api/v1/hubs.
+type CreateHubRequest struct {
+	Name       string `json:"name"`
+	Partitions int    `json:"partitions"`
+	// Retention is a Go duration such as "72h"; default 168h.
+	Retention      string `json:"retention"`
+	RetentionBytes int64  `json:"retention_bytes"`
+}
+
+// decodeRequest decodes a small JSON request body strictly.
+func decodeRequest(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return invalidRequestf("the request body is empty: send a JSON object")
+		}
+		return invalidRequestf("the request body is not valid JSON for this endpoint: %v", err)
+	}
+	if dec.More() {
+		return invalidRequestf("the request body has data after the JSON object")
+	}
+	return nil
+}
+
+func (s *Server) createHub(w http.ResponseWriter, r *http.Request) {
+	var req CreateHubRequest
+	if err := decodeRequest(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	cfg := hub.Config{Name: req.Name, Partitions: req.Partitions, RetentionBytes: req.RetentionBytes}
+	if req.Retention != "" {
+		d, err := time.ParseDuration(req.Retention)
+		if err != nil {
+			s.fail(w, r, invalidRequestf("retention %q is not a duration: use a form like \"72h\" or \"30m\"", req.Retention))
+			return
+		}
+		cfg.RetentionAge = d
+	}
+	info, err := s.cfg.Hubs.Create(r.Context(), cfg)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, hubJSON(info, nil))
+}
+
+func (s *Server) describeHub(w http.ResponseWriter, r *http.Request) {
+	info, parts, err := s.cfg.Hubs.Describe(r.Context(), r.PathValue("hub"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, hubJSON(info, parts))
+}
+
+func (s *Server) deleteHub(w http.ResponseWriter, r *http.Request) {
+	if err := s.cfg.Hubs.Delete(r.Context(), r.PathValue("hub")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// PublishResponse answers an ingestion request.
+type PublishResponse struct {
+	Count  int            `json:"count"`
+	Events []hub.Position `json:"events"`
+}
+
+func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("hub")
+	if err := hub.ValidateName(name); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	// Check the hub before reading a possibly large body.
+	if _, err := s.cfg.Hubs.Get(r.Context(), name); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxRequestBytes))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			s.fail(w, r, tooLargef("the request body is over %d bytes: send fewer events per request", s.cfg.MaxRequestBytes))
+			return
+		}
+		s.fail(w, r, invalidRequestf("cannot read the request body: %v", err))
+		return
+	}
+	events, err := ParseEvents(r.Header.Get("Content-Type"), r.Header, r.URL.Query(), body,
+		Limits{MaxEventBytes: s.cfg.MaxEventBytes, MaxEvents: s.cfg.MaxEvents})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	pos, err := s.cfg.Hubs.Publish(r.Context(), name, events)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.cfg.Metrics.EventsIn.WithLabelValues(name).Add(float64(len(events)))
+	writeJSON(w, http.StatusOK, PublishResponse{Count: len(pos), Events: pos})
+}
+
+// EventJSON is a stored event as the API shows it. Body is the body as
+// text when it is valid UTF-8; otherwise BodyBase64 holds it.
+type EventJSON struct {
+	Partition    int               `json:"partition"`
+	Sequence     int64             `json:"sequence"`
+	EnqueuedTime time.Time         `json:"enqueued_time"`
+	PartitionKey string            `json:"partition_key,omitempty"`
+	Properties   map[string]string `json:"properties,omitempty"`
+	Body         *string           `json:"body,omitempty"`
+	BodyBase64   []byte            `json:"body_base64,omitempty"`
+}
+
+// ToEventJSON converts a stored event for the API.
+func ToEventJSON(e hub.StoredEvent) EventJSON {
+	out := EventJSON{Partition: e.Partition, Sequence: e.Sequence, EnqueuedTime: e.EnqueuedTime,
+		PartitionKey: e.PartitionKey, Properties: e.Properties}
+	if utf8.Valid(e.Body) {
+		b := string(e.Body)
+		out.Body = &b
+	} else {
+		out.BodyBase64 = e.Body
+	}
+	return out
+}
+
+// read returns stored events of one partition: GET
+// /api/v1/hubs/{hub}/partitions/{p}/events?after=SEQ|from=start|end|RFC3339&limit=N&wait=DURATION
+func (s *Server) read(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("hub")
+	info, err := s.cfg.Hubs.Get(r.Context(), name)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	p, err := strconv.Atoi(r.PathValue("partition"))
+	if err != nil || p < 0 || p >= info.Partitions {
+		s.fail(w, r, invalidRequestf("partition %q: hub %s has partitions 0 to %d", r.PathValue("partition"), name, info.Partitions-1))
+		return
+	}
+	q := r.URL.Query()
+	start := hub.Start{Kind: hub.StartEarliest}
+	switch from := q.Get("from"); {
+	case q.Has("after"):
+		after, err := strconv.ParseInt(q.Get("after"), 10, 64)
+		if err != nil || after < -1 {
+			s.fail(w, r, invalidRequestf("after=%q: give the sequence number of the last event you have, or -1", q.Get("after")))
+			return
+		}
+		start = hub.Start{Kind: hub.StartAfter, After: after}
+	case from == "" || from == "start":
+	case from == "end":
+		start = hub.Start{Kind: hub.StartLatest}
+	default:
+		t, err := time.Parse(time.RFC3339Nano, from)
+		if err != nil {
+			s.fail(w, r, invalidRequestf("from=%q: use start, end, or an RFC 3339 time such as 2026-01-02T15:04:05Z", from))
+			return
+		}
+		start = hub.Start{Kind: hub.StartTime, Time: t}
+	}
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 10000 {
+			s.fail(w, r, invalidRequestf("limit=%q: give a number from 1 to 10000", v))
+			return
+		}
+	}
+	wait := time.Second
+	if v := q.Get("wait"); v != "" {
+		if wait, err = time.ParseDuration(v); err != nil || wait < 0 || wait > time.Minute {
+			s.fail(w, r, invalidRequestf("wait=%q: give a duration up to 1m, such as 500ms or 5s", v))
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
+	rd, err := s.cfg.Hubs.OpenReader(ctx, name, p, start)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	defer rd.Close()
+	out := []EventJSON{}
+	for len(out) < limit {
+		evs, err := rd.Next(ctx)
+		if err != nil {
+			if ce, ok := errors.AsType[*hub.CorruptRecordError](err); ok {
+				s.log.Warn("corrupt record skipped while reading", "hub", name, "partition", p, "sequence", ce.Sequence)
+				continue
+			}
+			break // wait elapsed: return what there is
+		}
+		for _, e := range evs {
+			if len(out) == limit {
+				break
+			}
+			out = append(out, ToEventJSON(e))
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": out})
+}
+
+func (s *Server) lag(w http.ResponseWriter, r *http.Request) {
+	lags, err := s.cfg.Hubs.GroupLag(r.Context(), r.PathValue("hub"), r.PathValue("group"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var total int64
+	for _, l := range lags {
+		total += l.Events
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"hub": r.PathValue("hub"), "group": r.PathValue("group"), "total_events": total, "partitions": lags})
+}
+
+// ReplayRequest is the body of POST .../groups/{group}/replay: exactly one
+// of Earliest, Time (RFC 3339) or Sequences (partition -> sequence number of
+// the first event to process again).
+type ReplayRequest struct {
+	Earliest  bool             `json:"earliest"`
+	Time      string           `json:"time"`
+	Sequences map[string]int64 `json:"sequences"`
+	// Grace is how long in-flight batches get to finish after the group is
+	// paused, as a Go duration. Default 2s.
+	Grace string `json:"grace"`
+}
+
+func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
+	var req ReplayRequest
+	if err := decodeRequest(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	target := hub.ReplayTarget{Earliest: req.Earliest}
+	if req.Time != "" {
+		t, err := time.Parse(time.RFC3339Nano, req.Time)
+		if err != nil {
+			s.fail(w, r, invalidRequestf("time %q: use an RFC 3339 time such as 2026-01-02T15:04:05Z", req.Time))
+			return
+		}
+		target.Time = t
+	}
+	if len(req.Sequences) > 0 {
+		target.Sequences = map[int]int64{}
+		for k, v := range req.Sequences {
+			p, err := strconv.Atoi(k)
+			if err != nil {
+				s.fail(w, r, invalidRequestf("sequences: key %q is not a partition number", k))
+				return
+			}
+			target.Sequences[p] = v
+		}
+	}
+	grace := 2 * time.Second
+	if req.Grace != "" {
+		g, err := time.ParseDuration(req.Grace)
+		if err != nil || g < 0 || g > 5*time.Minute {
+			s.fail(w, r, invalidRequestf("grace %q: give a duration up to 5m, such as 2s", req.Grace))
+			return
+		}
+		grace = g
+	}
+	res, err := s.cfg.Hubs.Replay(r.Context(), r.PathValue("hub"), r.PathValue("group"), target, grace)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"hub": r.PathValue("hub"), "group": r.PathValue("group"), "partitions": res})
+}
