@@ -78,6 +78,7 @@ const (
 
 const acceptedTypes = "application/json (a JSON array of events, or one JSON object), " +
 	"application/x-ndjson or application/jsonl (one JSON event per line), " +
+	MediaEnvelope + " (a JSON array of {body, properties, partition_key}), " +
 	"application/octet-stream or text/plain (the body is one event), " +
 	"application/cloudevents+json, application/cloudevents-batch+json, " +
 	"or any Content-Type with CloudEvents binary-mode headers (ce-specversion, ce-id, ce-source, ce-type)"
@@ -102,6 +103,8 @@ const PropertyPrefix = "cloudEvents:"
 //   - application/json: a JSON array, one event per element, or one JSON
 //     object, one event. An event's body is the element's bytes as sent.
 //   - application/x-ndjson, application/jsonl: one JSON value per non-empty line.
+//   - MediaEnvelope: a JSON array of event objects with per-event properties,
+//     partition key or partition (see envelope.go).
 //   - application/octet-stream, text/plain: the whole body is one event.
 //   - application/cloudevents+json: one CloudEvent (structured mode).
 //   - application/cloudevents-batch+json: a JSON array of CloudEvents. An empty
@@ -210,6 +213,8 @@ func decodeBody(contentType string, header http.Header, body []byte, lim Limits)
 		return []hub.Event{ev}, nil
 	case mt == mediaJSON:
 		return decodeJSON(body, lim)
+	case mt == MediaEnvelope:
+		return decodeEnvelopes(body, lim)
 	case mt == mediaNDJSON || mt == mediaJSONL:
 		return decodeNDJSON(body, lim)
 	case mt == mediaOctetStream || mt == mediaText:

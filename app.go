@@ -1,0 +1,400 @@
+package sluice
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/gateway"
+	"github.com/sluicehq/sluice/internal/host"
+	"github.com/sluicehq/sluice/internal/hub"
+	"github.com/sluicehq/sluice/internal/lease"
+	"github.com/sluicehq/sluice/internal/telemetry"
+)
+
+// Sync modes: how publishes are made durable (see Config.Sync).
+const (
+	SyncAlways   = engine.SyncAlways
+	SyncInterval = engine.SyncInterval
+)
+
+// Config configures an App. Zero values mean the documented defaults.
+type Config struct {
+	// DataDir holds the embedded engine's store. Default "sluice-data".
+	DataDir string
+	// NATSURL, when set, uses an external NATS server or cluster instead of
+	// the embedded one; instances pointed at the same server share work.
+	NATSURL string
+	// NATSListen makes the embedded server accept clients on host:port, so
+	// that other instances can use it. Default: no port.
+	NATSListen string
+	// Sync is SyncAlways (default: a publish returns once fsynced) or
+	// SyncInterval (fsync every SyncEvery; a power cut can lose that much,
+	// a process crash nothing). Applies to the embedded server.
+	Sync      string
+	SyncEvery time.Duration
+	// HTTPAddr is where the HTTP API, /metrics and health checks are
+	// served, e.g. "127.0.0.1:7070". Empty: no HTTP server.
+	HTTPAddr string
+	// InstanceID names this instance in leases and checkpoints. Default:
+	// host name, process id and a random suffix.
+	InstanceID string
+	// LeaseExpiry is how long a partition lease lasts without renewal;
+	// a dead instance's partitions are taken over after it. Default 30s.
+	LeaseExpiry time.Duration
+	// ShutdownTimeout bounds the graceful part of stopping. Default 30s.
+	ShutdownTimeout time.Duration
+	// Linger is how long a partition's publisher gathers events into one
+	// record while another is being stored. Default 1ms.
+	Linger time.Duration
+	// MaxEventBytes bounds one event. Default 1 MiB.
+	MaxEventBytes int
+	// Logger receives structured logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// HubConfig declares a hub, created when the app starts if it is missing.
+type HubConfig struct {
+	Name string
+	// Partitions, default 4. Fixed at creation.
+	Partitions int
+	// Retention is how long events are kept. Default 7 days.
+	Retention time.Duration
+	// RetentionBytes bounds the hub's stored bytes; 0 means no bound.
+	RetentionBytes int64
+}
+
+// StartPosition is where a consumer group starts reading a partition that
+// has no checkpoint yet.
+type StartPosition struct{ start hub.Start }
+
+var (
+	// FromStart reads from the oldest stored event (the default).
+	FromStart = StartPosition{hub.Start{Kind: hub.StartEarliest}}
+	// FromEnd reads only events stored after the function starts.
+	FromEnd = StartPosition{hub.Start{Kind: hub.StartLatest}}
+)
+
+// FromTime reads from the first event enqueued at or after t.
+func FromTime(t time.Time) StartPosition {
+	return StartPosition{hub.Start{Kind: hub.StartTime, Time: t}}
+}
+
+// HubTrigger triggers a function with batches of a hub's events.
+type HubTrigger struct {
+	Hub string
+	// ConsumerGroup reads independently of other groups. Default "$Default".
+	ConsumerGroup string
+	// MaxBatchSize bounds the events of one invocation. Default 100.
+	MaxBatchSize int
+	// MinBatchSize holds an invocation back until this many events are
+	// available or MaxWait has passed. Default 1.
+	MinBatchSize int
+	MaxWait      time.Duration
+	// StartFrom applies when the group has no checkpoint. Default FromStart.
+	StartFrom StartPosition
+}
+
+// HubHandler processes a batch of events from one partition, in order.
+type HubHandler func(ctx context.Context, events []Event) error
+
+// FunctionOption configures a function.
+type FunctionOption func(*host.Function)
+
+// WithRetry sets the retry policy of a function. Default: no retries; a
+// failed batch is dead-lettered at once.
+func WithRetry(p RetryPolicy) FunctionOption {
+	return func(f *host.Function) { f.Retry = p }
+}
+
+// App is one instance of the platform.
+type App struct {
+	cfg  Config
+	log  *slog.Logger
+	hubs []HubConfig
+	fns  []host.Function
+	errs []error
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	eng     *engine.Engine
+	hubSvc  *hub.Service
+	leases  *lease.Manager
+	host    *host.Host
+	metrics *telemetry.Metrics
+	srv     *http.Server
+	ln      net.Listener
+	srvDone chan struct{}
+}
+
+// New creates an app. Declare hubs and functions, then call Run.
+func New(cfg Config) *App {
+	cfg.DataDir = cmp.Or(cfg.DataDir, "sluice-data")
+	cfg.LeaseExpiry = cmp.Or(cfg.LeaseExpiry, 30*time.Second)
+	if cfg.InstanceID == "" {
+		cfg.InstanceID = defaultInstanceID()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &App{cfg: cfg, log: cfg.Logger}
+}
+
+func defaultInstanceID() string {
+	hostName, _ := os.Hostname()
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s-%d-%s", cmp.Or(hostName, "sluice"), os.Getpid(), hex.EncodeToString(b))
+}
+
+// InstanceID is this instance's name in leases and checkpoints.
+func (a *App) InstanceID() string { return a.cfg.InstanceID }
+
+// Hub declares a hub.
+func (a *App) Hub(cfg HubConfig) {
+	a.hubs = append(a.hubs, cfg)
+}
+
+// Function declares a function triggered by a hub. Problems with the
+// declaration are reported by Start.
+func (a *App) Function(name string, trigger HubTrigger, handler HubHandler, opts ...FunctionOption) {
+	f := host.Function{
+		Name: name,
+		Trigger: host.HubTrigger{
+			Hub: trigger.Hub, Group: trigger.ConsumerGroup, MaxBatchSize: trigger.MaxBatchSize,
+			MinBatchSize: trigger.MinBatchSize, MaxWait: trigger.MaxWait, Start: trigger.StartFrom.start,
+		},
+	}
+	if handler != nil {
+		f.Handler = func(ctx context.Context, evs []hub.StoredEvent) error { return handler(ctx, fromStored(evs)) }
+	}
+	for _, o := range opts {
+		o(&f)
+	}
+	a.fns = append(a.fns, f)
+}
+
+// Start starts the engine, creates declared hubs, starts the HTTP server
+// and the functions, and returns. Use Stop to stop.
+func (a *App) Start(ctx context.Context) (err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.started {
+		return errors.New("sluice: the app was already started")
+	}
+	a.started = true
+	defer func() {
+		if err != nil {
+			a.closeLocked(context.Background())
+		}
+	}()
+	a.eng, err = engine.Start(ctx, engine.Config{
+		URL: a.cfg.NATSURL, DataDir: a.cfg.DataDir, Listen: a.cfg.NATSListen,
+		Sync: a.cfg.Sync, SyncEvery: a.cfg.SyncEvery, Name: "sluice " + a.cfg.InstanceID, Logger: a.log,
+	})
+	if err != nil {
+		return err
+	}
+	a.hubSvc, err = hub.Open(ctx, a.eng.JS, a.eng.MaxPayload(), hub.Options{
+		Linger: a.cfg.Linger, MaxEventBytes: a.cfg.MaxEventBytes, Logger: a.log,
+	})
+	if err != nil {
+		return err
+	}
+	for _, hc := range a.hubs {
+		if err := a.ensureHub(ctx, hc); err != nil {
+			return err
+		}
+	}
+	a.metrics = telemetry.NewMetrics()
+	kv, err := a.eng.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "sluice-leases", History: 1, Storage: jetstream.FileStorage})
+	if err != nil {
+		return fmt.Errorf("sluice: open lease bucket: %w", err)
+	}
+	a.leases, err = lease.New(kv, lease.Config{InstanceID: a.cfg.InstanceID, Expiry: a.cfg.LeaseExpiry, Logger: a.log})
+	if err != nil {
+		return err
+	}
+	a.host, err = host.New(host.Config{
+		InstanceID: a.cfg.InstanceID, Hubs: a.hubSvc, Leases: a.leases,
+		DeadLetters: &host.HubSink{Hubs: a.hubSvc}, Metrics: a.metrics, Logger: a.log,
+		ShutdownTimeout: a.cfg.ShutdownTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	for _, f := range a.fns {
+		if err := a.host.Register(f); err != nil {
+			return err
+		}
+	}
+	if a.cfg.HTTPAddr != "" {
+		if err := a.startHTTP(); err != nil {
+			return err
+		}
+	}
+	if err := a.host.Start(ctx); err != nil {
+		return err
+	}
+	a.log.Info("sluice started", "instance", a.cfg.InstanceID, "data_dir", a.cfg.DataDir,
+		"nats", cmp.Or(a.cfg.NATSURL, "embedded"), "nats_listen", a.eng.ClientURL(), "http", a.Addr(),
+		"functions", len(a.fns))
+	return nil
+}
+
+func (a *App) ensureHub(ctx context.Context, hc HubConfig) error {
+	info, err := a.hubSvc.Create(ctx, hub.Config{Name: hc.Name, Partitions: hc.Partitions,
+		RetentionAge: hc.Retention, RetentionBytes: hc.RetentionBytes})
+	if errors.Is(err, hub.ErrExists) {
+		info, err = a.hubSvc.Get(ctx, hc.Name)
+		if err == nil && hc.Partitions != 0 && info.Partitions != hc.Partitions {
+			return fmt.Errorf("sluice: hub %s exists with %d partitions but is declared with %d; partition counts cannot change (delete the hub or declare %d)",
+				hc.Name, info.Partitions, hc.Partitions, info.Partitions)
+		}
+		return err
+	}
+	if err == nil {
+		a.log.Info("hub created", "hub", info.Name, "partitions", info.Partitions)
+	}
+	return err
+}
+
+func (a *App) startHTTP() error {
+	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("sluice: listen on %s: %w (is another instance using it? set a different address)", a.cfg.HTTPAddr, err)
+	}
+	api := gateway.NewServer(gateway.Config{Hubs: a.hubSvc, Metrics: a.metrics, Logger: a.log,
+		Ready: func() bool { return a.host != nil }, MaxEventBytes: a.hubSvc.MaxEventBytes()})
+	a.ln = ln
+	a.srv = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	a.srvDone = make(chan struct{})
+	go func() {
+		defer close(a.srvDone)
+		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("HTTP server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Addr is the HTTP server's address, or "" when there is none.
+func (a *App) Addr() string {
+	if a.ln == nil {
+		return ""
+	}
+	return a.ln.Addr().String()
+}
+
+// NATSURL is the URL other instances can use to reach this instance's
+// embedded server (when it listens), or "".
+func (a *App) NATSURL() string {
+	if a.eng == nil {
+		return ""
+	}
+	return a.eng.ClientURL()
+}
+
+// Stop stops gracefully: functions finish their in-flight batches and
+// checkpoint them, then the HTTP server and the engine stop. ctx bounds the
+// graceful part. Safe to call more than once.
+func (a *App) Stop(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.closeLocked(ctx)
+	return nil
+}
+
+func (a *App) closeLocked(ctx context.Context) {
+	if a.stopped {
+		return
+	}
+	a.stopped = true
+	if a.host != nil {
+		a.host.Stop(ctx)
+	}
+	if a.srv != nil {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_ = a.srv.Shutdown(sctx)
+		cancel()
+		<-a.srvDone
+	}
+	if a.hubSvc != nil {
+		a.hubSvc.Close()
+	}
+	if a.eng != nil {
+		_ = a.eng.Close()
+	}
+	a.log.Info("sluice stopped", "instance", a.cfg.InstanceID)
+}
+
+// Run starts the app and runs it until ctx ends, then stops it gracefully.
+func (a *App) Run(ctx context.Context) error {
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return a.Stop(context.Background())
+}
+
+func (a *App) running() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.started || a.stopped || a.hubSvc == nil {
+		return ErrNotStarted
+	}
+	return nil
+}
+
+// Publish stores events in a hub and returns their positions once they are
+// durable. Events are routed by partition key; events without one go
+// together to one partition, chosen in turn.
+func (a *App) Publish(ctx context.Context, hubName string, events ...Event) ([]Position, error) {
+	return a.publish(ctx, hubName, -1, events)
+}
+
+// PublishToPartition stores events in one partition of a hub.
+func (a *App) PublishToPartition(ctx context.Context, hubName string, partition int, events ...Event) ([]Position, error) {
+	if partition < 0 {
+		return nil, fmt.Errorf("sluice: partition %d must not be negative", partition)
+	}
+	return a.publish(ctx, hubName, partition, events)
+}
+
+func (a *App) publish(ctx context.Context, hubName string, partition int, events []Event) ([]Position, error) {
+	if err := a.running(); err != nil {
+		return nil, err
+	}
+	pos, err := a.hubSvc.Publish(ctx, hubName, toHubEvents(events, partition))
+	if err != nil {
+		return nil, err
+	}
+	a.metrics.EventsIn.WithLabelValues(hubName).Add(float64(len(events)))
+	out := make([]Position, len(pos))
+	for i, p := range pos {
+		out[i] = Position{Partition: p.Partition, SequenceNumber: p.Sequence}
+	}
+	return out, nil
+}
+
+// Processed returns how many events the named function has finished with
+// (processed or dead-lettered) on this instance since it started.
+func (a *App) Processed(function string) int64 {
+	if a.host == nil {
+		return 0
+	}
+	return a.host.Processed(function)
+}

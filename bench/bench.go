@@ -1,0 +1,65 @@
+// Package bench measures Sluice's workloads side by side with the same work
+// done directly on the engines, in the same run, so that results compare as
+// ratios on a shared, noisy machine. `sluice bench` drives it.
+package bench
+
+import (
+	"bufio"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Result is one measured case, printed as one JSON object per line by
+// `sluice bench --json`.
+type Result struct {
+	Workload             string  `json:"workload"`
+	Case                 string  `json:"case"`
+	Events               int64   `json:"events"`
+	Seconds              float64 `json:"seconds"`
+	EventsPerSec         float64 `json:"events_per_sec"`
+	Baseline             string  `json:"baseline,omitempty"`
+	BaselineEvents       int64   `json:"baseline_events,omitempty"`
+	BaselineEventsPerSec float64 `json:"baseline_events_per_sec,omitempty"`
+	Ratio                float64 `json:"ratio_to_baseline,omitempty"`
+	P50ms                float64 `json:"p50_ms,omitempty"`
+	P99ms                float64 `json:"p99_ms,omitempty"`
+	LatencyAtRate        float64 `json:"latency_at_events_per_sec,omitempty"`
+	PeakRSSMiB           float64 `json:"peak_rss_mib,omitempty"`
+	Sync                 string  `json:"sync,omitempty"`
+	Note                 string  `json:"note,omitempty"`
+}
+
+// PeakRSSMiB is the process's peak resident set size so far.
+func PeakRSSMiB() float64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// percentiles returns the p50 and p99 of durations in milliseconds.
+func percentiles(d []time.Duration) (p50, p99 float64) {
+	if len(d) == 0 {
+		return 0, 0
+	}
+	slices.Sort(d)
+	at := func(q float64) float64 {
+		i := min(int(q*float64(len(d))), len(d)-1)
+		return float64(d[i]) / float64(time.Millisecond)
+	}
+	return at(0.50), at(0.99)
+}
+
+func rate(n int64, d time.Duration) float64 { return float64(n) / d.Seconds() }

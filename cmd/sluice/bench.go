@@ -1,0 +1,75 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/bench"
+)
+
+func runBench(args []string) error {
+	if len(args) == 0 || isHelp(args[0]) {
+		usage(stdout, "sluice bench", "Measure Sluice against the same work done directly on the engine, in the same run.",
+			[]command{{"hub", "publish and consume through hubs vs. one JetStream message per event", nil}})
+		if len(args) == 0 {
+			return usagef("missing workload")
+		}
+		return nil
+	}
+	if args[0] != "hub" {
+		return usagef("unknown workload %q; run 'sluice bench --help'", args[0])
+	}
+	fs := flagSet("bench hub", "sluice bench hub [flags]", `
+Measure hub publishing (packed records, durable on return) and the hub
+trigger (publish -> no-op function -> checkpoint), each beside a baseline of
+the same events sent as one JetStream message each on the same server.
+Runs on a fresh embedded engine in a temporary directory unless --data-dir
+or --nats-url is given. Prints one line per case; --json prints one JSON
+object per case.`)
+	asJSON := fs.Bool("json", false, "print one JSON object per case")
+	events := fs.Int64("events", 2_000_000, "events per case")
+	baseEvents := fs.Int64("baseline-events", 200_000, "events for the per-message baselines")
+	size := fs.Int("size", 256, "event size in bytes")
+	partitions := fs.Int("partitions", 4, "partitions of the benchmark hub")
+	publishers := fs.Int("publishers", 32, "concurrent publishers")
+	batch := fs.Int("batch", 100, "events per publish call")
+	syncMode := fs.String("sync", "always", "durability: always or interval")
+	cases := fs.String("cases", "publish,consume", "cases to run")
+	dataDir := fs.String("data-dir", "", "data directory (default: a temporary one, removed afterwards)")
+	natsURL := fs.String("nats-url", "", "measure an external NATS server instead")
+	latencyFor := fs.Duration("latency-duration", 3*time.Second, "how long to measure latency at half rate")
+	if _, err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if *dataDir == "" && *natsURL == "" {
+		dir, err := os.MkdirTemp("", "sluice-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		*dataDir = dir
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	enc := json.NewEncoder(stdout)
+	return bench.RunHub(ctx, bench.HubOptions{
+		DataDir: *dataDir, NATSURL: *natsURL, Sync: *syncMode, Events: *events, BaselineEvents: *baseEvents,
+		EventSize: *size, Partitions: *partitions, Publishers: *publishers, Batch: *batch,
+		LatencyFor: *latencyFor, Cases: strings.Split(*cases, ","),
+		Progress: func(s string) { fmt.Fprintln(os.Stderr, "bench:", s) },
+	}, func(r bench.Result) {
+		if *asJSON {
+			_ = enc.Encode(r)
+			return
+		}
+		fmt.Fprintf(stdout, "%s/%s: %d events in %.2fs = %.0f events/s; baseline %s %.0f events/s (x%.1f)",
+			r.Workload, r.Case, r.Events, r.Seconds, r.EventsPerSec, r.Baseline, r.BaselineEventsPerSec, r.Ratio)
+		if r.P99ms > 0 {
+			fmt.Fprintf(stdout, "; latency at %.0f events/s p50 %.2fms p99 %.2fms", r.LatencyAtRate, r.P50ms, r.P99ms)
+		}
+		fmt.Fprintf(stdout, "; peak RSS %.0f MiB\n", r.PeakRSSMiB)
+	})
+}

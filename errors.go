@@ -1,0 +1,35 @@
+package sluice
+
+import (
+	"errors"
+
+	"github.com/sluicehq/sluice/internal/host"
+	"github.com/sluicehq/sluice/internal/hub"
+)
+
+// Errors a caller can test for with errors.Is.
+var (
+	// ErrHubNotFound is returned when publishing to, or reading, a hub that
+	// does not exist.
+	ErrHubNotFound = hub.ErrNotFound
+	// ErrEventTooLarge is returned by Publish for an event over the maximum
+	// event size (1 MiB by default); nothing of that call is stored.
+	ErrEventTooLarge = hub.ErrTooLarge
+	// ErrNotStarted is returned by App methods that need a running app.
+	ErrNotStarted = errors.New("sluice: the app is not running; call Start or Run first")
+)
+
+// DeadLetter is returned by a function to give up on some events of its
+// batch: they are kept as dead letters with reason, and the rest of the
+// batch counts as processed. It is the way to set aside a corrupt event
+// without failing (and retrying) the whole batch.
+func DeadLetter(reason error, events ...Event) error {
+	if reason == nil {
+		reason = errors.New("dead-lettered by the function")
+	}
+	e := &host.DeadLetterError{Reasons: make(map[int64]error, len(events))}
+	for _, ev := range events {
+		e.Reasons[ev.SequenceNumber] = reason
+	}
+	return e
+}

@@ -1,0 +1,86 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+
+	"github.com/sluicehq/sluice/internal/hub"
+)
+
+// MediaEnvelope is Sluice's own batch format, for events whose properties,
+// partition key or partition are set per event with any names:
+//
+//	[{"body": <any JSON>, "properties": {"name": "value"}, "partition_key": "k"},
+//	 {"body_base64": "AAEC", "partition": 2},
+//	 {"body_text": "plain text"}]
+//
+// Exactly one of body (stored as its JSON text), body_text (stored as the
+// string's bytes) and body_base64 (stored decoded) may be given; none means
+// an empty body.
+const MediaEnvelope = "application/vnd.sluice.events+json"
+
+type envelope struct {
+	Body         json.RawMessage   `json:"body"`
+	BodyText     *string           `json:"body_text"`
+	BodyBase64   *string           `json:"body_base64"`
+	Properties   map[string]string `json:"properties"`
+	PartitionKey string            `json:"partition_key"`
+	Partition    *int              `json:"partition"`
+}
+
+func decodeEnvelopes(body []byte, lim Limits) ([]hub.Event, error) {
+	if err := checkJSON(body); err != nil {
+		return nil, err
+	}
+	v := trimJSONSpace(body)
+	if v[0] != '[' {
+		return nil, invalidRequestf("%s carries a JSON array of event objects, got a JSON %s", MediaEnvelope, jsonKind(v[0]))
+	}
+	elems, err := arrayElements(v, lim)
+	if err != nil {
+		return nil, err
+	}
+	if len(elems) == 0 {
+		return nil, invalidRequestf("no events: the JSON array is empty")
+	}
+	events := make([]hub.Event, len(elems))
+	for i, el := range elems {
+		var env envelope
+		dec := json.NewDecoder(bytes.NewReader(el))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&env); err != nil && !errors.Is(err, io.EOF) {
+			return nil, invalidRequestf("event %d: %v (an event is an object with body, body_text or body_base64, properties, partition_key, partition)", i, err)
+		}
+		n := 0
+		if env.Body != nil {
+			n++
+			events[i].Body = env.Body
+		}
+		if env.BodyText != nil {
+			n++
+			events[i].Body = []byte(*env.BodyText)
+		}
+		if env.BodyBase64 != nil {
+			n++
+			b, err := decodeBase64(*env.BodyBase64)
+			if err != nil {
+				return nil, invalidRequestf("event %d: body_base64 is not valid base64: %v", i, err)
+			}
+			events[i].Body = b
+		}
+		if n > 1 {
+			return nil, invalidRequestf("event %d: give only one of body, body_text and body_base64", i)
+		}
+		events[i].Properties = env.Properties
+		events[i].PartitionKey = env.PartitionKey
+		if env.Partition != nil {
+			if *env.Partition < 0 {
+				return nil, invalidRequestf("event %d: partition %d must not be negative", i, *env.Partition)
+			}
+			events[i].Partition, events[i].HasPartition = *env.Partition, true
+		}
+	}
+	return events, nil
+}

@@ -1,0 +1,682 @@
+// Package host runs functions: it owns hub partitions through leases, reads
+// each owned partition in order, hands batches to the function, retries
+// failures per policy, dead-letters what cannot be processed, and writes the
+// checkpoint only after the function finished with a batch.
+//
+// Per owned partition there is one loop and at most one batch in flight, so
+// events of a partition are processed in order and a batch being retried
+// holds its partition. Checkpoint writes are pipelined with the next batch:
+// at most one write is outstanding, so after a crash at most two batches per
+// partition are delivered again.
+package host
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/hub"
+	"github.com/sluicehq/sluice/internal/resilience"
+	"github.com/sluicehq/sluice/internal/telemetry"
+)
+
+// Handler processes a batch of events. Returning nil means every event was
+// processed; a *DeadLetterError dead-letters the events it names and counts
+// the rest as processed; any other error fails the whole batch, which the
+// retry policy then governs.
+type Handler func(ctx context.Context, events []hub.StoredEvent) error
+
+// HubTrigger binds a function to a hub's consumer group.
+type HubTrigger struct {
+	Hub   string
+	Group string // default hub.DefaultGroup
+	// MaxBatchSize bounds the events of one invocation. Default 100.
+	MaxBatchSize int
+	// MinBatchSize holds back an invocation until this many events are
+	// available or MaxWait has passed. Default 1.
+	MinBatchSize int
+	// MaxWait bounds the wait for MinBatchSize. Default 1 minute.
+	MaxWait time.Duration
+	// Start is where a partition is read from when the group has no
+	// checkpoint yet. Default: the earliest stored event.
+	Start hub.Start
+}
+
+// Function is a function triggered by a hub.
+type Function struct {
+	Name    string
+	Trigger HubTrigger
+	Retry   resilience.Retry
+	Handler Handler
+}
+
+// Leaser hands out partitions to this instance. run is called for each unit
+// acquired, with a context cancelled when the lease is lost or released.
+type Leaser interface {
+	Join(name string, units int, run func(ctx context.Context, unit int)) error
+	Start(ctx context.Context) error
+	Stop()
+}
+
+// Config configures a host.
+type Config struct {
+	InstanceID  string
+	Hubs        *hub.Service
+	Leases      Leaser
+	DeadLetters DeadLetterSink
+	Metrics     *telemetry.Metrics
+	Logger      *slog.Logger
+	// ShutdownTimeout bounds the graceful part of Stop: after it, in-flight
+	// invocations are cancelled. Default 30s.
+	ShutdownTimeout time.Duration
+	// LagEvery is how often checkpoint lag metrics are refreshed. Default 5s.
+	LagEvery time.Duration
+}
+
+// Host runs functions. Create it with New, Register functions, then Start.
+type Host struct {
+	cfg Config
+	log *slog.Logger
+	fns []*function
+
+	soft     chan struct{} // closed: take no new batches
+	hardCtx  context.Context
+	hardStop context.CancelFunc
+	active   sync.WaitGroup // partition loops not yet finished with their work
+	bg       sync.WaitGroup
+	started  atomic.Bool
+	stopOnce sync.Once
+}
+
+type function struct {
+	Function
+	processed *atomicCounter
+
+	pauseMu sync.Mutex
+	paused  bool
+	pauseCh chan struct{} // closed and replaced on every change
+}
+
+type atomicCounter struct{ n atomic.Int64 }
+
+// New creates a host.
+func New(cfg Config) (*Host, error) {
+	if cfg.InstanceID == "" || cfg.Hubs == nil || cfg.Leases == nil || cfg.DeadLetters == nil {
+		return nil, errors.New("host: InstanceID, Hubs, Leases and DeadLetters are required")
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = telemetry.NewMetrics()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, 30*time.Second)
+	cfg.LagEvery = cmp.Or(cfg.LagEvery, 5*time.Second)
+	hardCtx, hardStop := context.WithCancel(context.Background())
+	return &Host{cfg: cfg, log: cfg.Logger, soft: make(chan struct{}), hardCtx: hardCtx, hardStop: hardStop}, nil
+}
+
+// Register adds a function. It must be called before Start.
+func (h *Host) Register(f Function) error {
+	if h.started.Load() {
+		return fmt.Errorf("host: register %s: the host has started", f.Name)
+	}
+	t := &f.Trigger
+	t.Group = cmp.Or(t.Group, hub.DefaultGroup)
+	t.MaxBatchSize = cmp.Or(t.MaxBatchSize, 100)
+	t.MinBatchSize = cmp.Or(t.MinBatchSize, 1)
+	t.MaxWait = cmp.Or(t.MaxWait, time.Minute)
+	switch {
+	case f.Name == "":
+		return errors.New("host: a function needs a name")
+	case f.Handler == nil:
+		return fmt.Errorf("host: function %s has no handler", f.Name)
+	case t.MaxBatchSize < 1:
+		return fmt.Errorf("host: function %s: maxBatchSize %d must be at least 1", f.Name, t.MaxBatchSize)
+	case t.MinBatchSize < 1 || t.MinBatchSize > t.MaxBatchSize:
+		return fmt.Errorf("host: function %s: minBatchSize %d must be between 1 and maxBatchSize %d", f.Name, t.MinBatchSize, t.MaxBatchSize)
+	}
+	if err := hub.ValidateName(t.Hub); err != nil {
+		return fmt.Errorf("host: function %s: %w", f.Name, err)
+	}
+	if err := hub.ValidateGroup(t.Group); err != nil {
+		return fmt.Errorf("host: function %s: %w", f.Name, err)
+	}
+	if err := f.Retry.Validate(); err != nil {
+		return fmt.Errorf("host: function %s: %w", f.Name, err)
+	}
+	for _, g := range h.fns {
+		if g.Name == f.Name {
+			return fmt.Errorf("host: two functions are named %s", f.Name)
+		}
+		if g.Trigger.Hub == t.Hub && g.Trigger.Group == t.Group {
+			return fmt.Errorf("host: functions %s and %s both read hub %s with consumer group %s; give each its own consumer group", g.Name, f.Name, t.Hub, t.Group)
+		}
+	}
+	h.fns = append(h.fns, &function{Function: f, processed: &atomicCounter{}, pauseCh: make(chan struct{})})
+	return nil
+}
+
+// Start joins the lease sets of every function's hub and starts processing.
+// The hubs must exist.
+func (h *Host) Start(ctx context.Context) error {
+	if !h.started.CompareAndSwap(false, true) {
+		return nil
+	}
+	for _, f := range h.fns {
+		t := f.Trigger
+		info, err := h.cfg.Hubs.Get(ctx, t.Hub)
+		if err != nil {
+			return fmt.Errorf("host: function %s: %w", f.Name, err)
+		}
+		if err := h.cfg.Hubs.WatchGroupState(h.hardCtx, t.Hub, t.Group, f.setState); err != nil {
+			return err
+		}
+		if err := h.cfg.Leases.Join(t.Hub+"."+t.Group, info.Partitions, func(lctx context.Context, p int) {
+			h.runPartition(lctx, f, p)
+		}); err != nil {
+			return fmt.Errorf("host: function %s: %w", f.Name, err)
+		}
+		h.bg.Go(func() { h.reportLag(f) })
+	}
+	return h.cfg.Leases.Start(ctx)
+}
+
+// Stop stops gracefully: no new batches are taken, in-flight batches finish
+// and are checkpointed, then leases are released. After ShutdownTimeout (or
+// when ctx ends) in-flight invocations are cancelled instead; their batches
+// are not checkpointed and will be delivered again. Safe to call twice.
+func (h *Host) Stop(ctx context.Context) {
+	h.stopOnce.Do(func() {
+		close(h.soft)
+		done := make(chan struct{})
+		go func() { h.active.Wait(); close(done) }()
+		timer := time.NewTimer(h.cfg.ShutdownTimeout)
+		defer timer.Stop()
+		select {
+		case <-done:
+		case <-timer.C:
+			h.log.Warn("shutdown timeout: cancelling in-flight invocations", "timeout", h.cfg.ShutdownTimeout)
+		case <-ctx.Done():
+			h.log.Warn("forced shutdown: cancelling in-flight invocations")
+		}
+		h.hardStop()
+		<-done
+		h.cfg.Leases.Stop()
+		h.bg.Wait()
+	})
+}
+
+func (f *function) setState(gs hub.GroupState) {
+	f.pauseMu.Lock()
+	defer f.pauseMu.Unlock()
+	if gs.Paused != f.paused {
+		f.paused = gs.Paused
+		close(f.pauseCh)
+		f.pauseCh = make(chan struct{})
+	}
+}
+
+func (f *function) pauseState() (bool, <-chan struct{}) {
+	f.pauseMu.Lock()
+	defer f.pauseMu.Unlock()
+	return f.paused, f.pauseCh
+}
+
+func (h *Host) stopping() bool {
+	select {
+	case <-h.soft:
+		return true
+	default:
+		return false
+	}
+}
+
+// errReload means the partition's checkpoint must be read again (a replay
+// moved it, or another writer did).
+var errReload = errors.New("reload checkpoint")
+
+// runPartition processes one owned partition until its lease ends.
+func (h *Host) runPartition(lctx context.Context, f *function, p int) {
+	t := f.Trigger
+	log := h.log.With("function", f.Name, "hub", t.Hub, "group", t.Group, "partition", p)
+	owned := h.cfg.Metrics.OwnedPartitions.WithLabelValues(t.Hub, t.Group)
+	owned.Inc()
+	defer owned.Dec()
+	log.Info("partition acquired")
+	h.active.Add(1)
+	working := true
+	defer func() {
+		if working {
+			h.active.Done()
+		}
+	}()
+	backoff := 100 * time.Millisecond
+	for lctx.Err() == nil && !h.stopping() {
+		err := h.consume(lctx, f, p, log)
+		switch {
+		case err == nil || errors.Is(err, errReload):
+			backoff = 100 * time.Millisecond
+			continue
+		case lctx.Err() != nil || h.stopping():
+		default:
+			log.Error("partition processing failed; retrying", "err", err, "in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-lctx.Done():
+			case <-h.soft:
+			}
+			backoff = min(backoff*2, 10*time.Second)
+		}
+	}
+	if lctx.Err() != nil && !h.stopping() {
+		log.Warn("partition lease lost; processing stopped")
+	} else {
+		log.Info("partition released")
+	}
+	working = false
+	h.active.Done()
+	// Hold the lease until the lease manager releases it on Stop, so that
+	// the partition is not taken over while this instance shuts down.
+	<-lctx.Done()
+}
+
+type readResult struct {
+	events  []hub.StoredEvent
+	corrupt *hub.CorruptRecordError
+	err     error
+}
+
+// consume reads a partition from its checkpoint and processes it. It
+// returns errReload when the checkpoint moved, nil on a graceful stop, and
+// an error when reading fails.
+func (h *Host) consume(lctx context.Context, f *function, p int, log *slog.Logger) error {
+	t := f.Trigger
+	if paused, changed := f.pauseState(); paused {
+		log.Info("consumer group paused")
+		select {
+		case <-changed:
+			return errReload
+		case <-lctx.Done():
+			return lctx.Err()
+		case <-h.soft:
+			return nil
+		}
+	}
+	ctx, cancel := context.WithCancel(lctx)
+	defer cancel()
+	cp, rev, err := h.cfg.Hubs.GetCheckpoint(ctx, t.Hub, t.Group, p)
+	if err != nil {
+		return err
+	}
+	start := t.Start
+	if rev != 0 {
+		start = hub.Start{Kind: hub.StartAfter, After: cp.Sequence}
+	}
+	r, err := h.cfg.Hubs.OpenReader(ctx, t.Hub, p, start)
+	if err != nil {
+		return err
+	}
+	r.OnGap = func(want, got uint64) {
+		log.Warn("events expired before this group processed them", "from_record", want, "to_record", got)
+	}
+	recs := make(chan readResult, 4)
+	var readers sync.WaitGroup
+	readers.Go(func() {
+		for {
+			evs, err := r.Next(ctx)
+			var res readResult
+			if ce, ok := errors.AsType[*hub.CorruptRecordError](err); ok {
+				res.corrupt = ce
+			} else {
+				res.events, res.err = evs, err
+			}
+			select {
+			case recs <- res:
+			case <-ctx.Done():
+				return
+			}
+			if res.err != nil {
+				return
+			}
+		}
+	})
+	defer func() {
+		cancel()
+		readers.Wait()
+		r.Close()
+	}()
+
+	cpw := &checkpointer{h: h, f: f, p: p, rev: rev}
+	var buf []hub.StoredEvent
+	var corrupt *hub.CorruptRecordError
+	take := func(rr readResult) error {
+		switch {
+		case rr.err != nil:
+			return rr.err
+		case rr.corrupt != nil:
+			corrupt = rr.corrupt
+		default:
+			buf = append(buf, rr.events...)
+		}
+		return nil
+	}
+	for {
+		paused, pauseCh := f.pauseState()
+		if paused {
+			// Let the outstanding checkpoint land, then wait for the
+			// group to resume and re-read its (possibly moved) checkpoint.
+			if err := cpw.wait(); err != nil {
+				return err
+			}
+			return errReload
+		}
+		if h.stopping() {
+			return cpw.wait()
+		}
+		if len(buf) == 0 && corrupt != nil {
+			if !h.deadLetterRecord(ctx, f, p, corrupt, log) {
+				return ctx.Err()
+			}
+			last, _ := hub.SplitSequence(corrupt.Sequence)
+			corrupt = nil
+			if err := cpw.put(hub.SequenceOf(last, hub.MaxEventsPerRecord-1)); err != nil {
+				return err
+			}
+			continue
+		}
+		if len(buf) == 0 {
+			select {
+			case rr := <-recs:
+				if err := take(rr); err != nil {
+					return err
+				}
+			case <-ctx.Done():
+				return cpw.wait()
+			case <-h.soft:
+				continue
+			case <-pauseCh:
+				continue
+			}
+		}
+		// Take whatever else is already read, up to a full batch.
+	fill:
+		for corrupt == nil && len(buf) < t.MaxBatchSize {
+			select {
+			case rr := <-recs:
+				if err := take(rr); err != nil {
+					return err
+				}
+			default:
+				break fill
+			}
+		}
+		if corrupt == nil && len(buf) < t.MinBatchSize {
+			timer := time.NewTimer(t.MaxWait)
+		wait:
+			for corrupt == nil && len(buf) < t.MinBatchSize {
+				select {
+				case rr := <-recs:
+					if err := take(rr); err != nil {
+						timer.Stop()
+						return err
+					}
+				case <-timer.C:
+					break wait
+				case <-ctx.Done():
+					break wait
+				case <-h.soft:
+					break wait
+				}
+			}
+			timer.Stop()
+			if ctx.Err() != nil || h.stopping() {
+				continue
+			}
+		}
+		if len(buf) == 0 {
+			continue
+		}
+		n := min(len(buf), t.MaxBatchSize)
+		batch := buf[:n:n]
+		buf = buf[n:]
+		if !h.invoke(ctx, f, p, batch, log) {
+			// Aborted (lease lost or forced stop): no checkpoint.
+			_ = cpw.wait()
+			return ctx.Err()
+		}
+		if lctx.Err() != nil {
+			_ = cpw.wait()
+			return lctx.Err()
+		}
+		if err := cpw.put(batch[n-1].Sequence); err != nil {
+			return err
+		}
+	}
+}
+
+// checkpointer writes a partition's checkpoints with at most one write in
+// flight, overlapping it with the next invocation.
+type checkpointer struct {
+	h   *Host
+	f   *function
+	p   int
+	rev uint64
+
+	inflight chan cpResult
+}
+
+type cpResult struct {
+	rev uint64
+	err error
+}
+
+func (c *checkpointer) put(seq int64) error {
+	if err := c.wait(); err != nil {
+		return err
+	}
+	t := c.f.Trigger
+	cp := hub.Checkpoint{Sequence: seq, Owner: c.h.cfg.InstanceID, Updated: time.Now().UTC()}
+	done := make(chan cpResult, 1)
+	c.inflight = done
+	rev := c.rev
+	go func() {
+		// A started write is finished even during shutdown; the revision
+		// check keeps it from overwriting anyone else's.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		next, err := c.h.cfg.Hubs.PutCheckpoint(ctx, t.Hub, t.Group, c.p, cp, rev)
+		done <- cpResult{next, err}
+	}()
+	return nil
+}
+
+func (c *checkpointer) wait() error {
+	if c.inflight == nil {
+		return nil
+	}
+	res := <-c.inflight
+	c.inflight = nil
+	if errors.Is(res.err, hub.ErrCheckpointMoved) {
+		return errReload
+	}
+	if res.err != nil {
+		return res.err
+	}
+	c.rev = res.rev
+	return nil
+}
+
+// invoke runs the function on a batch under its retry policy, and
+// dead-letters what it gives up on. It returns false when it was aborted
+// before the batch was finished with (nothing may be checkpointed).
+func (h *Host) invoke(ctx context.Context, f *function, p int, batch []hub.StoredEvent, log *slog.Logger) bool {
+	m := h.cfg.Metrics
+	var first time.Time
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		err := h.call(ctx, f, batch)
+		m.BatchDuration.WithLabelValues(f.Name).Observe(time.Since(start).Seconds())
+		m.BatchSize.WithLabelValues(f.Name).Observe(float64(len(batch)))
+		if err == nil {
+			h.processed(f, len(batch))
+			return true
+		}
+		if dle, ok := errors.AsType[*DeadLetterError](err); ok {
+			var letters []DeadLetter
+			now := time.Now().UTC()
+			for _, e := range batch {
+				if reason, ok := dle.Reasons[e.Sequence]; ok {
+					letters = append(letters, h.letter(f, e, reason, attempt, now, now))
+				}
+			}
+			if !h.putDeadLetters(ctx, f, letters, log) {
+				return false
+			}
+			h.processed(f, len(batch))
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		m.Failures.WithLabelValues(f.Name).Inc()
+		if first.IsZero() {
+			first = start.UTC()
+		}
+		delay, retry := f.Retry.Next(attempt, rand.Float64)
+		log.Warn("function failed", "err", err, "attempt", attempt, "events", len(batch),
+			"first_sequence", batch[0].Sequence, "retry", retry, "retry_in", delay)
+		if !retry {
+			now := time.Now().UTC()
+			letters := make([]DeadLetter, len(batch))
+			for i, e := range batch {
+				letters[i] = h.letter(f, e, err, attempt, first, now)
+			}
+			if !h.putDeadLetters(ctx, f, letters, log) {
+				return false
+			}
+			h.processed(f, len(batch))
+			return true
+		}
+		m.Retries.WithLabelValues(f.Name).Inc()
+		timer := time.NewTimer(delay)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return false
+		case <-h.soft:
+			// Shutting down: leave the batch for redelivery.
+			timer.Stop()
+			return false
+		}
+	}
+}
+
+func (h *Host) processed(f *function, n int) {
+	h.cfg.Metrics.EventsProcessed.WithLabelValues(f.Name, f.Trigger.Hub, f.Trigger.Group).Add(float64(n))
+	f.processed.n.Add(int64(n))
+}
+
+// call runs the handler, turning a panic into an error. The handler's
+// context ends when the lease is lost or the host stops hard.
+func (h *Host) call(ctx context.Context, f *function, batch []hub.StoredEvent) (err error) {
+	hctx, cancel := context.WithCancel(h.hardCtx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return f.Handler(hctx, batch)
+}
+
+func (h *Host) letter(f *function, e hub.StoredEvent, reason error, attempts int, first, last time.Time) DeadLetter {
+	return DeadLetter{
+		Function: f.Name,
+		Reason:   reason.Error(),
+		Source: Source{Kind: "hub", Hub: f.Trigger.Hub, Group: f.Trigger.Group, Partition: e.Partition,
+			Sequence: e.Sequence, PartitionKey: e.PartitionKey, EnqueuedTime: e.EnqueuedTime},
+		Attempts: attempts, FirstFailure: first, LastFailure: last,
+		Body: e.Body, Properties: e.Properties,
+	}
+}
+
+// putDeadLetters stores dead letters, retrying until it succeeds or ctx
+// ends: an input is never checkpointed past without being kept.
+func (h *Host) putDeadLetters(ctx context.Context, f *function, letters []DeadLetter, log *slog.Logger) bool {
+	if len(letters) == 0 {
+		return true
+	}
+	backoff := 100 * time.Millisecond
+	for {
+		err := h.cfg.DeadLetters.Put(ctx, letters)
+		if err == nil {
+			h.cfg.Metrics.DeadLettered.WithLabelValues(f.Name, "hub").Add(float64(len(letters)))
+			for _, dl := range letters {
+				log.Warn("event dead-lettered", telemetry.Position(dl.Source.Hub, dl.Source.Partition, dl.Source.Sequence),
+					"reason", dl.Reason, "attempts", dl.Attempts)
+			}
+			return true
+		}
+		log.Error("cannot store dead letters; the partition waits", "err", err, "retry_in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return false
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+func (h *Host) deadLetterRecord(ctx context.Context, f *function, p int, ce *hub.CorruptRecordError, log *slog.Logger) bool {
+	now := time.Now().UTC()
+	dl := DeadLetter{
+		Function: f.Name, Reason: "corrupt record: " + ce.Err.Error(),
+		Source:   Source{Kind: "hub", Hub: f.Trigger.Hub, Group: f.Trigger.Group, Partition: p, Sequence: ce.Sequence},
+		Attempts: 0, FirstFailure: now, LastFailure: now, Body: ce.Data,
+	}
+	return h.putDeadLetters(ctx, f, []DeadLetter{dl}, log)
+}
+
+// Processed returns how many events the named function finished with on
+// this instance.
+func (h *Host) Processed(name string) int64 {
+	for _, f := range h.fns {
+		if f.Name == name {
+			return f.processed.n.Load()
+		}
+	}
+	return 0
+}
+
+// reportLag refreshes the checkpoint lag gauges of a function's group.
+func (h *Host) reportLag(f *function) {
+	ticker := time.NewTicker(h.cfg.LagEvery)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-h.hardCtx.Done():
+			return
+		case <-ticker.C:
+		}
+		ctx, cancel := context.WithTimeout(h.hardCtx, h.cfg.LagEvery)
+		lags, err := h.cfg.Hubs.GroupLag(ctx, f.Trigger.Hub, f.Trigger.Group)
+		cancel()
+		if err != nil {
+			continue
+		}
+		for _, l := range lags {
+			h.cfg.Metrics.CheckpointLag.WithLabelValues(f.Trigger.Hub, f.Trigger.Group, telemetry.PartitionLabel(l.Partition)).Set(float64(l.Events))
+		}
+	}
+}

@@ -1,0 +1,464 @@
+package lease
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/sluicehq/sluice/internal/engine"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// Short intervals: a lease expires 1.2 s after its last renewal; holders stop
+// 1 s after it; rounds run every 400 ms.
+const (
+	testExpiry = 1200 * time.Millisecond
+	testRenew  = 400 * time.Millisecond
+	testSet    = "orders.$Default"
+)
+
+// setup starts an embedded NATS server with a fresh lease bucket.
+func setup(t *testing.T) jetstream.KeyValue {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	eng, err := engine.Start(ctx, engine.Config{DataDir: t.TempDir(), Sync: engine.SyncInterval,
+		Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = eng.Close() })
+	kv, err := eng.JS.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "leases-test", History: 1})
+	require.NoError(t, err)
+	return kv
+}
+
+// tracker is the run func of every manager in a test. It counts the run
+// funcs running per unit and records any moment when two ran at once.
+type tracker struct {
+	running  []atomic.Int32
+	overlaps atomic.Int32
+	starts   atomic.Int32
+
+	mu     sync.Mutex
+	causes map[string][]error // by instance: why its run contexts ended
+}
+
+func newTracker(units int) *tracker {
+	return &tracker{running: make([]atomic.Int32, units), causes: map[string][]error{}}
+}
+
+func (tr *tracker) run(id string) func(context.Context, int) {
+	return func(ctx context.Context, unit int) {
+		tr.starts.Add(1)
+		if tr.running[unit].Add(1) > 1 {
+			tr.overlaps.Add(1)
+		}
+		<-ctx.Done()
+		tr.running[unit].Add(-1)
+		tr.mu.Lock()
+		tr.causes[id] = append(tr.causes[id], context.Cause(ctx))
+		tr.mu.Unlock()
+	}
+}
+
+func (tr *tracker) causesOf(id string) []error {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return slices.Clone(tr.causes[id])
+}
+
+// start creates, joins and starts a manager running tr's run func; it is
+// stopped at the end of the test.
+func start(t *testing.T, kv jetstream.KeyValue, id string, units int, tr *tracker) *Manager {
+	t.Helper()
+	m, err := New(kv, Config{InstanceID: id, Expiry: testExpiry, Renew: testRenew,
+		Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	require.NoError(t, m.Join(testSet, units, tr.run(id)))
+	require.NoError(t, m.Start(context.Background()))
+	t.Cleanup(m.Stop)
+	return m
+}
+
+// eventually polls cond every 10 ms until it holds or within has passed.
+func eventually(t *testing.T, within time.Duration, cond func() bool, what string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: "+what, append([]any{within}, args...)...)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func seq(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// partition reports whether the managers' Owned sets are disjoint, cover all
+// units, and have the given sizes (in any order).
+func partition(units int, sizes []int, ms ...*Manager) bool {
+	var all, got []int
+	for _, m := range ms {
+		owned := m.Owned(testSet)
+		all = append(all, owned...)
+		got = append(got, len(owned))
+	}
+	slices.Sort(all)
+	slices.Sort(got)
+	want := slices.Sorted(slices.Values(sizes))
+	return slices.Equal(all, seq(units)) && slices.Equal(got, want)
+}
+
+func TestOneManagerOwnsAll(t *testing.T) {
+	t.Parallel()
+	kv := setup(t)
+	tr := newTracker(4)
+	m := start(t, kv, "a", 4, tr)
+
+	eventually(t, 5*time.Second, func() bool { return slices.Equal(m.Owned(testSet), seq(4)) },
+		"one manager owns all units, owns %v", m.Owned(testSet))
+	own, err := m.Ownership(context.Background(), testSet)
+	require.NoError(t, err)
+	require.Equal(t, map[int]string{0: "a", 1: "a", 2: "a", 3: "a"}, own)
+
+	m.Stop()
+	require.Empty(t, m.Owned(testSet))
+	own, err = m.Ownership(context.Background(), testSet)
+	require.NoError(t, err)
+	require.Empty(t, own, "Stop frees the keys")
+	require.Len(t, tr.causesOf("a"), 4)
+	for _, c := range tr.causesOf("a") {
+		require.ErrorIs(t, c, ErrStopped)
+	}
+	require.Zero(t, tr.overlaps.Load())
+}
+
+func TestThreeManagersBalance(t *testing.T) {
+	t.Parallel()
+	kv := setup(t)
+	tr := newTracker(8)
+	a := start(t, kv, "a", 8, tr)
+	b := start(t, kv, "b", 8, tr)
+	c := start(t, kv, "c", 8, tr)
+
+	eventually(t, 10*time.Second, func() bool { return partition(8, []int{3, 3, 2}, a, b, c) },
+		"3/3/2, have %v %v %v", a.Owned(testSet), b.Owned(testSet), c.Owned(testSet))
+
+	// Balanced means stable: no unit moves over several rounds.
+	starts := tr.starts.Load()
+	time.Sleep(3 * testRenew)
+	require.True(t, partition(8, []int{3, 3, 2}, a, b, c))
+	require.Equal(t, starts, tr.starts.Load(), "no unit moved once balanced")
+
+	own, err := a.Ownership(context.Background(), testSet)
+	require.NoError(t, err)
+	require.Len(t, own, 8)
+	for _, m := range []*Manager{a, b, c} {
+		for _, u := range m.Owned(testSet) {
+			require.Equal(t, m.cfg.InstanceID, own[u], "unit %d", u)
+		}
+	}
+	require.Zero(t, tr.overlaps.Load(), "two run funcs of one unit ran at once")
+}
+
+func TestDeadManagerTakenOver(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		kill  func(m *Manager, cancel context.CancelFunc)
+		cause error
+	}{
+		// The process hangs or is cut off: no KV calls, runs left to the
+		// expiry timers.
+		{"frozen", func(m *Manager, _ context.CancelFunc) { m.frozen.Store(true) }, ErrLost},
+		// A hard stop: runs cancelled, nothing freed.
+		{"cancelled", func(_ *Manager, cancel context.CancelFunc) { cancel() }, context.Canceled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			kv := setup(t)
+			tr := newTracker(6)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			a, err := New(kv, Config{InstanceID: "a", Expiry: testExpiry, Renew: testRenew,
+				Logger: slog.New(slog.DiscardHandler)})
+			require.NoError(t, err)
+			require.NoError(t, a.Join(testSet, 6, tr.run("a")))
+			require.NoError(t, a.Start(ctx))
+			t.Cleanup(a.Stop)
+			b := start(t, kv, "b", 6, tr)
+			eventually(t, 10*time.Second, func() bool { return partition(6, []int{3, 3}, a, b) },
+				"3/3, have %v %v", a.Owned(testSet), b.Owned(testSet))
+
+			before := len(tr.causesOf("a")) // a may have released units to b at first
+			killed := time.Now()
+			tc.kill(a, cancel)
+			eventually(t, 10*time.Second, func() bool { return slices.Equal(b.Owned(testSet), seq(6)) },
+				"b takes all, owns %v", b.Owned(testSet))
+			require.Greater(t, time.Since(killed), testExpiry-testRenew,
+				"taken over before the dead owner's leases could have expired")
+			require.Empty(t, a.Owned(testSet))
+			causes := tr.causesOf("a")[before:]
+			require.Len(t, causes, 3)
+			for _, c := range causes {
+				require.ErrorIs(t, c, tc.cause)
+			}
+			require.Zero(t, tr.overlaps.Load(), "the dead owner still ran when its unit was taken over")
+		})
+	}
+}
+
+func TestStopHandsOverQuickly(t *testing.T) {
+	t.Parallel()
+	kv := setup(t)
+	tr := newTracker(6)
+	a := start(t, kv, "a", 6, tr)
+	b := start(t, kv, "b", 6, tr)
+	eventually(t, 10*time.Second, func() bool { return partition(6, []int{3, 3}, a, b) },
+		"3/3, have %v %v", a.Owned(testSet), b.Owned(testSet))
+
+	stopped := time.Now()
+	a.Stop()
+	a.Stop() // safe twice
+	// Had b waited for a's leases to expire, it would take at least
+	// Expiry − Renew (a renewed at most Renew before Stop).
+	eventually(t, testExpiry-testRenew, func() bool { return slices.Equal(b.Owned(testSet), seq(6)) },
+		"b takes a's units at once, owns %v", b.Owned(testSet))
+	t.Logf("handover took %v", time.Since(stopped))
+	for _, c := range tr.causesOf("a") {
+		require.ErrorIs(t, c, ErrStopped)
+	}
+	require.Zero(t, tr.overlaps.Load())
+}
+
+func TestNewMemberTakesShare(t *testing.T) {
+	t.Parallel()
+	kv := setup(t)
+	tr := newTracker(6)
+	a := start(t, kv, "a", 6, tr)
+	eventually(t, 5*time.Second, func() bool { return slices.Equal(a.Owned(testSet), seq(6)) },
+		"a owns all, owns %v", a.Owned(testSet))
+
+	b := start(t, kv, "b", 6, tr)
+	eventually(t, 10*time.Second, func() bool { return partition(6, []int{3, 3}, a, b) },
+		"3/3, have %v %v", a.Owned(testSet), b.Owned(testSet))
+	causes := tr.causesOf("a")
+	require.Len(t, causes, 3)
+	for _, c := range causes {
+		require.ErrorIs(t, c, ErrReleased)
+	}
+	require.Zero(t, tr.overlaps.Load())
+}
+
+func TestLeaveHandsOver(t *testing.T) {
+	t.Parallel()
+	kv := setup(t)
+	tr := newTracker(4)
+	a := start(t, kv, "a", 4, tr)
+	b := start(t, kv, "b", 4, tr)
+	eventually(t, 10*time.Second, func() bool { return partition(4, []int{2, 2}, a, b) },
+		"2/2, have %v %v", a.Owned(testSet), b.Owned(testSet))
+
+	b.Leave(testSet)
+	require.Empty(t, b.Owned(testSet))
+	require.Len(t, tr.causesOf("b"), 2, "Leave waited for b's run funcs")
+	eventually(t, testExpiry-testRenew, func() bool { return slices.Equal(a.Owned(testSet), seq(4)) },
+		"a takes b's units, owns %v", a.Owned(testSet))
+	b.Leave(testSet) // leaving twice does nothing
+	require.NoError(t, b.Join(testSet, 4, tr.run("b")), "a set can be joined again")
+	eventually(t, 10*time.Second, func() bool { return partition(4, []int{2, 2}, a, b) },
+		"2/2 again, have %v %v", a.Owned(testSet), b.Owned(testSet))
+	require.Zero(t, tr.overlaps.Load())
+}
+
+func TestForeignWriteLosesLease(t *testing.T) {
+	t.Parallel()
+	kv := setup(t)
+	var (
+		mu   sync.Mutex
+		ctxs = map[int]context.Context{}
+	)
+	m, err := New(kv, Config{InstanceID: "a", Expiry: testExpiry, Renew: testRenew,
+		Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	require.NoError(t, m.Join(testSet, 3, func(ctx context.Context, unit int) {
+		mu.Lock()
+		ctxs[unit] = ctx
+		mu.Unlock()
+		<-ctx.Done()
+	}))
+	require.NoError(t, m.Start(context.Background()))
+	t.Cleanup(m.Stop)
+	eventually(t, 5*time.Second, func() bool { return slices.Equal(m.Owned(testSet), seq(3)) },
+		"owns all, owns %v", m.Owned(testSet))
+	mu.Lock()
+	ctx1 := ctxs[1]
+	mu.Unlock()
+	require.True(t, Valid(ctx1))
+
+	wrote := time.Now()
+	_, err = kv.Put(context.Background(), keysFor(testSet).owner(1), []byte(`{"owner":"intruder","session":"x"}`))
+	require.NoError(t, err)
+	eventually(t, testExpiry, func() bool { return ctx1.Err() != nil }, "unit 1 cancelled")
+	require.ErrorIs(t, context.Cause(ctx1), ErrLost)
+	require.False(t, Valid(ctx1))
+	require.Equal(t, []int{0, 2}, m.Owned(testSet))
+
+	// The intruder never renews: once its write expires, the unit is free.
+	eventually(t, 5*time.Second, func() bool { return slices.Equal(m.Owned(testSet), seq(3)) },
+		"unit 1 claimed again, owns %v", m.Owned(testSet))
+	require.Greater(t, time.Since(wrote), testExpiry, "claimed before the intruder's write expired")
+	mu.Lock()
+	require.True(t, Valid(ctxs[1]))
+	mu.Unlock()
+}
+
+func TestValidOutsideALease(t *testing.T) {
+	t.Parallel()
+	require.False(t, Valid(context.Background()))
+}
+
+func TestRunReturningEarlyReleasesUnit(t *testing.T) {
+	t.Parallel()
+	kv := setup(t)
+	var runs atomic.Int32
+	m, err := New(kv, Config{InstanceID: "a", Expiry: testExpiry, Renew: testRenew,
+		Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	require.NoError(t, m.Join(testSet, 1, func(ctx context.Context, unit int) {
+		if runs.Add(1) == 1 {
+			return // gives the unit up at once, the first time
+		}
+		<-ctx.Done()
+	}))
+	require.NoError(t, m.Start(context.Background()))
+	t.Cleanup(m.Stop)
+	eventually(t, 5*time.Second, func() bool { return runs.Load() == 2 && len(m.Owned(testSet)) == 1 },
+		"unit run again, runs %d", runs.Load())
+}
+
+func TestStartStopLifecycle(t *testing.T) {
+	t.Parallel()
+	kv := setup(t)
+	m, err := New(kv, Config{InstanceID: "a", Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	require.Equal(t, 30*time.Second, m.cfg.Expiry)
+	require.Equal(t, 10*time.Second, m.cfg.Renew)
+	require.NoError(t, m.Join(testSet, 2, func(ctx context.Context, _ int) { <-ctx.Done() }))
+	m.Leave(testSet) // before Start: nothing to release
+	m.Stop()
+	m.Stop()
+	require.Error(t, m.Start(context.Background()), "a stopped manager does not start")
+	require.Error(t, m.Join("other", 1, func(context.Context, int) {}))
+
+	m2, err := New(kv, Config{InstanceID: "b", Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	require.NoError(t, m2.Start(context.Background()))
+	require.NoError(t, m2.Start(context.Background()), "Start is idempotent")
+	m2.Stop()
+}
+
+func TestBadConfig(t *testing.T) {
+	t.Parallel()
+	kv := setup(t)
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, "InstanceID is required"},
+		{Config{InstanceID: "a", Expiry: -time.Second}, "Expiry must be positive"},
+		{Config{InstanceID: "a", Renew: -time.Second}, "Renew must be positive"},
+		{Config{InstanceID: "a", Expiry: time.Second, Renew: time.Second}, "at least twice"},
+		{Config{InstanceID: "a", Expiry: time.Second, Renew: 2 * time.Second}, "at least twice"},
+		{Config{InstanceID: "a", Renew: 20 * time.Second}, "at least twice"},
+	} {
+		_, err := New(kv, tc.cfg)
+		require.ErrorContains(t, err, tc.want, "%+v", tc.cfg)
+	}
+	_, err := New(nil, Config{InstanceID: "a"})
+	require.ErrorContains(t, err, "KV bucket is required")
+
+	m, err := New(kv, Config{InstanceID: "a"})
+	require.NoError(t, err)
+	run := func(context.Context, int) {}
+	for _, tc := range []struct {
+		name  string
+		units int
+		run   func(context.Context, int)
+		want  string
+	}{
+		{"", 1, run, "needs a set name"},
+		{"s", 0, run, "units must be between 1 and"},
+		{"s", -3, run, "units must be between 1 and"},
+		{"s", MaxUnits + 1, run, "units must be between 1 and"},
+		{"s", 1, nil, "run func is nil"},
+	} {
+		require.ErrorContains(t, m.Join(tc.name, tc.units, tc.run), tc.want, "%q %d", tc.name, tc.units)
+	}
+	require.NoError(t, m.Join("s", 1, run))
+	require.ErrorContains(t, m.Join("s", 1, run), "already joined")
+	m.Stop()
+}
+
+func TestShare(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		units  int
+		counts map[string]int
+		want   int // share of "me"
+	}{
+		{8, map[string]int{"me": 0}, 8},
+		{8, map[string]int{"me": 0, "b": 0, "c": 0}, 3}, // nobody holds extras yet
+		{8, map[string]int{"me": 2, "b": 3, "c": 3}, 2}, // extras taken
+		{8, map[string]int{"me": 3, "b": 3, "c": 2}, 3}, // balanced
+		{8, map[string]int{"me": 3, "b": 3, "c": 3}, 2}, // too many extras: the highest ID gives one up
+		{8, map[string]int{"a": 3, "b": 3, "me": 2}, 2},
+		{8, map[string]int{"me": 8, "b": 0}, 4},                 // newcomer: release half
+		{8, map[string]int{"me": 4, "b": 0, "c": 0, "d": 0}, 2}, // exact split
+		{2, map[string]int{"me": 0, "b": 1, "c": 1}, 0},         // more members than units
+		{2, map[string]int{"me": 1, "b": 1, "c": 0}, 1},
+		{10, map[string]int{"me": 3, "b": 3, "c": 3, "d": 1}, 2}, // "me" sorts after "b", "c": gives one to "d"
+		{10, map[string]int{"me": 3, "x": 3, "y": 3, "d": 1}, 3}, // "me" sorts first: keeps its extra
+	} {
+		require.Equal(t, tc.want, share(tc.units, "me", tc.counts), "%d units, %v", tc.units, tc.counts)
+	}
+}
+
+func TestEncodeToken(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"orders":          "orders",
+		"orders.$Default": "orders_2E_24Default",
+		"a_b":             "a_5Fb",
+		"host-1=x":        "host-1=x",
+		"a/b c":           "a_2Fb_20c",
+		"ü":               "_C3_BC",
+	} {
+		require.Equal(t, want, encodeToken(in), in)
+	}
+	// Distinct names never share a token.
+	require.NotEqual(t, encodeToken("a.b"), encodeToken("a_2Eb"))
+	k := keysFor("orders.$Default")
+	require.Equal(t, "orders_2E_24Default.o.7", k.owner(7))
+	require.Equal(t, "orders_2E_24Default.m.host_2E1", k.member("host.1"))
+	kind, tok, ok := k.parse(k.member("host.1"))
+	require.True(t, ok)
+	require.Equal(t, "m", kind)
+	require.Equal(t, "host_2E1", tok)
+	_, _, ok = keysFor("orders").parse(k.owner(1))
+	require.False(t, ok)
+}

@@ -1,0 +1,558 @@
+package lease
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// set is one joined set. Its loop goroutine makes every KV call for it and
+// owns the view; mu guards what the run goroutines, the expiry timers and
+// Owned touch.
+type set struct {
+	m     *Manager
+	name  string
+	keys  keys
+	units int
+	run   func(context.Context, int)
+	log   *slog.Logger
+
+	leaving   chan struct{} // closed by leave
+	leaveOnce sync.Once
+	exited    chan struct{} // closed when the loop has returned
+	started   bool          // the loop was started; guarded by m.mu
+	kick      chan struct{} // wakes the loop for a round
+
+	mu       sync.Mutex
+	held     map[int]*lease    // keys we hold: active or releasing
+	runs     map[int]*lease    // run funcs that have not returned
+	cooldown map[int]time.Time // units whose run returned on its own: not claimed before
+
+	// Loop goroutine only.
+	ctx       context.Context // parent of the run contexts
+	watch     jetstream.KeyWatcher
+	endWatch  context.CancelFunc
+	viewReady bool // the watch delivered its initial values
+	members   map[string]entry
+	owners    map[int]entry
+	heartbeat []byte
+	claimed   []byte
+}
+
+// entry is what the view keeps of a key.
+type entry struct {
+	rev     uint64
+	created time.Time
+	deleted bool
+	id      string // owner (ownership key) or instance (member key)
+	session string
+	units   int
+}
+
+func newSet(m *Manager, name string, units int, run func(context.Context, int)) *set {
+	return &set{
+		m:         m,
+		name:      name,
+		keys:      keysFor(name),
+		units:     units,
+		run:       run,
+		log:       m.log.With("set", name),
+		leaving:   make(chan struct{}),
+		exited:    make(chan struct{}),
+		kick:      make(chan struct{}, 1),
+		held:      make(map[int]*lease),
+		runs:      make(map[int]*lease),
+		cooldown:  make(map[int]time.Time),
+		members:   make(map[string]entry),
+		owners:    make(map[int]entry),
+		heartbeat: mustJSON(memberValue{Instance: m.cfg.InstanceID, Session: m.session, Units: units}),
+		claimed:   mustJSON(ownerValue{Owner: m.cfg.InstanceID, Session: m.session}),
+	}
+}
+
+func (s *set) leave() { s.leaveOnce.Do(func() { close(s.leaving) }) }
+
+func (s *set) wake() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *set) loop(parent context.Context) {
+	defer close(s.exited)
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	s.ctx = ctx
+	defer s.stopWatch()
+
+	ticker := time.NewTicker(s.m.cfg.Renew)
+	defer ticker.Stop()
+	leaving := s.leaving
+	draining := false
+	renew := true
+	for {
+		if !draining && isDone(s.leaving) {
+			draining = true
+			s.beginDrain(ctx)
+		}
+		if !s.m.frozen.Load() {
+			s.round(ctx, renew, draining)
+		}
+		renew = false
+		if draining && s.drained() {
+			return
+		}
+
+		interesting := false
+		for !interesting {
+			var updates <-chan jetstream.KeyValueEntry
+			if s.watch != nil {
+				updates = s.watch.Updates()
+			}
+			select {
+			case <-ctx.Done():
+				s.hardStop()
+				return
+			case <-ticker.C:
+				renew, interesting = true, true
+			case <-s.kick:
+				interesting = true
+			case <-leaving:
+				leaving, interesting = nil, true
+			case e, ok := <-updates:
+				if !ok { // restarted by the next tick's round
+					s.log.Warn("lease: watch of the set's keys ended; restarting it")
+					s.stopWatch()
+				} else {
+					interesting = s.apply(e)
+				}
+			}
+		}
+	}
+}
+
+// round makes one pass: renewals and heartbeat when due (renewals first: they
+// keep the leases), frees the keys of finished releases, then claims or
+// releases toward this instance's share. The heartbeat precedes the first
+// watch, so that the view this instance balances on already includes it.
+func (s *set) round(ctx context.Context, renew, draining bool) {
+	ctx, cancel := context.WithTimeout(ctx, s.m.cfg.Renew)
+	defer cancel()
+	if renew {
+		s.renewAll(ctx)
+		if !draining {
+			s.beat(ctx)
+		}
+	}
+	if s.watch == nil && !draining {
+		s.startWatch()
+	}
+	s.freeFinished(ctx)
+	if !draining && s.viewReady {
+		s.balance(ctx)
+	}
+}
+
+func (s *set) beat(ctx context.Context) {
+	if _, err := s.m.kv.Put(ctx, s.keys.member(s.m.cfg.InstanceID), s.heartbeat); err != nil {
+		s.log.Warn("lease: heartbeat failed", "err", err)
+	}
+}
+
+func (s *set) startWatch() {
+	clear(s.members)
+	clear(s.owners)
+	// The watch lasts as long as its context, so it gets one of its own
+	// rather than the round's; nats.go bounds the call with its default
+	// timeout.
+	ctx, cancel := context.WithCancel(s.ctx)
+	w, err := s.m.kv.Watch(ctx, s.keys.all())
+	if err != nil {
+		cancel()
+		s.log.Warn("lease: cannot watch the set's keys; will retry", "err", err)
+		return
+	}
+	s.watch, s.endWatch = w, cancel
+}
+
+func (s *set) stopWatch() {
+	if s.watch != nil {
+		stopWatch(s.watch)
+		s.endWatch()
+		s.watch, s.endWatch, s.viewReady = nil, nil, false
+	}
+}
+
+// apply records a change of a key in the view and reports whether it can
+// change what this instance should own.
+func (s *set) apply(kve jetstream.KeyValueEntry) bool {
+	if kve == nil { // the initial values are in
+		s.viewReady = true
+		return true
+	}
+	kind, tok, ok := s.keys.parse(kve.Key())
+	if !ok {
+		return false
+	}
+	e := entry{rev: kve.Revision(), created: kve.Created(), deleted: kve.Operation() != jetstream.KeyValuePut}
+	switch kind {
+	case "m":
+		var v memberValue
+		if !e.deleted && json.Unmarshal(kve.Value(), &v) == nil {
+			e.id, e.session, e.units = v.Instance, v.Session, v.Units
+		}
+		old, had := s.members[tok]
+		s.members[tok] = e
+		if e.deleted || e.id == "" {
+			return had && !old.deleted
+		}
+		joined := !had || old.deleted || s.expired(old, time.Now())
+		if joined && e.units != s.units && e.id != s.m.cfg.InstanceID {
+			s.log.Warn("lease: members disagree on the number of units", "member", e.id, "their_units", e.units, "our_units", s.units)
+		}
+		return joined
+	case "o":
+		unit, err := strconv.Atoi(tok)
+		if err != nil || unit < 0 || unit >= s.units {
+			return false
+		}
+		if !e.deleted {
+			var v ownerValue
+			if json.Unmarshal(kve.Value(), &v) == nil {
+				e.id, e.session = v.Owner, v.Session
+			}
+		}
+		s.owners[unit] = e
+		s.checkHeld(unit, e)
+		return e.deleted
+	}
+	return false
+}
+
+// checkHeld loses a held unit whose key someone else has written.
+func (s *set) checkHeld(unit int, e entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.held[unit]
+	if l == nil || e.rev <= l.rev {
+		return
+	}
+	if !e.deleted && e.session == s.m.session {
+		// Our own renewal, confirmed to us only now (its reply was lost).
+		// It was a compare-and-set on our revision, so the lease is unbroken.
+		l.rev = e.rev
+		return
+	}
+	s.lose(l, fmt.Errorf("%w: key %s was changed by another writer", ErrLost, s.keys.owner(unit)))
+}
+
+func (s *set) expired(e entry, now time.Time) bool {
+	return now.Sub(e.created) > s.m.cfg.Expiry
+}
+
+// renewAll rewrites every held key with compare-and-set on our revision.
+func (s *set) renewAll(ctx context.Context) {
+	for _, l := range s.heldLeases() {
+		if l.finished() {
+			continue // freeFinished deletes it
+		}
+		start := time.Now()
+		rev, err := s.m.kv.Update(ctx, s.keys.owner(l.unit), s.claimed, l.rev)
+		s.mu.Lock()
+		switch {
+		case l.state == gone:
+		case err == nil:
+			l.rev = rev
+			s.extend(l, start)
+		case isConflict(err):
+			s.lose(l, fmt.Errorf("%w: renewal of %s failed its compare-and-set: %v", ErrLost, s.keys.owner(l.unit), err))
+		default:
+			s.log.Warn("lease: renewal failed; will retry", "unit", l.unit, "err", err)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// freeFinished deletes the keys of released units whose run has returned.
+func (s *set) freeFinished(ctx context.Context) {
+	for _, l := range s.heldLeases() {
+		s.mu.Lock()
+		ready := l.state == releasing && l.finished()
+		s.mu.Unlock()
+		if !ready {
+			continue
+		}
+		err := s.m.kv.Delete(ctx, s.keys.owner(l.unit), jetstream.LastRevision(l.rev))
+		s.mu.Lock()
+		if l.state != gone {
+			s.drop(l)
+		}
+		s.mu.Unlock()
+		if err != nil {
+			s.log.Warn("lease: could not free released unit; it frees itself at expiry", "unit", l.unit, "err", err)
+		} else {
+			s.log.Debug("lease: freed unit", "unit", l.unit)
+		}
+	}
+}
+
+// balance claims or releases units toward this instance's share.
+func (s *set) balance(ctx context.Context) {
+	now := time.Now()
+	me := s.m.cfg.InstanceID
+	counts := map[string]int{me: 0}
+	for _, e := range s.members {
+		if !e.deleted && e.id != "" && !s.expired(e, now) {
+			counts[e.id] = 0
+		}
+	}
+	for _, e := range s.owners {
+		if _, live := counts[e.id]; live && e.id != me && !e.deleted && !s.expired(e, now) {
+			counts[e.id]++
+		}
+	}
+	s.mu.Lock()
+	var mine []int
+	for u, l := range s.held {
+		if l.state == active {
+			mine = append(mine, u)
+		}
+	}
+	s.mu.Unlock()
+	counts[me] = len(mine)
+	target := share(s.units, me, counts)
+
+	if len(mine) > target {
+		slices.Sort(mine)
+		s.release(mine[target:])
+		return
+	}
+	need := target - len(mine)
+	for _, unit := range rand.Perm(s.units) {
+		if need == 0 || ctx.Err() != nil {
+			return
+		}
+		e, known := s.owners[unit]
+		if s.busy(unit) || (known && !e.deleted && e.session != s.m.session && !s.expired(e, now)) {
+			continue
+		}
+		start := time.Now()
+		var rev uint64
+		var err error
+		if !known || e.deleted {
+			rev, err = s.m.kv.Create(ctx, s.keys.owner(unit), s.claimed)
+		} else {
+			rev, err = s.m.kv.Update(ctx, s.keys.owner(unit), s.claimed, e.rev)
+		}
+		switch {
+		case err == nil:
+			s.acquire(unit, rev, start)
+			need--
+		case isConflict(err):
+			s.log.Debug("lease: lost a claim race", "unit", unit)
+		default:
+			s.log.Warn("lease: claim failed", "unit", unit, "err", err)
+			return
+		}
+	}
+}
+
+// share is the number of units member me should hold, given how many each
+// live member holds now (me included). Every member gets units/n; the extra
+// units%n go to members already above units/n, lowest IDs first, or, while
+// there are fewer such members than extras, to anyone who claims one.
+func share(units int, me string, counts map[string]int) int {
+	n := len(counts)
+	base, extra := units/n, units%n
+	var above []string
+	for id, c := range counts {
+		if c > base {
+			above = append(above, id)
+		}
+	}
+	if counts[me] > base {
+		slices.Sort(above)
+		if slices.Index(above, me) < extra {
+			return base + 1
+		}
+		return base
+	}
+	if len(above) < extra {
+		return base + 1
+	}
+	return base
+}
+
+// busy reports whether unit is held here, its last run is still running, or
+// that run returned on its own too recently to start another.
+func (s *set) busy(unit int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if until, ok := s.cooldown[unit]; ok {
+		if time.Now().Before(until) {
+			return true
+		}
+		delete(s.cooldown, unit)
+	}
+	return s.held[unit] != nil || s.runs[unit] != nil
+}
+
+// acquire starts run for a unit just claimed at rev; start is the local time
+// just before the claim was sent.
+func (s *set) acquire(unit int, rev uint64, start time.Time) {
+	l := &lease{unit: unit, rev: rev, done: make(chan struct{})}
+	ctx, cancel := context.WithCancelCause(s.ctx)
+	l.ctx, l.cancel = context.WithValue(ctx, leaseKey{}, l), cancel
+	s.mu.Lock()
+	l.timer = time.AfterFunc(time.Hour, func() { s.expire(l) })
+	s.extend(l, start)
+	s.held[unit] = l
+	s.runs[unit] = l
+	s.mu.Unlock()
+	s.log.Info("lease: acquired unit", "unit", unit)
+	s.m.runs.Go(func() {
+		defer s.finish(l)
+		s.run(l.ctx, unit)
+	})
+}
+
+// finish records that l's run returned and wakes the loop to free its key.
+// A run that returns while its lease still holds gives the unit up: another
+// instance, or this one after a cooldown of Renew, starts it again.
+func (s *set) finish(l *lease) {
+	close(l.done)
+	s.mu.Lock()
+	if s.runs[l.unit] == l {
+		delete(s.runs, l.unit)
+	}
+	if l.state == active {
+		l.state = releasing
+		l.cancel(ErrReleased)
+		s.cooldown[l.unit] = time.Now().Add(s.m.cfg.Renew)
+		s.log.Warn("lease: run returned while its lease held; releasing the unit", "unit", l.unit)
+	}
+	s.mu.Unlock()
+	s.wake()
+}
+
+// extend moves l's deadline to Expiry − Renew/2 after start, the local time
+// before the write that the server stamped. Called with s.mu held.
+func (s *set) extend(l *lease, start time.Time) {
+	until := start.Sub(epoch) + s.m.cfg.Expiry - s.m.cfg.Renew/2
+	l.until.Store(int64(until))
+	l.timer.Reset(until - monotonic())
+}
+
+// expire is l's timer: the lease was not renewed in time.
+func (s *set) expire(l *lease) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l.state == gone || monotonic() < time.Duration(l.until.Load()) {
+		return // extended meanwhile; the timer was reset
+	}
+	s.lose(l, fmt.Errorf("%w: not renewed within %v", ErrLost, s.m.cfg.Expiry-s.m.cfg.Renew/2))
+}
+
+// lose cancels l at once and forgets its key. Called with s.mu held.
+func (s *set) lose(l *lease, cause error) {
+	if l.state == gone {
+		return
+	}
+	l.cancel(cause)
+	s.drop(l)
+	s.log.Warn("lease: lost unit", "unit", l.unit, "cause", cause)
+}
+
+// drop forgets l. Called with s.mu held.
+func (s *set) drop(l *lease) {
+	l.state = gone
+	l.timer.Stop()
+	if s.held[l.unit] == l {
+		delete(s.held, l.unit)
+	}
+}
+
+// release cancels the runs of units; their keys are freed when they return.
+func (s *set) release(units []int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, u := range units {
+		if l := s.held[u]; l != nil && l.state == active {
+			l.state = releasing
+			l.cancel(ErrReleased)
+			s.log.Info("lease: releasing unit to rebalance", "unit", u)
+		}
+	}
+}
+
+// beginDrain starts leaving: the membership goes first, so that the others
+// count without us and take the units as they are freed.
+func (s *set) beginDrain(ctx context.Context) {
+	s.m.frozen.Store(false)
+	dctx, cancel := context.WithTimeout(ctx, s.m.cfg.Renew)
+	defer cancel()
+	if err := s.m.kv.Delete(dctx, s.keys.member(s.m.cfg.InstanceID)); err != nil {
+		s.log.Warn("lease: could not delete membership; it expires by itself", "err", err)
+	}
+	s.stopWatch()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.held {
+		if l.state == active {
+			l.state = releasing
+			l.cancel(ErrStopped)
+		}
+	}
+}
+
+func (s *set) drained() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.held) == 0 && len(s.runs) == 0
+}
+
+// hardStop forgets every lease without touching the bucket. Their contexts
+// are already cancelled with the loop's parent.
+func (s *set) hardStop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.held {
+		l.cancel(ErrStopped)
+		s.drop(l)
+	}
+}
+
+func (s *set) heldLeases() []*lease {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*lease, 0, len(s.held))
+	for _, l := range s.held {
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b *lease) int { return a.unit - b.unit })
+	return out
+}
+
+func isDone(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// isConflict reports whether err is a failed compare-and-set.
+func isConflict(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists)
+}
