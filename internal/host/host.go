@@ -543,7 +543,9 @@ func (h *Host) invoke(ctx context.Context, f *function, p int, batch []hub.Store
 			h.processed(f, len(batch))
 			return true
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || h.hardCtx.Err() != nil {
+			// Cancelled by a lost lease or a forced stop, not a failure of
+			// the function: leave the batch for redelivery.
 			return false
 		}
 		m.Failures.WithLabelValues(f.Name).Inc()
@@ -623,8 +625,8 @@ func (h *Host) putDeadLetters(ctx context.Context, f *function, letters []DeadLe
 		if err == nil {
 			h.cfg.Metrics.DeadLettered.WithLabelValues(f.Name, "hub").Add(float64(len(letters)))
 			for _, dl := range letters {
-				log.Warn("event dead-lettered", telemetry.Position(dl.Source.Hub, dl.Source.Partition, dl.Source.Sequence),
-					"reason", dl.Reason, "attempts", dl.Attempts)
+				// log already carries hub and partition.
+				log.Warn("event dead-lettered", "sequence", dl.Source.Sequence, "reason", dl.Reason, "attempts", dl.Attempts)
 			}
 			return true
 		}
