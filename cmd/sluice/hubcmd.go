@@ -57,7 +57,7 @@ func oneName(pos []string, what string) (string, error) {
 
 func (c *client) print(raw []byte, text func(w *tabwriter.Writer)) {
 	if c.json {
-		os.Stdout.Write(raw)
+		stdout.Write(raw)
 		return
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)

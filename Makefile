@@ -1,0 +1,41 @@
+# Run 'make' or 'make help' for the list of targets.
+.DEFAULT_GOAL := help
+GO ?= go
+FUZZTIME ?= 10s
+
+.PHONY: help build dev test test-short vet fmt-check tidy-check fuzz bench clean
+
+help: ## show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build the sluice binary into bin/sluice
+	$(GO) build -o bin/sluice ./cmd/sluice
+
+dev: ## run 'sluice dev': the whole platform with a demo pipeline
+	$(GO) run ./cmd/sluice dev
+
+test: vet fmt-check ## run every test with -race, then each fuzz target briefly (set SLUICE_TEST_NATS_URL for the external-NATS runs)
+	$(GO) test -race -shuffle=on -count=1 -timeout 20m ./...
+	$(MAKE) fuzz
+
+test-short: ## run the tests without -race and without the long crash tests
+	$(GO) test -short -count=1 ./...
+
+vet: ## go vet
+	$(GO) vet ./...
+
+fmt-check: ## fail if gofmt would change a file
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+tidy-check: ## fail if go mod tidy would change go.mod or go.sum
+	$(GO) mod tidy -diff
+
+fuzz: ## run each fuzz target for FUZZTIME (default 10s)
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./internal/hub/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseEvents$$' -fuzztime $(FUZZTIME) ./internal/gateway/
+
+bench: build ## run the hub benchmark (sluice bench hub)
+	./bin/sluice bench hub
+
+clean: ## remove build output and the default data directory
+	rm -rf bin sluice-data

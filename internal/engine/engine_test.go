@@ -1,0 +1,77 @@
+package engine_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/internal/engine"
+)
+
+func TestEmbeddedKeepsDataAcrossRestarts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	eng, err := engine.Start(ctx, engine.Config{DataDir: dir})
+	require.NoError(t, err)
+	require.True(t, eng.Embedded())
+	require.Empty(t, eng.ClientURL(), "no port unless asked")
+	_, err = eng.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "s", Subjects: []string{"s"}})
+	require.NoError(t, err)
+	_, err = eng.JS.Publish(ctx, "s", []byte("kept"))
+	require.NoError(t, err)
+	require.NoError(t, eng.Close())
+	require.NoError(t, eng.Close(), "Close twice is safe")
+
+	eng, err = engine.Start(ctx, engine.Config{DataDir: dir})
+	require.NoError(t, err)
+	defer eng.Close()
+	st, err := eng.JS.Stream(ctx, "s")
+	require.NoError(t, err)
+	msg, err := st.GetMsg(ctx, 1)
+	require.NoError(t, err)
+	require.Equal(t, "kept", string(msg.Data))
+}
+
+func TestEmbeddedListensWhenAsked(t *testing.T) {
+	t.Parallel()
+	eng, err := engine.Start(context.Background(), engine.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	require.NoError(t, err)
+	defer eng.Close()
+	url := eng.ClientURL()
+	require.NotEmpty(t, url)
+	other, err := engine.Start(context.Background(), engine.Config{URL: url})
+	require.NoError(t, err, "a second instance connects by URL")
+	defer other.Close()
+	require.False(t, other.Embedded())
+	_, err = other.JS.AccountInfo(context.Background())
+	require.NoError(t, err)
+}
+
+func TestStartRejectsBadConfig(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for msg, cfg := range map[string]engine.Config{
+		"sync must be":          {DataDir: t.TempDir(), Sync: "sometimes"},
+		"data directory":        {},
+		"cannot be combined":    {URL: "nats://127.0.0.1:1", Listen: "127.0.0.1:0"},
+		"want host:port":        {DataDir: t.TempDir(), Listen: "nonsense"},
+		"port must be a number": {DataDir: t.TempDir(), Listen: "127.0.0.1:http"},
+		"is the server running": {URL: "nats://127.0.0.1:1"},
+	} {
+		_, err := engine.Start(ctx, cfg)
+		require.ErrorContains(t, err, msg)
+	}
+}
+
+func TestSyncIntervalMode(t *testing.T) {
+	t.Parallel()
+	eng, err := engine.Start(context.Background(), engine.Config{DataDir: t.TempDir(), Sync: engine.SyncInterval})
+	require.NoError(t, err)
+	defer eng.Close()
+	require.GreaterOrEqual(t, eng.MaxPayload(), int64(8<<20), "room for a 1 MiB event and packing")
+	require.Equal(t, nats.CONNECTED, eng.Conn.Status())
+}
