@@ -47,6 +47,9 @@ func decodeEnvelopes(body []byte, lim Limits) ([]hub.Event, error) {
 	}
 	events := make([]hub.Event, len(elems))
 	for i, el := range elems {
+		if el[0] != '{' {
+			return nil, invalidRequestf("event %d: an event is a JSON object, got a JSON %s", i, jsonKind(el[0]))
+		}
 		var env envelope
 		dec := json.NewDecoder(bytes.NewReader(el))
 		dec.DisallowUnknownFields()

@@ -183,12 +183,15 @@ func decodeRequest(r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return tooLargef("the request body is over 1 MiB: this endpoint takes a small JSON object")
+		}
 		if errors.Is(err, io.EOF) {
 			return invalidRequestf("the request body is empty: send a JSON object")
 		}
 		return invalidRequestf("the request body is not valid JSON for this endpoint: %v", err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return invalidRequestf("the request body has data after the JSON object")
 	}
 	return nil
@@ -301,7 +304,9 @@ func ToEventJSON(e hub.StoredEvent) EventJSON {
 }
 
 // read returns stored events of one partition: GET
-// /api/v1/hubs/{hub}/partitions/{p}/events?after=SEQ|from=start|end|RFC3339&limit=N&wait=DURATION
+// /api/v1/hubs/{hub}/partitions/{p}/events?after=SEQ|from=start|end|RFC3339&limit=N&wait=DURATION.
+// wait (default 1s, at most 1m, at least 100ms) bounds how long to wait for
+// events when fewer than limit are stored; after wins over from.
 func (s *Server) read(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("hub")
 	info, err := s.cfg.Hubs.Get(r.Context(), name)
@@ -329,6 +334,10 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request) {
 		start = hub.Start{Kind: hub.StartLatest}
 	default:
 		t, err := time.Parse(time.RFC3339Nano, from)
+		if err == nil && (t.Year() < 1970 || t.Year() > 2262) {
+			s.fail(w, r, invalidRequestf("from=%q: the time must be between 1970 and 2262", from))
+			return
+		}
 		if err != nil {
 			s.fail(w, r, invalidRequestf("from=%q: use start, end, or an RFC 3339 time such as 2026-01-02T15:04:05Z", from))
 			return
@@ -349,14 +358,16 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), wait)
-	defer cancel()
-	rd, err := s.cfg.Hubs.OpenReader(ctx, name, p, start)
+	rd, err := s.cfg.Hubs.OpenReader(r.Context(), name, p, start)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	defer rd.Close()
+	// Stored events arrive within a round trip or two; wait bounds the wait
+	// for events beyond them, with a floor that lets stored ones come in.
+	ctx, cancel := context.WithTimeout(r.Context(), max(wait, 100*time.Millisecond))
+	defer cancel()
 	out := []EventJSON{}
 	for len(out) < limit {
 		evs, err := rd.Next(ctx)
