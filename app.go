@@ -259,7 +259,7 @@ func (a *App) ensureHub(ctx context.Context, hc HubConfig) error {
 	info, err := a.hubSvc.Create(ctx, hub.Config{Name: hc.Name, Partitions: hc.Partitions,
 		RetentionAge: hc.Retention, RetentionBytes: hc.RetentionBytes})
 	if errors.Is(err, hub.ErrExists) {
-		info, err = a.hubSvc.Get(ctx, hc.Name)
+		info, err = a.hubSvc.Repair(ctx, hc.Name)
 		if err == nil && hc.Partitions != 0 && info.Partitions != hc.Partitions {
 			return fmt.Errorf("sluice: hub %s exists with %d partitions but is declared with %d; partition counts cannot change (delete the hub or declare %d)",
 				hc.Name, info.Partitions, hc.Partitions, info.Partitions)

@@ -228,6 +228,27 @@ func (s *Service) Create(ctx context.Context, cfg Config) (Info, error) {
 	return info, nil
 }
 
+// Repair creates the partition streams of an existing hub that are missing,
+// as after a crash between storing a hub's definition and creating its
+// last partition. It is idempotent and returns the hub's definition.
+func (s *Service) Repair(ctx context.Context, name string) (Info, error) {
+	info, err := s.Get(ctx, name)
+	if err != nil {
+		return Info{}, err
+	}
+	for p := range info.Partitions {
+		_, err := s.js.Stream(ctx, StreamName(name, p))
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			s.log.Warn("recreating a missing partition of a hub (was its creation interrupted?)", "hub", name, "partition", p)
+			_, err = s.js.CreateOrUpdateStream(ctx, streamConfig(info.Config, p, s.opts.Replicas))
+		}
+		if err != nil {
+			return Info{}, fmt.Errorf("hub: repair partition %d of %s: %w", p, name, err)
+		}
+	}
+	return info, nil
+}
+
 func streamConfig(cfg Config, p, replicas int) jetstream.StreamConfig {
 	sc := jetstream.StreamConfig{
 		Name:        StreamName(cfg.Name, p),

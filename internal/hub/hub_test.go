@@ -374,3 +374,24 @@ func TestReplayAndLag(t *testing.T) {
 		require.ErrorIs(t, err, hub.ErrInvalid)
 	})
 }
+
+func TestRepairRecreatesMissingPartitions(t *testing.T) {
+	t.Parallel()
+	eng := enginetest.Embedded(t)
+	ctx := context.Background()
+	s, name := setup(t, eng, hub.Config{Partitions: 3})
+	// Simulate a crash between storing the definition and creating the
+	// last partition.
+	require.NoError(t, eng.JS.DeleteStream(ctx, hub.StreamName(name, 2)))
+	_, _, err := s.Describe(ctx, name)
+	require.ErrorIs(t, err, hub.ErrNotFound)
+	info, err := s.Repair(ctx, name)
+	require.NoError(t, err)
+	require.Equal(t, 3, info.Partitions)
+	_, err = s.Publish(ctx, name, []hub.Event{{Body: []byte("x"), Partition: 2, HasPartition: true}})
+	require.NoError(t, err)
+	_, err = s.Repair(ctx, name)
+	require.NoError(t, err, "repair is idempotent")
+	_, err = s.Repair(ctx, "missing")
+	require.ErrorIs(t, err, hub.ErrNotFound)
+}
