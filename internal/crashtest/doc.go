@@ -33,22 +33,29 @@
 // # What the tests prove
 //
 //   - TestConsumerCrash: a consumer killed repeatedly at random moments
-//     (while processing, and during start-up and store recovery) loses no
-//     event, never skips one, keeps the order of each key within an
-//     ownership of a partition, redelivers at most two batches per partition
-//     per kill, and after a graceful stop redelivers nothing (invariants 2
-//     and 3, and invariant 1 for the consumer's own state: checkpoints and
-//     leases).
+//     (while processing, during start-up and store recovery, and during a
+//     graceful stop) loses no event, never skips one, keeps the order of
+//     each key within an ownership of a partition, redelivers at most two
+//     batches per partition per kill, and after a graceful stop redelivers
+//     nothing (invariants 2 and 3, and invariant 1 for the consumer's own
+//     state: checkpoints and leases).
 //   - TestPublisherCrash: every event whose Publish returned is stored at
 //     the position Publish reported, exactly once, after the publisher and
 //     its embedded server are killed mid-stream, with sync=always and with
 //     sync=interval; sequence numbers stay strictly increasing per partition
 //     (invariant 1).
-//   - TestRebalance: three consumers sharing an external engine balance a
-//     hub's partitions; when one is killed, the survivors take its
-//     partitions over after the lease expiry and nothing published is lost
-//     or reordered (invariants 2-4).
+//   - TestRebalance: three consumers joining one server one after another
+//     share a hub's partitions fairly; when one is killed, the survivors
+//     take its partitions over after (never before) its lease can have
+//     expired; nothing published is lost or reordered across the handovers,
+//     and no partition is processed by two consumers at once (invariants
+//     2-4).
+//   - TestHubCreateCrash: an instance killed while it creates a declared
+//     hub's partitions leaves a hub that the next start makes usable.
 //
+// The tests do not call t.Parallel: each one keeps both cores of a CI
+// machine busy, and the lease expiries they rely on are timing-sensitive.
+// With -short, TestConsumerCrash (about 40s with -race) is skipped.
 // The seed of every random choice is logged; set SLUICE_CRASH_SEED to repeat
 // a run's choices, and SLUICE_CRASH_EVENTS to change the consumer test's
 // event count (default 200000).

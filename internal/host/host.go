@@ -93,6 +93,7 @@ type Host struct {
 	bg       sync.WaitGroup
 	started  atomic.Bool
 	stopOnce sync.Once
+	activeMu sync.Mutex // orders a partition loop's active.Add before Stop's Wait
 }
 
 type function struct {
@@ -186,7 +187,9 @@ func (h *Host) Start(ctx context.Context) error {
 		}
 		h.bg.Go(func() { h.reportLag(f) })
 	}
-	return h.cfg.Leases.Start(ctx)
+	// ctx bounds starting only: leases live until Stop hands them over, so
+	// that cancelling a Run context is a graceful stop, not a crash.
+	return h.cfg.Leases.Start(context.WithoutCancel(ctx))
 }
 
 // Stop stops gracefully: no new batches are taken, in-flight batches finish
@@ -195,7 +198,9 @@ func (h *Host) Start(ctx context.Context) error {
 // are not checkpointed and will be delivered again. Safe to call twice.
 func (h *Host) Stop(ctx context.Context) {
 	h.stopOnce.Do(func() {
+		h.activeMu.Lock()
 		close(h.soft)
+		h.activeMu.Unlock()
 		done := make(chan struct{})
 		go func() { h.active.Wait(); close(done) }()
 		timer := time.NewTimer(h.cfg.ShutdownTimeout)
@@ -251,7 +256,14 @@ func (h *Host) runPartition(lctx context.Context, f *function, p int) {
 	owned.Inc()
 	defer owned.Dec()
 	log.Info("partition acquired")
+	h.activeMu.Lock()
+	if h.stopping() {
+		h.activeMu.Unlock()
+		<-lctx.Done()
+		return
+	}
 	h.active.Add(1)
+	h.activeMu.Unlock()
 	working := true
 	defer func() {
 		if working {

@@ -1,0 +1,277 @@
+package crashtest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice"
+)
+
+// envChild carries a child's childConfig as JSON.
+const envChild = "SLUICE_CRASHTEST_CHILD"
+
+// Child roles.
+const (
+	roleConsumer  = "consumer"
+	rolePublisher = "publisher"
+)
+
+// childConfig tells a child what to be.
+type childConfig struct {
+	Role string `json:"role"`
+	// DataDir is the embedded engine's data directory; NATSURL, when set,
+	// uses that server instead.
+	DataDir string `json:"data_dir,omitempty"`
+	NATSURL string `json:"nats_url,omitempty"`
+	Sync    string `json:"sync,omitempty"`
+	// Out is the file the child appends its lines to.
+	Out        string `json:"out"`
+	InstanceID string `json:"instance_id,omitempty"`
+	Hub        string `json:"hub"`
+	Partitions int    `json:"partitions"`
+
+	// Consumer.
+	LeaseExpiry  time.Duration `json:"lease_expiry,omitempty"`
+	MaxBatchSize int           `json:"max_batch_size,omitempty"`
+	// BatchDelay is how long the handler takes per batch, after recording
+	// it: it paces the consumer so that kills land mid-stream, and widens
+	// the window between "processed" and "checkpointed".
+	BatchDelay time.Duration `json:"batch_delay,omitempty"`
+
+	// Publisher.
+	Run        string `json:"run,omitempty"` // prefix of the event ids
+	Publishers int    `json:"publishers,omitempty"`
+	BatchSize  int    `json:"batch_size,omitempty"`
+}
+
+// TestChildMain is the body of a child process; see the package comment. It
+// is skipped unless a crash test started this process as its child.
+func TestChildMain(t *testing.T) {
+	raw := os.Getenv(envChild)
+	if raw == "" {
+		t.Skip("not a crash-test child: the crash tests start this themselves")
+	}
+	var cfg childConfig
+	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
+		t.Fatalf("bad %s: %v", envChild, err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	go exitWhenOrphaned()
+
+	out, err := openOut(cfg.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.close()
+	switch cfg.Role {
+	case roleConsumer:
+		err = runConsumer(ctx, cfg, out)
+	case rolePublisher:
+		err = runPublisher(ctx, cfg, out)
+	default:
+		err = fmt.Errorf("unknown role %q", cfg.Role)
+	}
+	if err != nil {
+		t.Fatalf("%s child: %v", cfg.Role, err)
+	}
+}
+
+// exitWhenOrphaned ends the child when its parent test is gone, so that a
+// crashed or interrupted test run leaves nothing running.
+func exitWhenOrphaned() {
+	parent := os.Getppid()
+	for {
+		time.Sleep(250 * time.Millisecond)
+		if os.Getppid() != parent {
+			os.Exit(3)
+		}
+	}
+}
+
+// runConsumer runs one instance with a function that records every event it
+// is given, until ctx ends (SIGTERM), then stops gracefully.
+func runConsumer(ctx context.Context, cfg childConfig, out *outFile) error {
+	logger := slog.New(&markerHandler{
+		next: slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}),
+		out:  out,
+	})
+	app := sluice.New(sluice.Config{
+		DataDir: cfg.DataDir, NATSURL: cfg.NATSURL, Sync: cfg.Sync,
+		InstanceID: cfg.InstanceID, LeaseExpiry: cfg.LeaseExpiry,
+		ShutdownTimeout: 20 * time.Second, Logger: logger,
+	})
+	app.Hub(sluice.HubConfig{Name: cfg.Hub, Partitions: cfg.Partitions})
+	app.Function("record", sluice.HubTrigger{Hub: cfg.Hub, MaxBatchSize: cfg.MaxBatchSize},
+		func(ctx context.Context, events []sluice.Event) error {
+			if err := ctx.Err(); err != nil {
+				return err // the lease is gone: this batch is not ours to record
+			}
+			if err := out.events(events); err != nil {
+				return err
+			}
+			if cfg.BatchDelay > 0 {
+				t := time.NewTimer(cfg.BatchDelay)
+				defer t.Stop()
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+				}
+			}
+			return nil
+		})
+	return app.Run(ctx)
+}
+
+// runPublisher publishes batches of uniquely numbered events from several
+// goroutines until it is killed (or ctx ends), recording each acknowledged
+// event with the position Publish returned.
+func runPublisher(ctx context.Context, cfg childConfig, out *outFile) error {
+	app := sluice.New(sluice.Config{
+		DataDir: cfg.DataDir, NATSURL: cfg.NATSURL, Sync: cfg.Sync, InstanceID: cfg.InstanceID,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	app.Hub(sluice.HubConfig{Name: cfg.Hub, Partitions: cfg.Partitions})
+	if err := app.Start(ctx); err != nil {
+		return err
+	}
+	defer func() { _ = app.Stop(context.Background()) }()
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	for w := range cfg.Publishers {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
+			for n := 0; ctx.Err() == nil; n++ {
+				events := make([]sluice.Event, cfg.BatchSize)
+				// One batch in four has no partition key: those events go
+				// together to the next partition in turn.
+				keyed := rng.IntN(4) != 0
+				for i := range events {
+					events[i].Body = fmt.Appendf(nil, "%s-%02d-%06d-%02d", cfg.Run, w, n, i)
+					if keyed {
+						events[i].PartitionKey = "k" + strconv.Itoa(rng.IntN(100))
+					}
+				}
+				pos, err := app.Publish(ctx, cfg.Hub, events...)
+				if err != nil {
+					if ctx.Err() == nil {
+						errOnce.Do(func() { firstErr = fmt.Errorf("publish: %w", err) })
+					}
+					return
+				}
+				var b []byte
+				for i, p := range pos {
+					b = fmt.Appendf(b, "%s %d %d\n", events[i].Body, p.Partition, p.SequenceNumber)
+				}
+				if err := out.write(b); err != nil {
+					errOnce.Do(func() { firstErr = err })
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return firstErr
+}
+
+// outFile is a child's output file. Each call is one write(2) of whole
+// lines, so a kill leaves at worst one incomplete line at the end.
+type outFile struct {
+	mu sync.Mutex
+	f  *os.File
+}
+
+func openOut(path string) (*outFile, error) {
+	if path == "" {
+		return nil, errors.New("the child has no output file")
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &outFile{f: f}, nil
+}
+
+func (o *outFile) write(b []byte) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, err := o.f.Write(b)
+	return err
+}
+
+func (o *outFile) close() { _ = o.f.Close() }
+
+// events records a batch: one E line per event, in the batch's order.
+func (o *outFile) events(evs []sluice.Event) error {
+	now := time.Now().UnixNano()
+	b := make([]byte, 0, len(evs)*48)
+	for _, e := range evs {
+		b = fmt.Appendf(b, "E %d %d %d %s\n", e.Partition, e.SequenceNumber, now, e.Body)
+	}
+	return o.write(b)
+}
+
+// acquired records that the host started processing a partition.
+func (o *outFile) acquired(p int64) {
+	_ = o.write(fmt.Appendf(nil, "A %d %d\n", p, time.Now().UnixNano()))
+}
+
+// markerHandler passes logs on to next and, when the host logs that it
+// acquired a partition, writes an A line to the output file. The host logs
+// that line before it reads the partition's checkpoint, so every event of
+// the new ownership follows it in the file.
+type markerHandler struct {
+	next  slog.Handler
+	out   *outFile
+	attrs []slog.Attr
+}
+
+// acquiredMessage is what internal/host logs when it starts on a partition.
+const acquiredMessage = "partition acquired"
+
+func (h *markerHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.next.Enabled(ctx, l)
+}
+
+func (h *markerHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == acquiredMessage {
+		p, ok := int64(-1), false
+		find := func(a slog.Attr) bool {
+			if a.Key == "partition" && a.Value.Kind() == slog.KindInt64 {
+				p, ok = a.Value.Int64(), true
+			}
+			return true
+		}
+		for _, a := range h.attrs {
+			find(a)
+		}
+		r.Attrs(find)
+		if ok {
+			h.out.acquired(p)
+		}
+	}
+	return h.next.Handle(ctx, r)
+}
+
+func (h *markerHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	attrs := append(append([]slog.Attr(nil), h.attrs...), as...)
+	return &markerHandler{next: h.next.WithAttrs(as), out: h.out, attrs: attrs}
+}
+
+func (h *markerHandler) WithGroup(name string) slog.Handler {
+	return &markerHandler{next: h.next.WithGroup(name), out: h.out, attrs: h.attrs}
+}

@@ -1,0 +1,287 @@
+package crashtest
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/lease"
+)
+
+// TestRebalance runs three consumers on one server, kills one while events
+// keep arriving, and proves that the survivors take its partitions over
+// after the lease expiry, that nothing published is lost or reordered, and
+// that no partition was processed by two consumers at once.
+func TestRebalance(t *testing.T) {
+	const (
+		hubName    = "rb"
+		partitions = 8
+		keys       = 100
+		expiry     = 2 * time.Second
+		tick       = 50 * time.Millisecond // one event per key per tick
+	)
+	rng := seeded(t)
+	dir := t.TempDir()
+	ctx := background(t, 5*time.Minute)
+
+	server := sluice.New(sluice.Config{
+		DataDir: filepath.Join(dir, "server"), NATSListen: "127.0.0.1:0", InstanceID: "server", Logger: testLogger(t),
+	})
+	server.Hub(sluice.HubConfig{Name: hubName, Partitions: partitions})
+	if err := server.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = server.Stop(context.Background()) })
+	url := server.NATSURL()
+	if url == "" {
+		t.Fatal("the server has no client URL although NATSListen is set")
+	}
+
+	// Ownership as the lease bucket says, read like any instance would.
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, "sluice-leases")
+	if err != nil {
+		t.Fatal(err)
+	}
+	observer, err := lease.New(kv, lease.Config{InstanceID: "observer", Expiry: expiry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownership := func() map[int]string {
+		own, err := observer.Ownership(ctx, hubName+"."+"$Default")
+		if err != nil {
+			t.Logf("read ownership: %v", err)
+		}
+		return own
+	}
+
+	// Publish one event per key per tick, index by index, until stopped.
+	var published atomic.Int64 // acknowledged ticks
+	stopPub, pubDone := make(chan struct{}), make(chan error, 1)
+	go func() {
+		tk := time.NewTicker(tick)
+		defer tk.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stopPub:
+				pubDone <- nil
+				return
+			case <-tk.C:
+			}
+			events := make([]sluice.Event, keys)
+			for k := range keys {
+				events[k] = sluice.Event{Body: fmt.Appendf(nil, "%s/%d", keyName(k), i), PartitionKey: keyName(k)}
+			}
+			if _, err := server.Publish(ctx, hubName, events...); err != nil {
+				pubDone <- err
+				return
+			}
+			published.Store(int64(i + 1))
+		}
+	}()
+	stopPublishing := func() int {
+		close(stopPub)
+		if err := <-pubDone; err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		return int(published.Load())
+	}
+
+	// The consumers join one after another, so that partitions are also
+	// handed over gracefully (released to rebalance) before the kill. Each
+	// batch takes a little time, so that the kill finds work in flight.
+	tr := newTracker()
+	names := []string{"c0", "c1", "c2"}
+	children := map[string]*child{}
+	watches := map[string]*watched{}
+	var all []*child
+	alive := func(names []string) {
+		for _, n := range names {
+			children[n].requireAlive(t)
+		}
+	}
+	var own map[int]string
+	for i, name := range names {
+		out := filepath.Join(dir, name+".events")
+		c := startChild(t, dir, name, childConfig{
+			Role: roleConsumer, NATSURL: url, InstanceID: name, Hub: hubName, Partitions: partitions,
+			LeaseExpiry: expiry, MaxBatchSize: 100, BatchDelay: 20 * time.Millisecond, Out: out,
+		})
+		children[name], watches[name] = c, tr.watch(out)
+		all = append(all, c)
+
+		// Everyone so far works and holds a fair share: 8, then 4 and 4,
+		// then 2 or 3 each.
+		members := names[:i+1]
+		began := time.Now()
+		waitFor(t, 90*time.Second, 50*time.Millisecond, func() bool {
+			alive(members)
+			tr.poll(t)
+			for _, n := range members {
+				if watches[n].events == 0 {
+					return false
+				}
+			}
+			own = ownership()
+			return balanced(own, members, partitions)
+		}, func() string { return fmt.Sprintf("not balanced: ownership %v, events %v", own, eventCounts(watches)) })
+		t.Logf("%s joined; balanced after %v: %s", name, time.Since(began).Round(time.Millisecond), byOwner(own))
+	}
+
+	// Kill one at a random moment while events arrive.
+	time.Sleep(between(rng, 300*time.Millisecond, 2*time.Second))
+	victim := names[rng.IntN(len(names))]
+	survivors := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == victim })
+	own = ownership()
+	var lostParts []int
+	for p, o := range own {
+		if o == victim {
+			lostParts = append(lostParts, p)
+		}
+	}
+	slices.Sort(lostParts)
+	killAt := time.Now()
+	children[victim].kill(t)
+	t.Logf("killed %s, owner of partitions %v", victim, lostParts)
+
+	// The survivors take its partitions and process them.
+	waitFor(t, 60*time.Second, 50*time.Millisecond, func() bool {
+		alive(survivors)
+		tr.poll(t)
+		own = ownership()
+		if !balanced(own, survivors, partitions) {
+			return false
+		}
+		for _, p := range lostParts {
+			if !slices.ContainsFunc(survivors, func(n string) bool { return watches[n].lastAt[p] > killAt.UnixNano() }) {
+				return false
+			}
+		}
+		return true
+	}, func() string {
+		return fmt.Sprintf("no takeover of %v: ownership %v", lostParts, own)
+	})
+	t.Logf("survivors own %v, %v after the kill (lease expiry %v)", byOwner(own), time.Since(killAt).Round(time.Millisecond), expiry)
+
+	// Keep publishing a little, then let the survivors finish.
+	time.Sleep(2 * time.Second)
+	ticks := stopPublishing()
+	total := ticks * keys
+	waitFor(t, 2*time.Minute, 100*time.Millisecond, func() bool {
+		alive(survivors)
+		tr.poll(t)
+		return len(tr.seen) >= total
+	}, func() string { return fmt.Sprintf("%d of %d published events processed", len(tr.seen), total) })
+	for _, n := range survivors {
+		children[n].terminate(t, time.Minute)
+	}
+	checkChildLogs(t, all)
+
+	var segs []*segment
+	for _, n := range names {
+		s, err := readSegments(watches[n].path, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		segs = append(segs, s...)
+	}
+	r := checkSegments(segs, partitions)
+	failViolations(t, r)
+	if r.unmarked > 0 {
+		t.Errorf("%d ownerships have no A line: does internal/host still log %q with a partition attribute?", r.unmarked, acquiredMessage)
+	}
+	if missing := missingKeyed(r.seen, keys, ticks); len(missing) > 0 {
+		t.Errorf("%d published events were never processed, e.g. %s", len(missing), strings.Join(missing[:min(10, len(missing))], " "))
+	}
+	if r.distinct != total {
+		t.Errorf("%d distinct events processed, want %d", r.distinct, total)
+	}
+	t.Logf("%d events published, %d event lines, %d duplicates, %d ownerships; processed per consumer: %v",
+		total, r.lines, r.duplicates, len(segs), eventCounts(watches))
+	for _, o := range r.overlaps {
+		t.Errorf("two consumers processed a partition at the same time: %s", o)
+	}
+
+	// When did each of the victim's partitions move, and to whom? Nobody
+	// may take one before the victim's lease could have expired.
+	for _, p := range lostParts {
+		first := int64(0)
+		by := ""
+		for _, sg := range segs {
+			if sg.partition == p && sg.source != victim && sg.start > killAt.UnixNano() && (first == 0 || sg.start < first) {
+				first, by = sg.start, sg.source
+			}
+		}
+		if first == 0 {
+			t.Errorf("partition %d of %s was never acquired by a survivor", p, victim)
+			continue
+		}
+		after := time.Duration(first - killAt.UnixNano())
+		t.Logf("partition %d: acquired by %s %v after the kill", p, by, after.Round(time.Millisecond))
+		if after < expiry/2 {
+			t.Errorf("partition %d was taken over %v after its owner was killed, before its lease (expiry %v) could have expired", p, after, expiry)
+		}
+	}
+}
+
+// balanced reports whether the partitions are all owned, by the given
+// instances only, each holding its fair share (n/len or one more).
+func balanced(own map[int]string, names []string, partitions int) bool {
+	if len(own) != partitions {
+		return false
+	}
+	counts := map[string]int{}
+	for _, o := range own {
+		if !slices.Contains(names, o) {
+			return false
+		}
+		counts[o]++
+	}
+	lo := partitions / len(names)
+	hi := (partitions + len(names) - 1) / len(names)
+	for _, n := range names {
+		if counts[n] < lo || counts[n] > hi {
+			return false
+		}
+	}
+	return true
+}
+
+func byOwner(own map[int]string) string {
+	parts := map[string][]int{}
+	for p, o := range own {
+		parts[o] = append(parts[o], p)
+	}
+	var b strings.Builder
+	for _, o := range slices.Sorted(maps.Keys(parts)) {
+		slices.Sort(parts[o])
+		fmt.Fprintf(&b, "%s=%v ", o, parts[o])
+	}
+	return strings.TrimSpace(b.String())
+}
+
+func eventCounts(watches map[string]*watched) map[string]int {
+	out := map[string]int{}
+	for n, w := range watches {
+		out[n] = w.events
+	}
+	return out
+}
