@@ -121,7 +121,7 @@ func (s *set) loop(parent context.Context) {
 			}
 			select {
 			case <-ctx.Done():
-				s.hardStop()
+				s.hardStop(context.Cause(ctx))
 				return
 			case <-ticker.C:
 				renew, interesting = true, true
@@ -522,12 +522,13 @@ func (s *set) drained() bool {
 }
 
 // hardStop forgets every lease without touching the bucket. Their contexts
-// are already cancelled with the loop's parent.
-func (s *set) hardStop() {
+// are normally already cancelled with the loop's parent; cancelling them with
+// the parent's cause too makes the reason the same whichever comes first.
+func (s *set) hardStop(cause error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, l := range s.held {
-		l.cancel(ErrStopped)
+		l.cancel(cause)
 		s.drop(l)
 	}
 }
