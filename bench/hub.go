@@ -3,7 +3,9 @@ package bench
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -211,7 +213,7 @@ func baselinePublish(ctx context.Context, eng *engine.Engine, o HubOptions) (tim
 	body := make([]byte, o.EventSize)
 	start := time.Now()
 	for i := range o.BaselineEvents {
-		if _, err := eng.JS.PublishAsync(prefix+"."+strconv.Itoa(int(i)%o.Partitions), body); err != nil {
+		if err := publishAsync(eng.JS, prefix+"."+strconv.Itoa(int(i)%o.Partitions), body); err != nil {
 			return 0, err
 		}
 	}
@@ -235,13 +237,14 @@ func benchConsume(ctx context.Context, eng *engine.Engine, svc *hub.Service, o H
 	if err != nil {
 		return Result{}, err
 	}
-	leases, err := lease.New(kv, lease.Config{InstanceID: "bench", Expiry: 10 * time.Second})
+	leases, err := lease.New(kv, lease.Config{InstanceID: "bench", Expiry: 10 * time.Second, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return Result{}, err
 	}
 	var processed atomic.Int64
 	h, err := host.New(host.Config{InstanceID: "bench", Hubs: svc, Leases: leases,
-		DeadLetters: &host.HubSink{Hubs: svc}, Metrics: telemetry.NewMetrics(), LagEvery: time.Hour})
+		DeadLetters: &host.HubSink{Hubs: svc}, Metrics: telemetry.NewMetrics(), LagEvery: time.Hour,
+		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return Result{}, err
 	}
@@ -327,7 +330,7 @@ func baselineConsume(ctx context.Context, eng *engine.Engine, o HubOptions) (tim
 	body := make([]byte, o.EventSize)
 	start := time.Now()
 	for i := range o.BaselineEvents {
-		if _, err := eng.JS.PublishAsync(prefix+"."+strconv.Itoa(int(i)%o.Partitions), body); err != nil {
+		if err := publishAsync(eng.JS, prefix+"."+strconv.Itoa(int(i)%o.Partitions), body); err != nil {
 			return 0, err
 		}
 	}
@@ -339,4 +342,19 @@ func baselineConsume(ctx context.Context, eng *engine.Engine, o HubOptions) (tim
 		}
 	}
 	return time.Since(start), nil
+}
+
+// publishAsync publishes one message asynchronously, waiting for
+// acknowledgements when the client's window of pending publishes is full.
+func publishAsync(js jetstream.JetStream, subject string, body []byte) error {
+	for {
+		_, err := js.PublishAsync(subject, body)
+		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			return err
+		}
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -41,8 +42,20 @@ object per case.`)
 	dataDir := fs.String("data-dir", "", "data directory (default: a temporary one, removed afterwards)")
 	natsURL := fs.String("nats-url", "", "measure an external NATS server instead")
 	latencyFor := fs.Duration("latency-duration", 3*time.Second, "how long to measure latency at half rate")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (for go tool pprof)")
 	if _, err := parse(fs, args[1:]); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if *dataDir == "" && *natsURL == "" {
 		dir, err := os.MkdirTemp("", "sluice-bench-")

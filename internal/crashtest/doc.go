@@ -35,7 +35,7 @@
 //   - TestConsumerCrash: a consumer killed repeatedly at random moments
 //     (while processing, during start-up and store recovery, and during a
 //     graceful stop) loses no event, never skips one, keeps the order of
-//     each key within an ownership of a partition, redelivers at most two
+//     each key within an ownership of a partition, redelivers at most host.MaxRedeliveredBatches
 //     batches per partition per kill, and after a graceful stop redelivers
 //     nothing (invariants 2 and 3, and invariant 1 for the consumer's own
 //     state: checkpoints and leases).

@@ -5,9 +5,10 @@
 //
 // Per owned partition there is one loop and at most one batch in flight, so
 // events of a partition are processed in order and a batch being retried
-// holds its partition. Checkpoint writes are pipelined with the next batch:
-// at most one write is outstanding, so after a crash at most two batches per
-// partition are delivered again.
+// holds its partition. Checkpoint writes overlap the next invocations and
+// are group-committed: at most one write is outstanding and at most
+// MaxUndurableBatches finished batches wait for one, so after a crash at
+// most MaxRedeliveredBatches batches per partition are delivered again.
 package host
 
 import (
@@ -383,15 +384,15 @@ func (h *Host) consume(lctx context.Context, f *function, p int, log *slog.Logge
 	for {
 		paused, pauseCh := f.pauseState()
 		if paused {
-			// Let the outstanding checkpoint land, then wait for the
+			// Let the finished batches' checkpoint land, then wait for the
 			// group to resume and re-read its (possibly moved) checkpoint.
-			if err := cpw.wait(); err != nil {
+			if err := cpw.flush(); err != nil {
 				return err
 			}
 			return errReload
 		}
 		if h.stopping() {
-			return cpw.wait()
+			return cpw.flush()
 		}
 		if len(buf) == 0 && corrupt != nil {
 			if !h.deadLetterRecord(ctx, f, p, corrupt, log) {
@@ -410,6 +411,11 @@ func (h *Host) consume(lctx context.Context, f *function, p int, log *slog.Logge
 				if err := take(rr); err != nil {
 					return err
 				}
+			case res := <-cpw.ready():
+				if err := cpw.completed(res); err != nil {
+					return err
+				}
+				continue
 			case <-ctx.Done():
 				return cpw.wait()
 			case <-h.soft:
@@ -474,8 +480,18 @@ func (h *Host) consume(lctx context.Context, f *function, p int, log *slog.Logge
 	}
 }
 
+// MaxUndurableBatches bounds the batches of a partition that may be
+// finished but not yet covered by a durable checkpoint. Checkpoint writes
+// are group-committed: while one is in flight, batches that finish are
+// covered by the next write; only past this bound does the partition wait.
+const MaxUndurableBatches = 8
+
+// MaxRedeliveredBatches bounds the batches per partition that are delivered
+// again after a crash: the undurable ones and the one in flight.
+const MaxRedeliveredBatches = MaxUndurableBatches + 1
+
 // checkpointer writes a partition's checkpoints with at most one write in
-// flight, overlapping it with the next invocation.
+// flight, overlapping it with the next invocations.
 type checkpointer struct {
 	h   *Host
 	f   *function
@@ -483,6 +499,9 @@ type checkpointer struct {
 	rev uint64
 
 	inflight chan cpResult
+	covers   int   // finished batches the in-flight write makes durable
+	pending  int   // finished batches after the in-flight write started
+	latest   int64 // last processed sequence
 }
 
 type cpResult struct {
@@ -490,14 +509,50 @@ type cpResult struct {
 	err error
 }
 
+// put records that a batch ending at seq is finished and writes or
+// schedules its checkpoint.
 func (c *checkpointer) put(seq int64) error {
-	if err := c.wait(); err != nil {
+	c.latest = seq
+	c.pending++
+	if c.inflight != nil {
+		if c.covers+c.pending <= MaxUndurableBatches {
+			select {
+			case res := <-c.inflight:
+				if err := c.done(res); err != nil {
+					return err
+				}
+			default:
+				return nil // covered by the next write
+			}
+		} else if err := c.done(<-c.inflight); err != nil {
+			return err
+		}
+	}
+	c.start()
+	return nil
+}
+
+// ready is the in-flight write's result channel (nil when none), for
+// selecting on while the partition is idle.
+func (c *checkpointer) ready() <-chan cpResult { return c.inflight }
+
+// completed handles a result received from ready and writes what finished
+// meanwhile.
+func (c *checkpointer) completed(res cpResult) error {
+	if err := c.done(res); err != nil {
 		return err
 	}
+	if c.pending > 0 {
+		c.start()
+	}
+	return nil
+}
+
+func (c *checkpointer) start() {
 	t := c.f.Trigger
-	cp := hub.Checkpoint{Sequence: seq, Owner: c.h.cfg.InstanceID, Updated: time.Now().UTC()}
+	cp := hub.Checkpoint{Sequence: c.latest, Owner: c.h.cfg.InstanceID, Updated: time.Now().UTC()}
 	done := make(chan cpResult, 1)
-	c.inflight = done
+	c.inflight, c.covers, c.pending = done, c.pending, 0
 	rev := c.rev
 	go func() {
 		// A started write is finished even during shutdown; the revision
@@ -507,15 +562,10 @@ func (c *checkpointer) put(seq int64) error {
 		next, err := c.h.cfg.Hubs.PutCheckpoint(ctx, t.Hub, t.Group, c.p, cp, rev)
 		done <- cpResult{next, err}
 	}()
-	return nil
 }
 
-func (c *checkpointer) wait() error {
-	if c.inflight == nil {
-		return nil
-	}
-	res := <-c.inflight
-	c.inflight = nil
+func (c *checkpointer) done(res cpResult) error {
+	c.inflight, c.covers = nil, 0
 	if errors.Is(res.err, hub.ErrCheckpointMoved) {
 		return errReload
 	}
@@ -524,6 +574,27 @@ func (c *checkpointer) wait() error {
 	}
 	c.rev = res.rev
 	return nil
+}
+
+// wait waits for the in-flight write, writing nothing more: for when the
+// lease may be lost.
+func (c *checkpointer) wait() error {
+	if c.inflight == nil {
+		return nil
+	}
+	return c.done(<-c.inflight)
+}
+
+// flush makes every finished batch's checkpoint durable.
+func (c *checkpointer) flush() error {
+	if err := c.wait(); err != nil {
+		return err
+	}
+	if c.pending == 0 {
+		return nil
+	}
+	c.start()
+	return c.wait()
 }
 
 // invoke runs the function on a batch under its retry policy, and

@@ -313,6 +313,15 @@ func (b *batcher) flush() {
 	data := appendRecord(make([]byte, 0, recordHeaderMax+b.curBytes), time.Now(), events)
 	msg := &nats.Msg{Subject: b.subj, Data: data, Header: nats.Header{HeaderEvents: []string{strconv.Itoa(b.curCount)}}}
 	fut, err := b.s.js.PublishMsgAsync(msg, jetstream.WithExpectStream(b.stream))
+	for errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+		// The connection's window of unacknowledged publishes is full:
+		// wait for acknowledgements (backpressure), then try again.
+		select {
+		case <-b.s.js.PublishAsyncComplete():
+		case <-time.After(100 * time.Millisecond):
+		}
+		fut, err = b.s.js.PublishMsgAsync(msg, jetstream.WithExpectStream(b.stream))
+	}
 	b.inflight.Add(1)
 	b.acks <- &sentRecord{fut: fut, err: err, pieces: b.cur}
 	b.cur, b.curBytes, b.curCount = nil, 0, 0
