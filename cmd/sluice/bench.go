@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"time"
@@ -43,6 +44,7 @@ object per case.`)
 	natsURL := fs.String("nats-url", "", "measure an external NATS server instead")
 	latencyFor := fs.Duration("latency-duration", 3*time.Second, "how long to measure latency at half rate")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (for go tool pprof)")
+	memProfile := fs.String("memprofile", "", "write a heap profile, taken when the in-use heap peaked, to this file")
 	if _, err := parse(fs, args[1:]); err != nil {
 		return err
 	}
@@ -67,6 +69,11 @@ object per case.`)
 	}
 	ctx, stop := signalContext()
 	defer stop()
+	if *memProfile != "" {
+		done := make(chan struct{})
+		defer func() { close(done) }()
+		go peakHeapProfile(*memProfile, done)
+	}
 	enc := json.NewEncoder(stdout)
 	return bench.RunHub(ctx, bench.HubOptions{
 		DataDir: *dataDir, NATSURL: *natsURL, Sync: *syncMode, Events: *events, BaselineEvents: *baseEvents,
@@ -85,4 +92,29 @@ object per case.`)
 		}
 		fmt.Fprintf(stdout, "; peak RSS %.0f MiB\n", r.PeakRSSMiB)
 	})
+}
+
+// peakHeapProfile samples the heap every 200ms and writes a heap profile to
+// path each time the in-use heap reaches a new peak, until done is closed.
+func peakHeapProfile(path string, done <-chan struct{}) {
+	var peak uint64
+	ticker := time.NewTicker(200 * time.Millisecond)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-ticker.C:
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		if ms.HeapInuse <= peak {
+			continue
+		}
+		peak = ms.HeapInuse
+		if f, err := os.Create(path); err == nil {
+			_ = pprof.Lookup("heap").WriteTo(f, 0)
+			f.Close()
+		}
+	}
 }

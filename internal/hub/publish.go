@@ -19,6 +19,11 @@ type Position struct {
 	Sequence  int64 `json:"sequence"`
 }
 
+// maxInflightRecords bounds the records of one partition sent but not yet
+// acknowledged: enough to keep the store busy, few enough to bound memory
+// (each record holds up to MaxRecordBytes until it is acknowledged).
+const maxInflightRecords = 16
+
 // HeaderEvents is the NATS header carrying a record's event count, so that
 // lag can be counted from headers alone.
 const HeaderEvents = "Sluice-Events"
@@ -75,7 +80,7 @@ func (s *Service) batcher(st *hubState, p int) *batcher {
 		subj:   subject(st.info.Name, p),
 		p:      p,
 		in:     make(chan piece, 1024),
-		acks:   make(chan *sentRecord, 256),
+		acks:   make(chan *sentRecord, maxInflightRecords),
 	}
 	st.parts[p] = b
 	s.wg.Add(2)
