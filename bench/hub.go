@@ -35,12 +35,14 @@ type HubOptions struct {
 	EventSize  int
 	Partitions int // default 4
 	// Publishers are concurrent publishing goroutines; Batch the events of
-	// each publish call. Defaults 32 and 100.
+	// each publish call. Defaults 64 and 100.
 	Publishers int
 	Batch      int
 	// LatencyFor is how long the latency-at-half-rate phase runs. Default 3s.
 	LatencyFor time.Duration
-	// Cases to run: "publish", "consume". Default both.
+	// Linger is the hub publishers' linger window (default: the hub's).
+	Linger time.Duration
+	// Cases to run: "publish", "consume", "drain". Default all.
 	Cases []string
 	// Progress, if set, is called with a line of progress now and then.
 	Progress func(string)
@@ -52,11 +54,11 @@ func (o *HubOptions) defaults() {
 	o.BaselineEvents = cmp.Or(o.BaselineEvents, 200_000)
 	o.EventSize = cmp.Or(o.EventSize, 256)
 	o.Partitions = cmp.Or(o.Partitions, 4)
-	o.Publishers = cmp.Or(o.Publishers, 32)
+	o.Publishers = cmp.Or(o.Publishers, 64)
 	o.Batch = cmp.Or(o.Batch, 100)
 	o.LatencyFor = cmp.Or(o.LatencyFor, 3*time.Second)
 	if len(o.Cases) == 0 {
-		o.Cases = []string{"publish", "consume"}
+		o.Cases = []string{"publish", "consume", "drain"}
 	}
 	if o.Progress == nil {
 		o.Progress = func(string) {}
@@ -71,7 +73,7 @@ func RunHub(ctx context.Context, o HubOptions, report func(Result)) error {
 		return err
 	}
 	defer eng.Close()
-	svc, err := hub.Open(ctx, eng.JS, eng.MaxPayload(), hub.Options{})
+	svc, err := hub.Open(ctx, eng.JS, eng.MaxPayload(), hub.Options{Linger: o.Linger})
 	if err != nil {
 		return err
 	}
@@ -82,9 +84,11 @@ func RunHub(ctx context.Context, o HubOptions, report func(Result)) error {
 		case "publish":
 			r, err = benchPublish(ctx, eng, svc, o)
 		case "consume":
-			r, err = benchConsume(ctx, eng, svc, o)
+			r, err = benchConsume(ctx, eng, svc, o, false)
+		case "drain":
+			r, err = benchConsume(ctx, eng, svc, o, true)
 		default:
-			return fmt.Errorf("unknown case %q (cases: publish, consume)", c)
+			return fmt.Errorf("unknown case %q (cases: publish, consume, drain)", c)
 		}
 		if err != nil {
 			return fmt.Errorf("case %s: %w", c, err)
@@ -227,7 +231,10 @@ func baselinePublish(ctx context.Context, eng *engine.Engine, o HubOptions) (tim
 	return time.Since(start), nil
 }
 
-func benchConsume(ctx context.Context, eng *engine.Engine, svc *hub.Service, o HubOptions) (Result, error) {
+// benchConsume measures the hub trigger: with drain false, events are
+// published while a no-op function processes them (end to end); with drain
+// true, a backlog is published first and only its processing is timed.
+func benchConsume(ctx context.Context, eng *engine.Engine, svc *hub.Service, o HubOptions, drain bool) (Result, error) {
 	name, err := newHub(ctx, svc, o)
 	if err != nil {
 		return Result{}, err
@@ -255,17 +262,28 @@ func benchConsume(ctx context.Context, eng *engine.Engine, svc *hub.Service, o H
 		}}); err != nil {
 		return Result{}, err
 	}
+	pubErr := make(chan error, 1)
+	if drain {
+		o.Progress(fmt.Sprintf("drain: publish a backlog of %d events", o.Events))
+		if _, _, err := publishAll(ctx, svc, name, o, o.Events, 0, time.Time{}); err != nil {
+			return Result{}, err
+		}
+		pubErr <- nil
+	}
 	if err := h.Start(ctx); err != nil {
 		return Result{}, err
 	}
 	defer h.Stop(context.Background())
-	o.Progress(fmt.Sprintf("consume: publish %d events while a no-op function (batch 100) processes them", o.Events))
 	start := time.Now()
-	pubErr := make(chan error, 1)
-	go func() {
-		_, _, err := publishAll(ctx, svc, name, o, o.Events, 0, time.Time{})
-		pubErr <- err
-	}()
+	if drain {
+		o.Progress("drain: a no-op function (batch 100) processes the backlog")
+	} else {
+		o.Progress(fmt.Sprintf("consume: publish %d events while a no-op function (batch 100) processes them", o.Events))
+		go func() {
+			_, _, err := publishAll(ctx, svc, name, o, o.Events, 0, time.Time{})
+			pubErr <- err
+		}()
+	}
 	want := o.Events / int64(o.Batch) * int64(o.Batch)
 	for processed.Load() < want {
 		select {
@@ -284,7 +302,7 @@ func benchConsume(ctx context.Context, eng *engine.Engine, svc *hub.Service, o H
 	// Baseline: the same events consumed directly from JetStream, one
 	// message per event, with a durable consumer and explicit acks.
 	o.Progress("consume: baseline: JetStream durable consumer with acks, one message per event")
-	base, err := baselineConsume(ctx, eng, o)
+	base, err := baselineConsume(ctx, eng, o, drain)
 	if err != nil {
 		return Result{}, err
 	}
@@ -298,10 +316,11 @@ func benchConsume(ctx context.Context, eng *engine.Engine, svc *hub.Service, o H
 // baselineConsume publishes BaselineEvents one message each into one
 // stream per partition while a durable consumer per stream acks them, and
 // returns the time until all were acknowledged.
-func baselineConsume(ctx context.Context, eng *engine.Engine, o HubOptions) (time.Duration, error) {
+func baselineConsume(ctx context.Context, eng *engine.Engine, o HubOptions, drain bool) (time.Duration, error) {
 	prefix := fmt.Sprintf("benchcons%d", time.Now().UnixNano())
 	var got atomic.Int64
 	var ccs []jetstream.ConsumeContext
+	var streams []jetstream.Stream
 	for p := range o.Partitions {
 		sn := prefix + "-" + strconv.Itoa(p)
 		st, err := eng.JS.CreateStream(ctx, jetstream.StreamConfig{Name: sn, Subjects: []string{prefix + "." + strconv.Itoa(p)}, Storage: jetstream.FileStorage})
@@ -309,28 +328,55 @@ func baselineConsume(ctx context.Context, eng *engine.Engine, o HubOptions) (tim
 			return 0, err
 		}
 		defer eng.JS.DeleteStream(context.Background(), sn)
-		cons, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "bench", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 10000})
-		if err != nil {
-			return 0, err
-		}
-		cc, err := cons.Consume(func(m jetstream.Msg) {
-			_ = m.Ack()
-			got.Add(1)
-		})
-		if err != nil {
-			return 0, err
-		}
-		ccs = append(ccs, cc)
+		streams = append(streams, st)
 	}
 	defer func() {
 		for _, cc := range ccs {
 			cc.Stop()
 		}
 	}()
-	body := make([]byte, o.EventSize)
-	start := time.Now()
-	for i := range o.BaselineEvents {
-		if err := publishAsync(eng.JS, prefix+"."+strconv.Itoa(int(i)%o.Partitions), body); err != nil {
+	consume := func() error {
+		for _, st := range streams {
+			cons, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "bench", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 10000})
+			if err != nil {
+				return err
+			}
+			cc, err := cons.Consume(func(m jetstream.Msg) {
+				_ = m.Ack()
+				got.Add(1)
+			})
+			if err != nil {
+				return err
+			}
+			ccs = append(ccs, cc)
+		}
+		return nil
+	}
+	publish := func() error {
+		body := make([]byte, o.EventSize)
+		for i := range o.BaselineEvents {
+			if err := publishAsync(eng.JS, prefix+"."+strconv.Itoa(int(i)%o.Partitions), body); err != nil {
+				return err
+			}
+		}
+		<-eng.JS.PublishAsyncComplete()
+		return nil
+	}
+	var start time.Time
+	if drain {
+		if err := publish(); err != nil {
+			return 0, err
+		}
+		start = time.Now()
+		if err := consume(); err != nil {
+			return 0, err
+		}
+	} else {
+		start = time.Now()
+		if err := consume(); err != nil {
+			return 0, err
+		}
+		if err := publish(); err != nil {
 			return 0, err
 		}
 	}

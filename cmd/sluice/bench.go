@@ -36,13 +36,14 @@ object per case.`)
 	baseEvents := fs.Int64("baseline-events", 200_000, "events for the per-message baselines")
 	size := fs.Int("size", 256, "event size in bytes")
 	partitions := fs.Int("partitions", 4, "partitions of the benchmark hub")
-	publishers := fs.Int("publishers", 32, "concurrent publishers")
+	publishers := fs.Int("publishers", 64, "concurrent publishers")
 	batch := fs.Int("batch", 100, "events per publish call")
 	syncMode := fs.String("sync", "always", "durability: always or interval")
-	cases := fs.String("cases", "publish,consume", "cases to run")
+	cases := fs.String("cases", "publish,consume,drain", "cases to run: publish, consume (publish and process at once), drain (process a backlog)")
 	dataDir := fs.String("data-dir", "", "data directory (default: a temporary one, removed afterwards)")
 	natsURL := fs.String("nats-url", "", "measure an external NATS server instead")
 	latencyFor := fs.Duration("latency-duration", 3*time.Second, "how long to measure latency at half rate")
+	linger := fs.Duration("linger", 0, "publishers' linger window (default: the hub default, 1ms)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (for go tool pprof)")
 	memProfile := fs.String("memprofile", "", "write a heap profile, taken when the in-use heap peaked, to this file")
 	if _, err := parse(fs, args[1:]); err != nil {
@@ -78,7 +79,7 @@ object per case.`)
 	return bench.RunHub(ctx, bench.HubOptions{
 		DataDir: *dataDir, NATSURL: *natsURL, Sync: *syncMode, Events: *events, BaselineEvents: *baseEvents,
 		EventSize: *size, Partitions: *partitions, Publishers: *publishers, Batch: *batch,
-		LatencyFor: *latencyFor, Cases: strings.Split(*cases, ","),
+		LatencyFor: *latencyFor, Linger: *linger, Cases: strings.Split(*cases, ","),
 		Progress: func(s string) { fmt.Fprintln(os.Stderr, "bench:", s) },
 	}, func(r bench.Result) {
 		if *asJSON {

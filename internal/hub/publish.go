@@ -226,7 +226,12 @@ type sentRecord struct {
 	fut    jetstream.PubAckFuture
 	err    error
 	pieces []piece
+	buf    *[]byte // the record's bytes, pooled again once acknowledged
 }
+
+// recordBufs recycles record buffers: large, so allocating and zeroing one
+// per record costs more than the rest of packing.
+var recordBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 func (b *batcher) run() {
 	defer b.s.wg.Done()
@@ -315,7 +320,9 @@ func (b *batcher) flush() {
 	for _, pc := range b.cur {
 		events = append(events, pc.events...)
 	}
-	data := appendRecord(make([]byte, 0, recordHeaderMax+b.curBytes), time.Now(), events)
+	buf := recordBufs.Get().(*[]byte)
+	data := appendRecord((*buf)[:0], time.Now(), events)
+	*buf = data
 	msg := &nats.Msg{Subject: b.subj, Data: data, Header: nats.Header{HeaderEvents: []string{strconv.Itoa(b.curCount)}}}
 	fut, err := b.s.js.PublishMsgAsync(msg, jetstream.WithExpectStream(b.stream))
 	for errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
@@ -328,7 +335,7 @@ func (b *batcher) flush() {
 		fut, err = b.s.js.PublishMsgAsync(msg, jetstream.WithExpectStream(b.stream))
 	}
 	b.inflight.Add(1)
-	b.acks <- &sentRecord{fut: fut, err: err, pieces: b.cur}
+	b.acks <- &sentRecord{fut: fut, err: err, pieces: b.cur, buf: buf}
 	b.cur, b.curBytes, b.curCount = nil, 0, 0
 }
 
@@ -355,6 +362,11 @@ func (b *batcher) ack() {
 				i++
 			}
 			pc.c.finish(len(pc.events), err)
+		}
+		if err == nil {
+			// Acknowledged: the server holds its own copy. (After an
+			// error the client may still hold the message; leave it.)
+			recordBufs.Put(sr.buf)
 		}
 		b.inflight.Add(-1)
 	}
