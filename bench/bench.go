@@ -63,3 +63,10 @@ func percentiles(d []time.Duration) (p50, p99 float64) {
 }
 
 func rate(n int64, d time.Duration) float64 { return float64(n) / d.Seconds() }
+
+// setBaseline records the baseline: name, its events and how long they took.
+func (r *Result) setBaseline(name string, events int64, took time.Duration) {
+	r.Baseline, r.BaselineEvents = name, events
+	r.BaselineEventsPerSec = rate(events, took)
+	r.Ratio = r.EventsPerSec / r.BaselineEventsPerSec
+}

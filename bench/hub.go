@@ -184,10 +184,7 @@ func benchPublish(ctx context.Context, eng *engine.Engine, svc *hub.Service, o H
 	if err != nil {
 		return Result{}, err
 	}
-	r.Baseline = "jetstream-publish-async-per-event"
-	r.BaselineEvents = o.BaselineEvents
-	r.BaselineEventsPerSec = rate(o.BaselineEvents, base)
-	r.Ratio = r.EventsPerSec / r.BaselineEventsPerSec
+	r.setBaseline("jetstream-publish-async-per-event", o.BaselineEvents, base)
 
 	// Latency at half of the measured maximum rate.
 	half := r.EventsPerSec / 2
@@ -306,10 +303,7 @@ func benchConsume(ctx context.Context, eng *engine.Engine, svc *hub.Service, o H
 	if err != nil {
 		return Result{}, err
 	}
-	r.Baseline = "jetstream-publish-async-and-consume-ack-per-event"
-	r.BaselineEvents = o.BaselineEvents
-	r.BaselineEventsPerSec = rate(o.BaselineEvents, base)
-	r.Ratio = r.EventsPerSec / r.BaselineEventsPerSec
+	r.setBaseline("jetstream-publish-async-and-consume-ack-per-event", o.BaselineEvents, base)
 	return r, nil
 }
 

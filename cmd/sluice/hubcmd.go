@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -48,7 +49,12 @@ func runHub(args []string) error {
 	return usagef("unknown verb %q; run 'sluice hub --help'", args[0])
 }
 
-func oneName(pos []string, what string) (string, error) {
+// parseName parses flags and the one positional argument, a name of what.
+func parseName(fs *flag.FlagSet, args []string, what string) (string, error) {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return "", err
+	}
 	if len(pos) != 1 {
 		return "", usagef("give exactly one %s name (got %d arguments)", what, len(pos))
 	}
@@ -73,11 +79,7 @@ event's key depends on it.`)
 	partitions := fs.Int("partitions", hub.DefaultPartitions, "number of partitions (1-1024)")
 	retention := fs.Duration("retention", hub.DefaultRetention, "how long events are kept")
 	retentionBytes := fs.Int64("retention-bytes", 0, "bound on the hub's stored bytes, oldest first (0: none)")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := oneName(pos, "hub")
+	name, err := parseName(fs, args, "hub")
 	if err != nil {
 		return err
 	}
@@ -116,11 +118,7 @@ func hubList(args []string) error {
 func hubDescribe(args []string) error {
 	fs := flagSet("hub describe", "sluice hub describe NAME [flags]", "Show a hub's settings and each partition's stored events.")
 	c := clientFlags(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := oneName(pos, "hub")
+	name, err := parseName(fs, args, "hub")
 	if err != nil {
 		return err
 	}
@@ -147,11 +145,7 @@ func hubDelete(args []string) error {
 	fs := flagSet("hub delete", "sluice hub delete NAME --yes [flags]", "Delete a hub with all its events and consumer-group checkpoints.")
 	c := clientFlags(fs)
 	yes := fs.Bool("yes", false, "confirm: the events cannot be recovered")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := oneName(pos, "hub")
+	name, err := parseName(fs, args, "hub")
 	if err != nil {
 		return err
 	}
@@ -279,11 +273,7 @@ With --follow, keep printing new events until interrupted.`)
 	from := fs.String("from", "start", "where to begin: start, end, or an RFC 3339 time")
 	limit := fs.Int("limit", 100, "stop after this many events per partition (without --follow)")
 	follow := fs.Bool("follow", false, "keep waiting for new events")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := oneName(pos, "hub")
+	name, err := parseName(fs, args, "hub")
 	if err != nil {
 		return err
 	}
@@ -371,11 +361,7 @@ Show, per partition, the newest event, the consumer group's checkpoint, and
 how many stored events come after it.`)
 	c := clientFlags(fs)
 	group := fs.String("group", hub.DefaultGroup, "consumer group")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := oneName(pos, "hub")
+	name, err := parseName(fs, args, "hub")
 	if err != nil {
 		return err
 	}
@@ -429,11 +415,7 @@ Examples:
 	grace := fs.Duration("grace", 2*time.Second, "time for in-flight batches to finish before checkpoints move")
 	var seqs multiFlag
 	fs.Var(&seqs, "sequence", "PARTITION=SEQUENCE: the first event to process again in that partition (repeatable)")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := oneName(pos, "hub")
+	name, err := parseName(fs, args, "hub")
 	if err != nil {
 		return err
 	}

@@ -38,12 +38,9 @@ func decodeEnvelopes(body []byte, lim Limits) ([]hub.Event, error) {
 	if v[0] != '[' {
 		return nil, invalidRequestf("%s carries a JSON array of event objects, got a JSON %s", MediaEnvelope, jsonKind(v[0]))
 	}
-	elems, err := arrayElements(v, lim)
+	elems, err := eventElements(v, lim)
 	if err != nil {
 		return nil, err
-	}
-	if len(elems) == 0 {
-		return nil, invalidRequestf("no events: the JSON array is empty")
 	}
 	events := make([]hub.Event, len(elems))
 	for i, el := range elems {

@@ -251,12 +251,9 @@ func decodeJSON(body []byte, lim Limits) ([]hub.Event, error) {
 	default:
 		return nil, invalidRequestf("application/json carries a JSON array of events or one JSON object, got a JSON %s", jsonKind(v[0]))
 	}
-	elems, err := arrayElements(v, lim)
+	elems, err := eventElements(v, lim)
 	if err != nil {
 		return nil, err
-	}
-	if len(elems) == 0 {
-		return nil, invalidRequestf("no events: the JSON array is empty")
 	}
 	events := make([]hub.Event, len(elems))
 	for i, el := range elems {
@@ -669,6 +666,16 @@ func invalidUTF8(b []byte) int {
 
 // arrayElements returns the elements of the valid JSON array arr, each the
 // exact bytes of the value, failing with 413 past lim.MaxEvents.
+// eventElements splits a JSON array of events (valid JSON) into its
+// elements; an empty array is an error.
+func eventElements(arr []byte, lim Limits) ([][]byte, error) {
+	elems, err := arrayElements(arr, lim)
+	if err == nil && len(elems) == 0 {
+		return nil, invalidRequestf("no events: the JSON array is empty")
+	}
+	return elems, err
+}
+
 func arrayElements(arr []byte, lim Limits) ([][]byte, error) {
 	var elems [][]byte
 	i := skipJSONSpace(arr, 1)

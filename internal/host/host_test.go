@@ -64,13 +64,19 @@ func TestMain(m *testing.M) {
 
 func setup(t *testing.T, partitions int) *env {
 	t.Helper()
-	eng := enginetest.Embedded(t)
+	return setupOn(t, enginetest.Embedded(t), partitions)
+}
+
+// setupOn prepares a hub with a unique name on eng, deleted at the end.
+func setupOn(t *testing.T, eng *engine.Engine, partitions int) *env {
+	t.Helper()
 	svc, err := hub.Open(context.Background(), eng.JS, eng.MaxPayload(), hub.Options{})
 	require.NoError(t, err)
 	t.Cleanup(svc.Close)
 	name := enginetest.Name("h")
 	_, err = svc.Create(context.Background(), hub.Config{Name: name, Partitions: partitions})
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = svc.Delete(context.Background(), name) })
 	return &env{eng: eng, hubs: svc, sink: &memSink{}, hub: name, next: map[string]int{}}
 }
 
@@ -142,86 +148,90 @@ func (e *env) checkpoint(t *testing.T, group string, p int) int64 {
 
 func TestProcessesEveryEventInOrderAndCheckpoints(t *testing.T) {
 	t.Parallel()
-	e := setup(t, 3)
-	rec := &recorder{}
-	e.newHost(t, host.Function{Name: "f", Trigger: host.HubTrigger{Hub: e.hub, MaxBatchSize: 37}, Handler: rec.handle})
-	var pos []hub.Position
-	for range 5 {
-		pos = append(pos, e.publish(t, 400, 10)...)
-	}
-	eventually(t, "2000 events", func() bool { return rec.n.Load() >= 2000 })
-
-	last := map[int]int64{}
-	for _, p := range pos {
-		last[p.Partition] = max(last[p.Partition], p.Sequence)
-	}
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	require.Len(t, rec.events, 2000, "each event exactly once without failures")
-	prev := map[int]int64{}
-	nextIdx := map[string]int{}
-	for _, ev := range rec.events {
-		if s, ok := prev[ev.Partition]; ok {
-			require.Greater(t, ev.Sequence, s, "partition order")
+	enginetest.Each(t, func(t *testing.T, eng *engine.Engine) {
+		e := setupOn(t, eng, 3)
+		rec := &recorder{}
+		e.newHost(t, host.Function{Name: "f", Trigger: host.HubTrigger{Hub: e.hub, MaxBatchSize: 37}, Handler: rec.handle})
+		var pos []hub.Position
+		for range 5 {
+			pos = append(pos, e.publish(t, 400, 10)...)
 		}
-		prev[ev.Partition] = ev.Sequence
-		want := fmt.Sprintf("%s/%d", ev.PartitionKey, nextIdx[ev.PartitionKey])
-		require.Equal(t, want, string(ev.Body), "key order")
-		nextIdx[ev.PartitionKey]++
-	}
-	for p, seq := range last {
-		eventually(t, "checkpoint of the last batch", func() bool { return e.checkpoint(t, hub.DefaultGroup, p) == seq })
-	}
-	lags, err := e.hubs.GroupLag(context.Background(), e.hub, hub.DefaultGroup)
-	require.NoError(t, err)
-	for _, l := range lags {
-		require.Zero(t, l.Events)
-	}
+		eventually(t, "2000 events", func() bool { return rec.n.Load() >= 2000 })
+
+		last := map[int]int64{}
+		for _, p := range pos {
+			last[p.Partition] = max(last[p.Partition], p.Sequence)
+		}
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		require.Len(t, rec.events, 2000, "each event exactly once without failures")
+		prev := map[int]int64{}
+		nextIdx := map[string]int{}
+		for _, ev := range rec.events {
+			if s, ok := prev[ev.Partition]; ok {
+				require.Greater(t, ev.Sequence, s, "partition order")
+			}
+			prev[ev.Partition] = ev.Sequence
+			want := fmt.Sprintf("%s/%d", ev.PartitionKey, nextIdx[ev.PartitionKey])
+			require.Equal(t, want, string(ev.Body), "key order")
+			nextIdx[ev.PartitionKey]++
+		}
+		for p, seq := range last {
+			eventually(t, "checkpoint of the last batch", func() bool { return e.checkpoint(t, hub.DefaultGroup, p) == seq })
+		}
+		lags, err := e.hubs.GroupLag(context.Background(), e.hub, hub.DefaultGroup)
+		require.NoError(t, err)
+		for _, l := range lags {
+			require.Zero(t, l.Events)
+		}
+	})
 }
 
 func TestRetriesHoldThePartitionThenDeadLetter(t *testing.T) {
 	t.Parallel()
-	e := setup(t, 1)
-	var attempts atomic.Int32
-	rec := &recorder{}
-	e.newHost(t, host.Function{
-		Name:    "f",
-		Trigger: host.HubTrigger{Hub: e.hub, MaxBatchSize: 1},
-		Retry:   resilience.Retry{Strategy: resilience.FixedDelay, MaxRetryCount: 2, Delay: 20 * time.Millisecond},
-		Handler: func(ctx context.Context, evs []hub.StoredEvent) error {
-			if string(evs[0].Body) == "poison" {
-				attempts.Add(1)
-				return errors.New("downstream says no")
-			}
-			return rec.handle(ctx, evs)
-		},
-	})
-	_, err := e.hubs.Publish(context.Background(), e.hub, []hub.Event{{Body: []byte("a")}})
-	require.NoError(t, err)
-	poison, err := e.hubs.Publish(context.Background(), e.hub, []hub.Event{{Body: []byte("poison"), PartitionKey: "pk", Properties: map[string]string{"x": "y"}}})
-	require.NoError(t, err)
-	_, err = e.hubs.Publish(context.Background(), e.hub, []hub.Event{{Body: []byte("b")}})
-	require.NoError(t, err)
+	enginetest.Each(t, func(t *testing.T, eng *engine.Engine) {
+		e := setupOn(t, eng, 1)
+		var attempts atomic.Int32
+		rec := &recorder{}
+		e.newHost(t, host.Function{
+			Name:    "f",
+			Trigger: host.HubTrigger{Hub: e.hub, MaxBatchSize: 1},
+			Retry:   resilience.Retry{Strategy: resilience.FixedDelay, MaxRetryCount: 2, Delay: 20 * time.Millisecond},
+			Handler: func(ctx context.Context, evs []hub.StoredEvent) error {
+				if string(evs[0].Body) == "poison" {
+					attempts.Add(1)
+					return errors.New("downstream says no")
+				}
+				return rec.handle(ctx, evs)
+			},
+		})
+		_, err := e.hubs.Publish(context.Background(), e.hub, []hub.Event{{Body: []byte("a")}})
+		require.NoError(t, err)
+		poison, err := e.hubs.Publish(context.Background(), e.hub, []hub.Event{{Body: []byte("poison"), PartitionKey: "pk", Properties: map[string]string{"x": "y"}}})
+		require.NoError(t, err)
+		_, err = e.hubs.Publish(context.Background(), e.hub, []hub.Event{{Body: []byte("b")}})
+		require.NoError(t, err)
 
-	eventually(t, "events after the poison one", func() bool { return rec.n.Load() == 2 })
-	require.Equal(t, int32(3), attempts.Load(), "first attempt plus two retries")
-	letters := e.sink.all()
-	require.Len(t, letters, 1)
-	dl := letters[0]
-	require.Equal(t, "f", dl.Function)
-	require.Equal(t, "downstream says no", dl.Reason)
-	require.Equal(t, 3, dl.Attempts)
-	require.Equal(t, host.Source{Kind: "hub", Hub: e.hub, Group: hub.DefaultGroup, Partition: 0, Sequence: poison[0].Sequence,
-		PartitionKey: "pk", EnqueuedTime: dl.Source.EnqueuedTime}, dl.Source)
-	require.False(t, dl.Source.EnqueuedTime.IsZero())
-	require.Equal(t, "poison", string(dl.Body))
-	require.Equal(t, map[string]string{"x": "y"}, dl.Properties)
-	require.False(t, dl.FirstFailure.After(dl.LastFailure))
-	require.GreaterOrEqual(t, dl.LastFailure.Sub(dl.FirstFailure), 40*time.Millisecond, "two delays passed between the failures")
-	rec.mu.Lock()
-	require.Equal(t, "a", string(rec.events[0].Body))
-	require.Equal(t, "b", string(rec.events[1].Body), "b waited for the poison event's retries")
-	rec.mu.Unlock()
+		eventually(t, "events after the poison one", func() bool { return rec.n.Load() == 2 })
+		require.Equal(t, int32(3), attempts.Load(), "first attempt plus two retries")
+		letters := e.sink.all()
+		require.Len(t, letters, 1)
+		dl := letters[0]
+		require.Equal(t, "f", dl.Function)
+		require.Equal(t, "downstream says no", dl.Reason)
+		require.Equal(t, 3, dl.Attempts)
+		require.Equal(t, host.Source{Kind: "hub", Hub: e.hub, Group: hub.DefaultGroup, Partition: 0, Sequence: poison[0].Sequence,
+			PartitionKey: "pk", EnqueuedTime: dl.Source.EnqueuedTime}, dl.Source)
+		require.False(t, dl.Source.EnqueuedTime.IsZero())
+		require.Equal(t, "poison", string(dl.Body))
+		require.Equal(t, map[string]string{"x": "y"}, dl.Properties)
+		require.False(t, dl.FirstFailure.After(dl.LastFailure))
+		require.GreaterOrEqual(t, dl.LastFailure.Sub(dl.FirstFailure), 40*time.Millisecond, "two delays passed between the failures")
+		rec.mu.Lock()
+		require.Equal(t, "a", string(rec.events[0].Body))
+		require.Equal(t, "b", string(rec.events[1].Body), "b waited for the poison event's retries")
+		rec.mu.Unlock()
+	})
 }
 
 func TestFunctionDeadLettersSomeEventsOfABatch(t *testing.T) {
@@ -255,32 +265,34 @@ func TestFunctionDeadLettersSomeEventsOfABatch(t *testing.T) {
 
 func TestCheckpointOnlyAfterCompletionAndGracefulStop(t *testing.T) {
 	t.Parallel()
-	e := setup(t, 1)
-	entered := make(chan struct{}, 10)
-	release := make(chan struct{})
-	h := e.newHost(t, host.Function{Name: "f", Trigger: host.HubTrigger{Hub: e.hub, MaxBatchSize: 10},
-		Handler: func(ctx context.Context, evs []hub.StoredEvent) error {
-			entered <- struct{}{}
-			<-release
-			return nil
-		}})
-	pos := e.publish(t, 5, 1)
-	<-entered
-	time.Sleep(100 * time.Millisecond)
-	require.Equal(t, int64(-1), e.checkpoint(t, hub.DefaultGroup, 0), "no checkpoint while the batch runs")
+	enginetest.Each(t, func(t *testing.T, eng *engine.Engine) {
+		e := setupOn(t, eng, 1)
+		entered := make(chan struct{}, 10)
+		release := make(chan struct{})
+		h := e.newHost(t, host.Function{Name: "f", Trigger: host.HubTrigger{Hub: e.hub, MaxBatchSize: 10},
+			Handler: func(ctx context.Context, evs []hub.StoredEvent) error {
+				entered <- struct{}{}
+				<-release
+				return nil
+			}})
+		pos := e.publish(t, 5, 1)
+		<-entered
+		time.Sleep(100 * time.Millisecond)
+		require.Equal(t, int64(-1), e.checkpoint(t, hub.DefaultGroup, 0), "no checkpoint while the batch runs")
 
-	stopped := make(chan struct{})
-	go func() { h.Stop(context.Background()); close(stopped) }()
-	select {
-	case <-stopped:
-		t.Fatal("Stop returned while a batch was in flight")
-	case <-time.After(200 * time.Millisecond):
-	}
-	e.publish(t, 5, 1) // must not be taken after Stop began
-	close(release)
-	<-stopped
-	require.Equal(t, pos[4].Sequence, e.checkpoint(t, hub.DefaultGroup, 0), "the in-flight batch was checkpointed on stop")
-	require.Len(t, entered, 0, "no batch taken after Stop")
+		stopped := make(chan struct{})
+		go func() { h.Stop(context.Background()); close(stopped) }()
+		select {
+		case <-stopped:
+			t.Fatal("Stop returned while a batch was in flight")
+		case <-time.After(200 * time.Millisecond):
+		}
+		e.publish(t, 5, 1) // must not be taken after Stop began
+		close(release)
+		<-stopped
+		require.Equal(t, pos[4].Sequence, e.checkpoint(t, hub.DefaultGroup, 0), "the in-flight batch was checkpointed on stop")
+		require.Len(t, entered, 0, "no batch taken after Stop")
+	})
 }
 
 func TestHardStopDoesNotCheckpoint(t *testing.T) {
@@ -351,23 +363,25 @@ func TestPanicCountsAsFailure(t *testing.T) {
 
 func TestReplayReprocessesAndPausesTheGroup(t *testing.T) {
 	t.Parallel()
-	e := setup(t, 2)
-	rec := &recorder{}
-	e.newHost(t, host.Function{Name: "f", Trigger: host.HubTrigger{Hub: e.hub}, Handler: rec.handle})
-	e.publish(t, 100, 4)
-	eventually(t, "first pass", func() bool { return rec.n.Load() == 100 })
-	lagZero := func() bool {
-		lags, err := e.hubs.GroupLag(context.Background(), e.hub, hub.DefaultGroup)
+	enginetest.Each(t, func(t *testing.T, eng *engine.Engine) {
+		e := setupOn(t, eng, 2)
+		rec := &recorder{}
+		e.newHost(t, host.Function{Name: "f", Trigger: host.HubTrigger{Hub: e.hub}, Handler: rec.handle})
+		e.publish(t, 100, 4)
+		eventually(t, "first pass", func() bool { return rec.n.Load() == 100 })
+		lagZero := func() bool {
+			lags, err := e.hubs.GroupLag(context.Background(), e.hub, hub.DefaultGroup)
+			require.NoError(t, err)
+			return lags[0].Events == 0 && lags[1].Events == 0
+		}
+		eventually(t, "checkpoints", lagZero)
+		_, err := e.hubs.Replay(context.Background(), e.hub, hub.DefaultGroup, hub.ReplayTarget{Earliest: true}, 100*time.Millisecond)
 		require.NoError(t, err)
-		return lags[0].Events == 0 && lags[1].Events == 0
-	}
-	eventually(t, "checkpoints", lagZero)
-	_, err := e.hubs.Replay(context.Background(), e.hub, hub.DefaultGroup, hub.ReplayTarget{Earliest: true}, 100*time.Millisecond)
-	require.NoError(t, err)
-	eventually(t, "second pass", func() bool { return rec.n.Load() == 200 })
-	eventually(t, "checkpoints after replay", lagZero)
-	time.Sleep(100 * time.Millisecond)
-	require.Equal(t, int64(200), rec.n.Load(), "each event exactly once more")
+		eventually(t, "second pass", func() bool { return rec.n.Load() == 200 })
+		eventually(t, "checkpoints after replay", lagZero)
+		time.Sleep(100 * time.Millisecond)
+		require.Equal(t, int64(200), rec.n.Load(), "each event exactly once more")
+	})
 }
 
 func TestHubSinkKeepsDeadLettersInTheDeadLetterHub(t *testing.T) {
