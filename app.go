@@ -59,6 +59,9 @@ type Config struct {
 	// Linger is how long a partition's publisher gathers events into one
 	// record while another is being stored. Default 1ms.
 	Linger time.Duration
+	// MaxRecordBytes bounds a stored record (many events packed together).
+	// Default 1 MiB; an event larger than this gets a record of its own.
+	MaxRecordBytes int
 	// MaxEventBytes bounds one event. Default 1 MiB.
 	MaxEventBytes int
 	// Logger receives structured logs. Default slog.Default().
@@ -209,7 +212,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return err
 	}
 	a.hubSvc, err = hub.Open(ctx, a.eng.JS, a.eng.MaxPayload(), hub.Options{
-		Linger: a.cfg.Linger, MaxEventBytes: a.cfg.MaxEventBytes, Logger: a.log,
+		Linger: a.cfg.Linger, MaxRecordBytes: a.cfg.MaxRecordBytes, MaxEventBytes: a.cfg.MaxEventBytes, Logger: a.log,
 	})
 	if err != nil {
 		return err
@@ -276,6 +279,12 @@ func (a *App) startHTTP() error {
 	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("sluice: listen on %s: %w (is another instance using it? set a different address)", a.cfg.HTTPAddr, err)
+	}
+	if host, _, err := net.SplitHostPort(ln.Addr().String()); err == nil {
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			a.log.Warn("the HTTP API listens beyond this machine and has no authentication yet: anyone who reaches it can publish, replay and delete hubs; bind it to 127.0.0.1 or put it behind an authenticating proxy",
+				"addr", ln.Addr().String())
+		}
 	}
 	api := gateway.NewServer(gateway.Config{Hubs: a.hubSvc, Metrics: a.metrics, Logger: a.log,
 		Ready: func() bool { return a.host != nil }, MaxEventBytes: a.hubSvc.MaxEventBytes()})
