@@ -2,11 +2,10 @@
 //
 // Every instance exposes its metrics at /metrics in the Prometheus text
 // format. Log lines about events carry the attributes hub, partition and
-// sequence (see the Attr helpers) so they can be found by position.
+// sequence (or first_sequence for a batch) so they can be found by position.
 package telemetry
 
 import (
-	"log/slog"
 	"net/http"
 	"strconv"
 
@@ -78,11 +77,6 @@ func NewMetrics() *Metrics {
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
-}
-
-// Position returns the log attributes that locate an event.
-func Position(hub string, partition int, sequence int64) slog.Attr {
-	return slog.Group("", slog.String("hub", hub), slog.Int("partition", partition), slog.Int64("sequence", sequence))
 }
 
 // PartitionLabel formats a partition number as a metric label.
