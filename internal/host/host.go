@@ -23,6 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sluicehq/sluice/internal/hub"
 	"github.com/sluicehq/sluice/internal/resilience"
 	"github.com/sluicehq/sluice/internal/telemetry"
@@ -100,6 +102,7 @@ type Host struct {
 type function struct {
 	Function
 	processed *atomicCounter
+	m         fnMetrics
 
 	pauseMu sync.Mutex
 	paused  bool
@@ -107,6 +110,13 @@ type function struct {
 }
 
 type atomicCounter struct{ n atomic.Int64 }
+
+// fnMetrics are a function's metric series, looked up once rather than on
+// every batch.
+type fnMetrics struct {
+	duration, size            prometheus.Observer
+	failures, retries, events prometheus.Counter
+}
 
 // New creates a host.
 func New(cfg Config) (*Host, error) {
@@ -162,7 +172,15 @@ func (h *Host) Register(f Function) error {
 			return fmt.Errorf("host: functions %s and %s both read hub %s with consumer group %s; give each its own consumer group", g.Name, f.Name, t.Hub, t.Group)
 		}
 	}
-	h.fns = append(h.fns, &function{Function: f, processed: &atomicCounter{}, pauseCh: make(chan struct{})})
+	m := h.cfg.Metrics
+	h.fns = append(h.fns, &function{Function: f, processed: &atomicCounter{}, pauseCh: make(chan struct{}),
+		m: fnMetrics{
+			duration: m.BatchDuration.WithLabelValues(f.Name),
+			size:     m.BatchSize.WithLabelValues(f.Name),
+			failures: m.Failures.WithLabelValues(f.Name),
+			retries:  m.Retries.WithLabelValues(f.Name),
+			events:   m.EventsProcessed.WithLabelValues(f.Name, t.Hub, t.Group),
+		}})
 	return nil
 }
 
@@ -601,13 +619,12 @@ func (c *checkpointer) flush() error {
 // dead-letters what it gives up on. It returns false when it was aborted
 // before the batch was finished with (nothing may be checkpointed).
 func (h *Host) invoke(ctx context.Context, f *function, p int, batch []hub.StoredEvent, log *slog.Logger) bool {
-	m := h.cfg.Metrics
 	var first time.Time
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		err := h.call(ctx, f, batch)
-		m.BatchDuration.WithLabelValues(f.Name).Observe(time.Since(start).Seconds())
-		m.BatchSize.WithLabelValues(f.Name).Observe(float64(len(batch)))
+		f.m.duration.Observe(time.Since(start).Seconds())
+		f.m.size.Observe(float64(len(batch)))
 		if err == nil {
 			h.processed(f, len(batch))
 			return true
@@ -631,7 +648,7 @@ func (h *Host) invoke(ctx context.Context, f *function, p int, batch []hub.Store
 			// the function: leave the batch for redelivery.
 			return false
 		}
-		m.Failures.WithLabelValues(f.Name).Inc()
+		f.m.failures.Inc()
 		if first.IsZero() {
 			first = start.UTC()
 		}
@@ -650,7 +667,7 @@ func (h *Host) invoke(ctx context.Context, f *function, p int, batch []hub.Store
 			h.processed(f, len(batch))
 			return true
 		}
-		m.Retries.WithLabelValues(f.Name).Inc()
+		f.m.retries.Inc()
 		timer := time.NewTimer(delay)
 		select {
 		case <-timer.C:
@@ -666,7 +683,7 @@ func (h *Host) invoke(ctx context.Context, f *function, p int, batch []hub.Store
 }
 
 func (h *Host) processed(f *function, n int) {
-	h.cfg.Metrics.EventsProcessed.WithLabelValues(f.Name, f.Trigger.Hub, f.Trigger.Group).Add(float64(n))
+	f.m.events.Add(float64(n))
 	f.processed.n.Add(int64(n))
 }
 
