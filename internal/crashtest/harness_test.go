@@ -505,3 +505,24 @@ func background(t *testing.T, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// checkOutputs reads the consumers' output files (paths[i] written by the
+// child names[i]), checks order and ownership across all of them, and fails
+// the test on any violation. It returns the report and the ownerships.
+func checkOutputs(t *testing.T, paths, names []string, partitions int) (report, []*segment) {
+	t.Helper()
+	var segs []*segment
+	for i, path := range paths {
+		s, err := readSegments(path, names[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		segs = append(segs, s...)
+	}
+	r := checkSegments(segs, partitions)
+	failViolations(t, r)
+	if r.unmarked > 0 {
+		t.Errorf("%d ownerships have no A line: does internal/host still log %q with a partition attribute?", r.unmarked, acquiredMessage)
+	}
+	return r, segs
+}

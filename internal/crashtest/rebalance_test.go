@@ -195,19 +195,11 @@ func TestRebalance(t *testing.T) {
 	}
 	checkChildLogs(t, all)
 
-	var segs []*segment
-	for _, n := range names {
-		s, err := readSegments(watches[n].path, n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		segs = append(segs, s...)
+	paths := make([]string, len(names))
+	for i, n := range names {
+		paths[i] = watches[n].path
 	}
-	r := checkSegments(segs, partitions)
-	failViolations(t, r)
-	if r.unmarked > 0 {
-		t.Errorf("%d ownerships have no A line: does internal/host still log %q with a partition attribute?", r.unmarked, acquiredMessage)
-	}
+	r, segs := checkOutputs(t, paths, names, partitions)
 	if missing := missingKeyed(r.seen, keys, ticks); len(missing) > 0 {
 		t.Errorf("%d published events were never processed, e.g. %s", len(missing), strings.Join(missing[:min(10, len(missing))], " "))
 	}
