@@ -212,7 +212,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return err
 	}
 	a.hubSvc, err = hub.Open(ctx, a.eng.JS, a.eng.MaxPayload(), hub.Options{
-		Linger: a.cfg.Linger, MaxRecordBytes: a.cfg.MaxRecordBytes, MaxEventBytes: a.cfg.MaxEventBytes, Logger: a.log,
+		Linger: a.cfg.Linger, MaxRecordBytes: a.cfg.MaxRecordBytes, MaxEventBytes: a.cfg.MaxEventBytes,
+		ReadJS: a.eng.ReadJS, Logger: a.log,
 	})
 	if err != nil {
 		return err

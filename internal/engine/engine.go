@@ -87,6 +87,10 @@ func (c *Config) validate() error {
 type Engine struct {
 	Conn *nats.Conn
 	JS   jetstream.JetStream
+	// ReadJS is a second connection for bulk reading, so that readers do
+	// not share one connection's buffers with publishers.
+	ReadConn *nats.Conn
+	ReadJS   jetstream.JetStream
 
 	srv    *server.Server
 	logger *slog.Logger
@@ -101,23 +105,22 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e := &Engine{logger: cfg.Logger}
 	var err error
-	if cfg.URL != "" {
-		e.Conn, err = nats.Connect(cfg.URL, nats.Name(cfg.Name), nats.MaxReconnects(-1),
-			nats.RetryOnFailedConnect(false), nats.ReconnectWait(250*time.Millisecond))
-		if err != nil {
-			return nil, fmt.Errorf("engine: connect to NATS at %s: %w (is the server running? check --nats-url)", cfg.URL, err)
-		}
-	} else {
+	if cfg.URL == "" {
 		if e.srv, err = startEmbedded(cfg); err != nil {
 			return nil, err
 		}
-		e.Conn, err = nats.Connect("", nats.InProcessServer(e.srv), nats.Name(cfg.Name), nats.MaxReconnects(-1))
-		if err != nil {
-			e.srv.Shutdown()
-			return nil, fmt.Errorf("engine: connect to embedded server: %w", err)
-		}
+	}
+	if e.Conn, err = e.connect(cfg, ""); err == nil {
+		e.ReadConn, err = e.connect(cfg, " reader")
+	}
+	if err != nil {
+		e.Close()
+		return nil, err
 	}
 	e.JS, err = jetstream.New(e.Conn, jetstream.WithPublishAsyncMaxPending(8192))
+	if err == nil {
+		e.ReadJS, err = jetstream.New(e.ReadConn)
+	}
 	if err == nil {
 		err = waitJetStream(ctx, e.JS)
 	}
@@ -126,6 +129,23 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// connect opens a client connection to the embedded or external server.
+func (e *Engine) connect(cfg Config, suffix string) (*nats.Conn, error) {
+	if e.srv != nil {
+		nc, err := nats.Connect("", nats.InProcessServer(e.srv), nats.Name(cfg.Name+suffix), nats.MaxReconnects(-1))
+		if err != nil {
+			return nil, fmt.Errorf("engine: connect to embedded server: %w", err)
+		}
+		return nc, nil
+	}
+	nc, err := nats.Connect(cfg.URL, nats.Name(cfg.Name+suffix), nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(false), nats.ReconnectWait(250*time.Millisecond))
+	if err != nil {
+		return nil, fmt.Errorf("engine: connect to NATS at %s: %w (is the server running? check --nats-url)", cfg.URL, err)
+	}
+	return nc, nil
 }
 
 func startEmbedded(cfg Config) (*server.Server, error) {
@@ -203,14 +223,17 @@ func (e *Engine) MaxPayload() int64 { return e.Conn.MaxPayload() }
 // Close drains the connection and stops the embedded server. It is safe to
 // call more than once.
 func (e *Engine) Close() error {
-	if e.Conn != nil && !e.Conn.IsClosed() {
-		_ = e.Conn.Drain()
+	for _, nc := range []*nats.Conn{e.ReadConn, e.Conn} {
+		if nc == nil || nc.IsClosed() {
+			continue
+		}
+		_ = nc.Drain()
 		// Drain is asynchronous; wait a bounded time for it to finish.
 		deadline := time.Now().Add(5 * time.Second)
-		for !e.Conn.IsClosed() && time.Now().Before(deadline) {
+		for !nc.IsClosed() && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
-		e.Conn.Close()
+		nc.Close()
 	}
 	if e.srv != nil {
 		e.srv.Shutdown()

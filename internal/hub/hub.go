@@ -136,7 +136,11 @@ type Options struct {
 	// Replicas is the stream replica count (1 for a single server, 3 for a
 	// cluster). Default 1.
 	Replicas int
-	Logger   *slog.Logger
+	// ReadJS, if set, is a separate connection for readers, so that reading
+	// does not queue behind publishing on one connection. Default: the
+	// service's connection.
+	ReadJS jetstream.JetStream
+	Logger *slog.Logger
 }
 
 // Service manages hubs on one JetStream connection. It is safe for
@@ -172,6 +176,9 @@ func Open(ctx context.Context, js jetstream.JetStream, maxPayload int64, opts Op
 	}
 	if limit := int(maxPayload) - 1024; maxPayload > 0 && opts.MaxRecordBytes > limit {
 		opts.MaxRecordBytes = limit
+	}
+	if opts.ReadJS == nil {
+		opts.ReadJS = js
 	}
 	s := &Service{js: js, opts: opts, log: opts.Logger, cache: map[string]*hubState{}, done: make(chan struct{})}
 	var err error

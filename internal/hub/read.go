@@ -92,7 +92,7 @@ func (s *Service) OpenReader(ctx context.Context, name string, partition int, fr
 	default:
 		return nil, fmt.Errorf("%w start kind %d", ErrInvalid, from.Kind)
 	}
-	cons, err := s.js.OrderedConsumer(ctx, StreamName(name, partition), cfg)
+	cons, err := s.opts.ReadJS.OrderedConsumer(ctx, StreamName(name, partition), cfg)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, fmt.Errorf("%w: %s (partition %d)", ErrNotFound, name, partition)
 	}
