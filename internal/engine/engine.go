@@ -49,7 +49,9 @@ type Config struct {
 	// SyncEvery is the fsync period in SyncInterval mode. Default 1s.
 	SyncEvery time.Duration
 	// MaxPayload is the largest message the embedded server accepts.
-	// Default 8 MiB, which leaves room for a 1 MiB event plus packing.
+	// Default 4 MiB: room for a 1 MiB event plus packing, and events up to
+	// about 4 MiB when a hub is configured for them. Readers prefetch up to
+	// this much per partition, so a larger limit costs memory.
 	MaxPayload int32
 	// Name identifies this client connection in server monitoring.
 	Name string
@@ -61,7 +63,7 @@ func (c *Config) withDefaults() Config {
 	out := *c
 	out.Sync = cmp.Or(out.Sync, SyncAlways)
 	out.SyncEvery = cmp.Or(out.SyncEvery, time.Second)
-	out.MaxPayload = cmp.Or(out.MaxPayload, 8<<20)
+	out.MaxPayload = cmp.Or(out.MaxPayload, 4<<20)
 	out.Name = cmp.Or(out.Name, "sluice")
 	if out.Logger == nil {
 		out.Logger = slog.Default()

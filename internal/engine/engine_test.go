@@ -72,6 +72,6 @@ func TestSyncIntervalMode(t *testing.T) {
 	eng, err := engine.Start(context.Background(), engine.Config{DataDir: t.TempDir(), Sync: engine.SyncInterval})
 	require.NoError(t, err)
 	defer eng.Close()
-	require.GreaterOrEqual(t, eng.MaxPayload(), int64(8<<20), "room for a 1 MiB event and packing")
+	require.GreaterOrEqual(t, eng.MaxPayload(), int64(4<<20), "room for a 1 MiB event and packing")
 	require.Equal(t, nats.CONNECTED, eng.Conn.Status())
 }

@@ -152,6 +152,9 @@ type Service struct {
 	groups jetstream.KeyValue
 	opts   Options
 	log    *slog.Logger
+	// readBytes caps one pull request of a reader. It must hold the largest
+	// record the server can store, or the reader would never get past it.
+	readBytes int
 
 	mu    sync.Mutex
 	cache map[string]*hubState
@@ -180,7 +183,8 @@ func Open(ctx context.Context, js jetstream.JetStream, maxPayload int64, opts Op
 	if opts.ReadJS == nil {
 		opts.ReadJS = js
 	}
-	s := &Service{js: js, opts: opts, log: opts.Logger, cache: map[string]*hubState{}, done: make(chan struct{})}
+	s := &Service{js: js, opts: opts, log: opts.Logger, cache: map[string]*hubState{}, done: make(chan struct{}),
+		readBytes: readBytesFor(maxPayload)}
 	var err error
 	if s.hubs, err = ensureBucket(ctx, js, bucketHubs, opts.Replicas); err != nil {
 		return nil, err
@@ -192,6 +196,15 @@ func Open(ctx context.Context, js jetstream.JetStream, maxPayload int64, opts Op
 		return nil, err
 	}
 	return s, nil
+}
+
+// readBytesFor sizes a reader's pull requests: enough for any message the
+// server accepts (payload plus headers), and at least a few default-sized
+// records. Larger prefetch buys no throughput and costs memory twice: in
+// the client's pending buffer and in the server's block caches it pins.
+func readBytesFor(maxPayload int64) int {
+	const floor, headers = 4 << 20, 64 << 10
+	return max(floor, int(maxPayload)+headers)
 }
 
 func ensureBucket(ctx context.Context, js jetstream.JetStream, name string, replicas int) (jetstream.KeyValue, error) {

@@ -221,6 +221,30 @@ func TestPublishSplitsLargeCallsAcrossRecords(t *testing.T) {
 	}
 }
 
+// A reader's prefetch is bounded in bytes; the bound must still let the
+// largest record the server accepts through, or the reader stalls on it.
+func TestReaderReadsTheLargestEventTheServerAccepts(t *testing.T) {
+	t.Parallel()
+	enginetest.Each(t, func(t *testing.T, eng *engine.Engine) {
+		ctx := context.Background()
+		s, err := hub.Open(ctx, eng.JS, eng.MaxPayload(), hub.Options{MaxEventBytes: 1 << 30, MaxRecordBytes: 1 << 30})
+		require.NoError(t, err)
+		defer s.Close()
+		name := enginetest.Name("big")
+		_, err = s.Create(ctx, hub.Config{Name: name, Partitions: 1})
+		require.NoError(t, err)
+		defer s.Delete(context.Background(), name)
+		big := make([]byte, eng.MaxPayload()-4096)
+		big[len(big)-1] = 7
+		_, err = s.Publish(ctx, name, []hub.Event{{Body: []byte("small")}, {Body: big}, {Body: []byte("after")}})
+		require.NoError(t, err)
+		evs := readAll(t, s, name, 0, hub.Start{Kind: hub.StartEarliest}, 3)
+		require.Equal(t, "small", string(evs[0].Body))
+		require.Equal(t, big, evs[1].Body)
+		require.Equal(t, "after", string(evs[2].Body))
+	})
+}
+
 func TestPublishRejectsBadEventsAndWritesNothing(t *testing.T) {
 	t.Parallel()
 	eng := enginetest.Embedded(t)

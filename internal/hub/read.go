@@ -99,7 +99,7 @@ func (s *Service) OpenReader(ctx context.Context, name string, partition int, fr
 	if err != nil {
 		return nil, fmt.Errorf("hub: open reader on %s partition %d: %w", name, partition, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(512, 16<<20))
+	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(512, s.readBytes))
 	if err != nil {
 		return nil, fmt.Errorf("hub: open reader on %s partition %d: %w", name, partition, err)
 	}
