@@ -213,7 +213,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	a.hubSvc, err = hub.Open(ctx, a.eng.JS, a.eng.MaxPayload(), hub.Options{
 		Linger: a.cfg.Linger, MaxRecordBytes: a.cfg.MaxRecordBytes, MaxEventBytes: a.cfg.MaxEventBytes,
-		ReadJS: a.eng.ReadJS, Logger: a.log,
+		ReadJS: a.eng.ReadJS, Tail: a.eng.Private(), Logger: a.log,
 	})
 	if err != nil {
 		return err

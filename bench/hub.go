@@ -73,7 +73,7 @@ func RunHub(ctx context.Context, o HubOptions, report func(Result)) error {
 		return err
 	}
 	defer eng.Close()
-	svc, err := hub.Open(ctx, eng.JS, eng.MaxPayload(), hub.Options{Linger: o.Linger, ReadJS: eng.ReadJS})
+	svc, err := hub.Open(ctx, eng.JS, eng.MaxPayload(), hub.Options{Linger: o.Linger, ReadJS: eng.ReadJS, Tail: eng.Private()})
 	if err != nil {
 		return err
 	}

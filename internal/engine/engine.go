@@ -219,6 +219,10 @@ func (e *Engine) ClientURL() string {
 // Embedded reports whether the server runs in this process.
 func (e *Engine) Embedded() bool { return e.srv != nil }
 
+// Private reports whether no other process can reach the server: it is
+// embedded and does not listen. This process is then the only writer.
+func (e *Engine) Private() bool { return e.srv != nil && e.srv.Addr() == nil }
+
 // MaxPayload is the largest message the server accepts.
 func (e *Engine) MaxPayload() int64 { return e.Conn.MaxPayload() }
 

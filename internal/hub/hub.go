@@ -140,6 +140,12 @@ type Options struct {
 	// does not queue behind publishing on one connection. Default: the
 	// service's connection.
 	ReadJS jetstream.JetStream
+	// Tail, when set, lets readers that have caught up take the records this
+	// Service stores directly (see tail.go). Set it only when this Service
+	// is the only writer to its hubs, as with the embedded engine without a
+	// listener; another writer's records are still read, but up to
+	// a second late.
+	Tail   bool
 	Logger *slog.Logger
 }
 
@@ -155,6 +161,7 @@ type Service struct {
 	// readBytes caps one pull request of a reader. It must hold the largest
 	// record the server can store, or the reader would never get past it.
 	readBytes int
+	tails     *tails // nil unless Options.Tail
 
 	mu    sync.Mutex
 	cache map[string]*hubState
@@ -185,6 +192,9 @@ func Open(ctx context.Context, js jetstream.JetStream, maxPayload int64, opts Op
 	}
 	s := &Service{js: js, opts: opts, log: opts.Logger, cache: map[string]*hubState{}, done: make(chan struct{}),
 		readBytes: readBytesFor(maxPayload)}
+	if opts.Tail {
+		s.tails = &tails{}
+	}
 	var err error
 	if s.hubs, err = ensureBucket(ctx, js, bucketHubs, opts.Replicas); err != nil {
 		return nil, err

@@ -363,9 +363,10 @@ func (b *batcher) ack() {
 			}
 			pc.c.finish(len(pc.events), err)
 		}
-		if err == nil {
-			// Acknowledged: the server holds its own copy. (After an
-			// error the client may still hold the message; leave it.)
+		// Once acknowledged, the server holds its own copy: the bytes go to
+		// the tail's readers or back to the pool. (After an error the
+		// client may still hold the message; leave it.)
+		if err == nil && (b.s.tails == nil || !b.s.tails.publish(b.stream, seq, *sr.buf)) {
 			recordBufs.Put(sr.buf)
 		}
 		b.inflight.Add(-1)

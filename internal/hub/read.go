@@ -47,12 +47,16 @@ func (e *CorruptRecordError) Error() string {
 
 func (e *CorruptRecordError) Unwrap() error { return e.Err }
 
-// Reader reads one partition in order, a record at a time.
+// Reader reads one partition in order, a record at a time: from the store,
+// and once caught up from the tail when the Service has one (see tail.go).
 type Reader struct {
+	s         *Service
 	hub       string
 	partition int
-	cons      jetstream.Consumer
-	it        jetstream.MessagesContext
+	stream    string
+	it        jetstream.MessagesContext // nil while reading the tail
+	tail      *tailSub                  // nil without a tail
+	last      uint64                    // stream sequence of the last record read
 	// Events of record skipRec below skipIdx are before the start position.
 	skipRec uint64
 	skipIdx int
@@ -65,10 +69,14 @@ type Reader struct {
 	OnGap func(wantRecord, gotRecord uint64)
 }
 
+// tailIdleCheck is how long a reader on the tail waits for a record before
+// it asks the store whether someone else wrote one.
+const tailIdleCheck = time.Second
+
 // OpenReader starts reading a partition at from.
 func (s *Service) OpenReader(ctx context.Context, name string, partition int, from Start) (*Reader, error) {
 	cfg := jetstream.OrderedConsumerConfig{}
-	r := &Reader{hub: name, partition: partition}
+	r := &Reader{s: s, hub: name, partition: partition, stream: StreamName(name, partition)}
 	switch from.Kind {
 	case StartEarliest:
 		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
@@ -92,19 +100,39 @@ func (s *Service) OpenReader(ctx context.Context, name string, partition int, fr
 	default:
 		return nil, fmt.Errorf("%w start kind %d", ErrInvalid, from.Kind)
 	}
-	cons, err := s.opts.ReadJS.OrderedConsumer(ctx, StreamName(name, partition), cfg)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, fmt.Errorf("%w: %s (partition %d)", ErrNotFound, name, partition)
+	if s.tails != nil {
+		// Subscribe before reading the store, so that every record stored
+		// after the store's last one at switch-over is on the tail.
+		r.tail = s.tails.subscribe(r.stream)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("hub: open reader on %s partition %d: %w", name, partition, err)
+	if err := r.follow(ctx, cfg); err != nil {
+		r.Close()
+		return nil, err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(512, s.readBytes))
-	if err != nil {
-		return nil, fmt.Errorf("hub: open reader on %s partition %d: %w", name, partition, err)
-	}
-	r.cons, r.it = cons, it
 	return r, nil
+}
+
+// follow (re)starts reading the store.
+func (r *Reader) follow(ctx context.Context, cfg jetstream.OrderedConsumerConfig) error {
+	cons, err := r.s.opts.ReadJS.OrderedConsumer(ctx, r.stream, cfg)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("%w: %s (partition %d)", ErrNotFound, r.hub, r.partition)
+	}
+	if err != nil {
+		return fmt.Errorf("hub: open reader on %s partition %d: %w", r.hub, r.partition, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(512, r.s.readBytes))
+	if err != nil {
+		return fmt.Errorf("hub: open reader on %s partition %d: %w", r.hub, r.partition, err)
+	}
+	r.it = it
+	return nil
+}
+
+// followAfterLast goes back to reading the store after the last record read.
+func (r *Reader) followAfterLast(ctx context.Context) error {
+	return r.follow(ctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: r.last + 1})
 }
 
 // Next returns the events of the next record, waiting for one to be stored.
@@ -112,6 +140,16 @@ func (s *Service) OpenReader(ctx context.Context, name string, partition int, fr
 // decoded is returned as a *CorruptRecordError, after which Next goes on.
 func (r *Reader) Next(ctx context.Context) ([]StoredEvent, error) {
 	for {
+		if r.it == nil {
+			rec, err := r.nextTail(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if rec.data == nil {
+				continue // back on the store
+			}
+			return r.decode(rec.data, rec.seq)
+		}
 		msg, err := r.it.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			if ctx.Err() != nil {
@@ -130,17 +168,67 @@ func (r *Reader) Next(ctx context.Context) ([]StoredEvent, error) {
 				r.OnGap(r.want, seq)
 			}
 		}
-		events, err := DecodeRecord(msg.Data(), r.partition, seq)
-		if err != nil {
-			return nil, &CorruptRecordError{Partition: r.partition, Sequence: SequenceOf(seq, 0), Data: msg.Data(), Err: err}
+		r.last = seq
+		if r.tail != nil && meta.NumPending == 0 {
+			// Caught up: what follows is on the tail.
+			r.it.Stop()
+			r.it = nil
 		}
-		if seq == r.skipRec && r.skipIdx > 0 {
+		events, err := r.decode(msg.Data(), seq)
+		if err == nil && seq == r.skipRec && r.skipIdx > 0 {
 			if r.skipIdx >= len(events) {
 				continue
 			}
 			events = events[r.skipIdx:]
 		}
-		return events, nil
+		return events, err
+	}
+}
+
+func (r *Reader) decode(data []byte, seq uint64) ([]StoredEvent, error) {
+	events, err := DecodeRecord(data, r.partition, seq)
+	if err != nil {
+		return nil, &CorruptRecordError{Partition: r.partition, Sequence: SequenceOf(seq, 0), Data: data, Err: err}
+	}
+	return events, nil
+}
+
+// nextTail returns the record after the last one from the tail. When the
+// tail cannot provide it (a gap, or nothing arrives while the store has
+// more), it goes back to the store and returns an empty record.
+func (r *Reader) nextTail(ctx context.Context) (tailRecord, error) {
+	idle := time.NewTimer(tailIdleCheck)
+	defer idle.Stop()
+	for {
+		select {
+		case rec := <-r.tail.ch:
+			r.tail.took(rec)
+			switch {
+			case rec.seq <= r.last:
+				continue // already read from the store
+			case rec.seq == r.last+1:
+				r.last = rec.seq
+				return rec, nil
+			}
+			return tailRecord{}, r.followAfterLast(ctx)
+		case <-idle.C:
+			st, err := r.s.js.Stream(ctx, r.stream)
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				return tailRecord{}, fmt.Errorf("%w: %s (partition %d)", ErrNotFound, r.hub, r.partition)
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					return tailRecord{}, ctx.Err()
+				}
+				return tailRecord{}, fmt.Errorf("hub: read %s partition %d: %w", r.hub, r.partition, err)
+			}
+			if st.CachedInfo().State.LastSeq > r.last {
+				return tailRecord{}, r.followAfterLast(ctx)
+			}
+			idle.Reset(tailIdleCheck)
+		case <-ctx.Done():
+			return tailRecord{}, ctx.Err()
+		}
 	}
 }
 
@@ -148,5 +236,8 @@ func (r *Reader) Next(ctx context.Context) ([]StoredEvent, error) {
 func (r *Reader) Close() {
 	if r.it != nil {
 		r.it.Stop()
+	}
+	if r.tail != nil {
+		r.s.tails.unsubscribe(r.tail)
 	}
 }
