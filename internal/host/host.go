@@ -424,6 +424,9 @@ func (h *Host) consume(lctx context.Context, f *function, p int, log *slog.Logge
 			continue
 		}
 		if len(buf) == 0 {
+			if len(recs) == 0 {
+				cpw.idle()
+			}
 			select {
 			case rr := <-recs:
 				if err := take(rr); err != nil {
@@ -498,11 +501,20 @@ func (h *Host) consume(lctx context.Context, f *function, p int, log *slog.Logge
 	}
 }
 
+// Checkpoint writes are group-committed. While input is waiting, a
+// partition writes its checkpoint once CheckpointEveryBatches batches have
+// finished since the last write, or checkpointEvery has passed; when it has
+// nothing more to process, it writes at once. One write is in flight at a
+// time, overlapping the next invocations.
+const (
+	CheckpointEveryBatches = 16
+	checkpointEvery        = 100 * time.Millisecond
+)
+
 // MaxUndurableBatches bounds the batches of a partition that may be
-// finished but not yet covered by a durable checkpoint. Checkpoint writes
-// are group-committed: while one is in flight, batches that finish are
-// covered by the next write; only past this bound does the partition wait.
-const MaxUndurableBatches = 8
+// finished but not yet covered by a durable checkpoint; past it, the
+// partition waits for the write in flight.
+const MaxUndurableBatches = 2 * CheckpointEveryBatches
 
 // MaxRedeliveredBatches bounds the batches per partition that are delivered
 // again after a crash: the undurable ones and the one in flight.
@@ -517,9 +529,10 @@ type checkpointer struct {
 	rev uint64
 
 	inflight chan cpResult
-	covers   int   // finished batches the in-flight write makes durable
-	pending  int   // finished batches after the in-flight write started
-	latest   int64 // last processed sequence
+	covers   int       // finished batches the in-flight write makes durable
+	pending  int       // finished batches after the in-flight write started
+	latest   int64     // last processed sequence
+	started  time.Time // when the last write started
 }
 
 type cpResult struct {
@@ -546,8 +559,18 @@ func (c *checkpointer) put(seq int64) error {
 			return err
 		}
 	}
-	c.start()
+	if c.pending >= CheckpointEveryBatches || time.Since(c.started) >= checkpointEvery {
+		c.start()
+	}
 	return nil
+}
+
+// idle writes what has finished, for when the partition has nothing more
+// to process right now.
+func (c *checkpointer) idle() {
+	if c.inflight == nil && c.pending > 0 {
+		c.start()
+	}
 }
 
 // ready is the in-flight write's result channel (nil when none), for
@@ -568,7 +591,8 @@ func (c *checkpointer) completed(res cpResult) error {
 
 func (c *checkpointer) start() {
 	t := c.f.Trigger
-	cp := hub.Checkpoint{Sequence: c.latest, Owner: c.h.cfg.InstanceID, Updated: time.Now().UTC()}
+	c.started = time.Now()
+	cp := hub.Checkpoint{Sequence: c.latest, Owner: c.h.cfg.InstanceID, Updated: c.started.UTC()}
 	done := make(chan cpResult, 1)
 	c.inflight, c.covers, c.pending = done, c.pending, 0
 	rev := c.rev

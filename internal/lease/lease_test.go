@@ -308,9 +308,14 @@ func TestForeignWriteLosesLease(t *testing.T) {
 	t.Cleanup(m.Stop)
 	eventually(t, 5*time.Second, func() bool { return slices.Equal(m.Owned(testSet), seq(3)) },
 		"owns all, owns %v", m.Owned(testSet))
-	mu.Lock()
-	ctx1 := ctxs[1]
-	mu.Unlock()
+	// Owned can report a unit before its callback has started.
+	var ctx1 context.Context
+	eventually(t, 5*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		ctx1 = ctxs[1]
+		return ctx1 != nil
+	}, "unit 1's callback started")
 	require.True(t, Valid(ctx1))
 
 	wrote := time.Now()
