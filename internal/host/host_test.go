@@ -70,7 +70,7 @@ func setup(t *testing.T, partitions int) *env {
 // setupOn prepares a hub with a unique name on eng, deleted at the end.
 func setupOn(t *testing.T, eng *engine.Engine, partitions int) *env {
 	t.Helper()
-	svc, err := hub.Open(context.Background(), eng.JS, eng.MaxPayload(), hub.Options{})
+	svc, err := hub.Open(context.Background(), eng.JS, eng.MaxPayload(), hub.Options{Tail: eng.Private()})
 	require.NoError(t, err)
 	t.Cleanup(svc.Close)
 	name := enginetest.Name("h")

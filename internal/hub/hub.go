@@ -352,6 +352,9 @@ func (s *Service) Delete(ctx context.Context, name string) error {
 		if err := s.js.DeleteStream(ctx, StreamName(name, p)); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return fmt.Errorf("hub: delete partition %d of %s: %w", p, name, err)
 		}
+		if s.tails != nil {
+			s.tails.end(StreamName(name, p))
+		}
 	}
 	for _, kv := range []jetstream.KeyValue{s.cps, s.groups} {
 		if lister, err := kv.ListKeysFiltered(ctx, name+".>"); err == nil {

@@ -201,7 +201,10 @@ func (r *Reader) nextTail(ctx context.Context) (tailRecord, error) {
 	defer idle.Stop()
 	for {
 		select {
-		case rec := <-r.tail.ch:
+		case rec, ok := <-r.tail.ch:
+			if !ok {
+				return tailRecord{}, r.gone()
+			}
 			r.tail.took(rec)
 			switch {
 			case rec.seq <= r.last:
@@ -214,7 +217,7 @@ func (r *Reader) nextTail(ctx context.Context) (tailRecord, error) {
 		case <-idle.C:
 			st, err := r.s.js.Stream(ctx, r.stream)
 			if errors.Is(err, jetstream.ErrStreamNotFound) {
-				return tailRecord{}, fmt.Errorf("%w: %s (partition %d)", ErrNotFound, r.hub, r.partition)
+				return tailRecord{}, r.gone()
 			}
 			if err != nil {
 				if ctx.Err() != nil {
@@ -222,7 +225,11 @@ func (r *Reader) nextTail(ctx context.Context) (tailRecord, error) {
 				}
 				return tailRecord{}, fmt.Errorf("hub: read %s partition %d: %w", r.hub, r.partition, err)
 			}
-			if st.CachedInfo().State.LastSeq > r.last {
+			if last := st.CachedInfo().State.LastSeq; last < r.last {
+				// The stream ends before what was read: it was deleted and
+				// created again.
+				return tailRecord{}, r.gone()
+			} else if last > r.last {
 				return tailRecord{}, r.followAfterLast(ctx)
 			}
 			idle.Reset(tailIdleCheck)
@@ -230,6 +237,10 @@ func (r *Reader) nextTail(ctx context.Context) (tailRecord, error) {
 			return tailRecord{}, ctx.Err()
 		}
 	}
+}
+
+func (r *Reader) gone() error {
+	return fmt.Errorf("%w: %s partition %d was deleted while being read", ErrNotFound, r.hub, r.partition)
 }
 
 // Close stops the reader.

@@ -74,6 +74,16 @@ func (t *tails) unsubscribe(sub *tailSub) {
 	}
 }
 
+// end closes the stream's subscriptions: the stream is gone.
+func (t *tails) end(stream string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, sub := range t.subs[stream] {
+		close(sub.ch)
+	}
+	delete(t.subs, stream)
+}
+
 // publish offers a stored record to the stream's tail subscriptions and
 // reports whether it handed data over (the caller must then not reuse it).
 // Each subscription gets its own bytes, since events alias them. A full

@@ -146,3 +146,20 @@ func TestTailGivesEachReaderItsOwnBytes(t *testing.T) {
 	copy(a[0].Body, "XXXXXXX")
 	require.Equal(t, "payload", string(b[0].Body), "one reader's handler changing a body must not change another's")
 }
+
+func TestTailReaderLearnsItsHubWasDeleted(t *testing.T) {
+	t.Parallel()
+	s, name := tailHub(t)
+	publishBodies(t, s, name, "a")
+	r, err := s.OpenReader(context.Background(), name, 0, Start{Kind: StartEarliest})
+	require.NoError(t, err)
+	defer r.Close()
+	nextEvents(t, r)
+	require.Nil(t, r.it)
+	require.NoError(t, s.Delete(context.Background(), name))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err = r.Next(ctx)
+	require.ErrorIs(t, err, ErrNotFound)
+	require.ErrorContains(t, err, "was deleted while being read")
+}
