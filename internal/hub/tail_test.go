@@ -44,6 +44,18 @@ func nextEvents(t *testing.T, r *Reader) []StoredEvent {
 	return evs
 }
 
+// caughtUpReader opens a reader at the start of a partition holding one
+// record and reads it, which puts the reader on the tail.
+func caughtUpReader(t *testing.T, s *Service, name string) *Reader {
+	t.Helper()
+	r, err := s.OpenReader(context.Background(), name, 0, Start{Kind: StartEarliest})
+	require.NoError(t, err)
+	t.Cleanup(r.Close)
+	nextEvents(t, r)
+	require.Nil(t, r.it, "the last stored record was read: the reader is on the tail")
+	return r
+}
+
 func TestTailCarriesRecordsOnceCaughtUp(t *testing.T) {
 	t.Parallel()
 	s, name := tailHub(t)
@@ -71,11 +83,7 @@ func TestTailFallsBackToTheStoreWhenTheReaderFallsBehind(t *testing.T) {
 	t.Parallel()
 	s, name := tailHub(t)
 	publishBodies(t, s, name, "first")
-	r, err := s.OpenReader(context.Background(), name, 0, Start{Kind: StartEarliest})
-	require.NoError(t, err)
-	defer r.Close()
-	nextEvents(t, r)
-	require.Nil(t, r.it)
+	r := caughtUpReader(t, s, name)
 
 	// More than the tail holds, while the reader does not read.
 	big := make([]byte, 900<<10)
@@ -112,11 +120,7 @@ func TestTailReaderSeesAnotherWritersRecords(t *testing.T) {
 	require.NoError(t, err)
 
 	publishBodies(t, s, name, "mine")
-	r, err := s.OpenReader(ctx, name, 0, Start{Kind: StartEarliest})
-	require.NoError(t, err)
-	defer r.Close()
-	nextEvents(t, r)
-	require.Nil(t, r.it)
+	r := caughtUpReader(t, s, name)
 
 	publishBodies(t, other, name, "theirs")
 	publishBodies(t, s, name, "mine again")
@@ -134,12 +138,7 @@ func TestTailGivesEachReaderItsOwnBytes(t *testing.T) {
 	publishBodies(t, s, name, "start")
 	var readers []*Reader
 	for range 2 {
-		r, err := s.OpenReader(context.Background(), name, 0, Start{Kind: StartEarliest})
-		require.NoError(t, err)
-		defer r.Close()
-		nextEvents(t, r)
-		require.Nil(t, r.it)
-		readers = append(readers, r)
+		readers = append(readers, caughtUpReader(t, s, name))
 	}
 	publishBodies(t, s, name, "payload")
 	a, b := nextEvents(t, readers[0]), nextEvents(t, readers[1])
@@ -151,15 +150,11 @@ func TestTailReaderLearnsItsHubWasDeleted(t *testing.T) {
 	t.Parallel()
 	s, name := tailHub(t)
 	publishBodies(t, s, name, "a")
-	r, err := s.OpenReader(context.Background(), name, 0, Start{Kind: StartEarliest})
-	require.NoError(t, err)
-	defer r.Close()
-	nextEvents(t, r)
-	require.Nil(t, r.it)
+	r := caughtUpReader(t, s, name)
 	require.NoError(t, s.Delete(context.Background(), name))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	_, err = r.Next(ctx)
+	_, err := r.Next(ctx)
 	require.ErrorIs(t, err, ErrNotFound)
 	require.ErrorContains(t, err, "was deleted while being read")
 }
