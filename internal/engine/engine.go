@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -246,4 +247,24 @@ func (e *Engine) Close() error {
 		e.srv.WaitForShutdown()
 	}
 	return nil
+}
+
+// VersionAtLeast reports whether server version have (as "2.12.3" or
+// "2.12.0-beta") is want or newer.
+func VersionAtLeast(have, want string) bool {
+	parse := func(v string) [3]int {
+		var out [3]int
+		v, _, _ = strings.Cut(strings.TrimPrefix(v, "v"), "-")
+		for i, part := range strings.SplitN(v, ".", 3) {
+			out[i], _ = strconv.Atoi(part)
+		}
+		return out
+	}
+	h, w := parse(have), parse(want)
+	for i := range h {
+		if h[i] != w[i] {
+			return h[i] > w[i]
+		}
+	}
+	return true
 }

@@ -75,3 +75,19 @@ func TestSyncIntervalMode(t *testing.T) {
 	require.GreaterOrEqual(t, eng.MaxPayload(), int64(4<<20), "room for a 1 MiB event and packing")
 	require.Equal(t, nats.CONNECTED, eng.Conn.Status())
 }
+
+func TestVersionAtLeast(t *testing.T) {
+	for _, c := range []struct {
+		have, want string
+		ok         bool
+	}{
+		{"2.12.0", "2.12.0", true},
+		{"2.15.2", "2.12.0", true},
+		{"2.9.10", "2.12.0", false},
+		{"v2.12.1-beta", "2.12.0", true},
+		{"2.12.0-RC.1", "2.12.1", false},
+		{"3.0.0", "2.12.0", true},
+	} {
+		require.Equal(t, c.ok, engine.VersionAtLeast(c.have, c.want), "%s >= %s", c.have, c.want)
+	}
+}

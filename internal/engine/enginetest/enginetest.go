@@ -33,6 +33,13 @@ func Embedded(t testing.TB) *engine.Engine {
 // share it, so they must use unique names (see Name).
 func Each(t *testing.T, fn func(t *testing.T, eng *engine.Engine)) {
 	t.Helper()
+	EachSince(t, "", fn)
+}
+
+// EachSince is Each for features of newer servers: the external run is
+// skipped, saying why, when that server is older than version.
+func EachSince(t *testing.T, version string, fn func(t *testing.T, eng *engine.Engine)) {
+	t.Helper()
 	t.Run("embedded", func(t *testing.T) {
 		t.Parallel()
 		fn(t, Embedded(t))
@@ -48,6 +55,9 @@ func Each(t *testing.T, fn func(t *testing.T, eng *engine.Engine)) {
 			t.Fatalf("connect to %s: %v", url, err)
 		}
 		t.Cleanup(func() { _ = eng.Close() })
+		if v := eng.Conn.ConnectedServerVersion(); version != "" && !engine.VersionAtLeast(v, version) {
+			t.Skipf("the external NATS server is %s; this needs %s or newer", v, version)
+		}
 		fn(t, eng)
 	})
 }

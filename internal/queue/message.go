@@ -1,0 +1,427 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+)
+
+// Headers of stored messages.
+const (
+	// HeaderProperties holds a message's properties as a JSON object.
+	HeaderProperties = "Sluice-Properties"
+	// HeaderEnqueued is when a delayed or moved message was first enqueued
+	// (otherwise the stored message's own time is).
+	HeaderEnqueued = "Sluice-Enqueued"
+	// HeaderDequeued counts deliveries of a message before it was moved
+	// (rescheduled), so its dequeue count goes on from there.
+	HeaderDequeued = "Sluice-Dequeued"
+)
+
+// Outgoing is a message to send.
+type Outgoing struct {
+	Body       []byte            `json:"body"`
+	Properties map[string]string `json:"properties,omitempty"`
+	// Delay keeps the message invisible for this long after sending.
+	Delay time.Duration `json:"delay,omitempty"`
+	// TTL is how long the message is kept; zero means the queue's TTL,
+	// negative until it is completed.
+	TTL time.Duration `json:"ttl,omitempty"`
+	// enqueued and dequeued carry a moved message's history.
+	enqueued time.Time
+	dequeued int
+}
+
+// Size is what counts against the queue's maximum message size.
+func (o *Outgoing) Size() int {
+	n := len(o.Body)
+	for k, v := range o.Properties {
+		n += len(k) + len(v)
+	}
+	return n
+}
+
+// Message is a received or peeked message.
+type Message struct {
+	// ID is the message's sequence in its queue: unique and increasing in
+	// the order messages became visible.
+	ID         uint64            `json:"id"`
+	Body       []byte            `json:"body"`
+	Properties map[string]string `json:"properties,omitempty"`
+	Enqueued   time.Time         `json:"enqueued"`
+	// DequeueCount is how many times the message has been delivered,
+	// counting this delivery (0 for a peeked, never-delivered message).
+	DequeueCount int `json:"dequeue_count"`
+	// LockToken identifies this delivery's lock, for Complete, Abandon and
+	// Renew. Empty for peeked messages.
+	LockToken string `json:"lock_token,omitempty"`
+
+	msg jetstream.Msg
+}
+
+// Send validates every message, then stores them all; it returns their IDs
+// (0 for delayed messages, which get an ID when they become visible).
+// Messages without a delay are stored together as one atomic batch (per
+// 1,000 messages): either all of a batch is stored or none of it.
+func (s *Service) Send(ctx context.Context, name string, msgs []Outgoing) ([]uint64, error) {
+	st, err := s.state(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	info := st.info
+	for i := range msgs {
+		m := &msgs[i]
+		if size := m.Size(); size > info.MaxMessageBytes {
+			return nil, fmt.Errorf("%w: message %d is %d bytes, the limit of queue %s is %d bytes: store the payload elsewhere and send a reference", ErrTooLarge, i, size, name, info.MaxMessageBytes)
+		}
+		if m.Delay < 0 {
+			return nil, fmt.Errorf("%w delay %s for message %d: must not be negative", ErrInvalid, m.Delay, i)
+		}
+		if m.TTL > 0 && m.TTL < time.Second {
+			return nil, fmt.Errorf("%w ttl %s for message %d: must be at least 1s", ErrInvalid, m.TTL, i)
+		}
+	}
+	ids := make([]uint64, len(msgs))
+	var now []int
+	for i := range msgs {
+		if msgs[i].Delay > 0 {
+			if err := s.sendLater(ctx, info, &msgs[i], time.Now().Add(msgs[i].Delay)); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		now = append(now, i)
+	}
+	for chunk := range slices.Chunk(now, maxAtomicBatch) {
+		nats := make([]*nats.Msg, len(chunk))
+		for j, i := range chunk {
+			nats[j] = s.natsMsg(info, subject(name), &msgs[i])
+		}
+		last, err := s.publishAtomic(ctx, nats)
+		if err != nil {
+			return nil, s.wrap(name, "send to", err)
+		}
+		for j, i := range chunk {
+			ids[i] = last - uint64(len(chunk)-1-j)
+		}
+	}
+	return ids, nil
+}
+
+func (s *Service) natsMsg(info Info, subj string, m *Outgoing) *nats.Msg {
+	msg := &nats.Msg{Subject: subj, Data: m.Body, Header: nats.Header{}}
+	if len(m.Properties) > 0 {
+		b, _ := json.Marshal(m.Properties)
+		msg.Header[HeaderProperties] = []string{string(b)}
+	}
+	ttl := info.TTL
+	if m.TTL != 0 {
+		ttl = m.TTL
+	}
+	if ttl > 0 {
+		msg.Header[jetstream.MsgTTLHeader] = []string{ttl.Round(time.Second).String()}
+	}
+	if !m.enqueued.IsZero() {
+		msg.Header[HeaderEnqueued] = []string{m.enqueued.UTC().Format(time.RFC3339Nano)}
+	}
+	if m.dequeued > 0 {
+		msg.Header[HeaderDequeued] = []string{strconv.Itoa(m.dequeued)}
+	}
+	return msg
+}
+
+// sendLater stores m as a one-shot schedule that moves it onto the queue at
+// the given time.
+func (s *Service) sendLater(ctx context.Context, info Info, m *Outgoing, at time.Time) error {
+	if m.enqueued.IsZero() {
+		m.enqueued = time.Now()
+	}
+	msg := s.natsMsg(info, "queue."+info.Name+".later."+nuid.Next(), m)
+	// A scheduled message's TTL is given by the schedule.
+	if ttl := msg.Header[jetstream.MsgTTLHeader]; ttl != nil {
+		delete(msg.Header, jetstream.MsgTTLHeader)
+		msg.Header["Nats-Schedule-TTL"] = ttl
+	}
+	msg.Header["Nats-Schedule"] = []string{"@at " + at.UTC().Format(time.RFC3339Nano)}
+	msg.Header["Nats-Schedule-Target"] = []string{subject(info.Name)}
+	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
+		return s.wrap(info.Name, "send to", err)
+	}
+	return nil
+}
+
+// publishAtomic stores msgs as one atomic batch and returns the stream
+// sequence of the last.
+func (s *Service) publishAtomic(ctx context.Context, msgs []*nats.Msg) (uint64, error) {
+	if len(msgs) == 1 {
+		ack, err := s.js.PublishMsg(ctx, msgs[0])
+		if err != nil {
+			return 0, err
+		}
+		return ack.Sequence, nil
+	}
+	id := nuid.Next()
+	for i, m := range msgs {
+		m.Header["Nats-Batch-Id"] = []string{id}
+		m.Header["Nats-Batch-Sequence"] = []string{strconv.Itoa(i + 1)}
+		if i < len(msgs)-1 {
+			if err := s.nc.PublishMsg(m); err != nil {
+				return 0, err
+			}
+		}
+	}
+	last := msgs[len(msgs)-1]
+	last.Header["Nats-Batch-Commit"] = []string{"1"}
+	ack, err := s.js.PublishMsg(ctx, last)
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
+}
+
+// Receive locks and returns up to max visible messages, waiting up to wait
+// for the first one.
+func (s *Service) Receive(ctx context.Context, name string, max int, wait time.Duration) ([]*Message, error) {
+	if max < 1 || max > 1000 {
+		return nil, fmt.Errorf("%w count %d: receive 1 to 1000 messages", ErrInvalid, max)
+	}
+	st, err := s.state(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.fetch(st, max, 0)
+	if err != nil || len(out) > 0 || wait <= 0 {
+		return out, s.fetchErr(name, err)
+	}
+	if out, err = s.fetch(st, 1, wait); err != nil || len(out) == 0 {
+		return out, s.fetchErr(name, err)
+	}
+	more, err := s.fetch(st, max-1, 0)
+	return append(out, more...), s.fetchErr(name, err)
+}
+
+func (s *Service) fetchErr(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return s.wrap(name, "receive from", err)
+}
+
+// fetch gets up to n messages, waiting up to wait for them (none: only
+// what is there now).
+func (s *Service) fetch(st *queueState, n int, wait time.Duration) ([]*Message, error) {
+	if n == 0 {
+		return nil, nil
+	}
+	var batch jetstream.MessageBatch
+	var err error
+	if wait <= 0 {
+		batch, err = st.cons.FetchNoWait(n)
+	} else {
+		batch, err = st.cons.Fetch(n, jetstream.FetchMaxWait(wait))
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []*Message
+	for msg := range batch.Messages() {
+		m, err := fromDelivery(msg)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, m)
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+		return out, err
+	}
+	return out, nil
+}
+
+// FromDelivery converts a message delivered by a queue's consumer.
+func fromDelivery(msg jetstream.Msg) (*Message, error) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return nil, err
+	}
+	h := msg.Headers()
+	m := &Message{
+		ID: meta.Sequence.Stream, Body: msg.Data(), Enqueued: enqueuedAt(h, meta.Timestamp),
+		DequeueCount: int(meta.NumDelivered) + dequeuedBefore(h), LockToken: msg.Reply(), msg: msg,
+	}
+	m.Properties = properties(h)
+	return m, nil
+}
+
+func enqueuedAt(h nats.Header, stored time.Time) time.Time {
+	if v := h.Get(HeaderEnqueued); v != "" {
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			return t
+		}
+	}
+	return stored
+}
+
+func dequeuedBefore(h nats.Header) int {
+	n, _ := strconv.Atoi(h.Get(HeaderDequeued))
+	return n
+}
+
+func properties(h nats.Header) map[string]string {
+	v := h.Get(HeaderProperties)
+	if v == "" {
+		return nil
+	}
+	var p map[string]string
+	if json.Unmarshal([]byte(v), &p) != nil {
+		return nil
+	}
+	return p
+}
+
+// Lock operations. A message received in this process carries its delivery
+// and is acted on directly; a lock token from elsewhere (the HTTP API) is
+// checked to belong to the queue and is acknowledged synchronously.
+
+// Complete removes a received message: it was processed.
+func (s *Service) Complete(ctx context.Context, name string, m *Message) error {
+	if m.msg != nil {
+		return s.ackErr(name, m.msg.DoubleAck(ctx))
+	}
+	return s.tokenOp(ctx, name, m.LockToken, "+ACK")
+}
+
+// Abandon releases a received message to be delivered again after delay
+// (at once when delay is 0).
+func (s *Service) Abandon(ctx context.Context, name string, m *Message, delay time.Duration) error {
+	if delay < 0 {
+		return fmt.Errorf("%w delay %s: must not be negative", ErrInvalid, delay)
+	}
+	if m.msg != nil {
+		if delay > 0 {
+			return s.ackErr(name, m.msg.NakWithDelay(delay))
+		}
+		return s.ackErr(name, m.msg.Nak())
+	}
+	body := "-NAK"
+	if delay > 0 {
+		body = fmt.Sprintf(`-NAK {"delay": %d}`, delay.Nanoseconds())
+	}
+	return s.tokenOp(ctx, name, m.LockToken, body)
+}
+
+// Renew extends a received message's lock by the queue's lock duration.
+func (s *Service) Renew(ctx context.Context, name string, m *Message) error {
+	if m.msg != nil {
+		return s.ackErr(name, m.msg.InProgress())
+	}
+	return s.tokenOp(ctx, name, m.LockToken, "+WPI")
+}
+
+// CompleteAsync completes a message received in this process without
+// waiting for the server's confirmation (at-least-once either way: a lost
+// completion means the message is delivered again).
+func (s *Service) CompleteAsync(m *Message) error { return m.msg.Ack() }
+
+func (s *Service) ackErr(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+		return fmt.Errorf("%w: message of queue %s was already completed or released", ErrLockLost, name)
+	}
+	return s.wrap(name, "acknowledge on", err)
+}
+
+// tokenOp sends an acknowledgement to a lock token's subject and waits for
+// the server to confirm it.
+func (s *Service) tokenOp(ctx context.Context, name, token, body string) error {
+	if err := s.checkToken(name, token); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := s.nc.RequestWithContext(ctx, token, []byte(body))
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) {
+		return fmt.Errorf("%w: the lock of this message of queue %s has expired or was released", ErrLockLost, name)
+	}
+	if err != nil {
+		return fmt.Errorf("queue: acknowledge on %s: %w", name, err)
+	}
+	return nil
+}
+
+// checkToken accepts only acknowledgement subjects of the queue's consumer.
+func (s *Service) checkToken(name, token string) error {
+	const prefix = "$JS.ACK."
+	bad := fmt.Errorf("%w lock token: not a lock token of queue %s (use the lock_token a receive returned)", ErrInvalid, name)
+	if !strings.HasPrefix(token, prefix) || strings.ContainsAny(token, " \t\r\n*>") {
+		return bad
+	}
+	tokens := strings.Split(token[len(prefix):], ".")
+	// v1: <stream>.<consumer>.<7 numbers>; v2: <domain>.<account hash>.<stream>.<consumer>.<numbers...>
+	for i := 0; i+1 < len(tokens); i++ {
+		if tokens[i] == StreamName(name) && tokens[i+1] == consumerName && (i == 0 || i == 2) {
+			return nil
+		}
+	}
+	return bad
+}
+
+// Peek returns up to max of the oldest messages without locking them. It
+// includes messages that are locked at the moment.
+func (s *Service) Peek(ctx context.Context, name string, max int) ([]*Message, error) {
+	if max < 1 || max > 1000 {
+		return nil, fmt.Errorf("%w count %d: peek 1 to 1000 messages", ErrInvalid, max)
+	}
+	if _, err := s.state(ctx, name); err != nil {
+		return nil, err
+	}
+	stream, err := s.js.Stream(ctx, StreamName(name))
+	if err != nil {
+		return nil, s.wrap(name, "peek into", err)
+	}
+	var out []*Message
+	seq := stream.CachedInfo().State.FirstSeq
+	for len(out) < max {
+		raw, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject(name)))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, s.wrap(name, "peek into", err)
+		}
+		out = append(out, &Message{ID: raw.Sequence, Body: raw.Data, Properties: properties(raw.Header),
+			Enqueued: enqueuedAt(raw.Header, raw.Time), DequeueCount: dequeuedBefore(raw.Header)})
+		seq = raw.Sequence + 1
+	}
+	return out, nil
+}
+
+// Move stores a received message again, to be visible at the given time,
+// keeping its body, properties, enqueued time and dequeue count, and then
+// completes the original. (A crash in between leaves both: at-least-once.)
+// It is how a function asks for a message to be tried again much later.
+func (s *Service) Move(ctx context.Context, name string, m *Message, at time.Time) error {
+	st, err := s.state(ctx, name)
+	if err != nil {
+		return err
+	}
+	out := Outgoing{Body: m.Body, Properties: m.Properties, enqueued: m.Enqueued, dequeued: m.DequeueCount}
+	if err := s.sendLater(ctx, st.info, &out, at); err != nil {
+		return err
+	}
+	return s.Complete(ctx, name, m)
+}
+
+func slicesSortByName(infos []Info) {
+	slices.SortFunc(infos, func(a, b Info) int { return strings.Compare(a.Name, b.Name) })
+}

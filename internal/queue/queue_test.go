@@ -1,0 +1,379 @@
+package queue_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/engine/enginetest"
+	"github.com/sluicehq/sluice/internal/queue"
+)
+
+var bg = context.Background()
+
+// each runs fn on every engine new enough for queues.
+func each(t *testing.T, fn func(t *testing.T, eng *engine.Engine)) {
+	enginetest.EachSince(t, queue.MinServerVersion, fn)
+}
+
+func setup(t *testing.T, eng *engine.Engine, cfg queue.Config) (*queue.Service, string) {
+	t.Helper()
+	s := queue.Open(eng.JS, eng.MaxPayload(), queue.Options{})
+	if cfg.Name == "" {
+		cfg.Name = enginetest.Name("q")
+	}
+	_, err := s.Create(bg, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Delete(context.Background(), cfg.Name) })
+	return s, cfg.Name
+}
+
+func send(t *testing.T, s *queue.Service, name string, bodies ...string) []uint64 {
+	t.Helper()
+	msgs := make([]queue.Outgoing, len(bodies))
+	for i, b := range bodies {
+		msgs[i] = queue.Outgoing{Body: []byte(b)}
+	}
+	ids, err := s.Send(bg, name, msgs)
+	require.NoError(t, err)
+	return ids
+}
+
+func receive(t *testing.T, s *queue.Service, name string, max int, wait time.Duration) []*queue.Message {
+	t.Helper()
+	msgs, err := s.Receive(bg, name, max, wait)
+	require.NoError(t, err)
+	return msgs
+}
+
+func bodies(msgs []*queue.Message) []string {
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		out[i] = string(m.Body)
+	}
+	return out
+}
+
+func TestQueueLifecycle(t *testing.T) {
+	t.Parallel()
+	each(t, func(t *testing.T, eng *engine.Engine) {
+		s := queue.Open(eng.JS, eng.MaxPayload(), queue.Options{})
+		name := enginetest.Name("life")
+		info, err := s.Create(bg, queue.Config{Name: name, Lock: 5 * time.Second})
+		require.NoError(t, err)
+		require.Equal(t, queue.DefaultMaxMessageBytes, info.MaxMessageBytes)
+		require.Equal(t, 5*time.Second, info.Lock)
+		require.Equal(t, queue.DefaultTTL, info.TTL)
+
+		_, err = s.Create(bg, queue.Config{Name: name})
+		require.ErrorIs(t, err, queue.ErrExists)
+		got, err := s.Get(bg, name)
+		require.NoError(t, err)
+		require.Equal(t, info.Lock, got.Lock)
+		list, err := s.List(bg)
+		require.NoError(t, err)
+		require.Contains(t, names(list), name)
+
+		require.NoError(t, s.Delete(bg, name))
+		_, err = s.Get(bg, name)
+		require.ErrorIs(t, err, queue.ErrNotFound)
+		_, err = s.Send(bg, name, []queue.Outgoing{{Body: []byte("x")}})
+		require.ErrorIs(t, err, queue.ErrNotFound)
+		require.ErrorIs(t, s.Delete(bg, name), queue.ErrNotFound)
+	})
+}
+
+func names(infos []queue.Info) []string {
+	var out []string
+	for _, i := range infos {
+		out = append(out, i.Name)
+	}
+	return out
+}
+
+func TestCreateRejectsBadConfig(t *testing.T) {
+	t.Parallel()
+	eng := enginetest.Embedded(t)
+	s := queue.Open(eng.JS, eng.MaxPayload(), queue.Options{})
+	for _, c := range []struct {
+		cfg  queue.Config
+		want string
+	}{
+		{queue.Config{Name: "bad name"}, "queue name"},
+		{queue.Config{Name: ""}, "queue name"},
+		{queue.Config{Name: "a.b"}, "queue name"},
+		{queue.Config{Name: "ok", Lock: time.Millisecond}, "lock"},
+		{queue.Config{Name: "ok", TTL: time.Millisecond}, "ttl"},
+		{queue.Config{Name: "ok", MaxMessageBytes: 1 << 30}, "max message size"},
+	} {
+		_, err := s.Create(bg, c.cfg)
+		require.ErrorIs(t, err, queue.ErrInvalid, "%+v", c.cfg)
+		require.ErrorContains(t, err, c.want)
+	}
+	list, err := s.List(bg)
+	require.NoError(t, err)
+	require.Empty(t, list, "a rejected create writes nothing")
+}
+
+func TestSendReceiveComplete(t *testing.T) {
+	t.Parallel()
+	each(t, func(t *testing.T, eng *engine.Engine) {
+		s, name := setup(t, eng, queue.Config{})
+		before := time.Now()
+		ids, err := s.Send(bg, name, []queue.Outgoing{
+			{Body: []byte("a"), Properties: map[string]string{"kind": "first", "odd key: é": "line\nbreak"}},
+			{Body: []byte("b")},
+			{Body: []byte("c")},
+		})
+		require.NoError(t, err)
+		require.Len(t, ids, 3)
+		require.Equal(t, []uint64{ids[0], ids[0] + 1, ids[0] + 2}, ids)
+
+		msgs := receive(t, s, name, 10, time.Second)
+		require.Equal(t, []string{"a", "b", "c"}, bodies(msgs))
+		require.Equal(t, map[string]string{"kind": "first", "odd key: é": "line\nbreak"}, msgs[0].Properties)
+		for i, m := range msgs {
+			require.Equal(t, ids[i], m.ID)
+			require.Equal(t, 1, m.DequeueCount)
+			require.NotEmpty(t, m.LockToken)
+			require.WithinRange(t, m.Enqueued, before.Add(-time.Second), time.Now().Add(time.Second))
+		}
+		st, err := s.Stats(bg, name)
+		require.NoError(t, err)
+		require.Equal(t, uint64(3), st.Depth)
+		require.Equal(t, uint64(3), st.Locked)
+		for _, m := range msgs {
+			require.NoError(t, s.Complete(bg, name, m))
+		}
+		require.ErrorIs(t, s.Complete(bg, name, msgs[0]), queue.ErrLockLost, "completing twice")
+		st, err = s.Stats(bg, name)
+		require.NoError(t, err)
+		require.Zero(t, st.Depth)
+		require.Empty(t, receive(t, s, name, 10, 0))
+	})
+}
+
+func TestLockHoldsExpiresAndRenews(t *testing.T) {
+	t.Parallel()
+	each(t, func(t *testing.T, eng *engine.Engine) {
+		s, name := setup(t, eng, queue.Config{Lock: time.Second})
+		send(t, s, name, "held", "renewed")
+		msgs := receive(t, s, name, 2, time.Second)
+		require.Len(t, msgs, 2)
+		require.Empty(t, receive(t, s, name, 2, 300*time.Millisecond), "locked messages are not delivered twice")
+
+		// Renew one of them for longer than the lock; the other expires.
+		renewed := msgs[1]
+		deadline := time.Now().Add(2500 * time.Millisecond)
+		var again []*queue.Message
+		for time.Now().Before(deadline) {
+			require.NoError(t, s.Renew(bg, name, renewed))
+			for _, m := range receive(t, s, name, 2, 300*time.Millisecond) {
+				again = append(again, m)
+				require.NoError(t, s.Complete(bg, name, m))
+			}
+		}
+		require.Equal(t, []string{"held"}, bodies(again), "only the expired lock redelivers")
+		require.Equal(t, 2, again[0].DequeueCount)
+		require.NoError(t, s.Complete(bg, name, renewed))
+	})
+}
+
+func TestAbandonWithDelay(t *testing.T) {
+	t.Parallel()
+	each(t, func(t *testing.T, eng *engine.Engine) {
+		s, name := setup(t, eng, queue.Config{})
+		send(t, s, name, "x")
+		m := receive(t, s, name, 1, time.Second)[0]
+		start := time.Now()
+		require.NoError(t, s.Abandon(bg, name, m, 700*time.Millisecond))
+		require.Empty(t, receive(t, s, name, 1, 300*time.Millisecond), "invisible during the delay")
+		again := receive(t, s, name, 1, 3*time.Second)
+		require.Len(t, again, 1)
+		require.GreaterOrEqual(t, time.Since(start), 600*time.Millisecond)
+		require.Equal(t, 2, again[0].DequeueCount)
+
+		require.NoError(t, s.Abandon(bg, name, again[0], 0))
+		third := receive(t, s, name, 1, time.Second)
+		require.Len(t, third, 1, "abandoned without delay: visible at once")
+		require.Equal(t, 3, third[0].DequeueCount)
+	})
+}
+
+func TestDelayedSendAndMove(t *testing.T) {
+	t.Parallel()
+	each(t, func(t *testing.T, eng *engine.Engine) {
+		s, name := setup(t, eng, queue.Config{})
+		sent := time.Now()
+		ids, err := s.Send(bg, name, []queue.Outgoing{{Body: []byte("later"), Delay: 1500 * time.Millisecond,
+			Properties: map[string]string{"p": "1"}}})
+		require.NoError(t, err)
+		require.Zero(t, ids[0], "a delayed message has no ID until it is visible")
+		st, err := s.Stats(bg, name)
+		require.NoError(t, err)
+		require.Equal(t, uint64(1), st.Delayed)
+		require.Zero(t, st.Depth)
+		require.Empty(t, receive(t, s, name, 1, 500*time.Millisecond))
+
+		m := receive(t, s, name, 1, 5*time.Second)
+		require.Len(t, m, 1)
+		require.GreaterOrEqual(t, time.Since(sent), 1400*time.Millisecond)
+		require.Equal(t, "later", string(m[0].Body))
+		require.Equal(t, map[string]string{"p": "1"}, m[0].Properties)
+		require.WithinDuration(t, sent, m[0].Enqueued, 200*time.Millisecond, "enqueued when sent, not when it became visible")
+		require.Equal(t, 1, m[0].DequeueCount)
+
+		// Move it for later again: it keeps its history.
+		require.NoError(t, s.Move(bg, name, m[0], time.Now().Add(time.Second)))
+		require.Empty(t, receive(t, s, name, 1, 300*time.Millisecond))
+		moved := receive(t, s, name, 1, 5*time.Second)
+		require.Len(t, moved, 1)
+		require.Equal(t, 2, moved[0].DequeueCount)
+		require.WithinDuration(t, sent, moved[0].Enqueued, 200*time.Millisecond)
+		st, err = s.Stats(bg, name)
+		require.NoError(t, err)
+		require.Zero(t, st.Delayed)
+	})
+}
+
+func TestPeekStatsAndPurge(t *testing.T) {
+	t.Parallel()
+	each(t, func(t *testing.T, eng *engine.Engine) {
+		s, name := setup(t, eng, queue.Config{})
+		send(t, s, name, "1", "2", "3")
+		_, err := s.Send(bg, name, []queue.Outgoing{{Body: []byte("later"), Delay: time.Hour}})
+		require.NoError(t, err)
+		peeked, err := s.Peek(bg, name, 2)
+		require.NoError(t, err)
+		require.Equal(t, []string{"1", "2"}, bodies(peeked))
+		require.Empty(t, peeked[0].LockToken)
+		require.Len(t, receive(t, s, name, 3, time.Second), 3, "peeking locks nothing")
+
+		st, err := s.Stats(bg, name)
+		require.NoError(t, err)
+		require.Equal(t, uint64(3), st.Depth)
+		require.Equal(t, uint64(1), st.Delayed)
+		require.Positive(t, st.OldestAge)
+
+		n, err := s.Purge(bg, name)
+		require.NoError(t, err)
+		require.Equal(t, uint64(4), n)
+		st, err = s.Stats(bg, name)
+		require.NoError(t, err)
+		require.Zero(t, st.Depth)
+		require.Zero(t, st.Delayed)
+	})
+}
+
+func TestMessageTTL(t *testing.T) {
+	t.Parallel()
+	each(t, func(t *testing.T, eng *engine.Engine) {
+		s, name := setup(t, eng, queue.Config{})
+		_, err := s.Send(bg, name, []queue.Outgoing{{Body: []byte("short"), TTL: time.Second}, {Body: []byte("long")}})
+		require.NoError(t, err)
+		time.Sleep(2500 * time.Millisecond)
+		require.Equal(t, []string{"long"}, bodies(receive(t, s, name, 2, time.Second)), "the expired message is gone")
+	})
+}
+
+func TestBadInputWritesNothing(t *testing.T) {
+	t.Parallel()
+	each(t, func(t *testing.T, eng *engine.Engine) {
+		s, name := setup(t, eng, queue.Config{MaxMessageBytes: 100})
+		_, err := s.Send(bg, name, []queue.Outgoing{{Body: []byte("ok")}, {Body: make([]byte, 101)}})
+		require.ErrorIs(t, err, queue.ErrTooLarge)
+		require.ErrorContains(t, err, "message 1 is 101 bytes, the limit of queue")
+		_, err = s.Send(bg, name, []queue.Outgoing{{Body: []byte("ok")}, {Body: []byte("x"), Delay: -time.Second}})
+		require.ErrorIs(t, err, queue.ErrInvalid)
+		_, err = s.Receive(bg, name, 0, 0)
+		require.ErrorIs(t, err, queue.ErrInvalid)
+		st, err := s.Stats(bg, name)
+		require.NoError(t, err)
+		require.Zero(t, st.Depth+st.Delayed)
+
+		_, err = s.Send(bg, "no-such-queue", []queue.Outgoing{{Body: []byte("x")}})
+		require.ErrorIs(t, err, queue.ErrNotFound)
+		_, err = s.Send(bg, "bad name", []queue.Outgoing{{Body: []byte("x")}})
+		require.ErrorIs(t, err, queue.ErrInvalid)
+	})
+}
+
+func TestLockTokensFromElsewhere(t *testing.T) {
+	t.Parallel()
+	each(t, func(t *testing.T, eng *engine.Engine) {
+		s, name := setup(t, eng, queue.Config{})
+		_, other := setup(t, eng, queue.Config{})
+		send(t, s, name, "a", "b")
+		send(t, s, other, "z")
+		msgs := receive(t, s, name, 2, time.Second)
+		theirs := receive(t, s, other, 1, time.Second)[0]
+
+		// As the HTTP API sees them: only the token.
+		byToken := func(m *queue.Message) *queue.Message { return &queue.Message{LockToken: m.LockToken} }
+		require.NoError(t, s.Renew(bg, name, byToken(msgs[0])))
+		require.NoError(t, s.Complete(bg, name, byToken(msgs[0])))
+		require.NoError(t, s.Abandon(bg, name, byToken(msgs[1]), 0))
+		require.Equal(t, []string{"b"}, bodies(receive(t, s, name, 2, time.Second)))
+
+		for _, tok := range []string{"", "nonsense", "$JS.ACK.>", "$JS.API.STREAM.DELETE.x", theirs.LockToken} {
+			err := s.Complete(bg, name, &queue.Message{LockToken: tok})
+			require.ErrorIs(t, err, queue.ErrInvalid, "token %q", tok)
+		}
+	})
+}
+
+func TestDelayedMessageSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	start := func() (*engine.Engine, *queue.Service) {
+		eng, err := engine.Start(bg, engine.Config{DataDir: dir})
+		require.NoError(t, err)
+		return eng, queue.Open(eng.JS, eng.MaxPayload(), queue.Options{})
+	}
+	eng, s := start()
+	_, err := s.Create(bg, queue.Config{Name: "restart"})
+	require.NoError(t, err)
+	due := time.Now().Add(2 * time.Second)
+	_, err = s.Send(bg, "restart", []queue.Outgoing{{Body: []byte("due"), Delay: time.Until(due)}})
+	require.NoError(t, err)
+	require.NoError(t, eng.Close())
+
+	eng, s = start()
+	defer eng.Close()
+	require.Empty(t, receive(t, s, "restart", 1, 0), "not due yet")
+	m := receive(t, s, "restart", 1, 10*time.Second)
+	require.Len(t, m, 1)
+	require.False(t, time.Now().Before(due.Add(-100*time.Millisecond)), "delivered at %s, due %s", time.Now(), due)
+}
+
+func TestPoisonName(t *testing.T) {
+	require.Equal(t, "orders-poison", queue.PoisonName("orders"))
+	require.Empty(t, queue.PoisonName("orders-poison"))
+	long := fmt.Sprintf("%064d", 0)
+	require.Empty(t, queue.PoisonName(long))
+}
+
+func TestOlderServerGetsAClearError(t *testing.T) {
+	t.Parallel()
+	url := os.Getenv(enginetest.EnvURL)
+	if url == "" {
+		t.Skipf("%s is not set", enginetest.EnvURL)
+	}
+	eng, err := engine.Start(bg, engine.Config{URL: url})
+	require.NoError(t, err)
+	defer eng.Close()
+	if v := eng.Conn.ConnectedServerVersion(); engine.VersionAtLeast(v, queue.MinServerVersion) {
+		t.Skipf("the external server (%s) supports queues", v)
+	}
+	s := queue.Open(eng.JS, eng.MaxPayload(), queue.Options{})
+	_, err = s.Create(bg, queue.Config{Name: enginetest.Name("old")})
+	require.ErrorIs(t, err, queue.ErrUnsupported)
+	require.ErrorContains(t, err, "queues need NATS server "+queue.MinServerVersion+" or newer")
+	_, err = s.Send(bg, "any", []queue.Outgoing{{Body: []byte("x")}})
+	require.ErrorIs(t, err, queue.ErrUnsupported)
+}
