@@ -293,10 +293,19 @@ func properties(h nats.Header) map[string]string {
 
 // Complete removes a received message: it was processed.
 func (s *Service) Complete(ctx context.Context, name string, m *Message) error {
-	if m.msg != nil {
-		return s.ackErr(name, m.msg.DoubleAck(ctx))
+	st, err := s.state(ctx, name)
+	if err != nil {
+		return err
 	}
-	return s.tokenOp(ctx, name, m.LockToken, "+ACK")
+	if m.msg != nil {
+		err = s.ackErr(name, m.msg.DoubleAck(ctx))
+	} else {
+		err = s.tokenOp(ctx, name, m.LockToken, "+ACK")
+	}
+	if err == nil {
+		s.completed(st)
+	}
+	return err
 }
 
 // Abandon releases a received message to be delivered again after delay
@@ -329,7 +338,17 @@ func (s *Service) Renew(ctx context.Context, name string, m *Message) error {
 // CompleteAsync completes a message received in this process without
 // waiting for the server's confirmation (at-least-once either way: a lost
 // completion means the message is delivered again).
-func (s *Service) CompleteAsync(m *Message) error { return m.msg.Ack() }
+func (s *Service) CompleteAsync(ctx context.Context, name string, m *Message) error {
+	st, err := s.state(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := m.msg.Ack(); err != nil {
+		return s.ackErr(name, err)
+	}
+	s.completed(st)
+	return nil
+}
 
 func (s *Service) ackErr(name string, err error) error {
 	if err == nil {
@@ -376,22 +395,29 @@ func (s *Service) checkToken(name, token string) error {
 	return bad
 }
 
-// Peek returns up to max of the oldest messages without locking them. It
-// includes messages that are locked at the moment.
-func (s *Service) Peek(ctx context.Context, name string, max int) ([]*Message, error) {
-	if max < 1 || max > 1000 {
-		return nil, fmt.Errorf("%w count %d: peek 1 to 1000 messages", ErrInvalid, max)
-	}
-	if _, err := s.state(ctx, name); err != nil {
-		return nil, err
+// Peek returns up to limit of the oldest messages without locking them. It
+// includes messages that are locked at the moment, and may include
+// messages completed while an older one is still locked.
+func (s *Service) Peek(ctx context.Context, name string, limit int) ([]*Message, error) {
+	if limit < 1 || limit > 1000 {
+		return nil, fmt.Errorf("%w count %d: peek 1 to 1000 messages", ErrInvalid, limit)
 	}
 	stream, err := s.js.Stream(ctx, StreamName(name))
 	if err != nil {
 		return nil, s.wrap(name, "peek into", err)
 	}
+	st, err := s.state(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	ci, err := st.cons.Info(ctx)
+	if err != nil {
+		return nil, s.wrap(name, "peek into", err)
+	}
 	var out []*Message
-	seq := stream.CachedInfo().State.FirstSeq
-	for len(out) < max {
+	// Messages up to the floor are completed (and about to be swept).
+	seq := max(stream.CachedInfo().State.FirstSeq, ci.AckFloor.Stream+1)
+	for len(out) < limit {
 		raw, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject(name)))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			break

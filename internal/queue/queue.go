@@ -2,13 +2,21 @@
 // locked by one receiver while it is processed, completed, or abandoned to
 // be delivered again, possibly after a delay.
 //
-// A queue is a work-queue stream (`queue-<name>`) holding one stored message
-// per queue message on subject `queue.<name>`, and one durable pull consumer
-// shared by every receiver. The consumer's AckWait is the lock: a received
-// message is invisible to others until it is completed (acknowledged, which
-// removes it), abandoned (negatively acknowledged, optionally with a delay)
-// or its lock expires. A receiver renews the lock while it works (in
-// progress). The dequeue count is the consumer's delivery count.
+// A queue is a stream (`queue-<name>`) holding one stored message per queue
+// message on subject `queue.<name>`, and one durable pull consumer shared by
+// every receiver. The consumer's AckWait is the lock: a received message is
+// invisible to others until it is completed (acknowledged), abandoned
+// (negatively acknowledged, optionally with a delay) or its lock expires. A
+// receiver renews the lock while it works (in progress). The dequeue count
+// is the consumer's delivery count.
+//
+// The stream keeps messages by limits, not as a work queue: a work queue
+// removes each message as it is acknowledged, and with sync always every
+// removal is an fsync (about 8,000 completions/s on a 2-core machine).
+// Instead, completed messages are removed in bulk: now and then the service
+// purges the queue's messages below the consumer's acknowledgement floor
+// (see sweep), which drops whole blocks and writes what else it must with
+// one flush.
 //
 // Messages sent with a delay are stored as one-shot message schedules on
 // `queue.<name>.later.<id>`; the server moves each onto the queue subject
@@ -28,6 +36,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -167,6 +176,10 @@ type Service struct {
 type queueState struct {
 	info Info
 	cons jetstream.Consumer
+	// dirty is set by completions not yet swept; sweeping while a sweeper
+	// runs.
+	dirty    atomic.Bool
+	sweeping atomic.Bool
 }
 
 // Open returns a service on js. maxPayload is the server's message limit.
@@ -224,7 +237,7 @@ func (s *Service) streamConfig(info Info) jetstream.StreamConfig {
 		Name:        StreamName(info.Name),
 		Description: "sluice queue " + info.Name,
 		Subjects:    []string{subject(info.Name), laterSubject(info.Name)},
-		Retention:   jetstream.WorkQueuePolicy,
+		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
 		Storage:     jetstream.FileStorage,
 		Replicas:    s.opts.Replicas,
@@ -402,14 +415,15 @@ func (s *Service) Stats(ctx context.Context, name string) (Stats, error) {
 	for _, n := range info.State.Subjects {
 		out.Delayed += n
 	}
-	out.Depth = info.State.Msgs - out.Delayed
 	ci, err := st.cons.Info(ctx)
 	if err != nil {
 		return Stats{}, s.wrap(name, "stats of", err)
 	}
+	out.Depth = ci.NumPending + uint64(ci.NumAckPending)
 	out.Locked = uint64(ci.NumAckPending)
 	if out.Depth > 0 {
-		if m, err := stream.GetMsg(ctx, info.State.FirstSeq, jetstream.WithGetMsgSubject(subject(name))); err == nil {
+		from := max(info.State.FirstSeq, ci.AckFloor.Stream+1)
+		if m, err := stream.GetMsg(ctx, from, jetstream.WithGetMsgSubject(subject(name))); err == nil {
 			out.OldestEnqueued = enqueuedAt(m.Header, m.Time)
 			out.OldestAge = time.Since(out.OldestEnqueued)
 		}
@@ -420,14 +434,15 @@ func (s *Service) Stats(ctx context.Context, name string) (Stats, error) {
 // Purge removes every message of a queue, delayed ones included, and
 // returns how many it removed.
 func (s *Service) Purge(ctx context.Context, name string) (uint64, error) {
-	if _, err := s.state(ctx, name); err != nil {
+	before, err := s.Stats(ctx, name)
+	if err != nil {
 		return 0, err
 	}
 	stream, err := s.js.Stream(ctx, StreamName(name))
 	if err != nil {
 		return 0, s.wrap(name, "purge", err)
 	}
-	n := stream.CachedInfo().State.Msgs
+	n := before.Depth + before.Delayed
 	if err := stream.Purge(ctx); err != nil {
 		return 0, s.wrap(name, "purge", err)
 	}
@@ -440,4 +455,59 @@ func (s *Service) wrap(name, op string, err error) error {
 		return fmt.Errorf("%w: %s", ErrNotFound, name)
 	}
 	return fmt.Errorf("queue: %s %s: %w", op, name, err)
+}
+
+// sweepEvery is how often, at most, a queue is swept.
+const sweepEvery = time.Second
+
+// completed notes that messages of a queue were completed: a sweeper runs
+// while there are completions, sweeping at most every sweepEvery.
+func (s *Service) completed(st *queueState) {
+	st.dirty.Store(true)
+	if st.sweeping.CompareAndSwap(false, true) {
+		go s.sweeper(st)
+	}
+}
+
+func (s *Service) sweeper(st *queueState) {
+	for {
+		for st.dirty.Swap(false) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err := s.sweep(ctx, st)
+			cancel()
+			if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				s.log.Warn("could not remove completed messages; will retry", "queue", st.info.Name, "err", err)
+				st.dirty.Store(true)
+			}
+			time.Sleep(sweepEvery)
+		}
+		st.sweeping.Store(false)
+		// A completion between the last check and here found the sweeper
+		// still running: go on for it.
+		if !st.dirty.Load() || !st.sweeping.CompareAndSwap(false, true) {
+			return
+		}
+	}
+}
+
+// sweep removes the completed messages of a queue: those below the
+// consumer's acknowledgement floor. Completed messages above the floor (when
+// an older one is still locked) wait for a later sweep.
+func (s *Service) sweep(ctx context.Context, st *queueState) error {
+	ci, err := st.cons.Info(ctx)
+	if err != nil {
+		return err
+	}
+	floor := ci.AckFloor.Stream
+	if floor == 0 {
+		return nil
+	}
+	stream, err := s.js.Stream(ctx, StreamName(st.info.Name))
+	if err != nil {
+		return err
+	}
+	if stream.CachedInfo().State.FirstSeq > floor {
+		return nil
+	}
+	return stream.Purge(ctx, jetstream.WithPurgeSubject(subject(st.info.Name)), jetstream.WithPurgeSequence(floor+1))
 }

@@ -377,3 +377,34 @@ func TestOlderServerGetsAClearError(t *testing.T) {
 	_, err = s.Send(bg, "any", []queue.Outgoing{{Body: []byte("x")}})
 	require.ErrorIs(t, err, queue.ErrUnsupported)
 }
+
+func TestCompletedMessagesAreRemoved(t *testing.T) {
+	t.Parallel()
+	each(t, func(t *testing.T, eng *engine.Engine) {
+		s, name := setup(t, eng, queue.Config{})
+		send(t, s, name, "1", "2", "3", "4")
+		msgs := receive(t, s, name, 4, time.Second)
+		require.Len(t, msgs, 4)
+		// The oldest stays locked: nothing after it can be swept yet.
+		for _, m := range msgs[1:] {
+			require.NoError(t, s.Complete(bg, name, m))
+		}
+		stored := func() uint64 {
+			st, err := eng.JS.Stream(bg, queue.StreamName(name))
+			require.NoError(t, err)
+			return st.CachedInfo().State.Msgs
+		}
+		time.Sleep(200 * time.Millisecond)
+		require.Equal(t, uint64(4), stored())
+		peeked, err := s.Peek(bg, name, 10)
+		require.NoError(t, err)
+		require.Equal(t, "1", string(peeked[0].Body))
+
+		require.NoError(t, s.Complete(bg, name, msgs[0]))
+		deadline := time.Now().Add(10 * time.Second)
+		for stored() > 0 {
+			require.True(t, time.Now().Before(deadline), "completed messages still stored: %d", stored())
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+}
