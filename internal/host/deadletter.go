@@ -29,12 +29,14 @@ type DeadLetter struct {
 
 // Source locates a dead letter's input where it came from.
 type Source struct {
-	Kind         string    `json:"kind"` // "hub"
+	Kind         string    `json:"kind"` // "hub" or "queue"
 	Hub          string    `json:"hub,omitempty"`
 	Group        string    `json:"group,omitempty"`
 	Partition    int       `json:"partition"`
 	Sequence     int64     `json:"sequence"`
 	PartitionKey string    `json:"partition_key,omitempty"`
+	Queue        string    `json:"queue,omitempty"`
+	MessageID    uint64    `json:"message_id,omitempty"`
 	EnqueuedTime time.Time `json:"enqueued_time,omitzero"`
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicehq/sluice/internal/hub"
+	"github.com/sluicehq/sluice/internal/queue"
 	"github.com/sluicehq/sluice/internal/resilience"
 	"github.com/sluicehq/sluice/internal/telemetry"
 )
@@ -70,9 +71,12 @@ type Leaser interface {
 
 // Config configures a host.
 type Config struct {
-	InstanceID  string
+	InstanceID string
+	// Hubs and Leases are needed by hub-triggered functions, Queues by
+	// queue-triggered ones.
 	Hubs        *hub.Service
 	Leases      Leaser
+	Queues      *queue.Service
 	DeadLetters DeadLetterSink
 	Metrics     *telemetry.Metrics
 	Logger      *slog.Logger
@@ -85,9 +89,10 @@ type Config struct {
 
 // Host runs functions. Create it with New, Register functions, then Start.
 type Host struct {
-	cfg Config
-	log *slog.Logger
-	fns []*function
+	cfg  Config
+	log  *slog.Logger
+	fns  []*function
+	qfns []*queueFunction
 
 	soft     chan struct{} // closed: take no new batches
 	hardCtx  context.Context
@@ -120,8 +125,8 @@ type fnMetrics struct {
 
 // New creates a host.
 func New(cfg Config) (*Host, error) {
-	if cfg.InstanceID == "" || cfg.Hubs == nil || cfg.Leases == nil || cfg.DeadLetters == nil {
-		return nil, errors.New("host: InstanceID, Hubs, Leases and DeadLetters are required")
+	if cfg.InstanceID == "" || cfg.DeadLetters == nil {
+		return nil, errors.New("host: InstanceID and DeadLetters are required")
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = telemetry.NewMetrics()
@@ -139,6 +144,9 @@ func New(cfg Config) (*Host, error) {
 func (h *Host) Register(f Function) error {
 	if h.started.Load() {
 		return fmt.Errorf("host: register %s: the host has started", f.Name)
+	}
+	if h.cfg.Hubs == nil || h.cfg.Leases == nil {
+		return fmt.Errorf("host: function %s reads a hub, but the host has no hub service or leases", f.Name)
 	}
 	t := &f.Trigger
 	t.Group = cmp.Or(t.Group, hub.DefaultGroup)
@@ -164,10 +172,10 @@ func (h *Host) Register(f Function) error {
 	if err := f.Retry.Validate(); err != nil {
 		return fmt.Errorf("host: function %s: %w", f.Name, err)
 	}
+	if h.named(f.Name) {
+		return fmt.Errorf("host: two functions are named %s", f.Name)
+	}
 	for _, g := range h.fns {
-		if g.Name == f.Name {
-			return fmt.Errorf("host: two functions are named %s", f.Name)
-		}
 		if g.Trigger.Hub == t.Hub && g.Trigger.Group == t.Group {
 			return fmt.Errorf("host: functions %s and %s both read hub %s with consumer group %s; give each its own consumer group", g.Name, f.Name, t.Hub, t.Group)
 		}
@@ -206,6 +214,14 @@ func (h *Host) Start(ctx context.Context) error {
 		}
 		h.bg.Go(func() { h.reportLag(f) })
 	}
+	for _, f := range h.qfns {
+		if err := h.startQueue(ctx, f); err != nil {
+			return err
+		}
+	}
+	if len(h.fns) == 0 {
+		return nil
+	}
 	// ctx bounds starting only: leases live until Stop hands them over, so
 	// that cancelling a Run context is a graceful stop, not a crash.
 	return h.cfg.Leases.Start(context.WithoutCancel(ctx))
@@ -233,7 +249,9 @@ func (h *Host) Stop(ctx context.Context) {
 		}
 		h.hardStop()
 		<-done
-		h.cfg.Leases.Stop()
+		if h.cfg.Leases != nil {
+			h.cfg.Leases.Stop()
+		}
 		h.bg.Wait()
 	})
 }
@@ -778,6 +796,11 @@ func (h *Host) deadLetterRecord(ctx context.Context, f *function, p int, ce *hub
 // this instance.
 func (h *Host) Processed(name string) int64 {
 	for _, f := range h.fns {
+		if f.Name == name {
+			return f.processed.n.Load()
+		}
+	}
+	for _, f := range h.qfns {
 		if f.Name == name {
 			return f.processed.n.Load()
 		}

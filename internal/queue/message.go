@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -433,15 +434,17 @@ func (s *Service) Peek(ctx context.Context, name string, limit int) ([]*Message,
 }
 
 // Move stores a received message again, to be visible at the given time,
-// keeping its body, properties, enqueued time and dequeue count, and then
-// completes the original. (A crash in between leaves both: at-least-once.)
-// It is how a function asks for a message to be tried again much later.
+// keeping its body, properties and enqueued time, and then completes the
+// original. (A crash in between leaves both: at-least-once.) It is how a
+// function asks for a message to be tried again much later, which is not a
+// failed delivery: the moved message's dequeue count goes on from the
+// deliveries before this one.
 func (s *Service) Move(ctx context.Context, name string, m *Message, at time.Time) error {
 	st, err := s.state(ctx, name)
 	if err != nil {
 		return err
 	}
-	out := Outgoing{Body: m.Body, Properties: m.Properties, enqueued: m.Enqueued, dequeued: m.DequeueCount}
+	out := Outgoing{Body: m.Body, Properties: m.Properties, enqueued: m.Enqueued, dequeued: m.DequeueCount - 1}
 	if err := s.sendLater(ctx, st.info, &out, at); err != nil {
 		return err
 	}
@@ -450,4 +453,71 @@ func (s *Service) Move(ctx context.Context, name string, m *Message, at time.Tim
 
 func slicesSortByName(infos []Info) {
 	slices.SortFunc(infos, func(a, b Info) int { return strings.Compare(a.Name, b.Name) })
+}
+
+// ErrStopped is returned by Iterator.Next after Stop.
+var ErrStopped = errors.New("queue iterator stopped")
+
+// Iterator takes messages from a queue continuously, keeping up to a batch
+// fetched ahead. It is for one goroutine.
+type Iterator struct {
+	name string
+	it   jetstream.MessagesContext
+	mu   sync.Mutex
+	stop bool
+}
+
+// Messages starts taking messages from a queue, fetching batch at a time.
+func (s *Service) Messages(ctx context.Context, name string, batch int) (*Iterator, error) {
+	st, err := s.state(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	it, err := st.cons.Messages(jetstream.PullMaxMessages(batch))
+	if err != nil {
+		return nil, s.wrap(name, "receive from", err)
+	}
+	return &Iterator{name: name, it: it}, nil
+}
+
+// Next returns the next message, waiting for one; its lock runs from when
+// it was fetched.
+func (i *Iterator) Next() (*Message, error) {
+	for {
+		msg, err := i.it.Next()
+		i.mu.Lock()
+		stopped := i.stop
+		i.mu.Unlock()
+		switch {
+		case err != nil && stopped:
+			return nil, ErrStopped
+		case err != nil:
+			return nil, err
+		case stopped:
+			_ = msg.Nak() // fetched ahead, never handed out: deliver again
+			continue
+		}
+		return fromDelivery(msg)
+	}
+}
+
+// Close stops the iterator and waits until the messages fetched ahead are
+// released.
+func (i *Iterator) Close() {
+	i.Stop()
+	for {
+		if _, err := i.Next(); err != nil {
+			return
+		}
+	}
+}
+
+// Stop stops fetching and releases the messages fetched but not yet
+// returned by Next, so that they are delivered again at once. Next returns
+// ErrStopped afterwards. Safe to call from another goroutine.
+func (i *Iterator) Stop() {
+	i.mu.Lock()
+	i.stop = true
+	i.mu.Unlock()
+	i.it.Drain()
 }

@@ -28,7 +28,20 @@ type Metrics struct {
 	CheckpointLag   *prometheus.GaugeVec     // hub, group, partition
 	OwnedPartitions *prometheus.GaugeVec     // hub, group
 	HTTPRequests    *prometheus.CounterVec   // route, code
+
+	QueueDepth     *prometheus.GaugeVec   // queue
+	QueueOldestAge *prometheus.GaugeVec   // queue
+	QueueMessages  *prometheus.CounterVec // function, queue, outcome
 }
+
+// Outcomes of a queue message's delivery, the label of QueueMessages.
+const (
+	OutcomeDequeued  = "dequeued"
+	OutcomeCompleted = "completed"
+	OutcomeAbandoned = "abandoned"
+	OutcomePoisoned  = "poisoned"
+	OutcomeMoved     = "moved"
+)
 
 // NewMetrics creates and registers the metrics, plus Go runtime and process
 // collectors.
@@ -67,8 +80,17 @@ func NewMetrics() *Metrics {
 		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_http_requests_total", Help: "HTTP API requests by route and status code.",
 		}, []string{"route", "code"}),
+		QueueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_queue_depth_messages", Help: "Messages of a queue that are visible or locked (refreshed while a function reads it).",
+		}, []string{"queue"}),
+		QueueOldestAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_queue_oldest_age_seconds", Help: "Age of a queue's oldest visible or locked message.",
+		}, []string{"queue"}),
+		QueueMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_queue_messages_total", Help: "Queue message deliveries to functions on this instance, by outcome: dequeued, completed, abandoned (to be retried), poisoned, moved (to be retried later).",
+		}, []string{"function", "queue", "outcome"}),
 	}
-	m.Registry.MustRegister(m.EventsIn, m.EventsProcessed, m.BatchDuration, m.BatchSize, m.Failures,
+	m.Registry.MustRegister(m.QueueDepth, m.QueueOldestAge, m.QueueMessages, m.EventsIn, m.EventsProcessed, m.BatchDuration, m.BatchSize, m.Failures,
 		m.Retries, m.DeadLettered, m.CheckpointLag, m.OwnedPartitions, m.HTTPRequests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

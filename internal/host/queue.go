@@ -1,0 +1,377 @@
+package host
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicehq/sluice/internal/queue"
+	"github.com/sluicehq/sluice/internal/resilience"
+)
+
+// QueueHandler processes one queue message. Returning nil completes it; a
+// *RetryLaterError moves it to be delivered again at a later time; a
+// *DeadLetterError gives up on it at once; any other error fails this
+// delivery, which the retry policy and MaxDequeueCount then govern.
+type QueueHandler func(ctx context.Context, m *queue.Message) error
+
+// QueueTrigger binds a function to a queue. Every instance takes messages
+// from the queue; a message is locked by one of them while it is processed.
+type QueueTrigger struct {
+	Queue string
+	// BatchSize is how many messages are fetched at once. Default 16.
+	BatchSize int
+	// Concurrency bounds the messages processed at once on this instance.
+	// Default BatchSize/2 × the number of CPUs (at least 1).
+	Concurrency int
+	// MaxDequeueCount is how many deliveries a message gets, counting the
+	// first, before it moves to the poison queue (`<queue>-poison`). Default 5.
+	MaxDequeueCount int
+}
+
+// QueueFunction is a function triggered by a queue.
+type QueueFunction struct {
+	Name    string
+	Trigger QueueTrigger
+	// Retry, when set, gives the delay before each redelivery of a failed
+	// message (its MaxRetryCount also bounds the deliveries). Other
+	// messages go on meanwhile. Default: redeliver at once.
+	Retry   resilience.Retry
+	Handler QueueHandler
+}
+
+// RetryLaterError asks for the input to be delivered again at At, without
+// counting as a failure (for example when a partner system is down).
+type RetryLaterError struct {
+	At     time.Time
+	Reason string
+}
+
+func (e *RetryLaterError) Error() string {
+	return fmt.Sprintf("retry at %s: %s", e.At.UTC().Format(time.RFC3339), e.Reason)
+}
+
+// Properties that a poisoned message carries besides its own.
+const (
+	PropFunction     = "sluice.function"
+	PropError        = "sluice.error"
+	PropSourceQueue  = "sluice.source_queue"
+	PropMessageID    = "sluice.message_id"
+	PropDequeueCount = "sluice.dequeue_count"
+	PropEnqueued     = "sluice.enqueued"
+	PropLastFailure  = "sluice.last_failure"
+)
+
+type queueFunction struct {
+	QueueFunction
+	lock      time.Duration
+	processed *atomicCounter
+	duration  prometheus.Observer
+	failures  prometheus.Counter
+	outcomes  map[string]prometheus.Counter
+}
+
+// RegisterQueue adds a queue-triggered function. It must be called before
+// Start; the host's Config.Queues must be set.
+func (h *Host) RegisterQueue(f QueueFunction) error {
+	if h.started.Load() {
+		return fmt.Errorf("host: register %s: the host has started", f.Name)
+	}
+	t := &f.Trigger
+	t.BatchSize = cmp.Or(t.BatchSize, 16)
+	t.Concurrency = cmp.Or(t.Concurrency, max(1, t.BatchSize/2*runtime.NumCPU()))
+	t.MaxDequeueCount = cmp.Or(t.MaxDequeueCount, 5)
+	switch {
+	case h.cfg.Queues == nil:
+		return fmt.Errorf("host: function %s reads a queue, but the host has no queue service", f.Name)
+	case f.Name == "":
+		return errors.New("host: a function needs a name")
+	case f.Handler == nil:
+		return fmt.Errorf("host: function %s has no handler", f.Name)
+	case t.BatchSize < 1 || t.BatchSize > 1000:
+		return fmt.Errorf("host: function %s: batchSize %d must be between 1 and 1000", f.Name, t.BatchSize)
+	case t.Concurrency < 1:
+		return fmt.Errorf("host: function %s: concurrency %d must be at least 1", f.Name, t.Concurrency)
+	case t.MaxDequeueCount < 1:
+		return fmt.Errorf("host: function %s: maxDequeueCount %d must be at least 1", f.Name, t.MaxDequeueCount)
+	}
+	if err := queue.ValidateName(t.Queue); err != nil {
+		return fmt.Errorf("host: function %s: %w", f.Name, err)
+	}
+	if err := f.Retry.Validate(); err != nil {
+		return fmt.Errorf("host: function %s: %w", f.Name, err)
+	}
+	if h.named(f.Name) {
+		return fmt.Errorf("host: two functions are named %s", f.Name)
+	}
+	m := h.cfg.Metrics
+	qf := &queueFunction{QueueFunction: f, processed: &atomicCounter{},
+		duration: m.BatchDuration.WithLabelValues(f.Name), failures: m.Failures.WithLabelValues(f.Name),
+		outcomes: map[string]prometheus.Counter{}}
+	for _, o := range []string{"dequeued", "completed", "abandoned", "poisoned", "moved"} {
+		qf.outcomes[o] = m.QueueMessages.WithLabelValues(f.Name, t.Queue, o)
+	}
+	h.qfns = append(h.qfns, qf)
+	return nil
+}
+
+func (h *Host) named(name string) bool {
+	for _, g := range h.fns {
+		if g.Name == name {
+			return true
+		}
+	}
+	for _, g := range h.qfns {
+		if g.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// startQueue starts taking messages for a queue function. The queue must
+// exist.
+func (h *Host) startQueue(ctx context.Context, f *queueFunction) error {
+	info, err := h.cfg.Queues.Get(ctx, f.Trigger.Queue)
+	if err != nil {
+		return fmt.Errorf("host: function %s: %w", f.Name, err)
+	}
+	f.lock = info.Lock
+	it, err := h.cfg.Queues.Messages(ctx, f.Trigger.Queue, f.Trigger.BatchSize)
+	if err != nil {
+		return fmt.Errorf("host: function %s: %w", f.Name, err)
+	}
+	h.active.Add(1)
+	go h.runQueue(f, it)
+	h.bg.Go(func() { h.reportQueue(f) })
+	return nil
+}
+
+// runQueue hands messages to up to Concurrency workers until the host stops.
+func (h *Host) runQueue(f *queueFunction, it *queue.Iterator) {
+	defer h.active.Done()
+	log := h.log.With("function", f.Name, "queue", f.Trigger.Queue)
+	slots := make(chan struct{}, f.Trigger.Concurrency)
+	var workers sync.WaitGroup
+	defer workers.Wait()
+	defer it.Close()
+	stopped := make(chan struct{})
+	go func() {
+		select {
+		case <-h.soft:
+		case <-h.hardCtx.Done():
+		}
+		// Messages fetched but not started go back to the queue at once.
+		it.Stop()
+		close(stopped)
+	}()
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-stopped:
+			return
+		}
+		m, err := it.Next()
+		if err != nil {
+			<-slots
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, queue.ErrStopped) {
+				return
+			}
+			log.Error("cannot take messages; retrying", "err", err)
+			select {
+			case <-time.After(time.Second):
+			case <-stopped:
+				return
+			}
+			continue
+		}
+		f.outcomes["dequeued"].Inc()
+		workers.Go(func() {
+			defer func() { <-slots }()
+			h.handleMessage(f, m, log.With("message_id", m.ID, "dequeue_count", m.DequeueCount))
+		})
+	}
+}
+
+// handleMessage invokes the function on one message, renewing its lock
+// meanwhile, and settles the message by the result.
+func (h *Host) handleMessage(f *queueFunction, m *queue.Message, log *slog.Logger) {
+	q := h.cfg.Queues
+	name := f.Trigger.Queue
+	ctx := h.hardCtx
+	if m.DequeueCount > f.Trigger.MaxDequeueCount {
+		// Delivered more often than allowed without finishing (crashes or
+		// lost locks): poison it without another try.
+		h.poison(ctx, f, m, fmt.Errorf("delivered %d times without completing (maxDequeueCount %d)", m.DequeueCount, f.Trigger.MaxDequeueCount), log)
+		return
+	}
+	start := time.Now()
+	err := h.callQueue(f, m)
+	f.duration.Observe(time.Since(start).Seconds())
+	if h.hardCtx.Err() != nil {
+		return // forced stop: the message's lock runs out and it is delivered again
+	}
+	var later *RetryLaterError
+	var dle *DeadLetterError
+	switch {
+	case err == nil:
+		if err := q.CompleteAsync(ctx, name, m); err != nil {
+			log.Warn("cannot complete message; it will be delivered again", "err", err)
+			return
+		}
+		f.outcomes["completed"].Inc()
+		f.processed.n.Add(1)
+	case errors.As(err, &later):
+		if err := q.Move(ctx, name, m, later.At); err != nil {
+			log.Warn("cannot move message to later; it will be delivered again", "err", err)
+			return
+		}
+		log.Info("message moved to be tried later", "at", later.At, "reason", later.Reason)
+		f.outcomes["moved"].Inc()
+	case errors.As(err, &dle):
+		reason := error(dle)
+		for _, r := range dle.Reasons {
+			reason = r
+		}
+		h.poison(ctx, f, m, reason, log)
+	default:
+		f.failures.Inc()
+		delay, retry := time.Duration(0), true
+		if f.Retry.Strategy != "" {
+			delay, retry = f.Retry.Next(m.DequeueCount, rand.Float64)
+		}
+		if !retry || m.DequeueCount >= f.Trigger.MaxDequeueCount {
+			h.poison(ctx, f, m, err, log)
+			return
+		}
+		log.Warn("function failed; the message will be delivered again", "err", err, "retry_in", delay)
+		if err := q.Abandon(ctx, name, m, delay); err != nil {
+			log.Warn("cannot release message; its lock will expire", "err", err)
+			return
+		}
+		f.outcomes["abandoned"].Inc()
+	}
+}
+
+// callQueue runs the handler, renewing the message's lock at half its
+// duration, and turns a panic into an error.
+func (h *Host) callQueue(f *queueFunction, m *queue.Message) (err error) {
+	ctx, cancel := context.WithCancel(h.hardCtx)
+	defer cancel()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		ticker := time.NewTicker(f.lock / 2)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ticker.C:
+				_ = h.cfg.Queues.Renew(ctx, f.Trigger.Queue, m)
+			case <-done:
+				return
+			}
+		}
+	}()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return f.Handler(ctx, m)
+}
+
+// poison gives up on a message: it moves to the queue's poison queue with
+// its history (or, for a poison queue itself, to the dead letters), then
+// the original is completed.
+func (h *Host) poison(ctx context.Context, f *queueFunction, m *queue.Message, reason error, log *slog.Logger) {
+	q := h.cfg.Queues
+	name := f.Trigger.Queue
+	now := time.Now().UTC()
+	backoff := 100 * time.Millisecond
+	for {
+		err := h.keepPoisoned(ctx, f, m, reason, now)
+		if err == nil {
+			break
+		}
+		log.Error("cannot keep a poisoned message; retrying", "err", err, "retry_in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+	f.outcomes["poisoned"].Inc()
+	h.cfg.Metrics.DeadLettered.WithLabelValues(f.Name, "queue").Inc()
+	log.Warn("message poisoned", "reason", reason.Error(), "poison_queue", queue.PoisonName(name))
+	if err := q.CompleteAsync(ctx, name, m); err != nil {
+		log.Warn("cannot complete the poisoned message; it will be delivered again and poisoned again", "err", err)
+	}
+	f.processed.n.Add(1)
+}
+
+func (h *Host) keepPoisoned(ctx context.Context, f *queueFunction, m *queue.Message, reason error, now time.Time) error {
+	name := f.Trigger.Queue
+	poison := queue.PoisonName(name)
+	if poison == "" {
+		return h.cfg.DeadLetters.Put(ctx, []DeadLetter{{
+			Function: f.Name, Reason: reason.Error(),
+			Source:   Source{Kind: "queue", Queue: name, MessageID: m.ID, EnqueuedTime: m.Enqueued},
+			Attempts: m.DequeueCount, FirstFailure: now, LastFailure: now,
+			Body: m.Body, Properties: m.Properties,
+		}})
+	}
+	info, err := h.cfg.Queues.Get(ctx, name)
+	if err != nil {
+		return err
+	}
+	if _, err := h.cfg.Queues.Ensure(ctx, queue.Config{Name: poison, MaxMessageBytes: info.MaxMessageBytes + 8<<10, TTL: -1}); err != nil {
+		return err
+	}
+	props := make(map[string]string, len(m.Properties)+8)
+	for k, v := range m.Properties {
+		props[k] = v
+	}
+	props[PropFunction] = f.Name
+	props[PropError] = reason.Error()
+	props[PropSourceQueue] = name
+	props[PropMessageID] = strconv.FormatUint(m.ID, 10)
+	props[PropDequeueCount] = strconv.Itoa(m.DequeueCount)
+	props[PropEnqueued] = m.Enqueued.UTC().Format(time.RFC3339Nano)
+	props[PropLastFailure] = now.Format(time.RFC3339Nano)
+	_, err = h.cfg.Queues.Send(ctx, poison, []queue.Outgoing{{Body: m.Body, Properties: props}})
+	return err
+}
+
+// reportQueue refreshes a queue's depth and oldest-age gauges.
+func (h *Host) reportQueue(f *queueFunction) {
+	depth := h.cfg.Metrics.QueueDepth.WithLabelValues(f.Trigger.Queue)
+	age := h.cfg.Metrics.QueueOldestAge.WithLabelValues(f.Trigger.Queue)
+	ticker := time.NewTicker(h.cfg.LagEvery)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-h.hardCtx.Done():
+			return
+		case <-ticker.C:
+		}
+		ctx, cancel := context.WithTimeout(h.hardCtx, h.cfg.LagEvery)
+		st, err := h.cfg.Queues.Stats(ctx, f.Trigger.Queue)
+		cancel()
+		if err == nil {
+			depth.Set(float64(st.Depth))
+			age.Set(st.OldestAge.Seconds())
+		}
+	}
+}

@@ -1,0 +1,248 @@
+package host_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/internal/engine/enginetest"
+	"github.com/sluicehq/sluice/internal/host"
+	"github.com/sluicehq/sluice/internal/queue"
+	"github.com/sluicehq/sluice/internal/resilience"
+)
+
+type qenv struct {
+	q    *queue.Service
+	name string
+	sink *memSink
+}
+
+func setupQueue(t *testing.T, cfg queue.Config) *qenv {
+	t.Helper()
+	eng := enginetest.Embedded(t)
+	q := queue.Open(eng.JS, eng.MaxPayload(), queue.Options{})
+	cfg.Name = enginetest.Name("q")
+	_, err := q.Create(context.Background(), cfg)
+	require.NoError(t, err)
+	return &qenv{q: q, name: cfg.Name, sink: &memSink{}}
+}
+
+func (e *qenv) start(t *testing.T, fns ...host.QueueFunction) *host.Host {
+	t.Helper()
+	h, err := host.New(host.Config{InstanceID: "test", Queues: e.q, DeadLetters: e.sink, ShutdownTimeout: 5 * time.Second, LagEvery: 100 * time.Millisecond})
+	require.NoError(t, err)
+	for _, f := range fns {
+		require.NoError(t, h.RegisterQueue(f))
+	}
+	require.NoError(t, h.Start(context.Background()))
+	t.Cleanup(func() { h.Stop(context.Background()) })
+	return h
+}
+
+func (e *qenv) send(t *testing.T, bodies ...string) {
+	t.Helper()
+	msgs := make([]queue.Outgoing, len(bodies))
+	for i, b := range bodies {
+		msgs[i] = queue.Outgoing{Body: []byte(b), Properties: map[string]string{"n": strconv.Itoa(i)}}
+	}
+	_, err := e.q.Send(context.Background(), e.name, msgs)
+	require.NoError(t, err)
+}
+
+func (e *qenv) depth(t *testing.T, name string) uint64 {
+	t.Helper()
+	st, err := e.q.Stats(context.Background(), name)
+	require.NoError(t, err)
+	return st.Depth
+}
+
+func TestQueueFunctionCompletesEveryMessage(t *testing.T) {
+	t.Parallel()
+	e := setupQueue(t, queue.Config{})
+	var mu sync.Mutex
+	seen := map[string]int{}
+	h := e.start(t, host.QueueFunction{Name: "f", Trigger: host.QueueTrigger{Queue: e.name, BatchSize: 8, Concurrency: 4},
+		Handler: func(_ context.Context, m *queue.Message) error {
+			mu.Lock()
+			seen[string(m.Body)]++
+			mu.Unlock()
+			return nil
+		}})
+	var bodies []string
+	for i := range 300 {
+		bodies = append(bodies, fmt.Sprint(i))
+	}
+	e.send(t, bodies...)
+	eventually(t, "300 messages processed", func() bool { return h.Processed("f") >= 300 })
+	eventually(t, "queue empty", func() bool { return e.depth(t, e.name) == 0 })
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, seen, 300)
+	for b, n := range seen {
+		require.Equal(t, 1, n, "message %s processed once", b)
+	}
+}
+
+func TestQueuePoisonAfterMaxDequeueCount(t *testing.T) {
+	t.Parallel()
+	e := setupQueue(t, queue.Config{})
+	var mu sync.Mutex
+	var counts []int
+	e.start(t, host.QueueFunction{Name: "f", Trigger: host.QueueTrigger{Queue: e.name, MaxDequeueCount: 3},
+		Handler: func(_ context.Context, m *queue.Message) error {
+			mu.Lock()
+			counts = append(counts, m.DequeueCount)
+			mu.Unlock()
+			return errors.New("downstream said no")
+		}})
+	e.send(t, "bad")
+	poison := queue.PoisonName(e.name)
+	eventually(t, "the poison queue holds the message", func() bool {
+		st, err := e.q.Stats(context.Background(), poison)
+		return err == nil && st.Depth == 1
+	})
+	mu.Lock()
+	require.Equal(t, []int{1, 2, 3}, counts, "exactly maxDequeueCount deliveries, each with its count")
+	mu.Unlock()
+	msgs, err := e.q.Peek(context.Background(), poison, 1)
+	require.NoError(t, err)
+	p := msgs[0].Properties
+	require.Equal(t, "bad", string(msgs[0].Body))
+	require.Equal(t, "0", p["n"], "the message's own properties are kept")
+	require.Equal(t, "downstream said no", p[host.PropError])
+	require.Equal(t, e.name, p[host.PropSourceQueue])
+	require.Equal(t, "3", p[host.PropDequeueCount])
+	require.Equal(t, "f", p[host.PropFunction])
+	require.NotEmpty(t, p[host.PropMessageID])
+	eventually(t, "the original is gone", func() bool { return e.depth(t, e.name) == 0 })
+}
+
+func TestQueueRetryDoesNotBlockOtherMessages(t *testing.T) {
+	t.Parallel()
+	e := setupQueue(t, queue.Config{})
+	var mu sync.Mutex
+	var order []string
+	e.start(t, host.QueueFunction{Name: "f", Trigger: host.QueueTrigger{Queue: e.name, Concurrency: 1},
+		Retry: resilience.Retry{Strategy: resilience.FixedDelay, MaxRetryCount: 3, Delay: 700 * time.Millisecond},
+		Handler: func(_ context.Context, m *queue.Message) error {
+			mu.Lock()
+			order = append(order, fmt.Sprintf("%s#%d", m.Body, m.DequeueCount))
+			mu.Unlock()
+			if string(m.Body) == "flaky" && m.DequeueCount == 1 {
+				return errors.New("try again")
+			}
+			return nil
+		}})
+	e.send(t, "flaky", "a", "b", "c")
+	eventually(t, "all done", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(order) == 5
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []string{"flaky#1", "a#1", "b#1", "c#1", "flaky#2"}, order,
+		"the failed message waits out its retry delay while the others go on")
+}
+
+func TestQueueRetryLaterAndDeadLetterNow(t *testing.T) {
+	t.Parallel()
+	e := setupQueue(t, queue.Config{})
+	var laterAt atomic.Int64
+	var calls atomic.Int32
+	h := e.start(t, host.QueueFunction{Name: "f", Trigger: host.QueueTrigger{Queue: e.name},
+		Handler: func(_ context.Context, m *queue.Message) error {
+			calls.Add(1)
+			switch string(m.Body) {
+			case "later":
+				if laterAt.Load() == 0 {
+					at := time.Now().Add(time.Second)
+					laterAt.Store(at.UnixNano())
+					return &host.RetryLaterError{At: at, Reason: "partner is down"}
+				}
+				require.GreaterOrEqual(t, time.Now().UnixNano(), laterAt.Load()-int64(50*time.Millisecond), "delivered again only when due")
+				require.Equal(t, 1, m.DequeueCount, "a retry later is not a failed delivery")
+				return nil
+			default:
+				return &host.DeadLetterError{Reasons: map[int64]error{0: errors.New("corrupt payload")}}
+			}
+		}})
+	e.send(t, "later", "corrupt")
+	eventually(t, "both settled", func() bool { return h.Processed("f") >= 2 })
+	require.EqualValues(t, 3, calls.Load(), "later twice, corrupt once (no retries for an explicit dead letter)")
+	msgs, err := e.q.Peek(context.Background(), queue.PoisonName(e.name), 5)
+	require.NoError(t, err)
+	require.Len(t, msgs, 1)
+	require.Equal(t, "corrupt payload", msgs[0].Properties[host.PropError])
+}
+
+func TestQueueLockIsRenewedWhileTheFunctionRuns(t *testing.T) {
+	t.Parallel()
+	e := setupQueue(t, queue.Config{Lock: time.Second})
+	var calls atomic.Int32
+	h := e.start(t, host.QueueFunction{Name: "f", Trigger: host.QueueTrigger{Queue: e.name, Concurrency: 4},
+		Handler: func(ctx context.Context, m *queue.Message) error {
+			calls.Add(1)
+			select {
+			case <-time.After(2500 * time.Millisecond):
+			case <-ctx.Done():
+			}
+			return nil
+		}})
+	e.send(t, "slow")
+	eventually(t, "processed", func() bool { return h.Processed("f") == 1 })
+	time.Sleep(1500 * time.Millisecond)
+	require.EqualValues(t, 1, calls.Load(), "a renewed lock keeps the message from a second delivery")
+}
+
+func TestQueueGracefulStopFinishesInFlightMessages(t *testing.T) {
+	t.Parallel()
+	e := setupQueue(t, queue.Config{})
+	started := make(chan struct{}, 1)
+	var finished atomic.Int32
+	h := e.start(t, host.QueueFunction{Name: "f", Trigger: host.QueueTrigger{Queue: e.name, BatchSize: 16, Concurrency: 1},
+		Handler: func(ctx context.Context, m *queue.Message) error {
+			select {
+			case started <- struct{}{}:
+			default:
+			}
+			time.Sleep(300 * time.Millisecond)
+			finished.Add(1)
+			return nil
+		}})
+	e.send(t, "1", "2", "3", "4", "5")
+	<-started
+	h.Stop(context.Background())
+	require.EqualValues(t, 1, finished.Load(), "the in-flight message finished; no new one was started")
+	// The rest were released, not left locked: all are visible at once.
+	msgs, err := e.q.Receive(context.Background(), e.name, 10, time.Second)
+	require.NoError(t, err)
+	require.Len(t, msgs, 4)
+}
+
+func TestRegisterQueueRejectsBadFunctions(t *testing.T) {
+	t.Parallel()
+	e := setupQueue(t, queue.Config{})
+	h, err := host.New(host.Config{InstanceID: "test", Queues: e.q, DeadLetters: e.sink})
+	require.NoError(t, err)
+	ok := func(context.Context, *queue.Message) error { return nil }
+	for _, f := range []host.QueueFunction{
+		{Name: "", Trigger: host.QueueTrigger{Queue: e.name}, Handler: ok},
+		{Name: "f", Trigger: host.QueueTrigger{Queue: e.name}},
+		{Name: "f", Trigger: host.QueueTrigger{Queue: "bad name"}, Handler: ok},
+		{Name: "f", Trigger: host.QueueTrigger{Queue: e.name, BatchSize: 5000}, Handler: ok},
+		{Name: "f", Trigger: host.QueueTrigger{Queue: e.name, MaxDequeueCount: -1}, Handler: ok},
+		{Name: "f", Trigger: host.QueueTrigger{Queue: e.name}, Handler: ok, Retry: resilience.Retry{Strategy: "sometimes"}},
+	} {
+		require.Error(t, h.RegisterQueue(f), "%+v", f)
+	}
+	require.NoError(t, h.RegisterQueue(host.QueueFunction{Name: "f", Trigger: host.QueueTrigger{Queue: e.name}, Handler: ok}))
+	require.ErrorContains(t, h.RegisterQueue(host.QueueFunction{Name: "f", Trigger: host.QueueTrigger{Queue: e.name}, Handler: ok}), "two functions are named f")
+}
