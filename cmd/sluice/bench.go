@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"runtime"
@@ -15,13 +16,20 @@ import (
 func runBench(args []string) error {
 	if len(args) == 0 || isHelp(args[0]) {
 		usage(stdout, "sluice bench", "Measure Sluice against the same work done directly on the engine, in the same run.",
-			[]command{{"hub", "publish and consume through hubs vs. one JetStream message per event", nil}})
+			[]command{
+				{"hub", "publish and consume through hubs vs. one JetStream message per event", nil},
+				{"queue", "send, receive and complete through queues vs. a raw JetStream work queue", nil},
+			})
 		if len(args) == 0 {
 			return usagef("missing workload")
 		}
 		return nil
 	}
-	if args[0] != "hub" {
+	switch args[0] {
+	case "hub":
+	case "queue":
+		return runBenchQueue(args[1:])
+	default:
 		return usagef("unknown workload %q; run 'sluice bench --help'", args[0])
 	}
 	fs := flagSet("bench hub", "sluice bench hub [flags]", `
@@ -44,55 +52,126 @@ object per case.`)
 	natsURL := fs.String("nats-url", "", "measure an external NATS server instead")
 	latencyFor := fs.Duration("latency-duration", 3*time.Second, "how long to measure latency at half rate")
 	linger := fs.Duration("linger", 0, "publishers' linger window (default: the hub default, 1ms)")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (for go tool pprof)")
-	memProfile := fs.String("memprofile", "", "write a heap profile, taken when the in-use heap peaked, to this file")
+	prof := profileFlags(fs)
 	if _, err := parse(fs, args[1:]); err != nil {
 		return err
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	cleanup, err := prof.start(dataDir, *natsURL)
+	if err != nil {
+		return err
 	}
-	if *dataDir == "" && *natsURL == "" {
-		dir, err := os.MkdirTemp("", "sluice-bench-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		*dataDir = dir
-	}
+	defer cleanup()
 	ctx, stop := signalContext()
 	defer stop()
-	if *memProfile != "" {
-		done := make(chan struct{})
-		defer func() { close(done) }()
-		go peakHeapProfile(*memProfile, done)
-	}
-	enc := json.NewEncoder(stdout)
 	return bench.RunHub(ctx, bench.HubOptions{
 		DataDir: *dataDir, NATSURL: *natsURL, Sync: *syncMode, Events: *events, BaselineEvents: *baseEvents,
 		EventSize: *size, Partitions: *partitions, Publishers: *publishers, Batch: *batch,
 		LatencyFor: *latencyFor, Linger: *linger, Cases: strings.Split(*cases, ","),
 		Progress: func(s string) { fmt.Fprintln(os.Stderr, "bench:", s) },
-	}, func(r bench.Result) {
-		if *asJSON {
+	}, reporter(*asJSON))
+}
+
+// reporter prints results as JSON lines or as text.
+func reporter(asJSON bool) func(bench.Result) {
+	enc := json.NewEncoder(stdout)
+	return func(r bench.Result) {
+		if asJSON {
 			_ = enc.Encode(r)
 			return
 		}
-		fmt.Fprintf(stdout, "%s/%s: %d events in %.2fs = %.0f events/s; baseline %s %.0f events/s (x%.1f)",
+		fmt.Fprintf(stdout, "%s/%s: %d in %.2fs = %.0f/s; baseline %s %.0f/s (x%.1f)",
 			r.Workload, r.Case, r.Events, r.Seconds, r.EventsPerSec, r.Baseline, r.BaselineEventsPerSec, r.Ratio)
 		if r.P99ms > 0 {
 			fmt.Fprintf(stdout, "; latency at %.0f events/s p50 %.2fms p99 %.2fms", r.LatencyAtRate, r.P50ms, r.P99ms)
 		}
-		fmt.Fprintf(stdout, "; peak RSS %.0f MiB\n", r.PeakRSSMiB)
-	})
+		fmt.Fprintf(stdout, "; peak RSS %.0f MiB", r.PeakRSSMiB)
+		if r.Note != "" {
+			fmt.Fprintf(stdout, " (%s)", r.Note)
+		}
+		fmt.Fprintln(stdout)
+	}
+}
+
+type profiling struct{ cpu, mem *string }
+
+func profileFlags(fs *flag.FlagSet) profiling {
+	return profiling{
+		cpu: fs.String("cpuprofile", "", "write a CPU profile of the run to this file (for go tool pprof)"),
+		mem: fs.String("memprofile", "", "write a heap profile, taken when the in-use heap peaked, to this file"),
+	}
+}
+
+// start begins profiling and, unless a data directory or server URL is
+// given, makes a temporary data directory; cleanup undoes both.
+func (p profiling) start(dataDir *string, natsURL string) (cleanup func(), err error) {
+	var undo []func()
+	cleanup = func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	if *p.cpu != "" {
+		f, err := os.Create(*p.cpu)
+		if err != nil {
+			return cleanup, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return cleanup, err
+		}
+		undo = append(undo, func() { pprof.StopCPUProfile(); f.Close() })
+	}
+	if *dataDir == "" && natsURL == "" {
+		dir, err := os.MkdirTemp("", "sluice-bench-")
+		if err != nil {
+			return cleanup, err
+		}
+		undo = append(undo, func() { os.RemoveAll(dir) })
+		*dataDir = dir
+	}
+	if *p.mem != "" {
+		done := make(chan struct{})
+		go peakHeapProfile(*p.mem, done)
+		undo = append(undo, func() { close(done) })
+	}
+	return cleanup, nil
+}
+
+func runBenchQueue(args []string) error {
+	fs := flagSet("bench queue", "sluice bench queue [flags]", `
+Measure queues: messages are sent (in atomic batches) while a no-op
+queue-triggered function completes them, with 2 workers (plain-2), with 32
+(plain-32), and with 32 where 10% of messages fail their first delivery and
+are retried (retries). Each case is timed until every message is completed,
+beside a baseline of a raw JetStream work queue (one async publish and one
+ack per message) on the same server. Prints one line per case; --json prints
+one JSON object per case.`)
+	asJSON := fs.Bool("json", false, "print one JSON object per case")
+	messages := fs.Int64("messages", 500_000, "messages per case")
+	baseMessages := fs.Int64("baseline-messages", 100_000, "messages for the raw JetStream baseline")
+	size := fs.Int("size", 256, "message size in bytes")
+	senders := fs.Int("senders", 4, "concurrent senders")
+	batch := fs.Int("batch", 1000, "messages per send call (at most 1,000 are stored as one atomic batch)")
+	syncMode := fs.String("sync", "always", "durability: always or interval")
+	cases := fs.String("cases", "plain-2,plain-32,retries", "cases to run: plain-2, plain-32, retries")
+	dataDir := fs.String("data-dir", "", "data directory (default: a temporary one, removed afterwards)")
+	natsURL := fs.String("nats-url", "", "measure an external NATS server instead")
+	prof := profileFlags(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	cleanup, err := prof.start(dataDir, *natsURL)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	ctx, stop := signalContext()
+	defer stop()
+	return bench.RunQueue(ctx, bench.QueueOptions{
+		DataDir: *dataDir, NATSURL: *natsURL, Sync: *syncMode, Messages: *messages, BaselineMessages: *baseMessages,
+		MessageSize: *size, Senders: *senders, Batch: *batch, Cases: strings.Split(*cases, ","),
+		Progress: func(s string) { fmt.Fprintln(os.Stderr, "bench:", s) },
+	}, reporter(*asJSON))
 }
 
 // peakHeapProfile samples the heap every 200ms and writes a heap profile to

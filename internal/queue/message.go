@@ -26,6 +26,8 @@ const (
 	// HeaderDequeued counts deliveries of a message before it was moved
 	// (rescheduled), so its dequeue count goes on from there.
 	HeaderDequeued = "Sluice-Dequeued"
+	// HeaderID is a moved message's ID, which it keeps.
+	HeaderID = "Sluice-Id"
 )
 
 // Outgoing is a message to send.
@@ -37,7 +39,8 @@ type Outgoing struct {
 	// TTL is how long the message is kept; zero means the queue's TTL,
 	// negative until it is completed.
 	TTL time.Duration `json:"ttl,omitempty"`
-	// enqueued and dequeued carry a moved message's history.
+	// id, enqueued and dequeued carry a moved message's history.
+	id       uint64
 	enqueued time.Time
 	dequeued int
 }
@@ -107,7 +110,7 @@ func (s *Service) Send(ctx context.Context, name string, msgs []Outgoing) ([]uin
 		for j, i := range chunk {
 			nats[j] = s.natsMsg(info, subject(name), &msgs[i])
 		}
-		last, err := s.publishAtomic(ctx, nats)
+		last, err := s.store(ctx, st, nats)
 		if err != nil {
 			return nil, s.wrap(name, "send to", err)
 		}
@@ -134,6 +137,9 @@ func (s *Service) natsMsg(info Info, subj string, m *Outgoing) *nats.Msg {
 	if !m.enqueued.IsZero() {
 		msg.Header[HeaderEnqueued] = []string{m.enqueued.UTC().Format(time.RFC3339Nano)}
 	}
+	if m.id > 0 {
+		msg.Header[HeaderID] = []string{strconv.FormatUint(m.id, 10)}
+	}
 	if m.dequeued > 0 {
 		msg.Header[HeaderDequeued] = []string{strconv.Itoa(m.dequeued)}
 	}
@@ -154,10 +160,15 @@ func (s *Service) sendLater(ctx context.Context, info Info, m *Outgoing, at time
 	}
 	msg.Header["Nats-Schedule"] = []string{"@at " + at.UTC().Format(time.RFC3339Nano)}
 	msg.Header["Nats-Schedule-Target"] = []string{subject(info.Name)}
-	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
-		return s.wrap(info.Name, "send to", err)
+	_, err := s.js.PublishMsg(ctx, msg)
+	return s.wrapSend(info.Name, err)
+}
+
+func (s *Service) wrapSend(name string, err error) error {
+	if err == nil {
+		return nil
 	}
-	return nil
+	return s.wrap(name, "send to", err)
 }
 
 // publishAtomic stores msgs as one atomic batch and returns the stream
@@ -255,7 +266,7 @@ func fromDelivery(msg jetstream.Msg) (*Message, error) {
 	}
 	h := msg.Headers()
 	m := &Message{
-		ID: meta.Sequence.Stream, Body: msg.Data(), Enqueued: enqueuedAt(h, meta.Timestamp),
+		ID: idOf(h, meta.Sequence.Stream), Body: msg.Data(), Enqueued: enqueuedAt(h, meta.Timestamp),
 		DequeueCount: int(meta.NumDelivered) + dequeuedBefore(h), LockToken: msg.Reply(), msg: msg,
 	}
 	m.Properties = properties(h)
@@ -269,6 +280,13 @@ func enqueuedAt(h nats.Header, stored time.Time) time.Time {
 		}
 	}
 	return stored
+}
+
+func idOf(h nats.Header, seq uint64) uint64 {
+	if id, err := strconv.ParseUint(h.Get(HeaderID), 10, 64); err == nil && id > 0 {
+		return id
+	}
+	return seq
 }
 
 func dequeuedBefore(h nats.Header) int {
@@ -311,15 +329,19 @@ func (s *Service) Complete(ctx context.Context, name string, m *Message) error {
 
 // Abandon releases a received message to be delivered again after delay
 // (at once when delay is 0).
+//
+// A message received in this process is stored again (at once, or as a
+// schedule when delayed) and the original completed, rather than released
+// to the server's redelivery: a delayed redelivery is then durable, and
+// removing completed messages (see sweep) cannot drop it, as it drops the
+// server's pending redeliveries. It keeps its ID, enqueued time and
+// dequeue count. A lock token from elsewhere is released to the server.
 func (s *Service) Abandon(ctx context.Context, name string, m *Message, delay time.Duration) error {
 	if delay < 0 {
 		return fmt.Errorf("%w delay %s: must not be negative", ErrInvalid, delay)
 	}
 	if m.msg != nil {
-		if delay > 0 {
-			return s.ackErr(name, m.msg.NakWithDelay(delay))
-		}
-		return s.ackErr(name, m.msg.Nak())
+		return s.requeue(ctx, name, m, time.Now().Add(delay), m.DequeueCount)
 	}
 	body := "-NAK"
 	if delay > 0 {
@@ -426,7 +448,7 @@ func (s *Service) Peek(ctx context.Context, name string, limit int) ([]*Message,
 		if err != nil {
 			return nil, s.wrap(name, "peek into", err)
 		}
-		out = append(out, &Message{ID: raw.Sequence, Body: raw.Data, Properties: properties(raw.Header),
+		out = append(out, &Message{ID: idOf(raw.Header, raw.Sequence), Body: raw.Data, Properties: properties(raw.Header),
 			Enqueued: enqueuedAt(raw.Header, raw.Time), DequeueCount: dequeuedBefore(raw.Header)})
 		seq = raw.Sequence + 1
 	}
@@ -440,15 +462,30 @@ func (s *Service) Peek(ctx context.Context, name string, limit int) ([]*Message,
 // failed delivery: the moved message's dequeue count goes on from the
 // deliveries before this one.
 func (s *Service) Move(ctx context.Context, name string, m *Message, at time.Time) error {
+	if m.msg == nil {
+		return fmt.Errorf("%w: only a message received in this process can be moved", ErrInvalid)
+	}
+	return s.requeue(ctx, name, m, at, m.DequeueCount-1)
+}
+
+// requeue stores a received message again, visible at at, with dequeued
+// deliveries counted before it, then completes the original.
+func (s *Service) requeue(ctx context.Context, name string, m *Message, at time.Time, dequeued int) error {
 	st, err := s.state(ctx, name)
 	if err != nil {
 		return err
 	}
-	out := Outgoing{Body: m.Body, Properties: m.Properties, enqueued: m.Enqueued, dequeued: m.DequeueCount - 1}
-	if err := s.sendLater(ctx, st.info, &out, at); err != nil {
+	out := Outgoing{Body: m.Body, Properties: m.Properties, id: m.ID, enqueued: m.Enqueued, dequeued: dequeued}
+	if time.Until(at) > 0 {
+		err = s.sendLater(ctx, st.info, &out, at)
+	} else {
+		_, err = s.store(ctx, st, []*nats.Msg{s.natsMsg(st.info, subject(name), &out)})
+		err = s.wrapSend(name, err)
+	}
+	if err != nil {
 		return err
 	}
-	return s.Complete(ctx, name, m)
+	return s.CompleteAsync(ctx, name, m)
 }
 
 func slicesSortByName(infos []Info) {
@@ -473,7 +510,7 @@ func (s *Service) Messages(ctx context.Context, name string, batch int) (*Iterat
 	if err != nil {
 		return nil, err
 	}
-	it, err := st.cons.Messages(jetstream.PullMaxMessages(batch))
+	it, err := st.cons.Messages(jetstream.PullMaxMessages(batch), jetstream.PullExpiry(time.Second))
 	if err != nil {
 		return nil, s.wrap(name, "receive from", err)
 	}

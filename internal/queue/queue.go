@@ -180,6 +180,12 @@ type queueState struct {
 	// runs.
 	dirty    atomic.Bool
 	sweeping atomic.Bool
+
+	// sends feed the queue's batchers (see batch.go); batchers counts
+	// those running.
+	sends    chan *storeReq
+	batchMu  sync.Mutex
+	batchers int
 }
 
 // Open returns a service on js. maxPayload is the server's message limit.
@@ -314,7 +320,7 @@ func (s *Service) state(ctx context.Context, name string) (*queueState, error) {
 	if err != nil {
 		return nil, err
 	}
-	st = &queueState{info: info, cons: cons}
+	st = &queueState{info: info, cons: cons, sends: make(chan *storeReq, 4096)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if cur := s.cache[name]; cur != nil {

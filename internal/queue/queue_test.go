@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice/internal/engine"
@@ -407,4 +409,44 @@ func TestCompletedMessagesAreRemoved(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	})
+}
+
+// Concurrent sends are stored together; each still learns its own IDs.
+func TestConcurrentSendsGetTheirOwnIDs(t *testing.T) {
+	t.Parallel()
+	eng := enginetest.Embedded(t)
+	s, name := setup(t, eng, queue.Config{})
+	var mu sync.Mutex
+	want := map[uint64]string{}
+	var wg sync.WaitGroup
+	for g := range 20 {
+		wg.Go(func() {
+			for i := range 10 {
+				n := 1 + (g+i)%3
+				msgs := make([]queue.Outgoing, n)
+				for j := range msgs {
+					msgs[j].Body = fmt.Appendf(nil, "%d/%d/%d", g, i, j)
+				}
+				ids, err := s.Send(bg, name, msgs)
+				if !assert.NoError(t, err) {
+					return
+				}
+				mu.Lock()
+				for j, id := range ids {
+					want[id] = string(msgs[j].Body)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	got := map[uint64]string{}
+	for len(got) < len(want) {
+		msgs := receive(t, s, name, 100, time.Second)
+		require.NotEmpty(t, msgs, "received %d of %d", len(got), len(want))
+		for _, m := range msgs {
+			got[m.ID] = string(m.Body)
+		}
+	}
+	require.Equal(t, want, got)
 }
