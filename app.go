@@ -21,6 +21,7 @@ import (
 	"github.com/sluicehq/sluice/internal/host"
 	"github.com/sluicehq/sluice/internal/hub"
 	"github.com/sluicehq/sluice/internal/lease"
+	"github.com/sluicehq/sluice/internal/queue"
 	"github.com/sluicehq/sluice/internal/telemetry"
 )
 
@@ -135,6 +136,7 @@ type App struct {
 	stopped bool
 	eng     *engine.Engine
 	hubSvc  *hub.Service
+	queues  *queue.Service
 	leases  *lease.Manager
 	host    *host.Host
 	metrics *telemetry.Metrics
@@ -223,6 +225,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	a.queues = queue.Open(a.eng.JS, a.eng.MaxPayload(), queue.Options{Logger: a.log})
 	a.metrics = telemetry.NewMetrics()
 	kv, err := a.eng.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "sluice-leases", History: 1, Storage: jetstream.FileStorage})
 	if err != nil {
@@ -233,7 +236,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return err
 	}
 	a.host, err = host.New(host.Config{
-		InstanceID: a.cfg.InstanceID, Hubs: a.hubSvc, Leases: a.leases,
+		InstanceID: a.cfg.InstanceID, Hubs: a.hubSvc, Leases: a.leases, Queues: a.queues,
 		DeadLetters: &host.HubSink{Hubs: a.hubSvc}, Metrics: a.metrics, Logger: a.log,
 		ShutdownTimeout: a.cfg.ShutdownTimeout,
 	})
@@ -287,7 +290,7 @@ func (a *App) startHTTP() error {
 				"addr", ln.Addr().String())
 		}
 	}
-	api := gateway.NewServer(gateway.Config{Hubs: a.hubSvc, Metrics: a.metrics, Logger: a.log,
+	api := gateway.NewServer(gateway.Config{Hubs: a.hubSvc, Queues: a.queues, Metrics: a.metrics, Logger: a.log,
 		Ready: func() bool { return a.host != nil }, MaxEventBytes: a.hubSvc.MaxEventBytes()})
 	a.ln = ln
 	a.srv = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}

@@ -19,12 +19,15 @@ import (
 	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/internal/hub"
+	"github.com/sluicehq/sluice/internal/queue"
 	"github.com/sluicehq/sluice/internal/telemetry"
 )
 
 // Config configures the API server.
 type Config struct {
-	Hubs    *hub.Service
+	Hubs *hub.Service
+	// Queues serves /api/v1/queues; nil leaves those routes out.
+	Queues  *queue.Service
 	Metrics *telemetry.Metrics
 	Logger  *slog.Logger
 	// Ready reports whether the instance is ready to process work.
