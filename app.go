@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/internal/deadletter"
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/gateway"
 	"github.com/sluicehq/sluice/internal/host"
@@ -237,7 +238,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	a.host, err = host.New(host.Config{
 		InstanceID: a.cfg.InstanceID, Hubs: a.hubSvc, Leases: a.leases, Queues: a.queues,
-		DeadLetters: &host.HubSink{Hubs: a.hubSvc}, Metrics: a.metrics, Logger: a.log,
+		DeadLetters: &deadletter.Store{Queues: a.queues, Hubs: a.hubSvc}, Metrics: a.metrics, Logger: a.log,
 		ShutdownTimeout: a.cfg.ShutdownTimeout,
 	})
 	if err != nil {

@@ -247,7 +247,7 @@ func benchConsume(ctx context.Context, eng *engine.Engine, svc *hub.Service, o H
 	}
 	var processed atomic.Int64
 	h, err := host.New(host.Config{InstanceID: "bench", Hubs: svc, Leases: leases,
-		DeadLetters: &host.HubSink{Hubs: svc}, Metrics: telemetry.NewMetrics(), LagEvery: time.Hour,
+		DeadLetters: discardSink{}, Metrics: telemetry.NewMetrics(), LagEvery: time.Hour,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return Result{}, err

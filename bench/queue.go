@@ -184,7 +184,8 @@ func sendAll(ctx context.Context, q *queue.Service, name string, o QueueOptions)
 
 type discardSink struct{}
 
-func (discardSink) Put(context.Context, []host.DeadLetter) error { return nil }
+func (discardSink) Put(context.Context, []host.DeadLetter) error  { return nil }
+func (discardSink) Poison(context.Context, host.DeadLetter) error { return nil }
 
 // baselineQueue publishes BaselineMessages to a JetStream work-queue
 // stream, one async publish each, while a pull consumer acks each, and

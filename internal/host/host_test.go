@@ -2,7 +2,6 @@ package host_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -39,6 +38,10 @@ func (s *memSink) Put(_ context.Context, l []host.DeadLetter) error {
 	defer s.mu.Unlock()
 	s.letters = append(s.letters, l...)
 	return nil
+}
+
+func (s *memSink) Poison(ctx context.Context, l host.DeadLetter) error {
+	return s.Put(ctx, []host.DeadLetter{l})
 }
 
 func (s *memSink) all() []host.DeadLetter {
@@ -382,27 +385,6 @@ func TestReplayReprocessesAndPausesTheGroup(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		require.Equal(t, int64(200), rec.n.Load(), "each event exactly once more")
 	})
-}
-
-func TestHubSinkKeepsDeadLettersInTheDeadLetterHub(t *testing.T) {
-	t.Parallel()
-	e := setup(t, 1)
-	sink := &host.HubSink{Hubs: e.hubs}
-	dl := host.DeadLetter{Function: "f", Reason: "r", Attempts: 2, Body: []byte{0, 1, 2},
-		Source: host.Source{Kind: "hub", Hub: "x", Partition: 1, Sequence: 65536}}
-	require.NoError(t, sink.Put(context.Background(), []host.DeadLetter{dl}))
-	require.NoError(t, sink.Put(context.Background(), []host.DeadLetter{dl}))
-	r, err := e.hubs.OpenReader(context.Background(), host.DeadLetterHub, 0, hub.Start{Kind: hub.StartEarliest})
-	require.NoError(t, err)
-	defer r.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	evs, err := r.Next(ctx)
-	require.NoError(t, err)
-	var got host.DeadLetter
-	require.NoError(t, json.Unmarshal(evs[0].Body, &got))
-	require.Equal(t, dl, got)
-	require.Equal(t, "f", evs[0].Properties["function"])
 }
 
 func TestRegisterRejectsBadFunctions(t *testing.T) {

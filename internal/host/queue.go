@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"time"
 
@@ -61,17 +60,6 @@ type RetryLaterError struct {
 func (e *RetryLaterError) Error() string {
 	return fmt.Sprintf("retry at %s: %s", e.At.UTC().Format(time.RFC3339), e.Reason)
 }
-
-// Properties that a poisoned message carries besides its own.
-const (
-	PropFunction     = "sluice.function"
-	PropError        = "sluice.error"
-	PropSourceQueue  = "sluice.source_queue"
-	PropMessageID    = "sluice.message_id"
-	PropDequeueCount = "sluice.dequeue_count"
-	PropEnqueued     = "sluice.enqueued"
-	PropLastFailure  = "sluice.last_failure"
-)
 
 type queueFunction struct {
 	QueueFunction
@@ -291,9 +279,8 @@ func (h *Host) callQueue(f *queueFunction, m *queue.Message) (err error) {
 	return f.Handler(ctx, m)
 }
 
-// poison gives up on a message: it moves to the queue's poison queue with
-// its history (or, for a poison queue itself, to the dead letters), then
-// the original is completed.
+// poison gives up on a message: it is kept as a dead letter in the queue's
+// poison queue (see package deadletter), then the original is completed.
 func (h *Host) poison(ctx context.Context, f *queueFunction, m *queue.Message, reason error, log *slog.Logger) {
 	q := h.cfg.Queues
 	name := f.Trigger.Queue
@@ -315,6 +302,7 @@ func (h *Host) poison(ctx context.Context, f *queueFunction, m *queue.Message, r
 	f.outcomes["poisoned"].Inc()
 	h.cfg.Metrics.DeadLettered.WithLabelValues(f.Name, "queue").Inc()
 	log.Warn("message poisoned", "reason", reason.Error(), "poison_queue", queue.PoisonName(name))
+
 	if err := q.CompleteAsync(ctx, name, m); err != nil {
 		log.Warn("cannot complete the poisoned message; it will be delivered again and poisoned again", "err", err)
 	}
@@ -322,36 +310,12 @@ func (h *Host) poison(ctx context.Context, f *queueFunction, m *queue.Message, r
 }
 
 func (h *Host) keepPoisoned(ctx context.Context, f *queueFunction, m *queue.Message, reason error, now time.Time) error {
-	name := f.Trigger.Queue
-	poison := queue.PoisonName(name)
-	if poison == "" {
-		return h.cfg.DeadLetters.Put(ctx, []DeadLetter{{
-			Function: f.Name, Reason: reason.Error(),
-			Source:   Source{Kind: "queue", Queue: name, MessageID: m.ID, EnqueuedTime: m.Enqueued},
-			Attempts: m.DequeueCount, FirstFailure: now, LastFailure: now,
-			Body: m.Body, Properties: m.Properties,
-		}})
-	}
-	info, err := h.cfg.Queues.Get(ctx, name)
-	if err != nil {
-		return err
-	}
-	if _, err := h.cfg.Queues.Ensure(ctx, queue.Config{Name: poison, MaxMessageBytes: info.MaxMessageBytes + 8<<10, TTL: -1}); err != nil {
-		return err
-	}
-	props := make(map[string]string, len(m.Properties)+8)
-	for k, v := range m.Properties {
-		props[k] = v
-	}
-	props[PropFunction] = f.Name
-	props[PropError] = reason.Error()
-	props[PropSourceQueue] = name
-	props[PropMessageID] = strconv.FormatUint(m.ID, 10)
-	props[PropDequeueCount] = strconv.Itoa(m.DequeueCount)
-	props[PropEnqueued] = m.Enqueued.UTC().Format(time.RFC3339Nano)
-	props[PropLastFailure] = now.Format(time.RFC3339Nano)
-	_, err = h.cfg.Queues.Send(ctx, poison, []queue.Outgoing{{Body: m.Body, Properties: props}})
-	return err
+	return h.cfg.DeadLetters.Poison(ctx, DeadLetter{
+		Function: f.Name, Reason: reason.Error(),
+		Source:   Source{Kind: "queue", Queue: f.Trigger.Queue, MessageID: m.ID, EnqueuedTime: m.Enqueued},
+		Attempts: m.DequeueCount, FirstFailure: now, LastFailure: now,
+		Body: m.Body, Properties: m.Properties,
+	})
 }
 
 // reportQueue refreshes a queue's depth and oldest-age gauges.

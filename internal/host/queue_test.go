@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicehq/sluice/internal/deadletter"
 	"github.com/sluicehq/sluice/internal/engine/enginetest"
 	"github.com/sluicehq/sluice/internal/host"
 	"github.com/sluicehq/sluice/internal/queue"
@@ -21,7 +22,7 @@ import (
 type qenv struct {
 	q    *queue.Service
 	name string
-	sink *memSink
+	sink *deadletter.Store
 }
 
 func setupQueue(t *testing.T, cfg queue.Config) *qenv {
@@ -31,7 +32,7 @@ func setupQueue(t *testing.T, cfg queue.Config) *qenv {
 	cfg.Name = enginetest.Name("q")
 	_, err := q.Create(context.Background(), cfg)
 	require.NoError(t, err)
-	return &qenv{q: q, name: cfg.Name, sink: &memSink{}}
+	return &qenv{q: q, name: cfg.Name, sink: &deadletter.Store{Queues: q}}
 }
 
 func (e *qenv) start(t *testing.T, fns ...host.QueueFunction) *host.Host {
@@ -113,14 +114,14 @@ func TestQueuePoisonAfterMaxDequeueCount(t *testing.T) {
 	mu.Unlock()
 	msgs, err := e.q.Peek(context.Background(), poison, 1)
 	require.NoError(t, err)
-	p := msgs[0].Properties
-	require.Equal(t, "bad", string(msgs[0].Body))
-	require.Equal(t, "0", p["n"], "the message's own properties are kept")
-	require.Equal(t, "downstream said no", p[host.PropError])
-	require.Equal(t, e.name, p[host.PropSourceQueue])
-	require.Equal(t, "3", p[host.PropDequeueCount])
-	require.Equal(t, "f", p[host.PropFunction])
-	require.NotEmpty(t, p[host.PropMessageID])
+	l := deadletter.Decode(poison, msgs[0])
+	require.Equal(t, "bad", string(l.Body))
+	require.Equal(t, map[string]string{"n": "0"}, l.Properties, "the message's own properties are kept")
+	require.Equal(t, "downstream said no", l.Reason)
+	require.Equal(t, "f", l.Function)
+	require.Equal(t, 3, l.Attempts)
+	require.Equal(t, host.Source{Kind: "queue", Queue: e.name, MessageID: l.Source.MessageID, EnqueuedTime: l.Source.EnqueuedTime}, l.Source)
+	require.NotZero(t, l.Source.MessageID)
 	eventually(t, "the original is gone", func() bool { return e.depth(t, e.name) == 0 })
 }
 
@@ -180,7 +181,7 @@ func TestQueueRetryLaterAndDeadLetterNow(t *testing.T) {
 	msgs, err := e.q.Peek(context.Background(), queue.PoisonName(e.name), 5)
 	require.NoError(t, err)
 	require.Len(t, msgs, 1)
-	require.Equal(t, "corrupt payload", msgs[0].Properties[host.PropError])
+	require.Equal(t, "corrupt payload", deadletter.Decode("", msgs[0]).Reason)
 }
 
 func TestQueueLockIsRenewedWhileTheFunctionRuns(t *testing.T) {

@@ -68,6 +68,9 @@ type Message struct {
 	// LockToken identifies this delivery's lock, for Complete, Abandon and
 	// Renew. Empty for peeked messages.
 	LockToken string `json:"lock_token,omitempty"`
+	// Seq is where the message is stored (its ID unless it was moved), for
+	// PeekAfter and DeleteMessage.
+	Seq uint64 `json:"-"`
 
 	msg jetstream.Msg
 }
@@ -266,7 +269,7 @@ func fromDelivery(msg jetstream.Msg) (*Message, error) {
 	}
 	h := msg.Headers()
 	m := &Message{
-		ID: idOf(h, meta.Sequence.Stream), Body: msg.Data(), Enqueued: enqueuedAt(h, meta.Timestamp),
+		ID: idOf(h, meta.Sequence.Stream), Seq: meta.Sequence.Stream, Body: msg.Data(), Enqueued: enqueuedAt(h, meta.Timestamp),
 		DequeueCount: int(meta.NumDelivered) + dequeuedBefore(h), LockToken: msg.Reply(), msg: msg,
 	}
 	m.Properties = properties(h)
@@ -422,16 +425,22 @@ func (s *Service) checkToken(name, token string) error {
 // includes messages that are locked at the moment, and may include
 // messages completed while an older one is still locked.
 func (s *Service) Peek(ctx context.Context, name string, limit int) ([]*Message, error) {
+	return s.PeekAfter(ctx, name, 0, limit)
+}
+
+// PeekAfter is Peek from the messages stored after seq (a Message.Seq), for
+// paging through a queue.
+func (s *Service) PeekAfter(ctx context.Context, name string, after uint64, limit int) ([]*Message, error) {
 	if limit < 1 || limit > 1000 {
 		return nil, fmt.Errorf("%w count %d: peek 1 to 1000 messages", ErrInvalid, limit)
-	}
-	stream, err := s.js.Stream(ctx, StreamName(name))
-	if err != nil {
-		return nil, s.wrap(name, "peek into", err)
 	}
 	st, err := s.state(ctx, name)
 	if err != nil {
 		return nil, err
+	}
+	stream, err := s.js.Stream(ctx, StreamName(name))
+	if err != nil {
+		return nil, s.wrap(name, "peek into", err)
 	}
 	ci, err := st.cons.Info(ctx)
 	if err != nil {
@@ -439,7 +448,7 @@ func (s *Service) Peek(ctx context.Context, name string, limit int) ([]*Message,
 	}
 	var out []*Message
 	// Messages up to the floor are completed (and about to be swept).
-	seq := max(stream.CachedInfo().State.FirstSeq, ci.AckFloor.Stream+1)
+	seq := max(stream.CachedInfo().State.FirstSeq, ci.AckFloor.Stream+1, after+1)
 	for len(out) < limit {
 		raw, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject(name)))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -448,11 +457,31 @@ func (s *Service) Peek(ctx context.Context, name string, limit int) ([]*Message,
 		if err != nil {
 			return nil, s.wrap(name, "peek into", err)
 		}
-		out = append(out, &Message{ID: idOf(raw.Header, raw.Sequence), Body: raw.Data, Properties: properties(raw.Header),
-			Enqueued: enqueuedAt(raw.Header, raw.Time), DequeueCount: dequeuedBefore(raw.Header)})
+		out = append(out, &Message{ID: idOf(raw.Header, raw.Sequence), Seq: raw.Sequence, Body: raw.Data,
+			Properties: properties(raw.Header), Enqueued: enqueuedAt(raw.Header, raw.Time), DequeueCount: dequeuedBefore(raw.Header)})
 		seq = raw.Sequence + 1
 	}
 	return out, nil
+}
+
+// DeleteMessage removes the message stored at seq (a Message.Seq), locked
+// or not. It is for tools (removing one dead letter), not for processing.
+func (s *Service) DeleteMessage(ctx context.Context, name string, seq uint64) error {
+	if _, err := s.state(ctx, name); err != nil {
+		return err
+	}
+	stream, err := s.js.Stream(ctx, StreamName(name))
+	if err != nil {
+		return s.wrap(name, "delete from", err)
+	}
+	err = stream.DeleteMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) {
+		return fmt.Errorf("%w: message %d of queue %s", ErrNotFound, seq, name)
+	}
+	if err != nil {
+		return s.wrap(name, "delete from", err)
+	}
+	return nil
 }
 
 // Move stores a received message again, to be visible at the given time,

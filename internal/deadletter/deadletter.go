@@ -1,0 +1,352 @@
+// Package deadletter keeps the inputs that functions gave up on, with
+// everything needed to understand them and to send them back (redrive).
+//
+// Dead letters are queue messages. A queue trigger's go to the queue's
+// poison queue, `<queue>-poison`, as users of Azure Storage queues expect;
+// every other trigger's (hubs now, change feeds later) go to one queue per
+// app, `sluice-deadletters`, with the function's name in each record. All
+// have the same form: the message body is the input's body, its properties
+// are the input's properties plus `sluice.dead_letter`, a JSON object with
+// the function, the error, the source (hub, group, partition, sequence,
+// partition key / queue, message id), attempts, first and last failure and
+// optional state the function attached. So a poison queue can be consumed
+// like any queue, and the tools here list and redrive both kinds.
+package deadletter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/hub"
+	"github.com/sluicehq/sluice/internal/queue"
+)
+
+const (
+	// Queue keeps the dead letters of every trigger except queue triggers.
+	Queue = "sluice-deadletters"
+	// PropRecord holds a dead letter's record (JSON) among its properties.
+	PropRecord = "sluice.dead_letter"
+	// PropRedrive marks a redriven input with how often it was redriven.
+	PropRedrive = "sluice.redrive"
+)
+
+// Source locates an input where it came from.
+type Source struct {
+	Kind         string    `json:"kind"` // "hub" or "queue"
+	Hub          string    `json:"hub,omitempty"`
+	Group        string    `json:"group,omitempty"`
+	Partition    int       `json:"partition"`
+	Sequence     int64     `json:"sequence,omitempty"`
+	PartitionKey string    `json:"partition_key,omitempty"`
+	Queue        string    `json:"queue,omitempty"`
+	MessageID    uint64    `json:"message_id,omitempty"`
+	EnqueuedTime time.Time `json:"enqueued_time,omitzero"`
+}
+
+// Name is the hub or queue the input came from.
+func (s Source) Name() string {
+	if s.Kind == "queue" {
+		return s.Queue
+	}
+	return s.Hub
+}
+
+// Letter is an input a function gave up on (DESIGN.md invariant 5).
+type Letter struct {
+	// Where the letter is kept, once stored: its dead-letter queue and its
+	// ID there.
+	DeadLetterQueue string `json:"dead_letter_queue,omitempty"`
+	ID              uint64 `json:"id,omitempty"`
+
+	Function string `json:"function"`
+	// Reason is the error text of the last failure.
+	Reason       string    `json:"reason"`
+	Source       Source    `json:"source"`
+	Attempts     int       `json:"attempts"`
+	FirstFailure time.Time `json:"first_failure"`
+	LastFailure  time.Time `json:"last_failure"`
+	// State is optional context the function attached.
+	State json.RawMessage `json:"state,omitempty"`
+	// Redriven counts how often the input was redriven before.
+	Redriven int `json:"redriven,omitempty"`
+
+	Body       []byte            `json:"body"`
+	Properties map[string]string `json:"properties,omitempty"`
+
+	seq uint64
+}
+
+// record is what PropRecord holds: the letter without its payload.
+type record struct {
+	Function     string          `json:"function"`
+	Reason       string          `json:"reason"`
+	Source       Source          `json:"source"`
+	Attempts     int             `json:"attempts"`
+	FirstFailure time.Time       `json:"first_failure"`
+	LastFailure  time.Time       `json:"last_failure"`
+	State        json.RawMessage `json:"state,omitempty"`
+}
+
+// Encode turns a letter into the queue message that keeps it.
+func Encode(l Letter) queue.Outgoing {
+	rec, _ := json.Marshal(record{Function: l.Function, Reason: l.Reason, Source: l.Source, Attempts: l.Attempts,
+		FirstFailure: l.FirstFailure, LastFailure: l.LastFailure, State: l.State})
+	props := make(map[string]string, len(l.Properties)+1)
+	maps.Copy(props, l.Properties)
+	props[PropRecord] = string(rec)
+	return queue.Outgoing{Body: l.Body, Properties: props}
+}
+
+// Decode reads a letter from a message of dead-letter queue dlq. A message
+// without a record (sent to a poison queue by someone else) is returned
+// with what is known.
+func Decode(dlq string, m *queue.Message) Letter {
+	l := Letter{DeadLetterQueue: dlq, ID: m.ID, seq: m.Seq, Body: m.Body}
+	var rec record
+	if raw, ok := m.Properties[PropRecord]; ok && json.Unmarshal([]byte(raw), &rec) == nil {
+		l.Function, l.Reason, l.Source, l.Attempts = rec.Function, rec.Reason, rec.Source, rec.Attempts
+		l.FirstFailure, l.LastFailure, l.State = rec.FirstFailure, rec.LastFailure, rec.State
+	} else {
+		l.Reason = "(no dead-letter record: sent to this queue directly)"
+		if src, ok := strings.CutSuffix(dlq, queue.PoisonSuffix); ok {
+			l.Source = Source{Kind: "queue", Queue: src}
+		}
+	}
+	for k, v := range m.Properties {
+		if k == PropRecord {
+			continue
+		}
+		if l.Properties == nil {
+			l.Properties = map[string]string{}
+		}
+		l.Properties[k] = v
+	}
+	l.Redriven, _ = strconv.Atoi(l.Properties[PropRedrive])
+	return l
+}
+
+// Store keeps, lists, redrives and purges dead letters.
+type Store struct {
+	Queues *queue.Service
+	Hubs   *hub.Service
+}
+
+// Put keeps letters in Queue. It returns when they are durably stored.
+func (s *Store) Put(ctx context.Context, letters []Letter) error {
+	return s.put(ctx, Queue, letters)
+}
+
+// Poison keeps a queue trigger's letter in the queue's poison queue (or in
+// Queue when the queue has none: it is itself a poison queue).
+func (s *Store) Poison(ctx context.Context, l Letter) error {
+	dlq := queue.PoisonName(l.Source.Queue)
+	if dlq == "" {
+		dlq = Queue
+	}
+	return s.put(ctx, dlq, []Letter{l})
+}
+
+func (s *Store) put(ctx context.Context, dlq string, letters []Letter) error {
+	if len(letters) == 0 {
+		return nil
+	}
+	maxBytes := 0
+	msgs := make([]queue.Outgoing, len(letters))
+	for i, l := range letters {
+		msgs[i] = Encode(l)
+		maxBytes = max(maxBytes, msgs[i].Size())
+	}
+	_, err := s.Queues.Send(ctx, dlq, msgs)
+	if errors.Is(err, queue.ErrNotFound) || errors.Is(err, queue.ErrTooLarge) {
+		// First letter, or one larger than the queue allows: make room.
+		if err := s.ensure(ctx, dlq, maxBytes); err != nil {
+			return err
+		}
+		_, err = s.Queues.Send(ctx, dlq, msgs)
+	}
+	if err != nil {
+		return fmt.Errorf("dead letters: keep in %s: %w", dlq, err)
+	}
+	return nil
+}
+
+// ensure creates a dead-letter queue that keeps letters until they are
+// redriven or purged, with room for letters of maxBytes.
+func (s *Store) ensure(ctx context.Context, dlq string, maxBytes int) error {
+	size := max(queue.DefaultMaxMessageBytes, 2*maxBytes)
+	info, err := s.Queues.Ensure(ctx, queue.Config{Name: dlq, TTL: -1, MaxMessageBytes: size})
+	if err != nil {
+		return fmt.Errorf("dead letters: create %s: %w", dlq, err)
+	}
+	if info.MaxMessageBytes < maxBytes {
+		return fmt.Errorf("dead letters: a %d-byte letter does not fit queue %s (limit %d); raise its limit", maxBytes, dlq, info.MaxMessageBytes)
+	}
+	return nil
+}
+
+// Filter selects dead letters. Zero fields match everything.
+type Filter struct {
+	// Queue is a dead-letter queue (Queue or a poison queue); "" is all.
+	Queue    string
+	Function string
+	// Source is the hub or queue the inputs came from.
+	Source string
+	// Reason matches letters whose reason contains it.
+	Reason string
+	// IDs are letter IDs (within Queue when set).
+	IDs []uint64
+}
+
+func (f Filter) match(l Letter) bool {
+	if f.Function != "" && l.Function != f.Function {
+		return false
+	}
+	if f.Source != "" && l.Source.Name() != f.Source {
+		return false
+	}
+	if f.Reason != "" && !strings.Contains(l.Reason, f.Reason) {
+		return false
+	}
+	if len(f.IDs) > 0 {
+		for _, id := range f.IDs {
+			if id == l.ID {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// DeadLetterQueues returns the queues holding dead letters: Queue and
+// every poison queue, those that exist.
+func (s *Store) DeadLetterQueues(ctx context.Context) ([]string, error) {
+	infos, err := s.Queues.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, info := range infos {
+		if info.Name == Queue || strings.HasSuffix(info.Name, queue.PoisonSuffix) {
+			out = append(out, info.Name)
+		}
+	}
+	return out, nil
+}
+
+// List returns up to limit letters matching f, oldest first per queue.
+func (s *Store) List(ctx context.Context, f Filter, limit int) ([]Letter, error) {
+	var out []Letter
+	err := s.each(ctx, f, func(l Letter) bool {
+		out = append(out, l)
+		return len(out) < limit
+	})
+	return out, err
+}
+
+// Get returns one letter.
+func (s *Store) Get(ctx context.Context, dlq string, id uint64) (Letter, error) {
+	var found *Letter
+	err := s.each(ctx, Filter{Queue: dlq, IDs: []uint64{id}}, func(l Letter) bool {
+		found = &l
+		return false
+	})
+	if err != nil {
+		return Letter{}, err
+	}
+	if found == nil {
+		return Letter{}, fmt.Errorf("%w: dead letter %d in %s", queue.ErrNotFound, id, dlq)
+	}
+	return *found, nil
+}
+
+// each calls fn with every letter matching f until fn returns false.
+func (s *Store) each(ctx context.Context, f Filter, fn func(Letter) bool) error {
+	queues := []string{f.Queue}
+	if f.Queue == "" {
+		var err error
+		if queues, err = s.DeadLetterQueues(ctx); err != nil {
+			return err
+		}
+	} else if f.Queue != Queue && !strings.HasSuffix(f.Queue, queue.PoisonSuffix) {
+		return fmt.Errorf("%w dead-letter queue %q: dead letters are in %s and in <queue>%s queues", queue.ErrInvalid, f.Queue, Queue, queue.PoisonSuffix)
+	}
+	for _, dlq := range queues {
+		var after uint64
+		for {
+			page, err := s.Queues.PeekAfter(ctx, dlq, after, 500)
+			if err != nil {
+				return err
+			}
+			for _, m := range page {
+				if l := Decode(dlq, m); f.match(l) && !fn(l) {
+					return nil
+				}
+				after = m.Seq
+			}
+			if len(page) < 500 {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// Redrive sends the letters matching f back to their sources, preserving
+// body and properties and counting the redrive in PropRedrive, and removes
+// them from the dead letters. An input redriven to a hub is a new event
+// there, seen by every consumer group of the hub. It returns how many it
+// redrove; progress, if set, is called after each.
+func (s *Store) Redrive(ctx context.Context, f Filter, progress func(done int)) (int, error) {
+	letters, err := s.List(ctx, f, int(^uint(0)>>1))
+	if err != nil {
+		return 0, err
+	}
+	for i, l := range letters {
+		if err := s.send(ctx, l); err != nil {
+			return i, fmt.Errorf("dead letters: redrive %d of %s to %s %s: %w", l.ID, l.DeadLetterQueue, l.Source.Kind, l.Source.Name(), err)
+		}
+		if err := s.Queues.DeleteMessage(ctx, l.DeadLetterQueue, l.seq); err != nil && !errors.Is(err, queue.ErrNotFound) {
+			return i + 1, fmt.Errorf("dead letters: remove redriven letter %d from %s: %w", l.ID, l.DeadLetterQueue, err)
+		}
+		if progress != nil {
+			progress(i + 1)
+		}
+	}
+	return len(letters), nil
+}
+
+func (s *Store) send(ctx context.Context, l Letter) error {
+	props := make(map[string]string, len(l.Properties)+1)
+	maps.Copy(props, l.Properties)
+	props[PropRedrive] = strconv.Itoa(l.Redriven + 1)
+	switch l.Source.Kind {
+	case "hub":
+		_, err := s.Hubs.Publish(ctx, l.Source.Hub, []hub.Event{{Body: l.Body, Properties: props, PartitionKey: l.Source.PartitionKey}})
+		return err
+	case "queue":
+		_, err := s.Queues.Send(ctx, l.Source.Queue, []queue.Outgoing{{Body: l.Body, Properties: props}})
+		return err
+	}
+	return fmt.Errorf("%w: the letter's source is unknown (%q); it cannot be redriven, only purged", queue.ErrInvalid, l.Source.Kind)
+}
+
+// Purge removes the letters matching f and returns how many.
+func (s *Store) Purge(ctx context.Context, f Filter) (int, error) {
+	letters, err := s.List(ctx, f, int(^uint(0)>>1))
+	if err != nil {
+		return 0, err
+	}
+	for i, l := range letters {
+		if err := s.Queues.DeleteMessage(ctx, l.DeadLetterQueue, l.seq); err != nil && !errors.Is(err, queue.ErrNotFound) {
+			return i, fmt.Errorf("dead letters: purge %d from %s: %w", l.ID, l.DeadLetterQueue, err)
+		}
+	}
+	return len(letters), nil
+}

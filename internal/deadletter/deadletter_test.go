@@ -1,0 +1,142 @@
+package deadletter_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/internal/deadletter"
+	"github.com/sluicehq/sluice/internal/engine/enginetest"
+	"github.com/sluicehq/sluice/internal/hub"
+	"github.com/sluicehq/sluice/internal/queue"
+)
+
+var bg = context.Background()
+
+func setup(t *testing.T) (*deadletter.Store, *hub.Service, *queue.Service) {
+	t.Helper()
+	eng := enginetest.Embedded(t)
+	hubs, err := hub.Open(bg, eng.JS, eng.MaxPayload(), hub.Options{})
+	require.NoError(t, err)
+	t.Cleanup(hubs.Close)
+	q := queue.Open(eng.JS, eng.MaxPayload(), queue.Options{})
+	return &deadletter.Store{Queues: q, Hubs: hubs}, hubs, q
+}
+
+func letter(fn, hubName, body string, seq int64) deadletter.Letter {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	return deadletter.Letter{Function: fn, Reason: "bad " + body, Attempts: 3, FirstFailure: now.Add(-time.Second), LastFailure: now,
+		Source: deadletter.Source{Kind: "hub", Hub: hubName, Group: "$Default", Partition: 0, Sequence: seq, PartitionKey: "k"},
+		Body:   []byte(body), Properties: map[string]string{"p": body}, State: []byte(`{"step":2}`)}
+}
+
+func TestPutListGetRedrivePurge(t *testing.T) {
+	t.Parallel()
+	s, hubs, _ := setup(t)
+	_, err := hubs.Create(bg, hub.Config{Name: "in", Partitions: 1})
+	require.NoError(t, err)
+	in := []deadletter.Letter{letter("f1", "in", "a", 65536), letter("f2", "in", "b", 131072), letter("f1", "in", "c", 196608)}
+	require.NoError(t, s.Put(bg, in))
+
+	all, err := s.List(bg, deadletter.Filter{}, 100)
+	require.NoError(t, err)
+	require.Len(t, all, 3)
+	got := all[0]
+	require.Equal(t, deadletter.Queue, got.DeadLetterQueue)
+	require.NotZero(t, got.ID)
+	got.DeadLetterQueue, got.ID = "", 0
+	got.FirstFailure, got.LastFailure = got.FirstFailure.UTC(), got.LastFailure.UTC()
+	want, _ := json.Marshal(in[0])
+	have, _ := json.Marshal(got)
+	require.JSONEq(t, string(want), string(have), "everything kept: function, reason, source, attempts, times, state, body, properties")
+
+	f1, err := s.List(bg, deadletter.Filter{Function: "f1"}, 100)
+	require.NoError(t, err)
+	require.Len(t, f1, 2)
+	one, err := s.Get(bg, deadletter.Queue, all[1].ID)
+	require.NoError(t, err)
+	require.Equal(t, "b", string(one.Body))
+	_, err = s.Get(bg, deadletter.Queue, 999999)
+	require.ErrorIs(t, err, queue.ErrNotFound)
+	_, err = s.List(bg, deadletter.Filter{Queue: "orders"}, 10)
+	require.ErrorIs(t, err, queue.ErrInvalid, "only dead-letter queues hold dead letters")
+
+	n, err := s.Redrive(bg, deadletter.Filter{Function: "f1"}, nil)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	r, err := hubs.OpenReader(bg, "in", 0, hub.Start{Kind: hub.StartEarliest})
+	require.NoError(t, err)
+	defer r.Close()
+	var evs []hub.StoredEvent
+	ctx, cancel := context.WithTimeout(bg, 10*time.Second)
+	defer cancel()
+	for len(evs) < 2 {
+		more, err := r.Next(ctx)
+		require.NoError(t, err)
+		evs = append(evs, more...)
+	}
+	require.Equal(t, "a", string(evs[0].Body))
+	require.Equal(t, map[string]string{"p": "a", deadletter.PropRedrive: "1"}, evs[0].Properties, "properties preserved, redrive recorded")
+	require.Equal(t, "k", evs[0].PartitionKey)
+	require.Equal(t, "c", string(evs[1].Body))
+
+	left, err := s.List(bg, deadletter.Filter{}, 100)
+	require.NoError(t, err)
+	require.Len(t, left, 1, "redriven letters are removed")
+	require.Equal(t, "f2", left[0].Function)
+	n, err = s.Purge(bg, deadletter.Filter{})
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	left, err = s.List(bg, deadletter.Filter{}, 100)
+	require.NoError(t, err)
+	require.Empty(t, left)
+}
+
+func TestPoisonLettersRedriveToTheirQueue(t *testing.T) {
+	t.Parallel()
+	s, _, q := setup(t)
+	_, err := q.Create(bg, queue.Config{Name: "orders"})
+	require.NoError(t, err)
+	l := deadletter.Letter{Function: "f", Reason: "boom", Attempts: 5,
+		Source: deadletter.Source{Kind: "queue", Queue: "orders", MessageID: 7},
+		Body:   []byte("order 7"), Properties: map[string]string{"customer": "x"}}
+	require.NoError(t, s.Poison(bg, l))
+	// A message put into the poison queue by someone else is listed too.
+	_, err = q.Send(bg, "orders-poison", []queue.Outgoing{{Body: []byte("raw")}})
+	require.NoError(t, err)
+
+	all, err := s.List(bg, deadletter.Filter{Source: "orders"}, 10)
+	require.NoError(t, err)
+	require.Len(t, all, 2)
+	require.Equal(t, "orders-poison", all[0].DeadLetterQueue)
+	require.Equal(t, "boom", all[0].Reason)
+	require.Equal(t, "raw", string(all[1].Body))
+	require.Equal(t, "queue", all[1].Source.Kind)
+
+	n, err := s.Redrive(bg, deadletter.Filter{Queue: "orders-poison"}, nil)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	msgs, err := q.Receive(bg, "orders", 10, time.Second)
+	require.NoError(t, err)
+	require.Len(t, msgs, 2)
+	require.Equal(t, "order 7", string(msgs[0].Body))
+	require.Equal(t, map[string]string{"customer": "x", deadletter.PropRedrive: "1"}, msgs[0].Properties)
+	st, err := q.Stats(bg, "orders-poison")
+	require.NoError(t, err)
+	require.Zero(t, st.Depth)
+}
+
+func TestLargeLettersFit(t *testing.T) {
+	t.Parallel()
+	s, _, _ := setup(t)
+	big := letter("f", "in", "x", 1)
+	big.Body = make([]byte, 1<<20) // a maximum-size hub event
+	require.NoError(t, s.Put(bg, []deadletter.Letter{big}))
+	all, err := s.List(bg, deadletter.Filter{}, 10)
+	require.NoError(t, err)
+	require.Len(t, all, 1)
+	require.Len(t, all[0].Body, 1<<20)
+}
