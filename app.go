@@ -116,12 +116,24 @@ type HubTrigger struct {
 type HubHandler func(ctx context.Context, events []Event) error
 
 // FunctionOption configures a function.
-type FunctionOption func(*host.Function)
+type FunctionOption func(*functionOptions)
+
+type functionOptions struct {
+	retry RetryPolicy
+}
+
+func applyOptions(opts []FunctionOption) functionOptions {
+	var o functionOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
 
 // WithRetry sets the retry policy of a function. Default: no retries; a
 // failed batch is dead-lettered at once.
 func WithRetry(p RetryPolicy) FunctionOption {
-	return func(f *host.Function) { f.Retry = p }
+	return func(o *functionOptions) { o.retry = p }
 }
 
 // App is one instance of the platform.
@@ -130,6 +142,8 @@ type App struct {
 	log  *slog.Logger
 	hubs []HubConfig
 	fns  []host.Function
+	qs   []QueueConfig
+	qfns []host.QueueFunction
 	errs []error
 
 	mu      sync.Mutex
@@ -187,9 +201,7 @@ func (a *App) Function(name string, trigger HubTrigger, handler HubHandler, opts
 	if handler != nil {
 		f.Handler = func(ctx context.Context, evs []hub.StoredEvent) error { return handler(ctx, fromStored(evs)) }
 	}
-	for _, o := range opts {
-		o(&f)
-	}
+	f.Retry = applyOptions(opts).retry
 	a.fns = append(a.fns, f)
 }
 
@@ -227,6 +239,11 @@ func (a *App) Start(ctx context.Context) (err error) {
 		}
 	}
 	a.queues = queue.Open(a.eng.JS, a.eng.MaxPayload(), queue.Options{Logger: a.log})
+	for _, qc := range a.qs {
+		if _, err := a.queues.Ensure(ctx, queue.Config{Name: qc.Name, MaxMessageBytes: qc.MaxMessageBytes, Lock: qc.Lock, TTL: qc.TTL}); err != nil {
+			return fmt.Errorf("sluice: queue %s: %w", qc.Name, err)
+		}
+	}
 	a.metrics = telemetry.NewMetrics()
 	kv, err := a.eng.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "sluice-leases", History: 1, Storage: jetstream.FileStorage})
 	if err != nil {
@@ -249,6 +266,11 @@ func (a *App) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	for _, f := range a.qfns {
+		if err := a.host.RegisterQueue(f); err != nil {
+			return err
+		}
+	}
 	if a.cfg.HTTPAddr != "" {
 		if err := a.startHTTP(); err != nil {
 			return err
@@ -259,7 +281,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	a.log.Info("sluice started", "instance", a.cfg.InstanceID, "data_dir", a.cfg.DataDir,
 		"nats", cmp.Or(a.cfg.NATSURL, "embedded"), "nats_listen", a.eng.ClientURL(), "http", a.Addr(),
-		"functions", len(a.fns))
+		"functions", len(a.fns)+len(a.qfns))
 	return nil
 }
 

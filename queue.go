@@ -1,0 +1,188 @@
+package sluice
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/deadletter"
+	"github.com/sluicehq/sluice/internal/host"
+	"github.com/sluicehq/sluice/internal/queue"
+)
+
+// QueueConfig declares a queue, created when the app starts if it is
+// missing. An existing queue keeps its settings.
+type QueueConfig struct {
+	Name string
+	// MaxMessageBytes bounds a message's body and properties. Default 256 KiB.
+	MaxMessageBytes int
+	// Lock is how long a received message is invisible to other receivers;
+	// a function's lock is renewed while it runs. Default 30 s.
+	Lock time.Duration
+	// TTL is how long a message is kept when nobody completes it. Default 7
+	// days; negative keeps messages until they are completed.
+	TTL time.Duration
+}
+
+// Message is a queue message given to a queue-triggered function.
+type Message struct {
+	// ID is unique within the queue and stays the same across deliveries.
+	ID         uint64
+	Body       []byte
+	Properties map[string]string
+	Enqueued   time.Time
+	// DequeueCount is how many times the message has been delivered,
+	// counting this delivery.
+	DequeueCount int
+}
+
+// OutgoingMessage is a message to send to a queue.
+type OutgoingMessage struct {
+	Body       []byte
+	Properties map[string]string
+	// Delay keeps the message invisible for this long.
+	Delay time.Duration
+	// TTL overrides the queue's TTL for this message.
+	TTL time.Duration
+}
+
+// QueueTrigger triggers a function with the messages of a queue, one
+// message per invocation. Every instance takes messages; a message is
+// locked by one of them while it is processed.
+type QueueTrigger struct {
+	Queue string
+	// BatchSize is how many messages are fetched at once. Default 16.
+	BatchSize int
+	// Concurrency bounds the messages processed at once per instance.
+	// Default BatchSize/2 × the number of CPUs.
+	Concurrency int
+	// MaxDequeueCount is how many deliveries a message gets, counting the
+	// first, before it moves to the poison queue `<queue>-poison`. Default 5.
+	MaxDequeueCount int
+}
+
+// QueueHandler processes one queue message. Returning nil completes it.
+// An error fails this delivery: the message is delivered again (after the
+// retry policy's delay, without holding up other messages) until
+// MaxDequeueCount, then it is kept as a dead letter in the poison queue.
+// Return RetryAt to try it again much later, or DeadLetterMessage to give
+// up at once.
+type QueueHandler func(ctx context.Context, m *Message) error
+
+// Queue declares a queue.
+func (a *App) Queue(cfg QueueConfig) {
+	a.qs = append(a.qs, cfg)
+}
+
+// QueueFunction declares a function triggered by a queue. Problems with the
+// declaration are reported by Start. WithRetry sets the delay before each
+// redelivery of a failed message (and its retry count bounds deliveries).
+func (a *App) QueueFunction(name string, trigger QueueTrigger, handler QueueHandler, opts ...FunctionOption) {
+	f := host.QueueFunction{
+		Name: name,
+		Trigger: host.QueueTrigger{Queue: trigger.Queue, BatchSize: trigger.BatchSize,
+			Concurrency: trigger.Concurrency, MaxDequeueCount: trigger.MaxDequeueCount},
+		Retry: applyOptions(opts).retry,
+	}
+	if handler != nil {
+		f.Handler = func(ctx context.Context, m *queue.Message) error {
+			return handler(ctx, &Message{ID: m.ID, Body: m.Body, Properties: m.Properties,
+				Enqueued: m.Enqueued, DequeueCount: m.DequeueCount})
+		}
+	}
+	a.qfns = append(a.qfns, f)
+}
+
+// Send stores messages in a queue and returns their IDs (0 for delayed
+// messages, which get one when they become visible). Every message is
+// validated before any is stored; up to 1,000 messages are stored all or
+// none.
+func (a *App) Send(ctx context.Context, queueName string, msgs ...OutgoingMessage) ([]uint64, error) {
+	if err := a.running(); err != nil {
+		return nil, err
+	}
+	out := make([]queue.Outgoing, len(msgs))
+	for i, m := range msgs {
+		out[i] = queue.Outgoing{Body: m.Body, Properties: m.Properties, Delay: m.Delay, TTL: m.TTL}
+	}
+	return a.queues.Send(ctx, queueName, out)
+}
+
+// RetryAt is returned by a queue-triggered function to have the message
+// delivered again at t, for example while a partner system is down. It is
+// not a failure: it does not count toward MaxDequeueCount, does not hold
+// up other messages, and survives restarts.
+func RetryAt(t time.Time, reason string) error {
+	return &host.RetryLaterError{At: t, Reason: reason}
+}
+
+// RetryAfter is RetryAt(now + d).
+func RetryAfter(d time.Duration, reason string) error {
+	return RetryAt(time.Now().Add(d), reason)
+}
+
+// DeadLetterMessage is returned by a queue-triggered function to give up on
+// its message at once: it is kept, with reason, in the poison queue.
+func DeadLetterMessage(reason error) error {
+	if reason == nil {
+		reason = errors.New("dead-lettered by the function")
+	}
+	return &host.DeadLetterError{Reasons: map[int64]error{0: reason}}
+}
+
+// DeadLetterRecord is a kept dead letter: the input, where it came from,
+// which function gave up on it and why.
+type DeadLetterRecord = deadletter.Letter
+
+// DeadLetterFilter selects dead letters; zero fields match everything.
+type DeadLetterFilter struct {
+	// Queue is a dead-letter queue: "sluice-deadletters" (hub functions)
+	// or "<queue>-poison" (queue functions). Empty: all of them.
+	Queue    string
+	Function string
+	// Source is the hub or queue the inputs came from.
+	Source string
+	// Reason matches letters whose reason contains it.
+	Reason string
+	IDs    []uint64
+}
+
+func (f DeadLetterFilter) internal() deadletter.Filter {
+	return deadletter.Filter{Queue: f.Queue, Function: f.Function, Source: f.Source, Reason: f.Reason, IDs: f.IDs}
+}
+
+func (a *App) deadLetters() (*deadletter.Store, error) {
+	if err := a.running(); err != nil {
+		return nil, err
+	}
+	return &deadletter.Store{Queues: a.queues, Hubs: a.hubSvc}, nil
+}
+
+// DeadLetters lists up to limit dead letters matching f.
+func (a *App) DeadLetters(ctx context.Context, f DeadLetterFilter, limit int) ([]DeadLetterRecord, error) {
+	s, err := a.deadLetters()
+	if err != nil {
+		return nil, err
+	}
+	return s.List(ctx, f.internal(), limit)
+}
+
+// Redrive sends the dead letters matching f back to their hub or queue,
+// with their body and properties and a sluice.redrive property counting
+// redrives, and removes them. It returns how many it sent.
+func (a *App) Redrive(ctx context.Context, f DeadLetterFilter) (int, error) {
+	s, err := a.deadLetters()
+	if err != nil {
+		return 0, err
+	}
+	return s.Redrive(ctx, f.internal(), nil)
+}
+
+// PurgeDeadLetters removes the dead letters matching f.
+func (a *App) PurgeDeadLetters(ctx context.Context, f DeadLetterFilter) (int, error) {
+	s, err := a.deadLetters()
+	if err != nil {
+		return 0, err
+	}
+	return s.Purge(ctx, f.internal())
+}

@@ -1,0 +1,126 @@
+package sluice_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice"
+)
+
+func TestAppQueueFunctionPoisonAndRedrive(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
+	app.Queue(sluice.QueueConfig{Name: "orders"})
+	var fixed atomic.Bool
+	var mu sync.Mutex
+	done := map[string]int{}
+	app.QueueFunction("ship", sluice.QueueTrigger{Queue: "orders", MaxDequeueCount: 2}, func(ctx context.Context, m *sluice.Message) error {
+		switch body := string(m.Body); {
+		case body == "broken" && !fixed.Load():
+			return errors.New("cannot ship a broken order")
+		default:
+			mu.Lock()
+			done[body]++
+			mu.Unlock()
+			return nil
+		}
+	})
+	require.NoError(t, app.Start(ctx))
+	defer app.Stop(ctx)
+	var msgs []sluice.OutgoingMessage
+	for i := range 20 {
+		msgs = append(msgs, sluice.OutgoingMessage{Body: fmt.Appendf(nil, "order %d", i)})
+	}
+	msgs = append(msgs, sluice.OutgoingMessage{Body: []byte("broken"), Properties: map[string]string{"customer": "c1"}})
+	ids, err := app.Send(ctx, "orders", msgs...)
+	require.NoError(t, err)
+	require.Len(t, ids, 21)
+
+	var letters []sluice.DeadLetterRecord
+	require.Eventually(t, func() bool {
+		letters, err = app.DeadLetters(ctx, sluice.DeadLetterFilter{Source: "orders"}, 10)
+		return err == nil && len(letters) == 1
+	}, 10*time.Second, 20*time.Millisecond)
+	l := letters[0]
+	require.Equal(t, "orders-poison", l.DeadLetterQueue)
+	require.Equal(t, "ship", l.Function)
+	require.Equal(t, "cannot ship a broken order", l.Reason)
+	require.Equal(t, 2, l.Attempts)
+	require.Equal(t, ids[20], l.Source.MessageID)
+	require.Equal(t, "c1", l.Properties["customer"])
+
+	fixed.Store(true)
+	n, err := app.Redrive(ctx, sluice.DeadLetterFilter{Function: "ship"})
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(done) == 21
+	}, 10*time.Second, 20*time.Millisecond)
+	left, err := app.DeadLetters(ctx, sluice.DeadLetterFilter{}, 10)
+	require.NoError(t, err)
+	require.Empty(t, left)
+	mu.Lock()
+	defer mu.Unlock()
+	for body, n := range done {
+		require.Equal(t, 1, n, "%s processed once", body)
+	}
+}
+
+func TestAppHubDeadLettersRedriveToTheHub(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
+	app.Hub(sluice.HubConfig{Name: "readings", Partitions: 1})
+	var accept atomic.Bool
+	var good atomic.Int32
+	app.Function("decode", sluice.HubTrigger{Hub: "readings"}, func(ctx context.Context, events []sluice.Event) error {
+		var bad []sluice.Event
+		for _, e := range events {
+			if string(e.Body) == "corrupt" && !accept.Load() {
+				bad = append(bad, e)
+				continue
+			}
+			good.Add(1)
+		}
+		if len(bad) > 0 {
+			return sluice.DeadLetter(errors.New("not a reading"), bad...)
+		}
+		return nil
+	})
+	require.NoError(t, app.Start(ctx))
+	defer app.Stop(ctx)
+	pos, err := app.Publish(ctx, "readings", sluice.Event{Body: []byte("ok")}, sluice.Event{Body: []byte("corrupt"), PartitionKey: "dev-1"})
+	require.NoError(t, err)
+
+	var letters []sluice.DeadLetterRecord
+	require.Eventually(t, func() bool {
+		letters, err = app.DeadLetters(ctx, sluice.DeadLetterFilter{Function: "decode"}, 10)
+		return err == nil && len(letters) == 1
+	}, 10*time.Second, 20*time.Millisecond)
+	l := letters[0]
+	require.Equal(t, "sluice-deadletters", l.DeadLetterQueue)
+	require.Equal(t, "not a reading", l.Reason)
+	require.Equal(t, "hub", l.Source.Kind)
+	require.Equal(t, "readings", l.Source.Hub)
+	require.Equal(t, pos[1].SequenceNumber, l.Source.Sequence)
+	require.Equal(t, "dev-1", l.Source.PartitionKey)
+
+	accept.Store(true)
+	n, err := app.Redrive(ctx, sluice.DeadLetterFilter{IDs: []uint64{l.ID}, Queue: l.DeadLetterQueue})
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Eventually(t, func() bool { return good.Load() == 2 }, 10*time.Second, 20*time.Millisecond)
+	n, err = app.PurgeDeadLetters(ctx, sluice.DeadLetterFilter{})
+	require.NoError(t, err)
+	require.Zero(t, n)
+}
