@@ -108,10 +108,14 @@ func (a *App) Send(ctx context.Context, queueName string, msgs ...OutgoingMessag
 	return a.queues.Send(ctx, queueName, out)
 }
 
-// RetryAt is returned by a queue-triggered function to have the message
-// delivered again at t, for example while a partner system is down. It is
-// not a failure: it does not count toward MaxDequeueCount, does not hold
-// up other messages, and survives restarts.
+// RetryAt is returned by a function to have its input delivered again at t,
+// for example while a partner system is down. It is not a failure and
+// survives restarts. A queue function's message does not count a delivery
+// toward MaxDequeueCount and does not hold up other messages. A hub
+// function's batch is set aside in the function's retry queue
+// (`sluice-retry-<function>`) and the partition moves on; at t, each event
+// is given to the function alone, out of its partition's order (its
+// Partition and SequenceNumber tell where it came from).
 func RetryAt(t time.Time, reason string) error {
 	return &host.RetryLaterError{At: t, Reason: reason}
 }

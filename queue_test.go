@@ -124,3 +124,37 @@ func TestAppHubDeadLettersRedriveToTheHub(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, n)
 }
+
+func TestAppRetryAtSurvivesARestart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	var due atomic.Int64
+	var got atomic.Int64 // unix nanos of the second delivery
+	newApp := func() *sluice.App {
+		app := sluice.New(sluice.Config{DataDir: dir, Logger: quiet()})
+		app.Hub(sluice.HubConfig{Name: "orders", Partitions: 1})
+		app.Function("post", sluice.HubTrigger{Hub: "orders"}, func(ctx context.Context, events []sluice.Event) error {
+			if due.Load() == 0 {
+				at := time.Now().Add(2 * time.Second)
+				due.Store(at.UnixNano())
+				return sluice.RetryAt(at, "partner down")
+			}
+			got.Store(time.Now().UnixNano())
+			return nil
+		})
+		return app
+	}
+	app := newApp()
+	require.NoError(t, app.Start(ctx))
+	_, err := app.Publish(ctx, "orders", sluice.Event{Body: []byte("order 1")})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return due.Load() != 0 }, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, app.Stop(ctx))
+
+	app = newApp()
+	require.NoError(t, app.Start(ctx))
+	defer app.Stop(ctx)
+	require.Eventually(t, func() bool { return got.Load() != 0 }, 15*time.Second, 20*time.Millisecond)
+	require.GreaterOrEqual(t, got.Load(), due.Load()-int64(100*time.Millisecond), "delivered when due, not before")
+}

@@ -213,6 +213,9 @@ func (h *Host) Start(ctx context.Context) error {
 			return fmt.Errorf("host: function %s: %w", f.Name, err)
 		}
 		h.bg.Go(func() { h.reportLag(f) })
+		if err := h.startRetries(ctx, f); err != nil {
+			return err
+		}
 	}
 	for _, f := range h.qfns {
 		if err := h.startQueue(ctx, f); err != nil {
@@ -682,6 +685,10 @@ func (h *Host) invoke(ctx context.Context, f *function, p int, batch []hub.Store
 			if !h.putDeadLetters(ctx, f, letters, log) {
 				return false
 			}
+			h.processed(f, len(batch))
+			return true
+		}
+		if later, ok := errors.AsType[*RetryLaterError](err); ok && h.setAside(ctx, f, batch, later, log) {
 			h.processed(f, len(batch))
 			return true
 		}

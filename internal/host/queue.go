@@ -63,6 +63,9 @@ func (e *RetryLaterError) Error() string {
 
 type queueFunction struct {
 	QueueFunction
+	// giveUp, when set, keeps a message the function gave up on instead of
+	// the poison queue (for hub functions' retry queues: see retrylater.go).
+	giveUp    func(ctx context.Context, m *queue.Message, reason error, now time.Time) error
 	lock      time.Duration
 	processed *atomicCounter
 	duration  prometheus.Observer
@@ -103,15 +106,19 @@ func (h *Host) RegisterQueue(f QueueFunction) error {
 	if h.named(f.Name) {
 		return fmt.Errorf("host: two functions are named %s", f.Name)
 	}
+	h.qfns = append(h.qfns, h.newQueueFunction(f, &atomicCounter{}))
+	return nil
+}
+
+func (h *Host) newQueueFunction(f QueueFunction, processed *atomicCounter) *queueFunction {
 	m := h.cfg.Metrics
-	qf := &queueFunction{QueueFunction: f, processed: &atomicCounter{},
+	qf := &queueFunction{QueueFunction: f, processed: processed,
 		duration: m.BatchDuration.WithLabelValues(f.Name), failures: m.Failures.WithLabelValues(f.Name),
 		outcomes: map[string]prometheus.Counter{}}
 	for _, o := range []string{"dequeued", "completed", "abandoned", "poisoned", "moved"} {
-		qf.outcomes[o] = m.QueueMessages.WithLabelValues(f.Name, t.Queue, o)
+		qf.outcomes[o] = m.QueueMessages.WithLabelValues(f.Name, f.Trigger.Queue, o)
 	}
-	h.qfns = append(h.qfns, qf)
-	return nil
+	return qf
 }
 
 func (h *Host) named(name string) bool {
@@ -310,6 +317,9 @@ func (h *Host) poison(ctx context.Context, f *queueFunction, m *queue.Message, r
 }
 
 func (h *Host) keepPoisoned(ctx context.Context, f *queueFunction, m *queue.Message, reason error, now time.Time) error {
+	if f.giveUp != nil {
+		return f.giveUp(ctx, m, reason, now)
+	}
 	return h.cfg.DeadLetters.Poison(ctx, DeadLetter{
 		Function: f.Name, Reason: reason.Error(),
 		Source:   Source{Kind: "queue", Queue: f.Trigger.Queue, MessageID: m.ID, EnqueuedTime: m.Enqueued},

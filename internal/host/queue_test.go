@@ -10,11 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice/internal/deadletter"
 	"github.com/sluicehq/sluice/internal/engine/enginetest"
 	"github.com/sluicehq/sluice/internal/host"
+	"github.com/sluicehq/sluice/internal/hub"
+	"github.com/sluicehq/sluice/internal/lease"
 	"github.com/sluicehq/sluice/internal/queue"
 	"github.com/sluicehq/sluice/internal/resilience"
 )
@@ -246,4 +249,56 @@ func TestRegisterQueueRejectsBadFunctions(t *testing.T) {
 	}
 	require.NoError(t, h.RegisterQueue(host.QueueFunction{Name: "f", Trigger: host.QueueTrigger{Queue: e.name}, Handler: ok}))
 	require.ErrorContains(t, h.RegisterQueue(host.QueueFunction{Name: "f", Trigger: host.QueueTrigger{Queue: e.name}, Handler: ok}), "two functions are named f")
+}
+
+func TestHubFunctionRetryLaterSetsEventsAside(t *testing.T) {
+	t.Parallel()
+	e := setup(t, 1)
+	q := queue.Open(e.eng.JS, e.eng.MaxPayload(), queue.Options{})
+	kv, err := e.eng.JS.CreateOrUpdateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "leases", History: 1})
+	require.NoError(t, err)
+	lm, err := lease.New(kv, lease.Config{InstanceID: "i", Expiry: 3 * time.Second})
+	require.NoError(t, err)
+	h, err := host.New(host.Config{InstanceID: "i", Hubs: e.hubs, Leases: lm, Queues: q, DeadLetters: e.sink, ShutdownTimeout: 5 * time.Second})
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var seen []string
+	var dueAt atomic.Int64
+	require.NoError(t, h.Register(host.Function{Name: "partner", Trigger: host.HubTrigger{Hub: e.hub, MaxBatchSize: 1},
+		Handler: func(_ context.Context, evs []hub.StoredEvent) error {
+			ev := evs[0]
+			body := string(ev.Body)
+			mu.Lock()
+			seen = append(seen, fmt.Sprintf("%s@%d", body, ev.Sequence))
+			mu.Unlock()
+			switch {
+			case body == "later" && dueAt.Load() == 0:
+				at := time.Now().Add(time.Second)
+				dueAt.Store(at.UnixNano())
+				return &host.RetryLaterError{At: at, Reason: "partner down"}
+			case body == "later":
+				if time.Now().UnixNano() < dueAt.Load()-int64(50*time.Millisecond) {
+					return errors.New("delivered before it was due")
+				}
+				if ev.Properties["i"] != "0" || ev.PartitionKey != "key-0" {
+					return fmt.Errorf("lost its properties or key: %+v", ev)
+				}
+			}
+			return nil
+		}}))
+	require.NoError(t, h.Start(context.Background()))
+	t.Cleanup(func() { h.Stop(context.Background()) })
+
+	pos, err := e.hubs.Publish(context.Background(), e.hub, []hub.Event{{Body: []byte("later"), PartitionKey: "key-0", Properties: map[string]string{"i": "0"}}})
+	require.NoError(t, err)
+	_, err = e.hubs.Publish(context.Background(), e.hub, []hub.Event{{Body: []byte("a")}, {Body: []byte("b")}})
+	require.NoError(t, err)
+	eventually(t, "the set-aside event done", func() bool { return h.Processed("partner") >= 4 })
+	mu.Lock()
+	defer mu.Unlock()
+	seq := pos[0].Sequence
+	require.Len(t, seen, 4)
+	require.Equal(t, fmt.Sprintf("later@%d", seq), seen[0])
+	require.Equal(t, fmt.Sprintf("later@%d", seq), seen[3], "delivered again, with its position, after the others")
+	require.Empty(t, e.sink.all())
 }
