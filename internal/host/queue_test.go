@@ -302,3 +302,25 @@ func TestHubFunctionRetryLaterSetsEventsAside(t *testing.T) {
 	require.Equal(t, fmt.Sprintf("later@%d", seq), seen[3], "delivered again, with its position, after the others")
 	require.Empty(t, e.sink.all())
 }
+
+// An idle queue's function wakes when a message arrives, not on a
+// multi-second poll.
+func TestQueueFunctionWakesPromptlyWhenIdle(t *testing.T) {
+	t.Parallel()
+	e := setupQueue(t, queue.Config{})
+	got := make(chan time.Time, 1)
+	e.start(t, host.QueueFunction{Name: "f", Trigger: host.QueueTrigger{Queue: e.name},
+		Handler: func(context.Context, *queue.Message) error {
+			got <- time.Now()
+			return nil
+		}})
+	time.Sleep(3 * time.Second) // idle long enough for any poll to back off
+	sent := time.Now()
+	e.send(t, "wake up")
+	select {
+	case at := <-got:
+		require.Less(t, at.Sub(sent), 1500*time.Millisecond, "woke %s after the send", at.Sub(sent))
+	case <-time.After(10 * time.Second):
+		t.Fatal("the message was not processed")
+	}
+}
