@@ -47,12 +47,21 @@ type Outgoing struct {
 
 // Size is what counts against the queue's maximum message size.
 func (o *Outgoing) Size() int {
-	n := len(o.Body)
-	for k, v := range o.Properties {
-		n += len(k) + len(v)
-	}
-	return n
+	return len(o.Body) + o.propertiesSize()
 }
+
+// propertiesSize is the size of the properties as stored (a JSON header).
+func (o *Outgoing) propertiesSize() int {
+	if len(o.Properties) == 0 {
+		return 0
+	}
+	b, _ := json.Marshal(o.Properties)
+	return len(b)
+}
+
+// MaxPropertiesBytes bounds a message's properties as stored (JSON): they
+// travel in a NATS header, which the server limits.
+const MaxPropertiesBytes = 32 << 10
 
 // Message is a received or peeked message.
 type Message struct {
@@ -87,6 +96,9 @@ func (s *Service) Send(ctx context.Context, name string, msgs []Outgoing) ([]uin
 	info := st.info
 	for i := range msgs {
 		m := &msgs[i]
+		if size := m.propertiesSize(); size > MaxPropertiesBytes {
+			return nil, fmt.Errorf("%w: the properties of message %d take %d bytes as JSON, the limit is %d bytes: put large values in the body", ErrTooLarge, i, size, MaxPropertiesBytes)
+		}
 		if size := m.Size(); size > info.MaxMessageBytes {
 			return nil, fmt.Errorf("%w: message %d is %d bytes, the limit of queue %s is %d bytes: store the payload elsewhere and send a reference", ErrTooLarge, i, size, name, info.MaxMessageBytes)
 		}
@@ -213,14 +225,14 @@ func (s *Service) Receive(ctx context.Context, name string, max int, wait time.D
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.fetch(st, max, 0)
+	out, err := s.fetch(ctx, st, max, 0)
 	if err != nil || len(out) > 0 || wait <= 0 {
 		return out, s.fetchErr(name, err)
 	}
-	if out, err = s.fetch(st, 1, wait); err != nil || len(out) == 0 {
+	if out, err = s.fetch(ctx, st, 1, wait); err != nil || len(out) == 0 {
 		return out, s.fetchErr(name, err)
 	}
-	more, err := s.fetch(st, max-1, 0)
+	more, err := s.fetch(ctx, st, max-1, 0)
 	return append(out, more...), s.fetchErr(name, err)
 }
 
@@ -233,7 +245,7 @@ func (s *Service) fetchErr(name string, err error) error {
 
 // fetch gets up to n messages, waiting up to wait for them (none: only
 // what is there now).
-func (s *Service) fetch(st *queueState, n int, wait time.Duration) ([]*Message, error) {
+func (s *Service) fetch(ctx context.Context, st *queueState, n int, wait time.Duration) ([]*Message, error) {
 	if n == 0 {
 		return nil, nil
 	}
@@ -242,7 +254,10 @@ func (s *Service) fetch(st *queueState, n int, wait time.Duration) ([]*Message, 
 	if wait <= 0 {
 		batch, err = st.cons.FetchNoWait(n)
 	} else {
-		batch, err = st.cons.Fetch(n, jetstream.FetchMaxWait(wait))
+		// Bounded by wait or by ctx, whichever ends first.
+		ctx, cancel := context.WithTimeout(ctx, wait)
+		defer cancel()
+		batch, err = st.cons.Fetch(n, jetstream.FetchContext(ctx))
 	}
 	if err != nil {
 		return nil, err
@@ -331,20 +346,29 @@ func (s *Service) Complete(ctx context.Context, name string, m *Message) error {
 }
 
 // Abandon releases a received message to be delivered again after delay
-// (at once when delay is 0).
+// (at once when delay is 0). It keeps its ID, enqueued time and dequeue
+// count.
 //
-// A message received in this process is stored again (at once, or as a
-// schedule when delayed) and the original completed, rather than released
-// to the server's redelivery: a delayed redelivery is then durable, and
-// removing completed messages (see sweep) cannot drop it, as it drops the
-// server's pending redeliveries. It keeps its ID, enqueued time and
-// dequeue count. A lock token from elsewhere is released to the server.
+// A message received in this process and abandoned with a delay is stored
+// again as a schedule and the original completed, rather than released to
+// the server's redelivery: the delayed retry is then durable, and sweeping
+// (see sweep) cannot drop it. Without a delay it is released to the
+// server, which is cheaper; sweeps hold back while such releases happen
+// (see sweeper). A lock token from elsewhere is released to the server.
 func (s *Service) Abandon(ctx context.Context, name string, m *Message, delay time.Duration) error {
 	if delay < 0 {
 		return fmt.Errorf("%w delay %s: must not be negative", ErrInvalid, delay)
 	}
-	if m.msg != nil {
+	st, err := s.state(ctx, name)
+	if err != nil {
+		return err
+	}
+	if m.msg != nil && delay > 0 {
 		return s.requeue(ctx, name, m, time.Now().Add(delay), m.DequeueCount)
+	}
+	st.lastRelease.Store(time.Now().UnixNano())
+	if m.msg != nil {
+		return s.ackErr(name, m.msg.Nak())
 	}
 	body := "-NAK"
 	if delay > 0 {

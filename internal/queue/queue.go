@@ -180,6 +180,10 @@ type queueState struct {
 	// runs.
 	dirty    atomic.Bool
 	sweeping atomic.Bool
+	// lastRelease and lastSweep are unix nanoseconds of the last message
+	// released to the server's redelivery and of the last sweep.
+	lastRelease atomic.Int64
+	lastSweep   atomic.Int64
 
 	// sends feed the queue's batchers (see batch.go); batchers counts
 	// those running.
@@ -321,6 +325,7 @@ func (s *Service) state(ctx context.Context, name string) (*queueState, error) {
 		return nil, err
 	}
 	st = &queueState{info: info, cons: cons, sends: make(chan *storeReq, 4096)}
+	st.lastSweep.Store(time.Now().UnixNano())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if cur := s.cache[name]; cur != nil {
@@ -413,14 +418,14 @@ func (s *Service) Stats(ctx context.Context, name string) (Stats, error) {
 	if err != nil {
 		return Stats{}, s.wrap(name, "stats of", err)
 	}
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter("queue."+name+".>"))
+	// Count the queue subject's messages only (one entry): the delayed
+	// messages are the rest, each on its own subject.
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(subject(name)))
 	if err != nil {
 		return Stats{}, s.wrap(name, "stats of", err)
 	}
 	var out Stats
-	for _, n := range info.State.Subjects {
-		out.Delayed += n
-	}
+	out.Delayed = info.State.Msgs - info.State.Subjects[subject(name)]
 	ci, err := st.cons.Info(ctx)
 	if err != nil {
 		return Stats{}, s.wrap(name, "stats of", err)
@@ -463,8 +468,12 @@ func (s *Service) wrap(name, op string, err error) error {
 	return fmt.Errorf("queue: %s %s: %w", op, name, err)
 }
 
-// sweepEvery is how often, at most, a queue is swept.
-const sweepEvery = time.Second
+// sweepEvery is how often, at most, a queue is swept; sweepAnyway how
+// often it is swept even while messages are being released.
+const (
+	sweepEvery  = time.Second
+	sweepAnyway = 30 * time.Second
+)
 
 // completed notes that messages of a queue were completed: a sweeper runs
 // while there are completions, sweeping at most every sweepEvery.
@@ -478,6 +487,17 @@ func (s *Service) completed(st *queueState) {
 func (s *Service) sweeper(st *queueState) {
 	for {
 		for st.dirty.Swap(false) {
+			// A sweep drops the server's pending redeliveries (nats-server's
+			// consumer purge keeps none below its delivery point); they then
+			// wait out their lock. So while messages are being released,
+			// sweep only every sweepAnyway.
+			now := time.Now().UnixNano()
+			if now-st.lastRelease.Load() < int64(2*sweepEvery) && now-st.lastSweep.Load() < int64(sweepAnyway) {
+				st.dirty.Store(true)
+				time.Sleep(sweepEvery)
+				continue
+			}
+			st.lastSweep.Store(now)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			err := s.sweep(ctx, st)
 			cancel()

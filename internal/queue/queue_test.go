@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -294,6 +295,9 @@ func TestBadInputWritesNothing(t *testing.T) {
 		require.ErrorIs(t, err, queue.ErrInvalid)
 		_, err = s.Receive(bg, name, 0, 0)
 		require.ErrorIs(t, err, queue.ErrInvalid)
+		_, err = s.Send(bg, name, []queue.Outgoing{{Body: []byte("ok"), Properties: map[string]string{"big": strings.Repeat("\x01", 20<<10)}}})
+		require.ErrorIs(t, err, queue.ErrTooLarge, "properties are stored as JSON in a header: escaped, they exceed its limit")
+		require.ErrorContains(t, err, "put large values in the body")
 		st, err := s.Stats(bg, name)
 		require.NoError(t, err)
 		require.Zero(t, st.Depth+st.Delayed)
