@@ -3,6 +3,8 @@
 //	sluice dev                  run everything in one process, with a demo
 //	sluice serve                run an instance (embedded or external NATS)
 //	sluice hub <verb>           create, list, describe, delete, send, tail, lag, replay
+//	sluice queue <verb>         create, list, describe, send, peek, receive, complete, abandon, depth, purge, delete
+//	sluice deadletters <verb>   list, show, redrive, purge
 //	sluice bench <workload>     measure throughput against the raw engine
 //
 // Every command has --help; commands that print data have --json.
@@ -37,7 +39,9 @@ func topCommands() []command {
 		{"dev", "run the whole platform in one process with a demo pipeline", runDev},
 		{"serve", "run a platform instance (no demo)", runServe},
 		{"hub", "manage hubs and their events: create, list, describe, delete, send, tail, lag, replay", runHub},
-		{"bench", "measure throughput and latency (workloads: hub)", runBench},
+		{"queue", "manage queues and their messages: create, list, describe, send, peek, receive, complete, abandon, depth, purge, delete", runQueue},
+		{"deadletters", "inspect and redrive the inputs functions gave up on: list, show, redrive, purge", runDeadLetters},
+		{"bench", "measure throughput and latency (workloads: hub, queue)", runBench},
 		{"version", "print the version", func([]string) error { fmt.Fprintln(stdout, "sluice", version); return nil }},
 	}
 }

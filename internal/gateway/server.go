@@ -72,6 +72,10 @@ func NewServer(cfg Config) *Server {
 	s.route("GET /api/v1/hubs/{hub}/partitions/{partition}/events", "hubs.read", s.read)
 	s.route("GET /api/v1/hubs/{hub}/groups/{group}/lag", "hubs.lag", s.lag)
 	s.route("POST /api/v1/hubs/{hub}/groups/{group}/replay", "hubs.replay", s.replay)
+	if cfg.Queues != nil {
+		s.queueRoutes()
+		s.deadLetterRoutes()
+	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (the API is under /api/v1/)", r.Method, r.URL.Path))
 	})

@@ -1,0 +1,157 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/sluicehq/sluice/internal/deadletter"
+	"github.com/sluicehq/sluice/internal/queue"
+)
+
+// Dead letters under /api/v1/deadletters (see package deadletter).
+
+// DeadLetterJSON is a dead letter in API answers: the record, with the body
+// also as text when it is UTF-8.
+type DeadLetterJSON struct {
+	deadletter.Letter
+	BodyText *string `json:"body_text,omitempty"`
+}
+
+// DeadLetterSelector selects dead letters for redrive and purge. At least
+// one field must be set, or All, so that nothing is redriven or purged by
+// an empty request.
+type DeadLetterSelector struct {
+	Queue    string   `json:"queue,omitempty"`
+	Function string   `json:"function,omitempty"`
+	Source   string   `json:"source,omitempty"`
+	Reason   string   `json:"reason,omitempty"`
+	IDs      []uint64 `json:"ids,omitempty"`
+	All      bool     `json:"all,omitempty"`
+}
+
+func (d DeadLetterSelector) filter() (deadletter.Filter, error) {
+	f := deadletter.Filter{Queue: d.Queue, Function: d.Function, Source: d.Source, Reason: d.Reason, IDs: d.IDs}
+	if !d.All && f.Queue == "" && f.Function == "" && f.Source == "" && f.Reason == "" && len(f.IDs) == 0 {
+		return f, invalidRequestf(`select dead letters with queue, function, source, reason or ids, or send "all": true`)
+	}
+	if len(f.IDs) > 0 && f.Queue == "" {
+		return f, invalidRequestf("ids are per dead-letter queue: give the queue too (sluice-deadletters or <queue>-poison)")
+	}
+	return f, nil
+}
+
+func (s *Server) deadLetterRoutes() {
+	s.route("GET /api/v1/deadletters", "deadletters.list", s.listDeadLetters)
+	s.route("GET /api/v1/deadletters/{queue}/{id}", "deadletters.show", s.showDeadLetter)
+	s.route("POST /api/v1/deadletters/redrive", "deadletters.redrive", s.redrive)
+	s.route("POST /api/v1/deadletters/purge", "deadletters.purge", s.purgeDeadLetters)
+}
+
+// failDeadLetters answers with the status that fits an error of the dead
+// letter store.
+func (s *Server) failDeadLetters(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, queue.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error()+" (list dead letters with GET /api/v1/deadletters)")
+	case errors.Is(err, queue.ErrInvalid):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, queue.ErrUnsupported):
+		writeError(w, http.StatusNotImplemented, err.Error())
+	default:
+		s.fail(w, r, err)
+	}
+}
+
+func (s *Server) deadLetterStore() *deadletter.Store {
+	return &deadletter.Store{Queues: s.cfg.Queues, Hubs: s.cfg.Hubs}
+}
+
+func deadLetterJSON(l deadletter.Letter) DeadLetterJSON {
+	out := DeadLetterJSON{Letter: l}
+	if utf8.Valid(l.Body) {
+		text := string(l.Body)
+		out.BodyText = &text
+	}
+	return out
+}
+
+func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			s.fail(w, r, invalidRequestf("limit %q: use a number from 1 to 10000", v))
+			return
+		}
+		limit = n
+	}
+	letters, err := s.deadLetterStore().List(r.Context(), deadletter.Filter{
+		Queue: q.Get("queue"), Function: q.Get("function"), Source: q.Get("source"), Reason: q.Get("reason")}, limit)
+	if err != nil {
+		s.failDeadLetters(w, r, err)
+		return
+	}
+	out := make([]DeadLetterJSON, len(letters))
+	for i, l := range letters {
+		out[i] = deadLetterJSON(l)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"dead_letters": out})
+}
+
+func (s *Server) showDeadLetter(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil {
+		s.fail(w, r, invalidRequestf("dead letter id %q: want a number, as listed by GET /api/v1/deadletters", r.PathValue("id")))
+		return
+	}
+	l, err := s.deadLetterStore().Get(r.Context(), r.PathValue("queue"), id)
+	if err != nil {
+		s.failDeadLetters(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, deadLetterJSON(l))
+}
+
+func (s *Server) selectDeadLetters(w http.ResponseWriter, r *http.Request) (deadletter.Filter, bool) {
+	var sel DeadLetterSelector
+	if err := decodeRequest(r, &sel); err != nil {
+		s.failDeadLetters(w, r, err)
+		return deadletter.Filter{}, false
+	}
+	f, err := sel.filter()
+	if err != nil {
+		s.failDeadLetters(w, r, err)
+		return f, false
+	}
+	return f, true
+}
+
+func (s *Server) redrive(w http.ResponseWriter, r *http.Request) {
+	f, ok := s.selectDeadLetters(w, r)
+	if !ok {
+		return
+	}
+	n, err := s.deadLetterStore().Redrive(r.Context(), f, nil)
+	if err != nil {
+		s.log.Warn("redrive stopped", "redriven", n, "err", err)
+		s.failDeadLetters(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"redriven": n})
+}
+
+func (s *Server) purgeDeadLetters(w http.ResponseWriter, r *http.Request) {
+	f, ok := s.selectDeadLetters(w, r)
+	if !ok {
+		return
+	}
+	n, err := s.deadLetterStore().Purge(r.Context(), f)
+	if err != nil {
+		s.failDeadLetters(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"purged": n})
+}

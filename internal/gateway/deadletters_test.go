@@ -1,0 +1,109 @@
+package gateway_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/internal/deadletter"
+	"github.com/sluicehq/sluice/internal/gateway"
+)
+
+// poisonFixture is a queue "orders" with two dead letters in its poison
+// queue, from functions f1 and f2.
+func poisonFixture(t *testing.T) (*queueFixture, []gateway.DeadLetterJSON) {
+	t.Helper()
+	f := setupQueues(t)
+	f.createQueue(t, `{"name":"orders"}`)
+	store := &deadletter.Store{Queues: f.queues}
+	for i, fn := range []string{"f1", "f2"} {
+		require.NoError(t, store.Poison(context.Background(), deadletter.Letter{Function: fn, Reason: "boom " + fn, Attempts: 5,
+			Source: deadletter.Source{Kind: "queue", Queue: "orders", MessageID: uint64(i + 1)},
+			Body:   fmt.Appendf(nil, "order %d", i), Properties: map[string]string{"n": fmt.Sprint(i)}}))
+	}
+	var list struct {
+		DeadLetters []gateway.DeadLetterJSON `json:"dead_letters"`
+	}
+	f.doJSON(t, http.StatusOK, &list, "GET", "/api/v1/deadletters", nil)
+	require.Len(t, list.DeadLetters, 2)
+	return f, list.DeadLetters
+}
+
+func TestDeadLetterRoutes(t *testing.T) {
+	t.Parallel()
+	f, all := poisonFixture(t)
+	require.Equal(t, "orders-poison", all[0].DeadLetterQueue)
+	require.Equal(t, "order 0", *all[0].BodyText)
+	require.Equal(t, "boom f1", all[0].Reason)
+
+	var filtered struct {
+		DeadLetters []gateway.DeadLetterJSON `json:"dead_letters"`
+	}
+	f.doJSON(t, http.StatusOK, &filtered, "GET", "/api/v1/deadletters?function=f2&limit=5", nil)
+	require.Len(t, filtered.DeadLetters, 1)
+	require.Equal(t, "f2", filtered.DeadLetters[0].Function)
+
+	var one gateway.DeadLetterJSON
+	f.doJSON(t, http.StatusOK, &one, "GET", fmt.Sprintf("/api/v1/deadletters/orders-poison/%d", all[1].ID), nil)
+	require.Equal(t, "order 1", string(one.Body))
+
+	var redriven map[string]int
+	f.doJSON(t, http.StatusOK, &redriven, "POST", "/api/v1/deadletters/redrive",
+		fmt.Appendf(nil, `{"queue":"orders-poison","ids":[%d]}`, all[0].ID), jsonType...)
+	require.Equal(t, map[string]int{"redriven": 1}, redriven)
+	msgs, err := f.queues.Receive(context.Background(), "orders", 10, time.Second)
+	require.NoError(t, err)
+	require.Len(t, msgs, 1)
+	require.Equal(t, "order 0", string(msgs[0].Body))
+	require.Equal(t, "1", msgs[0].Properties[deadletter.PropRedrive])
+
+	var purged map[string]int
+	f.doJSON(t, http.StatusOK, &purged, "POST", "/api/v1/deadletters/purge", []byte(`{"all":true}`), jsonType...)
+	require.Equal(t, map[string]int{"purged": 1}, purged)
+	st, err := f.queues.Stats(context.Background(), "orders-poison")
+	require.NoError(t, err)
+	require.Zero(t, st.Depth)
+}
+
+func TestDeadLetterRouteErrors(t *testing.T) {
+	t.Parallel()
+	f, all := poisonFixture(t)
+	cases := []struct {
+		name, method, path, body string
+		code                     int
+		parts                    []string
+	}{
+		{"bad limit", "GET", "/api/v1/deadletters?limit=0", "", 400, []string{"limit"}},
+		{"not a dead-letter queue", "GET", "/api/v1/deadletters?queue=orders", "", 400, []string{"dead letters are in"}},
+		{"bad id", "GET", "/api/v1/deadletters/orders-poison/x", "", 400, []string{"want a number"}},
+		{"unknown id", "GET", "/api/v1/deadletters/orders-poison/999", "", 404, []string{"dead letter 999"}},
+		{"unknown dead-letter queue", "GET", "/api/v1/deadletters/nope-poison/1", "", 404, []string{"not found"}},
+		{"redrive nothing selected", "POST", "/api/v1/deadletters/redrive", `{}`, 400, []string{`"all": true`}},
+		{"redrive ids without queue", "POST", "/api/v1/deadletters/redrive", fmt.Sprintf(`{"ids":[%d]}`, all[0].ID), 400, []string{"give the queue too"}},
+		{"redrive malformed", "POST", "/api/v1/deadletters/redrive", `{"queue":`, 400, nil},
+		{"redrive unknown field", "POST", "/api/v1/deadletters/redrive", `{"everything":true}`, 400, nil},
+		{"purge nothing selected", "POST", "/api/v1/deadletters/purge", `{}`, 400, []string{`"all": true`}},
+		{"purge not a dead-letter queue", "POST", "/api/v1/deadletters/purge", `{"queue":"orders"}`, 400, []string{"dead letters are in"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var body []byte
+			var hdr []string
+			if c.body != "" {
+				body, hdr = []byte(c.body), jsonType
+			}
+			r := f.do(t, c.method, c.path, body, hdr...)
+			requireError(t, r, c.code, c.parts...)
+			st, err := f.queues.Stats(context.Background(), "orders-poison")
+			require.NoError(t, err)
+			require.Equal(t, uint64(2), st.Depth, "a rejected request changes nothing")
+			st, err = f.queues.Stats(context.Background(), "orders")
+			require.NoError(t, err)
+			require.Zero(t, st.Depth)
+		})
+	}
+}
