@@ -15,7 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/queue"
 )
 
 // envChild carries a child's childConfig as JSON.
@@ -23,8 +27,9 @@ const envChild = "SLUICE_CRASHTEST_CHILD"
 
 // Child roles.
 const (
-	roleConsumer  = "consumer"
-	rolePublisher = "publisher"
+	roleConsumer      = "consumer"
+	rolePublisher     = "publisher"
+	roleQueueConsumer = "queue-consumer"
 )
 
 // childConfig tells a child what to be.
@@ -52,7 +57,19 @@ type childConfig struct {
 	// Publisher.
 	Run        string `json:"run,omitempty"` // prefix of the event ids
 	Publishers int    `json:"publishers,omitempty"`
-	BatchSize  int    `json:"batch_size,omitempty"`
+	// BatchSize is the events per Publish call (publisher) or the messages
+	// fetched at once (queue consumer).
+	BatchSize int `json:"batch_size,omitempty"`
+
+	// Queue consumer.
+	Queue           string        `json:"queue,omitempty"`
+	Lock            time.Duration `json:"lock,omitempty"`
+	Concurrency     int           `json:"concurrency,omitempty"`
+	MaxDequeueCount int           `json:"max_dequeue_count,omitempty"`
+	// MessageDelay is how long the function takes per completed message,
+	// after recording it: it paces the consumer like BatchDelay, and
+	// widens the window between "processed" and "completed".
+	MessageDelay time.Duration `json:"message_delay,omitempty"`
 }
 
 // TestChildMain is the body of a child process; see the package comment. It
@@ -80,6 +97,8 @@ func TestChildMain(t *testing.T) {
 		err = runConsumer(ctx, cfg, out)
 	case rolePublisher:
 		err = runPublisher(ctx, cfg, out)
+	case roleQueueConsumer:
+		err = runQueueConsumer(ctx, cfg, out)
 	default:
 		err = fmt.Errorf("unknown role %q", cfg.Role)
 	}
@@ -188,6 +207,94 @@ func runPublisher(ctx context.Context, cfg childConfig, out *outFile) error {
 	return firstErr
 }
 
+// poisonProperty marks a message that the queue consumer's function always
+// fails, so that it ends in the poison queue.
+const poisonProperty = "crashtest-poison"
+
+// queueFunction names the queue consumer's function (in its dead letters).
+const queueFunction = "process"
+
+// runQueueConsumer runs one instance with a function on a queue that
+// records every message it completes (a C line) and fails every message
+// marked with poisonProperty (an F line), until ctx ends (SIGTERM), then
+// stops gracefully. Meanwhile it reports the queue's depth (D lines), which
+// only the engine in this process can tell while it runs.
+func runQueueConsumer(ctx context.Context, cfg childConfig, out *outFile) error {
+	app := sluice.New(sluice.Config{
+		DataDir: cfg.DataDir, InstanceID: cfg.InstanceID, ShutdownTimeout: 20 * time.Second,
+		// A port of its own, for the depth reporter's connection.
+		NATSListen: "127.0.0.1:0",
+		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	})
+	app.Queue(sluice.QueueConfig{Name: cfg.Queue, Lock: cfg.Lock})
+	errPoison := errors.New("this message is marked as poison")
+	app.QueueFunction(queueFunction, sluice.QueueTrigger{
+		Queue: cfg.Queue, BatchSize: cfg.BatchSize, Concurrency: cfg.Concurrency, MaxDequeueCount: cfg.MaxDequeueCount,
+	}, func(ctx context.Context, m *sluice.Message) error {
+		if m.Properties[poisonProperty] != "" {
+			if err := out.message('F', m); err != nil {
+				return err
+			}
+			return errPoison
+		}
+		if err := out.message('C', m); err != nil {
+			return err
+		}
+		if cfg.MessageDelay > 0 {
+			t := time.NewTimer(cfg.MessageDelay)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+		}
+		return nil
+	})
+	if err := app.Start(ctx); err != nil {
+		return err
+	}
+	reportErr := reportDepth(ctx, app.NATSURL(), cfg.Queue, out)
+	return errors.Join(reportErr, app.Stop(context.Background()))
+}
+
+// reportDepth writes a line "D <depth> <locked> <delayed>" with a queue's
+// statistics every 100ms until ctx ends. It connects like any other client,
+// through the port the embedded server listens on.
+func reportDepth(ctx context.Context, url, name string, out *outFile) error {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return fmt.Errorf("depth reporter: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("depth reporter: %w", err)
+	}
+	svc := queue.Open(js, nc.MaxPayload(), queue.Options{})
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := svc.Stats(sctx, name)
+		cancel()
+		if err != nil {
+			// Reported, not fatal: the parent waits for the next line.
+			if ctx.Err() == nil {
+				fmt.Fprintf(os.Stderr, "depth reporter: %v\n", err)
+			}
+			continue
+		}
+		if err := out.write(fmt.Appendf(nil, "D %d %d %d\n", st.Depth, st.Locked, st.Delayed)); err != nil {
+			return err
+		}
+	}
+}
+
 // outFile is a child's output file. Each call is one write(2) of whole
 // lines, so a kill leaves at worst one incomplete line at the end.
 type outFile struct {
@@ -223,6 +330,12 @@ func (o *outFile) events(evs []sluice.Event) error {
 		b = fmt.Appendf(b, "E %d %d %d %s\n", e.Partition, e.SequenceNumber, now, e.Body)
 	}
 	return o.write(b)
+}
+
+// message records a queue message given to the function: a line
+// "<kind> <id> <dequeue count> <body>".
+func (o *outFile) message(kind byte, m *sluice.Message) error {
+	return o.write(fmt.Appendf(nil, "%c %d %d %s\n", kind, m.ID, m.DequeueCount, m.Body))
 }
 
 // acquired records that the host started processing a partition.

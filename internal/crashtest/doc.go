@@ -1,6 +1,7 @@
 // Package crashtest proves the platform's delivery invariants (DESIGN.md,
-// invariants 1-4) by killing real processes with SIGKILL and counting every
-// event afterwards. It has no API; everything is in its tests.
+// invariants 1-4, and 5 for queues) by killing real processes with SIGKILL
+// and counting every event afterwards. It has no API; everything is in its
+// tests.
 //
 // # Child processes
 //
@@ -14,7 +15,8 @@
 // absent, so a normal `go test` run only executes it as the parent's child.
 // A child is a complete Sluice instance built with the public SDK: a
 // consumer (a function on a hub, with the embedded engine on its own data
-// directory or an external one by URL) or a publisher. Because the embedded
+// directory or an external one by URL), a publisher, or a queue consumer (a
+// function on a queue, with the embedded engine). Because the embedded
 // NATS server lives in the child, a SIGKILL also kills the server in the
 // middle of its writes, and the next child must recover the store.
 //
@@ -29,6 +31,14 @@
 // The consumer writes the A lines from its log handler when the host logs
 // "partition acquired", so the parent can tell a redelivery after a lease
 // handover from a reordering.
+//
+// The queue consumer writes a line per message given to its function,
+// before the function returns, and the queue's depth every 100ms (read
+// through the port its embedded server listens on):
+//
+//	C <id> <dequeue-count> <body>        a message the function completes
+//	F <id> <dequeue-count> <body>        a poison message the function fails
+//	D <depth> <locked> <delayed>         the queue's statistics
 //
 // # What the tests prove
 //
@@ -52,11 +62,24 @@
 //     2-4).
 //   - TestHubCreateCrash: an instance killed while it creates a declared
 //     hub's partitions leaves a hub that the next start makes usable.
+//   - TestQueueConsumerCrash: a queue-triggered function killed repeatedly
+//     (during start-up and while processing) loses no message: every good
+//     message is completed at least once, every message its function
+//     always fails is kept in the poison queue after maxDequeueCount
+//     deliveries, and no good one is; a message keeps its ID across
+//     deliveries, the function never sees one delivered more than
+//     maxDequeueCount times, and after a graceful stop the queue is empty.
+//     Duplicate completions and dead letters stay within what the kills
+//     can explain: the messages locked at a kill, and those delivered and
+//     completed in the last moments the server had not yet written to its
+//     consumer state (invariants 1, 2 and 5 for queues).
 //
 // The tests do not call t.Parallel: each one keeps both cores of a CI
 // machine busy, and the lease expiries they rely on are timing-sensitive.
-// With -short, TestConsumerCrash (about 40s with -race) is skipped.
-// The seed of every random choice is logged; set SLUICE_CRASH_SEED to repeat
-// a run's choices, and SLUICE_CRASH_EVENTS to change the consumer test's
-// event count (default 200000).
+// With -short, TestConsumerCrash (about 40s with -race) and
+// TestQueueConsumerCrash (about 25s) are skipped. The seed of every random
+// choice is logged; set SLUICE_CRASH_SEED to repeat a run's choices,
+// SLUICE_CRASH_EVENTS to change the consumer test's event count (default
+// 200000), and SLUICE_CRASH_MESSAGES the queue test's message count
+// (default 20000).
 package crashtest
