@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,11 +90,11 @@ func RunQueue(ctx context.Context, o QueueOptions, report func(Result)) error {
 		}
 		r.setBaseline("jetstream-workqueue-publish-async-and-ack", o.BaselineMessages, base)
 		r.Workload, r.Case, r.Sync = "queue", c, o.Sync
-		if eng.Embedded() {
-			r.Note = fmt.Sprintf("embedded engine; %d workers; sends of %d", workers, o.Batch)
-		} else {
-			r.Note = fmt.Sprintf("external engine %s; %d workers; sends of %d", o.NATSURL, workers, o.Batch)
+		engineNote := "embedded engine"
+		if !eng.Embedded() {
+			engineNote = "external engine " + o.NATSURL
 		}
+		r.Note = strings.TrimSuffix(fmt.Sprintf("%s; %d workers; sends of %d; %s", engineNote, workers, o.Batch, r.Note), "; ")
 		r.PeakRSSMiB = PeakRSSMiB()
 		report(r)
 	}
