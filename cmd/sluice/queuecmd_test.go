@@ -87,14 +87,16 @@ func TestQueueCommands(t *testing.T) {
 	okJSON(&abandoned, "queue", "abandon", "orders", got.Messages[1].LockToken)
 	require.Equal(t, map[string]int{"abandoned": 1}, abandoned)
 
+	// The abandoned message is stored again, behind the others.
 	text := ok("queue", "receive", "orders", "--max", "2", "--wait", "1s")
 	require.Equal(t, 2, strings.Count(text, "lock token: $JS.ACK."), text)
-	require.Contains(t, text, "from stdin")
-	require.Contains(t, text, "dequeue count 2", "the abandoned message comes again")
+	require.Contains(t, text, "message 3 ")
 
 	// Drain with --complete; the two locked ones stay.
 	drained := ok("queue", "receive", "orders", "--max", "10", "--complete")
-	require.Contains(t, drained, "message 4 ")
+	require.Contains(t, drained, "from stdin")
+	require.Contains(t, drained, "dequeue count 2", "the abandoned message comes again, counting its delivery")
+	require.Contains(t, drained, "message 2 ", "with its ID")
 	require.Contains(t, drained, "completed 2 message(s)")
 	require.Contains(t, ok("queue", "depth", "orders"), "2 messages (2 locked, 0 visible)")
 	require.Contains(t, ok("queue", "receive", "orders"), "no messages")

@@ -354,7 +354,8 @@ func (s *Service) Complete(ctx context.Context, name string, m *Message) error {
 // the server's redelivery: the delayed retry is then durable, and sweeping
 // (see sweep) cannot drop it. Without a delay it is released to the
 // server, which is cheaper; sweeps hold back while such releases happen
-// (see sweeper). A lock token from elsewhere is released to the server.
+// (see sweeper). A lock token from elsewhere: the message is stored again from the
+// stream and the delivery completed.
 func (s *Service) Abandon(ctx context.Context, name string, m *Message, delay time.Duration) error {
 	if delay < 0 {
 		return fmt.Errorf("%w delay %s: must not be negative", ErrInvalid, delay)
@@ -366,15 +367,33 @@ func (s *Service) Abandon(ctx context.Context, name string, m *Message, delay ti
 	if m.msg != nil && delay > 0 {
 		return s.requeue(ctx, name, m, time.Now().Add(delay), m.DequeueCount)
 	}
-	st.lastRelease.Store(time.Now().UnixNano())
+	if m.msg == nil && m.LockToken == "" {
+		return fmt.Errorf("%w: no lock token: abandon a message that a receive returned", ErrInvalid)
+	}
 	if m.msg != nil {
+		st.lastRelease.Store(time.Now().UnixNano())
 		return s.ackErr(name, m.msg.Nak())
 	}
-	body := "-NAK"
-	if delay > 0 {
-		body = fmt.Sprintf(`-NAK {"delay": %d}`, delay.Nanoseconds())
+	// A lock token from elsewhere: store the message again from the
+	// stream, then complete the delivery.
+	delivered, seq, err := parseToken(name, m.LockToken)
+	if err != nil {
+		return err
 	}
-	return s.tokenOp(ctx, name, m.LockToken, body)
+	stream, err := s.js.Stream(ctx, StreamName(name))
+	if err != nil {
+		return s.wrap(name, "abandon on", err)
+	}
+	raw, err := stream.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("%w: the message of this lock token is no longer in queue %s (completed)", ErrLockLost, name)
+	}
+	if err != nil {
+		return s.wrap(name, "abandon on", err)
+	}
+	stored := &Message{ID: idOf(raw.Header, seq), Body: raw.Data, Properties: properties(raw.Header),
+		Enqueued: enqueuedAt(raw.Header, raw.Time), DequeueCount: dequeuedBefore(raw.Header) + delivered, LockToken: m.LockToken}
+	return s.requeue(ctx, name, stored, time.Now().Add(delay), stored.DequeueCount)
 }
 
 // Renew extends a received message's lock by the queue's lock duration.
@@ -430,19 +449,32 @@ func (s *Service) tokenOp(ctx context.Context, name, token, body string) error {
 
 // checkToken accepts only acknowledgement subjects of the queue's consumer.
 func (s *Service) checkToken(name, token string) error {
+	_, _, err := parseToken(name, token)
+	return err
+}
+
+// parseToken checks that token is an acknowledgement subject of the queue's
+// consumer and returns the delivery count and stream sequence it names.
+func parseToken(name, token string) (delivered int, seq uint64, err error) {
 	const prefix = "$JS.ACK."
 	bad := fmt.Errorf("%w lock token: not a lock token of queue %s (use the lock_token a receive returned)", ErrInvalid, name)
 	if !strings.HasPrefix(token, prefix) || strings.ContainsAny(token, " \t\r\n*>") {
-		return bad
+		return 0, 0, bad
 	}
 	tokens := strings.Split(token[len(prefix):], ".")
-	// v1: <stream>.<consumer>.<7 numbers>; v2: <domain>.<account hash>.<stream>.<consumer>.<numbers...>
-	for i := 0; i+1 < len(tokens); i++ {
+	// v1: <stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>;
+	// v2: <domain>.<account hash>.<stream>.<consumer>.<the same numbers>...
+	for i := 0; i+3 < len(tokens); i++ {
 		if tokens[i] == StreamName(name) && tokens[i+1] == consumerName && (i == 0 || i == 2) {
-			return nil
+			d, err1 := strconv.Atoi(tokens[i+2])
+			sq, err2 := strconv.ParseUint(tokens[i+3], 10, 64)
+			if err1 != nil || err2 != nil {
+				return 0, 0, bad
+			}
+			return d, sq, nil
 		}
 	}
-	return bad
+	return 0, 0, bad
 }
 
 // Peek returns up to limit of the oldest messages without locking them. It
@@ -537,6 +569,9 @@ func (s *Service) requeue(ctx context.Context, name string, m *Message, at time.
 	}
 	if err != nil {
 		return err
+	}
+	if m.msg == nil {
+		return s.Complete(ctx, name, m)
 	}
 	return s.CompleteAsync(ctx, name, m)
 }
