@@ -1,6 +1,7 @@
 package sluice
 
 import (
+	"encoding/json"
 	"errors"
 
 	"github.com/sluicehq/sluice/internal/host"
@@ -24,12 +25,36 @@ var (
 // batch counts as processed. It is the way to set aside a corrupt event
 // without failing (and retrying) the whole batch.
 func DeadLetter(reason error, events ...Event) error {
+	return deadLetter(reason, nil, events)
+}
+
+// DeadLetterWithState is DeadLetter that also keeps state with each
+// letter: context the function had (encoded as JSON), shown with the
+// letter and kept across redrives of the record.
+func DeadLetterWithState(reason error, state any, events ...Event) error {
+	return deadLetter(reason, state, events)
+}
+
+func deadLetter(reason error, state any, events []Event) error {
 	if reason == nil {
 		reason = errors.New("dead-lettered by the function")
 	}
-	e := &host.DeadLetterError{Reasons: make(map[int64]error, len(events))}
+	e := &host.DeadLetterError{Reasons: make(map[int64]error, len(events)), State: encodeState(state)}
 	for _, ev := range events {
 		e.Reasons[ev.SequenceNumber] = reason
 	}
 	return e
+}
+
+// encodeState turns a function's state into JSON; a state that cannot be
+// encoded is kept as its error, so that the letter is kept regardless.
+func encodeState(state any) json.RawMessage {
+	if state == nil {
+		return nil
+	}
+	b, err := json.Marshal(state)
+	if err != nil {
+		b, _ = json.Marshal(map[string]string{"unencodable_state": err.Error()})
+	}
+	return b
 }

@@ -128,10 +128,16 @@ func RetryAfter(d time.Duration, reason string) error {
 // DeadLetterMessage is returned by a queue-triggered function to give up on
 // its message at once: it is kept, with reason, in the poison queue.
 func DeadLetterMessage(reason error) error {
+	return DeadLetterMessageWithState(reason, nil)
+}
+
+// DeadLetterMessageWithState is DeadLetterMessage that also keeps state
+// with the letter: context the function had, encoded as JSON.
+func DeadLetterMessageWithState(reason error, state any) error {
 	if reason == nil {
 		reason = errors.New("dead-lettered by the function")
 	}
-	return &host.DeadLetterError{Reasons: map[int64]error{0: reason}}
+	return &host.DeadLetterError{Reasons: map[int64]error{0: reason}, State: encodeState(state)}
 }
 
 // DeadLetterRecord is a kept dead letter: the input, where it came from,

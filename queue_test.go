@@ -26,6 +26,8 @@ func TestAppQueueFunctionPoisonAndRedrive(t *testing.T) {
 		switch body := string(m.Body); {
 		case body == "broken" && !fixed.Load():
 			return errors.New("cannot ship a broken order")
+		case body == "hopeless":
+			return sluice.DeadLetterMessageWithState(errors.New("no such product"), map[string]string{"sku": "x"})
 		default:
 			mu.Lock()
 			done[body]++
@@ -43,6 +45,17 @@ func TestAppQueueFunctionPoisonAndRedrive(t *testing.T) {
 	ids, err := app.Send(ctx, "orders", msgs...)
 	require.NoError(t, err)
 	require.Len(t, ids, 21)
+	_, err = app.Send(ctx, "orders", sluice.OutgoingMessage{Body: []byte("hopeless")})
+	require.NoError(t, err)
+	var hopeless []sluice.DeadLetterRecord
+	require.Eventually(t, func() bool {
+		hopeless, err = app.DeadLetters(ctx, sluice.DeadLetterFilter{Reason: "no such product"}, 10)
+		return err == nil && len(hopeless) == 1
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, 1, hopeless[0].Attempts, "given up at once, without retries")
+	require.JSONEq(t, `{"sku":"x"}`, string(hopeless[0].State))
+	_, err = app.PurgeDeadLetters(ctx, sluice.DeadLetterFilter{Reason: "no such product"})
+	require.NoError(t, err)
 
 	var letters []sluice.DeadLetterRecord
 	require.Eventually(t, func() bool {
@@ -93,7 +106,7 @@ func TestAppHubDeadLettersRedriveToTheHub(t *testing.T) {
 			good.Add(1)
 		}
 		if len(bad) > 0 {
-			return sluice.DeadLetter(errors.New("not a reading"), bad...)
+			return sluice.DeadLetterWithState(errors.New("not a reading"), map[string]int{"offset": 3}, bad...)
 		}
 		return nil
 	})
@@ -114,6 +127,7 @@ func TestAppHubDeadLettersRedriveToTheHub(t *testing.T) {
 	require.Equal(t, "readings", l.Source.Hub)
 	require.Equal(t, pos[1].SequenceNumber, l.Source.Sequence)
 	require.Equal(t, "dev-1", l.Source.PartitionKey)
+	require.JSONEq(t, `{"offset":3}`, string(l.State), "the state the function attached")
 
 	accept.Store(true)
 	n, err := app.Redrive(ctx, sluice.DeadLetterFilter{IDs: []uint64{l.ID}, Queue: l.DeadLetterQueue})

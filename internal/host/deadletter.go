@@ -2,6 +2,8 @@ package host
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/sluicehq/sluice/internal/deadletter"
@@ -30,6 +32,33 @@ var _ DeadLetterSink = (*deadletter.Store)(nil)
 // its batch (by sequence number) while the rest count as processed.
 type DeadLetterError struct {
 	Reasons map[int64]error
+	// State, if set, is kept with each of the letters.
+	State json.RawMessage
+}
+
+// stateReason is a dead letter's reason carrying the function's state.
+type stateReason struct {
+	error
+	state json.RawMessage
+}
+
+func (r *stateReason) Unwrap() error { return r.error }
+
+// withState attaches state to reason, if there is any.
+func withState(reason error, state json.RawMessage) error {
+	if len(state) == 0 {
+		return reason
+	}
+	return &stateReason{error: reason, state: state}
+}
+
+// stateOf is the state attached to reason, if any.
+func stateOf(reason error) json.RawMessage {
+	var sr *stateReason
+	if errors.As(reason, &sr) {
+		return sr.state
+	}
+	return nil
 }
 
 func (e *DeadLetterError) Error() string {

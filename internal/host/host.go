@@ -679,7 +679,7 @@ func (h *Host) invoke(ctx context.Context, f *function, p int, batch []hub.Store
 			now := time.Now().UTC()
 			for _, e := range batch {
 				if reason, ok := dle.Reasons[e.Sequence]; ok {
-					letters = append(letters, h.letter(f, e, reason, attempt, now, now))
+					letters = append(letters, h.letter(f, e, withState(reason, dle.State), attempt, now, now))
 				}
 			}
 			if !h.putDeadLetters(ctx, f, letters, log) {
@@ -758,7 +758,7 @@ func (h *Host) letter(f *function, e hub.StoredEvent, reason error, attempts int
 		Source: Source{Kind: "hub", Hub: f.Trigger.Hub, Group: f.Trigger.Group, Partition: e.Partition,
 			Sequence: e.Sequence, PartitionKey: e.PartitionKey, EnqueuedTime: e.EnqueuedTime},
 		Attempts: attempts, FirstFailure: first, LastFailure: last,
-		Body: e.Body, Properties: e.Properties,
+		Body: e.Body, Properties: e.Properties, State: stateOf(reason),
 	}
 }
 

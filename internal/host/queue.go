@@ -239,7 +239,7 @@ func (h *Host) handleMessage(f *queueFunction, m *queue.Message, log *slog.Logge
 		for _, r := range dle.Reasons {
 			reason = r
 		}
-		h.poison(ctx, f, m, reason, log)
+		h.poison(ctx, f, m, withState(reason, dle.State), log)
 	default:
 		f.failures.Inc()
 		delay, retry := time.Duration(0), true
@@ -324,7 +324,7 @@ func (h *Host) keepPoisoned(ctx context.Context, f *queueFunction, m *queue.Mess
 		Function: f.Name, Reason: reason.Error(),
 		Source:   Source{Kind: "queue", Queue: f.Trigger.Queue, MessageID: m.ID, EnqueuedTime: m.Enqueued},
 		Attempts: m.DequeueCount, FirstFailure: now, LastFailure: now,
-		Body: m.Body, Properties: m.Properties,
+		Body: m.Body, Properties: m.Properties, State: stateOf(reason),
 	})
 }
 
