@@ -371,6 +371,8 @@ func (s *Service) Abandon(ctx context.Context, name string, m *Message, delay ti
 		return fmt.Errorf("%w: no lock token: abandon a message that a receive returned", ErrInvalid)
 	}
 	if m.msg != nil {
+		st.releaseMu.RLock()
+		defer st.releaseMu.RUnlock()
 		st.lastRelease.Store(time.Now().UnixNano())
 		return s.ackErr(name, m.msg.Nak())
 	}

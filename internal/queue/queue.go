@@ -184,6 +184,9 @@ type queueState struct {
 	// released to the server's redelivery and of the last sweep.
 	lastRelease atomic.Int64
 	lastSweep   atomic.Int64
+	// releaseMu keeps this process's releases out of a sweep's check and
+	// purge (readers: releases; writer: a sweep).
+	releaseMu sync.RWMutex
 
 	// sends feed the queue's batchers (see batch.go); batchers counts
 	// those running.
@@ -491,8 +494,10 @@ func (s *Service) sweeper(st *queueState) {
 			// consumer purge keeps none below its delivery point); they then
 			// wait out their lock. So while messages are being released,
 			// sweep only every sweepAnyway.
+			st.releaseMu.Lock()
 			now := time.Now().UnixNano()
 			if now-st.lastRelease.Load() < int64(2*sweepEvery) && now-st.lastSweep.Load() < int64(sweepAnyway) {
+				st.releaseMu.Unlock()
 				st.dirty.Store(true)
 				time.Sleep(sweepEvery)
 				continue
@@ -501,6 +506,7 @@ func (s *Service) sweeper(st *queueState) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			err := s.sweep(ctx, st)
 			cancel()
+			st.releaseMu.Unlock()
 			if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 				s.log.Warn("could not remove completed messages; will retry", "queue", st.info.Name, "err", err)
 				st.dirty.Store(true)
