@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -56,19 +57,29 @@ object per case.`)
 	if _, err := parse(fs, args[1:]); err != nil {
 		return err
 	}
-	cleanup, err := prof.start(dataDir, *natsURL)
+	return prof.run(dataDir, *natsURL, func(ctx context.Context) error {
+		return bench.RunHub(ctx, bench.HubOptions{
+			DataDir: *dataDir, NATSURL: *natsURL, Sync: *syncMode, Events: *events, BaselineEvents: *baseEvents,
+			EventSize: *size, Partitions: *partitions, Publishers: *publishers, Batch: *batch,
+			LatencyFor: *latencyFor, Linger: *linger, Cases: strings.Split(*cases, ","),
+			Progress: benchProgress,
+		}, reporter(*asJSON))
+	})
+}
+
+func benchProgress(s string) { fmt.Fprintln(os.Stderr, "bench:", s) }
+
+// run profiles and prepares a data directory as asked, then runs fn until
+// a signal.
+func (p profiling) run(dataDir *string, natsURL string, fn func(ctx context.Context) error) error {
+	cleanup, err := p.start(dataDir, natsURL)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
 	ctx, stop := signalContext()
 	defer stop()
-	return bench.RunHub(ctx, bench.HubOptions{
-		DataDir: *dataDir, NATSURL: *natsURL, Sync: *syncMode, Events: *events, BaselineEvents: *baseEvents,
-		EventSize: *size, Partitions: *partitions, Publishers: *publishers, Batch: *batch,
-		LatencyFor: *latencyFor, Linger: *linger, Cases: strings.Split(*cases, ","),
-		Progress: func(s string) { fmt.Fprintln(os.Stderr, "bench:", s) },
-	}, reporter(*asJSON))
+	return fn(ctx)
 }
 
 // reporter prints results as JSON lines or as text.
@@ -160,18 +171,13 @@ one JSON object per case.`)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	cleanup, err := prof.start(dataDir, *natsURL)
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	ctx, stop := signalContext()
-	defer stop()
-	return bench.RunQueue(ctx, bench.QueueOptions{
-		DataDir: *dataDir, NATSURL: *natsURL, Sync: *syncMode, Messages: *messages, BaselineMessages: *baseMessages,
-		MessageSize: *size, Senders: *senders, Batch: *batch, Cases: strings.Split(*cases, ","),
-		Progress: func(s string) { fmt.Fprintln(os.Stderr, "bench:", s) },
-	}, reporter(*asJSON))
+	return prof.run(dataDir, *natsURL, func(ctx context.Context) error {
+		return bench.RunQueue(ctx, bench.QueueOptions{
+			DataDir: *dataDir, NATSURL: *natsURL, Sync: *syncMode, Messages: *messages, BaselineMessages: *baseMessages,
+			MessageSize: *size, Senders: *senders, Batch: *batch, Cases: strings.Split(*cases, ","),
+			Progress: benchProgress,
+		}, reporter(*asJSON))
+	})
 }
 
 // peakHeapProfile samples the heap every 200ms and writes a heap profile to

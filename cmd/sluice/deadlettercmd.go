@@ -22,21 +22,8 @@ func deadLetterCommands() []command {
 }
 
 func runDeadLetters(args []string) error {
-	cmds := deadLetterCommands()
-	if len(args) == 0 || isHelp(args[0]) {
-		usage(stdout, "sluice deadletters", `Inspect and redrive dead letters. A queue function's dead letters are in
-<queue>-poison; every other function's are in sluice-deadletters.`, cmds)
-		if len(args) == 0 {
-			return usagef("missing verb")
-		}
-		return nil
-	}
-	for _, c := range cmds {
-		if c.name == args[0] {
-			return c.run(args[1:])
-		}
-	}
-	return usagef("unknown verb %q; run 'sluice deadletters --help'", args[0])
+	return runVerbs("deadletters", `Inspect and redrive dead letters. A queue function's dead letters are in
+<queue>-poison; every other function's are in sluice-deadletters.`, deadLetterCommands(), args)
 }
 
 // selectorFlags are the flags that select dead letters.

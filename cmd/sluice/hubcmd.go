@@ -33,9 +33,14 @@ func hubCommands() []command {
 }
 
 func runHub(args []string) error {
-	cmds := hubCommands()
+	return runVerbs("hub", "Manage hubs: partitioned, replayable event streams.", hubCommands(), args)
+}
+
+// runVerbs runs the verb of a noun's command named by args[0], or prints
+// the noun's help.
+func runVerbs(noun, about string, cmds []command, args []string) error {
 	if len(args) == 0 || isHelp(args[0]) {
-		usage(stdout, "sluice hub", "Manage hubs: partitioned, replayable event streams.", cmds)
+		usage(stdout, "sluice "+noun, about, cmds)
 		if len(args) == 0 {
 			return usagef("missing verb")
 		}
@@ -46,7 +51,7 @@ func runHub(args []string) error {
 			return c.run(args[1:])
 		}
 	}
-	return usagef("unknown verb %q; run 'sluice hub --help'", args[0])
+	return usagef("unknown verb %q; run 'sluice %s --help'", args[0], noun)
 }
 
 // parseName parses flags and the one positional argument, a name of what.

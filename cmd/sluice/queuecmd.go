@@ -34,21 +34,8 @@ func queueCommands() []command {
 }
 
 func runQueue(args []string) error {
-	cmds := queueCommands()
-	if len(args) == 0 || isHelp(args[0]) {
-		usage(stdout, "sluice queue", `Manage work queues: each message is locked by one receiver while it is
-processed, then completed, or abandoned to be delivered again.`, cmds)
-		if len(args) == 0 {
-			return usagef("missing verb")
-		}
-		return nil
-	}
-	for _, c := range cmds {
-		if c.name == args[0] {
-			return c.run(args[1:])
-		}
-	}
-	return usagef("unknown verb %q; run 'sluice queue --help'", args[0])
+	return runVerbs("queue", `Manage work queues: each message is locked by one receiver while it is
+processed, then completed, or abandoned to be delivered again.`, queueCommands(), args)
 }
 
 func queuePath(name string, rest ...string) string {

@@ -817,7 +817,21 @@ func (h *Host) Processed(name string) int64 {
 
 // reportLag refreshes the checkpoint lag gauges of a function's group.
 func (h *Host) reportLag(f *function) {
-	ticker := time.NewTicker(h.cfg.LagEvery)
+	h.every(h.cfg.LagEvery, func(ctx context.Context) {
+		lags, err := h.cfg.Hubs.GroupLag(ctx, f.Trigger.Hub, f.Trigger.Group)
+		if err != nil {
+			return
+		}
+		for _, l := range lags {
+			h.cfg.Metrics.CheckpointLag.WithLabelValues(f.Trigger.Hub, f.Trigger.Group, telemetry.PartitionLabel(l.Partition)).Set(float64(l.Events))
+		}
+	})
+}
+
+// every calls fn every d, with a context bounded by d, until the host
+// stops hard.
+func (h *Host) every(d time.Duration, fn func(ctx context.Context)) {
+	ticker := time.NewTicker(d)
 	defer ticker.Stop()
 	for {
 		select {
@@ -825,14 +839,8 @@ func (h *Host) reportLag(f *function) {
 			return
 		case <-ticker.C:
 		}
-		ctx, cancel := context.WithTimeout(h.hardCtx, h.cfg.LagEvery)
-		lags, err := h.cfg.Hubs.GroupLag(ctx, f.Trigger.Hub, f.Trigger.Group)
+		ctx, cancel := context.WithTimeout(h.hardCtx, d)
+		fn(ctx)
 		cancel()
-		if err != nil {
-			continue
-		}
-		for _, l := range lags {
-			h.cfg.Metrics.CheckpointLag.WithLabelValues(f.Trigger.Hub, f.Trigger.Group, telemetry.PartitionLabel(l.Partition)).Set(float64(l.Events))
-		}
 	}
 }

@@ -332,20 +332,10 @@ func (h *Host) keepPoisoned(ctx context.Context, f *queueFunction, m *queue.Mess
 func (h *Host) reportQueue(f *queueFunction) {
 	depth := h.cfg.Metrics.QueueDepth.WithLabelValues(f.Trigger.Queue)
 	age := h.cfg.Metrics.QueueOldestAge.WithLabelValues(f.Trigger.Queue)
-	ticker := time.NewTicker(h.cfg.LagEvery)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-h.hardCtx.Done():
-			return
-		case <-ticker.C:
-		}
-		ctx, cancel := context.WithTimeout(h.hardCtx, h.cfg.LagEvery)
-		st, err := h.cfg.Queues.Stats(ctx, f.Trigger.Queue)
-		cancel()
-		if err == nil {
+	h.every(h.cfg.LagEvery, func(ctx context.Context) {
+		if st, err := h.cfg.Queues.Stats(ctx, f.Trigger.Queue); err == nil {
 			depth.Set(float64(st.Depth))
 			age.Set(st.OldestAge.Seconds())
 		}
-	}
+	})
 }
