@@ -1,0 +1,248 @@
+// Package docstore is the document store: containers of JSON documents,
+// each in a partition given by a path into the document (like
+// `/deviceId`), with optimistic concurrency and a change feed.
+//
+// Every write stamps the document with the next LSN (log sequence number)
+// of its container; the change feed is the documents ordered by LSN, so a
+// reader that remembers the last LSN it saw misses nothing. A delete leaves
+// a tombstone in the feed, kept for a retention period. The feed shows
+// each document's latest version: a reader that falls behind sees one
+// change for several updates of a document, never an older state after a
+// newer one.
+//
+// Backends: sqlite (embedded, the default) and postgres; both pass the
+// conformance suite in docstoretest.
+package docstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Errors returned by every backend. Callers map them to user-facing answers.
+var (
+	// ErrNotFound: the container or document does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrExists: a container, or (on Create) a document, exists already.
+	ErrExists = errors.New("already exists")
+	// ErrPrecondition: an If-Match ETag does not match the document's.
+	ErrPrecondition = errors.New("etag does not match")
+	// ErrInvalid wraps every validation error of caller input.
+	ErrInvalid = errors.New("invalid")
+	// ErrTooLarge: a document is bigger than the maximum document size.
+	ErrTooLarge = errors.New("document too large")
+)
+
+// DefaultMaxDocumentBytes bounds a document's JSON.
+const DefaultMaxDocumentBytes = 2 << 20
+
+// System fields of a stored document, besides "id".
+const (
+	FieldETag = "_etag"
+	FieldTS   = "_ts"
+	FieldLSN  = "_lsn"
+)
+
+var containerRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+
+// Container is a container's definition.
+type Container struct {
+	Name string `json:"name"`
+	// PartitionKeyPath locates each document's partition key, like
+	// "/deviceId" or "/address/country".
+	PartitionKeyPath string `json:"partition_key_path"`
+	// DefaultTTL, when positive, removes documents this long after their
+	// last write. 0 keeps them.
+	DefaultTTL time.Duration `json:"default_ttl,omitempty"`
+	Created    time.Time     `json:"created"`
+}
+
+// Validate checks a container definition.
+func (c Container) Validate() error {
+	if !containerRE.MatchString(c.Name) {
+		return fmt.Errorf("%w container name %q: use 1-64 letters, digits, '-' or '_', starting with a letter or digit", ErrInvalid, c.Name)
+	}
+	if _, err := ParsePath(c.PartitionKeyPath); err != nil {
+		return fmt.Errorf("%w partition key path: %w", ErrInvalid, err)
+	}
+	if c.DefaultTTL < 0 {
+		return fmt.Errorf("%w default ttl %s: must not be negative", ErrInvalid, c.DefaultTTL)
+	}
+	return nil
+}
+
+// ParsePath splits a path like "/a/b" into its fields.
+func ParsePath(path string) ([]string, error) {
+	if !strings.HasPrefix(path, "/") || len(path) < 2 {
+		return nil, fmt.Errorf("%q: want a path like /deviceId or /address/country", path)
+	}
+	fields := strings.Split(path[1:], "/")
+	for _, f := range fields {
+		if f == "" {
+			return nil, fmt.Errorf("%q has an empty field", path)
+		}
+	}
+	return fields, nil
+}
+
+// Document is a stored document, or in the change feed a change.
+type Document struct {
+	ID           string `json:"id"`
+	PartitionKey string `json:"partition_key"`
+	ETag         string `json:"etag"`
+	// TS is when the document was last written.
+	TS  time.Time `json:"ts"`
+	LSN int64     `json:"lsn"`
+	// Deleted marks a tombstone: the document was deleted (feed only).
+	Deleted bool `json:"deleted,omitempty"`
+	// Body is the document as stored, with its system fields ("id",
+	// "_etag", "_ts" in Unix seconds, "_lsn"). Empty for tombstones.
+	Body json.RawMessage `json:"body,omitempty"`
+}
+
+// Prepared is a document checked and ready to store: its user fields,
+// without system fields, and its id and partition key.
+type Prepared struct {
+	ID           string
+	PartitionKey string
+	// Fields holds the document's fields as JSON, system fields removed.
+	Fields map[string]json.RawMessage
+}
+
+// Prepare checks a document for container c: a JSON object of at most
+// maxBytes with a string "id" and a partition key at c's path (a string,
+// number or boolean). System fields in it are ignored.
+func Prepare(c Container, doc []byte, maxBytes int) (Prepared, error) {
+	if len(doc) > maxBytes {
+		return Prepared{}, fmt.Errorf("%w: the document is %d bytes, the limit is %d bytes", ErrTooLarge, len(doc), maxBytes)
+	}
+	var fields map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	if err := dec.Decode(&fields); err != nil || fields == nil {
+		return Prepared{}, fmt.Errorf("%w document: not a JSON object (%v)", ErrInvalid, errText(err))
+	}
+	if dec.More() {
+		return Prepared{}, fmt.Errorf("%w document: more than one JSON value", ErrInvalid)
+	}
+	var id string
+	if raw, ok := fields["id"]; !ok || json.Unmarshal(raw, &id) != nil || id == "" {
+		return Prepared{}, fmt.Errorf(`%w document: it needs an "id" that is a non-empty string`, ErrInvalid)
+	}
+	if len(id) > 255 || strings.ContainsAny(id, "/\\?#") {
+		return Prepared{}, fmt.Errorf(`%w id %q: at most 255 characters, without '/', '\', '?' or '#'`, ErrInvalid, id)
+	}
+	pk, err := PartitionKeyOf(c, fields)
+	if err != nil {
+		return Prepared{}, err
+	}
+	delete(fields, "id")
+	delete(fields, FieldETag)
+	delete(fields, FieldTS)
+	delete(fields, FieldLSN)
+	return Prepared{ID: id, PartitionKey: pk, Fields: fields}, nil
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "null"
+	}
+	return err.Error()
+}
+
+// PartitionKeyOf finds the partition key value at c's path in a document's
+// fields, as a string (numbers and booleans in their JSON form).
+func PartitionKeyOf(c Container, fields map[string]json.RawMessage) (string, error) {
+	path, _ := ParsePath(c.PartitionKeyPath)
+	raw, ok := json.RawMessage(nil), false
+	cur := fields
+	for i, f := range path {
+		raw, ok = cur[f]
+		if !ok {
+			break
+		}
+		if i < len(path)-1 && json.Unmarshal(raw, &cur) != nil {
+			ok = false
+			break
+		}
+	}
+	if !ok {
+		return "", fmt.Errorf("%w document: it has no partition key at %s", ErrInvalid, c.PartitionKeyPath)
+	}
+	var v any
+	_ = json.Unmarshal(raw, &v)
+	switch v := v.(type) {
+	case string:
+		return v, nil
+	case float64, bool:
+		return string(bytes.TrimSpace(raw)), nil
+	}
+	return "", fmt.Errorf("%w document: the partition key at %s must be a string, number or boolean", ErrInvalid, c.PartitionKeyPath)
+}
+
+// Render builds a stored document's JSON from its fields and system values.
+func Render(fields map[string]json.RawMessage, id, etag string, ts time.Time, lsn int64) json.RawMessage {
+	out := make(map[string]json.RawMessage, len(fields)+4)
+	for k, v := range fields {
+		out[k] = v
+	}
+	idJSON, _ := json.Marshal(id)
+	etagJSON, _ := json.Marshal(etag)
+	out["id"] = idJSON
+	out[FieldETag] = etagJSON
+	out[FieldTS] = json.RawMessage(strconv.FormatInt(ts.Unix(), 10))
+	out[FieldLSN] = json.RawMessage(strconv.FormatInt(lsn, 10))
+	b, _ := json.Marshal(out)
+	return b
+}
+
+// ETagFor is the ETag of a document written at lsn.
+func ETagFor(lsn int64) string { return `"` + strconv.FormatInt(lsn, 36) + `"` }
+
+// FeedStart is where a change feed read begins.
+type FeedStart struct {
+	// AfterLSN reads the changes after this LSN (0: from the beginning).
+	AfterLSN int64
+	// Time, when set, reads from the first change at or after it.
+	Time time.Time
+}
+
+// Store is a document store backend. Implementations are safe for
+// concurrent use.
+type Store interface {
+	CreateContainer(ctx context.Context, c Container) (Container, error)
+	GetContainer(ctx context.Context, name string) (Container, error)
+	ListContainers(ctx context.Context) ([]Container, error)
+	DeleteContainer(ctx context.Context, name string) error
+
+	// Create stores a new document; ErrExists if its id is taken in its
+	// partition.
+	Create(ctx context.Context, container string, doc []byte) (Document, error)
+	// Upsert creates or replaces a document.
+	Upsert(ctx context.Context, container string, doc []byte) (Document, error)
+	// Replace replaces an existing document; with ifMatch set, only if its
+	// ETag is ifMatch (else ErrPrecondition).
+	Replace(ctx context.Context, container string, doc []byte, ifMatch string) (Document, error)
+	// Patch sets top-level fields of a document (a null value removes the
+	// field), with ifMatch as in Replace.
+	Patch(ctx context.Context, container, partitionKey, id string, set map[string]json.RawMessage, ifMatch string) (Document, error)
+	Read(ctx context.Context, container, partitionKey, id string) (Document, error)
+	// Delete removes a document, leaving a tombstone in the feed.
+	Delete(ctx context.Context, container, partitionKey, id, ifMatch string) error
+	// BulkUpsert upserts documents in one transaction: all or none.
+	BulkUpsert(ctx context.Context, container string, docs [][]byte) ([]Document, error)
+
+	// Feed returns up to limit changes after from, in LSN order.
+	Feed(ctx context.Context, container string, from FeedStart, limit int) ([]Document, error)
+	// Changed returns a channel closed at the next committed write to the
+	// container (by this process; readers poll as a fallback).
+	Changed(container string) <-chan struct{}
+
+	Close() error
+}

@@ -1,0 +1,303 @@
+// Package docstoretest is the conformance suite of document store backends:
+// every behaviour of docstore.Store, run against each backend.
+package docstoretest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/internal/docstore"
+)
+
+var bg = context.Background()
+
+// Run runs the suite; open returns a fresh, empty store for each test.
+func Run(t *testing.T, open func(t *testing.T) docstore.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s docstore.Store)
+	}{
+		{"Containers", testContainers},
+		{"CreateReadSystemFields", testCreateRead},
+		{"UpsertReplaceIfMatch", testUpsertReplace},
+		{"Patch", testPatch},
+		{"DeleteLeavesATombstone", testDelete},
+		{"BulkUpsertIsAllOrNothing", testBulk},
+		{"BadDocumentsWriteNothing", testBadDocuments},
+		{"FeedOrderContinuationTime", testFeed},
+		{"ChangedWakesReaders", testChanged},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.fn(t, open(t))
+		})
+	}
+}
+
+func container(t *testing.T, s docstore.Store, name string) {
+	t.Helper()
+	_, err := s.CreateContainer(bg, docstore.Container{Name: name, PartitionKeyPath: "/deviceId"})
+	require.NoError(t, err)
+}
+
+func fields(t *testing.T, d docstore.Document) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(d.Body, &m))
+	return m
+}
+
+func feed(t *testing.T, s docstore.Store, c string, from docstore.FeedStart) []docstore.Document {
+	t.Helper()
+	docs, err := s.Feed(bg, c, from, 1000)
+	require.NoError(t, err)
+	return docs
+}
+
+func testContainers(t *testing.T, s docstore.Store) {
+	c, err := s.CreateContainer(bg, docstore.Container{Name: "devices", PartitionKeyPath: "/deviceId", DefaultTTL: time.Hour})
+	require.NoError(t, err)
+	require.False(t, c.Created.IsZero())
+	_, err = s.CreateContainer(bg, docstore.Container{Name: "devices", PartitionKeyPath: "/x"})
+	require.ErrorIs(t, err, docstore.ErrExists)
+	for _, bad := range []docstore.Container{
+		{Name: "bad name", PartitionKeyPath: "/x"},
+		{Name: "ok", PartitionKeyPath: "x"},
+		{Name: "ok", PartitionKeyPath: "/a//b"},
+		{Name: "ok", PartitionKeyPath: "/x", DefaultTTL: -time.Second},
+	} {
+		_, err := s.CreateContainer(bg, bad)
+		require.ErrorIs(t, err, docstore.ErrInvalid, "%+v", bad)
+	}
+	_, err = s.CreateContainer(bg, docstore.Container{Name: "views", PartitionKeyPath: "/address/country"})
+	require.NoError(t, err)
+	list, err := s.ListContainers(bg)
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+	require.Equal(t, "devices", list[0].Name)
+	require.Equal(t, time.Hour, list[0].DefaultTTL)
+	got, err := s.GetContainer(bg, "views")
+	require.NoError(t, err)
+	require.Equal(t, "/address/country", got.PartitionKeyPath)
+
+	_, err = s.Upsert(bg, "views", []byte(`{"id":"1","address":{"country":"NL"}}`))
+	require.NoError(t, err)
+	require.NoError(t, s.DeleteContainer(bg, "views"))
+	_, err = s.GetContainer(bg, "views")
+	require.ErrorIs(t, err, docstore.ErrNotFound)
+	_, err = s.Read(bg, "views", "NL", "1")
+	require.ErrorIs(t, err, docstore.ErrNotFound)
+	require.ErrorIs(t, s.DeleteContainer(bg, "views"), docstore.ErrNotFound)
+	_, err = s.Upsert(bg, "nope", []byte(`{"id":"1","deviceId":"d"}`))
+	require.ErrorIs(t, err, docstore.ErrNotFound)
+}
+
+func testCreateRead(t *testing.T, s docstore.Store) {
+	container(t, s, "c")
+	before := time.Now().Add(-time.Second)
+	d, err := s.Create(bg, "c", []byte(`{"id":"a","deviceId":"dev-1","battery":80,"_etag":"ignored","_lsn":99}`))
+	require.NoError(t, err)
+	require.Equal(t, "a", d.ID)
+	require.Equal(t, "dev-1", d.PartitionKey)
+	require.NotEmpty(t, d.ETag)
+	require.Positive(t, d.LSN)
+	require.True(t, d.TS.After(before))
+	m := fields(t, d)
+	require.Equal(t, "a", m["id"])
+	require.Equal(t, float64(80), m["battery"])
+	require.Equal(t, d.ETag, m[docstore.FieldETag])
+	require.Equal(t, float64(d.LSN), m[docstore.FieldLSN])
+	require.Equal(t, float64(d.TS.Unix()), m[docstore.FieldTS])
+
+	got, err := s.Read(bg, "c", "dev-1", "a")
+	require.NoError(t, err)
+	require.Equal(t, d.ETag, got.ETag)
+	require.JSONEq(t, string(d.Body), string(got.Body))
+
+	_, err = s.Create(bg, "c", []byte(`{"id":"a","deviceId":"dev-1"}`))
+	require.ErrorIs(t, err, docstore.ErrExists)
+	// The same id in another partition is another document.
+	_, err = s.Create(bg, "c", []byte(`{"id":"a","deviceId":"dev-2"}`))
+	require.NoError(t, err)
+	// Numbers and booleans are partition keys too.
+	n, err := s.Create(bg, "c", []byte(`{"id":"n","deviceId":42}`))
+	require.NoError(t, err)
+	require.Equal(t, "42", n.PartitionKey)
+	_, err = s.Read(bg, "c", "dev-3", "a")
+	require.ErrorIs(t, err, docstore.ErrNotFound)
+}
+
+func testUpsertReplace(t *testing.T, s docstore.Store) {
+	container(t, s, "c")
+	d1, err := s.Upsert(bg, "c", []byte(`{"id":"a","deviceId":"d","v":1}`))
+	require.NoError(t, err)
+	d2, err := s.Upsert(bg, "c", []byte(`{"id":"a","deviceId":"d","v":2}`))
+	require.NoError(t, err)
+	require.Greater(t, d2.LSN, d1.LSN)
+	require.NotEqual(t, d1.ETag, d2.ETag)
+
+	_, err = s.Replace(bg, "c", []byte(`{"id":"a","deviceId":"d","v":3}`), d1.ETag)
+	require.ErrorIs(t, err, docstore.ErrPrecondition, "a stale ETag")
+	require.ErrorContains(t, err, "read it again")
+	d3, err := s.Replace(bg, "c", []byte(`{"id":"a","deviceId":"d","v":3}`), d2.ETag)
+	require.NoError(t, err)
+	d4, err := s.Replace(bg, "c", []byte(`{"id":"a","deviceId":"d","v":4}`), "")
+	require.NoError(t, err, "no If-Match: unconditional")
+	require.Greater(t, d4.LSN, d3.LSN)
+	_, err = s.Replace(bg, "c", []byte(`{"id":"zz","deviceId":"d"}`), "")
+	require.ErrorIs(t, err, docstore.ErrNotFound)
+	got, err := s.Read(bg, "c", "d", "a")
+	require.NoError(t, err)
+	require.Equal(t, float64(4), fields(t, got)["v"])
+}
+
+func testPatch(t *testing.T, s docstore.Store) {
+	container(t, s, "c")
+	d, err := s.Upsert(bg, "c", []byte(`{"id":"a","deviceId":"d","battery":80,"mode":"flight","pos":{"lat":1}}`))
+	require.NoError(t, err)
+	p, err := s.Patch(bg, "c", "d", "a", map[string]json.RawMessage{"battery": json.RawMessage(`75`), "mode": json.RawMessage(`null`)}, d.ETag)
+	require.NoError(t, err)
+	m := fields(t, p)
+	require.Equal(t, float64(75), m["battery"])
+	require.NotContains(t, m, "mode", "null removes a field")
+	require.Equal(t, map[string]any{"lat": float64(1)}, m["pos"], "untouched fields stay")
+
+	_, err = s.Patch(bg, "c", "d", "a", map[string]json.RawMessage{"battery": json.RawMessage(`1`)}, d.ETag)
+	require.ErrorIs(t, err, docstore.ErrPrecondition)
+	_, err = s.Patch(bg, "c", "d", "a", map[string]json.RawMessage{"_etag": json.RawMessage(`"x"`)}, "")
+	require.ErrorIs(t, err, docstore.ErrInvalid)
+	_, err = s.Patch(bg, "c", "d", "a", map[string]json.RawMessage{"deviceId": json.RawMessage(`"other"`)}, "")
+	require.ErrorIs(t, err, docstore.ErrInvalid, "a patch cannot move a document to another partition")
+	_, err = s.Patch(bg, "c", "d", "missing", map[string]json.RawMessage{"x": json.RawMessage(`1`)}, "")
+	require.ErrorIs(t, err, docstore.ErrNotFound)
+}
+
+func testDelete(t *testing.T, s docstore.Store) {
+	container(t, s, "c")
+	d, err := s.Upsert(bg, "c", []byte(`{"id":"a","deviceId":"d"}`))
+	require.NoError(t, err)
+	require.ErrorIs(t, s.Delete(bg, "c", "d", "a", `"stale"`), docstore.ErrPrecondition)
+	require.NoError(t, s.Delete(bg, "c", "d", "a", d.ETag))
+	_, err = s.Read(bg, "c", "d", "a")
+	require.ErrorIs(t, err, docstore.ErrNotFound)
+	require.ErrorIs(t, s.Delete(bg, "c", "d", "a", ""), docstore.ErrNotFound)
+
+	changes := feed(t, s, "c", docstore.FeedStart{})
+	require.Len(t, changes, 1, "the feed shows the document's latest version: its tombstone")
+	require.True(t, changes[0].Deleted)
+	require.Equal(t, "a", changes[0].ID)
+	require.Greater(t, changes[0].LSN, d.LSN)
+
+	_, err = s.Create(bg, "c", []byte(`{"id":"a","deviceId":"d"}`))
+	require.NoError(t, err, "a deleted id can be created again")
+}
+
+func testBulk(t *testing.T, s docstore.Store) {
+	container(t, s, "c")
+	var docs [][]byte
+	for i := range 100 {
+		docs = append(docs, fmt.Appendf(nil, `{"id":"%d","deviceId":"d%d","i":%d}`, i, i%7, i))
+	}
+	out, err := s.BulkUpsert(bg, "c", docs)
+	require.NoError(t, err)
+	require.Len(t, out, 100)
+	for i := 1; i < len(out); i++ {
+		require.Equal(t, out[i-1].LSN+1, out[i].LSN, "one LSN per document, in order")
+	}
+	bad := append(docs[:10:10], []byte(`{"id":"x"}`))
+	_, err = s.BulkUpsert(bg, "c", bad)
+	require.ErrorIs(t, err, docstore.ErrInvalid)
+	require.ErrorContains(t, err, "document 10")
+	require.Len(t, feed(t, s, "c", docstore.FeedStart{}), 100, "a rejected bulk upsert writes nothing")
+}
+
+func testBadDocuments(t *testing.T, s docstore.Store) {
+	container(t, s, "c")
+	for _, c := range []struct {
+		doc  string
+		want error
+		text string
+	}{
+		{`[1,2]`, docstore.ErrInvalid, "not a JSON object"},
+		{`{"id":"a","deviceId":"d"} {}`, docstore.ErrInvalid, "more than one"},
+		{`{"deviceId":"d"}`, docstore.ErrInvalid, `"id"`},
+		{`{"id":5,"deviceId":"d"}`, docstore.ErrInvalid, `"id"`},
+		{`{"id":"a/b","deviceId":"d"}`, docstore.ErrInvalid, "without '/'"},
+		{`{"id":"a"}`, docstore.ErrInvalid, "no partition key at /deviceId"},
+		{`{"id":"a","deviceId":{"x":1}}`, docstore.ErrInvalid, "string, number or boolean"},
+		{`{"id":"a","deviceId":"d","big":"` + strings.Repeat("x", docstore.DefaultMaxDocumentBytes) + `"}`, docstore.ErrTooLarge, "the limit is"},
+		{`not json`, docstore.ErrInvalid, "not a JSON object"},
+	} {
+		_, err := s.Upsert(bg, "c", []byte(c.doc))
+		require.ErrorIs(t, err, c.want, "%.60s", c.doc)
+		require.ErrorContains(t, err, c.text)
+	}
+	require.Empty(t, feed(t, s, "c", docstore.FeedStart{}))
+}
+
+func testFeed(t *testing.T, s docstore.Store) {
+	container(t, s, "c")
+	var lsns []int64
+	for i := range 10 {
+		d, err := s.Upsert(bg, "c", fmt.Appendf(nil, `{"id":"%d","deviceId":"d%d"}`, i, i%3))
+		require.NoError(t, err)
+		lsns = append(lsns, d.LSN)
+	}
+	all := feed(t, s, "c", docstore.FeedStart{})
+	require.Len(t, all, 10)
+	for i, d := range all {
+		require.Equal(t, lsns[i], d.LSN)
+		require.False(t, d.Deleted)
+	}
+	rest := feed(t, s, "c", docstore.FeedStart{AfterLSN: lsns[6]})
+	require.Len(t, rest, 3, "a continuation reads what follows")
+	require.Equal(t, lsns[7], rest[0].LSN)
+
+	// An update moves the document to the feed's end: latest version only.
+	u, err := s.Upsert(bg, "c", []byte(`{"id":"0","deviceId":"d0","v":2}`))
+	require.NoError(t, err)
+	after := feed(t, s, "c", docstore.FeedStart{AfterLSN: lsns[9]})
+	require.Len(t, after, 1)
+	require.Equal(t, u.LSN, after[0].LSN)
+	require.Len(t, feed(t, s, "c", docstore.FeedStart{}), 10)
+
+	time.Sleep(20 * time.Millisecond)
+	mark := time.Now()
+	_, err = s.Upsert(bg, "c", []byte(`{"id":"new","deviceId":"d0"}`))
+	require.NoError(t, err)
+	since := feed(t, s, "c", docstore.FeedStart{Time: mark})
+	require.Len(t, since, 1)
+	require.Equal(t, "new", since[0].ID)
+
+	limited, err := s.Feed(bg, "c", docstore.FeedStart{}, 4)
+	require.NoError(t, err)
+	require.Len(t, limited, 4)
+	_, err = s.Feed(bg, "c", docstore.FeedStart{}, 0)
+	require.ErrorIs(t, err, docstore.ErrInvalid)
+	_, err = s.Feed(bg, "nope", docstore.FeedStart{}, 10)
+	require.ErrorIs(t, err, docstore.ErrNotFound)
+}
+
+func testChanged(t *testing.T, s docstore.Store) {
+	container(t, s, "c")
+	ch := s.Changed("c")
+	select {
+	case <-ch:
+		t.Fatal("woke without a write")
+	default:
+	}
+	_, err := s.Upsert(bg, "c", []byte(`{"id":"a","deviceId":"d"}`))
+	require.NoError(t, err)
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a write did not wake the reader")
+	}
+}

@@ -1,0 +1,535 @@
+// Package sqlite is the embedded document store: one SQLite database (pure
+// Go driver, WAL mode) under the data directory.
+//
+// Documents live in one table, `documents`, whose `body` column holds each
+// document's JSON with its system fields, so `sqlite3 docs.db "select
+// json_extract(body, '$.battery') from documents where container =
+// 'devices'"` works. Writes go through one connection, so LSNs are
+// committed in order: the change feed is simply the rows ordered by LSN.
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
+
+	"github.com/sluicehq/sluice/internal/docstore"
+)
+
+// Options tune the store. Zero values mean the defaults.
+type Options struct {
+	// MaxDocumentBytes bounds a document. Default 2 MiB.
+	MaxDocumentBytes int
+	// TombstoneRetention is how long deletes stay in the change feed.
+	// Default 7 days.
+	TombstoneRetention time.Duration
+	// SyncNormal trades durability on power loss (not on process crash)
+	// for speed: SQLite's synchronous=NORMAL instead of FULL.
+	SyncNormal bool
+}
+
+// Store is a document store on SQLite.
+type Store struct {
+	w, r *sql.DB
+	opts Options
+
+	mu      sync.Mutex
+	changed map[string]chan struct{}
+	cache   map[string]docstore.Container
+}
+
+var _ docstore.Store = (*Store)(nil)
+
+const schema = `
+CREATE TABLE IF NOT EXISTS containers (
+	name TEXT PRIMARY KEY,
+	partition_key_path TEXT NOT NULL,
+	default_ttl_ms INTEGER NOT NULL DEFAULT 0,
+	created TEXT NOT NULL,
+	last_lsn INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS documents (
+	container TEXT NOT NULL,
+	pk TEXT NOT NULL,
+	id TEXT NOT NULL,
+	body TEXT,
+	etag TEXT NOT NULL,
+	ts INTEGER NOT NULL,
+	lsn INTEGER NOT NULL,
+	deleted INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (container, pk, id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS documents_feed ON documents (container, lsn);
+`
+
+// Open opens (creating if needed) the database at path.
+func Open(path string, opts Options) (*Store, error) {
+	opts.MaxDocumentBytes = cmp.Or(opts.MaxDocumentBytes, docstore.DefaultMaxDocumentBytes)
+	opts.TombstoneRetention = cmp.Or(opts.TombstoneRetention, 7*24*time.Hour)
+	sync := "FULL"
+	if opts.SyncNormal {
+		sync = "NORMAL"
+	}
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_pragma=synchronous(" + sync + ")"
+	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("docstore: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	if _, err := w.Exec(schema); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("docstore: prepare %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", dsn+"&_pragma=query_only(ON)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("docstore: open %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(8)
+	return &Store{w: w, r: r, opts: opts, changed: map[string]chan struct{}{}, cache: map[string]docstore.Container{}}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// Changed implements docstore.Store.
+func (s *Store) Changed(container string) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := s.changed[container]
+	if ch == nil {
+		ch = make(chan struct{})
+		s.changed[container] = ch
+	}
+	return ch
+}
+
+func (s *Store) notify(container string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ch := s.changed[container]; ch != nil {
+		close(ch)
+		delete(s.changed, container)
+	}
+}
+
+// CreateContainer implements docstore.Store.
+func (s *Store) CreateContainer(ctx context.Context, c docstore.Container) (docstore.Container, error) {
+	if err := c.Validate(); err != nil {
+		return docstore.Container{}, err
+	}
+	c.Created = time.Now().UTC().Truncate(time.Millisecond)
+	_, err := s.w.ExecContext(ctx, `INSERT INTO containers (name, partition_key_path, default_ttl_ms, created) VALUES (?, ?, ?, ?)`,
+		c.Name, c.PartitionKeyPath, c.DefaultTTL.Milliseconds(), c.Created.Format(time.RFC3339Nano))
+	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
+		return docstore.Container{}, fmt.Errorf("%w: container %s", docstore.ErrExists, c.Name)
+	}
+	if err != nil {
+		return docstore.Container{}, fmt.Errorf("docstore: create container %s: %w", c.Name, err)
+	}
+	return c, nil
+}
+
+// GetContainer implements docstore.Store.
+func (s *Store) GetContainer(ctx context.Context, name string) (docstore.Container, error) {
+	s.mu.Lock()
+	c, ok := s.cache[name]
+	s.mu.Unlock()
+	if ok {
+		return c, nil
+	}
+	c, err := scanContainer(s.r.QueryRowContext(ctx, `SELECT name, partition_key_path, default_ttl_ms, created FROM containers WHERE name = ?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return docstore.Container{}, fmt.Errorf("%w: container %s", docstore.ErrNotFound, name)
+	}
+	if err != nil {
+		return docstore.Container{}, fmt.Errorf("docstore: get container %s: %w", name, err)
+	}
+	s.mu.Lock()
+	s.cache[name] = c
+	s.mu.Unlock()
+	return c, nil
+}
+
+type scanner interface{ Scan(...any) error }
+
+func scanContainer(row scanner) (docstore.Container, error) {
+	var c docstore.Container
+	var ttl int64
+	var created string
+	if err := row.Scan(&c.Name, &c.PartitionKeyPath, &ttl, &created); err != nil {
+		return c, err
+	}
+	c.DefaultTTL = time.Duration(ttl) * time.Millisecond
+	c.Created, _ = time.Parse(time.RFC3339Nano, created)
+	return c, nil
+}
+
+// ListContainers implements docstore.Store.
+func (s *Store) ListContainers(ctx context.Context) ([]docstore.Container, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT name, partition_key_path, default_ttl_ms, created FROM containers ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("docstore: list containers: %w", err)
+	}
+	defer rows.Close()
+	var out []docstore.Container
+	for rows.Next() {
+		c, err := scanContainer(rows)
+		if err != nil {
+			return nil, fmt.Errorf("docstore: list containers: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// DeleteContainer implements docstore.Store.
+func (s *Store) DeleteContainer(ctx context.Context, name string) error {
+	if _, err := s.GetContainer(ctx, name); err != nil {
+		return err
+	}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM documents WHERE container = ?`, name); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM containers WHERE name = ?`, name)
+		return err
+	})
+	s.mu.Lock()
+	delete(s.cache, name)
+	s.mu.Unlock()
+	s.notify(name)
+	if err != nil {
+		return fmt.Errorf("docstore: delete container %s: %w", name, err)
+	}
+	return nil
+}
+
+func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// nextLSNs reserves n LSNs of a container and returns the first.
+func nextLSNs(ctx context.Context, tx *sql.Tx, container string, n int) (int64, error) {
+	var last int64
+	err := tx.QueryRowContext(ctx, `UPDATE containers SET last_lsn = last_lsn + ? WHERE name = ? RETURNING last_lsn`, n, container).Scan(&last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("%w: container %s", docstore.ErrNotFound, container)
+	}
+	return last - int64(n) + 1, err
+}
+
+// current is a stored row's version: its ETag, whether it is a tombstone,
+// and its fields.
+type current struct {
+	found   bool
+	deleted bool
+	etag    string
+	body    []byte
+}
+
+func (s *Store) current(ctx context.Context, tx *sql.Tx, container, pk, id string) (current, error) {
+	var c current
+	var body sql.NullString
+	err := tx.QueryRowContext(ctx, `SELECT etag, deleted, body FROM documents WHERE container = ? AND pk = ? AND id = ?`, container, pk, id).
+		Scan(&c.etag, &c.deleted, &body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, nil
+	}
+	c.found, c.body = err == nil, []byte(body.String)
+	return c, err
+}
+
+func (s *Store) put(ctx context.Context, tx *sql.Tx, container string, p docstore.Prepared, lsn int64, now time.Time) (docstore.Document, error) {
+	etag := docstore.ETagFor(lsn)
+	body := docstore.Render(p.Fields, p.ID, etag, now, lsn)
+	_, err := tx.ExecContext(ctx, `INSERT INTO documents (container, pk, id, body, etag, ts, lsn, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, 0)
+		ON CONFLICT (container, pk, id) DO UPDATE SET body = excluded.body, etag = excluded.etag, ts = excluded.ts, lsn = excluded.lsn, deleted = 0`,
+		container, p.PartitionKey, p.ID, string(body), etag, now.UnixNano(), lsn)
+	return docstore.Document{ID: p.ID, PartitionKey: p.PartitionKey, ETag: etag, TS: now, LSN: lsn, Body: body}, err
+}
+
+// write runs a single-document write: check decides from the current row
+// whether (and what) to write.
+func (s *Store) write(ctx context.Context, container string, p docstore.Prepared, check func(current) error) (docstore.Document, error) {
+	var doc docstore.Document
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		cur, err := s.current(ctx, tx, container, p.PartitionKey, p.ID)
+		if err != nil {
+			return err
+		}
+		if err := check(cur); err != nil {
+			return err
+		}
+		lsn, err := nextLSNs(ctx, tx, container, 1)
+		if err != nil {
+			return err
+		}
+		doc, err = s.put(ctx, tx, container, p, lsn, time.Now().UTC())
+		return err
+	})
+	if err != nil {
+		return docstore.Document{}, wrap(container, err)
+	}
+	s.notify(container)
+	return doc, nil
+}
+
+func wrap(container string, err error) error {
+	if errors.Is(err, docstore.ErrNotFound) || errors.Is(err, docstore.ErrExists) || errors.Is(err, docstore.ErrPrecondition) ||
+		errors.Is(err, docstore.ErrInvalid) || errors.Is(err, docstore.ErrTooLarge) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("docstore: write to %s: %w", container, err)
+}
+
+func (s *Store) prepare(ctx context.Context, container string, doc []byte) (docstore.Prepared, error) {
+	c, err := s.GetContainer(ctx, container)
+	if err != nil {
+		return docstore.Prepared{}, err
+	}
+	return docstore.Prepare(c, doc, s.opts.MaxDocumentBytes)
+}
+
+func notFound(p docstore.Prepared) error {
+	return fmt.Errorf("%w: document %q in partition %q", docstore.ErrNotFound, p.ID, p.PartitionKey)
+}
+
+func checkMatch(cur current, ifMatch string, p docstore.Prepared) error {
+	if !cur.found || cur.deleted {
+		return notFound(p)
+	}
+	if ifMatch != "" && ifMatch != cur.etag {
+		return fmt.Errorf("%w: document %q has ETag %s, not %s: read it again and retry", docstore.ErrPrecondition, p.ID, cur.etag, ifMatch)
+	}
+	return nil
+}
+
+// Create implements docstore.Store.
+func (s *Store) Create(ctx context.Context, container string, doc []byte) (docstore.Document, error) {
+	p, err := s.prepare(ctx, container, doc)
+	if err != nil {
+		return docstore.Document{}, err
+	}
+	return s.write(ctx, container, p, func(cur current) error {
+		if cur.found && !cur.deleted {
+			return fmt.Errorf("%w: document %q in partition %q (use upsert or replace)", docstore.ErrExists, p.ID, p.PartitionKey)
+		}
+		return nil
+	})
+}
+
+// Upsert implements docstore.Store.
+func (s *Store) Upsert(ctx context.Context, container string, doc []byte) (docstore.Document, error) {
+	p, err := s.prepare(ctx, container, doc)
+	if err != nil {
+		return docstore.Document{}, err
+	}
+	return s.write(ctx, container, p, func(current) error { return nil })
+}
+
+// Replace implements docstore.Store.
+func (s *Store) Replace(ctx context.Context, container string, doc []byte, ifMatch string) (docstore.Document, error) {
+	p, err := s.prepare(ctx, container, doc)
+	if err != nil {
+		return docstore.Document{}, err
+	}
+	return s.write(ctx, container, p, func(cur current) error { return checkMatch(cur, ifMatch, p) })
+}
+
+// Patch implements docstore.Store.
+func (s *Store) Patch(ctx context.Context, container, pk, id string, set map[string]json.RawMessage, ifMatch string) (docstore.Document, error) {
+	c, err := s.GetContainer(ctx, container)
+	if err != nil {
+		return docstore.Document{}, err
+	}
+	for k := range set {
+		if k == "id" || k == docstore.FieldETag || k == docstore.FieldTS || k == docstore.FieldLSN {
+			return docstore.Document{}, fmt.Errorf("%w patch: %q is a system field", docstore.ErrInvalid, k)
+		}
+	}
+	var doc docstore.Document
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		key := docstore.Prepared{ID: id, PartitionKey: pk}
+		cur, err := s.current(ctx, tx, container, pk, id)
+		if err != nil {
+			return err
+		}
+		if err := checkMatch(cur, ifMatch, key); err != nil {
+			return err
+		}
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(cur.body, &fields); err != nil {
+			return err
+		}
+		for k, v := range set {
+			if string(v) == "null" {
+				delete(fields, k)
+			} else {
+				fields[k] = v
+			}
+		}
+		merged, _ := json.Marshal(fields)
+		p, err := docstore.Prepare(c, merged, s.opts.MaxDocumentBytes)
+		if err != nil {
+			return err
+		}
+		if p.PartitionKey != pk {
+			return fmt.Errorf("%w patch: it would change the partition key from %q to %q; delete and create instead", docstore.ErrInvalid, pk, p.PartitionKey)
+		}
+		lsn, err := nextLSNs(ctx, tx, container, 1)
+		if err != nil {
+			return err
+		}
+		doc, err = s.put(ctx, tx, container, p, lsn, time.Now().UTC())
+		return err
+	})
+	if err != nil {
+		return docstore.Document{}, wrap(container, err)
+	}
+	s.notify(container)
+	return doc, nil
+}
+
+// Read implements docstore.Store.
+func (s *Store) Read(ctx context.Context, container, pk, id string) (docstore.Document, error) {
+	if _, err := s.GetContainer(ctx, container); err != nil {
+		return docstore.Document{}, err
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT pk, id, body, etag, ts, lsn, deleted FROM documents WHERE container = ? AND pk = ? AND id = ? AND deleted = 0`, container, pk, id)
+	if err != nil {
+		return docstore.Document{}, fmt.Errorf("docstore: read from %s: %w", container, err)
+	}
+	docs, err := scanDocs(rows)
+	if err != nil {
+		return docstore.Document{}, fmt.Errorf("docstore: read from %s: %w", container, err)
+	}
+	if len(docs) == 0 {
+		return docstore.Document{}, notFound(docstore.Prepared{ID: id, PartitionKey: pk})
+	}
+	return docs[0], nil
+}
+
+func scanDocs(rows *sql.Rows) ([]docstore.Document, error) {
+	defer rows.Close()
+	var out []docstore.Document
+	for rows.Next() {
+		var d docstore.Document
+		var body sql.NullString
+		var ts int64
+		if err := rows.Scan(&d.PartitionKey, &d.ID, &body, &d.ETag, &ts, &d.LSN, &d.Deleted); err != nil {
+			return nil, err
+		}
+		d.TS = time.Unix(0, ts).UTC()
+		if body.Valid {
+			d.Body = json.RawMessage(body.String)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// Delete implements docstore.Store.
+func (s *Store) Delete(ctx context.Context, container, pk, id, ifMatch string) error {
+	if _, err := s.GetContainer(ctx, container); err != nil {
+		return err
+	}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		key := docstore.Prepared{ID: id, PartitionKey: pk}
+		cur, err := s.current(ctx, tx, container, pk, id)
+		if err != nil {
+			return err
+		}
+		if err := checkMatch(cur, ifMatch, key); err != nil {
+			return err
+		}
+		lsn, err := nextLSNs(ctx, tx, container, 1)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE documents SET body = NULL, deleted = 1, etag = ?, ts = ?, lsn = ? WHERE container = ? AND pk = ? AND id = ?`,
+			docstore.ETagFor(lsn), time.Now().UnixNano(), lsn, container, pk, id)
+		return err
+	})
+	if err != nil {
+		return wrap(container, err)
+	}
+	s.notify(container)
+	return nil
+}
+
+// BulkUpsert implements docstore.Store.
+func (s *Store) BulkUpsert(ctx context.Context, container string, docs [][]byte) ([]docstore.Document, error) {
+	c, err := s.GetContainer(ctx, container)
+	if err != nil {
+		return nil, err
+	}
+	prepared := make([]docstore.Prepared, len(docs))
+	for i, d := range docs {
+		if prepared[i], err = docstore.Prepare(c, d, s.opts.MaxDocumentBytes); err != nil {
+			return nil, fmt.Errorf("document %d: %w", i, err)
+		}
+	}
+	out := make([]docstore.Document, len(docs))
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		first, err := nextLSNs(ctx, tx, container, len(docs))
+		if err != nil {
+			return err
+		}
+		now := time.Now().UTC()
+		for i, p := range prepared {
+			if out[i], err = s.put(ctx, tx, container, p, first+int64(i), now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap(container, err)
+	}
+	s.notify(container)
+	return out, nil
+}
+
+// Feed implements docstore.Store.
+func (s *Store) Feed(ctx context.Context, container string, from docstore.FeedStart, limit int) ([]docstore.Document, error) {
+	if _, err := s.GetContainer(ctx, container); err != nil {
+		return nil, err
+	}
+	if limit < 1 {
+		return nil, fmt.Errorf("%w limit %d: must be at least 1", docstore.ErrInvalid, limit)
+	}
+	q := `SELECT pk, id, body, etag, ts, lsn, deleted FROM documents WHERE container = ? AND lsn > ? ORDER BY lsn LIMIT ?`
+	args := []any{container, from.AfterLSN, limit}
+	if !from.Time.IsZero() {
+		q = `SELECT pk, id, body, etag, ts, lsn, deleted FROM documents WHERE container = ? AND lsn > ? AND ts >= ? ORDER BY lsn LIMIT ?`
+		args = []any{container, from.AfterLSN, from.Time.UnixNano(), limit}
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("docstore: feed of %s: %w", container, err)
+	}
+	docs, err := scanDocs(rows)
+	if err != nil {
+		return nil, fmt.Errorf("docstore: feed of %s: %w", container, err)
+	}
+	return docs, nil
+}
