@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) docstore.Store) {
 		{"BadDocumentsWriteNothing", testBadDocuments},
 		{"FeedOrderContinuationTime", testFeed},
 		{"ChangedWakesReaders", testChanged},
+		{"Query", testQuery},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
