@@ -24,7 +24,7 @@ import (
 
 // Query is a parsed query.
 type Query struct {
-	Where   Expr   // nil: every document
+	Where   Expr // nil: every document
 	OrderBy []string
 	Desc    bool
 	Limit   int // 0: none
