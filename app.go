@@ -11,12 +11,15 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice/internal/deadletter"
+	"github.com/sluicehq/sluice/internal/docstore"
+	"github.com/sluicehq/sluice/internal/docstore/sqlite"
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/gateway"
 	"github.com/sluicehq/sluice/internal/host"
@@ -152,6 +155,7 @@ type App struct {
 	eng     *engine.Engine
 	hubSvc  *hub.Service
 	queues  *queue.Service
+	docs    docstore.Store
 	leases  *lease.Manager
 	host    *host.Host
 	metrics *telemetry.Metrics
@@ -239,6 +243,12 @@ func (a *App) Start(ctx context.Context) (err error) {
 		}
 	}
 	a.queues = queue.Open(a.eng.JS, a.eng.MaxPayload(), queue.Options{Logger: a.log})
+	if err := os.MkdirAll(a.cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("sluice: data directory: %w", err)
+	}
+	if a.docs, err = sqlite.Open(filepath.Join(a.cfg.DataDir, "docs.db"), sqlite.Options{}); err != nil {
+		return err
+	}
 	for _, qc := range a.qs {
 		if _, err := a.queues.Ensure(ctx, queue.Config{Name: qc.Name, MaxMessageBytes: qc.MaxMessageBytes, Lock: qc.Lock, TTL: qc.TTL}); err != nil {
 			return fmt.Errorf("sluice: queue %s: %w", qc.Name, err)
@@ -313,7 +323,7 @@ func (a *App) startHTTP() error {
 				"addr", ln.Addr().String())
 		}
 	}
-	api := gateway.NewServer(gateway.Config{Hubs: a.hubSvc, Queues: a.queues, Metrics: a.metrics, Logger: a.log,
+	api := gateway.NewServer(gateway.Config{Hubs: a.hubSvc, Queues: a.queues, Docs: a.docs, Metrics: a.metrics, Logger: a.log,
 		Ready: func() bool { return a.host != nil }, MaxEventBytes: a.hubSvc.MaxEventBytes()})
 	a.ln = ln
 	a.srv = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
@@ -370,6 +380,9 @@ func (a *App) closeLocked(ctx context.Context) {
 	}
 	if a.hubSvc != nil {
 		a.hubSvc.Close()
+	}
+	if a.docs != nil {
+		_ = a.docs.Close()
 	}
 	if a.eng != nil {
 		_ = a.eng.Close()

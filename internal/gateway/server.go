@@ -18,6 +18,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sluicehq/sluice/internal/docstore"
 	"github.com/sluicehq/sluice/internal/hub"
 	"github.com/sluicehq/sluice/internal/queue"
 	"github.com/sluicehq/sluice/internal/telemetry"
@@ -27,7 +28,9 @@ import (
 type Config struct {
 	Hubs *hub.Service
 	// Queues serves /api/v1/queues; nil leaves those routes out.
-	Queues  *queue.Service
+	Queues *queue.Service
+	// Docs serves /api/v1/containers; nil leaves those routes out.
+	Docs    docstore.Store
 	Metrics *telemetry.Metrics
 	Logger  *slog.Logger
 	// Ready reports whether the instance is ready to process work.
