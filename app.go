@@ -141,13 +141,14 @@ func WithRetry(p RetryPolicy) FunctionOption {
 
 // App is one instance of the platform.
 type App struct {
-	cfg  Config
-	log  *slog.Logger
-	hubs []HubConfig
-	fns  []host.Function
-	qs   []QueueConfig
-	qfns []host.QueueFunction
-	errs []error
+	cfg        Config
+	log        *slog.Logger
+	hubs       []HubConfig
+	fns        []host.Function
+	qs         []QueueConfig
+	containers []ContainerConfig
+	qfns       []host.QueueFunction
+	errs       []error
 
 	mu      sync.Mutex
 	started bool
@@ -248,6 +249,18 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	if a.docs, err = sqlite.Open(filepath.Join(a.cfg.DataDir, "docs.db"), sqlite.Options{}); err != nil {
 		return err
+	}
+	for _, cc := range a.containers {
+		_, err := a.docs.CreateContainer(ctx, docstore.Container{Name: cc.Name, PartitionKeyPath: cc.PartitionKeyPath, DefaultTTL: cc.DefaultTTL})
+		if errors.Is(err, docstore.ErrExists) {
+			var c docstore.Container
+			if c, err = a.docs.GetContainer(ctx, cc.Name); err == nil && c.PartitionKeyPath != cc.PartitionKeyPath {
+				err = fmt.Errorf("it exists with partition key path %s, not %s (delete it or declare %s)", c.PartitionKeyPath, cc.PartitionKeyPath, c.PartitionKeyPath)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("sluice: container %s: %w", cc.Name, err)
+		}
 	}
 	for _, qc := range a.qs {
 		if _, err := a.queues.Ensure(ctx, queue.Config{Name: qc.Name, MaxMessageBytes: qc.MaxMessageBytes, Lock: qc.Lock, TTL: qc.TTL}); err != nil {

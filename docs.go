@@ -1,0 +1,173 @@
+package sluice
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/docstore"
+)
+
+// ContainerConfig declares a document container, created when the app
+// starts if it is missing.
+type ContainerConfig struct {
+	Name string
+	// PartitionKeyPath locates each document's partition key, like
+	// "/deviceId".
+	PartitionKeyPath string
+	// DefaultTTL, when positive, is how long documents are kept after
+	// their last write.
+	DefaultTTL time.Duration
+}
+
+// Document is a stored document: its id, partition key, ETag, LSN, write
+// time and its JSON body with the system fields id, _etag, _ts and _lsn.
+type Document = docstore.Document
+
+// QueryRequest is a query in the store's SQL subset, for example
+// `SELECT * FROM c WHERE c.battery < 20 ORDER BY c._ts DESC`, with
+// optional @parameters, a partition key and paging.
+type QueryRequest = docstore.QueryRequest
+
+// QueryPage is a page of query results; its Continuation fetches the next.
+type QueryPage = docstore.Page
+
+// Errors of the document store, for errors.Is.
+var (
+	ErrDocumentNotFound = docstore.ErrNotFound
+	ErrDocumentExists   = docstore.ErrExists
+	// ErrPreconditionFailed: an If-Match ETag did not match; read the
+	// document again and retry.
+	ErrPreconditionFailed = docstore.ErrPrecondition
+	ErrDocumentTooLarge   = docstore.ErrTooLarge
+)
+
+// Container declares a container.
+func (a *App) Container(cfg ContainerConfig) {
+	a.containers = append(a.containers, cfg)
+}
+
+// Docs is the document store of a running app. Documents are JSON
+// objects: pass []byte or json.RawMessage as they are, or any value that
+// encodes to a JSON object.
+type Docs struct{ s docstore.Store }
+
+// Docs returns the document store; use it while the app runs.
+func (a *App) Docs() *Docs { return &Docs{a.docs} }
+
+func encodeDoc(doc any) ([]byte, error) {
+	switch d := doc.(type) {
+	case []byte:
+		return d, nil
+	case json.RawMessage:
+		return d, nil
+	case string:
+		return []byte(d), nil
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("%w document: %v", docstore.ErrInvalid, err)
+	}
+	return b, nil
+}
+
+func (d *Docs) store() (docstore.Store, error) {
+	if d.s == nil {
+		return nil, ErrNotStarted
+	}
+	return d.s, nil
+}
+
+// Upsert creates or replaces a document.
+func (d *Docs) Upsert(ctx context.Context, container string, doc any) (Document, error) {
+	return d.write(doc, func(s docstore.Store, b []byte) (Document, error) { return s.Upsert(ctx, container, b) })
+}
+
+// Create stores a new document; ErrDocumentExists if its id is taken in
+// its partition.
+func (d *Docs) Create(ctx context.Context, container string, doc any) (Document, error) {
+	return d.write(doc, func(s docstore.Store, b []byte) (Document, error) { return s.Create(ctx, container, b) })
+}
+
+// Replace replaces an existing document; with ifMatch set (an ETag), only
+// if the document has not changed since (else ErrPreconditionFailed).
+func (d *Docs) Replace(ctx context.Context, container string, doc any, ifMatch string) (Document, error) {
+	return d.write(doc, func(s docstore.Store, b []byte) (Document, error) { return s.Replace(ctx, container, b, ifMatch) })
+}
+
+func (d *Docs) write(doc any, fn func(docstore.Store, []byte) (Document, error)) (Document, error) {
+	s, err := d.store()
+	if err != nil {
+		return Document{}, err
+	}
+	b, err := encodeDoc(doc)
+	if err != nil {
+		return Document{}, err
+	}
+	return fn(s, b)
+}
+
+// BulkUpsert upserts documents in one transaction: all or none.
+func (d *Docs) BulkUpsert(ctx context.Context, container string, docs ...any) ([]Document, error) {
+	s, err := d.store()
+	if err != nil {
+		return nil, err
+	}
+	raw := make([][]byte, len(docs))
+	for i, doc := range docs {
+		if raw[i], err = encodeDoc(doc); err != nil {
+			return nil, fmt.Errorf("document %d: %w", i, err)
+		}
+	}
+	return s.BulkUpsert(ctx, container, raw)
+}
+
+// Patch sets top-level fields of a document; a nil value removes a field.
+func (d *Docs) Patch(ctx context.Context, container, partitionKey, id string, set map[string]any, ifMatch string) (Document, error) {
+	s, err := d.store()
+	if err != nil {
+		return Document{}, err
+	}
+	fields := make(map[string]json.RawMessage, len(set))
+	for k, v := range set {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return Document{}, fmt.Errorf("%w patch field %s: %v", docstore.ErrInvalid, k, err)
+		}
+		fields[k] = b
+	}
+	return s.Patch(ctx, container, partitionKey, id, fields, ifMatch)
+}
+
+// Read returns a document.
+func (d *Docs) Read(ctx context.Context, container, partitionKey, id string) (Document, error) {
+	s, err := d.store()
+	if err != nil {
+		return Document{}, err
+	}
+	return s.Read(ctx, container, partitionKey, id)
+}
+
+// Delete removes a document (with ifMatch as in Replace). The change feed
+// shows a tombstone.
+func (d *Docs) Delete(ctx context.Context, container, partitionKey, id, ifMatch string) error {
+	s, err := d.store()
+	if err != nil {
+		return err
+	}
+	return s.Delete(ctx, container, partitionKey, id, ifMatch)
+}
+
+// Query runs a query and returns one page of results.
+func (d *Docs) Query(ctx context.Context, container string, req QueryRequest) (QueryPage, error) {
+	s, err := d.store()
+	if err != nil {
+		return QueryPage{}, err
+	}
+	q, ok := s.(docstore.Querier)
+	if !ok {
+		return QueryPage{}, fmt.Errorf("sluice: this document store cannot run queries")
+	}
+	return q.Query(ctx, container, req)
+}
