@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) docstore.Store) {
 		{"BadDocumentsWriteNothing", testBadDocuments},
 		{"FeedOrderContinuationTime", testFeed},
 		{"ChangedWakesReaders", testChanged},
+		{"DefaultTTL", testTTL},
 		{"Query", testQuery},
 	}
 	for _, tc := range tests {
@@ -301,4 +302,26 @@ func testChanged(t *testing.T, s docstore.Store) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a write did not wake the reader")
 	}
+}
+
+func testTTL(t *testing.T, s docstore.Store) {
+	_, err := s.CreateContainer(bg, docstore.Container{Name: "short", PartitionKeyPath: "/k", DefaultTTL: time.Second})
+	require.NoError(t, err)
+	_, err = s.Upsert(bg, "short", []byte(`{"id":"a","k":"x"}`))
+	require.NoError(t, err)
+	_, err = s.Read(bg, "short", "x", "a")
+	require.NoError(t, err)
+	time.Sleep(1200 * time.Millisecond)
+	_, err = s.Read(bg, "short", "x", "a")
+	require.ErrorIs(t, err, docstore.ErrNotFound, "expired after the container's TTL")
+	if q, ok := s.(docstore.Querier); ok {
+		page, err := q.Query(bg, "short", docstore.QueryRequest{})
+		require.NoError(t, err)
+		require.Empty(t, page.Documents)
+	}
+	// A write starts the time again.
+	_, err = s.Upsert(bg, "short", []byte(`{"id":"a","k":"x"}`))
+	require.NoError(t, err)
+	_, err = s.Read(bg, "short", "x", "a")
+	require.NoError(t, err)
 }

@@ -12,7 +12,8 @@ var _ docstore.Querier = (*Store)(nil)
 
 // Query implements docstore.Querier.
 func (s *Store) Query(ctx context.Context, container string, req docstore.QueryRequest) (docstore.Page, error) {
-	if _, err := s.GetContainer(ctx, container); err != nil {
+	c, err := s.GetContainer(ctx, container)
+	if err != nil {
 		return docstore.Page{}, err
 	}
 	q, err := docstore.ParseQuery(req.Text, req.Params)
@@ -34,8 +35,8 @@ func (s *Store) Query(ctx context.Context, container string, req docstore.QueryR
 		}
 	}
 	var sb strings.Builder
-	args := []any{container}
-	sb.WriteString(`SELECT pk, id, body, etag, ts, lsn, deleted FROM documents WHERE container = ? AND deleted = 0`)
+	args := []any{container, liveSince(c)}
+	sb.WriteString(`SELECT pk, id, body, etag, ts, lsn, deleted FROM documents WHERE container = ? AND deleted = 0 AND ts >= ?`)
 	if req.PartitionKey != nil {
 		sb.WriteString(` AND pk = ?`)
 		args = append(args, *req.PartitionKey)

@@ -41,9 +41,10 @@ type Store struct {
 	w, r *sql.DB
 	opts Options
 
-	mu      sync.Mutex
-	changed map[string]chan struct{}
-	cache   map[string]docstore.Container
+	mu        sync.Mutex
+	changed   map[string]chan struct{}
+	cache     map[string]docstore.Container
+	lastClean time.Time
 }
 
 var _ docstore.Store = (*Store)(nil)
@@ -121,6 +122,34 @@ func (s *Store) notify(container string) {
 		close(ch)
 		delete(s.changed, container)
 	}
+	if now := time.Now(); now.Sub(s.lastClean) > cleanEvery {
+		s.lastClean = now
+		go s.clean()
+	}
+}
+
+// cleanEvery is how often, at most, writes trigger removing expired
+// documents and old tombstones.
+const cleanEvery = time.Minute
+
+// liveSince is the oldest write time of a container's live documents:
+// older ones have outlived the container's TTL (and are removed soon).
+func liveSince(c docstore.Container) int64 {
+	if c.DefaultTTL <= 0 {
+		return 0
+	}
+	return time.Now().Add(-c.DefaultTTL).UnixNano()
+}
+
+// clean removes documents past their container's TTL (without a
+// tombstone, as Cosmos DB does) and tombstones past the retention.
+func (s *Store) clean() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	now := time.Now()
+	_, _ = s.w.ExecContext(ctx, `DELETE FROM documents WHERE deleted = 1 AND ts < ?`, now.Add(-s.opts.TombstoneRetention).UnixNano())
+	_, _ = s.w.ExecContext(ctx, `DELETE FROM documents WHERE deleted = 0 AND ts < ? - (SELECT default_ttl_ms FROM containers WHERE name = documents.container) * 1000000
+		AND (SELECT default_ttl_ms FROM containers WHERE name = documents.container) > 0`, now.UnixNano())
 }
 
 // CreateContainer implements docstore.Store.
@@ -411,10 +440,12 @@ func (s *Store) Patch(ctx context.Context, container, pk, id string, set map[str
 
 // Read implements docstore.Store.
 func (s *Store) Read(ctx context.Context, container, pk, id string) (docstore.Document, error) {
-	if _, err := s.GetContainer(ctx, container); err != nil {
+	c, err := s.GetContainer(ctx, container)
+	if err != nil {
 		return docstore.Document{}, err
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT pk, id, body, etag, ts, lsn, deleted FROM documents WHERE container = ? AND pk = ? AND id = ? AND deleted = 0`, container, pk, id)
+	rows, err := s.r.QueryContext(ctx, `SELECT pk, id, body, etag, ts, lsn, deleted FROM documents WHERE container = ? AND pk = ? AND id = ? AND deleted = 0 AND ts >= ?`,
+		container, pk, id, liveSince(c))
 	if err != nil {
 		return docstore.Document{}, fmt.Errorf("docstore: read from %s: %w", container, err)
 	}
