@@ -5,6 +5,7 @@
 //	sluice hub <verb>           create, list, describe, delete, send, tail, lag, replay
 //	sluice queue <verb>         create, list, describe, send, peek, receive, complete, abandon, depth, purge, delete
 //	sluice deadletters <verb>   list, show, redrive, purge
+//	sluice docs <verb>          container (create, list, delete), get, put, delete, query, feed
 //	sluice bench <workload>     measure throughput against the raw engine
 //
 // Every command has --help; commands that print data have --json.
@@ -41,6 +42,7 @@ func topCommands() []command {
 		{"hub", "manage hubs and their events: create, list, describe, delete, send, tail, lag, replay", runHub},
 		{"queue", "manage queues and their messages: create, list, describe, send, peek, receive, complete, abandon, depth, purge, delete", runQueue},
 		{"deadletters", "inspect and redrive the inputs functions gave up on: list, show, redrive, purge", runDeadLetters},
+		{"docs", "store and query JSON documents: container, get, put, delete, query, feed", runDocs},
 		{"bench", "measure throughput and latency (workloads: hub, queue)", runBench},
 		{"version", "print the version", func([]string) error { fmt.Fprintln(stdout, "sluice", version); return nil }},
 	}

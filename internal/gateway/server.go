@@ -79,6 +79,9 @@ func NewServer(cfg Config) *Server {
 		s.queueRoutes()
 		s.deadLetterRoutes()
 	}
+	if cfg.Docs != nil {
+		s.docRoutes()
+	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (the API is under /api/v1/)", r.Method, r.URL.Path))
 	})
