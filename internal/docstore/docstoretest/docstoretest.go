@@ -314,13 +314,16 @@ func testTTL(t *testing.T, s docstore.Store) {
 	time.Sleep(1200 * time.Millisecond)
 	_, err = s.Read(bg, "short", "x", "a")
 	require.ErrorIs(t, err, docstore.ErrNotFound, "expired after the container's TTL")
+	_, err = s.Patch(bg, "short", "x", "a", map[string]json.RawMessage{"v": json.RawMessage(`1`)}, "")
+	require.ErrorIs(t, err, docstore.ErrNotFound, "an expired document cannot be patched back")
+	require.ErrorIs(t, s.Delete(bg, "short", "x", "a", ""), docstore.ErrNotFound)
 	if q, ok := s.(docstore.Querier); ok {
 		page, err := q.Query(bg, "short", docstore.QueryRequest{})
 		require.NoError(t, err)
 		require.Empty(t, page.Documents)
 	}
-	// A write starts the time again.
-	_, err = s.Upsert(bg, "short", []byte(`{"id":"a","k":"x"}`))
+	// Creating it again works; a write starts the time again.
+	_, err = s.Create(bg, "short", []byte(`{"id":"a","k":"x"}`))
 	require.NoError(t, err)
 	_, err = s.Read(bg, "short", "x", "a")
 	require.NoError(t, err)

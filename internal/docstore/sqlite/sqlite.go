@@ -278,12 +278,17 @@ type current struct {
 func (s *Store) current(ctx context.Context, tx *sql.Tx, container, pk, id string) (current, error) {
 	var c current
 	var body sql.NullString
-	err := tx.QueryRowContext(ctx, `SELECT etag, deleted, body FROM documents WHERE container = ? AND pk = ? AND id = ?`, container, pk, id).
-		Scan(&c.etag, &c.deleted, &body)
+	var ts int64
+	err := tx.QueryRowContext(ctx, `SELECT etag, deleted, body, ts FROM documents WHERE container = ? AND pk = ? AND id = ?`, container, pk, id).
+		Scan(&c.etag, &c.deleted, &body, &ts)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, nil
 	}
 	c.found, c.body = err == nil, []byte(body.String)
+	if cont, cerr := s.GetContainer(ctx, container); cerr == nil && ts < liveSince(cont) {
+		// Past the container's TTL: gone, though not yet removed.
+		c.deleted = true
+	}
 	return c, err
 }
 
