@@ -45,6 +45,7 @@ type Store struct {
 	changed   map[string]chan struct{}
 	cache     map[string]docstore.Container
 	lastClean time.Time
+	cleaning  sync.WaitGroup
 }
 
 var _ docstore.Store = (*Store)(nil)
@@ -100,6 +101,7 @@ func Open(path string, opts Options) (*Store, error) {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.cleaning.Wait()
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
@@ -124,7 +126,7 @@ func (s *Store) notify(container string) {
 	}
 	if now := time.Now(); now.Sub(s.lastClean) > cleanEvery {
 		s.lastClean = now
-		go s.clean()
+		s.cleaning.Go(s.clean)
 	}
 }
 
