@@ -186,6 +186,32 @@ func PartitionKeyOf(c Container, fields map[string]json.RawMessage) (string, err
 	return "", fmt.Errorf("%w document: the partition key at %s must be a string, number or boolean", ErrInvalid, c.PartitionKeyPath)
 }
 
+// ApplyPatch sets top-level fields of a stored document's JSON (a null
+// value removes the field) and prepares the result for container c; the
+// partition key must stay pk.
+func ApplyPatch(c Container, stored []byte, pk string, set map[string]json.RawMessage, maxBytes int) (Prepared, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(stored, &fields); err != nil {
+		return Prepared{}, fmt.Errorf("docstore: stored document: %w", err)
+	}
+	for k, v := range set {
+		if string(v) == "null" {
+			delete(fields, k)
+		} else {
+			fields[k] = v
+		}
+	}
+	merged, _ := json.Marshal(fields)
+	p, err := Prepare(c, merged, maxBytes)
+	if err != nil {
+		return Prepared{}, err
+	}
+	if p.PartitionKey != pk {
+		return Prepared{}, fmt.Errorf("%w patch: it would change the partition key from %q to %q; delete and create instead", ErrInvalid, pk, p.PartitionKey)
+	}
+	return p, nil
+}
+
 // Render builds a stored document's JSON from its fields and system values.
 func Render(fields map[string]json.RawMessage, id, etag string, ts time.Time, lsn int64) json.RawMessage {
 	out := make(map[string]json.RawMessage, len(fields)+4)

@@ -136,6 +136,59 @@ func (r QueryRequest) PageSize() (int, error) {
 	return r.MaxItems, nil
 }
 
+// Plan is what a backend needs to run one page of a query.
+type Plan struct {
+	Query  Query
+	Size   int // results of this page, at most (one more tells if there is a next)
+	Cursor Cursor
+	// Done: earlier pages already returned the query's LIMIT.
+	Done bool
+}
+
+// PlanQuery parses and checks a request for a backend.
+func PlanQuery(req QueryRequest) (Plan, error) {
+	q, err := ParseQuery(req.Text, req.Params)
+	if err != nil {
+		return Plan{}, err
+	}
+	size, err := req.PageSize()
+	if err != nil {
+		return Plan{}, err
+	}
+	cur, err := DecodeCursor(req.Continuation)
+	if err != nil {
+		return Plan{}, err
+	}
+	if q.Limit > 0 {
+		size = min(size, q.Limit-cur.Count)
+	}
+	return Plan{Query: q, Size: size, Cursor: cur, Done: size <= 0}, nil
+}
+
+// Finish cuts a page from the up to Size+1 documents a backend read and
+// sets its continuation.
+func (p Plan) Finish(docs []Document) Page {
+	page := Page{Documents: docs}
+	if page.Documents == nil {
+		page.Documents = []Document{}
+	}
+	if len(docs) <= p.Size {
+		return page
+	}
+	page.Documents = docs[:p.Size]
+	last := page.Documents[p.Size-1]
+	next := Cursor{Count: p.Cursor.Count + p.Size}
+	if p.Query.OrderBy == nil {
+		next.PK, next.ID = last.PartitionKey, last.ID
+	} else {
+		next.Offset = p.Cursor.Offset + p.Size
+	}
+	if p.Query.Limit == 0 || next.Count < p.Query.Limit {
+		page.Continuation = EncodeCursor(next)
+	}
+	return page
+}
+
 // ParseQuery parses a query, substituting params for @names.
 func ParseQuery(text string, params map[string]any) (Query, error) {
 	toks, err := lex(text)

@@ -19,24 +19,11 @@ func (s *Store) Query(ctx context.Context, container string, req docstore.QueryR
 	if _, err := s.container(ctx, container); err != nil {
 		return docstore.Page{}, err
 	}
-	q, err := docstore.ParseQuery(req.Text, req.Params)
-	if err != nil {
-		return docstore.Page{}, err
+	plan, err := docstore.PlanQuery(req)
+	if err != nil || plan.Done {
+		return docstore.Page{Documents: []docstore.Document{}}, err
 	}
-	size, err := req.PageSize()
-	if err != nil {
-		return docstore.Page{}, err
-	}
-	cur, err := docstore.DecodeCursor(req.Continuation)
-	if err != nil {
-		return docstore.Page{}, err
-	}
-	if q.Limit > 0 {
-		size = min(size, q.Limit-cur.Count)
-		if size <= 0 {
-			return docstore.Page{}, nil
-		}
-	}
+	q, size, cur := plan.Query, plan.Size, plan.Cursor
 	var a args
 	var sb strings.Builder
 	sb.WriteString(s.q.query + a.add(container) + ` AND NOT d.deleted AND ` + s.q.live)
@@ -83,21 +70,7 @@ func (s *Store) Query(ctx context.Context, container string, req docstore.QueryR
 			return docstore.Page{}, err
 		}
 	}
-	page := docstore.Page{Documents: docs}
-	if len(docs) > size {
-		page.Documents = docs[:size]
-		last := page.Documents[size-1]
-		next := docstore.Cursor{Count: cur.Count + size}
-		if q.OrderBy == nil {
-			next.PK, next.ID = last.PartitionKey, last.ID
-		} else {
-			next.Offset = cur.Offset + size
-		}
-		if q.Limit == 0 || next.Count < q.Limit {
-			page.Continuation = docstore.EncodeCursor(next)
-		}
-	}
-	return page, nil
+	return plan.Finish(docs), nil
 }
 
 // args are a statement's arguments; add returns the placeholder of one.

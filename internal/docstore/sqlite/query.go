@@ -16,24 +16,11 @@ func (s *Store) Query(ctx context.Context, container string, req docstore.QueryR
 	if err != nil {
 		return docstore.Page{}, err
 	}
-	q, err := docstore.ParseQuery(req.Text, req.Params)
-	if err != nil {
-		return docstore.Page{}, err
+	plan, err := docstore.PlanQuery(req)
+	if err != nil || plan.Done {
+		return docstore.Page{Documents: []docstore.Document{}}, err
 	}
-	size, err := req.PageSize()
-	if err != nil {
-		return docstore.Page{}, err
-	}
-	cur, err := docstore.DecodeCursor(req.Continuation)
-	if err != nil {
-		return docstore.Page{}, err
-	}
-	if q.Limit > 0 {
-		size = min(size, q.Limit-cur.Count)
-		if size <= 0 {
-			return docstore.Page{}, nil
-		}
-	}
+	q, size, cur := plan.Query, plan.Size, plan.Cursor
 	var sb strings.Builder
 	args := []any{container, liveSince(c)}
 	sb.WriteString(`SELECT pk, id, body, etag, ts, lsn, deleted FROM documents WHERE container = ? AND deleted = 0 AND ts >= ?`)
@@ -72,21 +59,7 @@ func (s *Store) Query(ctx context.Context, container string, req docstore.QueryR
 	if err != nil {
 		return docstore.Page{}, fmt.Errorf("docstore: query %s: %w", container, err)
 	}
-	page := docstore.Page{Documents: docs}
-	if len(docs) > size {
-		page.Documents = docs[:size]
-		last := page.Documents[size-1]
-		next := docstore.Cursor{Count: cur.Count + size}
-		if q.OrderBy == nil {
-			next.PK, next.ID = last.PartitionKey, last.ID
-		} else {
-			next.Offset = cur.Offset + size
-		}
-		if q.Limit == 0 || next.Count < q.Limit {
-			page.Continuation = docstore.EncodeCursor(next)
-		}
-	}
-	return page, nil
+	return plan.Finish(docs), nil
 }
 
 // jsonPath is a SQLite JSON path for fields, each quoted.

@@ -412,24 +412,9 @@ func (s *Store) Patch(ctx context.Context, container, pk, id string, set map[str
 		if err := checkMatch(cur, ifMatch, key); err != nil {
 			return err
 		}
-		var fields map[string]json.RawMessage
-		if err := json.Unmarshal(cur.body, &fields); err != nil {
-			return err
-		}
-		for k, v := range set {
-			if string(v) == "null" {
-				delete(fields, k)
-			} else {
-				fields[k] = v
-			}
-		}
-		merged, _ := json.Marshal(fields)
-		p, err := docstore.Prepare(c, merged, s.opts.MaxDocumentBytes)
+		p, err := docstore.ApplyPatch(c, cur.body, pk, set, s.opts.MaxDocumentBytes)
 		if err != nil {
 			return err
-		}
-		if p.PartitionKey != pk {
-			return fmt.Errorf("%w patch: it would change the partition key from %q to %q; delete and create instead", docstore.ErrInvalid, pk, p.PartitionKey)
 		}
 		lsn, err := nextLSNs(ctx, tx, container, 1)
 		if err != nil {
