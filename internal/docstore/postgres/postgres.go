@@ -138,7 +138,7 @@ type Store struct {
 	prefix string // of this store's notification payloads: "<schema>."
 
 	mu      sync.Mutex
-	changed map[string]chan struct{}
+	signals docstore.Signals
 	cache   map[string]docstore.Container
 
 	lastClean time.Time
@@ -269,7 +269,6 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		opts:       opts,
 		q:          newQueries(opts.Schema),
 		prefix:     opts.Schema + ".",
-		changed:    map[string]chan struct{}{},
 		cache:      map[string]docstore.Container{},
 		listenDone: make(chan struct{}),
 	}
@@ -406,34 +405,11 @@ func (s *Store) listenLoop(ctx context.Context, conn *pgx.Conn) {
 
 // Changed implements docstore.Store. The channel closes at the next
 // committed write to the container by any process using this schema.
-func (s *Store) Changed(container string) <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch := s.changed[container]
-	if ch == nil {
-		ch = make(chan struct{})
-		s.changed[container] = ch
-	}
-	return ch
-}
+func (s *Store) Changed(container string) <-chan struct{} { return s.signals.Wait(container) }
 
-func (s *Store) notify(container string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if ch := s.changed[container]; ch != nil {
-		close(ch)
-		delete(s.changed, container)
-	}
-}
+func (s *Store) notify(container string) { s.signals.Notify(container) }
 
-func (s *Store) notifyAll() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for name, ch := range s.changed {
-		close(ch)
-		delete(s.changed, name)
-	}
-}
+func (s *Store) notifyAll() { s.signals.NotifyAll() }
 
 // CreateContainer implements docstore.Store.
 func (s *Store) CreateContainer(ctx context.Context, c docstore.Container) (docstore.Container, error) {

@@ -42,7 +42,7 @@ type Store struct {
 	opts Options
 
 	mu        sync.Mutex
-	changed   map[string]chan struct{}
+	signals   docstore.Signals
 	cache     map[string]docstore.Container
 	lastClean time.Time
 	cleaning  sync.WaitGroup
@@ -96,7 +96,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("docstore: open %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(8)
-	return &Store{w: w, r: r, opts: opts, changed: map[string]chan struct{}{}, cache: map[string]docstore.Container{}}, nil
+	return &Store{w: w, r: r, opts: opts, cache: map[string]docstore.Container{}}, nil
 }
 
 // Close closes the database.
@@ -106,24 +106,12 @@ func (s *Store) Close() error {
 }
 
 // Changed implements docstore.Store.
-func (s *Store) Changed(container string) <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch := s.changed[container]
-	if ch == nil {
-		ch = make(chan struct{})
-		s.changed[container] = ch
-	}
-	return ch
-}
+func (s *Store) Changed(container string) <-chan struct{} { return s.signals.Wait(container) }
 
 func (s *Store) notify(container string) {
+	s.signals.Notify(container)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ch := s.changed[container]; ch != nil {
-		close(ch)
-		delete(s.changed, container)
-	}
 	if now := time.Now(); now.Sub(s.lastClean) > cleanEvery {
 		s.lastClean = now
 		s.cleaning.Go(s.clean)
