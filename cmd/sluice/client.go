@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -20,6 +21,9 @@ type client struct {
 	base string
 	http *http.Client
 	json bool
+	// header is sent with every request; ctx, if set, bounds them.
+	header http.Header
+	ctx    context.Context
 }
 
 // clientFlags adds --server and --json to fs.
@@ -46,9 +50,12 @@ func (c *client) do(method, path string, query url.Values, contentType string, b
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
-	req, err := http.NewRequest(method, u, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(cmp.Or(c.ctx, context.Background()), method, u, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("bad --server %q: %w", c.base, err)
+	}
+	for k, v := range c.header {
+		req.Header[k] = v
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -69,35 +68,15 @@ func pathSegment(s string) string {
 	return url.PathEscape(s)
 }
 
-// withRequest returns a copy of c that passes each request through edit
-// before sending it: client.do takes neither headers nor a context.
-func (c *client) withRequest(edit func(*http.Request) *http.Request) *client {
-	cc, hc := *c, *c.http
-	hc.Transport = editTransport{base: cmp.Or[http.RoundTripper](hc.Transport, http.DefaultTransport), edit: edit}
-	cc.http = &hc
-	return &cc
-}
-
-type editTransport struct {
-	base http.RoundTripper
-	edit func(*http.Request) *http.Request
-}
-
-func (t editTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	return t.base.RoundTrip(t.edit(r))
-}
-
 // withIfMatch returns a copy of c that sends If-Match: etag (quoted if it
 // is not).
 func (c *client) withIfMatch(etag string) *client {
 	if !strings.Contains(etag, `"`) {
 		etag = `"` + etag + `"`
 	}
-	return c.withRequest(func(r *http.Request) *http.Request {
-		r = r.Clone(r.Context())
-		r.Header.Set("If-Match", etag)
-		return r
-	})
+	cc := *c
+	cc.header = http.Header{"If-Match": {etag}}
+	return &cc
 }
 
 // ttlKept says how long a container keeps its documents.
@@ -500,7 +479,9 @@ Examples:
 	}
 	ctx, stop := interruptContext()
 	defer stop()
-	c = c.withRequest(func(r *http.Request) *http.Request { return r.WithContext(ctx) })
+	cc := *c
+	cc.ctx = ctx
+	c = &cc
 
 	enc := json.NewEncoder(stdout)
 	printed, resume := 0, *after

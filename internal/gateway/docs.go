@@ -154,7 +154,7 @@ func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) {
 	}
 	var ttl time.Duration
 	if err == nil {
-		ttl, err = queueDuration("default_ttl", req.DefaultTTL, `"24h", or "0s" to keep documents until they are deleted`)
+		ttl, err = parseDuration("default_ttl", req.DefaultTTL, `"24h", or "0s" to keep documents until they are deleted`)
 	}
 	if err != nil {
 		s.fail(w, r, err)

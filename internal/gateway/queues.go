@@ -142,11 +142,11 @@ func (s *Server) createQueue(w http.ResponseWriter, r *http.Request) {
 	}
 	cfg := queue.Config{Name: req.Name, MaxMessageBytes: req.MaxMessageBytes}
 	var err error
-	if cfg.Lock, err = queueDuration("lock", req.Lock, `"30s"`); err != nil {
+	if cfg.Lock, err = parseDuration("lock", req.Lock, `"30s"`); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if cfg.TTL, err = queueDuration("ttl", req.TTL, `"168h", or "-1s" to keep messages until completed`); err != nil {
+	if cfg.TTL, err = parseDuration("ttl", req.TTL, `"168h", or "-1s" to keep messages until completed`); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -160,7 +160,7 @@ func (s *Server) createQueue(w http.ResponseWriter, r *http.Request) {
 
 // queueDuration parses v, a Go duration ("" is zero); what names the value
 // in errors and example completes their hint.
-func queueDuration(what, v, example string) (time.Duration, error) {
+func parseDuration(what, v, example string) (time.Duration, error) {
 	if v == "" {
 		return 0, nil
 	}
@@ -284,10 +284,10 @@ func parseQueueSend(r *http.Request, body []byte) ([]queue.Outgoing, error) {
 		}
 		m := queue.Outgoing{Body: body}
 		var err error
-		if m.Delay, err = queueDuration("query parameter delay", q.Get("delay"), `"10s"`); err != nil {
+		if m.Delay, err = parseDuration("query parameter delay", q.Get("delay"), `"10s"`); err != nil {
 			return nil, err
 		}
-		if m.TTL, err = queueDuration("query parameter ttl", q.Get("ttl"), `"1h"`); err != nil {
+		if m.TTL, err = parseDuration("query parameter ttl", q.Get("ttl"), `"1h"`); err != nil {
 			return nil, err
 		}
 		return []queue.Outgoing{m}, nil
@@ -357,10 +357,10 @@ func parseQueueSendJSON(body []byte) ([]queue.Outgoing, error) {
 		}
 		out[i].Properties = m.Properties
 		var err error
-		if out[i].Delay, err = queueDuration(fmt.Sprintf("message %d: delay", i), m.Delay, `"10s"`); err != nil {
+		if out[i].Delay, err = parseDuration(fmt.Sprintf("message %d: delay", i), m.Delay, `"10s"`); err != nil {
 			return nil, err
 		}
-		if out[i].TTL, err = queueDuration(fmt.Sprintf("message %d: ttl", i), m.TTL, `"1h", or "-1s" to keep it until completed`); err != nil {
+		if out[i].TTL, err = parseDuration(fmt.Sprintf("message %d: ttl", i), m.TTL, `"1h", or "-1s" to keep it until completed`); err != nil {
 			return nil, err
 		}
 	}
@@ -518,7 +518,7 @@ func (s *Server) lockRequest(w http.ResponseWriter, r *http.Request, withDelay b
 		err = invalidRequestf("lock_token is missing: give the lock_token a receive returned")
 	}
 	if err == nil {
-		delay, err = queueDuration("delay", req.Delay, `"5s"`)
+		delay, err = parseDuration("delay", req.Delay, `"5s"`)
 	}
 	if err != nil {
 		s.fail(w, r, err)
