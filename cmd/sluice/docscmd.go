@@ -287,10 +287,10 @@ func readDocInput(args []string) (doc []byte, source string, err error) {
 		}
 		return doc, args[0], nil
 	}
-	if f, ok := sendInput.(*os.File); ok && len(args) == 0 && isTerminal(f) {
+	if f, ok := stdin.(*os.File); ok && len(args) == 0 && isTerminal(f) {
 		return nil, "", usagef("no document: give a FILE, or pipe the document on standard input")
 	}
-	doc, err = io.ReadAll(sendInput)
+	doc, err = io.ReadAll(stdin)
 	if err != nil {
 		return nil, "", fmt.Errorf("read standard input: %w", err)
 	}

@@ -164,9 +164,9 @@ Example:
 	return nil
 }
 
-// sendInput is where queue send reads a body from standard input; tests
+// stdin is where send and put read a body from standard input; tests
 // replace it.
-var sendInput io.Reader = os.Stdin
+var stdin io.Reader = os.Stdin
 
 func queueSend(args []string) error {
 	fs := flagSet("queue send", "sluice queue send NAME [BODY... | -] [flags]", `
@@ -204,7 +204,7 @@ Examples:
 		return usagef("--delay %s: must not be negative", *delay)
 	}
 	if len(bodies) == 0 {
-		if f, ok := sendInput.(*os.File); ok && isTerminal(f) {
+		if f, ok := stdin.(*os.File); ok && isTerminal(f) {
 			return usagef("no message: give BODY arguments, or pipe the body on standard input")
 		}
 		bodies = []string{"-"}
@@ -221,7 +221,7 @@ Examples:
 	req := gateway.QueueSendRequest{Messages: make([]gateway.QueueOutgoingJSON, len(bodies))}
 	for i, b := range bodies {
 		if b == "-" {
-			in, err := io.ReadAll(sendInput)
+			in, err := io.ReadAll(stdin)
 			if err != nil {
 				return fmt.Errorf("read standard input: %w", err)
 			}

@@ -13,9 +13,9 @@ import (
 // withInput makes queue send read in as its standard input.
 func withInput(t *testing.T, in string) {
 	t.Helper()
-	old := sendInput
-	sendInput = strings.NewReader(in)
-	t.Cleanup(func() { sendInput = old })
+	old := stdin
+	stdin = strings.NewReader(in)
+	t.Cleanup(func() { stdin = old })
 }
 
 func TestQueueCommands(t *testing.T) {

@@ -158,7 +158,7 @@ func (s *Server) createQueue(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, queueJSON(info))
 }
 
-// queueDuration parses v, a Go duration ("" is zero); what names the value
+// parseDuration parses v, a Go duration ("" is zero); what names the value
 // in errors and example completes their hint.
 func parseDuration(what, v, example string) (time.Duration, error) {
 	if v == "" {
