@@ -264,6 +264,7 @@ func TestHubFunctionRetryLaterSetsEventsAside(t *testing.T) {
 	var mu sync.Mutex
 	var seen []string
 	var dueAt atomic.Int64
+	var doomed atomic.Int32
 	require.NoError(t, h.Register(host.Function{Name: "partner", Trigger: host.HubTrigger{Hub: e.hub, MaxBatchSize: 1},
 		Handler: func(_ context.Context, evs []hub.StoredEvent) error {
 			ev := evs[0]
@@ -276,6 +277,10 @@ func TestHubFunctionRetryLaterSetsEventsAside(t *testing.T) {
 				at := time.Now().Add(time.Second)
 				dueAt.Store(at.UnixNano())
 				return &host.RetryLaterError{At: at, Reason: "partner down"}
+			case body == "doomed" && doomed.Add(1) == 1:
+				return &host.RetryLaterError{At: time.Now(), Reason: "try later"}
+			case body == "doomed":
+				return errors.New("still failing later")
 			case body == "later":
 				if time.Now().UnixNano() < dueAt.Load()-int64(50*time.Millisecond) {
 					return errors.New("delivered before it was due")
@@ -295,12 +300,23 @@ func TestHubFunctionRetryLaterSetsEventsAside(t *testing.T) {
 	require.NoError(t, err)
 	eventually(t, "the set-aside event done", func() bool { return h.Processed("partner") >= 4 })
 	mu.Lock()
-	defer mu.Unlock()
 	seq := pos[0].Sequence
 	require.Len(t, seen, 4)
 	require.Equal(t, fmt.Sprintf("later@%d", seq), seen[0])
 	require.Equal(t, fmt.Sprintf("later@%d", seq), seen[3], "delivered again, with its position, after the others")
+	mu.Unlock()
 	require.Empty(t, e.sink.all())
+
+	// A set-aside event that then fails (no retry policy) is a dead letter
+	// with its hub position, not lost in the retry queue.
+	dpos, err := e.hubs.Publish(context.Background(), e.hub, []hub.Event{{Body: []byte("doomed"), PartitionKey: "k"}})
+	require.NoError(t, err)
+	eventually(t, "the doomed event dead-lettered", func() bool { return len(e.sink.all()) == 1 })
+	l := e.sink.all()[0]
+	require.Equal(t, "still failing later", l.Reason)
+	require.Equal(t, host.Source{Kind: "hub", Hub: e.hub, Group: hub.DefaultGroup, Partition: dpos[0].Partition,
+		Sequence: dpos[0].Sequence, PartitionKey: "k", EnqueuedTime: l.Source.EnqueuedTime}, l.Source)
+	require.Equal(t, "doomed", string(l.Body))
 }
 
 // An idle queue's function wakes when a message arrives, not on a
