@@ -231,12 +231,72 @@ func Render(fields map[string]json.RawMessage, id, etag string, ts time.Time, ls
 // ETagFor is the ETag of a document written at lsn.
 func ETagFor(lsn int64) string { return `"` + strconv.FormatInt(lsn, 36) + `"` }
 
-// FeedStart is where a change feed read begins.
+// FeedStart is where a change feed read begins, and which part of the
+// feed it reads.
 type FeedStart struct {
 	// AfterLSN reads the changes after this LSN (0: from the beginning).
 	AfterLSN int64
 	// Time, when set, reads from the first change at or after it.
 	Time time.Time
+	// Range, when set, reads only the changes of some partition keys.
+	Range FeedRange
+}
+
+// FeedRange is a part of a container's change feed: the partition keys
+// whose hash (PartitionKeyHash) falls in the Index-th of Count equal,
+// contiguous ranges of the 32-bit hash space. Count 0 is the whole feed.
+// Every partition key is in exactly one range, so Count readers, one per
+// range, see every change once, each in LSN order. Range i of n is the
+// union of ranges 2i and 2i+1 of 2n.
+type FeedRange struct {
+	Count, Index int
+}
+
+// MaxFeedRanges bounds FeedRange.Count.
+const MaxFeedRanges = 4096
+
+// Validate checks a range.
+func (r FeedRange) Validate() error {
+	if r.Count < 0 || r.Count > MaxFeedRanges || (r.Count > 0 && (r.Index < 0 || r.Index >= r.Count)) || (r.Count == 0 && r.Index != 0) {
+		return fmt.Errorf("%w feed range %d of %d: give a count from 1 to %d and an index below it (or count 0 for the whole feed)", ErrInvalid, r.Index, r.Count, MaxFeedRanges)
+	}
+	return nil
+}
+
+// Bounds returns the hashes of the range: lo <= hash < hi.
+func (r FeedRange) Bounds() (lo, hi int64) {
+	if r.Count == 0 {
+		return 0, 1 << 32
+	}
+	// The first hash h with h*Count >= i<<32, for i = Index and Index+1.
+	first := func(i int) int64 { return (int64(i)<<32 + int64(r.Count) - 1) / int64(r.Count) }
+	return first(r.Index), first(r.Index + 1)
+}
+
+// Contains tells whether a partition key is in the range.
+func (r FeedRange) Contains(pk string) bool {
+	lo, hi := r.Bounds()
+	h := PartitionKeyHash(pk)
+	return h >= lo && h < hi
+}
+
+// PartitionKeyHash is the hash that places a partition key in feed
+// ranges: 32-bit FNV-1a of its value, mixed by MurmurHash3's finalizer so
+// that keys differing in their last characters (device-1, device-2)
+// spread over the high bits, which pick the range. Backends store it with
+// each document (column pk_hash); it must never change.
+func PartitionKeyHash(pk string) int64 {
+	h := uint32(2166136261)
+	for i := 0; i < len(pk); i++ {
+		h ^= uint32(pk[i])
+		h *= 16777619
+	}
+	h ^= h >> 16
+	h *= 0x85ebca6b
+	h ^= h >> 13
+	h *= 0xc2b2ae35
+	h ^= h >> 16
+	return int64(h)
 }
 
 // Store is a document store backend. Implementations are safe for
@@ -266,6 +326,10 @@ type Store interface {
 
 	// Feed returns up to limit changes after from, in LSN order.
 	Feed(ctx context.Context, container string, from FeedStart, limit int) ([]Document, error)
+	// LastLSN returns the LSN of the container's newest committed change
+	// (0 when there is none): a reader that starts after it reads only
+	// later changes.
+	LastLSN(ctx context.Context, container string) (int64, error)
 	// Changed returns a channel closed at the next committed write to the
 	// container (by this process; readers poll as a fallback).
 	Changed(container string) <-chan struct{}

@@ -641,7 +641,7 @@ func (s *Server) feedStart(r *http.Request, name string) (start docstore.FeedSta
 	case from == "" || from == "start":
 		return start, 0, nil
 	case from == "now":
-		last, err := lastLSN(r.Context(), s.cfg.Docs, name)
+		last, err := s.cfg.Docs.LastLSN(r.Context(), name)
 		return docstore.FeedStart{AfterLSN: last}, last, err
 	}
 	t, perr := time.Parse(time.RFC3339Nano, from)
@@ -653,48 +653,7 @@ func (s *Server) feedStart(r *http.Request, name string) (start docstore.FeedSta
 	}
 	// Changes written before the last LSN was found are read at once, with
 	// the time; later ones come after it.
-	last, err := lastLSN(r.Context(), s.cfg.Docs, name)
+	last, err := s.cfg.Docs.LastLSN(r.Context(), name)
 	return docstore.FeedStart{Time: t}, last, err
 }
 
-// lastLSN finds the LSN of the newest change of a container (0 when there
-// is none). The Store interface has no call for it, so it searches with
-// one-change feed reads, O(log n) of them: whether a change exists after
-// an LSN is true up to the last one and false from there on.
-func lastLSN(ctx context.Context, store docstore.Store, name string) (int64, error) {
-	// next returns the LSN of the first change after lsn.
-	next := func(lsn int64) (int64, bool, error) {
-		changes, err := store.Feed(ctx, name, docstore.FeedStart{AfterLSN: lsn}, 1)
-		if err != nil || len(changes) == 0 {
-			return 0, false, err
-		}
-		return changes[0].LSN, true, nil
-	}
-	// lo is 0 or the LSN of a change; no change comes after hi (-1: not
-	// known yet).
-	lo, hi := int64(0), int64(-1)
-	for step := int64(1); hi < 0; step *= 2 {
-		lsn, ok, err := next(lo + step)
-		switch {
-		case err != nil:
-			return 0, err
-		case ok:
-			lo = lsn
-		default:
-			hi = lo + step
-		}
-	}
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		lsn, ok, err := next(mid)
-		switch {
-		case err != nil:
-			return 0, err
-		case ok:
-			lo = lsn
-		default:
-			hi = mid
-		}
-	}
-	return lo, nil
-}

@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) docstore.Store) {
 		{"BulkUpsertIsAllOrNothing", testBulk},
 		{"BadDocumentsWriteNothing", testBadDocuments},
 		{"FeedOrderContinuationTime", testFeed},
+		{"FeedRangesAndLastLSN", testFeedRanges},
 		{"ChangedWakesReaders", testChanged},
 		{"DefaultTTL", testTTL},
 		{"Query", testQuery},
@@ -285,6 +286,72 @@ func testFeed(t *testing.T, s docstore.Store) {
 	require.ErrorIs(t, err, docstore.ErrInvalid)
 	_, err = s.Feed(bg, "nope", docstore.FeedStart{}, 10)
 	require.ErrorIs(t, err, docstore.ErrNotFound)
+}
+
+func testFeedRanges(t *testing.T, s docstore.Store) {
+	container(t, s, "c")
+	last, err := s.LastLSN(bg, "c")
+	require.NoError(t, err)
+	require.Zero(t, last, "an empty container")
+	_, err = s.LastLSN(bg, "nope")
+	require.ErrorIs(t, err, docstore.ErrNotFound)
+
+	// Every kind of write stores the partition key's hash.
+	var bulk [][]byte
+	for i := range 200 {
+		bulk = append(bulk, fmt.Appendf(nil, `{"id":"b%d","deviceId":"dev-%d"}`, i, i%50))
+	}
+	_, err = s.BulkUpsert(bg, "c", bulk)
+	require.NoError(t, err)
+	for i := range 20 {
+		_, err = s.Create(bg, "c", fmt.Appendf(nil, `{"id":"c%d","deviceId":"dev-%d"}`, i, i))
+		require.NoError(t, err)
+		_, err = s.Upsert(bg, "c", fmt.Appendf(nil, `{"id":"u%d","deviceId":"%d"}`, i, i))
+		require.NoError(t, err)
+	}
+	_, err = s.Replace(bg, "c", []byte(`{"id":"c1","deviceId":"dev-1","v":1}`), "")
+	require.NoError(t, err)
+	_, err = s.Patch(bg, "c", "dev-2", "c2", map[string]json.RawMessage{"v": []byte("2")}, "")
+	require.NoError(t, err)
+	require.NoError(t, s.Delete(bg, "c", "dev-3", "c3", ""))
+
+	all := feed(t, s, "c", docstore.FeedStart{})
+	require.Len(t, all, 240)
+	last, err = s.LastLSN(bg, "c")
+	require.NoError(t, err)
+	require.Equal(t, all[len(all)-1].LSN, last)
+	require.Empty(t, feed(t, s, "c", docstore.FeedStart{AfterLSN: last}))
+
+	for _, n := range []int{1, 3, 8} {
+		seen := map[int64]int{}
+		for i := range n {
+			r := docstore.FeedRange{Count: n, Index: i}
+			part := feed(t, s, "c", docstore.FeedStart{Range: r})
+			for j, d := range part {
+				require.True(t, r.Contains(d.PartitionKey), "range %d of %d holds %q", i, n, d.PartitionKey)
+				if j > 0 {
+					require.Greater(t, d.LSN, part[j-1].LSN, "a range reads in LSN order")
+				}
+				seen[d.LSN]++
+			}
+			if n == 8 {
+				require.NotEmpty(t, part, "70 partition keys leave no range of 8 empty")
+			}
+			// A continuation inside a range.
+			if len(part) > 2 {
+				rest := feed(t, s, "c", docstore.FeedStart{AfterLSN: part[1].LSN, Range: r})
+				require.Equal(t, part[2:], rest)
+			}
+		}
+		require.Len(t, seen, len(all), "%d ranges together hold every change", n)
+		for lsn, k := range seen {
+			require.Equal(t, 1, k, "change %d is in one range of %d", lsn, n)
+		}
+	}
+	for _, bad := range []docstore.FeedRange{{Count: 2, Index: 2}, {Count: -1}, {Count: 3, Index: -1}, {Count: docstore.MaxFeedRanges + 1}, {Index: 1}} {
+		_, err := s.Feed(bg, "c", docstore.FeedStart{Range: bad}, 10)
+		require.ErrorIs(t, err, docstore.ErrInvalid, "range %+v", bad)
+	}
 }
 
 func testChanged(t *testing.T, s docstore.Store) {

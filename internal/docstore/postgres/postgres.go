@@ -156,7 +156,8 @@ var _ docstore.Store = (*Store)(nil)
 // queries are the statements, with the schema filled in.
 type queries struct {
 	ddl, createContainer, getContainer, listContainers, deleteContainer, deleteDocuments string
-	reserve, current, create, upsert, replace, remove, bulk, read, feed, feedTime        string
+	reserve, current, create, upsert, replace, remove, bulk, read, feed, lastLSN         string
+	fillHashes, setHash                                                                  string
 	live, query, cleanTombstones, cleanExpired                                           string
 }
 
@@ -194,8 +195,10 @@ CREATE TABLE IF NOT EXISTS {s}.documents (
 	ts timestamptz NOT NULL,
 	lsn bigint NOT NULL,
 	deleted boolean NOT NULL DEFAULT false,
+	pk_hash bigint,
 	PRIMARY KEY (container, pk, id)
 );
+ALTER TABLE {s}.documents ADD COLUMN IF NOT EXISTS pk_hash bigint;
 CREATE UNIQUE INDEX IF NOT EXISTS documents_feed ON {s}.documents (container, lsn);
 `),
 		createContainer: r.Replace(`INSERT INTO {s}.containers (name, partition_key_path, default_ttl_ms) VALUES ($1, $2, $3)
@@ -213,27 +216,33 @@ CREATE UNIQUE INDEX IF NOT EXISTS documents_feed ON {s}.documents (container, ls
 		current: r.Replace(`SELECT d.etag, d.deleted OR NOT ` + live + `, d.body FROM {s}.documents d JOIN {s}.containers c ON c.name = d.container
 			WHERE d.container = $1 AND d.pk = $2 AND d.id = $3`),
 		// create writes unless a live document is there.
-		create: r.Replace(`INSERT INTO {s}.documents (container, pk, id, body, etag, ts, lsn, deleted) VALUES ($1, $2, $3, $4, $5, $6, $7, false)
-			ON CONFLICT (container, pk, id) DO UPDATE ` + set + ` WHERE NOT ` + liveRow("$6", "$8")),
-		upsert: r.Replace(`INSERT INTO {s}.documents (container, pk, id, body, etag, ts, lsn, deleted) VALUES ($1, $2, $3, $4, $5, $6, $7, false)
+		// The single-document writes take the partition key's hash as $8.
+		create: r.Replace(`INSERT INTO {s}.documents (container, pk, id, body, etag, ts, lsn, deleted, pk_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, false, $8)
+			ON CONFLICT (container, pk, id) DO UPDATE ` + set + ` WHERE NOT ` + liveRow("$6", "$9")),
+		upsert: r.Replace(`INSERT INTO {s}.documents (container, pk, id, body, etag, ts, lsn, deleted, pk_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, false, $8)
 			ON CONFLICT (container, pk, id) DO UPDATE ` + set),
-		// replace writes over a live document whose ETag is $9, or any if $9 is empty.
-		replace: r.Replace(`UPDATE {s}.documents SET body = $4, etag = $5, ts = $6, lsn = $7
-			WHERE container = $1 AND pk = $2 AND id = $3 AND ` + liveRow("$6", "$8") + ` AND ($9 = '' OR etag = $9)`),
+		// replace writes over a live document whose ETag is $10, or any if $10 is empty.
+		replace: r.Replace(`UPDATE {s}.documents SET body = $4, etag = $5, ts = $6, lsn = $7, pk_hash = $8
+			WHERE container = $1 AND pk = $2 AND id = $3 AND ` + liveRow("$6", "$9") + ` AND ($10 = '' OR etag = $10)`),
 		remove: r.Replace(`UPDATE {s}.documents SET body = NULL, deleted = true, etag = $4, ts = $5, lsn = $6
 			WHERE container = $1 AND pk = $2 AND id = $3 AND ` + liveRow("$5", "$7") + ` AND ($8 = '' OR etag = $8)`),
 		// bulk upserts rows given as arrays; a key must not repeat.
-		bulk: r.Replace(`INSERT INTO {s}.documents (container, pk, id, body, etag, ts, lsn, deleted)
-			SELECT $1::text, d.pk, d.id, d.body::jsonb, d.etag, $2::timestamptz, d.lsn, false
-			FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[]) AS d (pk, id, body, etag, lsn)
+		bulk: r.Replace(`INSERT INTO {s}.documents (container, pk, id, body, etag, ts, lsn, deleted, pk_hash)
+			SELECT $1::text, d.pk, d.id, d.body::jsonb, d.etag, $2::timestamptz, d.lsn, false, d.pk_hash
+			FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[]) AS d (pk, id, body, etag, lsn, pk_hash)
 			ON CONFLICT (container, pk, id) DO UPDATE ` + set),
 		live: live,
 		// query is the start of a query's statement; the container follows.
 		query: r.Replace(`SELECT ` + dCols + ` FROM {s}.documents d JOIN {s}.containers c ON c.name = d.container WHERE d.container = `),
 		read: r.Replace(`SELECT ` + dCols + ` FROM {s}.documents d JOIN {s}.containers c ON c.name = d.container
 			WHERE d.container = $1 AND d.pk = $2 AND d.id = $3 AND NOT d.deleted AND ` + live),
-		feed:     r.Replace(`SELECT ` + docCols + ` FROM {s}.documents WHERE container = $1 AND lsn > $2 ORDER BY lsn LIMIT $3`),
-		feedTime: r.Replace(`SELECT ` + docCols + ` FROM {s}.documents WHERE container = $1 AND lsn > $2 AND ts >= $3 ORDER BY lsn LIMIT $4`),
+		// feed reads changes after $2, at or after time $3 (when not null),
+		// of partition keys hashed into [$4, $5).
+		feed: r.Replace(`SELECT ` + docCols + ` FROM {s}.documents WHERE container = $1 AND lsn > $2
+			AND ($3::timestamptz IS NULL OR ts >= $3) AND pk_hash >= $4 AND pk_hash < $5 ORDER BY lsn LIMIT $6`),
+		lastLSN:    r.Replace(`SELECT last_lsn FROM {s}.containers WHERE name = $1`),
+		fillHashes: r.Replace(`SELECT DISTINCT pk FROM {s}.documents WHERE pk_hash IS NULL`),
+		setHash:    r.Replace(`UPDATE {s}.documents SET pk_hash = $2 WHERE pk = $1 AND pk_hash IS NULL`),
 
 		// The cleaner deletes in batches, skipping rows that writers hold:
 		// it never waits for a writer, so they cannot deadlock, and a row
@@ -296,8 +305,24 @@ func (s *Store) migrate(ctx context.Context) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(h.Sum64())); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, s.q.ddl)
-		return err
+		if _, err := tx.Exec(ctx, s.q.ddl); err != nil {
+			return err
+		}
+		// Documents written before feed ranges existed lack their hash.
+		rows, err := tx.Query(ctx, s.q.fillHashes)
+		if err != nil {
+			return err
+		}
+		pks, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		for _, pk := range pks {
+			if _, err := tx.Exec(ctx, s.q.setHash, pk, docstore.PartitionKeyHash(pk)); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
@@ -658,7 +683,7 @@ func checkMatch(cur current, ifMatch, pk, id string) error {
 func putOne(ctx context.Context, tx pgx.Tx, q, container string, p docstore.Prepared, r reservation, cond ...any) (docstore.Document, bool, error) {
 	etag := docstore.ETagFor(r.first)
 	body := docstore.Render(p.Fields, p.ID, etag, r.now, r.first)
-	args := append([]any{container, p.PartitionKey, p.ID, []byte(body), etag, r.now, r.first}, cond...)
+	args := append([]any{container, p.PartitionKey, p.ID, []byte(body), etag, r.now, r.first, docstore.PartitionKeyHash(p.PartitionKey)}, cond...)
 	tag, err := tx.Exec(ctx, q, args...)
 	doc := docstore.Document{ID: p.ID, PartitionKey: p.PartitionKey, ETag: etag, TS: r.now, LSN: r.first, Body: body}
 	return doc, err == nil && tag.RowsAffected() == 1, err
@@ -869,14 +894,15 @@ func (s *Store) BulkUpsert(ctx context.Context, container string, docs [][]byte)
 				last[[2]string{p.PartitionKey, p.ID}] = i
 			}
 			var pks, ids, bodies, etags []string
-			var lsns []int64
+			var lsns, hashes []int64
 			for i, d := range out {
 				if last[[2]string{d.PartitionKey, d.ID}] != i {
 					continue // an ON CONFLICT statement cannot write a row twice
 				}
 				pks, ids, bodies, etags, lsns = append(pks, d.PartitionKey), append(ids, d.ID), append(bodies, string(d.Body)), append(etags, d.ETag), append(lsns, d.LSN)
+				hashes = append(hashes, docstore.PartitionKeyHash(d.PartitionKey))
 			}
-			_, err := tx.Exec(ctx, s.q.bulk, container, now, pks, ids, bodies, etags, lsns)
+			_, err := tx.Exec(ctx, s.q.bulk, container, now, pks, ids, bodies, etags, lsns, hashes)
 			return err
 		})
 	})
@@ -894,13 +920,18 @@ func (s *Store) Feed(ctx context.Context, container string, from docstore.FeedSt
 	if limit < 1 {
 		return nil, fmt.Errorf("%w limit %d: must be at least 1", docstore.ErrInvalid, limit)
 	}
-	q, args := s.q.feed, []any{container, from.AfterLSN, limit}
+	if err := from.Range.Validate(); err != nil {
+		return nil, err
+	}
+	var since *time.Time
 	if !from.Time.IsZero() {
 		// PostgreSQL keeps microseconds; a change in the same microsecond
 		// as from.Time counts as at or after it.
-		q, args = s.q.feedTime, []any{container, from.AfterLSN, from.Time.Truncate(time.Microsecond), limit}
+		t := from.Time.Truncate(time.Microsecond)
+		since = &t
 	}
-	rows, err := s.pool.Query(ctx, q, args...)
+	lo, hi := from.Range.Bounds()
+	rows, err := s.pool.Query(ctx, s.q.feed, container, from.AfterLSN, since, lo, hi, limit)
 	if err != nil {
 		return nil, fmt.Errorf("docstore: feed of %s: %w", container, err)
 	}
@@ -916,4 +947,17 @@ func (s *Store) Feed(ctx context.Context, container string, from docstore.FeedSt
 		}
 	}
 	return docs, nil
+}
+
+// LastLSN implements docstore.Store.
+func (s *Store) LastLSN(ctx context.Context, container string) (int64, error) {
+	var last int64
+	err := s.pool.QueryRow(ctx, s.q.lastLSN, container).Scan(&last)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("%w: container %s", docstore.ErrNotFound, container)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("docstore: last LSN of %s: %w", container, err)
+	}
+	return last, nil
 }

@@ -67,6 +67,7 @@ CREATE TABLE IF NOT EXISTS documents (
 	ts INTEGER NOT NULL,
 	lsn INTEGER NOT NULL,
 	deleted INTEGER NOT NULL DEFAULT 0,
+	pk_hash INTEGER,
 	PRIMARY KEY (container, pk, id)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS documents_feed ON documents (container, lsn);
@@ -86,7 +87,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("docstore: open %s: %w", path, err)
 	}
 	w.SetMaxOpenConns(1)
-	if _, err := w.Exec(schema); err != nil {
+	if err := migrate(w); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("docstore: prepare %s: %w", path, err)
 	}
@@ -97,6 +98,51 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	r.SetMaxOpenConns(8)
 	return &Store{w: w, r: r, opts: opts, cache: map[string]docstore.Container{}}, nil
+}
+
+// migrate creates the tables, or brings those of an older version up to
+// date.
+func migrate(w *sql.DB) error {
+	if _, err := w.Exec(schema); err != nil {
+		return err
+	}
+	var hasHash bool
+	if err := w.QueryRow(`SELECT count(*) > 0 FROM pragma_table_info('documents') WHERE name = 'pk_hash'`).Scan(&hasHash); err != nil {
+		return err
+	}
+	if !hasHash {
+		if _, err := w.Exec(`ALTER TABLE documents ADD COLUMN pk_hash INTEGER`); err != nil {
+			return err
+		}
+	}
+	return fillHashes(w)
+}
+
+// fillHashes computes the partition key hashes that documents written
+// before feed ranges existed lack.
+func fillHashes(w *sql.DB) error {
+	rows, err := w.Query(`SELECT DISTINCT pk FROM documents WHERE pk_hash IS NULL`)
+	if err != nil {
+		return err
+	}
+	var pks []string
+	for rows.Next() {
+		var pk string
+		if err := rows.Scan(&pk); err != nil {
+			rows.Close()
+			return err
+		}
+		pks = append(pks, pk)
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	for _, pk := range pks {
+		if _, err := w.Exec(`UPDATE documents SET pk_hash = ? WHERE pk = ? AND pk_hash IS NULL`, docstore.PartitionKeyHash(pk), pk); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close closes the database.
@@ -285,9 +331,9 @@ func (s *Store) current(ctx context.Context, tx *sql.Tx, container, pk, id strin
 func (s *Store) put(ctx context.Context, tx *sql.Tx, container string, p docstore.Prepared, lsn int64, now time.Time) (docstore.Document, error) {
 	etag := docstore.ETagFor(lsn)
 	body := docstore.Render(p.Fields, p.ID, etag, now, lsn)
-	_, err := tx.ExecContext(ctx, `INSERT INTO documents (container, pk, id, body, etag, ts, lsn, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, 0)
+	_, err := tx.ExecContext(ctx, `INSERT INTO documents (container, pk, id, body, etag, ts, lsn, deleted, pk_hash) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)
 		ON CONFLICT (container, pk, id) DO UPDATE SET body = excluded.body, etag = excluded.etag, ts = excluded.ts, lsn = excluded.lsn, deleted = 0`,
-		container, p.PartitionKey, p.ID, string(body), etag, now.UnixNano(), lsn)
+		container, p.PartitionKey, p.ID, string(body), etag, now.UnixNano(), lsn, docstore.PartitionKeyHash(p.PartitionKey))
 	return docstore.Document{ID: p.ID, PartitionKey: p.PartitionKey, ETag: etag, TS: now, LSN: lsn, Body: body}, err
 }
 
@@ -528,12 +574,22 @@ func (s *Store) Feed(ctx context.Context, container string, from docstore.FeedSt
 	if limit < 1 {
 		return nil, fmt.Errorf("%w limit %d: must be at least 1", docstore.ErrInvalid, limit)
 	}
-	q := `SELECT pk, id, body, etag, ts, lsn, deleted FROM documents WHERE container = ? AND lsn > ? ORDER BY lsn LIMIT ?`
-	args := []any{container, from.AfterLSN, limit}
-	if !from.Time.IsZero() {
-		q = `SELECT pk, id, body, etag, ts, lsn, deleted FROM documents WHERE container = ? AND lsn > ? AND ts >= ? ORDER BY lsn LIMIT ?`
-		args = []any{container, from.AfterLSN, from.Time.UnixNano(), limit}
+	if err := from.Range.Validate(); err != nil {
+		return nil, err
 	}
+	q := `SELECT pk, id, body, etag, ts, lsn, deleted FROM documents WHERE container = ? AND lsn > ?`
+	args := []any{container, from.AfterLSN}
+	if !from.Time.IsZero() {
+		q += ` AND ts >= ?`
+		args = append(args, from.Time.UnixNano())
+	}
+	if from.Range.Count > 0 {
+		lo, hi := from.Range.Bounds()
+		q += ` AND pk_hash >= ? AND pk_hash < ?`
+		args = append(args, lo, hi)
+	}
+	q += ` ORDER BY lsn LIMIT ?`
+	args = append(args, limit)
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("docstore: feed of %s: %w", container, err)
@@ -543,4 +599,17 @@ func (s *Store) Feed(ctx context.Context, container string, from docstore.FeedSt
 		return nil, fmt.Errorf("docstore: feed of %s: %w", container, err)
 	}
 	return docs, nil
+}
+
+// LastLSN implements docstore.Store.
+func (s *Store) LastLSN(ctx context.Context, container string) (int64, error) {
+	var last int64
+	err := s.r.QueryRowContext(ctx, `SELECT last_lsn FROM containers WHERE name = ?`, container).Scan(&last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("%w: container %s", docstore.ErrNotFound, container)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("docstore: last LSN of %s: %w", container, err)
+	}
+	return last, nil
 }
