@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/deadletter"
 	"github.com/sluicehq/sluice/internal/docstore"
+	"github.com/sluicehq/sluice/internal/docstore/postgres"
 	"github.com/sluicehq/sluice/internal/docstore/sqlite"
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/gateway"
@@ -69,6 +72,10 @@ type Config struct {
 	MaxRecordBytes int
 	// MaxEventBytes bounds one event. Default 1 MiB.
 	MaxEventBytes int
+	// DocStore is a PostgreSQL URL (postgres://user@host:5432/db) for the
+	// document store, which instances must share when they run change-feed
+	// functions together. Empty: an SQLite file, docs.db under DataDir.
+	DocStore string
 	// Logger receives structured logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -148,6 +155,7 @@ type App struct {
 	qs         []QueueConfig
 	containers []ContainerConfig
 	qfns       []host.QueueFunction
+	ffns       []host.FeedFunction
 	errs       []error
 
 	mu      sync.Mutex
@@ -247,7 +255,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err := os.MkdirAll(a.cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("sluice: data directory: %w", err)
 	}
-	if a.docs, err = sqlite.Open(filepath.Join(a.cfg.DataDir, "docs.db"), sqlite.Options{}); err != nil {
+	if a.docs, err = openDocStore(ctx, a.cfg); err != nil {
 		return err
 	}
 	for _, cc := range a.containers {
@@ -276,9 +284,13 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	feeds, err := a.eng.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "sluice-feeds", History: 1, Storage: jetstream.FileStorage})
+	if err != nil {
+		return fmt.Errorf("sluice: open feed checkpoint bucket: %w", err)
+	}
 	a.host, err = host.New(host.Config{
-		InstanceID: a.cfg.InstanceID, Hubs: a.hubSvc, Leases: a.leases, Queues: a.queues,
-		DeadLetters: &deadletter.Store{Queues: a.queues, Hubs: a.hubSvc}, Metrics: a.metrics, Logger: a.log,
+		InstanceID: a.cfg.InstanceID, Hubs: a.hubSvc, Leases: a.leases, Queues: a.queues, Docs: a.docs, FeedState: feeds,
+		DeadLetters: &deadletter.Store{Queues: a.queues, Hubs: a.hubSvc, Docs: a.docs}, Metrics: a.metrics, Logger: a.log,
 		ShutdownTimeout: a.cfg.ShutdownTimeout,
 	})
 	if err != nil {
@@ -294,6 +306,11 @@ func (a *App) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	for _, f := range a.ffns {
+		if err := a.host.RegisterFeed(f); err != nil {
+			return err
+		}
+	}
 	if a.cfg.HTTPAddr != "" {
 		if err := a.startHTTP(); err != nil {
 			return err
@@ -304,8 +321,32 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	a.log.Info("sluice started", "instance", a.cfg.InstanceID, "data_dir", a.cfg.DataDir,
 		"nats", cmp.Or(a.cfg.NATSURL, "embedded"), "nats_listen", a.eng.ClientURL(), "http", a.Addr(),
-		"functions", len(a.fns)+len(a.qfns))
+		"functions", len(a.fns)+len(a.qfns)+len(a.ffns))
 	return nil
+}
+
+// openDocStore opens the document store cfg names.
+func openDocStore(ctx context.Context, cfg Config) (docstore.Store, error) {
+	if cfg.DocStore == "" {
+		return sqlite.Open(filepath.Join(cfg.DataDir, "docs.db"), sqlite.Options{})
+	}
+	if !strings.HasPrefix(cfg.DocStore, "postgres://") && !strings.HasPrefix(cfg.DocStore, "postgresql://") {
+		return nil, fmt.Errorf("sluice: document store %q: give a PostgreSQL URL (postgres://user@host:5432/database), or nothing for SQLite under the data directory", redactURL(cfg.DocStore))
+	}
+	s, err := postgres.Open(ctx, cfg.DocStore, postgres.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("sluice: document store at %s: %w", redactURL(cfg.DocStore), err)
+	}
+	return s, nil
+}
+
+// redactURL hides a URL's password, for messages.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 func (a *App) ensureHub(ctx context.Context, hc HubConfig) error {

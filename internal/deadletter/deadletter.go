@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/docstore"
 	"github.com/sluicehq/sluice/internal/hub"
 	"github.com/sluicehq/sluice/internal/queue"
 )
@@ -38,7 +39,7 @@ const (
 
 // Source locates an input where it came from.
 type Source struct {
-	Kind         string    `json:"kind"` // "hub" or "queue"
+	Kind         string    `json:"kind"` // "hub", "queue" or "container"
 	Hub          string    `json:"hub,omitempty"`
 	Group        string    `json:"group,omitempty"`
 	Partition    int       `json:"partition"`
@@ -47,12 +48,21 @@ type Source struct {
 	Queue        string    `json:"queue,omitempty"`
 	MessageID    uint64    `json:"message_id,omitempty"`
 	EnqueuedTime time.Time `json:"enqueued_time,omitzero"`
+	// A change of a container's feed: the document and the change's LSN.
+	Container  string `json:"container,omitempty"`
+	DocumentID string `json:"document_id,omitempty"`
+	LSN        int64  `json:"lsn,omitempty"`
+	// Deleted marks a change that was a delete (a tombstone).
+	Deleted bool `json:"deleted,omitempty"`
 }
 
-// Name is the hub or queue the input came from.
+// Name is the hub, queue or container the input came from.
 func (s Source) Name() string {
-	if s.Kind == "queue" {
+	switch s.Kind {
+	case "queue":
 		return s.Queue
+	case "container":
+		return s.Container
 	}
 	return s.Hub
 }
@@ -135,6 +145,8 @@ func Decode(dlq string, m *queue.Message) Letter {
 type Store struct {
 	Queues *queue.Service
 	Hubs   *hub.Service
+	// Docs, when set, lets changes of containers' feeds be redriven.
+	Docs docstore.Store
 }
 
 // Put keeps letters in Queue. It returns when they are durably stored.
@@ -333,8 +345,28 @@ func (s *Store) send(ctx context.Context, l Letter) error {
 	case "queue":
 		_, err := s.Queues.Send(ctx, l.Source.Queue, []queue.Outgoing{{Body: l.Body, Properties: props}})
 		return err
+	case "container":
+		return s.touch(ctx, l.Source)
 	}
 	return fmt.Errorf("%w: the letter's source is unknown (%q); it cannot be redriven, only purged", queue.ErrInvalid, l.Source.Kind)
+}
+
+// touch redrives a change of a container's feed: it writes the document
+// again, unchanged, so that it comes through the feed once more, to every
+// function that follows the container. The feed shows the document's
+// latest version, so that is what comes, not the letter's body.
+func (s *Store) touch(ctx context.Context, src Source) error {
+	if s.Docs == nil {
+		return fmt.Errorf("%w: this instance has no document store", queue.ErrInvalid)
+	}
+	if src.Deleted {
+		return fmt.Errorf("%w: the change was the delete of document %q (partition %q); a delete cannot be redriven, only purged", queue.ErrInvalid, src.DocumentID, src.PartitionKey)
+	}
+	_, err := s.Docs.Patch(ctx, src.Container, src.PartitionKey, src.DocumentID, nil, "")
+	if errors.Is(err, docstore.ErrNotFound) {
+		return fmt.Errorf("%w: document %q (partition %q) is no longer in container %s; its change cannot be redriven, only purged", queue.ErrInvalid, src.DocumentID, src.PartitionKey, src.Container)
+	}
+	return err
 }
 
 // Purge removes the letters matching f and returns how many.

@@ -656,4 +656,3 @@ func (s *Server) feedStart(r *http.Request, name string) (start docstore.FeedSta
 	last, err := s.cfg.Docs.LastLSN(r.Context(), name)
 	return docstore.FeedStart{Time: t}, last, err
 }
-

@@ -17,15 +17,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluicehq/sluice/internal/docstore"
 	"github.com/sluicehq/sluice/internal/hub"
+	"github.com/sluicehq/sluice/internal/lease"
 	"github.com/sluicehq/sluice/internal/queue"
 	"github.com/sluicehq/sluice/internal/resilience"
 	"github.com/sluicehq/sluice/internal/telemetry"
@@ -74,9 +75,13 @@ type Config struct {
 	InstanceID string
 	// Hubs and Leases are needed by hub-triggered functions, Queues by
 	// queue-triggered ones.
-	Hubs        *hub.Service
-	Leases      Leaser
-	Queues      *queue.Service
+	Hubs   *hub.Service
+	Leases Leaser
+	Queues *queue.Service
+	// Docs and FeedState (a KV bucket for feed checkpoints) are needed by
+	// change-feed functions, with Leases.
+	Docs        docstore.Store
+	FeedState   jetstream.KeyValue
 	DeadLetters DeadLetterSink
 	Metrics     *telemetry.Metrics
 	Logger      *slog.Logger
@@ -93,6 +98,7 @@ type Host struct {
 	log  *slog.Logger
 	fns  []*function
 	qfns []*queueFunction
+	ffns []*feedFunction
 
 	soft     chan struct{} // closed: take no new batches
 	hardCtx  context.Context
@@ -108,6 +114,7 @@ type function struct {
 	Function
 	processed *atomicCounter
 	m         fnMetrics
+	run       *batchRun[hub.StoredEvent]
 
 	pauseMu sync.Mutex
 	paused  bool
@@ -180,16 +187,31 @@ func (h *Host) Register(f Function) error {
 			return fmt.Errorf("host: functions %s and %s both read hub %s with consumer group %s; give each its own consumer group", g.Name, f.Name, t.Hub, t.Group)
 		}
 	}
-	m := h.cfg.Metrics
-	h.fns = append(h.fns, &function{Function: f, processed: &atomicCounter{}, pauseCh: make(chan struct{}),
-		m: fnMetrics{
-			duration: m.BatchDuration.WithLabelValues(f.Name),
-			size:     m.BatchSize.WithLabelValues(f.Name),
-			failures: m.Failures.WithLabelValues(f.Name),
-			retries:  m.Retries.WithLabelValues(f.Name),
-			events:   m.EventsProcessed.WithLabelValues(f.Name, t.Hub, t.Group),
-		}})
+	fn := &function{Function: f, processed: &atomicCounter{}, pauseCh: make(chan struct{}),
+		m: h.newFnMetrics(f.Name, h.cfg.Metrics.EventsProcessed.WithLabelValues(f.Name, t.Hub, t.Group))}
+	fn.run = &batchRun[hub.StoredEvent]{
+		name: f.Name, kind: "hub", retry: f.Retry, m: &fn.m, processed: fn.processed, handler: f.Handler,
+		position: func(e hub.StoredEvent) int64 { return e.Sequence },
+		letter: func(e hub.StoredEvent, reason error, attempts int, first, last time.Time) DeadLetter {
+			return h.letter(fn, e, reason, attempts, first, last)
+		},
+	}
+	fn.run.later = func(ctx context.Context, batch []hub.StoredEvent, later *RetryLaterError) bool {
+		return h.setAside(ctx, fn, batch, later, h.log.With("function", f.Name, "hub", t.Hub, "group", t.Group))
+	}
+	h.fns = append(h.fns, fn)
 	return nil
+}
+
+func (h *Host) newFnMetrics(name string, events prometheus.Counter) fnMetrics {
+	m := h.cfg.Metrics
+	return fnMetrics{
+		duration: m.BatchDuration.WithLabelValues(name),
+		size:     m.BatchSize.WithLabelValues(name),
+		failures: m.Failures.WithLabelValues(name),
+		retries:  m.Retries.WithLabelValues(name),
+		events:   events,
+	}
 }
 
 // Start joins the lease sets of every function's hub and starts processing.
@@ -222,7 +244,12 @@ func (h *Host) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	if len(h.fns) == 0 {
+	for _, f := range h.ffns {
+		if err := h.startFeed(ctx, f); err != nil {
+			return err
+		}
+	}
+	if len(h.fns) == 0 && len(h.ffns) == 0 {
 		return nil
 	}
 	// ctx bounds starting only: leases live until Stop hands them over, so
@@ -292,10 +319,17 @@ var errReload = errors.New("reload checkpoint")
 func (h *Host) runPartition(lctx context.Context, f *function, p int) {
 	t := f.Trigger
 	log := h.log.With("function", f.Name, "hub", t.Hub, "group", t.Group, "partition", p)
-	owned := h.cfg.Metrics.OwnedPartitions.WithLabelValues(t.Hub, t.Group)
+	h.runUnit(lctx, "partition", h.cfg.Metrics.OwnedPartitions.WithLabelValues(t.Hub, t.Group), log, func() error {
+		return h.consume(lctx, f, p, log)
+	})
+}
+
+// runUnit runs consume for a leased unit of work (a "partition" or a
+// "range"), again after errors, until the lease ends or the host stops.
+func (h *Host) runUnit(lctx context.Context, unit string, owned prometheus.Gauge, log *slog.Logger, consume func() error) {
 	owned.Inc()
 	defer owned.Dec()
-	log.Info("partition acquired")
+	log.Info(unit + " acquired")
 	h.activeMu.Lock()
 	if h.stopping() {
 		h.activeMu.Unlock()
@@ -312,14 +346,14 @@ func (h *Host) runPartition(lctx context.Context, f *function, p int) {
 	}()
 	backoff := 100 * time.Millisecond
 	for lctx.Err() == nil && !h.stopping() {
-		err := h.consume(lctx, f, p, log)
+		err := consume()
 		switch {
 		case err == nil || errors.Is(err, errReload):
 			backoff = 100 * time.Millisecond
 			continue
 		case lctx.Err() != nil || h.stopping():
 		default:
-			log.Error("partition processing failed; retrying", "err", err, "in", backoff)
+			log.Error(unit+" processing failed; retrying", "err", err, "in", backoff)
 			select {
 			case <-time.After(backoff):
 			case <-lctx.Done():
@@ -329,14 +363,14 @@ func (h *Host) runPartition(lctx context.Context, f *function, p int) {
 		}
 	}
 	if lctx.Err() != nil && !h.stopping() {
-		log.Warn("partition lease lost; processing stopped")
+		log.Warn(unit + " lease lost; processing stopped")
 	} else {
-		log.Info("partition released")
+		log.Info(unit + " released")
 	}
 	working = false
 	h.active.Done()
 	// Hold the lease until the lease manager releases it on Stop, so that
-	// the partition is not taken over while this instance shuts down.
+	// the unit is not taken over while this instance shuts down.
 	<-lctx.Done()
 }
 
@@ -406,7 +440,14 @@ func (h *Host) consume(lctx context.Context, f *function, p int, log *slog.Logge
 		r.Close()
 	}()
 
-	cpw := &checkpointer{h: h, f: f, p: p, rev: rev}
+	cpw := &checkpointer{rev: rev, write: func(ctx context.Context, seq int64, rev uint64) (uint64, error) {
+		cp := hub.Checkpoint{Sequence: seq, Owner: h.cfg.InstanceID, Updated: time.Now().UTC()}
+		next, err := h.cfg.Hubs.PutCheckpoint(ctx, t.Hub, t.Group, p, cp, rev)
+		if errors.Is(err, hub.ErrCheckpointMoved) {
+			return 0, errReload
+		}
+		return next, err
+	}}
 	var buf []hub.StoredEvent
 	var corrupt *hub.CorruptRecordError
 	take := func(rr readResult) error {
@@ -459,7 +500,7 @@ func (h *Host) consume(lctx context.Context, f *function, p int, log *slog.Logge
 				}
 				continue
 			case <-ctx.Done():
-				return cpw.wait()
+				return cpw.release(lctx)
 			case <-h.soft:
 				continue
 			case <-pauseCh:
@@ -507,7 +548,7 @@ func (h *Host) consume(lctx context.Context, f *function, p int, log *slog.Logge
 		n := min(len(buf), t.MaxBatchSize)
 		batch := buf[:n:n]
 		buf = buf[n:]
-		if !h.invoke(ctx, f, p, batch, log) {
+		if !invokeBatch(h, ctx, f.run, batch, log) {
 			// Aborted (lease lost or forced stop): no checkpoint.
 			_ = cpw.wait()
 			return ctx.Err()
@@ -541,13 +582,13 @@ const MaxUndurableBatches = 2 * CheckpointEveryBatches
 // again after a crash: the undurable ones and the one in flight.
 const MaxRedeliveredBatches = MaxUndurableBatches + 1
 
-// checkpointer writes a partition's checkpoints with at most one write in
-// flight, overlapping it with the next invocations.
+// checkpointer writes a partition's (or feed range's) checkpoints with at
+// most one write in flight, overlapping it with the next invocations.
 type checkpointer struct {
-	h   *Host
-	f   *function
-	p   int
-	rev uint64
+	// write stores the position pos if the checkpoint is at revision rev,
+	// returning the new revision, or errReload when it was moved.
+	write func(ctx context.Context, pos int64, rev uint64) (uint64, error)
+	rev   uint64
 
 	inflight chan cpResult
 	covers   int       // finished batches the in-flight write makes durable
@@ -611,27 +652,22 @@ func (c *checkpointer) completed(res cpResult) error {
 }
 
 func (c *checkpointer) start() {
-	t := c.f.Trigger
 	c.started = time.Now()
-	cp := hub.Checkpoint{Sequence: c.latest, Owner: c.h.cfg.InstanceID, Updated: c.started.UTC()}
 	done := make(chan cpResult, 1)
 	c.inflight, c.covers, c.pending = done, c.pending, 0
-	rev := c.rev
+	rev, pos := c.rev, c.latest
 	go func() {
 		// A started write is finished even during shutdown; the revision
 		// check keeps it from overwriting anyone else's.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		next, err := c.h.cfg.Hubs.PutCheckpoint(ctx, t.Hub, t.Group, c.p, cp, rev)
+		next, err := c.write(ctx, pos, rev)
 		done <- cpResult{next, err}
 	}()
 }
 
 func (c *checkpointer) done(res cpResult) error {
 	c.inflight, c.covers = nil, 0
-	if errors.Is(res.err, hub.ErrCheckpointMoved) {
-		return errReload
-	}
 	if res.err != nil {
 		return res.err
 	}
@@ -648,6 +684,17 @@ func (c *checkpointer) wait() error {
 	return c.done(<-c.inflight)
 }
 
+// release ends the checkpoints of a unit whose lease context ended: when
+// the lease was given up to rebalance, it is still held until the unit's
+// processing returns, so what finished is made durable and the next owner
+// repeats nothing; when it was lost, nothing more is written.
+func (c *checkpointer) release(lctx context.Context) error {
+	if errors.Is(context.Cause(lctx), lease.ErrReleased) {
+		return c.flush()
+	}
+	return c.wait()
+}
+
 // flush makes every finished batch's checkpoint durable.
 func (c *checkpointer) flush() error {
 	if err := c.wait(); err != nil {
@@ -658,97 +705,6 @@ func (c *checkpointer) flush() error {
 	}
 	c.start()
 	return c.wait()
-}
-
-// invoke runs the function on a batch under its retry policy, and
-// dead-letters what it gives up on. It returns false when it was aborted
-// before the batch was finished with (nothing may be checkpointed).
-func (h *Host) invoke(ctx context.Context, f *function, p int, batch []hub.StoredEvent, log *slog.Logger) bool {
-	var first time.Time
-	for attempt := 1; ; attempt++ {
-		start := time.Now()
-		err := h.call(ctx, f, batch)
-		f.m.duration.Observe(time.Since(start).Seconds())
-		f.m.size.Observe(float64(len(batch)))
-		if err == nil {
-			h.processed(f, len(batch))
-			return true
-		}
-		if dle, ok := errors.AsType[*DeadLetterError](err); ok {
-			var letters []DeadLetter
-			now := time.Now().UTC()
-			for _, e := range batch {
-				if reason, ok := dle.Reasons[e.Sequence]; ok {
-					letters = append(letters, h.letter(f, e, withState(reason, dle.State), attempt, now, now))
-				}
-			}
-			if !h.putDeadLetters(ctx, f, letters, log) {
-				return false
-			}
-			h.processed(f, len(batch))
-			return true
-		}
-		if later, ok := errors.AsType[*RetryLaterError](err); ok && h.setAside(ctx, f, batch, later, log) {
-			h.processed(f, len(batch))
-			return true
-		}
-		if ctx.Err() != nil || h.hardCtx.Err() != nil {
-			// Cancelled by a lost lease or a forced stop, not a failure of
-			// the function: leave the batch for redelivery.
-			return false
-		}
-		f.m.failures.Inc()
-		if first.IsZero() {
-			first = start.UTC()
-		}
-		delay, retry := f.Retry.Next(attempt, rand.Float64)
-		log.Warn("function failed", "err", err, "attempt", attempt, "events", len(batch),
-			"first_sequence", batch[0].Sequence, "retry", retry, "retry_in", delay)
-		if !retry {
-			now := time.Now().UTC()
-			letters := make([]DeadLetter, len(batch))
-			for i, e := range batch {
-				letters[i] = h.letter(f, e, err, attempt, first, now)
-			}
-			if !h.putDeadLetters(ctx, f, letters, log) {
-				return false
-			}
-			h.processed(f, len(batch))
-			return true
-		}
-		f.m.retries.Inc()
-		timer := time.NewTimer(delay)
-		select {
-		case <-timer.C:
-		case <-ctx.Done():
-			timer.Stop()
-			return false
-		case <-h.soft:
-			// Shutting down: leave the batch for redelivery.
-			timer.Stop()
-			return false
-		}
-	}
-}
-
-func (h *Host) processed(f *function, n int) {
-	f.m.events.Add(float64(n))
-	f.processed.n.Add(int64(n))
-}
-
-// call runs the handler, turning a panic into an error. The handler's
-// context ends when the lease is lost or the host stops hard.
-func (h *Host) call(ctx context.Context, f *function, batch []hub.StoredEvent) (err error) {
-	hctx, cancel := context.WithCancel(h.hardCtx)
-	defer cancel()
-	stop := context.AfterFunc(ctx, cancel)
-	defer stop()
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
-		}
-	}()
-	return f.Handler(hctx, batch)
 }
 
 func (h *Host) letter(f *function, e hub.StoredEvent, reason error, attempts int, first, last time.Time) DeadLetter {
@@ -762,33 +718,6 @@ func (h *Host) letter(f *function, e hub.StoredEvent, reason error, attempts int
 	}
 }
 
-// putDeadLetters stores dead letters, retrying until it succeeds or ctx
-// ends: an input is never checkpointed past without being kept.
-func (h *Host) putDeadLetters(ctx context.Context, f *function, letters []DeadLetter, log *slog.Logger) bool {
-	if len(letters) == 0 {
-		return true
-	}
-	backoff := 100 * time.Millisecond
-	for {
-		err := h.cfg.DeadLetters.Put(ctx, letters)
-		if err == nil {
-			h.cfg.Metrics.DeadLettered.WithLabelValues(f.Name, "hub").Add(float64(len(letters)))
-			for _, dl := range letters {
-				// log already carries hub and partition.
-				log.Warn("event dead-lettered", "sequence", dl.Source.Sequence, "reason", dl.Reason, "attempts", dl.Attempts)
-			}
-			return true
-		}
-		log.Error("cannot store dead letters; the partition waits", "err", err, "retry_in", backoff)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return false
-		}
-		backoff = min(backoff*2, 10*time.Second)
-	}
-}
-
 func (h *Host) deadLetterRecord(ctx context.Context, f *function, p int, ce *hub.CorruptRecordError, log *slog.Logger) bool {
 	now := time.Now().UTC()
 	dl := DeadLetter{
@@ -796,7 +725,7 @@ func (h *Host) deadLetterRecord(ctx context.Context, f *function, p int, ce *hub
 		Source:   Source{Kind: "hub", Hub: f.Trigger.Hub, Group: f.Trigger.Group, Partition: p, Sequence: ce.Sequence},
 		Attempts: 0, FirstFailure: now, LastFailure: now, Body: ce.Data,
 	}
-	return h.putDeadLetters(ctx, f, []DeadLetter{dl}, log)
+	return h.putDeadLetters(ctx, f.Name, "hub", []DeadLetter{dl}, log)
 }
 
 // Processed returns how many events the named function finished with on
@@ -808,6 +737,11 @@ func (h *Host) Processed(name string) int64 {
 		}
 	}
 	for _, f := range h.qfns {
+		if f.Name == name {
+			return f.processed.n.Load()
+		}
+	}
+	for _, f := range h.ffns {
 		if f.Name == name {
 			return f.processed.n.Load()
 		}

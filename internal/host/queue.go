@@ -132,6 +132,11 @@ func (h *Host) named(name string) bool {
 			return true
 		}
 	}
+	for _, g := range h.ffns {
+		if g.Name == name {
+			return true
+		}
+	}
 	return false
 }
 

@@ -32,6 +32,9 @@ type Metrics struct {
 	QueueDepth     *prometheus.GaugeVec   // queue
 	QueueOldestAge *prometheus.GaugeVec   // queue
 	QueueMessages  *prometheus.CounterVec // function, queue, outcome
+
+	FeedChangesProcessed *prometheus.CounterVec // function, container
+	FeedOwnedRanges      *prometheus.GaugeVec   // container, lease_prefix
 }
 
 // Outcomes of a queue message's delivery, the label of QueueMessages.
@@ -89,8 +92,14 @@ func NewMetrics() *Metrics {
 		QueueMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_queue_messages_total", Help: "Queue message deliveries to functions on this instance, by outcome: dequeued, completed, abandoned (to be retried), poisoned, moved (to be retried later).",
 		}, []string{"function", "queue", "outcome"}),
+		FeedChangesProcessed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_feed_changes_processed_total", Help: "Changes of a container's feed a function finished with (succeeded or dead-lettered).",
+		}, []string{"function", "container"}),
+		FeedOwnedRanges: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_feed_owned_ranges", Help: "Change feed ranges this instance owns.",
+		}, []string{"container", "lease_prefix"}),
 	}
-	m.Registry.MustRegister(m.QueueDepth, m.QueueOldestAge, m.QueueMessages, m.EventsIn, m.EventsProcessed, m.BatchDuration, m.BatchSize, m.Failures,
+	m.Registry.MustRegister(m.FeedChangesProcessed, m.FeedOwnedRanges, m.QueueDepth, m.QueueOldestAge, m.QueueMessages, m.EventsIn, m.EventsProcessed, m.BatchDuration, m.BatchSize, m.Failures,
 		m.Retries, m.DeadLettered, m.CheckpointLag, m.OwnedPartitions, m.HTTPRequests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -1,0 +1,152 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/resilience"
+)
+
+// batchRun is what invokeBatch needs to run one function on batches of T
+// (hub events, feed changes) held in order by one owner.
+type batchRun[T any] struct {
+	name      string
+	kind      string // of the source, for metrics: "hub" or "container"
+	retry     resilience.Retry
+	m         *fnMetrics
+	processed *atomicCounter
+	handler   func(ctx context.Context, batch []T) error
+	// position is an input's position: the key of DeadLetterError.Reasons.
+	position func(T) int64
+	letter   func(in T, reason error, attempts int, first, last time.Time) DeadLetter
+	// later sets a batch aside to be retried later; nil when the trigger
+	// cannot, and a *RetryLaterError is then a failure.
+	later func(ctx context.Context, batch []T, later *RetryLaterError) bool
+}
+
+// invokeBatch runs the function on a batch under its retry policy, and
+// dead-letters what it gives up on. It returns false when it was aborted
+// before the batch was finished with (nothing may be checkpointed).
+func invokeBatch[T any](h *Host, ctx context.Context, r *batchRun[T], batch []T, log *slog.Logger) bool {
+	var first time.Time
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		err := callBatch(h, ctx, r, batch)
+		r.m.duration.Observe(time.Since(start).Seconds())
+		r.m.size.Observe(float64(len(batch)))
+		if err == nil {
+			h.processed(r.m, r.processed, len(batch))
+			return true
+		}
+		if dle, ok := errors.AsType[*DeadLetterError](err); ok {
+			var letters []DeadLetter
+			now := time.Now().UTC()
+			for _, in := range batch {
+				if reason, ok := dle.Reasons[r.position(in)]; ok {
+					letters = append(letters, r.letter(in, withState(reason, dle.State), attempt, now, now))
+				}
+			}
+			if !h.putDeadLetters(ctx, r.name, r.kind, letters, log) {
+				return false
+			}
+			h.processed(r.m, r.processed, len(batch))
+			return true
+		}
+		if later, ok := errors.AsType[*RetryLaterError](err); ok && r.later != nil && r.later(ctx, batch, later) {
+			h.processed(r.m, r.processed, len(batch))
+			return true
+		}
+		if ctx.Err() != nil || h.hardCtx.Err() != nil {
+			// Cancelled by a lost lease or a forced stop, not a failure of
+			// the function: leave the batch for redelivery.
+			return false
+		}
+		r.m.failures.Inc()
+		if first.IsZero() {
+			first = start.UTC()
+		}
+		delay, retry := r.retry.Next(attempt, rand.Float64)
+		log.Warn("function failed", "err", err, "attempt", attempt, "inputs", len(batch),
+			"first_position", r.position(batch[0]), "retry", retry, "retry_in", delay)
+		if !retry {
+			now := time.Now().UTC()
+			letters := make([]DeadLetter, len(batch))
+			for i, in := range batch {
+				letters[i] = r.letter(in, err, attempt, first, now)
+			}
+			if !h.putDeadLetters(ctx, r.name, r.kind, letters, log) {
+				return false
+			}
+			h.processed(r.m, r.processed, len(batch))
+			return true
+		}
+		r.m.retries.Inc()
+		timer := time.NewTimer(delay)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return false
+		case <-h.soft:
+			// Shutting down: leave the batch for redelivery.
+			timer.Stop()
+			return false
+		}
+	}
+}
+
+func (h *Host) processed(m *fnMetrics, c *atomicCounter, n int) {
+	m.events.Add(float64(n))
+	c.n.Add(int64(n))
+}
+
+// callBatch runs the handler, turning a panic into an error. The
+// handler's context ends when the lease is lost or the host stops hard.
+func callBatch[T any](h *Host, ctx context.Context, r *batchRun[T], batch []T) (err error) {
+	hctx, cancel := context.WithCancel(h.hardCtx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	defer func() {
+		if rec := recover(); rec != nil {
+			err = fmt.Errorf("panic: %v\n%s", rec, debug.Stack())
+		}
+	}()
+	return r.handler(hctx, batch)
+}
+
+// putDeadLetters stores dead letters, retrying until it succeeds or ctx
+// ends: an input is never checkpointed past without being kept.
+func (h *Host) putDeadLetters(ctx context.Context, function, kind string, letters []DeadLetter, log *slog.Logger) bool {
+	if len(letters) == 0 {
+		return true
+	}
+	backoff := 100 * time.Millisecond
+	for {
+		err := h.cfg.DeadLetters.Put(ctx, letters)
+		if err == nil {
+			h.cfg.Metrics.DeadLettered.WithLabelValues(function, kind).Add(float64(len(letters)))
+			for _, dl := range letters {
+				// log already carries the source's name and partition or range.
+				if dl.Source.Kind == "container" {
+					log.Warn("change dead-lettered", "lsn", dl.Source.LSN, "id", dl.Source.DocumentID, "reason", dl.Reason, "attempts", dl.Attempts)
+				} else {
+					log.Warn("event dead-lettered", "sequence", dl.Source.Sequence, "reason", dl.Reason, "attempts", dl.Attempts)
+				}
+			}
+			return true
+		}
+		log.Error("cannot store dead letters; the partition waits", "err", err, "retry_in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return false
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
