@@ -86,6 +86,12 @@ func sourceText(l gateway.DeadLetterJSON) string {
 		return fmt.Sprintf("hub %s/%d@%d", s.Hub, s.Partition, s.Sequence)
 	case "queue":
 		return fmt.Sprintf("queue %s#%d", s.Queue, s.MessageID)
+	case "container":
+		what := "change"
+		if s.Deleted {
+			what = "delete"
+		}
+		return fmt.Sprintf("container %s/%s@%d (%s)", s.Container, s.DocumentID, s.LSN, what)
 	}
 	return "?"
 }

@@ -3,12 +3,15 @@ package deadletter_test
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice/internal/deadletter"
+	"github.com/sluicehq/sluice/internal/docstore"
+	"github.com/sluicehq/sluice/internal/docstore/sqlite"
 	"github.com/sluicehq/sluice/internal/engine/enginetest"
 	"github.com/sluicehq/sluice/internal/hub"
 	"github.com/sluicehq/sluice/internal/queue"
@@ -139,4 +142,50 @@ func TestLargeLettersFit(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, all, 1)
 	require.Len(t, all[0].Body, 1<<20)
+}
+
+// A change of a container's feed is redriven by writing its document again,
+// unchanged, so that it comes through the feed once more; a delete, or a
+// document gone since, cannot be redriven and says so.
+func TestContainerLettersRedriveByRewritingTheDocument(t *testing.T) {
+	t.Parallel()
+	s, _, _ := setup(t)
+	docs, err := sqlite.Open(filepath.Join(t.TempDir(), "docs.db"), sqlite.Options{})
+	require.NoError(t, err)
+	defer docs.Close()
+	s.Docs = docs
+	_, err = docs.CreateContainer(bg, docstore.Container{Name: "devices", PartitionKeyPath: "/deviceId"})
+	require.NoError(t, err)
+	d, err := docs.Upsert(bg, "devices", []byte(`{"id":"a","deviceId":"dev-1","battery":40}`))
+	require.NoError(t, err)
+	change := func(id string, lsn int64, deleted bool) deadletter.Letter {
+		return deadletter.Letter{Function: "view", Reason: "downstream down", Attempts: 3,
+			Source: deadletter.Source{Kind: "container", Container: "devices", DocumentID: id, PartitionKey: "dev-1", LSN: lsn, Deleted: deleted},
+			Body:   d.Body}
+	}
+	require.NoError(t, s.Put(bg, []deadletter.Letter{change("a", d.LSN, false), change("gone", 1, false), change("b", 2, true)}))
+	all, err := s.List(bg, deadletter.Filter{Source: "devices"}, 10)
+	require.NoError(t, err)
+	require.Len(t, all, 3)
+	require.Equal(t, "a", all[0].Source.DocumentID)
+	require.Equal(t, d.LSN, all[0].Source.LSN)
+
+	n, err := s.Redrive(bg, deadletter.Filter{Queue: deadletter.Queue, IDs: []uint64{all[0].ID}}, nil)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	changes, err := docs.Feed(bg, "devices", docstore.FeedStart{AfterLSN: d.LSN}, 10)
+	require.NoError(t, err)
+	require.Len(t, changes, 1, "the document comes through the feed again")
+	require.Equal(t, "a", changes[0].ID)
+	var body map[string]any
+	require.NoError(t, json.Unmarshal(changes[0].Body, &body))
+	require.Equal(t, 40.0, body["battery"], "unchanged")
+
+	_, err = s.Redrive(bg, deadletter.Filter{Queue: deadletter.Queue, IDs: []uint64{all[1].ID}}, nil)
+	require.ErrorContains(t, err, "no longer in container devices")
+	_, err = s.Redrive(bg, deadletter.Filter{Queue: deadletter.Queue, IDs: []uint64{all[2].ID}}, nil)
+	require.ErrorContains(t, err, "a delete cannot be redriven")
+	left, err := s.List(bg, deadletter.Filter{Source: "devices"}, 10)
+	require.NoError(t, err)
+	require.Len(t, left, 2, "letters that could not be redriven are kept")
 }
