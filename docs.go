@@ -257,3 +257,29 @@ func DeadLetterChanges(reason error, changes ...Document) error {
 	}
 	return e
 }
+
+// UpsertTo is an output binding: it turns fn, a handler that returns
+// documents, into a handler for any trigger (hub events, feed changes, a
+// queue message) that upserts those documents into container, in one
+// transaction, once fn has succeeded. Nothing is written when fn fails; a
+// failure to write fails the invocation, which the retry policy then
+// governs, so no result is dropped. When fn returns documents and a
+// DeadLetter error, the documents are written and the named inputs are
+// dead-lettered.
+//
+//	app.FeedFunction("totals", sluice.FeedTrigger{Container: "orders"},
+//		sluice.UpsertTo(app, "totals", func(ctx context.Context, changes []sluice.Document) ([]any, error) { ... }))
+func UpsertTo[In any](app *App, container string, fn func(ctx context.Context, in In) ([]any, error)) func(ctx context.Context, in In) error {
+	return func(ctx context.Context, in In) error {
+		docs, err := fn(ctx, in)
+		if _, partial := errors.AsType[*host.DeadLetterError](err); err != nil && !partial {
+			return err
+		}
+		if len(docs) > 0 {
+			if _, werr := app.Docs().BulkUpsert(ctx, container, docs...); werr != nil {
+				return fmt.Errorf("output to container %s: %w", container, werr)
+			}
+		}
+		return err
+	}
+}

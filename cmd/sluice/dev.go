@@ -19,8 +19,8 @@ import (
 
 // instanceFlags are the flags shared by dev and serve.
 type instanceFlags struct {
-	dataDir, natsURL, natsListen, http, sync, logLevel string
-	leaseExpiry                                        time.Duration
+	dataDir, natsURL, natsListen, http, sync, logLevel, docStore string
+	leaseExpiry                                                  time.Duration
 }
 
 func addInstanceFlags(fs *flag.FlagSet, dataDir string) *instanceFlags {
@@ -28,6 +28,7 @@ func addInstanceFlags(fs *flag.FlagSet, dataDir string) *instanceFlags {
 	fs.StringVar(&f.dataDir, "data-dir", envOr("SLUICE_DATA_DIR", dataDir), "data directory of the embedded engine (env SLUICE_DATA_DIR)")
 	fs.StringVar(&f.natsURL, "nats-url", os.Getenv("SLUICE_NATS_URL"), "use an external NATS server or cluster instead of the embedded one (env SLUICE_NATS_URL)")
 	fs.StringVar(&f.natsListen, "nats-listen", os.Getenv("SLUICE_NATS_LISTEN"), "let other instances reach the embedded NATS at host:port (env SLUICE_NATS_LISTEN; default: no port)")
+	fs.StringVar(&f.docStore, "docstore", os.Getenv("SLUICE_DOCSTORE"), "PostgreSQL URL of the document store, shared by instances (env SLUICE_DOCSTORE; default: SQLite, docs.db in the data directory)")
 	fs.StringVar(&f.http, "http", envOr("SLUICE_HTTP", "127.0.0.1:7070"), "address of the HTTP API, /metrics and health checks (env SLUICE_HTTP)")
 	fs.StringVar(&f.sync, "sync", envOr("SLUICE_SYNC", sluice.SyncAlways), "durability: always (acknowledged = fsynced) or interval (fsync every second)")
 	fs.DurationVar(&f.leaseExpiry, "lease-expiry", 30*time.Second, "how long a dead instance keeps its partitions before others take over")
@@ -52,7 +53,7 @@ func (f *instanceFlags) config() (sluice.Config, error) {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	return sluice.Config{
-		DataDir: f.dataDir, NATSURL: f.natsURL, NATSListen: f.natsListen, HTTPAddr: f.http,
+		DataDir: f.dataDir, NATSURL: f.natsURL, NATSListen: f.natsListen, HTTPAddr: f.http, DocStore: f.docStore,
 		Sync: f.sync, LeaseExpiry: f.leaseExpiry, Logger: logger,
 	}, nil
 }
