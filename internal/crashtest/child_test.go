@@ -30,6 +30,7 @@ const (
 	roleConsumer      = "consumer"
 	rolePublisher     = "publisher"
 	roleQueueConsumer = "queue-consumer"
+	roleFeedConsumer  = "feed-consumer"
 )
 
 // childConfig tells a child what to be.
@@ -70,6 +71,15 @@ type childConfig struct {
 	// after recording it: it paces the consumer like BatchDelay, and
 	// widens the window between "processed" and "completed".
 	MessageDelay time.Duration `json:"message_delay,omitempty"`
+
+	// Feed consumer: a function on Container's change feed, split into
+	// Ranges, in the document store DocStore (PostgreSQL) or, when empty,
+	// SQLite under DataDir; MaxBatchSize, BatchDelay and LeaseExpiry as for
+	// the consumer.
+	DocStore     string        `json:"doc_store,omitempty"`
+	Container    string        `json:"container,omitempty"`
+	Ranges       int           `json:"ranges,omitempty"`
+	PollInterval time.Duration `json:"poll_interval,omitempty"`
 }
 
 // TestChildMain is the body of a child process; see the package comment. It
@@ -99,6 +109,8 @@ func TestChildMain(t *testing.T) {
 		err = runPublisher(ctx, cfg, out)
 	case roleQueueConsumer:
 		err = runQueueConsumer(ctx, cfg, out)
+	case roleFeedConsumer:
+		err = runFeedConsumer(ctx, cfg, out)
 	default:
 		err = fmt.Errorf("unknown role %q", cfg.Role)
 	}
@@ -150,6 +162,42 @@ func runConsumer(ctx context.Context, cfg childConfig, out *outFile) error {
 			}
 			return nil
 		})
+	return app.Run(ctx)
+}
+
+// runFeedConsumer runs one instance with a function on a container's
+// change feed that records every change it is given (C lines), until ctx
+// ends, then stops gracefully. The engine is the external one at NATSURL.
+func runFeedConsumer(ctx context.Context, cfg childConfig, out *outFile) error {
+	logger := slog.New(&markerHandler{
+		next: slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}),
+		out:  out,
+	})
+	app := sluice.New(sluice.Config{
+		DataDir: cfg.DataDir, NATSURL: cfg.NATSURL, DocStore: cfg.DocStore,
+		InstanceID: cfg.InstanceID, LeaseExpiry: cfg.LeaseExpiry,
+		ShutdownTimeout: 20 * time.Second, Logger: logger,
+	})
+	app.FeedFunction("follow", sluice.FeedTrigger{
+		Container: cfg.Container, Ranges: cfg.Ranges, MaxItemsPerInvocation: cfg.MaxBatchSize,
+		StartFrom: sluice.FeedFromBeginning, PollInterval: cfg.PollInterval,
+	}, func(ctx context.Context, changes []sluice.Document) error {
+		if err := ctx.Err(); err != nil {
+			return err // the lease is gone: this batch is not ours to record
+		}
+		if err := out.changes(changes); err != nil {
+			return err
+		}
+		if cfg.BatchDelay > 0 {
+			t := time.NewTimer(cfg.BatchDelay)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+		}
+		return nil
+	})
 	return app.Run(ctx)
 }
 
@@ -332,6 +380,20 @@ func (o *outFile) events(evs []sluice.Event) error {
 	return o.write(b)
 }
 
+// changes records a batch of feed changes: one line "C <lsn> <partition
+// key> <id> <deleted 0|1>" per change, in the batch's order.
+func (o *outFile) changes(cs []sluice.Document) error {
+	b := make([]byte, 0, len(cs)*40)
+	for _, c := range cs {
+		deleted := 0
+		if c.Deleted {
+			deleted = 1
+		}
+		b = fmt.Appendf(b, "C %d %s %s %d\n", c.LSN, c.PartitionKey, c.ID, deleted)
+	}
+	return o.write(b)
+}
+
 // message records a queue message given to the function: a line
 // "<kind> <id> <dequeue count> <body>".
 func (o *outFile) message(kind byte, m *sluice.Message) error {
@@ -353,18 +415,26 @@ type markerHandler struct {
 	attrs []slog.Attr
 }
 
-// acquiredMessage is what internal/host logs when it starts on a partition.
-const acquiredMessage = "partition acquired"
+// What internal/host logs when it starts on a partition of a hub, or on a
+// range of a change feed (with the attribute "partition" or "range").
+const (
+	acquiredMessage      = "partition acquired"
+	rangeAcquiredMessage = "range acquired"
+)
 
 func (h *markerHandler) Enabled(ctx context.Context, l slog.Level) bool {
 	return h.next.Enabled(ctx, l)
 }
 
 func (h *markerHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Message == acquiredMessage {
+	if r.Message == acquiredMessage || r.Message == rangeAcquiredMessage {
+		key := "partition"
+		if r.Message == rangeAcquiredMessage {
+			key = "range"
+		}
 		p, ok := int64(-1), false
 		find := func(a slog.Attr) bool {
-			if a.Key == "partition" && a.Value.Kind() == slog.KindInt64 {
+			if a.Key == key && a.Value.Kind() == slog.KindInt64 {
 				p, ok = a.Value.Int64(), true
 			}
 			return true

@@ -40,6 +40,11 @@
 //	F <id> <dequeue-count> <body>        a poison message the function fails
 //	D <depth> <locked> <delayed>         the queue's statistics
 //
+// The feed consumer writes a line per change given to its function, and an
+// A line (with the range) when the host logs "range acquired":
+//
+//	C <lsn> <partition-key> <id> <deleted 0|1>  a change of the container's feed
+//
 // # What the tests prove
 //
 //   - TestConsumerCrash: a consumer killed repeatedly at random moments
@@ -73,6 +78,13 @@
 //     can explain: the messages locked at a kill, and those delivered and
 //     completed in the last moments the server had not yet written to its
 //     consumer state (invariants 1, 2 and 5 for queues).
+//   - TestFeedCrashAndTakeover: two instances of a change-feed function
+//     share a container's ranges while documents are written and deleted;
+//     each is killed mid-feed in turn, and the survivor takes every range
+//     over; every document's last change (deletes as tombstones) is
+//     processed, and each partition key's changes come in LSN order within
+//     an ownership of its range (invariants 2-4 for change feeds, on
+//     SQLite shared by the processes, and on PostgreSQL when configured).
 //
 // The tests do not call t.Parallel: each one keeps both cores of a CI
 // machine busy, and the lease expiries they rely on are timing-sensitive.
