@@ -146,23 +146,29 @@ func runConsumer(ctx context.Context, cfg childConfig, out *outFile) error {
 	app.Hub(sluice.HubConfig{Name: cfg.Hub, Partitions: cfg.Partitions})
 	app.Function("record", sluice.HubTrigger{Hub: cfg.Hub, MaxBatchSize: cfg.MaxBatchSize},
 		func(ctx context.Context, events []sluice.Event) error {
-			if err := ctx.Err(); err != nil {
-				return err // the lease is gone: this batch is not ours to record
-			}
-			if err := out.events(events); err != nil {
-				return err
-			}
-			if cfg.BatchDelay > 0 {
-				t := time.NewTimer(cfg.BatchDelay)
-				defer t.Stop()
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-				}
-			}
-			return nil
+			return recordThenPace(ctx, cfg.BatchDelay, func() error { return out.events(events) })
 		})
 	return app.Run(ctx)
+}
+
+// recordThenPace records a batch, unless the lease is gone (the batch is
+// then not the function's to record), and then takes delay.
+func recordThenPace(ctx context.Context, delay time.Duration, record func() error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := record(); err != nil {
+		return err
+	}
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
+	return nil
 }
 
 // runFeedConsumer runs one instance with a function on a container's
@@ -182,21 +188,7 @@ func runFeedConsumer(ctx context.Context, cfg childConfig, out *outFile) error {
 		Container: cfg.Container, Ranges: cfg.Ranges, MaxItemsPerInvocation: cfg.MaxBatchSize,
 		StartFrom: sluice.FeedFromBeginning, PollInterval: cfg.PollInterval,
 	}, func(ctx context.Context, changes []sluice.Document) error {
-		if err := ctx.Err(); err != nil {
-			return err // the lease is gone: this batch is not ours to record
-		}
-		if err := out.changes(changes); err != nil {
-			return err
-		}
-		if cfg.BatchDelay > 0 {
-			t := time.NewTimer(cfg.BatchDelay)
-			defer t.Stop()
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-			}
-		}
-		return nil
+		return recordThenPace(ctx, cfg.BatchDelay, func() error { return out.changes(changes) })
 	})
 	return app.Run(ctx)
 }

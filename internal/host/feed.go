@@ -125,11 +125,8 @@ func (h *Host) RegisterFeed(f FeedFunction) error {
 	case t.PollInterval < 10*time.Millisecond:
 		return fmt.Errorf("host: function %s: poll interval %s must be at least 10ms", f.Name, t.PollInterval)
 	}
-	if err := f.Retry.Validate(); err != nil {
-		return fmt.Errorf("host: function %s: %w", f.Name, err)
-	}
-	if h.named(f.Name) {
-		return fmt.Errorf("host: two functions are named %s", f.Name)
+	if err := h.checkNew(f.Name, f.Retry); err != nil {
+		return err
 	}
 	for _, g := range h.ffns {
 		if g.Trigger.Container == t.Container && g.Trigger.LeasePrefix == t.LeasePrefix {

@@ -176,11 +176,8 @@ func (h *Host) Register(f Function) error {
 	if err := hub.ValidateGroup(t.Group); err != nil {
 		return fmt.Errorf("host: function %s: %w", f.Name, err)
 	}
-	if err := f.Retry.Validate(); err != nil {
-		return fmt.Errorf("host: function %s: %w", f.Name, err)
-	}
-	if h.named(f.Name) {
-		return fmt.Errorf("host: two functions are named %s", f.Name)
+	if err := h.checkNew(f.Name, f.Retry); err != nil {
+		return err
 	}
 	for _, g := range h.fns {
 		if g.Trigger.Hub == t.Hub && g.Trigger.Group == t.Group {
@@ -200,6 +197,18 @@ func (h *Host) Register(f Function) error {
 		return h.setAside(ctx, fn, batch, later, h.log.With("function", f.Name, "hub", t.Hub, "group", t.Group))
 	}
 	h.fns = append(h.fns, fn)
+	return nil
+}
+
+// checkNew checks what every kind of function needs: a valid retry policy
+// and a name no other function has.
+func (h *Host) checkNew(name string, retry resilience.Retry) error {
+	if err := retry.Validate(); err != nil {
+		return fmt.Errorf("host: function %s: %w", name, err)
+	}
+	if h.named(name) {
+		return fmt.Errorf("host: two functions are named %s", name)
+	}
 	return nil
 }
 

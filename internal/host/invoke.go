@@ -126,22 +126,32 @@ func (h *Host) putDeadLetters(ctx context.Context, function, kind string, letter
 	if len(letters) == 0 {
 		return true
 	}
+	if !untilDone(ctx, log, "cannot store dead letters; the partition waits", func() error { return h.cfg.DeadLetters.Put(ctx, letters) }) {
+		return false
+	}
+	h.cfg.Metrics.DeadLettered.WithLabelValues(function, kind).Add(float64(len(letters)))
+	for _, dl := range letters {
+		// log already carries the source's name and partition or range.
+		if dl.Source.Kind == "container" {
+			log.Warn("change dead-lettered", "lsn", dl.Source.LSN, "id", dl.Source.DocumentID, "reason", dl.Reason, "attempts", dl.Attempts)
+		} else {
+			log.Warn("event dead-lettered", "sequence", dl.Source.Sequence, "reason", dl.Reason, "attempts", dl.Attempts)
+		}
+	}
+	return true
+}
+
+// untilDone calls fn until it succeeds or ctx ends, logging each failure
+// with msg and backing off from 100ms to 10s between tries. It reports
+// whether fn succeeded.
+func untilDone(ctx context.Context, log *slog.Logger, msg string, fn func() error) bool {
 	backoff := 100 * time.Millisecond
 	for {
-		err := h.cfg.DeadLetters.Put(ctx, letters)
+		err := fn()
 		if err == nil {
-			h.cfg.Metrics.DeadLettered.WithLabelValues(function, kind).Add(float64(len(letters)))
-			for _, dl := range letters {
-				// log already carries the source's name and partition or range.
-				if dl.Source.Kind == "container" {
-					log.Warn("change dead-lettered", "lsn", dl.Source.LSN, "id", dl.Source.DocumentID, "reason", dl.Reason, "attempts", dl.Attempts)
-				} else {
-					log.Warn("event dead-lettered", "sequence", dl.Source.Sequence, "reason", dl.Reason, "attempts", dl.Attempts)
-				}
-			}
 			return true
 		}
-		log.Error("cannot store dead letters; the partition waits", "err", err, "retry_in", backoff)
+		log.Error(msg, "err", err, "retry_in", backoff)
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():

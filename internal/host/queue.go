@@ -100,11 +100,8 @@ func (h *Host) RegisterQueue(f QueueFunction) error {
 	if err := queue.ValidateName(t.Queue); err != nil {
 		return fmt.Errorf("host: function %s: %w", f.Name, err)
 	}
-	if err := f.Retry.Validate(); err != nil {
-		return fmt.Errorf("host: function %s: %w", f.Name, err)
-	}
-	if h.named(f.Name) {
-		return fmt.Errorf("host: two functions are named %s", f.Name)
+	if err := h.checkNew(f.Name, f.Retry); err != nil {
+		return err
 	}
 	h.qfns = append(h.qfns, h.newQueueFunction(f, &atomicCounter{}))
 	return nil

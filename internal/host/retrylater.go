@@ -61,22 +61,15 @@ func (h *Host) setAside(ctx context.Context, f *function, batch []hub.StoredEven
 		props[propRetry] = string(pos)
 		msgs[i] = queue.Outgoing{Body: e.Body, Properties: props, Delay: max(time.Until(later.At), time.Millisecond)}
 	}
-	backoff := 100 * time.Millisecond
-	for {
+	if !untilDone(ctx, log, "cannot set events aside to retry later; the partition waits", func() error {
 		_, err := h.cfg.Queues.Send(ctx, name, msgs)
-		if err == nil {
-			log.Info("events set aside to retry later", "events", len(batch), "first_sequence", batch[0].Sequence,
-				"at", later.At, "reason", later.Reason)
-			return true
-		}
-		log.Error("cannot set events aside to retry later; the partition waits", "err", err, "retry_in", backoff)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return false
-		}
-		backoff = min(backoff*2, 10*time.Second)
+		return err
+	}) {
+		return false
 	}
+	log.Info("events set aside to retry later", "events", len(batch), "first_sequence", batch[0].Sequence,
+		"at", later.At, "reason", later.Reason)
+	return true
 }
 
 // eventFromRetry rebuilds a set-aside event.
