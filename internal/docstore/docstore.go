@@ -179,6 +179,10 @@ func PartitionKeyOf(c Container, fields map[string]json.RawMessage) (string, err
 	_ = json.Unmarshal(raw, &v)
 	switch v := v.(type) {
 	case string:
+		if v == "" {
+			// It could not be named in a URL path (/docs/{pk}/{id}).
+			return "", fmt.Errorf("%w document: the partition key at %s must not be empty", ErrInvalid, c.PartitionKeyPath)
+		}
 		return v, nil
 	case float64, bool:
 		return string(bytes.TrimSpace(raw)), nil

@@ -234,6 +234,7 @@ func testBadDocuments(t *testing.T, s docstore.Store) {
 		{`{"id":5,"deviceId":"d"}`, docstore.ErrInvalid, `"id"`},
 		{`{"id":"a/b","deviceId":"d"}`, docstore.ErrInvalid, "without '/'"},
 		{`{"id":"a"}`, docstore.ErrInvalid, "no partition key at /deviceId"},
+		{`{"id":"a","deviceId":""}`, docstore.ErrInvalid, "must not be empty"},
 		{`{"id":"a","deviceId":{"x":1}}`, docstore.ErrInvalid, "string, number or boolean"},
 		{`{"id":"a","deviceId":"d","big":"` + strings.Repeat("x", docstore.DefaultMaxDocumentBytes) + `"}`, docstore.ErrTooLarge, "the limit is"},
 		{`not json`, docstore.ErrInvalid, "not a JSON object"},
