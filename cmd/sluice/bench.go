@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -20,6 +21,7 @@ func runBench(args []string) error {
 			[]command{
 				{"hub", "publish and consume through hubs vs. one JetStream message per event", nil},
 				{"queue", "send, receive and complete through queues vs. a raw JetStream work queue", nil},
+				{"docs", "bulk upserts and change feed reads of the document store vs. plain SQL, on SQLite and PostgreSQL", nil},
 			})
 		if len(args) == 0 {
 			return usagef("missing workload")
@@ -30,6 +32,8 @@ func runBench(args []string) error {
 	case "hub":
 	case "queue":
 		return runBenchQueue(args[1:])
+	case "docs":
+		return runBenchDocs(args[1:])
 	default:
 		return usagef("unknown workload %q; run 'sluice bench --help'", args[0])
 	}
@@ -176,6 +180,50 @@ one JSON object per case.`)
 			DataDir: *dataDir, NATSURL: *natsURL, Sync: *syncMode, Messages: *messages, BaselineMessages: *baseMessages,
 			MessageSize: *size, Senders: *senders, Batch: *batch, Cases: strings.Split(*cases, ","),
 			Progress: benchProgress,
+		}, reporter(*asJSON))
+	})
+}
+
+func runBenchDocs(args []string) error {
+	fs := flagSet("bench docs", "sluice bench docs [flags]", `
+Measure the document store. sqlite-upsert and postgres-upsert upsert
+--docs documents in BulkUpsert calls of --batch, half of each call new
+documents and half replacing existing ones; beside each, a baseline writes
+the same documents with a plain batched INSERT ... ON CONFLICT DO UPDATE
+through the same driver (database/sql and modernc SQLite with the store's
+WAL and synchronous=FULL; pgx) into a table shaped like the store's.
+sqlite-feed and postgres-feed then read the whole change feed from the
+start in reads of --feed-batch, each beside a plain SELECT ... WHERE
+lsn > ? ORDER BY lsn LIMIT ? on the same table.
+
+SQLite runs in a temporary directory unless --data-dir is given (it must
+not hold docs.db or baseline.db). The PostgreSQL cases run when --postgres
+names a database, in a schema of their own (sluice_bench_<random>) that is
+dropped afterwards; otherwise they are skipped. Prints one line per case;
+--json prints one JSON object per case.
+
+Example:
+  sluice bench docs --docs 100000 --postgres 'postgres://postgres@127.0.0.1:5432/test?sslmode=disable'`)
+	asJSON := fs.Bool("json", false, "print one JSON object per case")
+	docs := fs.Int64("docs", 1_000_000, "documents upserted per upsert case (and by its baseline)")
+	batch := fs.Int("batch", 1000, "documents per BulkUpsert call, and rows per baseline transaction")
+	size := fs.Int("size", 256, "document size in bytes")
+	feedBatch := fs.Int("feed-batch", 1000, "changes per change feed read")
+	partitions := fs.Int("partitions", 100, "partition keys the documents spread over")
+	cases := fs.String("cases", strings.Join(bench.DocsCases, ","), "cases to run, in this order: "+strings.Join(bench.DocsCases, ", "))
+	dsn := fs.String("postgres", "", "PostgreSQL URL for the postgres cases (default $SLUICE_TEST_POSTGRES)")
+	dataDir := fs.String("data-dir", "", "directory for the SQLite databases (default: a temporary one, removed afterwards)")
+	prof := profileFlags(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *docs < 1 || *batch < 1 || *size < 1 || *feedBatch < 1 || *partitions < 1 {
+		return usagef("--docs, --batch, --size, --feed-batch and --partitions must be at least 1")
+	}
+	return prof.run(dataDir, "", func(ctx context.Context) error {
+		return bench.RunDocs(ctx, bench.DocsOptions{
+			DataDir: *dataDir, PostgresDSN: cmp.Or(*dsn, os.Getenv("SLUICE_TEST_POSTGRES")), Docs: *docs, Batch: *batch, DocSize: *size,
+			FeedBatch: *feedBatch, Partitions: *partitions, Cases: strings.Split(*cases, ","), Progress: benchProgress,
 		}, reporter(*asJSON))
 	})
 }
