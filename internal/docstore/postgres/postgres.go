@@ -236,10 +236,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS documents_feed ON {s}.documents (container, ls
 		query: r.Replace(`SELECT ` + dCols + ` FROM {s}.documents d JOIN {s}.containers c ON c.name = d.container WHERE d.container = `),
 		read: r.Replace(`SELECT ` + dCols + ` FROM {s}.documents d JOIN {s}.containers c ON c.name = d.container
 			WHERE d.container = $1 AND d.pk = $2 AND d.id = $3 AND NOT d.deleted AND ` + live),
-		// feed reads changes after $2, at or after time $3 (when not null),
-		// of partition keys hashed into [$4, $5).
-		feed: r.Replace(`SELECT ` + docCols + ` FROM {s}.documents WHERE container = $1 AND lsn > $2
-			AND ($3::timestamptz IS NULL OR ts >= $3) AND pk_hash >= $4 AND pk_hash < $5 ORDER BY lsn LIMIT $6`),
+		// feed is the start of a feed read: changes after $2; Feed adds the
+		// conditions it needs (a statement per shape, so that the planner
+		// never weighs conditions that are always true).
+		feed: r.Replace(`SELECT ` + docCols + ` FROM {s}.documents WHERE container = $1 AND lsn > $2`),
 		lastLSN:    r.Replace(`SELECT last_lsn FROM {s}.containers WHERE name = $1`),
 		fillHashes: r.Replace(`SELECT DISTINCT pk FROM {s}.documents WHERE pk_hash IS NULL`),
 		setHash:    r.Replace(`UPDATE {s}.documents SET pk_hash = $2 WHERE pk = $1 AND pk_hash IS NULL`),
@@ -923,15 +923,21 @@ func (s *Store) Feed(ctx context.Context, container string, from docstore.FeedSt
 	if err := from.Range.Validate(); err != nil {
 		return nil, err
 	}
-	var since *time.Time
+	q, args := s.q.feed, []any{container, from.AfterLSN}
 	if !from.Time.IsZero() {
 		// PostgreSQL keeps microseconds; a change in the same microsecond
 		// as from.Time counts as at or after it.
-		t := from.Time.Truncate(time.Microsecond)
-		since = &t
+		args = append(args, from.Time.Truncate(time.Microsecond))
+		q += fmt.Sprintf(` AND ts >= $%d`, len(args))
 	}
-	lo, hi := from.Range.Bounds()
-	rows, err := s.pool.Query(ctx, s.q.feed, container, from.AfterLSN, since, lo, hi, limit)
+	if from.Range.Count > 0 {
+		lo, hi := from.Range.Bounds()
+		args = append(args, lo, hi)
+		q += fmt.Sprintf(` AND pk_hash >= $%d AND pk_hash < $%d`, len(args)-1, len(args))
+	}
+	args = append(args, limit)
+	q += fmt.Sprintf(` ORDER BY lsn LIMIT $%d`, len(args))
+	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("docstore: feed of %s: %w", container, err)
 	}
