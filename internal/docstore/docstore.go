@@ -124,12 +124,11 @@ func Prepare(c Container, doc []byte, maxBytes int) (Prepared, error) {
 		return Prepared{}, fmt.Errorf("%w: the document is %d bytes, the limit is %d bytes", ErrTooLarge, len(doc), maxBytes)
 	}
 	var fields map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(doc))
-	if err := dec.Decode(&fields); err != nil || fields == nil {
+	if err := json.Unmarshal(doc, &fields); err != nil || fields == nil {
+		if _, ok := errors.AsType[*json.SyntaxError](err); ok && json.Valid(bytes.TrimSpace(firstValue(doc))) {
+			return Prepared{}, fmt.Errorf("%w document: more than one JSON value", ErrInvalid)
+		}
 		return Prepared{}, fmt.Errorf("%w document: not a JSON object (%v)", ErrInvalid, errText(err))
-	}
-	if dec.More() {
-		return Prepared{}, fmt.Errorf("%w document: more than one JSON value", ErrInvalid)
 	}
 	var id string
 	if raw, ok := fields["id"]; !ok || json.Unmarshal(raw, &id) != nil || id == "" {
@@ -147,6 +146,17 @@ func Prepare(c Container, doc []byte, maxBytes int) (Prepared, error) {
 	delete(fields, FieldTS)
 	delete(fields, FieldLSN)
 	return Prepared{ID: id, PartitionKey: pk, Fields: fields}, nil
+}
+
+// firstValue is the first JSON value of doc (all of it when it has only
+// one, or when the first cannot be read).
+func firstValue(doc []byte) []byte {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	var v json.RawMessage
+	if dec.Decode(&v) != nil {
+		return doc
+	}
+	return v
 }
 
 func errText(err error) string {

@@ -58,7 +58,16 @@ CREATE TABLE IF NOT EXISTS containers (
 	created TEXT NOT NULL,
 	last_lsn INTEGER NOT NULL DEFAULT 0
 );
-CREATE TABLE IF NOT EXISTS documents (
+CREATE TABLE IF NOT EXISTS documents (` + documentColumns + `);
+CREATE UNIQUE INDEX IF NOT EXISTS documents_key ON documents (container, pk, id);
+CREATE UNIQUE INDEX IF NOT EXISTS documents_feed ON documents (container, lsn);
+`
+
+// documentColumns are the columns of the documents table. It is a rowid
+// table with a unique index on the key: documents are far larger than the
+// 1/20 of a page that a WITHOUT ROWID table's rows should stay under, and
+// as one they made every B-tree level hold whole documents.
+const documentColumns = `
 	container TEXT NOT NULL,
 	pk TEXT NOT NULL,
 	id TEXT NOT NULL,
@@ -67,10 +76,7 @@ CREATE TABLE IF NOT EXISTS documents (
 	ts INTEGER NOT NULL,
 	lsn INTEGER NOT NULL,
 	deleted INTEGER NOT NULL DEFAULT 0,
-	pk_hash INTEGER,
-	PRIMARY KEY (container, pk, id)
-) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS documents_feed ON documents (container, lsn);
+	pk_hash INTEGER
 `
 
 // Open opens (creating if needed) the database at path.
@@ -103,6 +109,16 @@ func Open(path string, opts Options) (*Store, error) {
 // migrate creates the tables, or brings those of an older version up to
 // date.
 func migrate(w *sql.DB) error {
+	var ddl string
+	err := w.QueryRow(`SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'documents'`).Scan(&ddl)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if strings.Contains(ddl, "WITHOUT ROWID") {
+		if err := rebuildDocuments(w); err != nil {
+			return fmt.Errorf("rebuild the documents table as a rowid table: %w", err)
+		}
+	}
 	if _, err := w.Exec(schema); err != nil {
 		return err
 	}
@@ -116,6 +132,35 @@ func migrate(w *sql.DB) error {
 		}
 	}
 	return fillHashes(w)
+}
+
+// rebuildDocuments copies a documents table of an older version (WITHOUT
+// ROWID) into a rowid table, in one transaction.
+func rebuildDocuments(w *sql.DB) error {
+	tx, err := w.Begin()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	var hasHash bool
+	if err := tx.QueryRow(`SELECT count(*) > 0 FROM pragma_table_info('documents') WHERE name = 'pk_hash'`).Scan(&hasHash); err != nil {
+		return err
+	}
+	hash := "NULL"
+	if hasHash {
+		hash = "pk_hash"
+	}
+	for _, stmt := range []string{
+		`CREATE TABLE documents_rebuilt (` + documentColumns + `)`,
+		`INSERT INTO documents_rebuilt SELECT container, pk, id, body, etag, ts, lsn, deleted, ` + hash + ` FROM documents`,
+		`DROP TABLE documents`,
+		`ALTER TABLE documents_rebuilt RENAME TO documents`,
+	} {
+		if _, err := tx.Exec(stmt); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }
 
 // fillHashes computes the partition key hashes that documents written
@@ -331,10 +376,28 @@ func (s *Store) current(ctx context.Context, tx *sql.Tx, container, pk, id strin
 func (s *Store) put(ctx context.Context, tx *sql.Tx, container string, p docstore.Prepared, lsn int64, now time.Time) (docstore.Document, error) {
 	etag := docstore.ETagFor(lsn)
 	body := docstore.Render(p.Fields, p.ID, etag, now, lsn)
-	_, err := tx.ExecContext(ctx, `INSERT INTO documents (container, pk, id, body, etag, ts, lsn, deleted, pk_hash) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)
-		ON CONFLICT (container, pk, id) DO UPDATE SET body = excluded.body, etag = excluded.etag, ts = excluded.ts, lsn = excluded.lsn, deleted = 0`,
+	_, err := tx.ExecContext(ctx, upsertStatement(1),
 		container, p.PartitionKey, p.ID, string(body), etag, now.UnixNano(), lsn, docstore.PartitionKeyHash(p.PartitionKey))
 	return docstore.Document{ID: p.ID, PartitionKey: p.PartitionKey, ETag: etag, TS: now, LSN: lsn, Body: body}, err
+}
+
+// bulkRows bounds the rows of one statement of a bulk upsert: 8 bound
+// parameters each, under SQLite's limit of 32766.
+const bulkRows = 2000
+
+// upsertStatement is the statement that upserts n rows, with the
+// parameters container, pk, id, body, etag, ts, lsn, pk_hash for each.
+func upsertStatement(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO documents (container, pk, id, body, etag, ts, lsn, deleted, pk_hash) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`(?, ?, ?, ?, ?, ?, ?, 0, ?)`)
+	}
+	b.WriteString(` ON CONFLICT (container, pk, id) DO UPDATE SET body = excluded.body, etag = excluded.etag, ts = excluded.ts, lsn = excluded.lsn, deleted = 0`)
+	return b.String()
 }
 
 // write runs a single-document write: check decides from the current row
@@ -553,7 +616,21 @@ func (s *Store) BulkUpsert(ctx context.Context, container string, docs [][]byte)
 		}
 		now := time.Now().UTC()
 		for i, p := range prepared {
-			if out[i], err = s.put(ctx, tx, container, p, first+int64(i), now); err != nil {
+			lsn := first + int64(i)
+			etag := docstore.ETagFor(lsn)
+			out[i] = docstore.Document{ID: p.ID, PartitionKey: p.PartitionKey, ETag: etag, TS: now, LSN: lsn,
+				Body: docstore.Render(p.Fields, p.ID, etag, now, lsn)}
+		}
+		// Many rows per statement: SQLite parses a statement for every
+		// Exec, and that cost per row was most of a bulk upsert's. A
+		// repeated key is written twice in order, the later version last.
+		for start := 0; start < len(out); start += bulkRows {
+			rows := out[start:min(start+bulkRows, len(out))]
+			args := make([]any, 0, len(rows)*8)
+			for _, d := range rows {
+				args = append(args, container, d.PartitionKey, d.ID, string(d.Body), d.ETag, d.TS.UnixNano(), d.LSN, docstore.PartitionKeyHash(d.PartitionKey))
+			}
+			if _, err := tx.ExecContext(ctx, upsertStatement(len(rows)), args...); err != nil {
 				return err
 			}
 		}
