@@ -239,7 +239,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS documents_feed ON {s}.documents (container, ls
 		// feed is the start of a feed read: changes after $2; Feed adds the
 		// conditions it needs (a statement per shape, so that the planner
 		// never weighs conditions that are always true).
-		feed: r.Replace(`SELECT ` + docCols + ` FROM {s}.documents WHERE container = $1 AND lsn > $2`),
+		feed:       r.Replace(`SELECT ` + docCols + ` FROM {s}.documents WHERE container = $1 AND lsn > $2`),
 		lastLSN:    r.Replace(`SELECT last_lsn FROM {s}.containers WHERE name = $1`),
 		fillHashes: r.Replace(`SELECT DISTINCT pk FROM {s}.documents WHERE pk_hash IS NULL`),
 		setHash:    r.Replace(`UPDATE {s}.documents SET pk_hash = $2 WHERE pk = $1 AND pk_hash IS NULL`),
