@@ -339,8 +339,8 @@ func (h *Host) consumeRange(lctx context.Context, f *feedFunction, r int, log *s
 			return ctx.Err()
 		}
 		if lctx.Err() != nil {
-			_ = cpw.wait()
-			return lctx.Err()
+			// The lease ended while the batch ran, which finished anyway.
+			return cpw.releaseAfter(lctx, rd.changes[len(rd.changes)-1].LSN)
 		}
 		if err := cpw.put(rd.changes[len(rd.changes)-1].LSN); err != nil {
 			return err

@@ -563,8 +563,8 @@ func (h *Host) consume(lctx context.Context, f *function, p int, log *slog.Logge
 			return ctx.Err()
 		}
 		if lctx.Err() != nil {
-			_ = cpw.wait()
-			return lctx.Err()
+			// The lease ended while the batch ran, which finished anyway.
+			return cpw.releaseAfter(lctx, batch[n-1].Sequence)
 		}
 		if err := cpw.put(batch[n-1].Sequence); err != nil {
 			return err
@@ -702,6 +702,19 @@ func (c *checkpointer) release(lctx context.Context) error {
 		return c.flush()
 	}
 	return c.wait()
+}
+
+// releaseAfter is release for when a batch ending at pos finished after
+// the lease context ended: a released unit checkpoints it too.
+func (c *checkpointer) releaseAfter(lctx context.Context, pos int64) error {
+	if errors.Is(context.Cause(lctx), lease.ErrReleased) {
+		c.latest = pos
+		c.pending++
+	}
+	if err := c.release(lctx); err != nil {
+		return err
+	}
+	return lctx.Err()
 }
 
 // flush makes every finished batch's checkpoint durable.
