@@ -177,3 +177,13 @@ func TestUpsertToFailureFailsTheInvocation(t *testing.T) {
 	require.Contains(t, letters[0].Reason, "output to container out")
 	require.Contains(t, letters[0].Reason, "partition key")
 }
+
+// A document store URL that is not PostgreSQL's is refused at start, with
+// its password hidden.
+func TestDocStoreURLMustBePostgreSQL(t *testing.T) {
+	t.Parallel()
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), DocStore: "mysql://root:secret@db/x", Logger: quiet()})
+	err := app.Start(context.Background())
+	require.ErrorContains(t, err, "give a PostgreSQL URL")
+	require.NotContains(t, err.Error(), "secret")
+}

@@ -66,14 +66,22 @@ type Container struct {
 
 // Validate checks a container definition.
 func (c Container) Validate() error {
-	if !containerRE.MatchString(c.Name) {
-		return fmt.Errorf("%w container name %q: use 1-64 letters, digits, '-' or '_', starting with a letter or digit", ErrInvalid, c.Name)
+	if err := ValidateName(c.Name); err != nil {
+		return err
 	}
 	if _, err := ParsePath(c.PartitionKeyPath); err != nil {
 		return fmt.Errorf("%w partition key path: %w", ErrInvalid, err)
 	}
 	if c.DefaultTTL < 0 {
 		return fmt.Errorf("%w default ttl %s: must not be negative", ErrInvalid, c.DefaultTTL)
+	}
+	return nil
+}
+
+// ValidateName checks a container name.
+func ValidateName(name string) error {
+	if !containerRE.MatchString(name) {
+		return fmt.Errorf("%w container name %q: use 1-64 letters, digits, '-' or '_', starting with a letter or digit", ErrInvalid, name)
 	}
 	return nil
 }
@@ -311,6 +319,36 @@ func PartitionKeyHash(pk string) int64 {
 	h *= 0xc2b2ae35
 	h ^= h >> 16
 	return int64(h)
+}
+
+// FeedConditions checks a feed read and builds what its statement needs
+// after "WHERE container = <1st> AND lsn > <2nd>": the conditions of its
+// start time and range, the order and the limit, with the arguments of all
+// of it (container and start LSN first). param writes the n-th
+// placeholder (from 1) and at a time as the backend stores it. Each shape
+// gets its own statement, so that no planner weighs conditions that are
+// always true.
+func FeedConditions(container string, from FeedStart, limit int, param func(n int) string, at func(time.Time) any) (string, []any, error) {
+	if limit < 1 {
+		return "", nil, fmt.Errorf("%w limit %d: must be at least 1", ErrInvalid, limit)
+	}
+	if err := from.Range.Validate(); err != nil {
+		return "", nil, err
+	}
+	var q strings.Builder
+	args := []any{container, from.AfterLSN}
+	if !from.Time.IsZero() {
+		args = append(args, at(from.Time))
+		q.WriteString(" AND ts >= " + param(len(args)))
+	}
+	if from.Range.Count > 0 {
+		lo, hi := from.Range.Bounds()
+		args = append(args, lo, hi)
+		q.WriteString(" AND pk_hash >= " + param(len(args)-1) + " AND pk_hash < " + param(len(args)))
+	}
+	args = append(args, limit)
+	q.WriteString(" ORDER BY lsn LIMIT " + param(len(args)))
+	return q.String(), args, nil
 }
 
 // Store is a document store backend. Implementations are safe for

@@ -102,7 +102,6 @@ func (h *Host) RegisterFeed(f FeedFunction) error {
 	t.MaxItems = cmp.Or(t.MaxItems, 100)
 	t.Ranges = cmp.Or(t.Ranges, 4)
 	t.PollInterval = cmp.Or(t.PollInterval, time.Second)
-	c := docstore.Container{Name: t.Container, PartitionKeyPath: "/id"}
 	switch {
 	case h.cfg.Docs == nil || h.cfg.FeedState == nil || h.cfg.Leases == nil:
 		return fmt.Errorf("host: function %s follows a change feed, but the host has no document store, feed state bucket or leases", f.Name)
@@ -110,8 +109,8 @@ func (h *Host) RegisterFeed(f FeedFunction) error {
 		return errors.New("host: a function needs a name")
 	case f.Handler == nil:
 		return fmt.Errorf("host: function %s has no handler", f.Name)
-	case c.Validate() != nil:
-		return fmt.Errorf("host: function %s: %w", f.Name, c.Validate())
+	case docstore.ValidateName(t.Container) != nil:
+		return fmt.Errorf("host: function %s: %w", f.Name, docstore.ValidateName(t.Container))
 	case !leasePrefixRE.MatchString(t.LeasePrefix):
 		return fmt.Errorf("host: function %s: lease prefix %q: use 1-64 letters, digits, '-' or '_', starting with a letter or digit (set one when the function's name is not like that)", f.Name, t.LeasePrefix)
 	case t.MaxItems < 1 || t.MaxItems > 10000:
@@ -139,14 +138,13 @@ func (h *Host) RegisterFeed(f FeedFunction) error {
 		name: f.Name, kind: "container", retry: f.Retry, m: &ff.m, processed: ff.processed, handler: f.Handler,
 		position: func(d docstore.Document) int64 { return d.LSN },
 		letter: func(d docstore.Document, reason error, attempts int, first, last time.Time) DeadLetter {
-			dl := DeadLetter{
+			return DeadLetter{
 				Function: f.Name, Reason: reason.Error(),
 				Source: Source{Kind: "container", Container: t.Container, DocumentID: d.ID, PartitionKey: d.PartitionKey,
 					LSN: d.LSN, Deleted: d.Deleted, EnqueuedTime: d.TS},
 				Attempts: attempts, FirstFailure: first, LastFailure: last,
 				Body: d.Body, State: stateOf(reason),
 			}
-			return dl
 		},
 	}
 	h.ffns = append(h.ffns, ff)

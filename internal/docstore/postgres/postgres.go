@@ -78,6 +78,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -236,9 +237,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS documents_feed ON {s}.documents (container, ls
 		query: r.Replace(`SELECT ` + dCols + ` FROM {s}.documents d JOIN {s}.containers c ON c.name = d.container WHERE d.container = `),
 		read: r.Replace(`SELECT ` + dCols + ` FROM {s}.documents d JOIN {s}.containers c ON c.name = d.container
 			WHERE d.container = $1 AND d.pk = $2 AND d.id = $3 AND NOT d.deleted AND ` + live),
-		// feed is the start of a feed read: changes after $2; Feed adds the
-		// conditions it needs (a statement per shape, so that the planner
-		// never weighs conditions that are always true).
+		// feed is the start of a feed read: changes after $2; Feed adds
+		// docstore.FeedConditions.
 		feed:       r.Replace(`SELECT ` + docCols + ` FROM {s}.documents WHERE container = $1 AND lsn > $2`),
 		lastLSN:    r.Replace(`SELECT last_lsn FROM {s}.containers WHERE name = $1`),
 		fillHashes: r.Replace(`SELECT DISTINCT pk FROM {s}.documents WHERE pk_hash IS NULL`),
@@ -917,26 +917,15 @@ func (s *Store) Feed(ctx context.Context, container string, from docstore.FeedSt
 	if _, err := s.container(ctx, container); err != nil {
 		return nil, err
 	}
-	if limit < 1 {
-		return nil, fmt.Errorf("%w limit %d: must be at least 1", docstore.ErrInvalid, limit)
-	}
-	if err := from.Range.Validate(); err != nil {
-		return nil, err
-	}
-	q, args := s.q.feed, []any{container, from.AfterLSN}
-	if !from.Time.IsZero() {
+	conds, args, err := docstore.FeedConditions(container, from, limit,
+		func(n int) string { return "$" + strconv.Itoa(n) },
 		// PostgreSQL keeps microseconds; a change in the same microsecond
 		// as from.Time counts as at or after it.
-		args = append(args, from.Time.Truncate(time.Microsecond))
-		q += fmt.Sprintf(` AND ts >= $%d`, len(args))
+		func(t time.Time) any { return t.Truncate(time.Microsecond) })
+	if err != nil {
+		return nil, err
 	}
-	if from.Range.Count > 0 {
-		lo, hi := from.Range.Bounds()
-		args = append(args, lo, hi)
-		q += fmt.Sprintf(` AND pk_hash >= $%d AND pk_hash < $%d`, len(args)-1, len(args))
-	}
-	args = append(args, limit)
-	q += fmt.Sprintf(` ORDER BY lsn LIMIT $%d`, len(args))
+	q := s.q.feed + conds
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("docstore: feed of %s: %w", container, err)

@@ -648,25 +648,12 @@ func (s *Store) Feed(ctx context.Context, container string, from docstore.FeedSt
 	if _, err := s.GetContainer(ctx, container); err != nil {
 		return nil, err
 	}
-	if limit < 1 {
-		return nil, fmt.Errorf("%w limit %d: must be at least 1", docstore.ErrInvalid, limit)
-	}
-	if err := from.Range.Validate(); err != nil {
+	conds, args, err := docstore.FeedConditions(container, from, limit,
+		func(int) string { return "?" }, func(t time.Time) any { return t.UnixNano() })
+	if err != nil {
 		return nil, err
 	}
-	q := `SELECT pk, id, body, etag, ts, lsn, deleted FROM documents WHERE container = ? AND lsn > ?`
-	args := []any{container, from.AfterLSN}
-	if !from.Time.IsZero() {
-		q += ` AND ts >= ?`
-		args = append(args, from.Time.UnixNano())
-	}
-	if from.Range.Count > 0 {
-		lo, hi := from.Range.Bounds()
-		q += ` AND pk_hash >= ? AND pk_hash < ?`
-		args = append(args, lo, hi)
-	}
-	q += ` ORDER BY lsn LIMIT ?`
-	args = append(args, limit)
+	q := `SELECT pk, id, body, etag, ts, lsn, deleted FROM documents WHERE container = ? AND lsn > ?` + conds
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("docstore: feed of %s: %w", container, err)
