@@ -120,8 +120,9 @@ type Document struct {
 type Prepared struct {
 	ID           string
 	PartitionKey string
-	// Fields holds the document's fields as JSON, system fields removed.
-	Fields map[string]json.RawMessage
+	// idJSON is the id as a JSON string; members are the document's other
+	// fields as JSON object members ("k":v,...), system fields removed.
+	idJSON, members []byte
 }
 
 // Prepare checks a document for container c: a JSON object of at most
@@ -131,6 +132,17 @@ func Prepare(c Container, doc []byte, maxBytes int) (Prepared, error) {
 	if len(doc) > maxBytes {
 		return Prepared{}, fmt.Errorf("%w: the document is %d bytes, the limit is %d bytes", ErrTooLarge, len(doc), maxBytes)
 	}
+	path, _ := ParsePath(c.PartitionKeyPath)
+	if p, ok := prepareFast(path, doc); ok {
+		return p, nil
+	}
+	return prepareDecoded(c, doc)
+}
+
+// prepareDecoded prepares a document by decoding its fields into a map:
+// the path that decides every case prepareFast leaves, and words the
+// errors.
+func prepareDecoded(c Container, doc []byte) (Prepared, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(doc, &fields); err != nil || fields == nil {
 		if _, ok := errors.AsType[*json.SyntaxError](err); ok && json.Valid(bytes.TrimSpace(firstValue(doc))) {
@@ -142,7 +154,7 @@ func Prepare(c Container, doc []byte, maxBytes int) (Prepared, error) {
 	if raw, ok := fields["id"]; !ok || json.Unmarshal(raw, &id) != nil || id == "" {
 		return Prepared{}, fmt.Errorf(`%w document: it needs an "id" that is a non-empty string`, ErrInvalid)
 	}
-	if len(id) > 255 || strings.ContainsAny(id, "/\\?#") {
+	if !validID(id) {
 		return Prepared{}, fmt.Errorf(`%w id %q: at most 255 characters, without '/', '\', '?' or '#'`, ErrInvalid, id)
 	}
 	pk, err := PartitionKeyOf(c, fields)
@@ -153,7 +165,14 @@ func Prepare(c Container, doc []byte, maxBytes int) (Prepared, error) {
 	delete(fields, FieldETag)
 	delete(fields, FieldTS)
 	delete(fields, FieldLSN)
-	return Prepared{ID: id, PartitionKey: pk, Fields: fields}, nil
+	members, _ := json.Marshal(fields)
+	idJSON, _ := json.Marshal(id)
+	return Prepared{ID: id, PartitionKey: pk, idJSON: idJSON, members: members[1 : len(members)-1]}, nil
+}
+
+// validID reports whether id can name a document (in a URL path too).
+func validID(id string) bool {
+	return id != "" && len(id) <= 255 && !strings.ContainsAny(id, "/\\?#")
 }
 
 // firstValue is the first JSON value of doc (all of it when it has only
@@ -232,22 +251,6 @@ func ApplyPatch(c Container, stored []byte, pk string, set map[string]json.RawMe
 		return Prepared{}, fmt.Errorf("%w patch: it would change the partition key from %q to %q; delete and create instead", ErrInvalid, pk, p.PartitionKey)
 	}
 	return p, nil
-}
-
-// Render builds a stored document's JSON from its fields and system values.
-func Render(fields map[string]json.RawMessage, id, etag string, ts time.Time, lsn int64) json.RawMessage {
-	out := make(map[string]json.RawMessage, len(fields)+4)
-	for k, v := range fields {
-		out[k] = v
-	}
-	idJSON, _ := json.Marshal(id)
-	etagJSON, _ := json.Marshal(etag)
-	out["id"] = idJSON
-	out[FieldETag] = etagJSON
-	out[FieldTS] = json.RawMessage(strconv.FormatInt(ts.Unix(), 10))
-	out[FieldLSN] = json.RawMessage(strconv.FormatInt(lsn, 10))
-	b, _ := json.Marshal(out)
-	return b
 }
 
 // ETagFor is the ETag of a document written at lsn.

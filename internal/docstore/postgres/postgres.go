@@ -682,7 +682,7 @@ func checkMatch(cur current, ifMatch, pk, id string) error {
 // $8 on (if any) are cond; it reports whether a row was written.
 func putOne(ctx context.Context, tx pgx.Tx, q, container string, p docstore.Prepared, r reservation, cond ...any) (docstore.Document, bool, error) {
 	etag := docstore.ETagFor(r.first)
-	body := docstore.Render(p.Fields, p.ID, etag, r.now, r.first)
+	body := p.Render(etag, r.now, r.first)
 	args := append([]any{container, p.PartitionKey, p.ID, []byte(body), etag, r.now, r.first, docstore.PartitionKeyHash(p.PartitionKey)}, cond...)
 	tag, err := tx.Exec(ctx, q, args...)
 	doc := docstore.Document{ID: p.ID, PartitionKey: p.PartitionKey, ETag: etag, TS: r.now, LSN: r.first, Body: body}
@@ -890,7 +890,7 @@ func (s *Store) BulkUpsert(ctx context.Context, container string, docs [][]byte)
 				lsn := first + int64(i)
 				etag := docstore.ETagFor(lsn)
 				out[i] = docstore.Document{ID: p.ID, PartitionKey: p.PartitionKey, ETag: etag, TS: now, LSN: lsn,
-					Body: docstore.Render(p.Fields, p.ID, etag, now, lsn)}
+					Body: p.Render(etag, now, lsn)}
 				last[[2]string{p.PartitionKey, p.ID}] = i
 			}
 			var pks, ids, bodies, etags []string

@@ -1,0 +1,77 @@
+package docstore
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+)
+
+var prepareSeeds = []string{
+	`{"id":"a","deviceId":"d1","x":1}`,
+	`{ "id" : "a" , "deviceId" : 7, "nested": { "a" : [1, 2, {"b": "c d"}] } }`,
+	`{"id":"a\u0041","deviceId":"d\"1","_etag":"x","_ts":1,"_lsn":2,"v":null}`,
+	`{"id":"a","deviceId":"d","deviceId":"e"}`,
+	`{"id":"a","de\u0076iceId":"d"}`,
+	`{"id":"a","deviceId":true,"t":false}`,
+	`{"id":"","deviceId":"d"}`,
+	`{"id":"a/b","deviceId":"d"}`,
+	`{"id":"a","deviceId":""}`,
+	`{"id":"a","deviceId":{"x":1}}`,
+	`{"id":"a","deviceId":-1.5e3}`,
+	`{"id":1,"deviceId":"d"}`,
+	`[1,2]`,
+	`{"id":"a","deviceId":"d"} {}`,
+	"{\"id\":\"a\",\n\t\"deviceId\":\"d\",\"s\":\"tab\\tin\"}",
+}
+
+func TestPrepareRendersEveryField(t *testing.T) {
+	c := Container{Name: "c", PartitionKeyPath: "/deviceId"}
+	p, err := Prepare(c, []byte(`{ "deviceId" : "d1", "id" : "x", "_etag": "old", "n": [1, 2], "s": "a b" }`), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(p.Render(`"7"`, time.Unix(100, 0), 7))
+	want := `{"id":"x","deviceId":"d1","n":[1,2],"s":"a b","_etag":"\"7\"","_ts":100,"_lsn":7}`
+	if got != want {
+		t.Fatalf("rendered\n%s\nwant\n%s", got, want)
+	}
+}
+
+// FuzzPrepare checks that the scanning path agrees with the decoding path
+// on every document it takes: the same id, partition key and fields.
+func FuzzPrepare(f *testing.F) {
+	for _, s := range prepareSeeds {
+		f.Add([]byte(s), false)
+		f.Add([]byte(s), true)
+	}
+	f.Fuzz(func(t *testing.T, doc []byte, nested bool) {
+		c := Container{Name: "c", PartitionKeyPath: "/deviceId"}
+		if nested {
+			c.PartitionKeyPath = "/nested/a"
+		}
+		path, _ := ParsePath(c.PartitionKeyPath)
+		fast, ok := prepareFast(path, doc)
+		slow, err := prepareDecoded(c, doc)
+		if !ok {
+			return
+		}
+		if err != nil {
+			t.Fatalf("the scanning path took %q, the decoding path refused it: %v", doc, err)
+		}
+		if fast.ID != slow.ID || fast.PartitionKey != slow.PartitionKey {
+			t.Fatalf("%q: scanning gave id %q pk %q, decoding id %q pk %q", doc, fast.ID, fast.PartitionKey, slow.ID, slow.PartitionKey)
+		}
+		at := time.Unix(5, 0)
+		var a, b map[string]any
+		if err := json.Unmarshal(fast.Render(`"1"`, at, 1), &a); err != nil {
+			t.Fatalf("%q: the scanning path rendered bad JSON: %v", doc, err)
+		}
+		if err := json.Unmarshal(slow.Render(`"1"`, at, 1), &b); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("%q: scanning rendered %v, decoding %v", doc, a, b)
+		}
+	})
+}
