@@ -36,6 +36,7 @@ fuzz: ## run each fuzz target for FUZZTIME executions (default 60000x)
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./internal/hub/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseEvents$$' -fuzztime $(FUZZTIME) ./internal/gateway/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseQuery$$' -fuzztime $(FUZZTIME) ./internal/docstore/
+	$(GO) test -run '^$$' -fuzz '^FuzzPrepare$$' -fuzztime $(FUZZTIME) ./internal/docstore/
 
 bench: build ## run the hub benchmark (sluice bench hub)
 	./bin/sluice bench hub

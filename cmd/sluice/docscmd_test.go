@@ -108,7 +108,7 @@ func TestDocsCommands(t *testing.T) {
 	feed := ok("docs", "feed", "devices")
 	lines := strings.Split(strings.TrimSpace(feed), "\n")
 	require.Len(t, lines, 6, feed)
-	require.Regexp(t, `^3  \S+ \S+  dev 2/x  r3  \{"_etag":"\\"3\\"",.*"id":"r3"\}$`, lines[0])
+	require.Regexp(t, `^3  \S+ \S+  dev 2/x  r3  \{"id":"r3",.*"_etag":"\\"3\\"",.*"_lsn":3\}$`, lines[0])
 	require.Regexp(t, `^9  \S+ \S+  dev-3  s1  deleted$`, lines[4])
 	require.Equal(t, "5 changes; continue after lsn 9 with --after 9", lines[5])
 	require.Equal(t, "2 changes; continue after lsn 8 with --after 8\n", lastLine(ok("docs", "feed", "devices", "--after", "5", "--limit", "2")))
