@@ -204,9 +204,15 @@ func PartitionKeyOf(c Container, fields map[string]json.RawMessage) (string, err
 		if !ok {
 			break
 		}
-		if i < len(path)-1 && json.Unmarshal(raw, &cur) != nil {
-			ok = false
-			break
+		if i < len(path)-1 {
+			// A fresh map: decoding into cur would merge into the
+			// document's own fields.
+			var next map[string]json.RawMessage
+			if json.Unmarshal(raw, &next) != nil {
+				ok = false
+				break
+			}
+			cur = next
 		}
 	}
 	if !ok {

@@ -28,11 +28,11 @@ type member struct {
 // reports false if the decoding path must decide.
 func prepareFast(path []string, doc []byte) (Prepared, bool) {
 	// Decoding replaces bad UTF-8; leave such documents to it.
-	if len(path) == 0 || !utf8.Valid(doc) || !json.Valid(doc) {
+	if len(path) == 0 || !utf8.Valid(doc) {
 		return Prepared{}, false
 	}
-	ms, ok := objectMembers(doc, skipSpace(doc, 0))
-	if !ok {
+	ms, end, ok := objectMembers(doc, skipSpace(doc, 0))
+	if !ok || skipSpace(doc, end) != len(doc) {
 		return Prepared{}, false
 	}
 	var p Prepared
@@ -80,38 +80,51 @@ func prepareFast(path []string, doc []byte) (Prepared, bool) {
 	return p, true
 }
 
-// objectMembers reads the members of the object at doc[i] (valid JSON),
-// or reports false if it is not an object or names a field twice.
-func objectMembers(doc []byte, i int) ([]member, bool) {
+// objectMembers reads the members of the object at doc[i], checking that
+// it is valid JSON, or reports false if it is not a valid object or names a
+// field twice. ok is false too past maxScanDepth levels of nesting.
+func objectMembers(doc []byte, i int) (ms []member, end int, ok bool) {
 	if i >= len(doc) || doc[i] != '{' {
-		return nil, false
+		return nil, i, false
 	}
-	ms := make([]member, 0, 16)
+	ms = make([]member, 0, 16)
 	i = skipSpace(doc, i+1)
-	if doc[i] == '}' {
-		return ms, true
+	if i < len(doc) && doc[i] == '}' {
+		return ms, i + 1, true
 	}
 	for {
 		var m member
 		m.key[0] = i
-		i = stringEnd(doc, i)
+		if i, ok = stringEnd(doc, i); !ok {
+			return nil, i, false
+		}
 		m.key[1] = i
-		i = skipSpace(doc, i) + 1 // the colon
-		i = skipSpace(doc, i)
+		if i = skipSpace(doc, i); i >= len(doc) || doc[i] != ':' {
+			return nil, i, false
+		}
+		i = skipSpace(doc, i+1)
 		m.val[0] = i
-		i, m.spaced = valueEnd(doc, i)
+		if i, m.spaced, ok = valueEnd(doc, i, 1); !ok {
+			return nil, i, false
+		}
 		m.val[1] = i
 		ms = append(ms, m)
-		i = skipSpace(doc, i)
+		if i = skipSpace(doc, i); i >= len(doc) {
+			return nil, i, false
+		}
 		if doc[i] == '}' {
+			i++
 			break
 		}
-		i = skipSpace(doc, i+1) // the comma
+		if doc[i] != ',' {
+			return nil, i, false
+		}
+		i = skipSpace(doc, i+1)
 	}
 	if hasDuplicate(doc, ms) {
-		return nil, false
+		return nil, i, false
 	}
-	return ms, true
+	return ms, i, true
 }
 
 // hasDuplicate reports whether two members have the same key. A key with
@@ -166,7 +179,7 @@ func partitionKeyFast(doc []byte, ms []member, path []string) (string, bool) {
 		m := ms[at]
 		if depth < len(path)-1 {
 			var ok bool
-			if ms, ok = objectMembers(doc, m.val[0]); !ok {
+			if ms, _, ok = objectMembers(doc, m.val[0]); !ok {
 				return "", false
 			}
 			continue
@@ -207,51 +220,162 @@ func skipSpace(doc []byte, i int) int {
 	return i
 }
 
-// stringEnd is the index after the string that starts at doc[i].
-func stringEnd(doc []byte, i int) int {
-	for i++; i < len(doc); i++ {
-		switch doc[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return i
-}
+// maxScanDepth bounds the nesting the scanner follows; deeper documents go
+// to the decoding path.
+const maxScanDepth = 1000
 
-// valueEnd is the index after the value that starts at doc[i], and
-// whether it holds whitespace outside its strings.
-func valueEnd(doc []byte, i int) (end int, spaced bool) {
-	switch doc[i] {
-	case '"':
-		return stringEnd(doc, i), false
-	case '{', '[':
-		depth := 0
-		for ; i < len(doc); i++ {
-			switch doc[i] {
-			case '"':
-				i = stringEnd(doc, i) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1, spaced
-				}
-			case ' ', '\t', '\n', '\r':
-				spaced = true
-			}
-		}
-		return i, spaced
+// stringEnd is the index after the JSON string that starts at doc[i], and
+// whether it is a valid one.
+func stringEnd(doc []byte, i int) (int, bool) {
+	if i >= len(doc) || doc[i] != '"' {
+		return i, false
 	}
-	for ; i < len(doc); i++ {
-		switch doc[i] {
-		case ',', '}', ']', ' ', '\t', '\n', '\r':
+	for i++; i < len(doc); i++ {
+		switch c := doc[i]; {
+		case c == '"':
+			return i + 1, true
+		case c < 0x20:
 			return i, false
+		case c == '\\':
+			i++
+			if i >= len(doc) {
+				return i, false
+			}
+			switch doc[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if i+4 >= len(doc) {
+					return i, false
+				}
+				for _, h := range doc[i+1 : i+5] {
+					if !isHex(h) {
+						return i, false
+					}
+				}
+				i += 4
+			default:
+				return i, false
+			}
 		}
 	}
 	return i, false
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// valueEnd is the index after the JSON value that starts at doc[i], whether
+// it holds whitespace outside its strings, and whether it is valid (at
+// most maxScanDepth levels deep, depth counting the levels around it).
+func valueEnd(doc []byte, i, depth int) (end int, spaced, ok bool) {
+	if i >= len(doc) {
+		return i, false, false
+	}
+	switch c := doc[i]; {
+	case c == '"':
+		end, ok = stringEnd(doc, i)
+		return end, false, ok
+	case c == '{' || c == '[':
+		if depth >= maxScanDepth {
+			return i, false, false
+		}
+		closing := byte('}')
+		if c == '[' {
+			closing = ']'
+		}
+		j := skipSpace(doc, i+1)
+		spaced = j > i+1
+		if j < len(doc) && doc[j] == closing {
+			return j + 1, spaced, true
+		}
+		for {
+			if c == '{' {
+				if j, ok = stringEnd(doc, j); !ok {
+					return j, false, false
+				}
+				colon := skipSpace(doc, j)
+				if colon >= len(doc) || doc[colon] != ':' {
+					return colon, false, false
+				}
+				next := skipSpace(doc, colon+1)
+				spaced = spaced || colon > j || next > colon+1
+				j = next
+			}
+			var inner bool
+			if j, inner, ok = valueEnd(doc, j, depth+1); !ok {
+				return j, false, false
+			}
+			next := skipSpace(doc, j)
+			spaced = spaced || inner || next > j
+			if j = next; j >= len(doc) {
+				return j, false, false
+			}
+			if doc[j] == closing {
+				return j + 1, spaced, true
+			}
+			if doc[j] != ',' {
+				return j, false, false
+			}
+			next = skipSpace(doc, j+1)
+			spaced = spaced || next > j+1
+			j = next
+		}
+	case c == 't':
+		return literalEnd(doc, i, "true")
+	case c == 'f':
+		return literalEnd(doc, i, "false")
+	case c == 'n':
+		return literalEnd(doc, i, "null")
+	}
+	end, ok = numberEnd(doc, i)
+	return end, false, ok
+}
+
+func literalEnd(doc []byte, i int, lit string) (int, bool, bool) {
+	if len(doc)-i >= len(lit) && string(doc[i:i+len(lit)]) == lit {
+		return i + len(lit), false, true
+	}
+	return i, false, false
+}
+
+// numberEnd is the index after the JSON number at doc[i], and whether it
+// is one: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+func numberEnd(doc []byte, i int) (int, bool) {
+	digits := func(i int) (int, bool) {
+		j := i
+		for j < len(doc) && isDigit(doc[j]) {
+			j++
+		}
+		return j, j > i
+	}
+	if i < len(doc) && doc[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(doc) && doc[i] == '0':
+		i++
+	case i < len(doc) && isDigit(doc[i]):
+		i, _ = digits(i)
+	default:
+		return i, false
+	}
+	var ok bool
+	if i < len(doc) && doc[i] == '.' {
+		if i, ok = digits(i + 1); !ok {
+			return i, false
+		}
+	}
+	if i < len(doc) && (doc[i] == 'e' || doc[i] == 'E') {
+		i++
+		if i < len(doc) && (doc[i] == '+' || doc[i] == '-') {
+			i++
+		}
+		if i, ok = digits(i); !ok {
+			return i, false
+		}
+	}
+	return i, true
 }
 
 // Render is the stored document's JSON: its id, its fields, and its system

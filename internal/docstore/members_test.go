@@ -23,6 +23,14 @@ var prepareSeeds = []string{
 	`[1,2]`,
 	`{"id":"a","deviceId":"d"} {}`,
 	"{\"id\":\"a\",\n\t\"deviceId\":\"d\",\"s\":\"tab\\tin\"}",
+	`{"id":"a","deviceId":"d","n":[01]}`,
+	`{"id":"a","deviceId":"d","n":1.}`,
+	`{"id":"a","deviceId":"d","n":-0.5E+3,"e":"\u00e9\ud83d"}`,
+	`{"id":"a","deviceId":"d","x":[1,]}`,
+	`{"id":"a","deviceId":"d","x":{"a":1,}}`,
+	`{"id":"a","deviceId":"d","x":tru}`,
+	`{"id":"a","deviceId":"d","x":"\x"}`,
+	`{"id":"a","nested":{ "a" : "p" , "a":"q"}}`,
 }
 
 func TestPrepareRendersEveryField(t *testing.T) {
@@ -35,6 +43,22 @@ func TestPrepareRendersEveryField(t *testing.T) {
 	want := `{"id":"x","deviceId":"d1","n":[1,2],"s":"a b","_etag":"\"7\"","_ts":100,"_lsn":7}`
 	if got != want {
 		t.Fatalf("rendered\n%s\nwant\n%s", got, want)
+	}
+}
+
+// A nested partition key path once merged the nested object's fields into
+// the document's own on the decoding path.
+func TestPrepareNestedKeyKeepsFields(t *testing.T) {
+	c := Container{Name: "c", PartitionKeyPath: "/site/id"}
+	doc := []byte(`{"id":"x","site":{"id":"s1","zone":2},"site":{"id":"s2","zone":3}}`) // a duplicate: decoded
+	p, err := Prepare(c, doc, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(p.Render(`"1"`, time.Unix(1, 0), 1))
+	want := `{"id":"x","site":{"id":"s2","zone":3},"_etag":"\"1\"","_ts":1,"_lsn":1}`
+	if p.PartitionKey != "s2" || got != want {
+		t.Fatalf("pk %q, rendered\n%s\nwant pk s2 and\n%s", p.PartitionKey, got, want)
 	}
 }
 
@@ -55,6 +79,9 @@ func FuzzPrepare(f *testing.F) {
 		slow, err := prepareDecoded(c, doc)
 		if !ok {
 			return
+		}
+		if !json.Valid(doc) {
+			t.Fatalf("the scanning path took %q, which is not valid JSON", doc)
 		}
 		if err != nil {
 			t.Fatalf("the scanning path took %q, the decoding path refused it: %v", doc, err)
