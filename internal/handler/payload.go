@@ -1,0 +1,321 @@
+// Package handler runs functions written in any language: an HTTP server
+// process speaking the Azure Functions custom-handler protocol. Sluice
+// starts the process, and for each invocation POSTs {"Data", "Metadata"} to
+// /<FunctionName> and reads {"Outputs", "Logs", "ReturnValue"} back.
+//
+// Payloads come in two modes. Compat, the default for app folders, copies
+// the encodings of the Azure Functions host that existing handlers decode:
+// string values (a queue message, an event body, a scalar metadata value)
+// are JSON-encoded twice, arrays (an event batch, the metadata arrays)
+// travel as a string holding their JSON, and a change feed batch is a string
+// holding a JSON string of the array. Clean sends the same keys with
+// natural JSON: bodies that are JSON as JSON, arrays as arrays, numbers as
+// numbers.
+package handler
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sluicehq/sluice"
+)
+
+// Mode chooses the payload encoding.
+type Mode int
+
+const (
+	// Compat encodes payloads as the Azure Functions host does.
+	Compat Mode = iota
+	// Clean encodes payloads as natural JSON.
+	Clean
+)
+
+// ParseMode reads "compat" or "clean".
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "compat", "":
+		return Compat, nil
+	case "clean":
+		return Clean, nil
+	}
+	return 0, fmt.Errorf("payload mode %q: use compat (Azure's encodings, the default) or clean (natural JSON)", s)
+}
+
+func (m Mode) String() string {
+	if m == Clean {
+		return "clean"
+	}
+	return "compat"
+}
+
+// Request is the body POSTed to /<FunctionName>.
+type Request struct {
+	Data     map[string]json.RawMessage `json:"Data"`
+	Metadata map[string]json.RawMessage `json:"Metadata"`
+}
+
+// Retry is what an invocation knows of its retries: Metadata.RetryContext.
+type Retry struct {
+	// Count is the retries before this attempt (0 on the first).
+	Count int
+	// Max is the policy's maxRetryCount (-1: forever).
+	Max int
+	// Last is the error of the previous attempt.
+	Last error
+}
+
+// encoder builds payload values in one mode.
+type encoder struct {
+	mode Mode
+	// binary sends bodies as base64 (a binding's dataType "binary").
+	binary bool
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Every value given here is built from strings, numbers, maps
+		// and slices of them.
+		panic(fmt.Sprintf("handler: encode %T: %v", v, err))
+	}
+	return b
+}
+
+// str is a string value: in compat mode JSON-encoded twice, as Azure
+// serializes every string it cannot turn into an object.
+func (e encoder) str(s string) json.RawMessage {
+	if e.mode == Compat {
+		return mustJSON(string(mustJSON(s)))
+	}
+	return mustJSON(s)
+}
+
+// scalar is a number or boolean value: a string of its JSON in compat
+// mode ("DequeueCount":"1").
+func (e encoder) scalar(v any) json.RawMessage {
+	if e.mode == Compat {
+		return mustJSON(string(mustJSON(v)))
+	}
+	return mustJSON(v)
+}
+
+// array is an array value: a string holding its JSON in compat mode.
+func (e encoder) array(v any) json.RawMessage {
+	if e.mode == Compat {
+		return mustJSON(string(mustJSON(v)))
+	}
+	return mustJSON(v)
+}
+
+// object is an object value: JSON in both modes.
+func (e encoder) object(v any) json.RawMessage { return mustJSON(v) }
+
+// date is a time: an ISO 8601 string in both modes (Azure passes dates
+// through as dates).
+func (e encoder) date(t time.Time) json.RawMessage {
+	return mustJSON(t.UTC().Format(time.RFC3339Nano))
+}
+
+// bodyValue is a body as an element of an array or a value of its own
+// before the mode's encoding: its text, or base64 when it is binary or
+// not UTF-8. In clean mode a JSON body is itself.
+func (e encoder) bodyValue(b []byte) any {
+	if e.binary || !utf8.Valid(b) {
+		return base64.StdEncoding.EncodeToString(b)
+	}
+	if e.mode == Clean && json.Valid(b) {
+		return json.RawMessage(b)
+	}
+	return string(b)
+}
+
+// body is a single body value.
+func (e encoder) body(b []byte) json.RawMessage {
+	switch v := e.bodyValue(b).(type) {
+	case json.RawMessage:
+		return v
+	case string:
+		return e.str(v)
+	}
+	panic("unreachable")
+}
+
+// sys is Metadata.sys.
+func sys(function string, now time.Time, guid string) json.RawMessage {
+	if guid == "" {
+		guid = newGUID()
+	}
+	return mustJSON(map[string]string{
+		"MethodName": function,
+		"UtcNow":     now.UTC().Format(time.RFC3339Nano),
+		"RandGuid":   guid,
+	})
+}
+
+func newGUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+func retryContext(r *Retry) json.RawMessage {
+	var exc any
+	if r.Last != nil {
+		exc = map[string]string{"Message": r.Last.Error(), "Source": "Sluice"}
+	}
+	return mustJSON(map[string]any{"RetryCount": r.Count, "MaxRetryCount": r.Max, "Exception": exc})
+}
+
+// Invocation is what every request carries besides its trigger's data.
+type Invocation struct {
+	Function string
+	Mode     Mode
+	// Binary: the trigger binding's dataType is "binary".
+	Binary bool
+	// Retry is set when the function has a retry policy.
+	Retry *Retry
+	Now   time.Time
+	// RandGuid is Metadata.sys.RandGuid; empty: a new random one.
+	RandGuid string
+}
+
+func (inv Invocation) request() (Request, encoder) {
+	r := Request{Data: map[string]json.RawMessage{}, Metadata: map[string]json.RawMessage{}}
+	r.Metadata["sys"] = sys(inv.Function, inv.Now, inv.RandGuid)
+	if inv.Retry != nil {
+		r.Metadata["RetryContext"] = retryContext(inv.Retry)
+	}
+	return r, encoder{mode: inv.Mode, binary: inv.Binary}
+}
+
+// HubSource names where a batch of events came from.
+type HubSource struct {
+	Hub, Group string
+	Partition  int
+}
+
+func (s HubSource) context() map[string]any {
+	return map[string]any{
+		"EventHubName":            s.Hub,
+		"ConsumerGroup":           s.Group,
+		"FullyQualifiedNamespace": "sluice",
+		"PartitionId":             strconv.Itoa(s.Partition),
+	}
+}
+
+func systemProperties(e sluice.Event) map[string]any {
+	sp := map[string]any{
+		"x-opt-sequence-number": e.SequenceNumber,
+		"x-opt-offset":          strconv.FormatInt(e.SequenceNumber, 10),
+		"x-opt-enqueued-time":   e.EnqueuedTime.UTC().Format(time.RFC3339Nano),
+	}
+	if e.PartitionKey != "" {
+		sp["x-opt-partition-key"] = e.PartitionKey
+	}
+	return sp
+}
+
+func properties(p map[string]string) map[string]string {
+	if p == nil {
+		return map[string]string{}
+	}
+	return p
+}
+
+// HubBatch is the request for a batch of events (cardinality "many"):
+// Data[name] holds the bodies, Metadata the ...Array values.
+func HubBatch(inv Invocation, name string, src HubSource, events []sluice.Event) Request {
+	r, enc := inv.request()
+	bodies := make([]any, len(events))
+	keys := make([]any, len(events))
+	offsets := make([]string, len(events))
+	seqs := make([]int64, len(events))
+	times := make([]string, len(events))
+	props := make([]map[string]string, len(events))
+	sysProps := make([]map[string]any, len(events))
+	for i, e := range events {
+		bodies[i] = enc.bodyValue(e.Body)
+		if e.PartitionKey != "" {
+			keys[i] = e.PartitionKey
+		}
+		offsets[i] = strconv.FormatInt(e.SequenceNumber, 10)
+		seqs[i] = e.SequenceNumber
+		times[i] = e.EnqueuedTime.UTC().Format(time.RFC3339Nano)
+		props[i] = properties(e.Properties)
+		sysProps[i] = systemProperties(e)
+	}
+	r.Data[name] = enc.array(bodies)
+	r.Metadata["PartitionContext"] = enc.object(src.context())
+	r.Metadata["PartitionKeyArray"] = enc.array(keys)
+	r.Metadata["OffsetArray"] = enc.array(offsets)
+	r.Metadata["SequenceNumberArray"] = enc.array(seqs)
+	r.Metadata["EnqueuedTimeUtcArray"] = enc.array(times)
+	r.Metadata["PropertiesArray"] = enc.array(props)
+	r.Metadata["SystemPropertiesArray"] = enc.array(sysProps)
+	return r
+}
+
+// HubEvent is the request for one event (cardinality "one").
+func HubEvent(inv Invocation, name string, src HubSource, e sluice.Event) Request {
+	r, enc := inv.request()
+	r.Data[name] = enc.body(e.Body)
+	r.Metadata["PartitionContext"] = enc.object(src.context())
+	if e.PartitionKey != "" {
+		r.Metadata["PartitionKey"] = enc.str(e.PartitionKey)
+	}
+	r.Metadata["Offset"] = enc.str(strconv.FormatInt(e.SequenceNumber, 10))
+	r.Metadata["SequenceNumber"] = enc.scalar(e.SequenceNumber)
+	r.Metadata["EnqueuedTimeUtc"] = enc.date(e.EnqueuedTime)
+	r.Metadata["Properties"] = enc.object(properties(e.Properties))
+	r.Metadata["SystemProperties"] = enc.object(systemProperties(e))
+	return r
+}
+
+// QueueMessage is the request for a queue message.
+func QueueMessage(inv Invocation, name, queueName string, m *sluice.Message, lock time.Duration) Request {
+	r, enc := inv.request()
+	r.Data[name] = enc.body(m.Body)
+	id := strconv.FormatUint(m.ID, 10)
+	r.Metadata["Id"] = enc.str(id)
+	r.Metadata["DequeueCount"] = enc.scalar(m.DequeueCount)
+	r.Metadata["InsertionTime"] = enc.date(m.Enqueued)
+	r.Metadata["NextVisibleTime"] = enc.date(inv.Now.Add(lock))
+	r.Metadata["PopReceipt"] = enc.str(id + "-" + strconv.Itoa(m.DequeueCount))
+	r.Metadata["QueueName"] = enc.str(queueName)
+	if len(m.Properties) > 0 {
+		r.Metadata["Properties"] = enc.object(m.Properties)
+	}
+	return r
+}
+
+// Changes is the request for a batch of change feed documents: in compat
+// mode a string holding a JSON string of the array, as Azure sends it.
+// Azure's change feed has no deletes, so compat mode leaves tombstones out
+// (ok is false when nothing is left to send); clean mode sends each as
+// {"id", "_deleted": true, "_lsn"}.
+func Changes(inv Invocation, name string, docs []sluice.Document) (r Request, ok bool) {
+	r, enc := inv.request()
+	bodies := make([]json.RawMessage, 0, len(docs))
+	for _, d := range docs {
+		switch {
+		case !d.Deleted:
+			bodies = append(bodies, d.Body)
+		case inv.Mode == Clean:
+			bodies = append(bodies, mustJSON(map[string]any{"id": d.ID, "_deleted": true, "_lsn": d.LSN}))
+		}
+	}
+	arr := mustJSON(bodies)
+	if inv.Mode == Compat {
+		r.Data[name] = enc.str(string(arr))
+	} else {
+		r.Data[name] = arr
+	}
+	return r, len(bodies) > 0
+}
