@@ -1,0 +1,387 @@
+package handler
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// HostVersion is the Azure Functions host version Sluice reports to
+// handlers.
+const HostVersion = "4.0.0-sluice"
+
+// ProcessConfig says how to run a handler process.
+type ProcessConfig struct {
+	// Executable and Args start the process, in Dir.
+	Executable string
+	Args       []string
+	Dir        string
+	// AppRoot is the app folder (FUNCTIONS_APP_ROOT_PATH).
+	AppRoot string
+	// Env is added to this process's environment (app settings).
+	Env []string
+	// StartTimeout bounds the wait for the process to answer HTTP.
+	// Default 30 s, as the Azure host.
+	StartTimeout time.Duration
+	// InvokeTimeout bounds one invocation's HTTP exchange (0: none; the
+	// invocation's context still ends it).
+	InvokeTimeout time.Duration
+	// MaxRestartDelay bounds the backoff between restarts. Default 30 s.
+	MaxRestartDelay time.Duration
+	Logger          *slog.Logger
+}
+
+// Process runs a handler process and restarts it when it dies.
+type Process struct {
+	cfg    ProcessConfig
+	log    *slog.Logger
+	client *http.Client
+	id     string
+
+	mu       sync.Mutex
+	base     string        // http://127.0.0.1:<port>, "" while not ready
+	pending  string        // the URL of the process being started
+	ready    chan struct{} // closed when base is set; replaced on each restart
+	lastExit error
+	restarts int
+
+	stop    context.CancelFunc
+	stopped chan struct{}
+}
+
+// ErrNotRunning is returned by Invoke when the process is not answering.
+var ErrNotRunning = errors.New("the handler process is not running")
+
+// Start starts the process and waits until it answers HTTP on its port.
+// The process is restarted with backoff whenever it exits, until Stop.
+func Start(ctx context.Context, cfg ProcessConfig) (*Process, error) {
+	cfg.StartTimeout = cmp.Or(cfg.StartTimeout, 30*time.Second)
+	cfg.MaxRestartDelay = cmp.Or(cfg.MaxRestartDelay, 30*time.Second)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Process{
+		cfg: cfg, log: cfg.Logger.With("handler", cfg.Executable),
+		// Redirects are the handler's answer, passed on as they are.
+		client: &http.Client{
+			Transport:     &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		id:      newGUID(),
+		ready:   make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	cmd, exited, err := p.launch()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.waitReady(ctx, exited); err != nil {
+		kill(cmd)
+		<-exited
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	p.stop = cancel
+	go p.supervise(runCtx, cmd, exited)
+	return p, nil
+}
+
+// launch starts the process on a free port.
+func (p *Process) launch() (*exec.Cmd, chan error, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, nil, fmt.Errorf("handler: find a free port: %w", err)
+	}
+	cmd := exec.Command(p.cfg.Executable, p.cfg.Args...)
+	cmd.Dir = p.cfg.Dir
+	ps := strconv.Itoa(port)
+	cmd.Env = append(os.Environ(), p.cfg.Env...)
+	cmd.Env = append(cmd.Env,
+		"FUNCTIONS_CUSTOMHANDLER_PORT="+ps, "FUNCTIONS_HTTPWORKER_PORT="+ps,
+		"FUNCTIONS_CUSTOMHANDLER_WORKER_ID="+p.id, "FUNCTIONS_HTTPWORKER_ID="+p.id,
+		"FUNCTIONS_APP_ROOT_PATH="+p.cfg.AppRoot, "FUNCTIONS_WORKER_RUNTIME=custom")
+	// Its own process group, so Stop reaches what it starts; and it dies
+	// with Sluice, even on SIGKILL.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, fmt.Errorf("handler: start %s: %w", p.cfg.Executable, err)
+	}
+	var pipes sync.WaitGroup
+	pipes.Go(func() { p.logLines(stdout, slog.LevelInfo, "stdout") })
+	pipes.Go(func() { p.logLines(stderr, slog.LevelWarn, "stderr") })
+	exited := make(chan error, 1)
+	go func() {
+		pipes.Wait()
+		exited <- cmd.Wait()
+	}()
+	p.mu.Lock()
+	p.base = ""
+	p.pending = "http://127.0.0.1:" + ps
+	p.mu.Unlock()
+	return cmd, exited, nil
+}
+
+func (p *Process) logLines(r io.Reader, level slog.Level, stream string) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		p.log.Log(context.Background(), level, sc.Text(), "stream", stream)
+	}
+}
+
+// waitReady polls GET / until the process answers anything, as the Azure
+// host does.
+func (p *Process) waitReady(ctx context.Context, exited chan error) error {
+	p.mu.Lock()
+	url := p.pending
+	p.mu.Unlock()
+	deadline := time.NewTimer(p.cfg.StartTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/", nil)
+		if resp, err := p.client.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			p.mu.Lock()
+			p.base = url
+			close(p.ready)
+			p.mu.Unlock()
+			p.log.Info("handler process ready", "url", url)
+			return nil
+		}
+		select {
+		case err := <-exited:
+			exited <- err // for the caller
+			return fmt.Errorf("handler: %s exited before it listened on FUNCTIONS_CUSTOMHANDLER_PORT (%v); see its output in the log", p.cfg.Executable, exitText(err))
+		case <-deadline.C:
+			return fmt.Errorf("handler: %s did not answer HTTP on %s within %s: it must listen on 127.0.0.1 at the port in FUNCTIONS_CUSTOMHANDLER_PORT", p.cfg.Executable, url, p.cfg.StartTimeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// supervise restarts the process whenever it exits, with backoff, until
+// ctx ends.
+func (p *Process) supervise(ctx context.Context, cmd *exec.Cmd, exited chan error) {
+	defer close(p.stopped)
+	delay := 100 * time.Millisecond
+	for {
+		started := time.Now()
+		select {
+		case <-ctx.Done():
+			terminate(cmd, exited)
+			return
+		case err := <-exited:
+			p.mu.Lock()
+			p.base, p.lastExit = "", fmt.Errorf("%w: it exited (%s)", ErrNotRunning, exitText(err))
+			p.ready = make(chan struct{})
+			p.restarts++
+			p.mu.Unlock()
+			p.client.CloseIdleConnections()
+			if time.Since(started) > time.Minute {
+				delay = 100 * time.Millisecond
+			}
+			p.log.Error("handler process exited; restarting", "err", exitText(err), "in", delay)
+		}
+		for {
+			t := time.NewTimer(delay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			delay = min(delay*2, p.cfg.MaxRestartDelay)
+			var err error
+			if cmd, exited, err = p.launch(); err == nil {
+				if err = p.waitReady(ctx, exited); err == nil {
+					break
+				}
+				kill(cmd)
+				<-exited
+			}
+			p.mu.Lock()
+			p.lastExit = fmt.Errorf("%w: %v", ErrNotRunning, err)
+			p.mu.Unlock()
+			p.log.Error("handler process did not start; retrying", "err", err, "in", delay)
+		}
+	}
+}
+
+// terminate asks the process group to stop, and kills it after 5 s.
+func terminate(cmd *exec.Cmd, exited chan error) {
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		kill(cmd)
+		<-exited
+	}
+}
+
+func kill(cmd *exec.Cmd) { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+
+// Stop stops the process (SIGTERM, then SIGKILL after 5 s) and its
+// restarts.
+func (p *Process) Stop() {
+	p.stop()
+	<-p.stopped
+}
+
+// Restarts is how many times the process exited and was started again.
+func (p *Process) Restarts() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.restarts
+}
+
+// baseURL waits (within ctx and StartTimeout) for a running process.
+func (p *Process) baseURL(ctx context.Context) (string, error) {
+	p.mu.Lock()
+	base, ready, last := p.base, p.ready, p.lastExit
+	p.mu.Unlock()
+	if base != "" {
+		return base, nil
+	}
+	t := time.NewTimer(p.cfg.StartTimeout)
+	defer t.Stop()
+	select {
+	case <-ready:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.base, nil
+	case <-t.C:
+		return "", cmp.Or(last, ErrNotRunning)
+	case <-ctx.Done():
+		return "", errors.Join(ctx.Err(), last)
+	}
+}
+
+// Invoke POSTs a request to /<function> and reads the answer. A transport
+// error, a status outside 2xx or an unreadable answer fails the invocation.
+func (p *Process) Invoke(ctx context.Context, function string, req Request) (Response, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return Response{}, err
+	}
+	if p.cfg.InvokeTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.cfg.InvokeTimeout)
+		defer cancel()
+	}
+	resp, err := p.post(ctx, "/"+function, body)
+	if err != nil {
+		return Response{}, fmt.Errorf("invoke %s on the handler: %w", function, err)
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	if err != nil {
+		return Response{}, fmt.Errorf("read the handler's answer for %s: %w", function, err)
+	}
+	if len(answer) > maxAnswer {
+		return Response{}, fmt.Errorf("the handler's answer for %s is over %d MiB", function, maxAnswer>>20)
+	}
+	r, err := ParseResponse(resp.StatusCode, answer)
+	if err != nil {
+		return r, fmt.Errorf("function %s: %w", function, err)
+	}
+	return r, nil
+}
+
+// crashRetries is how many times an invocation is sent again when the
+// process exits while it is being sent or run. A one-off crash is then
+// invisible (the input is not failed or dead-lettered for it), and an input
+// that crashes the handler every time still fails, and meets the retry
+// policy, instead of crashing it forever.
+const crashRetries = 2
+
+// post sends an invocation, again (after the restart) if the process
+// exits meanwhile.
+func (p *Process) post(ctx context.Context, path string, body []byte) (*http.Response, error) {
+	for attempt := 0; ; attempt++ {
+		base, err := p.baseURL(ctx)
+		if err != nil {
+			return nil, err
+		}
+		hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		hreq.Header.Set("Content-Type", "application/json")
+		hreq.Header.Set("X-Azure-Functions-InvocationId", newGUID())
+		hreq.Header.Set("X-Azure-Functions-HostVersion", HostVersion)
+		hreq.Header.Set("User-Agent", "Azure-Functions-Host/"+HostVersion)
+		resp, err := p.client.Do(hreq)
+		if err == nil || ctx.Err() != nil || !p.awaitExit(ctx, base) {
+			return resp, err
+		}
+		if attempt == crashRetries {
+			return nil, fmt.Errorf("the handler process exited during the invocation, %d times: %w", attempt+1, err)
+		}
+		p.log.Warn("the handler process exited during an invocation; sending it again once it is back", "path", path, "err", err)
+	}
+}
+
+// awaitExit waits up to a second for the supervisor to see that the
+// process at base exited, and reports whether it did.
+func (p *Process) awaitExit(ctx context.Context, base string) bool {
+	for range 100 {
+		p.mu.Lock()
+		gone := p.base != base
+		p.mu.Unlock()
+		if gone {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return false
+}
+
+// maxAnswer bounds a handler's answer.
+const maxAnswer = 64 << 20
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,89 @@
+package handler
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// echoPath is testdata/echohandler, built once by TestMain.
+var echoPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sluice-handler-test-")
+	if err != nil {
+		panic(err)
+	}
+	echoPath = filepath.Join(dir, "echohandler")
+	if out, err := exec.Command("go", "build", "-o", echoPath, "./testdata/echohandler").CombinedOutput(); err != nil {
+		panic(fmt.Sprintf("build the test handler: %v\n%s", err, out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func echoHandler(*testing.T) string { return echoPath }
+
+func TestProcessInvokesAndRestarts(t *testing.T) {
+	ctx := context.Background()
+	p, err := Start(ctx, ProcessConfig{Executable: echoHandler(t), Dir: t.TempDir(), MaxRestartDelay: 200 * time.Millisecond})
+	require.NoError(t, err)
+	defer p.Stop()
+
+	req := Request{Data: map[string]json.RawMessage{"in": json.RawMessage(`"x"`)}, Metadata: map[string]json.RawMessage{}}
+	resp, err := p.Invoke(ctx, "hello", req)
+	require.NoError(t, err)
+	out, ok := resp.Output("out")
+	require.True(t, ok)
+	require.JSONEq(t, `{"in":"x"}`, string(out))
+	require.Equal(t, []string{"handled hello by Azure-Functions-Host/" + HostVersion}, resp.Logs)
+
+	_, err = p.Invoke(ctx, "fail", req)
+	require.ErrorContains(t, err, "the handler answered 500 Internal Server Error: failing on purpose")
+
+	// An input that crashes the process every time fails after two more
+	// tries; the process comes back each time.
+	_, err = p.Invoke(ctx, "crash", req)
+	require.ErrorContains(t, err, "the handler process exited during the invocation, 3 times")
+	resp, err = p.Invoke(ctx, "again", req)
+	require.NoError(t, err, "the next invocation waits for the restarted process")
+	require.Equal(t, 3, p.Restarts())
+	_, ok = resp.Output("$return")
+	require.True(t, ok)
+}
+
+func TestProcessCrashOnceIsInvisible(t *testing.T) {
+	ctx := context.Background()
+	marker := filepath.Join(t.TempDir(), "crashed")
+	p, err := Start(ctx, ProcessConfig{Executable: echoHandler(t), Env: []string{"CRASH_MARKER=" + marker}, MaxRestartDelay: 200 * time.Millisecond})
+	require.NoError(t, err)
+	defer p.Stop()
+	resp, err := p.Invoke(ctx, "crashonce", Request{Data: map[string]json.RawMessage{"in": json.RawMessage(`1`)}})
+	require.NoError(t, err, "an invocation the process died in is sent again once it is back")
+	require.FileExists(t, marker)
+	require.Equal(t, 1, p.Restarts())
+	out, _ := resp.Output("out")
+	require.JSONEq(t, `{"in":1}`, string(out))
+}
+
+func TestProcessStartErrors(t *testing.T) {
+	ctx := context.Background()
+	_, err := Start(ctx, ProcessConfig{Executable: "sleep", Args: []string{"30"}, StartTimeout: 300 * time.Millisecond})
+	require.ErrorContains(t, err, "did not answer HTTP")
+	require.ErrorContains(t, err, "FUNCTIONS_CUSTOMHANDLER_PORT")
+
+	_, err = Start(ctx, ProcessConfig{Executable: "sh", Args: []string{"-c", "echo no port; exit 4"}})
+	require.ErrorContains(t, err, "exited before it listened")
+	require.ErrorContains(t, err, "exit status 4")
+
+	_, err = Start(ctx, ProcessConfig{Executable: filepath.Join(t.TempDir(), "missing")})
+	require.ErrorContains(t, err, "handler: start")
+}

@@ -1,0 +1,56 @@
+// Command echohandler is a custom handler written as a third party would:
+// only net/http and the protocol. It answers POST /<function> with the
+// request's Data as the output "out", and has functions to fail and crash.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+)
+
+func main() {
+	port := os.Getenv("FUNCTIONS_CUSTOMHANDLER_PORT")
+	fmt.Println("echohandler listening on", port)
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			return // the host's readiness probe
+		}
+		var req struct {
+			Data     map[string]json.RawMessage
+			Metadata map[string]json.RawMessage
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fn := strings.TrimPrefix(r.URL.Path, "/")
+		switch fn {
+		case "crash":
+			fmt.Fprintln(os.Stderr, "crashing on purpose")
+			os.Exit(3)
+		case "crashonce":
+			// Crashes the first time: the marker file remembers.
+			marker := os.Getenv("CRASH_MARKER")
+			if _, err := os.Stat(marker); err != nil {
+				os.WriteFile(marker, nil, 0o644)
+				os.Exit(3)
+			}
+		case "fail":
+			http.Error(w, "failing on purpose", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{
+			"Outputs":     map[string]any{"out": req.Data},
+			"Logs":        []string{"handled " + fn + " by " + r.Header.Get("User-Agent")},
+			"ReturnValue": map[string]any{"function": fn, "metadata": req.Metadata},
+		})
+	})
+	if err := http.ListenAndServe("127.0.0.1:"+port, nil); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
