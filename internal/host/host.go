@@ -80,8 +80,10 @@ type Config struct {
 	Queues *queue.Service
 	// Docs and FeedState (a KV bucket for feed checkpoints) are needed by
 	// change-feed functions, with Leases.
-	Docs        docstore.Store
-	FeedState   jetstream.KeyValue
+	Docs      docstore.Store
+	FeedState jetstream.KeyValue
+	// TimerState (a KV bucket) is needed by timer functions.
+	TimerState  jetstream.KeyValue
 	DeadLetters DeadLetterSink
 	Metrics     *telemetry.Metrics
 	Logger      *slog.Logger
@@ -99,6 +101,7 @@ type Host struct {
 	fns  []*function
 	qfns []*queueFunction
 	ffns []*feedFunction
+	tfns []*timerFunction
 
 	soft     chan struct{} // closed: take no new batches
 	hardCtx  context.Context
@@ -257,6 +260,9 @@ func (h *Host) Start(ctx context.Context) error {
 		if err := h.startFeed(ctx, f); err != nil {
 			return err
 		}
+	}
+	for _, f := range h.tfns {
+		h.startTimer(f)
 	}
 	if len(h.fns) == 0 && len(h.ffns) == 0 {
 		return nil

@@ -134,6 +134,11 @@ func (h *Host) named(name string) bool {
 			return true
 		}
 	}
+	for _, g := range h.tfns {
+		if g.Name == name {
+			return true
+		}
+	}
 	return false
 }
 

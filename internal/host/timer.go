@@ -1,0 +1,337 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/internal/resilience"
+)
+
+// Schedule says when a timer fires (schedule.Schedule implements it).
+type Schedule interface {
+	// Next is the first occurrence after t, or the zero time if none.
+	Next(t time.Time) time.Time
+	String() string
+}
+
+// TimerInfo is what a timer function is given.
+type TimerInfo struct {
+	// Scheduled is the occurrence this invocation is for.
+	Scheduled time.Time
+	// IsPastDue is true when the occurrence was missed (every instance
+	// down, or the one running it died) and runs late.
+	IsPastDue bool
+	// Last, Next and LastUpdated are the schedule's status (zero without
+	// UseMonitor): the last completed occurrence, the next one, and when
+	// they were written.
+	Last, Next, LastUpdated time.Time
+	// Startup is true for the run RunOnStartup asks for.
+	Startup bool
+}
+
+// TimerHandler runs one occurrence of a timer.
+type TimerHandler func(ctx context.Context, info TimerInfo) error
+
+// TimerTrigger fires a function on a schedule. Across all instances, each
+// occurrence runs once: the instance that claims it in the shared state
+// runs it, and a timer never runs alongside itself (occurrences that pass
+// while it runs are skipped).
+type TimerTrigger struct {
+	Schedule Schedule
+	// RunOnStartup runs the function once when this instance starts.
+	RunOnStartup bool
+	// UseMonitor records the schedule's status, so that an occurrence
+	// missed while every instance was down (or whose run died) runs once,
+	// late, with IsPastDue.
+	UseMonitor bool
+}
+
+// TimerFunction is a function triggered by a timer.
+type TimerFunction struct {
+	Name    string
+	Trigger TimerTrigger
+	// Retry governs failed runs; after it runs out the occurrence is
+	// logged and counted as failed, and the schedule goes on.
+	Retry   resilience.Retry
+	Handler TimerHandler
+}
+
+type timerFunction struct {
+	TimerFunction
+	m         fnMetrics
+	processed *atomicCounter
+}
+
+// timerState is a timer's shared state, a KV entry named for the function.
+type timerState struct {
+	Last        time.Time `json:"last,omitzero"`
+	Next        time.Time `json:"next,omitzero"`
+	LastUpdated time.Time `json:"last_updated,omitzero"`
+	// The claim of the instance running Occurrence, valid until Until.
+	Owner      string    `json:"owner,omitempty"`
+	Occurrence time.Time `json:"occurrence,omitzero"`
+	Until      time.Time `json:"until,omitzero"`
+}
+
+// timerClaim is how long a claim lasts without renewal; it is renewed
+// every third of it while the function runs.
+const timerClaim = 30 * time.Second
+
+// RegisterTimer adds a timer function. It must be called before Start; the
+// host's Config.TimerState must be set.
+func (h *Host) RegisterTimer(f TimerFunction) error {
+	if h.started.Load() {
+		return fmt.Errorf("host: register %s: the host has started", f.Name)
+	}
+	switch {
+	case h.cfg.TimerState == nil:
+		return fmt.Errorf("host: function %s is a timer, but the host has no timer state bucket", f.Name)
+	case f.Name == "":
+		return errors.New("host: a function needs a name")
+	case f.Handler == nil:
+		return fmt.Errorf("host: function %s has no handler", f.Name)
+	case f.Trigger.Schedule == nil:
+		return fmt.Errorf("host: timer function %s has no schedule", f.Name)
+	}
+	if err := h.checkNew(f.Name, f.Retry); err != nil {
+		return err
+	}
+	processed := &atomicCounter{}
+	h.tfns = append(h.tfns, &timerFunction{TimerFunction: f, processed: processed,
+		m: h.newFnMetrics(f.Name, h.cfg.Metrics.EventsProcessed.WithLabelValues(f.Name, "", ""))})
+	return nil
+}
+
+func (h *Host) startTimer(f *timerFunction) {
+	h.active.Add(1)
+	go func() {
+		defer h.active.Done()
+		h.runTimer(f)
+	}()
+}
+
+// runTimer runs a timer's occurrences until the host stops.
+func (h *Host) runTimer(f *timerFunction) {
+	log := h.log.With("function", f.Name, "schedule", f.Trigger.Schedule.String())
+	// ctx ends at a graceful stop: no new occurrences, no more retries. A
+	// run in flight goes on until the host stops hard.
+	ctx, cancel := context.WithCancel(h.hardCtx)
+	defer cancel()
+	go func() {
+		select {
+		case <-h.soft:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if f.Trigger.RunOnStartup {
+		st, _, _ := h.timerState(ctx, f.Name)
+		h.runOccurrence(ctx, f, h.timerInfo(f, st, time.Now().UTC(), false, true), log)
+	}
+	// After a start, an occurrence the status says is due runs at once.
+	occ, pastDue := time.Time{}, false
+	if st, _, err := h.timerState(ctx, f.Name); err == nil && f.Trigger.UseMonitor && !st.Next.IsZero() && st.Next.Before(time.Now()) {
+		occ, pastDue = st.Next, true
+	}
+	for {
+		if occ.IsZero() {
+			if occ = f.Trigger.Schedule.Next(time.Now()).UTC(); occ.IsZero() {
+				log.Warn("the schedule has no more occurrences")
+				return
+			}
+		}
+		if !sleepUntil(ctx, occ) {
+			return
+		}
+		st, ok := h.claim(ctx, f, occ, log)
+		if ok {
+			if f.Trigger.UseMonitor && !st.Next.IsZero() && st.Next.Before(occ) {
+				pastDue = true // a recorded occurrence was never run
+			}
+			info := h.timerInfo(f, st, occ, pastDue, false)
+			h.runOccurrence(ctx, f, info, log)
+			h.complete(ctx, f, occ, log)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		occ, pastDue = time.Time{}, false
+		now := time.Now()
+		if st, _, err := h.timerState(ctx, f.Name); err == nil && f.Trigger.UseMonitor && !st.Next.IsZero() &&
+			st.Next.Before(now) && (st.Owner == "" || !st.Until.After(now)) {
+			// The instance that claimed it died before completing: run it
+			// once now.
+			occ, pastDue = st.Next, true
+		}
+	}
+}
+
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (h *Host) timerInfo(f *timerFunction, st timerState, occ time.Time, pastDue, startup bool) TimerInfo {
+	info := TimerInfo{Scheduled: occ, IsPastDue: pastDue, Startup: startup}
+	if f.Trigger.UseMonitor {
+		info.Last, info.LastUpdated = st.Last, st.LastUpdated
+		info.Next = f.Trigger.Schedule.Next(occ).UTC()
+	}
+	return info
+}
+
+func (h *Host) timerState(ctx context.Context, name string) (timerState, uint64, error) {
+	var st timerState
+	e, err := h.cfg.TimerState.Get(ctx, name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return st, 0, nil
+	}
+	if err != nil {
+		return st, 0, err
+	}
+	if err := json.Unmarshal(e.Value(), &st); err != nil {
+		return st, 0, fmt.Errorf("timer state of %s: %w", name, err)
+	}
+	return st, e.Revision(), nil
+}
+
+// putTimerState writes st if the entry is still at rev (0: absent).
+func (h *Host) putTimerState(ctx context.Context, name string, st timerState, rev uint64) error {
+	b, _ := json.Marshal(st)
+	var err error
+	if rev == 0 {
+		_, err = h.cfg.TimerState.Create(ctx, name, b)
+	} else {
+		_, err = h.cfg.TimerState.Update(ctx, name, b, rev)
+	}
+	return err
+}
+
+// claim takes occurrence occ for this instance, unless it has run or
+// another instance holds a live claim. It returns the state before the
+// claim.
+func (h *Host) claim(ctx context.Context, f *timerFunction, occ time.Time, log *slog.Logger) (timerState, bool) {
+	for ctx.Err() == nil {
+		st, rev, err := h.timerState(ctx, f.Name)
+		if err != nil {
+			log.Warn("read timer state", "err", err)
+			if !sleepUntil(ctx, time.Now().Add(time.Second)) {
+				return st, false
+			}
+			continue
+		}
+		now := time.Now().UTC()
+		if !st.Last.Before(occ) || (st.Owner != "" && st.Owner != h.cfg.InstanceID && st.Until.After(now)) {
+			return st, false // run already, or running elsewhere
+		}
+		claimed := st
+		claimed.Owner, claimed.Occurrence, claimed.Until = h.cfg.InstanceID, occ, now.Add(timerClaim)
+		if err := h.putTimerState(ctx, f.Name, claimed, rev); err == nil {
+			return st, true
+		}
+		// Another instance wrote first: look again.
+		if !sleepUntil(ctx, time.Now().Add(time.Duration(rand.IntN(20))*time.Millisecond)) {
+			return st, false
+		}
+	}
+	return timerState{}, false
+}
+
+// complete records occurrence occ as run and drops the claim.
+func (h *Host) complete(ctx context.Context, f *timerFunction, occ time.Time, log *slog.Logger) {
+	ctx = context.WithoutCancel(ctx)
+	for attempt := 0; attempt < 20; attempt++ {
+		st, rev, err := h.timerState(ctx, f.Name)
+		if err == nil {
+			if st.Owner != h.cfg.InstanceID || !st.Occurrence.Equal(occ) {
+				log.Warn("the timer's claim was lost while it ran (it ran longer than the claim and another instance took it)", "occurrence", occ)
+				return
+			}
+			now := time.Now().UTC()
+			st.Last, st.LastUpdated = occ, now
+			st.Next = f.Trigger.Schedule.Next(now).UTC()
+			st.Owner, st.Occurrence, st.Until = "", time.Time{}, time.Time{}
+			if err = h.putTimerState(ctx, f.Name, st, rev); err == nil {
+				return
+			}
+		}
+		log.Warn("record the timer's run", "err", err)
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// renewClaim keeps this instance's claim on occ alive until ctx ends.
+func (h *Host) renewClaim(ctx context.Context, f *timerFunction, occ time.Time) {
+	t := time.NewTicker(timerClaim / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, rev, err := h.timerState(ctx, f.Name)
+		if err != nil || st.Owner != h.cfg.InstanceID || !st.Occurrence.Equal(occ) {
+			continue
+		}
+		st.Until = time.Now().UTC().Add(timerClaim)
+		_ = h.putTimerState(ctx, f.Name, st, rev)
+	}
+}
+
+// runOccurrence runs the function for one occurrence under its retry
+// policy.
+func (h *Host) runOccurrence(ctx context.Context, f *timerFunction, info TimerInfo, log *slog.Logger) {
+	if !info.Startup {
+		rctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go h.renewClaim(rctx, f, info.Scheduled)
+	}
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		err := h.callTimer(f, info)
+		f.m.duration.Observe(time.Since(start).Seconds())
+		if err == nil {
+			h.processed(&f.m, f.processed, 1)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		f.m.failures.Inc()
+		delay, retry := f.Retry.Next(attempt, rand.Float64)
+		log.Warn("timer function failed", "err", err, "attempt", attempt, "occurrence", info.Scheduled, "retry", retry, "retry_in", delay)
+		if !retry {
+			log.Error("timer function gave up on an occurrence", "occurrence", info.Scheduled, "attempts", attempt, "err", err)
+			return
+		}
+		f.m.retries.Inc()
+		if !sleepUntil(ctx, time.Now().Add(delay)) {
+			return
+		}
+	}
+}
+
+// callTimer runs the handler, turning a panic into an error. The
+// handler's context ends only when the host stops hard.
+func (h *Host) callTimer(f *timerFunction, info TimerInfo) (err error) {
+	defer func() {
+		if rec := recover(); rec != nil {
+			err = fmt.Errorf("panic: %v", rec)
+		}
+	}()
+	return f.Handler(h.hardCtx, info)
+}
