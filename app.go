@@ -76,6 +76,16 @@ type Config struct {
 	// document store, which instances must share when they run change-feed
 	// functions together. Empty: an SQLite file, docs.db under DataDir.
 	DocStore string
+	// HTTPRoutePrefix is put before HTTP functions' routes. Default "api";
+	// "/" serves them at the root.
+	HTTPRoutePrefix string
+	// FunctionKeys and AdminKey are the keys HTTP functions ask for (see
+	// HTTPTrigger.AuthLevel). None: keys are not enforced.
+	FunctionKeys []string
+	AdminKey     string
+	// MaxHTTPBodyBytes bounds an HTTP function's request body. Default
+	// 100 MiB, as Azure.
+	MaxHTTPBodyBytes int64
 	// Logger receives structured logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -156,7 +166,9 @@ type App struct {
 	containers []ContainerConfig
 	qfns       []host.QueueFunction
 	ffns       []host.FeedFunction
-	errs       []error
+	tfns       []host.TimerFunction
+	hfns       []httpFunction
+	errs       []error // declaration problems, reported by Start
 
 	mu      sync.Mutex
 	started bool
@@ -226,6 +238,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if a.started {
 		return errors.New("sluice: the app was already started")
 	}
+	if err := errors.Join(a.errs...); err != nil {
+		return err
+	}
 	a.started = true
 	defer func() {
 		if err != nil {
@@ -288,8 +303,12 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("sluice: open feed checkpoint bucket: %w", err)
 	}
+	timers, err := a.eng.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "sluice-timers", History: 1, Storage: jetstream.FileStorage})
+	if err != nil {
+		return fmt.Errorf("sluice: open timer state bucket: %w", err)
+	}
 	a.host, err = host.New(host.Config{
-		InstanceID: a.cfg.InstanceID, Hubs: a.hubSvc, Leases: a.leases, Queues: a.queues, Docs: a.docs, FeedState: feeds,
+		InstanceID: a.cfg.InstanceID, Hubs: a.hubSvc, Leases: a.leases, Queues: a.queues, Docs: a.docs, FeedState: feeds, TimerState: timers,
 		DeadLetters: &deadletter.Store{Queues: a.queues, Hubs: a.hubSvc, Docs: a.docs}, Metrics: a.metrics, Logger: a.log,
 		ShutdownTimeout: a.cfg.ShutdownTimeout,
 	})
@@ -311,17 +330,24 @@ func (a *App) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	for _, f := range a.tfns {
+		if err := a.host.RegisterTimer(f); err != nil {
+			return err
+		}
+	}
 	if a.cfg.HTTPAddr != "" {
 		if err := a.startHTTP(); err != nil {
 			return err
 		}
+	} else if len(a.hfns) > 0 {
+		return errNoHTTPServer
 	}
 	if err := a.host.Start(ctx); err != nil {
 		return err
 	}
 	a.log.Info("sluice started", "instance", a.cfg.InstanceID, "data_dir", a.cfg.DataDir,
 		"nats", cmp.Or(a.cfg.NATSURL, "embedded"), "nats_listen", a.eng.ClientURL(), "http", a.Addr(),
-		"functions", len(a.fns)+len(a.qfns)+len(a.ffns))
+		"functions", len(a.fns)+len(a.qfns)+len(a.ffns)+len(a.tfns)+len(a.hfns))
 	return nil
 }
 
@@ -379,8 +405,23 @@ func (a *App) startHTTP() error {
 	}
 	api := gateway.NewServer(gateway.Config{Hubs: a.hubSvc, Queues: a.queues, Docs: a.docs, Metrics: a.metrics, Logger: a.log,
 		Ready: func() bool { return a.host != nil }, MaxEventBytes: a.hubSvc.MaxEventBytes()})
+	mux := http.NewServeMux()
+	if len(a.hfns) == 0 {
+		mux.Handle("/", api)
+	} else {
+		// Sluice's own paths only, so that a function route asked with
+		// the wrong method gets a 405.
+		for _, p := range reservedPaths {
+			mux.Handle(p, api)
+			mux.Handle(p+"/", api)
+		}
+	}
+	if err := a.httpRoutes(mux); err != nil {
+		ln.Close()
+		return err
+	}
 	a.ln = ln
-	a.srv = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	a.srvDone = make(chan struct{})
 	go func() {
 		defer close(a.srvDone)
