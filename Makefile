@@ -37,6 +37,10 @@ fuzz: ## run each fuzz target for FUZZTIME executions (default 60000x)
 	$(GO) test -run '^$$' -fuzz '^FuzzParseEvents$$' -fuzztime $(FUZZTIME) ./internal/gateway/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseQuery$$' -fuzztime $(FUZZTIME) ./internal/docstore/
 	$(GO) test -run '^$$' -fuzz '^FuzzPrepare$$' -fuzztime $(FUZZTIME) ./internal/docstore/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRoute$$' -fuzztime $(FUZZTIME) ./internal/host/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseResponse$$' -fuzztime $(FUZZTIME) ./internal/handler/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/schedule/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseTimeSpan$$' -fuzztime $(FUZZTIME) ./internal/schedule/
 
 bench: build ## run the hub benchmark (sluice bench hub)
 	./bin/sluice bench hub

@@ -41,7 +41,10 @@ var routeConstraints = map[string]func(string) bool{
 	"datetime": func(s string) bool { return s != "" },
 }
 
-var paramName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var (
+	paramName      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	literalSegment = regexp.MustCompile(`^[A-Za-z0-9\-._~!$&'()*+,;=:@]+$`)
+)
 
 // ParseRoute reads a route template. prefix ("api" by default in Azure)
 // is put before it; an empty prefix serves the route at the root.
@@ -56,7 +59,12 @@ func ParseRoute(prefix, template string) (Route, error) {
 	}
 	var segs []string
 	if p := strings.Trim(prefix, "/"); p != "" {
-		segs = append(segs, strings.Split(p, "/")...)
+		for _, seg := range strings.Split(p, "/") {
+			if seg == "." || seg == ".." || !literalSegment.MatchString(seg) {
+				return Route{}, fmt.Errorf("route prefix %q: segment %q: use letters, digits and -._~!$&'()*+,;=:@", prefix, seg)
+			}
+			segs = append(segs, seg)
+		}
 	}
 	var parts []string
 	if t != "" {
@@ -69,6 +77,9 @@ func ParseRoute(prefix, template string) (Route, error) {
 			return bad("it has an empty segment (//)")
 		}
 		if !strings.Contains(part, "{") && !strings.Contains(part, "}") {
+			if part == "." || part == ".." || !literalSegment.MatchString(part) {
+				return bad("segment %q: use letters, digits and -._~!$&'()*+,;=:@ (not . or .. alone)", part)
+			}
 			segs = append(segs, part)
 			continue
 		}
