@@ -202,7 +202,11 @@ func TestRetriesHoldThePartitionThenDeadLetter(t *testing.T) {
 			Retry:   resilience.Retry{Strategy: resilience.FixedDelay, MaxRetryCount: 2, Delay: 20 * time.Millisecond},
 			Handler: func(ctx context.Context, evs []hub.StoredEvent) error {
 				if string(evs[0].Body) == "poison" {
-					attempts.Add(1)
+					n := attempts.Add(1)
+					a, ok := host.AttemptOf(ctx)
+					if !ok || a.Number != int(n) || a.MaxRetries != 2 || (n == 1) != (a.Last == nil) {
+						return fmt.Errorf("attempt %d: the context says %+v", n, a)
+					}
 					return errors.New("downstream says no")
 				}
 				return rec.handle(ctx, evs)

@@ -34,9 +34,11 @@ type batchRun[T any] struct {
 // before the batch was finished with (nothing may be checkpointed).
 func invokeBatch[T any](h *Host, ctx context.Context, r *batchRun[T], batch []T, log *slog.Logger) bool {
 	var first time.Time
+	var last error
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		err := callBatch(h, ctx, r, batch)
+		err := callBatch(h, withAttempt(ctx, Attempt{Number: attempt, MaxRetries: r.retry.MaxRetryCount, Last: last}), r, batch)
+		last = err
 		r.m.duration.Observe(time.Since(start).Seconds())
 		r.m.size.Observe(float64(len(batch)))
 		if err == nil {
@@ -112,6 +114,9 @@ func callBatch[T any](h *Host, ctx context.Context, r *batchRun[T], batch []T) (
 	defer cancel()
 	stop := context.AfterFunc(ctx, cancel)
 	defer stop()
+	if a, ok := AttemptOf(ctx); ok {
+		hctx = withAttempt(hctx, a)
+	}
 	defer func() {
 		if rec := recover(); rec != nil {
 			err = fmt.Errorf("panic: %v\n%s", rec, debug.Stack())

@@ -290,7 +290,7 @@ func (h *Host) callQueue(f *queueFunction, m *queue.Message) (err error) {
 			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
 		}
 	}()
-	return f.Handler(ctx, m)
+	return f.Handler(withAttempt(ctx, Attempt{Number: m.DequeueCount, MaxRetries: f.Trigger.MaxDequeueCount - 1}), m)
 }
 
 // poison gives up on a message: it is kept as a dead letter in the queue's

@@ -300,9 +300,11 @@ func (h *Host) runOccurrence(ctx context.Context, f *timerFunction, info TimerIn
 		defer stop()
 		go h.renewClaim(rctx, f, info.Scheduled)
 	}
+	var last error
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		err := h.callTimer(f, info)
+		err := h.callTimer(withAttempt(h.hardCtx, Attempt{Number: attempt, MaxRetries: f.Retry.MaxRetryCount, Last: last}), f, info)
+		last = err
 		f.m.duration.Observe(time.Since(start).Seconds())
 		if err == nil {
 			h.processed(&f.m, f.processed, 1)
@@ -327,11 +329,11 @@ func (h *Host) runOccurrence(ctx context.Context, f *timerFunction, info TimerIn
 
 // callTimer runs the handler, turning a panic into an error. The
 // handler's context ends only when the host stops hard.
-func (h *Host) callTimer(f *timerFunction, info TimerInfo) (err error) {
+func (h *Host) callTimer(ctx context.Context, f *timerFunction, info TimerInfo) (err error) {
 	defer func() {
 		if rec := recover(); rec != nil {
 			err = fmt.Errorf("panic: %v", rec)
 		}
 	}()
-	return f.Handler(h.hardCtx, info)
+	return f.Handler(ctx, info)
 }
