@@ -319,3 +319,75 @@ func Changes(inv Invocation, name string, docs []sluice.Document) (r Request, ok
 	}
 	return r, len(bodies) > 0
 }
+
+// Timer is the request for a timer occurrence: Data[name] is Azure's
+// TimerInfo, {"Schedule", "ScheduleStatus" (null without the monitor),
+// "IsPastDue"}, an object in both modes.
+func Timer(inv Invocation, name string, info sluice.TimerInfo, monitored bool) Request {
+	r, enc := inv.request()
+	var status any
+	if monitored {
+		status = map[string]string{
+			"Last":        info.Last.UTC().Format(time.RFC3339Nano),
+			"Next":        info.Next.UTC().Format(time.RFC3339Nano),
+			"LastUpdated": info.LastUpdated.UTC().Format(time.RFC3339Nano),
+		}
+	}
+	r.Data[name] = enc.object(map[string]any{
+		"Schedule":       map[string]bool{"AdjustForDST": true},
+		"ScheduleStatus": status,
+		"IsPastDue":      info.IsPastDue,
+	})
+	return r
+}
+
+// HTTPRequest is an HTTP trigger's request as the handler sees it.
+type HTTPRequest struct {
+	URL     string
+	Method  string
+	Query   map[string]string
+	Headers map[string][]string
+	// Params are the route's parameters.
+	Params map[string]string
+	Body   []byte
+	// Binary bodies (application/octet-stream, multipart/*) go as base64.
+	Binary bool
+}
+
+// HTTP is the request for an HTTP trigger: Data[name] is {Url, Method,
+// Query, Headers, Params, Identities, Body}, an object in both modes, with
+// the body as a string (base64 when binary). Metadata carries Query,
+// Headers, and each route parameter as a string value.
+func HTTP(inv Invocation, name string, req HTTPRequest) Request {
+	r, enc := inv.request()
+	var body any = string(req.Body)
+	switch {
+	case req.Binary || !utf8.Valid(req.Body):
+		body = base64.StdEncoding.EncodeToString(req.Body)
+	case inv.Mode == Clean && len(req.Body) > 0 && json.Valid(req.Body):
+		body = json.RawMessage(req.Body)
+	}
+	query, headers, params := orEmpty(req.Query), req.Headers, orEmpty(req.Params)
+	if headers == nil {
+		headers = map[string][]string{}
+	}
+	r.Data[name] = enc.object(map[string]any{
+		"Url": req.URL, "Method": req.Method, "Query": query, "Headers": headers,
+		"Params": params, "Identities": []any{}, "Body": body,
+	})
+	r.Metadata["Query"] = enc.object(query)
+	r.Metadata["Headers"] = enc.object(headers)
+	for k, v := range params {
+		if _, taken := r.Metadata[k]; !taken {
+			r.Metadata[k] = enc.str(v)
+		}
+	}
+	return r
+}
+
+func orEmpty(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}

@@ -65,6 +65,14 @@ func TestGoldenRequests(t *testing.T) {
 		retried := inv
 		retried.Retry = &Retry{Count: 2, Max: 5, Last: errors.New("downstream 503")}
 		golden(t, "queue-retry-"+mode.String(), QueueMessage(retried, "order", "orders", msg, 30*time.Second))
+		golden(t, "timer-"+mode.String(), Timer(inv, "tick", sluice.TimerInfo{Scheduled: at, IsPastDue: true,
+			Last: at.Add(-5 * time.Minute), Next: at.Add(5 * time.Minute), LastUpdated: at.Add(-5 * time.Minute)}, true))
+		golden(t, "timer-unmonitored-"+mode.String(), Timer(inv, "tick", sluice.TimerInfo{Scheduled: at}, false))
+		golden(t, "http-"+mode.String(), HTTP(inv, "req", HTTPRequest{URL: "http://127.0.0.1:7070/api/orders/7?verbose=1", Method: "POST",
+			Query: map[string]string{"verbose": "1"}, Headers: map[string][]string{"Content-Type": {"application/json"}},
+			Params: map[string]string{"id": "7"}, Body: []byte(`{"qty":2}`)}))
+		golden(t, "http-binary-"+mode.String(), HTTP(inv, "req", HTTPRequest{URL: "http://127.0.0.1:7070/api/upload", Method: "PUT",
+			Headers: map[string][]string{"Content-Type": {"application/octet-stream"}}, Body: []byte{1, 2, 3}, Binary: true}))
 		binary := inv
 		binary.Binary = true
 		golden(t, "hub-batch-binary-"+mode.String(), HubBatch(binary, "events", src, events[:1]))
