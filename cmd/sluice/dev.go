@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -55,6 +56,7 @@ func (f *instanceFlags) config() (sluice.Config, error) {
 	return sluice.Config{
 		DataDir: f.dataDir, NATSURL: f.natsURL, NATSListen: f.natsListen, HTTPAddr: f.http, DocStore: f.docStore,
 		Sync: f.sync, LeaseExpiry: f.leaseExpiry, Logger: logger,
+		FunctionKeys: splitList(os.Getenv("SLUICE_FUNCTION_KEYS")), AdminKey: os.Getenv("SLUICE_ADMIN_KEY"),
 	}, nil
 }
 
@@ -75,12 +77,34 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return ctx, func() { signal.Stop(sigs); cancel() }
 }
 
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
 func runServe(args []string) error {
 	fs := flagSet("serve", "sluice serve [flags]", `
 Run a Sluice instance: the engine (embedded, or external with --nats-url),
 the HTTP API at --http, /metrics, /healthz and /readyz. Several instances
-pointed at the same NATS server share the work.`)
+pointed at the same NATS server share the work.
+
+With --app, it also runs an Azure Functions app folder written for custom
+handlers: it starts the folder's handler process and wires each function's
+trigger (eventHubTrigger, queueTrigger, cosmosDBTrigger, timerTrigger,
+httpTrigger) and outputs to Sluice hubs, queues, containers and routes of
+the same names. HTTP functions that ask for a key take the keys in
+SLUICE_FUNCTION_KEYS (comma-separated) and SLUICE_ADMIN_KEY.
+
+Example:
+  sluice serve --app ./myapp --create`)
 	inst := addInstanceFlags(fs, "sluice-data")
+	af := addAppFlags(fs, false)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -90,7 +114,12 @@ pointed at the same NATS server share the work.`)
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	return sluice.New(cfg).Run(ctx)
+	app := sluice.New(cfg)
+	r, err := af.prepare(app, cfg)
+	if err != nil {
+		return err
+	}
+	return runWithApp(ctx, app, r)
 }
 
 func runDev(args []string) error {
@@ -107,8 +136,13 @@ second. Try, in another terminal:
   sluice hub replay demo --time 1m
   curl -s 127.0.0.1:7070/metrics | grep sluice_
 
+With --app ./myapp it runs that Azure Functions app folder instead of the
+demo, creating the hubs, queues and containers it names (see sluice serve
+--help).
+
 Stop with Ctrl-C: in-flight batches finish and are checkpointed first.`)
 	inst := addInstanceFlags(fs, "sluice-data")
+	af := addAppFlags(fs, true)
 	rate := fs.Int("rate", 2000, "demo events per second (0: no simulator)")
 	devices := fs.Int("devices", 100, "number of simulated devices")
 	corrupt := fs.Float64("corrupt", 0.01, "share of corrupt demo events")
@@ -126,6 +160,14 @@ Stop with Ctrl-C: in-flight batches finish and are checkpointed first.`)
 	ctx, stop := signalContext()
 	defer stop()
 	app := sluice.New(cfg)
+	if af.dir != "" {
+		r, err := af.prepare(app, cfg)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "sluice dev is running app %s: HTTP at http://%s, data in %s\n", af.dir, cfg.HTTPAddr, cfg.DataDir)
+		return runWithApp(ctx, app, r)
+	}
 	var demo *demoPipeline
 	if !*noDemo {
 		demo = &demoPipeline{app: app, devices: max(*devices, 1), corrupt: *corrupt}

@@ -1,0 +1,459 @@
+package handler
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/docstore"
+	"github.com/sluicehq/sluice/internal/funcapp"
+	"github.com/sluicehq/sluice/internal/host"
+	"github.com/sluicehq/sluice/internal/hub"
+	"github.com/sluicehq/sluice/internal/queue"
+)
+
+// AppOptions say how to run an app folder.
+type AppOptions struct {
+	// Mode is the payload encoding. Default Compat.
+	Mode Mode
+	// Create declares the hubs, queues and containers the bindings name,
+	// so that missing ones are created (hubs with Partitions partitions;
+	// containers need a partitionKey on some cosmosDB output of theirs).
+	Create     bool
+	Partitions int
+	// StartTimeout bounds the handler process's start. Default 30 s.
+	StartTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// Runner runs an app folder's functions on a Sluice app, through its
+// handler process.
+type Runner struct {
+	app  *sluice.App
+	fa   *funcapp.App
+	opts AppOptions
+	log  *slog.Logger
+	proc *Process
+}
+
+// How Azure resource names map onto Sluice: an Event Hub is the hub of the
+// same name and its consumer group the group; a Storage queue is the queue
+// of the same name; a Cosmos DB container is the container of the same
+// name (the database name is not used: Sluice has one document store). The
+// names must be valid Sluice names (letters, digits, '-' and '_').
+
+// Prepare checks that Sluice can run every function of fa and declares
+// them on app (with their hubs, queues and containers when opts.Create).
+// Nothing is declared when any function cannot run: the error names each
+// problem by file and field. Call Start before app.Start.
+func Prepare(app *sluice.App, fa *funcapp.App, opts AppOptions) (*Runner, error) {
+	r := &Runner{app: app, fa: fa, opts: opts, log: cmp.Or(opts.Logger, slog.Default())}
+	var errs []error
+	var declare []func()
+	for _, f := range fa.Functions {
+		if f.Disabled {
+			r.log.Info("function disabled; not started", "function", f.Name)
+			continue
+		}
+		d, err := r.function(f)
+		if err != nil {
+			errs = append(errs, err...)
+			continue
+		}
+		declare = append(declare, d)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	for _, d := range declare {
+		d()
+	}
+	return r, nil
+}
+
+// Start starts the handler process and waits until it answers.
+func (r *Runner) Start(ctx context.Context) error {
+	h := r.fa.Host.Handler
+	p, err := Start(ctx, ProcessConfig{
+		Executable: h.Executable, Args: h.Arguments, Dir: h.WorkingDir, AppRoot: r.fa.Root, Env: r.fa.Environ(),
+		StartTimeout: r.opts.StartTimeout, InvokeTimeout: r.fa.Host.FunctionTimeout, Logger: r.log,
+	})
+	if err != nil {
+		return err
+	}
+	r.proc = p
+	return nil
+}
+
+// Stop stops the handler process. Stop the app first.
+func (r *Runner) Stop() {
+	if r.proc != nil {
+		r.proc.Stop()
+	}
+}
+
+// Process is the running handler process (nil before Start).
+func (r *Runner) Process() *Process { return r.proc }
+
+func bindingErr(f funcapp.Function, b funcapp.Binding, field, format string, args ...any) error {
+	i := 0
+	for j := range f.Bindings {
+		if f.Bindings[j].Name == b.Name && f.Bindings[j].Type == b.Type {
+			i = j
+		}
+	}
+	return &funcapp.Error{File: f.Name + "/" + funcapp.FunctionFile, Field: fmt.Sprintf("bindings[%d].%s", i, field), Msg: fmt.Sprintf(format, args...)}
+}
+
+// function checks f and returns what declares it.
+func (r *Runner) function(f funcapp.Function) (func(), []error) {
+	var errs []error
+	t := *f.Trigger
+	for _, b := range f.Bindings {
+		switch {
+		case b.IsTrigger():
+		case b.Type == funcapp.TypeBlob || b.Direction != funcapp.DirectionOut:
+			errs = append(errs, bindingErr(f, b, "type", "%s %s bindings are not supported by Sluice yet; remove it or read the data in the handler", b.Type, b.Direction))
+		case b.Type == funcapp.TypeEventHub:
+			errs = append(errs, checkName(f, b, "eventHubName", b.EventHubName, hub.ValidateName)...)
+		case b.Type == funcapp.TypeQueue:
+			errs = append(errs, checkName(f, b, "queueName", b.QueueName, queue.ValidateName)...)
+		case b.Type == funcapp.TypeCosmosDB:
+			errs = append(errs, checkName(f, b, "containerName", b.ContainerName, docstore.ValidateName)...)
+		case b.Type == funcapp.TypeHTTP && t.Type != funcapp.TypeHTTPTrigger:
+			errs = append(errs, bindingErr(f, b, "type", "an http output needs an httpTrigger"))
+		}
+	}
+	var retry []sluice.FunctionOption
+	if p := f.EffectiveRetry(r.fa.Host); p != nil {
+		retry = append(retry, sluice.WithRetry(policy(*p)))
+	}
+	var declare func()
+	switch t.Type {
+	case funcapp.TypeEventHubTrigger:
+		errs = append(errs, checkName(f, t, "eventHubName", t.EventHubName, hub.ValidateName)...)
+		errs = append(errs, checkName(f, t, "consumerGroup", t.ConsumerGroup, hub.ValidateGroup)...)
+		declare = func() { r.declareHub(f, t, retry) }
+	case funcapp.TypeQueueTrigger:
+		errs = append(errs, checkName(f, t, "queueName", t.QueueName, queue.ValidateName)...)
+		declare = func() { r.declareQueue(f, t) }
+	case funcapp.TypeCosmosDBTrigger:
+		errs = append(errs, checkName(f, t, "containerName", t.ContainerName, docstore.ValidateName)...)
+		declare = func() { r.declareFeed(f, t, retry) }
+	case funcapp.TypeTimerTrigger:
+		declare = func() { r.declareTimer(f, t, retry) }
+	case funcapp.TypeHTTPTrigger:
+		declare = func() { r.declareHTTP(f, t) }
+	default:
+		errs = append(errs, bindingErr(f, t, "type", "%s triggers are not supported by Sluice yet", t.Type))
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return func() {
+		if r.opts.Create {
+			r.declareOutputs(f)
+		}
+		declare()
+	}, nil
+}
+
+func checkName(f funcapp.Function, b funcapp.Binding, field, name string, valid func(string) error) []error {
+	if strings.ContainsAny(name, "{}") {
+		return []error{bindingErr(f, b, field, "%q: binding expressions in resource names are not supported by Sluice yet", name)}
+	}
+	if err := valid(name); err != nil {
+		return []error{bindingErr(f, b, field, "%v", err)}
+	}
+	return nil
+}
+
+func policy(p funcapp.Retry) sluice.RetryPolicy {
+	if p.Strategy == funcapp.RetryFixedDelay {
+		return sluice.FixedDelay(p.MaxRetryCount, p.DelayInterval)
+	}
+	// Sluice's backoff needs a positive first wait; Azure allows 0.
+	return sluice.ExponentialBackoff(p.MaxRetryCount, max(p.MinimumInterval, time.Millisecond), max(p.MaximumInterval, time.Millisecond))
+}
+
+func (r *Runner) declareOutputs(f funcapp.Function) {
+	for _, b := range f.Outputs {
+		switch b.Type {
+		case funcapp.TypeEventHub:
+			r.app.Hub(sluice.HubConfig{Name: b.EventHubName, Partitions: r.opts.Partitions})
+		case funcapp.TypeQueue:
+			r.app.Queue(sluice.QueueConfig{Name: b.QueueName})
+		case funcapp.TypeCosmosDB:
+			if b.PartitionKey != "" {
+				r.app.Container(sluice.ContainerConfig{Name: b.ContainerName, PartitionKeyPath: b.PartitionKey})
+			}
+		}
+	}
+}
+
+// invocation is what every request of f starts from.
+func (r *Runner) invocation(ctx context.Context, f funcapp.Function) Invocation {
+	inv := Invocation{Function: f.Name, Mode: r.opts.Mode, Binary: f.Trigger.DataType == funcapp.DataTypeBinary, Now: time.Now()}
+	if a, ok := host.AttemptOf(ctx); ok && f.EffectiveRetry(r.fa.Host) != nil {
+		inv.Retry = &Retry{Count: a.Number - 1, Max: a.MaxRetries, Last: a.Last}
+	}
+	return inv
+}
+
+// call invokes f with req, logs the handler's lines and writes the
+// outputs. Any failure fails the invocation.
+func (r *Runner) call(ctx context.Context, f funcapp.Function, req Request) (Response, error) {
+	resp, err := r.proc.Invoke(ctx, f.Name, req)
+	for _, line := range resp.Logs {
+		r.log.Info(line, "function", f.Name, "source", "handler")
+	}
+	if err != nil {
+		return resp, err
+	}
+	return resp, r.writeOutputs(ctx, f, resp)
+}
+
+// writeOutputs writes the values the handler gave the output bindings.
+func (r *Runner) writeOutputs(ctx context.Context, f funcapp.Function, resp Response) error {
+	for _, b := range f.Outputs {
+		v, ok := resp.Output(b.Name)
+		if !ok || b.Type == funcapp.TypeHTTP {
+			continue
+		}
+		if err := r.writeOutput(ctx, b, v); err != nil {
+			return fmt.Errorf("function %s: output %s (%s): %w", f.Name, b.Name, b.Type, err)
+		}
+	}
+	return nil
+}
+
+func (r *Runner) writeOutput(ctx context.Context, b funcapp.Binding, v json.RawMessage) error {
+	binary := b.DataType == funcapp.DataTypeBinary
+	switch b.Type {
+	case funcapp.TypeEventHub:
+		bodies, err := Messages(v, binary)
+		if err != nil || len(bodies) == 0 {
+			return err
+		}
+		events := make([]sluice.Event, len(bodies))
+		for i, body := range bodies {
+			events[i] = sluice.Event{Body: body}
+		}
+		_, err = r.app.Publish(ctx, b.EventHubName, events...)
+		return err
+	case funcapp.TypeQueue:
+		bodies, err := Messages(v, binary)
+		if err != nil || len(bodies) == 0 {
+			return err
+		}
+		msgs := make([]sluice.OutgoingMessage, len(bodies))
+		for i, body := range bodies {
+			msgs[i] = sluice.OutgoingMessage{Body: body}
+		}
+		_, err = r.app.Send(ctx, b.QueueName, msgs...)
+		return err
+	case funcapp.TypeCosmosDB:
+		docs, err := Documents(v)
+		if err != nil || len(docs) == 0 {
+			return err
+		}
+		in := make([]any, len(docs))
+		for i, d := range docs {
+			in[i] = d
+		}
+		_, err = r.app.Docs().BulkUpsert(ctx, b.ContainerName, in...)
+		return err
+	}
+	return fmt.Errorf("%s outputs are not supported", b.Type)
+}
+
+func (r *Runner) declareHub(f funcapp.Function, t funcapp.Binding, retry []sluice.FunctionOption) {
+	eh := r.fa.Host.EventHubs
+	if r.opts.Create {
+		r.app.Hub(sluice.HubConfig{Name: t.EventHubName, Partitions: r.opts.Partitions})
+	}
+	start := sluice.FromStart
+	switch eh.InitialOffset.Type {
+	case funcapp.OffsetFromEnd:
+		start = sluice.FromEnd
+	case funcapp.OffsetFromEnqueuedTime:
+		start = sluice.FromTime(eh.InitialOffset.EnqueuedTimeUTC)
+	}
+	trigger := sluice.HubTrigger{Hub: t.EventHubName, ConsumerGroup: t.ConsumerGroup, MaxBatchSize: eh.MaxEventBatchSize,
+		MinBatchSize: eh.MinEventBatchSize, MaxWait: eh.MaxWaitTime, StartFrom: start}
+	r.app.Function(f.Name, trigger, func(ctx context.Context, events []sluice.Event) error {
+		src := HubSource{Hub: t.EventHubName, Group: t.ConsumerGroup, Partition: events[0].Partition}
+		if t.Cardinality == funcapp.CardinalityMany {
+			_, err := r.call(ctx, f, HubBatch(r.invocation(ctx, f), t.Name, src, events))
+			return err
+		}
+		for _, e := range events {
+			if _, err := r.call(ctx, f, HubEvent(r.invocation(ctx, f), t.Name, src, e)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, retry...)
+}
+
+func (r *Runner) declareQueue(f funcapp.Function, t funcapp.Binding) {
+	q := r.fa.Host.Queues
+	if r.opts.Create {
+		r.app.Queue(sluice.QueueConfig{Name: t.QueueName})
+	}
+	var opts []sluice.FunctionOption
+	if q.VisibilityTimeout > 0 {
+		// A failed message comes back after the visibility timeout.
+		opts = append(opts, sluice.WithRetry(sluice.FixedDelay(q.MaxDequeueCount-1, q.VisibilityTimeout)))
+	}
+	trigger := sluice.QueueTrigger{Queue: t.QueueName, BatchSize: q.BatchSize, MaxDequeueCount: q.MaxDequeueCount}
+	r.app.QueueFunction(f.Name, trigger, func(ctx context.Context, m *sluice.Message) error {
+		_, err := r.call(ctx, f, QueueMessage(r.invocation(ctx, f), t.Name, t.QueueName, m, 30*time.Second))
+		return err
+	}, opts...)
+}
+
+func (r *Runner) declareFeed(f funcapp.Function, t funcapp.Binding, retry []sluice.FunctionOption) {
+	start := sluice.FeedFromNow
+	switch {
+	case t.StartFromBeginning:
+		start = sluice.FeedFromBeginning
+	case !t.StartFromTime.IsZero():
+		start = sluice.FeedFromTime(t.StartFromTime)
+	}
+	prefix := cmp.Or(r.fa.Host.CosmosDB.LeasePrefix+t.LeaseContainerPrefix, f.Name)
+	trigger := sluice.FeedTrigger{Container: t.ContainerName, LeasePrefix: leasePrefix(prefix), MaxItemsPerInvocation: t.MaxItemsPerInvocation,
+		StartFrom: start, PollInterval: t.FeedPollDelay}
+	r.app.FeedFunction(f.Name, trigger, func(ctx context.Context, changes []sluice.Document) error {
+		req, ok := Changes(r.invocation(ctx, f), t.Name, changes)
+		if !ok {
+			return nil // only deletes, which Azure's feed does not show
+		}
+		_, err := r.call(ctx, f, req)
+		return err
+	}, retry...)
+}
+
+// leasePrefix keeps the characters a lease prefix may hold.
+func leasePrefix(p string) string {
+	return strings.Map(func(c rune) rune {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' {
+			return c
+		}
+		return '_'
+	}, p)
+}
+
+func (r *Runner) declareTimer(f funcapp.Function, t funcapp.Binding, retry []sluice.FunctionOption) {
+	trigger := sluice.TimerTrigger{Schedule: t.Schedule, RunOnStartup: t.RunOnStartup, UseMonitor: t.UseMonitor}
+	r.app.TimerFunction(f.Name, trigger, func(ctx context.Context, info sluice.TimerInfo) error {
+		monitored := !info.Next.IsZero()
+		_, err := r.call(ctx, f, Timer(r.invocation(ctx, f), t.Name, info, monitored))
+		return err
+	}, retry...)
+}
+
+func (r *Runner) declareHTTP(f funcapp.Function, t funcapp.Binding) {
+	trigger := sluice.HTTPTrigger{Route: t.Route, Methods: t.Methods, AuthLevel: t.AuthLevel}
+	if r.fa.Host.Handler.ForwardHTTP && f.IsHTTPOnly() {
+		r.app.HTTPFunction(f.Name, trigger, r.forward())
+		return
+	}
+	route, _ := host.ParseRoute(r.fa.Host.HTTP.RoutePrefix, cmp.Or(t.Route, f.Name))
+	r.app.HTTPFunction(f.Name, trigger, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			http.Error(w, "read the request body: "+err.Error(), http.StatusRequestEntityTooLarge)
+			return
+		}
+		in := HTTPRequest{URL: requestURL(req), Method: req.Method, Query: map[string]string{}, Headers: req.Header,
+			Params: map[string]string{}, Body: body, Binary: binaryType(req.Header.Get("Content-Type"))}
+		for k, v := range req.URL.Query() {
+			in.Query[k] = strings.Join(v, ",")
+		}
+		for _, p := range route.Params {
+			if v := req.PathValue(p.Name); v != "" {
+				in.Params[p.Name] = v
+			}
+		}
+		resp, err := r.call(req.Context(), f, HTTP(r.invocation(req.Context(), f), t.Name, in))
+		if err != nil {
+			r.log.Warn("HTTP function failed", "function", f.Name, "err", err)
+			http.Error(w, "the function failed", http.StatusInternalServerError)
+			return
+		}
+		r.writeHTTP(w, f, resp)
+	}))
+}
+
+// writeHTTP answers with the function's http output.
+func (r *Runner) writeHTTP(w http.ResponseWriter, f funcapp.Function, resp Response) {
+	for _, b := range f.Outputs {
+		if b.Type != funcapp.TypeHTTP {
+			continue
+		}
+		v, ok := resp.Output(b.Name)
+		if !ok {
+			break
+		}
+		res, err := ParseHTTPResult(v)
+		if err != nil {
+			r.log.Warn("HTTP function gave a bad http output", "function", f.Name, "err", err)
+			http.Error(w, "the function's response is not valid: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		for k, vs := range res.Header {
+			w.Header()[k] = vs
+		}
+		w.WriteHeader(res.Status)
+		_, _ = w.Write(res.Body)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func requestURL(req *http.Request) string {
+	u := *req.URL
+	u.Scheme, u.Host = "http", req.Host
+	if req.TLS != nil {
+		u.Scheme = "https"
+	}
+	return u.String()
+}
+
+func binaryType(ct string) bool {
+	ct = strings.ToLower(ct)
+	return strings.HasPrefix(ct, "application/octet-stream") || strings.HasPrefix(ct, "multipart/")
+}
+
+// forward proxies requests as they are to the handler process, at the same
+// path, and its answer back as it is.
+func (r *Runner) forward() http.Handler {
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			base, err := r.proc.baseURL(pr.In.Context())
+			if err != nil {
+				base = "http://127.0.0.1:0"
+			}
+			u, _ := url.Parse(base)
+			pr.SetURL(u)
+			pr.Out.Host = pr.In.Host
+			pr.Out.Header.Set("X-Azure-Functions-InvocationId", newGUID())
+		},
+		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
+			r.log.Warn("forward to the handler failed", "path", req.URL.Path, "err", err)
+			http.Error(w, "the handler is not answering", http.StatusBadGateway)
+		},
+	}
+	return proxy
+}
