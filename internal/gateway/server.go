@@ -18,6 +18,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sluicehq/sluice/internal/blob"
 	"github.com/sluicehq/sluice/internal/docstore"
 	"github.com/sluicehq/sluice/internal/hub"
 	"github.com/sluicehq/sluice/internal/queue"
@@ -29,6 +30,8 @@ type Config struct {
 	Hubs *hub.Service
 	// Queues serves /api/v1/queues; nil leaves those routes out.
 	Queues *queue.Service
+	// Blobs serves /api/v1/blobs; nil leaves those routes out.
+	Blobs *blob.Service
 	// Docs serves /api/v1/containers; nil leaves those routes out.
 	Docs    docstore.Store
 	Metrics *telemetry.Metrics
@@ -81,6 +84,9 @@ func NewServer(cfg Config) *Server {
 	}
 	if cfg.Docs != nil {
 		s.docRoutes()
+	}
+	if cfg.Blobs != nil {
+		s.blobRoutes()
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (the API is under /api/v1/)", r.Method, r.URL.Path))
