@@ -19,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/internal/blob"
 	"github.com/sluicehq/sluice/internal/deadletter"
 	"github.com/sluicehq/sluice/internal/docstore"
 	"github.com/sluicehq/sluice/internal/docstore/postgres"
@@ -164,6 +165,7 @@ type App struct {
 	fns        []host.Function
 	qs         []QueueConfig
 	containers []ContainerConfig
+	blobCtrs   []string
 	qfns       []host.QueueFunction
 	ffns       []host.FeedFunction
 	tfns       []host.TimerFunction
@@ -176,6 +178,7 @@ type App struct {
 	eng     *engine.Engine
 	hubSvc  *hub.Service
 	queues  *queue.Service
+	blobs   *blob.Service
 	docs    docstore.Store
 	leases  *lease.Manager
 	host    *host.Host
@@ -267,6 +270,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		}
 	}
 	a.queues = queue.Open(a.eng.JS, a.eng.MaxPayload(), queue.Options{Logger: a.log})
+	a.blobs = blob.Open(a.eng.JS, blob.Options{Logger: a.log})
 	if err := os.MkdirAll(a.cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("sluice: data directory: %w", err)
 	}
@@ -288,6 +292,11 @@ func (a *App) Start(ctx context.Context) (err error) {
 	for _, qc := range a.qs {
 		if _, err := a.queues.Ensure(ctx, queue.Config{Name: qc.Name, MaxMessageBytes: qc.MaxMessageBytes, Lock: qc.Lock, TTL: qc.TTL}); err != nil {
 			return fmt.Errorf("sluice: queue %s: %w", qc.Name, err)
+		}
+	}
+	for _, name := range a.blobCtrs {
+		if _, err := a.blobs.EnsureContainer(ctx, name); err != nil {
+			return fmt.Errorf("sluice: blob container %s: %w", name, err)
 		}
 	}
 	a.metrics = telemetry.NewMetrics()
@@ -403,7 +412,7 @@ func (a *App) startHTTP() error {
 				"addr", ln.Addr().String())
 		}
 	}
-	api := gateway.NewServer(gateway.Config{Hubs: a.hubSvc, Queues: a.queues, Docs: a.docs, Metrics: a.metrics, Logger: a.log,
+	api := gateway.NewServer(gateway.Config{Hubs: a.hubSvc, Queues: a.queues, Blobs: a.blobs, Docs: a.docs, Metrics: a.metrics, Logger: a.log,
 		Ready: func() bool { return a.host != nil }, MaxEventBytes: a.hubSvc.MaxEventBytes()})
 	mux := http.NewServeMux()
 	if len(a.hfns) == 0 {
