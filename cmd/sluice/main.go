@@ -43,6 +43,7 @@ func topCommands() []command {
 		{"queue", "manage queues and their messages: create, list, describe, send, peek, receive, complete, abandon, depth, purge, delete", runQueue},
 		{"deadletters", "inspect and redrive the inputs functions gave up on: list, show, redrive, purge", runDeadLetters},
 		{"docs", "store and query JSON documents: container, get, put, delete, query, feed", runDocs},
+		{"blob", "store blobs (large payloads, staged change sets): container, put, get, stat, list, delete", runBlob},
 		{"bench", "measure throughput and latency (workloads: hub, queue, docs)", runBench},
 		{"version", "print the version", func([]string) error { fmt.Fprintln(stdout, "sluice", version); return nil }},
 	}
