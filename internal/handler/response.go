@@ -207,6 +207,7 @@ func ParseHTTPResult(v json.RawMessage) (HTTPResult, error) {
 		return res, fmt.Errorf("an http output must be an object like {\"statusCode\": 200, \"body\": \"...\"}, not %s", excerpt(v))
 	}
 	var status json.RawMessage
+	var jsonBody bool
 	for k, val := range raw {
 		switch strings.ToLower(k) {
 		case "statuscode":
@@ -247,12 +248,12 @@ func ParseHTTPResult(v json.RawMessage) (HTTPResult, error) {
 			if json.Unmarshal(val, &s) == nil {
 				res.Body = []byte(s)
 			} else {
-				res.Body = bytes.Clone(val)
-				if res.Header.Get("Content-Type") == "" {
-					res.Header.Set("Content-Type", "application/json")
-				}
+				res.Body, jsonBody = bytes.Clone(val), true
 			}
 		}
+	}
+	if jsonBody && res.Header.Get("Content-Type") == "" {
+		res.Header.Set("Content-Type", "application/json")
 	}
 	if status != nil {
 		n, err := statusOf(status)

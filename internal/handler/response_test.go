@@ -95,6 +95,13 @@ func TestParseHTTPResult(t *testing.T) {
 	require.Equal(t, "application/json", res.Header.Get("Content-Type"))
 	require.JSONEq(t, `{"ok":true}`, string(res.Body))
 
+	// An explicit Content-Type is the only one, whatever the member order.
+	for range 20 {
+		res, err = ParseHTTPResult(json.RawMessage(`{"body":{"a":1},"headers":{"Content-Type":"application/problem+json"}}`))
+		require.NoError(t, err)
+		require.Equal(t, []string{"application/problem+json"}, res.Header.Values("Content-Type"))
+	}
+
 	res, err = ParseHTTPResult(json.RawMessage(`{"status":500,"statusCode":204}`))
 	require.NoError(t, err)
 	require.Equal(t, http.StatusNoContent, res.Status, "statusCode wins over status")
