@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/docstore"
 	"github.com/sluicehq/sluice/internal/funcapp"
 	"github.com/sluicehq/sluice/internal/handler"
+	"github.com/sluicehq/sluice/internal/queue"
 	"github.com/sluicehq/sluice/internal/schedule"
 )
 
@@ -74,12 +77,16 @@ func appErrors(dir string, err error) error {
 
 // runWithApp starts the handler process, then the app, and runs until ctx
 // ends.
-func runWithApp(ctx context.Context, app *sluice.App, r *handler.Runner) error {
+func (f *appFlags) runWithApp(ctx context.Context, app *sluice.App, r *handler.Runner) error {
 	if r != nil {
 		if err := r.Start(ctx); err != nil {
 			return err
 		}
 		defer r.Stop()
 	}
-	return app.Run(ctx)
+	err := app.Run(ctx)
+	if r != nil && !f.create && (errors.Is(err, sluice.ErrHubNotFound) || errors.Is(err, queue.ErrNotFound) || errors.Is(err, docstore.ErrNotFound)) {
+		return fmt.Errorf("%w\n(the app names a hub, queue or container that does not exist: run with --create to create what its bindings name, or create it with sluice hub/queue/docs)", err)
+	}
+	return err
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -42,4 +43,26 @@ func TestServeAppErrors(t *testing.T) {
 	code, _, errOut = sluiceCmd(t, "serve", "--app", dir, "--payload", "pretty")
 	require.Equal(t, 2, code)
 	require.Contains(t, errOut, `payload mode "pretty": use compat`)
+}
+
+// TestServeAppMissingResources: without --create, a missing queue is named
+// with the way out.
+func TestServeAppMissingResources(t *testing.T) {
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("needs node for a minimal handler")
+	}
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"host.json": `{"version": "2.0", "customHandler": {"description": {"defaultExecutablePath": "node", "arguments": ["handler.js"]}}}`,
+		"handler.js": `require("http").createServer((req, res) => res.end("{}")).listen(process.env.FUNCTIONS_CUSTOMHANDLER_PORT, "127.0.0.1");`,
+		"work/function.json": `{"bindings": [{"type": "queueTrigger", "direction": "in", "name": "msg", "queueName": "work"}]}`,
+	} {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
+	}
+	code, _, errOut := sluiceCmd(t, "serve", "--app", dir, "--data-dir", t.TempDir(), "--http", "127.0.0.1:0")
+	require.Equal(t, 1, code, errOut)
+	require.Contains(t, errOut, "queue not found")
+	require.Contains(t, errOut, "run with --create")
 }

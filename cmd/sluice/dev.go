@@ -119,7 +119,7 @@ Example:
 	if err != nil {
 		return err
 	}
-	return runWithApp(ctx, app, r)
+	return af.runWithApp(ctx, app, r)
 }
 
 func runDev(args []string) error {
@@ -166,7 +166,7 @@ Stop with Ctrl-C: in-flight batches finish and are checkpointed first.`)
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "sluice dev is running app %s: HTTP at http://%s, data in %s\n", af.dir, cfg.HTTPAddr, cfg.DataDir)
-		return runWithApp(ctx, app, r)
+		return af.runWithApp(ctx, app, r)
 	}
 	var demo *demoPipeline
 	if !*noDemo {
