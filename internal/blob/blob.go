@@ -185,7 +185,7 @@ type Info struct {
 }
 
 func infoOf(container string, oi *jetstream.ObjectInfo) Info {
-	info := Info{Container: container, Name: oi.Name, Size: int64(oi.Size), ContentType: oi.Headers.Get(headerContentType),
+	info := Info{Container: container, Name: oi.Name, Size: int64(oi.Size), ContentType: cmp.Or(oi.Headers.Get(headerContentType), DefaultContentType),
 		Modified: oi.ModTime.UTC(), Digest: oi.Digest, ETag: oi.NUID}
 	if len(oi.Metadata) > 0 {
 		info.Metadata = oi.Metadata
@@ -392,7 +392,7 @@ func (s *Service) forget(container string) {
 // the container is gone (the store's errors for that vary with the call
 // and the moment), ErrContainerNotFound.
 func (s *Service) storeError(ctx context.Context, container, op string, err error) error {
-	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrChanged) {
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrChanged) || errors.Is(err, errSource) {
 		return err
 	}
 	if ctx.Err() == nil {

@@ -435,3 +435,45 @@ func TestReadWhileOverwritten(t *testing.T) {
 		}
 	})
 }
+
+// Blobs are objects of the object store, readable and writable with its
+// own client (and the nats CLI).
+func TestObjectStoreInterop(t *testing.T) {
+	t.Parallel()
+	enginetest.Each(t, func(t *testing.T, eng *engine.Engine) {
+		s, c := setup(t, eng, blob.Options{})
+		obs, err := eng.JS.ObjectStore(bg, blob.BucketName(c))
+		require.NoError(t, err)
+
+		content := randomBytes(700 << 10)
+		info := put(t, s, c, "dir/ours.bin", content, blob.Meta{ContentType: "application/x-test", Metadata: map[string]string{"k": "v"}})
+		theirs, err := obs.GetBytes(bg, "dir/ours.bin")
+		require.NoError(t, err, "the store's reader checks the digest too")
+		require.True(t, bytes.Equal(content, theirs))
+		oi, err := obs.GetInfo(bg, "dir/ours.bin")
+		require.NoError(t, err)
+		require.Equal(t, info.ETag, oi.NUID)
+		require.Equal(t, info.Modified, oi.ModTime.UTC())
+		require.Equal(t, "application/x-test", oi.Headers.Get("Content-Type"))
+		require.Equal(t, map[string]string{"k": "v"}, oi.Metadata)
+
+		content2 := randomBytes(300 << 10)
+		_, err = obs.PutBytes(bg, "dir/theirs.bin", content2)
+		require.NoError(t, err)
+		data, got := get(t, s, c, "dir/theirs.bin")
+		require.True(t, bytes.Equal(content2, data))
+		require.Equal(t, digestOf(content2), got.Digest)
+		require.Equal(t, blob.DefaultContentType, got.ContentType, "written without one")
+
+		// Overwritten by the store's client: our version's chunks are gone.
+		_, err = obs.PutBytes(bg, "dir/ours.bin", []byte("small"))
+		require.NoError(t, err)
+		data, _ = get(t, s, c, "dir/ours.bin")
+		require.Equal(t, "small", string(data))
+		require.NoError(t, obs.Delete(bg, "dir/theirs.bin"))
+		list, err := s.List(bg, c, "dir/")
+		require.NoError(t, err)
+		require.Len(t, list, 1)
+		require.Equal(t, uint64(3), storedMsgs(t, eng, c), "a chunk and a record, and the deleted blob's record")
+	})
+}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 )
 
 // Put stores a blob, replacing any blob of that name, and returns its
@@ -22,6 +25,13 @@ import (
 // more than the maximum blob size, Put fails with ErrTooLarge. A Put that
 // fails stores nothing (the chunks written so far are removed) and leaves
 // the previous version, if any, as it was.
+//
+// Put writes the object store's format (ADR-20) itself rather than call
+// the store's Put, which makes a JetStream context per call whose
+// reconnect listener can outlive it (a goroutine leaked now and then), and
+// which lets any number of chunks wait for acknowledgement on the
+// connection shared with hubs and queues. Here at most putWindow chunks of
+// a Put are unacknowledged at once.
 func (s *Service) Put(ctx context.Context, container, name string, r io.Reader, meta Meta) (Info, error) {
 	if err := ValidateName(name); err != nil {
 		return Info{}, err
@@ -34,31 +44,184 @@ func (s *Service) Put(ctx context.Context, container, name string, r io.Reader, 
 	if err != nil {
 		return Info{}, err
 	}
-	src := &fullReader{r: r, max: s.opts.MaxBlobBytes, container: container, name: name}
-	oi, err := b.obs.Put(ctx, jetstream.ObjectMeta{
-		Name:     name,
-		Headers:  nats.Header{headerContentType: []string{meta.ContentType}},
-		Metadata: meta.Metadata,
-		Opts:     &jetstream.ObjectMetaOptions{ChunkSize: chunkSize},
-	}, src)
-	switch {
-	case src.err != nil && errors.Is(err, src.err):
-		return Info{}, src.err
-	case err != nil:
+	// The previous version's chunks go once the new record is stored.
+	prev, err := b.obs.GetInfo(ctx, name, jetstream.GetObjectInfoShowDeleted())
+	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 		return Info{}, s.storeError(ctx, container, "put "+name+" in container "+container, err)
 	}
-	info := infoOf(container, oi)
-	// The store answers with this process's clock; its record has the
-	// server's, which Stat, List and Watch show.
-	if cur, err := b.obs.GetInfo(ctx, name); err == nil && cur.NUID == oi.NUID {
-		info.Modified = cur.ModTime.UTC()
+	oi := &jetstream.ObjectInfo{
+		ObjectMeta: jetstream.ObjectMeta{
+			Name:     name,
+			Headers:  nats.Header{headerContentType: []string{meta.ContentType}},
+			Metadata: meta.Metadata,
+			Opts:     &jetstream.ObjectMetaOptions{ChunkSize: chunkSize},
+		},
+		Bucket: BucketName(container),
+		NUID:   nuid.Next(),
 	}
-	return info, nil
+	src := &fullReader{r: r, max: s.opts.MaxBlobBytes, container: container, name: name}
+	if err := s.putChunks(ctx, b, container, oi, src); err != nil {
+		return Info{}, s.storeError(ctx, container, "put "+name+" in container "+container, err)
+	}
+	rec, err := json.Marshal(oi)
+	if err == nil {
+		m := nats.NewMsg(metaSubject(container, name))
+		m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+		m.Data = rec
+		var ack *jetstream.PubAck
+		if ack, err = s.js.PublishMsg(ctx, m, jetstream.WithExpectStream(streamName(container))); err == nil {
+			oi.ModTime = time.Now()
+			// The record's time is the server's, which Stat, List and
+			// Watch show.
+			if sm, err := b.stream.GetMsg(ctx, ack.Sequence); err == nil {
+				oi.ModTime = sm.Time
+			}
+		}
+	}
+	if err != nil {
+		// The record may be stored though its acknowledgement was lost:
+		// then the chunks are the blob's.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		cur, gerr := b.obs.GetInfo(cctx, name)
+		cancel()
+		if gerr != nil || cur.NUID != oi.NUID {
+			s.purgeChunks(ctx, b, container, oi.NUID)
+			return Info{}, s.storeError(ctx, container, "put "+name+" in container "+container, err)
+		}
+		oi.ModTime = cur.ModTime
+	}
+	if prev != nil && !prev.Deleted && prev.NUID != "" {
+		s.purgeChunks(ctx, b, container, prev.NUID)
+	}
+	return infoOf(container, oi), nil
 }
 
-// fullReader fills each chunk the object store asks for (an HTTP body
-// would otherwise give it a few KiB at a time, each stored as a chunk), and
-// fails once more than max bytes were read.
+// Put's limits.
+const (
+	// putWindow bounds the unacknowledged chunks of one Put.
+	putWindow = 32
+	// ackTimeout bounds the wait for a chunk's acknowledgement when the
+	// context has no deadline.
+	ackTimeout = 30 * time.Second
+)
+
+// putChunks stores the content read from src as the chunks of oi and sets
+// its size, chunk count and digest. On error, it has removed what it
+// stored.
+func (s *Service) putChunks(ctx context.Context, b *bucket, container string, oi *jetstream.ObjectInfo, src io.Reader) error {
+	type inflight struct {
+		ack jetstream.PubAckFuture
+		buf []byte
+	}
+	var (
+		subject = chunkSubject(container, oi.NUID)
+		sum     = sha256.New()
+		pending []inflight
+		free    [][]byte
+	)
+	// wait waits for the oldest chunk's acknowledgement and recycles its
+	// buffer (a chunk may be sent again until it is acknowledged).
+	wait := func(ctx context.Context) error {
+		f := pending[0]
+		pending = pending[1:]
+		err := waitAck(ctx, f.ack)
+		free = append(free, f.buf)
+		return err
+	}
+	// fail removes the chunks stored, once those in flight are settled
+	// (even when ctx has ended: they would be stored after the removal).
+	fail := func(err error) error {
+		drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
+		defer cancel()
+		for len(pending) > 0 {
+			_ = wait(drain)
+		}
+		s.purgeChunks(ctx, b, container, oi.NUID)
+		return err
+	}
+	for {
+		var buf []byte
+		if n := len(free); n > 0 {
+			buf, free = free[n-1], free[:n-1]
+		} else {
+			buf = make([]byte, chunkSize)
+		}
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			sum.Write(buf[:n])
+			m := nats.NewMsg(subject)
+			m.Data = buf[:n]
+			f, err := s.js.PublishMsgAsync(m, jetstream.WithExpectStream(streamName(container)))
+			if err != nil {
+				return fail(err)
+			}
+			pending = append(pending, inflight{f, buf})
+			oi.Size += uint64(n)
+			oi.Chunks++
+			if len(pending) >= putWindow {
+				if err := wait(ctx); err != nil {
+					return fail(err)
+				}
+			}
+		}
+		if errors.Is(rerr, io.EOF) {
+			break
+		}
+		if rerr != nil {
+			return fail(rerr)
+		}
+	}
+	for len(pending) > 0 {
+		if err := wait(ctx); err != nil {
+			return fail(err)
+		}
+	}
+	oi.Digest = jetstream.GetObjectDigestValue(sum)
+	return nil
+}
+
+func waitAck(ctx context.Context, f jetstream.PubAckFuture) error {
+	var timeout <-chan time.Time
+	if _, ok := ctx.Deadline(); !ok {
+		t := time.NewTimer(ackTimeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timeout:
+		return fmt.Errorf("no acknowledgement from the server in %s", ackTimeout)
+	}
+}
+
+// purgeChunks removes the chunks of one version of a blob: a version
+// replaced, or one whose write failed. Failing that (the server is
+// unreachable), they stay in the stream, unreferenced.
+func (s *Service) purgeChunks(ctx context.Context, b *bucket, container, nuid string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := b.stream.Purge(ctx, jetstream.WithPurgeSubject(chunkSubject(container, nuid))); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		s.log.Warn("could not remove the chunks of a replaced or failed blob write; they stay in the container's stream, unused",
+			"container", container, "object", nuid, "err", err)
+	}
+}
+
+// metaSubject is where the object store keeps the record of a blob.
+func metaSubject(container, name string) string {
+	return "$O." + BucketName(container) + ".M." + base64.URLEncoding.EncodeToString([]byte(name))
+}
+
+// errSource marks an error of the reader given to Put.
+var errSource = errors.New("blob: read the content of")
+
+// fullReader fills each chunk (an HTTP body would otherwise give a few KiB
+// at a time, each stored as a chunk), and fails once more than max bytes
+// were read.
 type fullReader struct {
 	r               io.Reader
 	max, n          int64
@@ -86,7 +249,7 @@ func (f *fullReader) Read(p []byte) (int, error) {
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return n, io.EOF
 	default:
-		f.err = fmt.Errorf("blob: read the content of %s: %w", f.name, err)
+		f.err = fmt.Errorf("%w %s: %w", errSource, f.name, err)
 		return 0, f.err
 	}
 }
