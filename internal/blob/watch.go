@@ -84,14 +84,16 @@ func (w *Watcher) finish(err error) {
 //   - Then every write (Deleted false, a new ETag) and every deletion
 //     (Deleted true) as it is stored.
 //   - Versions can be skipped, never reordered: when a blob is written
-//     again before the watch has delivered its previous version (a fast
-//     writer, a slow fn), the store has already replaced the previous
-//     record and only the latest is delivered. A version delivered is
-//     never older than one delivered before for the same blob.
-//   - No duplicates within one watch, across reconnects to the server
-//     too (the watch resumes after the last record it delivered). A new
-//     watch (after a restart) delivers every existing blob again, with
-//     the same ETag when unchanged: deduplicate by name and ETag.
+//     again (or deleted) before the watch has received its previous
+//     version from the server (a fast writer, a slow fn), the store has
+//     already replaced the previous record and only the latest change is
+//     delivered. A change delivered is never older than one delivered
+//     before for the same blob.
+//   - No duplicates within one watch: when the client reconnects, or
+//     falls behind and drops messages, the watch resumes after the last
+//     record it received. A new watch (after a restart) delivers every
+//     existing blob again, with the same ETag when unchanged: deduplicate
+//     by name and ETag.
 //   - Nothing is kept for a watch that is not running: the next watch
 //     starts from the current state. A blob written meanwhile comes in
 //     its latest version only; a blob written and deleted meanwhile is
@@ -192,7 +194,7 @@ func (s *Service) runWatch(ctx context.Context, w *Watcher, ow jetstream.ObjectW
 func (s *Service) watchEnded(container string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if !s.js.Conn().IsConnected() && s.js.Conn().IsClosed() {
+	if s.js.Conn().IsClosed() {
 		return fmt.Errorf("blob: watch of container %s ended: the connection to NATS is closed", container)
 	}
 	if _, err := s.GetContainer(ctx, container); errors.Is(err, ErrContainerNotFound) {
