@@ -39,7 +39,7 @@ const (
 
 // Source locates an input where it came from.
 type Source struct {
-	Kind         string    `json:"kind"` // "hub", "queue" or "container"
+	Kind         string    `json:"kind"` // "hub", "queue", "container" or "blob"
 	Hub          string    `json:"hub,omitempty"`
 	Group        string    `json:"group,omitempty"`
 	Partition    int       `json:"partition"`
@@ -54,6 +54,10 @@ type Source struct {
 	LSN        int64  `json:"lsn,omitempty"`
 	// Deleted marks a change that was a delete (a tombstone).
 	Deleted bool `json:"deleted,omitempty"`
+	// A blob of a blob container (Container): its name and the version's
+	// ETag.
+	Blob string `json:"blob,omitempty"`
+	ETag string `json:"etag,omitempty"`
 }
 
 // Name is the hub, queue or container the input came from.
@@ -61,7 +65,7 @@ func (s Source) Name() string {
 	switch s.Kind {
 	case "queue":
 		return s.Queue
-	case "container":
+	case "container", "blob":
 		return s.Container
 	}
 	return s.Hub

@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluicehq/sluice/internal/blob"
 	"github.com/sluicehq/sluice/internal/docstore"
 	"github.com/sluicehq/sluice/internal/hub"
 	"github.com/sluicehq/sluice/internal/lease"
@@ -83,10 +84,14 @@ type Config struct {
 	Docs      docstore.Store
 	FeedState jetstream.KeyValue
 	// TimerState (a KV bucket) is needed by timer functions.
-	TimerState  jetstream.KeyValue
-	DeadLetters DeadLetterSink
-	Metrics     *telemetry.Metrics
-	Logger      *slog.Logger
+	TimerState jetstream.KeyValue
+	// Blobs and BlobReceipts (a KV bucket) are needed by blob functions,
+	// with Leases.
+	Blobs        *blob.Service
+	BlobReceipts jetstream.KeyValue
+	DeadLetters  DeadLetterSink
+	Metrics      *telemetry.Metrics
+	Logger       *slog.Logger
 	// ShutdownTimeout bounds the graceful part of Stop: after it, in-flight
 	// invocations are cancelled. Default 30s.
 	ShutdownTimeout time.Duration
@@ -102,6 +107,7 @@ type Host struct {
 	qfns []*queueFunction
 	ffns []*feedFunction
 	tfns []*timerFunction
+	bfns []*blobFunction
 
 	soft     chan struct{} // closed: take no new batches
 	hardCtx  context.Context
@@ -264,7 +270,12 @@ func (h *Host) Start(ctx context.Context) error {
 	for _, f := range h.tfns {
 		h.startTimer(f)
 	}
-	if len(h.fns) == 0 && len(h.ffns) == 0 {
+	for _, f := range h.bfns {
+		if err := h.startBlob(ctx, f); err != nil {
+			return err
+		}
+	}
+	if len(h.fns) == 0 && len(h.ffns) == 0 && len(h.bfns) == 0 {
 		return nil
 	}
 	// ctx bounds starting only: leases live until Stop hands them over, so

@@ -139,6 +139,11 @@ func (h *Host) named(name string) bool {
 			return true
 		}
 	}
+	for _, g := range h.bfns {
+		if g.Name == name {
+			return true
+		}
+	}
 	return false
 }
 

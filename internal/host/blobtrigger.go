@@ -1,0 +1,267 @@
+package host
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/internal/blob"
+	"github.com/sluicehq/sluice/internal/resilience"
+)
+
+// BlobPath is a blob trigger's path: a container and a pattern of blob
+// names with {parameters}, as Azure writes it: "uploads/{name}",
+// "uploads/{folder}/{name}.json". The last parameter takes the rest of the
+// name, '/' included; others stop at the text that follows them.
+type BlobPath struct {
+	Text      string
+	Container string
+	Params    []string
+	re        *regexp.Regexp
+}
+
+var blobParam = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// ParseBlobPath reads a blob trigger's path.
+func ParseBlobPath(path string) (BlobPath, error) {
+	container, pattern, _ := strings.Cut(path, "/")
+	if err := blob.ValidateContainerName(container); err != nil {
+		return BlobPath{}, fmt.Errorf("blob path %q: %w", path, err)
+	}
+	p := BlobPath{Text: path, Container: container}
+	var re strings.Builder
+	re.WriteString("^")
+	last := 0
+	locs := blobParam.FindAllStringSubmatchIndex(pattern, -1)
+	seen := map[string]bool{}
+	for i, loc := range locs {
+		literal := pattern[last:loc[0]]
+		if strings.ContainsAny(literal, "{}") {
+			return BlobPath{}, fmt.Errorf("blob path %q: %q is not a parameter; write {name} with letters, digits and '_'", path, literal)
+		}
+		if i > 0 && literal == "" {
+			return BlobPath{}, fmt.Errorf("blob path %q: parameters need text between them", path)
+		}
+		re.WriteString(regexp.QuoteMeta(literal))
+		name := pattern[loc[2]:loc[3]]
+		if seen[name] {
+			return BlobPath{}, fmt.Errorf("blob path %q: parameter {%s} appears twice", path, name)
+		}
+		seen[name] = true
+		p.Params = append(p.Params, name)
+		if i == len(locs)-1 {
+			re.WriteString("(.+)")
+		} else {
+			re.WriteString("(.+?)")
+		}
+		last = loc[1]
+	}
+	rest := pattern[last:]
+	if strings.ContainsAny(rest, "{}") {
+		return BlobPath{}, fmt.Errorf("blob path %q: %q is not a parameter; write {name} with letters, digits and '_'", path, rest)
+	}
+	re.WriteString(regexp.QuoteMeta(rest))
+	if len(locs) == 0 && rest == "" {
+		re.WriteString(".+") // the whole container
+	}
+	re.WriteString("$")
+	p.re = regexp.MustCompile(re.String())
+	return p, nil
+}
+
+// Match reports whether a blob name fits the pattern, with the values of
+// its parameters.
+func (p BlobPath) Match(name string) (map[string]string, bool) {
+	m := p.re.FindStringSubmatch(name)
+	if m == nil {
+		return nil, false
+	}
+	params := make(map[string]string, len(p.Params))
+	for i, n := range p.Params {
+		params[n] = m[i+1]
+	}
+	return params, true
+}
+
+// BlobInput is a blob given to a function.
+type BlobInput struct {
+	Info blob.Info
+	// Params are the values of the trigger path's parameters.
+	Params map[string]string
+	Data   []byte
+}
+
+// BlobHandler processes one blob.
+type BlobHandler func(ctx context.Context, in BlobInput) error
+
+// BlobTrigger runs a function for every blob written to a container whose
+// name fits Path, once per version: a receipt (KV bucket) records each
+// version done. One instance watches a container for a function at a time.
+type BlobTrigger struct {
+	Path BlobPath
+}
+
+// BlobFunction is a function triggered by blobs.
+type BlobFunction struct {
+	Name    string
+	Trigger BlobTrigger
+	Retry   resilience.Retry
+	Handler BlobHandler
+}
+
+type blobFunction struct {
+	BlobFunction
+	processed *atomicCounter
+	m         fnMetrics
+	run       *batchRun[BlobInput]
+}
+
+// blobReceipt records the version of a blob a function is done with.
+type blobReceipt struct {
+	Name string    `json:"name"`
+	ETag string    `json:"etag"`
+	Done time.Time `json:"done"`
+}
+
+// RegisterBlob adds a blob-triggered function. It must be called before
+// Start; Config.Blobs, BlobReceipts and Leases must be set.
+func (h *Host) RegisterBlob(f BlobFunction) error {
+	if h.started.Load() {
+		return fmt.Errorf("host: register %s: the host has started", f.Name)
+	}
+	switch {
+	case h.cfg.Blobs == nil || h.cfg.BlobReceipts == nil || h.cfg.Leases == nil:
+		return fmt.Errorf("host: function %s reads blobs, but the host has no blob service, receipts or leases", f.Name)
+	case f.Name == "":
+		return errors.New("host: a function needs a name")
+	case f.Handler == nil:
+		return fmt.Errorf("host: function %s has no handler", f.Name)
+	case f.Trigger.Path.re == nil:
+		return fmt.Errorf("host: blob function %s has no path (use ParseBlobPath)", f.Name)
+	}
+	if err := h.checkNew(f.Name, f.Retry); err != nil {
+		return err
+	}
+	bf := &blobFunction{BlobFunction: f, processed: &atomicCounter{},
+		m: h.newFnMetrics(f.Name, h.cfg.Metrics.EventsProcessed.WithLabelValues(f.Name, "", ""))}
+	bf.run = &batchRun[BlobInput]{
+		name: f.Name, kind: "blob", retry: f.Retry, m: &bf.m, processed: bf.processed,
+		handler:  func(ctx context.Context, in []BlobInput) error { return f.Handler(ctx, in[0]) },
+		position: func(BlobInput) int64 { return 0 },
+		letter: func(in BlobInput, reason error, attempts int, first, last time.Time) DeadLetter {
+			return DeadLetter{Function: f.Name, Reason: reason.Error(), Attempts: attempts, FirstFailure: first, LastFailure: last,
+				Source:     Source{Kind: "blob", Container: in.Info.Container, Blob: in.Info.Name, ETag: in.Info.ETag},
+				Properties: in.Info.Metadata}
+		},
+	}
+	h.bfns = append(h.bfns, bf)
+	return nil
+}
+
+func (h *Host) startBlob(ctx context.Context, f *blobFunction) error {
+	c := f.Trigger.Path.Container
+	if _, err := h.cfg.Blobs.GetContainer(ctx, c); err != nil {
+		return fmt.Errorf("host: function %s: %w", f.Name, err)
+	}
+	return h.cfg.Leases.Join("blob:"+c+"/"+f.Name, 1, func(lctx context.Context, _ int) {
+		log := h.log.With("function", f.Name, "container", c)
+		h.runUnit(lctx, "blob container", h.cfg.Metrics.FeedOwnedRanges.WithLabelValues(c, f.Name), log, func() error {
+			return h.consumeBlobs(lctx, f, log)
+		})
+	})
+}
+
+// consumeBlobs watches the container and runs the function for each blob
+// version without a receipt, one at a time, until the lease ends.
+func (h *Host) consumeBlobs(lctx context.Context, f *blobFunction, log *slog.Logger) error {
+	changes := make(chan blob.Change, 64)
+	w, err := h.cfg.Blobs.Watch(lctx, f.Trigger.Path.Container, func(c blob.Change) {
+		select {
+		case changes <- c:
+		case <-lctx.Done():
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	for {
+		select {
+		case c := <-changes:
+			if c.Deleted {
+				continue
+			}
+			params, ok := f.Trigger.Path.Match(c.Name)
+			if !ok {
+				continue
+			}
+			if err := h.processBlob(lctx, f, c.Info, params, log); err != nil {
+				return err
+			}
+		case <-w.Done():
+			return cmpErr(w.Err(), errors.New("the container's watch ended"))
+		case <-lctx.Done():
+			return nil
+		case <-h.soft:
+			return nil
+		}
+	}
+}
+
+func cmpErr(err, otherwise error) error {
+	if err != nil {
+		return err
+	}
+	return otherwise
+}
+
+func receiptKey(f *blobFunction, container, name string) string {
+	sum := sha256.Sum256([]byte(container + "/" + name))
+	return f.Name + "." + hex.EncodeToString(sum[:16])
+}
+
+// processBlob runs the function for one blob version unless its receipt
+// says it was done, then writes the receipt. A version the function gave
+// up on is dead-lettered and gets a receipt too.
+func (h *Host) processBlob(lctx context.Context, f *blobFunction, info blob.Info, params map[string]string, log *slog.Logger) error {
+	key := receiptKey(f, info.Container, info.Name)
+	if e, err := h.cfg.BlobReceipts.Get(lctx, key); err == nil {
+		var r blobReceipt
+		if json.Unmarshal(e.Value(), &r) == nil && r.ETag == info.ETag {
+			return nil
+		}
+	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("read the receipt of blob %s: %w", info.Name, err)
+	}
+	rc, cur, err := h.cfg.Blobs.Get(lctx, info.Container, info.Name)
+	if errors.Is(err, blob.ErrBlobNotFound) {
+		return nil // deleted since; nothing to run
+	}
+	if err != nil {
+		return fmt.Errorf("read blob %s: %w", info.Name, err)
+	}
+	data, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		return fmt.Errorf("read blob %s: %w", info.Name, err)
+	}
+	// The current version may be newer than the change: it is the one run,
+	// and the newer change's receipt check skips it later.
+	in := BlobInput{Info: cur, Params: params, Data: data}
+	if !invokeBatch(h, lctx, f.run, []BlobInput{in}, log.With("blob", info.Name)) {
+		return nil // stopped or lease lost: no receipt, it runs again
+	}
+	r, _ := json.Marshal(blobReceipt{Name: cur.Name, ETag: cur.ETag, Done: time.Now().UTC()})
+	_, err = h.cfg.BlobReceipts.Put(context.WithoutCancel(lctx), key, r)
+	return err
+}
