@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/bench"
+	"github.com/sluicehq/sluice/internal/handler"
 )
 
 func runBench(args []string) error {
@@ -22,6 +23,7 @@ func runBench(args []string) error {
 				{"hub", "publish and consume through hubs vs. one JetStream message per event", nil},
 				{"queue", "send, receive and complete through queues vs. a raw JetStream work queue", nil},
 				{"docs", "bulk upserts and change feed reads of the document store vs. plain SQL, on SQLite and PostgreSQL", nil},
+				{"handler", "invocations of a trivial custom handler (any language) vs. an in-process Go function", nil},
 			})
 		if len(args) == 0 {
 			return usagef("missing workload")
@@ -34,6 +36,8 @@ func runBench(args []string) error {
 		return runBenchQueue(args[1:])
 	case "docs":
 		return runBenchDocs(args[1:])
+	case "handler":
+		return runBenchHandler(args[1:])
 	default:
 		return usagef("unknown workload %q; run 'sluice bench --help'", args[0])
 	}
@@ -94,8 +98,10 @@ func reporter(asJSON bool) func(bench.Result) {
 			_ = enc.Encode(r)
 			return
 		}
-		fmt.Fprintf(stdout, "%s/%s: %d in %.2fs = %.0f/s; baseline %s %.0f/s (x%.1f)",
-			r.Workload, r.Case, r.Events, r.Seconds, r.EventsPerSec, r.Baseline, r.BaselineEventsPerSec, r.Ratio)
+		fmt.Fprintf(stdout, "%s/%s: %d in %.2fs = %.0f/s", r.Workload, r.Case, r.Events, r.Seconds, r.EventsPerSec)
+		if r.Baseline != "" {
+			fmt.Fprintf(stdout, "; baseline %s %.0f/s (x%.2f)", r.Baseline, r.BaselineEventsPerSec, r.Ratio)
+		}
 		if r.P99ms > 0 {
 			fmt.Fprintf(stdout, "; latency at %.0f events/s p50 %.2fms p99 %.2fms", r.LatencyAtRate, r.P50ms, r.P99ms)
 		}
@@ -224,6 +230,63 @@ Example:
 		return bench.RunDocs(ctx, bench.DocsOptions{
 			DataDir: *dataDir, PostgresDSN: cmp.Or(*dsn, os.Getenv("SLUICE_TEST_POSTGRES")), Docs: *docs, Batch: *batch, DocSize: *size,
 			FeedBatch: *feedBatch, Partitions: *partitions, Cases: strings.Split(*cases, ","), Progress: benchProgress,
+		}, reporter(*asJSON))
+	})
+}
+
+func runBenchHandler(args []string) error {
+	fs := flagSet("bench handler", "sluice bench handler [flags]", `
+Measure functions run by a custom handler, the Azure Functions protocol
+Sluice runs functions in any language with (one HTTP POST per invocation),
+beside the same work done by an in-process Go function:
+
+  sdk-batch-100  in-process Go function on a hub of --partitions, batches of 100
+  sdk-batch-1    in-process Go function on a queue, one message each
+  batch-1        the handler on a queue (queueTrigger): one message per
+                 invocation; events_per_sec is invocations/s
+  batch-100      the handler on the hub (eventHubTrigger, cardinality many,
+                 maxEventBatchSize 100); events_per_sec counts events
+
+Each case first fills its queue (--messages) or hub (--events) with no
+function running, then starts an app whose function processes them, timed
+from the end of the app's start until all were processed. batch-1 and
+batch-100 are reported with sdk-batch-100 as their baseline.
+
+The handler is a trivial one that answers every POST with {"Outputs":{}},
+built with the Go toolchain (go on the PATH) when the run starts; or give
+--handler, your own handler (in any language) that answers so, to measure
+its overhead. Runs in a temporary directory unless --data-dir is given.
+Prints one line per case; --json prints one JSON object per case.
+
+--cpuprofile profiles this process only (the handler's CPU time is in each
+case's note); its samples carry the labels case=<case> and phase=fill or
+phase=run, as in: go tool pprof -tagfocus phase=run -top sluice cpu.prof`)
+	asJSON := fs.Bool("json", false, "print one JSON object per case")
+	messages := fs.Int64("messages", 20_000, "messages queued for each batch-1 case")
+	events := fs.Int64("events", 200_000, "events published for each batch-100 case")
+	size := fs.Int("size", 256, "message and event body size in bytes (a JSON object)")
+	partitions := fs.Int("partitions", 4, "partitions of the hub")
+	queueBatch := fs.Int("queue-batch-size", 16, "host.json extensions.queues.batchSize (1-32): messages fetched at once; batchSize/2 per CPU invoked at once")
+	payload := fs.String("payload", "compat", "payload encoding: compat (Azure's) or clean (natural JSON)")
+	exe := fs.String("handler", "", "handler executable to measure, answering every POST with {\"Outputs\":{}} (default: build the trivial one with go)")
+	syncMode := fs.String("sync", "always", "durability: always or interval")
+	cases := fs.String("cases", strings.Join(bench.HandlerCases, ","), "cases to run, in this order: "+strings.Join(bench.HandlerCases, ", "))
+	dataDir := fs.String("data-dir", "", "directory for the cases' data (default: a temporary one, removed afterwards)")
+	prof := profileFlags(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	mode, err := handler.ParseMode(*payload)
+	if err != nil {
+		return usagef("--payload: %v", err)
+	}
+	if *messages < 1 || *events < 1 || *size < 1 || *partitions < 1 || *queueBatch < 1 || *queueBatch > 32 {
+		return usagef("--messages, --events, --size and --partitions must be at least 1, and --queue-batch-size 1 to 32")
+	}
+	return prof.run(dataDir, "", func(ctx context.Context) error {
+		return bench.RunHandler(ctx, bench.HandlerOptions{
+			DataDir: *dataDir, Handler: *exe, Messages: *messages, Events: *events, EventSize: *size, Partitions: *partitions,
+			QueueBatchSize: *queueBatch, Mode: mode, Sync: *syncMode, Cases: strings.Split(*cases, ","), Progress: benchProgress,
 		}, reporter(*asJSON))
 	})
 }
