@@ -170,6 +170,7 @@ type App struct {
 	ffns       []host.FeedFunction
 	tfns       []host.TimerFunction
 	hfns       []httpFunction
+	bfns       []host.BlobFunction
 	errs       []error // declaration problems, reported by Start
 
 	mu      sync.Mutex
@@ -316,9 +317,14 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("sluice: open timer state bucket: %w", err)
 	}
+	receipts, err := a.eng.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "sluice-blob-receipts", History: 1, Storage: jetstream.FileStorage})
+	if err != nil {
+		return fmt.Errorf("sluice: open blob receipt bucket: %w", err)
+	}
 	a.host, err = host.New(host.Config{
 		InstanceID: a.cfg.InstanceID, Hubs: a.hubSvc, Leases: a.leases, Queues: a.queues, Docs: a.docs, FeedState: feeds, TimerState: timers,
-		DeadLetters: &deadletter.Store{Queues: a.queues, Hubs: a.hubSvc, Docs: a.docs}, Metrics: a.metrics, Logger: a.log,
+		Blobs: a.blobs, BlobReceipts: receipts,
+		DeadLetters: &deadletter.Store{Queues: a.queues, Hubs: a.hubSvc, Docs: a.docs, Blobs: a.blobs}, Metrics: a.metrics, Logger: a.log,
 		ShutdownTimeout: a.cfg.ShutdownTimeout,
 	})
 	if err != nil {
@@ -344,6 +350,11 @@ func (a *App) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	for _, f := range a.bfns {
+		if err := a.host.RegisterBlob(f); err != nil {
+			return err
+		}
+	}
 	if a.cfg.HTTPAddr != "" {
 		if err := a.startHTTP(); err != nil {
 			return err
@@ -356,7 +367,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	a.log.Info("sluice started", "instance", a.cfg.InstanceID, "data_dir", a.cfg.DataDir,
 		"nats", cmp.Or(a.cfg.NATSURL, "embedded"), "nats_listen", a.eng.ClientURL(), "http", a.Addr(),
-		"functions", len(a.fns)+len(a.qfns)+len(a.ffns)+len(a.tfns)+len(a.hfns))
+		"functions", len(a.fns)+len(a.qfns)+len(a.ffns)+len(a.tfns)+len(a.hfns)+len(a.bfns))
 	return nil
 }
 

@@ -133,6 +133,14 @@ func testFeedView(t *testing.T, dsn string) {
 	require.Equal(t, orders, letters[0].Source.Container)
 	require.Equal(t, "negative amount", letters[0].Reason)
 	require.Zero(t, failures.Load())
+
+	// Corrected, the order is redriven: its change comes through the feed
+	// again and reaches the view.
+	_, err = docs.Upsert(ctx, orders, order{ID: "o13", Customer: "c1", Amount: 13})
+	require.NoError(t, err)
+	n, err := app.Redrive(ctx, sluice.DeadLetterFilter{Function: "totals"})
+	require.NoError(t, err, "a change's dead letter can be redriven through the SDK")
+	require.Equal(t, 1, n)
 }
 
 // A failure to write the output fails the invocation: without a retry

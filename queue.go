@@ -165,7 +165,7 @@ func (a *App) deadLetters() (*deadletter.Store, error) {
 	if err := a.running(); err != nil {
 		return nil, err
 	}
-	return &deadletter.Store{Queues: a.queues, Hubs: a.hubSvc}, nil
+	return &deadletter.Store{Queues: a.queues, Hubs: a.hubSvc, Docs: a.docs, Blobs: a.blobs}, nil
 }
 
 // DeadLetters lists up to limit dead letters matching f.

@@ -53,8 +53,8 @@ func TestServeAppMissingResources(t *testing.T) {
 	}
 	dir := t.TempDir()
 	for name, content := range map[string]string{
-		"host.json": `{"version": "2.0", "customHandler": {"description": {"defaultExecutablePath": "node", "arguments": ["handler.js"]}}}`,
-		"handler.js": `require("http").createServer((req, res) => res.end("{}")).listen(process.env.FUNCTIONS_CUSTOMHANDLER_PORT, "127.0.0.1");`,
+		"host.json":          `{"version": "2.0", "customHandler": {"description": {"defaultExecutablePath": "node", "arguments": ["handler.js"]}}}`,
+		"handler.js":         `require("http").createServer((req, res) => res.end("{}")).listen(process.env.FUNCTIONS_CUSTOMHANDLER_PORT, "127.0.0.1");`,
 		"work/function.json": `{"bindings": [{"type": "queueTrigger", "direction": "in", "name": "msg", "queueName": "work"}]}`,
 	} {
 		p := filepath.Join(dir, name)

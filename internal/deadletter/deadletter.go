@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/blob"
 	"github.com/sluicehq/sluice/internal/docstore"
 	"github.com/sluicehq/sluice/internal/hub"
 	"github.com/sluicehq/sluice/internal/queue"
@@ -151,6 +152,8 @@ type Store struct {
 	Hubs   *hub.Service
 	// Docs, when set, lets changes of containers' feeds be redriven.
 	Docs docstore.Store
+	// Blobs, when set, lets blobs be redriven.
+	Blobs *blob.Service
 }
 
 // Put keeps letters in Queue. It returns when they are durably stored.
@@ -351,6 +354,8 @@ func (s *Store) send(ctx context.Context, l Letter) error {
 		return err
 	case "container":
 		return s.touch(ctx, l.Source)
+	case "blob":
+		return s.rewriteBlob(ctx, l.Source)
 	}
 	return fmt.Errorf("%w: the letter's source is unknown (%q); it cannot be redriven, only purged", queue.ErrInvalid, l.Source.Kind)
 }
@@ -370,6 +375,25 @@ func (s *Store) touch(ctx context.Context, src Source) error {
 	if errors.Is(err, docstore.ErrNotFound) {
 		return fmt.Errorf("%w: document %q (partition %q) is no longer in container %s; its change cannot be redriven, only purged", queue.ErrInvalid, src.DocumentID, src.PartitionKey, src.Container)
 	}
+	return err
+}
+
+// rewriteBlob redrives a blob: it writes the blob again, unchanged, so
+// that it is a new version, which every function on its path runs. The
+// current version is what runs, which may be newer than the letter's.
+func (s *Store) rewriteBlob(ctx context.Context, src Source) error {
+	if s.Blobs == nil {
+		return fmt.Errorf("%w: this instance has no blob service", queue.ErrInvalid)
+	}
+	rc, info, err := s.Blobs.Get(ctx, src.Container, src.Blob)
+	if errors.Is(err, blob.ErrNotFound) {
+		return fmt.Errorf("%w: blob %q is no longer in container %s; it cannot be redriven, only purged", queue.ErrInvalid, src.Blob, src.Container)
+	}
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = s.Blobs.Put(ctx, src.Container, src.Blob, rc, blob.Meta{ContentType: info.ContentType, Metadata: info.Metadata})
 	return err
 }
 

@@ -65,7 +65,7 @@ func (s *Server) failDeadLetters(w http.ResponseWriter, r *http.Request, err err
 }
 
 func (s *Server) deadLetterStore() *deadletter.Store {
-	return &deadletter.Store{Queues: s.cfg.Queues, Hubs: s.cfg.Hubs}
+	return &deadletter.Store{Queues: s.cfg.Queues, Hubs: s.cfg.Hubs, Docs: s.cfg.Docs, Blobs: s.cfg.Blobs}
 }
 
 func deadLetterJSON(l deadletter.Letter) DeadLetterJSON {

@@ -18,8 +18,8 @@ import (
 func TestPrepareRefusesWhatItCannotRun(t *testing.T) {
 	dir := t.TempDir()
 	files := map[string]string{
-		"host.json": `{"version": "2.0", "customHandler": {"description": {"defaultExecutablePath": "/bin/true"}}}`,
-		"blobs/function.json": `{"bindings": [{"type": "blobTrigger", "direction": "in", "name": "blob", "path": "uploads/{name}"}]}`,
+		"host.json":            `{"version": "2.0", "customHandler": {"description": {"defaultExecutablePath": "/bin/true"}}}`,
+		"blobs/function.json":  `{"bindings": [{"type": "blobTrigger", "direction": "in", "name": "blob", "path": "uploads/{name}"}]}`,
 		"dotted/function.json": `{"bindings": [{"type": "eventHubTrigger", "direction": "in", "name": "events", "eventHubName": "my.hub"}]}`,
 		"lookup/function.json": `{"bindings": [{"type": "queueTrigger", "direction": "in", "name": "msg", "queueName": "work"},
 			{"type": "cosmosDB", "direction": "in", "name": "doc", "databaseName": "fleet", "containerName": "devices", "id": "{id}", "partitionKey": "{pk}"}]}`,
