@@ -71,8 +71,9 @@ type HandlerOptions struct {
 //     maxEventBatchSize 100).
 var HandlerCases = []string{"sdk-batch-100", "sdk-batch-1", "batch-1", "batch-100"}
 
-// handlerBaseline is the case the handler cases are compared with.
-const handlerBaseline = "sdk-batch-100"
+// baselineOf is the in-process case a handler case is compared with: the
+// same workload run by a Go function in the process.
+func baselineOf(c string) string { return "sdk-" + c }
 
 // The workload's resources and its one function.
 const (
@@ -146,7 +147,8 @@ func RunHandler(ctx context.Context, o HandlerOptions, report func(Result)) erro
 	run := map[string]handlerRun{}
 	for _, c := range HandlerCases {
 		asked := slices.Contains(o.Cases, c)
-		if !asked && !(c == handlerBaseline && withHandler) {
+		needed := slices.ContainsFunc(o.Cases, func(h string) bool { return !isSDKCase(h) && baselineOf(h) == c })
+		if !asked && !needed {
 			continue
 		}
 		if !asked {
@@ -210,18 +212,9 @@ func handlerResult(o HandlerOptions, c string, run map[string]handlerRun) Result
 		cpu += fmt.Sprintf(", handler process %.2fs (its whole run)", hr.childCPU.Seconds())
 	}
 	note = append(note, cpu)
-	if base, ok := run[handlerBaseline]; ok && !isSDKCase(c) {
-		r.setBaseline(handlerBaseline, base.events, base.took)
-		if hr.hub {
-			note = append(note, "the ratio compares events/s with the in-process function's events/s on the same hub workload")
-		} else {
-			s := "the ratio compares invocations/s at batch 1 (queue) with the in-process hub function's events/s at batch 100 (sdk-batch-100): a ceiling, not the same work"
-			if q, ok := run["sdk-batch-1"]; ok {
-				qr := rate(q.events, q.took)
-				s += fmt.Sprintf("; the same queue workload in process (sdk-batch-1) ran %.0f messages/s, and batch-1 x%.2f of that", qr, r.EventsPerSec/qr)
-			}
-			note = append(note, s)
-		}
+	if base, ok := run[baselineOf(c)]; ok && !isSDKCase(c) {
+		r.setBaseline(baselineOf(c), base.events, base.took)
+		note = append(note, "the ratio compares it with the same workload run by an in-process Go function doing nothing ("+baselineOf(c)+")")
 	}
 	r.Note = strings.Join(note, "; ")
 	r.PeakRSSMiB = PeakRSSMiB()

@@ -30,6 +30,10 @@ func TestRunHandlerCases(t *testing.T) {
 	require.NoError(t, err)
 
 	require.Len(t, got, len(HandlerCases))
+	byCase := map[string]Result{}
+	for _, r := range got {
+		byCase[r.Case] = r
+	}
 	for i, r := range got {
 		require.Equal(t, HandlerCases[i], r.Case, "cases are reported in the order they run")
 		require.Equal(t, "handler", r.Workload)
@@ -48,9 +52,10 @@ func TestRunHandlerCases(t *testing.T) {
 			require.Empty(t, r.Baseline, r.Case)
 			continue
 		}
-		require.Equal(t, "sdk-batch-100", r.Baseline, r.Case)
-		require.EqualValues(t, got[0].Events, r.BaselineEvents, r.Case)
-		require.InDelta(t, got[0].EventsPerSec, r.BaselineEventsPerSec, 1e-9*r.BaselineEventsPerSec, r.Case)
+		require.Equal(t, "sdk-"+r.Case, r.Baseline, r.Case)
+		base := byCase[r.Baseline]
+		require.EqualValues(t, base.Events, r.BaselineEvents, r.Case)
+		require.InDelta(t, base.EventsPerSec, r.BaselineEventsPerSec, 1e-9*r.BaselineEventsPerSec, r.Case)
 		require.InDelta(t, r.EventsPerSec/r.BaselineEventsPerSec, r.Ratio, 1e-9, r.Case)
 		require.Contains(t, r.Note, "custom-handler protocol", r.Case)
 	}

@@ -44,7 +44,7 @@ func topCommands() []command {
 		{"deadletters", "inspect and redrive the inputs functions gave up on: list, show, redrive, purge", runDeadLetters},
 		{"docs", "store and query JSON documents: container, get, put, delete, query, feed", runDocs},
 		{"blob", "store blobs (large payloads, staged change sets): container, put, get, stat, list, delete", runBlob},
-		{"bench", "measure throughput and latency (workloads: hub, queue, docs)", runBench},
+		{"bench", "measure throughput and latency (workloads: hub, queue, docs, handler)", runBench},
 		{"version", "print the version", func([]string) error { fmt.Fprintln(stdout, "sluice", version); return nil }},
 	}
 }
