@@ -122,8 +122,10 @@ func (r *Runner) function(f funcapp.Function) (func(), []error) {
 	for _, b := range f.Bindings {
 		switch {
 		case b.IsTrigger():
-		case b.Type == funcapp.TypeBlob || b.Direction != funcapp.DirectionOut:
+		case b.Direction != funcapp.DirectionOut:
 			errs = append(errs, bindingErr(f, b, "type", "%s %s bindings are not supported by Sluice yet; remove it or read the data in the handler", b.Type, b.Direction))
+		case b.Type == funcapp.TypeBlob:
+			errs = append(errs, r.checkBlobOutput(f, b)...)
 		case b.Type == funcapp.TypeEventHub:
 			errs = append(errs, checkName(f, b, "eventHubName", b.EventHubName, hub.ValidateName)...)
 		case b.Type == funcapp.TypeQueue:
@@ -154,6 +156,16 @@ func (r *Runner) function(f funcapp.Function) (func(), []error) {
 		declare = func() { r.declareTimer(f, t, retry) }
 	case funcapp.TypeHTTPTrigger:
 		declare = func() { r.declareHTTP(f, t) }
+	case funcapp.TypeBlobTrigger:
+		if _, err := host.ParseBlobPath(t.Path); err != nil {
+			errs = append(errs, bindingErr(f, t, "path", "%v", err))
+		}
+		if q := r.fa.Host.Queues; len(retry) == 0 {
+			// As in Azure, a blob is tried maxDequeueCount times, each
+			// retry after the visibility timeout.
+			retry = append(retry, sluice.WithRetry(sluice.FixedDelay(q.MaxDequeueCount-1, q.VisibilityTimeout)))
+		}
+		declare = func() { r.declareBlob(f, t, retry) }
 	default:
 		errs = append(errs, bindingErr(f, t, "type", "%s triggers are not supported by Sluice yet", t.Type))
 	}
@@ -197,6 +209,9 @@ func (r *Runner) declareOutputs(f funcapp.Function) {
 			if b.PartitionKey != "" {
 				r.app.Container(sluice.ContainerConfig{Name: b.ContainerName, PartitionKeyPath: b.PartitionKey})
 			}
+		case funcapp.TypeBlob:
+			container, _, _ := strings.Cut(b.Path, "/")
+			r.app.BlobContainer(container)
 		}
 	}
 }
@@ -230,16 +245,24 @@ func (r *Runner) writeOutputs(ctx context.Context, f funcapp.Function, resp Resp
 		if !ok || b.Type == funcapp.TypeHTTP {
 			continue
 		}
-		if err := r.writeOutput(ctx, b, v); err != nil {
+		if err := r.writeOutput(ctx, b, v, params(ctx)); err != nil {
 			return fmt.Errorf("function %s: output %s (%s): %w", f.Name, b.Name, b.Type, err)
 		}
 	}
 	return nil
 }
 
-func (r *Runner) writeOutput(ctx context.Context, b funcapp.Binding, v json.RawMessage) error {
+func (r *Runner) writeOutput(ctx context.Context, b funcapp.Binding, v json.RawMessage, params map[string]string) error {
 	binary := b.DataType == funcapp.DataTypeBinary
 	switch b.Type {
+	case funcapp.TypeBlob:
+		data, ct, err := BlobContent(v, binary)
+		if err != nil {
+			return err
+		}
+		container, name, _ := strings.Cut(resolvePath(b.Path, params), "/")
+		_, err = r.app.Blobs().Put(ctx, container, name, data, ct)
+		return err
 	case funcapp.TypeEventHub:
 		bodies, err := Messages(v, binary)
 		if err != nil || len(bodies) == 0 {
@@ -340,6 +363,51 @@ func (r *Runner) declareFeed(f funcapp.Function, t funcapp.Binding, retry []slui
 			return nil // only deletes, which Azure's feed does not show
 		}
 		_, err := r.call(ctx, f, req)
+		return err
+	}, retry...)
+}
+
+// checkBlobOutput checks a blob output's path: a container, and only
+// expressions Sluice can fill.
+func (r *Runner) checkBlobOutput(f funcapp.Function, b funcapp.Binding) []error {
+	container, name, _ := strings.Cut(b.Path, "/")
+	if strings.ContainsAny(container, "{}") || name == "" {
+		return []error{bindingErr(f, b, "path", "%q: give a container and a blob name, like out/{name}", b.Path)}
+	}
+	if _, err := host.ParseBlobPath(container); err != nil {
+		return []error{bindingErr(f, b, "path", "%v", err)}
+	}
+	var known []string
+	if f.Trigger.Type == funcapp.TypeBlobTrigger {
+		if p, err := host.ParseBlobPath(f.Trigger.Path); err == nil {
+			known = p.Params
+		}
+	}
+	if err := checkPath(b.Path, known); err != nil {
+		return []error{bindingErr(f, b, "path", "%q: %v", b.Path, err)}
+	}
+	return nil
+}
+
+type paramsKey struct{}
+
+// withParams carries the trigger's path parameters to the outputs.
+func withParams(ctx context.Context, p map[string]string) context.Context {
+	return context.WithValue(ctx, paramsKey{}, p)
+}
+
+func params(ctx context.Context) map[string]string {
+	p, _ := ctx.Value(paramsKey{}).(map[string]string)
+	return p
+}
+
+func (r *Runner) declareBlob(f funcapp.Function, t funcapp.Binding, retry []sluice.FunctionOption) {
+	if r.opts.Create {
+		container, _, _ := strings.Cut(t.Path, "/")
+		r.app.BlobContainer(container)
+	}
+	r.app.BlobFunction(f.Name, sluice.BlobTrigger{Path: t.Path}, func(ctx context.Context, b sluice.Blob) error {
+		_, err := r.call(withParams(ctx, b.Params), f, BlobRequest(r.invocation(ctx, f), t.Name, t.DataType, b))
 		return err
 	}, retry...)
 }

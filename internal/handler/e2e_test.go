@@ -58,6 +58,9 @@ func writeApp(t *testing.T, forward bool, mode string) string {
 		"hello/function.json": `{"bindings": [
   {"type": "httpTrigger", "direction": "in", "name": "req", "methods": ["get"], "authLevel": "anonymous", "route": "hello/{name}"},
   {"type": "http", "direction": "out", "name": "res"}]}`,
+		"upper/function.json": `{"bindings": [
+  {"type": "blobTrigger", "direction": "in", "name": "blob", "path": "uploads/in/{name}.txt", "dataType": "string", "connection": "AzureWebJobsStorage"},
+  {"type": "blob", "direction": "out", "name": "result", "path": "uploads/out/{name}.upper", "connection": "AzureWebJobsStorage"}]}`,
 		"README.md": "not a function folder",
 	}
 	for name, content := range files {
@@ -141,6 +144,17 @@ func TestAppFolderEndToEnd(t *testing.T) {
 				return true
 			})
 			require.FileExists(t, filepath.Join(dir, "crashed"), "the handler crashed once mid-invocation; the reading still arrived")
+
+			_, err = app.Blobs().Put(ctx, "uploads", "in/note.txt", []byte("hello blob"), "text/plain")
+			require.NoError(t, err)
+			eventually(t, "the upper-cased blob", func() bool {
+				data, _, err := app.Blobs().Get(ctx, "uploads", "out/note.upper")
+				if err != nil {
+					return false
+				}
+				require.Equal(t, "HELLO BLOB (note)", string(data))
+				return true
+			})
 
 			eventually(t, "the timer", func() bool {
 				_, err := app.Docs().Read(ctx, "ticks", "tick", "tick")

@@ -18,8 +18,9 @@ import (
 func TestPrepareRefusesWhatItCannotRun(t *testing.T) {
 	dir := t.TempDir()
 	files := map[string]string{
-		"host.json":            `{"version": "2.0", "customHandler": {"description": {"defaultExecutablePath": "/bin/true"}}}`,
-		"blobs/function.json":  `{"bindings": [{"type": "blobTrigger", "direction": "in", "name": "blob", "path": "uploads/{name}"}]}`,
+		"host.json": `{"version": "2.0", "customHandler": {"description": {"defaultExecutablePath": "/bin/true"}}}`,
+		"blobs/function.json": `{"bindings": [{"type": "blobTrigger", "direction": "in", "name": "blob", "path": "uploads/{name}"},
+			{"type": "blob", "direction": "out", "name": "out", "path": "done/{name}-{id}"}]}`,
 		"dotted/function.json": `{"bindings": [{"type": "eventHubTrigger", "direction": "in", "name": "events", "eventHubName": "my.hub"}]}`,
 		"lookup/function.json": `{"bindings": [{"type": "queueTrigger", "direction": "in", "name": "msg", "queueName": "work"},
 			{"type": "cosmosDB", "direction": "in", "name": "doc", "databaseName": "fleet", "containerName": "devices", "id": "{id}", "partitionKey": "{pk}"}]}`,
@@ -38,7 +39,7 @@ func TestPrepareRefusesWhatItCannotRun(t *testing.T) {
 	_, err = handler.Prepare(app, fa, handler.AppOptions{Create: true})
 	errs := funcapp.Errors(err)
 	require.Len(t, errs, 4, "%v", err)
-	require.ErrorContains(t, err, "blobs/function.json: bindings[0].type: blobTrigger triggers are not supported by Sluice yet")
+	require.ErrorContains(t, err, `blobs/function.json: bindings[1].path: "done/{name}-{id}": {id}: Sluice resolves the trigger's blob path parameters`)
 	require.ErrorContains(t, err, `dotted/function.json: bindings[0].eventHubName: invalid hub name "my.hub"`)
 	require.ErrorContains(t, err, "lookup/function.json: bindings[1].type: cosmosDB in bindings are not supported by Sluice yet")
 	require.ErrorContains(t, err, `expr/function.json: bindings[1].queueName: "out-{id}": binding expressions in resource names are not supported by Sluice yet`)

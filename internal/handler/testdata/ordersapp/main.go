@@ -37,6 +37,20 @@ func decode(v json.RawMessage, out any) error {
 	return json.Unmarshal(v, out)
 }
 
+// decodeText reads a string value, unwrapping the second encoding compat
+// mode adds.
+func decodeText(v json.RawMessage) (string, error) {
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return "", err
+	}
+	var inner string
+	if strings.HasPrefix(s, `"`) && json.Unmarshal([]byte(s), &inner) == nil {
+		return inner, nil
+	}
+	return s, nil
+}
+
 func answer(w http.ResponseWriter, outputs map[string]any, logs ...string) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]any{"Outputs": outputs, "Logs": logs})
@@ -123,6 +137,23 @@ func main() {
 			return
 		}
 		answer(w, map[string]any{"ticks": map[string]any{"id": "tick", "kind": "tick"}})
+	})
+
+	// upper: a text blob, written back upper-cased.
+	mux.HandleFunc("POST /upper", func(w http.ResponseWriter, r *http.Request) {
+		var req request
+		json.NewDecoder(r.Body).Decode(&req)
+		text, err := decodeText(req.Data["blob"])
+		if err != nil {
+			http.Error(w, "blob: "+err.Error(), 400)
+			return
+		}
+		name, err := decodeText(req.Metadata["name"])
+		if err != nil {
+			http.Error(w, "name: "+err.Error(), 400)
+			return
+		}
+		answer(w, map[string]any{"result": strings.ToUpper(text) + " (" + name + ")"})
 	})
 
 	// submit: POST a reading; it goes to the telemetry hub, answered 202.
