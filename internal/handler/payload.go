@@ -138,7 +138,7 @@ func (e encoder) bodyValue(b []byte) any {
 func (e encoder) body(b []byte) json.RawMessage {
 	switch v := e.bodyValue(b).(type) {
 	case json.RawMessage:
-		return v
+		return mustJSON(v) // compact and HTML-safe, as every value
 	case string:
 		return e.str(v)
 	}

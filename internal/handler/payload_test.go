@@ -46,6 +46,18 @@ var events = []sluice.Event{
 }
 
 func TestGoldenRequests(t *testing.T) {
+	for _, c := range goldenRequests(t) {
+		golden(t, c.name, c.req)
+	}
+}
+
+type namedRequest struct {
+	name string
+	req  Request
+}
+
+// goldenRequests are the requests of testdata/golden, in both modes.
+func goldenRequests(t *testing.T) []namedRequest {
 	src := HubSource{Hub: "telemetry", Group: "$Default", Partition: 2}
 	msg := &sluice.Message{ID: 17, Body: []byte(`{"orderId":5}`), Enqueued: at.Add(-time.Minute), DequeueCount: 2,
 		Properties: map[string]string{"source": "web"}}
@@ -53,30 +65,33 @@ func TestGoldenRequests(t *testing.T) {
 		{ID: "d1", PartitionKey: "d1", LSN: 7, Body: json.RawMessage(`{"id":"d1","deviceId":"d1","battery":80,"_etag":"\"7\"","_ts":1795253400,"_lsn":7}`)},
 		{ID: "d2", PartitionKey: "d2", LSN: 8, Deleted: true},
 	}
+	var reqs []namedRequest
+	add := func(name string, r Request) { reqs = append(reqs, namedRequest{name, r}) }
 	for _, mode := range []Mode{Compat, Clean} {
 		inv := invocation(mode)
-		golden(t, "hub-batch-"+mode.String(), HubBatch(inv, "events", src, events))
-		golden(t, "hub-event-"+mode.String(), HubEvent(inv, "event", src, events[0]))
-		golden(t, "queue-"+mode.String(), QueueMessage(inv, "order", "orders", msg, 30*time.Second))
+		add("hub-batch-"+mode.String(), HubBatch(inv, "events", src, events))
+		add("hub-event-"+mode.String(), HubEvent(inv, "event", src, events[0]))
+		add("queue-"+mode.String(), QueueMessage(inv, "order", "orders", msg, 30*time.Second))
 		r, ok := Changes(inv, "documents", docs)
 		require.True(t, ok)
-		golden(t, "changes-"+mode.String(), r)
+		add("changes-"+mode.String(), r)
 
 		retried := inv
 		retried.Retry = &Retry{Count: 2, Max: 5, Last: errors.New("downstream 503")}
-		golden(t, "queue-retry-"+mode.String(), QueueMessage(retried, "order", "orders", msg, 30*time.Second))
-		golden(t, "timer-"+mode.String(), Timer(inv, "tick", sluice.TimerInfo{Scheduled: at, IsPastDue: true,
+		add("queue-retry-"+mode.String(), QueueMessage(retried, "order", "orders", msg, 30*time.Second))
+		add("timer-"+mode.String(), Timer(inv, "tick", sluice.TimerInfo{Scheduled: at, IsPastDue: true,
 			Last: at.Add(-5 * time.Minute), Next: at.Add(5 * time.Minute), LastUpdated: at.Add(-5 * time.Minute)}, true))
-		golden(t, "timer-unmonitored-"+mode.String(), Timer(inv, "tick", sluice.TimerInfo{Scheduled: at}, false))
-		golden(t, "http-"+mode.String(), HTTP(inv, "req", HTTPRequest{URL: "http://127.0.0.1:7070/api/orders/7?verbose=1", Method: "POST",
+		add("timer-unmonitored-"+mode.String(), Timer(inv, "tick", sluice.TimerInfo{Scheduled: at}, false))
+		add("http-"+mode.String(), HTTP(inv, "req", HTTPRequest{URL: "http://127.0.0.1:7070/api/orders/7?verbose=1", Method: "POST",
 			Query: map[string]string{"verbose": "1"}, Headers: map[string][]string{"Content-Type": {"application/json"}},
 			Params: map[string]string{"id": "7"}, Body: []byte(`{"qty":2}`)}))
-		golden(t, "http-binary-"+mode.String(), HTTP(inv, "req", HTTPRequest{URL: "http://127.0.0.1:7070/api/upload", Method: "PUT",
+		add("http-binary-"+mode.String(), HTTP(inv, "req", HTTPRequest{URL: "http://127.0.0.1:7070/api/upload", Method: "PUT",
 			Headers: map[string][]string{"Content-Type": {"application/octet-stream"}}, Body: []byte{1, 2, 3}, Binary: true}))
 		binary := inv
 		binary.Binary = true
-		golden(t, "hub-batch-binary-"+mode.String(), HubBatch(binary, "events", src, events[:1]))
+		add("hub-batch-binary-"+mode.String(), HubBatch(binary, "events", src, events[:1]))
 	}
+	return reqs
 }
 
 // TestCompatDecoding decodes compat payloads the way handlers written for

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -292,11 +292,13 @@ func (p *Process) baseURL(ctx context.Context) (string, error) {
 
 // Invoke POSTs a request to /<function> and reads the answer. A transport
 // error, a status outside 2xx or an unreadable answer fails the invocation.
+//
+// The request's values are sent as they are: they must be JSON as
+// json.Marshal writes it (compact, HTML-safe), as the payload functions
+// make them; a nil value is sent as null.
 func (p *Process) Invoke(ctx context.Context, function string, req Request) (Response, error) {
-	body, err := json.Marshal(req)
-	if err != nil {
-		return Response{}, err
-	}
+	body := newRequestBody(req)
+	defer body.release()
 	if p.cfg.InvokeTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.cfg.InvokeTimeout)
@@ -330,16 +332,17 @@ const crashRetries = 2
 
 // post sends an invocation, again (after the restart) if the process
 // exits meanwhile.
-func (p *Process) post(ctx context.Context, path string, body []byte) (*http.Response, error) {
+func (p *Process) post(ctx context.Context, path string, body *requestBody) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		base, err := p.baseURL(ctx)
 		if err != nil {
 			return nil, err
 		}
-		hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, bytes.NewReader(body))
+		hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, nil)
 		if err != nil {
 			return nil, err
 		}
+		hreq.Body, hreq.ContentLength = body.reader(), int64(len(body.buf))
 		hreq.Header.Set("Content-Type", "application/json")
 		hreq.Header.Set("X-Azure-Functions-InvocationId", newGUID())
 		hreq.Header.Set("X-Azure-Functions-HostVersion", HostVersion)
@@ -384,4 +387,56 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// requestBody is an encoded request, in a buffer from bodyBuffers that the
+// attempts to send it share. The transport closes each attempt's body when
+// it has written it, maybe after Do returned, so the buffer goes back to
+// the pool when Invoke and every attempt are done with it.
+type requestBody struct {
+	buf   []byte
+	users atomic.Int32
+}
+
+// bodyBuffers holds the buffers of sent requests, for the next ones.
+var bodyBuffers = sync.Pool{New: func() any { return new(requestBody) }}
+
+// maxPooledBody bounds the buffers kept for reuse: a rare huge request
+// (an HTTP trigger's body) is not held on to.
+const maxPooledBody = 1 << 20
+
+func newRequestBody(req Request) *requestBody {
+	b := bodyBuffers.Get().(*requestBody)
+	b.buf = appendRequest(b.buf[:0], req)
+	b.users.Store(1)
+	return b
+}
+
+// reader is the body of one attempt to send the request.
+func (b *requestBody) reader() io.ReadCloser {
+	b.users.Add(1)
+	r := &bodyReader{owner: b}
+	r.Reset(b.buf)
+	return r
+}
+
+// release ends a use of b: Invoke's, or an attempt's.
+func (b *requestBody) release() {
+	if b.users.Add(-1) == 0 && cap(b.buf) <= maxPooledBody {
+		bodyBuffers.Put(b)
+	}
+}
+
+type bodyReader struct {
+	bytes.Reader
+	owner  *requestBody
+	closed atomic.Bool
+}
+
+func (r *bodyReader) Close() error {
+	if r.closed.CompareAndSwap(false, true) {
+		r.Reset(nil)
+		r.owner.release()
+	}
+	return nil
 }

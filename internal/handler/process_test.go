@@ -7,9 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -86,4 +89,30 @@ func TestProcessStartErrors(t *testing.T) {
 
 	_, err = Start(ctx, ProcessConfig{Executable: filepath.Join(t.TempDir(), "missing")})
 	require.ErrorContains(t, err, "handler: start")
+}
+
+// TestProcessInvokesConcurrently: request bodies share pooled buffers, and
+// no invocation sees another's.
+func TestProcessInvokesConcurrently(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p, err := Start(ctx, ProcessConfig{Executable: echoHandler(t), Dir: t.TempDir()})
+	require.NoError(t, err)
+	defer p.Stop()
+
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 50 {
+				in := json.RawMessage(fmt.Sprintf(`"%d-%d-%s"`, g, i, strings.Repeat("x", (g*50+i)%7*1000)))
+				resp, err := p.Invoke(ctx, "echo", Request{Data: map[string]json.RawMessage{"in": in}, Metadata: map[string]json.RawMessage{}})
+				if !assert.NoError(t, err) {
+					return
+				}
+				out, _ := resp.Output("out")
+				assert.JSONEq(t, `{"in":`+string(in)+`}`, string(out))
+			}
+		})
+	}
+	wg.Wait()
 }
