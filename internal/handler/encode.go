@@ -35,6 +35,31 @@ var plain = func() (t [utf8.RuneSelf]bool) {
 // and \u2029, and each byte of invalid UTF-8 as \ufffd.
 func appendString[S ~string | ~[]byte](dst []byte, s S) []byte {
 	dst = append(dst, '"')
+	dst = appendEscaped(dst, s, false)
+	return append(dst, '"')
+}
+
+// appendStringTwice appends s as json.Marshal writes the string of
+// json.Marshal(s): compat mode's string values.
+func appendStringTwice[S ~string | ~[]byte](dst []byte, s S) []byte {
+	dst = append(dst, '"', '\\', '"')
+	dst = appendEscaped(dst, s, true)
+	return append(dst, '\\', '"', '"')
+}
+
+// appendEscaped appends s as the inside of a JSON string (what
+// appendString writes between the quotes) or, twice, that inside as the
+// inside of a string again: what is escaped in s is escaped twice (\n
+// becomes \\n, " becomes \\\"), and the rest, which needs no escape,
+// is as it is both times. So a JSON value encoded as a string, as compat
+// mode sends arrays, is written at once, its strings escaped twice.
+func appendEscaped[S ~string | ~[]byte](dst []byte, s S, twice bool) []byte {
+	escape := func(dst []byte) []byte { // the backslash of an escape
+		if twice {
+			return append(dst, '\\', '\\')
+		}
+		return append(dst, '\\')
+	}
 	start := 0 // s[start:i] is still to be appended as it is
 	for i := 0; i < len(s); {
 		b := s[i]
@@ -44,21 +69,25 @@ func appendString[S ~string | ~[]byte](dst []byte, s S) []byte {
 				continue
 			}
 			dst = append(dst, s[start:i]...)
+			dst = escape(dst)
 			switch b {
 			case '"', '\\':
-				dst = append(dst, '\\', b)
+				if twice {
+					dst = append(dst, '\\')
+				}
+				dst = append(dst, b)
 			case '\n':
-				dst = append(dst, '\\', 'n')
+				dst = append(dst, 'n')
 			case '\r':
-				dst = append(dst, '\\', 'r')
+				dst = append(dst, 'r')
 			case '\t':
-				dst = append(dst, '\\', 't')
+				dst = append(dst, 't')
 			case '\b':
-				dst = append(dst, '\\', 'b')
+				dst = append(dst, 'b')
 			case '\f':
-				dst = append(dst, '\\', 'f')
+				dst = append(dst, 'f')
 			default: // other control characters, and <, > and &
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xf])
+				dst = append(dst, 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xf])
 			}
 			i++
 			start = i
@@ -69,10 +98,10 @@ func appendString[S ~string | ~[]byte](dst []byte, s S) []byte {
 		switch {
 		case r == utf8.RuneError && size == 1:
 			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
+			dst = append(escape(dst), "ufffd"...)
 		case r == '\u2028' || r == '\u2029':
 			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			dst = append(escape(dst), 'u', '2', '0', '2', hexDigits[r&0xf])
 		default:
 			i += size
 			continue
@@ -80,8 +109,46 @@ func appendString[S ~string | ~[]byte](dst []byte, s S) []byte {
 		i += size
 		start = i
 	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return append(dst, s[start:]...)
+}
+
+// appendCompact appends src, which must be valid JSON, as json.Marshal
+// writes a json.RawMessage: without the space outside strings, and with
+// <, >, &, U+2028 and U+2029 escaped.
+func appendCompact(dst, src []byte) []byte {
+	inString := false
+	start := 0 // src[start:i] is still to be appended as it is
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		if !inString {
+			switch c {
+			case '"':
+				inString = true
+			case ' ', '\t', '\n', '\r':
+				dst = append(dst, src[start:i]...)
+				start = i + 1
+			}
+			continue
+		}
+		switch c {
+		case '\\':
+			i++ // the escaped byte goes with it
+		case '"':
+			inString = false
+		case '<', '>', '&':
+			dst = append(dst, src[start:i]...)
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			start = i + 1
+		case 0xe2: // U+2028 and U+2029 are E2 80 A8 and E2 80 A9
+			if i+2 < len(src) && src[i+1] == 0x80 && src[i+2]&^1 == 0xa8 {
+				dst = append(dst, src[start:i]...)
+				dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[src[i+2]&0xf])
+				i += 2
+				start = i + 1
+			}
+		}
+	}
+	return append(dst, src[start:]...)
 }
 
 // appendRawObject appends m as json.Marshal writes a

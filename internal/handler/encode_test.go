@@ -82,3 +82,38 @@ func checkString(t *testing.T, s string) {
 		require.Contains(t, string(want), `\ufffd`)
 	}
 }
+
+// FuzzAppendStringTwice: compat mode's string values are what json.Marshal
+// writes for the string of json.Marshal(s).
+func FuzzAppendStringTwice(f *testing.F) {
+	for _, s := range stringSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		once, err := json.Marshal(s)
+		require.NoError(t, err)
+		want, err := json.Marshal(string(once))
+		require.NoError(t, err)
+		require.Equal(t, string(want), string(appendStringTwice(nil, s)), "%q", s)
+		require.Equal(t, string(want), string(appendStringTwice(nil, []byte(s))), "%q", s)
+	})
+}
+
+// FuzzAppendCompact: valid JSON is appended as json.Marshal writes a
+// json.RawMessage of it.
+func FuzzAppendCompact(f *testing.F) {
+	for _, s := range []string{
+		`{}`, ` [ 1 , 2 ] `, "{\"a\" :\t\"<b>&</b>\",\r\n\"c\":[true,false,null, -1.5e3]}",
+		`"\"\\\u2028 \u0041 "`, "\"\u2028\u2029\xe2\x80\"", `{"k":"\\"}`, `"` + "\xff" + `"`, "\n\"x\"\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !json.Valid(b) {
+			return
+		}
+		want, err := json.Marshal(json.RawMessage(b))
+		require.NoError(t, err)
+		require.Equal(t, string(want), string(appendCompact([]byte("x"), b)[1:]), "%q", b)
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,4 +138,141 @@ func TestCompatDecoding(t *testing.T) {
 	require.Equal(t, "ingest", s["MethodName"])
 	require.Len(t, s["RandGuid"], 36)
 	require.True(t, bytes.Contains(q.Metadata["NextVisibleTime"], []byte("2026-11-21T09:31:00.123Z")))
+}
+
+// requireSameRequest: got, built by hand, is sent as the bytes json.Marshal
+// wrote for want, built by the reference with encoding/json; and each of
+// its values is as json.Marshal writes it.
+func requireSameRequest(t *testing.T, name string, got, want Request) {
+	t.Helper()
+	wire, err := json.Marshal(want)
+	require.NoError(t, err)
+	require.Equal(t, string(wire), string(appendRequest(nil, got)), name)
+	for _, values := range []map[string]json.RawMessage{got.Data, got.Metadata} {
+		for k, v := range values {
+			canonical, err := json.Marshal(v)
+			require.NoError(t, err, "%s: %s", name, k)
+			require.Equal(t, string(canonical), string(v), "%s: value %s is not as json.Marshal writes it", name, k)
+		}
+	}
+}
+
+// TestPayloadsAsReference: every payload is what the reference, the
+// encoding/json implementation it replaced, sent.
+func TestPayloadsAsReference(t *testing.T) {
+	t.Parallel()
+	checkPayloads(t, []byte(`{"deviceId":"d1","battery":80}`), []byte("plain <b>text</b> & \u2028"), "d1", "type", "telemetry", 4096, 0)
+	checkPayloads(t, []byte(" { \"a\" : [1, 2, \"<\\\"x\\\">&\u2028\"] }\n"), []byte{0xff, 0, 1}, "", "", "", -1, 1)
+	checkPayloads(t, []byte(`"json string"`), nil, "k\"ey", "p\nk", "\x00v\xffal", 1<<62, 2)
+	checkPayloads(t, []byte(`null`), []byte("日本語 \t🎉"), "sys", "Query", "", 0, 3)
+}
+
+func FuzzPayloads(f *testing.F) {
+	f.Add([]byte(`{"deviceId":"d1","battery":80}`), []byte("plain text"), "d1", "type", "telemetry", int64(4096), uint8(0))
+	f.Add([]byte(" [1, \"<&>\" ,{\"\u2029\":null}] "), []byte{0xff, 0, 1}, "", "", "", int64(-5), uint8(1))
+	f.Add([]byte(`"\\\"\u2028"`), []byte("\x7f\x1f"), "k\"ey", "p\nk", "\x00v\xffal", int64(1)<<40, uint8(2))
+	f.Fuzz(checkPayloads)
+}
+
+func checkPayloads(t *testing.T, body1, body2 []byte, key, propKey, propVal string, seq int64, flags uint8) {
+	src := HubSource{Hub: key + "hub", Group: propVal, Partition: int(seq % 32)}
+	when := time.Unix(seq%(1<<36), seq%1e9).In(time.FixedZone("x", 3600))
+	events := []sluice.Event{
+		{Body: body1, Properties: map[string]string{propKey: propVal, "b": propVal + "x", "<": ""}, PartitionKey: key, SequenceNumber: seq, EnqueuedTime: when},
+		{Body: body2, SequenceNumber: seq + 1, EnqueuedTime: when.Add(time.Second)},
+	}
+	if flags&4 != 0 {
+		events[1].Properties = map[string]string{}
+	}
+	msg := &sluice.Message{ID: uint64(seq), Body: body1, Enqueued: when, DequeueCount: int(seq % 100), Properties: events[0].Properties}
+	if flags&4 != 0 {
+		msg.Properties = nil
+	}
+	docs := []sluice.Document{{ID: key, Deleted: true, LSN: seq}, {ID: "x", LSN: seq + 1}}
+	if json.Valid(body1) {
+		docs = append(docs, sluice.Document{ID: propVal, Body: body1})
+	}
+	httpReq := HTTPRequest{URL: "http://h/" + key, Method: propKey, Query: map[string]string{propKey: propVal},
+		Headers: map[string][]string{propKey: {propVal, key}, "Empty": {}, "Nil": nil}, Params: map[string]string{key: propVal}, Body: body1, Binary: flags&8 != 0}
+	if flags&16 != 0 {
+		httpReq.Query, httpReq.Headers, httpReq.Params = nil, nil, nil
+	}
+	for _, mode := range []Mode{Compat, Clean} {
+		inv := Invocation{Function: key, Mode: mode, Binary: flags&1 != 0, Now: when, RandGuid: "00000000-0000-4000-8000-000000000000"}
+		if flags&2 != 0 {
+			inv.Retry = &Retry{Count: int(seq % 7), Max: -1}
+			if propVal != "" {
+				inv.Retry.Last = errors.New(propVal)
+			}
+		}
+		requireSameRequest(t, "HubBatch", HubBatch(inv, key, src, events), refHubBatch(inv, key, src, events))
+		requireSameRequest(t, "HubBatch of none", HubBatch(inv, key, src, nil), refHubBatch(inv, key, src, nil))
+		requireSameRequest(t, "HubEvent", HubEvent(inv, key, src, events[0]), refHubEvent(inv, key, src, events[0]))
+		requireSameRequest(t, "HubEvent 2", HubEvent(inv, key, src, events[1]), refHubEvent(inv, key, src, events[1]))
+		requireSameRequest(t, "QueueMessage", QueueMessage(inv, key, propKey, msg, time.Duration(seq)), refQueueMessage(inv, key, propKey, msg, time.Duration(seq)))
+		got, gotOK := Changes(inv, key, docs)
+		want, wantOK := refChanges(inv, key, docs)
+		require.Equal(t, wantOK, gotOK)
+		requireSameRequest(t, "Changes", got, want)
+		info := sluice.TimerInfo{Scheduled: when, IsPastDue: flags&32 != 0, Last: when.Add(-time.Hour), Next: when.Add(time.Hour), LastUpdated: when}
+		requireSameRequest(t, "Timer", Timer(inv, key, info, flags&64 != 0), refTimer(inv, key, info, flags&64 != 0))
+		requireSameRequest(t, "HTTP", HTTP(inv, key, httpReq), refHTTP(inv, key, httpReq))
+	}
+}
+
+// benchEvents are the events of `sluice bench handler`: 256-byte JSON
+// bodies, no properties.
+func benchEvents(n int) []sluice.Event {
+	body := []byte(`{"pad":"` + strings.Repeat("x", 256-10) + `"}`)
+	events := make([]sluice.Event, n)
+	for i := range events {
+		events[i] = sluice.Event{Body: body, Partition: 1, SequenceNumber: int64(1000 + i), EnqueuedTime: at}
+	}
+	return events
+}
+
+// BenchmarkHubBatch is the payload and the request body of one invocation
+// of the benchmark's batch-100 case; ref is the encoding/json reference.
+func BenchmarkHubBatch(b *testing.B) {
+	events := benchEvents(100)
+	src := HubSource{Hub: "bench-hub", Group: "$Default", Partition: 1}
+	for _, mode := range []Mode{Compat, Clean} {
+		inv := Invocation{Function: "noop", Mode: mode, Now: at}
+		b.Run(mode.String(), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				body := newRequestBody(HubBatch(inv, "events", src, events))
+				b.SetBytes(int64(len(body.buf)))
+				body.release()
+			}
+		})
+		b.Run(mode.String()+"/ref", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				wire, _ := json.Marshal(refHubBatch(inv, "events", src, events))
+				b.SetBytes(int64(len(wire)))
+			}
+		})
+	}
+}
+
+// BenchmarkQueueMessage is the payload and the request body of one
+// invocation of the benchmark's batch-1 case.
+func BenchmarkQueueMessage(b *testing.B) {
+	m := &sluice.Message{ID: 17, Body: benchEvents(1)[0].Body, Enqueued: at, DequeueCount: 1}
+	for _, mode := range []Mode{Compat, Clean} {
+		inv := Invocation{Function: "noop", Mode: mode, Now: at}
+		b.Run(mode.String(), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				newRequestBody(QueueMessage(inv, "message", "bench-queue", m, 30*time.Second)).release()
+			}
+		})
+		b.Run(mode.String()+"/ref", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = json.Marshal(refQueueMessage(inv, "message", "bench-queue", m, 30*time.Second))
+			}
+		})
+	}
 }
