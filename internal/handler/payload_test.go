@@ -241,9 +241,8 @@ func BenchmarkHubBatch(b *testing.B) {
 		b.Run(mode.String(), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				body := newRequestBody(HubBatch(inv, "events", src, events))
-				b.SetBytes(int64(len(body.buf)))
-				body.release()
+				r := HubBatch(inv, "events", src, events)
+				b.SetBytes(int64(len(appendRequest(make([]byte, 0, requestSize(r)), r))))
 			}
 		})
 		b.Run(mode.String()+"/ref", func(b *testing.B) {
@@ -265,7 +264,8 @@ func BenchmarkQueueMessage(b *testing.B) {
 		b.Run(mode.String(), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				newRequestBody(QueueMessage(inv, "message", "bench-queue", m, 30*time.Second)).release()
+				r := QueueMessage(inv, "message", "bench-queue", m, 30*time.Second)
+				_ = appendRequest(make([]byte, 0, requestSize(r)), r)
 			}
 		})
 		b.Run(mode.String()+"/ref", func(b *testing.B) {

@@ -5,17 +5,18 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -47,10 +48,16 @@ type ProcessConfig struct {
 
 // Process runs a handler process and restarts it when it dies.
 type Process struct {
-	cfg    ProcessConfig
-	log    *slog.Logger
-	client *http.Client
-	id     string
+	cfg ProcessConfig
+	log *slog.Logger
+	// client probes readiness; invocations go to its transport directly,
+	// without the client's redirect and timeout machinery that they do
+	// not use.
+	client    *http.Client
+	transport *http.Transport
+	id        string
+	// urls holds an endpoint for each function invoked, by name.
+	urls sync.Map
 
 	mu       sync.Mutex
 	base     string        // http://127.0.0.1:<port>, "" while not ready
@@ -74,16 +81,18 @@ func Start(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	transport := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}
 	p := &Process{
 		cfg: cfg, log: cfg.Logger.With("handler", cfg.Executable),
-		// Redirects are the handler's answer, passed on as they are.
+		// Redirects are the handler's answer, not followed.
 		client: &http.Client{
-			Transport:     &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute},
+			Transport:     transport,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		id:      newGUID(),
-		ready:   make(chan struct{}),
-		stopped: make(chan struct{}),
+		transport: transport,
+		id:        newGUID(),
+		ready:     make(chan struct{}),
+		stopped:   make(chan struct{}),
 	}
 	cmd, exited, err := p.launch()
 	if err != nil {
@@ -297,19 +306,18 @@ func (p *Process) baseURL(ctx context.Context) (string, error) {
 // json.Marshal writes it (compact, HTML-safe), as the payload functions
 // make them; a nil value is sent as null.
 func (p *Process) Invoke(ctx context.Context, function string, req Request) (Response, error) {
-	body := newRequestBody(req)
-	defer body.release()
+	body := appendRequest(make([]byte, 0, requestSize(req)), req)
 	if p.cfg.InvokeTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.cfg.InvokeTimeout)
 		defer cancel()
 	}
-	resp, err := p.post(ctx, "/"+function, body)
+	resp, err := p.post(ctx, function, body)
 	if err != nil {
 		return Response{}, fmt.Errorf("invoke %s on the handler: %w", function, err)
 	}
 	defer resp.Body.Close()
-	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	answer, err := readAnswer(resp)
 	if err != nil {
 		return Response{}, fmt.Errorf("read the handler's answer for %s: %w", function, err)
 	}
@@ -332,30 +340,92 @@ const crashRetries = 2
 
 // post sends an invocation, again (after the restart) if the process
 // exits meanwhile.
-func (p *Process) post(ctx context.Context, path string, body *requestBody) (*http.Response, error) {
+func (p *Process) post(ctx context.Context, function string, body []byte) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		base, err := p.baseURL(ctx)
 		if err != nil {
 			return nil, err
 		}
-		hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, nil)
+		u, err := p.endpoint(base, function)
 		if err != nil {
 			return nil, err
 		}
-		hreq.Body, hreq.ContentLength = body.reader(), int64(len(body.buf))
-		hreq.Header.Set("Content-Type", "application/json")
-		hreq.Header.Set("X-Azure-Functions-InvocationId", newGUID())
-		hreq.Header.Set("X-Azure-Functions-HostVersion", HostVersion)
-		hreq.Header.Set("User-Agent", "Azure-Functions-Host/"+HostVersion)
-		resp, err := p.client.Do(hreq)
+		header := invocationHeader.Clone()
+		header[invocationIDKey][0] = newGUID()
+		hreq := (&http.Request{
+			Method: http.MethodPost, URL: u, Host: u.Host, Header: header,
+			Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			// As http.NewRequest makes it: the transport sees a body in
+			// memory, and writes it with the header at once.
+			Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)),
+		}).WithContext(ctx)
+		resp, err := p.transport.RoundTrip(hreq)
 		if err == nil || ctx.Err() != nil || !p.awaitExit(ctx, base) {
 			return resp, err
 		}
 		if attempt == crashRetries {
 			return nil, fmt.Errorf("the handler process exited during the invocation, %d times: %w", attempt+1, err)
 		}
-		p.log.Warn("the handler process exited during an invocation; sending it again once it is back", "path", path, "err", err)
+		p.log.Warn("the handler process exited during an invocation; sending it again once it is back", "function", function, "err", err)
 	}
+}
+
+// invocationHeader is the header of every invocation, cloned for each,
+// whose invocation ID is then set.
+var invocationHeader = http.Header{
+	"Content-Type":  {"application/json"},
+	invocationIDKey: {""},
+	hostVersionKey:  {HostVersion},
+	"User-Agent":    {"Azure-Functions-Host/" + HostVersion},
+}
+
+var (
+	invocationIDKey = http.CanonicalHeaderKey("X-Azure-Functions-InvocationId")
+	hostVersionKey  = http.CanonicalHeaderKey("X-Azure-Functions-HostVersion")
+)
+
+// endpoint is the URL of a function on the process at base.
+type endpoint struct {
+	base string
+	url  *url.URL
+}
+
+// endpoint returns the URL of function on the process at base, parsed
+// once while the process runs. Requests share it: the transport only
+// reads it.
+func (p *Process) endpoint(base, function string) (*url.URL, error) {
+	if e, ok := p.urls.Load(function); ok && e.(endpoint).base == base {
+		return e.(endpoint).url, nil
+	}
+	u, err := url.Parse(base + "/" + function)
+	if err != nil {
+		return nil, err
+	}
+	p.urls.Store(function, endpoint{base, u})
+	return u, nil
+}
+
+// requestSize is the length of r's JSON, or about.
+func requestSize(r Request) int {
+	n := len(`{"Data":{},"Metadata":{}}`)
+	for _, values := range []map[string]json.RawMessage{r.Data, r.Metadata} {
+		for k, v := range values {
+			n += len(k) + len(v) + len(`"":,`)
+		}
+	}
+	return n
+}
+
+// readAnswer reads the body of a handler's answer, up to a byte more
+// than maxAnswer.
+func readAnswer(resp *http.Response) ([]byte, error) {
+	if n := resp.ContentLength; n >= 0 && n <= maxAnswer {
+		// The transport ends the body there.
+		b := make([]byte, n)
+		_, err := io.ReadFull(resp.Body, b)
+		return b, err
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 }
 
 // awaitExit waits up to a second for the supervisor to see that the
@@ -387,56 +457,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// requestBody is an encoded request, in a buffer from bodyBuffers that the
-// attempts to send it share. The transport closes each attempt's body when
-// it has written it, maybe after Do returned, so the buffer goes back to
-// the pool when Invoke and every attempt are done with it.
-type requestBody struct {
-	buf   []byte
-	users atomic.Int32
-}
-
-// bodyBuffers holds the buffers of sent requests, for the next ones.
-var bodyBuffers = sync.Pool{New: func() any { return new(requestBody) }}
-
-// maxPooledBody bounds the buffers kept for reuse: a rare huge request
-// (an HTTP trigger's body) is not held on to.
-const maxPooledBody = 1 << 20
-
-func newRequestBody(req Request) *requestBody {
-	b := bodyBuffers.Get().(*requestBody)
-	b.buf = appendRequest(b.buf[:0], req)
-	b.users.Store(1)
-	return b
-}
-
-// reader is the body of one attempt to send the request.
-func (b *requestBody) reader() io.ReadCloser {
-	b.users.Add(1)
-	r := &bodyReader{owner: b}
-	r.Reset(b.buf)
-	return r
-}
-
-// release ends a use of b: Invoke's, or an attempt's.
-func (b *requestBody) release() {
-	if b.users.Add(-1) == 0 && cap(b.buf) <= maxPooledBody {
-		bodyBuffers.Put(b)
-	}
-}
-
-type bodyReader struct {
-	bytes.Reader
-	owner  *requestBody
-	closed atomic.Bool
-}
-
-func (r *bodyReader) Close() error {
-	if r.closed.CompareAndSwap(false, true) {
-		r.Reset(nil)
-		r.owner.release()
-	}
-	return nil
 }

@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,8 +95,8 @@ func TestProcessStartErrors(t *testing.T) {
 	require.ErrorContains(t, err, "handler: start")
 }
 
-// TestProcessInvokesConcurrently: request bodies share pooled buffers, and
-// no invocation sees another's.
+// TestProcessInvokesConcurrently: invocations at once on one process each
+// send their own request and read their own answer.
 func TestProcessInvokesConcurrently(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -115,4 +119,77 @@ func TestProcessInvokesConcurrently(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestInvokeWire: what an invocation sends and reads, on a server of the
+// test's own.
+func TestInvokeWire(t *testing.T) {
+	t.Parallel()
+	type seen struct {
+		method, path  string
+		header        http.Header
+		body          []byte
+		contentLength int64
+	}
+	requests := make(chan seen, 10)
+	answer := func(name string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			requests <- seen{r.Method, r.URL.Path, r.Header, body, r.ContentLength}
+			if r.URL.Path == "/chunked" {
+				w.(http.Flusher).Flush() // no Content-Length
+			}
+			if r.URL.Path == "/moved" {
+				http.Redirect(w, r, "/elsewhere", http.StatusFound)
+				return
+			}
+			_, _ = io.WriteString(w, `{"Outputs":{"out":"`+name+`"},"Logs":["l"]}`)
+		}
+	}
+	one, two := httptest.NewServer(answer("one")), httptest.NewServer(answer("two"))
+	defer one.Close()
+	defer two.Close()
+	ready := make(chan struct{})
+	close(ready)
+	p := &Process{base: one.URL, ready: ready, transport: &http.Transport{}, log: slog.New(slog.DiscardHandler)}
+	defer p.transport.CloseIdleConnections()
+
+	req := goldenRequests(t)[0].req
+	want, err := json.Marshal(req)
+	require.NoError(t, err)
+	ctx := context.Background()
+	var ids []string
+	for _, fn := range []string{"ingest", "ingest", "chunked"} {
+		resp, err := p.Invoke(ctx, fn, req)
+		require.NoError(t, err)
+		out, _ := resp.Output("out")
+		require.Equal(t, `"one"`, string(out))
+		require.Equal(t, []string{"l"}, resp.Logs)
+		s := <-requests
+		require.Equal(t, http.MethodPost, s.method)
+		require.Equal(t, "/"+fn, s.path)
+		require.Equal(t, string(want), string(s.body))
+		require.Equal(t, int64(len(want)), s.contentLength)
+		require.Equal(t, "application/json", s.header.Get("Content-Type"))
+		require.Equal(t, HostVersion, s.header.Get("X-Azure-Functions-HostVersion"))
+		require.Equal(t, "Azure-Functions-Host/"+HostVersion, s.header.Get("User-Agent"))
+		id := s.header.Get("X-Azure-Functions-InvocationId")
+		require.Regexp(t, `^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`, id)
+		require.NotContains(t, ids, id)
+		ids = append(ids, id)
+	}
+
+	_, err = p.Invoke(ctx, "moved", req)
+	require.ErrorContains(t, err, "the handler answered 302 Found", "a redirect is the handler's answer")
+	<-requests
+
+	// The process restarted on another port: its URLs are new.
+	p.mu.Lock()
+	p.base = two.URL
+	p.mu.Unlock()
+	resp, err := p.Invoke(ctx, "ingest", req)
+	require.NoError(t, err)
+	out, _ := resp.Output("out")
+	require.Equal(t, `"two"`, string(out))
+	<-requests
 }
