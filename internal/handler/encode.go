@@ -2,6 +2,7 @@ package handler
 
 import (
 	"encoding/json"
+	"math/bits"
 	"slices"
 	"unicode/utf8"
 )
@@ -62,12 +63,11 @@ func appendEscaped[S ~string | ~[]byte](dst []byte, s S, twice bool) []byte {
 	}
 	start := 0 // s[start:i] is still to be appended as it is
 	for i := 0; i < len(s); {
+		if i = skipPlain(s, i); i == len(s) {
+			break
+		}
 		b := s[i]
 		if b < utf8.RuneSelf {
-			if plain[b] {
-				i++
-				continue
-			}
 			dst = append(dst, s[start:i]...)
 			dst = escape(dst)
 			switch b {
@@ -111,6 +111,46 @@ func appendEscaped[S ~string | ~[]byte](dst []byte, s S, twice bool) []byte {
 	}
 	return append(dst, s[start:]...)
 }
+
+// skipPlain returns the index of the first byte from i on that is not
+// plain ASCII, or len(s).
+func skipPlain[S ~string | ~[]byte](s S, i int) int {
+	for ; i+8 <= len(s); i += 8 {
+		if m := notPlain(word(s[i : i+8])); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for ; i < len(s); i++ {
+		if b := s[i]; b >= utf8.RuneSelf || !plain[b] {
+			break
+		}
+	}
+	return i
+}
+
+// word is the first 8 bytes of s as a little-endian word.
+func word[S ~string | ~[]byte](s S) uint64 {
+	s = s[:8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// notPlain tests 8 bytes at once, bodies being mostly long runs of
+// plain ASCII: it has the top bit of a byte set where x has a byte that is
+// not plain, and maybe in bytes above such a byte (the first is exact).
+func notPlain(x uint64) uint64 {
+	m := x & tops                    // from 0x80: UTF-8
+	m |= (x - 0x20*ones) &^ x & tops // below 0x20: control characters
+	m |= zeros(x ^ '\\'*ones)
+	m |= zeros((x | 0x04*ones) ^ '&'*ones)   // " (0x22) or & (0x26)
+	return m | zeros((x|0x02*ones)^'>'*ones) // < (0x3c) or > (0x3e)
+}
+
+const ones, tops = 0x0101010101010101, 0x8080808080808080
+
+// zeros has the top bit of a byte set where x has a 0 byte (and maybe
+// in bytes above it: it is exact as to whether there is one).
+func zeros(x uint64) uint64 { return (x - ones) &^ x & tops }
 
 // appendCompact appends src, which must be valid JSON, as json.Marshal
 // writes a json.RawMessage: without the space outside strings, and with

@@ -2,6 +2,7 @@ package handler
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -116,4 +117,23 @@ func FuzzAppendCompact(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, string(want), string(appendCompact([]byte("x"), b)[1:]), "%q", b)
 	})
+}
+
+// BenchmarkAppendEscaped: a 256-byte JSON body, escaped once and twice.
+func BenchmarkAppendEscaped(b *testing.B) {
+	bodies := map[string][]byte{
+		"json":  []byte(`{"deviceId":"device-0042","battery":80,"temperature":21.5,"firmware":"4.2.1","pad":"` + strings.Repeat("x", 160) + `"}`),
+		"plain": []byte(strings.Repeat("x", 256)),
+	}
+	dst := make([]byte, 0, 1024)
+	for name, body := range bodies {
+		for _, twice := range []bool{false, true} {
+			b.Run(name+map[bool]string{false: "/once", true: "/twice"}[twice], func(b *testing.B) {
+				b.SetBytes(int64(len(body)))
+				for b.Loop() {
+					dst = appendEscaped(dst[:0], body, twice)
+				}
+			})
+		}
+	}
 }
