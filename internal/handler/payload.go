@@ -204,12 +204,15 @@ func appendStr[S ~string | ~[]byte](dst []byte, s S, l level) []byte {
 	return l.quote(dst)
 }
 
-// appendDate appends t in UTC as an RFC 3339 string (which needs no
-// escape) at level l.
+// appendDate appends t as a string at level l.
 func appendDate(dst []byte, t time.Time, l level) []byte {
-	dst = l.quote(dst)
-	dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
-	return l.quote(dst)
+	return l.quote(appendTime(l.quote(dst), t))
+}
+
+// appendTime appends t in UTC in RFC 3339, with the fraction of a second
+// it has: text that needs no escape.
+func appendTime(dst []byte, t time.Time) []byte {
+	return t.UTC().AppendFormat(dst, time.RFC3339Nano)
 }
 
 // appendStrings appends m as an object of strings, keys sorted as
@@ -327,10 +330,11 @@ func (s HubSource) context() json.RawMessage {
 	return append(v, '"', '}')
 }
 
-// appendSystemProperties appends an event's SystemProperties at level l.
-func appendSystemProperties(dst []byte, e *sluice.Event, l level) []byte {
+// appendSystemProperties appends an event's SystemProperties at level l;
+// enqueued is its EnqueuedTime as appendTime formats it.
+func appendSystemProperties(dst []byte, e *sluice.Event, enqueued []byte, l level) []byte {
 	dst = l.key(append(dst, '{'), "x-opt-enqueued-time")
-	dst = appendDate(dst, e.EnqueuedTime, l)
+	dst = l.quote(append(l.quote(dst), enqueued...))
 	dst = l.quote(l.key(append(dst, ','), "x-opt-offset"))
 	dst = l.quote(strconv.AppendInt(dst, e.SequenceNumber, 10))
 	if e.PartitionKey != "" {
@@ -367,14 +371,22 @@ func HubBatch(inv Invocation, name string, src HubSource, events []sluice.Event)
 	r.Metadata["SequenceNumberArray"] = enc.array(n, 8, func(dst []byte, l level, i int) []byte {
 		return strconv.AppendInt(dst, events[i].SequenceNumber, 10)
 	})
+	// The enqueued times, formatted once for the two arrays that send
+	// them: times[ends[i-1]:ends[i]] is events[i]'s.
+	times, ends := make([]byte, 0, n*len(time.RFC3339Nano)), make([]int, n+1)
+	for i := range events {
+		times = appendTime(times, events[i].EnqueuedTime)
+		ends[i+1] = len(times)
+	}
+	enqueued := func(i int) []byte { return times[ends[i]:ends[i+1]] }
 	r.Metadata["EnqueuedTimeUtcArray"] = enc.array(n, 30, func(dst []byte, l level, i int) []byte {
-		return appendDate(dst, events[i].EnqueuedTime, l)
+		return l.quote(append(l.quote(dst), enqueued(i)...))
 	})
 	r.Metadata["PropertiesArray"] = enc.array(n, 4, func(dst []byte, l level, i int) []byte {
 		return appendStrings(dst, events[i].Properties, l)
 	})
 	r.Metadata["SystemPropertiesArray"] = enc.array(n, 140, func(dst []byte, l level, i int) []byte {
-		return appendSystemProperties(dst, &events[i], l)
+		return appendSystemProperties(dst, &events[i], enqueued(i), l)
 	})
 	return r
 }
@@ -391,7 +403,7 @@ func HubEvent(inv Invocation, name string, src HubSource, e sluice.Event) Reques
 	r.Metadata["SequenceNumber"] = enc.int(e.SequenceNumber)
 	r.Metadata["EnqueuedTimeUtc"] = enc.date(e.EnqueuedTime)
 	r.Metadata["Properties"] = appendStrings(nil, e.Properties, top)
-	r.Metadata["SystemProperties"] = appendSystemProperties(make([]byte, 0, 140), &e, top)
+	r.Metadata["SystemProperties"] = appendSystemProperties(make([]byte, 0, 140), &e, appendTime(nil, e.EnqueuedTime), top)
 	return r
 }
 
