@@ -33,41 +33,37 @@ func ParseResponse(status int, body []byte) (Response, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return r, nil
 	}
-	var raw map[string]json.RawMessage
+	// encoding/json matches the fields' names case-insensitively: no map
+	// of every key to build (the last of names differing in case wins).
+	var raw struct{ Outputs, Logs, ReturnValue json.RawMessage }
 	if err := json.Unmarshal(body, &raw); err != nil {
+		if te := (*json.UnmarshalTypeError)(nil); errors.As(err, &te) {
+			err = fmt.Errorf("it is a JSON %s", te.Value)
+		}
 		return r, fmt.Errorf("the handler's answer is not a JSON object (%v): %s; answer {\"Outputs\": {...}, \"Logs\": [...], \"ReturnValue\": ...}", err, excerpt(body))
 	}
-	for k, v := range raw {
-		switch strings.ToLower(k) {
-		case "outputs":
-			if isNull(v) {
-				continue
-			}
-			outs := map[string]json.RawMessage{}
-			if err := json.Unmarshal(v, &outs); err != nil {
-				return r, fmt.Errorf("the handler's Outputs is not an object of output binding names: %s", excerpt(v))
-			}
-			r.Outputs = outs
-		case "logs":
-			if isNull(v) {
-				continue
-			}
-			var lines []json.RawMessage
-			if err := json.Unmarshal(v, &lines); err != nil {
-				return r, fmt.Errorf("the handler's Logs is not an array: %s", excerpt(v))
-			}
-			for _, l := range lines {
-				var s string
-				if json.Unmarshal(l, &s) != nil {
-					s = string(l)
-				}
-				r.Logs = append(r.Logs, s)
-			}
-		case "returnvalue":
-			if !isNull(v) {
-				r.ReturnValue = v
-			}
+	if v := raw.Outputs; !isNull(v) {
+		outs := map[string]json.RawMessage{}
+		if err := json.Unmarshal(v, &outs); err != nil {
+			return r, fmt.Errorf("the handler's Outputs is not an object of output binding names: %s", excerpt(v))
 		}
+		r.Outputs = outs
+	}
+	if v := raw.Logs; !isNull(v) {
+		var lines []json.RawMessage
+		if err := json.Unmarshal(v, &lines); err != nil {
+			return r, fmt.Errorf("the handler's Logs is not an array: %s", excerpt(v))
+		}
+		for _, l := range lines {
+			var s string
+			if json.Unmarshal(l, &s) != nil {
+				s = string(l)
+			}
+			r.Logs = append(r.Logs, s)
+		}
+	}
+	if !isNull(raw.ReturnValue) {
+		r.ReturnValue = raw.ReturnValue
 	}
 	return r, nil
 }

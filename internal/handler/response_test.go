@@ -27,6 +27,13 @@ func TestParseResponse(t *testing.T) {
 	_, ok = r.Output("$return")
 	require.False(t, ok)
 
+	// Names that differ only in case: the last wins, every time.
+	for range 20 {
+		r, err = ParseResponse(200, []byte(`{"outputs":{"a":1},"Outputs":{"b":2},"OUTPUTS":{"c":3}}`))
+		require.NoError(t, err)
+		require.Equal(t, map[string]json.RawMessage{"c": json.RawMessage(`3`)}, r.Outputs)
+	}
+
 	r, err = ParseResponse(204, nil)
 	require.NoError(t, err, "an empty 2xx answer is a success")
 	require.Empty(t, r.Outputs)
@@ -39,7 +46,8 @@ func TestParseResponse(t *testing.T) {
 		{500, "boom", "the handler answered 500 Internal Server Error: boom"},
 		{404, "", "the handler answered 404 Not Found: (empty)"},
 		{200, "not json", "not a JSON object"},
-		{200, `[1]`, "not a JSON object"},
+		{200, `[1]`, "not a JSON object (it is a JSON array)"},
+		{200, `"x"`, "not a JSON object (it is a JSON string)"},
 		{200, `{"Outputs":[1]}`, "Outputs is not an object"},
 		{200, `{"Logs":"x"}`, "Logs is not an array"},
 	} {
@@ -147,4 +155,20 @@ func FuzzParseResponse(f *testing.F) {
 			_, _ = ParseHTTPResult(v)
 		}
 	})
+}
+
+func BenchmarkParseResponse(b *testing.B) {
+	for name, body := range map[string]string{
+		"empty":   `{"Outputs":{}}`,
+		"outputs": `{"Outputs":{"out":{"id":"x","n":1}},"Logs":["one"],"ReturnValue":null}`,
+	} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ParseResponse(200, []byte(body)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
