@@ -166,7 +166,7 @@ func (e encoder) appendBody(dst, b []byte, l level) []byte {
 		dst = l.quote(dst)
 		dst = base64.StdEncoding.AppendEncode(dst, b)
 		return l.quote(dst)
-	case e.mode == Clean && json.Valid(b):
+	case e.mode == Clean && json.Valid(b): // clean mode writes at the top level
 		return appendCompact(dst, b)
 	}
 	return appendStr(dst, b, l)
