@@ -23,7 +23,7 @@ func BlobRequest(inv Invocation, name, dataType string, b sluice.Blob) Request {
 	text := utf8.Valid(b.Data) && dataType != "binary"
 	switch {
 	case inv.Mode == Clean && text && json.Valid(b.Data):
-		r.Data[name] = json.RawMessage(b.Data)
+		r.Data[name] = appendCompact(nil, b.Data)
 	case inv.Mode == Clean && text, dataType == "string" && text:
 		r.Data[name] = enc.str(string(b.Data))
 	default:
