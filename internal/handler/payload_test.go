@@ -91,6 +91,11 @@ func goldenRequests(t *testing.T) []namedRequest {
 		binary := inv
 		binary.Binary = true
 		add("hub-batch-binary-"+mode.String(), HubBatch(binary, "events", src, events[:1]))
+		b := sluice.Blob{Info: sluice.BlobInfo{Container: "uploads", Name: "in/report.json", Size: 12, ContentType: "application/json",
+			Metadata: map[string]string{"source": "scanner"}, Modified: at.Add(-time.Second), ETag: "NUID123", Digest: "SHA-256=x"},
+			Params: map[string]string{"name": "report"}, Data: []byte(`{"rows": 12}`)}
+		add("blob-"+mode.String(), BlobRequest(inv, "blob", "", b))
+		add("blob-string-"+mode.String(), BlobRequest(inv, "blob", "string", b))
 	}
 	return reqs
 }
