@@ -122,8 +122,10 @@ func (r *Runner) function(f funcapp.Function) (func(), []error) {
 	for _, b := range f.Bindings {
 		switch {
 		case b.IsTrigger():
+		case b.Direction == funcapp.DirectionIn:
+			errs = append(errs, checkInput(f, b)...)
 		case b.Direction != funcapp.DirectionOut:
-			errs = append(errs, bindingErr(f, b, "type", "%s %s bindings are not supported by Sluice yet; remove it or read the data in the handler", b.Type, b.Direction))
+			errs = append(errs, bindingErr(f, b, "direction", "%s %s bindings are not supported by Sluice yet; use an in and an out binding", b.Type, b.Direction))
 		case b.Type == funcapp.TypeBlob:
 			errs = append(errs, r.checkBlobOutput(f, b)...)
 		case b.Type == funcapp.TypeEventHub:
@@ -228,6 +230,9 @@ func (r *Runner) invocation(ctx context.Context, f funcapp.Function) Invocation 
 // call invokes f with req, logs the handler's lines and writes the
 // outputs. Any failure fails the invocation.
 func (r *Runner) call(ctx context.Context, f funcapp.Function, req Request) (Response, error) {
+	if err := r.readInputs(ctx, f, req); err != nil {
+		return Response{}, err
+	}
 	resp, err := r.proc.Invoke(ctx, f.Name, req)
 	for _, line := range resp.Logs {
 		r.log.Info(line, "function", f.Name, "source", "handler")
@@ -245,14 +250,14 @@ func (r *Runner) writeOutputs(ctx context.Context, f funcapp.Function, resp Resp
 		if !ok || b.Type == funcapp.TypeHTTP {
 			continue
 		}
-		if err := r.writeOutput(ctx, b, v, params(ctx)); err != nil {
+		if err := r.writeOutput(ctx, b, v, bindingDataOf(ctx)); err != nil {
 			return fmt.Errorf("function %s: output %s (%s): %w", f.Name, b.Name, b.Type, err)
 		}
 	}
 	return nil
 }
 
-func (r *Runner) writeOutput(ctx context.Context, b funcapp.Binding, v json.RawMessage, params map[string]string) error {
+func (r *Runner) writeOutput(ctx context.Context, b funcapp.Binding, v json.RawMessage, d bindingData) error {
 	binary := b.DataType == funcapp.DataTypeBinary
 	switch b.Type {
 	case funcapp.TypeBlob:
@@ -260,7 +265,11 @@ func (r *Runner) writeOutput(ctx context.Context, b funcapp.Binding, v json.RawM
 		if err != nil {
 			return err
 		}
-		container, name, _ := strings.Cut(resolvePath(b.Path, params), "/")
+		path, err := d.resolve(b.Path)
+		if err != nil {
+			return err
+		}
+		container, name, _ := strings.Cut(path, "/")
 		_, err = r.app.Blobs().Put(ctx, container, name, data, ct)
 		return err
 	case funcapp.TypeEventHub:
@@ -341,7 +350,7 @@ func (r *Runner) declareQueue(f funcapp.Function, t funcapp.Binding) {
 	}
 	trigger := sluice.QueueTrigger{Queue: t.QueueName, BatchSize: q.BatchSize, MaxDequeueCount: q.MaxDequeueCount}
 	r.app.QueueFunction(f.Name, trigger, func(ctx context.Context, m *sluice.Message) error {
-		_, err := r.call(ctx, f, QueueMessage(r.invocation(ctx, f), t.Name, t.QueueName, m, 30*time.Second))
+		_, err := r.call(withBindingData(ctx, queueData(m)), f, QueueMessage(r.invocation(ctx, f), t.Name, t.QueueName, m, 30*time.Second))
 		return err
 	}, opts...)
 }
@@ -378,7 +387,10 @@ func (r *Runner) checkBlobOutput(f funcapp.Function, b funcapp.Binding) []error 
 		return []error{bindingErr(f, b, "path", "%v", err)}
 	}
 	var known []string
-	if f.Trigger.Type == funcapp.TypeBlobTrigger {
+	switch f.Trigger.Type {
+	case funcapp.TypeHTTPTrigger, funcapp.TypeQueueTrigger:
+		return nil // their data (a JSON body's properties) is known only when they run
+	case funcapp.TypeBlobTrigger:
 		if p, err := host.ParseBlobPath(f.Trigger.Path); err == nil {
 			known = p.Params
 		}
@@ -389,25 +401,13 @@ func (r *Runner) checkBlobOutput(f funcapp.Function, b funcapp.Binding) []error 
 	return nil
 }
 
-type paramsKey struct{}
-
-// withParams carries the trigger's path parameters to the outputs.
-func withParams(ctx context.Context, p map[string]string) context.Context {
-	return context.WithValue(ctx, paramsKey{}, p)
-}
-
-func params(ctx context.Context) map[string]string {
-	p, _ := ctx.Value(paramsKey{}).(map[string]string)
-	return p
-}
-
 func (r *Runner) declareBlob(f funcapp.Function, t funcapp.Binding, retry []sluice.FunctionOption) {
 	if r.opts.Create {
 		container, _, _ := strings.Cut(t.Path, "/")
 		r.app.BlobContainer(container)
 	}
 	r.app.BlobFunction(f.Name, sluice.BlobTrigger{Path: t.Path}, func(ctx context.Context, b sluice.Blob) error {
-		_, err := r.call(withParams(ctx, b.Params), f, BlobRequest(r.invocation(ctx, f), t.Name, t.DataType, b))
+		_, err := r.call(withBindingData(ctx, blobData(b)), f, BlobRequest(r.invocation(ctx, f), t.Name, t.DataType, b))
 		return err
 	}, retry...)
 }
@@ -454,7 +454,7 @@ func (r *Runner) declareHTTP(f funcapp.Function, t funcapp.Binding) {
 				in.Params[p.Name] = v
 			}
 		}
-		resp, err := r.call(req.Context(), f, HTTP(r.invocation(req.Context(), f), t.Name, in))
+		resp, err := r.call(withBindingData(req.Context(), httpData(in)), f, HTTP(r.invocation(req.Context(), f), t.Name, in))
 		if err != nil {
 			r.log.Warn("HTTP function failed", "function", f.Name, "err", err)
 			http.Error(w, "the function failed", http.StatusInternalServerError)

@@ -78,22 +78,6 @@ func checkPath(path string, params []string) error {
 	return nil
 }
 
-// resolvePath fills an output path's expressions.
-func resolvePath(path string, params map[string]string) string {
-	return pathExpr.ReplaceAllStringFunc(path, func(m string) string {
-		e := m[1 : len(m)-1]
-		if f, ok := pathExprs[strings.ToLower(e)]; ok {
-			return f()
-		}
-		for k, v := range params {
-			if strings.EqualFold(k, e) {
-				return v
-			}
-		}
-		return m
-	})
-}
-
 // BlobContent turns a blob output's value into bytes: a string is its text
 // (base64-decoded when binary), any other value its JSON.
 func BlobContent(v json.RawMessage, binary bool) ([]byte, string, error) {

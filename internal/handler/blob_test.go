@@ -35,9 +35,13 @@ func TestBlobRequest(t *testing.T) {
 func TestBlobPaths(t *testing.T) {
 	require.NoError(t, checkPath("out/{name}-{rand-guid}-{DateTime}.txt", []string{"name"}))
 	require.ErrorContains(t, checkPath("out/{id}", []string{"name"}), "{id}")
-	got := resolvePath("out/{Name}/{rand-guid}", map[string]string{"name": "a/b"})
+	got, err := bindingData{"name": "a/b"}.resolve("out/{Name}/{rand-guid}")
+	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(got, "out/a/b/"), got)
 	require.Len(t, strings.TrimPrefix(got, "out/a/b/"), 36)
+
+	_, err = bindingData{}.resolve("out/{id}")
+	require.ErrorContains(t, err, "the trigger's data has no {id}")
 
 	data, ct, err := BlobContent(json.RawMessage(`{"a":1}`), false)
 	require.NoError(t, err)

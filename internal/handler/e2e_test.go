@@ -61,6 +61,14 @@ func writeApp(t *testing.T, forward bool, mode string) string {
 		"upper/function.json": `{"bindings": [
   {"type": "blobTrigger", "direction": "in", "name": "blob", "path": "uploads/in/{name}.txt", "dataType": "string", "connection": "AzureWebJobsStorage"},
   {"type": "blob", "direction": "out", "name": "result", "path": "uploads/out/{name}.upper", "connection": "AzureWebJobsStorage"}]}`,
+		"device/function.json": `{"bindings": [
+  {"type": "httpTrigger", "direction": "in", "name": "req", "methods": ["get"], "authLevel": "anonymous", "route": "devices/{id}"},
+  {"type": "cosmosDB", "direction": "in", "name": "doc", "databaseName": "fleet", "containerName": "devices", "id": "{id}", "partitionKey": "{id}", "connection": "CosmosDB"},
+  {"type": "http", "direction": "out", "name": "res"}]}`,
+		"note/function.json": `{"bindings": [
+  {"type": "httpTrigger", "direction": "in", "name": "req", "methods": ["get"], "authLevel": "anonymous", "route": "notes/{name}"},
+  {"type": "blob", "direction": "in", "name": "note", "path": "uploads/out/{name}.upper", "dataType": "string", "connection": "AzureWebJobsStorage"},
+  {"type": "http", "direction": "out", "name": "res"}]}`,
 		"README.md": "not a function folder",
 	}
 	for name, content := range files {
@@ -156,21 +164,36 @@ func TestAppFolderEndToEnd(t *testing.T) {
 				return true
 			})
 
+			var header http.Header
+			get := func(path string) (int, string) {
+				resp, err := http.Get(base + path)
+				require.NoError(t, err)
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(resp.Body)
+				header = resp.Header
+				return resp.StatusCode, string(body)
+			}
+			status, body := get("/api/devices/dev-3")
+			require.Equal(t, http.StatusOK, status, body)
+			require.Contains(t, body, `"deviceId":"dev-3"`, "the document read by the cosmosDB input binding")
+			status, _ = get("/api/devices/nobody")
+			require.Equal(t, http.StatusNotFound, status, "a missing document is null")
+			status, body = get("/api/notes/note")
+			require.Equal(t, http.StatusOK, status, body)
+			require.Equal(t, "HELLO BLOB (note)", body, "the blob read by the blob input binding")
+
 			eventually(t, "the timer", func() bool {
 				_, err := app.Docs().Read(ctx, "ticks", "tick", "tick")
 				return err == nil
 			})
 
-			resp, err = http.Get(base + "/api/hello/ada?x=1")
-			require.NoError(t, err)
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			require.Equal(t, http.StatusOK, resp.StatusCode)
+			status, body = get("/api/hello/ada?x=1")
+			require.Equal(t, http.StatusOK, status)
 			if tc.forward {
-				require.Equal(t, "hello ada, forwarded GET /api/hello/ada?x=1", string(body))
+				require.Equal(t, "hello ada, forwarded GET /api/hello/ada?x=1", body)
 			} else {
-				require.Equal(t, "hello ada, invoked", string(body))
-				require.Equal(t, "clean", resp.Header.Get("X-Mode"))
+				require.Equal(t, "hello ada, invoked", body)
+				require.Equal(t, "clean", header.Get("X-Mode"), "the http output's headers")
 			}
 		})
 	}

@@ -23,7 +23,7 @@ func TestPrepareRefusesWhatItCannotRun(t *testing.T) {
 			{"type": "blob", "direction": "out", "name": "out", "path": "done/{name}-{id}"}]}`,
 		"dotted/function.json": `{"bindings": [{"type": "eventHubTrigger", "direction": "in", "name": "events", "eventHubName": "my.hub"}]}`,
 		"lookup/function.json": `{"bindings": [{"type": "queueTrigger", "direction": "in", "name": "msg", "queueName": "work"},
-			{"type": "cosmosDB", "direction": "in", "name": "doc", "databaseName": "fleet", "containerName": "devices", "id": "{id}", "partitionKey": "{pk}"}]}`,
+			{"type": "cosmosDB", "direction": "in", "name": "doc", "databaseName": "fleet", "containerName": "devices", "sqlQuery": "SELECT * FROM c"}]}`,
 		"expr/function.json": `{"bindings": [{"type": "queueTrigger", "direction": "in", "name": "msg", "queueName": "work"},
 			{"type": "queue", "direction": "out", "name": "out", "queueName": "out-{id}"}]}`,
 		"fine/function.json": `{"bindings": [{"type": "queueTrigger", "direction": "in", "name": "msg", "queueName": "work"}]}`,
@@ -41,7 +41,7 @@ func TestPrepareRefusesWhatItCannotRun(t *testing.T) {
 	require.Len(t, errs, 4, "%v", err)
 	require.ErrorContains(t, err, `blobs/function.json: bindings[1].path: "done/{name}-{id}": {id}: Sluice resolves the trigger's blob path parameters`)
 	require.ErrorContains(t, err, `dotted/function.json: bindings[0].eventHubName: invalid hub name "my.hub"`)
-	require.ErrorContains(t, err, "lookup/function.json: bindings[1].type: cosmosDB in bindings are not supported by Sluice yet")
+	require.ErrorContains(t, err, "lookup/function.json: bindings[1].sqlQuery: queries in cosmosDB input bindings are not supported by Sluice yet")
 	require.ErrorContains(t, err, `expr/function.json: bindings[1].queueName: "out-{id}": binding expressions in resource names are not supported by Sluice yet`)
 
 	// Nothing was declared: the app starts empty (no queue "work" made).

@@ -156,6 +156,34 @@ func main() {
 		answer(w, map[string]any{"result": strings.ToUpper(text) + " (" + name + ")"})
 	})
 
+	// device: GET a device's document, read by a cosmosDB input binding.
+	mux.HandleFunc("POST /device", func(w http.ResponseWriter, r *http.Request) {
+		var req request
+		json.NewDecoder(r.Body).Decode(&req)
+		doc := req.Data["doc"]
+		if string(doc) == "null" {
+			answer(w, map[string]any{"res": map[string]any{"statusCode": 404, "body": "no such device"}})
+			return
+		}
+		answer(w, map[string]any{"res": map[string]any{"statusCode": 200, "body": doc}})
+	})
+
+	// note: GET an upper-cased note, read by a blob input binding.
+	mux.HandleFunc("POST /note", func(w http.ResponseWriter, r *http.Request) {
+		var req request
+		json.NewDecoder(r.Body).Decode(&req)
+		if string(req.Data["note"]) == "null" {
+			answer(w, map[string]any{"res": map[string]any{"statusCode": 404, "body": "no such note"}})
+			return
+		}
+		text, err := decodeText(req.Data["note"])
+		if err != nil {
+			http.Error(w, "note: "+err.Error(), 400)
+			return
+		}
+		answer(w, map[string]any{"res": map[string]any{"body": text}})
+	})
+
 	// submit: POST a reading; it goes to the telemetry hub, answered 202.
 	mux.HandleFunc("POST /submit", func(w http.ResponseWriter, r *http.Request) {
 		var req request
