@@ -165,14 +165,28 @@ func (h *Host) startQueue(ctx context.Context, f *queueFunction) error {
 	return nil
 }
 
-// runQueue hands messages to up to Concurrency workers until the host stops.
+// runQueue hands messages to Concurrency workers until the host stops.
+// The workers live as long as the loop: a goroutine per message grew a
+// fresh stack for every one.
 func (h *Host) runQueue(f *queueFunction, it *queue.Iterator) {
 	defer h.active.Done()
 	log := h.log.With("function", f.Name, "queue", f.Trigger.Queue)
+	// A message is taken from the queue only when a worker is free for
+	// it: on a stop, nothing is left taken but not started.
+	work := make(chan *queue.Message, f.Trigger.Concurrency)
 	slots := make(chan struct{}, f.Trigger.Concurrency)
 	var workers sync.WaitGroup
 	defer workers.Wait()
+	defer close(work)
 	defer it.Close()
+	for range f.Trigger.Concurrency {
+		workers.Go(func() {
+			for m := range work {
+				h.handleMessage(f, m, log)
+				<-slots
+			}
+		})
+	}
 	stopped := make(chan struct{})
 	go func() {
 		select {
@@ -204,23 +218,22 @@ func (h *Host) runQueue(f *queueFunction, it *queue.Iterator) {
 			continue
 		}
 		f.outcomes["dequeued"].Inc()
-		workers.Go(func() {
-			defer func() { <-slots }()
-			h.handleMessage(f, m, log.With("message_id", m.ID, "dequeue_count", m.DequeueCount))
-		})
+		work <- m // never blocks: a slot was free
 	}
 }
 
 // handleMessage invokes the function on one message, renewing its lock
 // meanwhile, and settles the message by the result.
-func (h *Host) handleMessage(f *queueFunction, m *queue.Message, log *slog.Logger) {
+func (h *Host) handleMessage(f *queueFunction, m *queue.Message, base *slog.Logger) {
+	// The message's attributes are added only when something is logged.
+	log := func() *slog.Logger { return base.With("message_id", m.ID, "dequeue_count", m.DequeueCount) }
 	q := h.cfg.Queues
 	name := f.Trigger.Queue
 	ctx := h.hardCtx
 	if m.DequeueCount > f.Trigger.MaxDequeueCount {
 		// Delivered more often than allowed without finishing (crashes or
 		// lost locks): poison it without another try.
-		h.poison(ctx, f, m, fmt.Errorf("delivered %d times without completing (maxDequeueCount %d)", m.DequeueCount, f.Trigger.MaxDequeueCount), log)
+		h.poison(ctx, f, m, fmt.Errorf("delivered %d times without completing (maxDequeueCount %d)", m.DequeueCount, f.Trigger.MaxDequeueCount), log())
 		return
 	}
 	start := time.Now()
@@ -234,24 +247,24 @@ func (h *Host) handleMessage(f *queueFunction, m *queue.Message, log *slog.Logge
 	switch {
 	case err == nil:
 		if err := q.CompleteAsync(ctx, name, m); err != nil {
-			log.Warn("cannot complete message; it will be delivered again", "err", err)
+			log().Warn("cannot complete message; it will be delivered again", "err", err)
 			return
 		}
 		f.outcomes["completed"].Inc()
 		f.processed.n.Add(1)
 	case errors.As(err, &later):
 		if err := q.Move(ctx, name, m, later.At); err != nil {
-			log.Warn("cannot move message to later; it will be delivered again", "err", err)
+			log().Warn("cannot move message to later; it will be delivered again", "err", err)
 			return
 		}
-		log.Info("message moved to be tried later", "at", later.At, "reason", later.Reason)
+		log().Info("message moved to be tried later", "at", later.At, "reason", later.Reason)
 		f.outcomes["moved"].Inc()
 	case errors.As(err, &dle):
 		reason := error(dle)
 		for _, r := range dle.Reasons {
 			reason = r
 		}
-		h.poison(ctx, f, m, withState(reason, dle.State), log)
+		h.poison(ctx, f, m, withState(reason, dle.State), log())
 	default:
 		f.failures.Inc()
 		delay, retry := time.Duration(0), true
@@ -259,12 +272,12 @@ func (h *Host) handleMessage(f *queueFunction, m *queue.Message, log *slog.Logge
 			delay, retry = f.Retry.Next(m.DequeueCount, rand.Float64)
 		}
 		if !retry || m.DequeueCount >= f.Trigger.MaxDequeueCount {
-			h.poison(ctx, f, m, err, log)
+			h.poison(ctx, f, m, err, log())
 			return
 		}
-		log.Warn("function failed; the message will be delivered again", "err", err, "retry_in", delay)
+		log().Warn("function failed; the message will be delivered again", "err", err, "retry_in", delay)
 		if err := q.Abandon(ctx, name, m, delay); err != nil {
-			log.Warn("cannot release message; its lock will expire", "err", err)
+			log().Warn("cannot release message; its lock will expire", "err", err)
 			return
 		}
 		f.outcomes["abandoned"].Inc()
@@ -276,19 +289,25 @@ func (h *Host) handleMessage(f *queueFunction, m *queue.Message, log *slog.Logge
 func (h *Host) callQueue(f *queueFunction, m *queue.Message) (err error) {
 	ctx, cancel := context.WithCancel(h.hardCtx)
 	defer cancel()
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		ticker := time.NewTicker(f.lock / 2)
-		defer ticker.Stop()
-		for {
-			select {
-			case <-ticker.C:
-				_ = h.cfg.Queues.Renew(ctx, f.Trigger.Queue, m)
-			case <-done:
-				return
-			}
+	// A timer, not a goroutine per message: most messages finish before
+	// their first renewal.
+	var renew *time.Timer
+	var mu sync.Mutex // orders the timer's Reset after Stop
+	mu.Lock()
+	renew = time.AfterFunc(f.lock/2, func() {
+		_ = h.cfg.Queues.Renew(ctx, f.Trigger.Queue, m)
+		mu.Lock()
+		defer mu.Unlock()
+		if ctx.Err() == nil {
+			renew.Reset(f.lock / 2)
 		}
+	})
+	mu.Unlock()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		cancel()
+		renew.Stop()
 	}()
 	defer func() {
 		if r := recover(); r != nil {
