@@ -15,7 +15,9 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -65,6 +67,9 @@ type Process struct {
 	ready    chan struct{} // closed when base is set; replaced on each restart
 	lastExit error
 	restarts int
+	// inFlight counts the invocations running, by function: a line the
+	// process writes is logged with the function when only one is running.
+	inFlight map[string]int
 
 	stop    context.CancelFunc
 	stopped chan struct{}
@@ -163,7 +168,43 @@ func (p *Process) logLines(r io.Reader, level slog.Level, stream string) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {
-		p.log.Log(context.Background(), level, sc.Text(), "stream", stream)
+		attrs := []any{"stream", stream}
+		if fns := p.running(); len(fns) == 1 {
+			attrs = append(attrs, "function", fns[0])
+		} else if len(fns) > 1 {
+			attrs = append(attrs, "running", strings.Join(fns, ","))
+		}
+		p.log.Log(context.Background(), level, sc.Text(), attrs...)
+	}
+}
+
+// running lists the functions with an invocation in flight, sorted.
+func (p *Process) running() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fns := make([]string, 0, len(p.inFlight))
+	for f := range p.inFlight {
+		fns = append(fns, f)
+	}
+	slices.Sort(fns)
+	return fns
+}
+
+// track counts an invocation of function in flight until the returned
+// func is called.
+func (p *Process) track(function string) func() {
+	p.mu.Lock()
+	if p.inFlight == nil {
+		p.inFlight = map[string]int{}
+	}
+	p.inFlight[function]++
+	p.mu.Unlock()
+	return func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.inFlight[function]--; p.inFlight[function] == 0 {
+			delete(p.inFlight, function)
+		}
 	}
 }
 
@@ -313,6 +354,7 @@ func (p *Process) baseURL(ctx context.Context) (string, error) {
 // json.Marshal writes it (compact, HTML-safe), as the payload functions
 // make them; a nil value is sent as null.
 func (p *Process) Invoke(ctx context.Context, function string, req Request) (Response, error) {
+	defer p.track(function)()
 	body := appendRequest(make([]byte, 0, requestSize(req)), req)
 	if p.cfg.InvokeTimeout > 0 {
 		var cancel context.CancelFunc

@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -79,6 +80,38 @@ func TestProcessCrashOnceIsInvisible(t *testing.T) {
 	require.Equal(t, 1, p.Restarts())
 	out, _ := resp.Output("out")
 	require.JSONEq(t, `{"in":1}`, string(out))
+}
+
+// syncBuffer is a log destination tests can read while it is written.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A line the handler writes while one function runs is logged with it.
+func TestProcessOutputNamesTheFunction(t *testing.T) {
+	ctx := context.Background()
+	var out syncBuffer
+	p, err := Start(ctx, ProcessConfig{Executable: echoHandler(t), Logger: slog.New(slog.NewTextHandler(&out, nil))})
+	require.NoError(t, err)
+	defer p.Stop()
+	_, err = p.Invoke(ctx, "say", Request{Data: map[string]json.RawMessage{}})
+	require.NoError(t, err)
+	require.Contains(t, out.String(), `msg="saying something while invoked"`)
+	require.Contains(t, out.String(), "stream=stdout function=say")
+	require.Empty(t, p.running(), "nothing is in flight after the invocation")
 }
 
 func TestProcessStartErrors(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 )
 
 func main() {
@@ -38,6 +39,10 @@ func main() {
 				os.WriteFile(marker, nil, 0o644)
 				os.Exit(3)
 			}
+		case "say":
+			fmt.Println("saying something while invoked")
+			os.Stdout.Sync()
+			time.Sleep(100 * time.Millisecond) // the line is logged while the invocation runs
 		case "fail":
 			http.Error(w, "failing on purpose", http.StatusInternalServerError)
 			return
