@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -284,21 +285,13 @@ Examples:
   sluice blob get staging dumps/mydb.sql -o mydb.sql`)
 	c := clientFlags(fs)
 	out := fs.String("o", "", "write the content to this file instead of standard output")
-	pos, err := parse(fs, args)
+	container, name, p, err := blobArgs(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 2 {
-		return usagef("give the container and the blob name (got %d arguments)", len(pos))
-	}
-	container, name := pos[0], pos[1]
 	toStdout := *out == "" || *out == "-"
 	if toStdout && c.json {
 		return usagef("--json prints the blob's info: give -o FILE for its content (or use 'sluice blob stat --json')")
-	}
-	p, err := blobPath(container, name)
-	if err != nil {
-		return err
 	}
 	resp, err := c.transfer("GET", p, nil, nil, 0)
 	if err != nil {
@@ -341,15 +334,7 @@ ETag.
 Example:
   sluice blob stat staging incoming/2026/11/changes.json --json | jq -r .etag`)
 	c := clientFlags(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 2 {
-		return usagef("give the container and the blob name (got %d arguments)", len(pos))
-	}
-	container, name := pos[0], pos[1]
-	p, err := blobPath(container, name)
+	container, name, p, err := blobArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -422,15 +407,7 @@ Delete a blob.
 Example:
   sluice blob delete staging incoming/2026/11/changes.json`)
 	c := clientFlags(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 2 {
-		return usagef("give the container and the blob name (got %d arguments)", len(pos))
-	}
-	container, name := pos[0], pos[1]
-	p, err := blobPath(container, name)
+	container, name, p, err := blobArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -441,4 +418,19 @@ Example:
 		fmt.Fprintf(w, "deleted blob %s from container %s\n", name, container)
 	})
 	return nil
+}
+
+// blobArgs parses the flags and the two arguments of a command on one
+// blob: its container and name, and the blob's API path.
+func blobArgs(fs *flag.FlagSet, args []string) (container, name, path string, err error) {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return "", "", "", err
+	}
+	if len(pos) != 2 {
+		return "", "", "", usagef("give the container and the blob name (got %d arguments)", len(pos))
+	}
+	container, name = pos[0], pos[1]
+	path, err = blobPath(container, name)
+	return container, name, path, err
 }
