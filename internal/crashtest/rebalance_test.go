@@ -122,7 +122,9 @@ func TestRebalance(t *testing.T) {
 	for i, name := range names {
 		out := filepath.Join(dir, name+".events")
 		c := startChild(t, dir, name, childConfig{
-			Role: roleConsumer, NATSURL: url, InstanceID: name, Hub: hubName, Partitions: partitions,
+			// A data directory of its own: the app keeps its document store
+			// there even with an external engine.
+			Role: roleConsumer, NATSURL: url, DataDir: filepath.Join(dir, name+".data"), InstanceID: name, Hub: hubName, Partitions: partitions,
 			LeaseExpiry: expiry, MaxBatchSize: 100, BatchDelay: 20 * time.Millisecond, Out: out,
 		})
 		children[name], watches[name] = c, tr.watch(out)
