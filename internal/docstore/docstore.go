@@ -233,6 +233,16 @@ func PartitionKeyOf(c Container, fields map[string]json.RawMessage) (string, err
 	return "", fmt.Errorf("%w document: the partition key at %s must be a string, number or boolean", ErrInvalid, c.PartitionKeyPath)
 }
 
+// CheckPatch refuses a patch that sets a system field.
+func CheckPatch(set map[string]json.RawMessage) error {
+	for k := range set {
+		if k == "id" || k == FieldETag || k == FieldTS || k == FieldLSN {
+			return fmt.Errorf("%w patch: %q is a system field", ErrInvalid, k)
+		}
+	}
+	return nil
+}
+
 // ApplyPatch sets top-level fields of a stored document's JSON (a null
 // value removes the field) and prepares the result for container c; the
 // partition key must stay pk.

@@ -773,10 +773,8 @@ func (s *Store) explain(ctx context.Context, tx pgx.Tx, container, pk, id, ifMat
 // before taking the container's lock, and writes only if that is still
 // the stored version; otherwise it reads again and retries.
 func (s *Store) Patch(ctx context.Context, container, pk, id string, set map[string]json.RawMessage, ifMatch string) (docstore.Document, error) {
-	for k := range set {
-		if k == "id" || k == docstore.FieldETag || k == docstore.FieldTS || k == docstore.FieldLSN {
-			return docstore.Document{}, fmt.Errorf("%w patch: %q is a system field", docstore.ErrInvalid, k)
-		}
+	if err := docstore.CheckPatch(set); err != nil {
+		return docstore.Document{}, err
 	}
 	var out docstore.Document
 	err := retry(ctx, func() error {

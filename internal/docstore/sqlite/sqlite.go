@@ -452,15 +452,22 @@ func (s *Store) upsert(ctx context.Context, n int) (st *sql.Stmt, keep bool, err
 }
 
 // write runs a single-document write: check decides from the current row
-// whether (and what) to write.
+// whether to write p.
 func (s *Store) write(ctx context.Context, container string, p docstore.Prepared, check func(current) error) (docstore.Document, error) {
+	return s.writeAs(ctx, container, p, func(cur current) (docstore.Prepared, error) { return p, check(cur) })
+}
+
+// writeAs runs a single-document write of the document key names: decide
+// makes, from the current row, the document to write (or refuses).
+func (s *Store) writeAs(ctx context.Context, container string, key docstore.Prepared, decide func(current) (docstore.Prepared, error)) (docstore.Document, error) {
 	var doc docstore.Document
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		cur, err := s.current(ctx, tx, container, p.PartitionKey, p.ID)
+		cur, err := s.current(ctx, tx, container, key.PartitionKey, key.ID)
 		if err != nil {
 			return err
 		}
-		if err := check(cur); err != nil {
+		p, err := decide(cur)
+		if err != nil {
 			return err
 		}
 		lsn, err := nextLSNs(ctx, tx, container, 1)
@@ -545,37 +552,16 @@ func (s *Store) Patch(ctx context.Context, container, pk, id string, set map[str
 	if err != nil {
 		return docstore.Document{}, err
 	}
-	for k := range set {
-		if k == "id" || k == docstore.FieldETag || k == docstore.FieldTS || k == docstore.FieldLSN {
-			return docstore.Document{}, fmt.Errorf("%w patch: %q is a system field", docstore.ErrInvalid, k)
-		}
+	if err := docstore.CheckPatch(set); err != nil {
+		return docstore.Document{}, err
 	}
-	var doc docstore.Document
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		key := docstore.Prepared{ID: id, PartitionKey: pk}
-		cur, err := s.current(ctx, tx, container, pk, id)
-		if err != nil {
-			return err
-		}
+	key := docstore.Prepared{ID: id, PartitionKey: pk}
+	return s.writeAs(ctx, container, key, func(cur current) (docstore.Prepared, error) {
 		if err := checkMatch(cur, ifMatch, key); err != nil {
-			return err
+			return docstore.Prepared{}, err
 		}
-		p, err := docstore.ApplyPatch(c, cur.body, pk, set, s.opts.MaxDocumentBytes)
-		if err != nil {
-			return err
-		}
-		lsn, err := nextLSNs(ctx, tx, container, 1)
-		if err != nil {
-			return err
-		}
-		doc, err = s.put(ctx, tx, container, p, lsn, time.Now().UTC())
-		return err
+		return docstore.ApplyPatch(c, cur.body, pk, set, s.opts.MaxDocumentBytes)
 	})
-	if err != nil {
-		return docstore.Document{}, wrap(container, err)
-	}
-	s.notify(container)
-	return doc, nil
 }
 
 // Read implements docstore.Store.
