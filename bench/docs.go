@@ -373,21 +373,6 @@ func (g *docGen) make(j int, n int64) {
 // journals in memory; its writer has a page cache of 64 MiB.
 const sqlitePragmas = "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_pragma=synchronous(FULL)&_pragma=temp_store(MEMORY)"
 
-// sqliteDocumentsDDL is the shape of the store's documents table.
-const sqliteDocumentsDDL = `CREATE TABLE documents (
-	container TEXT NOT NULL,
-	pk TEXT NOT NULL,
-	id TEXT NOT NULL,
-	body TEXT,
-	etag TEXT NOT NULL,
-	ts INTEGER NOT NULL,
-	lsn INTEGER NOT NULL,
-	deleted INTEGER NOT NULL DEFAULT 0,
-	pk_hash INTEGER
-);
-CREATE UNIQUE INDEX documents_key ON documents (container, pk, id);
-CREATE UNIQUE INDEX documents_feed ON documents (container, lsn);`
-
 func openSQLiteDocs(ctx context.Context, o DocsOptions) (*docsBackend, error) {
 	if o.DataDir == "" {
 		return nil, errors.New("no data directory for the SQLite databases")
@@ -443,7 +428,7 @@ func openSQLiteRaw(storePath, basePath string) (*sqliteRaw, error) {
 		return nil, err
 	}
 	raw := &sqliteRaw{w: w, r: r, stmts: map[int]*sql.Stmt{}}
-	if _, err := w.Exec(sqliteDocumentsDDL); err != nil {
+	if _, err := w.Exec(sqlite.DocumentsDDL("documents")); err != nil {
 		return nil, errors.Join(err, raw.close())
 	}
 	return raw, nil
@@ -613,19 +598,7 @@ func openPostgresRaw(ctx context.Context, dsn, schema string) (*pgRaw, string, e
 		analyze: r.Replace(`ANALYZE {s}.documents`),
 		sel:     r.Replace(`SELECT pk, id, body, etag, ts, lsn, deleted FROM {s}.documents WHERE container = $1 AND lsn > $2 ORDER BY lsn LIMIT $3`),
 	}
-	if _, err := conn.Exec(ctx, r.Replace(`CREATE TABLE {s}.baseline (
-	container text NOT NULL,
-	pk text NOT NULL,
-	id text NOT NULL,
-	body jsonb,
-	etag text NOT NULL,
-	ts timestamptz NOT NULL,
-	lsn bigint NOT NULL,
-	deleted boolean NOT NULL DEFAULT false,
-	pk_hash bigint,
-	PRIMARY KEY (container, pk, id)
-);
-CREATE UNIQUE INDEX ON {s}.baseline (container, lsn);`)); err != nil {
+	if _, err := conn.Exec(ctx, r.Replace(postgres.DocumentsDDL("{s}.baseline"))); err != nil {
 		return p, "", err
 	}
 	var version, fsync, syncCommit string

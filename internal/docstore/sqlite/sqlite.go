@@ -51,7 +51,7 @@ type Store struct {
 
 var _ docstore.Store = (*Store)(nil)
 
-const schema = `
+var schema = `
 CREATE TABLE IF NOT EXISTS containers (
 	name TEXT PRIMARY KEY,
 	partition_key_path TEXT NOT NULL,
@@ -59,10 +59,18 @@ CREATE TABLE IF NOT EXISTS containers (
 	created TEXT NOT NULL,
 	last_lsn INTEGER NOT NULL DEFAULT 0
 );
-CREATE TABLE IF NOT EXISTS documents (` + documentColumns + `);
-CREATE UNIQUE INDEX IF NOT EXISTS documents_key ON documents (container, pk, id);
-CREATE UNIQUE INDEX IF NOT EXISTS documents_feed ON documents (container, lsn);
+` + DocumentsDDL("documents")
+
+// DocumentsDDL creates a table of the documents table's shape, with its
+// indexes, named table (benchmarks compare the store with plain SQL on
+// one).
+func DocumentsDDL(table string) string {
+	return `
+CREATE TABLE IF NOT EXISTS ` + table + ` (` + documentColumns + `);
+CREATE UNIQUE INDEX IF NOT EXISTS ` + table + `_key ON ` + table + ` (container, pk, id);
+CREATE UNIQUE INDEX IF NOT EXISTS ` + table + `_feed ON ` + table + ` (container, lsn);
 `
+}
 
 // documentColumns are the columns of the documents table. It is a rowid
 // table with a unique index on the key: documents are far larger than the
