@@ -191,6 +191,16 @@ func appendCompact(dst, src []byte) []byte {
 	return append(dst, src[start:]...)
 }
 
+// sortedKeys appends m's keys to buf (usually on the caller's stack) and
+// sorts them, as json.Marshal orders a map's members.
+func sortedKeys[V any](m map[string]V, buf []string) []string {
+	for k := range m {
+		buf = append(buf, k)
+	}
+	slices.Sort(buf)
+	return buf
+}
+
 // appendRawObject appends m as json.Marshal writes a
 // map[string]json.RawMessage whose values are already as json.Marshal
 // writes them (compact, HTML-safe): keys sorted, a nil map as null, a nil
@@ -200,11 +210,7 @@ func appendRawObject(dst []byte, m map[string]json.RawMessage) []byte {
 		return append(dst, "null"...)
 	}
 	var stack [16]string
-	keys := stack[:0]
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := sortedKeys(m, stack[:0])
 	dst = append(dst, '{')
 	for i, k := range keys {
 		if i > 0 {

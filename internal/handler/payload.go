@@ -20,7 +20,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -220,11 +219,7 @@ func appendTime(dst []byte, t time.Time) []byte {
 // maps).
 func appendStrings(dst []byte, m map[string]string, l level) []byte {
 	var stack [8]string
-	keys := stack[:0]
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := sortedKeys(m, stack[:0])
 	dst = append(dst, '{')
 	for i, k := range keys {
 		if i > 0 {
@@ -546,11 +541,7 @@ func HTTP(inv Invocation, name string, req HTTPRequest) Request {
 // sorted; nil is {}.
 func appendHeaders(dst []byte, h map[string][]string) []byte {
 	var stack [32]string
-	keys := stack[:0]
-	for k := range h {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := sortedKeys(h, stack[:0])
 	dst = append(dst, '{')
 	for i, k := range keys {
 		if i > 0 {
