@@ -1,6 +1,7 @@
 package host
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -209,20 +210,13 @@ func (h *Host) consumeBlobs(lctx context.Context, f *blobFunction, log *slog.Log
 				return err
 			}
 		case <-w.Done():
-			return cmpErr(w.Err(), errors.New("the container's watch ended"))
+			return cmp.Or(w.Err(), errors.New("the container's watch ended"))
 		case <-lctx.Done():
 			return nil
 		case <-h.soft:
 			return nil
 		}
 	}
-}
-
-func cmpErr(err, otherwise error) error {
-	if err != nil {
-		return err
-	}
-	return otherwise
 }
 
 func receiptKey(f *blobFunction, container, name string) string {

@@ -46,6 +46,12 @@ var (
 	literalSegment = regexp.MustCompile(`^[A-Za-z0-9\-._~!$&'()*+,;=:@]+$`)
 )
 
+// validLiteral reports whether a fixed segment of a route can be served:
+// path characters, and not a "." or ".." that paths are cleaned of.
+func validLiteral(seg string) bool {
+	return seg != "." && seg != ".." && literalSegment.MatchString(seg)
+}
+
 // ParseRoute reads a route template. prefix ("api" by default in Azure)
 // is put before it; an empty prefix serves the route at the root.
 func ParseRoute(prefix, template string) (Route, error) {
@@ -60,7 +66,7 @@ func ParseRoute(prefix, template string) (Route, error) {
 	var segs []string
 	if p := strings.Trim(prefix, "/"); p != "" {
 		for _, seg := range strings.Split(p, "/") {
-			if seg == "." || seg == ".." || !literalSegment.MatchString(seg) {
+			if !validLiteral(seg) {
 				return Route{}, fmt.Errorf("route prefix %q: segment %q: use letters, digits and -._~!$&'()*+,;=:@", prefix, seg)
 			}
 			segs = append(segs, seg)
@@ -77,7 +83,7 @@ func ParseRoute(prefix, template string) (Route, error) {
 			return bad("it has an empty segment (//)")
 		}
 		if !strings.Contains(part, "{") && !strings.Contains(part, "}") {
-			if part == "." || part == ".." || !literalSegment.MatchString(part) {
+			if !validLiteral(part) {
 				return bad("segment %q: use letters, digits and -._~!$&'()*+,;=:@ (not . or .. alone)", part)
 			}
 			segs = append(segs, part)
