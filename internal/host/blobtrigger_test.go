@@ -180,3 +180,32 @@ func TestBlobTriggerOneInstanceAtATime(t *testing.T) {
 		require.Len(t, r, 1, "%s ran once, on one instance", name)
 	}
 }
+
+// A blob whose run was cut short (a hard stop) has no receipt: it runs
+// again on the next instance.
+func TestBlobTriggerRunsAgainAfterAnUnfinishedRun(t *testing.T) {
+	e := newBlobEnv(t)
+	path, err := host.ParseBlobPath("uploads/{name}")
+	require.NoError(t, err)
+	started := make(chan struct{})
+	var once sync.Once
+	slow := host.BlobFunction{Name: "f", Trigger: host.BlobTrigger{Path: path}, Handler: func(ctx context.Context, in host.BlobInput) error {
+		once.Do(func() { close(started) })
+		<-ctx.Done() // never finishes on its own
+		return ctx.Err()
+	}}
+	lm, err := lease.New(e.leases, lease.Config{InstanceID: "a", Expiry: 2 * time.Second})
+	require.NoError(t, err)
+	h, err := host.New(host.Config{InstanceID: "a", Blobs: e.blobs, BlobReceipts: e.receipts, Leases: lm, DeadLetters: e.sink, ShutdownTimeout: 100 * time.Millisecond})
+	require.NoError(t, err)
+	require.NoError(t, h.RegisterBlob(slow))
+	require.NoError(t, h.Start(context.Background()))
+	e.put(t, "x", "1")
+	<-started
+	h.Stop(context.Background()) // the shutdown timeout cancels the run
+
+	runs := &blobRuns{}
+	e.start(t, "b", host.BlobFunction{Name: "f", Trigger: host.BlobTrigger{Path: path}, Handler: runs.handle})
+	eventually(t, "the unfinished blob again", func() bool { return len(runs.byName()["x"]) == 1 })
+	require.Empty(t, e.sink.all(), "a cut-short run is not a failure")
+}
