@@ -40,7 +40,7 @@ const (
 
 // Source locates an input where it came from.
 type Source struct {
-	Kind         string    `json:"kind"` // "hub", "queue", "container" or "blob"
+	Kind         string    `json:"kind"` // "hub", "queue", "container", "blob" or "timer" (EnqueuedTime: the occurrence)
 	Hub          string    `json:"hub,omitempty"`
 	Group        string    `json:"group,omitempty"`
 	Partition    int       `json:"partition"`
@@ -356,6 +356,8 @@ func (s *Store) send(ctx context.Context, l Letter) error {
 		return s.touch(ctx, l.Source)
 	case "blob":
 		return s.rewriteBlob(ctx, l.Source)
+	case "timer":
+		return fmt.Errorf("%w: a timer's occurrence has nothing to send again; purge the letter (the timer runs at its next occurrence)", queue.ErrInvalid)
 	}
 	return fmt.Errorf("%w: the letter's source is unknown (%q); it cannot be redriven, only purged", queue.ErrInvalid, l.Source.Kind)
 }

@@ -301,8 +301,12 @@ func (h *Host) runOccurrence(ctx context.Context, f *timerFunction, info TimerIn
 		go h.renewClaim(rctx, f, info.Scheduled)
 	}
 	var last error
+	var first time.Time
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
+		if first.IsZero() {
+			first = start.UTC()
+		}
 		err := h.callTimer(withAttempt(h.hardCtx, Attempt{Number: attempt, MaxRetries: f.Retry.MaxRetryCount, Last: last}), f, info)
 		last = err
 		f.m.duration.Observe(time.Since(start).Seconds())
@@ -317,7 +321,13 @@ func (h *Host) runOccurrence(ctx context.Context, f *timerFunction, info TimerIn
 		delay, retry := f.Retry.Next(attempt, rand.Float64)
 		log.Warn("timer function failed", "err", err, "attempt", attempt, "occurrence", info.Scheduled, "retry", retry, "retry_in", delay)
 		if !retry {
-			log.Error("timer function gave up on an occurrence", "occurrence", info.Scheduled, "attempts", attempt, "err", err)
+			// Kept, like any input given up on: the letter names the
+			// occurrence. It can be read and purged; there is nothing to
+			// send again.
+			body, _ := json.Marshal(info)
+			h.putDeadLetters(ctx, f.Name, "timer", []DeadLetter{{Function: f.Name, Reason: err.Error(), Attempts: attempt,
+				FirstFailure: first, LastFailure: time.Now().UTC(), Body: body,
+				Source: Source{Kind: "timer", EnqueuedTime: info.Scheduled}}}, log)
 			return
 		}
 		f.m.retries.Inc()

@@ -161,3 +161,22 @@ func TestTimerRunOnStartupAndRetries(t *testing.T) {
 	r, _ := runs.snapshot()
 	require.True(t, r[0].Startup)
 }
+
+func TestTimerGivesUpIntoADeadLetter(t *testing.T) {
+	e := newTimerEnv(t)
+	runs := &timerRuns{fail: 1 << 30}
+	sink := &memSink{}
+	h, err := host.New(host.Config{InstanceID: "a", TimerState: e.state, DeadLetters: sink, ShutdownTimeout: 5 * time.Second})
+	require.NoError(t, err)
+	require.NoError(t, h.RegisterTimer(host.TimerFunction{Name: e.name, Handler: runs.handler("a"),
+		Retry:   resilience.Retry{Strategy: resilience.FixedDelay, MaxRetryCount: 1, Delay: 10 * time.Millisecond},
+		Trigger: host.TimerTrigger{Schedule: every(time.Hour), RunOnStartup: true}}))
+	require.NoError(t, h.Start(context.Background()))
+	t.Cleanup(func() { h.Stop(context.Background()) })
+	eventually(t, "the dead letter", func() bool { return len(sink.all()) == 1 })
+	dl := sink.all()[0]
+	require.Equal(t, "timer", dl.Source.Kind)
+	require.Equal(t, 2, dl.Attempts)
+	require.Equal(t, "not yet", dl.Reason)
+	require.Contains(t, string(dl.Body), `"Startup":true`)
+}
