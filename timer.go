@@ -34,8 +34,9 @@ type TimerTrigger struct {
 type TimerInfo = host.TimerInfo
 
 // TimerHandler runs one occurrence of a timer. An error fails it: the
-// retry policy then governs it, and after that the failure is logged and
-// counted, and the schedule goes on.
+// retry policy then governs it, and after that the occurrence is kept as a
+// dead letter (source kind "timer"; it can be read and purged, not sent
+// again), and the schedule goes on.
 type TimerHandler func(ctx context.Context, info TimerInfo) error
 
 // TimerFunction declares a function triggered by a timer. Problems with

@@ -58,7 +58,7 @@ type TimerFunction struct {
 	Name    string
 	Trigger TimerTrigger
 	// Retry governs failed runs; after it runs out the occurrence is
-	// logged and counted as failed, and the schedule goes on.
+	// dead-lettered (kind "timer"), and the schedule goes on.
 	Retry   resilience.Retry
 	Handler TimerHandler
 }
