@@ -184,6 +184,7 @@ type App struct {
 	leases  *lease.Manager
 	host    *host.Host
 	metrics *telemetry.Metrics
+	onceKV  jetstream.KeyValue // idempotency keys (see once.go)
 	srv     *http.Server
 	ln      net.Listener
 	srvDone chan struct{}
@@ -320,6 +321,10 @@ func (a *App) Start(ctx context.Context) (err error) {
 	receipts, err := a.eng.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "sluice-blob-receipts", History: 1, Storage: jetstream.FileStorage})
 	if err != nil {
 		return fmt.Errorf("sluice: open blob receipt bucket: %w", err)
+	}
+	a.onceKV, err = a.eng.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "sluice-idempotency", History: 1, TTL: MaxOnceTTL, Storage: jetstream.FileStorage})
+	if err != nil {
+		return fmt.Errorf("sluice: open idempotency key bucket: %w", err)
 	}
 	a.host, err = host.New(host.Config{
 		InstanceID: a.cfg.InstanceID, Hubs: a.hubSvc, Leases: a.leases, Queues: a.queues, Docs: a.docs, FeedState: feeds, TimerState: timers,

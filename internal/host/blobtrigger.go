@@ -150,7 +150,7 @@ func (h *Host) RegisterBlob(f BlobFunction) error {
 	case f.Trigger.Path.re == nil:
 		return fmt.Errorf("host: blob function %s has no path (use ParseBlobPath)", f.Name)
 	}
-	if err := h.checkNew(f.Name, f.Retry); err != nil {
+	if err := h.checkNew(f.Name, f.Retry, resilience.BreakerPolicy{}, 0); err != nil {
 		return err
 	}
 	bf := &blobFunction{BlobFunction: f, processed: &atomicCounter{},

@@ -79,6 +79,9 @@ type FeedFunction struct {
 	Name    string
 	Trigger FeedTrigger
 	Retry   resilience.Retry
+	// Breaker and Timeout: as for hub functions (Function).
+	Breaker resilience.BreakerPolicy
+	Timeout time.Duration
 	Handler FeedHandler
 }
 
@@ -124,7 +127,7 @@ func (h *Host) RegisterFeed(f FeedFunction) error {
 	case t.PollInterval < 10*time.Millisecond:
 		return fmt.Errorf("host: function %s: poll interval %s must be at least 10ms", f.Name, t.PollInterval)
 	}
-	if err := h.checkNew(f.Name, f.Retry); err != nil {
+	if err := h.checkNew(f.Name, f.Retry, f.Breaker, f.Timeout); err != nil {
 		return err
 	}
 	for _, g := range h.ffns {

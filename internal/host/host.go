@@ -60,6 +60,12 @@ type Function struct {
 	Name    string
 	Trigger HubTrigger
 	Retry   resilience.Retry
+	// Breaker, when enabled, stops the function taking new batches on
+	// every instance while its downstream fails (see breaker.go).
+	Breaker resilience.BreakerPolicy
+	// Timeout bounds one invocation: its context is cancelled and the
+	// attempt counts as a failure. Zero: no bound.
+	Timeout time.Duration
 	Handler Handler
 }
 
@@ -185,7 +191,7 @@ func (h *Host) Register(f Function) error {
 	if err := hub.ValidateGroup(t.Group); err != nil {
 		return fmt.Errorf("host: function %s: %w", f.Name, err)
 	}
-	if err := h.checkNew(f.Name, f.Retry); err != nil {
+	if err := h.checkNew(f.Name, f.Retry, f.Breaker, f.Timeout); err != nil {
 		return err
 	}
 	for _, g := range h.fns {
@@ -209,11 +215,17 @@ func (h *Host) Register(f Function) error {
 	return nil
 }
 
-// checkNew checks what every kind of function needs: a valid retry policy
-// and a name no other function has.
-func (h *Host) checkNew(name string, retry resilience.Retry) error {
+// checkNew checks what every kind of function needs: valid retry and
+// breaker policies and timeout, and a name no other function has.
+func (h *Host) checkNew(name string, retry resilience.Retry, breaker resilience.BreakerPolicy, timeout time.Duration) error {
 	if err := retry.Validate(); err != nil {
 		return fmt.Errorf("host: function %s: %w", name, err)
+	}
+	if err := breaker.Validate(); err != nil {
+		return fmt.Errorf("host: function %s: %w", name, err)
+	}
+	if timeout < 0 {
+		return fmt.Errorf("host: function %s: timeout %s must not be negative (0: no timeout)", name, timeout)
 	}
 	if h.named(name) {
 		return fmt.Errorf("host: two functions are named %s", name)

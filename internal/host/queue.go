@@ -47,6 +47,11 @@ type QueueFunction struct {
 	// message (its MaxRetryCount also bounds the deliveries). Other
 	// messages go on meanwhile. Default: redeliver at once.
 	Retry   resilience.Retry
+	// Breaker and Timeout: as for hub functions (Function). While the
+	// breaker is open, no message is taken and a message that fails is put
+	// back without counting the delivery.
+	Breaker resilience.BreakerPolicy
+	Timeout time.Duration
 	Handler QueueHandler
 }
 
@@ -100,7 +105,7 @@ func (h *Host) RegisterQueue(f QueueFunction) error {
 	if err := queue.ValidateName(t.Queue); err != nil {
 		return fmt.Errorf("host: function %s: %w", f.Name, err)
 	}
-	if err := h.checkNew(f.Name, f.Retry); err != nil {
+	if err := h.checkNew(f.Name, f.Retry, f.Breaker, f.Timeout); err != nil {
 		return err
 	}
 	h.qfns = append(h.qfns, h.newQueueFunction(f, &atomicCounter{}))

@@ -100,7 +100,7 @@ func (h *Host) RegisterTimer(f TimerFunction) error {
 	case f.Trigger.Schedule == nil:
 		return fmt.Errorf("host: timer function %s has no schedule", f.Name)
 	}
-	if err := h.checkNew(f.Name, f.Retry); err != nil {
+	if err := h.checkNew(f.Name, f.Retry, resilience.BreakerPolicy{}, 0); err != nil {
 		return err
 	}
 	processed := &atomicCounter{}
