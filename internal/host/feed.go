@@ -90,6 +90,7 @@ type feedFunction struct {
 	processed *atomicCounter
 	m         fnMetrics
 	run       *batchRun[docstore.Document]
+	breaker   *resilience.Breaker
 }
 
 var leasePrefixRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
@@ -135,10 +136,15 @@ func (h *Host) RegisterFeed(f FeedFunction) error {
 			return fmt.Errorf("host: functions %s and %s both follow container %s with lease prefix %s; give each its own prefix", g.Name, f.Name, t.Container, t.LeasePrefix)
 		}
 	}
-	ff := &feedFunction{FeedFunction: f, processed: &atomicCounter{},
+	b, err := h.newBreaker(f.Name, f.Breaker, f.Timeout)
+	if err != nil {
+		return err
+	}
+	ff := &feedFunction{FeedFunction: f, processed: &atomicCounter{}, breaker: b,
 		m: h.newFnMetrics(f.Name, h.cfg.Metrics.FeedChangesProcessed.WithLabelValues(f.Name, t.Container))}
 	ff.run = &batchRun[docstore.Document]{
 		name: f.Name, kind: "container", retry: f.Retry, m: &ff.m, processed: ff.processed, handler: f.Handler,
+		breaker: b, timeout: f.Timeout,
 		position: func(d docstore.Document) int64 { return d.LSN },
 		letter: func(d docstore.Document, reason error, attempts int, first, last time.Time) DeadLetter {
 			return DeadLetter{
@@ -334,7 +340,11 @@ func (h *Host) consumeRange(lctx context.Context, f *feedFunction, r int, log *s
 			}
 			return rd.err
 		}
-		if !invokeBatch(h, ctx, f.run, rd.changes, log) {
+		permit, ok, err := h.hold(ctx, lctx, f.breaker, cpw, nil)
+		if !ok {
+			return err
+		}
+		if !invokeBatch(h, ctx, f.run, rd.changes, permit, log) {
 			// Aborted (lease lost or forced stop): no checkpoint.
 			_ = cpw.wait()
 			return ctx.Err()

@@ -96,6 +96,14 @@ type Config struct {
 	Blobs        *blob.Service
 	BlobReceipts jetstream.KeyValue
 	DeadLetters  DeadLetterSink
+	// BreakerState (a KV bucket) is needed by functions with a breaker;
+	// BreakerWebhook, when set, receives each breaker transition as a JSON
+	// POST (see BreakerEvent).
+	BreakerState   jetstream.KeyValue
+	BreakerWebhook string
+	// OverrunGrace is how long an invocation may run past its timeout
+	// before it is reported as ignoring cancellation. Default 5s.
+	OverrunGrace time.Duration
 	Metrics      *telemetry.Metrics
 	Logger       *slog.Logger
 	// ShutdownTimeout bounds the graceful part of Stop: after it, in-flight
@@ -114,6 +122,9 @@ type Host struct {
 	ffns []*feedFunction
 	tfns []*timerFunction
 	bfns []*blobFunction
+	// breakers are the functions' circuit breakers (nil without
+	// Config.BreakerState).
+	breakers *resilience.Breakers
 
 	soft     chan struct{} // closed: take no new batches
 	hardCtx  context.Context
@@ -130,6 +141,7 @@ type function struct {
 	processed *atomicCounter
 	m         fnMetrics
 	run       *batchRun[hub.StoredEvent]
+	breaker   *resilience.Breaker
 
 	pauseMu sync.Mutex
 	paused  bool
@@ -159,7 +171,12 @@ func New(cfg Config) (*Host, error) {
 	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, 30*time.Second)
 	cfg.LagEvery = cmp.Or(cfg.LagEvery, 5*time.Second)
 	hardCtx, hardStop := context.WithCancel(context.Background())
-	return &Host{cfg: cfg, log: cfg.Logger, soft: make(chan struct{}), hardCtx: hardCtx, hardStop: hardStop}, nil
+	h := &Host{cfg: cfg, log: cfg.Logger, soft: make(chan struct{}), hardCtx: hardCtx, hardStop: hardStop}
+	if cfg.BreakerState != nil {
+		h.breakers = resilience.NewBreakers(cfg.BreakerState, resilience.BreakersOptions{
+			Instance: cfg.InstanceID, Notify: h.breakerChanged, Observe: h.breakerSeen, Logger: cfg.Logger})
+	}
+	return h, nil
 }
 
 // Register adds a function. It must be called before Start.
@@ -199,10 +216,15 @@ func (h *Host) Register(f Function) error {
 			return fmt.Errorf("host: functions %s and %s both read hub %s with consumer group %s; give each its own consumer group", g.Name, f.Name, t.Hub, t.Group)
 		}
 	}
-	fn := &function{Function: f, processed: &atomicCounter{}, pauseCh: make(chan struct{}),
+	b, err := h.newBreaker(f.Name, f.Breaker, f.Timeout)
+	if err != nil {
+		return err
+	}
+	fn := &function{Function: f, processed: &atomicCounter{}, pauseCh: make(chan struct{}), breaker: b,
 		m: h.newFnMetrics(f.Name, h.cfg.Metrics.EventsProcessed.WithLabelValues(f.Name, t.Hub, t.Group))}
 	fn.run = &batchRun[hub.StoredEvent]{
 		name: f.Name, kind: "hub", retry: f.Retry, m: &fn.m, processed: fn.processed, handler: f.Handler,
+		breaker: b, timeout: f.Timeout,
 		position: func(e hub.StoredEvent) int64 { return e.Sequence },
 		letter: func(e hub.StoredEvent, reason error, attempts int, first, last time.Time) DeadLetter {
 			return h.letter(fn, e, reason, attempts, first, last)
@@ -249,6 +271,9 @@ func (h *Host) newFnMetrics(name string, events prometheus.Counter) fnMetrics {
 func (h *Host) Start(ctx context.Context) error {
 	if !h.started.CompareAndSwap(false, true) {
 		return nil
+	}
+	if err := h.startBreakers(ctx); err != nil {
+		return err
 	}
 	for _, f := range h.fns {
 		t := f.Trigger
@@ -319,6 +344,9 @@ func (h *Host) Stop(ctx context.Context) {
 		<-done
 		if h.cfg.Leases != nil {
 			h.cfg.Leases.Stop()
+		}
+		if h.breakers != nil {
+			h.breakers.Stop()
 		}
 		h.bg.Wait()
 	})
@@ -583,10 +611,14 @@ func (h *Host) consume(lctx context.Context, f *function, p int, log *slog.Logge
 		if len(buf) == 0 {
 			continue
 		}
+		permit, ok, err := h.hold(ctx, lctx, f.breaker, cpw, pauseCh)
+		if !ok {
+			return err
+		}
 		n := min(len(buf), t.MaxBatchSize)
 		batch := buf[:n:n]
 		buf = buf[n:]
-		if !invokeBatch(h, ctx, f.run, batch, log) {
+		if !invokeBatch(h, ctx, f.run, batch, permit, log) {
 			// Aborted (lease lost or forced stop): no checkpoint.
 			_ = cpw.wait()
 			return ctx.Err()

@@ -3,10 +3,8 @@ package host
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"runtime/debug"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/resilience"
@@ -27,25 +25,54 @@ type batchRun[T any] struct {
 	// later sets a batch aside to be retried later; nil when the trigger
 	// cannot, and a *RetryLaterError is then a failure.
 	later func(ctx context.Context, batch []T, later *RetryLaterError) bool
+	// breaker, when set, is told every attempt's outcome and holds the
+	// batch while it is open; timeout bounds each attempt.
+	breaker *resilience.Breaker
+	timeout time.Duration
 }
 
 // invokeBatch runs the function on a batch under its retry policy, and
-// dead-letters what it gives up on. It returns false when it was aborted
-// before the batch was finished with (nothing may be checkpointed).
-func invokeBatch[T any](h *Host, ctx context.Context, r *batchRun[T], batch []T, log *slog.Logger) bool {
+// dead-letters what it gives up on. permit is the breaker's for the first
+// attempt. It returns false when it was aborted before the batch was
+// finished with (nothing may be checkpointed).
+//
+// A failure while the function's breaker is open (or one that opens it)
+// neither retries nor dead-letters: the batch waits for the breaker, then
+// starts over with a fresh retry budget.
+func invokeBatch[T any](h *Host, ctx context.Context, r *batchRun[T], batch []T, permit resilience.Permit, log *slog.Logger) bool {
 	var first time.Time
 	var last error
 	for attempt := 1; ; attempt++ {
+		if attempt > 1 && r.breaker != nil {
+			p, waited, ok := h.readmit(ctx, r.breaker)
+			if !ok {
+				return false
+			}
+			if waited {
+				log.Info("breaker admits work again; the held batch starts over", "inputs", len(batch),
+					"first_position", r.position(batch[0]), "probe", p.Probe)
+				attempt, first, last = 1, time.Time{}, nil
+			}
+			permit = p
+		}
 		start := time.Now()
 		err := callBatch(h, withAttempt(ctx, Attempt{Number: attempt, MaxRetries: r.retry.MaxRetryCount, Last: last}), r, batch)
 		last = err
 		r.m.duration.Observe(time.Since(start).Seconds())
 		r.m.size.Observe(float64(len(batch)))
 		if err == nil {
+			h.done(r.breaker, permit, false)
 			h.processed(r.m, r.processed, len(batch))
 			return true
 		}
+		if ctx.Err() != nil || h.hardCtx.Err() != nil {
+			// Cancelled by a lost lease or a forced stop, not a failure of
+			// the function: leave the batch for redelivery.
+			r.breaker.Release(permit)
+			return false
+		}
 		if dle, ok := errors.AsType[*DeadLetterError](err); ok {
+			h.done(r.breaker, permit, false)
 			var letters []DeadLetter
 			now := time.Now().UTC()
 			for _, in := range batch {
@@ -60,15 +87,21 @@ func invokeBatch[T any](h *Host, ctx context.Context, r *batchRun[T], batch []T,
 			return true
 		}
 		if later, ok := errors.AsType[*RetryLaterError](err); ok && r.later != nil && r.later(ctx, batch, later) {
+			h.done(r.breaker, permit, false)
 			h.processed(r.m, r.processed, len(batch))
 			return true
 		}
-		if ctx.Err() != nil || h.hardCtx.Err() != nil {
-			// Cancelled by a lost lease or a forced stop, not a failure of
-			// the function: leave the batch for redelivery.
+		if ctx.Err() != nil {
+			r.breaker.Release(permit)
 			return false
 		}
 		r.m.failures.Inc()
+		h.done(r.breaker, permit, true)
+		if !r.breaker.Admits() {
+			log.Warn("function failed while its breaker is open; the batch waits for the breaker to close (no retry, no dead letter)",
+				"err", err, "inputs", len(batch), "first_position", r.position(batch[0]))
+			continue
+		}
 		if first.IsZero() {
 			first = start.UTC()
 		}
@@ -108,8 +141,9 @@ func (h *Host) processed(m *fnMetrics, c *atomicCounter, n int) {
 }
 
 // callBatch runs the handler, turning a panic into an error. The
-// handler's context ends when the lease is lost or the host stops hard.
-func callBatch[T any](h *Host, ctx context.Context, r *batchRun[T], batch []T) (err error) {
+// handler's context ends when the lease is lost, the host stops hard or
+// the function's timeout passes.
+func callBatch[T any](h *Host, ctx context.Context, r *batchRun[T], batch []T) error {
 	hctx, cancel := context.WithCancel(h.hardCtx)
 	defer cancel()
 	stop := context.AfterFunc(ctx, cancel)
@@ -117,12 +151,7 @@ func callBatch[T any](h *Host, ctx context.Context, r *batchRun[T], batch []T) (
 	if a, ok := AttemptOf(ctx); ok {
 		hctx = withAttempt(hctx, a)
 	}
-	defer func() {
-		if rec := recover(); rec != nil {
-			err = fmt.Errorf("panic: %v\n%s", rec, debug.Stack())
-		}
-	}()
-	return r.handler(hctx, batch)
+	return h.call(hctx, r.name, r.timeout, func(ctx context.Context) error { return r.handler(ctx, batch) })
 }
 
 // putDeadLetters stores dead letters, retrying until it succeeds or ctx

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/queue"
 	"github.com/sluicehq/sluice/internal/resilience"
+	"github.com/sluicehq/sluice/internal/telemetry"
 )
 
 // QueueHandler processes one queue message. Returning nil completes it; a
@@ -73,6 +73,7 @@ type queueFunction struct {
 	giveUp    func(ctx context.Context, m *queue.Message, reason error, now time.Time) error
 	lock      time.Duration
 	processed *atomicCounter
+	breaker   *resilience.Breaker
 	duration  prometheus.Observer
 	failures  prometheus.Counter
 	outcomes  map[string]prometheus.Counter
@@ -108,16 +109,20 @@ func (h *Host) RegisterQueue(f QueueFunction) error {
 	if err := h.checkNew(f.Name, f.Retry, f.Breaker, f.Timeout); err != nil {
 		return err
 	}
-	h.qfns = append(h.qfns, h.newQueueFunction(f, &atomicCounter{}))
+	b, err := h.newBreaker(f.Name, f.Breaker, f.Timeout)
+	if err != nil {
+		return err
+	}
+	h.qfns = append(h.qfns, h.newQueueFunction(f, &atomicCounter{}, b))
 	return nil
 }
 
-func (h *Host) newQueueFunction(f QueueFunction, processed *atomicCounter) *queueFunction {
+func (h *Host) newQueueFunction(f QueueFunction, processed *atomicCounter, breaker *resilience.Breaker) *queueFunction {
 	m := h.cfg.Metrics
-	qf := &queueFunction{QueueFunction: f, processed: processed,
+	qf := &queueFunction{QueueFunction: f, processed: processed, breaker: breaker,
 		duration: m.BatchDuration.WithLabelValues(f.Name), failures: m.Failures.WithLabelValues(f.Name),
 		outcomes: map[string]prometheus.Counter{}}
-	for _, o := range []string{"dequeued", "completed", "abandoned", "poisoned", "moved"} {
+	for _, o := range []string{"dequeued", "completed", "abandoned", "poisoned", "moved", telemetry.OutcomeHeld} {
 		qf.outcomes[o] = m.QueueMessages.WithLabelValues(f.Name, f.Trigger.Queue, o)
 	}
 	return qf
@@ -170,24 +175,39 @@ func (h *Host) startQueue(ctx context.Context, f *queueFunction) error {
 	return nil
 }
 
+// queueWork is a message taken for a worker, with the breaker's permit.
+type queueWork struct {
+	m      *queue.Message
+	permit resilience.Permit
+}
+
 // runQueue hands messages to Concurrency workers until the host stops.
 // The workers live as long as the loop: a goroutine per message grew a
-// fresh stack for every one.
-func (h *Host) runQueue(f *queueFunction, it *queue.Iterator) {
+// fresh stack for every one. While the function's breaker is open it takes
+// no messages; when half-open, it takes one for the probe.
+func (h *Host) runQueue(f *queueFunction, first *queue.Iterator) {
 	defer h.active.Done()
 	log := h.log.With("function", f.Name, "queue", f.Trigger.Queue)
 	// A message is taken from the queue only when a worker is free for
 	// it: on a stop, nothing is left taken but not started.
-	work := make(chan *queue.Message, f.Trigger.Concurrency)
+	work := make(chan queueWork, f.Trigger.Concurrency)
 	slots := make(chan struct{}, f.Trigger.Concurrency)
 	var workers sync.WaitGroup
 	defer workers.Wait()
 	defer close(work)
-	defer it.Close()
+	var itMu sync.Mutex // guards it against the stop and pause watchers
+	it := first
+	defer func() {
+		itMu.Lock()
+		defer itMu.Unlock()
+		if it != nil {
+			it.Close()
+		}
+	}()
 	for range f.Trigger.Concurrency {
 		workers.Go(func() {
-			for m := range work {
-				h.handleMessage(f, m, log)
+			for w := range work {
+				h.handleMessage(f, w.m, w.permit, log)
 				<-slots
 			}
 		})
@@ -199,37 +219,146 @@ func (h *Host) runQueue(f *queueFunction, it *queue.Iterator) {
 		case <-h.hardCtx.Done():
 		}
 		// Messages fetched but not started go back to the queue at once.
-		it.Stop()
+		itMu.Lock()
+		if it != nil {
+			it.Stop()
+		}
+		itMu.Unlock()
 		close(stopped)
 	}()
+	if f.breaker != nil {
+		// Stop fetching as soon as the breaker opens: messages fetched
+		// ahead would otherwise wait, locked, for a worker.
+		go func() {
+			for {
+				changed := f.breaker.Changed()
+				if !f.breaker.Admits() {
+					itMu.Lock()
+					if it != nil {
+						it.Pause()
+					}
+					itMu.Unlock()
+				}
+				select {
+				case <-changed:
+				case <-stopped:
+					return
+				}
+			}
+		}()
+	}
+	wait := func(d time.Duration) bool {
+		select {
+		case <-time.After(d):
+			return true
+		case <-stopped:
+			return false
+		}
+	}
 	for {
 		select {
 		case slots <- struct{}{}:
 		case <-stopped:
 			return
 		}
+		if !f.breaker.Admits() {
+			itMu.Lock()
+			cur := it
+			it = nil
+			itMu.Unlock()
+			if cur != nil {
+				// Put back what was fetched ahead, without counting a
+				// delivery.
+				cur.Pause()
+				for {
+					m, err := cur.Next()
+					if err != nil {
+						break
+					}
+					h.holdMessage(f, m, log)
+				}
+			}
+			p, ok, wake := f.breaker.Acquire(h.hardCtx)
+			if !ok {
+				<-slots
+				select {
+				case <-wake:
+				case <-stopped:
+					return
+				}
+				continue
+			}
+			// The probe: one message.
+			msgs, err := h.cfg.Queues.Receive(h.hardCtx, f.Trigger.Queue, 1, time.Second)
+			if err != nil || len(msgs) == 0 {
+				f.breaker.Release(p)
+				<-slots
+				if err != nil {
+					log.Error("cannot take a message for the breaker's probe; retrying", "err", err)
+					if !wait(time.Second) {
+						return
+					}
+				}
+				continue
+			}
+			f.outcomes["dequeued"].Inc()
+			work <- queueWork{msgs[0], p}
+			continue
+		}
+		if it == nil {
+			next, err := h.cfg.Queues.Messages(h.hardCtx, f.Trigger.Queue, f.Trigger.BatchSize)
+			if err != nil {
+				<-slots
+				log.Error("cannot take messages; retrying", "err", err)
+				if !wait(time.Second) {
+					return
+				}
+				continue
+			}
+			itMu.Lock()
+			it = next
+			itMu.Unlock()
+		}
 		m, err := it.Next()
 		if err != nil {
 			<-slots
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, queue.ErrStopped) {
-				return
+				select {
+				case <-stopped:
+					return
+				default:
+				}
+				// Paused for the breaker: take messages again once it
+				// admits work.
+				itMu.Lock()
+				it = nil
+				itMu.Unlock()
+				continue
 			}
 			log.Error("cannot take messages; retrying", "err", err)
-			select {
-			case <-time.After(time.Second):
-			case <-stopped:
+			if !wait(time.Second) {
 				return
 			}
 			continue
 		}
 		f.outcomes["dequeued"].Inc()
-		work <- m // never blocks: a slot was free
+		work <- queueWork{m: m} // never blocks: a slot was free
 	}
+}
+
+// holdMessage puts a message back unprocessed while the function's
+// breaker is open, without counting the delivery.
+func (h *Host) holdMessage(f *queueFunction, m *queue.Message, log *slog.Logger) {
+	if err := h.cfg.Queues.Move(h.hardCtx, f.Trigger.Queue, m, time.Now()); err != nil {
+		log.Warn("cannot put a message back while the breaker is open; its lock will expire", "message_id", m.ID, "err", err)
+		return
+	}
+	f.outcomes[telemetry.OutcomeHeld].Inc()
 }
 
 // handleMessage invokes the function on one message, renewing its lock
 // meanwhile, and settles the message by the result.
-func (h *Host) handleMessage(f *queueFunction, m *queue.Message, base *slog.Logger) {
+func (h *Host) handleMessage(f *queueFunction, m *queue.Message, permit resilience.Permit, base *slog.Logger) {
 	// The message's attributes are added only when something is logged.
 	log := func() *slog.Logger { return base.With("message_id", m.ID, "dequeue_count", m.DequeueCount) }
 	q := h.cfg.Queues
@@ -241,15 +370,26 @@ func (h *Host) handleMessage(f *queueFunction, m *queue.Message, base *slog.Logg
 		h.poison(ctx, f, m, fmt.Errorf("delivered %d times without completing (maxDequeueCount %d)", m.DequeueCount, f.Trigger.MaxDequeueCount), log())
 		return
 	}
+	if !permit.Probe && !f.breaker.Admits() {
+		h.holdMessage(f, m, base)
+		return
+	}
 	start := time.Now()
 	err := h.callQueue(f, m)
 	f.duration.Observe(time.Since(start).Seconds())
 	if h.hardCtx.Err() != nil {
+		f.breaker.Release(permit)
 		return // forced stop: the message's lock runs out and it is delivered again
 	}
 	var later *RetryLaterError
 	var dle *DeadLetterError
+	failed := err != nil && !errors.As(err, &later) && !errors.As(err, &dle)
+	h.done(f.breaker, permit, failed)
 	switch {
+	case failed && !f.breaker.Admits():
+		f.failures.Inc()
+		log().Warn("function failed while its breaker is open; the message is put back (the delivery does not count)", "err", err)
+		h.holdMessage(f, m, base)
 	case err == nil:
 		if err := q.CompleteAsync(ctx, name, m); err != nil {
 			log().Warn("cannot complete message; it will be delivered again", "err", err)
@@ -257,14 +397,14 @@ func (h *Host) handleMessage(f *queueFunction, m *queue.Message, base *slog.Logg
 		}
 		f.outcomes["completed"].Inc()
 		f.processed.n.Add(1)
-	case errors.As(err, &later):
+	case later != nil:
 		if err := q.Move(ctx, name, m, later.At); err != nil {
 			log().Warn("cannot move message to later; it will be delivered again", "err", err)
 			return
 		}
 		log().Info("message moved to be tried later", "at", later.At, "reason", later.Reason)
 		f.outcomes["moved"].Inc()
-	case errors.As(err, &dle):
+	case dle != nil:
 		reason := error(dle)
 		for _, r := range dle.Reasons {
 			reason = r
@@ -314,12 +454,8 @@ func (h *Host) callQueue(f *queueFunction, m *queue.Message) (err error) {
 		cancel()
 		renew.Stop()
 	}()
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
-		}
-	}()
-	return f.Handler(withAttempt(ctx, Attempt{Number: m.DequeueCount, MaxRetries: f.Trigger.MaxDequeueCount - 1}), m)
+	return h.call(withAttempt(ctx, Attempt{Number: m.DequeueCount, MaxRetries: f.Trigger.MaxDequeueCount - 1}), f.Name, f.Timeout,
+		func(ctx context.Context) error { return f.Handler(ctx, m) })
 }
 
 // poison gives up on a message: it is kept as a dead letter in the queue's

@@ -106,10 +106,11 @@ func (h *Host) startRetries(ctx context.Context, f *function) error {
 		Name:    f.Name,
 		Trigger: QueueTrigger{Queue: name, BatchSize: 16, Concurrency: 4, MaxDequeueCount: deliveries},
 		Retry:   f.Retry,
+		Timeout: f.Timeout,
 		Handler: func(ctx context.Context, m *queue.Message) error {
 			return f.Handler(ctx, []hub.StoredEvent{eventFromRetry(m)})
 		},
-	}, f.processed)
+	}, f.processed, f.breaker)
 	qf.giveUp = func(ctx context.Context, m *queue.Message, reason error, now time.Time) error {
 		return h.cfg.DeadLetters.Put(ctx, []DeadLetter{h.letter(f, eventFromRetry(m), reason, m.DequeueCount, now, now)})
 	}

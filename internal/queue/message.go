@@ -592,6 +592,7 @@ type Iterator struct {
 	it   jetstream.MessagesContext
 	mu   sync.Mutex
 	stop bool
+	keep bool // stopped by Pause: hand out what was fetched ahead
 }
 
 // Messages starts taking messages from a queue, fetching batch at a time.
@@ -613,14 +614,14 @@ func (i *Iterator) Next() (*Message, error) {
 	for {
 		msg, err := i.it.Next()
 		i.mu.Lock()
-		stopped := i.stop
+		stopped, keep := i.stop, i.keep
 		i.mu.Unlock()
 		switch {
 		case err != nil && stopped:
 			return nil, ErrStopped
 		case err != nil:
 			return nil, err
-		case stopped:
+		case stopped && !keep:
 			_ = msg.Nak() // fetched ahead, never handed out: deliver again
 			continue
 		}
@@ -644,7 +645,22 @@ func (i *Iterator) Close() {
 // ErrStopped afterwards. Safe to call from another goroutine.
 func (i *Iterator) Stop() {
 	i.mu.Lock()
-	i.stop = true
+	i.stop, i.keep = true, false
+	i.mu.Unlock()
+	i.it.Drain()
+}
+
+// Pause stops fetching; Next still returns the messages fetched ahead
+// (with their locks), then ErrStopped. Releasing those would count a
+// delivery against each; a caller that cannot process them can Move them
+// back instead, which does not. Safe to call from another goroutine.
+func (i *Iterator) Pause() {
+	i.mu.Lock()
+	if i.stop {
+		i.mu.Unlock()
+		return
+	}
+	i.stop, i.keep = true, true
 	i.mu.Unlock()
 	i.it.Drain()
 }

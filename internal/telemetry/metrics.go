@@ -35,7 +35,19 @@ type Metrics struct {
 
 	FeedChangesProcessed *prometheus.CounterVec // function, container
 	FeedOwnedRanges      *prometheus.GaugeVec   // container, lease_prefix
+
+	BreakerState       *prometheus.GaugeVec   // function
+	BreakerTransitions *prometheus.CounterVec // function, to
+	Timeouts           *prometheus.CounterVec // function
+	Overruns           *prometheus.CounterVec // function
 }
+
+// Values of the BreakerState gauge.
+const (
+	BreakerClosed   = 0
+	BreakerHalfOpen = 1
+	BreakerOpen     = 2
+)
 
 // Outcomes of a queue message's delivery, the label of QueueMessages.
 const (
@@ -44,6 +56,7 @@ const (
 	OutcomeAbandoned = "abandoned"
 	OutcomePoisoned  = "poisoned"
 	OutcomeMoved     = "moved"
+	OutcomeHeld      = "held"
 )
 
 // NewMetrics creates and registers the metrics, plus Go runtime and process
@@ -90,7 +103,7 @@ func NewMetrics() *Metrics {
 			Name: "sluice_queue_oldest_age_seconds", Help: "Age of a queue's oldest visible or locked message.",
 		}, []string{"queue"}),
 		QueueMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_queue_messages_total", Help: "Queue message deliveries to functions on this instance, by outcome: dequeued, completed, abandoned (to be retried), poisoned, moved (to be retried later).",
+			Name: "sluice_queue_messages_total", Help: "Queue message deliveries to functions on this instance, by outcome: dequeued, completed, abandoned (to be retried), poisoned, moved (to be retried later), held (put back unprocessed while the function's breaker is open).",
 		}, []string{"function", "queue", "outcome"}),
 		FeedChangesProcessed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_feed_changes_processed_total", Help: "Changes of a container's feed a function finished with (succeeded or dead-lettered).",
@@ -98,8 +111,20 @@ func NewMetrics() *Metrics {
 		FeedOwnedRanges: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sluice_feed_owned_ranges", Help: "Change feed ranges this instance owns.",
 		}, []string{"container", "lease_prefix"}),
+		BreakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_breaker_state", Help: "State of a function's circuit breaker as this instance sees it: 0 closed, 1 half-open, 2 open.",
+		}, []string{"function"}),
+		BreakerTransitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_breaker_transitions_total", Help: "Changes of a function's breaker made by this instance, by the state changed to.",
+		}, []string{"function", "to"}),
+		Timeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_function_timeouts_total", Help: "Invocations cancelled because they reached the function's timeout.",
+		}, []string{"function"}),
+		Overruns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_function_overruns_total", Help: "Invocations still running a grace period after their timeout cancelled them (the function ignores its context).",
+		}, []string{"function"}),
 	}
-	m.Registry.MustRegister(m.FeedChangesProcessed, m.FeedOwnedRanges, m.QueueDepth, m.QueueOldestAge, m.QueueMessages, m.EventsIn, m.EventsProcessed, m.BatchDuration, m.BatchSize, m.Failures,
+	m.Registry.MustRegister(m.BreakerState, m.BreakerTransitions, m.Timeouts, m.Overruns, m.FeedChangesProcessed, m.FeedOwnedRanges, m.QueueDepth, m.QueueOldestAge, m.QueueMessages, m.EventsIn, m.EventsProcessed, m.BatchDuration, m.BatchSize, m.Failures,
 		m.Retries, m.DeadLettered, m.CheckpointLag, m.OwnedPartitions, m.HTTPRequests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
