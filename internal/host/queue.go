@@ -46,7 +46,7 @@ type QueueFunction struct {
 	// Retry, when set, gives the delay before each redelivery of a failed
 	// message (its MaxRetryCount also bounds the deliveries). Other
 	// messages go on meanwhile. Default: redeliver at once.
-	Retry   resilience.Retry
+	Retry resilience.Retry
 	// Breaker and Timeout: as for hub functions (Function). While the
 	// breaker is open, no message is taken and a message that fails is put
 	// back without counting the delivery.

@@ -201,7 +201,7 @@ func keyPart(s string) string {
 	return "h-" + hex.EncodeToString(sum[:12])
 }
 
-func stateKey(function string) string  { return "state." + keyPart(function) }
+func stateKey(function string) string { return "state." + keyPart(function) }
 func countsKey(function, instance string) string {
 	return "counts." + keyPart(function) + "." + keyPart(instance)
 }
