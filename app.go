@@ -87,6 +87,10 @@ type Config struct {
 	// MaxHTTPBodyBytes bounds an HTTP function's request body. Default
 	// 100 MiB, as Azure.
 	MaxHTTPBodyBytes int64
+	// BreakerWebhook, when set, receives every circuit breaker transition
+	// as a JSON POST (see WithBreaker). Transitions are also published to
+	// the hub "sluice-breaker-events" and logged.
+	BreakerWebhook string
 	// Logger receives structured logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -140,7 +144,9 @@ type HubHandler func(ctx context.Context, events []Event) error
 type FunctionOption func(*functionOptions)
 
 type functionOptions struct {
-	retry RetryPolicy
+	retry   RetryPolicy
+	breaker BreakerPolicy
+	timeout time.Duration
 }
 
 func applyOptions(opts []FunctionOption) functionOptions {
@@ -155,6 +161,33 @@ func applyOptions(opts []FunctionOption) functionOptions {
 // failed batch is dead-lettered at once.
 func WithRetry(p RetryPolicy) FunctionOption {
 	return func(o *functionOptions) { o.retry = p }
+}
+
+// WithBreaker gives a hub, queue or change-feed function a circuit
+// breaker whose state all instances share: when its failures reach the
+// policy's thresholds, counted over every instance, the function stops
+// taking new batches or messages everywhere; in-flight work finishes,
+// checkpoints stay at the last processed input and queue messages stay
+// queued. After the cool-down one probe invocation runs: success closes
+// the breaker and work resumes from where it stopped, in order; failure
+// opens it again for twice as long. A batch that fails while the breaker
+// is open is neither retried nor dead-lettered. Operators can open and
+// close a breaker by hand (App.OpenBreaker, the HTTP API, sluice breaker).
+//
+// Set the thresholds so the breaker opens before a batch runs out of
+// retries (for example ConsecutiveFailures below the retry count), or
+// the first batches of an outage are dead-lettered before it opens.
+func WithBreaker(p BreakerPolicy) FunctionOption {
+	return func(o *functionOptions) { o.breaker = p }
+}
+
+// WithTimeout bounds each invocation of a function: its context is
+// cancelled after d and the invocation counts as failed (retried per the
+// retry policy). A function that keeps running a while after that ignores
+// its context; it is reported in the logs and the metric
+// sluice_function_overruns_total, and the invocation waits for it.
+func WithTimeout(d time.Duration) FunctionOption {
+	return func(o *functionOptions) { o.timeout = d }
 }
 
 // App is one instance of the platform.
@@ -231,7 +264,8 @@ func (a *App) Function(name string, trigger HubTrigger, handler HubHandler, opts
 	if handler != nil {
 		f.Handler = func(ctx context.Context, evs []hub.StoredEvent) error { return handler(ctx, fromStored(evs)) }
 	}
-	f.Retry = applyOptions(opts).retry
+	o := applyOptions(opts)
+	f.Retry, f.Breaker, f.Timeout = o.retry, o.breaker, o.timeout
 	a.fns = append(a.fns, f)
 }
 
@@ -326,9 +360,13 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("sluice: open idempotency key bucket: %w", err)
 	}
+	breakers, err := a.eng.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "sluice-breakers", History: 1, Storage: jetstream.FileStorage})
+	if err != nil {
+		return fmt.Errorf("sluice: open breaker state bucket: %w", err)
+	}
 	a.host, err = host.New(host.Config{
 		InstanceID: a.cfg.InstanceID, Hubs: a.hubSvc, Leases: a.leases, Queues: a.queues, Docs: a.docs, FeedState: feeds, TimerState: timers,
-		Blobs: a.blobs, BlobReceipts: receipts,
+		Blobs: a.blobs, BlobReceipts: receipts, BreakerState: breakers, BreakerWebhook: a.cfg.BreakerWebhook,
 		DeadLetters: &deadletter.Store{Queues: a.queues, Hubs: a.hubSvc, Docs: a.docs, Blobs: a.blobs}, Metrics: a.metrics, Logger: a.log,
 		ShutdownTimeout: a.cfg.ShutdownTimeout,
 	})
@@ -428,7 +466,8 @@ func (a *App) startHTTP() error {
 				"addr", ln.Addr().String())
 		}
 	}
-	api := gateway.NewServer(gateway.Config{Hubs: a.hubSvc, Queues: a.queues, Blobs: a.blobs, Docs: a.docs, Metrics: a.metrics, Logger: a.log,
+	api := gateway.NewServer(gateway.Config{Hubs: a.hubSvc, Queues: a.queues, Blobs: a.blobs, Docs: a.docs, Breakers: a.host.Breakers(),
+		Metrics: a.metrics, Logger: a.log,
 		Ready: func() bool { return a.host != nil }, MaxEventBytes: a.hubSvc.MaxEventBytes()})
 	mux := http.NewServeMux()
 	if len(a.hfns) == 0 {

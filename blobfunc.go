@@ -44,7 +44,12 @@ func (a *App) BlobFunction(name string, trigger BlobTrigger, handler BlobHandler
 		a.errs = append(a.errs, fmt.Errorf("sluice: blob function %s: %w", name, err))
 		return
 	}
-	f := host.BlobFunction{Name: name, Trigger: host.BlobTrigger{Path: path}, Retry: applyOptions(opts).retry}
+	o := applyOptions(opts)
+	if o.breaker.Enabled() {
+		a.errs = append(a.errs, fmt.Errorf("sluice: blob function %s: breakers are for hub, queue and change-feed functions", name))
+		return
+	}
+	f := host.BlobFunction{Name: name, Trigger: host.BlobTrigger{Path: path}, Retry: o.retry, Timeout: o.timeout}
 	if handler != nil {
 		f.Handler = func(ctx context.Context, in host.BlobInput) error {
 			return handler(ctx, Blob{Info: in.Info, Params: in.Params, Data: in.Data})

@@ -232,13 +232,16 @@ type FeedHandler func(ctx context.Context, changes []Document) error
 // retry policy of a failed batch; without one, a failed batch is
 // dead-lettered at once.
 func (a *App) FeedFunction(name string, trigger FeedTrigger, handler FeedHandler, opts ...FunctionOption) {
+	o := applyOptions(opts)
 	a.ffns = append(a.ffns, host.FeedFunction{
 		Name: name,
 		Trigger: host.FeedTrigger{
 			Container: trigger.Container, LeasePrefix: trigger.LeasePrefix, MaxItems: trigger.MaxItemsPerInvocation,
 			Ranges: trigger.Ranges, From: trigger.StartFrom.from, FromTime: trigger.StartFrom.t, PollInterval: trigger.PollInterval,
 		},
-		Retry:   applyOptions(opts).retry,
+		Retry:   o.retry,
+		Breaker: o.breaker,
+		Timeout: o.timeout,
 		Handler: host.FeedHandler(handler),
 	})
 }

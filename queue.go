@@ -82,8 +82,9 @@ func (a *App) QueueFunction(name string, trigger QueueTrigger, handler QueueHand
 		Name: name,
 		Trigger: host.QueueTrigger{Queue: trigger.Queue, BatchSize: trigger.BatchSize,
 			Concurrency: trigger.Concurrency, MaxDequeueCount: trigger.MaxDequeueCount},
-		Retry: applyOptions(opts).retry,
 	}
+	o := applyOptions(opts)
+	f.Retry, f.Breaker, f.Timeout = o.retry, o.breaker, o.timeout
 	if handler != nil {
 		f.Handler = func(ctx context.Context, m *queue.Message) error {
 			return handler(ctx, &Message{ID: m.ID, Body: m.Body, Properties: m.Properties,

@@ -27,3 +27,6 @@ func ExponentialBackoff(maxRetries int, minInterval, maxInterval time.Duration) 
 	return RetryPolicy{Strategy: resilience.ExponentialBackoff, MaxRetryCount: maxRetries,
 		MinInterval: minInterval, MaxInterval: maxInterval}
 }
+
+// BreakerPolicy configures a function's circuit breaker (see WithBreaker).
+type BreakerPolicy = resilience.BreakerPolicy

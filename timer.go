@@ -42,7 +42,12 @@ type TimerHandler func(ctx context.Context, info TimerInfo) error
 // TimerFunction declares a function triggered by a timer. Problems with
 // the declaration (a bad schedule) are reported by Start.
 func (a *App) TimerFunction(name string, trigger TimerTrigger, handler TimerHandler, opts ...FunctionOption) {
-	f := host.TimerFunction{Name: name, Retry: applyOptions(opts).retry}
+	o := applyOptions(opts)
+	if o.breaker.Enabled() {
+		a.errs = append(a.errs, fmt.Errorf("sluice: timer function %s: breakers are for hub, queue and change-feed functions", name))
+		return
+	}
+	f := host.TimerFunction{Name: name, Retry: o.retry, Timeout: o.timeout}
 	if handler != nil {
 		f.Handler = host.TimerHandler(handler)
 	}

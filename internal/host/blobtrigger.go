@@ -117,6 +117,8 @@ type BlobFunction struct {
 	Name    string
 	Trigger BlobTrigger
 	Retry   resilience.Retry
+	// Timeout bounds one invocation, as for hub functions. Zero: no bound.
+	Timeout time.Duration
 	Handler BlobHandler
 }
 
@@ -150,13 +152,13 @@ func (h *Host) RegisterBlob(f BlobFunction) error {
 	case f.Trigger.Path.re == nil:
 		return fmt.Errorf("host: blob function %s has no path (use ParseBlobPath)", f.Name)
 	}
-	if err := h.checkNew(f.Name, f.Retry, resilience.BreakerPolicy{}, 0); err != nil {
+	if err := h.checkNew(f.Name, f.Retry, resilience.BreakerPolicy{}, f.Timeout); err != nil {
 		return err
 	}
 	bf := &blobFunction{BlobFunction: f, processed: &atomicCounter{},
 		m: h.newFnMetrics(f.Name, h.cfg.Metrics.EventsProcessed.WithLabelValues(f.Name, "", ""))}
 	bf.run = &batchRun[BlobInput]{
-		name: f.Name, kind: "blob", retry: f.Retry, m: &bf.m, processed: bf.processed,
+		name: f.Name, kind: "blob", retry: f.Retry, m: &bf.m, processed: bf.processed, timeout: f.Timeout,
 		handler:  func(ctx context.Context, in []BlobInput) error { return f.Handler(ctx, in[0]) },
 		position: func(BlobInput) int64 { return 0 },
 		letter: func(in BlobInput, reason error, attempts int, first, last time.Time) DeadLetter {

@@ -60,6 +60,8 @@ type TimerFunction struct {
 	// Retry governs failed runs; after it runs out the occurrence is
 	// dead-lettered (kind "timer"), and the schedule goes on.
 	Retry   resilience.Retry
+	// Timeout bounds one run, as for hub functions. Zero: no bound.
+	Timeout time.Duration
 	Handler TimerHandler
 }
 
@@ -100,7 +102,7 @@ func (h *Host) RegisterTimer(f TimerFunction) error {
 	case f.Trigger.Schedule == nil:
 		return fmt.Errorf("host: timer function %s has no schedule", f.Name)
 	}
-	if err := h.checkNew(f.Name, f.Retry, resilience.BreakerPolicy{}, 0); err != nil {
+	if err := h.checkNew(f.Name, f.Retry, resilience.BreakerPolicy{}, f.Timeout); err != nil {
 		return err
 	}
 	processed := &atomicCounter{}
@@ -338,12 +340,7 @@ func (h *Host) runOccurrence(ctx context.Context, f *timerFunction, info TimerIn
 }
 
 // callTimer runs the handler, turning a panic into an error. The
-// handler's context ends only when the host stops hard.
-func (h *Host) callTimer(ctx context.Context, f *timerFunction, info TimerInfo) (err error) {
-	defer func() {
-		if rec := recover(); rec != nil {
-			err = fmt.Errorf("panic: %v", rec)
-		}
-	}()
-	return f.Handler(ctx, info)
+// handler's context ends when the host stops hard or the timeout passes.
+func (h *Host) callTimer(ctx context.Context, f *timerFunction, info TimerInfo) error {
+	return h.call(ctx, f.Name, f.Timeout, func(ctx context.Context) error { return f.Handler(ctx, info) })
 }
