@@ -22,6 +22,7 @@ import (
 	"github.com/sluicehq/sluice/internal/docstore"
 	"github.com/sluicehq/sluice/internal/hub"
 	"github.com/sluicehq/sluice/internal/queue"
+	"github.com/sluicehq/sluice/internal/resilience"
 	"github.com/sluicehq/sluice/internal/telemetry"
 )
 
@@ -33,9 +34,11 @@ type Config struct {
 	// Blobs serves /api/v1/blobs; nil leaves those routes out.
 	Blobs *blob.Service
 	// Docs serves /api/v1/containers; nil leaves those routes out.
-	Docs    docstore.Store
-	Metrics *telemetry.Metrics
-	Logger  *slog.Logger
+	Docs docstore.Store
+	// Breakers serves /api/v1/breakers; nil leaves those routes out.
+	Breakers *resilience.Breakers
+	Metrics  *telemetry.Metrics
+	Logger   *slog.Logger
 	// Ready reports whether the instance is ready to process work.
 	Ready func() bool
 	// MaxEventBytes bounds one event. Default 1 MiB.
@@ -87,6 +90,9 @@ func NewServer(cfg Config) *Server {
 	}
 	if cfg.Blobs != nil {
 		s.blobRoutes()
+	}
+	if cfg.Breakers != nil {
+		s.breakerRoutes()
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (the API is under /api/v1/)", r.Method, r.URL.Path))
