@@ -1,0 +1,549 @@
+package resilience
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Bounds and defaults of idempotency keys.
+const (
+	// DefaultKeyTTL is how long a completed key is remembered when Do is
+	// given a ttl of 0.
+	DefaultKeyTTL = 24 * time.Hour
+	// MaxKeyTTL is the longest a completed key can be remembered. The key
+	// bucket's max age must be at least this (the SDK creates it with
+	// exactly this), or records would vanish before they expire.
+	MaxKeyTTL = 7 * 24 * time.Hour
+	// DefaultClaimTTL is how long a claim lasts without renewal: after a
+	// crash in the middle of the work, the key is free again this long after
+	// the last renewal.
+	DefaultClaimTTL = 30 * time.Second
+	// DefaultRecheck is how long a caller waiting for another's run goes at
+	// most without reading the key again, even if no change was announced.
+	DefaultRecheck = time.Second
+)
+
+// The shortest ClaimTTL and Recheck: below them, renewals and rereads
+// would keep the store busy for nothing.
+const (
+	minClaimTTL = 100 * time.Millisecond
+	minRecheck  = 10 * time.Millisecond
+)
+
+// onceWriteTimeout bounds the writes made after the work returned (recording
+// its completion, releasing the key). They do not obey the caller's context:
+// once the work ran, recording the outcome matters even if that context
+// ended meanwhile.
+const onceWriteTimeout = 10 * time.Second
+
+// ErrNotRecorded is returned by [Keys.Do], wrapped and with ran == true,
+// when the work succeeded but its completion could not be stored (the key
+// store was unreachable). The key stays claimed until its claim expires;
+// after that, a duplicate call runs the work again.
+var ErrNotRecorded = errors.New("once: the work ran but its completion could not be recorded, so a later duplicate may run it again")
+
+// States of a key record.
+const (
+	keyRunning = "running"
+	keyDone    = "done"
+)
+
+// record is the value stored under a key.
+type keyRecord struct {
+	State string `json:"state"`
+	// Key is the caller's key (its first maxShownKey bytes), for people
+	// reading the bucket; the KV key is derived from the whole of it.
+	Key   string `json:"key"`
+	Owner string `json:"owner,omitempty"`
+	// Claim identifies one claim, so that an owner recognizes its own
+	// record after a renewal whose reply it did not see.
+	Claim        string    `json:"claim,omitempty"`
+	ClaimedUntil time.Time `json:"claimed_until,omitzero"`
+	DoneAt       time.Time `json:"done_at,omitzero"`
+	Expires      time.Time `json:"expires,omitzero"`
+}
+
+const maxShownKey = 256
+
+// KeysOptions configures [Keys]. Zero values mean the documented defaults.
+type KeysOptions struct {
+	// Owner names this instance in the records it writes. Informational.
+	Owner string
+	// ClaimTTL is how long a claim lasts without renewal; it is renewed
+	// every ClaimTTL/3 while the work runs. Default DefaultClaimTTL.
+	ClaimTTL time.Duration
+	// Recheck bounds how long a waiting caller goes without reading the key
+	// again. Default DefaultRecheck; tests with a fake clock set it low.
+	Recheck time.Duration
+	// Now is the clock of claims and expiries. Default time.Now. Instances
+	// sharing a bucket compare each other's times, so their clocks must
+	// agree to well within ClaimTTL.
+	Now func() time.Time
+	// Logger receives warnings (a claim lost to a takeover, a key that could
+	// not be released). Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Keys runs pieces of work at most once per key among every caller sharing
+// its key-value bucket (see [Keys.Do]). It holds no state of its own besides
+// its options, so making one per call is cheap.
+type Keys struct {
+	kv   jetstream.KeyValue
+	opts KeysOptions
+}
+
+// NewKeys returns Keys stored in kv, a bucket with history 1 and a max age
+// of at least MaxKeyTTL. It makes no call to the server.
+func NewKeys(kv jetstream.KeyValue, opts KeysOptions) (*Keys, error) {
+	if kv == nil {
+		return nil, errors.New("once: no key-value bucket given")
+	}
+	if opts.ClaimTTL < 0 || (opts.ClaimTTL > 0 && opts.ClaimTTL < minClaimTTL) {
+		return nil, fmt.Errorf("once: ClaimTTL %s must be at least %s (0 means %s)", opts.ClaimTTL, minClaimTTL, DefaultClaimTTL)
+	}
+	if opts.Recheck < 0 || (opts.Recheck > 0 && opts.Recheck < minRecheck) {
+		return nil, fmt.Errorf("once: Recheck %s must be at least %s (0 means %s)", opts.Recheck, minRecheck, DefaultRecheck)
+	}
+	opts.ClaimTTL = cmp.Or(opts.ClaimTTL, DefaultClaimTTL)
+	opts.Recheck = cmp.Or(opts.Recheck, DefaultRecheck)
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Keys{kv: kv, opts: opts}, nil
+}
+
+// Do runs fn unless a run of the work with the same key already succeeded
+// less than ttl ago (0 means DefaultKeyTTL, at most MaxKeyTTL), and reports
+// whether it ran fn. Among all callers of one bucket:
+//
+//   - the first caller claims the key atomically and runs fn, renewing its
+//     claim every ClaimTTL/3 while fn runs;
+//   - callers that find the key claimed wait, bounded by ctx, until the run
+//     ends: if it succeeded they return (false, nil) without running fn; if
+//     it failed the key was released and one of them claims it and runs fn;
+//     if the claim expires unrenewed (its owner crashed) one of them takes
+//     it over. Every claim and takeover is a compare-and-set, so two
+//     callers never both win;
+//   - when fn returns nil, the key is recorded as done until ttl has passed
+//     and Do returns (true, nil); if that record cannot be written, Do
+//     returns (true, err) with err wrapping ErrNotRecorded;
+//   - when fn returns an error, the key is released and Do returns (true,
+//     that error, unwrapped);
+//   - when fn panics, the key is released and the panic continues, unchanged,
+//     up the caller's stack: Do does not recover it.
+//
+// fn gets ctx. A claim can be lost while fn runs if renewals fail for
+// longer than ClaimTTL (the store was unreachable, the process stalled):
+// another caller may then run the work too. Do logs a warning when it finds
+// that out, and does not cancel fn.
+func (k *Keys) Do(ctx context.Context, key string, ttl time.Duration, fn func(ctx context.Context) error) (ran bool, err error) {
+	if err := validateOnce(key, ttl, fn); err != nil {
+		return false, err
+	}
+	c := &onceCall{Keys: k, key: key, id: onceKVKey(key), ttl: cmp.Or(ttl, DefaultKeyTTL)}
+	defer c.stopWatch()
+	for {
+		if err := ctx.Err(); err != nil {
+			return false, fmt.Errorf("once %q: %w", key, err)
+		}
+		st, err := c.claim(ctx)
+		if err != nil {
+			return false, err
+		}
+		switch st.outcome {
+		case claimWon:
+			return true, c.run(ctx, st.rev, fn)
+		case claimDone:
+			return false, nil
+		case claimBusy:
+			if err := c.wait(ctx, st.rev, st.until); err != nil {
+				return false, err
+			}
+		}
+	}
+}
+
+func validateOnce(key string, ttl time.Duration, fn func(context.Context) error) error {
+	switch {
+	case key == "":
+		return errors.New("once: the key must not be empty: pass a stable identifier of the work, such as an event's ID")
+	case ttl < 0:
+		return fmt.Errorf("once %q: ttl %s must not be negative (0 means %s)", key, ttl, DefaultKeyTTL)
+	case ttl > MaxKeyTTL:
+		return fmt.Errorf("once %q: ttl %s is above the longest of %s: keys are not kept longer", key, ttl, MaxKeyTTL)
+	case fn == nil:
+		return fmt.Errorf("once %q: no work function given", key)
+	}
+	return nil
+}
+
+// onceKVKey derives the KV key of a caller's key. Any string works: the key is
+// the hex SHA-256 of the caller's key, after the caller's key itself when
+// that is short and made of characters safe in a KV key, so that people
+// reading the bucket recognize it. Distinct keys have distinct hashes, so
+// the prefix cannot make two of them collide.
+func onceKVKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	h := hex.EncodeToString(sum[:])
+	if key == "" || len(key) > 64 {
+		return h
+	}
+	for i := 0; i < len(key); i++ {
+		switch c := key[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '=':
+		default:
+			return h
+		}
+	}
+	return key + "." + h
+}
+
+// onceCall is one Do.
+type onceCall struct {
+	*Keys
+	key   string
+	id    string // the KV key
+	ttl   time.Duration
+	token string // identifies our current claim
+
+	watch       jetstream.KeyWatcher // opened on the first wait
+	watchCancel context.CancelFunc
+	noWatch     bool // the watch could not be opened or closed: poll
+}
+
+type claimOutcome int
+
+const (
+	claimAgain claimOutcome = iota // the key changed under us: look again
+	claimWon                       // we hold the claim at rev
+	claimDone                      // a run succeeded and has not expired
+	claimBusy                      // another caller holds a live claim at rev until until
+)
+
+type claimResult struct {
+	outcome claimOutcome
+	rev     uint64
+	until   time.Time
+}
+
+func (c *onceCall) running(now time.Time) []byte {
+	return onceJSON(keyRecord{State: keyRunning, Key: shownKey(c.key), Owner: c.opts.Owner, Claim: c.token, ClaimedUntil: now.Add(c.opts.ClaimTTL)})
+}
+
+// claim tries once to claim the key: create it, or take over a record
+// whose run expired.
+func (c *onceCall) claim(ctx context.Context) (claimResult, error) {
+	c.token = newClaimToken()
+	rev, err := c.kv.Create(ctx, c.id, c.running(c.opts.Now()))
+	if err == nil {
+		return claimResult{outcome: claimWon, rev: rev}, nil
+	}
+	if !casConflict(err) {
+		return claimResult{}, fmt.Errorf("once %q: claim the key: %w", c.key, err)
+	}
+	e, err := c.kv.Get(ctx, c.id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) { // released meanwhile
+		return claimResult{outcome: claimAgain}, nil
+	}
+	if err != nil {
+		return claimResult{}, fmt.Errorf("once %q: read the key: %w", c.key, err)
+	}
+	cur, err := c.decode(e)
+	if err != nil {
+		return claimResult{}, err
+	}
+	now := c.opts.Now()
+	switch {
+	case cur.State == keyDone && now.Before(cur.Expires):
+		return claimResult{outcome: claimDone}, nil
+	case cur.State == keyRunning && now.Before(cur.ClaimedUntil):
+		return claimResult{outcome: claimBusy, rev: e.Revision(), until: cur.ClaimedUntil}, nil
+	}
+	rev, err = c.kv.Update(ctx, c.id, c.running(now), e.Revision())
+	if casConflict(err) { // another caller took it over first
+		return claimResult{outcome: claimAgain}, nil
+	}
+	if err != nil {
+		return claimResult{}, fmt.Errorf("once %q: take over the key: %w", c.key, err)
+	}
+	if cur.State == keyRunning {
+		c.opts.Logger.Warn("once: took over an expired claim; its owner crashed or stalled in the middle of the work, which runs again now",
+			"key", c.key, "previous_owner", cur.Owner, "claimed_until", cur.ClaimedUntil)
+	}
+	return claimResult{outcome: claimWon, rev: rev}, nil
+}
+
+func (c *onceCall) decode(e jetstream.KeyValueEntry) (keyRecord, error) {
+	var r keyRecord
+	err := json.Unmarshal(e.Value(), &r)
+	if err == nil && r.State != keyRunning && r.State != keyDone {
+		err = fmt.Errorf("unknown state %q", r.State)
+	}
+	if err != nil {
+		return r, fmt.Errorf("once %q: the record of key %s in bucket %s was not written by Sluice (%v): delete it to let the work run",
+			c.key, c.id, c.kv.Bucket(), err)
+	}
+	return r, nil
+}
+
+// wait returns when the record at rev may have changed, when the claim
+// until until may have expired, or after Recheck, whichever is first.
+func (c *onceCall) wait(ctx context.Context, rev uint64, until time.Time) error {
+	if c.watch == nil && !c.noWatch {
+		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		w, err := c.kv.Watch(wctx, c.id)
+		if err != nil {
+			cancel()
+			c.noWatch = true
+			c.opts.Logger.Debug("once: cannot watch the key; polling it instead", "key", c.key, "err", err)
+		} else {
+			c.watch, c.watchCancel = w, cancel
+		}
+	}
+	var updates <-chan jetstream.KeyValueEntry
+	if c.watch != nil && !c.noWatch {
+		updates = c.watch.Updates()
+	}
+	d := min(max(until.Sub(c.opts.Now()), time.Millisecond), c.opts.Recheck)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("once %q: gave up waiting for another caller's run of the work to end: %w", c.key, ctx.Err())
+		case <-t.C:
+			return nil
+		case e, ok := <-updates:
+			switch {
+			case !ok:
+				c.noWatch, updates = true, nil
+			case e != nil && e.Revision() > rev:
+				return nil
+			}
+		}
+	}
+}
+
+// stopWatch stops the watch, if any, and reads what is left of its
+// channel: nats.go blocks the subscription's goroutine on a full channel.
+func (c *onceCall) stopWatch() {
+	if c.watch == nil {
+		return
+	}
+	_ = c.watch.Stop()
+	c.watchCancel()
+	t := time.NewTimer(onceWriteTimeout)
+	defer t.Stop()
+	for {
+		select {
+		case _, ok := <-c.watch.Updates():
+			if !ok {
+				return
+			}
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// run runs fn holding the claim at rev, then records its outcome.
+func (c *onceCall) run(ctx context.Context, rev uint64, fn func(context.Context) error) error {
+	r := c.renew(ctx, rev)
+	returned := false
+	defer func() {
+		if !returned { // fn panicked or called runtime.Goexit
+			if rev, lost := r.stop(); !lost {
+				c.release(ctx, rev)
+			}
+		}
+	}()
+	err := fn(ctx)
+	returned = true
+	rev, lost := r.stop()
+	if err != nil {
+		if !lost {
+			c.release(ctx, rev)
+		}
+		return err
+	}
+	return c.complete(ctx, rev)
+}
+
+// claimRenewer renews a claim until stopped.
+type claimRenewer struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	rev    uint64 // written by the goroutine, read after done
+	lost   bool
+}
+
+func (c *onceCall) renew(ctx context.Context, rev uint64) *claimRenewer {
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	r := &claimRenewer{cancel: cancel, done: make(chan struct{}), rev: rev}
+	every := c.opts.ClaimTTL / 3
+	go func() {
+		defer close(r.done)
+		t := time.NewTimer(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-t.C:
+			}
+			next, err := c.kv.Update(rctx, c.id, c.running(c.opts.Now()), r.rev)
+			switch {
+			case err == nil:
+				r.rev = next
+			case rctx.Err() != nil: // stopped mid-write: complete or release will sort it out
+				return
+			case casConflict(err):
+				c.opts.Logger.Warn("once: lost the claim of a key while the work was running (renewals came too late, or someone changed the record); another caller may run the work too",
+					"key", c.key, "claim_ttl", c.opts.ClaimTTL)
+				r.lost = true
+				return
+			default:
+				c.opts.Logger.Warn("once: could not renew the claim of a key; trying again", "key", c.key, "err", err)
+			}
+			t.Reset(every)
+		}
+	}()
+	return r
+}
+
+// stop stops the renewals and returns the last revision of the claim we
+// know of, and whether we lost the claim to another caller.
+func (r *claimRenewer) stop() (rev uint64, lost bool) {
+	r.cancel()
+	<-r.done
+	return r.rev, r.lost
+}
+
+// complete records the key as done. A conflict means either that a renewal
+// we stopped mid-write landed, or that another caller took our claim over;
+// the work succeeded either way, so the record is written over theirs
+// unless a run of theirs already recorded success.
+func (c *onceCall) complete(ctx context.Context, rev uint64) error {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), onceWriteTimeout)
+	defer cancel()
+	now := c.opts.Now()
+	val := onceJSON(keyRecord{State: keyDone, Key: shownKey(c.key), Owner: c.opts.Owner, Claim: c.token, DoneAt: now, Expires: now.Add(c.ttl)})
+	var err error
+	for attempt := range 4 {
+		if attempt > 0 && !casConflict(err) { // back off before retrying a failed write
+			select {
+			case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+			case <-wctx.Done():
+				return fmt.Errorf("%w (key %q): %w", ErrNotRecorded, c.key, err)
+			}
+		}
+		if rev == 0 {
+			_, err = c.kv.Create(wctx, c.id, val)
+		} else {
+			_, err = c.kv.Update(wctx, c.id, val, rev)
+		}
+		if err == nil {
+			return nil
+		}
+		if !casConflict(err) {
+			continue
+		}
+		e, gerr := c.kv.Get(wctx, c.id)
+		if errors.Is(gerr, jetstream.ErrKeyNotFound) {
+			rev = 0
+			continue
+		}
+		if gerr != nil {
+			err = gerr
+			continue
+		}
+		cur, derr := c.decode(e)
+		if derr != nil {
+			return fmt.Errorf("%w: %w", ErrNotRecorded, derr)
+		}
+		if cur.Claim == c.token { // a write of ours whose reply we did not get
+			if cur.State == keyDone {
+				return nil
+			}
+			rev = e.Revision()
+			continue
+		}
+		c.opts.Logger.Warn("once: another caller took the key over while the work was running, so the work may have run twice",
+			"key", c.key, "other_owner", cur.Owner, "other_state", cur.State)
+		if cur.State == keyDone && now.Before(cur.Expires) {
+			return nil
+		}
+		rev = e.Revision()
+	}
+	return fmt.Errorf("%w (key %q): %w", ErrNotRecorded, c.key, err)
+}
+
+// release deletes our claim at rev, so that the next caller runs the work.
+// If that fails, the claim expires on its own within ClaimTTL.
+func (c *onceCall) release(ctx context.Context, rev uint64) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), onceWriteTimeout)
+	defer cancel()
+	err := c.kv.Delete(wctx, c.id, jetstream.LastRevision(rev))
+	if casConflict(err) { // maybe a renewal of ours whose reply we did not wait for
+		var e jetstream.KeyValueEntry
+		if e, err = c.kv.Get(wctx, c.id); err == nil {
+			if cur, derr := c.decode(e); derr != nil || cur.Claim != c.token || cur.State != keyRunning {
+				return // not ours any more: leave it
+			}
+			err = c.kv.Delete(wctx, c.id, jetstream.LastRevision(e.Revision()))
+		} else if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return
+		}
+	}
+	if err != nil {
+		c.opts.Logger.Warn("once: could not release the key after the work failed; the work can run again once its claim expires",
+			"key", c.key, "claim_ttl", c.opts.ClaimTTL, "err", err)
+	}
+}
+
+// casConflict reports whether err is a failed compare-and-set.
+func casConflict(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+func shownKey(key string) string {
+	if len(key) > maxShownKey {
+		return key[:maxShownKey] + "…"
+	}
+	return key
+}
+
+func newClaimToken() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func onceJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // a record holds only strings and times
+	}
+	return b
+}
