@@ -195,8 +195,9 @@ func (h *Host) runQueue(f *queueFunction, first *queue.Iterator) {
 	var workers sync.WaitGroup
 	defer workers.Wait()
 	defer close(work)
-	var itMu sync.Mutex // guards it against the stop and pause watchers
+	var itMu sync.Mutex // guards it and halted against the stop and pause watchers
 	it := first
+	halted := false // the host is stopping: no new iterator
 	defer func() {
 		itMu.Lock()
 		defer itMu.Unlock()
@@ -220,6 +221,7 @@ func (h *Host) runQueue(f *queueFunction, first *queue.Iterator) {
 		}
 		// Messages fetched but not started go back to the queue at once.
 		itMu.Lock()
+		halted = true
 		if it != nil {
 			it.Stop()
 		}
@@ -278,20 +280,20 @@ func (h *Host) runQueue(f *queueFunction, first *queue.Iterator) {
 					h.holdMessage(f, m, log)
 				}
 			}
-			p, ok, wake := f.breaker.Acquire(h.hardCtx)
-			if !ok {
+			if changed := f.breaker.Changed(); !f.breaker.MayProbe() {
 				<-slots
 				select {
-				case <-wake:
+				case <-changed:
 				case <-stopped:
 					return
 				}
 				continue
 			}
-			// The probe: one message.
+			// The probe, if there is a message for it: take the message
+			// first, so that a queue without work leaves the probe to
+			// another trigger or instance.
 			msgs, err := h.cfg.Queues.Receive(h.hardCtx, f.Trigger.Queue, 1, time.Second)
 			if err != nil || len(msgs) == 0 {
-				f.breaker.Release(p)
 				<-slots
 				if err != nil {
 					log.Error("cannot take a message for the breaker's probe; retrying", "err", err)
@@ -299,6 +301,12 @@ func (h *Host) runQueue(f *queueFunction, first *queue.Iterator) {
 						return
 					}
 				}
+				continue
+			}
+			p, ok, _ := f.breaker.Acquire(h.hardCtx)
+			if !ok {
+				h.holdMessage(f, msgs[0], log)
+				<-slots
 				continue
 			}
 			f.outcomes["dequeued"].Inc()
@@ -316,6 +324,12 @@ func (h *Host) runQueue(f *queueFunction, first *queue.Iterator) {
 				continue
 			}
 			itMu.Lock()
+			if halted {
+				itMu.Unlock()
+				next.Close()
+				<-slots
+				return
+			}
 			it = next
 			itMu.Unlock()
 		}

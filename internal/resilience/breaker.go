@@ -843,7 +843,31 @@ func (b *Breaker) Release(p Permit) {
 	}
 	b.mu.Lock()
 	b.probing = false
+	// Another invocation waiting here may take the probe now.
+	b.rearm()
 	b.mu.Unlock()
+}
+
+// MayProbe reports whether Acquire would now hand out (or try to take) the
+// probe, for a trigger that must take work before it can ask: it then
+// takes work only when this is true.
+func (b *Breaker) MayProbe() bool {
+	if b == nil {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.bs.opts.Now()
+	switch b.rec.State {
+	case Open:
+		return !b.rec.Manual && !b.rec.Until.IsZero() && !now.Before(b.rec.Until)
+	case HalfOpen:
+		if b.rec.ProbeOwner == b.bs.opts.Instance {
+			return !b.probing
+		}
+		return !now.Before(b.rec.ProbeDeadline)
+	}
+	return false
 }
 
 // Changed returns a channel closed at the breaker's next change (or

@@ -1,0 +1,413 @@
+package sluice_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/host"
+	"github.com/sluicehq/sluice/internal/lease"
+)
+
+// downstream is a system the functions call: it keeps the latest round
+// of each device, and can be taken down (503 for every call).
+type downstream struct {
+	srv      *httptest.Server
+	down     atomic.Bool
+	accepted atomic.Int64
+	failed   atomic.Int64
+	// goDownAt, when set, takes it down at that many accepted calls.
+	goDownAt int64
+
+	mu        sync.Mutex
+	state     map[string]int // device → latest round
+	seen      map[string]bool
+	skipAhead []string // a round that came before the one before it
+}
+
+func newDownstream(t *testing.T, goDownAt int64) *downstream {
+	d := &downstream{goDownAt: goDownAt, state: map[string]int{}, seen: map[string]bool{}}
+	d.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d.down.Load() {
+			d.failed.Add(1)
+			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+			return
+		}
+		device := strings.TrimPrefix(r.URL.Path, "/devices/")
+		body, _ := io.ReadAll(r.Body)
+		round, err := strconv.Atoi(string(body))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		d.mu.Lock()
+		prev, ok := d.state[device]
+		if !ok {
+			prev = -1
+		}
+		// At-least-once may repeat rounds; order means never one ahead
+		// of a round not yet seen.
+		if round > prev+1 {
+			d.skipAhead = append(d.skipAhead, fmt.Sprintf("%s: round %d after %d", device, round, prev))
+		}
+		if round > prev {
+			d.state[device] = round
+		}
+		d.seen[fmt.Sprintf("%s/%d", device, round)] = true
+		d.mu.Unlock()
+		if n := d.accepted.Add(1); n == d.goDownAt {
+			d.down.Store(true)
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(d.srv.Close)
+	return d
+}
+
+// deliver is the function: it sends each event's round to the downstream,
+// failing the batch on the first refusal.
+func (d *downstream) deliver(ctx context.Context, events []sluice.Event) error {
+	for _, e := range events {
+		device, round, _ := strings.Cut(string(e.Body), "/")
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.srv.URL+"/devices/"+device, strings.NewReader(round))
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode >= 300 {
+			return fmt.Errorf("downstream answered %s", resp.Status)
+		}
+	}
+	return nil
+}
+
+// webhook counts the breaker events POSTed to it.
+type webhook struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	events []host.BreakerEvent
+}
+
+func newWebhook(t *testing.T) *webhook {
+	wh := &webhook{}
+	wh.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev host.BreakerEvent
+		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		wh.mu.Lock()
+		wh.events = append(wh.events, ev)
+		wh.mu.Unlock()
+	}))
+	t.Cleanup(wh.srv.Close)
+	return wh
+}
+
+func (wh *webhook) types() []string {
+	wh.mu.Lock()
+	defer wh.mu.Unlock()
+	var out []string
+	for _, ev := range wh.events {
+		out = append(out, ev.Type)
+	}
+	return out
+}
+
+// TestBreakerSharedByTwoInstances is the seeds' reliable-processing
+// scenario: two instances process one hub against a downstream that goes
+// down for a while. The breaker opens on both, nothing is dead-lettered
+// for the outage, and after recovery processing resumes in order and ends
+// in the state a run without the outage has.
+func TestBreakerSharedByTwoInstances(t *testing.T) {
+	t.Parallel()
+	const (
+		devices    = 40
+		rounds     = 50
+		partitions = 4
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	down := newDownstream(t, 300)
+	wh := newWebhook(t)
+	var breakerEvents sync.Map // event type → count, from the events hub
+
+	policy := sluice.BreakerPolicy{ConsecutiveFailures: 4, CoolDown: 300 * time.Millisecond, MaxCoolDown: time.Second}
+	start := func(cfg sluice.Config, watch bool) *sluice.App {
+		cfg.Logger, cfg.LeaseExpiry, cfg.BreakerWebhook = quiet(), 2*time.Second, wh.srv.URL
+		app := sluice.New(cfg)
+		app.Hub(sluice.HubConfig{Name: "telemetry", Partitions: partitions})
+		// More retries than the breaker needs to open: the outage must
+		// open the breaker before any batch runs out of them.
+		app.Function("deliver", sluice.HubTrigger{Hub: "telemetry", MaxBatchSize: 20}, down.deliver,
+			sluice.WithRetry(sluice.FixedDelay(50, 20*time.Millisecond)), sluice.WithBreaker(policy))
+		if watch {
+			app.Function("watch-breakers", sluice.HubTrigger{Hub: host.BreakerEventsHub}, func(ctx context.Context, events []sluice.Event) error {
+				for _, e := range events {
+					n, _ := breakerEvents.LoadOrStore(e.Properties["type"], new(atomic.Int32))
+					n.(*atomic.Int32).Add(1)
+				}
+				return nil
+			})
+		}
+		require.NoError(t, app.Start(ctx))
+		t.Cleanup(func() { _ = app.Stop(context.Background()) })
+		return app
+	}
+	a := start(sluice.Config{DataDir: filepath.Join(dir, "a"), NATSListen: "127.0.0.1:0", InstanceID: "a"}, true)
+	b := start(sluice.Config{DataDir: filepath.Join(dir, "b"), NATSURL: a.NATSURL(), InstanceID: "b"}, false)
+
+	// Both instances own partitions before the events come.
+	nc, err := nats.Connect(a.NATSURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	leases, err := js.KeyValue(ctx, "sluice-leases")
+	require.NoError(t, err)
+	observer, err := lease.New(leases, lease.Config{InstanceID: "observer", Expiry: 2 * time.Second})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		own, _ := observer.Ownership(ctx, "telemetry.$Default")
+		owners := map[string]int{}
+		for _, o := range own {
+			owners[o]++
+		}
+		return len(own) == partitions && owners["a"] > 0 && owners["b"] > 0
+	}, 30*time.Second, 50*time.Millisecond, "both instances own partitions")
+
+	for r := range rounds {
+		events := make([]sluice.Event, devices)
+		for d := range devices {
+			dev := fmt.Sprintf("dev-%02d", d)
+			events[d] = sluice.Event{Body: fmt.Appendf(nil, "%s/%d", dev, r), PartitionKey: dev}
+		}
+		_, err := a.Publish(ctx, "telemetry", events...)
+		require.NoError(t, err)
+	}
+
+	// The downstream goes down after 300 calls; the breaker opens on both
+	// instances, close together in time.
+	openAt := map[string]time.Time{}
+	for len(openAt) < 2 {
+		require.NoError(t, ctx.Err(), "the breaker did not open on both instances")
+		for name, app := range map[string]*sluice.App{"a": a, "b": b} {
+			if _, ok := openAt[name]; ok {
+				continue
+			}
+			st, err := app.Breaker(ctx, "deliver")
+			require.NoError(t, err)
+			if st.State != sluice.BreakerClosed {
+				openAt[name] = time.Now()
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	gap := openAt["a"].Sub(openAt["b"]).Abs()
+	assert.Less(t, gap, time.Second, "both instances see the breaker open within a second")
+	require.True(t, down.down.Load())
+
+	// While it is down, probes fail and the breaker stays (re)opened; the
+	// calls made are the probes and the in-flight batches, not a retry
+	// storm.
+	time.Sleep(1500 * time.Millisecond)
+	failedDuringOutage := down.failed.Load()
+	down.down.Store(false)
+	t.Logf("calls refused during the outage: %d", failedDuringOutage)
+	assert.Less(t, failedDuringOutage, int64(60), "an open breaker stops the calls")
+
+	assert.Eventually(t, func() bool {
+		down.mu.Lock()
+		defer down.mu.Unlock()
+		if len(down.state) < devices {
+			return false
+		}
+		for _, r := range down.state {
+			if r != rounds-1 {
+				return false
+			}
+		}
+		return true
+	}, 20*time.Second, 20*time.Millisecond, "processing resumes after the outage")
+	if t.Failed() {
+		for _, app := range []*sluice.App{a, b} {
+			st, _ := app.Breaker(ctx, "deliver")
+			t.Logf("%s: %+v", app.InstanceID(), st)
+		}
+		down.mu.Lock()
+		t.Logf("state %v", down.state)
+		down.mu.Unlock()
+		t.FailNow()
+	}
+
+	down.mu.Lock()
+	assert.Empty(t, down.skipAhead, "rounds of a device arrive in order")
+	assert.Len(t, down.seen, devices*rounds, "every event reached the downstream")
+	down.mu.Unlock()
+
+	letters, err := a.DeadLetters(ctx, sluice.DeadLetterFilter{}, 100)
+	require.NoError(t, err)
+	assert.Empty(t, letters, "nothing is dead-lettered for the outage")
+	assert.Positive(t, a.Processed("deliver"))
+	assert.Positive(t, b.Processed("deliver"))
+
+	// Closed everywhere, with the whole story in its history.
+	for _, app := range []*sluice.App{a, b} {
+		require.Eventually(t, func() bool {
+			st, err := app.Breaker(ctx, "deliver")
+			return err == nil && st.State == sluice.BreakerClosed
+		}, 10*time.Second, 20*time.Millisecond)
+	}
+	st, err := b.Breaker(ctx, "deliver")
+	require.NoError(t, err)
+	var tos []string
+	for _, tr := range st.History {
+		tos = append(tos, string(tr.To))
+	}
+	require.GreaterOrEqual(t, len(tos), 3)
+	assert.Equal(t, "open", tos[0])
+	assert.Equal(t, "closed", tos[len(tos)-1])
+	assert.Equal(t, "half-open", tos[len(tos)-2])
+
+	// Each transition was announced once: on the events hub and to the
+	// webhook.
+	require.Eventually(t, func() bool {
+		n, ok := breakerEvents.Load("breaker.closed")
+		return ok && n.(*atomic.Int32).Load() == 1 && len(wh.types()) == len(st.History)
+	}, 10*time.Second, 20*time.Millisecond, "breaker events: webhook %v", wh.types())
+	opened := 0
+	for _, ty := range wh.types() {
+		if ty == "breaker.opened" {
+			opened++
+		}
+	}
+	n, _ := breakerEvents.Load("breaker.opened")
+	assert.Equal(t, int32(opened), n.(*atomic.Int32).Load())
+}
+
+// TestBreakerOpenedByHandHoldsQueueMessages opens a queue function's
+// breaker by hand: messages stay queued, with no delivery counted, until
+// it is closed; a restarted instance still sees it open.
+func TestBreakerOpenedByHandHoldsQueueMessages(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	var handled atomic.Int32
+	var maxDequeue atomic.Int32
+	start := func() *sluice.App {
+		app := sluice.New(sluice.Config{DataDir: dir, Logger: quiet()})
+		app.Queue(sluice.QueueConfig{Name: "jobs"})
+		app.QueueFunction("work", sluice.QueueTrigger{Queue: "jobs"}, func(ctx context.Context, m *sluice.Message) error {
+			handled.Add(1)
+			for {
+				cur := maxDequeue.Load()
+				if int32(m.DequeueCount) <= cur || maxDequeue.CompareAndSwap(cur, int32(m.DequeueCount)) {
+					break
+				}
+			}
+			return nil
+		}, sluice.WithBreaker(sluice.BreakerPolicy{FailureThreshold: 100}))
+		require.NoError(t, app.Start(ctx))
+		return app
+	}
+	app := start()
+	_, err := app.OpenBreaker(ctx, "nosuch", "")
+	require.ErrorContains(t, err, "function nosuch has no breaker")
+
+	st, err := app.OpenBreaker(ctx, "work", "partner maintenance")
+	require.NoError(t, err)
+	assert.Equal(t, sluice.BreakerOpen, st.State)
+	assert.True(t, st.Manual)
+	msgs := make([]sluice.OutgoingMessage, 50)
+	for i := range msgs {
+		msgs[i] = sluice.OutgoingMessage{Body: fmt.Appendf(nil, "job %d", i)}
+	}
+	_, err = app.Send(ctx, "jobs", msgs...)
+	require.NoError(t, err)
+	time.Sleep(500 * time.Millisecond)
+	assert.Zero(t, handled.Load(), "an open breaker takes no messages")
+
+	// The state survives a restart.
+	require.NoError(t, app.Stop(ctx))
+	app = start()
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
+	st, err = app.Breaker(ctx, "work")
+	require.NoError(t, err)
+	assert.Equal(t, sluice.BreakerOpen, st.State)
+	time.Sleep(500 * time.Millisecond)
+	assert.Zero(t, handled.Load())
+
+	st, err = app.CloseBreaker(ctx, "work", "maintenance over")
+	require.NoError(t, err)
+	assert.Equal(t, sluice.BreakerClosed, st.State)
+	require.Eventually(t, func() bool { return handled.Load() >= 50 }, 30*time.Second, 10*time.Millisecond)
+	assert.Equal(t, int32(1), maxDequeue.Load(), "held messages were not counted as deliveries")
+	assert.Equal(t, "maintenance over", st.History[len(st.History)-1].Reason)
+}
+
+// TestBreakerOpenQueueFunctionHoldsFailures: a queue function whose
+// downstream fails opens its breaker; the failing messages are put back
+// without using up their deliveries, and none is poisoned.
+func TestBreakerOpenQueueFunctionHoldsFailures(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var down atomic.Bool
+	down.Store(true)
+	var done sync.Map
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
+	app.Queue(sluice.QueueConfig{Name: "jobs"})
+	app.QueueFunction("work", sluice.QueueTrigger{Queue: "jobs", MaxDequeueCount: 3}, func(ctx context.Context, m *sluice.Message) error {
+		if down.Load() {
+			return errors.New("partner down")
+		}
+		done.Store(string(m.Body), true)
+		return nil
+	}, sluice.WithBreaker(sluice.BreakerPolicy{ConsecutiveFailures: 2, CoolDown: 200 * time.Millisecond, MaxCoolDown: 400 * time.Millisecond}))
+	require.NoError(t, app.Start(ctx))
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
+	msgs := make([]sluice.OutgoingMessage, 30)
+	for i := range msgs {
+		msgs[i] = sluice.OutgoingMessage{Body: fmt.Appendf(nil, "job %d", i)}
+	}
+	_, err := app.Send(ctx, "jobs", msgs...)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		st, err := app.Breaker(ctx, "work")
+		return err == nil && st.State != sluice.BreakerClosed
+	}, 10*time.Second, 10*time.Millisecond)
+	// Several failed probes, each a single message.
+	time.Sleep(1500 * time.Millisecond)
+	down.Store(false)
+	require.Eventually(t, func() bool {
+		n := 0
+		done.Range(func(any, any) bool { n++; return true })
+		return n == len(msgs)
+	}, 30*time.Second, 10*time.Millisecond)
+	letters, err := app.DeadLetters(ctx, sluice.DeadLetterFilter{}, 100)
+	require.NoError(t, err)
+	assert.Empty(t, letters, "no message was poisoned by the outage")
+}
