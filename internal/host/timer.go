@@ -59,7 +59,7 @@ type TimerFunction struct {
 	Trigger TimerTrigger
 	// Retry governs failed runs; after it runs out the occurrence is
 	// dead-lettered (kind "timer"), and the schedule goes on.
-	Retry   resilience.Retry
+	Retry resilience.Retry
 	// Timeout bounds one run, as for hub functions. Zero: no bound.
 	Timeout time.Duration
 	Handler TimerHandler
