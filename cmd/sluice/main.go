@@ -5,6 +5,7 @@
 //	sluice hub <verb>           create, list, describe, delete, send, tail, lag, replay
 //	sluice queue <verb>         create, list, describe, send, peek, receive, complete, abandon, depth, purge, delete
 //	sluice deadletters <verb>   list, show, redrive, purge
+//	sluice breaker <verb>       list, show, open, close
 //	sluice docs <verb>          container (create, list, delete), get, put, delete, query, feed
 //	sluice bench <workload>     measure throughput against the raw engine
 //
@@ -42,6 +43,7 @@ func topCommands() []command {
 		{"hub", "manage hubs and their events: create, list, describe, delete, send, tail, lag, replay", runHub},
 		{"queue", "manage queues and their messages: create, list, describe, send, peek, receive, complete, abandon, depth, purge, delete", runQueue},
 		{"deadletters", "inspect and redrive the inputs functions gave up on: list, show, redrive, purge", runDeadLetters},
+		{"breaker", "see, open and close functions' circuit breakers: list, show, open, close", runBreaker},
 		{"docs", "store and query JSON documents: container, get, put, delete, query, feed", runDocs},
 		{"blob", "store blobs (large payloads, staged change sets): container, put, get, stat, list, delete", runBlob},
 		{"bench", "measure throughput and latency (workloads: hub, queue, docs, handler)", runBench},
