@@ -113,17 +113,23 @@ func newInstance(t *testing.T, kv jetstream.KeyValue, id string, clock *fakeCloc
 
 func waitState(t *testing.T, b *Breaker, want BreakerState) Record {
 	t.Helper()
+	return waitFor(t, b, string(want), func(rec Record) bool { return rec.State == want })
+}
+
+// waitFor waits until the breaker's record as b sees it satisfies ok.
+func waitFor(t *testing.T, b *Breaker, what string, ok func(Record) bool) Record {
+	t.Helper()
 	deadline := time.After(5 * time.Second)
 	for {
 		changed := b.Changed()
-		if rec := b.State(); rec.State == want {
+		if rec := b.State(); ok(rec) {
 			return rec
 		}
 		select {
 		case <-changed:
 		case <-time.After(20 * time.Millisecond):
 		case <-deadline:
-			t.Fatalf("breaker of %s: state %s, want %s", b.Name(), b.State().State, want)
+			t.Fatalf("breaker of %s: state %+v, want %s", b.Name(), b.State(), what)
 		}
 	}
 }
@@ -226,8 +232,7 @@ func TestBreakerProbe(t *testing.T) {
 
 	// A failed probe reopens with twice the cool-down.
 	b.b.Done(ctx, probe, true)
-	rec = waitState(t, a.b, Open)
-	assert.Equal(t, 1, rec.FailedProbes)
+	rec = waitFor(t, a.b, "open after a failed probe", func(rec Record) bool { return rec.State == Open && rec.FailedProbes == 1 })
 	assert.Equal(t, clock.Now().Add(20*time.Second), rec.Until)
 	assert.True(t, rec.Since.After(opened.Since))
 
@@ -236,7 +241,7 @@ func TestBreakerProbe(t *testing.T) {
 	probe, ok, _ = a.b.Acquire(ctx)
 	require.True(t, probe.Probe && ok)
 	a.b.Done(ctx, probe, true)
-	rec = waitState(t, b.b, Open)
+	rec = waitFor(t, b.b, "open after the second failed probe", func(rec Record) bool { return rec.State == Open && rec.FailedProbes == 2 })
 	assert.Equal(t, clock.Now().Add(30*time.Second), rec.Until)
 
 	// A successful probe closes it everywhere and forgets the failures.
