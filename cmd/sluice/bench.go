@@ -24,6 +24,7 @@ func runBench(args []string) error {
 				{"queue", "send, receive and complete through queues vs. a raw JetStream work queue", nil},
 				{"docs", "bulk upserts and change feed reads of the document store vs. plain SQL, on SQLite and PostgreSQL", nil},
 				{"handler", "invocations of a trivial custom handler (any language) vs. an in-process Go function", nil},
+				{"resilience", "the hub pipeline with a closed circuit breaker and with idempotency keys vs. without", nil},
 			})
 		if len(args) == 0 {
 			return usagef("missing workload")
@@ -38,6 +39,8 @@ func runBench(args []string) error {
 		return runBenchDocs(args[1:])
 	case "handler":
 		return runBenchHandler(args[1:])
+	case "resilience":
+		return runBenchResilience(args[1:])
 	default:
 		return usagef("unknown workload %q; run 'sluice bench --help'", args[0])
 	}
@@ -287,6 +290,45 @@ phase=run, as in: go tool pprof -tagfocus phase=run -top sluice cpu.prof`)
 		return bench.RunHandler(ctx, bench.HandlerOptions{
 			DataDir: *dataDir, Handler: *exe, Messages: *messages, Events: *events, EventSize: *size, Partitions: *partitions,
 			QueueBatchSize: *queueBatch, Mode: mode, Sync: *syncMode, Cases: strings.Split(*cases, ","), Progress: benchProgress,
+		}, reporter(*asJSON))
+	})
+}
+
+func runBenchResilience(args []string) error {
+	fs := flagSet("bench resilience", "sluice bench resilience [flags]", `
+Measure what reliability costs on the hub pipeline: the same Go function on
+a hub (batches of 100, touching each event) three ways:
+
+  hub          the baseline
+  hub-breaker  with a circuit breaker that stays closed (WithBreaker)
+  hub-once     each event's work run through App.Once (idempotency keys in
+               the KV store, keyed by partition and sequence)
+
+Each case publishes its events with no function running, then times an app
+whose function processes them. The cases run --rounds times, interleaved,
+and the median round is reported, with hub as the baseline of the others;
+hub-once's note gives its extra cost per event. Runs in a temporary
+directory unless --data-dir is given. --json prints one JSON object per case.`)
+	asJSON := fs.Bool("json", false, "print one JSON object per case")
+	events := fs.Int64("events", 200_000, "events published for the hub and hub-breaker cases")
+	onceEvents := fs.Int64("once-events", 20_000, "events published for the hub-once case")
+	size := fs.Int("size", 256, "event body size in bytes")
+	partitions := fs.Int("partitions", 4, "partitions of the hub")
+	rounds := fs.Int("rounds", 3, "rounds of each case (the median is reported)")
+	syncMode := fs.String("sync", "always", "durability: always or interval")
+	cases := fs.String("cases", strings.Join(bench.ResilienceCases, ","), "cases to run: "+strings.Join(bench.ResilienceCases, ", "))
+	dataDir := fs.String("data-dir", "", "directory for the cases' data (default: a temporary one, removed afterwards)")
+	prof := profileFlags(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *events < 1 || *onceEvents < 1 || *size < 1 || *partitions < 1 || *rounds < 1 {
+		return usagef("--events, --once-events, --size, --partitions and --rounds must be at least 1")
+	}
+	return prof.run(dataDir, "", func(ctx context.Context) error {
+		return bench.RunResilience(ctx, bench.ResilienceOptions{
+			DataDir: *dataDir, Events: *events, OnceEvents: *onceEvents, EventSize: *size, Partitions: *partitions,
+			Rounds: *rounds, Sync: *syncMode, Cases: strings.Split(*cases, ","), Progress: benchProgress,
 		}, reporter(*asJSON))
 	})
 }
