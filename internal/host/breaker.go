@@ -185,6 +185,11 @@ func (h *Host) done(b *resilience.Breaker, p resilience.Permit, failed bool) {
 	if b == nil {
 		return
 	}
+	if !failed && !p.Probe {
+		// The common case writes nothing: no context needed.
+		b.Done(context.Background(), p, false)
+		return
+	}
 	ctx, cancel := h.breakerCtx()
 	defer cancel()
 	b.Done(ctx, p, failed)
