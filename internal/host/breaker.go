@@ -87,6 +87,7 @@ func (h *Host) newBreaker(name string, p resilience.BreakerPolicy, timeout time.
 	if err != nil {
 		return nil, fmt.Errorf("host: %w", err)
 	}
+	h.cfg.Metrics.BreakerState.WithLabelValues(name).Set(telemetry.BreakerClosed)
 	return b, nil
 }
 
