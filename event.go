@@ -16,6 +16,15 @@ type Event struct {
 	// PartitionKey selects the partition: events with the same key land in
 	// the same partition, in order. Empty: the hub spreads events.
 	PartitionKey string
+	// MessageID, when set, makes publishing the event idempotent: an event
+	// with an id the hub stored within its duplicate window (10 minutes by
+	// default), or that an earlier event of the same publish carries, is
+	// not stored again, and its position is the stored event's. Use an id
+	// that names the fact, such as "order-17-paid", so that a retry after a
+	// timeout or a crash cannot store it twice. At most 128 bytes of UTF-8
+	// without control characters; empty means none. The hub does not store
+	// the id: received events have none.
+	MessageID string
 
 	// Set by the hub on received events.
 	Partition      int
@@ -32,7 +41,7 @@ type Position struct {
 func toHubEvents(events []Event, partition int) []hub.Event {
 	out := make([]hub.Event, len(events))
 	for i, e := range events {
-		out[i] = hub.Event{Body: e.Body, Properties: e.Properties, PartitionKey: e.PartitionKey}
+		out[i] = hub.Event{Body: e.Body, Properties: e.Properties, PartitionKey: e.PartitionKey, MessageID: e.MessageID}
 		if partition >= 0 {
 			out[i].Partition, out[i].HasPartition = partition, true
 		}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"sort"
@@ -171,14 +172,20 @@ arguments, events are read from standard input: one per line with --lines,
 otherwise the whole input is one event. Events are sent as JSON when every
 body is valid JSON, as raw bytes otherwise.
 
+With --message-id, sending the one event again is harmless: the hub stores
+an id once within its duplicate window (10 minutes by default) and answers
+a repeat with the stored event's position.
+
 Examples:
   sluice hub send telemetry '{"device":"d1","temp":21.5}' --key d1
   cat events.ndjson | sluice hub send telemetry --lines
-  sluice hub send telemetry hello --property source=cli --partition 2`)
+  sluice hub send telemetry hello --property source=cli --partition 2
+  sluice hub send orders '{"order":17,"paid":true}' --message-id order-17-paid`)
 	c := clientFlags(fs)
 	key := fs.String("key", "", "partition key: events with the same key keep their order")
 	partition := fs.Int("partition", -1, "explicit partition (instead of a key)")
 	lines := fs.Bool("lines", false, "read standard input as one event per line")
+	messageID := fs.String("message-id", "", "message id of the one event: the hub stores it once within its duplicate window")
 	var props multiFlag
 	fs.Var(&props, "property", "event property name=value (repeatable)")
 	pos, err := parse(fs, args)
@@ -209,6 +216,12 @@ Examples:
 	if len(bodies) == 0 {
 		return usagef("no events: give BODY arguments or pipe them on standard input")
 	}
+	if *messageID != "" && len(bodies) != 1 {
+		return usagef("--message-id names one event, but there are %d: send them one at a time", len(bodies))
+	}
+	if err := hub.ValidateMessageID(*messageID); err != nil {
+		return usagef("--message-id: %v", err)
+	}
 	q := url.Values{}
 	if *key != "" {
 		q.Set("partitionKey", *key)
@@ -236,6 +249,9 @@ Examples:
 		var batch []map[string]any
 		for _, b := range bodies {
 			ev := map[string]any{"properties": properties}
+			if *messageID != "" {
+				ev["message_id"] = *messageID
+			}
 			if json.Valid([]byte(b)) {
 				ev["body"] = json.RawMessage(b)
 			} else {
@@ -255,6 +271,12 @@ Examples:
 		ctype, body = "application/octet-stream", []byte(bodies[0])
 	default:
 		return usagef("several non-JSON bodies: send them one at a time, or as JSON")
+	}
+	if *messageID != "" && ctype != gateway.MediaEnvelope {
+		if c.header == nil {
+			c.header = http.Header{}
+		}
+		c.header.Set(gateway.HeaderMessageID, *messageID)
 	}
 	var resp gateway.PublishResponse
 	raw, err := c.do("POST", "/api/v1/hubs/"+url.PathEscape(name)+"/events", q, ctype, body, &resp)

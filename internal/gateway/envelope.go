@@ -10,15 +10,18 @@ import (
 )
 
 // MediaEnvelope is Sluice's own batch format, for events whose properties,
-// partition key or partition are set per event with any names:
+// partition key, partition or message id are set per event with any names:
 //
 //	[{"body": <any JSON>, "properties": {"name": "value"}, "partition_key": "k"},
 //	 {"body_base64": "AAEC", "partition": 2},
-//	 {"body_text": "plain text"}]
+//	 {"body_text": "plain text", "message_id": "order-17-created"}]
 //
 // Exactly one of body (stored as its JSON text), body_text (stored as the
 // string's bytes) and body_base64 (stored decoded) may be given; none means
-// an empty body.
+// an empty body. An event with a message_id that the hub stored within its
+// duplicate window (or that an earlier event of the request carries) is not
+// stored again: its position in the answer is the stored event's. Empty
+// means none (see hub.ValidateMessageID for the allowed ids).
 const MediaEnvelope = "application/vnd.sluice.events+json"
 
 type envelope struct {
@@ -28,6 +31,7 @@ type envelope struct {
 	Properties   map[string]string `json:"properties"`
 	PartitionKey string            `json:"partition_key"`
 	Partition    *int              `json:"partition"`
+	MessageID    string            `json:"message_id"`
 }
 
 func decodeEnvelopes(body []byte, lim Limits) ([]hub.Event, error) {
@@ -51,7 +55,7 @@ func decodeEnvelopes(body []byte, lim Limits) ([]hub.Event, error) {
 		dec := json.NewDecoder(bytes.NewReader(el))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&env); err != nil && !errors.Is(err, io.EOF) {
-			return nil, invalidRequestf("event %d: %v (an event is an object with body, body_text or body_base64, properties, partition_key, partition)", i, err)
+			return nil, invalidRequestf("event %d: %v (an event is an object with body, body_text or body_base64, properties, partition_key, partition, message_id)", i, err)
 		}
 		n := 0
 		if env.Body != nil {
@@ -75,6 +79,7 @@ func decodeEnvelopes(body []byte, lim Limits) ([]hub.Event, error) {
 		}
 		events[i].Properties = env.Properties
 		events[i].PartitionKey = env.PartitionKey
+		events[i].MessageID = env.MessageID
 		if env.Partition != nil {
 			if *env.Partition < 0 {
 				return nil, invalidRequestf("event %d: partition %d must not be negative", i, *env.Partition)

@@ -78,10 +78,17 @@ const (
 
 const acceptedTypes = "application/json (a JSON array of events, or one JSON object), " +
 	"application/x-ndjson or application/jsonl (one JSON event per line), " +
-	MediaEnvelope + " (a JSON array of {body, properties, partition_key}), " +
+	MediaEnvelope + " (a JSON array of {body, properties, partition_key, message_id}), " +
 	"application/octet-stream or text/plain (the body is one event), " +
 	"application/cloudevents+json, application/cloudevents-batch+json, " +
 	"or any Content-Type with CloudEvents binary-mode headers (ce-specversion, ce-id, ce-source, ce-type)"
+
+// HeaderMessageID is the request header carrying the message id of a
+// request's only event (any format but MediaEnvelope, whose events carry
+// their own message_id). The hub stores an event with an id once within its
+// duplicate window: a request sent again answers with the stored event's
+// position and stores nothing.
+const HeaderMessageID = "Message-Id"
 
 // PropertyPrefix prefixes the property names CloudEvents attributes are
 // stored under (cloudEvents:id, cloudEvents:type...), as Azure Event Hubs
@@ -97,6 +104,11 @@ const PropertyPrefix = "cloudEvents:"
 //     own (a CloudEvents partitionkey attribute);
 //   - partition: an explicit partition (an integer >= 0) for every event; the
 //     caller checks it against the hub's partition count.
+//
+// A HeaderMessageID header gives the message id of a request holding one
+// event; MediaEnvelope events carry their own message_id. CloudEvents are
+// not de-duplicated by their id attribute: only an explicit message id
+// makes a publish idempotent.
 //
 // The body formats, chosen by Content-Type:
 //
@@ -133,6 +145,9 @@ func ParseEvents(contentType string, header http.Header, query url.Values, body 
 	if len(events) > lim.MaxEvents {
 		return nil, tooManyEvents(lim)
 	}
+	if err := applyMessageIDHeader(contentType, header, events); err != nil {
+		return nil, err
+	}
 	for i := range events {
 		e := &events[i]
 		if e.PartitionKey == "" {
@@ -144,8 +159,35 @@ func ParseEvents(contentType string, header http.Header, query url.Values, body 
 		if n := e.Size(); n > lim.MaxEventBytes {
 			return nil, tooLargef("event %d is %d bytes (body, partition key and properties), over the limit of %d bytes: send smaller events", i, n, lim.MaxEventBytes)
 		}
+		if err := hub.ValidateMessageID(e.MessageID); err != nil {
+			return nil, invalidRequestf("event %d: %v (%s)", i, err, messageIDRule)
+		}
 	}
 	return events, nil
+}
+
+var messageIDRule = fmt.Sprintf("a message id is up to %d bytes of UTF-8 text without control characters", hub.MaxMessageIDBytes)
+
+// applyMessageIDHeader sets the message id of a request's only event from
+// the HeaderMessageID header, if given.
+func applyMessageIDHeader(contentType string, header http.Header, events []hub.Event) error {
+	values := header.Values(HeaderMessageID)
+	switch {
+	case len(values) == 0 || len(values) == 1 && values[0] == "":
+		return nil
+	case len(values) > 1:
+		return invalidRequestf("header %s is given %d times: give it once", HeaderMessageID, len(values))
+	case mediaTypeOf(contentType) == MediaEnvelope:
+		return invalidRequestf("header %s does not apply to %s: give each event its own message_id", HeaderMessageID, MediaEnvelope)
+	case len(events) != 1:
+		return invalidRequestf("header %s is the message id of one event, but the request carries %d: send one event per request, or use %s with a message_id per event",
+			HeaderMessageID, len(events), MediaEnvelope)
+	}
+	if err := hub.ValidateMessageID(values[0]); err != nil {
+		return invalidRequestf("header %s: %v (%s)", HeaderMessageID, err, messageIDRule)
+	}
+	events[0].MessageID = values[0]
+	return nil
 }
 
 func tooManyEvents(lim Limits) *Error {

@@ -22,12 +22,13 @@ type parsedEvent struct {
 	Key       string
 	Partition int
 	Explicit  bool
+	ID        string
 }
 
 func viewEvents(events []hub.Event) []parsedEvent {
 	out := make([]parsedEvent, len(events))
 	for i, e := range events {
-		out[i] = parsedEvent{Body: string(e.Body), Key: e.PartitionKey, Partition: e.Partition, Explicit: e.HasPartition}
+		out[i] = parsedEvent{Body: string(e.Body), Key: e.PartitionKey, Partition: e.Partition, Explicit: e.HasPartition, ID: e.MessageID}
 		if len(e.Properties) > 0 {
 			out[i].Props = e.Properties
 		}
@@ -192,6 +193,27 @@ func TestParseEvents(t *testing.T) {
 		{parseCase{name: "structured Content-Type wins over ce- headers", ct: "application/cloudevents+json",
 			header: ceBinaryHeader("Ce-Id", "ignored"), body: `{` + ceRequired + `}`},
 			[]parsedEvent{{Props: ceProps()}}},
+
+		// message ids
+		{parseCase{name: "envelope message ids", ct: MediaEnvelope,
+			body: `[{"body":1,"message_id":"order-17"},{"body":2},{"body":3,"message_id":""},{"body":4,"message_id":"ünïcode id"}]`},
+			[]parsedEvent{{Body: "1", ID: "order-17"}, {Body: "2"}, {Body: "3"}, {Body: "4", ID: "ünïcode id"}}},
+		{parseCase{name: "Message-Id header of a raw event", ct: "text/plain", body: "x", header: http.Header{"Message-Id": {"m-1"}}},
+			[]parsedEvent{{Body: "x", ID: "m-1"}}},
+		{parseCase{name: "Message-Id header of one JSON object", ct: "application/json", body: `{"a":1}`, header: http.Header{"Message-Id": {"m-1"}}},
+			[]parsedEvent{{Body: `{"a":1}`, ID: "m-1"}}},
+		{parseCase{name: "Message-Id header of a one-line NDJSON body", ct: "application/x-ndjson", body: "1\n\n", header: http.Header{"Message-Id": {"m-1"}}},
+			[]parsedEvent{{Body: `1`, ID: "m-1"}}},
+		{parseCase{name: "empty Message-Id header is none", ct: "application/json", body: `[1,2]`, header: http.Header{"Message-Id": {""}}},
+			[]parsedEvent{{Body: `1`}, {Body: `2`}}},
+		{parseCase{name: "CloudEvents are not de-duplicated by their id", ct: "application/cloudevents-batch+json", body: `[{` + ceRequired + `}]`},
+			[]parsedEvent{{Props: ceProps()}}},
+		{parseCase{name: "a CloudEvent opts in with the Message-Id header", ct: "application/cloudevents+json", body: `{` + ceRequired + `}`,
+			header: http.Header{"Message-Id": {"/src 1"}}},
+			[]parsedEvent{{Props: ceProps(), ID: "/src 1"}}},
+		{parseCase{name: "a binary CloudEvent opts in with the Message-Id header", ct: "text/plain", body: "x",
+			header: ceBinaryHeader("Message-Id", "m-1")},
+			[]parsedEvent{{Body: "x", Props: ceProps("datacontenttype", "text/plain"), ID: "m-1"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -308,6 +330,25 @@ func TestParseEventsErrors(t *testing.T) {
 		{parseCase{name: "binary data attribute", ct: "text/plain", body: "x", header: ceBinaryHeader("Ce-Data", "v")}, 400, `"data" is not a CloudEvents attribute name`},
 		{parseCase{name: "binary same attribute in two spellings", ct: "text/plain", body: "x", header: ceBinaryHeader("ce-id", "2")}, 400, "header ce-id is given twice"},
 		{parseCase{name: "binary bad time", ct: "text/plain", body: "x", header: ceBinaryHeader("Ce-Time", "2018-04-05")}, 400, "attribute time"},
+
+		// message ids
+		{parseCase{name: "envelope message id too long", ct: MediaEnvelope, body: `[{"body":1},{"body":2,"message_id":"` + strings.Repeat("x", hub.MaxMessageIDBytes+1) + `"}]`},
+			400, "event 1: invalid message id: it is 129 bytes, the limit is 128 bytes (a message id is up to 128 bytes of UTF-8 text without control characters)"},
+		{parseCase{name: "envelope message id with a control character", ct: MediaEnvelope, body: `[{"body":1,"message_id":"a\u0000b"}]`},
+			400, `event 0: invalid message id "a\x00b": it contains the control character U+0000`},
+		{parseCase{name: "envelope message id not a string", ct: MediaEnvelope, body: `[{"body":1,"message_id":17}]`}, 400, "event 0: json: cannot unmarshal number"},
+		{parseCase{name: "Message-Id header too long", ct: "text/plain", body: "x", header: http.Header{"Message-Id": {strings.Repeat("x", 200)}}},
+			400, "header Message-Id: invalid message id: it is 200 bytes, the limit is 128 bytes"},
+		{parseCase{name: "Message-Id header with a tab", ct: "text/plain", body: "x", header: http.Header{"Message-Id": {"a\tb"}}},
+			400, "header Message-Id: invalid message id \"a\\tb\": it contains the control character U+0009"},
+		{parseCase{name: "Message-Id header not UTF-8", ct: "text/plain", body: "x", header: http.Header{"Message-Id": {"a\xffb"}}},
+			400, "not valid UTF-8"},
+		{parseCase{name: "Message-Id header twice", ct: "text/plain", body: "x", header: http.Header{"Message-Id": {"a", "b"}}},
+			400, "header Message-Id is given 2 times: give it once"},
+		{parseCase{name: "Message-Id header for several events", ct: "application/json", body: `[1,2]`, header: http.Header{"Message-Id": {"a"}}},
+			400, "header Message-Id is the message id of one event, but the request carries 2: send one event per request, or use application/vnd.sluice.events+json with a message_id per event"},
+		{parseCase{name: "Message-Id header for envelopes", ct: MediaEnvelope, body: `[{"body":1}]`, header: http.Header{"Message-Id": {"a"}}},
+			400, "header Message-Id does not apply to application/vnd.sluice.events+json: give each event its own message_id"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -416,6 +457,9 @@ func FuzzParseEvents(f *testing.F) {
 	seed("application/xml", "ce-specversion: 1.0\nce-id: 1\nce-source: /s\nce-type: t\nce-subject: a%20%E2%82%AC\nce-partitionkey: \"k k\"", "", "<a/>")
 	seed("", "ce-specversion: 1.0\nce-id: %zz", "", "")
 	seed("image/png", "", "", "x")
+	seed(MediaEnvelope, "", "", `[{"body":1,"message_id":"m-1"},{"body_text":"x","message_id":"m\u0001"}]`)
+	seed("text/plain", "Message-Id: m-1", "", "x")
+	seed("application/json", "Message-Id: m-1", "", "[1,2]")
 
 	f.Fuzz(func(t *testing.T, contentType, headers, query string, body []byte, maxEventBytes uint16, maxEvents uint8) {
 		header := http.Header{}
@@ -459,6 +503,9 @@ func FuzzParseEvents(f *testing.F) {
 			}
 			if _, ok := q["partition"]; ok != events[i].HasPartition {
 				t.Fatalf("event %d: HasPartition %v with query %q", i, events[i].HasPartition, query)
+			}
+			if err := hub.ValidateMessageID(events[i].MessageID); err != nil {
+				t.Fatalf("event %d: %v", i, err)
 			}
 		}
 		mt := mediaTypeOf(contentType)

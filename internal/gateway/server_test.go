@@ -701,6 +701,11 @@ func TestPublishErrors(t *testing.T) {
 		{"partition and key", "?partition=1&partitionKey=k", []string{"Content-Type", "application/json"}, `[1]`, 400, []string{"partition and partitionKey are both given"}},
 		{"partition twice", "?partition=1&partition=2", []string{"Content-Type", "application/json"}, `[1]`, 400, []string{"partition is given 2 times"}},
 		{"empty key", "?partitionKey=", []string{"Content-Type", "application/json"}, `[1]`, 400, []string{"partitionKey is empty"}},
+
+		// Message ids
+		{"message id too long", "", []string{"Content-Type", "text/plain", "Message-Id", strings.Repeat("m", 129)}, `x`, 400, []string{"header Message-Id", "129 bytes, the limit is 128 bytes"}},
+		{"message id with a control character", "", []string{"Content-Type", gateway.MediaEnvelope}, `[{"body":1,"message_id":"ok"},{"body":2,"message_id":"a\u007fb"}]`, 400, []string{"event 1", "control character U+007F"}},
+		{"message id header for several events", "", []string{"Content-Type", "application/json", "Message-Id", "m"}, `[1,2]`, 400, []string{"request carries 2", "message_id per event"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -915,4 +920,39 @@ func TestAdminBodyOverOneMiBIsTooLarge(t *testing.T) {
 	f := setup(t)
 	body := []byte(`{"name":"big","retention":"` + strings.Repeat(" ", 1<<20) + `"}`)
 	requireError(t, f.do(t, "POST", "/api/v1/hubs", body, "Content-Type", "application/json"), http.StatusRequestEntityTooLarge, "over 1 MiB")
+}
+
+func TestPublishMessageIDs(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	const h = "once"
+	f.createHub(t, h, 2)
+
+	// One raw event with a Message-Id header, sent twice: stored once.
+	first := f.publish(t, h, "", "text/plain", []byte("created"), "Message-Id", "order-17-created")
+	again := f.publish(t, h, "", "text/plain", []byte("created"), "Message-Id", "order-17-created")
+	require.Equal(t, first, again, "a request sent again answers with the stored event's position")
+	require.Equal(t, "created", *f.eventAt(t, h, first[0]).Body)
+
+	// Envelopes carry an id per event; the ids are shared with the header's.
+	pos := f.publish(t, h, "", gateway.MediaEnvelope, []byte(`[
+		{"body_text":"created again","message_id":"order-17-created"},
+		{"body_text":"paid","message_id":"order-17-paid","partition_key":"order-17"},
+		{"body_text":"paid again","message_id":"order-17-paid"},
+		{"body_text":"no id"}]`))
+	require.Equal(t, first[0], pos[0])
+	require.Equal(t, pos[1], pos[2], "the same id twice in one request")
+	require.Equal(t, "paid", *f.eventAt(t, h, pos[1]).Body)
+
+	// CloudEvents are not de-duplicated by their id attribute.
+	ce := []byte(`{"specversion":"1.0","id":"e1","source":"/s","type":"t","data":1}`)
+	c1 := f.publish(t, h, "", "application/cloudevents+json", ce)
+	c2 := f.publish(t, h, "", "application/cloudevents+json", ce)
+	require.NotEqual(t, c1, c2)
+
+	var events int
+	for p := range 2 {
+		events += len(f.read(t, h, p, "limit=100&wait=100ms"))
+	}
+	require.Equal(t, 5, events, "created, paid, no id and two CloudEvents")
 }

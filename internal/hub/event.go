@@ -1,8 +1,10 @@
 package hub
 
 import (
+	"fmt"
 	"hash/fnv"
 	"time"
+	"unicode/utf8"
 )
 
 // Event is one event as a producer hands it to a hub.
@@ -18,6 +20,34 @@ type Event struct {
 	// An explicit partition wins over the partition key.
 	Partition    int
 	HasPartition bool
+	// MessageID, when set, makes the publish idempotent: an event whose id
+	// the hub has stored within its duplicate window (Options.DuplicateWindow)
+	// is not stored again, and Publish returns the position of the stored
+	// one. The id is not part of the stored event. Empty means none. See
+	// ValidateMessageID for the allowed ids.
+	MessageID string
+}
+
+// MaxMessageIDBytes bounds Event.MessageID.
+const MaxMessageIDBytes = 128
+
+// ValidateMessageID reports whether id can be an event's message id: at most
+// MaxMessageIDBytes bytes of UTF-8 without control characters (U+0000 to
+// U+001F, U+007F to U+009F), so that it prints and travels in an HTTP
+// header. The empty id (none) is valid.
+func ValidateMessageID(id string) error {
+	if len(id) > MaxMessageIDBytes {
+		return fmt.Errorf("%w message id: it is %d bytes, the limit is %d bytes", ErrInvalid, len(id), MaxMessageIDBytes)
+	}
+	if !utf8.ValidString(id) {
+		return fmt.Errorf("%w message id %q: it is not valid UTF-8", ErrInvalid, id)
+	}
+	for _, r := range id {
+		if r < 0x20 || r >= 0x7f && r <= 0x9f {
+			return fmt.Errorf("%w message id %q: it contains the control character U+%04X", ErrInvalid, id, r)
+		}
+	}
+	return nil
 }
 
 // Size is the number of bytes the event occupies in a record, the figure

@@ -23,9 +23,12 @@ import (
 	"regexp"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/internal/engine"
 )
 
 // Errors returned by the service. Callers map them to user-facing answers.
@@ -50,9 +53,18 @@ const (
 	// DefaultGroup is the consumer group used when none is named.
 	DefaultGroup = "$Default"
 
+	// DefaultDuplicateWindow is how long a message id is remembered when
+	// Options.DuplicateWindow is not set: ten minutes, as the duplicate
+	// detection of Azure Service Bus.
+	DefaultDuplicateWindow = 10 * time.Minute
+	// MinDuplicateWindow and MaxDuplicateWindow bound Options.DuplicateWindow.
+	MinDuplicateWindow = time.Second
+	MaxDuplicateWindow = 7 * 24 * time.Hour
+
 	bucketHubs        = "sluice-hubs"
 	bucketCheckpoints = "sluice-checkpoints"
 	bucketGroups      = "sluice-groups"
+	bucketIDs         = "sluice-hub-ids"
 )
 
 var (
@@ -145,8 +157,14 @@ type Options struct {
 	// is the only writer to its hubs, as with the embedded engine without a
 	// listener; another writer's records are still read, but up to
 	// a second late.
-	Tail   bool
-	Logger *slog.Logger
+	Tail bool
+	// DuplicateWindow is how long the message id of a published event is
+	// remembered: an event published again with the same id within the
+	// window is not stored again (see Event.MessageID). Default 10 minutes,
+	// at least 1s, at most 7 days. It is a setting of the server's id
+	// bucket, shared by every instance: the last instance to open sets it.
+	DuplicateWindow time.Duration
+	Logger          *slog.Logger
 }
 
 // Service manages hubs on one JetStream connection. It is safe for
@@ -156,12 +174,20 @@ type Service struct {
 	hubs   jetstream.KeyValue
 	cps    jetstream.KeyValue
 	groups jetstream.KeyValue
+	ids    jetstream.KeyValue // message ids of published events (dedupe.go)
 	opts   Options
 	log    *slog.Logger
 	// readBytes caps one pull request of a reader. It must hold the largest
 	// record the server can store, or the reader would never get past it.
 	readBytes int
 	tails     *tails // nil unless Options.Tail
+	// pendingTimeout is how long a claimed message id may stay pending
+	// before another publisher takes it over; now is the clock it is
+	// measured with. Tests shorten and replace them.
+	pendingTimeout time.Duration
+	now            func() time.Time
+	atomicIDs      atomic.Bool // the id bucket takes atomic batches
+	idCost         writeCost
 
 	mu    sync.Mutex
 	cache map[string]*hubState
@@ -176,6 +202,10 @@ func Open(ctx context.Context, js jetstream.JetStream, maxPayload int64, opts Op
 	opts.MaxRecordBytes = cmp.Or(opts.MaxRecordBytes, 1<<20)
 	opts.MaxEventBytes = cmp.Or(opts.MaxEventBytes, 1<<20)
 	opts.Replicas = cmp.Or(opts.Replicas, 1)
+	opts.DuplicateWindow = cmp.Or(opts.DuplicateWindow, DefaultDuplicateWindow)
+	if opts.DuplicateWindow < MinDuplicateWindow || opts.DuplicateWindow > MaxDuplicateWindow {
+		return nil, fmt.Errorf("%w duplicate window %s: must be between %s and %s", ErrInvalid, opts.DuplicateWindow, MinDuplicateWindow, MaxDuplicateWindow)
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -191,7 +221,7 @@ func Open(ctx context.Context, js jetstream.JetStream, maxPayload int64, opts Op
 		opts.ReadJS = js
 	}
 	s := &Service{js: js, opts: opts, log: opts.Logger, cache: map[string]*hubState{}, done: make(chan struct{}),
-		readBytes: readBytesFor(maxPayload)}
+		readBytes: readBytesFor(maxPayload), pendingTimeout: defaultPendingTimeout, now: time.Now}
 	if opts.Tail {
 		s.tails = &tails{}
 	}
@@ -203,6 +233,9 @@ func Open(ctx context.Context, js jetstream.JetStream, maxPayload int64, opts Op
 		return nil, err
 	}
 	if s.groups, err = ensureBucket(ctx, js, bucketGroups, opts.Replicas); err != nil {
+		return nil, err
+	}
+	if err := s.openIDs(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -225,6 +258,45 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, name string, repl
 		return nil, fmt.Errorf("hub: open bucket %s: %w", name, err)
 	}
 	return kv, nil
+}
+
+// openIDs opens the bucket of message ids (see dedupe.go). Ids expire with
+// the duplicate window, the bucket's TTL, so the server forgets them without
+// any sweeping of ours. On a server that can (NATS 2.12 and later), the
+// bucket's stream also takes atomic batches.
+func (s *Service) openIDs(ctx context.Context) error {
+	kv, err := s.js.KeyValue(ctx, bucketIDs)
+	if err == nil {
+		st, serr := kv.Status(ctx)
+		if serr != nil || st.TTL() != s.opts.DuplicateWindow {
+			err = jetstream.ErrBucketNotFound // update it
+		}
+	}
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: bucketIDs, History: 1, TTL: s.opts.DuplicateWindow, Storage: jetstream.FileStorage, Replicas: s.opts.Replicas,
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("hub: open bucket %s: %w", bucketIDs, err)
+	}
+	s.ids = kv
+	if !engine.VersionAtLeast(s.js.Conn().ConnectedServerVersion(), "2.12.0") {
+		return nil
+	}
+	st, err := s.js.Stream(ctx, "KV_"+bucketIDs)
+	if err == nil {
+		if cfg := st.CachedInfo().Config; !cfg.AllowAtomicPublish {
+			cfg.AllowAtomicPublish = true
+			_, err = s.js.UpdateStream(ctx, cfg)
+		}
+	}
+	if err != nil {
+		s.log.Warn("message ids are written one by one: the id bucket does not take atomic batches", "err", err)
+		return nil
+	}
+	s.atomicIDs.Store(true)
+	return nil
 }
 
 // MaxEventBytes is the effective maximum event size.
@@ -362,6 +434,11 @@ func (s *Service) Delete(ctx context.Context, name string) error {
 				_ = kv.Purge(ctx, k)
 			}
 		}
+	}
+	// The hub's message ids go too, so that a hub created again under the
+	// name does not answer with positions of this one.
+	if err := s.forgetIDs(ctx, name); err != nil {
+		s.log.Warn("message ids of a deleted hub not purged; they expire with the duplicate window", "hub", name, "err", err)
 	}
 	if err := s.hubs.Purge(ctx, name); err != nil {
 		return fmt.Errorf("hub: delete definition of %s: %w", name, err)

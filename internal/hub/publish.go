@@ -92,6 +92,7 @@ func (s *Service) batcher(st *hubState, p int) *batcher {
 // call is one Publish call waiting for its events to be stored.
 type call struct {
 	pos       []Position
+	acked     []bool // nil unless the caller asked which events were stored
 	remaining atomic.Int64
 	done      chan struct{}
 	errMu     sync.Mutex
@@ -124,6 +125,11 @@ type piece struct {
 // neither key nor explicit partition go, all together, to the next partition
 // in turn. Every event is validated before any is written: on a validation
 // error nothing is stored. Publish does not retain events after it returns.
+//
+// An event with a MessageID that the hub stored within its duplicate window,
+// or that an earlier event of the same call carries, is not stored again:
+// its position is the stored event's (see dedupe.go). Events without one
+// cost nothing more.
 func (s *Service) Publish(ctx context.Context, name string, events []Event) ([]Position, error) {
 	if len(events) == 0 {
 		return nil, nil
@@ -135,7 +141,7 @@ func (s *Service) Publish(ctx context.Context, name string, events []Event) ([]P
 	n := st.info.Partitions
 	target := make([]int32, len(events))
 	rr := -1
-	single := true
+	single, withIDs := true, false
 	for i := range events {
 		e := &events[i]
 		if size := e.Size(); size > s.opts.MaxEventBytes {
@@ -158,8 +164,41 @@ func (s *Service) Publish(ctx context.Context, name string, events []Event) ([]P
 		if target[i] != target[0] {
 			single = false
 		}
+		if e.MessageID != "" {
+			if err := ValidateMessageID(e.MessageID); err != nil {
+				return nil, fmt.Errorf("event %d: %w", i, err)
+			}
+			withIDs = true
+		}
 	}
-	c := &call{pos: make([]Position, len(events)), done: make(chan struct{})}
+	if withIDs {
+		return s.publishOnce(ctx, st, events, target)
+	}
+	c, err := s.enqueue(ctx, st, events, target, single, nil)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("hub: publish to %s: %w", name, ctx.Err())
+	}
+	if c.err != nil {
+		if errors.Is(c.err, ErrNotFound) {
+			s.forget(name)
+		}
+		return nil, c.err
+	}
+	return c.pos, nil
+}
+
+// enqueue hands events, bound for partitions target (all target[0] when
+// single), to their partitions' batchers as one call. If acked is not nil,
+// acked[i] is set once event i is stored. When not every piece could be
+// handed over, the others are finished with the error: the call still
+// completes once the pieces handed over are stored (or failed).
+func (s *Service) enqueue(ctx context.Context, st *hubState, events []Event, target []int32, single bool, acked []bool) (*call, error) {
+	c := &call{pos: make([]Position, len(events)), acked: acked, done: make(chan struct{})}
 	c.remaining.Store(int64(len(events)))
 	var pieces map[int32]*piece
 	if single {
@@ -180,30 +219,24 @@ func (s *Service) Publish(ctx context.Context, name string, events []Event) ([]P
 			pc.idx = append(pc.idx, int32(i))
 		}
 	}
+	var err error
 	for p, pc := range pieces {
-		b := s.batcher(st, int(p))
-		select {
-		case b.in <- *pc:
-		case <-ctx.Done():
-			// Pieces already handed over are still stored; the caller only
-			// learns that the publish did not complete.
-			return nil, fmt.Errorf("hub: publish to %s: %w", name, ctx.Err())
-		case <-s.done:
-			return nil, errors.New("hub: service is closing")
+		if err == nil {
+			b := s.batcher(st, int(p))
+			select {
+			case b.in <- *pc:
+				continue
+			case <-ctx.Done():
+				// Pieces already handed over are still stored; the caller
+				// only learns that the publish did not complete.
+				err = fmt.Errorf("hub: publish to %s: %w", st.info.Name, ctx.Err())
+			case <-s.done:
+				err = errors.New("hub: service is closing")
+			}
 		}
+		c.finish(len(pc.events), err)
 	}
-	select {
-	case <-c.done:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("hub: publish to %s: %w", name, ctx.Err())
-	}
-	if c.err != nil {
-		if errors.Is(c.err, ErrNotFound) {
-			s.forget(name)
-		}
-		return nil, c.err
-	}
-	return c.pos, nil
+	return c, err
 }
 
 // batcher packs the pieces sent to one partition into records.
@@ -324,16 +357,7 @@ func (b *batcher) flush() {
 	data := appendRecord((*buf)[:0], time.Now(), events)
 	*buf = data
 	msg := &nats.Msg{Subject: b.subj, Data: data, Header: nats.Header{HeaderEvents: []string{strconv.Itoa(b.curCount)}}}
-	fut, err := b.s.js.PublishMsgAsync(msg, jetstream.WithExpectStream(b.stream))
-	for errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
-		// The connection's window of unacknowledged publishes is full:
-		// wait for acknowledgements (backpressure), then try again.
-		select {
-		case <-b.s.js.PublishAsyncComplete():
-		case <-time.After(100 * time.Millisecond):
-		}
-		fut, err = b.s.js.PublishMsgAsync(msg, jetstream.WithExpectStream(b.stream))
-	}
+	fut, err := b.s.publishAsync(msg, jetstream.WithExpectStream(b.stream))
 	b.inflight.Add(1)
 	b.acks <- &sentRecord{fut: fut, err: err, pieces: b.cur, buf: buf}
 	b.cur, b.curBytes, b.curCount = nil, 0, 0
@@ -359,6 +383,9 @@ func (b *batcher) ack() {
 		for _, pc := range sr.pieces {
 			for j := range pc.events {
 				pc.c.pos[pc.idx[j]] = Position{Partition: b.p, Sequence: SequenceOf(seq, i)}
+				if err == nil && pc.c.acked != nil {
+					pc.c.acked[pc.idx[j]] = true
+				}
 				i++
 			}
 			pc.c.finish(len(pc.events), err)
@@ -371,6 +398,20 @@ func (b *batcher) ack() {
 		}
 		b.inflight.Add(-1)
 	}
+}
+
+// publishAsync publishes msg asynchronously, waiting while the connection's
+// window of unacknowledged publishes is full (backpressure).
+func (s *Service) publishAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	fut, err := s.js.PublishMsgAsync(msg, opts...)
+	for errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+		select {
+		case <-s.js.PublishAsyncComplete():
+		case <-time.After(100 * time.Millisecond):
+		}
+		fut, err = s.js.PublishMsgAsync(msg, opts...)
+	}
+	return fut, err
 }
 
 func (b *batcher) publishError(err error) error {
