@@ -87,6 +87,11 @@ type Config struct {
 	// MaxHTTPBodyBytes bounds an HTTP function's request body. Default
 	// 100 MiB, as Azure.
 	MaxHTTPBodyBytes int64
+	// DuplicateWindow is how long a hub remembers the MessageID of the
+	// events published to it: an event whose id was published within it is
+	// not stored again (see Event.MessageID). Default 10 minutes; from 1s to
+	// 7 days. Instances sharing a NATS server should agree on it.
+	DuplicateWindow time.Duration
 	// BreakerWebhook, when set, receives every circuit breaker transition
 	// as a JSON POST (see WithBreaker). Transitions are also published to
 	// the hub "sluice-breaker-events" and logged.
@@ -295,7 +300,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	a.hubSvc, err = hub.Open(ctx, a.eng.JS, a.eng.MaxPayload(), hub.Options{
 		Linger: a.cfg.Linger, MaxRecordBytes: a.cfg.MaxRecordBytes, MaxEventBytes: a.cfg.MaxEventBytes,
-		ReadJS: a.eng.ReadJS, Tail: a.eng.Private(), Logger: a.log,
+		ReadJS: a.eng.ReadJS, Tail: a.eng.Private(), Logger: a.log, DuplicateWindow: a.cfg.DuplicateWindow,
 	})
 	if err != nil {
 		return err
