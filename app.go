@@ -285,6 +285,11 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err := errors.Join(a.errs...); err != nil {
 		return err
 	}
+	if w := a.cfg.BreakerWebhook; w != "" {
+		if u, err := url.Parse(w); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("sluice: breaker webhook %q: give an http:// or https:// URL", redactURL(w))
+		}
+	}
 	a.started = true
 	defer func() {
 		if err != nil {

@@ -411,3 +411,26 @@ func TestBreakerOpenQueueFunctionHoldsFailures(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, letters, "no message was poisoned by the outage")
 }
+
+func TestBreakerDeclarationErrors(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet(), BreakerWebhook: "ftp://example.com/hook"})
+	require.ErrorContains(t, app.Start(ctx), "give an http:// or https:// URL")
+
+	app = sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
+	app.Hub(sluice.HubConfig{Name: "h", Partitions: 1})
+	app.Function("f", sluice.HubTrigger{Hub: "h"}, func(context.Context, []sluice.Event) error { return nil },
+		sluice.WithBreaker(sluice.BreakerPolicy{FailureThreshold: 10, CoolDown: time.Minute, MaxCoolDown: time.Second}))
+	require.ErrorContains(t, app.Start(ctx), "function f: breaker: maxCoolDown 1s is below coolDown 1m0s")
+
+	app = sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
+	app.TimerFunction("tick", sluice.TimerTrigger{Schedule: "0 */5 * * * *"}, func(context.Context, sluice.TimerInfo) error { return nil },
+		sluice.WithBreaker(sluice.BreakerPolicy{ConsecutiveFailures: 3}))
+	require.ErrorContains(t, app.Start(ctx), "breakers are for hub, queue and change-feed functions")
+
+	app = sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
+	app.Hub(sluice.HubConfig{Name: "h", Partitions: 1})
+	app.Function("f", sluice.HubTrigger{Hub: "h"}, func(context.Context, []sluice.Event) error { return nil }, sluice.WithTimeout(-time.Second))
+	require.ErrorContains(t, app.Start(ctx), "timeout -1s must not be negative")
+}

@@ -21,6 +21,7 @@ import (
 // instanceFlags are the flags shared by dev and serve.
 type instanceFlags struct {
 	dataDir, natsURL, natsListen, http, sync, logLevel, docStore string
+	breakerWebhook                                               string
 	leaseExpiry                                                  time.Duration
 }
 
@@ -33,6 +34,7 @@ func addInstanceFlags(fs *flag.FlagSet, dataDir string) *instanceFlags {
 	fs.StringVar(&f.http, "http", envOr("SLUICE_HTTP", "127.0.0.1:7070"), "address of the HTTP API, /metrics and health checks (env SLUICE_HTTP)")
 	fs.StringVar(&f.sync, "sync", envOr("SLUICE_SYNC", sluice.SyncAlways), "durability: always (acknowledged = fsynced) or interval (fsync every second)")
 	fs.DurationVar(&f.leaseExpiry, "lease-expiry", 30*time.Second, "how long a dead instance keeps its partitions before others take over")
+	fs.StringVar(&f.breakerWebhook, "breaker-webhook", os.Getenv("SLUICE_BREAKER_WEBHOOK"), "URL that receives every circuit breaker transition as a JSON POST (env SLUICE_BREAKER_WEBHOOK)")
 	fs.StringVar(&f.logLevel, "log-level", envOr("SLUICE_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	return f
 }
@@ -55,7 +57,7 @@ func (f *instanceFlags) config() (sluice.Config, error) {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	return sluice.Config{
 		DataDir: f.dataDir, NATSURL: f.natsURL, NATSListen: f.natsListen, HTTPAddr: f.http, DocStore: f.docStore,
-		Sync: f.sync, LeaseExpiry: f.leaseExpiry, Logger: logger,
+		Sync: f.sync, LeaseExpiry: f.leaseExpiry, Logger: logger, BreakerWebhook: f.breakerWebhook,
 		FunctionKeys: splitList(os.Getenv("SLUICE_FUNCTION_KEYS")), AdminKey: os.Getenv("SLUICE_ADMIN_KEY"),
 	}, nil
 }
