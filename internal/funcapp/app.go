@@ -104,9 +104,15 @@ func Load(dir string, opts Options) (*App, error) {
 	errs = append(errs, lerrs...)
 
 	// Functions.
-	functions, w, ferrs := loadFunctions(root, host.Functions, settings, opts)
+	functions, skipped, w, ferrs := loadFunctions(root, host.Functions, settings, opts)
 	warnings = append(warnings, w...)
 	errs = append(errs, ferrs...)
+
+	// host.json's breakers name functions.
+	breakerReport := &report{file: HostFile}
+	checkBreakers(host, functions, skipped, breakerReport)
+	errs = append(errs, breakerReport.errs...)
+	warnings = append(warnings, breakerReport.warnings...)
 
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -115,17 +121,16 @@ func Load(dir string, opts Options) (*App, error) {
 }
 
 // loadFunctions reads the function.json of every immediate subfolder of root.
-func loadFunctions(root string, only []string, settings map[string]string, opts Options) ([]Function, []string, []error) {
+// skipped are the function folders that only (host.json's "functions")
+// leaves out.
+func loadFunctions(root string, only []string, settings map[string]string, opts Options) (functions []Function, skipped, warnings []string, errs []error) {
 	entries, err := os.ReadDir(root)
 	if err != nil {
-		return nil, nil, []error{&Error{Msg: "cannot list the app folder: " + err.Error()}}
+		return nil, nil, nil, []error{&Error{Msg: "cannot list the app folder: " + err.Error()}}
 	}
 	var (
-		functions []Function
-		warnings  []string
-		errs      []error
-		seen      = map[string]string{} // lower-case name -> name
-		listed    = map[string]bool{}
+		seen   = map[string]string{} // lower-case name -> name
+		listed = map[string]bool{}
 	)
 	for _, e := range entries {
 		dir := filepath.Join(root, e.Name())
@@ -144,6 +149,7 @@ func loadFunctions(root string, only []string, settings map[string]string, opts 
 		}
 		if len(only) > 0 && !slices.ContainsFunc(only, func(n string) bool { return strings.EqualFold(n, e.Name()) }) {
 			warnings = append(warnings, r.file+": skipped: host.json's \"functions\" does not list it")
+			skipped = append(skipped, e.Name())
 			continue
 		}
 		listed[strings.ToLower(e.Name())] = true
@@ -175,7 +181,7 @@ func loadFunctions(root string, only []string, settings map[string]string, opts 
 		errs = append(errs, &Error{Msg: "no functions: no immediate subfolder of " + root + " holds a function.json; an app needs at least one (for instance orders/function.json)"})
 	}
 	slices.SortFunc(functions, func(a, b Function) int { return cmp.Compare(a.Name, b.Name) })
-	return functions, warnings, errs
+	return functions, skipped, warnings, errs
 }
 
 // Environ returns the app settings as "KEY=value" strings sorted by key: the

@@ -41,4 +41,33 @@
 // What is not used by Sluice (logging, extensionBundle, other extensions,
 // unknown keys) is accepted; all but logging and extensionBundle are listed
 // in [App].Warnings.
+//
+// # Sluice's own settings
+//
+// What Azure's host.json has no place for lives under a top-level "sluice"
+// member, which Azure's host ignores, so the same folder still deploys to
+// Azure. Today it holds circuit breakers, per function ([Host].Breakers,
+// [Function.EffectiveBreaker]):
+//
+//	"sluice": {
+//	  "breakers": {
+//	    "orders": {"failureThreshold": 101, "window": "00:00:30",
+//	               "consecutiveFailures": 5, "coolDown": "00:00:30", "maxCoolDown": "00:05:00"},
+//	    "audit":  null,
+//	    "*":      {"consecutiveFailures": 10}
+//	  }
+//	}
+//
+// A key names a function (in any case); "*" applies to every function with
+// an eventHubTrigger, queueTrigger or cosmosDBTrigger that has no entry of
+// its own, and null turns the breaker off for one function. The members are
+// those of [resilience.BreakerPolicy]: whole numbers for the thresholds (0
+// or absent: not used; at least one must be set) and TimeSpans for the
+// durations (window 30 s, coolDown 30 s and maxCoolDown ten times coolDown
+// when absent). Errors name the file and the JSON path, like
+// "host.json: sluice.breakers.ordrs: the app has no function ...": a name
+// that is no function of the app, a breaker on a timer, HTTP or blob function, a
+// policy that resilience.BreakerPolicy.Validate refuses, and, unlike in
+// Azure's sections, an unknown member, since there it can only be a typo
+// that would silently leave a function unprotected.
 package funcapp

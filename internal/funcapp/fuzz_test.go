@@ -81,6 +81,10 @@ func FuzzParseHostJSON(f *testing.F) {
 		require.Contains(t, []string{EncodingBase64, EncodingNone}, q.MessageEncoding)
 		require.Contains(t, []string{"", "Gateway", "Direct"}, h.CosmosDB.ConnectionMode)
 		require.False(t, strings.HasPrefix(h.HTTP.RoutePrefix, "/") || strings.HasSuffix(h.HTTP.RoutePrefix, "/"))
+		for name, p := range h.Breakers {
+			require.True(t, name == BreakerDefault || validFunctionName(name), name)
+			require.NoError(t, p.Validate(), name)
+		}
 	})
 }
 

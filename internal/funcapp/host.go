@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/resilience"
 )
 
 // Defaults of host.json settings, as Azure Functions runtime 4.x and its
@@ -72,6 +74,15 @@ type Host struct {
 	// Functions is host.json's "functions": when not empty, only the
 	// functions named (in any case) are loaded. Nil loads them all.
 	Functions []string
+	// Breakers is Sluice's own sluice.breakers: the circuit breaker policy
+	// of each function named (as written), and under BreakerDefault ("*")
+	// the policy of every eventHub, queue and cosmosDB function without an
+	// entry of its own. A null entry (or one with no threshold, like {})
+	// gives its function no breaker. Each policy passed
+	// resilience.BreakerPolicy.Validate; Load also checks that each name is
+	// a function of the app whose trigger takes a breaker. Nil when
+	// host.json has none. See Function.EffectiveBreaker.
+	Breakers map[string]resilience.BreakerPolicy
 }
 
 // Handler is the customHandler section (or the legacy httpWorker section).
@@ -247,6 +258,9 @@ func parseHost(data []byte, settings map[string]string, r *report) Host {
 	}
 	if names, ok := o.strs("functions"); ok && len(names) > 0 {
 		h.Functions = names
+	}
+	if so, ok := o.object("sluice"); ok {
+		parseSluice(so, &h)
 	}
 	o.lookup("logging") // accepted, not used
 	o.lookup("extensionBundle")

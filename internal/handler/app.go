@@ -192,6 +192,50 @@ func checkName(f funcapp.Function, b funcapp.Binding, field, name string, valid 
 	return nil
 }
 
+// limits are the options of f that come from host.json besides its retry
+// policy: its circuit breaker (sluice.breakers, for hub, queue and
+// change-feed functions) and its invocation timeout.
+//
+// functionTimeout bounds each invocation in the host too, not only the
+// handler's answer (which Process bounds with the same timeout): reading
+// inputs and writing outputs count, and an invocation that reaches it fails
+// as a timeout (host.TimeoutError, the timeouts metric, a longer breaker
+// probe). A hub function of cardinality one is the exception: one host
+// invocation runs a batch of events, each of which is an invocation of its
+// own in Azure, bounded on its own (see eventTimeout); bounding the batch by
+// one functionTimeout would fail batches Azure runs.
+func (r *Runner) limits(f funcapp.Function) []sluice.FunctionOption {
+	var opts []sluice.FunctionOption
+	if p := f.EffectiveBreaker(r.fa.Host); p.Enabled() {
+		opts = append(opts, sluice.WithBreaker(p))
+	}
+	perEvent := f.Trigger.Type == funcapp.TypeEventHubTrigger && f.Trigger.Cardinality != funcapp.CardinalityMany
+	if d := r.fa.Host.FunctionTimeout; d > 0 && !perEvent {
+		opts = append(opts, sluice.WithTimeout(d))
+	}
+	return opts
+}
+
+// errEventTimeout ends the context of an event's invocation that reached
+// functionTimeout.
+var errEventTimeout = errors.New("host.json functionTimeout reached")
+
+// eventTimeout calls one event's invocation of a hub function of
+// cardinality one with functionTimeout as its bound.
+func (r *Runner) eventTimeout(ctx context.Context, f funcapp.Function, call func(ctx context.Context) error) error {
+	d := r.fa.Host.FunctionTimeout
+	if d <= 0 {
+		return call(ctx)
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, d, errEventTimeout)
+	defer cancel()
+	err := call(ctx)
+	if err != nil && errors.Is(context.Cause(ctx), errEventTimeout) {
+		return fmt.Errorf("function %s timed out after %s (functionTimeout in host.json): %w", f.Name, d, err)
+	}
+	return err
+}
+
 func policy(p funcapp.Retry) sluice.RetryPolicy {
 	if p.Strategy == funcapp.RetryFixedDelay {
 		return sluice.FixedDelay(p.MaxRetryCount, p.DelayInterval)
@@ -330,12 +374,16 @@ func (r *Runner) declareHub(f funcapp.Function, t funcapp.Binding, retry []sluic
 			return err
 		}
 		for _, e := range events {
-			if _, err := r.call(ctx, f, HubEvent(r.invocation(ctx, f), t.Name, src, e)); err != nil {
+			err := r.eventTimeout(ctx, f, func(ctx context.Context) error {
+				_, err := r.call(ctx, f, HubEvent(r.invocation(ctx, f), t.Name, src, e))
+				return err
+			})
+			if err != nil {
 				return err
 			}
 		}
 		return nil
-	}, retry...)
+	}, append(retry, r.limits(f)...)...)
 }
 
 func (r *Runner) declareQueue(f funcapp.Function, t funcapp.Binding) {
@@ -352,7 +400,7 @@ func (r *Runner) declareQueue(f funcapp.Function, t funcapp.Binding) {
 	r.app.QueueFunction(f.Name, trigger, func(ctx context.Context, m *sluice.Message) error {
 		_, err := r.call(withBindingData(ctx, queueData(m)), f, QueueMessage(r.invocation(ctx, f), t.Name, t.QueueName, m, 30*time.Second))
 		return err
-	}, opts...)
+	}, append(opts, r.limits(f)...)...)
 }
 
 func (r *Runner) declareFeed(f funcapp.Function, t funcapp.Binding, retry []sluice.FunctionOption) {
@@ -373,7 +421,7 @@ func (r *Runner) declareFeed(f funcapp.Function, t funcapp.Binding, retry []slui
 		}
 		_, err := r.call(ctx, f, req)
 		return err
-	}, retry...)
+	}, append(retry, r.limits(f)...)...)
 }
 
 // checkBlobOutput checks a blob output's path: a container, and only
@@ -409,7 +457,7 @@ func (r *Runner) declareBlob(f funcapp.Function, t funcapp.Binding, retry []slui
 	r.app.BlobFunction(f.Name, sluice.BlobTrigger{Path: t.Path}, func(ctx context.Context, b sluice.Blob) error {
 		_, err := r.call(withBindingData(ctx, blobData(b)), f, BlobRequest(r.invocation(ctx, f), t.Name, t.DataType, b))
 		return err
-	}, retry...)
+	}, append(retry, r.limits(f)...)...)
 }
 
 // leasePrefix keeps the characters a lease prefix may hold.
@@ -428,7 +476,7 @@ func (r *Runner) declareTimer(f funcapp.Function, t funcapp.Binding, retry []slu
 		monitored := !info.Next.IsZero()
 		_, err := r.call(ctx, f, Timer(r.invocation(ctx, f), t.Name, info, monitored))
 		return err
-	}, retry...)
+	}, append(retry, r.limits(f)...)...)
 }
 
 func (r *Runner) declareHTTP(f funcapp.Function, t funcapp.Binding) {

@@ -1,6 +1,7 @@
 // Command echohandler is a custom handler written as a third party would:
 // only net/http and the protocol. It answers POST /<function> with the
-// request's Data as the output "out", and has functions to fail and crash.
+// request's Data as the output "out", and has functions to fail, crash and
+// take their time (slow*).
 package main
 
 import (
@@ -28,6 +29,13 @@ func main() {
 			return
 		}
 		fn := strings.TrimPrefix(r.URL.Path, "/")
+		if strings.HasPrefix(fn, "slow") {
+			// Answers only when the host gives up (or after a minute).
+			select {
+			case <-r.Context().Done():
+			case <-time.After(time.Minute):
+			}
+		}
 		switch fn {
 		case "crash":
 			fmt.Fprintln(os.Stderr, "crashing on purpose")
