@@ -3,8 +3,20 @@ package sluice
 import (
 	"context"
 
+	"github.com/sluicehq/sluice/internal/host"
 	"github.com/sluicehq/sluice/internal/resilience"
 )
+
+// BreakerEventsHub is the hub where every breaker transition is published
+// once, as a JSON BreakerEvent (with properties "type" and "function"):
+// subscribe a function to it to alert someone. It is created when a
+// function with a breaker starts.
+const BreakerEventsHub = host.BreakerEventsHub
+
+// BreakerEvent is the body of a breaker transition's event, on
+// BreakerEventsHub and POSTed to Config.BreakerWebhook. Type is
+// "breaker.opened", "breaker.half-opened" or "breaker.closed".
+type BreakerEvent = host.BreakerEvent
 
 // Breaker states.
 const (

@@ -22,7 +22,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice"
-	"github.com/sluicehq/sluice/internal/host"
 	"github.com/sluicehq/sluice/internal/lease"
 )
 
@@ -106,13 +105,13 @@ func (d *downstream) deliver(ctx context.Context, events []sluice.Event) error {
 type webhook struct {
 	srv    *httptest.Server
 	mu     sync.Mutex
-	events []host.BreakerEvent
+	events []sluice.BreakerEvent
 }
 
 func newWebhook(t *testing.T) *webhook {
 	wh := &webhook{}
 	wh.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var ev host.BreakerEvent
+		var ev sluice.BreakerEvent
 		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -164,7 +163,7 @@ func TestBreakerSharedByTwoInstances(t *testing.T) {
 		app.Function("deliver", sluice.HubTrigger{Hub: "telemetry", MaxBatchSize: 20}, down.deliver,
 			sluice.WithRetry(sluice.FixedDelay(50, 20*time.Millisecond)), sluice.WithBreaker(policy))
 		if watch {
-			app.Function("watch-breakers", sluice.HubTrigger{Hub: host.BreakerEventsHub}, func(ctx context.Context, events []sluice.Event) error {
+			app.Function("watch-breakers", sluice.HubTrigger{Hub: sluice.BreakerEventsHub}, func(ctx context.Context, events []sluice.Event) error {
 				for _, e := range events {
 					n, _ := breakerEvents.LoadOrStore(e.Properties["type"], new(atomic.Int32))
 					n.(*atomic.Int32).Add(1)

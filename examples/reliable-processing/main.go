@@ -147,7 +147,7 @@ Flags:
 		sluice.WithTimeout(*timeout))
 	// The seed's Logic App: told of every transition, it tells a human.
 	// The hub has one partition, so one instance at a time does this.
-	app.Function("notify", sluice.HubTrigger{Hub: "sluice-breaker-events"}, notify(log, *httpAddr))
+	app.Function("notify", sluice.HubTrigger{Hub: sluice.BreakerEventsHub}, notify(log, *httpAddr))
 
 	ctx, stop := signalContext()
 	defer stop()
@@ -275,24 +275,13 @@ func (p *processor) report(ctx context.Context) {
 	}
 }
 
-// breakerEvent is an event of the hub sluice-breaker-events.
-type breakerEvent struct {
-	Function string     `json:"function"`
-	From     string     `json:"from"`
-	To       string     `json:"to"`
-	Reason   string     `json:"reason"`
-	By       string     `json:"by"`
-	At       time.Time  `json:"at"`
-	Until    *time.Time `json:"until"`
-}
-
 // notify tells the operator about breaker transitions: in the seed, the
 // Logic App's e-mail with a link to restart processing.
 func notify(log *slog.Logger, httpAddr string) sluice.HubHandler {
 	log = log.With("function", "notify")
 	return func(_ context.Context, events []sluice.Event) error {
 		for _, e := range events {
-			var ev breakerEvent
+			var ev sluice.BreakerEvent
 			if err := json.Unmarshal(e.Body, &ev); err != nil {
 				log.Warn("not a breaker event", "err", err)
 				continue
