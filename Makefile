@@ -41,6 +41,8 @@ fuzz: ## run each fuzz target for FUZZTIME executions (default 60000x)
 	$(GO) test -run '^$$' -fuzz '^FuzzParseResponse$$' -fuzztime $(FUZZTIME) ./internal/handler/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/schedule/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseTimeSpan$$' -fuzztime $(FUZZTIME) ./internal/schedule/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseHostJSON$$' -fuzztime $(FUZZTIME) ./internal/funcapp/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseFunctionJSON$$' -fuzztime $(FUZZTIME) ./internal/funcapp/
 
 bench: build ## run the hub benchmark (sluice bench hub)
 	./bin/sluice bench hub
