@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -96,8 +98,22 @@ type Config struct {
 	// as a JSON POST (see WithBreaker). Transitions are also published to
 	// the hub "sluice-breaker-events" and logged.
 	BreakerWebhook string
+	// Functions override, by function name, the breaker and timeout the
+	// declarations give (WithBreaker, WithTimeout, or host.json for app
+	// folders): settings from a configuration file (sluice.yaml). A name
+	// that no declared function has is an error at Start.
+	Functions map[string]FunctionSettings
 	// Logger receives structured logs. Default slog.Default().
 	Logger *slog.Logger
+}
+
+// FunctionSettings override a function's declared settings (see
+// Config.Functions). A nil Breaker or zero Timeout leaves the declared one.
+type FunctionSettings struct {
+	// Breaker is for hub, queue and change-feed functions.
+	Breaker *BreakerPolicy
+	// Timeout is for every kind of function but HTTP functions.
+	Timeout time.Duration
 }
 
 // HubConfig declares a hub, created when the app starts if it is missing.
@@ -282,7 +298,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if a.started {
 		return errors.New("sluice: the app was already started")
 	}
-	if err := errors.Join(a.errs...); err != nil {
+	if err := errors.Join(append(a.errs, a.applySettings())...); err != nil {
 		return err
 	}
 	if w := a.cfg.BreakerWebhook; w != "" {
@@ -615,4 +631,57 @@ func (a *App) Processed(function string) int64 {
 		return 0
 	}
 	return a.host.Processed(function)
+}
+
+// applySettings applies Config.Functions to the declared functions.
+func (a *App) applySettings() error {
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(a.cfg.Functions)) {
+		s := a.cfg.Functions[name]
+		found, breakerOK := false, true
+		apply := func(fname string, breaker *BreakerPolicy, timeout *time.Duration) {
+			if fname != name {
+				return
+			}
+			found = true
+			if s.Breaker != nil {
+				if breaker == nil {
+					breakerOK = false
+				} else {
+					*breaker = *s.Breaker
+				}
+			}
+			if s.Timeout != 0 {
+				*timeout = s.Timeout
+			}
+		}
+		for i := range a.fns {
+			apply(a.fns[i].Name, &a.fns[i].Breaker, &a.fns[i].Timeout)
+		}
+		for i := range a.qfns {
+			apply(a.qfns[i].Name, &a.qfns[i].Breaker, &a.qfns[i].Timeout)
+		}
+		for i := range a.ffns {
+			apply(a.ffns[i].Name, &a.ffns[i].Breaker, &a.ffns[i].Timeout)
+		}
+		for i := range a.tfns {
+			apply(a.tfns[i].Name, nil, &a.tfns[i].Timeout)
+		}
+		for i := range a.bfns {
+			apply(a.bfns[i].Name, nil, &a.bfns[i].Timeout)
+		}
+		for _, h := range a.hfns {
+			if h.name == name {
+				found = true
+				errs = append(errs, fmt.Errorf("sluice: settings of function %s: HTTP functions take no breaker or timeout settings", name))
+			}
+		}
+		switch {
+		case !found:
+			errs = append(errs, fmt.Errorf("sluice: settings of function %s: no function of that name is declared", name))
+		case !breakerOK:
+			errs = append(errs, fmt.Errorf("sluice: settings of function %s: breakers are for hub, queue and change-feed functions", name))
+		}
+	}
+	return errors.Join(errs...)
 }

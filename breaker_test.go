@@ -433,3 +433,36 @@ func TestBreakerDeclarationErrors(t *testing.T) {
 	app.Function("f", sluice.HubTrigger{Hub: "h"}, func(context.Context, []sluice.Event) error { return nil }, sluice.WithTimeout(-time.Second))
 	require.ErrorContains(t, app.Start(ctx), "timeout -1s must not be negative")
 }
+
+// Config.Functions (a configuration file's settings) overrides declared
+// breakers and timeouts by name.
+func TestFunctionSettingsOverrideDeclarations(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	declare := func(fns map[string]sluice.FunctionSettings) *sluice.App {
+		app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet(), Functions: fns})
+		app.Hub(sluice.HubConfig{Name: "h", Partitions: 1})
+		app.Function("deliver", sluice.HubTrigger{Hub: "h"}, func(context.Context, []sluice.Event) error { return nil },
+			sluice.WithBreaker(sluice.BreakerPolicy{FailureThreshold: 5}))
+		app.TimerFunction("tick", sluice.TimerTrigger{Schedule: "0 0 * * * *"}, func(context.Context, sluice.TimerInfo) error { return nil })
+		return app
+	}
+	app := declare(map[string]sluice.FunctionSettings{
+		"deliver": {Breaker: &sluice.BreakerPolicy{ConsecutiveFailures: 7}, Timeout: time.Second},
+		"tick":    {Timeout: time.Minute},
+	})
+	require.NoError(t, app.Start(ctx))
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
+	st, err := app.Breaker(ctx, "deliver")
+	require.NoError(t, err)
+	require.NotNil(t, st.Policy)
+	assert.Equal(t, 7, st.Policy.ConsecutiveFailures)
+	assert.Zero(t, st.Policy.FailureThreshold, "the file's policy replaces the declared one")
+
+	err = declare(map[string]sluice.FunctionSettings{
+		"nosuch": {Timeout: time.Second},
+		"tick":   {Breaker: &sluice.BreakerPolicy{ConsecutiveFailures: 1}},
+	}).Start(ctx)
+	require.ErrorContains(t, err, "settings of function nosuch: no function of that name is declared")
+	require.ErrorContains(t, err, "settings of function tick: breakers are for hub, queue and change-feed functions")
+}

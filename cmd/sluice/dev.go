@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,12 +22,14 @@ import (
 // instanceFlags are the flags shared by dev and serve.
 type instanceFlags struct {
 	dataDir, natsURL, natsListen, http, sync, logLevel, docStore string
-	breakerWebhook                                               string
+	breakerWebhook, configFile                                   string
 	leaseExpiry                                                  time.Duration
+	fs                                                           *flag.FlagSet
 }
 
 func addInstanceFlags(fs *flag.FlagSet, dataDir string) *instanceFlags {
-	f := &instanceFlags{}
+	f := &instanceFlags{fs: fs}
+	fs.StringVar(&f.configFile, "config", os.Getenv("SLUICE_CONFIG"), "configuration file: any of these flags by name, and functions' breaker and timeout settings (env SLUICE_CONFIG; default: "+defaultConfigFile+" if it exists)")
 	fs.StringVar(&f.dataDir, "data-dir", envOr("SLUICE_DATA_DIR", dataDir), "data directory of the embedded engine (env SLUICE_DATA_DIR)")
 	fs.StringVar(&f.natsURL, "nats-url", os.Getenv("SLUICE_NATS_URL"), "use an external NATS server or cluster instead of the embedded one (env SLUICE_NATS_URL)")
 	fs.StringVar(&f.natsListen, "nats-listen", os.Getenv("SLUICE_NATS_LISTEN"), "let other instances reach the embedded NATS at host:port (env SLUICE_NATS_LISTEN; default: no port)")
@@ -47,6 +50,11 @@ func envOr(name, def string) string {
 }
 
 func (f *instanceFlags) config() (sluice.Config, error) {
+	path := cmp.Or(f.configFile, defaultConfigFile)
+	fns, err := loadConfigFile(f.fs, path, f.configFile != "")
+	if err != nil {
+		return sluice.Config{}, err
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return sluice.Config{}, usagef("--log-level %q: use debug, info, warn or error", f.logLevel)
@@ -57,7 +65,7 @@ func (f *instanceFlags) config() (sluice.Config, error) {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	return sluice.Config{
 		DataDir: f.dataDir, NATSURL: f.natsURL, NATSListen: f.natsListen, HTTPAddr: f.http, DocStore: f.docStore,
-		Sync: f.sync, LeaseExpiry: f.leaseExpiry, Logger: logger, BreakerWebhook: f.breakerWebhook,
+		Sync: f.sync, LeaseExpiry: f.leaseExpiry, Logger: logger, BreakerWebhook: f.breakerWebhook, Functions: fns,
 		FunctionKeys: splitList(os.Getenv("SLUICE_FUNCTION_KEYS")), AdminKey: os.Getenv("SLUICE_ADMIN_KEY"),
 	}, nil
 }

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice"
+)
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "sluice.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(text), 0o644))
+	return p
+}
+
+func TestConfigFileSetsFlagsAndFunctions(t *testing.T) {
+	t.Setenv("SLUICE_SYNC", "")
+	t.Setenv("SLUICE_LOG_LEVEL", "warn")
+	p := writeConfig(t, `
+http: 127.0.0.1:7999
+sync: interval
+lease-expiry: 10s
+log-level: debug
+breaker-webhook: https://ops.example.com/hook
+functions:
+  deliver:
+    timeout: 10s
+    breaker:
+      failureThreshold: 101
+      window: 30s
+      consecutiveFailures: 5
+      coolDown: 1m
+  tick:
+    timeout: 2m
+`)
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	inst := addInstanceFlags(fs, "sluice-data")
+	require.NoError(t, fs.Parse([]string{"--config", p, "--http", "127.0.0.1:7070"}))
+	cfg, err := inst.config()
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:7070", cfg.HTTPAddr, "the command line wins over the file")
+	require.Equal(t, sluice.SyncInterval, cfg.Sync, "the file sets what nothing else does")
+	require.Equal(t, 10*time.Second, cfg.LeaseExpiry)
+	require.Equal(t, "warn", inst.logLevel, "the environment wins over the file")
+	require.Equal(t, "https://ops.example.com/hook", cfg.BreakerWebhook)
+	require.Equal(t, map[string]sluice.FunctionSettings{
+		"deliver": {Timeout: 10 * time.Second, Breaker: &sluice.BreakerPolicy{FailureThreshold: 101, Window: 30 * time.Second, ConsecutiveFailures: 5, CoolDown: time.Minute}},
+		"tick":    {Timeout: 2 * time.Minute},
+	}, cfg.Functions)
+}
+
+func TestConfigFileErrors(t *testing.T) {
+	load := func(text string, explicit bool) error {
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		addInstanceFlags(fs, "sluice-data")
+		_, err := loadConfigFile(fs, writeConfig(t, text), explicit)
+		return err
+	}
+	err := load(`
+htp: 127.0.0.1:7070
+sync: [always]
+lease-expiry: soon
+functions:
+  deliver:
+    timeout: 10 seconds
+  other:
+    breaker:
+      failureTreshold: 3
+  third:
+    retries: 3
+`, true)
+	require.Error(t, err)
+	for _, want := range []string{
+		`line 2: unknown setting "htp"`,
+		"line 3: sync takes one value",
+		`line 4: lease-expiry: "soon" is not a valid value`,
+		`functions.deliver: line 7: "10 seconds" is not a duration`,
+		`functions.other: line 10: unknown setting "failureTreshold" (use consecutiveFailures, coolDown, failureThreshold, maxCoolDown, window)`,
+		`functions.third: line 12: unknown setting "retries" (use breaker, timeout)`,
+	} {
+		require.Contains(t, err.Error(), want)
+	}
+	require.ErrorContains(t, load("- a\n- b\n", true), "must be a mapping")
+	require.ErrorContains(t, load("functions: 3\n", true), "functions is a mapping")
+
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	addInstanceFlags(fs, "sluice-data")
+	fns, err := loadConfigFile(fs, filepath.Join(t.TempDir(), "sluice.yaml"), false)
+	require.NoError(t, err, "no default file: nothing to read")
+	require.Nil(t, fns)
+	_, err = loadConfigFile(fs, filepath.Join(t.TempDir(), "missing.yaml"), true)
+	require.ErrorContains(t, err, "no such file")
+}
