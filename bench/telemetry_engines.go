@@ -1,0 +1,356 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/hub"
+)
+
+// The telemetry pipeline built directly on the engines, the baseline of
+// `sluice bench telemetry`: a plain net/http handler publishes each event
+// of a request to a JetStream stream (one subject per partition, by the
+// device's hash) and answers once all are stored; one pull consumer per
+// partition fetches batches, decodes them, merges each device's frames
+// into its state read from SQLite, writes the changed devices in one
+// transaction and acknowledges the batch. No leases, no dead letters (a
+// corrupt event is counted and dropped), no metrics.
+
+const enginesStream = "TELEM"
+
+type enginesPipeline struct {
+	eng      *engine.Engine
+	db       *sql.DB
+	srv      *http.Server
+	ln       net.Listener
+	parts    int
+	maxBatch int
+
+	done    atomic.Int64
+	corrupt atomic.Int64
+	lat     *latencies
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errMu  sync.Mutex
+	err    error
+}
+
+func startEnginesPipeline(ctx context.Context, dir, syncMode string, partitions, maxBatch int, lat *latencies) (*enginesPipeline, error) {
+	eng, err := engine.Start(ctx, engine.Config{DataDir: filepath.Join(dir, "data"), Sync: syncMode, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, err
+	}
+	p := &enginesPipeline{eng: eng, parts: partitions, maxBatch: maxBatch, lat: lat}
+	subjects := make([]string, partitions)
+	for i := range subjects {
+		subjects[i] = "telem." + strconv.Itoa(i)
+	}
+	stream, err := eng.JS.CreateStream(ctx, jetstream.StreamConfig{Name: enginesStream, Subjects: subjects, Storage: jetstream.FileStorage})
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	p.db, err = sql.Open("sqlite", "file:"+filepath.Join(dir, "devices.db")+sqlitePragmas)
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	p.db.SetMaxOpenConns(1)
+	if _, err := p.db.ExecContext(ctx, `CREATE TABLE devices (id TEXT PRIMARY KEY, body TEXT NOT NULL)`); err != nil {
+		p.close()
+		return nil, err
+	}
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p.cancel = cancel
+	for i := range partitions {
+		cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+			Durable: "p" + strconv.Itoa(i), FilterSubject: subjects[i], AckPolicy: jetstream.AckAllPolicy,
+			MaxAckPending: -1, DeliverPolicy: jetstream.DeliverAllPolicy,
+		})
+		if err != nil {
+			p.close()
+			return nil, err
+		}
+		p.wg.Go(func() { p.consume(cctx, cons) })
+	}
+	p.ln, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	p.srv = &http.Server{Handler: http.HandlerFunc(p.ingest)}
+	go func() { _ = p.srv.Serve(p.ln) }()
+	return p, nil
+}
+
+func (p *enginesPipeline) url() string { return "http://" + p.ln.Addr().String() + "/ingest" }
+
+func (p *enginesPipeline) processed() int64 { return p.done.Load() + p.corrupt.Load() }
+
+func (p *enginesPipeline) failure() error {
+	p.errMu.Lock()
+	defer p.errMu.Unlock()
+	return p.err
+}
+
+func (p *enginesPipeline) fail(err error) {
+	p.errMu.Lock()
+	defer p.errMu.Unlock()
+	if p.err == nil {
+		p.err = err
+	}
+}
+
+func (p *enginesPipeline) close() {
+	if p.srv != nil {
+		_ = p.srv.Close()
+	}
+	if p.cancel != nil {
+		p.cancel()
+	}
+	p.wg.Wait()
+	if p.db != nil {
+		_ = p.db.Close()
+	}
+	if p.eng != nil {
+		_ = p.eng.Close()
+	}
+}
+
+// ingest takes the same request body as Sluice's envelope format (an
+// array of {"partition_key", "body" | "body_text"}), publishes each event
+// to its partition's subject and answers when all are stored.
+func (p *enginesPipeline) ingest(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	var events []struct {
+		PartitionKey string          `json:"partition_key"`
+		Body         json.RawMessage `json:"body"`
+		BodyText     *string         `json:"body_text"`
+	}
+	if err := json.Unmarshal(body, &events); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(events))
+	for _, e := range events {
+		data := []byte(e.Body)
+		if e.BodyText != nil {
+			data = []byte(*e.BodyText)
+		}
+		subj := "telem." + strconv.Itoa(hub.PartitionForKey(e.PartitionKey, p.parts))
+		f, err := p.eng.JS.PublishMsgAsync(&nats.Msg{Subject: subj, Data: data})
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// consume processes one partition: fetch, decode, merge, write, ack.
+func (p *enginesPipeline) consume(ctx context.Context, cons jetstream.Consumer) {
+	states := map[string]*benchDevice{}
+	for ctx.Err() == nil {
+		batch, err := cons.FetchNoWait(p.maxBatch)
+		if err != nil {
+			p.fail(err)
+			return
+		}
+		var msgs []jetstream.Msg
+		for m := range batch.Messages() {
+			msgs = append(msgs, m)
+		}
+		if len(msgs) == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			continue
+		}
+		clear(states)
+		var order []string
+		var sent []int64
+		corrupt := 0
+		for _, m := range msgs {
+			var f benchFrame
+			if err := json.Unmarshal(m.Data(), &f); err != nil || f.DeviceID == "" {
+				corrupt++
+				continue
+			}
+			st, ok := states[f.DeviceID]
+			if !ok {
+				st = &benchDevice{ID: f.DeviceID, DeviceID: f.DeviceID}
+				states[f.DeviceID] = st
+				order = append(order, f.DeviceID)
+			}
+			st.pending = append(st.pending, f)
+			sent = append(sent, f.TS)
+		}
+		if err := p.write(ctx, states, order); err != nil {
+			if ctx.Err() == nil {
+				p.fail(err)
+			}
+			return
+		}
+		if err := msgs[len(msgs)-1].Ack(); err != nil && ctx.Err() == nil {
+			p.fail(err)
+			return
+		}
+		now := time.Now().UnixNano()
+		for _, ts := range sent {
+			p.lat.add(time.Duration(now - ts))
+		}
+		p.done.Add(int64(len(msgs) - corrupt))
+		p.corrupt.Add(int64(corrupt))
+	}
+}
+
+// write reads the batch's devices, merges their frames and writes them in
+// one transaction.
+func (p *enginesPipeline) write(ctx context.Context, states map[string]*benchDevice, order []string) error {
+	tx, err := p.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	var q strings.Builder
+	args := make([]any, len(order))
+	q.WriteString(`SELECT body FROM devices WHERE id IN (`)
+	for i, id := range order {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteByte('?')
+		args[i] = id
+	}
+	q.WriteByte(')')
+	rows, err := tx.QueryContext(ctx, q.String(), args...)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var body []byte
+		if err := rows.Scan(&body); err != nil {
+			rows.Close()
+			return err
+		}
+		var cur benchDevice
+		if err := json.Unmarshal(body, &cur); err == nil {
+			if st := states[cur.ID]; st != nil {
+				pending := st.pending
+				*st = cur
+				st.pending = pending
+			}
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	var ins bytes.Buffer
+	vals := make([]any, 0, 2*len(order))
+	ins.WriteString(`INSERT INTO devices (id, body) VALUES `)
+	for i, id := range order {
+		st := states[id]
+		for _, f := range st.pending {
+			st.merge(f)
+		}
+		body, err := json.Marshal(st)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			ins.WriteByte(',')
+		}
+		ins.WriteString("(?,?)")
+		vals = append(vals, id, body)
+	}
+	ins.WriteString(` ON CONFLICT(id) DO UPDATE SET body = excluded.body`)
+	if _, err := tx.ExecContext(ctx, ins.String(), vals...); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// benchFrame is a telemetry frame as the bench sends it: a partial frame
+// leaves out the fields it does not carry. TS is when it was sent.
+type benchFrame struct {
+	DeviceID    string   `json:"deviceId"`
+	IsKeyFrame  bool     `json:"isKeyFrame,omitempty"`
+	Battery     *float64 `json:"battery,omitempty"`
+	FlightMode  *int     `json:"flightMode,omitempty"`
+	Latitude    *float64 `json:"latitude,omitempty"`
+	Longitude   *float64 `json:"longitude,omitempty"`
+	Altitude    *float64 `json:"altitude,omitempty"`
+	GyrometerOK *bool    `json:"gyrometerOK,omitempty"`
+	TS          int64    `json:"ts"`
+}
+
+// benchDevice is a device's state in the baseline's table.
+type benchDevice struct {
+	ID          string       `json:"id"`
+	DeviceID    string       `json:"deviceId"`
+	Battery     *float64     `json:"battery,omitempty"`
+	FlightMode  *int         `json:"flightMode,omitempty"`
+	Latitude    *float64     `json:"latitude,omitempty"`
+	Longitude   *float64     `json:"longitude,omitempty"`
+	Altitude    *float64     `json:"altitude,omitempty"`
+	GyrometerOK *bool        `json:"gyrometerOK,omitempty"`
+	Updated     int64        `json:"updated"`
+	pending     []benchFrame // frames of the batch, in order
+}
+
+func (d *benchDevice) merge(f benchFrame) {
+	if f.Battery != nil {
+		d.Battery = f.Battery
+	}
+	if f.FlightMode != nil {
+		d.FlightMode = f.FlightMode
+	}
+	if f.Latitude != nil {
+		d.Latitude = f.Latitude
+	}
+	if f.Longitude != nil {
+		d.Longitude = f.Longitude
+	}
+	if f.Altitude != nil {
+		d.Altitude = f.Altitude
+	}
+	if f.GyrometerOK != nil {
+		d.GyrometerOK = f.GyrometerOK
+	}
+	d.Updated = f.TS
+}
