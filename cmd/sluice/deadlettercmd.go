@@ -187,6 +187,9 @@ all of them with --all.
 			req.IDs = append(req.IDs, id)
 		}
 	}
+	if len(req.IDs) == 0 && (req.All || req.Queue != "" || req.Function != "" || req.Source != "" || req.Reason != "") {
+		return deadLettersInChunks(c, verb, req)
+	}
 	var out map[string]int
 	raw, err := c.do("POST", "/api/v1/deadletters/"+verb, nil, "application/json", jsonBody(req), &out)
 	if err != nil {
@@ -195,6 +198,70 @@ all of them with --all.
 	c.print(raw, func(w *tabwriter.Writer) {
 		n := out["redriven"] + out["purged"]
 		fmt.Fprintf(w, "%s %d dead letters\n", map[string]string{"redrive": "redrove", "purge": "purged"}[verb], n)
+	})
+	return nil
+}
+
+// chunk is how many dead letters one request of a chunked redrive or
+// purge names.
+const chunk = 500
+
+// deadLettersInChunks redrives or purges the dead letters a filter
+// selects, as they are when it starts, a chunk per request, showing
+// progress (a terminal line with rate and ETA, or a plain line now and
+// then): there can be many.
+func deadLettersInChunks(c *client, verb string, req gateway.DeadLetterSelector) error {
+	q := url.Values{"limit": {"10000"}}
+	for k, v := range map[string]string{"queue": req.Queue, "function": req.Function, "source": req.Source, "reason": req.Reason} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	var list struct {
+		DeadLetters []gateway.DeadLetterJSON `json:"dead_letters"`
+	}
+	if _, err := c.do("GET", "/api/v1/deadletters", q, "", nil, &list); err != nil {
+		return err
+	}
+	byQueue := map[string][]uint64{}
+	var queues []string
+	for _, l := range list.DeadLetters {
+		if _, ok := byQueue[l.DeadLetterQueue]; !ok {
+			queues = append(queues, l.DeadLetterQueue)
+		}
+		byQueue[l.DeadLetterQueue] = append(byQueue[l.DeadLetterQueue], l.ID)
+	}
+	total := int64(len(list.DeadLetters))
+	var p *progress
+	if !c.json && total > chunk {
+		p = newProgress(stderr, verb, total)
+	}
+	done := int64(0)
+	for _, queue := range queues {
+		ids := byQueue[queue]
+		for len(ids) > 0 {
+			n := min(chunk, len(ids))
+			var out map[string]int
+			if _, err := c.do("POST", "/api/v1/deadletters/"+verb, nil, "application/json",
+				jsonBody(gateway.DeadLetterSelector{Queue: queue, IDs: ids[:n]}), &out); err != nil {
+				return fmt.Errorf("after %d of %d dead letters: %w", done, total, err)
+			}
+			ids = ids[n:]
+			done += int64(out["redriven"] + out["purged"])
+			if p != nil {
+				p.update(done, "")
+			}
+		}
+	}
+	if p != nil {
+		p.finish(done, "")
+	}
+	raw := jsonBody(map[string]int{map[string]string{"redrive": "redriven", "purge": "purged"}[verb]: int(done)})
+	c.print(raw, func(w *tabwriter.Writer) {
+		fmt.Fprintf(w, "%s %d dead letters\n", map[string]string{"redrive": "redrove", "purge": "purged"}[verb], done)
+		if total == 10000 {
+			fmt.Fprintln(w, "(at most 10,000 at a time: run it again for the rest)")
+		}
 	})
 	return nil
 }

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
 	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/internal/gateway"
 )
 
@@ -55,4 +58,28 @@ func TestDeadLetterCommands(t *testing.T) {
 	require.Contains(t, ok("deadletters", "redrive", "jobs-poison", id), "redrove 1 dead letters")
 	require.Contains(t, ok("queue", "peek", "jobs"), "job 1")
 	require.Contains(t, ok("deadletters", "purge", "--all"), "purged 0 dead letters")
+}
+
+// A redrive of many dead letters goes a chunk at a time, with progress.
+func TestDeadLettersRedriveManyShowsProgress(t *testing.T) {
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	app.Queue(sluice.QueueConfig{Name: "jobs"})
+	app.Queue(sluice.QueueConfig{Name: "jobs-poison"})
+	require.NoError(t, app.Start(context.Background()))
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
+	msgs := make([]sluice.OutgoingMessage, 600)
+	for i := range msgs {
+		msgs[i] = sluice.OutgoingMessage{Body: []byte("job " + strconv.Itoa(i))}
+	}
+	for range 2 {
+		_, err := app.Send(context.Background(), "jobs-poison", msgs...)
+		require.NoError(t, err)
+	}
+	code, out, errOut := sluiceCmd(t, "deadletters", "redrive", "--queue", "jobs-poison", "--server", "http://"+app.Addr())
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "redrove 1200 dead letters")
+	require.Contains(t, errOut, "redrive: 1,200/1,200 (100%)")
+	code, out, _ = sluiceCmd(t, "deadletters", "list", "--queue", "jobs-poison", "--server", "http://"+app.Addr())
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "no dead letters")
 }

@@ -36,6 +36,9 @@ func main() {
 
 var stdout io.Writer = os.Stdout
 
+// stderr is where progress goes (run sets it with stdout).
+var stderr io.Writer = os.Stderr
+
 func topCommands() []command {
 	return []command{
 		{"dev", "run the whole platform in one process with a demo pipeline", runDev},
@@ -54,7 +57,7 @@ func topCommands() []command {
 const version = "0.1.0-dev"
 
 func run(args []string, out, errOut io.Writer) int {
-	stdout = out
+	stdout, stderr = out, errOut
 	commands = topCommands()
 	if len(args) == 0 || isHelp(args[0]) || args[0] == "help" {
 		usage(out, "sluice", "Sluice: event-driven serverless data pipelines in one binary.", commands)

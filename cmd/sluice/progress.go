@@ -28,9 +28,10 @@ type progress struct {
 	printed   bool
 }
 
-// newProgress reports to f, as a terminal line when f is one.
-func newProgress(f *os.File, label string, total int64) *progress {
-	return newProgressTo(f, isTerminal(f), label, total)
+// newProgress reports to w, as a terminal line when w is a terminal.
+func newProgress(w io.Writer, label string, total int64) *progress {
+	f, ok := w.(*os.File)
+	return newProgressTo(w, ok && isTerminal(f), label, total)
 }
 
 func newProgressTo(w io.Writer, tty bool, label string, total int64) *progress {
