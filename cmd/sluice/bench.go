@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sluicehq/sluice/bench"
@@ -78,7 +79,34 @@ object per case.`)
 	})
 }
 
-func benchProgress(s string) { fmt.Fprintln(os.Stderr, "bench:", s) }
+// benchProgress shows what a benchmark is doing: on a terminal, one line
+// redrawn in place (the results print below it); otherwise a line each.
+func benchProgress(s string) {
+	benchLine.Lock()
+	defer benchLine.Unlock()
+	if f, ok := stderr.(*os.File); ok && isTerminal(f) {
+		fmt.Fprintf(stderr, "\r\033[Kbench: %s", s)
+		benchLine.open = true
+		return
+	}
+	fmt.Fprintln(stderr, "bench:", s)
+}
+
+// benchLine is the state of the terminal's progress line.
+var benchLine struct {
+	sync.Mutex
+	open bool
+}
+
+// endProgressLine clears an open progress line before results print.
+func endProgressLine() {
+	benchLine.Lock()
+	defer benchLine.Unlock()
+	if benchLine.open {
+		fmt.Fprint(stderr, "\r\033[K")
+		benchLine.open = false
+	}
+}
 
 // run profiles and prepares a data directory as asked, then runs fn until
 // a signal.
@@ -97,6 +125,7 @@ func (p profiling) run(dataDir *string, natsURL string, fn func(ctx context.Cont
 func reporter(asJSON bool) func(bench.Result) {
 	enc := json.NewEncoder(stdout)
 	return func(r bench.Result) {
+		endProgressLine()
 		if asJSON {
 			_ = enc.Encode(r)
 			return
