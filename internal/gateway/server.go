@@ -37,8 +37,13 @@ type Config struct {
 	Docs docstore.Store
 	// Breakers serves /api/v1/breakers; nil leaves those routes out.
 	Breakers *resilience.Breakers
-	Metrics  *telemetry.Metrics
-	Logger   *slog.Logger
+	// Leases tells who owns each hub partition in GET /api/v1/overview
+	// (a *lease.Manager); nil leaves owners out.
+	Leases Ownership
+	// InstanceID names the instance in GET /api/v1/overview.
+	InstanceID string
+	Metrics    *telemetry.Metrics
+	Logger     *slog.Logger
 	// Ready reports whether the instance is ready to process work.
 	Ready func() bool
 	// MaxEventBytes bounds one event. Default 1 MiB.
@@ -94,6 +99,7 @@ func NewServer(cfg Config) *Server {
 	if cfg.Breakers != nil {
 		s.breakerRoutes()
 	}
+	s.overviewRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (the API is under /api/v1/)", r.Method, r.URL.Path))
 	})

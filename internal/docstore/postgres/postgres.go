@@ -158,7 +158,7 @@ var _ docstore.Store = (*Store)(nil)
 type queries struct {
 	ddl, createContainer, getContainer, listContainers, deleteContainer, deleteDocuments string
 	reserve, current, create, upsert, replace, remove, bulk, read, feed, lastLSN         string
-	fillHashes, setHash                                                                  string
+	fillHashes, setHash, count                                                           string
 	live, query, cleanTombstones, cleanExpired                                           string
 }
 
@@ -227,8 +227,10 @@ ALTER TABLE {s}.documents ADD COLUMN IF NOT EXISTS pk_hash bigint;
 			WHERE d.container = $1 AND d.pk = $2 AND d.id = $3 AND NOT d.deleted AND ` + live),
 		// feed is the start of a feed read: changes after $2; Feed adds
 		// docstore.FeedConditions.
-		feed:       r.Replace(`SELECT ` + docCols + ` FROM {s}.documents WHERE container = $1 AND lsn > $2`),
-		lastLSN:    r.Replace(`SELECT last_lsn FROM {s}.containers WHERE name = $1`),
+		feed:    r.Replace(`SELECT ` + docCols + ` FROM {s}.documents WHERE container = $1 AND lsn > $2`),
+		lastLSN: r.Replace(`SELECT last_lsn FROM {s}.containers WHERE name = $1`),
+		count: r.Replace(`SELECT count(*) FROM {s}.documents d JOIN {s}.containers c ON c.name = d.container
+			WHERE d.container = $1 AND NOT d.deleted AND ` + live),
 		fillHashes: r.Replace(`SELECT DISTINCT pk FROM {s}.documents WHERE pk_hash IS NULL`),
 		setHash:    r.Replace(`UPDATE {s}.documents SET pk_hash = $2 WHERE pk = $1 AND pk_hash IS NULL`),
 
@@ -948,6 +950,20 @@ func (s *Store) Feed(ctx context.Context, container string, from docstore.FeedSt
 		}
 	}
 	return docs, nil
+}
+
+// CountDocuments counts a container's live documents (not tombstones,
+// not documents past the container's TTL). It reads every row of the
+// container: callers should not ask often.
+func (s *Store) CountDocuments(ctx context.Context, container string) (int64, error) {
+	if _, err := s.GetContainer(ctx, container); err != nil {
+		return 0, err
+	}
+	var n int64
+	if err := s.pool.QueryRow(ctx, s.q.count, container).Scan(&n); err != nil {
+		return 0, fmt.Errorf("docstore: count documents of %s: %w", container, err)
+	}
+	return n, nil
 }
 
 // LastLSN implements docstore.Store.

@@ -721,6 +721,23 @@ func (s *Store) Feed(ctx context.Context, container string, from docstore.FeedSt
 	return docs, nil
 }
 
+// CountDocuments counts a container's live documents (not tombstones,
+// not documents past the container's TTL). It reads every row of the
+// container: callers should not ask often.
+func (s *Store) CountDocuments(ctx context.Context, container string) (int64, error) {
+	c, err := s.GetContainer(ctx, container)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	err = s.r.QueryRowContext(ctx, `SELECT count(*) FROM documents WHERE container = ? AND deleted = 0 AND ts >= ?`,
+		container, liveSince(c)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("docstore: count documents of %s: %w", container, err)
+	}
+	return n, nil
+}
+
 // LastLSN implements docstore.Store.
 func (s *Store) LastLSN(ctx context.Context, container string) (int64, error) {
 	var last int64
