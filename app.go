@@ -33,6 +33,7 @@ import (
 	"github.com/sluicehq/sluice/internal/lease"
 	"github.com/sluicehq/sluice/internal/queue"
 	"github.com/sluicehq/sluice/internal/telemetry"
+	"github.com/sluicehq/sluice/internal/web"
 )
 
 // Sync modes: how publishes are made durable (see Config.Sync).
@@ -493,22 +494,33 @@ func (a *App) startHTTP() error {
 		}
 	}
 	api := gateway.NewServer(gateway.Config{Hubs: a.hubSvc, Queues: a.queues, Blobs: a.blobs, Docs: a.docs, Breakers: a.host.Breakers(),
-		Metrics: a.metrics, Logger: a.log,
+		Leases: a.leases, InstanceID: a.cfg.InstanceID, Metrics: a.metrics, Logger: a.log,
 		Ready: func() bool { return a.host != nil }, MaxEventBytes: a.hubSvc.MaxEventBytes()})
+	dashboard := web.Handler()
 	mux := http.NewServeMux()
 	if len(a.hfns) == 0 {
 		mux.Handle("/", api)
+		mux.Handle(web.Prefix, dashboard)
 	} else {
 		// Sluice's own paths only, so that a function route asked with
 		// the wrong method gets a 405.
 		for _, p := range reservedPaths {
-			mux.Handle(p, api)
-			mux.Handle(p+"/", api)
+			h := http.Handler(api)
+			if p+"/" == web.Prefix {
+				h = dashboard
+			}
+			mux.Handle(p, h)
+			mux.Handle(p+"/", h)
 		}
 	}
 	if err := a.httpRoutes(mux); err != nil {
 		ln.Close()
 		return err
+	}
+	// The dashboard's page is at "/" too, unless an HTTP function serves
+	// "/" (HTTPRoutePrefix "/"): then it is at /ui/ only.
+	if _, p := mux.Handler(&http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/"}}); len(a.hfns) == 0 || p == "" {
+		mux.Handle("GET /{$}", dashboard)
 	}
 	a.ln = ln
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}

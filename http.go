@@ -56,8 +56,8 @@ func (a *App) HTTPFunction(name string, trigger HTTPTrigger, handler http.Handle
 	a.hfns = append(a.hfns, httpFunction{name: name, trigger: trigger, handler: handler})
 }
 
-// reservedPaths are served by Sluice itself.
-var reservedPaths = []string{"/api/v1", "/healthz", "/readyz", "/metrics"}
+// reservedPaths are served by Sluice itself ("/ui": the dashboard's files).
+var reservedPaths = []string{"/api/v1", "/healthz", "/readyz", "/metrics", "/ui"}
 
 // httpRoutes adds the HTTP functions to mux.
 func (a *App) httpRoutes(mux *http.ServeMux) error {

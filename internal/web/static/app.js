@@ -1,0 +1,728 @@
+// Sluice dashboard: polls GET /api/v1/overview every second and renders
+// it; rates are computed between answers. Dead letters, breakers and the
+// document viewer use the rest of the HTTP API. No dependencies.
+'use strict';
+(() => {
+  const POLL_MS = 1000;
+  const RATE_WINDOW_MS = 5000; // rates and durations are over about this long
+  const DL_LIMIT = 100;
+
+  const $ = (sel) => document.querySelector(sel);
+  const nf = new Intl.NumberFormat();
+  const nf1 = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+  const nf3 = new Intl.NumberFormat(undefined, { maximumSignificantDigits: 3 });
+
+  // ---- HTTP API -------------------------------------------------------
+
+  // api calls the HTTP API; an error answer {"error": "..."} becomes an
+  // Error with that message.
+  async function api(method, path, body) {
+    const opt = { method, headers: { Accept: 'application/json' } };
+    if (body !== undefined) {
+      opt.headers['Content-Type'] = 'application/json';
+      opt.body = JSON.stringify(body);
+    }
+    let res;
+    try {
+      res = await fetch(path, opt);
+    } catch (e) {
+      throw new Error(`${method} ${path}: the server does not answer (${e.message})`);
+    }
+    const text = await res.text();
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+    if (!res.ok) {
+      const msg = data && typeof data.error === 'string' ? data.error : (text.trim() || res.statusText);
+      throw new Error(`${method} ${path} answered ${res.status}: ${msg}`);
+    }
+    return data;
+  }
+
+  const enc = encodeURIComponent;
+
+  // ---- messages -------------------------------------------------------
+
+  const errors = { poll: '', parts: '', action: '' };
+  function showErrors() {
+    const msgs = [errors.action, errors.poll, errors.parts].filter(Boolean);
+    const box = $('#error');
+    const text = msgs.join('\n');
+    if (box.textContent !== text) box.textContent = text;
+    box.hidden = msgs.length === 0;
+  }
+  function actionError(e) { errors.action = e ? e.message || String(e) : ''; showErrors(); }
+  let statusTimer;
+  function status(msg) {
+    $('#status').textContent = msg;
+    clearTimeout(statusTimer);
+    statusTimer = setTimeout(() => { $('#status').textContent = ''; }, 8000);
+  }
+
+  // ---- formatting -----------------------------------------------------
+
+  const fmtNum = (n) => (n == null || !isFinite(n) ? '—' : nf.format(Math.round(n)));
+  const fmtRate = (r) => (r == null ? '—' : r >= 100 ? nf.format(Math.round(r)) : nf1.format(r));
+  function fmtBytes(b) {
+    if (b == null) return '—';
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let i = 0;
+    while (b >= 1024 && i < units.length - 1) { b /= 1024; i++; }
+    return `${i === 0 ? nf.format(Math.round(b)) : nf1.format(b)} ${units[i]}`;
+  }
+  function fmtDur(s) {
+    if (s == null || !isFinite(s) || s <= 0) return '—';
+    if (s < 0.001) return `${nf3.format(s * 1e6)} µs`;
+    if (s < 1) return `${nf3.format(s * 1e3)} ms`;
+    if (s < 120) return `${nf3.format(s)} s`;
+    return `${nf1.format(s / 60)} min`;
+  }
+  function fmtAge(s) {
+    if (s == null || !isFinite(s) || s < 0) return '—';
+    if (s < 60) return `${nf.format(Math.floor(s))} s`;
+    if (s < 3600) return `${nf.format(Math.floor(s / 60))} min`;
+    if (s < 86400) return `${nf1.format(s / 3600)} h`;
+    return `${nf1.format(s / 86400)} d`;
+  }
+  function fmtTime(iso) {
+    if (!iso) return '—';
+    const d = new Date(iso);
+    return isNaN(d) ? iso : d.toLocaleString();
+  }
+  const since = (iso) => (iso ? fmtAge((Date.now() - Date.parse(iso)) / 1000) + ' ago' : '—');
+
+  // ---- DOM helpers ----------------------------------------------------
+
+  // el makes an element: el('button', {type: 'button', onclick}, 'text').
+  function el(tag, attrs, ...children) {
+    const n = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v == null || v === false) continue;
+      if (k.startsWith('on')) n.addEventListener(k.slice(2), v);
+      else if (k === 'class') n.className = v;
+      else if (k === 'dataset') Object.assign(n.dataset, v);
+      else n.setAttribute(k, v === true ? '' : v);
+    }
+    for (const c of children) if (c != null) n.append(c);
+    return n;
+  }
+
+  // A cell spec is text, a number spec {text, value, cls, col, title}, or
+  // a function (td, isNew) that fills the cell itself.
+  const num = (n, col, text) => ({ text: text ?? fmtNum(n), value: n, cls: 'num', col });
+  const txt = (text, col, cls) => ({ text, col, cls });
+
+  function setCell(td, spec, isNew) {
+    if (typeof spec === 'function') { spec(td, isNew); return; }
+    if (spec == null || typeof spec !== 'object') spec = { text: spec };
+    const text = spec.text == null || spec.text === '' ? '—' : String(spec.text);
+    if (td.textContent !== text) td.textContent = text;
+    const cls = spec.cls || '';
+    if (td.className !== cls) td.className = cls;
+    if (spec.col && td.dataset.col !== spec.col) td.dataset.col = spec.col;
+    if (spec.value != null) td.dataset.value = String(spec.value);
+    else delete td.dataset.value;
+    if (spec.title) td.title = spec.title;
+  }
+
+  // syncRows updates tbody to one row per item, reusing the rows of items
+  // with the same key, so that focus, checkboxes and buttons survive the
+  // updates. The first cell is the row's header.
+  function syncRows(tbody, items, keyOf, cellsOf, emptyText, columns) {
+    const rows = tbody._rows || (tbody._rows = new Map());
+    const seen = new Set();
+    let at = 0;
+    if (items.length === 0) {
+      tbody.replaceChildren(el('tr', { class: 'empty-row' }, el('td', { colspan: columns, class: 'empty' }, emptyText)));
+      rows.clear();
+      return;
+    }
+    const placeholder = tbody.querySelector('tr.empty-row');
+    if (placeholder) placeholder.remove();
+    for (const item of items) {
+      const key = keyOf(item);
+      seen.add(key);
+      let tr = rows.get(key);
+      const isNew = !tr;
+      if (isNew) {
+        tr = el('tr', { dataset: { key } });
+        rows.set(key, tr);
+      }
+      const cells = cellsOf(item);
+      while (tr.cells.length < cells.length) tr.append(tr.cells.length === 0 ? el('th', { scope: 'row' }) : el('td'));
+      cells.forEach((spec, i) => setCell(tr.cells[i], spec, isNew));
+      if (tbody.children[at] !== tr) tbody.insertBefore(tr, tbody.children[at] || null);
+      at++;
+    }
+    for (const [key, tr] of rows) {
+      if (!seen.has(key)) { tr.remove(); rows.delete(key); }
+    }
+  }
+
+  // setOptions keeps a select's options in step with values, keeping the
+  // selection and the first ("any") option.
+  function setOptions(select, values) {
+    const have = [...select.options].slice(1).map((o) => o.value);
+    const current = select.value;
+    if (current && !values.includes(current)) values = [...values, current];
+    if (have.join('\n') === values.join('\n')) return;
+    select.replaceChildren(select.options[0], ...values.map((v) => el('option', { value: v }, v)));
+    select.value = current;
+  }
+
+  // ---- rates ----------------------------------------------------------
+
+  // history holds recent answers; rates are between the oldest and the
+  // newest, about RATE_WINDOW_MS apart.
+  const history = [];
+  function remember(ov) {
+    const t = Date.parse(ov.time);
+    if (history.length && history[history.length - 1].t >= t) return;
+    ov.fn = new Map(ov.functions.map((f) => [f.name, f]));
+    ov.hub = new Map(ov.hubs.map((h) => [h.name, h]));
+    ov.ctr = new Map(ov.containers.map((c) => [c.name, c]));
+    history.push({ t, ov });
+    while (history.length > 2 && t - history[1].t >= RATE_WINDOW_MS) history.shift();
+  }
+  // window returns [older, newer] answers, or null with one only.
+  function span() {
+    if (history.length < 2) return null;
+    return [history[0], history[history.length - 1]];
+  }
+  // rate of a counter: get(ov) → number or undefined.
+  function rate(get) {
+    const s = span();
+    if (!s) return null;
+    const a = get(s[0].ov), b = get(s[1].ov);
+    if (a == null || b == null) return null;
+    return Math.max(0, (b - a) / ((s[1].t - s[0].t) / 1000));
+  }
+
+  // quantile estimates the q-quantile of n observations from cumulative
+  // buckets [{le, count}], as the server does.
+  function quantile(q, buckets, n) {
+    if (!n || !buckets || !buckets.length) return null;
+    const rank = q * n;
+    let lower = 0, below = 0;
+    for (const b of buckets) {
+      if (b.count >= rank) {
+        const inside = b.count - below;
+        return inside <= 0 ? b.le : lower + (b.le - lower) * (rank - below) / inside;
+      }
+      lower = b.le; below = b.count;
+    }
+    return buckets[buckets.length - 1].le;
+  }
+
+  // durations over the window when the function ran in it, else since start.
+  function durations(f) {
+    const s = span();
+    const old = s && s[0].ov.fn.get(f.name);
+    const n = old ? f.invocations - old.invocations : 0;
+    if (n > 0 && old.duration_buckets && f.duration_buckets && old.duration_buckets.length === f.duration_buckets.length) {
+      const delta = f.duration_buckets.map((b, i) => ({ le: b.le, count: b.count - old.duration_buckets[i].count }));
+      return { mean: (f.duration_sum_seconds - old.duration_sum_seconds) / n, p50: quantile(0.5, delta, n), p99: quantile(0.99, delta, n), recent: true };
+    }
+    return { mean: f.mean_seconds, p50: f.p50_seconds, p99: f.p99_seconds, recent: false };
+  }
+
+  // ---- sections -------------------------------------------------------
+
+  let last = null; // the newest overview
+
+  function render(ov) {
+    remember(ov);
+    last = ov;
+    $('#instance').textContent = ov.instance || '(unnamed)';
+    errors.parts = ov.errors && ov.errors.length ? 'Some parts could not be read: ' + ov.errors.join('; ') : '';
+    renderHubs(ov);
+    renderFunctions(ov);
+    renderQueues(ov);
+    renderDeadLetterCounts(ov);
+    renderContainers(ov);
+    renderInstances(ov);
+  }
+
+  function renderHubs(ov) {
+    const box = $('#hubs-body');
+    const blocks = box._blocks || (box._blocks = new Map());
+    if (!ov.hubs.length) {
+      box.replaceChildren(el('p', { class: 'hint' }, 'No hubs.'));
+      blocks.clear();
+      return;
+    }
+    box.querySelector(':scope > p')?.remove();
+    const seen = new Set();
+    ov.hubs.forEach((h, i) => {
+      seen.add(h.name);
+      let b = blocks.get(h.name);
+      if (!b) {
+        const id = 'hub-' + i + '-' + h.name.replace(/[^A-Za-z0-9_-]/g, '_');
+        b = {
+          root: el('div', { class: 'hub', dataset: { hub: h.name } }),
+          summary: el('p', { class: 'hub-summary' }),
+          thead: el('thead'),
+          tbody: el('tbody'),
+          sig: '',
+        };
+        b.root.append(el('h3', { id }, h.name), b.summary,
+          el('div', { class: 'scroll' }, el('table', { 'aria-labelledby': id }, b.thead, b.tbody)));
+        blocks.set(h.name, b);
+      }
+      if (box.children[i] !== b.root) box.insertBefore(b.root, box.children[i] || null);
+      const hubRate = (get) => rate((o) => { const x = o.hub.get(h.name); return x && get(x); });
+      const parts = [
+        ['partitions', fmtNum(h.partitions)],
+        ['stored', fmtBytes(h.bytes)],
+        ['records', fmtNum(h.records)],
+        ['events in', fmtRate(hubRate((x) => x.events_in)) + '/s', 'published through this instance'],
+        ['retention', h.retention],
+      ];
+      for (const g of h.groups) {
+        const gr = hubRate((x) => x.groups.find((y) => y.name === g.name)?.processed);
+        parts.push([`${g.name} (${g.functions.join(', ')})`, `${fmtRate(gr)}/s processed, lag ${fmtNum(g.lag)}`]);
+      }
+      b.summary.replaceChildren(...parts.map(([k, v, title]) => el('span', { title }, k + ' ', el('b', null, v))));
+      const sig = h.groups.map((g) => g.name).join('\n');
+      if (b.sig !== sig || !b.thead.firstChild) {
+        b.sig = sig;
+        b.thead.replaceChildren(el('tr', null,
+          el('th', { scope: 'col' }, 'Partition'), el('th', { scope: 'col', class: 'num' }, 'Records'),
+          el('th', { scope: 'col', class: 'num' }, 'Stored'), el('th', { scope: 'col', class: 'num' }, 'Write rate'),
+          el('th', { scope: 'col' }, 'Last event'),
+          ...h.groups.flatMap((g) => [el('th', { scope: 'col', class: 'num' }, `Lag (${g.name})`), el('th', { scope: 'col' }, `Owner (${g.name})`)])));
+        b.tbody.replaceChildren();
+        b.tbody._rows = null;
+      }
+      syncRows(b.tbody, h.partition_info, (p) => String(p.partition), (p) => {
+        const bps = hubRate((x) => x.partition_info[p.partition]?.bytes);
+        const cells = [txt(String(p.partition), 'partition'), num(p.records, 'records'), { text: fmtBytes(p.bytes), value: p.bytes, cls: 'num', col: 'bytes' },
+          { text: bps == null ? '—' : fmtBytes(bps) + '/s', value: bps, cls: 'num', col: 'write-rate' },
+          txt(p.last_enqueued ? since(p.last_enqueued) : 'empty', 'last-event')];
+        for (const g of h.groups) {
+          const gp = g.partitions.find((x) => x.partition === p.partition) || {};
+          cells.push({ text: (gp.estimated ? '≈' : '') + fmtNum(gp.lag), value: gp.lag, cls: 'num' + (gp.lag > 10000 ? ' lag-high' : ''), col: 'lag',
+            title: gp.checkpoint >= 0 ? `checkpoint ${gp.checkpoint}, updated ${fmtTime(gp.checkpoint_updated)}` : 'no checkpoint yet' });
+          cells.push({ text: gp.owner || 'none', cls: 'mono', col: 'owner' });
+        }
+        return cells;
+      }, 'No partitions.', 5 + 2 * h.groups.length);
+    });
+    for (const [name, b] of blocks) if (!seen.has(name)) { b.root.remove(); blocks.delete(name); }
+  }
+
+  function trigger(f) {
+    if (!f.trigger) return '—';
+    if (f.trigger === 'hub') return `hub ${f.source} (${f.group})`;
+    return `${f.trigger} ${f.source}`;
+  }
+
+  function breakerCell(f) {
+    return (td, isNew) => {
+      if (isNew || !td._state) {
+        td._state = el('span', { class: 'state' });
+        td._button = el('button', { type: 'button', class: 'small', onclick: () => toggleBreaker(td.dataset.fn, td.dataset.state, td._button) });
+        td.replaceChildren(td._state, td._button);
+      }
+      td.dataset.col = 'breaker';
+      td.dataset.fn = f.name;
+      if (!f.breaker) {
+        td.dataset.state = '';
+        td._state.textContent = 'none';
+        td._state.className = 'hint';
+        td._button.hidden = true;
+        return;
+      }
+      const st = f.breaker.state;
+      td.dataset.state = st;
+      td._state.textContent = st;
+      td._state.className = 'state ' + st;
+      td.title = [f.breaker.reason, f.breaker.since && 'since ' + fmtTime(f.breaker.since), f.breaker.manual && 'set by hand'].filter(Boolean).join(' · ');
+      td._button.hidden = false;
+      const label = st === 'closed' ? 'Open' : 'Close';
+      if (td._button.textContent !== label) td._button.textContent = label;
+      td._button.setAttribute('aria-label', `${label} the breaker of ${f.name}`);
+    };
+  }
+
+  async function toggleBreaker(fn, state, button) {
+    const open = state === 'closed';
+    button.disabled = true;
+    try {
+      await api('POST', `/api/v1/breakers/${enc(fn)}/${open ? 'open' : 'close'}`, { reason: `${open ? 'opened' : 'closed'} from the dashboard`, by: 'dashboard' });
+      actionError(null);
+      status(`The breaker of ${fn} is ${open ? 'open: the function takes no new work' : 'closed: work resumes'}.`);
+      poll();
+    } catch (e) {
+      actionError(e);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function renderFunctions(ov) {
+    syncRows($('#functions-table tbody'), ov.functions, (f) => f.name, (f) => {
+      const d = durations(f);
+      const r = rate((o) => o.fn.get(f.name)?.processed);
+      const when = d.recent ? 'over the last seconds' : 'since start';
+      return [
+        txt(f.name, 'name'), txt(trigger(f), 'trigger'),
+        num(f.processed, 'processed'), { text: fmtRate(r), value: r, cls: 'num', col: 'rate' },
+        num(f.invocations, 'invocations'), { ...num(f.failures, 'failures'), cls: 'num' + (f.failures ? ' bad' : '') },
+        num(f.retries, 'retries'), num(f.dead_lettered, 'dead-lettered'),
+        { text: fmtDur(d.mean), cls: 'num', col: 'mean', title: when }, { text: fmtDur(d.p50), cls: 'num', col: 'p50', title: when },
+        { text: fmtDur(d.p99), cls: 'num', col: 'p99', title: when },
+        breakerCell(f),
+      ];
+    }, 'No functions run on this instance.', 12);
+  }
+
+  function renderQueues(ov) {
+    syncRows($('#queues-table tbody'), ov.queues, (q) => q.name, (q) => [
+      txt(q.name, 'name'), txt(q.kind, 'kind'), num(q.depth, 'depth'), num(q.locked, 'locked'), num(q.delayed, 'delayed'),
+      { text: q.depth ? fmtAge(q.oldest_age_seconds) : '—', value: q.oldest_age_seconds, cls: 'num', col: 'oldest' },
+    ], 'No queues.', 6);
+  }
+
+  function renderInstances(ov) {
+    syncRows($('#instances-table tbody'), ov.instances, (i) => i.id, (i) => [
+      { text: i.id + (i.self ? ' (this instance)' : ''), cls: 'mono', col: 'id' },
+      txt(i.partitions.length ? i.partitions.map((p) => `${p.hub} / ${p.group}: ${p.partitions.join(', ')}`).join('; ') : 'no partitions', 'owns', 'wrap'),
+    ], 'No instances.', 2);
+  }
+
+  // ---- dead letters ---------------------------------------------------
+
+  const selected = new Set(); // "queue/id"
+  let letters = []; // listed
+  let detail = null; // {queue, id} shown
+
+  function renderDeadLetterCounts(ov) {
+    const total = ov.dead_letters.reduce((s, d) => s + d.count, 0);
+    const badge = $('#dl-total');
+    badge.textContent = fmtNum(total);
+    badge.hidden = total === 0;
+    $('#dl-counts').textContent = ov.dead_letters.length
+      ? ov.dead_letters.map((d) => `${d.queue}: ${fmtNum(d.count)}`).join(' · ')
+      : 'No dead-letter queues yet.';
+    $('#dl-counts').dataset.total = String(total);
+    setOptions($('#dl-function'), ov.functions.map((f) => f.name));
+    setOptions($('#dl-queue'), ov.dead_letters.map((d) => d.queue));
+  }
+
+  function describeSource(s) {
+    if (!s) return '—';
+    switch (s.kind) {
+      case 'hub': return `hub ${s.hub} (${s.group || '$Default'}) partition ${s.partition} #${s.sequence ?? 0}`;
+      case 'queue': return `queue ${s.queue} message ${s.message_id ?? ''}`;
+      case 'container': return `container ${s.container} document ${s.document_id} LSN ${s.lsn ?? ''}${s.deleted ? ' (deleted)' : ''}`;
+      case 'blob': return `blob ${s.container}/${s.blob}`;
+      default: return s.kind || '—';
+    }
+  }
+
+  let dlBusy = false;
+  async function refreshDeadLetters() {
+    if (dlBusy) return;
+    dlBusy = true;
+    try {
+      const q = new URLSearchParams({ limit: String(DL_LIMIT + 1) });
+      for (const k of ['function', 'queue', 'reason']) {
+        const v = $('#dl-' + k).value.trim();
+        if (v) q.set(k, v);
+      }
+      const data = await api('GET', '/api/v1/deadletters?' + q);
+      const list = data.dead_letters || [];
+      $('#dl-more').hidden = list.length <= DL_LIMIT;
+      letters = list.slice(0, DL_LIMIT);
+      renderLetters();
+    } finally {
+      dlBusy = false;
+    }
+  }
+
+  function renderLetters() {
+    const keys = new Set(letters.map((l) => `${l.dead_letter_queue}/${l.id}`));
+    for (const k of selected) if (!keys.has(k)) selected.delete(k);
+    syncRows($('#dl-table tbody'), letters, (l) => `${l.dead_letter_queue}/${l.id}`, (l) => {
+      const key = `${l.dead_letter_queue}/${l.id}`;
+      return [
+        (td, isNew) => {
+          if (isNew || !td.firstChild) {
+            const box = el('input', { type: 'checkbox', 'aria-label': `Select dead letter ${l.id} of ${l.dead_letter_queue}` });
+            box.addEventListener('change', () => { if (box.checked) selected.add(key); else selected.delete(key); updateSelection(); });
+            td.replaceChildren(box);
+          }
+          td.firstChild.checked = selected.has(key);
+        },
+        (td, isNew) => {
+          if (isNew || !td.firstChild) {
+            td.replaceChildren(el('button', { type: 'button', class: 'link', onclick: () => openLetter(l.dead_letter_queue, l.id) },
+              `${l.dead_letter_queue} #${l.id}`));
+          }
+          td.dataset.col = 'id';
+        },
+        txt(l.function, 'function'), txt(describeSource(l.source), 'source'),
+        { text: l.reason, cls: 'wrap', col: 'reason' }, num(l.attempts, 'attempts'), txt(fmtTime(l.last_failure), 'last-failure'),
+      ];
+    }, 'No dead letters match.', 7);
+    updateSelection();
+  }
+
+  function updateSelection() {
+    const n = selected.size;
+    $('#dl-selected').textContent = n ? `${fmtNum(n)} selected` : '';
+    $('#dl-redrive').disabled = n === 0;
+    $('#dl-purge').disabled = n === 0;
+    const all = $('#dl-all');
+    all.checked = letters.length > 0 && n === letters.length;
+    all.indeterminate = n > 0 && n < letters.length;
+    if (n === 0) disarm($('#dl-purge'));
+  }
+
+  // byQueue groups "queue/id" keys into the requests' {queue, ids}.
+  function byQueue(keys) {
+    const m = new Map();
+    for (const k of keys) {
+      const i = k.lastIndexOf('/');
+      const q = k.slice(0, i);
+      if (!m.has(q)) m.set(q, []);
+      m.get(q).push(Number(k.slice(i + 1)));
+    }
+    return [...m].map(([queue, ids]) => ({ queue, ids }));
+  }
+
+  async function act(what, keys) {
+    let done = 0;
+    try {
+      for (const sel of byQueue(keys)) {
+        const res = await api('POST', `/api/v1/deadletters/${what}`, sel);
+        done += (what === 'redrive' ? res.redriven : res.purged) || 0;
+      }
+      actionError(null);
+      status(what === 'redrive'
+        ? `Redrove ${fmtNum(done)} dead letter${done === 1 ? '' : 's'} to ${done === 1 ? 'its source' : 'their sources'}.`
+        : `Purged ${fmtNum(done)} dead letter${done === 1 ? '' : 's'}.`);
+    } catch (e) {
+      actionError(e);
+    }
+    for (const k of keys) selected.delete(k);
+    if (detail && keys.includes(`${detail.queue}/${detail.id}`)) closeLetter();
+    poll();
+  }
+
+  // Purging asks for a second click, within a few seconds.
+  function arm(button, label) {
+    button.dataset.label = button.dataset.label || button.textContent;
+    button.textContent = label;
+    button.classList.add('confirm');
+    clearTimeout(button._disarm);
+    button._disarm = setTimeout(() => disarm(button), 5000);
+  }
+  function disarm(button) {
+    if (!button.dataset.label) return;
+    button.textContent = button.dataset.label;
+    delete button.dataset.label;
+    button.classList.remove('confirm');
+    clearTimeout(button._disarm);
+  }
+  const armed = (button) => !!button.dataset.label;
+
+  async function openLetter(queue, id) {
+    try {
+      const l = await api('GET', `/api/v1/deadletters/${enc(queue)}/${enc(id)}`);
+      actionError(null);
+      detail = { queue, id };
+      const props = Object.entries(l.properties || {}).filter(([k]) => k !== 'sluice.dead_letter');
+      const fields = [
+        ['Queue', `${l.dead_letter_queue} #${l.id}`], ['Function', l.function], ['Reason', l.reason],
+        ['Source', describeSource(l.source)], ['Attempts', fmtNum(l.attempts)],
+        ['First failure', fmtTime(l.first_failure)], ['Last failure', fmtTime(l.last_failure)],
+        ['Redriven before', fmtNum(l.redriven || 0)],
+        ['Properties', props.length ? props.map(([k, v]) => `${k}=${v}`).join('\n') : 'none'],
+      ];
+      if (l.source && l.source.partition_key) fields.push(['Partition key', l.source.partition_key]);
+      if (l.state) fields.push(['State', JSON.stringify(l.state, null, 2)]);
+      $('#dl-detail-h').textContent = `Dead letter ${l.dead_letter_queue} #${l.id}`;
+      $('#dl-detail-fields').replaceChildren(...fields.flatMap(([k, v]) => [el('dt', null, k), el('dd', { class: k === 'Properties' || k === 'State' ? 'mono' : null }, v)]));
+      let body;
+      if (l.body_text != null) {
+        body = l.body_text;
+        try { body = JSON.stringify(JSON.parse(body), null, 2); } catch { /* not JSON: as is */ }
+      } else {
+        const raw = atob(l.body || '');
+        body = `(binary, ${fmtNum(raw.length)} bytes, base64)\n${l.body || ''}`;
+      }
+      $('#dl-detail-body').textContent = body;
+      disarm($('#dl-detail-purge'));
+      const box = $('#dl-detail');
+      box.hidden = false;
+      box.focus();
+    } catch (e) {
+      actionError(e);
+    }
+  }
+  function closeLetter() {
+    detail = null;
+    $('#dl-detail').hidden = true;
+  }
+
+  // ---- containers -----------------------------------------------------
+
+  function renderContainers(ov) {
+    syncRows($('#containers-table tbody'), ov.containers, (c) => c.name, (c) => {
+      const r = rate((o) => o.ctr.get(c.name)?.last_lsn);
+      return [
+        txt(c.name, 'name'), { text: c.partition_key_path, cls: 'mono', col: 'pk' },
+        c.documents == null ? txt('—', 'documents') : num(c.documents, 'documents'),
+        { text: fmtRate(r), value: r, cls: 'num', col: 'writes' }, num(c.last_lsn, 'lsn'),
+        (td, isNew) => {
+          if (isNew || !td.firstChild) {
+            td.replaceChildren(el('button', { type: 'button', class: 'small', 'aria-label': `Browse the documents of ${c.name}`,
+              onclick: () => browse(c.name) }, 'Browse'));
+          }
+        },
+      ];
+    }, 'No containers.', 6);
+    setOptions($('#viewer-container'), ov.containers.map((c) => c.name));
+  }
+
+  function browse(name) {
+    $('#viewer').hidden = false;
+    const sel = $('#viewer-container');
+    if (![...sel.options].some((o) => o.value === name)) sel.append(el('option', { value: name }, name));
+    sel.value = name;
+    $('#viewer-query').value = '';
+    latest();
+    $('#viewer-h').scrollIntoView({ block: 'start', behavior: 'smooth' });
+  }
+
+  async function latest() {
+    const name = $('#viewer-container').value;
+    if (!name) return;
+    const c = last && last.ctr.get(name);
+    const after = Math.max(0, (c ? c.last_lsn : 0) - 25);
+    try {
+      const data = await api('GET', `/api/v1/containers/${enc(name)}/feed?after=${after}&limit=25`);
+      actionError(null);
+      showDocs(name, (data.changes || []).slice().reverse(), `the latest changes of ${name}`);
+    } catch (e) {
+      actionError(e);
+    }
+  }
+
+  async function runQuery() {
+    const name = $('#viewer-container').value;
+    const query = $('#viewer-query').value.trim();
+    if (!name) return;
+    if (!query) { latest(); return; }
+    try {
+      const page = await api('POST', `/api/v1/containers/${enc(name)}/query`, { query, max_items: 50 });
+      actionError(null);
+      showDocs(name, page.documents || [], `the first ${fmtNum((page.documents || []).length)} results` + (page.continuation ? ' (more exist)' : ''));
+    } catch (e) {
+      actionError(e);
+    }
+  }
+
+  function showDocs(name, docs, what) {
+    $('#viewer-h').textContent = `Documents: ${what}`;
+    $('#viewer-doc').hidden = true;
+    const tbody = $('#viewer-table tbody');
+    tbody._rows = null;
+    tbody.replaceChildren();
+    syncRows(tbody, docs, (d) => `${d.partition_key}\u0000${d.id}`, (d) => [
+      (td) => td.replaceChildren(el('button', { type: 'button', class: 'link', onclick: () => showDoc(d) }, d.id)),
+      { text: d.partition_key, cls: 'mono' }, fmtTime(d.ts) + (d.deleted ? ' (deleted)' : ''), num(d.lsn),
+    ], 'No documents.', 4);
+  }
+
+  function showDoc(d) {
+    const pre = $('#viewer-doc');
+    let text = '(deleted: the change feed keeps a tombstone)';
+    if (!d.deleted) text = JSON.stringify(d.body, null, 2);
+    pre.textContent = text;
+    pre.hidden = false;
+    pre.focus();
+  }
+
+  // ---- polling --------------------------------------------------------
+
+  let paused = false;
+  let timer = null;
+  let running = false;
+
+  async function poll() {
+    clearTimeout(timer);
+    if (running) { timer = setTimeout(poll, POLL_MS); return; }
+    if (paused || document.hidden) return;
+    running = true;
+    const dot = $('#live-dot');
+    try {
+      render(await api('GET', '/api/v1/overview'));
+      errors.poll = '';
+      await refreshDeadLetters();
+      dot.className = 'dot ok';
+      $('#updated').textContent = 'updated ' + new Date().toLocaleTimeString();
+    } catch (e) {
+      errors.poll = e.message;
+      dot.className = 'dot bad';
+    } finally {
+      running = false;
+      showErrors();
+      if (!paused) timer = setTimeout(poll, POLL_MS);
+    }
+  }
+
+  function setPaused(p) {
+    paused = p;
+    const b = $('#pause');
+    b.textContent = p ? 'Resume' : 'Pause';
+    b.setAttribute('aria-pressed', String(p));
+    if (p) {
+      clearTimeout(timer);
+      $('#live-dot').className = 'dot paused';
+      $('#updated').textContent = 'paused';
+    } else {
+      poll();
+    }
+  }
+
+  function init() {
+    $('#pause').addEventListener('click', () => setPaused(!paused));
+    document.addEventListener('visibilitychange', () => { if (!document.hidden && !paused) poll(); });
+    const dlChanged = () => { selected.clear(); refreshDeadLetters().catch(actionError); };
+    $('#dl-function').addEventListener('change', dlChanged);
+    $('#dl-queue').addEventListener('change', dlChanged);
+    let typing;
+    $('#dl-reason').addEventListener('input', () => { clearTimeout(typing); typing = setTimeout(dlChanged, 300); });
+    $('#dl-filter').addEventListener('submit', (e) => { e.preventDefault(); dlChanged(); });
+    $('#dl-all').addEventListener('change', (e) => {
+      for (const l of letters) {
+        const k = `${l.dead_letter_queue}/${l.id}`;
+        if (e.target.checked) selected.add(k); else selected.delete(k);
+      }
+      renderLetters();
+    });
+    $('#dl-redrive').addEventListener('click', () => act('redrive', [...selected]));
+    $('#dl-purge').addEventListener('click', (e) => {
+      const b = e.currentTarget;
+      if (!armed(b)) { arm(b, `Confirm: purge ${fmtNum(selected.size)}`); return; }
+      disarm(b);
+      act('purge', [...selected]);
+    });
+    $('#dl-detail-redrive').addEventListener('click', () => detail && act('redrive', [`${detail.queue}/${detail.id}`]));
+    $('#dl-detail-purge').addEventListener('click', (e) => {
+      const b = e.currentTarget;
+      if (!armed(b)) { arm(b, 'Confirm: purge'); return; }
+      disarm(b);
+      if (detail) act('purge', [`${detail.queue}/${detail.id}`]);
+    });
+    $('#dl-detail-close').addEventListener('click', closeLetter);
+    $('#viewer-form').addEventListener('submit', (e) => { e.preventDefault(); runQuery(); });
+    $('#viewer-latest').addEventListener('click', () => { $('#viewer-query').value = ''; latest(); });
+    $('#viewer-container').addEventListener('change', () => { $('#viewer-query').value = ''; latest(); });
+    poll();
+  }
+
+  init();
+})();
