@@ -35,6 +35,7 @@ tidy-check: ## fail if go mod tidy would change go.mod or go.sum
 fuzz: ## run each fuzz target for FUZZTIME executions (default 60000x)
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./internal/hub/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseEvents$$' -fuzztime $(FUZZTIME) ./internal/gateway/
+	$(GO) test -run '^$$' -fuzz '^FuzzEnvelopeFastPath$$' -fuzztime $(FUZZTIME) ./internal/gateway/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseQuery$$' -fuzztime $(FUZZTIME) ./internal/docstore/
 	$(GO) test -run '^$$' -fuzz '^FuzzPrepare$$' -fuzztime $(FUZZTIME) ./internal/docstore/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRoute$$' -fuzztime $(FUZZTIME) ./internal/host/
