@@ -3,12 +3,9 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"os/signal"
 	"strings"
@@ -17,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/examples/telemetry/pipeline"
 )
 
 // instanceFlags are the flags shared by dev and serve.
@@ -134,16 +132,23 @@ Example:
 
 func runDev(args []string) error {
 	fs := flagSet("dev", "sluice dev [flags]", `
-Run the whole platform in one process with embedded engines and a demo:
-a hub "demo" with 4 partitions, a simulator sending device readings to it
-(about 1% of them corrupt), and a function "demo-decode" that decodes each
-batch and dead-letters the corrupt readings. Progress is printed every
-second. Try, in another terminal:
+Run the whole platform in one process with embedded engines and a demo,
+the seeds' serverless event processing: a simulator of 1,000 drones sends
+telemetry (position, battery, flight mode, gyrometer health; every 10th
+frame of a drone a key frame with every field, the others partial; 1% of
+the events corrupt) to the hub "telemetry" (4 partitions, partition key =
+drone id). The function "telemetry-decode" decodes each batch, merges each
+drone's frames into its document in the container "devices" (partition
+key /deviceId; a partial frame keeps the fields it does not carry), and
+dead-letters the corrupt events with the reason. A line shows the
+progress: events processed and the rate, events sent, lag (sent, not yet
+processed) and dead letters. Try, in another terminal:
 
-  sluice hub list
-  sluice hub lag demo
-  sluice hub tail demo --limit 5
-  sluice hub replay demo --time 1m
+  curl -s 127.0.0.1:7070/api/devices/drone-0001
+  sluice deadletters list --limit 5
+  sluice hub lag telemetry
+  sluice docs query devices 'SELECT * FROM c WHERE c.battery < 20'
+  sluice hub replay telemetry --time 1m
   curl -s 127.0.0.1:7070/metrics | grep sluice_
 
 With --app ./myapp it runs that Azure Functions app folder instead of the
@@ -154,9 +159,9 @@ Stop with Ctrl-C: in-flight batches finish and are checkpointed first.`)
 	inst := addInstanceFlags(fs, "sluice-data")
 	af := addAppFlags(fs, true)
 	rate := fs.Int("rate", 2000, "demo events per second (0: no simulator)")
-	devices := fs.Int("devices", 100, "number of simulated devices")
-	corrupt := fs.Float64("corrupt", 0.01, "share of corrupt demo events")
-	noDemo := fs.Bool("no-demo", false, "run the platform without the demo hub and function")
+	devices := fs.Int("devices", 1000, "number of simulated drones")
+	corrupt := fs.Float64("corrupt", 0.01, "share of corrupt demo events, 0 to 1")
+	noDemo := fs.Bool("no-demo", false, "run the platform without the demo hub, container and functions")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -164,13 +169,18 @@ Stop with Ctrl-C: in-flight batches finish and are checkpointed first.`)
 	if err != nil {
 		return err
 	}
-	if *corrupt < 0 || *corrupt > 1 {
+	switch {
+	case *corrupt < 0 || *corrupt > 1:
 		return usagef("--corrupt %g: give a share between 0 and 1", *corrupt)
+	case *rate < 0:
+		return usagef("--rate %d: give events per second, or 0 for no simulator", *rate)
+	case *devices < 1:
+		return usagef("--devices %d: give at least 1", *devices)
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	app := sluice.New(cfg)
 	if af.dir != "" {
+		app := sluice.New(cfg)
 		r, err := af.prepare(app, cfg)
 		if err != nil {
 			return err
@@ -178,120 +188,132 @@ Stop with Ctrl-C: in-flight batches finish and are checkpointed first.`)
 		fmt.Fprintf(os.Stderr, "sluice dev is running app %s: HTTP at http://%s, data in %s\n", af.dir, cfg.HTTPAddr, cfg.DataDir)
 		return af.runWithApp(ctx, app, r)
 	}
-	var demo *demoPipeline
+	var demo *telemetryDemo
+	quiet := &quietDeadLetters{Handler: cfg.Logger.Handler()}
 	if !*noDemo {
-		demo = &demoPipeline{app: app, devices: max(*devices, 1), corrupt: *corrupt}
-		demo.declare()
+		// The demo dead-letters 1% of its events on purpose: a log line
+		// each would bury the progress line, which counts them.
+		cfg.Logger = slog.New(quiet)
+	}
+	app := sluice.New(cfg)
+	if !*noDemo {
+		demo = &telemetryDemo{app: app, p: pipeline.Declare(app, pipeline.Options{})}
+		quiet.function = demo.p.Options().Function // before Start: nothing logs yet
 	}
 	if err := app.Start(ctx); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "sluice dev is running: HTTP API at http://%s, data in %s\n", app.Addr(), cfg.DataDir)
-	if demo != nil && *rate > 0 {
-		go demo.simulate(ctx, *rate)
-		go demo.progress(ctx)
+	if demo == nil {
+		<-ctx.Done()
+		return app.Stop(context.Background())
 	}
+	o := demo.p.Options()
+	sim := pipeline.NewSimulator(*devices, *corrupt, uint64(time.Now().UnixNano()))
+	fmt.Fprintf(os.Stderr, `demo: %s drones send telemetry to hub %s at %s events/s (%g%% corrupt); function %s keeps each drone's state in container %s.
+  curl -s http://%s/api/devices/%s
+  sluice deadletters list --limit 5
+  sluice hub lag %s
+`, count(int64(*devices)), o.Hub, count(int64(*rate)), *corrupt*100, o.Function, o.Container, app.Addr(), sim.DeviceIDs()[0], o.Hub)
+	if *rate > 0 {
+		go func() {
+			err := sim.Run(ctx, app, o.Hub, *rate, func(n int) { demo.sent.Add(int64(n)) })
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "\ndemo: the simulator stopped:", err)
+			}
+		}()
+	}
+	progressDone := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		demo.progress(ctx)
+	}()
 	<-ctx.Done()
-	return app.Stop(context.Background())
+	<-progressDone
+	err = app.Stop(context.Background())
+	demo.report(true)
+	return err
 }
 
-// demoPipeline is the demo of sluice dev: device readings through a hub
-// into a decoding function.
-type demoPipeline struct {
-	app          *sluice.App
-	devices      int
-	corrupt      float64
-	sent         atomic.Int64
-	processed    atomic.Int64
-	deadLettered atomic.Int64
+// telemetryDemo is the demo of sluice dev: the telemetry pipeline of
+// examples/telemetry fed by its simulator.
+type telemetryDemo struct {
+	app  *sluice.App
+	p    *pipeline.Pipeline
+	sent atomic.Int64
+	pr   *progress
 }
 
-type reading struct {
-	Device  string  `json:"device"`
-	Seq     int64   `json:"seq"`
-	Battery float64 `json:"battery"`
-	Temp    float64 `json:"temp"`
-}
-
-func (d *demoPipeline) declare() {
-	d.app.Hub(sluice.HubConfig{Name: "demo", Partitions: 4, Retention: 24 * time.Hour})
-	d.app.Function("demo-decode", sluice.HubTrigger{Hub: "demo", MaxBatchSize: 100},
-		func(ctx context.Context, events []sluice.Event) error {
-			var bad []sluice.Event
-			for _, e := range events {
-				var r reading
-				if err := json.Unmarshal(e.Body, &r); err != nil || r.Device == "" {
-					bad = append(bad, e)
-				}
-			}
-			d.processed.Add(int64(len(events)))
-			if len(bad) > 0 {
-				d.deadLettered.Add(int64(len(bad)))
-				return sluice.DeadLetter(errors.New("corrupt reading: not a JSON object with a device id"), bad...)
-			}
-			return nil
-		},
-		sluice.WithRetry(sluice.ExponentialBackoff(3, 100*time.Millisecond, 2*time.Second)))
-}
-
-func (d *demoPipeline) simulate(ctx context.Context, rate int) {
-	const batch = 50
-	interval := time.Second * batch / time.Duration(rate)
-	ticker := time.NewTicker(max(interval, time.Millisecond))
+// progress reports the demo's progress every 250 ms until ctx ends. It
+// starts after a second, once the start-up logs are out, so that they do
+// not run into the progress line.
+func (d *telemetryDemo) progress(ctx context.Context) {
+	d.pr = newProgress(os.Stdout, "telemetry processed", 0)
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(time.Second):
+	}
+	ticker := time.NewTicker(250 * time.Millisecond)
 	defer ticker.Stop()
-	var seq int64
 	for {
+		d.report(false)
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
 		}
-		dev := fmt.Sprintf("device-%03d", rand.IntN(d.devices))
-		events := make([]sluice.Event, batch)
-		for i := range events {
-			seq++
-			body, _ := json.Marshal(reading{Device: dev, Seq: seq, Battery: 20 + rand.Float64()*80, Temp: 15 + rand.Float64()*10})
-			if rand.Float64() < d.corrupt {
-				body = []byte("\x00garbled frame")
-			}
-			events[i] = sluice.Event{Body: body, PartitionKey: dev}
-		}
-		if _, err := d.app.Publish(ctx, "demo", events...); err != nil {
-			if ctx.Err() == nil {
-				fmt.Fprintln(os.Stderr, "demo: publish failed:", err)
-			}
-			continue
-		}
-		d.sent.Add(batch)
 	}
 }
 
-func (d *demoPipeline) progress(ctx context.Context) {
-	tty := isTerminal(os.Stdout)
-	ticker := time.NewTicker(time.Second)
-	defer ticker.Stop()
-	var last int64
-	lastT := time.Now()
-	for {
-		select {
-		case <-ctx.Done():
-			if tty {
-				fmt.Fprintln(stdout)
-			}
-			return
-		case now := <-ticker.C:
-			p := d.processed.Load()
-			rate := float64(p-last) / now.Sub(lastT).Seconds()
-			last, lastT = p, now
-			line := fmt.Sprintf("demo: sent %d · processed %d (%.0f/s) · behind %d · dead-lettered %d",
-				d.sent.Load(), p, rate, max(d.sent.Load()-p, 0), d.deadLettered.Load())
-			if tty {
-				fmt.Fprintf(stdout, "\r\033[K%s", line)
-			} else {
-				fmt.Fprintln(stdout, line)
-			}
+// report updates the progress line, or prints the last one.
+func (d *telemetryDemo) report(final bool) {
+	s := d.p.Stats()
+	processed, sent := s.Processed(), d.sent.Load()
+	extra := fmt.Sprintf("sent %s · lag %s · dead letters %s", count(sent), count(max(sent-processed, 0)), count(s.DeadLettered()))
+	if final {
+		d.pr.finish(processed, extra)
+		return
+	}
+	d.pr.update(processed, extra)
+}
+
+// quietDeadLetters drops the host's "event dead-lettered" log records of
+// one function (at any level but debug).
+type quietDeadLetters struct {
+	slog.Handler
+	function string
+	matched  bool // the logger's attributes name the function
+}
+
+func (h *quietDeadLetters) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "event dead-lettered" && r.Level > slog.LevelDebug {
+		match := h.matched
+		r.Attrs(func(a slog.Attr) bool {
+			match = match || h.names(a)
+			return !match
+		})
+		if match {
+			return nil
 		}
 	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h *quietDeadLetters) names(a slog.Attr) bool {
+	return a.Key == "function" && a.Value.String() == h.function
+}
+
+func (h *quietDeadLetters) WithAttrs(attrs []slog.Attr) slog.Handler {
+	n := &quietDeadLetters{Handler: h.Handler.WithAttrs(attrs), function: h.function, matched: h.matched}
+	for _, a := range attrs {
+		n.matched = n.matched || h.names(a)
+	}
+	return n
+}
+
+func (h *quietDeadLetters) WithGroup(name string) slog.Handler {
+	return &quietDeadLetters{Handler: h.Handler.WithGroup(name), function: h.function, matched: h.matched}
 }
 
 func isTerminal(f *os.File) bool {
