@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/examples/telemetry/pipeline"
+	"github.com/sluicehq/sluice/internal/hub"
 )
 
 // instanceFlags are the flags shared by dev and serve.
@@ -141,8 +144,8 @@ drone id). The function "telemetry-decode" decodes each batch, merges each
 drone's frames into its document in the container "devices" (partition
 key /deviceId; a partial frame keeps the fields it does not carry), and
 dead-letters the corrupt events with the reason. A line shows the
-progress: events processed and the rate, events sent, lag (sent, not yet
-processed) and dead letters. Try, in another terminal:
+progress: events processed and the rate, events sent, lag (events stored
+after the checkpoints, as sluice hub lag shows) and dead letters. Try, in another terminal:
 
   curl -s 127.0.0.1:7070/api/devices/drone-0001
   sluice deadletters list --limit 5
@@ -189,16 +192,15 @@ Stop with Ctrl-C: in-flight batches finish and are checkpointed first.`)
 		return af.runWithApp(ctx, app, r)
 	}
 	var demo *telemetryDemo
-	quiet := &quietDeadLetters{Handler: cfg.Logger.Handler()}
+	opts := pipeline.Options{}.WithDefaults()
 	if !*noDemo {
 		// The demo dead-letters 1% of its events on purpose: a log line
 		// each would bury the progress line, which counts them.
-		cfg.Logger = slog.New(quiet)
+		cfg.Logger = slog.New(pipeline.QuietDeadLetters(cfg.Logger.Handler(), opts.Function))
 	}
 	app := sluice.New(cfg)
 	if !*noDemo {
-		demo = &telemetryDemo{app: app, p: pipeline.Declare(app, pipeline.Options{})}
-		quiet.function = demo.p.Options().Function // before Start: nothing logs yet
+		demo = &telemetryDemo{app: app, p: pipeline.Declare(app, opts)}
 	}
 	if err := app.Start(ctx); err != nil {
 		return err
@@ -223,6 +225,8 @@ Stop with Ctrl-C: in-flight batches finish and are checkpointed first.`)
 			}
 		}()
 	}
+	demo.lag.Store(-1)
+	go demo.pollLag(ctx, "http://"+app.Addr())
 	progressDone := make(chan struct{})
 	go func() {
 		defer close(progressDone)
@@ -241,7 +245,29 @@ type telemetryDemo struct {
 	app  *sluice.App
 	p    *pipeline.Pipeline
 	sent atomic.Int64
+	lag  atomic.Int64 // of the hub's consumer group; -1 until known
 	pr   *progress
+}
+
+// pollLag reads the lag of the hub's consumer group (what sluice hub lag
+// shows: events stored after the checkpoints) every second until ctx
+// ends.
+func (d *telemetryDemo) pollLag(ctx context.Context, base string) {
+	c := &client{base: base, http: &http.Client{Timeout: 2 * time.Second}, ctx: ctx}
+	path := "/api/v1/hubs/" + url.PathEscape(d.p.Options().Hub) + "/groups/" + url.PathEscape(hub.DefaultGroup) + "/lag"
+	for {
+		var out struct {
+			Total int64 `json:"total_events"`
+		}
+		if _, err := c.do("GET", path, nil, "", nil, &out); err == nil {
+			d.lag.Store(out.Total)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // progress reports the demo's progress every 250 ms until ctx ends. It
@@ -269,51 +295,16 @@ func (d *telemetryDemo) progress(ctx context.Context) {
 // report updates the progress line, or prints the last one.
 func (d *telemetryDemo) report(final bool) {
 	s := d.p.Stats()
-	processed, sent := s.Processed(), d.sent.Load()
-	extra := fmt.Sprintf("sent %s · lag %s · dead letters %s", count(sent), count(max(sent-processed, 0)), count(s.DeadLettered()))
+	processed, sent, lag := s.Processed(), d.sent.Load(), d.lag.Load()
+	if lag < 0 {
+		lag = max(sent-processed, 0)
+	}
+	extra := fmt.Sprintf("sent %s · lag %s · dead letters %s", count(sent), count(lag), count(s.DeadLettered()))
 	if final {
 		d.pr.finish(processed, extra)
 		return
 	}
 	d.pr.update(processed, extra)
-}
-
-// quietDeadLetters drops the host's "event dead-lettered" log records of
-// one function (at any level but debug).
-type quietDeadLetters struct {
-	slog.Handler
-	function string
-	matched  bool // the logger's attributes name the function
-}
-
-func (h *quietDeadLetters) Handle(ctx context.Context, r slog.Record) error {
-	if r.Message == "event dead-lettered" && r.Level > slog.LevelDebug {
-		match := h.matched
-		r.Attrs(func(a slog.Attr) bool {
-			match = match || h.names(a)
-			return !match
-		})
-		if match {
-			return nil
-		}
-	}
-	return h.Handler.Handle(ctx, r)
-}
-
-func (h *quietDeadLetters) names(a slog.Attr) bool {
-	return a.Key == "function" && a.Value.String() == h.function
-}
-
-func (h *quietDeadLetters) WithAttrs(attrs []slog.Attr) slog.Handler {
-	n := &quietDeadLetters{Handler: h.Handler.WithAttrs(attrs), function: h.function, matched: h.matched}
-	for _, a := range attrs {
-		n.matched = n.matched || h.names(a)
-	}
-	return n
-}
-
-func (h *quietDeadLetters) WithGroup(name string) slog.Handler {
-	return &quietDeadLetters{Handler: h.Handler.WithGroup(name), function: h.function, matched: h.matched}
 }
 
 func isTerminal(f *os.File) bool {

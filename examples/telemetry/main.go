@@ -70,9 +70,12 @@ Flags:
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	opts := pipeline.Options{MaxBatchSize: *batch}.WithDefaults()
+	// Warnings and errors only, without a line for every corrupt event:
+	// the progress line counts them.
+	log := slog.New(pipeline.QuietDeadLetters(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}), opts.Function))
 	app := sluice.New(sluice.Config{DataDir: *dataDir, HTTPAddr: *httpAddr, Logger: log})
-	p := pipeline.Declare(app, pipeline.Options{MaxBatchSize: *batch})
+	p := pipeline.Declare(app, opts)
 	if err := app.Start(ctx); err != nil {
 		return err
 	}

@@ -54,9 +54,14 @@ type Options struct {
 	// StateFunction is the HTTP function serving Route. Default
 	// "device-state".
 	StateFunction string
+	// NoRoute declares no HTTP function, for an app without an HTTP
+	// server (Config.HTTPAddr).
+	NoRoute bool
 }
 
-func (o Options) withDefaults() Options {
+// WithDefaults returns the options with the defaults in place of zero
+// values.
+func (o Options) WithDefaults() Options {
 	o.Hub = cmp.Or(o.Hub, "telemetry")
 	o.Partitions = cmp.Or(o.Partitions, 4)
 	o.Retention = cmp.Or(o.Retention, 24*time.Hour)
@@ -104,7 +109,7 @@ func (s *Stats) Batches() int64 { return s.batches.Load() }
 // with its device id as the partition key (Simulator.Run does): the
 // function dead-letters a frame whose partition key is not its device id.
 func Declare(app *sluice.App, o Options) *Pipeline {
-	p := &Pipeline{app: app, opts: o.withDefaults()}
+	p := &Pipeline{app: app, opts: o.WithDefaults()}
 	o = p.opts
 	app.Hub(sluice.HubConfig{Name: o.Hub, Partitions: o.Partitions, Retention: o.Retention})
 	app.Container(sluice.ContainerConfig{Name: o.Container, PartitionKeyPath: "/deviceId"})
@@ -112,6 +117,9 @@ func Declare(app *sluice.App, o Options) *Pipeline {
 	// retried while its partition waits; a frame is never half-applied.
 	app.Function(o.Function, sluice.HubTrigger{Hub: o.Hub, MaxBatchSize: o.MaxBatchSize}, p.process,
 		sluice.WithRetry(sluice.ExponentialBackoff(10, 100*time.Millisecond, 10*time.Second)))
+	if o.NoRoute {
+		return p
+	}
 	app.HTTPFunction(o.StateFunction, sluice.HTTPTrigger{Route: o.Route, Methods: []string{http.MethodGet}, AuthLevel: sluice.AuthAnonymous},
 		http.HandlerFunc(p.serveState))
 	return p

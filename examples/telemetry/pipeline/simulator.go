@@ -315,7 +315,12 @@ func (s *Simulator) Run(ctx context.Context, app *sluice.App, hub string, events
 // them) until ctx ends or send fails, and hands them to send in batches,
 // each for the publisher of its devices.
 func (s *Simulator) generate(ctx context.Context, eventsPerSec int, send func(w int, batch []sluice.Event) bool) {
-	const tick = 10 * time.Millisecond
+	// Each publish is stored (and by default fsynced) on its own: at a low
+	// rate, gather a tick's events into fewer, larger publishes.
+	tick := 10 * time.Millisecond
+	if eventsPerSec > 0 {
+		tick = min(max(time.Second*publishers*50/time.Duration(eventsPerSec), 10*time.Millisecond), 100*time.Millisecond)
+	}
 	var pending [publishers][]sluice.Event
 	start, made := time.Now(), 0
 	for {
