@@ -143,9 +143,11 @@ the events corrupt) to the hub "telemetry" (4 partitions, partition key =
 drone id). The function "telemetry-decode" decodes each batch, merges each
 drone's frames into its document in the container "devices" (partition
 key /deviceId; a partial frame keeps the fields it does not carry), and
-dead-letters the corrupt events with the reason. A line shows the
-progress: events processed and the rate, events sent, lag (events stored
-after the checkpoints, as sluice hub lag shows) and dead letters. Try, in another terminal:
+dead-letters the corrupt events with the reason; GET /api/devices/<id>
+answers a drone's state. A line shows the progress: events processed and
+the rate, events sent, lag (events stored after the checkpoints, as sluice
+hub lag shows) and dead letters. --rate, --devices and --corrupt change
+the simulation; --no-demo leaves it out. Try, in another terminal:
 
   curl -s 127.0.0.1:7070/api/devices/drone-0001
   sluice deadletters list --limit 5
