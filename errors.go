@@ -23,7 +23,9 @@ var (
 // DeadLetter is returned by a function to give up on some events of its
 // batch: they are kept as dead letters with reason, and the rest of the
 // batch counts as processed. It is the way to set aside a corrupt event
-// without failing (and retrying) the whole batch.
+// without failing (and retrying) the whole batch. To give events different
+// reasons, join one DeadLetter per reason: errors.Join(DeadLetter(r1, e1),
+// DeadLetter(r2, e2, e3)).
 func DeadLetter(reason error, events ...Event) error {
 	return deadLetter(reason, nil, events)
 }

@@ -172,3 +172,40 @@ func TestAppRetryAtSurvivesARestart(t *testing.T) {
 	require.Eventually(t, func() bool { return got.Load() != 0 }, 15*time.Second, 20*time.Millisecond)
 	require.GreaterOrEqual(t, got.Load(), due.Load()-int64(100*time.Millisecond), "delivered when due, not before")
 }
+
+// Joined DeadLetter errors keep each event's own reason and state.
+func TestDeadLetterReasonsPerEvent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
+	app.Hub(sluice.HubConfig{Name: "in", Partitions: 1})
+	app.Function("f", sluice.HubTrigger{Hub: "in", MaxBatchSize: 10, MinBatchSize: 4, MaxWait: 5 * time.Second},
+		func(ctx context.Context, events []sluice.Event) error {
+			var errs []error
+			for _, e := range events {
+				switch string(e.Body) {
+				case "truncated":
+					errs = append(errs, sluice.DeadLetter(errors.New("invalid JSON"), e))
+				case "range":
+					errs = append(errs, sluice.DeadLetterWithState(errors.New("battery out of range"), map[string]int{"battery": 120}, e))
+				}
+			}
+			return errors.Join(errs...)
+		})
+	require.NoError(t, app.Start(ctx))
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
+	_, err := app.Publish(ctx, "in", sluice.Event{Body: []byte("ok")}, sluice.Event{Body: []byte("truncated")},
+		sluice.Event{Body: []byte("range")}, sluice.Event{Body: []byte("ok")})
+	require.NoError(t, err)
+	var letters []sluice.DeadLetterRecord
+	require.Eventually(t, func() bool {
+		letters, err = app.DeadLetters(ctx, sluice.DeadLetterFilter{Function: "f"}, 10)
+		return err == nil && len(letters) == 2
+	}, 10*time.Second, 10*time.Millisecond)
+	reasons := map[string]string{}
+	for _, l := range letters {
+		reasons[string(l.Body)] = l.Reason + " " + string(l.State)
+	}
+	require.Equal(t, map[string]string{"truncated": "invalid JSON ", "range": `battery out of range {"battery":120}`}, reasons)
+	require.Eventually(t, func() bool { return app.Processed("f") == 4 }, 10*time.Second, 10*time.Millisecond)
+}

@@ -64,3 +64,38 @@ func stateOf(reason error) json.RawMessage {
 func (e *DeadLetterError) Error() string {
 	return fmt.Sprintf("%d events dead-lettered by the function", len(e.Reasons))
 }
+
+// deadLettersOf finds the *DeadLetterError in err's tree. When there are
+// several (a function joined one per reason with errors.Join), it merges
+// them, each letter keeping its own reason and state.
+func deadLettersOf(err error) (*DeadLetterError, bool) {
+	var found []*DeadLetterError
+	var walk func(error)
+	walk = func(e error) {
+		switch u := e.(type) {
+		case nil:
+		case *DeadLetterError:
+			found = append(found, u)
+		case interface{ Unwrap() []error }:
+			for _, inner := range u.Unwrap() {
+				walk(inner)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+	}
+	walk(err)
+	switch len(found) {
+	case 0:
+		return nil, false
+	case 1:
+		return found[0], true
+	}
+	merged := &DeadLetterError{Reasons: map[int64]error{}}
+	for _, d := range found {
+		for pos, reason := range d.Reasons {
+			merged.Reasons[pos] = withState(reason, d.State)
+		}
+	}
+	return merged, true
+}

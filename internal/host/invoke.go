@@ -71,7 +71,7 @@ func invokeBatch[T any](h *Host, ctx context.Context, r *batchRun[T], batch []T,
 			r.breaker.Release(permit)
 			return false
 		}
-		if dle, ok := errors.AsType[*DeadLetterError](err); ok {
+		if dle, ok := deadLettersOf(err); ok {
 			h.done(r.breaker, permit, false)
 			var letters []DeadLetter
 			now := time.Now().UTC()
