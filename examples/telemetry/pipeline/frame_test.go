@@ -114,19 +114,6 @@ func TestDecodeCorruptFrames(t *testing.T) {
 	}
 }
 
-func TestDeadLetterReason(t *testing.T) {
-	t.Parallel()
-	one := func(seq int64, reason string) problem {
-		p := problem{reason: reason}
-		p.event.SequenceNumber = seq
-		return p
-	}
-	assert.Equal(t, "corrupt telemetry: no deviceId", deadLetterReason([]problem{one(5, "no deviceId")}))
-	assert.Equal(t, "corrupt telemetry: no deviceId", deadLetterReason([]problem{one(5, "no deviceId"), one(9, "no deviceId")}))
-	assert.Equal(t, "corrupt telemetry: sequence 5: no deviceId; sequence 9: battery 140: want 0 to 100",
-		deadLetterReason([]problem{one(5, "no deviceId"), one(9, "battery 140: want 0 to 100")}))
-}
-
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"deviceId":"drone-0001","isKeyFrame":true,"battery":81.5,"flightMode":"flying","latitude":47.61,"longitude":-122.33,"altitude":118.4,"gyrometerOK":true}`))
 	f.Add([]byte(`{"deviceId":"d","latitude":1}`))

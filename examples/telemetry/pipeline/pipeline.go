@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -239,38 +238,12 @@ func (p *Pipeline) process(ctx context.Context, events []sluice.Event) error {
 		return nil
 	}
 	p.stats.deadLettered.Add(int64(len(problems)))
-	bad := make([]sluice.Event, len(problems))
+	// One dead letter per corrupt event, each with its own reason.
+	errs := make([]error, len(problems))
 	for i, pr := range problems {
-		bad[i] = pr.event
+		errs[i] = sluice.DeadLetter(errors.New(ReasonPrefix+pr.reason), pr.event)
 	}
-	return sluice.DeadLetter(errors.New(deadLetterReason(problems)), bad...)
-}
-
-// deadLetterReason is the reason given with a batch's dead letters.
-// sluice.DeadLetter gives every event of a call one reason, and a
-// function can return only one such call, so when the events have
-// different problems the reason names each event's problem by its
-// sequence number:
-//
-//	corrupt telemetry: no deviceId
-//	corrupt telemetry: sequence 655362: no deviceId; sequence 655371: battery 140: want 0 to 100
-func deadLetterReason(problems []problem) string {
-	same := true
-	for _, pr := range problems[1:] {
-		same = same && pr.reason == problems[0].reason
-	}
-	if same {
-		return ReasonPrefix + problems[0].reason
-	}
-	var b strings.Builder
-	b.WriteString(ReasonPrefix)
-	for i, pr := range problems {
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		fmt.Fprintf(&b, "sequence %d: %s", pr.event.SequenceNumber, pr.reason)
-	}
-	return b.String()
+	return errors.Join(errs...)
 }
 
 // serveState answers GET <route> with the device's document, or 404.
