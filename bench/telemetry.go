@@ -6,12 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -332,7 +330,7 @@ func (l *telemetryLoad) failure() error {
 }
 
 func (l *telemetryLoad) produce(ctx context.Context, seed uint64, eventsPerSec float64) {
-	gen := newFrameGen(l.o.Devices, l.o.Corrupt, seed)
+	gen := newBodyGen(l.o.Devices, l.o.Corrupt, seed)
 	var tick *time.Ticker
 	if eventsPerSec > 0 {
 		every := time.Duration(float64(time.Second) * float64(l.o.RequestEvents*l.o.Producers) / eventsPerSec)
@@ -378,74 +376,3 @@ func (l *telemetryLoad) setErr(err error) {
 	}
 }
 
-// frameGen makes requests of telemetry frames: each device's first frame
-// and about one in ten after it are key frames (every field), the others
-// carry two or three fields; a share are corrupt.
-type frameGen struct {
-	rnd     *rand.Rand
-	devices []string
-	seen    []bool
-	corrupt float64
-}
-
-func newFrameGen(devices int, corrupt float64, seed uint64) *frameGen {
-	g := &frameGen{rnd: rand.New(rand.NewPCG(seed, 0x5eed)), devices: make([]string, devices), seen: make([]bool, devices), corrupt: corrupt}
-	for i := range g.devices {
-		g.devices[i] = fmt.Sprintf("drone-%04d", i)
-	}
-	return g
-}
-
-// request appends a request body of n events, as Sluice's envelope format:
-// [{"partition_key": id, "body": frame}, ...], corrupt ones as body_text.
-func (g *frameGen) request(b *bytes.Buffer, n int, ts int64) {
-	b.WriteByte('[')
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		d := g.rnd.IntN(len(g.devices))
-		id := g.devices[d]
-		b.WriteString(`{"partition_key":"`)
-		b.WriteString(id)
-		if g.rnd.Float64() < g.corrupt {
-			b.WriteString(`","body_text":"{\"deviceId\":\"`)
-			b.WriteString(id)
-			b.WriteString(`\",\"battery\":0.`) // truncated JSON
-			b.WriteString(`"}`)
-			continue
-		}
-		b.WriteString(`","body":{"deviceId":"`)
-		b.WriteString(id)
-		b.WriteString(`"`)
-		key := !g.seen[d] || g.rnd.IntN(10) == 0
-		g.seen[d] = true
-		if key {
-			b.WriteString(`,"isKeyFrame":true`)
-		}
-		field := func(name, value string) {
-			b.WriteString(`,"`)
-			b.WriteString(name)
-			b.WriteString(`":`)
-			b.WriteString(value)
-		}
-		num := func(lo, hi float64) string { return strconv.FormatFloat(lo+(hi-lo)*g.rnd.Float64(), 'f', 5, 64) }
-		if key || g.rnd.IntN(2) == 0 {
-			field("battery", num(0, 1))
-		}
-		if key || g.rnd.IntN(4) == 0 {
-			field("flightMode", strconv.Itoa(g.rnd.IntN(5)))
-		}
-		if key || g.rnd.IntN(2) == 0 {
-			field("latitude", num(47.5, 47.7))
-			field("longitude", num(-122.4, -122.2))
-			field("altitude", num(0, 120))
-		}
-		if key || g.rnd.IntN(8) == 0 {
-			field("gyrometerOK", strconv.FormatBool(g.rnd.IntN(50) != 0))
-		}
-		field("ts", strconv.FormatInt(ts, 10))
-		b.WriteString(`}}`)
-	}
-	b.WriteByte(']')
-}

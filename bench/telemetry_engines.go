@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/examples/telemetry/pipeline"
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/hub"
 )
@@ -146,7 +147,7 @@ func (p *enginesPipeline) ingest(w http.ResponseWriter, r *http.Request) {
 	var events []struct {
 		PartitionKey string          `json:"partition_key"`
 		Body         json.RawMessage `json:"body"`
-		BodyText     *string         `json:"body_text"`
+		BodyBase64   []byte          `json:"body_base64"`
 	}
 	if err := json.Unmarshal(body, &events); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -155,8 +156,8 @@ func (p *enginesPipeline) ingest(w http.ResponseWriter, r *http.Request) {
 	futures := make([]jetstream.PubAckFuture, 0, len(events))
 	for _, e := range events {
 		data := []byte(e.Body)
-		if e.BodyText != nil {
-			data = []byte(*e.BodyText)
+		if e.BodyBase64 != nil {
+			data = e.BodyBase64
 		}
 		subj := "telem." + strconv.Itoa(hub.PartitionForKey(e.PartitionKey, p.parts))
 		f, err := p.eng.JS.PublishMsgAsync(&nats.Msg{Subject: subj, Data: data})
@@ -181,7 +182,7 @@ func (p *enginesPipeline) ingest(w http.ResponseWriter, r *http.Request) {
 
 // consume processes one partition: fetch, decode, merge, write, ack.
 func (p *enginesPipeline) consume(ctx context.Context, cons jetstream.Consumer) {
-	states := map[string]*benchDevice{}
+	states := map[string]*enginesDevice{}
 	for ctx.Err() == nil {
 		batch, err := cons.FetchNoWait(p.maxBatch)
 		if err != nil {
@@ -205,19 +206,21 @@ func (p *enginesPipeline) consume(ctx context.Context, cons jetstream.Consumer) 
 		var sent []int64
 		corrupt := 0
 		for _, m := range msgs {
-			var f benchFrame
-			if err := json.Unmarshal(m.Data(), &f); err != nil || f.DeviceID == "" {
+			var f pipeline.Frame
+			if pipeline.Decode(m.Data(), &f) != nil {
 				corrupt++
 				continue
 			}
-			st, ok := states[f.DeviceID]
+			d, ok := states[f.DeviceID]
 			if !ok {
-				st = &benchDevice{ID: f.DeviceID, DeviceID: f.DeviceID}
-				states[f.DeviceID] = st
+				d = &enginesDevice{state: pipeline.DeviceState{ID: f.DeviceID, DeviceID: f.DeviceID}}
+				states[f.DeviceID] = d
 				order = append(order, f.DeviceID)
 			}
-			st.pending = append(st.pending, f)
-			sent = append(sent, f.TS)
+			d.frames = append(d.frames, f)
+			if p.lat.on.Load() {
+				sent = append(sent, sentAt(m.Data()))
+			}
 		}
 		if err := p.write(ctx, states, order); err != nil {
 			if ctx.Err() == nil {
@@ -229,18 +232,24 @@ func (p *enginesPipeline) consume(ctx context.Context, cons jetstream.Consumer) 
 			p.fail(err)
 			return
 		}
-		now := time.Now().UnixNano()
-		for _, ts := range sent {
-			p.lat.add(time.Duration(now - ts))
-		}
+		p.lat.addSent(sent)
 		p.done.Add(int64(len(msgs) - corrupt))
 		p.corrupt.Add(int64(corrupt))
 	}
 }
 
+// enginesDevice is a device's state while a batch is merged into it.
+type enginesDevice struct {
+	state  pipeline.DeviceState
+	frames []pipeline.Frame // of the batch, in order
+}
+
 // write reads the batch's devices, merges their frames and writes them in
 // one transaction.
-func (p *enginesPipeline) write(ctx context.Context, states map[string]*benchDevice, order []string) error {
+func (p *enginesPipeline) write(ctx context.Context, states map[string]*enginesDevice, order []string) error {
+	if len(order) == 0 {
+		return nil
+	}
 	tx, err := p.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -248,7 +257,7 @@ func (p *enginesPipeline) write(ctx context.Context, states map[string]*benchDev
 	defer func() { _ = tx.Rollback() }()
 	var q strings.Builder
 	args := make([]any, len(order))
-	q.WriteString(`SELECT body FROM devices WHERE id IN (`)
+	q.WriteString(`SELECT id, body FROM devices WHERE id IN (`)
 	for i, id := range order {
 		if i > 0 {
 			q.WriteByte(',')
@@ -262,17 +271,16 @@ func (p *enginesPipeline) write(ctx context.Context, states map[string]*benchDev
 		return err
 	}
 	for rows.Next() {
+		var id string
 		var body []byte
-		if err := rows.Scan(&body); err != nil {
+		if err := rows.Scan(&id, &body); err != nil {
 			rows.Close()
 			return err
 		}
-		var cur benchDevice
-		if err := json.Unmarshal(body, &cur); err == nil {
-			if st := states[cur.ID]; st != nil {
-				pending := st.pending
-				*st = cur
-				st.pending = pending
+		if d := states[id]; d != nil {
+			if err := json.Unmarshal(body, &d.state); err != nil {
+				rows.Close()
+				return err
 			}
 		}
 	}
@@ -284,11 +292,11 @@ func (p *enginesPipeline) write(ctx context.Context, states map[string]*benchDev
 	vals := make([]any, 0, 2*len(order))
 	ins.WriteString(`INSERT INTO devices (id, body) VALUES `)
 	for i, id := range order {
-		st := states[id]
-		for _, f := range st.pending {
-			st.merge(f)
+		d := states[id]
+		for _, f := range d.frames {
+			pipeline.Merge(&d.state, f)
 		}
-		body, err := json.Marshal(st)
+		body, err := json.Marshal(&d.state)
 		if err != nil {
 			return err
 		}
@@ -303,54 +311,4 @@ func (p *enginesPipeline) write(ctx context.Context, states map[string]*benchDev
 		return err
 	}
 	return tx.Commit()
-}
-
-// benchFrame is a telemetry frame as the bench sends it: a partial frame
-// leaves out the fields it does not carry. TS is when it was sent.
-type benchFrame struct {
-	DeviceID    string   `json:"deviceId"`
-	IsKeyFrame  bool     `json:"isKeyFrame,omitempty"`
-	Battery     *float64 `json:"battery,omitempty"`
-	FlightMode  *int     `json:"flightMode,omitempty"`
-	Latitude    *float64 `json:"latitude,omitempty"`
-	Longitude   *float64 `json:"longitude,omitempty"`
-	Altitude    *float64 `json:"altitude,omitempty"`
-	GyrometerOK *bool    `json:"gyrometerOK,omitempty"`
-	TS          int64    `json:"ts"`
-}
-
-// benchDevice is a device's state in the baseline's table.
-type benchDevice struct {
-	ID          string       `json:"id"`
-	DeviceID    string       `json:"deviceId"`
-	Battery     *float64     `json:"battery,omitempty"`
-	FlightMode  *int         `json:"flightMode,omitempty"`
-	Latitude    *float64     `json:"latitude,omitempty"`
-	Longitude   *float64     `json:"longitude,omitempty"`
-	Altitude    *float64     `json:"altitude,omitempty"`
-	GyrometerOK *bool        `json:"gyrometerOK,omitempty"`
-	Updated     int64        `json:"updated"`
-	pending     []benchFrame // frames of the batch, in order
-}
-
-func (d *benchDevice) merge(f benchFrame) {
-	if f.Battery != nil {
-		d.Battery = f.Battery
-	}
-	if f.FlightMode != nil {
-		d.FlightMode = f.FlightMode
-	}
-	if f.Latitude != nil {
-		d.Latitude = f.Latitude
-	}
-	if f.Longitude != nil {
-		d.Longitude = f.Longitude
-	}
-	if f.Altitude != nil {
-		d.Altitude = f.Altitude
-	}
-	if f.GyrometerOK != nil {
-		d.GyrometerOK = f.GyrometerOK
-	}
-	d.Updated = f.TS
 }

@@ -26,6 +26,7 @@ func runBench(args []string) error {
 				{"docs", "bulk upserts and change feed reads of the document store vs. plain SQL, on SQLite and PostgreSQL", nil},
 				{"handler", "invocations of a trivial custom handler (any language) vs. an in-process Go function", nil},
 				{"resilience", "the hub pipeline with a closed circuit breaker and with idempotency keys vs. without", nil},
+				{"telemetry", "the reference pipeline end to end (HTTP → hub → decode and merge → bulk upsert) vs. the same on JetStream and SQLite directly", nil},
 			})
 		if len(args) == 0 {
 			return usagef("missing workload")
@@ -42,6 +43,8 @@ func runBench(args []string) error {
 		return runBenchHandler(args[1:])
 	case "resilience":
 		return runBenchResilience(args[1:])
+	case "telemetry":
+		return runBenchTelemetry(args[1:])
 	default:
 		return usagef("unknown workload %q; run 'sluice bench --help'", args[0])
 	}
@@ -358,6 +361,54 @@ directory unless --data-dir is given. --json prints one JSON object per case.`)
 		return bench.RunResilience(ctx, bench.ResilienceOptions{
 			DataDir: *dataDir, Events: *events, OnceEvents: *onceEvents, EventSize: *size, Partitions: *partitions,
 			Rounds: *rounds, Sync: *syncMode, Cases: strings.Split(*cases, ","), Progress: benchProgress,
+		}, reporter(*asJSON))
+	})
+}
+
+func runBenchTelemetry(args []string) error {
+	fs := flagSet("bench telemetry", "sluice bench telemetry [flags]", `
+Measure the seeds' reference pipeline end to end, the demo of sluice dev:
+HTTP producers POST batches of simulated drone telemetry (1% corrupt) to a
+hub of 4 partitions; a Go function decodes each batch, merges each device's
+frames into its document and writes the batch's devices with one bulk
+upsert; corrupt frames are dead-lettered.
+
+Each case first runs as fast as the producers can for --duration (the rate
+is counted after a warm-up), then at half that rate for --latency-for,
+measuring each frame's latency from its request's send to its device's
+document written. The baseline, engines, is the same pipeline built on
+JetStream and SQLite directly (one JetStream message per event, a pull
+consumer per partition, one transaction per batch), measured the same way.
+
+Cases: sqlite, and postgres when --postgres is given. Runs in a temporary
+directory unless --data-dir is given. --json prints one JSON object per case.`)
+	asJSON := fs.Bool("json", false, "print one JSON object per case")
+	duration := fs.Duration("duration", time.Minute, "throughput phase of each case")
+	latencyFor := fs.Duration("latency-for", 0, "latency phase at half rate (default: half of --duration, at least 5s)")
+	devices := fs.Int("devices", 1000, "simulated devices")
+	corrupt := fs.Float64("corrupt", 0.01, "share of corrupt events")
+	producers := fs.Int("producers", 8, "concurrent HTTP producers")
+	requestEvents := fs.Int("request-events", 500, "events per ingestion request")
+	maxBatch := fs.Int("max-batch", 1000, "the function's maximum batch size")
+	partitions := fs.Int("partitions", 4, "partitions of the hub")
+	pg := fs.String("postgres", os.Getenv("SLUICE_TEST_POSTGRES"), "PostgreSQL URL for the postgres case (env SLUICE_TEST_POSTGRES)")
+	syncMode := fs.String("sync", "always", "durability: always or interval")
+	dataDir := fs.String("data-dir", "", "directory for the cases' data (default: a temporary one, removed afterwards)")
+	prof := profileFlags(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *duration < time.Second || (*latencyFor != 0 && *latencyFor < time.Second) {
+		return usagef("--duration and --latency-for must be at least 1s")
+	}
+	if *corrupt < 0 || *corrupt >= 1 {
+		return usagef("--corrupt %g: give a share from 0 to below 1", *corrupt)
+	}
+	return prof.run(dataDir, "", func(ctx context.Context) error {
+		return bench.RunTelemetry(ctx, bench.TelemetryOptions{
+			DataDir: *dataDir, PostgresDSN: *pg, Duration: *duration, LatencyFor: *latencyFor, Devices: *devices, Corrupt: *corrupt,
+			Producers: *producers, RequestEvents: *requestEvents, MaxBatchSize: *maxBatch, Partitions: *partitions, Sync: *syncMode,
+			Progress: benchProgress,
 		}, reporter(*asJSON))
 	})
 }

@@ -49,7 +49,7 @@ func topCommands() []command {
 		{"breaker", "see, open and close functions' circuit breakers: list, show, open, close", runBreaker},
 		{"docs", "store and query JSON documents: container, get, put, delete, query, feed", runDocs},
 		{"blob", "store blobs (large payloads, staged change sets): container, put, get, stat, list, delete", runBlob},
-		{"bench", "measure throughput and latency (workloads: hub, queue, docs, handler, resilience)", runBench},
+		{"bench", "measure throughput and latency (workloads: hub, queue, docs, handler, resilience, telemetry)", runBench},
 		{"version", "print the version", func([]string) error { fmt.Fprintln(stdout, "sluice", version); return nil }},
 	}
 }

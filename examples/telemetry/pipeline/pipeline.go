@@ -56,6 +56,9 @@ type Options struct {
 	// NoRoute declares no HTTP function, for an app without an HTTP
 	// server (Config.HTTPAddr).
 	NoRoute bool
+	// AfterBatch, when set, is called with each batch once its devices
+	// are written (sluice bench telemetry measures latency with it).
+	AfterBatch func(events []sluice.Event)
 }
 
 // WithDefaults returns the options with the defaults in place of zero
@@ -230,6 +233,9 @@ func (p *Pipeline) process(ctx context.Context, events []sluice.Event) error {
 		if _, err := docs.BulkUpsert(ctx, p.opts.Container, write...); err != nil {
 			return fmt.Errorf("write %d devices: %w", len(write), err)
 		}
+	}
+	if p.opts.AfterBatch != nil {
+		p.opts.AfterBatch(events)
 	}
 	p.stats.processed.Add(int64(len(events)))
 	p.stats.written.Add(int64(len(write)))
