@@ -375,4 +375,3 @@ func (l *telemetryLoad) setErr(err error) {
 		l.err = err
 	}
 }
-
