@@ -47,7 +47,12 @@ type Store struct {
 	lastClean time.Time
 	cleaning  sync.WaitGroup
 	upserts   map[int]*sql.Stmt // prepared upserts of n rows, on the writer
+	// read is the prepared point read, on the readers: parsing it took
+	// half of a read's time.
+	read *sql.Stmt
 }
+
+const readQuery = `SELECT pk, id, body, etag, ts, lsn, deleted FROM documents WHERE container = ? AND pk = ? AND id = ? AND deleted = 0 AND ts >= ?`
 
 var _ docstore.Store = (*Store)(nil)
 
@@ -123,7 +128,13 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("docstore: open %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(8)
-	return &Store{w: w, r: r, opts: opts, cache: map[string]docstore.Container{}, upserts: map[int]*sql.Stmt{}}, nil
+	read, err := r.Prepare(readQuery)
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("docstore: prepare %s: %w", path, err)
+	}
+	return &Store{w: w, r: r, opts: opts, cache: map[string]docstore.Container{}, upserts: map[int]*sql.Stmt{}, read: read}, nil
 }
 
 // migrate creates the tables, or brings those of an older version up to
@@ -220,7 +231,7 @@ func (s *Store) Close() error {
 	}
 	s.upserts = nil
 	s.mu.Unlock()
-	return errors.Join(append(errs, s.r.Close(), s.w.Close())...)
+	return errors.Join(append(errs, s.read.Close(), s.r.Close(), s.w.Close())...)
 }
 
 // Changed implements docstore.Store.
@@ -578,8 +589,7 @@ func (s *Store) Read(ctx context.Context, container, pk, id string) (docstore.Do
 	if err != nil {
 		return docstore.Document{}, err
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT pk, id, body, etag, ts, lsn, deleted FROM documents WHERE container = ? AND pk = ? AND id = ? AND deleted = 0 AND ts >= ?`,
-		container, pk, id, liveSince(c))
+	rows, err := s.read.QueryContext(ctx, container, pk, id, liveSince(c))
 	if err != nil {
 		return docstore.Document{}, fmt.Errorf("docstore: read from %s: %w", container, err)
 	}
