@@ -530,8 +530,12 @@ func (m metricValues) functions() []FunctionOverview {
 		f.Trigger, f.Source = "feed", label(mt, "container")
 	}
 	for _, mt := range m["sluice_queue_messages_total"].GetMetric() {
+		// A hub function reads its retry queue too (sluice-retry-<name>):
+		// those events count as processed, its trigger stays the hub.
 		f := get(label(mt, "function"))
-		f.Trigger, f.Source = "queue", label(mt, "queue")
+		if f.Trigger == "" || f.Trigger == "queue" {
+			f.Trigger, f.Source = "queue", label(mt, "queue")
+		}
 		if o := label(mt, "outcome"); o == "completed" || o == "poisoned" {
 			f.Processed += int64(value(mt))
 		}

@@ -76,6 +76,7 @@ func TestOverview(t *testing.T) {
 	m.Failures.WithLabelValues("decode").Add(2)
 	m.Retries.WithLabelValues("decode").Add(1)
 	m.DeadLettered.WithLabelValues("decode", "hub").Add(1)
+	m.QueueMessages.WithLabelValues("decode", "sluice-retry-decode", telemetry.OutcomeCompleted).Add(5) // events retried later
 	m.QueueMessages.WithLabelValues("ship", "orders", telemetry.OutcomeCompleted).Add(7)
 	m.QueueMessages.WithLabelValues("ship", "orders", telemetry.OutcomeDequeued).Add(9)
 	m.BatchDuration.WithLabelValues("ship")
@@ -119,7 +120,7 @@ func TestOverview(t *testing.T) {
 	require.Equal(t, "hub", dec.Trigger)
 	require.Equal(t, "demo", dec.Source)
 	require.Equal(t, "$Default", dec.Group)
-	require.EqualValues(t, 1000, dec.Processed)
+	require.EqualValues(t, 1005, dec.Processed)
 	require.EqualValues(t, 4, dec.Invocations)
 	require.EqualValues(t, 2, dec.Failures)
 	require.EqualValues(t, 1, dec.Retries)

@@ -88,6 +88,8 @@
     const d = new Date(iso);
     return isNaN(d) ? iso : d.toLocaleString();
   }
+  // fmtGoDuration shortens a Go duration's text: "168h0m0s" → "168h".
+  const fmtGoDuration = (d) => (d || '').replace(/(\D)0m0s$/, '$1').replace(/(\D)0s$/, '$1');
   const since = (iso) => (iso ? fmtAge((Date.now() - Date.parse(iso)) / 1000) + ' ago' : '—');
 
   // ---- DOM helpers ----------------------------------------------------
@@ -275,7 +277,7 @@
         ['stored', fmtBytes(h.bytes)],
         ['records', fmtNum(h.records)],
         ['events in', fmtRate(hubRate((x) => x.events_in)) + '/s', 'published through this instance'],
-        ['retention', h.retention],
+        ['retention', fmtGoDuration(h.retention)],
       ];
       for (const g of h.groups) {
         const gr = hubRate((x) => x.groups.find((y) => y.name === g.name)?.processed);
@@ -618,7 +620,8 @@
     try {
       const page = await api('POST', `/api/v1/containers/${enc(name)}/query`, { query, max_items: 50 });
       actionError(null);
-      showDocs(name, page.documents || [], `the first ${fmtNum((page.documents || []).length)} results` + (page.continuation ? ' (more exist)' : ''));
+      const n = (page.documents || []).length;
+      showDocs(name, page.documents || [], `${fmtNum(n)} result${n === 1 ? '' : 's'} of the query` + (page.continuation ? ' (the first page; more exist)' : ''));
     } catch (e) {
       actionError(e);
     }
