@@ -314,6 +314,11 @@ func (o *overview) gather(ctx context.Context) *Overview {
 		if err != nil {
 			fail("containers", err)
 		}
+		for name := range o.counts {
+			if !slices.ContainsFunc(list, func(c docstore.Container) bool { return c.Name == name }) {
+				delete(o.counts, name) // deleted
+			}
+		}
 		for _, c := range list {
 			co, err := o.containerOverview(ctx, c)
 			if err != nil {

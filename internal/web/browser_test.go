@@ -309,6 +309,14 @@ func TestDashboardInBrowser(t *testing.T) {
 	run("open the document", chromedp.Click(chromedp.CSS(`#viewer-table tbody tr[data-key] button`)))
 	poll("the document", fmt.Sprintf(`!document.querySelector('#viewer-doc').hidden && document.querySelector('#viewer-doc').textContent.includes(%q)`, `"body": "`+body+`"`))
 
+	// An error of the API is shown with its message, until the next action
+	// succeeds.
+	run("a bad query", chromedp.SetValue(chromedp.CSS(`#viewer-query`), `SELECT * FROM c WHERE`),
+		chromedp.Click(chromedp.CSS(`#viewer-form button[type="submit"]`)))
+	poll("the query's error shown", `!document.querySelector('#error').hidden && document.querySelector('#error').textContent.includes('answered 400')`)
+	run("the latest changes", chromedp.Click(chromedp.CSS(`#viewer-latest`)))
+	poll("the error gone", `document.querySelector('#error').hidden`)
+
 	// The breaker opens and closes from the page.
 	breaker := `#functions-table tbody tr[data-key="decode"] [data-col="breaker"]`
 	poll("the breaker closed", fmt.Sprintf(`document.querySelector(%q)?.dataset.state === 'closed'`, breaker))

@@ -422,10 +422,24 @@
     }
   }
 
+  // The list is read again when asked (a filter, an action), when the
+  // counts changed (at most every few seconds: a filter that matches few
+  // letters reads them all), and now and then.
   let dlBusy = false;
+  let dlForce = true;
+  let dlFetched = 0;
+  let dlCounts = '';
+  function deadLettersDue(ov) {
+    const counts = ov.dead_letters.map((d) => `${d.queue}:${d.count}`).join(',');
+    const age = Date.now() - dlFetched;
+    const due = dlForce || (counts !== dlCounts && age >= 3000) || age >= 15000;
+    if (due) { dlCounts = counts; dlForce = false; }
+    return due;
+  }
   async function refreshDeadLetters() {
     if (dlBusy) return;
     dlBusy = true;
+    dlFetched = Date.now();
     try {
       const q = new URLSearchParams({ limit: String(DL_LIMIT + 1) });
       for (const k of ['function', 'queue', 'reason']) {
@@ -509,6 +523,7 @@
     }
     for (const k of keys) selected.delete(k);
     if (detail && keys.includes(`${detail.queue}/${detail.id}`)) closeLetter();
+    dlForce = true;
     poll();
   }
 
@@ -661,9 +676,10 @@
     running = true;
     const dot = $('#live-dot');
     try {
-      render(await api('GET', '/api/v1/overview'));
+      const ov = await api('GET', '/api/v1/overview');
+      render(ov);
       errors.poll = '';
-      await refreshDeadLetters();
+      if (deadLettersDue(ov)) await refreshDeadLetters();
       dot.className = 'dot ok';
       $('#updated').textContent = 'updated ' + new Date().toLocaleTimeString();
     } catch (e) {
