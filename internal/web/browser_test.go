@@ -48,9 +48,6 @@ func chromium(t *testing.T) string {
 	if required {
 		t.Fatal(msg + " (SLUICE_TEST_BROWSER=required)")
 	}
-	if testing.Short() {
-		t.Skip("-short: the browser test is long")
-	}
 	t.Skip(msg + "; SLUICE_TEST_BROWSER=required makes this a failure")
 	return ""
 }
