@@ -198,7 +198,7 @@ const (
 	// dashboards cost the engines one overview a second at most.
 	overviewFresh = 500 * time.Millisecond
 	// countFresh is how long a container's document count is reused
-	// (counting reads an index of every document).
+	// at least (counting reads every document of the container).
 	countFresh = 5 * time.Second
 	// overviewTimeout bounds the gathering of one answer.
 	overviewTimeout = 10 * time.Second
@@ -280,6 +280,9 @@ func (o *overview) gather(ctx context.Context) *Overview {
 		}
 		for _, info := range list {
 			h, err := o.hubOverview(ctx, info, m, owners)
+			if errors.Is(err, hub.ErrNotFound) {
+				continue // deleted meanwhile
+			}
 			if err != nil {
 				fail("hub "+info.Name, err)
 				continue
@@ -341,6 +344,9 @@ func (o *overview) hubOverview(ctx context.Context, info hub.Info, m metricValue
 	}
 	h := HubOverview{Name: info.Name, Partitions: info.Partitions, Retention: info.RetentionAge.String(),
 		EventsIn: int64(m.sum("sluice_hub_events_in_total", "hub", info.Name)), PartitionInfo: parts, Groups: []GroupOverview{}}
+	if h.PartitionInfo == nil {
+		h.PartitionInfo = []hub.PartitionInfo{}
+	}
 	for _, p := range parts {
 		h.Records += p.Records
 		h.Bytes += p.Bytes
