@@ -555,6 +555,14 @@ func (a *App) NATSURL() string {
 // checkpoint them, then the HTTP server and the engine stop. ctx bounds the
 // graceful part. Safe to call more than once.
 func (a *App) Stop(ctx context.Context) error {
+	// The functions stop first, without the app's lock: an invocation
+	// finishing meanwhile may still publish, send or write its outputs.
+	a.mu.Lock()
+	h := a.host
+	a.mu.Unlock()
+	if h != nil {
+		h.Stop(ctx)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.closeLocked(ctx)

@@ -209,3 +209,42 @@ func TestDeadLetterReasonsPerEvent(t *testing.T) {
 	require.Equal(t, map[string]string{"truncated": "invalid JSON ", "range": `battery out of range {"battery":120}`}, reasons)
 	require.Eventually(t, func() bool { return app.Processed("f") == 4 }, 10*time.Second, 10*time.Millisecond)
 }
+
+// A function that publishes and sends while the app stops gracefully gets
+// its outputs stored: Stop waits for it without holding what they need.
+func TestStopLetsInFlightFunctionsWriteTheirOutputs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
+	app.Hub(sluice.HubConfig{Name: "in", Partitions: 1})
+	app.Hub(sluice.HubConfig{Name: "out", Partitions: 1})
+	app.Queue(sluice.QueueConfig{Name: "alerts"})
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var outErr atomic.Value
+	app.Function("f", sluice.HubTrigger{Hub: "in"}, func(ctx context.Context, events []sluice.Event) error {
+		close(started)
+		<-release
+		_, err := app.Publish(ctx, "out", sluice.Event{Body: []byte("derived")})
+		if err == nil {
+			_, err = app.Send(ctx, "alerts", sluice.OutgoingMessage{Body: []byte("alert")})
+		}
+		outErr.Store(fmt.Sprint(err))
+		return err
+	})
+	require.NoError(t, app.Start(ctx))
+	_, err := app.Publish(ctx, "in", sluice.Event{Body: []byte("x")})
+	require.NoError(t, err)
+	<-started
+	stopped := make(chan error, 1)
+	go func() { stopped <- app.Stop(ctx) }()
+	time.Sleep(100 * time.Millisecond) // let Stop begin
+	close(release)
+	select {
+	case err := <-stopped:
+		require.NoError(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Stop and the function's Publish wait on each other")
+	}
+	require.Equal(t, "<nil>", outErr.Load(), "outputs of an invocation finishing during a graceful stop are stored")
+}
