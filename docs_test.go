@@ -63,3 +63,33 @@ func TestAppDocuments(t *testing.T) {
 	_, err = again.Docs().Read(ctx, "devices", "dev-3", "dev-3")
 	require.NoError(t, err)
 }
+
+func TestDocsReadMany(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
+	app.Container(sluice.ContainerConfig{Name: "devices", PartitionKeyPath: "/deviceId"})
+	_, err := app.Docs().ReadMany(ctx, "devices", sluice.DocumentKey{PartitionKey: "dev-1", ID: "dev-1"})
+	require.ErrorIs(t, err, sluice.ErrNotStarted)
+	require.NoError(t, app.Start(ctx))
+	defer app.Stop(ctx)
+	docs := app.Docs()
+	_, err = docs.BulkUpsert(ctx, "devices", `{"id":"dev-1","deviceId":"dev-1"}`, `{"id":"dev-2","deviceId":"dev-2"}`, `{"id":"dev-3","deviceId":"dev-3"}`)
+	require.NoError(t, err)
+	require.NoError(t, docs.Delete(ctx, "devices", "dev-3", "dev-3", ""))
+
+	key := func(id string) sluice.DocumentKey { return sluice.DocumentKey{PartitionKey: id, ID: id} }
+	got, err := docs.ReadMany(ctx, "devices", key("dev-2"), key("dev-9"), key("dev-3"), key("dev-1"), key("dev-2"))
+	require.NoError(t, err)
+	require.Len(t, got, 2, "missing, deleted and repeated keys add nothing")
+	require.Equal(t, "dev-2", got[0].ID, "in the order of the keys")
+	require.Equal(t, "dev-1", got[1].ID)
+	one, err := docs.Read(ctx, "devices", "dev-1", "dev-1")
+	require.NoError(t, err)
+	require.Equal(t, one, got[1])
+
+	_, err = docs.ReadMany(ctx, "nope", key("dev-1"))
+	require.ErrorIs(t, err, sluice.ErrDocumentNotFound)
+	_, err = docs.ReadMany(ctx, "devices", make([]sluice.DocumentKey, sluice.MaxReadManyKeys+1)...)
+	require.ErrorContains(t, err, "split the keys into several reads")
+}

@@ -370,6 +370,67 @@ func FeedConditions(container string, from FeedStart, limit int, param func(n in
 	return q.String(), args, nil
 }
 
+// Key names a document: its partition key and id.
+type Key struct{ PartitionKey, ID string }
+
+// MaxReadManyKeys bounds the keys of one ReadMany: a call is one
+// statement, whose size, and the time it holds a connection, grow with
+// its keys.
+const MaxReadManyKeys = 1000
+
+// DistinctKeys checks the keys of a ReadMany and returns them with
+// repeats left out, in the order of their first occurrence (keys itself
+// when none repeats).
+func DistinctKeys(keys []Key) ([]Key, error) {
+	if len(keys) > MaxReadManyKeys {
+		return nil, fmt.Errorf("%w read of %d documents: at most %d at a time; split the keys into several reads", ErrInvalid, len(keys), MaxReadManyKeys)
+	}
+	seen := make(map[Key]struct{}, len(keys))
+	var distinct []Key // nil until a key repeats
+	for i, k := range keys {
+		if k.PartitionKey == "" || k.ID == "" {
+			return nil, fmt.Errorf("%w key %d (partition key %q, id %q): both must be non-empty", ErrInvalid, i, k.PartitionKey, k.ID)
+		}
+		if _, dup := seen[k]; dup {
+			if distinct == nil {
+				distinct = append(make([]Key, 0, len(keys)), keys[:i]...)
+			}
+			continue
+		}
+		seen[k] = struct{}{}
+		if distinct != nil {
+			distinct = append(distinct, k)
+		}
+	}
+	if distinct == nil {
+		return keys, nil
+	}
+	return distinct, nil
+}
+
+// InKeyOrder puts docs, found by a ReadMany of distinct keys, in the
+// order of the keys (a statement returns its rows in any order).
+func InKeyOrder(keys []Key, docs []Document) []Document {
+	if len(docs) < 2 {
+		return docs
+	}
+	pos := make(map[Key]int, len(keys))
+	for i, k := range keys {
+		pos[k] = i
+	}
+	found := make([]int, len(keys)) // 1 + the index in docs of each key's document, or 0
+	for i, d := range docs {
+		found[pos[Key{d.PartitionKey, d.ID}]] = 1 + i
+	}
+	out := make([]Document, 0, len(docs))
+	for _, i := range found {
+		if i > 0 {
+			out = append(out, docs[i-1])
+		}
+	}
+	return out
+}
+
 // Store is a document store backend. Implementations are safe for
 // concurrent use.
 type Store interface {
@@ -389,7 +450,15 @@ type Store interface {
 	// Patch sets top-level fields of a document (a null value removes the
 	// field), with ifMatch as in Replace.
 	Patch(ctx context.Context, container, partitionKey, id string, set map[string]json.RawMessage, ifMatch string) (Document, error)
+	// Read returns a live document: not deleted, not past the container's
+	// TTL; else ErrNotFound.
 	Read(ctx context.Context, container, partitionKey, id string) (Document, error)
+	// ReadMany returns the live documents (as Read would) among keys, in
+	// the order of keys, each once: keys that find none are left out, and
+	// a key may repeat. An unknown container is ErrNotFound, as in Read;
+	// more than MaxReadManyKeys keys, or a key with an empty partition key
+	// or id, is ErrInvalid.
+	ReadMany(ctx context.Context, container string, keys []Key) ([]Document, error)
 	// Delete removes a document, leaving a tombstone in the feed.
 	Delete(ctx context.Context, container, partitionKey, id, ifMatch string) error
 	// BulkUpsert upserts documents in one transaction: all or none.

@@ -28,6 +28,8 @@ func Run(t *testing.T, open func(t *testing.T) docstore.Store) {
 		{"UpsertReplaceIfMatch", testUpsertReplace},
 		{"Patch", testPatch},
 		{"DeleteLeavesATombstone", testDelete},
+		{"ReadMany", testReadMany},
+		{"ReadManyBadKeys", testReadManyBadKeys},
 		{"BulkUpsertIsAllOrNothing", testBulk},
 		{"BadDocumentsWriteNothing", testBadDocuments},
 		{"FeedOrderContinuationTime", testFeed},
@@ -97,6 +99,8 @@ func testContainers(t *testing.T, s docstore.Store) {
 	require.ErrorIs(t, err, docstore.ErrNotFound)
 	_, err = s.Read(bg, "views", "NL", "1")
 	require.ErrorIs(t, err, docstore.ErrNotFound)
+	_, err = s.ReadMany(bg, "views", []docstore.Key{{PartitionKey: "NL", ID: "1"}})
+	require.ErrorIs(t, err, docstore.ErrNotFound, "a deleted container")
 	require.ErrorIs(t, s.DeleteContainer(bg, "views"), docstore.ErrNotFound)
 	_, err = s.Upsert(bg, "nope", []byte(`{"id":"1","deviceId":"d"}`))
 	require.ErrorIs(t, err, docstore.ErrNotFound)
@@ -200,6 +204,87 @@ func testDelete(t *testing.T, s docstore.Store) {
 
 	_, err = s.Create(bg, "c", []byte(`{"id":"a","deviceId":"d"}`))
 	require.NoError(t, err, "a deleted id can be created again")
+}
+
+// readMany is ReadMany's result as keys "pk/id", checked against Read.
+func readMany(t *testing.T, s docstore.Store, c string, keys ...docstore.Key) []string {
+	t.Helper()
+	docs, err := s.ReadMany(bg, c, keys)
+	require.NoError(t, err)
+	require.NotNil(t, docs, "an empty result is an empty slice")
+	out := make([]string, len(docs))
+	for i, d := range docs {
+		one, err := s.Read(bg, c, d.PartitionKey, d.ID)
+		require.NoError(t, err)
+		require.Equal(t, one, d, "ReadMany returns what Read does")
+		out[i] = d.PartitionKey + "/" + d.ID
+	}
+	return out
+}
+
+func testReadMany(t *testing.T, s docstore.Store) {
+	container(t, s, "c")
+	for _, doc := range []string{
+		`{"id":"a","deviceId":"d1","v":1}`, `{"id":"b","deviceId":"d1","v":2}`, `{"id":"a","deviceId":"d2","v":3}`,
+		`{"id":"n","deviceId":42}`, `{"id":"gone","deviceId":"d1"}`,
+	} {
+		_, err := s.Upsert(bg, "c", []byte(doc))
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Delete(bg, "c", "d1", "gone", ""))
+	key := func(pk, id string) docstore.Key { return docstore.Key{PartitionKey: pk, ID: id} }
+
+	require.Equal(t, []string{"d2/a", "d1/a", "42/n"},
+		readMany(t, s, "c", key("d2", "a"), key("d1", "missing"), key("d1", "a"), key("d1", "gone"), key("d2", "a"), key("42", "n"), key("d3", "a")),
+		"in the keys' order, each document once, without missing, deleted or repeated keys")
+	require.Equal(t, []string{"d1/b"}, readMany(t, s, "c", key("d1", "b")))
+	require.Empty(t, readMany(t, s, "c", key("d1", "gone")), "a tombstone is not a document")
+	require.Empty(t, readMany(t, s, "c"), "no keys")
+	require.Empty(t, readMany(t, s, "c", key("d1\x00", "a"), key("d1", "\xff")),
+		"keys no document can have are not found (PostgreSQL cannot hold them)")
+
+	// As many keys as a call takes, found ones among them in reverse order.
+	var docs [][]byte
+	for i := range 300 {
+		docs = append(docs, fmt.Appendf(nil, `{"id":"%d","deviceId":"p%d"}`, i, i%7))
+	}
+	_, err := s.BulkUpsert(bg, "c", docs)
+	require.NoError(t, err)
+	var keys []docstore.Key
+	var want []string
+	for i := 299; i >= 0; i-- {
+		keys = append(keys, key(fmt.Sprintf("p%d", i%7), fmt.Sprint(i)))
+		want = append(want, fmt.Sprintf("p%d/%d", i%7, i))
+	}
+	require.Equal(t, want, readMany(t, s, "c", keys...))
+	for i := len(keys); i < docstore.MaxReadManyKeys; i++ {
+		keys = append(keys, key("p0", fmt.Sprint("missing-", i)))
+	}
+	require.Equal(t, want, readMany(t, s, "c", keys...))
+}
+
+func testReadManyBadKeys(t *testing.T, s docstore.Store) {
+	container(t, s, "c")
+	_, err := s.ReadMany(bg, "nope", []docstore.Key{{PartitionKey: "d", ID: "a"}})
+	require.ErrorIs(t, err, docstore.ErrNotFound, "an unknown container")
+	_, readErr := s.Read(bg, "nope", "d", "a")
+	require.Equal(t, readErr.Error(), err.Error(), "the error of Read")
+	_, err = s.ReadMany(bg, "nope", nil)
+	require.ErrorIs(t, err, docstore.ErrNotFound, "an unknown container, without keys")
+
+	tooMany := make([]docstore.Key, docstore.MaxReadManyKeys+1)
+	for i := range tooMany {
+		tooMany[i] = docstore.Key{PartitionKey: "d", ID: "a"}
+	}
+	_, err = s.ReadMany(bg, "c", tooMany)
+	require.ErrorIs(t, err, docstore.ErrInvalid)
+	require.ErrorContains(t, err, fmt.Sprintf("at most %d", docstore.MaxReadManyKeys))
+	require.ErrorContains(t, err, "split")
+	for _, bad := range []docstore.Key{{PartitionKey: "d"}, {ID: "a"}, {}} {
+		_, err = s.ReadMany(bg, "c", []docstore.Key{{PartitionKey: "d", ID: "a"}, bad})
+		require.ErrorIs(t, err, docstore.ErrInvalid, "%+v", bad)
+		require.ErrorContains(t, err, "key 1")
+	}
 }
 
 func testBulk(t *testing.T, s docstore.Store) {
@@ -377,11 +462,20 @@ func testTTL(t *testing.T, s docstore.Store) {
 	require.NoError(t, err)
 	_, err = s.Upsert(bg, "short", []byte(`{"id":"a","k":"x"}`))
 	require.NoError(t, err)
+	_, err = s.Upsert(bg, "short", []byte(`{"id":"b","k":"x"}`))
+	require.NoError(t, err)
 	_, err = s.Read(bg, "short", "x", "a")
 	require.NoError(t, err)
+	keys := []docstore.Key{{PartitionKey: "x", ID: "a"}, {PartitionKey: "x", ID: "b"}}
+	docs, err := s.ReadMany(bg, "short", keys)
+	require.NoError(t, err)
+	require.Len(t, docs, 2)
 	time.Sleep(1200 * time.Millisecond)
 	_, err = s.Read(bg, "short", "x", "a")
 	require.ErrorIs(t, err, docstore.ErrNotFound, "expired after the container's TTL")
+	docs, err = s.ReadMany(bg, "short", keys)
+	require.NoError(t, err)
+	require.Empty(t, docs, "ReadMany does not find expired documents either")
 	_, err = s.Patch(bg, "short", "x", "a", map[string]json.RawMessage{"v": json.RawMessage(`1`)}, "")
 	require.ErrorIs(t, err, docstore.ErrNotFound, "an expired document cannot be patched back")
 	require.ErrorIs(t, s.Delete(bg, "short", "x", "a", ""), docstore.ErrNotFound)

@@ -82,6 +82,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -156,10 +157,10 @@ var _ docstore.Store = (*Store)(nil)
 
 // queries are the statements, with the schema filled in.
 type queries struct {
-	ddl, createContainer, getContainer, listContainers, deleteContainer, deleteDocuments string
-	reserve, current, create, upsert, replace, remove, bulk, read, feed, lastLSN         string
-	fillHashes, setHash, count                                                           string
-	live, query, cleanTombstones, cleanExpired                                           string
+	ddl, createContainer, getContainer, listContainers, deleteContainer, deleteDocuments   string
+	reserve, current, create, upsert, replace, remove, bulk, read, readMany, feed, lastLSN string
+	fillHashes, setHash, count                                                             string
+	live, query, cleanTombstones, cleanExpired                                             string
 }
 
 func newQueries(schema string) queries {
@@ -225,6 +226,17 @@ ALTER TABLE {s}.documents ADD COLUMN IF NOT EXISTS pk_hash bigint;
 		query: r.Replace(`SELECT ` + dCols + ` FROM {s}.documents d JOIN {s}.containers c ON c.name = d.container WHERE d.container = `),
 		read: r.Replace(`SELECT ` + dCols + ` FROM {s}.documents d JOIN {s}.containers c ON c.name = d.container
 			WHERE d.container = $1 AND d.pk = $2 AND d.id = $3 AND NOT d.deleted AND ` + live),
+		// readMany reads the documents of keys given as arrays of pk ($2)
+		// and id ($3). The LIMIT keeps the subquery a subquery: each key
+		// is one probe of the primary key (EXPLAIN: Nested Loop, Function
+		// Scan on k, Limit, Index Scan using documents_pkey), and a key
+		// never finds two rows. As a join, the planner hashed the whole
+		// container when it knew the number of keys: 8 ms instead of 1 ms
+		// for 200 keys of 10,000 documents.
+		readMany: r.Replace(`SELECT ` + dCols + ` FROM {s}.containers c
+			CROSS JOIN unnest($2::text[], $3::text[]) AS k (pk, id)
+			CROSS JOIN LATERAL (SELECT * FROM {s}.documents WHERE container = $1 AND pk = k.pk AND id = k.id AND NOT deleted LIMIT 1) d
+			WHERE c.name = $1 AND ` + live),
 		// feed is the start of a feed read: changes after $2; Feed adds
 		// docstore.FeedConditions.
 		feed:    r.Replace(`SELECT ` + docCols + ` FROM {s}.documents WHERE container = $1 AND lsn > $2`),
@@ -839,6 +851,47 @@ func (s *Store) Read(ctx context.Context, container, pk, id string) (docstore.Do
 	}
 	return docs[0], nil
 }
+
+// ReadMany implements docstore.Store with one statement.
+func (s *Store) ReadMany(ctx context.Context, container string, keys []docstore.Key) ([]docstore.Document, error) {
+	keys, err := docstore.DistinctKeys(keys)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.container(ctx, container); err != nil {
+		return nil, err
+	}
+	docs := []docstore.Document{}
+	if len(keys) > 0 {
+		pks, ids := make([]string, 0, len(keys)), make([]string, 0, len(keys))
+		for _, k := range keys {
+			if storable(k.PartitionKey) && storable(k.ID) {
+				pks, ids = append(pks, k.PartitionKey), append(ids, k.ID)
+			}
+		}
+		rows, err := s.pool.Query(ctx, s.q.readMany, container, pks, ids)
+		if err == nil {
+			docs, err = scanDocs(rows)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("docstore: read from %s: %w", container, err)
+		}
+	}
+	if len(docs) == 0 {
+		// Nothing, or the container is gone (maybe deleted by another
+		// instance): as in Read, say which.
+		if _, err := s.GetContainer(ctx, container); err != nil {
+			return nil, err
+		}
+		return docs, nil
+	}
+	return docstore.InKeyOrder(keys, docs), nil
+}
+
+// storable tells whether PostgreSQL can hold s as text (no NUL byte,
+// valid UTF-8); no document has a key it cannot, and PostgreSQL refuses
+// such a key in a statement's parameters.
+func storable(s string) bool { return utf8.ValidString(s) && !strings.Contains(s, "\x00") }
 
 func scanDocs(rows pgx.Rows) ([]docstore.Document, error) {
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (docstore.Document, error) {

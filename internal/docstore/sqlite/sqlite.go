@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
 	"sync"
 	"time"
@@ -47,6 +48,7 @@ type Store struct {
 	lastClean time.Time
 	cleaning  sync.WaitGroup
 	upserts   map[int]*sql.Stmt // prepared upserts of n rows, on the writer
+	readManys map[int]*sql.Stmt // prepared ReadMany statements of n keys, on the readers
 	// read is the prepared point read, on the readers: parsing it took
 	// half of a read's time.
 	read *sql.Stmt
@@ -134,7 +136,8 @@ func Open(path string, opts Options) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("docstore: prepare %s: %w", path, err)
 	}
-	return &Store{w: w, r: r, opts: opts, cache: map[string]docstore.Container{}, upserts: map[int]*sql.Stmt{}, read: read}, nil
+	return &Store{w: w, r: r, opts: opts, cache: map[string]docstore.Container{}, upserts: map[int]*sql.Stmt{},
+		readManys: map[int]*sql.Stmt{}, read: read}, nil
 }
 
 // migrate creates the tables, or brings those of an older version up to
@@ -229,7 +232,10 @@ func (s *Store) Close() error {
 	for _, st := range s.upserts {
 		errs = append(errs, st.Close())
 	}
-	s.upserts = nil
+	for _, st := range s.readManys {
+		errs = append(errs, st.Close())
+	}
+	s.upserts, s.readManys = nil, nil
 	s.mu.Unlock()
 	return errors.Join(append(errs, s.read.Close(), s.r.Close(), s.w.Close())...)
 }
@@ -601,6 +607,99 @@ func (s *Store) Read(ctx context.Context, container, pk, id string) (docstore.Do
 		return docstore.Document{}, notFound(docstore.Prepared{ID: id, PartitionKey: pk})
 	}
 	return docs[0], nil
+}
+
+// ReadMany implements docstore.Store with one statement: the documents
+// table's key index finds each key (see readManyStatement).
+func (s *Store) ReadMany(ctx context.Context, container string, keys []docstore.Key) ([]docstore.Document, error) {
+	keys, err := docstore.DistinctKeys(keys)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.GetContainer(ctx, container)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		return []docstore.Document{}, nil
+	}
+	n := readManySize(len(keys))
+	st, keep, err := s.readMany(ctx, n)
+	if err != nil {
+		return nil, fmt.Errorf("docstore: read from %s: %w", container, err)
+	}
+	if !keep {
+		defer st.Close()
+	}
+	args := make([]any, 2+2*n) // the keys short of n stay nil: NULL matches no key
+	args[0], args[1] = container, liveSince(c)
+	for i, k := range keys {
+		args[2+2*i], args[3+2*i] = k.PartitionKey, k.ID
+	}
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, fmt.Errorf("docstore: read from %s: %w", container, err)
+	}
+	docs, err := scanDocs(rows)
+	if err != nil {
+		return nil, fmt.Errorf("docstore: read from %s: %w", container, err)
+	}
+	if docs == nil {
+		return []docstore.Document{}, nil
+	}
+	return docstore.InKeyOrder(keys, docs), nil
+}
+
+// readManyStatement reads the live documents of up to n keys, with the
+// parameters container, the oldest live write time, then the pk and id of
+// each key. SQLite turns the list of keys into a temporary index and
+// looks each key up in the documents_key index (EXPLAIN QUERY PLAN:
+// "SEARCH documents USING INDEX documents_key (container=? AND pk=? AND
+// id=?)" beside "LIST SUBQUERY"). A join with the VALUES instead made it
+// scan the container's documents_feed index.
+func readManyStatement(n int) string {
+	var b strings.Builder
+	b.WriteString(`SELECT pk, id, body, etag, ts, lsn, deleted FROM documents WHERE container = ? AND deleted = 0 AND ts >= ? AND (pk, id) IN (VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`(?, ?)`)
+	}
+	b.WriteByte(')')
+	return b.String()
+}
+
+// readManySize is the number of keys of the statement that reads n keys:
+// n rounded up to a power of two, so that at most 11 statements (up to
+// 1,024 keys) are prepared. Parsing a statement of 200 keys took 30% of
+// its read; the NULL keys that pad it cost 2% at 200 keys of 256.
+func readManySize(n int) int { return 1 << bits.Len(uint(n-1)) }
+
+// readMany is the prepared ReadMany statement of n keys (n from
+// readManySize); keep reports whether it is cached, so the caller closes
+// it if not (the store is closing).
+func (s *Store) readMany(ctx context.Context, n int) (st *sql.Stmt, keep bool, err error) {
+	s.mu.Lock()
+	st, ok := s.readManys[n]
+	s.mu.Unlock()
+	if ok {
+		return st, true, nil
+	}
+	if st, err = s.r.PrepareContext(ctx, readManyStatement(n)); err != nil {
+		return nil, false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if other, ok := s.readManys[n]; ok {
+		_ = st.Close()
+		return other, true, nil
+	}
+	if s.readManys == nil {
+		return st, false, nil
+	}
+	s.readManys[n] = st
+	return st, true, nil
 }
 
 func scanDocs(rows *sql.Rows) ([]docstore.Document, error) {
