@@ -120,7 +120,9 @@ func expandValue(v any, path string, settings map[string]string, r *report) any 
 		return out
 	case map[string]any:
 		out := make(map[string]any, len(x))
-		for k, e := range x {
+		// In name order, so that problems are reported in a stable order.
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			e := x[k]
 			p := k
 			if path != "" {
 				p = path + "." + k
