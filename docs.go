@@ -53,10 +53,11 @@ func (a *App) Container(cfg ContainerConfig) {
 // Docs is the document store of a running app. Documents are JSON
 // objects: pass []byte or json.RawMessage as they are, or any value that
 // encodes to a JSON object.
-type Docs struct{ s docstore.Store }
+type Docs struct{ app *App }
 
-// Docs returns the document store; use it while the app runs.
-func (a *App) Docs() *Docs { return &Docs{a.docs} }
+// Docs returns the document store. It may be taken before Start; its
+// methods work while the app runs (ErrNotStarted otherwise).
+func (a *App) Docs() *Docs { return &Docs{a} }
 
 func encodeDoc(doc any) ([]byte, error) {
 	switch d := doc.(type) {
@@ -75,10 +76,13 @@ func encodeDoc(doc any) ([]byte, error) {
 }
 
 func (d *Docs) store() (docstore.Store, error) {
-	if d.s == nil {
+	a := d.app
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.started || a.stopped || a.docs == nil {
 		return nil, ErrNotStarted
 	}
-	return d.s, nil
+	return a.docs, nil
 }
 
 // Upsert creates or replaces a document.

@@ -93,3 +93,24 @@ func TestDocsReadMany(t *testing.T) {
 	_, err = docs.ReadMany(ctx, "devices", make([]sluice.DocumentKey, sluice.MaxReadManyKeys+1)...)
 	require.ErrorContains(t, err, "split the keys into several reads")
 }
+
+// A Docs taken before Start works once the app runs, and says so when it
+// does not.
+func TestDocsTakenBeforeStart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
+	app.Container(sluice.ContainerConfig{Name: "devices", PartitionKeyPath: "/deviceId"})
+	docs := app.Docs()
+	_, err := docs.Upsert(ctx, "devices", map[string]any{"id": "d1", "deviceId": "d1"})
+	require.ErrorIs(t, err, sluice.ErrNotStarted)
+	require.NoError(t, app.Start(ctx))
+	_, err = docs.Upsert(ctx, "devices", map[string]any{"id": "d1", "deviceId": "d1"})
+	require.NoError(t, err)
+	doc, err := docs.Read(ctx, "devices", "d1", "d1")
+	require.NoError(t, err)
+	require.Equal(t, "d1", doc.ID)
+	require.NoError(t, app.Stop(ctx))
+	_, err = docs.Read(ctx, "devices", "d1", "d1")
+	require.ErrorIs(t, err, sluice.ErrNotStarted)
+}
