@@ -459,6 +459,9 @@ type Store interface {
 	// more than MaxReadManyKeys keys, or a key with an empty partition key
 	// or id, is ErrInvalid.
 	ReadMany(ctx context.Context, container string, keys []Key) ([]Document, error)
+	// CountDocuments counts a container's live documents (not tombstones,
+	// not expired ones). It reads every one: for dashboards, not hot paths.
+	CountDocuments(ctx context.Context, container string) (int64, error)
 	// Delete removes a document, leaving a tombstone in the feed.
 	Delete(ctx context.Context, container, partitionKey, id, ifMatch string) error
 	// BulkUpsert upserts documents in one transaction: all or none.

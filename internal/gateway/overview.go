@@ -187,12 +187,6 @@ type OwnedPartitions struct {
 	Partitions []int  `json:"partitions"`
 }
 
-// documentCounter is a document store that counts a container's live
-// documents.
-type documentCounter interface {
-	CountDocuments(ctx context.Context, container string) (int64, error)
-}
-
 const (
 	// overviewFresh is how long an answer is reused: several open
 	// dashboards cost the engines one overview a second at most.
@@ -383,10 +377,6 @@ func (o *overview) containerOverview(ctx context.Context, c docstore.Container) 
 		return ContainerOverview{}, err
 	}
 	co := ContainerOverview{Name: c.Name, PartitionKeyPath: c.PartitionKeyPath, LastLSN: lsn}
-	counter, ok := docs.(documentCounter)
-	if !ok {
-		return co, nil
-	}
 	cached, ok := o.counts[c.Name]
 	// Recount when the container changed and the count is old, or when
 	// it is very old (TTLs remove documents without a write). A count
@@ -395,7 +385,7 @@ func (o *overview) containerOverview(ctx context.Context, c docstore.Container) 
 	age, fresh := time.Since(cached.at), max(countFresh, 20*cached.took)
 	if !ok || (cached.lsn != lsn && age >= fresh) || age >= 12*fresh {
 		start := time.Now()
-		n, err := counter.CountDocuments(ctx, c.Name)
+		n, err := docs.CountDocuments(ctx, c.Name)
 		if err != nil {
 			return co, err
 		}

@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) docstore.Store) {
 		{"DeleteLeavesATombstone", testDelete},
 		{"ReadMany", testReadMany},
 		{"ReadManyBadKeys", testReadManyBadKeys},
+		{"CountDocuments", testCountDocuments},
 		{"BulkUpsertIsAllOrNothing", testBulk},
 		{"BadDocumentsWriteNothing", testBadDocuments},
 		{"FeedOrderContinuationTime", testFeed},
@@ -489,4 +490,22 @@ func testTTL(t *testing.T, s docstore.Store) {
 	require.NoError(t, err)
 	_, err = s.Read(bg, "short", "x", "a")
 	require.NoError(t, err)
+}
+
+// testCountDocuments counts live documents: not tombstones.
+func testCountDocuments(t *testing.T, s docstore.Store) {
+	_, err := s.CountDocuments(bg, "devices")
+	require.ErrorIs(t, err, docstore.ErrNotFound)
+	container(t, s, "devices")
+	n, err := s.CountDocuments(bg, "devices")
+	require.NoError(t, err)
+	require.Zero(t, n)
+	for _, d := range []string{`{"id":"1","deviceId":"a"}`, `{"id":"2","deviceId":"a"}`, `{"id":"1","deviceId":"b"}`, `{"id":"1","deviceId":"a","v":2}`} {
+		_, err := s.Upsert(bg, "devices", []byte(d))
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Delete(bg, "devices", "b", "1", ""))
+	n, err = s.CountDocuments(bg, "devices")
+	require.NoError(t, err)
+	require.EqualValues(t, 2, n)
 }
