@@ -22,28 +22,6 @@ import (
 	"github.com/sluicehq/sluice/internal/engine/enginetest"
 )
 
-// onceClock is a fake clock; it moves only when told to.
-type onceClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newOnceClock() *onceClock {
-	return &onceClock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *onceClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *onceClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // onceLog collects what Keys log, for assertions.
 type onceLog struct {
 	mu  sync.Mutex
@@ -119,7 +97,7 @@ func TestOnceDoneSkipsUntilExpired(t *testing.T) {
 	enginetest.Each(t, func(t *testing.T, eng *engine.Engine) {
 		ctx := context.Background()
 		kv := onceBucket(t, eng)
-		clock := newOnceClock()
+		clock := newFakeClock()
 		a := newOnceKeys(t, kv, "a", KeysOptions{Now: clock.Now})
 		b := newOnceKeys(t, kv, "b", KeysOptions{Now: clock.Now})
 		var runs atomic.Int32
@@ -207,7 +185,7 @@ func TestOnceTakesOverExpiredClaim(t *testing.T) {
 	enginetest.Each(t, func(t *testing.T, eng *engine.Engine) {
 		ctx := context.Background()
 		kv := onceBucket(t, eng)
-		clock := newOnceClock()
+		clock := newFakeClock()
 		// The dead owner claims the key and never runs, renews or releases.
 		dead := newOnceKeys(t, kv, "dead", KeysOptions{Now: clock.Now})
 		st, err := (&onceCall{Keys: dead, key: "k", id: onceKVKey("k"), ttl: time.Hour}).claim(ctx)
