@@ -94,7 +94,6 @@ type telemetryRun struct {
 	latRate    float64       // the rate of the latency phase
 	p50, p99   float64
 	latSamples int
-	sent       int64
 }
 
 // RunTelemetry runs the telemetry workload and reports one Result per
@@ -185,7 +184,7 @@ func runTelemetryCase(ctx context.Context, o TelemetryOptions, c string) (teleme
 	}
 	run.events, run.took, run.cpu = target.processed()-n0, time.Since(t0), cpuTime(syscall.RUSAGE_SELF)-cpu0
 	load.stop()
-	if err := drain(ctx, load, target, o.Progress, c); err != nil {
+	if err := drain(ctx, load, target); err != nil {
 		return run, err
 	}
 
@@ -200,7 +199,7 @@ func runTelemetryCase(ctx context.Context, o TelemetryOptions, c string) (teleme
 		return run, err
 	}
 	load.stop()
-	if err := drain(ctx, load, target, o.Progress, c); err != nil {
+	if err := drain(ctx, load, target); err != nil {
 		return run, err
 	}
 	samples := lat.stop()
@@ -210,7 +209,7 @@ func runTelemetryCase(ctx context.Context, o TelemetryOptions, c string) (teleme
 }
 
 // drain waits until the target processed every event sent.
-func drain(ctx context.Context, load *telemetryLoad, target *telemetryTarget, progress func(string), c string) error {
+func drain(ctx context.Context, load *telemetryLoad, target *telemetryTarget) error {
 	want := load.sent.Load()
 	last, since := int64(-1), time.Now()
 	for {
@@ -229,8 +228,6 @@ func drain(ctx context.Context, load *telemetryLoad, target *telemetryTarget, pr
 		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
 			return err
 		}
-		_ = progress
-		_ = c
 	}
 }
 
