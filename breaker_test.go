@@ -466,3 +466,35 @@ func TestFunctionSettingsOverrideDeclarations(t *testing.T) {
 	require.ErrorContains(t, err, "settings of function nosuch: no function of that name is declared")
 	require.ErrorContains(t, err, "settings of function tick: breakers are for hub, queue and change-feed functions")
 }
+
+// The breaker API answers bad requests with a clear 4xx and changes
+// nothing.
+func TestBreakerAPIBadRequests(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet(), HTTPAddr: "127.0.0.1:0"})
+	app.Hub(sluice.HubConfig{Name: "h", Partitions: 1})
+	app.Function("f", sluice.HubTrigger{Hub: "h"}, func(context.Context, []sluice.Event) error { return nil },
+		sluice.WithBreaker(sluice.BreakerPolicy{ConsecutiveFailures: 3}))
+	require.NoError(t, app.Start(ctx))
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
+	post := func(path, body string) (int, string) {
+		resp, err := http.Post("http://"+app.Addr()+path, "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := post("/api/v1/breakers/f/open", `{"reason": "x", "bogus": 1}`)
+	assert.Equal(t, http.StatusBadRequest, code)
+	assert.Contains(t, body, "bogus")
+	code, body = post("/api/v1/breakers/f/open", `{"reason": `)
+	assert.Equal(t, http.StatusBadRequest, code, body)
+	code, body = post("/api/v1/breakers/nosuch/close", ``)
+	assert.Equal(t, http.StatusNotFound, code)
+	assert.Contains(t, body, "function nosuch has no breaker")
+	st, err := app.Breaker(ctx, "f")
+	require.NoError(t, err)
+	assert.Equal(t, sluice.BreakerClosed, st.State, "nothing changed")
+	assert.Empty(t, st.History)
+}
