@@ -18,6 +18,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sluicehq/sluice/internal/auth"
 	"github.com/sluicehq/sluice/internal/blob"
 	"github.com/sluicehq/sluice/internal/docstore"
 	"github.com/sluicehq/sluice/internal/hub"
@@ -52,13 +53,17 @@ type Config struct {
 	MaxRequestBytes int64
 	// MaxEvents bounds the events of one request. Default 10000.
 	MaxEvents int
+	// Authorize, when set, decides for every route whether the request
+	// may do what the route needs (see routeNeeds); nil allows everything.
+	Authorize Authorizer
 }
 
 // Server serves the API.
 type Server struct {
-	cfg Config
-	mux *http.ServeMux
-	log *slog.Logger
+	cfg    Config
+	mux    *http.ServeMux
+	log    *slog.Logger
+	routes []Route
 }
 
 // NewServer creates the API server.
@@ -77,7 +82,8 @@ func NewServer(cfg Config) *Server {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.route("GET /readyz", "readyz", s.ready)
-	s.mux.Handle("GET /metrics", cfg.Metrics.Handler())
+	metrics := cfg.Metrics.Handler()
+	s.route("GET /metrics", "metrics", metrics.ServeHTTP)
 	s.route("GET /api/v1/hubs", "hubs.list", s.listHubs)
 	s.route("POST /api/v1/hubs", "hubs.create", s.createHub)
 	s.route("GET /api/v1/hubs/{hub}", "hubs.describe", s.describeHub)
@@ -118,12 +124,40 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// route registers a handler. What the route needs is looked up in
+// routeNeeds by name, and checked before the handler runs.
 func (s *Server) route(pattern, name string, h http.HandlerFunc) {
+	n := needOf(name)
+	s.routes = append(s.routes, Route{Pattern: pattern, Name: name, Verb: n.verb, Param: n.param})
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-		h(sw, r)
+		if err := s.authorize(r, n); err != nil {
+			s.deny(sw, err)
+		} else {
+			h(sw, r)
+		}
 		s.cfg.Metrics.HTTPRequests.WithLabelValues(name, strconv.Itoa(sw.code)).Inc()
 	})
+}
+
+func (s *Server) authorize(r *http.Request, n need) error {
+	if s.cfg.Authorize == nil {
+		return nil
+	}
+	return s.cfg.Authorize(r, n.of(r))
+}
+
+// deny answers a request that Authorize refused.
+func (s *Server) deny(w http.ResponseWriter, err error) {
+	var aerr *auth.Error
+	if !errors.As(err, &aerr) {
+		writeError(w, http.StatusForbidden, err.Error())
+		return
+	}
+	for k, v := range aerr.Header {
+		w.Header()[k] = v
+	}
+	writeError(w, aerr.Status, aerr.Msg)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
