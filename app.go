@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,7 +22,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/internal/auth"
 	"github.com/sluicehq/sluice/internal/blob"
+	"github.com/sluicehq/sluice/internal/datadir"
 	"github.com/sluicehq/sluice/internal/deadletter"
 	"github.com/sluicehq/sluice/internal/docstore"
 	"github.com/sluicehq/sluice/internal/docstore/postgres"
@@ -58,8 +61,32 @@ type Config struct {
 	Sync      string
 	SyncEvery time.Duration
 	// HTTPAddr is where the HTTP API, /metrics and health checks are
-	// served, e.g. "127.0.0.1:7070". Empty: no HTTP server.
+	// served, e.g. "127.0.0.1:7070". Empty: no HTTP server. An address
+	// beyond loopback needs API keys (see AdminKeyFile) or Insecure.
 	HTTPAddr string
+	// PublicHosts are the host names clients use to reach the HTTP API
+	// besides IP addresses and localhost, which are always accepted; a
+	// request naming another Host is refused (DNS rebinding). A name may
+	// start with "*." to match its subdomains.
+	PublicHosts []string
+	// AdminKeyFile holds an admin API key, registered at start; a file that
+	// does not exist is created with a new key (mode 0600). This is how a
+	// first key is made for a server that listens beyond loopback.
+	AdminKeyFile string
+	// Insecure lets the HTTP API and the embedded NATS listener accept
+	// connections beyond loopback without keys or credentials. Every start
+	// logs a warning. For throwaway setups only.
+	Insecure bool
+	// TLSCert and TLSKey (PEM files) serve the HTTP API over TLS.
+	TLSCert, TLSKey string
+	// HTTPReadTimeout bounds reading one request, body included (default
+	// 2m); HTTPWriteTimeout bounds writing its answer (default 5m; long
+	// polls wait at most 1m); HTTPIdleTimeout closes idle keep-alive
+	// connections (default 2m).
+	HTTPReadTimeout, HTTPWriteTimeout, HTTPIdleTimeout time.Duration
+	// MaxConnections bounds the HTTP connections served at once; more
+	// wait until one closes. Default 1024.
+	MaxConnections int
 	// InstanceID names this instance in leases and checkpoints. Default:
 	// host name, process id and a random suffix.
 	InstanceID string
@@ -240,8 +267,12 @@ type App struct {
 	host    *host.Host
 	metrics *telemetry.Metrics
 	onceKV  jetstream.KeyValue // idempotency keys (see once.go)
+	dirLock *datadir.Lock
+	keys    *auth.Keys
+	guard   *auth.Guard
 	srv     *http.Server
 	ln      net.Listener
+	tls     bool
 	srvDone chan struct{}
 }
 
@@ -307,12 +338,19 @@ func (a *App) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("sluice: breaker webhook %q: give an http:// or https:// URL", redactURL(w))
 		}
 	}
+	tlsCfg, err := a.cfg.tlsConfig()
+	if err != nil {
+		return err
+	}
 	a.started = true
 	defer func() {
 		if err != nil {
 			a.closeLocked(context.Background())
 		}
 	}()
+	if err := a.lockDataDir(); err != nil {
+		return err
+	}
 	a.eng, err = engine.Start(ctx, engine.Config{
 		URL: a.cfg.NATSURL, DataDir: a.cfg.DataDir, Listen: a.cfg.NATSListen,
 		Sync: a.cfg.Sync, SyncEvery: a.cfg.SyncEvery, Name: "sluice " + a.cfg.InstanceID, Logger: a.log,
@@ -425,8 +463,11 @@ func (a *App) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	if err := a.openGuard(ctx); err != nil {
+		return err
+	}
 	if a.cfg.HTTPAddr != "" {
-		if err := a.startHTTP(); err != nil {
+		if err := a.startHTTP(tlsCfg); err != nil {
 			return err
 		}
 	} else if len(a.hfns) > 0 {
@@ -436,7 +477,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return err
 	}
 	a.log.Info("sluice started", "instance", a.cfg.InstanceID, "data_dir", a.cfg.DataDir,
-		"nats", cmp.Or(a.cfg.NATSURL, "embedded"), "nats_listen", a.eng.ClientURL(), "http", a.Addr(),
+		"nats", cmp.Or(redactURL(a.cfg.NATSURL), "embedded"), "nats_listen", a.eng.ClientURL(), "http", a.Addr(),
 		"functions", len(a.fns)+len(a.qfns)+len(a.ffns)+len(a.tfns)+len(a.hfns)+len(a.bfns))
 	return nil
 }
@@ -482,21 +523,17 @@ func (a *App) ensureHub(ctx context.Context, hc HubConfig) error {
 	return err
 }
 
-func (a *App) startHTTP() error {
+func (a *App) startHTTP(tlsCfg *tls.Config) error {
 	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
 	if err != nil {
-		return fmt.Errorf("sluice: listen on %s: %w (is another instance using it? set a different address)", a.cfg.HTTPAddr, err)
+		return fmt.Errorf("sluice: listen on %s: %w (is another program using this port? set a different address with --http)", a.cfg.HTTPAddr, err)
 	}
-	if host, _, err := net.SplitHostPort(ln.Addr().String()); err == nil {
-		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-			a.log.Warn("the HTTP API listens beyond this machine and has no authentication yet: anyone who reaches it can publish, replay and delete hubs; bind it to 127.0.0.1 or put it behind an authenticating proxy",
-				"addr", ln.Addr().String())
-		}
-	}
-	api := gateway.NewServer(gateway.Config{Hubs: a.hubSvc, Queues: a.queues, Blobs: a.blobs, Docs: a.docs, Breakers: a.host.Breakers(),
+	gw := gateway.NewServer(gateway.Config{Hubs: a.hubSvc, Queues: a.queues, Blobs: a.blobs, Docs: a.docs, Breakers: a.host.Breakers(),
 		Leases: a.leases, InstanceID: a.cfg.InstanceID, Metrics: a.metrics, Logger: a.log,
-		Ready: func() bool { return a.host != nil }, MaxEventBytes: a.hubSvc.MaxEventBytes()})
-	dashboard := web.Handler()
+		Ready: func() bool { return a.host != nil }, MaxEventBytes: a.hubSvc.MaxEventBytes(), Authorize: a.guard.Authorize})
+	gw.HandleKeys(a.keys)
+	api := a.guard.Protect(gw, true)
+	dashboard := a.guard.Protect(web.Handler(), false)
 	mux := http.NewServeMux()
 	if len(a.hfns) == 0 {
 		mux.Handle("/", api)
@@ -523,15 +560,37 @@ func (a *App) startHTTP() error {
 		mux.Handle("GET /{$}", dashboard)
 	}
 	a.ln = ln
-	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	a.tls = tlsCfg != nil
+	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsCfg,
+		ReadTimeout:  cmp.Or(a.cfg.HTTPReadTimeout, DefaultHTTPReadTimeout),
+		WriteTimeout: cmp.Or(a.cfg.HTTPWriteTimeout, DefaultHTTPWriteTimeout),
+		IdleTimeout:  cmp.Or(a.cfg.HTTPIdleTimeout, DefaultHTTPIdleTimeout),
+		ErrorLog:     slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+	}
+	served := net.Listener(newLimitListener(ln, cmp.Or(a.cfg.MaxConnections, DefaultMaxConnections)))
+	if tlsCfg != nil {
+		served = tls.NewListener(served, a.srv.TLSConfig)
+	}
 	a.srvDone = make(chan struct{})
 	go func() {
 		defer close(a.srvDone)
-		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := a.srv.Serve(served); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("HTTP server stopped", "err", err)
 		}
 	}()
 	return nil
+}
+
+// URL is the HTTP server's base URL (http:// or https://), or "" when
+// there is none.
+func (a *App) URL() string {
+	if a.ln == nil {
+		return ""
+	}
+	if a.tls {
+		return "https://" + a.Addr()
+	}
+	return "http://" + a.Addr()
 }
 
 // Addr is the HTTP server's address, or "" when there is none.
@@ -589,9 +648,13 @@ func (a *App) closeLocked(ctx context.Context) {
 	if a.docs != nil {
 		_ = a.docs.Close()
 	}
+	if a.keys != nil {
+		a.keys.Close()
+	}
 	if a.eng != nil {
 		_ = a.eng.Close()
 	}
+	_ = a.dirLock.Unlock()
 	a.log.Info("sluice stopped", "instance", a.cfg.InstanceID)
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/auth"
 	"github.com/sluicehq/sluice/internal/host"
 )
 
@@ -65,7 +66,7 @@ func (a *App) httpRoutes(mux *http.ServeMux) error {
 	if prefix == "/" {
 		prefix = ""
 	}
-	keyed := len(a.cfg.FunctionKeys) > 0 || a.cfg.AdminKey != ""
+	keyed := len(a.cfg.FunctionKeys) > 0 || a.cfg.AdminKey != "" || a.guard.Required()
 	var open []string
 	for _, f := range a.hfns {
 		level := cmp.Or(strings.ToLower(f.trigger.AuthLevel), AuthFunction)
@@ -89,7 +90,7 @@ func (a *App) httpRoutes(mux *http.ServeMux) error {
 		if level != AuthAnonymous && !keyed {
 			open = append(open, f.name)
 		}
-		h := a.httpInvoker(f.name, level, keyed, route, f.handler)
+		h := a.httpInvoker(f.name, level, route, f.handler)
 		methods := f.trigger.Methods
 		if len(methods) == 0 {
 			methods = []string{""}
@@ -124,7 +125,7 @@ func handle(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
 
 // httpInvoker checks the key and the route's constraints, bounds the body,
 // counts the invocation and runs the handler.
-func (a *App) httpInvoker(name, level string, keyed bool, route host.Route, h http.Handler) http.Handler {
+func (a *App) httpInvoker(name, level string, route host.Route, h http.Handler) http.Handler {
 	maxBody := cmp.Or(a.cfg.MaxHTTPBodyBytes, 100<<20)
 	duration := a.metrics.BatchDuration.WithLabelValues(name)
 	failures := a.metrics.Failures.WithLabelValues(name)
@@ -134,9 +135,9 @@ func (a *App) httpInvoker(name, level string, keyed bool, route host.Route, h ht
 			http.NotFound(w, r)
 			return
 		}
-		if keyed && level != AuthAnonymous && !a.keyAllows(r, level) {
+		if level != AuthAnonymous && a.keysEnforced() && !a.keyAllows(r, level) {
 			w.Header().Set("WWW-Authenticate", `Key realm="sluice"`)
-			http.Error(w, fmt.Sprintf("function %s needs a %s key: pass it as ?code=<key> or in the x-functions-key header", name, level), http.StatusUnauthorized)
+			http.Error(w, fmt.Sprintf("function %s needs %s key: pass it as ?code=<key> or in the x-functions-key header", name, map[string]string{AuthFunction: "a function", AuthAdmin: "an admin"}[level]), http.StatusUnauthorized)
 			return
 		}
 		if r.ContentLength > maxBody {
@@ -167,17 +168,32 @@ func (a *App) httpInvoker(name, level string, keyed bool, route host.Route, h ht
 	})
 }
 
-// keyAllows reports whether the request carries a key for level.
+// keysEnforced reports whether HTTP functions that ask for a key get one:
+// when function or admin keys are configured, and whenever the API needs
+// keys (API keys exist, or the server listens beyond loopback).
+func (a *App) keysEnforced() bool {
+	return len(a.cfg.FunctionKeys) > 0 || a.cfg.AdminKey != "" || a.guard.Required()
+}
+
+// keyAllows reports whether the request carries a key for level: a
+// function key (function level), the admin key, or an API key with the
+// admin scope (any level), as in the x-functions-key header, ?code= or
+// the API's own headers.
 func (a *App) keyAllows(r *http.Request, level string) bool {
 	key := cmp.Or(r.Header.Get("x-functions-key"), r.URL.Query().Get("code"))
+	if key == "" {
+		if k, _, err := auth.Credential(r.Header); err == nil {
+			key = k
+		}
+	}
 	if key == "" {
 		return false
 	}
 	eq := func(k string) bool { return k != "" && subtle.ConstantTimeCompare([]byte(k), []byte(key)) == 1 }
-	if eq(a.cfg.AdminKey) {
+	if level == AuthFunction && slices.ContainsFunc(a.cfg.FunctionKeys, eq) {
 		return true
 	}
-	return level == AuthFunction && slices.ContainsFunc(a.cfg.FunctionKeys, eq)
+	return a.guard.IsAdmin(key) // the admin key (SLUICE_ADMIN_KEY) or an admin API key
 }
 
 // statusWriter remembers the status a handler wrote.

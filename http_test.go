@@ -65,7 +65,7 @@ func TestHTTPFunction(t *testing.T) {
 		{"GET", "/api/secret?code=wrong", "", nil, 401, ""},
 		{"GET", "/api/secret?code=fkey", "", nil, 200, "secret"},
 		{"GET", "/api/secret", "", []string{"x-functions-key", "akey"}, 200, "secret"},
-		{"GET", "/api/ops/a/b/c?code=fkey", "", nil, 401, "needs a admin key"},
+		{"GET", "/api/ops/a/b/c?code=fkey", "", nil, 401, "needs an admin key"},
 		{"GET", "/api/ops/a/b/c?code=akey", "", nil, 200, "rest=a/b/c"},
 		{"GET", "/api/boom", "", nil, 500, "the function failed"},
 		{"GET", "/healthz", "", nil, 200, "ok"},

@@ -62,6 +62,9 @@ func (p *Principal) String() string {
 var (
 	// ErrKeyNotFound is returned by Revoke when no key has that id or name.
 	ErrKeyNotFound = errors.New("no such API key")
+	// ErrBadRequest matches errors of Create, Import and Revoke that are
+	// the caller's mistake (a bad name or scope, an ambiguous name).
+	ErrBadRequest = errors.New("bad API key request")
 	// ErrInvalidKey is returned by Verify for a key that is malformed,
 	// unknown, revoked or wrong.
 	ErrInvalidKey = errors.New("the API key is not valid (unknown, revoked or mistyped)")
@@ -248,13 +251,23 @@ type CreateOptions struct {
 
 func (o CreateOptions) validate() ([]Scope, error) {
 	if err := validName(o.Name); err != nil {
-		return nil, err
+		return nil, badRequest{err}
 	}
 	if o.TTL < 0 {
-		return nil, fmt.Errorf("the expiry %s is negative: give a positive duration, or none for a key that does not expire", o.TTL)
+		return nil, badRequest{fmt.Errorf("the expiry %s is negative: give a positive duration, or none for a key that does not expire", o.TTL)}
 	}
-	return ParseScopes(o.Scopes)
+	scopes, err := ParseScopes(o.Scopes)
+	if err != nil {
+		return nil, badRequest{err}
+	}
+	return scopes, nil
 }
+
+// badRequest is a caller's mistake; it matches ErrBadRequest.
+type badRequest struct{ error }
+
+func (e badRequest) Is(target error) bool { return target == ErrBadRequest }
+func (e badRequest) Unwrap() error        { return e.error }
 
 func validName(name string) error {
 	switch {
@@ -294,7 +307,7 @@ func (k *Keys) Import(ctx context.Context, token string, o CreateOptions) (Key, 
 	}
 	id, secret, err := ParseToken(token)
 	if err != nil {
-		return Key{}, err
+		return Key{}, badRequest{err}
 	}
 	if kve, err := k.kv.Get(ctx, keyName(id)); err == nil {
 		var existing Key
@@ -302,7 +315,7 @@ func (k *Keys) Import(ctx context.Context, token string, o CreateOptions) (Key, 
 			return Key{}, fmt.Errorf("auth: key %s: unreadable record: %w", id, err)
 		}
 		if !hashMatches(existing.Hash, secret) {
-			return Key{}, fmt.Errorf("auth: a different key with id %s exists; make a new token (remove the file to have one made)", id)
+			return Key{}, badRequest{fmt.Errorf("a different key with id %s exists; make a new token (remove the file to have one made)", id)}
 		}
 		return existing, nil
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -378,7 +391,7 @@ func (k *Keys) Revoke(ctx context.Context, idOrName string) (Key, error) {
 		for i, m := range match {
 			ids[i] = m.ID
 		}
-		return Key{}, fmt.Errorf("auth: %d keys are named %q (%s): revoke one by its id", len(match), idOrName, strings.Join(ids, ", "))
+		return Key{}, badRequest{fmt.Errorf("%d keys are named %q (%s): revoke one by its id", len(match), idOrName, strings.Join(ids, ", "))}
 	}
 	key := match[0]
 	if err := k.kv.Delete(ctx, keyName(key.ID)); err != nil {

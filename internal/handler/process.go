@@ -130,7 +130,7 @@ func (p *Process) launch() (*exec.Cmd, chan error, error) {
 	cmd := exec.Command(p.cfg.Executable, p.cfg.Args...)
 	cmd.Dir = p.cfg.Dir
 	ps := strconv.Itoa(port)
-	cmd.Env = append(os.Environ(), p.cfg.Env...)
+	cmd.Env = withoutSecrets(append(os.Environ(), p.cfg.Env...))
 	cmd.Env = append(cmd.Env,
 		"FUNCTIONS_CUSTOMHANDLER_PORT="+ps, "FUNCTIONS_HTTPWORKER_PORT="+ps,
 		"FUNCTIONS_CUSTOMHANDLER_WORKER_ID="+p.id, "FUNCTIONS_HTTPWORKER_ID="+p.id,
@@ -509,4 +509,20 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// secretEnv are Sluice's own secrets, which a handler process never gets:
+// keys, and URLs that may carry passwords.
+var secretEnv = []string{
+	"SLUICE_ADMIN_KEY", "SLUICE_FUNCTION_KEYS", "SLUICE_KEY",
+	"SLUICE_NATS_URL", "SLUICE_NATS_TOKEN", "SLUICE_NATS_USER", "SLUICE_NATS_PASSWORD",
+	"SLUICE_DOCSTORE",
+}
+
+// withoutSecrets drops Sluice's secrets from an environment.
+func withoutSecrets(env []string) []string {
+	return slices.DeleteFunc(env, func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return slices.ContainsFunc(secretEnv, func(s string) bool { return strings.EqualFold(s, name) })
+	})
 }

@@ -226,3 +226,30 @@ func TestInvokeWire(t *testing.T) {
 	require.Equal(t, `"two"`, string(out))
 	<-requests
 }
+
+// TestProcessGetsNoSecrets: Sluice's keys and credential-carrying URLs are
+// not in a handler's environment, from Sluice's own environment or from
+// the app's settings; other settings are.
+func TestProcessGetsNoSecrets(t *testing.T) {
+	t.Setenv("SLUICE_ADMIN_KEY", "admin-secret")
+	t.Setenv("SLUICE_FUNCTION_KEYS", "fn-secret")
+	t.Setenv("SLUICE_KEY", "sluice_000000000000_"+strings.Repeat("a", 64))
+	t.Setenv("SLUICE_NATS_URL", "nats://u:nats-secret@127.0.0.1:4222")
+	t.Setenv("SLUICE_DOCSTORE", "postgres://u:pg-secret@127.0.0.1/db")
+	ctx := context.Background()
+	p, err := Start(ctx, ProcessConfig{Executable: echoHandler(t), Dir: t.TempDir(),
+		Env: []string{"MY_SETTING=kept", "sluice_admin_key=from-settings"}})
+	require.NoError(t, err)
+	defer p.Stop()
+	resp, err := p.Invoke(ctx, "env", Request{Data: map[string]json.RawMessage{}})
+	require.NoError(t, err)
+	out, ok := resp.Output("out")
+	require.True(t, ok)
+	var env map[string]string
+	require.NoError(t, json.Unmarshal(out, &env))
+	require.Equal(t, "kept", env["MY_SETTING"])
+	require.NotEmpty(t, env["FUNCTIONS_CUSTOMHANDLER_PORT"])
+	for _, secret := range []string{"admin-secret", "fn-secret", "sluice_000000000000", "nats-secret", "pg-secret", "from-settings"} {
+		require.NotContains(t, string(out), secret)
+	}
+}

@@ -54,6 +54,16 @@ func main() {
 		case "fail":
 			http.Error(w, "failing on purpose", http.StatusInternalServerError)
 			return
+		case "env":
+			// The process's environment, as the output "out".
+			env := map[string]string{}
+			for _, kv := range os.Environ() {
+				k, v, _ := strings.Cut(kv, "=")
+				env[k] = v
+			}
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(map[string]any{"Outputs": map[string]any{"out": env}})
+			return
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{
