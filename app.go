@@ -53,8 +53,19 @@ type Config struct {
 	// the embedded one; instances pointed at the same server share work.
 	NATSURL string
 	// NATSListen makes the embedded server accept clients on host:port, so
-	// that other instances can use it. Default: no port.
+	// that other instances can use it. Default: no port. An address beyond
+	// loopback needs client credentials and TLS (below), or Insecure.
 	NATSListen string
+	// NATSUser and NATSPassword, or NATSToken, are the credentials of NATS
+	// clients: those the embedded listener requires, or those presented to
+	// an external server (which may also come inside NATSURL).
+	NATSUser, NATSPassword, NATSToken string
+	// NATSTLSCert and NATSTLSKey (PEM files) are this instance's
+	// certificate: the embedded listener's, which then requires TLS, or the
+	// client certificate presented to an external server. NATSCA is the CA
+	// that verifies the other side: clients of the embedded listener
+	// (client certificates then required) or the external server.
+	NATSTLSCert, NATSTLSKey, NATSCA string
 	// Sync is SyncAlways (default: a publish returns once fsynced) or
 	// SyncInterval (fsync every SyncEvery; a power cut can lose that much,
 	// a process crash nothing). Applies to the embedded server.
@@ -353,6 +364,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	a.eng, err = engine.Start(ctx, engine.Config{
 		URL: a.cfg.NATSURL, DataDir: a.cfg.DataDir, Listen: a.cfg.NATSListen,
+		User: a.cfg.NATSUser, Password: a.cfg.NATSPassword, Token: a.cfg.NATSToken,
+		TLSCert: a.cfg.NATSTLSCert, TLSKey: a.cfg.NATSTLSKey, TLSCA: a.cfg.NATSCA, Insecure: a.cfg.Insecure,
 		Sync: a.cfg.Sync, SyncEvery: a.cfg.SyncEvery, Name: "sluice " + a.cfg.InstanceID, Logger: a.log,
 	})
 	if err != nil {
@@ -497,14 +510,8 @@ func openDocStore(ctx context.Context, cfg Config) (docstore.Store, error) {
 	return s, nil
 }
 
-// redactURL hides a URL's password, for messages.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
-}
+// redactURL hides a URL's password or token, for messages.
+func redactURL(s string) string { return engine.RedactURL(s) }
 
 func (a *App) ensureHub(ctx context.Context, hc HubConfig) error {
 	info, err := a.hubSvc.Create(ctx, hub.Config{Name: hc.Name, Partitions: hc.Partitions,
@@ -705,6 +712,24 @@ func (a *App) publish(ctx context.Context, hubName string, partition int, events
 		out[i] = Position{Partition: p.Partition, SequenceNumber: p.Sequence}
 	}
 	return out, nil
+}
+
+// Lag returns how many events of a hub are stored after a consumer
+// group's checkpoints, over all its partitions (what sluice hub lag
+// totals). An empty group is the default one.
+func (a *App) Lag(ctx context.Context, hubName, group string) (int64, error) {
+	if err := a.running(); err != nil {
+		return 0, err
+	}
+	lags, err := a.hubSvc.GroupLag(ctx, hubName, cmp.Or(group, hub.DefaultGroup))
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, l := range lags {
+		total += l.Events
+	}
+	return total, nil
 }
 
 // Processed returns how many events the named function has finished with

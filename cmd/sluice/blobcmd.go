@@ -146,6 +146,9 @@ Example:
 // can be large: streamed, and without the client's overall timeout. An
 // error answer is returned as an *apiError.
 func (c *client) transfer(method, p string, header http.Header, body io.Reader, size int64) (*http.Response, error) {
+	if err := c.transport(); err != nil {
+		return nil, err
+	}
 	req, err := http.NewRequestWithContext(cmp.Or(c.ctx, context.Background()), method, strings.TrimRight(c.base, "/")+p, body)
 	if err != nil {
 		return nil, fmt.Errorf("bad --server %q: %w", c.base, err)
@@ -155,6 +158,9 @@ func (c *client) transfer(method, p string, header http.Header, body io.Reader, 
 	}
 	for k, v := range header {
 		req.Header[k] = v
+	}
+	if c.key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.key)
 	}
 	resp, err := (&http.Client{Transport: c.http.Transport}).Do(req)
 	if err != nil {

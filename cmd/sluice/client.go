@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -21,6 +23,9 @@ type client struct {
 	base string
 	http *http.Client
 	json bool
+	// key is the API key sent with every request ("": none); caFile, when
+	// set, is the CA that signed an https server's certificate.
+	key, caFile string
 	// header is sent with every request; ctx, if set, bounds them.
 	header http.Header
 	ctx    context.Context
@@ -32,7 +37,29 @@ func clientFlags(fs *flag.FlagSet) *client {
 	fs.StringVar(&c.base, "server", cmp.Or(os.Getenv("SLUICE_SERVER"), "http://127.0.0.1:7070"),
 		"URL of a running sluice instance (env SLUICE_SERVER)")
 	fs.BoolVar(&c.json, "json", false, "print JSON for scripts instead of text")
+	fs.StringVar(&c.key, "api-key", os.Getenv("SLUICE_KEY"), "API key, when the server requires one (env SLUICE_KEY; prefer the environment: a flag shows in the process list)")
+	fs.StringVar(&c.caFile, "cacert", os.Getenv("SLUICE_CACERT"), "PEM file of the CA that signed an https --server's certificate (env SLUICE_CACERT; default: the system's)")
 	return c
+}
+
+// transport makes the client trust --cacert; done once, before the first
+// request.
+func (c *client) transport() error {
+	if c.caFile == "" || c.http.Transport != nil {
+		return nil
+	}
+	pem, err := os.ReadFile(c.caFile)
+	if err != nil {
+		return fmt.Errorf("--cacert: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("--cacert %s: no PEM certificate in it", c.caFile)
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	c.http.Transport = t
+	return nil
 }
 
 // apiError is an error answer of the API.
@@ -50,12 +77,23 @@ func (c *client) do(method, path string, query url.Values, contentType string, b
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
+	if err := c.transport(); err != nil {
+		return nil, err
+	}
 	req, err := http.NewRequestWithContext(cmp.Or(c.ctx, context.Background()), method, u, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("bad --server %q: %w", c.base, err)
 	}
 	for k, v := range c.header {
 		req.Header[k] = v
+	}
+	if c.key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.key)
+	}
+	if contentType == "" && method == http.MethodPost {
+		// The server refuses a POST without a type that a browser could
+		// not send cross-site; these carry no body or a JSON one.
+		contentType = "application/json"
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -75,6 +113,9 @@ func (c *client) do(method, path string, query url.Values, contentType string, b
 		}
 		if json.Unmarshal(data, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(data))
+		}
+		if resp.StatusCode == http.StatusUnauthorized && c.key == "" {
+			e.Error += "\n(give the key in SLUICE_KEY or with --api-key)"
 		}
 		return nil, &apiError{Status: resp.StatusCode, Msg: e.Error}
 	}

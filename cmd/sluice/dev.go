@@ -6,8 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -17,7 +15,6 @@ import (
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/examples/telemetry/pipeline"
-	"github.com/sluicehq/sluice/internal/hub"
 )
 
 // instanceFlags are the flags shared by dev and serve.
@@ -26,6 +23,12 @@ type instanceFlags struct {
 	breakerWebhook, configFile                                   string
 	leaseExpiry                                                  time.Duration
 	fs                                                           *flag.FlagSet
+	// security
+	publicHosts                       listFlag
+	adminKeyFile, tlsCert, tlsKey     string
+	natsUser, natsPassword, natsToken string
+	natsTLSCert, natsTLSKey, natsCA   string
+	insecure                          bool
 }
 
 func addInstanceFlags(fs *flag.FlagSet, dataDir string) *instanceFlags {
@@ -40,7 +43,35 @@ func addInstanceFlags(fs *flag.FlagSet, dataDir string) *instanceFlags {
 	fs.DurationVar(&f.leaseExpiry, "lease-expiry", 30*time.Second, "how long a dead instance keeps its partitions before others take over")
 	fs.StringVar(&f.breakerWebhook, "breaker-webhook", os.Getenv("SLUICE_BREAKER_WEBHOOK"), "URL that receives every circuit breaker transition as a JSON POST (env SLUICE_BREAKER_WEBHOOK)")
 	fs.StringVar(&f.logLevel, "log-level", envOr("SLUICE_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	f.publicHosts.vals = splitList(os.Getenv("SLUICE_PUBLIC_HOST"))
+	fs.Var(&f.publicHosts, "public-host", "a name clients use to reach the HTTP API, besides IP addresses and localhost; requests for other names are refused (repeatable or comma-separated, *.example.com for subdomains; env SLUICE_PUBLIC_HOST)")
+	fs.StringVar(&f.adminKeyFile, "admin-key-file", os.Getenv("SLUICE_ADMIN_KEY_FILE"), "register the admin API key in this file at start, or write a new one there if it does not exist (env SLUICE_ADMIN_KEY_FILE)")
+	fs.StringVar(&f.tlsCert, "tls-cert", os.Getenv("SLUICE_TLS_CERT"), "PEM certificate: serve the HTTP API over TLS (with --tls-key; env SLUICE_TLS_CERT)")
+	fs.StringVar(&f.tlsKey, "tls-key", os.Getenv("SLUICE_TLS_KEY"), "PEM private key of --tls-cert (env SLUICE_TLS_KEY)")
+	fs.StringVar(&f.natsToken, "nats-token", os.Getenv("SLUICE_NATS_TOKEN"), "token NATS clients present: required by the embedded listener, or sent to --nats-url (env SLUICE_NATS_TOKEN)")
+	fs.StringVar(&f.natsUser, "nats-user", os.Getenv("SLUICE_NATS_USER"), "user of NATS clients, with --nats-password (env SLUICE_NATS_USER)")
+	fs.StringVar(&f.natsPassword, "nats-password", os.Getenv("SLUICE_NATS_PASSWORD"), "password of --nats-user (env SLUICE_NATS_PASSWORD; prefer the environment: a flag shows in the process list)")
+	fs.StringVar(&f.natsTLSCert, "nats-tls-cert", os.Getenv("SLUICE_NATS_TLS_CERT"), "PEM certificate of the embedded NATS listener (then TLS only), or the client certificate for --nats-url (env SLUICE_NATS_TLS_CERT)")
+	fs.StringVar(&f.natsTLSKey, "nats-tls-key", os.Getenv("SLUICE_NATS_TLS_KEY"), "PEM private key of --nats-tls-cert (env SLUICE_NATS_TLS_KEY)")
+	fs.StringVar(&f.natsCA, "nats-ca", os.Getenv("SLUICE_NATS_CA"), "PEM CA that verifies the NATS server of --nats-url, or the client certificates the embedded listener then requires (env SLUICE_NATS_CA)")
+	fs.BoolVar(&f.insecure, "insecure", false, "let the HTTP API and the NATS listener accept connections beyond loopback without keys, credentials or TLS; for throwaway setups only (every start warns)")
 	return f
+}
+
+// listFlag is a repeatable flag whose values may also be comma-separated.
+// Its first use replaces the default (from the environment).
+type listFlag struct {
+	vals []string
+	set  bool
+}
+
+func (l *listFlag) String() string { return strings.Join(l.vals, ",") }
+func (l *listFlag) Set(v string) error {
+	if !l.set {
+		l.vals, l.set = nil, true
+	}
+	l.vals = append(l.vals, splitList(v)...)
+	return nil
 }
 
 func envOr(name, def string) string {
@@ -68,6 +99,9 @@ func (f *instanceFlags) config() (sluice.Config, error) {
 		DataDir: f.dataDir, NATSURL: f.natsURL, NATSListen: f.natsListen, HTTPAddr: f.http, DocStore: f.docStore,
 		Sync: f.sync, LeaseExpiry: f.leaseExpiry, Logger: logger, BreakerWebhook: f.breakerWebhook, Functions: fns,
 		FunctionKeys: splitList(os.Getenv("SLUICE_FUNCTION_KEYS")), AdminKey: os.Getenv("SLUICE_ADMIN_KEY"),
+		PublicHosts: f.publicHosts.vals, AdminKeyFile: f.adminKeyFile, Insecure: f.insecure, TLSCert: f.tlsCert, TLSKey: f.tlsKey,
+		NATSUser: f.natsUser, NATSPassword: f.natsPassword, NATSToken: f.natsToken,
+		NATSTLSCert: f.natsTLSCert, NATSTLSKey: f.natsTLSKey, NATSCA: f.natsCA,
 	}, nil
 }
 
@@ -190,7 +224,11 @@ Stop with Ctrl-C: in-flight batches finish and are checkpointed first.`)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "sluice dev is running app %s: HTTP at http://%s, data in %s\n", af.dir, cfg.HTTPAddr, cfg.DataDir)
+		scheme := "http"
+		if cfg.TLSCert != "" {
+			scheme = "https"
+		}
+		fmt.Fprintf(os.Stderr, "sluice dev is running app %s: HTTP at %s://%s, data in %s\n", af.dir, scheme, cfg.HTTPAddr, cfg.DataDir)
 		return af.runWithApp(ctx, app, r)
 	}
 	var demo *telemetryDemo
@@ -207,7 +245,7 @@ Stop with Ctrl-C: in-flight batches finish and are checkpointed first.`)
 	if err := app.Start(ctx); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "sluice dev is running: HTTP API at http://%s, data in %s\n", app.Addr(), cfg.DataDir)
+	fmt.Fprintf(os.Stderr, "sluice dev is running: HTTP API at %s, data in %s\n", app.URL(), cfg.DataDir)
 	if demo == nil {
 		<-ctx.Done()
 		return app.Stop(context.Background())
@@ -215,10 +253,10 @@ Stop with Ctrl-C: in-flight batches finish and are checkpointed first.`)
 	o := demo.p.Options()
 	sim := pipeline.NewSimulator(*devices, *corrupt, uint64(time.Now().UnixNano()))
 	fmt.Fprintf(os.Stderr, `demo: %s drones send telemetry to hub %s at %s events/s (%g%% corrupt); function %s keeps each drone's state in container %s.
-  curl -s http://%s/api/devices/%s
+  curl -s %s/api/devices/%s
   sluice deadletters list --limit 5
   sluice hub lag %s
-`, count(int64(*devices)), o.Hub, count(int64(*rate)), *corrupt*100, o.Function, o.Container, app.Addr(), sim.DeviceIDs()[0], o.Hub)
+`, count(int64(*devices)), o.Hub, count(int64(*rate)), *corrupt*100, o.Function, o.Container, app.URL(), sim.DeviceIDs()[0], o.Hub)
 	if *rate > 0 {
 		go func() {
 			err := sim.Run(ctx, app, o.Hub, *rate, func(n int) { demo.sent.Add(int64(n)) })
@@ -228,7 +266,7 @@ Stop with Ctrl-C: in-flight batches finish and are checkpointed first.`)
 		}()
 	}
 	demo.lag.Store(-1)
-	go demo.pollLag(ctx, "http://"+app.Addr())
+	go demo.pollLag(ctx)
 	progressDone := make(chan struct{})
 	go func() {
 		defer close(progressDone)
@@ -254,15 +292,10 @@ type telemetryDemo struct {
 // pollLag reads the lag of the hub's consumer group (what sluice hub lag
 // shows: events stored after the checkpoints) every second until ctx
 // ends.
-func (d *telemetryDemo) pollLag(ctx context.Context, base string) {
-	c := &client{base: base, http: &http.Client{Timeout: 2 * time.Second}, ctx: ctx}
-	path := "/api/v1/hubs/" + url.PathEscape(d.p.Options().Hub) + "/groups/" + url.PathEscape(hub.DefaultGroup) + "/lag"
+func (d *telemetryDemo) pollLag(ctx context.Context) {
 	for {
-		var out struct {
-			Total int64 `json:"total_events"`
-		}
-		if _, err := c.do("GET", path, nil, "", nil, &out); err == nil {
-			d.lag.Store(out.Total)
+		if lag, err := d.app.Lag(ctx, d.p.Options().Hub, ""); err == nil {
+			d.lag.Store(lag)
 		}
 		select {
 		case <-ctx.Done():

@@ -7,6 +7,7 @@
 //	sluice deadletters <verb>   list, show, redrive, purge
 //	sluice breaker <verb>       list, show, open, close
 //	sluice docs <verb>          container (create, list, delete), get, put, delete, query, feed
+//	sluice key <verb>           create, list, revoke API keys
 //	sluice bench <workload>     measure throughput against the raw engine
 //
 // Every command has --help; commands that print data have --json.
@@ -49,6 +50,7 @@ func topCommands() []command {
 		{"breaker", "see, open and close functions' circuit breakers: list, show, open, close", runBreaker},
 		{"docs", "store and query JSON documents: container, get, put, delete, query, feed", runDocs},
 		{"blob", "store blobs (large payloads, staged change sets): container, put, get, stat, list, delete", runBlob},
+		{"key", "manage API keys: create, list, revoke", runKey},
 		{"bench", "measure throughput and latency (workloads: hub, queue, docs, handler, resilience, telemetry)", runBench},
 		{"version", "print the version", func([]string) error { fmt.Fprintln(stdout, "sluice", version); return nil }},
 	}

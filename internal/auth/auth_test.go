@@ -393,10 +393,10 @@ func TestGuardProtect(t *testing.T) {
 		{"double slash", "DELETE", "/api/v1//hubs/x", "127.0.0.1:7070", nil, api, http.StatusBadRequest},
 		{"dot", "GET", "/api/v1/./hubs", "127.0.0.1:7070", nil, api, http.StatusBadRequest},
 		{"trailing slash", "GET", "/ui/", "127.0.0.1:7070", nil, page, http.StatusTeapot},
+		{"escaped dots are names", "GET", "/api/v1/containers/d/docs/%2E/%2E%2E", "127.0.0.1:7070", nil, api, http.StatusTeapot},
 	} {
 		r := httptest.NewRequest(tc.method, "http://x"+tc.target, nil)
 		r.Host = tc.host
-		r.URL.Path = tc.target // keep the raw path: NewRequest does not clean it, the mux would
 		for k, v := range tc.header {
 			r.Header[k] = v
 		}

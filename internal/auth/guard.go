@@ -116,7 +116,7 @@ func (g *Guard) Authorize(r *http.Request, need Need) error {
 		return nil
 	}
 	if !present {
-		return unauthorized("this server requires an API key: send it as 'Authorization: Bearer <key>' or in the X-Sluice-Key header (the CLI takes --key or SLUICE_KEY); an admin creates keys with sluice key create")
+		return unauthorized("this server requires an API key: send it as 'Authorization: Bearer <key>' or in the X-Sluice-Key header (the CLI takes SLUICE_KEY or --api-key); an admin creates keys with sluice key create")
 	}
 	p, err := g.Verify(token)
 	if err != nil {
@@ -205,8 +205,9 @@ func (g *Guard) Protect(next http.Handler, api bool) http.Handler {
 }
 
 func (g *Guard) check(r *http.Request, api bool) *Error {
-	if !canonicalPath(r.URL.Path) {
-		return errorf(http.StatusBadRequest, "the path %q is not canonical (it has an empty, '.' or '..' segment); Sluice does not redirect API calls: send the path you mean", r.URL.Path)
+	// The escaped path: a segment written %2E%2E is a name, not a step.
+	if p := r.URL.EscapedPath(); !canonicalPath(p) {
+		return errorf(http.StatusBadRequest, "the path %q is not canonical (it has an empty, '.' or '..' segment); Sluice does not redirect API calls: send the path you mean (percent-encode a name that is . or ..)", p)
 	}
 	if !g.HostAllowed(r.Host) {
 		return errorf(http.StatusMisdirectedRequest,

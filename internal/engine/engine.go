@@ -3,17 +3,24 @@
 // in the process with its store under the data directory and no listening
 // port; given a URL it connects to an external server or cluster instead. The
 // rest of Sluice sees the same connection either way.
+//
+// Asked to listen, the embedded server accepts other processes: beyond
+// loopback only with client credentials and TLS, or with Insecure
+// (invariant 8). Connections to an external server can use TLS, a private
+// CA and credentials. No error or log line of this package shows a password
+// or token: URLs go through RedactURL.
 package engine
 
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -42,8 +49,45 @@ type Config struct {
 	// DataDir/nats. Required when URL is empty.
 	DataDir string
 	// Listen is a host:port on which the embedded server accepts clients
-	// (other sluice instances, the nats CLI). Empty means no port at all.
+	// (other sluice instances, the nats CLI). Empty means no port at all; an
+	// empty host means 127.0.0.1 and port 0 a random port. An address beyond
+	// loopback (see ListenIsLoopback) needs client credentials (Token, or
+	// User and Password) and TLS (TLSCert and TLSKey), or Insecure.
 	Listen string
+
+	// User and Password, or Token (not both), are client credentials.
+	// Embedded server: every client must present them, on the listener and
+	// in process alike (Sluice's own connections do). A bcrypt hash is not
+	// accepted here, since Sluice must present the secret itself.
+	// External server: they are presented to it, unless the URL carries its
+	// own (nats://user:password@host or nats://token@host); giving both is
+	// an error. Default: none.
+	User     string
+	Password string
+	Token    string
+	// TLSCert and TLSKey are the PEM files of this process's certificate
+	// and private key, given together. Embedded server: its listener
+	// requires TLS with this certificate, so clients connect with tls://
+	// URLs (Sluice's in-process connections need no TLS). External server:
+	// the client certificate presented when the server asks for one.
+	// Default: none (no TLS on the embedded listener).
+	TLSCert string
+	TLSKey  string
+	// TLSCA is a PEM file of the CA certificate(s) the other side's
+	// certificate must be signed by. Embedded server: clients of the
+	// listener must present a certificate signed by it (mutual TLS); this
+	// needs TLSCert and TLSKey, and does not replace Token or User and
+	// Password. External server: its certificate is verified against this
+	// CA instead of the system's roots, and the connection uses TLS even
+	// for a nats:// URL. Default: none.
+	TLSCA string
+	// Insecure lets the embedded server listen beyond loopback without
+	// client credentials or TLS: anyone who reaches the port can read,
+	// change and delete every stream. For throwaway setups only; every
+	// start where it makes a difference logs a warning. It changes nothing
+	// else (an external server's security is its own).
+	Insecure bool
+
 	// Sync is SyncAlways (default) or SyncInterval. It applies to the
 	// embedded server; an external server keeps its own sync_interval.
 	Sync string
@@ -82,7 +126,13 @@ func (c *Config) validate() error {
 	if c.URL != "" && c.Listen != "" {
 		return errors.New("engine: --nats-listen applies only to the embedded server; it cannot be combined with --nats-url")
 	}
-	return nil
+	if err := c.validateCredentials(); err != nil {
+		return err
+	}
+	if c.URL != "" {
+		return c.validateURL()
+	}
+	return c.validateEmbedded()
 }
 
 // Engine is a running connection to JetStream, with the embedded server when
@@ -107,14 +157,23 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{logger: cfg.Logger}
-	var err error
+	opts, err := clientOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.URL == "" {
 		if e.srv, err = startEmbedded(cfg); err != nil {
 			return nil, err
 		}
+		if missing := cfg.exposure(); missing != "" {
+			// Only Insecure lets validate pass this.
+			e.logger.Warn("engine: INSECURE: --insecure is set and the embedded NATS server listens beyond this machine "+missing+
+				": anyone who reaches it can read, change and delete every stream. Use this only for a throwaway setup",
+				"listen", e.ClientURL())
+		}
 	}
-	if e.Conn, err = e.connect(cfg, ""); err == nil {
-		e.ReadConn, err = e.connect(cfg, " reader")
+	if e.Conn, err = e.connect(cfg, opts, ""); err == nil {
+		e.ReadConn, err = e.connect(cfg, opts, " reader")
 	}
 	if err != nil {
 		e.Close()
@@ -135,18 +194,18 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 }
 
 // connect opens a client connection to the embedded or external server.
-func (e *Engine) connect(cfg Config, suffix string) (*nats.Conn, error) {
+func (e *Engine) connect(cfg Config, opts []nats.Option, suffix string) (*nats.Conn, error) {
+	opts = append(slices.Clip(opts), nats.Name(cfg.Name+suffix))
 	if e.srv != nil {
-		nc, err := nats.Connect("", nats.InProcessServer(e.srv), nats.Name(cfg.Name+suffix), nats.MaxReconnects(-1))
+		nc, err := nats.Connect("", append(opts, nats.InProcessServer(e.srv))...)
 		if err != nil {
-			return nil, fmt.Errorf("engine: connect to embedded server: %w", err)
+			return nil, hideSecrets(fmt.Errorf("engine: connect to embedded server: %w", err), cfg)
 		}
 		return nc, nil
 	}
-	nc, err := nats.Connect(cfg.URL, nats.Name(cfg.Name+suffix), nats.MaxReconnects(-1),
-		nats.RetryOnFailedConnect(false), nats.ReconnectWait(250*time.Millisecond))
+	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("engine: connect to NATS at %s: %w (is the server running? check --nats-url)", cfg.URL, err)
+		return nil, hideSecrets(fmt.Errorf("engine: connect to NATS at %s: %w (%s)", RedactURL(cfg.URL), err, connectHint(err)), cfg)
 	}
 	return nc, nil
 }
@@ -157,28 +216,34 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 		return nil, fmt.Errorf("engine: create store directory: %w", err)
 	}
 	opts := &server.Options{
-		ServerName:   "sluice",
-		JetStream:    true,
-		StoreDir:     storeDir,
-		MaxPayload:   cfg.MaxPayload,
-		NoSigs:       true,
-		NoLog:        true,
-		DontListen:   cfg.Listen == "",
-		SyncAlways:   cfg.Sync == SyncAlways,
-		SyncInterval: cfg.SyncEvery,
+		ServerName:    "sluice",
+		JetStream:     true,
+		StoreDir:      storeDir,
+		MaxPayload:    cfg.MaxPayload,
+		NoSigs:        true,
+		NoLog:         true,
+		DontListen:    cfg.Listen == "",
+		SyncAlways:    cfg.Sync == SyncAlways,
+		SyncInterval:  cfg.SyncEvery,
+		Username:      cfg.User,
+		Password:      cfg.Password,
+		Authorization: cfg.Token,
 	}
 	if cfg.Listen != "" {
-		host, port, err := net.SplitHostPort(cfg.Listen)
-		if err != nil {
-			return nil, fmt.Errorf("engine: --nats-listen %q: want host:port, e.g. 127.0.0.1:4223", cfg.Listen)
-		}
-		opts.Host = cmp.Or(host, "127.0.0.1")
-		if opts.Port, err = strconv.Atoi(port); err != nil {
-			return nil, fmt.Errorf("engine: --nats-listen %q: port must be a number", cfg.Listen)
+		var err error
+		if opts.Host, opts.Port, err = splitListen(cfg.Listen); err != nil {
+			return nil, err
 		}
 		if opts.Port == 0 {
 			opts.Port = server.RANDOM_PORT
 		}
+	}
+	if cfg.TLSCert != "" {
+		tc, err := serverTLS(cfg)
+		if err != nil {
+			return nil, err
+		}
+		opts.TLSConfig, opts.TLS, opts.TLSVerify = tc, true, tc.ClientAuth == tls.RequireAndVerifyClientCert
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {

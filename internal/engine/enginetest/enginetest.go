@@ -59,11 +59,11 @@ func EachSince(t *testing.T, version string, fn func(t *testing.T, eng *engine.E
 			}
 			eng, err := engine.Start(context.Background(), engine.Config{URL: url})
 			if err != nil {
-				t.Fatalf("connect to %s (%s): %v", url, env, err)
+				t.Fatalf("connect to %s (%s): %v", engine.RedactURL(url), env, err)
 			}
 			t.Cleanup(func() { _ = eng.Close() })
 			if v := eng.Conn.ConnectedServerVersion(); version != "" && !engine.VersionAtLeast(v, version) {
-				tooOld = append(tooOld, url+" is "+v)
+				tooOld = append(tooOld, engine.RedactURL(url)+" is "+v)
 				continue
 			}
 			fn(t, eng)
