@@ -281,6 +281,7 @@ type App struct {
 	dirLock *datadir.Lock
 	keys    *auth.Keys
 	guard   *auth.Guard
+	gw      *gateway.Server
 	srv     *http.Server
 	ln      net.Listener
 	tls     bool
@@ -539,6 +540,7 @@ func (a *App) startHTTP(tlsCfg *tls.Config) error {
 		Leases: a.leases, InstanceID: a.cfg.InstanceID, Metrics: a.metrics, Logger: a.log,
 		Ready: func() bool { return a.host != nil }, MaxEventBytes: a.hubSvc.MaxEventBytes(), Authorize: a.guard.Authorize})
 	gw.HandleKeys(a.keys)
+	a.gw = gw
 	api := a.guard.Protect(gw, true)
 	dashboard := a.guard.Protect(web.Handler(), false)
 	mux := http.NewServeMux()
