@@ -42,8 +42,12 @@ type HubOptions struct {
 	LatencyFor time.Duration
 	// Linger is the hub publishers' linger window (default: the hub's).
 	Linger time.Duration
-	// Cases to run: "publish", "consume", "drain". Default all.
+	// Cases to run: "publish", "consume", "drain", and "http" (HTTP
+	// ingestion without and with an API key: cases http and http-key).
+	// Default publish, consume and drain.
 	Cases []string
+	// HTTP configures the http case.
+	HTTP HTTPOptions
 	// Progress, if set, is called with a line of progress now and then.
 	Progress func(string)
 }
@@ -81,6 +85,11 @@ func RunHub(ctx context.Context, o HubOptions, report func(Result)) error {
 	for _, c := range o.Cases {
 		var r Result
 		switch c {
+		case "http", "http-key":
+			if err := runHubHTTP(ctx, o, report); err != nil {
+				return fmt.Errorf("case http: %w", err)
+			}
+			continue
 		case "publish":
 			r, err = benchPublish(ctx, eng, svc, o)
 		case "consume":
@@ -88,7 +97,7 @@ func RunHub(ctx context.Context, o HubOptions, report func(Result)) error {
 		case "drain":
 			r, err = benchConsume(ctx, eng, svc, o, true)
 		default:
-			return fmt.Errorf("unknown case %q (cases: publish, consume, drain)", c)
+			return fmt.Errorf("unknown case %q (cases: publish, consume, drain, http)", c)
 		}
 		if err != nil {
 			return fmt.Errorf("case %s: %w", c, err)

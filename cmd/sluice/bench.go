@@ -63,7 +63,10 @@ object per case.`)
 	publishers := fs.Int("publishers", 64, "concurrent publishers")
 	batch := fs.Int("batch", 100, "events per publish call")
 	syncMode := fs.String("sync", "always", "durability: always or interval")
-	cases := fs.String("cases", "publish,consume,drain", "cases to run: publish, consume (publish and process at once), drain (process a backlog)")
+	cases := fs.String("cases", "publish,consume,drain", "cases to run: publish, consume (publish and process at once), drain (process a backlog), http (HTTP ingestion without and with an API key)")
+	httpEvents := fs.Int64("http-events", 300_000, "http case: events per round and variant")
+	httpRounds := fs.Int("http-rounds", 5, "http case: interleaved rounds (the median is reported)")
+	httpProducers := fs.Int("http-producers", 16, "http case: concurrent HTTP clients")
 	dataDir := fs.String("data-dir", "", "data directory (default: a temporary one, removed afterwards)")
 	natsURL := fs.String("nats-url", "", "measure an external NATS server instead")
 	latencyFor := fs.Duration("latency-duration", 3*time.Second, "how long to measure latency at half rate")
@@ -77,6 +80,7 @@ object per case.`)
 			DataDir: *dataDir, NATSURL: *natsURL, Sync: *syncMode, Events: *events, BaselineEvents: *baseEvents,
 			EventSize: *size, Partitions: *partitions, Publishers: *publishers, Batch: *batch,
 			LatencyFor: *latencyFor, Linger: *linger, Cases: strings.Split(*cases, ","),
+			HTTP:     bench.HTTPOptions{Events: *httpEvents, Rounds: *httpRounds, Producers: *httpProducers},
 			Progress: benchProgress,
 		}, reporter(*asJSON))
 	})
