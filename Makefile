@@ -44,6 +44,7 @@ fuzz: ## run each fuzz target for FUZZTIME executions (default 60000x)
 	$(GO) test -run '^$$' -fuzz '^FuzzParseTimeSpan$$' -fuzztime $(FUZZTIME) ./internal/schedule/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseHostJSON$$' -fuzztime $(FUZZTIME) ./internal/funcapp/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFunctionJSON$$' -fuzztime $(FUZZTIME) ./internal/funcapp/
+	$(GO) test -run '^$$' -fuzz '^FuzzCredential$$' -fuzztime $(FUZZTIME) ./internal/auth/
 
 bench: build ## run the hub benchmark (sluice bench hub)
 	./bin/sluice bench hub
