@@ -350,6 +350,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("sluice: breaker webhook %q: give an http:// or https:// URL", redactURL(w))
 		}
 	}
+	if err := a.cfg.validateLimits(); err != nil {
+		return err
+	}
 	tlsCfg, err := a.cfg.tlsConfig()
 	if err != nil {
 		return err
@@ -502,11 +505,13 @@ func openDocStore(ctx context.Context, cfg Config) (docstore.Store, error) {
 		return sqlite.Open(filepath.Join(cfg.DataDir, "docs.db"), sqlite.Options{})
 	}
 	if !strings.HasPrefix(cfg.DocStore, "postgres://") && !strings.HasPrefix(cfg.DocStore, "postgresql://") {
-		return nil, fmt.Errorf("sluice: document store %q: give a PostgreSQL URL (postgres://user@host:5432/database), or nothing for SQLite under the data directory", redactURL(cfg.DocStore))
+		// Not echoed: a keyword/value string (password=…) or a URL of
+		// another kind may hold a password no redaction knows of.
+		return nil, errors.New("sluice: document store: give a PostgreSQL URL (postgres://user@host:5432/database), or nothing for SQLite under the data directory")
 	}
 	s, err := postgres.Open(ctx, cfg.DocStore, postgres.Options{})
 	if err != nil {
-		return nil, fmt.Errorf("sluice: document store at %s: %w", redactURL(cfg.DocStore), err)
+		return nil, fmt.Errorf("sluice: document store at %s: %w", docStoreName(cfg.DocStore), err)
 	}
 	return s, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,6 +29,17 @@ const (
 // usesDataDir reports whether this instance keeps files in its data
 // directory: the embedded engine's store or the SQLite document store.
 func (c *Config) usesDataDir() bool { return c.NATSURL == "" || c.DocStore == "" }
+
+// docStoreName names a PostgreSQL document store in messages by its host
+// and database only: its user info and parameters, where passwords go
+// (password=, sslpassword=), are left out.
+func docStoreName(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.Host == "" {
+		return "(an unparsable PostgreSQL URL)"
+	}
+	return u.Scheme + "://" + u.Host + u.Path
+}
 
 // lockDataDir makes this process the data directory's only user.
 func (a *App) lockDataDir() error {
@@ -140,6 +152,23 @@ func (a *App) bootstrapAdminKey(ctx context.Context) error {
 		a.log.Info("a new admin API key was written to the admin key file; keep it secret", "file", path, "key_id", key.ID)
 	}
 	return nil
+}
+
+// validateLimits checks the HTTP server's limits.
+func (c *Config) validateLimits() error {
+	var errs []error
+	for _, l := range []struct {
+		name string
+		d    time.Duration
+	}{{"HTTPReadTimeout", c.HTTPReadTimeout}, {"HTTPWriteTimeout", c.HTTPWriteTimeout}, {"HTTPIdleTimeout", c.HTTPIdleTimeout}} {
+		if l.d < 0 {
+			errs = append(errs, fmt.Errorf("sluice: %s is %s: give a positive duration, or 0 for the default", l.name, l.d))
+		}
+	}
+	if c.MaxConnections < 0 {
+		errs = append(errs, fmt.Errorf("sluice: MaxConnections is %d: give a positive number, or 0 for the default %d", c.MaxConnections, DefaultMaxConnections))
+	}
+	return errors.Join(errs...)
 }
 
 // tlsConfig loads the HTTP server's certificate, or returns nil without

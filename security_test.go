@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -440,4 +441,13 @@ func TestDataDirectoryHasOneOwner(t *testing.T) {
 	third := sluice.New(sluice.Config{DataDir: dir, Logger: quiet(), InstanceID: "third"})
 	require.NoError(t, third.Start(ctx))
 	require.NoError(t, third.Stop(ctx))
+}
+
+// TestHTTPLimitsAreChecked: negative limits are refused at start.
+func TestHTTPLimitsAreChecked(t *testing.T) {
+	t.Parallel()
+	err := sluice.New(sluice.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Logger: quiet(),
+		MaxConnections: -1, HTTPReadTimeout: -time.Second}).Start(context.Background())
+	require.ErrorContains(t, err, "MaxConnections is -1")
+	require.ErrorContains(t, err, "HTTPReadTimeout is -1s")
 }

@@ -106,7 +106,7 @@ func RunHub(ctx context.Context, o HubOptions, report func(Result)) error {
 		if eng.Embedded() {
 			r.Note = "embedded engine"
 		} else {
-			r.Note = "external engine " + o.NATSURL
+			r.Note = "external engine " + engine.RedactURL(o.NATSURL)
 		}
 		r.PeakRSSMiB = PeakRSSMiB()
 		report(r)

@@ -92,7 +92,7 @@ func RunQueue(ctx context.Context, o QueueOptions, report func(Result)) error {
 		r.Workload, r.Case, r.Sync = "queue", c, o.Sync
 		engineNote := "embedded engine"
 		if !eng.Embedded() {
-			engineNote = "external engine " + o.NATSURL
+			engineNote = "external engine " + engine.RedactURL(o.NATSURL)
 		}
 		r.Note = strings.TrimSuffix(fmt.Sprintf("%s; %d workers; sends of %d; %s", engineNote, workers, o.Batch, r.Note), "; ")
 		r.PeakRSSMiB = PeakRSSMiB()

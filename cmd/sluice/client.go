@@ -99,6 +99,9 @@ func (c *client) do(method, path string, query url.Values, contentType string, b
 		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := c.http.Do(req)
+	if errors.As(err, new(x509.UnknownAuthorityError)) {
+		return nil, fmt.Errorf("cannot trust sluice at %s: %v\n(give the CA that signed its certificate with --cacert or SLUICE_CACERT)", c.base, errors.Unwrap(err))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach sluice at %s: %v\n(is 'sluice dev' or 'sluice serve' running? point --server or SLUICE_SERVER at it)", c.base, errors.Unwrap(err))
 	}

@@ -29,6 +29,8 @@ type instanceFlags struct {
 	natsUser, natsPassword, natsToken string
 	natsTLSCert, natsTLSKey, natsCA   string
 	insecure                          bool
+	// limits of the HTTP server; zero means the defaults of sluice.Config
+	httpReadTimeout, httpWriteTimeout, httpIdleTimeout time.Duration
 }
 
 func addInstanceFlags(fs *flag.FlagSet, dataDir string) *instanceFlags {
@@ -54,6 +56,9 @@ func addInstanceFlags(fs *flag.FlagSet, dataDir string) *instanceFlags {
 	fs.StringVar(&f.natsTLSCert, "nats-tls-cert", os.Getenv("SLUICE_NATS_TLS_CERT"), "PEM certificate of the embedded NATS listener (then TLS only), or the client certificate for --nats-url (env SLUICE_NATS_TLS_CERT)")
 	fs.StringVar(&f.natsTLSKey, "nats-tls-key", os.Getenv("SLUICE_NATS_TLS_KEY"), "PEM private key of --nats-tls-cert (env SLUICE_NATS_TLS_KEY)")
 	fs.StringVar(&f.natsCA, "nats-ca", os.Getenv("SLUICE_NATS_CA"), "PEM CA that verifies the NATS server of --nats-url, or the client certificates the embedded listener then requires (env SLUICE_NATS_CA)")
+	fs.DurationVar(&f.httpReadTimeout, "http-read-timeout", 0, "the longest reading one HTTP request may take, body included; a slower client is disconnected (default "+sluice.DefaultHTTPReadTimeout.String()+")")
+	fs.DurationVar(&f.httpWriteTimeout, "http-write-timeout", 0, "the longest writing one HTTP answer may take (default "+sluice.DefaultHTTPWriteTimeout.String()+")")
+	fs.DurationVar(&f.httpIdleTimeout, "http-idle-timeout", 0, "how long an idle keep-alive HTTP connection stays open (default "+sluice.DefaultHTTPIdleTimeout.String()+")")
 	fs.BoolVar(&f.insecure, "insecure", false, "let the HTTP API and the NATS listener accept connections beyond loopback without keys, credentials or TLS; for throwaway setups only (every start warns)")
 	return f
 }
@@ -94,6 +99,14 @@ func (f *instanceFlags) config() (sluice.Config, error) {
 	if f.sync != sluice.SyncAlways && f.sync != sluice.SyncInterval {
 		return sluice.Config{}, usagef("--sync %q: use always or interval", f.sync)
 	}
+	for _, l := range []struct {
+		flag string
+		d    time.Duration
+	}{{"--http-read-timeout", f.httpReadTimeout}, {"--http-write-timeout", f.httpWriteTimeout}, {"--http-idle-timeout", f.httpIdleTimeout}} {
+		if l.d < 0 {
+			return sluice.Config{}, usagef("%s %s: give a positive duration, or 0 for the default", l.flag, l.d)
+		}
+	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	return sluice.Config{
 		DataDir: f.dataDir, NATSURL: f.natsURL, NATSListen: f.natsListen, HTTPAddr: f.http, DocStore: f.docStore,
@@ -102,6 +115,7 @@ func (f *instanceFlags) config() (sluice.Config, error) {
 		PublicHosts: f.publicHosts.vals, AdminKeyFile: f.adminKeyFile, Insecure: f.insecure, TLSCert: f.tlsCert, TLSKey: f.tlsKey,
 		NATSUser: f.natsUser, NATSPassword: f.natsPassword, NATSToken: f.natsToken,
 		NATSTLSCert: f.natsTLSCert, NATSTLSKey: f.natsTLSKey, NATSCA: f.natsCA,
+		HTTPReadTimeout: f.httpReadTimeout, HTTPWriteTimeout: f.httpWriteTimeout, HTTPIdleTimeout: f.httpIdleTimeout,
 	}, nil
 }
 
