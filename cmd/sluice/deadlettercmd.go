@@ -153,7 +153,7 @@ Show one dead letter: its record and body.
 
 func deadLettersAct(verb string, args []string) error {
 	what := map[string]string{
-		"redrive": "Send dead letters back to their hub or queue, with their body and\nproperties and a sluice.redrive property counting redrives, and remove them.\nAn input redriven to a hub is a new event there, seen by every consumer group.",
+		"redrive": "Send dead letters back to their hub or queue, with their body and\nproperties and a sluice.redrive property counting redrives, and remove them.\nAn input redriven to a hub is a new event there, seen by every consumer group.\nEvery letter of a request (up to 500) is checked first: if one cannot be\nredriven (its hub or queue is gone, say), none is, and the error names it.",
 		"purge":   "Remove dead letters for good.",
 	}[verb]
 	fs := flagSet("deadletters "+verb, "sluice deadletters "+verb+" [QUEUE ID...] [flags]", "\n"+what+`

@@ -53,7 +53,7 @@ func TestDeadLetterCommands(t *testing.T) {
 	require.Contains(t, errOut, "give the IDs")
 	code, _, errOut = run("deadletters", "show", "jobs-poison", "999")
 	require.Equal(t, 1, code)
-	require.Contains(t, errOut, "dead letter 999")
+	require.Contains(t, errOut, "dead letter jobs-poison/999 not found")
 
 	require.Contains(t, ok("deadletters", "redrive", "jobs-poison", id), "redrove 1 dead letters")
 	require.Contains(t, ok("queue", "peek", "jobs"), "job 1")

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -431,22 +432,30 @@ Move a consumer group's checkpoints so that its function processes events
 again (or skips ahead). The group pauses while its checkpoints move, then
 resumes from the new position, in order.
 
+A sequence is at most one past the partition's last event ('sluice hub
+describe' shows it), which processes only events published from then on.
+The group must have checkpointed before (or be $Default): a name that is
+not one of the hub's groups is refused, unless --create starts it at the
+target.
+
 Examples:
   sluice hub replay telemetry --time 2026-11-21T08:00:00Z
   sluice hub replay telemetry --group audit --earliest
-  sluice hub replay telemetry --sequence 0=131072 --sequence 3=65536`)
+  sluice hub replay telemetry --sequence 0=131072 --sequence 3=65536
+  sluice hub replay telemetry --group new-reader --time 1h --create`)
 	c := clientFlags(fs)
 	group := fs.String("group", hub.DefaultGroup, "consumer group")
 	earliest := fs.Bool("earliest", false, "replay everything still stored")
 	at := fs.String("time", "", "replay events enqueued at or after this RFC 3339 time (or a duration ago, e.g. 15m)")
 	grace := fs.Duration("grace", 2*time.Second, "time for in-flight batches to finish before checkpoints move")
+	create := fs.Bool("create", false, "start the group at the target if it has no checkpoint yet")
 	var seqs multiFlag
 	fs.Var(&seqs, "sequence", "PARTITION=SEQUENCE: the first event to process again in that partition (repeatable)")
 	name, err := parseName(fs, args, "hub")
 	if err != nil {
 		return err
 	}
-	req := gateway.ReplayRequest{Earliest: *earliest, Grace: grace.String()}
+	req := gateway.ReplayRequest{Earliest: *earliest, Grace: grace.String(), Create: *create}
 	if *at != "" {
 		if d, err := time.ParseDuration(*at); err == nil {
 			req.Time = time.Now().Add(-d).UTC().Format(time.RFC3339Nano)
@@ -467,6 +476,11 @@ Examples:
 	}
 	var out struct{ Partitions []hub.ReplayResult }
 	raw, err := c.do("POST", "/api/v1/hubs/"+url.PathEscape(name)+"/groups/"+url.PathEscape(*group)+"/replay", nil, "application/json", jsonBody(req), &out)
+	if aerr, ok := errors.AsType[*apiError](err); ok && aerr.Status == http.StatusNotFound && !*create {
+		// The server's hint names the API's "create" member: name the flag.
+		aerr.Msg = strings.Replace(aerr.Msg, `send "create": true`, "give --create", 1)
+		aerr.Msg = strings.Replace(aerr.Msg, " (sluice hub replay --create)", "", 1)
+	}
 	if err != nil {
 		return err
 	}

@@ -55,3 +55,43 @@ func TestHubSendMessageID(t *testing.T) {
 		require.Contains(t, errOut, tc.msg)
 	}
 }
+
+// TestHubReplayErrors: the server's refusals are printed as they are, with
+// the CLI's flag where the API's member is named.
+func TestHubReplayErrors(t *testing.T) {
+	srv := startInstance(t)
+	run := func(args ...string) (int, string, string) {
+		t.Helper()
+		return sluiceCmd(t, append(append([]string{"hub"}, args...), "--server", srv)...)
+	}
+	code, _, errOut := run("create", "events", "--partitions", "1")
+	require.Equal(t, 0, code, errOut)
+	code, _, errOut = run("send", "events", "1", "2")
+	require.Equal(t, 0, code, errOut)
+
+	for _, tc := range []struct {
+		args []string
+		msg  []string
+	}{
+		{[]string{"replay", "events", "--group", "audit", "--earliest", "--grace", "0s"},
+			[]string{"consumer group audit of hub events not found", "it has none yet", "give --create"}},
+		{[]string{"replay", "events", "--sequence", "0=1099511627776", "--grace", "0s"},
+			[]string{"replay sequence 1099511627776 for partition 0", "past the partition's last event"}},
+		{[]string{"replay", "events", "--time", "1969-07-20T20:17:00Z", "--grace", "0s"},
+			[]string{`time "1969-07-20T20:17:00Z" is before 1970`}},
+		{[]string{"lag", "events", "--group", "audit"}, []string{"consumer group audit of hub events not found"}},
+	} {
+		code, _, errOut := run(tc.args...)
+		require.Equal(t, 1, code, "sluice hub %v", tc.args)
+		for _, m := range tc.msg {
+			require.Contains(t, errOut, m, "sluice hub %v", tc.args)
+		}
+		require.NotContains(t, errOut, `"create": true`)
+	}
+	code, out, errOut := run("replay", "events", "--group", "audit", "--earliest", "--grace", "0s", "--create")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "consumer group audit of hub events moved")
+	code, out, errOut = run("lag", "events", "--group", "audit")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "2 events behind")
+}

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -61,6 +62,26 @@ type Source struct {
 	ETag string `json:"etag,omitempty"`
 }
 
+// describe says where the input came from, for messages: "hub orders",
+// "queue orders", "document \"a\" of container devices".
+func (s Source) describe() string {
+	switch s.Kind {
+	case "hub":
+		return "hub " + s.Hub
+	case "queue":
+		return "queue " + s.Queue
+	case "container":
+		return fmt.Sprintf("document %q of container %s", s.DocumentID, s.Container)
+	case "blob":
+		return fmt.Sprintf("blob %q of container %s", s.Blob, s.Container)
+	case "timer":
+		return "a timer"
+	case "":
+		return "an unknown source"
+	}
+	return fmt.Sprintf("a source of unknown kind %q", s.Kind)
+}
+
 // Name is the hub, queue or container the input came from.
 func (s Source) Name() string {
 	switch s.Kind {
@@ -96,6 +117,87 @@ type Letter struct {
 
 	seq uint64
 }
+
+// Ref names a stored dead letter: its dead-letter queue and its ID there.
+type Ref struct {
+	Queue string `json:"queue"`
+	ID    uint64 `json:"id"`
+}
+
+func (r Ref) String() string { return r.Queue + "/" + strconv.FormatUint(r.ID, 10) }
+
+// Ref names the letter.
+func (l Letter) Ref() Ref { return Ref{Queue: l.DeadLetterQueue, ID: l.ID} }
+
+func refs(letters []Letter) []Ref {
+	out := make([]Ref, len(letters))
+	for i, l := range letters {
+		out[i] = l.Ref()
+	}
+	return out
+}
+
+// refList is refs for a message, shortened past a few dozen.
+func refList(rs []Ref) string {
+	const most = 20
+	parts := make([]string, 0, min(len(rs), most)+1)
+	for i, r := range rs {
+		if i == most {
+			parts = append(parts, fmt.Sprintf("and %d more", len(rs)-most))
+			break
+		}
+		parts = append(parts, r.String())
+	}
+	return strings.Join(parts, ", ")
+}
+
+// ErrNotFound: a dead letter named by its queue and ID does not exist: it
+// was redriven or purged already, or the ID is wrong.
+var ErrNotFound = errors.New("dead letter not found")
+
+// NotFoundError names the dead letters that were asked for and do not
+// exist. It is ErrNotFound, and queue.ErrNotFound.
+type NotFoundError struct{ Refs []Ref }
+
+func (e *NotFoundError) Error() string {
+	if len(e.Refs) == 1 {
+		return fmt.Sprintf("dead letter %s not found", e.Refs[0])
+	}
+	return fmt.Sprintf("dead letters %s not found", refList(e.Refs))
+}
+
+// Is makes a NotFoundError ErrNotFound and queue.ErrNotFound.
+func (e *NotFoundError) Is(target error) bool {
+	return target == ErrNotFound || target == queue.ErrNotFound
+}
+
+// RedriveError is returned when a redrive stopped partway, after every
+// letter was checked: a write failed (the engine stopped answering, say).
+// The letters in Redriven were sent back to their sources and removed;
+// those in NotRedriven were not, and are still dead letters. NotRemoved
+// were sent back but could not be removed: purge them, or they would be
+// redriven again.
+type RedriveError struct {
+	Redriven, NotRedriven, NotRemoved []Ref
+	Err                               error
+}
+
+func (e *RedriveError) Error() string {
+	sent := len(e.Redriven) + len(e.NotRemoved)
+	msg := fmt.Sprintf("redrive stopped after %d of %d dead letters: %v", sent, sent+len(e.NotRedriven), e.Err)
+	if len(e.Redriven) > 0 {
+		msg += "; redriven (sent back and removed): " + refList(e.Redriven)
+	}
+	if len(e.NotRemoved) > 0 {
+		msg += "; sent back but still kept, purge them: " + refList(e.NotRemoved)
+	}
+	if len(e.NotRedriven) > 0 {
+		msg += "; not redriven (still dead letters, redrive them again): " + refList(e.NotRedriven)
+	}
+	return msg
+}
+
+func (e *RedriveError) Unwrap() error { return e.Err }
 
 // record is what PropRecord holds: the letter without its payload.
 type record struct {
@@ -269,20 +371,47 @@ func (s *Store) List(ctx context.Context, f Filter, limit int) ([]Letter, error)
 	return out, err
 }
 
-// Get returns one letter.
+// Get returns one letter; a *NotFoundError if there is none.
 func (s *Store) Get(ctx context.Context, dlq string, id uint64) (Letter, error) {
-	var found *Letter
-	err := s.each(ctx, Filter{Queue: dlq, IDs: []uint64{id}}, func(l Letter) bool {
-		found = &l
-		return false
-	})
+	letters, err := s.selected(ctx, Filter{Queue: dlq, IDs: []uint64{id}})
 	if err != nil {
 		return Letter{}, err
 	}
-	if found == nil {
-		return Letter{}, fmt.Errorf("%w: dead letter %d in %s", queue.ErrNotFound, id, dlq)
+	return letters[0], nil
+}
+
+// selected returns every letter matching f, checking that each of f.IDs
+// names one (a *NotFoundError names those that do not).
+func (s *Store) selected(ctx context.Context, f Filter) ([]Letter, error) {
+	var letters []Letter
+	err := s.each(ctx, f, func(l Letter) bool {
+		letters = append(letters, l)
+		return true
+	})
+	if len(f.IDs) == 0 {
+		return letters, err
 	}
-	return *found, nil
+	if errors.Is(err, queue.ErrNotFound) {
+		// No such dead-letter queue: none of its letters exists.
+		letters, err = nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	found := make(map[uint64]bool, len(letters))
+	for _, l := range letters {
+		found[l.ID] = true
+	}
+	var missing []Ref
+	for _, id := range f.IDs {
+		if !found[id] && !slices.Contains(missing, Ref{f.Queue, id}) {
+			missing = append(missing, Ref{Queue: f.Queue, ID: id})
+		}
+	}
+	if len(missing) > 0 {
+		return nil, &NotFoundError{Refs: missing}
+	}
+	return letters, nil
 }
 
 // each calls fn with every letter matching f until fn returns false.
@@ -300,6 +429,9 @@ func (s *Store) each(ctx context.Context, f Filter, fn func(Letter) bool) error 
 		var after uint64
 		for {
 			page, err := s.Queues.PeekAfter(ctx, dlq, after, 500)
+			if errors.Is(err, queue.ErrNotFound) && f.Queue != "" {
+				return fmt.Errorf("dead-letter queue %s not found: no dead letter was kept there yet (%w)", dlq, err)
+			}
 			if err != nil {
 				return err
 			}
@@ -322,17 +454,29 @@ func (s *Store) each(ctx context.Context, f Filter, fn func(Letter) bool) error 
 // them from the dead letters. An input redriven to a hub is a new event
 // there, seen by every consumer group of the hub. It returns how many it
 // redrove; progress, if set, is called after each.
+//
+// Every letter is checked before any is sent: an ID that names no letter
+// is a *NotFoundError, and a letter that cannot be redriven (its source is
+// gone, it is too large for it, it is a timer's or a delete's) is
+// queue.ErrInvalid naming each; then nothing is sent. If a write fails
+// after that, the error is a *RedriveError saying which letters were
+// redriven and which not.
 func (s *Store) Redrive(ctx context.Context, f Filter, progress func(done int)) (int, error) {
-	letters, err := s.List(ctx, f, int(^uint(0)>>1))
+	letters, err := s.selected(ctx, f)
 	if err != nil {
+		return 0, err
+	}
+	if err := s.checkRedrive(ctx, letters); err != nil {
 		return 0, err
 	}
 	for i, l := range letters {
 		if err := s.send(ctx, l); err != nil {
-			return i, fmt.Errorf("dead letters: redrive %d of %s to %s %s: %w", l.ID, l.DeadLetterQueue, l.Source.Kind, l.Source.Name(), err)
+			return i, &RedriveError{Redriven: refs(letters[:i]), NotRedriven: refs(letters[i:]),
+				Err: fmt.Errorf("redrive %s to %s: %w", l.Ref(), l.Source.describe(), err)}
 		}
 		if err := s.Queues.DeleteMessage(ctx, l.DeadLetterQueue, l.seq); err != nil && !errors.Is(err, queue.ErrNotFound) {
-			return i + 1, fmt.Errorf("dead letters: remove redriven letter %d from %s: %w", l.ID, l.DeadLetterQueue, err)
+			return i + 1, &RedriveError{Redriven: refs(letters[:i]), NotRemoved: []Ref{l.Ref()}, NotRedriven: refs(letters[i+1:]),
+				Err: fmt.Errorf("remove redriven letter %s: %w", l.Ref(), err)}
 		}
 		if progress != nil {
 			progress(i + 1)
@@ -341,10 +485,146 @@ func (s *Store) Redrive(ctx context.Context, f Filter, progress func(done int)) 
 	return len(letters), nil
 }
 
-func (s *Store) send(ctx context.Context, l Letter) error {
+// checkRedrive checks that every letter can be sent back to its source,
+// and names those that cannot.
+func (s *Store) checkRedrive(ctx context.Context, letters []Letter) error {
+	c := redriveCheck{s: s, hubs: map[string]error{}, queues: map[string]queueCheck{}}
+	var problems []string
+	for _, l := range letters {
+		err := c.letter(ctx, l)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, queue.ErrInvalid) {
+			return err // not about the letter: the check itself failed
+		}
+		if len(problems) == 10 {
+			problems = append(problems, "and maybe more")
+			break
+		}
+		problems = append(problems, fmt.Sprintf("%s: %v", l.Ref(), strings.TrimPrefix(err.Error(), queue.ErrInvalid.Error()+": ")))
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: nothing was redriven: of the %d selected dead letters, these cannot be redriven (purge them, or select the others): %s",
+		queue.ErrInvalid, len(letters), strings.Join(problems, "; "))
+}
+
+// redriveCheck checks letters, looking each source up once.
+type redriveCheck struct {
+	s      *Store
+	hubs   map[string]error
+	queues map[string]queueCheck
+}
+
+type queueCheck struct {
+	info queue.Info
+	err  error
+}
+
+// letter checks one letter: nil, queue.ErrInvalid saying why it cannot be
+// redriven, or another error when the check could not be made.
+func (c *redriveCheck) letter(ctx context.Context, l Letter) error {
+	src := l.Source
+	props := redriveProperties(l)
+	switch src.Kind {
+	case "hub":
+		if c.s.Hubs == nil {
+			return fmt.Errorf("%w: this instance has no hubs", queue.ErrInvalid)
+		}
+		err, ok := c.hubs[src.Hub]
+		if !ok {
+			_, err = c.s.Hubs.Get(ctx, src.Hub)
+			c.hubs[src.Hub] = err
+		}
+		if errors.Is(err, hub.ErrNotFound) || errors.Is(err, hub.ErrInvalid) {
+			return fmt.Errorf("%w: hub %s no longer exists; create it again, or purge the letter", queue.ErrInvalid, src.Hub)
+		}
+		if err != nil {
+			return err
+		}
+		ev := hub.Event{Body: l.Body, Properties: props, PartitionKey: src.PartitionKey}
+		if n, limit := ev.Size(), c.s.Hubs.MaxEventBytes(); n > limit {
+			return fmt.Errorf("%w: it is %d bytes with its properties, over the limit of %d bytes of hub %s's events", queue.ErrInvalid, n, limit, src.Hub)
+		}
+		return nil
+	case "queue":
+		qc, ok := c.queues[src.Queue]
+		if !ok {
+			qc.info, qc.err = c.s.Queues.Get(ctx, src.Queue)
+			c.queues[src.Queue] = qc
+		}
+		if errors.Is(qc.err, queue.ErrNotFound) || errors.Is(qc.err, queue.ErrInvalid) {
+			return fmt.Errorf("%w: queue %s no longer exists; create it again, or purge the letter", queue.ErrInvalid, src.Queue)
+		}
+		if qc.err != nil {
+			return qc.err
+		}
+		m := queue.Outgoing{Body: l.Body, Properties: props}
+		if n := m.Size(); n-len(m.Body) > queue.MaxPropertiesBytes {
+			return fmt.Errorf("%w: its properties take %d bytes, over the limit of %d bytes", queue.ErrInvalid, n-len(m.Body), queue.MaxPropertiesBytes)
+		} else if n > qc.info.MaxMessageBytes {
+			return fmt.Errorf("%w: it is %d bytes with its properties, over the limit of %d bytes of queue %s", queue.ErrInvalid, n, qc.info.MaxMessageBytes, src.Queue)
+		}
+		return nil
+	case "container":
+		if c.s.Docs == nil {
+			return fmt.Errorf("%w: this instance has no document store", queue.ErrInvalid)
+		}
+		if src.Deleted {
+			return deleteNotRedrivable(src)
+		}
+		_, err := c.s.Docs.Read(ctx, src.Container, src.PartitionKey, src.DocumentID)
+		if errors.Is(err, docstore.ErrNotFound) || errors.Is(err, docstore.ErrInvalid) {
+			return documentGone(src)
+		}
+		return err
+	case "blob":
+		if c.s.Blobs == nil {
+			return fmt.Errorf("%w: this instance has no blob service", queue.ErrInvalid)
+		}
+		_, err := c.s.Blobs.Stat(ctx, src.Container, src.Blob)
+		if errors.Is(err, blob.ErrNotFound) || errors.Is(err, blob.ErrInvalid) {
+			return blobGone(src)
+		}
+		return err
+	}
+	return kindNotRedrivable(src)
+}
+
+// kindNotRedrivable is the error of a source of a kind that has nothing to
+// send again.
+func kindNotRedrivable(src Source) error {
+	if src.Kind == "timer" {
+		return fmt.Errorf("%w: a timer's occurrence has nothing to send again; purge the letter (the timer runs at its next occurrence)", queue.ErrInvalid)
+	}
+	return fmt.Errorf("%w: it comes from %s; it cannot be redriven, only purged", queue.ErrInvalid, src.describe())
+}
+
+func deleteNotRedrivable(src Source) error {
+	return fmt.Errorf("%w: the change was the delete of document %q (partition %q); a delete cannot be redriven, only purged", queue.ErrInvalid, src.DocumentID, src.PartitionKey)
+}
+
+func documentGone(src Source) error {
+	return fmt.Errorf("%w: document %q (partition %q) is no longer in container %s; its change cannot be redriven, only purged", queue.ErrInvalid, src.DocumentID, src.PartitionKey, src.Container)
+}
+
+func blobGone(src Source) error {
+	return fmt.Errorf("%w: blob %q is no longer in container %s; it cannot be redriven, only purged", queue.ErrInvalid, src.Blob, src.Container)
+}
+
+// redriveProperties are a letter's properties as redriven: with the
+// redrive counted.
+func redriveProperties(l Letter) map[string]string {
 	props := make(map[string]string, len(l.Properties)+1)
 	maps.Copy(props, l.Properties)
 	props[PropRedrive] = strconv.Itoa(l.Redriven + 1)
+	return props
+}
+
+func (s *Store) send(ctx context.Context, l Letter) error {
+	props := redriveProperties(l)
 	switch l.Source.Kind {
 	case "hub":
 		_, err := s.Hubs.Publish(ctx, l.Source.Hub, []hub.Event{{Body: l.Body, Properties: props, PartitionKey: l.Source.PartitionKey}})
@@ -356,10 +636,8 @@ func (s *Store) send(ctx context.Context, l Letter) error {
 		return s.touch(ctx, l.Source)
 	case "blob":
 		return s.rewriteBlob(ctx, l.Source)
-	case "timer":
-		return fmt.Errorf("%w: a timer's occurrence has nothing to send again; purge the letter (the timer runs at its next occurrence)", queue.ErrInvalid)
 	}
-	return fmt.Errorf("%w: the letter's source is unknown (%q); it cannot be redriven, only purged", queue.ErrInvalid, l.Source.Kind)
+	return kindNotRedrivable(l.Source)
 }
 
 // touch redrives a change of a container's feed: it writes the document
@@ -371,11 +649,11 @@ func (s *Store) touch(ctx context.Context, src Source) error {
 		return fmt.Errorf("%w: this instance has no document store", queue.ErrInvalid)
 	}
 	if src.Deleted {
-		return fmt.Errorf("%w: the change was the delete of document %q (partition %q); a delete cannot be redriven, only purged", queue.ErrInvalid, src.DocumentID, src.PartitionKey)
+		return deleteNotRedrivable(src)
 	}
 	_, err := s.Docs.Patch(ctx, src.Container, src.PartitionKey, src.DocumentID, nil, "")
 	if errors.Is(err, docstore.ErrNotFound) {
-		return fmt.Errorf("%w: document %q (partition %q) is no longer in container %s; its change cannot be redriven, only purged", queue.ErrInvalid, src.DocumentID, src.PartitionKey, src.Container)
+		return documentGone(src)
 	}
 	return err
 }
@@ -389,7 +667,7 @@ func (s *Store) rewriteBlob(ctx context.Context, src Source) error {
 	}
 	rc, info, err := s.Blobs.Get(ctx, src.Container, src.Blob)
 	if errors.Is(err, blob.ErrNotFound) {
-		return fmt.Errorf("%w: blob %q is no longer in container %s; it cannot be redriven, only purged", queue.ErrInvalid, src.Blob, src.Container)
+		return blobGone(src)
 	}
 	if err != nil {
 		return err
@@ -399,9 +677,10 @@ func (s *Store) rewriteBlob(ctx context.Context, src Source) error {
 	return err
 }
 
-// Purge removes the letters matching f and returns how many.
+// Purge removes the letters matching f and returns how many. An ID that
+// names no letter is a *NotFoundError, and nothing is purged.
 func (s *Store) Purge(ctx context.Context, f Filter) (int, error) {
-	letters, err := s.List(ctx, f, int(^uint(0)>>1))
+	letters, err := s.selected(ctx, f)
 	if err != nil {
 		return 0, err
 	}

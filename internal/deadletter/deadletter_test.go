@@ -3,6 +3,7 @@ package deadletter_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -188,4 +189,89 @@ func TestContainerLettersRedriveByRewritingTheDocument(t *testing.T) {
 	left, err := s.List(bg, deadletter.Filter{Source: "devices"}, 10)
 	require.NoError(t, err)
 	require.Len(t, left, 2, "letters that could not be redriven are kept")
+}
+
+// TestRedriveChecksEveryLetterFirst: a redrive whose selection holds a
+// letter that cannot be redriven, or names an ID that does not exist,
+// sends nothing; the error names each.
+func TestRedriveChecksEveryLetterFirst(t *testing.T) {
+	t.Parallel()
+	s, hubs, q := setup(t)
+	_, err := hubs.Create(bg, hub.Config{Name: "in", Partitions: 1})
+	require.NoError(t, err)
+	_, err = q.Create(bg, queue.Config{Name: "small", MaxMessageBytes: 1024})
+	require.NoError(t, err)
+	big := letter("f", "in", "big", 1)
+	big.Source = deadletter.Source{Kind: "queue", Queue: "small"}
+	big.Body = make([]byte, 2000)
+	unknown := letter("f", "in", "u", 1)
+	unknown.Source = deadletter.Source{}
+	require.NoError(t, s.Put(bg, []deadletter.Letter{letter("f", "in", "ok", 1), letter("f", "gone", "lost", 2), big, unknown}))
+	all, err := s.List(bg, deadletter.Filter{}, 10)
+	require.NoError(t, err)
+	require.Len(t, all, 4)
+	ref := func(i int) string { return fmt.Sprintf("%s/%d", deadletter.Queue, all[i].ID) }
+
+	_, err = s.Redrive(bg, deadletter.Filter{Function: "f"}, nil)
+	require.ErrorIs(t, err, queue.ErrInvalid)
+	require.ErrorContains(t, err, "nothing was redriven")
+	require.ErrorContains(t, err, ref(1)+": hub gone no longer exists")
+	require.ErrorContains(t, err, ref(2)+": it is 2032 bytes with its properties, over the limit of 1024 bytes of queue small")
+	require.ErrorContains(t, err, ref(3)+": it comes from an unknown source")
+	require.NotContains(t, err.Error(), ref(0)+":")
+
+	_, err = s.Redrive(bg, deadletter.Filter{Queue: deadletter.Queue, IDs: []uint64{all[0].ID, 999998, 999999}}, nil)
+	require.ErrorIs(t, err, deadletter.ErrNotFound)
+	require.ErrorIs(t, err, queue.ErrNotFound)
+	require.EqualError(t, err, fmt.Sprintf("dead letters %s/999998, %s/999999 not found", deadletter.Queue, deadletter.Queue))
+	_, err = s.Get(bg, "orders-poison", 5)
+	require.EqualError(t, err, "dead letter orders-poison/5 not found")
+	_, err = s.Purge(bg, deadletter.Filter{Queue: deadletter.Queue, IDs: []uint64{all[0].ID, 999999}})
+	require.ErrorIs(t, err, deadletter.ErrNotFound)
+
+	// Nothing was sent or removed.
+	st, err := q.Stats(bg, "small")
+	require.NoError(t, err)
+	require.Zero(t, st.Depth)
+	_, parts, err := hubs.Describe(bg, "in")
+	require.NoError(t, err)
+	require.Zero(t, parts[0].Records)
+	left, err := s.List(bg, deadletter.Filter{}, 10)
+	require.NoError(t, err)
+	require.Len(t, left, 4)
+}
+
+// TestRedriveSaysWhatWasRedriven: when a write fails after the checks,
+// the error says which letters were redriven and which not.
+func TestRedriveSaysWhatWasRedriven(t *testing.T) {
+	t.Parallel()
+	s, hubs, _ := setup(t)
+	for _, name := range []string{"a", "b"} {
+		_, err := hubs.Create(bg, hub.Config{Name: name, Partitions: 1})
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Put(bg, []deadletter.Letter{letter("f", "a", "1", 1), letter("f", "b", "2", 2), letter("f", "a", "3", 3)}))
+	all, err := s.List(bg, deadletter.Filter{}, 10)
+	require.NoError(t, err)
+	require.Len(t, all, 3)
+
+	// Hub b goes away after the first letter is redriven.
+	n, err := s.Redrive(bg, deadletter.Filter{Function: "f"}, func(done int) {
+		if done == 1 {
+			require.NoError(t, hubs.Delete(bg, "b"))
+		}
+	})
+	require.Equal(t, 1, n)
+	var rerr *deadletter.RedriveError
+	require.ErrorAs(t, err, &rerr)
+	require.Equal(t, []deadletter.Ref{all[0].Ref()}, rerr.Redriven)
+	require.Equal(t, []deadletter.Ref{all[1].Ref(), all[2].Ref()}, rerr.NotRedriven)
+	require.ErrorIs(t, err, hub.ErrNotFound)
+	require.ErrorContains(t, err, "redrive stopped after 1 of 3 dead letters")
+	require.ErrorContains(t, err, fmt.Sprintf("redrive %s to hub b", all[1].Ref()))
+	require.ErrorContains(t, err, "redriven (sent back and removed): "+all[0].Ref().String())
+	require.ErrorContains(t, err, fmt.Sprintf("not redriven (still dead letters, redrive them again): %s, %s", all[1].Ref(), all[2].Ref()))
+	left, err := s.List(bg, deadletter.Filter{}, 10)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{all[1].ID, all[2].ID}, []uint64{left[0].ID, left[1].ID})
 }

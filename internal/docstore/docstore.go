@@ -38,7 +38,26 @@ var (
 	ErrInvalid = errors.New("invalid")
 	// ErrTooLarge: a document is bigger than the maximum document size.
 	ErrTooLarge = errors.New("document too large")
+	// ErrUnavailable: the backend did not answer: its database is closed,
+	// unreachable, refusing connections, or busy past its timeout. Nothing
+	// is wrong with the request: retry it later. Backends mark such errors
+	// with Unavailable.
+	ErrUnavailable = errors.New("document store unavailable")
 )
+
+// Unavailable marks err as ErrUnavailable, its text unchanged.
+func Unavailable(err error) error {
+	if err == nil || errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	return &unavailableError{err}
+}
+
+type unavailableError struct{ err error }
+
+func (e *unavailableError) Error() string        { return e.err.Error() }
+func (e *unavailableError) Unwrap() error        { return e.err }
+func (e *unavailableError) Is(target error) bool { return target == ErrUnavailable }
 
 // DefaultMaxDocumentBytes bounds a document's JSON.
 const DefaultMaxDocumentBytes = 2 << 20
@@ -127,13 +146,19 @@ type Prepared struct {
 
 // Prepare checks a document for container c: a JSON object of at most
 // maxBytes with a string "id" and a partition key at c's path (a string,
-// number or boolean). System fields in it are ignored.
+// number or boolean), nested at most MaxDepth levels, without an object
+// that names a member twice (*DepthError, *DuplicateMemberError). System
+// fields in it are ignored.
 func Prepare(c Container, doc []byte, maxBytes int) (Prepared, error) {
 	if len(doc) > maxBytes {
 		return Prepared{}, fmt.Errorf("%w: the document is %d bytes, the limit is %d bytes", ErrTooLarge, len(doc), maxBytes)
 	}
 	path, _ := ParsePath(c.PartitionKeyPath)
 	if p, ok := prepareFast(path, doc); ok {
+		// The fast path read valid JSON: its shape is what is left to check.
+		if err := CheckShape(doc, "document", MaxDepth); err != nil {
+			return Prepared{}, err
+		}
 		return p, nil
 	}
 	return prepareDecoded(c, doc)
@@ -145,10 +170,18 @@ func Prepare(c Container, doc []byte, maxBytes int) (Prepared, error) {
 func prepareDecoded(c Container, doc []byte) (Prepared, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(doc, &fields); err != nil || fields == nil {
+		if derr, ok := errors.AsType[*DepthError](CheckShape(doc, "document", MaxDepth)); ok {
+			return Prepared{}, derr // encoding/json stops at 10,000 levels
+		}
 		if _, ok := errors.AsType[*json.SyntaxError](err); ok && json.Valid(bytes.TrimSpace(firstValue(doc))) {
 			return Prepared{}, fmt.Errorf("%w document: more than one JSON value", ErrInvalid)
 		}
 		return Prepared{}, fmt.Errorf("%w document: not a JSON object (%v)", ErrInvalid, errText(err))
+	}
+	// Decoding took the last of duplicate members, and went as deep as
+	// the document does: check what it let through.
+	if err := CheckShape(doc, "document", MaxDepth); err != nil {
+		return Prepared{}, err
 	}
 	var id string
 	if raw, ok := fields["id"]; !ok || json.Unmarshal(raw, &id) != nil || id == "" {

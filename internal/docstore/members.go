@@ -221,8 +221,8 @@ func skipSpace(doc []byte, i int) int {
 }
 
 // maxScanDepth bounds the nesting the scanner follows; deeper documents go
-// to the decoding path.
-const maxScanDepth = 1000
+// to the decoding path, which refuses them.
+const maxScanDepth = MaxDepth
 
 // stringEnd is the index after the JSON string that starts at doc[i], and
 // whether it is a valid one.

@@ -31,6 +31,9 @@ var prepareSeeds = []string{
 	`{"id":"a","deviceId":"d","x":tru}`,
 	`{"id":"a","deviceId":"d","x":"\x"}`,
 	`{"id":"a","nested":{ "a" : "p" , "a":"q"}}`,
+	`{"id":"a","deviceId":"d","x":[{"k":1,"k":2}]}`,
+	`{"id":"a","deviceId":"d","x":{"k":1,"\u006b":2}}`,
+	`{"id":"a","deviceId":"d","x":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,
 }
 
 func TestPrepareRendersEveryField(t *testing.T) {
@@ -50,7 +53,7 @@ func TestPrepareRendersEveryField(t *testing.T) {
 // the document's own on the decoding path.
 func TestPrepareNestedKeyKeepsFields(t *testing.T) {
 	c := Container{Name: "c", PartitionKeyPath: "/site/id"}
-	doc := []byte(`{"id":"x","site":{"id":"s1","zone":2},"site":{"id":"s2","zone":3}}`) // a duplicate: decoded
+	doc := []byte(`{"id":"x","s\u0069te":{"id":"s2","zone":3}}`) // an escaped name: decoded
 	p, err := Prepare(c, doc, 1<<20)
 	if err != nil {
 		t.Fatal(err)
@@ -78,6 +81,13 @@ func FuzzPrepare(f *testing.F) {
 		fast, ok := prepareFast(path, doc)
 		slow, err := prepareDecoded(c, doc)
 		if !ok {
+			return
+		}
+		if serr := CheckShape(doc, "document", MaxDepth); serr != nil {
+			// Prepare refuses what the scanning path took: so must decoding.
+			if err == nil {
+				t.Fatalf("%q: the decoding path took a document whose shape is refused: %v", doc, serr)
+			}
 			return
 		}
 		if !json.Valid(doc) {

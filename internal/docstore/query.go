@@ -189,8 +189,21 @@ func (p Plan) Finish(docs []Document) Page {
 	return page
 }
 
+// Limits of a query: its text, and its terms (conditions, and values of
+// IN lists). A query past them is refused before it runs: each term is
+// evaluated against every document the query reads, so a query of 20,000
+// terms kept a core busy for minutes.
+const (
+	MaxQueryBytes = 64 << 10
+	MaxQueryTerms = 1000
+)
+
 // ParseQuery parses a query, substituting params for @names.
 func ParseQuery(text string, params map[string]any) (Query, error) {
+	if len(text) > MaxQueryBytes {
+		return Query{}, fmt.Errorf("%w query: it is %d bytes, over the limit of %d bytes (64 KiB): "+
+			"select fewer values, or pass long values as parameters", ErrInvalid, len(text), MaxQueryBytes)
+	}
 	toks, err := lex(text)
 	if err != nil {
 		return Query{}, fmt.Errorf("%w query: %w", ErrInvalid, err)
@@ -201,6 +214,49 @@ func ParseQuery(text string, params map[string]any) (Query, error) {
 		return Query{}, fmt.Errorf("%w query: %w", ErrInvalid, err)
 	}
 	return q, nil
+}
+
+// errTooManyTerms stops a parse at MaxQueryTerms terms.
+var errTooManyTerms = fmt.Errorf("it has more than %d terms (conditions, and values of IN lists), the limit: "+
+	"split it into several queries, or select by a field that several documents share", MaxQueryTerms)
+
+// term counts a term of the query being parsed.
+func (p *parser) term() error {
+	p.terms++
+	if p.terms > MaxQueryTerms {
+		return errTooManyTerms
+	}
+	return nil
+}
+
+// Operands returns the conditions that a chain of e's operator combines:
+// a AND b AND c is one chain of three, whichever way it is grouped.
+// Backends compile chains as balanced trees, so that the SQL's nesting
+// grows with the logarithm of a chain's length, not the length (SQLite
+// refuses expressions nested 1,000 deep).
+func Operands(e Logical) []Expr {
+	var out []Expr
+	var walk func(x Expr)
+	walk = func(x Expr) {
+		if l, ok := x.(Logical); ok && l.Op == e.Op {
+			walk(l.Left)
+			walk(l.Right)
+			return
+		}
+		out = append(out, x)
+	}
+	walk(e)
+	return out
+}
+
+// Balanced joins SQL conditions with op as a balanced tree of
+// parenthesized pairs, in order.
+func Balanced(op string, conds []string) string {
+	if len(conds) == 1 {
+		return conds[0]
+	}
+	mid := len(conds) / 2
+	return "(" + Balanced(op, conds[:mid]) + ") " + op + " (" + Balanced(op, conds[mid:]) + ")"
 }
 
 type token struct {
@@ -270,6 +326,7 @@ type parser struct {
 	params map[string]any
 	alias  string
 	depth  int
+	terms  int
 }
 
 func (p *parser) peek() token { return p.toks[p.i] }
@@ -387,17 +444,17 @@ func (p *parser) expr() (Expr, error) {
 	if p.depth > maxDepth {
 		return nil, fmt.Errorf("nested too deeply")
 	}
-	left, err := p.term()
+	left, err := p.conjunction()
 	for err == nil && p.keyword("OR") {
 		var right Expr
-		if right, err = p.term(); err == nil {
+		if right, err = p.conjunction(); err == nil {
 			left = Logical{"OR", left, right}
 		}
 	}
 	return left, err
 }
 
-func (p *parser) term() (Expr, error) {
+func (p *parser) conjunction() (Expr, error) {
 	left, err := p.factor()
 	for err == nil && p.keyword("AND") {
 		var right Expr
@@ -413,6 +470,9 @@ func (p *parser) factor() (Expr, error) {
 	defer func() { p.depth-- }()
 	if p.depth > maxDepth {
 		return nil, fmt.Errorf("nested too deeply")
+	}
+	if err := p.term(); err != nil {
+		return nil, err
 	}
 	if p.keyword("NOT") {
 		x, err := p.factor()
@@ -471,6 +531,9 @@ func (p *parser) factor() (Expr, error) {
 		}
 		var vals []any
 		for {
+			if err := p.term(); err != nil {
+				return nil, err
+			}
 			v, err := p.value()
 			if err != nil {
 				return nil, err

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/internal/blob"
 )
@@ -24,6 +26,15 @@ import (
 // case-insensitive); GET and HEAD answer with them, with the blob's ETag,
 // Content-Length, Last-Modified and X-Sluice-Digest (the object store's
 // SHA-256 digest).
+//
+// A blob is served as a download, never as a page of the API's origin:
+// GET and HEAD answer with X-Content-Type-Options: nosniff,
+// Content-Security-Policy: sandbox and Content-Disposition: attachment
+// with the last segment of its name as the file name. Only a request that
+// asks with ?inline=1 for a blob of a type browsers show without running
+// anything (inlineTypes) gets Content-Disposition: inline. So a blob stored
+// as text/html or image/svg+xml cannot run script with the rights of
+// whoever opens its URL.
 
 // Headers of the blob routes.
 const (
@@ -174,7 +185,7 @@ func (s *Server) putBlob(w http.ResponseWriter, r *http.Request) {
 	info, err := s.cfg.Blobs.Put(r.Context(), container, name, body, meta)
 	if err != nil {
 		if body.err != nil && !errors.Is(err, blob.ErrTooLarge) {
-			s.fail(w, r, invalidRequestf("cannot read the request body: %v (nothing was stored)", body.err))
+			s.fail(w, r, bodyError(body.err, s.cfg.Blobs.MaxBlobBytes(), "store a smaller blob (nothing was stored)"))
 			return
 		}
 		s.failBlob(w, r, container, name, err)
@@ -243,12 +254,18 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	inline, err := askedInline(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	rc, info, err := s.cfg.Blobs.Get(r.Context(), container, name)
 	if err != nil {
 		s.failBlob(w, r, container, name, err)
 		return
 	}
 	defer rc.Close()
+	setBlobSafety(w.Header(), info, inline)
 	if notModified(r, info.ETag) {
 		setBlobHeaders(w.Header(), info, false)
 		w.WriteHeader(http.StatusNotModified)
@@ -268,11 +285,17 @@ func (s *Server) headBlob(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	inline, err := askedInline(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	info, err := s.cfg.Blobs.Stat(r.Context(), container, name)
 	if err != nil {
 		s.failBlob(w, r, container, name, err)
 		return
 	}
+	setBlobSafety(w.Header(), info, inline)
 	if notModified(r, info.ETag) {
 		setBlobHeaders(w.Header(), info, false)
 		w.WriteHeader(http.StatusNotModified)
@@ -292,4 +315,98 @@ func (s *Server) deleteBlob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// inlineTypes are the media types a blob may be shown inline with: types
+// browsers render without running script. Anything else (text/html,
+// image/svg+xml, application/xhtml+xml, text/xml, unknown types) is always
+// an attachment.
+var inlineTypes = map[string]bool{
+	"image/png": true, "image/jpeg": true, "image/gif": true, "image/webp": true,
+	"text/plain": true, "application/json": true, "application/pdf": true,
+}
+
+// inlineSafe reports whether a blob of content type ct may be shown
+// inline.
+func inlineSafe(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return inlineTypes[mt] || strings.HasPrefix(mt, "audio/") || strings.HasPrefix(mt, "video/")
+}
+
+// askedInline reads the query parameter inline of a blob read.
+func askedInline(r *http.Request) (bool, error) {
+	q := r.URL.Query()
+	if !q.Has("inline") {
+		return false, nil
+	}
+	switch v := q.Get("inline"); v {
+	case "1", "true":
+		return true, nil
+	case "0", "false":
+		return false, nil
+	default:
+		return false, invalidRequestf("inline=%q: give inline=1 to show a blob of a safe type (such as image/png or text/plain) in the browser, or leave it out to download it", v)
+	}
+}
+
+// setBlobSafety sets the headers that keep a served blob from acting as a
+// page of the API's origin (see the comment at the top of this file).
+func setBlobSafety(h http.Header, info blob.Info, inline bool) {
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "sandbox")
+	disposition := "attachment"
+	if inline && inlineSafe(info.ContentType) {
+		disposition = "inline"
+	}
+	h.Set("Content-Disposition", contentDisposition(disposition, lastSegment(info.Name)))
+}
+
+// lastSegment is the last segment of a blob name, the file name a
+// download gets.
+func lastSegment(name string) string {
+	return name[strings.LastIndexByte(name, '/')+1:]
+}
+
+// contentDisposition is a Content-Disposition value for a file name
+// (RFC 6266): filename as a quoted string with only printable ASCII (other
+// characters become '_'), and when that is not the name itself, filename*
+// with the name in UTF-8, percent-encoded (RFC 8187).
+func contentDisposition(disposition, name string) string {
+	var fallback strings.Builder
+	exact := true
+	for _, c := range name {
+		switch {
+		case c == utf8.RuneError || c < 0x20 || c >= 0x7f:
+			fallback.WriteByte('_')
+			exact = false
+		case c == '"' || c == '\\':
+			fallback.WriteByte('\\')
+			fallback.WriteRune(c)
+		default:
+			fallback.WriteRune(c)
+		}
+	}
+	out := disposition + `; filename="` + fallback.String() + `"`
+	if !exact {
+		out += "; filename*=UTF-8''" + encodeRFC8187(name)
+	}
+	return out
+}
+
+// encodeRFC8187 percent-encodes s as an RFC 8187 value: every byte but
+// attr-char.
+func encodeRFC8187(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$&+-.^_`|~", c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "%%%02X", c)
+	}
+	return b.String()
 }

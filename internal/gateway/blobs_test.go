@@ -240,7 +240,7 @@ func TestBlobErrors(t *testing.T) {
 		{"PUT", "/api/v1/blobs/staging/m", []byte("x"), []string{"X-Sluice-Meta-A_B!", "x"}, 400, []string{`metadata name "a_b!"`}},
 		{"PUT", "/api/v1/blobs/staging/m", []byte("x"), []string{"X-Sluice-Meta-K", strings.Repeat("v", 9000)}, 400, []string{"more than 8192"}},
 		{"PUT", "/api/v1/blobs/staging/kept", make([]byte, maxBlobBytes+1), nil, 413, []string{"over the limit"}},
-		{"POST", "/api/v1/blobs/staging/a", []byte("x"), nil, 404, []string{"no such endpoint: POST"}},
+		{"POST", "/api/v1/blobs/staging/a", []byte("x"), nil, 405, []string{"method POST is not allowed", "use GET, HEAD, PUT, DELETE"}},
 	} {
 		requireError(t, f.do(t, c.method, c.path, c.body, c.header...), c.code, c.parts...)
 	}
@@ -260,4 +260,59 @@ func TestBlobErrors(t *testing.T) {
 	list, err := f.blobs.List(context.Background(), "staging", "")
 	require.NoError(t, err)
 	require.Equal(t, []blob.Info{kept}, list)
+}
+
+// TestBlobsServedAsDownloads: a blob is never a page of the API's origin.
+// One stored as HTML is a sandboxed attachment, even when asked inline;
+// only safe types are shown inline, and only when asked.
+func TestBlobsServedAsDownloads(t *testing.T) {
+	t.Parallel()
+	f := setupBlobs(t)
+	f.createContainer(t, "web")
+	page := []byte(`<script>fetch("/api/v1/keys", {method: "POST"})</script>`)
+	f.putBlob(t, "web/site/index.html", page, "Content-Type", "text/html; charset=utf-8")
+	f.putBlob(t, "web/pic.svg", []byte(`<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>`), "Content-Type", "image/svg+xml")
+	f.putBlob(t, "web/dir/photo.png", []byte("\x89PNG"), "Content-Type", "image/png")
+	f.putBlob(t, "web/notes.txt", []byte("hi"), "Content-Type", "Text/Plain; charset=utf-8")
+	f.putBlob(t, "web/clip", []byte("x"), "Content-Type", "video/mp4")
+	f.putBlob(t, "web/odd", []byte("x"), "Content-Type", "application/x-unknown")
+	f.putBlob(t, `web/dir/r%C3%A9sum%C3%A9%20%22final%22.pdf`, []byte("%PDF"), "Content-Type", "application/pdf")
+	f.putBlob(t, `web/a%5Cb%3B.txt`, []byte("x"), "Content-Type", "text/plain")
+
+	for _, c := range []struct {
+		path, disposition string
+	}{
+		{"site/index.html", `attachment; filename="index.html"`},
+		{"site/index.html?inline=1", `attachment; filename="index.html"`},
+		{"pic.svg?inline=1", `attachment; filename="pic.svg"`},
+		{"odd?inline=1", `attachment; filename="odd"`},
+		{"dir/photo.png", `attachment; filename="photo.png"`},
+		{"dir/photo.png?inline=0", `attachment; filename="photo.png"`},
+		{"dir/photo.png?inline=1", `inline; filename="photo.png"`},
+		{"notes.txt?inline=true", `inline; filename="notes.txt"`},
+		{"clip?inline=1", `inline; filename="clip"`},
+		{"dir/r%C3%A9sum%C3%A9%20%22final%22.pdf?inline=1",
+			`inline; filename="r_sum_ \"final\".pdf"; filename*=UTF-8''r%C3%A9sum%C3%A9%20%22final%22.pdf`},
+		{"a%5Cb%3B.txt", `attachment; filename="a\\b;.txt"`},
+	} {
+		for _, method := range []string{"GET", "HEAD"} {
+			r := f.do(t, method, "/api/v1/blobs/web/"+c.path, nil)
+			require.Equal(t, http.StatusOK, r.Code, "%s %s: %s", method, c.path, r.Body)
+			require.Equal(t, "nosniff", r.Header.Get("X-Content-Type-Options"), "%s %s", method, c.path)
+			require.Equal(t, "sandbox", r.Header.Get("Content-Security-Policy"), "%s %s", method, c.path)
+			require.Equal(t, c.disposition, r.Header.Get("Content-Disposition"), "%s %s", method, c.path)
+		}
+	}
+	// The stored type is answered as it is: the headers make it safe.
+	r := f.do(t, "GET", "/api/v1/blobs/web/site/index.html", nil)
+	require.Equal(t, "text/html; charset=utf-8", r.Header.Get("Content-Type"))
+	require.Equal(t, page, r.Body)
+
+	// A 304 has them too; a bad inline value is refused.
+	info, err := f.blobs.Stat(context.Background(), "web", "site/index.html")
+	require.NoError(t, err)
+	r = f.do(t, "GET", "/api/v1/blobs/web/site/index.html", nil, "If-None-Match", `"`+info.ETag+`"`)
+	require.Equal(t, http.StatusNotModified, r.Code)
+	require.Equal(t, "sandbox", r.Header.Get("Content-Security-Policy"))
+	requireError(t, f.do(t, "GET", "/api/v1/blobs/web/dir/photo.png?inline=yes", nil), http.StatusBadRequest, `inline="yes"`, "inline=1")
 }

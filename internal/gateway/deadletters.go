@@ -129,18 +129,52 @@ func (s *Server) selectDeadLetters(w http.ResponseWriter, r *http.Request) (dead
 	return f, true
 }
 
+// RedriveStoppedJSON answers a redrive that stopped partway (a write
+// failed after every letter was checked): the error, and which letters
+// were redriven and which not.
+type RedriveStoppedJSON struct {
+	Error string `json:"error"`
+	// Redriven were sent back to their sources and removed.
+	Redriven []deadletter.Ref `json:"redriven"`
+	// NotRedriven are still dead letters.
+	NotRedriven []deadletter.Ref `json:"not_redriven"`
+	// NotRemoved were sent back but are still kept: purge them.
+	NotRemoved []deadletter.Ref `json:"not_removed,omitempty"`
+}
+
+// redrive sends dead letters back: every selected letter is checked
+// first, and if one cannot be redriven nothing is (see
+// deadletter.Store.Redrive).
 func (s *Server) redrive(w http.ResponseWriter, r *http.Request) {
 	f, ok := s.selectDeadLetters(w, r)
 	if !ok {
 		return
 	}
 	n, err := s.deadLetterStore().Redrive(r.Context(), f, nil)
-	if err != nil {
+	if rerr, ok := errors.AsType[*deadletter.RedriveError](err); ok {
 		s.log.Warn("redrive stopped", "redriven", n, "err", err)
+		code := http.StatusInternalServerError
+		if unavailable(r, err) {
+			code = http.StatusServiceUnavailable
+			w.Header().Set("Retry-After", retryAfter)
+		}
+		writeJSON(w, code, RedriveStoppedJSON{Error: err.Error(), Redriven: nonNil(rerr.Redriven),
+			NotRedriven: nonNil(rerr.NotRedriven), NotRemoved: rerr.NotRemoved})
+		return
+	}
+	if err != nil {
 		s.failDeadLetters(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"redriven": n})
+}
+
+// nonNil is refs, or an empty list (JSON [], not null).
+func nonNil(refs []deadletter.Ref) []deadletter.Ref {
+	if refs == nil {
+		return []deadletter.Ref{}
+	}
+	return refs
 }
 
 func (s *Server) purgeDeadLetters(w http.ResponseWriter, r *http.Request) {

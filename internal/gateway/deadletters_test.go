@@ -80,8 +80,16 @@ func TestDeadLetterRouteErrors(t *testing.T) {
 		{"bad limit", "GET", "/api/v1/deadletters?limit=0", "", 400, []string{"limit"}},
 		{"not a dead-letter queue", "GET", "/api/v1/deadletters?queue=orders", "", 400, []string{"dead letters are in"}},
 		{"bad id", "GET", "/api/v1/deadletters/orders-poison/x", "", 400, []string{"want a number"}},
-		{"unknown id", "GET", "/api/v1/deadletters/orders-poison/999", "", 404, []string{"dead letter 999"}},
-		{"unknown dead-letter queue", "GET", "/api/v1/deadletters/nope-poison/1", "", 404, []string{"not found"}},
+		{"unknown id", "GET", "/api/v1/deadletters/orders-poison/999", "", 404, []string{"dead letter orders-poison/999 not found"}},
+		{"unknown dead-letter queue", "GET", "/api/v1/deadletters/nope-poison/1", "", 404, []string{"dead letter nope-poison/1 not found"}},
+		{"redrive unknown id", "POST", "/api/v1/deadletters/redrive", fmt.Sprintf(`{"queue":"orders-poison","ids":[%d,999]}`, all[0].ID), 404,
+			[]string{"dead letter orders-poison/999 not found"}},
+		{"redrive in an unknown queue", "POST", "/api/v1/deadletters/redrive", `{"queue":"nope-poison","ids":[1]}`, 404,
+			[]string{"dead letter nope-poison/1 not found"}},
+		{"redrive from an unknown queue", "POST", "/api/v1/deadletters/redrive", `{"queue":"nope-poison"}`, 404,
+			[]string{"dead-letter queue nope-poison not found"}},
+		{"purge unknown id", "POST", "/api/v1/deadletters/purge", fmt.Sprintf(`{"queue":"orders-poison","ids":[%d,999]}`, all[0].ID), 404,
+			[]string{"dead letter orders-poison/999 not found"}},
 		{"redrive nothing selected", "POST", "/api/v1/deadletters/redrive", `{}`, 400, []string{`"all": true`}},
 		{"redrive ids without queue", "POST", "/api/v1/deadletters/redrive", fmt.Sprintf(`{"ids":[%d]}`, all[0].ID), 400, []string{"give the queue too"}},
 		{"redrive malformed", "POST", "/api/v1/deadletters/redrive", `{"queue":`, 400, nil},
@@ -106,4 +114,34 @@ func TestDeadLetterRouteErrors(t *testing.T) {
 			require.Zero(t, st.Depth)
 		})
 	}
+}
+
+// TestRedriveIsAllOrNothing: when one selected letter cannot be redriven,
+// none is, and the answer names it.
+func TestRedriveIsAllOrNothing(t *testing.T) {
+	t.Parallel()
+	f, all := poisonFixture(t)
+	store := &deadletter.Store{Queues: f.queues}
+	require.NoError(t, store.Poison(context.Background(), deadletter.Letter{Function: "f3", Reason: "boom",
+		Source: deadletter.Source{Kind: "queue", Queue: "gone"}, Body: []byte("lost")}))
+	var list struct {
+		DeadLetters []gateway.DeadLetterJSON `json:"dead_letters"`
+	}
+	f.doJSON(t, http.StatusOK, &list, "GET", "/api/v1/deadletters?queue=gone-poison", nil)
+	require.Len(t, list.DeadLetters, 1)
+	lost := list.DeadLetters[0]
+
+	r := f.do(t, "POST", "/api/v1/deadletters/redrive", []byte(`{"all":true}`), jsonType...)
+	requireError(t, r, http.StatusBadRequest, "nothing was redriven", "of the 3 selected dead letters",
+		fmt.Sprintf("gone-poison/%d: queue gone no longer exists", lost.ID))
+	st, err := f.queues.Stats(context.Background(), "orders")
+	require.NoError(t, err)
+	require.Zero(t, st.Depth, "nothing was sent back")
+	f.doJSON(t, http.StatusOK, &list, "GET", "/api/v1/deadletters", nil)
+	require.Len(t, list.DeadLetters, 3, "nothing was removed")
+
+	// The letters that can be are redriven when selected alone.
+	var out map[string]int
+	f.doJSON(t, http.StatusOK, &out, "POST", "/api/v1/deadletters/redrive", fmt.Appendf(nil, `{"queue":"orders-poison","ids":[%d,%d]}`, all[0].ID, all[1].ID), jsonType...)
+	require.Equal(t, 2, out["redriven"])
 }

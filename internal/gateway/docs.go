@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -21,6 +20,10 @@ import (
 // segment percent-encoded ("." and ".." as %2E and %2E%2E, or they are
 // resolved away). A document whose partition key is "" cannot be
 // addressed: an empty segment does not survive path cleaning.
+//
+// Answers that hold documents (a document, a write, a query, the feed) are
+// compact JSON, each body as stored; ?pretty=1 indents them. A document
+// nests at most docstore.MaxDepth levels, and names each member once.
 
 // Limits of the document routes.
 const (
@@ -73,6 +76,8 @@ func (s *Server) failDocs(w http.ResponseWriter, r *http.Request, name string, k
 		case cerr == nil && key != nil:
 			writeError(w, http.StatusNotFound, fmt.Sprintf("document %q not found in partition %q of container %s "+
 				"(the partition key is the document's value at %s)", key.id, key.pk, name, c.PartitionKeyPath))
+		case cerr != nil:
+			s.fail(w, r, cerr) // the store stopped answering meanwhile
 		default:
 			writeError(w, http.StatusNotFound, err.Error())
 		}
@@ -203,15 +208,13 @@ func requireJSON(r *http.Request, also ...string) error {
 }
 
 // readJSON reads a JSON request body of at most limit bytes and checks that
-// it is one valid JSON text in UTF-8. want says what the body should hold;
-// tooLarge what to do when it is over limit.
-func readJSON(w http.ResponseWriter, r *http.Request, limit int64, want, tooLarge string) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+// it is one valid JSON text in UTF-8 in which no object names a member
+// twice. what names the body in errors ("document"); want says what it
+// should hold; tooLarge what to do when it is over limit.
+func readJSON(w http.ResponseWriter, r *http.Request, limit int64, what, want, tooLarge string) ([]byte, error) {
+	body, err := readBody(w, r, limit, tooLarge)
 	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, tooLargef("the request body is over %d bytes: %s", limit, tooLarge)
-		}
-		return nil, invalidRequestf("cannot read the request body: %v", err)
+		return nil, err
 	}
 	if len(trimJSONSpace(body)) == 0 {
 		return nil, invalidRequestf("the body is empty: send %s", want)
@@ -223,6 +226,9 @@ func readJSON(w http.ResponseWriter, r *http.Request, limit int64, want, tooLarg
 	if pos := invalidUTF8(body); pos >= 0 {
 		return nil, invalidRequestf("invalid UTF-8 at byte offset %d: JSON must be UTF-8", pos)
 	}
+	if err := checkUniqueMembers(body, what); err != nil {
+		return nil, err
+	}
 	return body, nil
 }
 
@@ -231,7 +237,7 @@ func readDocument(w http.ResponseWriter, r *http.Request, c docstore.Container) 
 	if err := requireJSON(r); err != nil {
 		return nil, err
 	}
-	return readJSON(w, r, maxDocumentBytes, docWant(c),
+	return readJSON(w, r, maxDocumentBytes, "document", docWant(c),
 		fmt.Sprintf("a document is at most %d bytes (2 MiB)", maxDocumentBytes))
 }
 
@@ -304,7 +310,7 @@ func (s *Server) writeDoc(w http.ResponseWriter, r *http.Request, code int,
 		return
 	}
 	setETag(w, d)
-	writeJSON(w, code, d)
+	writeDocsJSON(w, r, code, d)
 }
 
 // pathKey returns the document named in the path.
@@ -346,7 +352,7 @@ func (s *Server) replaceDoc(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setETag(w, d)
-	writeJSON(w, http.StatusOK, d)
+	writeDocsJSON(w, r, http.StatusOK, d)
 }
 
 // mediaMergePatch is the media type of JSON merge patches (RFC 7396), which
@@ -380,11 +386,11 @@ func (s *Server) patchDoc(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setETag(w, d)
-	writeJSON(w, http.StatusOK, d)
+	writeDocsJSON(w, r, http.StatusOK, d)
 }
 
 func readPatch(w http.ResponseWriter, r *http.Request) (map[string]json.RawMessage, error) {
-	body, err := readJSON(w, r, maxDocumentBytes, patchWant, "a patch is at most as large as a document, 2 MiB")
+	body, err := readJSON(w, r, maxDocumentBytes, "patch", patchWant, "a patch is at most as large as a document, 2 MiB")
 	if err != nil {
 		return nil, err
 	}
@@ -401,7 +407,8 @@ func readPatch(w http.ResponseWriter, r *http.Request) (map[string]json.RawMessa
 	return set, nil
 }
 
-// readDoc answers a document's body as stored, with its ETag.
+// readDoc answers a document's body as stored (compact), with its ETag;
+// indented with ?pretty=1.
 func (s *Server) readDoc(w http.ResponseWriter, r *http.Request) {
 	c, ok := s.pathContainer(w, r)
 	if !ok {
@@ -414,9 +421,34 @@ func (s *Server) readDoc(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setETag(w, d)
+	body := d.Body
+	if pretty(r) {
+		var b bytes.Buffer
+		if json.Indent(&b, d.Body, "", "  ") == nil {
+			body = append(b.Bytes(), '\n')
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(d.Body)
+	_, _ = w.Write(body)
+}
+
+// pretty reports whether a request asks for indented JSON (?pretty=1).
+func pretty(r *http.Request) bool {
+	v := r.URL.Query().Get("pretty")
+	return v == "1" || v == "true"
+}
+
+// writeDocsJSON answers with documents: compact, with each stored body as
+// it is stored, unless the request asks ?pretty=1. Indenting re-indents
+// the bodies too: deeply nested documents made answers hundreds of times
+// their size.
+func writeDocsJSON(w http.ResponseWriter, r *http.Request, code int, v any) {
+	if pretty(r) {
+		writeJSON(w, code, v)
+		return
+	}
+	writeCompactJSON(w, code, v)
 }
 
 // deleteDoc removes a document (leaving a tombstone in the feed), if its
@@ -483,7 +515,7 @@ func (s *Server) bulkUpsert(w http.ResponseWriter, r *http.Request) {
 }
 
 func readBulk(w http.ResponseWriter, r *http.Request, limit int64) ([][]byte, error) {
-	body, err := readJSON(w, r, limit, bulkWant, "send fewer documents per request")
+	body, err := readJSON(w, r, limit, "request body", bulkWant, "send fewer documents per request")
 	if err != nil {
 		return nil, err
 	}
@@ -507,7 +539,9 @@ func readBulk(w http.ResponseWriter, r *http.Request, limit int64) ([][]byte, er
 }
 
 // queryDocs runs a query (docstore.QueryRequest) and answers a page of
-// results (docstore.Page).
+// results (docstore.Page). A query is at most docstore.MaxQueryBytes of
+// text and docstore.MaxQueryTerms terms; it stops when the client goes
+// away.
 func (s *Server) queryDocs(w http.ResponseWriter, r *http.Request) {
 	q, ok := s.cfg.Docs.(docstore.Querier)
 	if !ok {
@@ -535,7 +569,7 @@ func (s *Server) queryDocs(w http.ResponseWriter, r *http.Request) {
 	if page.Documents == nil {
 		page.Documents = []docstore.Document{} // [], not null
 	}
-	writeJSON(w, http.StatusOK, page)
+	writeDocsJSON(w, r, http.StatusOK, page)
 }
 
 // FeedResponse answers a change feed read.
@@ -586,19 +620,19 @@ func (s *Server) feed(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if len(changes) > 0 {
-			writeJSON(w, http.StatusOK, FeedResponse{Changes: changes, Continuation: changes[len(changes)-1].LSN})
+			writeDocsJSON(w, r, http.StatusOK, FeedResponse{Changes: changes, Continuation: changes[len(changes)-1].LSN})
 			return
 		}
 		start.AfterLSN = max(start.AfterLSN, none)
 		if wait == 0 {
-			writeJSON(w, http.StatusOK, FeedResponse{Changes: []docstore.Document{}, Continuation: start.AfterLSN})
+			writeDocsJSON(w, r, http.StatusOK, FeedResponse{Changes: []docstore.Document{}, Continuation: start.AfterLSN})
 			return
 		}
 		select {
 		case <-changed:
 		case <-poll:
 		case <-timeout:
-			writeJSON(w, http.StatusOK, FeedResponse{Changes: []docstore.Document{}, Continuation: start.AfterLSN})
+			writeDocsJSON(w, r, http.StatusOK, FeedResponse{Changes: []docstore.Document{}, Continuation: start.AfterLSN})
 			return
 		case <-ctx.Done():
 			return // the client went away

@@ -207,7 +207,7 @@ func TestCreateContainerErrors(t *testing.T) {
 		{"ttl as a number", jsonType, `{"name":"c1","partition_key_path":"/k","default_ttl":3600}`, 400, []string{"default_ttl"}},
 		{"negative ttl", jsonType, `{"name":"c1","partition_key_path":"/k","default_ttl":"-1s"}`, 400, []string{"default ttl -1s", "must not be negative"}},
 		{"duplicate", jsonType, `{"name":"taken","partition_key_path":"/b"}`, 409, []string{"already exists", "taken"}},
-		{"too large", jsonType, `{"name":"big","partition_key_path":"/k","default_ttl":"` + strings.Repeat(" ", 1<<20) + `"}`, 413, []string{"over 1 MiB"}},
+		{"too large", jsonType, `{"name":"big","partition_key_path":"/k","default_ttl":"` + strings.Repeat(" ", 1<<20) + `"}`, 413, []string{"over the limit of 1048576 bytes"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -335,8 +335,8 @@ func TestDocumentErrors(t *testing.T) {
 		{"create: id with slash", request{"POST", docsPath("c"), jsonType, `{"id":"a/b","deviceId":"d1"}`}, 400, []string{`id "a/b"`, "without '/'"}},
 		{"create: no partition key", request{"POST", docsPath("c"), jsonType, `{"id":"x"}`}, 400, []string{"no partition key at /deviceId"}},
 		{"upsert: object partition key", request{"PUT", docsPath("c"), jsonType, `{"id":"x","deviceId":{"a":1}}`}, 400, []string{"string, number or boolean"}},
-		{"create: too large", request{"POST", docsPath("c"), jsonType, big}, 413, []string{"over 2097152 bytes", "at most 2097152 bytes (2 MiB)"}},
-		{"upsert: too large", request{"PUT", docsPath("c"), jsonType, big}, 413, []string{"over 2097152 bytes"}},
+		{"create: too large", request{"POST", docsPath("c"), jsonType, big}, 413, []string{"over the limit of 2097152 bytes", "at most 2097152 bytes (2 MiB)"}},
+		{"upsert: too large", request{"PUT", docsPath("c"), jsonType, big}, 413, []string{"over the limit of 2097152 bytes"}},
 		{"create: exists", request{"POST", docsPath("c"), jsonType, `{"id":"a","deviceId":"d1"}`}, 409, []string{"already exists"}},
 		{"create: if-match", request{"POST", docsPath("c"), withETag(doc.ETag), `{"id":"x","deviceId":"d1"}`}, 400, []string{"If-Match applies to one document", "PUT /api/v1/containers/c/docs/{partition key}/{id}"}},
 		{"upsert: if-match", request{"PUT", docsPath("c"), withETag(doc.ETag), `{"id":"a","deviceId":"d1"}`}, 400, []string{"If-Match applies to one document"}},
@@ -353,7 +353,7 @@ func TestDocumentErrors(t *testing.T) {
 		{"replace: missing", request{"PUT", docPath("c", "d1", "zz"), jsonType, `{"id":"zz","deviceId":"d1"}`}, 404, []string{`document "zz" not found in partition "d1" of container c`}},
 		{"replace: malformed", request{"PUT", one, jsonType, `{"id":"a",`}, 400, []string{"invalid JSON at byte offset 10"}},
 		{"replace: no partition key", request{"PUT", one, jsonType, `{"id":"a"}`}, 400, []string{"no partition key at /deviceId"}},
-		{"replace: too large", request{"PUT", one, jsonType, big}, 413, []string{"over 2097152 bytes"}},
+		{"replace: too large", request{"PUT", one, jsonType, big}, 413, []string{"over the limit of 2097152 bytes"}},
 		{"replace: content type", request{"PUT", one, plain, `{"id":"a","deviceId":"d1"}`}, 415, []string{"unsupported Content-Type"}},
 		{"replace: unknown container", request{"PUT", docPath("nope", "d1", "a"), jsonType, `{"id":"a","deviceId":"d1"}`}, 404, []string{"container nope not found"}},
 
@@ -367,7 +367,7 @@ func TestDocumentErrors(t *testing.T) {
 		{"patch: id", request{"PATCH", one, jsonType, `{"id":"b"}`}, 400, []string{`"id" is a system field`}},
 		{"patch: move partition", request{"PATCH", one, jsonType, `{"deviceId":"d2"}`}, 400, []string{"would change the partition key", "delete and create"}},
 		{"patch: remove partition key", request{"PATCH", one, jsonType, `{"deviceId":null}`}, 400, []string{"no partition key at /deviceId"}},
-		{"patch: too large", request{"PATCH", one, jsonType, `{"big":"` + strings.Repeat("x", docstore.DefaultMaxDocumentBytes) + `"}`}, 413, []string{"over 2097152 bytes"}},
+		{"patch: too large", request{"PATCH", one, jsonType, `{"big":"` + strings.Repeat("x", docstore.DefaultMaxDocumentBytes) + `"}`}, 413, []string{"over the limit of 2097152 bytes"}},
 		{"patch: document too large", request{"PATCH", one, jsonType, `{"big":"` + strings.Repeat("x", docstore.DefaultMaxDocumentBytes-20) + `"}`}, 413, []string{"the limit is 2097152 bytes"}},
 		{"patch: stale etag", request{"PATCH", one, withETag(`"zz"`), `{"battery":1}`}, 412, []string{"etag does not match"}},
 		{"patch: content type", request{"PATCH", one, []string{"Content-Type", "application/json-patch+json"}, `[{"op":"remove","path":"/battery"}]`}, 415, []string{"application/json or application/merge-patch+json"}},
@@ -454,7 +454,7 @@ func TestBulkUpsertErrors(t *testing.T) {
 		{"documents not an array", "c", jsonType, `{"documents":{"id":"x"}}`, 400, []string{"not a bulk request"}},
 		{"bad document", "c", jsonType, `{"documents":[{"id":"x","k":"p"},{"id":"y","k":"p"},{"id":"z"}]}`, 400, []string{"document 2", "no partition key at /k"}},
 		{"not an object", "c", jsonType, `{"documents":[{"id":"x","k":"p"},7]}`, 400, []string{"document 1", "not a JSON object"}},
-		{"document too large", "c", jsonType, `{"documents":[{"id":"x","k":"p","big":"` + strings.Repeat("x", docstore.DefaultMaxDocumentBytes) + `"}]}`, 413, []string{"over 65536 bytes", "send fewer documents"}},
+		{"document too large", "c", jsonType, `{"documents":[{"id":"x","k":"p","big":"` + strings.Repeat("x", docstore.DefaultMaxDocumentBytes) + `"}]}`, 413, []string{"over the limit of 65536 bytes", "send fewer documents"}},
 		{"too many", "c", jsonType, tooMany, 413, []string{"10001 documents in one request, more than 10000"}},
 		{"if-match", "c", append(ifMatchHeader(before[0].ETag), jsonType...), `{"documents":[{"id":"a","k":"p"}]}`, 400, []string{"If-Match applies to one document"}},
 		{"unknown container", "nope", jsonType, `{"documents":[{"id":"x","k":"p"}]}`, 404, []string{"container nope not found"}},
@@ -617,7 +617,7 @@ func TestFeed(t *testing.T) {
 	require.NotEmpty(t, latest.Changes[0].Body)
 	require.True(t, latest.Changes[1].Deleted)
 	raw := f.do(t, "GET", "/api/v1/containers/c/feed?after=6", nil)
-	require.Contains(t, string(raw.Body), `"deleted": true`)
+	require.Contains(t, string(raw.Body), `"deleted":true`)
 	require.Len(t, f.feed(t, "c", "").Changes, 5, "the latest version of each document")
 
 	// from=now reads nothing old; its continuation reads what comes next.
@@ -718,7 +718,7 @@ func TestFeedErrors(t *testing.T) {
 		requireError(t, f.do(t, "GET", "/api/v1/containers/"+c.path+"/feed"+c.query, nil), http.StatusBadRequest, c.parts...)
 	}
 	requireError(t, f.do(t, "GET", "/api/v1/containers/nope/feed", nil), http.StatusNotFound, "container nope not found")
-	requireError(t, f.do(t, "POST", "/api/v1/containers/c/feed", nil), http.StatusNotFound, "no such endpoint")
+	requireError(t, f.do(t, "POST", "/api/v1/containers/c/feed", nil), http.StatusMethodNotAllowed, "method POST is not allowed", "use GET, HEAD")
 	require.Equal(t, before, f.changes(t, "c"))
 }
 
@@ -730,4 +730,100 @@ func TestDocRouteMetrics(t *testing.T) {
 	r := f.do(t, "GET", "/metrics", nil)
 	require.Contains(t, string(r.Body), `sluice_http_requests_total{code="201",route="containers.create"} 1`)
 	require.Contains(t, string(r.Body), `sluice_http_requests_total{code="404",route="docs.read"} 1`)
+}
+
+// docRequest is a request of the document tests.
+type docRequest struct {
+	method, path string
+	header       []string
+	body         string
+}
+
+func (c docRequest) send(t *testing.T, f *fixture) response {
+	t.Helper()
+	var body []byte
+	if c.body != "" {
+		body = []byte(c.body)
+	}
+	return f.do(t, c.method, c.path, body, c.header...)
+}
+
+// deepDoc is a document of container c (partition key /k) whose value at
+// "v" makes it depth levels deep.
+func deepDoc(id string, depth int) string {
+	return `{"id":"` + id + `","k":"p","v":` + strings.Repeat("[", depth-1) + "1" + strings.Repeat("]", depth-1) + `}`
+}
+
+// TestDeepDocumentsAreRefused: a document nested deeper than 128 levels
+// is refused by every write with 400 stating the limit, and nothing is
+// written.
+func TestDeepDocumentsAreRefused(t *testing.T) {
+	t.Parallel()
+	f := setupDocs(t)
+	f.createContainer(t, `{"name":"c","partition_key_path":"/k"}`)
+	kept := f.write(t, http.StatusOK, "PUT", docsPath("c"), `{"id":"a","k":"p","n":1}`)
+	f.write(t, http.StatusOK, "PUT", docsPath("c"), deepDoc("max", docstore.MaxDepth))
+	before := f.changes(t, "c")
+
+	limit := "more than 128 levels deep, the limit"
+	for _, depth := range []int{docstore.MaxDepth + 1, 1001, 9000} {
+		for _, c := range []docRequest{
+			{"POST", docsPath("c"), jsonType, deepDoc("b", depth)},
+			{"PUT", docsPath("c"), jsonType, deepDoc("a", depth)},
+			{"PUT", docPath("c", "p", "a"), jsonType, deepDoc("a", depth)},
+			{"PATCH", docPath("c", "p", "a"), jsonType, `{"v":` + strings.Repeat("[", depth-1) + "1" + strings.Repeat("]", depth-1) + `}`},
+			{"POST", docsPath("c") + "/bulk", jsonType, `{"documents":[{"id":"b","k":"p"},` + deepDoc("c", depth) + `]}`},
+		} {
+			requireError(t, c.send(t, f.fixture), http.StatusBadRequest, "invalid document", limit)
+		}
+	}
+	require.Equal(t, before, f.changes(t, "c"), "nothing was written")
+	m, etag := f.read(t, "c", "p", "a")
+	require.Equal(t, kept.ETag, etag)
+	require.Equal(t, 1.0, m["n"])
+}
+
+// TestDocumentAnswersAreCompact: documents are answered as stored,
+// compact, without indenting their bodies; ?pretty=1 indents.
+func TestDocumentAnswersAreCompact(t *testing.T) {
+	t.Parallel()
+	f := setupDocs(t)
+	f.createContainer(t, `{"name":"c","partition_key_path":"/k"}`)
+	r := f.do(t, "PUT", docsPath("c"), []byte(deepDoc("a", docstore.MaxDepth)), jsonType...)
+	require.Equal(t, http.StatusOK, r.Code, "%s", r.Body)
+	stored, err := f.store.Read(context.Background(), "c", "p", "a")
+	require.NoError(t, err)
+	require.Contains(t, string(r.Body), string(stored.Body), "the write's answer")
+
+	for _, c := range []docRequest{
+		{"GET", docPath("c", "p", "a"), nil, ""},
+		{"POST", "/api/v1/containers/c/query", jsonType, `{"query":"c.k = \"p\""}`},
+		{"GET", "/api/v1/containers/c/feed", nil, ""},
+	} {
+		r := c.send(t, f.fixture)
+		require.Equal(t, http.StatusOK, r.Code, "%s %s: %s", c.method, c.path, r.Body)
+		require.Contains(t, string(r.Body), string(stored.Body), "%s %s", c.method, c.path)
+		require.Less(t, len(r.Body), len(stored.Body)+500, "%s %s: no indentation", c.method, c.path)
+
+		c.path += "?pretty=1"
+		r = c.send(t, f.fixture)
+		require.Equal(t, http.StatusOK, r.Code, "%s %s: %s", c.method, c.path, r.Body)
+		require.Contains(t, string(r.Body), "\n  ", "%s %s: indented", c.method, c.path)
+		require.True(t, json.Valid(r.Body))
+	}
+}
+
+// TestQueryLimits: a query over the term or size limit is refused with
+// 400 naming the limit.
+func TestQueryLimits(t *testing.T) {
+	t.Parallel()
+	f := setupDocs(t)
+	f.createContainer(t, `{"name":"c","partition_key_path":"/k"}`)
+	terms := strings.TrimSuffix(strings.Repeat("c.n = 1 OR ", docstore.MaxQueryTerms+1), " OR ")
+	body, _ := json.Marshal(map[string]string{"query": terms})
+	requireError(t, f.do(t, "POST", "/api/v1/containers/c/query", body, jsonType...), http.StatusBadRequest,
+		"invalid query", "more than 1000 terms")
+	body, _ = json.Marshal(map[string]string{"query": `c.s = "` + strings.Repeat("x", docstore.MaxQueryBytes) + `"`})
+	requireError(t, f.do(t, "POST", "/api/v1/containers/c/query", body, jsonType...), http.StatusBadRequest,
+		"over the limit of 65536 bytes")
 }

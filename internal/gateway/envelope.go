@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/sluicehq/sluice/internal/hub"
@@ -63,6 +64,9 @@ func decodeEnvelopesWith(body []byte, lim Limits, fast bool) ([]hub.Event, error
 				continue
 			}
 		}
+		if err := uniqueEventMembers(el); err != nil {
+			return nil, invalidRequestf("event %d: %v", i, err)
+		}
 		var env envelope
 		dec := json.NewDecoder(bytes.NewReader(el))
 		dec.DisallowUnknownFields()
@@ -102,6 +106,21 @@ func decodeEnvelopesWith(body []byte, lim Limits, fast bool) ([]hub.Event, error
 	return events, nil
 }
 
+// uniqueEventMembers refuses an event or message object (valid JSON) that
+// names a member twice, at its top level or in its properties. Its body
+// is the sender's data, passed on as it is.
+func uniqueEventMembers(obj []byte) error {
+	return uniqueMembers(obj, func(name string, val []byte) error {
+		if name != "properties" || val[0] != '{' {
+			return nil
+		}
+		if err := uniqueMembers(val, func(string, []byte) error { return nil }); err != nil {
+			return fmt.Errorf("properties: %w", err)
+		}
+		return nil
+	})
+}
+
 // errNotFast stops fastEnvelope's walk.
 var errNotFast = errors.New("not for the fast path")
 
@@ -113,7 +132,14 @@ var errNotFast = errors.New("not for the fast path")
 // with its full checks and error messages. el is a valid JSON object.
 func fastEnvelope(el []byte) (hub.Event, bool) {
 	var ev hub.Event
-	var body, text bool
+	var body, text, key, id bool
+	// seen records a member, reporting whether it came before (the
+	// decoder then says so).
+	seen := func(b *bool) bool {
+		was := *b
+		*b = true
+		return was
+	}
 	err := objectMembers(el, func(name string, val []byte) error {
 		if name != "body" && val[0] != '"' {
 			return errNotFast
@@ -121,14 +147,26 @@ func fastEnvelope(el []byte) (hub.Event, bool) {
 		var err error
 		switch name {
 		case "body":
-			ev.Body, body = val, true
+			if seen(&body) {
+				return errNotFast
+			}
+			ev.Body = val
 		case "body_text":
+			if seen(&text) {
+				return errNotFast
+			}
 			var s string
 			s, err = jsonString(val)
-			ev.Body, text = []byte(s), true
+			ev.Body = []byte(s)
 		case "partition_key":
+			if seen(&key) {
+				return errNotFast
+			}
 			ev.PartitionKey, err = jsonString(val)
 		case "message_id":
+			if seen(&id) {
+				return errNotFast
+			}
 			ev.MessageID, err = jsonString(val)
 		default:
 			return errNotFast

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sluicehq/sluice/internal/docstore"
 	"github.com/sluicehq/sluice/internal/hub"
 )
 
@@ -394,14 +395,9 @@ func decodeCloudEventBatch(body []byte, lim Limits) ([]hub.Event, error) {
 // valid JSON object) to an event.
 func structuredCloudEvent(obj []byte) (hub.Event, error) {
 	attrs := make(map[string]string)
-	seen := make(map[string]bool)
 	var data, data64 []byte // raw JSON values of the data and data_base64 members
 	seenData := false
-	err := objectMembers(obj, func(name string, val []byte) error {
-		if seen[name] {
-			return fmt.Errorf("member %q appears twice: a CloudEvents attribute appears at most once", name)
-		}
-		seen[name] = true
+	err := uniqueMembers(obj, func(name string, val []byte) error {
 		switch name {
 		case "data":
 			data, seenData = val, true
@@ -762,6 +758,52 @@ func objectMembers(obj []byte, fn func(name string, val []byte) error) error {
 		}
 		i = skipJSONSpace(obj, i+1) // past ','
 	}
+}
+
+// duplicateMemberError: an object names a member twice. Readers disagree
+// on which value counts (encoding/json takes the last, SQLite's JSON
+// functions the first), so a request that does is refused.
+type duplicateMemberError struct{ name string }
+
+func (e *duplicateMemberError) Error() string {
+	return fmt.Sprintf("member %q appears twice: give each member once", e.name)
+}
+
+// uniqueMembers is objectMembers, failing with a *duplicateMemberError at
+// the first member whose name an earlier member has.
+func uniqueMembers(obj []byte, fn func(name string, val []byte) error) error {
+	var names []string // few: compared one by one, then in a map
+	var seen map[string]struct{}
+	return objectMembers(obj, func(name string, val []byte) error {
+		switch {
+		case seen != nil:
+			if _, dup := seen[name]; dup {
+				return &duplicateMemberError{name}
+			}
+			seen[name] = struct{}{}
+		case slices.Contains(names, name):
+			return &duplicateMemberError{name}
+		case len(names) < 16:
+			names = append(names, name)
+		default:
+			seen = make(map[string]struct{}, 2*len(names))
+			for _, n := range names {
+				seen[n] = struct{}{}
+			}
+			seen[name] = struct{}{}
+		}
+		return fn(name, val)
+	})
+}
+
+// checkUniqueMembers refuses the valid JSON text body if an object in it,
+// at any depth, names a member twice; what names the text in the error
+// ("request body", "document"...).
+func checkUniqueMembers(body []byte, what string) error {
+	if err := docstore.CheckShape(body, what, 0); err != nil {
+		return invalidRequestf("%v", err)
+	}
+	return nil
 }
 
 // elementAt returns the index of the top-level array element that byte

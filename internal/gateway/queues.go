@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -240,18 +239,19 @@ func (s *Server) sendMessages(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	const tooLarge = "send fewer messages per request"
+	if err := checkLength(r, s.cfg.MaxRequestBytes, tooLarge); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	// Check the queue before reading a possibly large body.
 	if _, err := s.cfg.Queues.Get(r.Context(), name); err != nil {
 		s.failQueue(w, r, name, err)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxRequestBytes))
+	body, err := readBody(w, r, s.cfg.MaxRequestBytes, tooLarge)
 	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			s.fail(w, r, tooLargef("the request body is over %d bytes: send fewer messages per request", s.cfg.MaxRequestBytes))
-			return
-		}
-		s.fail(w, r, invalidRequestf("cannot read the request body: %v", err))
+		s.fail(w, r, err)
 		return
 	}
 	msgs, err := parseQueueSend(r, body)
@@ -309,6 +309,11 @@ func parseQueueSendJSON(body []byte) ([]queue.Outgoing, error) {
 	if pos := invalidUTF8(body); pos >= 0 {
 		return nil, invalidRequestf("invalid UTF-8 at byte offset %d: JSON must be UTF-8", pos)
 	}
+	if v := trimJSONSpace(body); v[0] == '{' {
+		if err := uniqueMembers(v, func(string, []byte) error { return nil }); err != nil {
+			return nil, invalidRequestf("the send request: %v", err)
+		}
+	}
 	// Decode the messages one by one, so that an error names its message.
 	var req struct {
 		Messages []json.RawMessage `json:"messages"`
@@ -328,6 +333,9 @@ func parseQueueSendJSON(body []byte) ([]queue.Outgoing, error) {
 	for i, raw := range req.Messages {
 		if raw[0] != '{' {
 			return nil, invalidRequestf("message %d: a message is a JSON object, got a JSON %s", i, jsonKind(raw[0]))
+		}
+		if err := uniqueEventMembers(raw); err != nil {
+			return nil, invalidRequestf("message %d: %v", i, err)
 		}
 		var m QueueOutgoingJSON
 		dec := json.NewDecoder(bytes.NewReader(raw))

@@ -6,17 +6,26 @@
 package gateway
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice/internal/auth"
 	"github.com/sluicehq/sluice/internal/blob"
@@ -106,10 +115,34 @@ func NewServer(cfg Config) *Server {
 		s.breakerRoutes()
 	}
 	s.overviewRoutes()
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (the API is under /api/v1/)", r.Method, r.URL.Path))
-	})
+	s.mux.HandleFunc("/", s.noRoute)
 	return s
+}
+
+// noRoute answers a request that no route takes: 405 with Allow when
+// routes take its path with other methods, else 404. (The catch-all
+// pattern keeps the mux from answering 405 itself, in plain text.)
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
+	if allow := s.allowedMethods(r); len(allow) > 0 {
+		list := strings.Join(allow, ", ")
+		w.Header().Set("Allow", list)
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s: use %s", r.Method, r.URL.Path, list))
+		return
+	}
+	writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (the API is under /api/v1/)", r.Method, r.URL.Path))
+}
+
+// allowedMethods lists the methods routes take r's path with.
+func (s *Server) allowedMethods(r *http.Request) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := *r
+		probe.Method = m
+		if _, pattern := s.mux.Handler(&probe); pattern != "" && pattern != "/" {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
@@ -193,12 +226,68 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
 	case errors.Is(err, hub.ErrInvalid):
 		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, hub.ErrInsufficientStorage):
+		writeError(w, http.StatusInsufficientStorage, err.Error())
+	case hub.IsStorageRefusal(err):
+		// A stream of another service (a queue) the engine has no room for.
+		msg := "the engine refused to store it for lack of storage, or past its account's limits: " + err.Error()
+		if s.cfg.Hubs != nil {
+			if st, serr := s.cfg.Hubs.Storage(r.Context()); serr == nil {
+				msg += "; " + st.Available()
+			}
+		}
+		writeError(w, http.StatusInsufficientStorage, msg)
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; nobody reads the answer.
+	case unavailable(r, err):
+		s.log.Warn("a backend does not answer", "method", r.Method, "path", r.URL.Path, "err", err)
+		what := "the engine (NATS JetStream)"
+		if errors.Is(err, docstore.ErrUnavailable) {
+			what = "the document store"
+		}
+		w.Header().Set("Retry-After", retryAfter)
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("%s does not answer (%v): retry in %s seconds; "+
+			"GET /readyz tells when the instance is ready again", what, err, retryAfter))
 	default:
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, err.Error())
 	}
+}
+
+// retryAfter is the Retry-After of 503 answers, in seconds.
+const retryAfter = "5"
+
+// unavailableErrors are the errors of a backend that does not answer.
+var unavailableErrors = []error{
+	docstore.ErrUnavailable,
+	nats.ErrConnectionClosed, nats.ErrConnectionDraining, nats.ErrConnectionReconnecting, nats.ErrDisconnected,
+	nats.ErrNoServers, nats.ErrNoResponders, nats.ErrTimeout, nats.ErrStaleConnection,
+	jetstream.ErrNoHeartbeat, jetstream.ErrServerShutdown, jetstream.ErrJetStreamNotEnabled,
+	context.DeadlineExceeded,
+	syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EPIPE,
+	sql.ErrConnDone, driver.ErrBadConn,
+}
+
+// unavailable reports whether err says that a backend (the engine or the
+// document store) did not answer, rather than that the request is wrong:
+// the connection is closed or refused, the backend timed out, or JetStream
+// answered that it is temporarily unavailable. A request whose client went
+// away is not that.
+func unavailable(r *http.Request, err error) bool {
+	if r.Context().Err() != nil {
+		return false
+	}
+	for _, target := range unavailableErrors {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	var ae *jetstream.APIError
+	if errors.As(err, &ae) && ae.Code == http.StatusServiceUnavailable && !hub.IsStorageRefusal(err) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne)
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
@@ -250,14 +339,20 @@ type CreateHubRequest struct {
 	RetentionBytes int64  `json:"retention_bytes"`
 }
 
-// decodeRequest decodes a small JSON request body strictly.
+// maxSmallBody bounds the body of the requests decodeRequest reads.
+const maxSmallBody = 1 << 20
+
+// decodeRequest decodes a small JSON request body strictly: one JSON
+// object, of at most maxSmallBody bytes, with no member v does not have
+// and no member named twice.
 func decodeRequest(r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	body, err := readBody(nil, r, maxSmallBody, "this endpoint takes a small JSON object")
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return tooLargef("the request body is over 1 MiB: this endpoint takes a small JSON object")
-		}
 		if errors.Is(err, io.EOF) {
 			return invalidRequestf("the request body is empty: send a JSON object")
 		}
@@ -266,7 +361,7 @@ func decodeRequest(r *http.Request, v any) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return invalidRequestf("the request body has data after the JSON object")
 	}
-	return nil
+	return checkUniqueMembers(body, "request body")
 }
 
 func (s *Server) createHub(w http.ResponseWriter, r *http.Request) {
@@ -321,18 +416,19 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	const tooLarge = "send fewer events per request"
+	if err := checkLength(r, s.cfg.MaxRequestBytes, tooLarge); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	// Check the hub before reading a possibly large body.
 	if _, err := s.cfg.Hubs.Get(r.Context(), name); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxRequestBytes))
+	body, err := readBody(w, r, s.cfg.MaxRequestBytes, tooLarge)
 	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			s.fail(w, r, tooLargef("the request body is over %d bytes: send fewer events per request", s.cfg.MaxRequestBytes))
-			return
-		}
-		s.fail(w, r, invalidRequestf("cannot read the request body: %v", err))
+		s.fail(w, r, err)
 		return
 	}
 	events, err := ParseEvents(r.Header.Get("Content-Type"), r.Header, r.URL.Query(), body,
@@ -466,7 +562,26 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"events": out})
 }
 
+// checkGroup answers 404 for a consumer group that has no checkpoint in
+// the hub (hub.CheckGroup); hint says what to do then. On error it has
+// answered.
+func (s *Server) checkGroup(w http.ResponseWriter, r *http.Request, hint string) bool {
+	err := s.cfg.Hubs.CheckGroup(r.Context(), r.PathValue("hub"), r.PathValue("group"))
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, hub.ErrGroupNotFound):
+		writeError(w, http.StatusNotFound, err.Error()+": "+hint)
+	default:
+		s.fail(w, r, err)
+	}
+	return false
+}
+
 func (s *Server) lag(w http.ResponseWriter, r *http.Request) {
+	if !s.checkGroup(w, r, "check the name (a group appears once its function has checkpointed an event)") {
+		return
+	}
 	lags, err := s.cfg.Hubs.GroupLag(r.Context(), r.PathValue("hub"), r.PathValue("group"))
 	if err != nil {
 		s.fail(w, r, err)
@@ -481,7 +596,8 @@ func (s *Server) lag(w http.ResponseWriter, r *http.Request) {
 
 // ReplayRequest is the body of POST .../groups/{group}/replay: exactly one
 // of Earliest, Time (RFC 3339) or Sequences (partition -> sequence number of
-// the first event to process again).
+// the first event to process again, at most one past the partition's last
+// event).
 type ReplayRequest struct {
 	Earliest  bool             `json:"earliest"`
 	Time      string           `json:"time"`
@@ -489,6 +605,10 @@ type ReplayRequest struct {
 	// Grace is how long in-flight batches get to finish after the group is
 	// paused, as a Go duration. Default 2s.
 	Grace string `json:"grace"`
+	// Create replays a group that has no checkpoint yet (a new group, or
+	// a mistyped name): its checkpoints are created at the target. Without
+	// it, such a group answers 404 naming the hub's groups.
+	Create bool `json:"create,omitempty"`
 }
 
 func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
@@ -501,7 +621,15 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 	if req.Time != "" {
 		t, err := time.Parse(time.RFC3339Nano, req.Time)
 		if err != nil {
-			s.fail(w, r, invalidRequestf("time %q: use an RFC 3339 time such as 2026-01-02T15:04:05Z", req.Time))
+			why := ""
+			if perr, ok := errors.AsType[*time.ParseError](err); ok && perr.Message != "" {
+				why = strings.TrimPrefix(perr.Message, ": ") + ": "
+			}
+			s.fail(w, r, invalidRequestf("time %q: %suse an RFC 3339 time such as 2026-01-02T15:04:05Z", req.Time, why))
+			return
+		}
+		if t.Year() < 1970 {
+			s.fail(w, r, invalidRequestf("time %q is before 1970, before any event: give a later time, or send \"earliest\": true to replay everything still stored", req.Time))
 			return
 		}
 		target.Time = t
@@ -525,6 +653,22 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		grace = g
+	}
+	// As the replay checks: the hub, the group's name, the target; then
+	// whether the group exists.
+	_, err := s.cfg.Hubs.Get(r.Context(), r.PathValue("hub"))
+	if err == nil {
+		err = hub.ValidateGroup(r.PathValue("group"))
+	}
+	if err == nil {
+		err = target.Validate()
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !req.Create && !s.checkGroup(w, r, `check the name, or send "create": true to start this group at the replay's target (sluice hub replay --create)`) {
+		return
 	}
 	res, err := s.cfg.Hubs.Replay(r.Context(), r.PathValue("hub"), r.PathValue("group"), target, grace)
 	if err != nil {

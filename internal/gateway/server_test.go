@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,9 +17,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicehq/sluice/internal/docstore"
+	"github.com/sluicehq/sluice/internal/docstore/sqlite"
 	"github.com/sluicehq/sluice/internal/engine/enginetest"
 	"github.com/sluicehq/sluice/internal/gateway"
 	"github.com/sluicehq/sluice/internal/hub"
+	"github.com/sluicehq/sluice/internal/queue"
 )
 
 // Limits of the servers under test, small so that the tests can cross them.
@@ -244,12 +248,36 @@ func TestUnknownRoute(t *testing.T) {
 		{"GET", "/nope"},
 		{"GET", "/api/v2/hubs"},
 		{"GET", "/api/v1/hubs/h/nope"},
-		{"POST", "/api/v1/hubs/h/partitions/0/events"},
-		{"PUT", "/api/v1/hubs"},
 	} {
 		requireError(t, f.do(t, c.method, c.path, nil), http.StatusNotFound,
 			"no such endpoint: "+c.method+" "+c.path, "/api/v1/")
 	}
+}
+
+// TestWrongMethod: a method a route's path does not take answers 405 with
+// Allow and a JSON error, and changes nothing.
+func TestWrongMethod(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.createHub(t, "h", 1)
+	for _, c := range []struct{ method, path, allow string }{
+		{"POST", "/api/v1/hubs/h/partitions/0/events", "GET, HEAD"},
+		{"PUT", "/api/v1/hubs", "GET, HEAD, POST"},
+		{"DELETE", "/api/v1/hubs", "GET, HEAD, POST"},
+		{"PATCH", "/api/v1/hubs/h", "GET, HEAD, DELETE"},
+		{"GET", "/api/v1/hubs/h/events", "POST"},
+		{"PUT", "/api/v1/hubs/h/groups/g/replay", "POST"},
+		{"OPTIONS", "/api/v1/hubs/h/groups/g/lag", "GET, HEAD"},
+		{"POST", "/healthz", "GET, HEAD"},
+	} {
+		r := f.do(t, c.method, c.path, []byte(`{"name":"x"}`), jsonType...)
+		requireError(t, r, http.StatusMethodNotAllowed, "method "+c.method+" is not allowed on "+c.path, "use "+c.allow)
+		require.Equal(t, c.allow, r.Header.Get("Allow"), "%s %s", c.method, c.path)
+	}
+	hubs, err := f.svc.List(context.Background())
+	require.NoError(t, err)
+	require.Len(t, hubs, 1, "nothing created")
+	require.Equal(t, []uint64{0}, f.records(t, "h"), "nothing published")
 }
 
 func TestHubAdmin(t *testing.T) {
@@ -599,7 +627,7 @@ func TestPublishAndRead(t *testing.T) {
 		var want int64
 		_, infos, err := f.svc.Describe(context.Background(), h)
 		require.NoError(t, err)
-		lag := f.lag(t, h, "g1")
+		lag := f.lag(t, h, "$Default")
 		require.Len(t, lag.Partitions, parts)
 		for i, l := range lag.Partitions {
 			require.Equal(t, i, l.Partition)
@@ -621,7 +649,7 @@ func TestPublishAndRead(t *testing.T) {
 		require.Equal(t, lag.TotalEvents-2, after.TotalEvents)
 		require.Equal(t, lag.Partitions[0].Events, after.Partitions[0].Events)
 
-		// Another group is independent; $Default is a valid name.
+		// Groups are independent.
 		require.Equal(t, lag.TotalEvents, f.lag(t, h, "$Default").TotalEvents)
 	})
 }
@@ -691,7 +719,7 @@ func TestPublishErrors(t *testing.T) {
 		{"partition key counts toward the size", "?partitionKey=" + big[:999], []string{"Content-Type", "application/json"}, `[1,22]`, 413, []string{"event 1 is 1001 bytes"}},
 		{"too many events", "", []string{"Content-Type", "application/json"}, tooMany.String(), 413, []string{"more than 50 events"}},
 		{"too many lines", "", []string{"Content-Type", "application/x-ndjson"}, tooManyLines.String(), 413, []string{"more than 50 events"}},
-		{"request too large", "", []string{"Content-Type", "application/octet-stream"}, strings.Repeat("y", maxRequestBytes+1), 413, []string{"over 65536 bytes"}},
+		{"request too large", "", []string{"Content-Type", "application/octet-stream"}, strings.Repeat("y", maxRequestBytes+1), 413, []string{"over the limit of 65536 bytes"}},
 
 		// Placement
 		{"partition not a number", "?partition=abc", []string{"Content-Type", "application/json"}, `[1]`, 400, []string{"partition must be a non-negative integer", `"abc"`}},
@@ -876,6 +904,12 @@ func TestReplayErrors(t *testing.T) {
 		{"three targets", "g", `{"earliest":true,"time":"2026-01-02T15:04:05Z","sequences":{"0":1},"grace":"0s"}`, []string{"exactly one of"}},
 		{"bad time", "g", `{"time":"yesterday"}`, []string{`time "yesterday"`, "RFC 3339"}},
 		{"time without zone", "g", `{"time":"2026-01-02T15:04:05"}`, []string{`time "2026-01-02T15:04:05"`}},
+		{"year 1", "g", `{"time":"0001-01-01T00:00:00Z"}`, []string{`time "0001-01-01T00:00:00Z" is before 1970`, `"earliest": true`}},
+		{"before 1970", "g", `{"time":"1969-12-31T23:59:59Z"}`, []string{"is before 1970"}},
+		{"year 10000", "g", `{"time":"10000-01-01T00:00:00Z"}`, []string{`time "10000-01-01T00:00:00Z"`, "RFC 3339"}},
+		{"month 13", "g", `{"time":"2026-13-01T00:00:00Z"}`, []string{`time "2026-13-01T00:00:00Z": month out of range`}},
+		{"sequence past the end", "g", `{"sequences":{"1":1099511627776},"grace":"0s"}`, []string{
+			"replay sequence 1099511627776 for partition 1", "holds no events", "next event will be sequence 65536"}},
 		{"bad sequences key", "g", `{"sequences":{"p0":1}}`, []string{`key "p0" is not a partition number`}},
 		{"sequence not a number", "g", `{"sequences":{"0":"1"}}`, []string{"not valid JSON", "sequences"}},
 		{"partition beyond the hub", "g", `{"sequences":{"0":1,"2":1},"grace":"0s"}`, []string{"replay partition 2", "partitions 0 to 1"}},
@@ -904,6 +938,58 @@ func TestReplayErrors(t *testing.T) {
 	}
 }
 
+// TestReplayPastTheLastEvent: a replay to a sequence past a partition's
+// last event is refused, naming that event; it would skip every new one.
+func TestReplayPastTheLastEvent(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.createHub(t, "h", 1)
+	pos := f.publish(t, "h", "", "application/json", []byte(`[1,2]`))
+	last := pos[1].Sequence
+	r := f.do(t, "POST", "/api/v1/hubs/h/groups/$Default/replay", fmt.Appendf(nil, `{"sequences":{"0":%d},"grace":"0s"}`, last+2), jsonType...)
+	requireError(t, r, http.StatusBadRequest, fmt.Sprintf("replay sequence %d for partition 0", last+2),
+		fmt.Sprintf("past the partition's last event, sequence %d", last), fmt.Sprintf("up to %d", last+1))
+	_, rev, err := f.svc.GetCheckpoint(context.Background(), "h", hub.DefaultGroup, 0)
+	require.NoError(t, err)
+	require.Zero(t, rev, "no checkpoint written")
+
+	res := f.replay(t, "h", "$Default", fmt.Sprintf(`{"sequences":{"0":%d},"grace":"0s"}`, last+1))
+	require.Equal(t, []hub.ReplayResult{{Partition: 0, Before: -1, After: last}}, res.Partitions)
+}
+
+// TestUnknownGroup: lag and replay of a consumer group that has no
+// checkpoint answer 404 naming the hub's groups; a replay may create it.
+func TestUnknownGroup(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	f.createHub(t, "h", 2)
+	_, err := f.svc.PutCheckpoint(ctx, "h", "audit", 1, hub.Checkpoint{Sequence: -1}, 0)
+	require.NoError(t, err)
+	_, err = f.svc.PutCheckpoint(ctx, "h", "billing", 0, hub.Checkpoint{Sequence: -1}, 0)
+	require.NoError(t, err)
+
+	requireError(t, f.do(t, "GET", "/api/v1/hubs/h/groups/audt/lag", nil), http.StatusNotFound,
+		"consumer group audt of hub h not found", "its groups are audit, billing", "check the name")
+	requireError(t, f.do(t, "POST", "/api/v1/hubs/h/groups/audt/replay", []byte(`{"earliest":true,"grace":"0s"}`), jsonType...),
+		http.StatusNotFound, "consumer group audt of hub h not found", "its groups are audit, billing", `"create": true`)
+	groups, err := f.svc.Groups(ctx, "h")
+	require.NoError(t, err)
+	require.Equal(t, []string{"audit", "billing"}, groups, "nothing created")
+
+	// Known groups and $Default answer.
+	require.Len(t, f.lag(t, "h", "audit").Partitions, 2)
+	require.Len(t, f.lag(t, "h", "$Default").Partitions, 2)
+
+	// create starts the group at the target.
+	res := f.replay(t, "h", "audt", `{"earliest":true,"grace":"0s","create":true}`)
+	require.Len(t, res.Partitions, 2)
+	require.Len(t, f.lag(t, "h", "audt").Partitions, 2)
+	groups, err = f.svc.Groups(ctx, "h")
+	require.NoError(t, err)
+	require.Equal(t, []string{"audit", "audt", "billing"}, groups)
+}
+
 // TestPublishEnvelopeNullElement: a null where an envelope event object
 // belongs is malformed input, not an empty event.
 func TestPublishEnvelopeNullElement(t *testing.T) {
@@ -919,7 +1005,7 @@ func TestAdminBodyOverOneMiBIsTooLarge(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	body := []byte(`{"name":"big","retention":"` + strings.Repeat(" ", 1<<20) + `"}`)
-	requireError(t, f.do(t, "POST", "/api/v1/hubs", body, "Content-Type", "application/json"), http.StatusRequestEntityTooLarge, "over 1 MiB")
+	requireError(t, f.do(t, "POST", "/api/v1/hubs", body, "Content-Type", "application/json"), http.StatusRequestEntityTooLarge, "over the limit of 1048576 bytes")
 }
 
 func TestPublishMessageIDs(t *testing.T) {
@@ -955,4 +1041,178 @@ func TestPublishMessageIDs(t *testing.T) {
 		events += len(f.read(t, h, p, "limit=100&wait=100ms"))
 	}
 	require.Equal(t, 5, events, "created, paid, no id and two CloudEvents")
+}
+
+// allFixture is an API server on hubs, queues and documents at once.
+type allFixture struct {
+	*fixture
+	queues *queue.Service
+	docs   *sqlite.Store
+}
+
+func setupAll(t *testing.T) *allFixture {
+	t.Helper()
+	eng := enginetest.Embedded(t)
+	svc, err := hub.Open(context.Background(), eng.JS, eng.MaxPayload(), hub.Options{MaxEventBytes: maxEventBytes})
+	require.NoError(t, err)
+	t.Cleanup(svc.Close)
+	qs := queue.Open(eng.JS, eng.MaxPayload(), queue.Options{Logger: slog.New(slog.DiscardHandler)})
+	store, err := sqlite.Open(filepath.Join(t.TempDir(), "docs.db"), sqlite.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	srv := httptest.NewServer(gateway.NewServer(gateway.Config{Hubs: svc, Queues: qs, Docs: store,
+		Logger: slog.New(slog.DiscardHandler), MaxEventBytes: maxEventBytes, MaxRequestBytes: maxRequestBytes, MaxEvents: maxEvents}))
+	t.Cleanup(srv.Close)
+	return &allFixture{fixture: &fixture{svc: svc, url: srv.URL}, queues: qs, docs: store}
+}
+
+// TestDuplicateMembersAreRefused: a JSON request body in which an object
+// names a member twice is refused with 400 naming the member, whatever
+// the route, and writes nothing. Event and message bodies are the
+// sender's data and pass as they are.
+func TestDuplicateMembersAreRefused(t *testing.T) {
+	t.Parallel()
+	f := setupAll(t)
+	ctx := context.Background()
+	f.createHub(t, "h", 1)
+	f.doJSON(t, http.StatusCreated, nil, "POST", "/api/v1/queues", []byte(`{"name":"q"}`), jsonType...)
+	f.doJSON(t, http.StatusCreated, nil, "POST", "/api/v1/containers", []byte(`{"name":"c","partition_key_path":"/k"}`), jsonType...)
+	f.doJSON(t, http.StatusOK, nil, "PUT", "/api/v1/containers/c/docs", []byte(`{"id":"a","k":"p","n":1}`), jsonType...)
+	pub := func(p int) int64 {
+		_, parts, err := f.svc.Describe(ctx, "h")
+		require.NoError(t, err)
+		return int64(parts[p].Records)
+	}
+	hubsBefore, err := f.svc.List(ctx)
+	require.NoError(t, err)
+	feedBefore, err := f.docs.LastLSN(ctx, "c")
+	require.NoError(t, err)
+
+	for _, c := range []struct {
+		method, path, ctype, body string
+		parts                     []string
+	}{
+		{"POST", "/api/v1/hubs", "application/json", `{"name":"x","partitions":1,"name":"y"}`, []string{`member "name" appears twice`, "top-level object"}},
+		{"POST", "/api/v1/hubs/h/groups/g/replay", "application/json", `{"sequences":{"0":1,"0":2},"create":true,"grace":"0s"}`, []string{`member "0" appears twice`, "sequences"}},
+		{"POST", "/api/v1/queues", "application/json", `{"name":"q2","lock":"1s","lock":"2s"}`, []string{`member "lock" appears twice`}},
+		{"POST", "/api/v1/queues/q/messages", "application/json", `{"messages":[],"messages":[{"body":1}]}`, []string{`member "messages" appears twice`}},
+		{"POST", "/api/v1/queues/q/messages", "application/json", `{"messages":[{"body":1},{"body":1,"body":2}]}`, []string{"message 1", `member "body" appears twice`}},
+		{"POST", "/api/v1/queues/q/messages", "application/json", `{"messages":[{"body_text":"x","properties":{"a":"1","a":"2"}}]}`, []string{"message 0", "properties", `member "a" appears twice`}},
+		{"POST", "/api/v1/hubs/h/events", gateway.MediaEnvelope, `[{"body":1,"body":2}]`, []string{"event 0", `member "body" appears twice`}},
+		{"POST", "/api/v1/hubs/h/events", gateway.MediaEnvelope, `[{"body":1},{"body_text":"x","properties":{"p":"1","p":"2"}}]`, []string{"event 1", `member "p" appears twice`}},
+		{"POST", "/api/v1/hubs/h/events", gateway.MediaEnvelope, `[{"body_text":"x","partition_key":"a","partition_key":"b"}]`, []string{"event 0", `member "partition_key" appears twice`}},
+		{"POST", "/api/v1/containers", "application/json", `{"name":"d","partition_key_path":"/k","name":"e"}`, []string{`member "name" appears twice`}},
+		{"POST", "/api/v1/containers/c/docs", "application/json", `{"id":"b","k":"p","x":{"y":1,"y":2}}`, []string{`invalid document: member "y" appears twice in the object at x`}},
+		{"PUT", "/api/v1/containers/c/docs", "application/json", `{"id":"a","k":"p","n":2,"n":3}`, []string{`member "n" appears twice`}},
+		{"PUT", "/api/v1/containers/c/docs/p/a", "application/json", `{"id":"a","k":"p","id":"a"}`, []string{`member "id" appears twice`}},
+		{"PATCH", "/api/v1/containers/c/docs/p/a", "application/json", `{"n":5,"n":6}`, []string{`invalid patch: member "n" appears twice`}},
+		{"POST", "/api/v1/containers/c/docs/bulk", "application/json", `{"documents":[{"id":"b","k":"p"}],"documents":[]}`, []string{`member "documents" appears twice`}},
+		{"POST", "/api/v1/containers/c/docs/bulk", "application/json", `{"documents":[{"id":"b","k":"p"},{"id":"c","k":"p","k":"q"}]}`, []string{`member "k" appears twice`, "documents[1]"}},
+		{"POST", "/api/v1/containers/c/query", "application/json", `{"query":"c.n = 1","query":"c.n = 2"}`, []string{`member "query" appears twice`}},
+		{"POST", "/api/v1/containers/c/query", "application/json", `{"query":"c.n = @v","parameters":{"v":1,"v":2}}`, []string{`member "v" appears twice`, "parameters"}},
+		{"POST", "/api/v1/deadletters/redrive", "application/json", `{"queue":"q-poison","ids":[1],"queue":"sluice-deadletters"}`, []string{`member "queue" appears twice`}},
+	} {
+		r := f.do(t, c.method, c.path, []byte(c.body), "Content-Type", c.ctype)
+		requireError(t, r, http.StatusBadRequest, c.parts...)
+	}
+
+	// Nothing was written.
+	hubsAfter, err := f.svc.List(ctx)
+	require.NoError(t, err)
+	require.Equal(t, hubsBefore, hubsAfter)
+	require.Zero(t, pub(0))
+	_, err = f.queues.Get(ctx, "q2")
+	require.ErrorIs(t, err, queue.ErrNotFound)
+	st, err := f.queues.Stats(ctx, "q")
+	require.NoError(t, err)
+	require.Zero(t, st.Depth+st.Delayed)
+	feedAfter, err := f.docs.LastLSN(ctx, "c")
+	require.NoError(t, err)
+	require.Equal(t, feedBefore, feedAfter)
+	_, err = f.docs.GetContainer(ctx, "d")
+	require.ErrorIs(t, err, docstore.ErrNotFound)
+	cp, rev, err := f.svc.GetCheckpoint(ctx, "h", "g", 0)
+	require.NoError(t, err)
+	require.Zero(t, rev, "no checkpoint for group g: %+v", cp)
+
+	// Bodies of events and messages are passed on as sent.
+	f.publish(t, "h", "", "application/json", []byte(`{"a":1,"a":2}`))
+	f.doJSON(t, http.StatusCreated, nil, "POST", "/api/v1/queues/q/messages", []byte(`{"messages":[{"body":{"a":1,"a":2}}]}`), jsonType...)
+	require.Equal(t, int64(1), pub(0))
+}
+
+// requireUnavailable checks a 503 answer with Retry-After naming what
+// does not answer.
+func requireUnavailable(t *testing.T, r response, what string) {
+	t.Helper()
+	requireError(t, r, http.StatusServiceUnavailable, what+" does not answer", "retry in 5 seconds")
+	require.Equal(t, "5", r.Header.Get("Retry-After"))
+}
+
+// TestEngineDownAnswers503: when the engine does not answer, requests get
+// 503 with Retry-After, not 500.
+func TestEngineDownAnswers503(t *testing.T) {
+	t.Parallel()
+	eng := enginetest.Embedded(t)
+	svc, err := hub.Open(context.Background(), eng.JS, eng.MaxPayload(), hub.Options{})
+	require.NoError(t, err)
+	t.Cleanup(svc.Close)
+	qs := queue.Open(eng.JS, eng.MaxPayload(), queue.Options{Logger: slog.New(slog.DiscardHandler)})
+	srv := httptest.NewServer(gateway.NewServer(gateway.Config{Hubs: svc, Queues: qs, Logger: slog.New(slog.DiscardHandler)}))
+	t.Cleanup(srv.Close)
+	f := &fixture{svc: svc, url: srv.URL}
+	f.createHub(t, "h", 1)
+	f.doJSON(t, http.StatusCreated, nil, "POST", "/api/v1/queues", []byte(`{"name":"q"}`), jsonType...)
+	require.NoError(t, eng.Close())
+
+	for _, c := range []struct{ method, path, body string }{
+		{"GET", "/api/v1/hubs", ""},
+		{"POST", "/api/v1/hubs", `{"name":"h2"}`},
+		{"GET", "/api/v1/hubs/h", ""},
+		{"POST", "/api/v1/hubs/h/events", `[1]`},
+		{"GET", "/api/v1/hubs/h/groups/$Default/lag", ""},
+		{"POST", "/api/v1/hubs/h/groups/$Default/replay", `{"earliest":true,"grace":"0s"}`},
+		{"GET", "/api/v1/queues", ""},
+		{"GET", "/api/v1/queues/q", ""},
+		{"POST", "/api/v1/queues/q/messages", `{"messages":[{"body":1}]}`},
+		{"GET", "/api/v1/deadletters", ""},
+	} {
+		requireUnavailable(t, f.do(t, c.method, c.path, []byte(c.body), jsonType...), "the engine (NATS JetStream)")
+	}
+}
+
+// TestDocumentStoreDownAnswers503: a closed document store answers 503
+// with Retry-After, not 500.
+func TestDocumentStoreDownAnswers503(t *testing.T) {
+	t.Parallel()
+	f := setupDocs(t)
+	f.createContainer(t, `{"name":"c","partition_key_path":"/k"}`)
+	f.doJSON(t, http.StatusOK, nil, "PUT", "/api/v1/containers/c/docs", []byte(`{"id":"a","k":"p"}`), jsonType...)
+	require.NoError(t, f.store.Close())
+	for _, c := range []struct{ method, path, body string }{
+		{"GET", "/api/v1/containers", ""},
+		{"POST", "/api/v1/containers", `{"name":"d","partition_key_path":"/k"}`},
+		{"PUT", "/api/v1/containers/c/docs", `{"id":"b","k":"p"}`},
+		{"GET", "/api/v1/containers/c/docs/p/a", ""},
+		{"POST", "/api/v1/containers/c/query", `{"query":"c.k = \"p\""}`},
+		{"GET", "/api/v1/containers/c/feed", ""},
+		{"DELETE", "/api/v1/containers/c/docs/p/a", ""},
+	} {
+		requireUnavailable(t, f.do(t, c.method, c.path, []byte(c.body), jsonType...), "the document store")
+	}
+}
+
+// TestHubLargerThanStorage: a hub whose retention bytes the engine has no
+// room for answers 507 saying what is available, and nothing is created.
+func TestHubLargerThanStorage(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	r := f.do(t, "POST", "/api/v1/hubs", []byte(`{"name":"big","partitions":2,"retention_bytes":1152921504606846976}`), jsonType...)
+	requireError(t, r, http.StatusInsufficientStorage, "insufficient storage for hub big",
+		"retention_bytes 1152921504606846976: 576460752303423488 bytes for each of its 2 partitions",
+		"insufficient storage resources available", "max_file_store", "Give a smaller retention_bytes")
+	hubs, err := f.svc.List(context.Background())
+	require.NoError(t, err)
+	require.Empty(t, hubs)
+	f.createHub(t, "big", 2)
 }

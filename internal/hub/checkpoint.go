@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +38,78 @@ func groupKey(hub, group string) string {
 
 func checkpointKey(hub, group string, p int) string {
 	return groupKey(hub, group) + "." + strconv.Itoa(p)
+}
+
+// ErrGroupNotFound: a consumer group has no checkpoint in any partition of
+// a hub (see GroupNotFoundError).
+var ErrGroupNotFound = errors.New("consumer group not found")
+
+// GroupNotFoundError is returned by CheckGroup for a group that has no
+// checkpoint in any partition of the hub: it never finished a batch there,
+// or its name is mistyped. It is ErrGroupNotFound.
+type GroupNotFoundError struct {
+	Hub, Group string
+	// Groups are the hub's groups that have checkpoints, sorted.
+	Groups []string
+}
+
+func (e *GroupNotFoundError) Error() string {
+	known := "it has none yet"
+	if len(e.Groups) > 0 {
+		known = "its groups are " + strings.Join(e.Groups, ", ")
+	}
+	return fmt.Sprintf("consumer group %s of hub %s not found: the group has no checkpoint in any partition (%s; %s always exists)",
+		e.Group, e.Hub, known, DefaultGroup)
+}
+
+// Is makes a GroupNotFoundError ErrGroupNotFound.
+func (e *GroupNotFoundError) Is(target error) bool { return target == ErrGroupNotFound }
+
+// Groups returns the consumer groups of a hub that have a checkpoint in
+// some partition, sorted.
+func (s *Service) Groups(ctx context.Context, hub string) ([]string, error) {
+	if _, err := s.Get(ctx, hub); err != nil {
+		return nil, err
+	}
+	lister, err := s.cps.ListKeysFiltered(ctx, hub+".*.*")
+	if err != nil {
+		return nil, fmt.Errorf("hub: list consumer groups of %s: %w", hub, err)
+	}
+	seen := map[string]bool{}
+	var out []string
+	for k := range lister.Keys() {
+		parts := strings.Split(k, ".")
+		if len(parts) != 3 {
+			continue
+		}
+		g := strings.ReplaceAll(parts[1], "=", "$")
+		if !seen[g] {
+			seen[g] = true
+			out = append(out, g)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err // the listing was cut short
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// CheckGroup returns a *GroupNotFoundError if the group has no checkpoint
+// in any partition of the hub. DefaultGroup always exists, as in Event
+// Hubs.
+func (s *Service) CheckGroup(ctx context.Context, hub, group string) error {
+	if err := ValidateGroup(group); err != nil {
+		return err
+	}
+	groups, err := s.Groups(ctx, hub)
+	if err != nil {
+		return err
+	}
+	if group == DefaultGroup || slices.Contains(groups, group) {
+		return nil
+	}
+	return &GroupNotFoundError{Hub: hub, Group: group, Groups: groups}
 }
 
 // GetCheckpoint returns a partition's checkpoint and its revision; a
@@ -136,6 +210,36 @@ type ReplayTarget struct {
 	Sequences map[int]int64 `json:"sequences,omitempty"`
 }
 
+// Validate checks what can be checked of a target without the hub: one
+// kind of target, a time from 1970, partitions and sequences not negative.
+func (t ReplayTarget) Validate() error {
+	kinds := 0
+	if t.Earliest {
+		kinds++
+	}
+	if !t.Time.IsZero() {
+		kinds++
+	}
+	if len(t.Sequences) > 0 {
+		kinds++
+	}
+	if kinds != 1 {
+		return fmt.Errorf("%w replay target: give exactly one of earliest, a time, or sequence numbers", ErrInvalid)
+	}
+	if !t.Time.IsZero() && t.Time.Year() < 1970 {
+		return fmt.Errorf("%w replay time %s: it is before 1970, before any event; give a later time, or replay from the earliest event", ErrInvalid, t.Time.Format(time.RFC3339))
+	}
+	for _, p := range slices.Sorted(maps.Keys(t.Sequences)) {
+		if p < 0 {
+			return fmt.Errorf("%w replay partition %d: partitions are numbered from 0", ErrInvalid, p)
+		}
+		if seq := t.Sequences[p]; seq < 0 {
+			return fmt.Errorf("%w replay sequence %d for partition %d: must not be negative", ErrInvalid, seq, p)
+		}
+	}
+	return nil
+}
+
 // ReplayResult is a partition's checkpoint before and after a replay.
 type ReplayResult struct {
 	Partition int   `json:"partition"`
@@ -156,25 +260,18 @@ func (s *Service) Replay(ctx context.Context, hub, group string, target ReplayTa
 	if err := ValidateGroup(group); err != nil {
 		return nil, err
 	}
-	kinds := 0
-	if target.Earliest {
-		kinds++
+	if err := target.Validate(); err != nil {
+		return nil, err
 	}
-	if !target.Time.IsZero() {
-		kinds++
-	}
-	if len(target.Sequences) > 0 {
-		kinds++
-	}
-	if kinds != 1 {
-		return nil, fmt.Errorf("%w replay target: give exactly one of earliest, a time, or sequence numbers", ErrInvalid)
-	}
-	for p, seq := range target.Sequences {
-		if p < 0 || p >= info.Partitions {
+	parts := slices.Sorted(maps.Keys(target.Sequences)) // errors name the same partition every time
+	for _, p := range parts {
+		if p >= info.Partitions {
 			return nil, fmt.Errorf("%w replay partition %d: hub %s has partitions 0 to %d", ErrInvalid, p, hub, info.Partitions-1)
 		}
-		if seq < 0 {
-			return nil, fmt.Errorf("%w replay sequence %d for partition %d: must not be negative", ErrInvalid, seq, p)
+	}
+	for _, p := range parts {
+		if err := s.checkReplaySequence(ctx, hub, p, target.Sequences[p]); err != nil {
+			return nil, err
 		}
 	}
 	// Resolve the new positions before pausing anything.
@@ -231,6 +328,32 @@ func (s *Service) Replay(ctx context.Context, hub, group string, target ReplayTa
 		}
 	}
 	return results, nil
+}
+
+// checkReplaySequence refuses a replay of partition p to seq, the next
+// event to process, past the partition's end: a checkpoint there would
+// skip every event published until the partition reaches it.
+func (s *Service) checkReplaySequence(ctx context.Context, hub string, p int, seq int64) error {
+	pi, err := s.partitionInfo(ctx, hub, p)
+	if err != nil {
+		return err
+	}
+	// The highest sequence that is not past the end: the one after the
+	// last event, or when none is stored, the first of the next record.
+	limit := pi.LastSequence + 1
+	if pi.Records == 0 {
+		limit = SequenceOf(pi.nextRecord, 0)
+	}
+	switch {
+	case seq <= limit:
+		return nil
+	case pi.Records == 0:
+		return fmt.Errorf("%w replay sequence %d for partition %d: it is past the partition's end: the partition holds no events "+
+			"(last sequence -1) and its next event will be sequence %d; give a sequence up to %d", ErrInvalid, seq, p, limit, limit)
+	default:
+		return fmt.Errorf("%w replay sequence %d for partition %d: it is past the partition's last event, sequence %d; "+
+			"give a sequence up to %d (%d processes only the events published from now on)", ErrInvalid, seq, p, pi.LastSequence, limit, limit)
+	}
 }
 
 // positionBefore returns the checkpoint that makes the first record enqueued

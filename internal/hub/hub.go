@@ -41,6 +41,10 @@ var (
 	ErrInvalid = errors.New("invalid")
 	// ErrTooLarge: an event is bigger than the maximum event size.
 	ErrTooLarge = errors.New("event too large")
+	// ErrInsufficientStorage: the engine refused to create a hub's
+	// partitions for lack of storage: its retention bytes do not fit what
+	// the server or the account may still reserve. Nothing was created.
+	ErrInsufficientStorage = errors.New("insufficient storage")
 )
 
 const (
@@ -324,10 +328,83 @@ func (s *Service) Create(ctx context.Context, cfg Config) (Info, error) {
 				_ = s.js.DeleteStream(ctx, StreamName(cfg.Name, q))
 			}
 			_ = s.hubs.Delete(ctx, cfg.Name)
+			if IsStorageRefusal(err) {
+				return Info{}, s.storageError(ctx, cfg, err)
+			}
 			return Info{}, fmt.Errorf("hub: create partition %d of %s: %w", p, cfg.Name, err)
 		}
 	}
 	return info, nil
+}
+
+// storageCodes are the JetStream error codes of a stream refused for lack
+// of storage, or past the account's limits: account resources exceeded,
+// insufficient resources, maximum streams, insufficient storage, stream
+// max bytes over the account's limit.
+var storageCodes = []jetstream.ErrorCode{10002, 10023, 10027, 10047, 10122}
+
+// IsStorageRefusal reports whether err is JetStream refusing to create a
+// stream for lack of storage or past the account's limits.
+func IsStorageRefusal(err error) bool {
+	var ae *jetstream.APIError
+	return errors.As(err, &ae) && slices.Contains(storageCodes, ae.ErrorCode)
+}
+
+// Storage is what the engine's JetStream account stores, as the server
+// tells it.
+type Storage struct {
+	// Limit is what the account may store in files; -1 when the account
+	// has no limit of its own (the server's store limit applies, which it
+	// does not tell clients: max_file_store, by default 75% of the disk
+	// space that was free when it started).
+	Limit int64
+	// Reserved is what streams with a byte limit reserve; Used what all
+	// streams store.
+	Reserved, Used uint64
+}
+
+// Storage reads what the engine's account stores and may store.
+func (s *Service) Storage(ctx context.Context) (Storage, error) {
+	ai, err := s.js.AccountInfo(ctx)
+	if err != nil {
+		return Storage{}, fmt.Errorf("hub: storage of the engine: %w", err)
+	}
+	return Storage{Limit: ai.Limits.MaxStore, Reserved: ai.ReservedStore, Used: ai.Store}, nil
+}
+
+// Available says what storage is left, for error messages.
+func (st Storage) Available() string {
+	if st.Limit < 0 {
+		return fmt.Sprintf("the server's streams already reserve %d bytes and store %d; the server may keep at most its max_file_store "+
+			"(by default 75%% of the disk space free when it started)", st.Reserved, st.Used)
+	}
+	left := max(st.Limit-int64(max(st.Reserved, st.Used)), 0)
+	return fmt.Sprintf("the account may store %d bytes, of which %d are reserved and %d stored: %d bytes are available", st.Limit, st.Reserved, st.Used, left)
+}
+
+// storageError words a refusal to create hub cfg's partitions for lack of
+// storage.
+func (s *Service) storageError(ctx context.Context, cfg Config, err error) error {
+	asked := "its partitions"
+	if cfg.RetentionBytes > 0 {
+		asked = fmt.Sprintf("retention_bytes %d: %d bytes for each of its %d partitions", cfg.RetentionBytes,
+			max(cfg.RetentionBytes/int64(cfg.Partitions), 1), cfg.Partitions)
+	}
+	avail := "what is available could not be read"
+	if st, serr := s.Storage(ctx); serr == nil {
+		avail = st.Available()
+	}
+	return fmt.Errorf("%w for hub %s: the engine cannot reserve %s (%v); %s. Give a smaller retention_bytes, or more storage to the engine",
+		ErrInsufficientStorage, cfg.Name, asked, jetstreamReason(err), avail)
+}
+
+// jetstreamReason is the description of a JetStream API error.
+func jetstreamReason(err error) string {
+	var ae *jetstream.APIError
+	if errors.As(err, &ae) && ae.Description != "" {
+		return ae.Description
+	}
+	return err.Error()
 }
 
 // Repair creates the partition streams of an existing hub that are missing,
@@ -457,6 +534,8 @@ type PartitionInfo struct {
 	FirstSequence int64     `json:"first_sequence"`
 	LastSequence  int64     `json:"last_sequence"`
 	LastEnqueued  time.Time `json:"last_enqueued,omitzero"`
+	// nextRecord is the stream sequence of the partition's next record.
+	nextRecord uint64
 }
 
 // Describe returns the hub's definition and the state of each partition.
@@ -487,6 +566,7 @@ func (s *Service) partitionInfo(ctx context.Context, name string, p int) (Partit
 	}
 	state := st.CachedInfo().State
 	pi.Records, pi.Bytes = state.Msgs, state.Bytes
+	pi.nextRecord = state.LastSeq + 1
 	if state.Msgs == 0 {
 		return pi, nil
 	}

@@ -419,3 +419,89 @@ func TestRepairRecreatesMissingPartitions(t *testing.T) {
 	_, err = s.Repair(ctx, "missing")
 	require.ErrorIs(t, err, hub.ErrNotFound)
 }
+
+// TestReplayRefusesPastTheEnd: a replay to a sequence past a partition's
+// end, or to a time out of range, is refused with what is wrong, and
+// moves no checkpoint.
+func TestReplayRefusesPastTheEnd(t *testing.T) {
+	t.Parallel()
+	eng := enginetest.Embedded(t)
+	ctx := context.Background()
+	s, name := setup(t, eng, hub.Config{Partitions: 2})
+	pos, err := s.Publish(ctx, name, []hub.Event{{Body: []byte("a"), HasPartition: true}, {Body: []byte("b"), HasPartition: true}})
+	require.NoError(t, err)
+	last := pos[1].Sequence
+	rev0, err := s.PutCheckpoint(ctx, name, hub.DefaultGroup, 0, hub.Checkpoint{Sequence: pos[0].Sequence}, 0)
+	require.NoError(t, err)
+
+	for _, c := range []struct {
+		target hub.ReplayTarget
+		parts  []string
+	}{
+		{hub.ReplayTarget{Sequences: map[int]int64{0: last + 2}}, []string{
+			fmt.Sprintf("replay sequence %d for partition 0", last+2), fmt.Sprintf("past the partition's last event, sequence %d", last),
+			fmt.Sprintf("up to %d", last+1)}},
+		{hub.ReplayTarget{Sequences: map[int]int64{0: 1, 1: 1 << 40}}, []string{
+			"replay sequence 1099511627776 for partition 1", "holds no events", fmt.Sprintf("next event will be sequence %d", hub.SequenceOf(1, 0))}},
+		{hub.ReplayTarget{Time: time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC)}, []string{"replay time 1969-12-31T00:00:00Z", "before 1970"}},
+		{hub.ReplayTarget{Time: time.Date(1, 1, 1, 0, 0, 1, 0, time.UTC)}, []string{"before 1970"}},
+	} {
+		_, err := s.Replay(ctx, name, hub.DefaultGroup, c.target, 0)
+		require.ErrorIs(t, err, hub.ErrInvalid, "%+v", c.target)
+		for _, p := range c.parts {
+			require.ErrorContains(t, err, p)
+		}
+	}
+	cp, rev, err := s.GetCheckpoint(ctx, name, hub.DefaultGroup, 0)
+	require.NoError(t, err)
+	require.Equal(t, rev0, rev, "no checkpoint moved")
+	require.Equal(t, pos[0].Sequence, cp.Sequence)
+	_, rev, err = s.GetCheckpoint(ctx, name, hub.DefaultGroup, 1)
+	require.NoError(t, err)
+	require.Zero(t, rev)
+
+	// Up to the end is fine: right after the last event, or on an empty
+	// partition its next record's first sequence.
+	res, err := s.Replay(ctx, name, hub.DefaultGroup, hub.ReplayTarget{Sequences: map[int]int64{0: last + 1, 1: hub.SequenceOf(1, 0)}}, 0)
+	require.NoError(t, err)
+	require.Equal(t, []hub.ReplayResult{{Partition: 0, Before: pos[0].Sequence, After: last}, {Partition: 1, Before: -1, After: hub.SequenceOf(1, 0) - 1}}, res)
+}
+
+// TestGroups: a group exists once it has a checkpoint in some partition;
+// DefaultGroup always exists.
+func TestGroups(t *testing.T) {
+	t.Parallel()
+	eng := enginetest.Embedded(t)
+	ctx := context.Background()
+	s, name := setup(t, eng, hub.Config{Partitions: 2})
+	_, other := setup(t, eng, hub.Config{Partitions: 1})
+
+	groups, err := s.Groups(ctx, name)
+	require.NoError(t, err)
+	require.Empty(t, groups)
+	require.NoError(t, s.CheckGroup(ctx, name, hub.DefaultGroup))
+	err = s.CheckGroup(ctx, name, "audit")
+	require.ErrorIs(t, err, hub.ErrGroupNotFound)
+	require.ErrorContains(t, err, "consumer group audit of hub "+name+" not found")
+	require.ErrorContains(t, err, "it has none yet")
+
+	for _, c := range []struct {
+		hub, group string
+		p          int
+	}{{name, "audit", 1}, {name, "audit", 0}, {name, "$Billing", 1}, {other, "elsewhere", 0}} {
+		_, err = s.PutCheckpoint(ctx, c.hub, c.group, c.p, hub.Checkpoint{Sequence: 3}, 0)
+		require.NoError(t, err)
+	}
+	groups, err = s.Groups(ctx, name)
+	require.NoError(t, err)
+	require.Equal(t, []string{"$Billing", "audit"}, groups)
+	require.NoError(t, s.CheckGroup(ctx, name, "audit"))
+	require.NoError(t, s.CheckGroup(ctx, name, "$Billing"))
+	err = s.CheckGroup(ctx, name, "audt")
+	var gerr *hub.GroupNotFoundError
+	require.ErrorAs(t, err, &gerr)
+	require.Equal(t, []string{"$Billing", "audit"}, gerr.Groups)
+	require.ErrorContains(t, err, "its groups are $Billing, audit")
+	require.ErrorIs(t, s.CheckGroup(ctx, name, "bad group!"), hub.ErrInvalid)
+	require.ErrorIs(t, s.CheckGroup(ctx, "missing", "audit"), hub.ErrNotFound)
+}

@@ -33,11 +33,15 @@ func Run(t *testing.T, open func(t *testing.T) docstore.Store) {
 		{"CountDocuments", testCountDocuments},
 		{"BulkUpsertIsAllOrNothing", testBulk},
 		{"BadDocumentsWriteNothing", testBadDocuments},
+		{"DeepOrDuplicateDocumentsWriteNothing", testDocumentShape},
+		{"ClosedStoreIsUnavailable", testClosed},
 		{"FeedOrderContinuationTime", testFeed},
 		{"FeedRangesAndLastLSN", testFeedRanges},
 		{"ChangedWakesReaders", testChanged},
 		{"DefaultTTL", testTTL},
 		{"Query", testQuery},
+		{"QueryLimits", testQueryLimits},
+		{"QueryStopsWhenItsContextEnds", testQueryCancel},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -330,6 +334,139 @@ func testBadDocuments(t *testing.T, s docstore.Store) {
 		require.ErrorContains(t, err, c.text)
 	}
 	require.Empty(t, feed(t, s, "c", docstore.FeedStart{}))
+}
+
+// nested is a document of depth levels: its value at "v" nests arrays
+// and objects depth-1 levels deep.
+func nested(id string, depth int) []byte {
+	var open, closing strings.Builder
+	for i := range depth - 1 {
+		if i%2 == 0 {
+			open.WriteString(`[`)
+		} else {
+			open.WriteString(`{"a":`)
+		}
+	}
+	for i := depth - 2; i >= 0; i-- {
+		if i%2 == 0 {
+			closing.WriteString(`]`)
+		} else {
+			closing.WriteString(`}`)
+		}
+	}
+	return []byte(`{"id":"` + id + `","deviceId":"d","v":` + open.String() + `1` + closing.String() + `}`)
+}
+
+// testDocumentShape: a document nested deeper than docstore.MaxDepth, or
+// with an object naming a member twice, is refused by every write, and
+// nothing is written.
+func testDocumentShape(t *testing.T, s docstore.Store) {
+	container(t, s, "c")
+	kept, err := s.Upsert(bg, "c", []byte(`{"id":"kept","deviceId":"d","v":1}`))
+	require.NoError(t, err)
+	ok, err := s.Upsert(bg, "c", nested("deepest", docstore.MaxDepth))
+	require.NoError(t, err, "%d levels are allowed", docstore.MaxDepth)
+	last, err := s.LastLSN(bg, "c")
+	require.NoError(t, err)
+
+	requireDepth := func(t *testing.T, err error) {
+		t.Helper()
+		require.ErrorIs(t, err, docstore.ErrInvalid)
+		var derr *docstore.DepthError
+		require.ErrorAs(t, err, &derr)
+		require.Equal(t, docstore.MaxDepth, derr.Max)
+		require.ErrorContains(t, err, "more than 128 levels deep")
+	}
+	requireDuplicate := func(t *testing.T, err error, name, path string) {
+		t.Helper()
+		require.ErrorIs(t, err, docstore.ErrInvalid)
+		var derr *docstore.DuplicateMemberError
+		require.ErrorAs(t, err, &derr)
+		require.Equal(t, name, derr.Name)
+		require.Equal(t, path, derr.Path)
+		require.ErrorContains(t, err, fmt.Sprintf("member %q appears twice", name))
+	}
+	for _, doc := range [][]byte{
+		nested("kept", docstore.MaxDepth+1),
+		nested("kept", 1001),
+		nested("kept", 9000),
+		[]byte(strings.Repeat("[", 20000) + strings.Repeat("]", 20000)),
+	} {
+		_, err := s.Create(bg, "c", doc)
+		requireDepth(t, err)
+		_, err = s.Upsert(bg, "c", doc)
+		requireDepth(t, err)
+		_, err = s.Replace(bg, "c", doc, "")
+		requireDepth(t, err)
+		_, err = s.BulkUpsert(bg, "c", [][]byte{[]byte(`{"id":"other","deviceId":"d"}`), doc})
+		requireDepth(t, err)
+		require.ErrorContains(t, err, "document 1")
+	}
+	// A patch whose result is too deep.
+	var deepValue map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(nested("x", docstore.MaxDepth), &deepValue))
+	_, err = s.Patch(bg, "c", "d", "kept", map[string]json.RawMessage{"w": []byte(`[` + string(deepValue["v"]) + `]`)}, "")
+	requireDepth(t, err)
+
+	for _, c := range []struct{ doc, name, path string }{
+		{`{"id":"kept","deviceId":"d","v":1,"v":2}`, "v", ""},
+		{`{"id":"kept","deviceId":"d","v":1,"\u0076":2}`, "v", ""},
+		{`{"id":"kept","id":"other","deviceId":"d"}`, "id", ""},
+		{`{"id":"kept","deviceId":"d","deviceId":"e"}`, "deviceId", ""},
+		{`{"id":"kept","deviceId":"d","v":{"a":{"b":1,"c":[0,{"x":1,"y":2,"x":3}]}}}`, "x", "v.a.c[1]"},
+		{`{"id":"kept","deviceId":"d","v":{"a b":{"k":1,"k":1}}}`, "k", `v["a b"]`},
+	} {
+		_, err := s.Create(bg, "c", []byte(c.doc))
+		requireDuplicate(t, err, c.name, c.path)
+		_, err = s.Upsert(bg, "c", []byte(c.doc))
+		requireDuplicate(t, err, c.name, c.path)
+		_, err = s.Replace(bg, "c", []byte(c.doc), "")
+		requireDuplicate(t, err, c.name, c.path)
+		_, err = s.BulkUpsert(bg, "c", [][]byte{[]byte(c.doc)})
+		requireDuplicate(t, err, c.name, c.path)
+	}
+	many := `{"id":"kept","deviceId":"d","v":{`
+	for i := range 40 {
+		many += fmt.Sprintf(`"k%d":%d,`, i, i)
+	}
+	_, err = s.Upsert(bg, "c", []byte(many+`"k33":0}}`))
+	requireDuplicate(t, err, "k33", "v")
+	_, err = s.Patch(bg, "c", "d", "kept", map[string]json.RawMessage{"w": []byte(`{"a":1,"a":2}`)}, "")
+	requireDuplicate(t, err, "a", "w")
+
+	// Nothing was written.
+	after, err := s.LastLSN(bg, "c")
+	require.NoError(t, err)
+	require.Equal(t, last, after)
+	d, err := s.Read(bg, "c", "d", "kept")
+	require.NoError(t, err)
+	require.Equal(t, kept.ETag, d.ETag)
+	_, err = s.Read(bg, "c", "d", "other")
+	require.ErrorIs(t, err, docstore.ErrNotFound)
+	d, err = s.Read(bg, "c", "d", "deepest")
+	require.NoError(t, err)
+	require.Equal(t, ok.ETag, d.ETag)
+}
+
+// testClosed: a closed store answers docstore.ErrUnavailable, which
+// callers tell from errors of their input. (Close may be called again.)
+func testClosed(t *testing.T, s docstore.Store) {
+	container(t, s, "c")
+	_, err := s.Upsert(bg, "c", []byte(`{"id":"a","deviceId":"d"}`))
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	_, err = s.ListContainers(bg)
+	require.ErrorIs(t, err, docstore.ErrUnavailable)
+	_, err = s.Read(bg, "c", "d", "a")
+	require.ErrorIs(t, err, docstore.ErrUnavailable)
+	_, err = s.Upsert(bg, "c", []byte(`{"id":"b","deviceId":"d"}`))
+	require.ErrorIs(t, err, docstore.ErrUnavailable)
+	_, err = s.Feed(bg, "c", docstore.FeedStart{}, 10)
+	require.ErrorIs(t, err, docstore.ErrUnavailable)
+	if q, ok := s.(docstore.Querier); ok {
+		_, err = q.Query(bg, "c", docstore.QueryRequest{Text: `c.deviceId = "d"`})
+		require.ErrorIs(t, err, docstore.ErrUnavailable)
+	}
 }
 
 func testFeed(t *testing.T, s docstore.Store) {

@@ -1,7 +1,11 @@
 package docstoretest
 
 import (
+	"context"
 	"fmt"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -81,4 +85,117 @@ func testQuery(t *testing.T, s docstore.Store) {
 	}
 	_, err = q.Query(bg, "nope", docstore.QueryRequest{})
 	require.ErrorIs(t, err, docstore.ErrNotFound)
+}
+
+// testQueryLimits: a query up to docstore.MaxQueryTerms terms runs, on
+// every backend (SQLite refuses SQL nested 1,000 deep); one over that, or
+// over docstore.MaxQueryBytes, is refused naming the limit.
+func testQueryLimits(t *testing.T, s docstore.Store) {
+	q, ok := s.(docstore.Querier)
+	if !ok {
+		t.Skip("this backend does not run queries yet")
+	}
+	container(t, s, "c")
+	_, err := s.BulkUpsert(bg, "c", [][]byte{[]byte(`{"id":"a","deviceId":"d","n":7}`), []byte(`{"id":"b","deviceId":"d","n":8}`)})
+	require.NoError(t, err)
+	terms := func(n int, op string) string {
+		parts := make([]string, n)
+		for i := range parts {
+			parts[i] = fmt.Sprintf("c.n = %d", i)
+		}
+		return strings.Join(parts, " "+op+" ")
+	}
+	in := func(n int) string {
+		vals := make([]string, n)
+		for i := range vals {
+			vals[i] = strconv.Itoa(i)
+		}
+		return "c.n IN (" + strings.Join(vals, ",") + ")"
+	}
+	for _, c := range []struct {
+		text string
+		want int
+	}{
+		{terms(docstore.MaxQueryTerms, "OR"), 2},
+		{"(" + terms(docstore.MaxQueryTerms/2-1, "OR") + ") AND NOT (" + terms(docstore.MaxQueryTerms/2-2, "AND") + ")", 2},
+		{in(docstore.MaxQueryTerms - 1), 2},
+	} {
+		page, err := q.Query(bg, "c", docstore.QueryRequest{Text: c.text})
+		require.NoError(t, err, "%.80s", c.text)
+		require.Len(t, page.Documents, c.want, "%.80s", c.text)
+	}
+	for _, text := range []string{
+		terms(docstore.MaxQueryTerms+1, "OR"),
+		in(docstore.MaxQueryTerms),
+		in(10000),
+	} {
+		_, err := q.Query(bg, "c", docstore.QueryRequest{Text: text})
+		require.ErrorIs(t, err, docstore.ErrInvalid)
+		require.ErrorContains(t, err, "more than 1000 terms")
+	}
+	long := `c.s = "` + strings.Repeat("x", docstore.MaxQueryBytes) + `"`
+	_, err = q.Query(bg, "c", docstore.QueryRequest{Text: long})
+	require.ErrorIs(t, err, docstore.ErrInvalid)
+	require.ErrorContains(t, err, fmt.Sprintf("it is %d bytes, over the limit of 65536 bytes", len(long)))
+}
+
+// stopAfter is a context that ends once its Err has been asked n times:
+// a query that checks it per row stops partway, with no clock involved.
+type stopAfter struct {
+	context.Context
+	mu   sync.Mutex
+	left int
+	done chan struct{}
+}
+
+func newStopAfter(n int) *stopAfter {
+	return &stopAfter{Context: context.Background(), left: n, done: make(chan struct{})}
+}
+
+func (c *stopAfter) Done() <-chan struct{} { return c.done }
+
+func (c *stopAfter) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.left > 0 {
+		c.left--
+		if c.left == 0 {
+			close(c.done)
+		}
+	}
+	if c.left == 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// testQueryCancel: a query stops when its context ends, before or while
+// it reads its results.
+func testQueryCancel(t *testing.T, s docstore.Store) {
+	q, ok := s.(docstore.Querier)
+	if !ok {
+		t.Skip("this backend does not run queries yet")
+	}
+	container(t, s, "c")
+	var docs [][]byte
+	for i := range 500 {
+		docs = append(docs, fmt.Appendf(nil, `{"id":"d%03d","deviceId":"dev-%d","n":%d}`, i, i%7, i))
+	}
+	_, err := s.BulkUpsert(bg, "c", docs)
+	require.NoError(t, err)
+	req := docstore.QueryRequest{Text: "c.n >= 0 OR c.n < 0", MaxItems: 1000}
+	page, err := q.Query(bg, "c", req)
+	require.NoError(t, err)
+	require.Len(t, page.Documents, 500)
+
+	ctx, cancel := context.WithCancel(bg)
+	cancel()
+	_, err = q.Query(ctx, "c", req)
+	require.ErrorIs(t, err, context.Canceled, "a query whose client is gone does not run")
+
+	// The context ends after a few checks: the query stops partway
+	// through its 500 rows.
+	stop := newStopAfter(20)
+	page, err = q.Query(stop, "c", req)
+	require.ErrorIs(t, err, context.Canceled, "the query stopped (it returned %d documents)", len(page.Documents))
 }

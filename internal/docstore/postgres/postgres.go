@@ -77,6 +77,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"net"
 	"regexp"
 	"strconv"
 	"strings"
@@ -448,7 +449,7 @@ func (s *Store) CreateContainer(ctx context.Context, c docstore.Container) (docs
 		return docstore.Container{}, fmt.Errorf("%w: container %s", docstore.ErrExists, c.Name)
 	}
 	if err != nil {
-		return docstore.Container{}, fmt.Errorf("docstore: create container %s: %w", c.Name, err)
+		return docstore.Container{}, classify(fmt.Errorf("docstore: create container %s: %w", c.Name, err))
 	}
 	c.Created = c.Created.UTC()
 	s.remember(c)
@@ -464,7 +465,7 @@ func (s *Store) GetContainer(ctx context.Context, name string) (docstore.Contain
 		return docstore.Container{}, fmt.Errorf("%w: container %s", docstore.ErrNotFound, name)
 	}
 	if err != nil {
-		return docstore.Container{}, fmt.Errorf("docstore: get container %s: %w", name, err)
+		return docstore.Container{}, classify(fmt.Errorf("docstore: get container %s: %w", name, err))
 	}
 	s.remember(c)
 	return c, nil
@@ -530,11 +531,11 @@ func scanContainer(row pgx.Row) (docstore.Container, error) {
 func (s *Store) ListContainers(ctx context.Context) ([]docstore.Container, error) {
 	rows, err := s.pool.Query(ctx, s.q.listContainers)
 	if err != nil {
-		return nil, fmt.Errorf("docstore: list containers: %w", err)
+		return nil, classify(fmt.Errorf("docstore: list containers: %w", err))
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (docstore.Container, error) { return scanContainer(row) })
 	if err != nil {
-		return nil, fmt.Errorf("docstore: list containers: %w", err)
+		return nil, classify(fmt.Errorf("docstore: list containers: %w", err))
 	}
 	return out, nil
 }
@@ -558,7 +559,7 @@ func (s *Store) DeleteContainer(ctx context.Context, name string) error {
 		return fmt.Errorf("%w: container %s", docstore.ErrNotFound, name)
 	}
 	if err != nil {
-		return fmt.Errorf("docstore: delete container %s: %w", name, err)
+		return classify(fmt.Errorf("docstore: delete container %s: %w", name, err))
 	}
 	return nil
 }
@@ -623,6 +624,31 @@ func retry(ctx context.Context, fn func() error) error {
 	}
 }
 
+// classify marks an error that says PostgreSQL cannot be used now as
+// docstore.ErrUnavailable: no connection (refused, reset, timed out), the
+// store closed, or the server shutting down or out of connections.
+func classify(err error) error {
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	var pe *pgconn.PgError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ce), errors.As(err, &ne),
+		errors.As(err, &pe) && unavailableCode(pe.Code),
+		strings.Contains(err.Error(), "closed pool"), strings.Contains(err.Error(), "conn closed"):
+		return docstore.Unavailable(err)
+	}
+	return err
+}
+
+// unavailableCode reports whether a PostgreSQL error code says the server
+// cannot serve now: connection exceptions (class 08), too many
+// connections, shutting down or starting up.
+func unavailableCode(code string) bool {
+	return strings.HasPrefix(code, "08") || code == "53300" || code == "57P01" || code == "57P02" || code == "57P03"
+}
+
 func wrap(container string, err error) error {
 	var pgErr *pgconn.PgError
 	switch {
@@ -636,7 +662,7 @@ func wrap(container string, err error) error {
 		// NUL byte in an id or partition key, an overlong partition key.
 		return fmt.Errorf("%w document: PostgreSQL cannot store it: %s", docstore.ErrInvalid, pgErr.Message)
 	}
-	return fmt.Errorf("docstore: write to %s: %w", container, err)
+	return classify(fmt.Errorf("docstore: write to %s: %w", container, err))
 }
 
 func isDataError(code string) bool {
@@ -837,11 +863,11 @@ func (s *Store) Read(ctx context.Context, container, pk, id string) (docstore.Do
 	}
 	rows, err := s.pool.Query(ctx, s.q.read, container, pk, id)
 	if err != nil {
-		return docstore.Document{}, fmt.Errorf("docstore: read from %s: %w", container, err)
+		return docstore.Document{}, classify(fmt.Errorf("docstore: read from %s: %w", container, err))
 	}
-	docs, err := scanDocs(rows)
+	docs, err := scanDocs(ctx, rows)
 	if err != nil {
-		return docstore.Document{}, fmt.Errorf("docstore: read from %s: %w", container, err)
+		return docstore.Document{}, classify(fmt.Errorf("docstore: read from %s: %w", container, err))
 	}
 	if len(docs) == 0 {
 		if _, err := s.GetContainer(ctx, container); err != nil {
@@ -871,10 +897,10 @@ func (s *Store) ReadMany(ctx context.Context, container string, keys []docstore.
 		}
 		rows, err := s.pool.Query(ctx, s.q.readMany, container, pks, ids)
 		if err == nil {
-			docs, err = scanDocs(rows)
+			docs, err = scanDocs(ctx, rows)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("docstore: read from %s: %w", container, err)
+			return nil, classify(fmt.Errorf("docstore: read from %s: %w", container, err))
 		}
 	}
 	if len(docs) == 0 {
@@ -893,8 +919,13 @@ func (s *Store) ReadMany(ctx context.Context, container string, keys []docstore.
 // such a key in a statement's parameters.
 func storable(s string) bool { return utf8.ValidString(s) && !strings.Contains(s, "\x00") }
 
-func scanDocs(rows pgx.Rows) ([]docstore.Document, error) {
+// scanDocs reads documents from rows, until ctx ends: a query's rows are
+// made as they are read, so a reader that went away stops the query.
+func scanDocs(ctx context.Context, rows pgx.Rows) ([]docstore.Document, error) {
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (docstore.Document, error) {
+		if err := ctx.Err(); err != nil {
+			return docstore.Document{}, err
+		}
 		var d docstore.Document
 		var body []byte
 		err := row.Scan(&d.PartitionKey, &d.ID, &body, &d.ETag, &d.TS, &d.LSN, &d.Deleted)
@@ -989,11 +1020,11 @@ func (s *Store) Feed(ctx context.Context, container string, from docstore.FeedSt
 	q := s.q.feed + conds
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("docstore: feed of %s: %w", container, err)
+		return nil, classify(fmt.Errorf("docstore: feed of %s: %w", container, err))
 	}
-	docs, err := scanDocs(rows)
+	docs, err := scanDocs(ctx, rows)
 	if err != nil {
-		return nil, fmt.Errorf("docstore: feed of %s: %w", container, err)
+		return nil, classify(fmt.Errorf("docstore: feed of %s: %w", container, err))
 	}
 	if len(docs) == 0 {
 		// Nothing new, or the container is gone (maybe deleted by
@@ -1014,7 +1045,7 @@ func (s *Store) CountDocuments(ctx context.Context, container string) (int64, er
 	}
 	var n int64
 	if err := s.pool.QueryRow(ctx, s.q.count, container).Scan(&n); err != nil {
-		return 0, fmt.Errorf("docstore: count documents of %s: %w", container, err)
+		return 0, classify(fmt.Errorf("docstore: count documents of %s: %w", container, err))
 	}
 	return n, nil
 }
@@ -1027,7 +1058,7 @@ func (s *Store) LastLSN(ctx context.Context, container string) (int64, error) {
 		return 0, fmt.Errorf("%w: container %s", docstore.ErrNotFound, container)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("docstore: last LSN of %s: %w", container, err)
+		return 0, classify(fmt.Errorf("docstore: last LSN of %s: %w", container, err))
 	}
 	return last, nil
 }

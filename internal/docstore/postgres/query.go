@@ -59,11 +59,11 @@ func (s *Store) Query(ctx context.Context, container string, req docstore.QueryR
 	}
 	rows, err := s.pool.Query(ctx, sb.String(), a...)
 	if err != nil {
-		return docstore.Page{}, fmt.Errorf("docstore: query %s: %w", container, err)
+		return docstore.Page{}, classify(fmt.Errorf("docstore: query %s: %w", container, err))
 	}
-	docs, err := scanDocs(rows)
+	docs, err := scanDocs(ctx, rows)
 	if err != nil {
-		return docstore.Page{}, fmt.Errorf("docstore: query %s: %w", container, err)
+		return docstore.Page{}, classify(fmt.Errorf("docstore: query %s: %w", container, err))
 	}
 	if len(docs) == 0 {
 		if _, err := s.GetContainer(ctx, container); err != nil {
@@ -98,15 +98,15 @@ func typed(v, typ, cond string) string {
 func compile(e docstore.Expr, a *args) (string, error) {
 	switch e := e.(type) {
 	case docstore.Logical:
-		l, err := compile(e.Left, a)
-		if err != nil {
-			return "", err
+		var parts []string
+		for _, x := range docstore.Operands(e) {
+			c, err := compile(x, a)
+			if err != nil {
+				return "", err
+			}
+			parts = append(parts, c)
 		}
-		r, err := compile(e.Right, a)
-		if err != nil {
-			return "", err
-		}
-		return "(" + l + ") " + e.Op + " (" + r + ")", nil
+		return docstore.Balanced(e.Op, parts), nil
 	case docstore.Not:
 		x, err := compile(e.X, a)
 		return "NOT (" + x + ")", err
@@ -124,7 +124,7 @@ func compile(e docstore.Expr, a *args) (string, error) {
 			}
 			parts = append(parts, c)
 		}
-		return "(" + strings.Join(parts, " OR ") + ")", nil
+		return "(" + docstore.Balanced("OR", parts) + ")", nil
 	case docstore.Compare:
 		return compare(e.Path, e.Op, e.Value, a)
 	}

@@ -53,11 +53,11 @@ func (s *Store) Query(ctx context.Context, container string, req docstore.QueryR
 	}
 	rows, err := s.r.QueryContext(ctx, sb.String(), args...)
 	if err != nil {
-		return docstore.Page{}, fmt.Errorf("docstore: query %s: %w", container, err)
+		return docstore.Page{}, classify(fmt.Errorf("docstore: query %s: %w", container, err))
 	}
-	docs, err := scanDocs(rows)
+	docs, err := scanDocs(ctx, rows)
 	if err != nil {
-		return docstore.Page{}, fmt.Errorf("docstore: query %s: %w", container, err)
+		return docstore.Page{}, classify(fmt.Errorf("docstore: query %s: %w", container, err))
 	}
 	return plan.Finish(docs), nil
 }
@@ -78,15 +78,17 @@ func jsonPath(fields []string) string {
 func compile(e docstore.Expr) (string, []any, error) {
 	switch e := e.(type) {
 	case docstore.Logical:
-		l, la, err := compile(e.Left)
-		if err != nil {
-			return "", nil, err
+		var parts []string
+		var args []any
+		for _, x := range docstore.Operands(e) {
+			c, a, err := compile(x)
+			if err != nil {
+				return "", nil, err
+			}
+			parts = append(parts, c)
+			args = append(args, a...)
 		}
-		r, ra, err := compile(e.Right)
-		if err != nil {
-			return "", nil, err
-		}
-		return "(" + l + ") " + e.Op + " (" + r + ")", append(la, ra...), nil
+		return docstore.Balanced(e.Op, parts), args, nil
 	case docstore.Not:
 		x, xa, err := compile(e.X)
 		return "NOT (" + x + ")", xa, err
@@ -106,7 +108,7 @@ func compile(e docstore.Expr) (string, []any, error) {
 			parts = append(parts, c)
 			args = append(args, a...)
 		}
-		return "(" + strings.Join(parts, " OR ") + ")", args, nil
+		return "(" + docstore.Balanced("OR", parts) + ")", args, nil
 	case docstore.Compare:
 		return compare(e.Path, e.Op, e.Value)
 	}

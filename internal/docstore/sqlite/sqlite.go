@@ -20,7 +20,7 @@ import (
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
+	"modernc.org/sqlite" // and the database/sql driver "sqlite"
 
 	"github.com/sluicehq/sluice/internal/docstore"
 )
@@ -289,7 +289,7 @@ func (s *Store) CreateContainer(ctx context.Context, c docstore.Container) (docs
 		return docstore.Container{}, fmt.Errorf("%w: container %s", docstore.ErrExists, c.Name)
 	}
 	if err != nil {
-		return docstore.Container{}, fmt.Errorf("docstore: create container %s: %w", c.Name, err)
+		return docstore.Container{}, classify(fmt.Errorf("docstore: create container %s: %w", c.Name, err))
 	}
 	return c, nil
 }
@@ -307,7 +307,7 @@ func (s *Store) GetContainer(ctx context.Context, name string) (docstore.Contain
 		return docstore.Container{}, fmt.Errorf("%w: container %s", docstore.ErrNotFound, name)
 	}
 	if err != nil {
-		return docstore.Container{}, fmt.Errorf("docstore: get container %s: %w", name, err)
+		return docstore.Container{}, classify(fmt.Errorf("docstore: get container %s: %w", name, err))
 	}
 	s.mu.Lock()
 	s.cache[name] = c
@@ -333,14 +333,14 @@ func scanContainer(row scanner) (docstore.Container, error) {
 func (s *Store) ListContainers(ctx context.Context) ([]docstore.Container, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT name, partition_key_path, default_ttl_ms, created FROM containers ORDER BY name`)
 	if err != nil {
-		return nil, fmt.Errorf("docstore: list containers: %w", err)
+		return nil, classify(fmt.Errorf("docstore: list containers: %w", err))
 	}
 	defer rows.Close()
 	var out []docstore.Container
 	for rows.Next() {
 		c, err := scanContainer(rows)
 		if err != nil {
-			return nil, fmt.Errorf("docstore: list containers: %w", err)
+			return nil, classify(fmt.Errorf("docstore: list containers: %w", err))
 		}
 		out = append(out, c)
 	}
@@ -364,7 +364,7 @@ func (s *Store) DeleteContainer(ctx context.Context, name string) error {
 	s.mu.Unlock()
 	s.notify(name)
 	if err != nil {
-		return fmt.Errorf("docstore: delete container %s: %w", name, err)
+		return classify(fmt.Errorf("docstore: delete container %s: %w", name, err))
 	}
 	return nil
 }
@@ -509,12 +509,35 @@ func (s *Store) writeAs(ctx context.Context, container string, key docstore.Prep
 	return doc, nil
 }
 
+// classify marks an error that says the database cannot be used now as
+// docstore.ErrUnavailable: the store is closed, or the database stayed
+// locked past the busy timeout.
+func classify(err error) error {
+	var se *sqlite.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &se) && (se.Code()&0xff == sqliteBusy || se.Code()&0xff == sqliteLocked),
+		errors.Is(err, sql.ErrConnDone),
+		// database/sql's errors of a closed store, which it does not export.
+		strings.Contains(err.Error(), "sql: database is closed"), strings.Contains(err.Error(), "sql: statement is closed"):
+		return docstore.Unavailable(err)
+	}
+	return err
+}
+
+// SQLite's primary result codes for a database another connection holds.
+const (
+	sqliteBusy   = 5
+	sqliteLocked = 6
+)
+
 func wrap(container string, err error) error {
 	if errors.Is(err, docstore.ErrNotFound) || errors.Is(err, docstore.ErrExists) || errors.Is(err, docstore.ErrPrecondition) ||
 		errors.Is(err, docstore.ErrInvalid) || errors.Is(err, docstore.ErrTooLarge) || errors.Is(err, context.Canceled) {
 		return err
 	}
-	return fmt.Errorf("docstore: write to %s: %w", container, err)
+	return classify(fmt.Errorf("docstore: write to %s: %w", container, err))
 }
 
 func (s *Store) prepare(ctx context.Context, container string, doc []byte) (docstore.Prepared, error) {
@@ -597,11 +620,11 @@ func (s *Store) Read(ctx context.Context, container, pk, id string) (docstore.Do
 	}
 	rows, err := s.read.QueryContext(ctx, container, pk, id, liveSince(c))
 	if err != nil {
-		return docstore.Document{}, fmt.Errorf("docstore: read from %s: %w", container, err)
+		return docstore.Document{}, classify(fmt.Errorf("docstore: read from %s: %w", container, err))
 	}
-	docs, err := scanDocs(rows)
+	docs, err := scanDocs(ctx, rows)
 	if err != nil {
-		return docstore.Document{}, fmt.Errorf("docstore: read from %s: %w", container, err)
+		return docstore.Document{}, classify(fmt.Errorf("docstore: read from %s: %w", container, err))
 	}
 	if len(docs) == 0 {
 		return docstore.Document{}, notFound(docstore.Prepared{ID: id, PartitionKey: pk})
@@ -626,7 +649,7 @@ func (s *Store) ReadMany(ctx context.Context, container string, keys []docstore.
 	n := readManySize(len(keys))
 	st, keep, err := s.readMany(ctx, n)
 	if err != nil {
-		return nil, fmt.Errorf("docstore: read from %s: %w", container, err)
+		return nil, classify(fmt.Errorf("docstore: read from %s: %w", container, err))
 	}
 	if !keep {
 		defer st.Close()
@@ -638,11 +661,11 @@ func (s *Store) ReadMany(ctx context.Context, container string, keys []docstore.
 	}
 	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
-		return nil, fmt.Errorf("docstore: read from %s: %w", container, err)
+		return nil, classify(fmt.Errorf("docstore: read from %s: %w", container, err))
 	}
-	docs, err := scanDocs(rows)
+	docs, err := scanDocs(ctx, rows)
 	if err != nil {
-		return nil, fmt.Errorf("docstore: read from %s: %w", container, err)
+		return nil, classify(fmt.Errorf("docstore: read from %s: %w", container, err))
 	}
 	if docs == nil {
 		return []docstore.Document{}, nil
@@ -702,10 +725,15 @@ func (s *Store) readMany(ctx context.Context, n int) (st *sql.Stmt, keep bool, e
 	return st, true, nil
 }
 
-func scanDocs(rows *sql.Rows) ([]docstore.Document, error) {
+// scanDocs reads documents from rows, until ctx ends: a query's rows are
+// made as they are read, so a reader that went away stops the query.
+func scanDocs(ctx context.Context, rows *sql.Rows) ([]docstore.Document, error) {
 	defer rows.Close()
 	var out []docstore.Document
 	for rows.Next() {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		var d docstore.Document
 		var body sql.NullString
 		var ts int64
@@ -821,11 +849,11 @@ func (s *Store) Feed(ctx context.Context, container string, from docstore.FeedSt
 	q := `SELECT pk, id, body, etag, ts, lsn, deleted FROM documents WHERE container = ? AND lsn > ?` + conds
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("docstore: feed of %s: %w", container, err)
+		return nil, classify(fmt.Errorf("docstore: feed of %s: %w", container, err))
 	}
-	docs, err := scanDocs(rows)
+	docs, err := scanDocs(ctx, rows)
 	if err != nil {
-		return nil, fmt.Errorf("docstore: feed of %s: %w", container, err)
+		return nil, classify(fmt.Errorf("docstore: feed of %s: %w", container, err))
 	}
 	return docs, nil
 }
@@ -842,7 +870,7 @@ func (s *Store) CountDocuments(ctx context.Context, container string) (int64, er
 	err = s.r.QueryRowContext(ctx, `SELECT count(*) FROM documents WHERE container = ? AND deleted = 0 AND ts >= ?`,
 		container, liveSince(c)).Scan(&n)
 	if err != nil {
-		return 0, fmt.Errorf("docstore: count documents of %s: %w", container, err)
+		return 0, classify(fmt.Errorf("docstore: count documents of %s: %w", container, err))
 	}
 	return n, nil
 }
@@ -855,7 +883,7 @@ func (s *Store) LastLSN(ctx context.Context, container string) (int64, error) {
 		return 0, fmt.Errorf("%w: container %s", docstore.ErrNotFound, container)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("docstore: last LSN of %s: %w", container, err)
+		return 0, classify(fmt.Errorf("docstore: last LSN of %s: %w", container, err))
 	}
 	return last, nil
 }
