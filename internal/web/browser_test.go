@@ -87,7 +87,8 @@ type pipeline struct {
 	sent     atomic.Int64
 }
 
-func startPipeline(t *testing.T, ctx context.Context) *pipeline {
+// startPipeline starts the pipeline, with what declare adds to it.
+func startPipeline(t *testing.T, ctx context.Context, declare ...func(*sluice.App)) *pipeline {
 	t.Helper()
 	p := &pipeline{redriven: make(chan string, 16)}
 	app := sluice.New(sluice.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Sync: sluice.SyncInterval,
@@ -125,6 +126,9 @@ func startPipeline(t *testing.T, ctx context.Context) *pipeline {
 		return nil
 	}, sluice.WithBreaker(sluice.BreakerPolicy{ConsecutiveFailures: 1000}))
 	app.QueueFunction("alert", sluice.QueueTrigger{Queue: "alerts"}, func(ctx context.Context, m *sluice.Message) error { return nil })
+	for _, d := range declare {
+		d(app)
+	}
 	require.NoError(t, app.Start(ctx))
 	t.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -164,16 +168,138 @@ func (p *pipeline) publish(ctx context.Context) {
 	}
 }
 
+// tab is a headless Chromium tab and the helpers the tests drive it with.
+// Uncaught exceptions of its pages are collected (see noExceptions); when
+// the test fails, a screenshot and the browser's output are kept.
+type tab struct {
+	t   *testing.T
+	ctx context.Context // the tab's chromedp context
+
+	mu         sync.Mutex
+	exceptions []string
+}
+
+// openTab starts a browser with one tab, closed when the test ends.
+func openTab(t *testing.T, ctx context.Context, browser string, extra ...chromedp.ExecAllocatorOption) *tab {
+	t.Helper()
+	browserLog := &lockedBuffer{}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox,
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.DisableGPU, chromedp.WindowSize(1400, 1000),
+		chromedp.CombinedOutput(browserLog))
+	opts = append(opts, extra...)
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(cancelAlloc)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(cancelBrowser)
+	tb := &tab{t: t, ctx: bctx}
+	tb.watchExceptions()
+	t.Cleanup(func() {
+		if t.Failed() {
+			tb.shot("failure.png")
+			t.Logf("browser output:\n%s", browserLog.String())
+		}
+	})
+	return tb
+}
+
+// watchExceptions collects the uncaught exceptions of the tab's pages.
+func (tb *tab) watchExceptions() {
+	msgs := chromedp.Console(tb.ctx)
+	go func() {
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			if m.IsException() {
+				tb.mu.Lock()
+				tb.exceptions = append(tb.exceptions, m.String())
+				tb.mu.Unlock()
+			}
+		}
+	}()
+}
+
+// noExceptions fails the test if a page of the tab threw.
+func (tb *tab) noExceptions() {
+	tb.t.Helper()
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	require.Empty(tb.t, tb.exceptions, "the page threw")
+}
+
+// shot saves a screenshot of the page under the test's artifacts.
+func (tb *tab) shot(name string) {
+	png, err := chromedp.Run(tb.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		tb.t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	path := filepath.Join(artifacts(tb.t), name)
+	require.NoError(tb.t, os.WriteFile(path, png, 0o644))
+	tb.t.Logf("screenshot: %s", path)
+}
+
+func (tb *tab) run(what string, actions ...chromedp.Action[chromedp.Void]) {
+	tb.t.Helper()
+	require.NoError(tb.t, chromedp.Do(tb.ctx, actions...), what)
+}
+
+// poll waits (generously: the machine may be loaded) for a JavaScript
+// expression to be truthy, and returns its value.
+func (tb *tab) poll(what, expr string) json.RawMessage {
+	tb.t.Helper()
+	for i := 0; ; i++ {
+		v, err := chromedp.Run(tb.ctx, chromedp.Poll[json.RawMessage](expr, chromedp.WithPollingInterval(100*time.Millisecond),
+			chromedp.WithPollingTimeout(90*time.Second)))
+		// Right after a navigation to another site (another renderer
+		// process), chromedp may still hold the previous page's
+		// execution context: ask again once it has the new one.
+		if err != nil && strings.Contains(err.Error(), "Cannot find context with specified id") && i < 100 {
+			continue
+		}
+		require.NoError(tb.t, err, "waiting for %s", what)
+		return v
+	}
+}
+
+// value polls for a number.
+func (tb *tab) value(what, expr string) float64 {
+	tb.t.Helper()
+	var n float64
+	require.NoError(tb.t, json.Unmarshal(tb.poll(what, expr), &n), what)
+	return n
+}
+
+// eval evaluates an expression once and decodes its value into v.
+func (tb *tab) eval(what, expr string, v any) {
+	tb.t.Helper()
+	raw, err := chromedp.Run(tb.ctx, chromedp.Evaluate[json.RawMessage](expr))
+	require.NoError(tb.t, err, what)
+	require.NoError(tb.t, json.Unmarshal(raw, v), what)
+}
+
+// cellValue is the data-value of a cell, or null while it has none.
+func cellValue(table, key, col string) string {
+	return fmt.Sprintf(`(() => { const td = document.querySelector('#%s tbody tr[data-key=%q] [data-col=%q]'); `+
+		`return td && td.dataset.value !== undefined ? Number(td.dataset.value) : null })()`, table, key, col)
+}
+
+// above is an expression whose value is expr's once that is above n, and
+// null before.
+func above(expr string, n float64) string {
+	return fmt.Sprintf(`(() => { const v = %s; return v > %v ? v : null })()`, expr, n)
+}
+
 // TestDashboardInBrowser loads the dashboard in headless Chromium while
 // the pipeline runs: the numbers move, a dead letter is opened and
 // redriven through the page and then processed, the document viewer finds
 // the result, a breaker opens and closes from the page; then it saves a
-// screenshot.
+// screenshot. The server has no API keys: the page never asks for one.
 func TestDashboardInBrowser(t *testing.T) {
 	browser := chromium(t)
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 	p := startPipeline(t, ctx)
 
 	// Three corrupt readings first, then a steady stream.
@@ -187,85 +313,19 @@ func TestDashboardInBrowser(t *testing.T) {
 	defer pubDone.Wait()
 	defer stopPub()
 
-	browserLog := &lockedBuffer{}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox,
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.DisableGPU, chromedp.WindowSize(1400, 1000),
-		chromedp.CombinedOutput(browserLog))
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
-
-	// Uncaught exceptions of the page fail the test.
-	var mu sync.Mutex
-	var exceptions []string
-	msgs := chromedp.Console(bctx)
-	go func() {
-		for m, err := range msgs {
-			if err != nil {
-				return
-			}
-			if m.IsException() {
-				mu.Lock()
-				exceptions = append(exceptions, m.String())
-				mu.Unlock()
-			}
-		}
-	}()
-
-	dir := artifacts(t)
-	shot := func(name string) {
-		png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Logf("screenshot %s: %v", name, err)
-			return
-		}
-		path := filepath.Join(dir, name)
-		require.NoError(t, os.WriteFile(path, png, 0o644))
-		t.Logf("screenshot: %s", path)
-	}
-	defer func() {
-		if t.Failed() {
-			shot("failure.png")
-			t.Logf("browser output:\n%s", browserLog.String())
-		}
-	}()
-
+	tb := openTab(t, ctx, browser)
 	base := "http://" + p.app.Addr()
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		require.NoError(t, chromedp.Do(bctx, actions...), what)
-	}
-	// poll waits (generously: the machine may be loaded) for a JavaScript
-	// expression to be truthy, and returns its value.
-	poll := func(what, expr string) json.RawMessage {
-		t.Helper()
-		v, err := chromedp.Run(bctx, chromedp.Poll[json.RawMessage](expr, chromedp.WithPollingInterval(100*time.Millisecond),
-			chromedp.WithPollingTimeout(90*time.Second)))
-		require.NoError(t, err, "waiting for %s", what)
-		return v
-	}
-	value := func(what, expr string) float64 {
-		t.Helper()
-		var n float64
-		require.NoError(t, json.Unmarshal(poll(what, expr), &n), what)
-		return n
-	}
-	// cellValue is the data-value of a cell, or null while it has none.
-	cellValue := func(table, key, col string) string {
-		return fmt.Sprintf(`(() => { const td = document.querySelector('#%s tbody tr[data-key=%q] [data-col=%q]'); `+
-			`return td && td.dataset.value !== undefined ? Number(td.dataset.value) : null })()`, table, key, col)
-	}
+	run, poll, value := tb.run, tb.poll, tb.value
 
 	run("load the dashboard", chromedp.Navigate(base+"/"))
-	title, err := chromedp.Run(bctx, chromedp.Title())
+	title, err := chromedp.Run(tb.ctx, chromedp.Title())
 	require.NoError(t, err)
 	require.Equal(t, "Sluice", title)
 
 	// The numbers move.
 	processed := cellValue("functions-table", "decode", "processed")
 	first := value("events processed by decode", processed+` || null`)
-	second := value("more events processed", fmt.Sprintf(`(() => { const v = %s; return v > %v ? v : null })()`, processed, first))
+	second := value("more events processed", above(processed, first))
 	t.Logf("decode processed %v, then %v events (%d published)", first, second, p.sent.Load())
 	poll("the hub's partitions", `document.querySelectorAll('.hub[data-hub="telemetry"] tbody tr[data-key]').length === 4`)
 	poll("a write rate", `[...document.querySelectorAll('.hub[data-hub="telemetry"] [data-col="write-rate"]')].some(td => Number(td.dataset.value) > 0)`)
@@ -297,7 +357,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	case <-time.After(90 * time.Second):
 		t.Fatalf("the redriven reading %q was not processed", body)
 	}
-	value("processed after the redrive", fmt.Sprintf(`(() => { const v = %s; return v > %v ? v : null })()`, processed, before))
+	value("processed after the redrive", above(processed, before))
 
 	// The document viewer finds what the redriven reading became.
 	run("browse the devices", chromedp.Click(chromedp.CSS(`#containers-table tbody tr[data-key="devices"] button`)))
@@ -325,15 +385,14 @@ func TestDashboardInBrowser(t *testing.T) {
 	run("close the breaker", chromedp.Click(chromedp.CSS(breaker+` button`)))
 	poll("the breaker closed again", fmt.Sprintf(`document.querySelector(%q).dataset.state === 'closed'`, breaker))
 	after := value("processed after closing the breaker", processed)
-	value("processing resumed", fmt.Sprintf(`(() => { const v = %s; return v > %v ? v : null })()`, processed, after))
+	value("processing resumed", above(processed, after))
 
-	// No error is shown, nothing threw.
+	// No error is shown, no key was asked for, nothing threw.
 	poll("no error shown", `document.querySelector('#error').hidden`)
-	mu.Lock()
-	require.Empty(t, exceptions, "the page threw")
-	mu.Unlock()
+	poll("no key asked for", `getComputedStyle(document.querySelector('#key-form')).display === 'none' && document.querySelector('#key-forget').hidden && sessionStorage.length === 0`)
+	tb.noExceptions()
 	run("scroll to the top", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
-	shot("dashboard.png")
+	tb.shot("dashboard.png")
 }
 
 // lockedBuffer keeps the browser's output.

@@ -7,7 +7,10 @@
 // The page is plain HTML, CSS and JavaScript embedded in the binary, with
 // no dependencies and nothing loaded from elsewhere. It polls GET
 // /api/v1/overview (see package gateway) every second, computes rates
-// between answers, and uses the rest of the HTTP API for actions.
+// between answers, and uses the rest of the HTTP API for actions. When the
+// server has API keys (a call answers 401), the page asks for a key, keeps
+// it in the tab's sessionStorage only and sends it as a bearer token; the
+// page itself needs no key.
 package web
 
 import (

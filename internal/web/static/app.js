@@ -1,6 +1,8 @@
 // Sluice dashboard: polls GET /api/v1/overview every second and renders
 // it; rates are computed between answers. Dead letters, breakers and the
-// document viewer use the rest of the HTTP API. No dependencies.
+// document viewer use the rest of the HTTP API. A server with API keys
+// gets the key the user enters (kept in this tab's sessionStorage) with
+// every call. No dependencies.
 'use strict';
 (() => {
   const POLL_MS = 1000;
@@ -15,13 +17,16 @@
   // ---- HTTP API -------------------------------------------------------
 
   // api calls the HTTP API; an error answer {"error": "..."} becomes an
-  // Error with that message.
+  // Error with that message. A 401 (the server requires a key, or refused
+  // ours) asks for a key and throws an Error with needsKey set.
   async function api(method, path, body) {
     const opt = { method, headers: { Accept: 'application/json' } };
     if (body !== undefined) {
       opt.headers['Content-Type'] = 'application/json';
       opt.body = JSON.stringify(body);
     }
+    const key = apiKey;
+    if (key) opt.headers.Authorization = `Bearer ${key}`;
     let res;
     try {
       res = await fetch(path, opt);
@@ -33,9 +38,96 @@
     try { data = text ? JSON.parse(text) : null; } catch { data = null; }
     if (!res.ok) {
       const msg = data && typeof data.error === 'string' ? data.error : (text.trim() || res.statusText);
-      throw new Error(`${method} ${path} answered ${res.status}: ${msg}`);
+      const err = new Error(`${method} ${path} answered ${res.status}: ${msg}`);
+      if (res.status === 401) {
+        err.needsKey = true;
+        keyRejected(key, msg);
+      }
+      throw err;
     }
     return data;
+  }
+
+  // ---- API key --------------------------------------------------------
+
+  // Once a server has API keys, every API call needs one. The key entered
+  // here is kept in this tab's sessionStorage, so that it survives a
+  // reload of the tab but not its closing, and no other tab or site reads
+  // it; it is sent as a bearer token, never in a URL, never in
+  // localStorage or a cookie.
+  const KEY_ITEM = 'sluice.apiKey';
+  let apiKey = '';
+  let needKey = false; // the key form is shown: polling waits for a key
+
+  function loadKey() {
+    try { apiKey = sessionStorage.getItem(KEY_ITEM) || ''; } catch { apiKey = ''; }
+    $('#key-forget').hidden = !apiKey;
+  }
+  function storeKey(key) {
+    apiKey = key;
+    try {
+      if (key) sessionStorage.setItem(KEY_ITEM, key); else sessionStorage.removeItem(KEY_ITEM);
+    } catch { /* storage refused: the key lasts as long as the page */ }
+    $('#key-forget').hidden = !key;
+  }
+
+  // keyRejected handles a 401 to a call sent with key ('' for none): a
+  // refused key is forgotten, and the user is asked for one. An answer to
+  // a call made with an older key than the current one changes nothing.
+  function keyRejected(key, msg) {
+    if (key !== apiKey) return;
+    if (key) {
+      storeKey('');
+      askKey('refused', `The server refused the key: ${msg}`);
+    } else {
+      askKey('required', 'This server requires an API key. Enter one to see its state and act on it.');
+    }
+  }
+
+  // askKey shows the key form, saying why (reason "required" or
+  // "refused", in its data-reason), and stops polling until a key is
+  // entered.
+  function askKey(reason, msg) {
+    const form = $('#key-form');
+    needKey = true;
+    clearTimeout(timer);
+    form.dataset.reason = reason;
+    $('#key-msg').textContent = msg;
+    $('#live-dot').className = 'dot bad';
+    $('#updated').textContent = 'waiting for an API key';
+    if (form.hidden) {
+      form.hidden = false;
+      $('#key-input').focus();
+    }
+  }
+
+  function useKey(e) {
+    e.preventDefault();
+    const input = $('#key-input');
+    const key = input.value.trim().replace(/^bearer\s+/i, '');
+    if (!/^[\x21-\x7e]+$/.test(key)) {
+      $('#key-form').dataset.reason = 'invalid';
+      $('#key-msg').textContent = key ? 'A key is printable ASCII without spaces, like sluice_…: paste it again.' : 'Enter a key.';
+      input.focus();
+      return;
+    }
+    input.value = '';
+    storeKey(key);
+    needKey = false;
+    $('#key-form').hidden = true;
+    errors.poll = '';
+    errors.action = '';
+    showErrors();
+    if (!paused) $('#updated').textContent = 'connecting…';
+    dlForce = true;
+    poll();
+  }
+
+  function forgetKey() {
+    storeKey('');
+    status('The API key is forgotten: this tab no longer sends it.');
+    dlForce = true;
+    poll();
   }
 
   const enc = encodeURIComponent;
@@ -50,7 +142,9 @@
     if (box.textContent !== text) box.textContent = text;
     box.hidden = msgs.length === 0;
   }
-  function actionError(e) { errors.action = e ? e.message || String(e) : ''; showErrors(); }
+  // actionError shows why an action failed, or clears that with null. A
+  // missing or refused key is told by the key form instead.
+  function actionError(e) { errors.action = e && !e.needsKey ? e.message || String(e) : ''; showErrors(); }
   let statusTimer;
   function status(msg) {
     $('#status').textContent = msg;
@@ -672,7 +766,7 @@
   async function poll() {
     clearTimeout(timer);
     if (running) { timer = setTimeout(poll, POLL_MS); return; }
-    if (paused || document.hidden) return;
+    if (paused || needKey || document.hidden) return;
     running = true;
     const dot = $('#live-dot');
     try {
@@ -683,12 +777,14 @@
       dot.className = 'dot ok';
       $('#updated').textContent = 'updated ' + new Date().toLocaleTimeString();
     } catch (e) {
-      errors.poll = e.message;
+      // Without a key, the key form says what is wrong, and polling
+      // resumes once a key is entered.
+      errors.poll = e.needsKey ? '' : e.message;
       dot.className = 'dot bad';
     } finally {
       running = false;
       showErrors();
-      if (!paused) timer = setTimeout(poll, POLL_MS);
+      if (!paused && !needKey) timer = setTimeout(poll, POLL_MS);
     }
   }
 
@@ -707,6 +803,9 @@
   }
 
   function init() {
+    loadKey();
+    $('#key-form').addEventListener('submit', useKey);
+    $('#key-forget').addEventListener('click', forgetKey);
     $('#pause').addEventListener('click', () => setPaused(!paused));
     document.addEventListener('visibilitychange', () => { if (!document.hidden && !paused) poll(); });
     const dlChanged = () => { selected.clear(); refreshDeadLetters().catch(actionError); };
