@@ -487,3 +487,38 @@ func TestGuardAuthorize(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusUnauthorized, status(g3.Authorize(req("GET", "", nil), Need{Verb: VerbRead})))
 }
+
+// BenchmarkAuthorize is the cost of checking a request's key and scope,
+// beside the same request with no keys configured.
+func BenchmarkAuthorize(b *testing.B) {
+	eng := enginetest.Embedded(b)
+	kv, err := eng.JS.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "bench-keys"})
+	require.NoError(b, err)
+	keys, err := OpenKeys(context.Background(), kv, KeysOptions{})
+	require.NoError(b, err)
+	defer keys.Close()
+	open, err := NewGuard(GuardConfig{})
+	require.NoError(b, err)
+	need := Need{Verb: VerbPublish, Resource: "telemetry"}
+	req := httptest.NewRequest("POST", "/api/v1/hubs/telemetry/events", nil)
+	req.Header.Set("Content-Type", "application/json")
+	b.Run("no-keys", func(b *testing.B) {
+		for b.Loop() {
+			if err := open.Authorize(req, need); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	_, token, err := keys.Create(context.Background(), CreateOptions{Name: "bench", Scopes: []string{"read", "publish:tele*"}})
+	require.NoError(b, err)
+	g, err := NewGuard(GuardConfig{Keys: keys})
+	require.NoError(b, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	b.Run("key", func(b *testing.B) {
+		for b.Loop() {
+			if err := g.Authorize(req, need); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
