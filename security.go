@@ -26,9 +26,11 @@ const (
 	DefaultMaxConnections   = 1024
 )
 
-// usesDataDir reports whether this instance keeps files in its data
-// directory: the embedded engine's store or the SQLite document store.
-func (c *Config) usesDataDir() bool { return c.NATSURL == "" || c.DocStore == "" }
+// ownsDataDir reports whether this instance must be its data directory's
+// only user: when the embedded engine keeps its store there, which no two
+// servers may share. (An SQLite document store alone may be shared by
+// instances on one machine: SQLite coordinates its file among processes.)
+func (c *Config) ownsDataDir() bool { return c.NATSURL == "" }
 
 // docStoreName names a PostgreSQL document store in messages by its host
 // and database only: its user info and parameters, where passwords go
@@ -43,7 +45,7 @@ func docStoreName(dsn string) string {
 
 // lockDataDir makes this process the data directory's only user.
 func (a *App) lockDataDir() error {
-	if !a.cfg.usesDataDir() {
+	if !a.cfg.ownsDataDir() {
 		return nil
 	}
 	l, err := datadir.Acquire(a.cfg.DataDir, a.cfg.InstanceID)
