@@ -450,6 +450,7 @@ func TestGuardAuthorize(t *testing.T) {
 		require.ErrorContains(t, err, "application/json")
 	}
 	require.Equal(t, http.StatusOK, status(g.Authorize(req("POST", "text/plain", http.Header{"X-Sluice-Key": {"anything"}}), publish)))
+	require.Equal(t, http.StatusOK, status(g.Authorize(req("POST", "text/plain", http.Header{"Authorization": {"Basic a proxy's"}}), publish)))
 
 	// With a key: every route needs one with the scope.
 	_, pub, err := keys.Create(ctx, CreateOptions{Name: "pub", Scopes: []string{"publish:telemetry"}})

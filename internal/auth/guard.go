@@ -104,16 +104,19 @@ func (g *Guard) Authorize(r *http.Request, need Need) error {
 		return nil
 	}
 	token, present, err := Credential(r.Header)
-	if err != nil {
-		return unauthorized(err.Error())
-	}
 	if !g.Required() {
+		// No key exists: a credential header, even one that is not ours
+		// (a proxy's), only shows that the request is not a simple one a
+		// page of any origin could send.
 		if !present && r.Method == http.MethodPost && simpleBody(r.Header) {
 			return errorf(http.StatusUnsupportedMediaType,
 				"a POST whose Content-Type is %q could come from any web page, so it is refused: send the body as application/json (curl -H 'Content-Type: application/json'), or send an API key",
 				contentTypeOrNone(r.Header))
 		}
 		return nil
+	}
+	if err != nil {
+		return unauthorized(err.Error())
 	}
 	if !present {
 		return unauthorized("this server requires an API key: send it as 'Authorization: Bearer <key>' or in the X-Sluice-Key header (the CLI takes SLUICE_KEY or --api-key); an admin creates keys with sluice key create")
