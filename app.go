@@ -266,26 +266,27 @@ type App struct {
 	bfns       []host.BlobFunction
 	errs       []error // declaration problems, reported by Start
 
-	mu      sync.Mutex
-	started bool
-	stopped bool
-	eng     *engine.Engine
-	hubSvc  *hub.Service
-	queues  *queue.Service
-	blobs   *blob.Service
-	docs    docstore.Store
-	leases  *lease.Manager
-	host    *host.Host
-	metrics *telemetry.Metrics
-	onceKV  jetstream.KeyValue // idempotency keys (see once.go)
-	dirLock *datadir.Lock
-	keys    *auth.Keys
-	guard   *auth.Guard
-	gw      *gateway.Server
-	srv     *http.Server
-	ln      net.Listener
-	tls     bool
-	srvDone chan struct{}
+	mu       sync.Mutex
+	started  bool
+	stopped  bool
+	eng      *engine.Engine
+	hubSvc   *hub.Service
+	queues   *queue.Service
+	blobs    *blob.Service
+	docs     docstore.Store
+	leases   *lease.Manager
+	host     *host.Host
+	metrics  *telemetry.Metrics
+	onceKV   jetstream.KeyValue // idempotency keys (see once.go)
+	dirLock  *datadir.Lock
+	keys     *auth.Keys
+	guard    *auth.Guard
+	gw       *gateway.Server
+	docShare *docShare
+	srv      *http.Server
+	ln       net.Listener
+	tls      bool
+	srvDone  chan struct{}
 }
 
 // New creates an app. Declare hubs and functions, then call Run.
@@ -386,6 +387,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 		if err := a.ensureHub(ctx, hc); err != nil {
 			return err
 		}
+	}
+	if err := a.checkDocStoreShared(ctx); err != nil {
+		return err
 	}
 	a.queues = queue.Open(a.eng.JS, a.eng.MaxPayload(), queue.Options{Logger: a.log})
 	a.blobs = blob.Open(a.eng.JS, blob.Options{Logger: a.log})
@@ -665,6 +669,7 @@ func (a *App) closeLocked(ctx context.Context) {
 	if a.keys != nil {
 		a.keys.Close()
 	}
+	a.docShare.stop()
 	if a.eng != nil {
 		_ = a.eng.Close()
 	}
