@@ -446,7 +446,7 @@ func (s *Server) receiveMessages(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	msgs, err := s.cfg.Queues.Receive(r.Context(), name, n, wait)
+	msgs, err := s.cfg.Queues.ReceiveTokens(r.Context(), name, n, wait)
 	if err != nil {
 		s.failQueue(w, r, name, err)
 		return

@@ -539,8 +539,6 @@ func TestLockErrors(t *testing.T) {
 // TestLockLost: a token whose lock is gone answers 409.
 func TestLockLost(t *testing.T) {
 	t.Parallel()
-	t.Skip("internal/queue cannot tell yet: the server acknowledges a token by stream sequence, " +
-		"whatever the delivery, and confirms acknowledgements of completed messages")
 	f := setupQueues(t)
 	f.createQueue(t, `{"name":"short","lock":"1s"}`)
 	f.send(t, "short", `{"messages":[{"body":1}]}`)

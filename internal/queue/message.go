@@ -337,7 +337,13 @@ func (s *Service) Complete(ctx context.Context, name string, m *Message) error {
 	if m.msg != nil {
 		err = s.ackErr(name, m.msg.DoubleAck(ctx))
 	} else {
-		err = s.tokenOp(ctx, name, m.LockToken, "+ACK")
+		kve, rec, herr := s.heldLock(ctx, name, m.LockToken)
+		if herr != nil {
+			return herr
+		}
+		if err = s.tokenOp(ctx, name, m.LockToken, "+ACK"); err == nil {
+			s.tokenDone(ctx, name, kve, rec, "completed")
+		}
 	}
 	if err == nil {
 		s.completed(st)
@@ -382,6 +388,10 @@ func (s *Service) Abandon(ctx context.Context, name string, m *Message, delay ti
 	if err != nil {
 		return err
 	}
+	kve, rec, err := s.heldLock(ctx, name, m.LockToken)
+	if err != nil {
+		return err
+	}
 	stream, err := s.js.Stream(ctx, StreamName(name))
 	if err != nil {
 		return s.wrap(name, "abandon on", err)
@@ -395,7 +405,15 @@ func (s *Service) Abandon(ctx context.Context, name string, m *Message, delay ti
 	}
 	stored := &Message{ID: idOf(raw.Header, seq), Body: raw.Data, Properties: properties(raw.Header),
 		Enqueued: enqueuedAt(raw.Header, raw.Time), DequeueCount: dequeuedBefore(raw.Header) + delivered, LockToken: m.LockToken}
-	return s.requeue(ctx, name, stored, time.Now().Add(delay), stored.DequeueCount)
+	if err := s.storeCopy(ctx, name, stored, time.Now().Add(delay), stored.DequeueCount); err != nil {
+		return err
+	}
+	if err := s.tokenOp(ctx, name, m.LockToken, "+ACK"); err != nil {
+		return err
+	}
+	s.tokenDone(ctx, name, kve, rec, "abandoned")
+	s.completed(st)
+	return nil
 }
 
 // Renew extends a received message's lock by the queue's lock duration.
@@ -403,7 +421,14 @@ func (s *Service) Renew(ctx context.Context, name string, m *Message) error {
 	if m.msg != nil {
 		return s.ackErr(name, m.msg.InProgress())
 	}
-	return s.tokenOp(ctx, name, m.LockToken, "+WPI")
+	kve, rec, err := s.heldLock(ctx, name, m.LockToken)
+	if err != nil {
+		return err
+	}
+	if err := s.tokenOp(ctx, name, m.LockToken, "+WPI"); err != nil {
+		return err
+	}
+	return s.tokenRenewed(ctx, name, kve, rec)
 }
 
 // CompleteAsync completes a message received in this process without
@@ -458,25 +483,33 @@ func (s *Service) checkToken(name, token string) error {
 // parseToken checks that token is an acknowledgement subject of the queue's
 // consumer and returns the delivery count and stream sequence it names.
 func parseToken(name, token string) (delivered int, seq uint64, err error) {
+	delivered, seq, _, err = parseTokenFull(name, token)
+	return delivered, seq, err
+}
+
+// parseTokenFull is parseToken with the consumer sequence of the delivery
+// too.
+func parseTokenFull(name, token string) (delivered int, seq, delivery uint64, err error) {
 	const prefix = "$JS.ACK."
 	bad := fmt.Errorf("%w lock token: not a lock token of queue %s (use the lock_token a receive returned)", ErrInvalid, name)
 	if !strings.HasPrefix(token, prefix) || strings.ContainsAny(token, " \t\r\n*>") {
-		return 0, 0, bad
+		return 0, 0, 0, bad
 	}
 	tokens := strings.Split(token[len(prefix):], ".")
 	// v1: <stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>;
 	// v2: <domain>.<account hash>.<stream>.<consumer>.<the same numbers>...
-	for i := 0; i+3 < len(tokens); i++ {
+	for i := 0; i+4 < len(tokens); i++ {
 		if tokens[i] == StreamName(name) && tokens[i+1] == consumerName && (i == 0 || i == 2) {
 			d, err1 := strconv.Atoi(tokens[i+2])
 			sq, err2 := strconv.ParseUint(tokens[i+3], 10, 64)
-			if err1 != nil || err2 != nil {
-				return 0, 0, bad
+			dq, err3 := strconv.ParseUint(tokens[i+4], 10, 64)
+			if err1 != nil || err2 != nil || err3 != nil {
+				return 0, 0, 0, bad
 			}
-			return d, sq, nil
+			return d, sq, dq, nil
 		}
 	}
-	return 0, 0, bad
+	return 0, 0, 0, bad
 }
 
 // Peek returns up to limit of the oldest messages without locking them. It
@@ -558,6 +591,17 @@ func (s *Service) Move(ctx context.Context, name string, m *Message, at time.Tim
 // requeue stores a received message again, visible at at, with dequeued
 // deliveries counted before it, then completes the original.
 func (s *Service) requeue(ctx context.Context, name string, m *Message, at time.Time, dequeued int) error {
+	if err := s.storeCopy(ctx, name, m, at, dequeued); err != nil {
+		return err
+	}
+	if m.msg == nil {
+		return s.Complete(ctx, name, m)
+	}
+	return s.CompleteAsync(ctx, name, m)
+}
+
+// storeCopy stores m again, visible at at.
+func (s *Service) storeCopy(ctx context.Context, name string, m *Message, at time.Time, dequeued int) error {
 	st, err := s.state(ctx, name)
 	if err != nil {
 		return err
@@ -569,13 +613,7 @@ func (s *Service) requeue(ctx context.Context, name string, m *Message, at time.
 		_, err = s.store(ctx, st, []*nats.Msg{s.natsMsg(st.info, subject(name), &out)})
 		err = s.wrapSend(name, err)
 	}
-	if err != nil {
-		return err
-	}
-	if m.msg == nil {
-		return s.Complete(ctx, name, m)
-	}
-	return s.CompleteAsync(ctx, name, m)
+	return err
 }
 
 func slicesSortByName(infos []Info) {

@@ -170,6 +170,7 @@ type Service struct {
 
 	mu    sync.Mutex
 	cache map[string]*queueState
+	locks jetstream.KeyValue // see locks.go; opened on first use
 }
 
 // queueState is what sending and receiving need to know about a queue.

@@ -316,8 +316,13 @@ func TestLockTokensFromElsewhere(t *testing.T) {
 		_, other := setup(t, eng, queue.Config{})
 		send(t, s, name, "a", "b")
 		send(t, s, other, "z")
-		msgs := receive(t, s, name, 2, time.Second)
-		theirs := receive(t, s, other, 1, time.Second)[0]
+		// As the HTTP API receives them: each delivery recorded for its
+		// token.
+		msgs, err := s.ReceiveTokens(bg, name, 2, time.Second)
+		require.NoError(t, err)
+		require.Len(t, msgs, 2)
+		theirs, err := s.ReceiveTokens(bg, other, 1, time.Second)
+		require.NoError(t, err)
 
 		// As the HTTP API sees them: only the token.
 		byToken := func(m *queue.Message) *queue.Message { return &queue.Message{LockToken: m.LockToken} }
@@ -326,7 +331,10 @@ func TestLockTokensFromElsewhere(t *testing.T) {
 		require.NoError(t, s.Abandon(bg, name, byToken(msgs[1]), 0))
 		require.Equal(t, []string{"b"}, bodies(receive(t, s, name, 2, time.Second)))
 
-		for _, tok := range []string{"", "nonsense", "$JS.ACK.>", "$JS.API.STREAM.DELETE.x", theirs.LockToken} {
+		require.ErrorIs(t, s.Complete(bg, name, byToken(msgs[0])), queue.ErrLockLost, "completed already")
+		require.ErrorContains(t, s.Complete(bg, name, byToken(msgs[0])), "already completed")
+		require.ErrorContains(t, s.Renew(bg, name, byToken(msgs[1])), "already abandoned")
+		for _, tok := range []string{"", "nonsense", "$JS.ACK.>", "$JS.API.STREAM.DELETE.x", theirs[0].LockToken} {
 			err := s.Complete(bg, name, &queue.Message{LockToken: tok})
 			require.ErrorIs(t, err, queue.ErrInvalid, "token %q", tok)
 		}
