@@ -83,6 +83,12 @@ type Container struct {
 	Created    time.Time     `json:"created"`
 }
 
+// Incarnation tells this container from one of the same name deleted
+// and created again, whose LSNs start over: readers keep it with their
+// position, and a position of another incarnation is no position at all.
+// It is the creation time in microseconds, base 36.
+func (c Container) Incarnation() string { return strconv.FormatInt(c.Created.UnixMicro(), 36) }
+
 // Validate checks a container definition.
 func (c Container) Validate() error {
 	if err := ValidateName(c.Name); err != nil {

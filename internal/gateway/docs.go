@@ -580,10 +580,15 @@ type FeedResponse struct {
 	Changes []docstore.Document `json:"changes"`
 	// Continuation is the LSN to read after next time (?after=).
 	Continuation int64 `json:"continuation"`
+	// Incarnation tells this container from one of the same name deleted
+	// and created again, whose LSNs start over: send it back
+	// (?incarnation=) with the continuation, and a read after the
+	// container was re-created answers 410 instead of skipping changes.
+	Incarnation string `json:"incarnation"`
 }
 
 // feed reads the change feed: GET
-// /api/v1/containers/{container}/feed?after=LSN|from=start|now|RFC3339&limit=N&wait=DURATION.
+// /api/v1/containers/{container}/feed?after=LSN|from=start|now|RFC3339&incarnation=I&limit=N&wait=DURATION.
 // limit defaults to 100 (at most 1000); wait (default 0: answer at once,
 // at most 30s) bounds how long to wait for a change when there is none.
 func (s *Server) feed(w http.ResponseWriter, r *http.Request) {
@@ -597,6 +602,11 @@ func (s *Server) feed(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	if inc := r.URL.Query().Get("incarnation"); inc != "" && inc != c.Incarnation() {
+		s.fail(w, r, &Error{Status: http.StatusGone, Msg: fmt.Sprintf("container %s was deleted and created again since this continuation (incarnation %s, now %s): its LSNs started over; read it again with from=start",
+			c.Name, inc, c.Incarnation())})
+		return
+	}
 	start, none, err := s.feedStart(r, c.Name)
 	if err != nil {
 		s.failDocs(w, r, c.Name, nil, err)
@@ -620,19 +630,19 @@ func (s *Server) feed(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if len(changes) > 0 {
-			writeDocsJSON(w, r, http.StatusOK, FeedResponse{Changes: changes, Continuation: changes[len(changes)-1].LSN})
+			writeDocsJSON(w, r, http.StatusOK, FeedResponse{Changes: changes, Continuation: changes[len(changes)-1].LSN, Incarnation: c.Incarnation()})
 			return
 		}
 		start.AfterLSN = max(start.AfterLSN, none)
 		if wait == 0 {
-			writeDocsJSON(w, r, http.StatusOK, FeedResponse{Changes: []docstore.Document{}, Continuation: start.AfterLSN})
+			writeDocsJSON(w, r, http.StatusOK, FeedResponse{Changes: []docstore.Document{}, Continuation: start.AfterLSN, Incarnation: c.Incarnation()})
 			return
 		}
 		select {
 		case <-changed:
 		case <-poll:
 		case <-timeout:
-			writeDocsJSON(w, r, http.StatusOK, FeedResponse{Changes: []docstore.Document{}, Continuation: start.AfterLSN})
+			writeDocsJSON(w, r, http.StatusOK, FeedResponse{Changes: []docstore.Document{}, Continuation: start.AfterLSN, Incarnation: c.Incarnation()})
 			return
 		case <-ctx.Done():
 			return // the client went away

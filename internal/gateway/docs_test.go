@@ -827,3 +827,32 @@ func TestQueryLimits(t *testing.T) {
 	requireError(t, f.do(t, "POST", "/api/v1/containers/c/query", body, jsonType...), http.StatusBadRequest,
 		"over the limit of 65536 bytes")
 }
+
+// TestFeedContinuationOfARecreatedContainer: a continuation of a container
+// deleted and created again (whose LSNs start over) answers 410 instead of
+// silently skipping the new container's first changes.
+func TestFeedContinuationOfARecreatedContainer(t *testing.T) {
+	t.Parallel()
+	f := setupDocs(t)
+	f.createContainer(t, `{"name":"c","partition_key_path":"/k"}`)
+	for i := range 5 {
+		f.write(t, http.StatusCreated, "POST", docsPath("c"), fmt.Sprintf(`{"id":"%d","k":"p"}`, i))
+	}
+	old := f.feed(t, "c", "")
+	require.Equal(t, int64(5), old.Continuation)
+	require.NotEmpty(t, old.Incarnation)
+	same := f.feed(t, "c", fmt.Sprintf("?after=3&incarnation=%s", old.Incarnation))
+	require.Len(t, same.Changes, 2)
+	require.Equal(t, old.Incarnation, same.Incarnation)
+
+	require.Equal(t, http.StatusNoContent, f.do(t, "DELETE", "/api/v1/containers/c", nil).Code)
+	f.createContainer(t, `{"name":"c","partition_key_path":"/k"}`)
+	for i := range 7 {
+		f.write(t, http.StatusCreated, "POST", docsPath("c"), fmt.Sprintf(`{"id":"n%d","k":"p"}`, i))
+	}
+	requireError(t, f.do(t, "GET", fmt.Sprintf("/api/v1/containers/c/feed?after=%d&incarnation=%s", old.Continuation, old.Incarnation), nil),
+		http.StatusGone, "deleted and created again", "from=start")
+	fresh := f.feed(t, "c", "")
+	require.Len(t, fresh.Changes, 7)
+	require.NotEqual(t, old.Incarnation, fresh.Incarnation)
+}
