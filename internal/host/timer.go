@@ -152,7 +152,20 @@ func (h *Host) runTimer(f *timerFunction) {
 		if !sleepUntil(ctx, occ) {
 			return
 		}
-		st, ok := h.claim(ctx, f, occ, log)
+		st, ok, heldUntil := h.claim(ctx, f, occ, log)
+		for !ok && !heldUntil.IsZero() {
+			// Another instance claimed this occurrence. While it runs,
+			// it renews its claim; if it died, the claim lapses and the
+			// occurrence runs here, late.
+			if !sleepUntil(ctx, heldUntil) {
+				return
+			}
+			st, ok, heldUntil = h.claim(ctx, f, occ, log)
+			if ok {
+				pastDue = true
+				log.Warn("the instance that claimed this occurrence stopped renewing its claim; running it here, late", "occurrence", occ)
+			}
+		}
 		if ok {
 			if f.Trigger.UseMonitor && !st.Next.IsZero() && st.Next.Before(occ) {
 				pastDue = true // a recorded occurrence was never run
@@ -224,32 +237,39 @@ func (h *Host) putTimerState(ctx context.Context, name string, st timerState, re
 
 // claim takes occurrence occ for this instance, unless it has run or
 // another instance holds a live claim. It returns the state before the
-// claim.
-func (h *Host) claim(ctx context.Context, f *timerFunction, occ time.Time, log *slog.Logger) (timerState, bool) {
+// claim, and, when another instance holds a live claim on occ itself,
+// when that claim ends unless renewed.
+func (h *Host) claim(ctx context.Context, f *timerFunction, occ time.Time, log *slog.Logger) (st timerState, ok bool, heldUntil time.Time) {
 	for ctx.Err() == nil {
 		st, rev, err := h.timerState(ctx, f.Name)
 		if err != nil {
 			log.Warn("read timer state", "err", err)
 			if !sleepUntil(ctx, time.Now().Add(time.Second)) {
-				return st, false
+				return st, false, time.Time{}
 			}
 			continue
 		}
 		now := time.Now().UTC()
-		if !st.Last.Before(occ) || (st.Owner != "" && st.Owner != h.cfg.InstanceID && st.Until.After(now)) {
-			return st, false // run already, or running elsewhere
+		switch {
+		case !st.Last.Before(occ):
+			return st, false, time.Time{} // run already
+		case st.Owner != "" && st.Owner != h.cfg.InstanceID && st.Until.After(now):
+			if st.Occurrence.Equal(occ) {
+				return st, false, st.Until // running elsewhere
+			}
+			return st, false, time.Time{} // an older occurrence running elsewhere
 		}
 		claimed := st
 		claimed.Owner, claimed.Occurrence, claimed.Until = h.cfg.InstanceID, occ, now.Add(timerClaim)
 		if err := h.putTimerState(ctx, f.Name, claimed, rev); err == nil {
-			return st, true
+			return st, true, time.Time{}
 		}
 		// Another instance wrote first: look again.
 		if !sleepUntil(ctx, time.Now().Add(time.Duration(rand.IntN(20))*time.Millisecond)) {
-			return st, false
+			return st, false, time.Time{}
 		}
 	}
-	return timerState{}, false
+	return timerState{}, false, time.Time{}
 }
 
 // complete records occurrence occ as run and drops the claim.

@@ -2,6 +2,7 @@ package host_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync"
 	"testing"
@@ -179,4 +180,65 @@ func TestTimerGivesUpIntoADeadLetter(t *testing.T) {
 	require.Equal(t, 2, dl.Attempts)
 	require.Equal(t, "not yet", dl.Reason)
 	require.Contains(t, string(dl.Body), `"Startup":true`)
+}
+
+// at fires at t0, then hourly.
+type at time.Time
+
+func (a at) Next(t time.Time) time.Time {
+	t0 := time.Time(a)
+	for !t0.After(t) {
+		t0 = t0.Add(time.Hour)
+	}
+	return t0
+}
+func (a at) String() string { return "at " + time.Time(a).Format(time.RFC3339Nano) }
+
+// TestTimerClaimOfADeadInstanceLapses: an instance that claimed an
+// occurrence and died leaves its claim in the shared state; once the claim
+// lapses, another instance runs the occurrence, late and past due, once.
+// An occurrence whose claimant completes it is not run again.
+func TestTimerClaimOfADeadInstanceLapses(t *testing.T) {
+	e := newTimerEnv(t)
+	ctx := context.Background()
+	t0 := time.Now().Add(700 * time.Millisecond).Truncate(time.Millisecond).UTC()
+	lapse := t0.Add(time.Second)
+	put := func(name string, st map[string]any) {
+		b, err := json.Marshal(st)
+		require.NoError(t, err)
+		_, err = e.state.Put(ctx, name, b)
+		require.NoError(t, err)
+	}
+	// What a claimant leaves when it dies while running t0.
+	put(e.name, map[string]any{"next": t0, "owner": "dead", "occurrence": t0, "until": lapse})
+	runs := &timerRuns{}
+	var ranAt time.Time
+	handler := runs.handler("b")
+	e.start(t, "b", host.TimerFunction{Name: e.name, Trigger: host.TimerTrigger{Schedule: at(t0), UseMonitor: true},
+		Handler: func(ctx context.Context, info host.TimerInfo) error {
+			ranAt = time.Now()
+			return handler(ctx, info)
+		}})
+
+	// A claimant that is alive and completes t0: nobody else runs it.
+	completed := enginetest.Name("done")
+	put(completed, map[string]any{"next": t0, "owner": "alive", "occurrence": t0, "until": lapse})
+	other := &timerRuns{}
+	e.start(t, "c", host.TimerFunction{Name: completed, Trigger: host.TimerTrigger{Schedule: at(t0), UseMonitor: true}, Handler: other.handler("c")})
+	put(completed, map[string]any{"last": t0, "next": t0.Add(time.Hour)})
+
+	eventually(t, "the lapsed occurrence", func() bool { r, _ := runs.snapshot(); return len(r) == 1 })
+	r, by := runs.snapshot()
+	require.Equal(t, []string{"b"}, by)
+	require.Equal(t, t0, r[0].Scheduled)
+	require.True(t, r[0].IsPastDue, "it runs late")
+	require.False(t, ranAt.Before(lapse), "not while the dead instance's claim held")
+	st, err := e.state.Get(ctx, e.name)
+	require.NoError(t, err)
+	require.Contains(t, string(st.Value()), `"last":"`+t0.Format(time.RFC3339Nano)+`"`, "recorded as run")
+
+	// The completed one was never run by c (its state says so at once).
+	eventually(t, "c past t0's lapse", func() bool { return !time.Now().Before(lapse) })
+	r, _ = other.snapshot()
+	require.Empty(t, r)
 }
