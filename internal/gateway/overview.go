@@ -84,6 +84,11 @@ type FunctionOverview struct {
 	// Breaker is the state of the function's circuit breaker ("closed",
 	// "open", "half-open"); absent when it has none.
 	Breaker *BreakerOverview `json:"breaker,omitempty"`
+	// FeedLag is, for a change-feed function, the changes after its
+	// checkpoints over all its ranges, as this instance last measured
+	// them (sluice_feed_lag_changes, refreshed every few seconds); absent
+	// until measured.
+	FeedLag *int64 `json:"feed_lag,omitempty"`
 }
 
 // Bucket is a cumulative histogram bucket: Count observations were at
@@ -529,6 +534,14 @@ func (m metricValues) functions() []FunctionOverview {
 		f := get(label(mt, "function"))
 		f.Processed += int64(value(mt))
 		f.Trigger, f.Source = "feed", label(mt, "container")
+	}
+	for _, mt := range m["sluice_feed_lag_changes"].GetMetric() {
+		f := get(label(mt, "function"))
+		n := int64(value(mt))
+		if f.FeedLag != nil {
+			n += *f.FeedLag
+		}
+		f.FeedLag = &n
 	}
 	for _, mt := range m["sluice_queue_messages_total"].GetMetric() {
 		// A hub function reads its retry queue too (sluice-retry-<name>):

@@ -254,7 +254,7 @@ func (h *Host) processBlob(lctx context.Context, f *blobFunction, info blob.Info
 	// The current version may be newer than the change: it is the one run,
 	// and the newer change's receipt check skips it later.
 	in := BlobInput{Info: cur, Params: params, Data: data}
-	if !invokeBatch(h, lctx, f.run, []BlobInput{in}, resilience.Permit{}, log.With("blob", info.Name)) {
+	if !invokeBatch(h, lctx, f.run, []BlobInput{in}, resilience.Permit{}, log.With("blob", info.Name), nil) {
 		return nil // stopped or lease lost: no receipt, it runs again
 	}
 	r, _ := json.Marshal(blobReceipt{Name: cur.Name, ETag: cur.ETag, Done: time.Now().UTC()})

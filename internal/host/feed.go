@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice/internal/docstore"
+	"github.com/sluicehq/sluice/internal/hub"
 	"github.com/sluicehq/sluice/internal/resilience"
 )
 
@@ -174,6 +175,9 @@ type feedCheckpoint struct {
 	Container time.Time `json:"container_created"`
 	Owner     string    `json:"owner,omitempty"`
 	Updated   time.Time `json:"updated"`
+	// Retry is the retry state of the failing batch after LSN (see
+	// hub.Checkpoint.Retry).
+	Retry *hub.RetryState `json:"retry,omitempty"`
 }
 
 func feedKey(t FeedTrigger, rest string) string {
@@ -314,6 +318,11 @@ func (h *Host) consumeRange(lctx context.Context, f *feedFunction, r int, log *s
 	cpw := &checkpointer{rev: rev, write: func(ctx context.Context, lsn int64, rev uint64) (uint64, error) {
 		return h.putRangeCheckpoint(ctx, t, r, feedCheckpoint{LSN: lsn, Container: c.Created}, rev)
 	}}
+	memo := &retryMemo{found: cp.Retry, save: func(ctx context.Context, st hub.RetryState) error {
+		return cpw.mark(ctx, func(ctx context.Context, rev uint64) (uint64, error) {
+			return h.putRangeCheckpoint(ctx, t, r, feedCheckpoint{LSN: st.First - 1, Container: c.Created, Retry: &st}, rev)
+		})
+	}}
 	for {
 		if h.stopping() {
 			return cpw.flush()
@@ -344,7 +353,7 @@ func (h *Host) consumeRange(lctx context.Context, f *feedFunction, r int, log *s
 		if !ok {
 			return err
 		}
-		if !invokeBatch(h, ctx, f.run, rd.changes, permit, log) {
+		if !invokeBatch(h, ctx, f.run, rd.changes, permit, log, memo) {
 			// Aborted (lease lost or forced stop): no checkpoint.
 			_ = cpw.wait()
 			return ctx.Err()

@@ -9,6 +9,12 @@
 // are group-committed: at most one write is outstanding and at most
 // MaxUndurableBatches finished batches wait for one, so after a crash at
 // most MaxRedeliveredBatches batches per partition are delivered again.
+//
+// A batch being retried keeps its retry state (failed attempts, first
+// failure, when the next attempt is due) in its partition's (or feed
+// range's) checkpoint, written before each wait: after a restart or a
+// takeover, the next owner goes on with the batch's retries, after what is
+// left of the wait, instead of giving it a fresh retry budget.
 package host
 
 import (
@@ -125,6 +131,8 @@ type Host struct {
 	// breakers are the functions' circuit breakers (nil without
 	// Config.BreakerState).
 	breakers *resilience.Breakers
+	// deadLetterLog sums up the dead letters of each function in the log.
+	deadLetterLog *deadLetterLog
 
 	soft     chan struct{} // closed: take no new batches
 	hardCtx  context.Context
@@ -171,7 +179,8 @@ func New(cfg Config) (*Host, error) {
 	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, 30*time.Second)
 	cfg.LagEvery = cmp.Or(cfg.LagEvery, 5*time.Second)
 	hardCtx, hardStop := context.WithCancel(context.Background())
-	h := &Host{cfg: cfg, log: cfg.Logger, soft: make(chan struct{}), hardCtx: hardCtx, hardStop: hardStop}
+	h := &Host{cfg: cfg, log: cfg.Logger, soft: make(chan struct{}), hardCtx: hardCtx, hardStop: hardStop,
+		deadLetterLog: newDeadLetterLog(cfg.Logger, DeadLetterLogEvery)}
 	if cfg.BreakerState != nil {
 		h.breakers = resilience.NewBreakers(cfg.BreakerState, resilience.BreakersOptions{
 			Instance: cfg.InstanceID, Notify: h.breakerChanged, Observe: h.breakerSeen, Logger: cfg.Logger})
@@ -303,6 +312,7 @@ func (h *Host) Start(ctx context.Context) error {
 		if err := h.startFeed(ctx, f); err != nil {
 			return err
 		}
+		h.bg.Go(func() { h.reportFeedLag(f) })
 	}
 	for _, f := range h.tfns {
 		h.startTimer(f)
@@ -349,6 +359,7 @@ func (h *Host) Stop(ctx context.Context) {
 			h.breakers.Stop()
 		}
 		h.bg.Wait()
+		h.deadLetterLog.stop()
 	})
 }
 
@@ -455,6 +466,8 @@ func (h *Host) consume(lctx context.Context, f *function, p int, log *slog.Logge
 		log.Info("consumer group paused")
 		select {
 		case <-changed:
+			// The pause state changes only from paused to not paused.
+			log.Info("consumer group resumed")
 			return errReload
 		case <-lctx.Done():
 			return lctx.Err()
@@ -513,6 +526,16 @@ func (h *Host) consume(lctx context.Context, f *function, p int, log *slog.Logge
 			return 0, errReload
 		}
 		return next, err
+	}}
+	memo := &retryMemo{found: cp.Retry, save: func(ctx context.Context, st hub.RetryState) error {
+		return cpw.mark(ctx, func(ctx context.Context, rev uint64) (uint64, error) {
+			cp := hub.Checkpoint{Sequence: st.First - 1, Owner: h.cfg.InstanceID, Updated: time.Now().UTC(), Retry: &st}
+			next, err := h.cfg.Hubs.PutCheckpoint(ctx, t.Hub, t.Group, p, cp, rev)
+			if errors.Is(err, hub.ErrCheckpointMoved) {
+				return 0, errReload
+			}
+			return next, err
+		})
 	}}
 	var buf []hub.StoredEvent
 	var corrupt *hub.CorruptRecordError
@@ -618,7 +641,7 @@ func (h *Host) consume(lctx context.Context, f *function, p int, log *slog.Logge
 		n := min(len(buf), t.MaxBatchSize)
 		batch := buf[:n:n]
 		buf = buf[n:]
-		if !invokeBatch(h, ctx, f.run, batch, permit, log) {
+		if !invokeBatch(h, ctx, f.run, batch, permit, log, memo) {
 			// Aborted (lease lost or forced stop): no checkpoint.
 			_ = cpw.wait()
 			return ctx.Err()
@@ -742,6 +765,23 @@ func (c *checkpointer) done(res cpResult) error {
 		return res.err
 	}
 	c.rev = res.rev
+	return nil
+}
+
+// mark writes the unit's checkpoint at once with write, given the current
+// revision, after the write in flight: for a checkpoint that says more
+// than a finished batch's position (the retry state of the batch after
+// it). The position write stores must be at or past every finished
+// batch's, which it makes durable.
+func (c *checkpointer) mark(ctx context.Context, write func(ctx context.Context, rev uint64) (uint64, error)) error {
+	if err := c.wait(); err != nil {
+		return err
+	}
+	next, err := write(ctx, c.rev)
+	if err != nil {
+		return err
+	}
+	c.rev, c.pending = next, 0
 	return nil
 }
 

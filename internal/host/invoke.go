@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"time"
+	"unicode/utf8"
 
+	"github.com/sluicehq/sluice/internal/hub"
 	"github.com/sluicehq/sluice/internal/resilience"
 )
 
@@ -31,18 +33,69 @@ type batchRun[T any] struct {
 	timeout time.Duration
 }
 
+// retryMemo keeps the retry state of a unit's (a hub partition's, a feed
+// range's) failing batch where the unit's next owner finds it, in the
+// unit's checkpoint: a restart or a takeover does not give the batch a
+// fresh retry budget.
+type retryMemo struct {
+	// found is the state read with the unit's checkpoint. It is the first
+	// batch's if that batch starts where the failing one did.
+	found *hub.RetryState
+	// save keeps the state of a batch about to wait for its next attempt:
+	// it writes the unit's checkpoint just before the batch, with st.
+	save func(ctx context.Context, st hub.RetryState) error
+}
+
+// resume returns the state found for the unit's first batch, which starts
+// at pos, or nil. It answers once: later batches are new.
+func (m *retryMemo) resume(pos int64) *hub.RetryState {
+	if m == nil || m.found == nil {
+		return nil
+	}
+	st := m.found
+	m.found = nil
+	if st.First != pos || st.Attempts < 1 {
+		return nil
+	}
+	return st
+}
+
+// maxRetryReason bounds the error text kept with a retry state (a
+// panic's carries its stack).
+const maxRetryReason = 1024
+
 // invokeBatch runs the function on a batch under its retry policy, and
 // dead-letters what it gives up on. permit is the breaker's for the first
 // attempt. It returns false when it was aborted before the batch was
-// finished with (nothing may be checkpointed).
+// finished with (nothing may be checkpointed). memo, when not nil, keeps
+// the batch's retry state across owners.
 //
 // A failure while the function's breaker is open (or one that opens it)
 // neither retries nor dead-letters: the batch waits for the breaker, then
 // starts over with a fresh retry budget.
-func invokeBatch[T any](h *Host, ctx context.Context, r *batchRun[T], batch []T, permit resilience.Permit, log *slog.Logger) bool {
+func invokeBatch[T any](h *Host, ctx context.Context, r *batchRun[T], batch []T, permit resilience.Permit, log *slog.Logger, memo *retryMemo) bool {
 	var first time.Time
 	var last error
-	for attempt := 1; ; attempt++ {
+	attempt := 1
+	if st := memo.resume(r.position(batch[0])); st != nil {
+		// An earlier owner tried the batch and was waiting to try again:
+		// go on from there. The wait left is bounded by what the policy
+		// allows, should the earlier owner's clock be ahead.
+		attempt, first = st.Attempts+1, st.FirstFailure
+		if st.Reason != "" {
+			last = errors.New(st.Reason)
+		}
+		most, _ := r.retry.Next(st.Attempts, func() float64 { return 1 }) // 0: the policy allows no more
+		wait := min(time.Until(st.Next), most)
+		log.Info("the batch goes on with its retries from before a restart or takeover", "failed_attempts", st.Attempts,
+			"first_position", st.First, "first_failure", st.FirstFailure, "retry_in", max(wait, 0))
+		// The attempt is a retry: the breaker admits it after the wait.
+		r.breaker.Release(permit)
+		if !h.retryWait(ctx, wait) {
+			return false
+		}
+	}
+	for ; ; attempt++ {
 		if attempt > 1 && r.breaker != nil {
 			p, waited, ok := h.readmit(ctx, r.breaker)
 			if !ok {
@@ -121,18 +174,47 @@ func invokeBatch[T any](h *Host, ctx context.Context, r *batchRun[T], batch []T,
 			return true
 		}
 		r.m.retries.Inc()
-		timer := time.NewTimer(delay)
-		select {
-		case <-timer.C:
-		case <-ctx.Done():
-			timer.Stop()
-			return false
-		case <-h.soft:
-			// Shutting down: leave the batch for redelivery.
-			timer.Stop()
+		if memo != nil && memo.save != nil {
+			st := hub.RetryState{First: r.position(batch[0]), Attempts: attempt, FirstFailure: first,
+				Next: time.Now().Add(delay).UTC(), Reason: truncate(err.Error(), maxRetryReason)}
+			if err := memo.save(ctx, st); err != nil && ctx.Err() == nil {
+				log.Warn("cannot keep the batch's retry state: if this instance stops before the batch is done, its next owner starts its retries over",
+					"err", err, "first_position", st.First)
+			}
+		}
+		if !h.retryWait(ctx, delay) {
 			return false
 		}
 	}
+}
+
+// retryWait waits d before a retry. It reports false when ctx ended or the
+// host is stopping first: the batch is then left for redelivery.
+func (h *Host) retryWait(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil && !h.stopping()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-h.soft:
+		return false
+	}
+}
+
+// truncate shortens s to at most n bytes, on a UTF-8 boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 func (h *Host) processed(m *fnMetrics, c *atomicCounter, n int) {
@@ -164,14 +246,19 @@ func (h *Host) putDeadLetters(ctx context.Context, function, kind string, letter
 		return false
 	}
 	h.cfg.Metrics.DeadLettered.WithLabelValues(function, kind).Add(float64(len(letters)))
-	for _, dl := range letters {
-		// log already carries the source's name and partition or range.
-		if dl.Source.Kind == "container" {
-			log.Warn("change dead-lettered", "lsn", dl.Source.LSN, "id", dl.Source.DocumentID, "reason", dl.Reason, "attempts", dl.Attempts)
-		} else {
-			log.Warn("event dead-lettered", "sequence", dl.Source.Sequence, "reason", dl.Reason, "attempts", dl.Attempts)
+	// One line per letter at DEBUG; the WARN lines sum them up per
+	// function (see deadletterlog.go).
+	if log.Enabled(ctx, slog.LevelDebug) {
+		for _, dl := range letters {
+			// log already carries the source's name and partition or range.
+			if dl.Source.Kind == "container" {
+				log.Debug("change dead-lettered", "lsn", dl.Source.LSN, "id", dl.Source.DocumentID, "reason", dl.Reason, "attempts", dl.Attempts)
+			} else {
+				log.Debug("event dead-lettered", "sequence", dl.Source.Sequence, "reason", dl.Reason, "attempts", dl.Attempts)
+			}
 		}
 	}
+	h.deadLetterLog.add(function, letters)
 	return true
 }
 

@@ -494,7 +494,11 @@ func (h *Host) poison(ctx context.Context, f *queueFunction, m *queue.Message, r
 	}
 	f.outcomes["poisoned"].Inc()
 	h.cfg.Metrics.DeadLettered.WithLabelValues(f.Name, "queue").Inc()
-	log.Warn("message poisoned", "reason", reason.Error(), "poison_queue", queue.PoisonName(name))
+	// One line per message at DEBUG; the WARN lines sum them up per
+	// function (see deadletterlog.go).
+	log.Debug("message poisoned", "reason", reason.Error(), "poison_queue", queue.PoisonName(name))
+	h.deadLetterLog.add(f.Name, []DeadLetter{{Function: f.Name, Reason: reason.Error(), Attempts: m.DequeueCount,
+		Source: Source{Kind: "queue", Queue: name, MessageID: m.ID}}})
 
 	if err := q.CompleteAsync(ctx, name, m); err != nil {
 		log.Warn("cannot complete the poisoned message; it will be delivered again and poisoned again", "err", err)

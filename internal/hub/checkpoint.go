@@ -11,7 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 )
 
 // ErrCheckpointMoved is returned by PutCheckpoint when the checkpoint was
@@ -28,6 +30,27 @@ type Checkpoint struct {
 	Owner    string    `json:"owner,omitempty"`
 	Updated  time.Time `json:"updated"`
 	// Reason records why a checkpoint was set by an operator (replay).
+	Reason string `json:"reason,omitempty"`
+	// Retry, when set, is the retry state of the failing batch that
+	// follows the checkpoint. Its owner writes it before it waits for the
+	// batch's next attempt, so that the partition's next owner (after a
+	// restart or a takeover) goes on with the batch's retries rather than
+	// giving it a fresh retry budget. Any later checkpoint clears it.
+	Retry *RetryState `json:"retry,omitempty"`
+}
+
+// RetryState is how far the retries of a failing batch have gone.
+type RetryState struct {
+	// First is the position of the batch's first input (an event's
+	// sequence number, or a change's LSN for a change feed): a batch that
+	// starts elsewhere is another batch.
+	First int64 `json:"first"`
+	// Attempts is the number of attempts that failed.
+	Attempts     int       `json:"attempts"`
+	FirstFailure time.Time `json:"first_failure"`
+	// Next is when the next attempt is due.
+	Next time.Time `json:"next"`
+	// Reason is the error of the last attempt.
 	Reason string `json:"reason,omitempty"`
 }
 
@@ -370,21 +393,70 @@ func (s *Service) positionBefore(ctx context.Context, hub string, p int, t time.
 	if pi.LastEnqueued.Before(t) {
 		return pi.LastSequence, nil
 	}
-	cons, err := s.js.OrderedConsumer(ctx, StreamName(hub, p), jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &t, HeadersOnly: true,
+	at := pi.LastSequence // unless a record at or after t is still stored
+	err = s.scanHeaders(ctx, StreamName(hub, p), jetstream.ConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &t,
+	}, 1, func(recordSeq uint64, _ nats.Header) {
+		at = SequenceOf(recordSeq, 0) - 1
 	})
 	if err != nil {
 		return 0, fmt.Errorf("hub: find time %s in %s partition %d: %w", t, hub, p, err)
 	}
-	msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	return at, nil
+}
+
+// scanInactive is how long the server keeps a consumer of scanHeaders
+// that its caller failed to delete (a crash, a lost connection).
+const scanInactive = 30 * time.Second
+
+// scanHeaders calls fn with the stream sequence and headers of up to limit
+// records of a partition's stream, from where cfg starts. It reads them
+// through a consumer of its own, headers only (no bodies are transferred),
+// and deletes that consumer before it returns: a lag or replay query
+// leaves no consumer behind on the server. (An ordered consumer would
+// stay, idle, until its inactivity threshold of five minutes: a few lag
+// queries a second left hundreds per stream.) fn sees the records in
+// stream order and only those stored when the consumer was made.
+func (s *Service) scanHeaders(ctx context.Context, stream string, cfg jetstream.ConsumerConfig, limit int, fn func(recordSeq uint64, h nats.Header)) error {
+	cfg.Name = "sluice-scan-" + nuid.Next()
+	cfg.AckPolicy = jetstream.AckNonePolicy
+	cfg.HeadersOnly = true
+	cfg.MemoryStorage = true
+	cfg.Replicas = 1
+	cfg.InactiveThreshold = scanInactive
+	cons, err := s.js.CreateConsumer(ctx, stream, cfg)
 	if err != nil {
-		return 0, fmt.Errorf("hub: find time %s in %s partition %d: %w", t, hub, p, err)
+		return err
 	}
-	meta, err := msg.Metadata()
+	defer func() {
+		// Deleted even when ctx has ended; the inactivity threshold is
+		// the fallback when this fails.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := s.js.DeleteConsumer(dctx, stream, cfg.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			s.log.Debug("hub: cannot delete a scan consumer; the server removes it when idle", "stream", stream, "err", err)
+		}
+	}()
+	// Only what is stored now: waiting for more would only add time.
+	n := min(uint64(limit), cons.CachedInfo().NumPending)
+	if n == 0 {
+		return nil
+	}
+	batch, err := cons.Fetch(int(n), jetstream.FetchMaxWait(5*time.Second))
 	if err != nil {
-		return 0, err
+		return err
 	}
-	return SequenceOf(meta.Sequence.Stream, 0) - 1, nil
+	for msg := range batch.Messages() {
+		meta, err := msg.Metadata()
+		if err != nil {
+			return err
+		}
+		fn(meta.Sequence.Stream, msg.Headers())
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
 }
 
 // Lag is how far a consumer group is behind in one partition.
@@ -401,6 +473,9 @@ type Lag struct {
 	Events    int64 `json:"events"`
 	Records   int64 `json:"records"`
 	Estimated bool  `json:"estimated,omitempty"`
+	// Retrying is the number of failed attempts of the batch after the
+	// checkpoint while its owner retries it (see Checkpoint.Retry).
+	Retrying int `json:"retrying,omitempty"`
 }
 
 const lagScanLimit = 20000
@@ -433,6 +508,9 @@ func (s *Service) partitionLag(ctx context.Context, hub, group string, p int) (L
 		return Lag{}, err
 	}
 	l := Lag{Partition: p, LastSequence: pi.LastSequence, Checkpoint: cp.Sequence, Updated: cp.Updated, Owner: cp.Owner}
+	if cp.Retry != nil {
+		l.Retrying = cp.Retry.Attempts
+	}
 	if pi.Records == 0 || cp.Sequence >= pi.LastSequence {
 		return l, nil
 	}
@@ -444,29 +522,22 @@ func (s *Service) partitionLag(ctx context.Context, hub, group string, p int) (L
 	}
 	l.Records = int64(lastRec - startRec + 1)
 	// Count events from record headers only (no bodies are transferred).
-	cons, err := s.js.OrderedConsumer(ctx, StreamName(hub, p), jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: startRec, HeadersOnly: true,
-	})
-	if err != nil {
-		return l, fmt.Errorf("hub: lag of %s/%s/%d: %w", hub, group, p, err)
-	}
-	scan := min(l.Records, lagScanLimit)
-	batch, err := cons.Fetch(int(scan), jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		return l, fmt.Errorf("hub: lag of %s/%s/%d: %w", hub, group, p, err)
-	}
 	var seen, events int64
-	for msg := range batch.Messages() {
-		meta, err := msg.Metadata()
-		if err != nil || meta.Sequence.Stream > lastRec {
-			continue
+	err = s.scanHeaders(ctx, StreamName(hub, p), jetstream.ConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: startRec,
+	}, int(min(l.Records, lagScanLimit)), func(recordSeq uint64, h nats.Header) {
+		if recordSeq > lastRec {
+			return
 		}
-		n, _ := strconv.Atoi(msg.Headers().Get(HeaderEvents))
-		if meta.Sequence.Stream == startRec {
+		n, _ := strconv.Atoi(h.Get(HeaderEvents))
+		if recordSeq == startRec {
 			n = max(n-startIdx, 0)
 		}
 		events += int64(n)
 		seen++
+	})
+	if err != nil {
+		return l, fmt.Errorf("hub: lag of %s/%s/%d: %w", hub, group, p, err)
 	}
 	l.Events = events
 	if seen < l.Records && seen > 0 {

@@ -190,8 +190,11 @@ type Service struct {
 	// measured with. Tests shorten and replace them.
 	pendingTimeout time.Duration
 	now            func() time.Time
-	atomicIDs      atomic.Bool // the id bucket takes atomic batches
-	idCost         writeCost
+	// batcherIdle is how long a partition's batcher waits for events
+	// before it stops (tests shorten it).
+	batcherIdle time.Duration
+	atomicIDs   atomic.Bool // the id bucket takes atomic batches
+	idCost      writeCost
 
 	mu    sync.Mutex
 	cache map[string]*hubState
@@ -225,7 +228,7 @@ func Open(ctx context.Context, js jetstream.JetStream, maxPayload int64, opts Op
 		opts.ReadJS = js
 	}
 	s := &Service{js: js, opts: opts, log: opts.Logger, cache: map[string]*hubState{}, done: make(chan struct{}),
-		readBytes: readBytesFor(maxPayload), pendingTimeout: defaultPendingTimeout, now: time.Now}
+		readBytes: readBytesFor(maxPayload), pendingTimeout: defaultPendingTimeout, now: time.Now, batcherIdle: defaultBatcherIdle}
 	if opts.Tail {
 		s.tails = &tails{}
 	}
@@ -491,12 +494,21 @@ func (s *Service) List(ctx context.Context) ([]Info, error) {
 }
 
 // Delete removes a hub, its events and its consumer groups' checkpoints.
+// The hub's publishers on this Service stop first: publishes in flight are
+// stored (or fail), and no goroutine of the hub is left (those of another
+// instance stop when idle, see defaultBatcherIdle).
 func (s *Service) Delete(ctx context.Context, name string) error {
 	info, err := s.Get(ctx, name)
 	if err != nil {
 		return err
 	}
-	s.forget(name)
+	for _, b := range s.forget(name) {
+		select {
+		case <-b.stopped:
+		case <-ctx.Done():
+			return fmt.Errorf("hub: delete %s: %w", name, ctx.Err())
+		}
+	}
 	for p := range info.Partitions {
 		if err := s.js.DeleteStream(ctx, StreamName(name, p)); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return fmt.Errorf("hub: delete partition %d of %s: %w", p, name, err)

@@ -31,10 +31,14 @@ const HeaderEvents = "Sluice-Events"
 // hubState is what publishing needs to know about a hub, cached.
 type hubState struct {
 	info    Info
-	parts   []*batcher
 	rr      atomic.Uint32
 	deleted atomic.Bool
-	startMu sync.Mutex
+	// gone is closed when the hub is deleted (see forget): its batchers
+	// then stop as soon as no publish is handing them events.
+	gone chan struct{}
+
+	startMu sync.Mutex // guards parts and each batcher's retirement
+	parts   []*batcher // nil: no batcher runs for the partition
 }
 
 func (s *Service) state(ctx context.Context, name string) (*hubState, error) {
@@ -51,42 +55,98 @@ func (s *Service) state(ctx context.Context, name string) (*hubState, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if st = s.cache[name]; st == nil {
-		st = &hubState{info: info, parts: make([]*batcher, info.Partitions)}
+		st = &hubState{info: info, parts: make([]*batcher, info.Partitions), gone: make(chan struct{})}
 		s.cache[name] = st
 	}
 	return st, nil
 }
 
-// forget drops a hub from the cache; its batchers stop once idle.
-func (s *Service) forget(name string) {
+// forget drops a hub from the cache and tells its batchers to stop. It
+// returns the batchers running at that moment.
+func (s *Service) forget(name string) []*batcher {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if st := s.cache[name]; st != nil {
-		st.deleted.Store(true)
+	st := s.cache[name]
+	if st != nil {
 		delete(s.cache, name)
 	}
+	s.mu.Unlock()
+	if st == nil || !st.deleted.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(st.gone)
+	st.startMu.Lock()
+	defer st.startMu.Unlock()
+	var running []*batcher
+	for _, b := range st.parts {
+		if b != nil {
+			running = append(running, b)
+		}
+	}
+	return running
 }
 
+// defaultBatcherIdle is how long a partition's batcher waits for events
+// before it stops (Service.batcherIdle); the next publish to the partition
+// starts another. Partitions no longer published to, and hubs deleted by
+// another instance, hold no goroutines.
+const defaultBatcherIdle = time.Minute
+
+// batcher returns partition p's batcher, starting one if none runs, with a
+// use taken: the caller hands it its events, then calls release.
 func (s *Service) batcher(st *hubState, p int) *batcher {
 	st.startMu.Lock()
 	defer st.startMu.Unlock()
 	if b := st.parts[p]; b != nil {
+		b.users.Add(1)
 		return b
 	}
 	b := &batcher{
-		s:      s,
-		hub:    st.info.Name,
-		stream: StreamName(st.info.Name, p),
-		subj:   subject(st.info.Name, p),
-		p:      p,
-		in:     make(chan piece, 1024),
-		acks:   make(chan *sentRecord, maxInflightRecords),
+		s:       s,
+		st:      st,
+		hub:     st.info.Name,
+		stream:  StreamName(st.info.Name, p),
+		subj:    subject(st.info.Name, p),
+		p:       p,
+		in:      make(chan piece, 1024),
+		acks:    make(chan *sentRecord, maxInflightRecords),
+		wake:    make(chan struct{}, 1),
+		stopped: make(chan struct{}),
 	}
+	b.users.Add(1)
 	st.parts[p] = b
 	s.wg.Add(2)
 	go b.run()
 	go b.ack()
 	return b
+}
+
+// release gives back a use taken by Service.batcher, once the caller's
+// events are handed over (or will not be).
+func (b *batcher) release() {
+	if b.users.Add(-1) == 0 && b.retiring.Load() {
+		select {
+		case b.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// retire removes the batcher from its hub if nobody is handing it events
+// and it holds none, and reports whether it did: run then returns.
+// Records in flight are still acknowledged by ack.
+func (b *batcher) retire() bool {
+	b.st.startMu.Lock()
+	defer b.st.startMu.Unlock()
+	// A publisher takes its use under startMu before sending: with no use
+	// taken and nothing queued, nothing more can reach this batcher once
+	// it is no longer in parts.
+	if b.users.Load() > 0 || len(b.in) > 0 || b.curCount > 0 {
+		return false
+	}
+	if b.st.parts[b.p] == b {
+		b.st.parts[b.p] = nil
+	}
+	return true
 }
 
 // call is one Publish call waiting for its events to be stored.
@@ -225,6 +285,7 @@ func (s *Service) enqueue(ctx context.Context, st *hubState, events []Event, tar
 			b := s.batcher(st, int(p))
 			select {
 			case b.in <- *pc:
+				b.release()
 				continue
 			case <-ctx.Done():
 				// Pieces already handed over are still stored; the caller
@@ -233,6 +294,7 @@ func (s *Service) enqueue(ctx context.Context, st *hubState, events []Event, tar
 			case <-s.done:
 				err = errors.New("hub: service is closing")
 			}
+			b.release()
 		}
 		c.finish(len(pc.events), err)
 	}
@@ -242,6 +304,7 @@ func (s *Service) enqueue(ctx context.Context, st *hubState, events []Event, tar
 // batcher packs the pieces sent to one partition into records.
 type batcher struct {
 	s        *Service
+	st       *hubState
 	hub      string
 	stream   string
 	subj     string
@@ -249,6 +312,13 @@ type batcher struct {
 	in       chan piece
 	acks     chan *sentRecord
 	inflight atomic.Int32
+	// users counts the publishers handing events to the batcher (see
+	// Service.batcher); retiring is set once its hub is deleted, and wake
+	// then tells run when the last publisher is done.
+	users    atomic.Int32
+	retiring atomic.Bool
+	wake     chan struct{}
+	stopped  chan struct{} // closed when run and ack have returned
 
 	cur      []piece
 	curBytes int
@@ -271,6 +341,9 @@ func (b *batcher) run() {
 	defer close(b.acks)
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
+	idle := time.NewTimer(b.s.batcherIdle)
+	defer idle.Stop()
+	gone := b.st.gone
 	for {
 		select {
 		case pc := <-b.in:
@@ -279,28 +352,50 @@ func (b *batcher) run() {
 			b.drain()
 			b.flush()
 			return
+		case <-gone:
+			gone = nil // closed: select it once
+			b.retiring.Store(true)
+			if b.retire() {
+				return
+			}
+			continue
+		case <-b.wake:
+			if b.retire() {
+				return
+			}
+			continue
+		case <-idle.C:
+			if b.retire() {
+				return
+			}
+			idle.Reset(b.s.batcherIdle)
+			continue
 		}
 		if b.inflight.Load() == 0 {
 			// Nothing in flight: store what is queued right away, so an
 			// idle partition adds no linger to a publish.
 			b.drain()
 			b.flush()
-			continue
-		}
-		linger.Reset(b.s.opts.Linger)
-	collect:
-		for b.curCount > 0 {
-			select {
-			case pc := <-b.in:
-				b.add(pc)
-			case <-linger.C:
-				break collect
-			case <-b.s.done:
-				break collect
+		} else {
+			linger.Reset(b.s.opts.Linger)
+		collect:
+			for b.curCount > 0 {
+				select {
+				case pc := <-b.in:
+					b.add(pc)
+				case <-linger.C:
+					break collect
+				case <-b.s.done:
+					break collect
+				}
 			}
+			linger.Stop()
+			b.flush()
 		}
-		linger.Stop()
-		b.flush()
+		if b.retiring.Load() && b.retire() {
+			return
+		}
+		idle.Reset(b.s.batcherIdle)
 	}
 }
 
@@ -366,6 +461,7 @@ func (b *batcher) flush() {
 // ack completes the calls of stored records, in the order they were sent.
 func (b *batcher) ack() {
 	defer b.s.wg.Done()
+	defer close(b.stopped)
 	for sr := range b.acks {
 		var seq uint64
 		err := sr.err

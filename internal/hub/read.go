@@ -55,6 +55,7 @@ type Reader struct {
 	partition int
 	stream    string
 	it        jetstream.MessagesContext // nil while reading the tail
+	cons      jetstream.Consumer        // it's consumer
 	tail      *tailSub                  // nil without a tail
 	last      uint64                    // stream sequence of the last record read
 	// Events of record skipRec below skipIdx are before the start position.
@@ -125,8 +126,49 @@ func (r *Reader) follow(ctx context.Context, cfg jetstream.OrderedConsumerConfig
 	if err != nil {
 		return fmt.Errorf("hub: open reader on %s partition %d: %w", r.hub, r.partition, err)
 	}
-	r.it = it
+	r.it, r.cons = it, cons
 	return nil
+}
+
+// stopStore stops reading the store and deletes the reader's consumer,
+// which the server would otherwise keep, idle, for five minutes (the
+// inactivity threshold of ordered consumers): a reader going over to the
+// tail, or closed, leaves nothing behind.
+func (r *Reader) stopStore() {
+	if r.it == nil {
+		return
+	}
+	r.it.Stop()
+	r.it = nil
+	info := r.cons.CachedInfo()
+	r.cons = nil
+	if info == nil {
+		return
+	}
+	s, stream := r.s, r.stream
+	del := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := s.opts.ReadJS.DeleteConsumer(ctx, stream, info.Name)
+		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			s.log.Debug("hub: cannot delete a reader's consumer; the server removes it when idle", "stream", stream, "err", err)
+		}
+	}
+	// In the background, so that the reader goes on at once; Close waits
+	// for it. Once Close has begun, here.
+	s.mu.Lock()
+	select {
+	case <-s.done:
+		s.mu.Unlock()
+		del()
+	default:
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			del()
+		}()
+	}
 }
 
 // followAfterLast goes back to reading the store after the last record read.
@@ -171,8 +213,7 @@ func (r *Reader) Next(ctx context.Context) ([]StoredEvent, error) {
 		r.last = seq
 		if r.tail != nil && meta.NumPending == 0 {
 			// Caught up: what follows is on the tail.
-			r.it.Stop()
-			r.it = nil
+			r.stopStore()
 		}
 		events, err := r.decode(msg.Data(), seq)
 		if err == nil && seq == r.skipRec && r.skipIdx > 0 {
@@ -245,9 +286,7 @@ func (r *Reader) gone() error {
 
 // Close stops the reader.
 func (r *Reader) Close() {
-	if r.it != nil {
-		r.it.Stop()
-	}
+	r.stopStore()
 	if r.tail != nil {
 		r.s.tails.unsubscribe(r.tail)
 	}

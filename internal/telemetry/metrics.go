@@ -35,6 +35,7 @@ type Metrics struct {
 
 	FeedChangesProcessed *prometheus.CounterVec // function, container
 	FeedOwnedRanges      *prometheus.GaugeVec   // container, lease_prefix
+	FeedLag              *prometheus.GaugeVec   // function, container, range
 
 	BreakerState       *prometheus.GaugeVec   // function
 	BreakerTransitions *prometheus.CounterVec // function, to
@@ -111,6 +112,9 @@ func NewMetrics() *Metrics {
 		FeedOwnedRanges: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sluice_feed_owned_ranges", Help: "Change feed ranges this instance owns.",
 		}, []string{"container", "lease_prefix"}),
+		FeedLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_feed_lag_changes", Help: "Changes of a container's feed after a change-feed function's checkpoint in one range: counted up to 1000, estimated beyond from the changes' LSNs.",
+		}, []string{"function", "container", "range"}),
 		BreakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sluice_breaker_state", Help: "State of a function's circuit breaker as this instance sees it: 0 closed, 1 half-open, 2 open.",
 		}, []string{"function"}),
@@ -124,7 +128,7 @@ func NewMetrics() *Metrics {
 			Name: "sluice_function_overruns_total", Help: "Invocations still running a grace period after their timeout cancelled them (the function ignores its context).",
 		}, []string{"function"}),
 	}
-	m.Registry.MustRegister(m.BreakerState, m.BreakerTransitions, m.Timeouts, m.Overruns, m.FeedChangesProcessed, m.FeedOwnedRanges, m.QueueDepth, m.QueueOldestAge, m.QueueMessages, m.EventsIn, m.EventsProcessed, m.BatchDuration, m.BatchSize, m.Failures,
+	m.Registry.MustRegister(m.BreakerState, m.BreakerTransitions, m.Timeouts, m.Overruns, m.FeedChangesProcessed, m.FeedOwnedRanges, m.FeedLag, m.QueueDepth, m.QueueOldestAge, m.QueueMessages, m.EventsIn, m.EventsProcessed, m.BatchDuration, m.BatchSize, m.Failures,
 		m.Retries, m.DeadLettered, m.CheckpointLag, m.OwnedPartitions, m.HTTPRequests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
