@@ -42,7 +42,22 @@ func (f *appFlags) prepare(app *sluice.App, cfg sluice.Config) (*handler.Runner,
 	if err != nil {
 		return nil, usagef("--payload: %v", err)
 	}
-	fa, err := funcapp.Load(f.dir, funcapp.Options{CheckSchedule: func(expr string) error {
+	fa, err := f.load(cfg)
+	if err != nil {
+		return nil, err
+	}
+	r, err := handler.Prepare(app, fa, handler.AppOptions{Mode: mode, Create: f.create, Partitions: f.partitions, Logger: cfg.Logger})
+	if err != nil {
+		return nil, appErrors(f.dir, err)
+	}
+	cfg.Logger.Info("app folder loaded", "app", fa.Root, "functions", len(fa.Functions), "handler", fa.Host.Handler.Executable, "payload", mode)
+	return r, nil
+}
+
+// load reads the app folder, with the SLUICE_API app setting.
+func (f *appFlags) load(cfg sluice.Config) (*funcapp.App, error) {
+	api := ownURL(cfg.HTTPAddr, cfg.TLSCert != "")
+	fa, err := funcapp.Load(f.dir, funcapp.Options{Env: appEnv(os.Environ(), api), CheckSchedule: func(expr string) error {
 		_, err := schedule.Parse(expr, nil)
 		return err
 	}})
@@ -52,12 +67,33 @@ func (f *appFlags) prepare(app *sluice.App, cfg sluice.Config) (*handler.Runner,
 	for _, w := range fa.Warnings {
 		cfg.Logger.Warn(w)
 	}
-	r, err := handler.Prepare(app, fa, handler.AppOptions{Mode: mode, Create: f.create, Partitions: f.partitions, Logger: cfg.Logger})
-	if err != nil {
-		return nil, appErrors(f.dir, err)
+	if fa.Settings[apiSetting] == "" {
+		cfg.Logger.Warn("the handler gets no " + apiSetting + " app setting, the URL of this instance's HTTP API: its port is not known before the start; give --http a port, like --http 127.0.0.1:7070")
 	}
-	cfg.Logger.Info("app folder loaded", "app", fa.Root, "functions", len(fa.Functions), "handler", fa.Host.Handler.Executable, "payload", mode)
-	return r, nil
+	return fa, nil
+}
+
+// apiSetting is the app setting that tells a handler process where the
+// HTTP API of the instance that runs it is, such as http://127.0.0.1:7070:
+// the handler reads it from its environment to query documents or publish
+// through the API. Set by sluice dev and serve to their own address (on
+// loopback when --http is a wildcard address), over local.settings.json;
+// an environment variable of that name wins, as for any app setting.
+const apiSetting = "SLUICE_API"
+
+// appEnv is the environment an app folder is loaded with: environ, and
+// SLUICE_API=api unless environ sets it (or api is "").
+func appEnv(environ []string, api string) map[string]string {
+	env := make(map[string]string, len(environ)+1)
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+			env[k] = v
+		}
+	}
+	if _, ok := env[apiSetting]; !ok && api != "" {
+		env[apiSetting] = api
+	}
+	return env
 }
 
 // appErrors lists every problem of an app folder, one per line.

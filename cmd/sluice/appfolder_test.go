@@ -1,12 +1,16 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice"
 )
 
 // TestServeAppErrors: a broken app folder is refused before anything
@@ -65,4 +69,54 @@ func TestServeAppMissingResources(t *testing.T) {
 	require.Equal(t, 1, code, errOut)
 	require.Contains(t, errOut, "queue not found")
 	require.Contains(t, errOut, "run with --create")
+}
+
+// TestAppGetsItsAPIAddress: the handler process of an app folder gets the
+// URL of the instance's HTTP API as the app setting SLUICE_API, whatever
+// --http says and whatever local.settings.json holds; an environment
+// variable of that name wins, as for any app setting.
+func TestAppGetsItsAPIAddress(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"host.json":            `{"version": "2.0", "customHandler": {"description": {"defaultExecutablePath": "/bin/sh"}}}`,
+		"local.settings.json":  `{"Values": {"SLUICE_API": "http://127.0.0.1:7071", "OTHER": "kept"}}`,
+		"device/function.json": `{"bindings": [{"type": "httpTrigger", "direction": "in", "name": "req", "route": "devices/{id}"}, {"type": "http", "direction": "out", "name": "res"}]}`,
+	} {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
+	}
+	t.Setenv("SLUICE_API", "")
+	os.Unsetenv("SLUICE_API")
+	af := &appFlags{dir: dir}
+	for addr, want := range map[string]string{
+		"127.0.0.1:7123": "http://127.0.0.1:7123",
+		"0.0.0.0:7124":   "http://127.0.0.1:7124",
+		":7125":          "http://127.0.0.1:7125",
+		"[::]:7126":      "http://[::1]:7126",
+		"[::1]:7127":     "http://[::1]:7127",
+		"10.1.2.3:7128":  "http://10.1.2.3:7128",
+	} {
+		fa, err := af.load(sluice.Config{HTTPAddr: addr, Logger: slog.New(slog.DiscardHandler)})
+		require.NoError(t, err)
+		require.Equal(t, want, fa.Settings["SLUICE_API"], "--http %s", addr)
+		require.Equal(t, "kept", fa.Settings["OTHER"])
+		require.Contains(t, fa.Environ(), "SLUICE_API="+want, "the handler's environment")
+	}
+	fa, err := af.load(sluice.Config{HTTPAddr: "127.0.0.1:7443", TLSCert: "cert.pem", Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	require.Equal(t, "https://127.0.0.1:7443", fa.Settings["SLUICE_API"])
+
+	// The port is known only once the instance listens: what the app sets
+	// stays, and nothing says a port 0.
+	var log strings.Builder
+	fa, err = af.load(sluice.Config{HTTPAddr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	require.NoError(t, err)
+	require.Equal(t, "http://127.0.0.1:7071", fa.Settings["SLUICE_API"], "local.settings.json's, as there is no better")
+	require.NotContains(t, log.String(), "gets no SLUICE_API")
+
+	t.Setenv("SLUICE_API", "http://proxy.example:8080")
+	fa, err = af.load(sluice.Config{HTTPAddr: "127.0.0.1:7123", Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	require.Equal(t, "http://proxy.example:8080", fa.Settings["SLUICE_API"])
 }

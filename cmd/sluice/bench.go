@@ -371,7 +371,7 @@ directory unless --data-dir is given. --json prints one JSON object per case.`)
 
 func runBenchTelemetry(args []string) error {
 	fs := flagSet("bench telemetry", "sluice bench telemetry [flags]", `
-Measure the seeds' reference pipeline end to end, the demo of sluice dev:
+Measure the telemetry pipeline end to end, the demo of sluice dev:
 HTTP producers POST batches of simulated drone telemetry (1% corrupt) to a
 hub of 4 partitions; a Go function decodes each batch, merges each device's
 frames into its document and writes the batch's devices with one bulk

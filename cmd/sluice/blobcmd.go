@@ -149,7 +149,7 @@ func (c *client) transfer(method, p string, header http.Header, body io.Reader, 
 	if err := c.transport(); err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(cmp.Or(c.ctx, context.Background()), method, strings.TrimRight(c.base, "/")+p, body)
+	req, err := http.NewRequestWithContext(cmp.Or(c.ctx, context.Background()), method, c.baseURL()+p, body)
 	if err != nil {
 		return nil, fmt.Errorf("bad --server %q: %w", c.base, err)
 	}
@@ -164,18 +164,16 @@ func (c *client) transfer(method, p string, header http.Header, body io.Reader, 
 	}
 	resp, err := (&http.Client{Transport: c.http.Transport}).Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach sluice at %s: %v\n(is 'sluice dev' or 'sluice serve' running? point --server or SLUICE_SERVER at it)", c.base, errors.Unwrap(err))
+		return nil, c.reachError(err)
 	}
 	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusNotModified {
 		defer resp.Body.Close()
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		var e struct {
-			Error string `json:"error"`
+		if len(data) == 0 {
+			// A HEAD answer has no body.
+			return nil, &apiError{Status: resp.StatusCode, Msg: resp.Status}
 		}
-		if json.Unmarshal(data, &e) != nil || e.Error == "" {
-			e.Error = cmp.Or(strings.TrimSpace(string(data)), resp.Status)
-		}
-		return nil, &apiError{Status: resp.StatusCode, Msg: e.Error}
+		return nil, c.answerError(resp, data)
 	}
 	return resp, nil
 }
@@ -249,11 +247,11 @@ Examples:
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return fmt.Errorf("read answer from %s: %w", c.base, err)
+		return fmt.Errorf("read answer from %s: %w", c.baseURL(), err)
 	}
 	var info gateway.BlobJSON
 	if err := json.Unmarshal(raw, &info); err != nil {
-		return fmt.Errorf("unexpected answer from %s: %w", c.base, err)
+		return &apiError{Status: resp.StatusCode, Msg: c.notSluice(resp, raw)}
 	}
 	c.print(raw, func(w *tabwriter.Writer) {
 		fmt.Fprintf(w, "stored blob %s in container %s: %d bytes, %s, etag %s\n", info.Name, info.Container, info.Size, info.ContentType, info.ETag)
@@ -393,11 +391,11 @@ Examples:
 	if err != nil {
 		return err
 	}
+	if len(out.Blobs) == 0 && !c.json {
+		fmt.Fprintf(stderr, "no blobs in container %s%s\n", container, map[bool]string{true: " starting with " + *prefix}[*prefix != ""])
+		return nil
+	}
 	c.print(raw, func(w *tabwriter.Writer) {
-		if len(out.Blobs) == 0 {
-			fmt.Fprintf(w, "no blobs in container %s%s\n", container, map[bool]string{true: " starting with " + *prefix}[*prefix != ""])
-			return
-		}
 		fmt.Fprintln(w, "NAME\tSIZE\tCONTENT TYPE\tMODIFIED\tETAG")
 		for _, b := range out.Blobs {
 			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\n", b.Name, b.Size, b.ContentType, b.Modified.Local().Format(time.DateTime), b.ETag)

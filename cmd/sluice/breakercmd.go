@@ -42,11 +42,11 @@ with shared state.
 	if err != nil {
 		return err
 	}
+	if len(out.Breakers) == 0 && !c.json {
+		fmt.Fprintln(stderr, "no breakers (give a function one with WithBreaker, or a breaker in host.json)")
+		return nil
+	}
 	c.print(raw, func(w *tabwriter.Writer) {
-		if len(out.Breakers) == 0 {
-			fmt.Fprintln(w, "no breakers (give a function one with WithBreaker, or a breaker in host.json)")
-			return
-		}
 		fmt.Fprintln(w, "FUNCTION\tSTATE\tSINCE\tFAILURES\tCONSECUTIVE\tREASON")
 		for _, b := range out.Breakers {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s\n", b.Function, stateText(b), timeText(b.Since), b.Failures, b.Consecutive, oneLine(b.Reason, 80))

@@ -65,11 +65,11 @@ List dead letters, oldest first per dead-letter queue.
 	if err != nil {
 		return err
 	}
+	if len(out.DeadLetters) == 0 && !c.json {
+		fmt.Fprintln(stderr, "no dead letters")
+		return nil
+	}
 	c.print(raw, func(w *tabwriter.Writer) {
-		if len(out.DeadLetters) == 0 {
-			fmt.Fprintln(w, "no dead letters")
-			return
-		}
 		fmt.Fprintln(w, "QUEUE\tID\tFUNCTION\tSOURCE\tATTEMPTS\tLAST FAILURE\tREASON")
 		for _, l := range out.DeadLetters {
 			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%d\t%s\t%s\n", l.DeadLetterQueue, l.ID, l.Function, sourceText(l),
@@ -259,9 +259,9 @@ func deadLettersInChunks(c *client, verb string, req gateway.DeadLetterSelector)
 	raw := jsonBody(map[string]int{map[string]string{"redrive": "redriven", "purge": "purged"}[verb]: int(done)})
 	c.print(raw, func(w *tabwriter.Writer) {
 		fmt.Fprintf(w, "%s %d dead letters\n", map[string]string{"redrive": "redrove", "purge": "purged"}[verb], done)
-		if total == 10000 {
-			fmt.Fprintln(w, "(at most 10,000 at a time: run it again for the rest)")
-		}
 	})
+	if total == 10000 {
+		fmt.Fprintln(stderr, "(at most 10,000 at a time: run it again for the rest)")
+	}
 	return nil
 }

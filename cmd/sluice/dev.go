@@ -5,7 +5,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -31,6 +33,8 @@ type instanceFlags struct {
 	insecure                          bool
 	// limits of the HTTP server; zero means the defaults of sluice.Config
 	httpReadTimeout, httpWriteTimeout, httpIdleTimeout time.Duration
+	// logOut is where the log goes; nil means standard error.
+	logOut io.Writer
 }
 
 func addInstanceFlags(fs *flag.FlagSet, dataDir string) *instanceFlags {
@@ -107,7 +111,11 @@ func (f *instanceFlags) config() (sluice.Config, error) {
 			return sluice.Config{}, usagef("%s %s: give a positive duration, or 0 for the default", l.flag, l.d)
 		}
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	logOut := f.logOut
+	if logOut == nil {
+		logOut = os.Stderr
+	}
+	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 	return sluice.Config{
 		DataDir: f.dataDir, NATSURL: f.natsURL, NATSListen: f.natsListen, HTTPAddr: f.http, DocStore: f.docStore,
 		Sync: f.sync, LeaseExpiry: f.leaseExpiry, Logger: logger, BreakerWebhook: f.breakerWebhook, Functions: fns,
@@ -183,8 +191,8 @@ Example:
 
 func runDev(args []string) error {
 	fs := flagSet("dev", "sluice dev [flags]", `
-Run the whole platform in one process with embedded engines and a demo,
-the seeds' serverless event processing: a simulator of 1,000 drones sends
+Run the whole platform in one process with embedded engines and a demo
+of serverless event processing: a simulator of 1,000 drones sends
 telemetry (position, battery, flight mode, gyrometer health; every 10th
 frame of a drone a key frame with every field, the others partial; 1% of
 the events corrupt) to the hub "telemetry" (4 partitions, partition key =
@@ -192,15 +200,17 @@ drone id). The function "telemetry-decode" decodes each batch, merges each
 drone's frames into its document in the container "devices" (partition
 key /deviceId; a partial frame keeps the fields it does not carry), and
 dead-letters the corrupt events with the reason; GET /api/devices/<id>
-answers a drone's state. A line shows the progress: events processed and
-the rate, events sent, lag (events stored after the checkpoints, as sluice
-hub lag shows) and dead letters. --rate, --devices and --corrupt change
-the simulation; --no-demo leaves it out. Try, in another terminal:
+answers a drone's state. A line on standard error shows the progress:
+events processed and the rate, events sent, lag (events stored after the
+checkpoints, as sluice hub lag shows) and dead letters. --rate, --devices
+and --corrupt change the simulation; --no-demo leaves it out. Try, in
+another terminal (with --server URL on each sluice command when --http is
+not 127.0.0.1:7070):
 
   curl -s 127.0.0.1:7070/api/devices/drone-0001
   sluice deadletters list --limit 5
   sluice hub lag telemetry
-  sluice docs query devices 'SELECT * FROM c WHERE c.battery < 20'
+  sluice docs query devices 'c.battery < 50 ORDER BY c.battery' --max 5
   sluice hub replay telemetry --time 1m
   curl -s 127.0.0.1:7070/metrics | grep sluice_
 
@@ -218,6 +228,11 @@ Stop with Ctrl-C: in-flight batches finish and are checkpointed first.`)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
+	// The demo's progress line and the log share the terminal: the log
+	// clears the line and draws it again around each record.
+	pr := newProgress(os.Stderr, "telemetry processed", 0)
+	logOut := pr.logWriter(os.Stderr)
+	inst.logOut = logOut
 	cfg, err := inst.config()
 	if err != nil {
 		return err
@@ -254,28 +269,26 @@ Stop with Ctrl-C: in-flight batches finish and are checkpointed first.`)
 	}
 	app := sluice.New(cfg)
 	if !*noDemo {
-		demo = &telemetryDemo{app: app, p: pipeline.Declare(app, opts)}
+		demo = &telemetryDemo{app: app, p: pipeline.Declare(app, opts), pr: pr}
 	}
 	if err := app.Start(ctx); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "sluice dev is running: HTTP API at %s, data in %s\n", app.URL(), cfg.DataDir)
+	fmt.Fprintf(logOut, "sluice dev is running: HTTP API at %s, data in %s\n", app.URL(), cfg.DataDir)
 	if demo == nil {
 		<-ctx.Done()
 		return app.Stop(context.Background())
 	}
 	o := demo.p.Options()
 	sim := pipeline.NewSimulator(*devices, *corrupt, uint64(time.Now().UnixNano()))
-	fmt.Fprintf(os.Stderr, `demo: %s drones send telemetry to hub %s at %s events/s (%g%% corrupt); function %s keeps each drone's state in container %s.
-  curl -s %s/api/devices/%s
-  sluice deadletters list --limit 5
-  sluice hub lag %s
-`, count(int64(*devices)), o.Hub, count(int64(*rate)), *corrupt*100, o.Function, o.Container, app.URL(), sim.DeviceIDs()[0], o.Hub)
+	url := cmp.Or(ownURL(app.Addr(), strings.HasPrefix(app.URL(), "https:")), app.URL())
+	fmt.Fprintf(logOut, "demo: %s drones send telemetry to hub %s at %s events/s (%g%% corrupt); function %s keeps each drone's state in container %s.\n%s",
+		count(int64(*devices)), o.Hub, count(int64(*rate)), *corrupt*100, o.Function, o.Container, demoHints(url, o, sim.DeviceIDs()[0]))
 	if *rate > 0 {
 		go func() {
 			err := sim.Run(ctx, app, o.Hub, *rate, func(n int) { demo.sent.Add(int64(n)) })
 			if err != nil {
-				fmt.Fprintln(os.Stderr, "\ndemo: the simulator stopped:", err)
+				fmt.Fprintln(logOut, "demo: the simulator stopped:", err)
 			}
 		}()
 	}
@@ -320,10 +333,8 @@ func (d *telemetryDemo) pollLag(ctx context.Context) {
 }
 
 // progress reports the demo's progress every 250 ms until ctx ends. It
-// starts after a second, once the start-up logs are out, so that they do
-// not run into the progress line.
+// starts after a second, once the start-up logs are out.
 func (d *telemetryDemo) progress(ctx context.Context) {
-	d.pr = newProgress(os.Stdout, "telemetry processed", 0)
 	select {
 	case <-ctx.Done():
 		return
@@ -359,4 +370,49 @@ func (d *telemetryDemo) report(final bool) {
 func isTerminal(f *os.File) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// defaultServer is the CLI's --server when SLUICE_SERVER is not set.
+const defaultServer = "http://127.0.0.1:7070"
+
+// serverFlag is what a CLI command needs to reach the instance at url:
+// nothing at the default address, " --server URL" elsewhere.
+func serverFlag(url string) string {
+	if url == defaultServer {
+		return ""
+	}
+	return " --server " + url
+}
+
+// ownURL is the URL at which processes on this machine reach an instance
+// listening on addr: a wildcard address (0.0.0.0, ::, none) is reached on
+// loopback. "" when the port is not known before the instance starts (0).
+func ownURL(addr string, tls bool) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "0" || port == "" {
+		return ""
+	}
+	switch ip := net.ParseIP(host); {
+	case host == "" || ip != nil && ip.Equal(net.IPv4zero):
+		host = "127.0.0.1"
+	case ip != nil && ip.IsUnspecified():
+		host = "::1"
+	}
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// demoHints are the commands the demo suggests, for an instance at url.
+func demoHints(url string, o pipeline.Options, device string) string {
+	server := serverFlag(url)
+	return fmt.Sprintf(`Try, in another terminal:
+  curl -s %s/api/devices/%s
+  sluice deadletters list --limit 5%s
+  sluice hub lag %s%s
+  sluice hub tail %s --limit 3%s
+  sluice docs query %s 'c.battery < 50 ORDER BY c.battery' --max 5%s
+`, url, device, server, o.Hub, server, o.Hub, server, o.Container, server)
 }

@@ -352,7 +352,8 @@ Print the documents that match a query, one per line. A query is a
 condition on the document, "c" standing for it, or a whole
 SELECT * FROM c [WHERE ...] [ORDER BY ...] [LIMIT n]; no query prints
 every document. Results come in pages: --all fetches every page.
---json prints the API's answer for each page.
+--json prints the API's answer for each page. Notes, such as how to get
+the next page, go to standard error: standard output holds only documents.
 
 Examples:
   sluice docs query devices 'c.battery < 20'
@@ -398,15 +399,15 @@ Examples:
 			break
 		}
 		if !*all {
-			if !c.json {
-				fmt.Fprintf(stdout, "more results: add --all, or --continuation %s\n", page.Continuation)
-			}
+			// A hint, not data: on standard error, so that standard
+			// output can go to jq.
+			fmt.Fprintf(stderr, "more results: add --all, or --continuation %s\n", page.Continuation)
 			return nil
 		}
 		req.Continuation = page.Continuation
 	}
 	if printed == 0 && !c.json {
-		fmt.Fprintf(stdout, "no documents match in container %s\n", container)
+		fmt.Fprintf(stderr, "no documents match in container %s\n", container)
 	}
 	return nil
 }
@@ -442,9 +443,10 @@ Print a container's changes in the order they were written, one per line:
 its LSN, the write time, the partition key, the id, and the document (or
 "deleted"). A document written several times shows once, as it is now.
 Without --follow the command stops when it has printed --limit changes or
-caught up, and says where to resume (--after); with --follow it keeps
-waiting for changes until interrupted. --json prints each change as one
-JSON object per line; its "lsn" is where to resume after it.
+caught up, and says on standard error where to resume (--after); with
+--follow it keeps waiting for changes until interrupted. --json prints
+each change as one JSON object per line; its "lsn" is where to resume
+after it.
 
 Examples:
   sluice docs feed devices
@@ -520,9 +522,7 @@ Examples:
 			break
 		}
 	}
-	if !c.json {
-		fmt.Fprintf(stdout, "%d changes; continue after lsn %d with --after %d\n", printed, resume, resume)
-	}
+	fmt.Fprintf(stderr, "%d changes; continue after lsn %d with --after %d\n", printed, resume, resume)
 	return nil
 }
 

@@ -85,10 +85,17 @@ func TestDocsCommands(t *testing.T) {
 		require.Contains(t, low, id)
 	}
 	require.Equal(t, 1, strings.Count(ok("docs", "query", "devices", "c.battery < 20", "--partition-key", "dev-1"), "\n"))
-	require.Equal(t, "no documents match in container devices\n", ok("docs", "query", "devices", "c.battery > 100"))
-	paged := ok("docs", "query", "devices", "--max", "2")
-	require.Equal(t, 3, strings.Count(paged, "\n"))
-	require.Contains(t, paged, "more results: add --all, or --continuation ")
+	out, errOut := runOK(t, srv, "docs", "query", "devices", "c.battery > 100")
+	require.Empty(t, out)
+	require.Equal(t, "no documents match in container devices\n", errOut)
+	// Standard output holds only the documents, one JSON object per
+	// line, for jq; the hint is on standard error.
+	paged, hint := runOK(t, srv, "docs", "query", "devices", "--max", "2")
+	require.Equal(t, 2, strings.Count(paged, "\n"))
+	for l := range strings.Lines(paged) {
+		require.True(t, json.Valid([]byte(l)), "not JSON: %q", l)
+	}
+	require.Contains(t, hint, "more results: add --all, or --continuation ")
 	require.Equal(t, 5, strings.Count(ok("docs", "query", "devices", "--max", "2", "--all"), "\n"))
 	var page docstore.Page
 	okJSON(&page, "docs", "query", "devices", "SELECT * FROM c WHERE c.battery >= 60 ORDER BY c.battery DESC")
@@ -105,16 +112,22 @@ func TestDocsCommands(t *testing.T) {
 	require.Equal(t, map[string]string{"container": "devices", "partition_key": "dev-3", "deleted": "s1"}, deleted)
 
 	// The feed: each document once, as it is now; tombstones; continuations.
-	feed := ok("docs", "feed", "devices")
+	feed, resume := runOK(t, srv, "docs", "feed", "devices")
 	lines := strings.Split(strings.TrimSpace(feed), "\n")
-	require.Len(t, lines, 6, feed)
+	require.Len(t, lines, 5, feed)
 	require.Regexp(t, `^3  \S+ \S+  dev 2/x  r3  \{"id":"r3",.*"_etag":"\\"3\\"",.*"_lsn":3\}$`, lines[0])
 	require.Regexp(t, `^9  \S+ \S+  dev-3  s1  deleted$`, lines[4])
-	require.Equal(t, "5 changes; continue after lsn 9 with --after 9", lines[5])
-	require.Equal(t, "2 changes; continue after lsn 8 with --after 8\n", lastLine(ok("docs", "feed", "devices", "--after", "5", "--limit", "2")))
-	require.Equal(t, "0 changes; continue after lsn 9 with --after 9\n", ok("docs", "feed", "devices", "--from", "now"))
-	require.Equal(t, "0 changes; continue after lsn 9 with --after 9\n", ok("docs", "feed", "devices", "--from", time.Now().Add(time.Hour).Format(time.RFC3339)))
-	require.Contains(t, ok("docs", "feed", "devices", "--from", "1h"), "5 changes")
+	require.Equal(t, "5 changes; continue after lsn 9 with --after 9\n", resume, "where to resume is a note, on standard error")
+	feed, resume = runOK(t, srv, "docs", "feed", "devices", "--after", "5", "--limit", "2")
+	require.Equal(t, 2, strings.Count(feed, "\n"))
+	require.Equal(t, "2 changes; continue after lsn 8 with --after 8\n", resume)
+	for _, from := range []string{"now", time.Now().Add(time.Hour).Format(time.RFC3339)} {
+		feed, resume = runOK(t, srv, "docs", "feed", "devices", "--from", from)
+		require.Empty(t, feed)
+		require.Equal(t, "0 changes; continue after lsn 9 with --after 9\n", resume)
+	}
+	_, resume = runOK(t, srv, "docs", "feed", "devices", "--from", "1h")
+	require.Contains(t, resume, "5 changes")
 	jsonLines := strings.Split(strings.TrimSpace(ok("docs", "feed", "devices", "--after", "7", "--json")), "\n")
 	require.Len(t, jsonLines, 2, "one JSON object per change")
 	var change docstore.Document
@@ -311,5 +324,6 @@ func TestDocsFeedFollow(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("feed --follow did not stop when interrupted")
 	}
-	require.True(t, strings.HasSuffix(out.String(), "2 changes; continue after lsn 2 with --after 2\n"), out.String())
+	require.Equal(t, 2, strings.Count(out.String(), "\n"), out.String())
+	require.Equal(t, "2 changes; continue after lsn 2 with --after 2\n", errBuf.String())
 }

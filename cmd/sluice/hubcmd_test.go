@@ -1,11 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/gateway"
 )
 
 func TestHubSendMessageID(t *testing.T) {
@@ -94,4 +101,114 @@ func TestHubReplayErrors(t *testing.T) {
 	code, out, errOut = run("lag", "events", "--group", "audit")
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, "2 events behind")
+}
+
+// TestHubTailLimitIsATotal: --limit counts events over all partitions,
+// the oldest first by enqueued time.
+func TestHubTailLimitIsATotal(t *testing.T) {
+	srv := startInstance(t)
+	runOK(t, srv, "hub", "create", "events", "--partitions", "4")
+	// One event at a time, each durable before the next is sent, so that
+	// their enqueued times follow this order across the partitions.
+	partitions := []string{"2", "0", "3", "1", "2", "0", "3", "1"}
+	for i, p := range partitions {
+		runOK(t, srv, "hub", "send", "events", fmt.Sprintf(`{"n":%d}`, i+1), "--partition", p)
+	}
+	bodies := func(args ...string) []string {
+		t.Helper()
+		out, _ := runOK(t, srv, append([]string{"hub", "tail", "events", "--json"}, args...)...)
+		var got []string
+		for l := range strings.Lines(out) {
+			var e gateway.EventJSON
+			require.NoError(t, json.Unmarshal([]byte(l), &e))
+			got = append(got, *e.Body)
+		}
+		return got
+	}
+	require.Equal(t, []string{`{"n":1}`, `{"n":2}`, `{"n":3}`}, bodies("--limit", "3"))
+	require.Equal(t, []string{`{"n":1}`, `{"n":2}`, `{"n":3}`, `{"n":4}`, `{"n":5}`, `{"n":6}`, `{"n":7}`, `{"n":8}`}, bodies())
+	require.Equal(t, []string{`{"n":2}`, `{"n":6}`}, bodies("--partition", "0", "--limit", "5"))
+	out, _ := runOK(t, srv, "hub", "tail", "events", "--limit", "3")
+	require.Equal(t, 3, strings.Count(out, "\n"), "three lines of text: %s", out)
+	require.Empty(t, bodies("--from", "end"))
+	require.Len(t, bodies("--from", "1h"), 8)
+
+	code, _, errOut := sluiceCmd(t, "hub", "tail", "events", "--limit", "0", "--server", srv)
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "--limit 0: give 1 or more")
+	code, _, errOut = sluiceCmd(t, "hub", "tail", "events", "--partition", "4", "--server", srv)
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "hub events has partitions 0 to 3")
+}
+
+// TestReplayLogsResume: a replay pauses the group's functions, which log
+// it, and resumes them, which they log too.
+func TestReplayLogsResume(t *testing.T) {
+	logs := make(chan string, 100)
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0",
+		Logger: slog.New(&messages{prefix: "consumer group", out: logs})})
+	app.Hub(sluice.HubConfig{Name: "events", Partitions: 1})
+	processed := make(chan struct{}, 100)
+	app.Function("count", sluice.HubTrigger{Hub: "events"}, func(ctx context.Context, events []sluice.Event) error {
+		processed <- struct{}{}
+		return nil
+	})
+	require.NoError(t, app.Start(context.Background()))
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
+	srv := "http://" + app.Addr()
+	runOK(t, srv, "hub", "send", "events", "1")
+	waitFor(t, processed, "the function processed the event")
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// The grace lets the function see the pause before the checkpoints
+		// move and the group resumes.
+		_, _, _ = sluiceCmd(t, "hub", "replay", "events", "--earliest", "--grace", "1s", "--server", srv)
+	}()
+	waitForLog(t, logs, "consumer group paused")
+	waitForLog(t, logs, "consumer group resumed")
+	waitFor(t, processed, "the function processed the event again")
+	waitFor(t, done, "the replay ended")
+}
+
+// messages is a slog handler that sends the messages of records that
+// start with prefix to out.
+type messages struct {
+	prefix string
+	out    chan<- string
+}
+
+func (m *messages) Enabled(context.Context, slog.Level) bool { return true }
+func (m *messages) Handle(_ context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, m.prefix) {
+		m.out <- r.Message
+	}
+	return nil
+}
+func (m *messages) WithAttrs([]slog.Attr) slog.Handler { return m }
+func (m *messages) WithGroup(string) slog.Handler      { return m }
+
+func waitForLog(t *testing.T, logs <-chan string, msg string) {
+	t.Helper()
+	timeout := time.After(time.Minute)
+	for {
+		select {
+		case m := <-logs:
+			if m == msg {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no log %q", msg)
+		}
+	}
+}
+
+func waitFor[T any](t *testing.T, c <-chan T, what string) {
+	t.Helper()
+	select {
+	case <-c:
+	case <-time.After(time.Minute):
+		t.Fatalf("%s: not within a minute", what)
+	}
 }

@@ -52,7 +52,7 @@ func topCommands() []command {
 		{"blob", "store blobs (large payloads, staged change sets): container, put, get, stat, list, delete", runBlob},
 		{"key", "manage API keys: create, list, revoke", runKey},
 		{"bench", "measure throughput and latency (workloads: hub, queue, docs, handler, resilience, telemetry)", runBench},
-		{"version", "print the version", func([]string) error { fmt.Fprintln(stdout, "sluice", version); return nil }},
+		{"version", "print the version (also sluice --version, -v)", printVersion},
 	}
 }
 
@@ -63,6 +63,10 @@ func run(args []string, out, errOut io.Writer) int {
 	commands = topCommands()
 	if len(args) == 0 || isHelp(args[0]) || args[0] == "help" {
 		usage(out, "sluice", "Sluice: event-driven serverless data pipelines in one binary.", commands)
+		return 0
+	}
+	if isVersion(args[0]) {
+		_ = printVersion(args[1:])
 		return 0
 	}
 	for _, c := range commands {
@@ -86,6 +90,13 @@ func run(args []string, out, errOut io.Writer) int {
 }
 
 func isHelp(a string) bool { return a == "-h" || a == "--help" || a == "-help" }
+
+func isVersion(a string) bool { return a == "-v" || a == "--version" || a == "-version" }
+
+func printVersion([]string) error {
+	fmt.Fprintln(stdout, "sluice", version)
+	return nil
+}
 
 func usage(w io.Writer, name, about string, cmds []command) {
 	fmt.Fprintf(w, "%s\n\nUsage:\n  %s <command> [flags]\n\nCommands:\n", about, name)

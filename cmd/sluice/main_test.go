@@ -32,6 +32,15 @@ func sluiceCmd(t *testing.T, args ...string) (code int, out, errOut string) {
 	return code, o.String(), e.String()
 }
 
+// runOK runs a command against the instance at srv, requires that it
+// succeeds, and returns its standard output and standard error.
+func runOK(t *testing.T, srv string, args ...string) (out, errOut string) {
+	t.Helper()
+	code, out, errOut := sluiceCmd(t, append(args, "--server", srv)...)
+	require.Equal(t, 0, code, "sluice %v: %s", args, errOut)
+	return out, errOut
+}
+
 func TestHubCommands(t *testing.T) {
 	srv := startInstance(t)
 	ok := func(args ...string) string {

@@ -26,6 +26,9 @@ type progress struct {
 	lastAt    time.Time
 	rate      float64 // smoothed, per second
 	printed   bool
+	// shown is the line on the terminal now, "" when none: a log writer
+	// (logWriter) clears it before a log line and draws it again after.
+	shown string
 }
 
 // newProgress reports to w, as a terminal line when w is a terminal.
@@ -76,8 +79,9 @@ func (p *progress) print(now time.Time, done int64, extra string, final bool) {
 	line := p.line(now, done, extra, final)
 	if p.tty {
 		end := ""
+		p.shown = line
 		if final {
-			end = "\n"
+			end, p.shown = "\n", ""
 		}
 		fmt.Fprintf(p.w, "\r\033[K%s%s", line, end)
 		return
@@ -131,4 +135,34 @@ func count(n int64) string {
 		return "-" + b.String()
 	}
 	return b.String()
+}
+
+// logWriter returns w for log lines that go to the terminal p draws its
+// line on. On a terminal, each write clears the progress line first and
+// draws it again after, so that a log line never runs into it; elsewhere
+// it is w. Each write must be whole lines (a slog handler writes one
+// record per call).
+func (p *progress) logWriter(w io.Writer) io.Writer {
+	if !p.tty {
+		return w
+	}
+	return &besideProgress{p: p, w: w}
+}
+
+// besideProgress is logWriter's writer.
+type besideProgress struct {
+	p *progress
+	w io.Writer
+}
+
+func (b *besideProgress) Write(data []byte) (int, error) {
+	b.p.mu.Lock()
+	defer b.p.mu.Unlock()
+	if b.p.shown == "" {
+		return b.w.Write(data)
+	}
+	fmt.Fprint(b.p.w, "\r\033[K")
+	n, err := b.w.Write(data)
+	fmt.Fprint(b.p.w, b.p.shown)
+	return n, err
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -28,4 +29,35 @@ func TestProgressLines(t *testing.T) {
 	require.NotContains(t, out.String(), "\n", "a terminal line is redrawn in place")
 	require.Equal(t, "-1,000", count(-1000))
 	require.Equal(t, "999", count(999))
+}
+
+// TestLogBesideProgress: on a terminal, a log line clears the progress
+// line and the progress line is drawn again after it, so that the two
+// never share a line; elsewhere the log is written as it is.
+func TestLogBesideProgress(t *testing.T) {
+	var term bytes.Buffer // the progress line and the log share it
+	p := newProgressTo(&term, true, "demo", 0)
+	log := p.logWriter(&term)
+	_, err := log.Write([]byte("before the progress line\n"))
+	require.NoError(t, err)
+	require.Equal(t, "before the progress line\n", term.String(), "no line to clear yet")
+
+	p.update(42, "lag 0")
+	line := strings.TrimPrefix(term.String(), "before the progress line\n")
+	require.True(t, strings.HasPrefix(line, "\r\033[Kdemo: 42 · "), line)
+	term.Reset()
+	_, err = log.Write([]byte("level=WARN msg=slow\n"))
+	require.NoError(t, err)
+	require.Equal(t, "\r\033[K"+"level=WARN msg=slow\n"+strings.TrimPrefix(line, "\r\033[K"), term.String(),
+		"cleared, the log line, then the progress line again")
+
+	p.finish(50, "")
+	term.Reset()
+	_, err = log.Write([]byte("after the last line\n"))
+	require.NoError(t, err)
+	require.Equal(t, "after the last line\n", term.String(), "the final line stays")
+
+	var plain bytes.Buffer
+	notTerm := newProgressTo(&plain, false, "demo", 0)
+	require.Equal(t, io.Writer(&plain), notTerm.logWriter(&plain), "not a terminal: the log as it is")
 }

@@ -315,7 +315,7 @@ included).`)
 		return nil
 	}
 	if len(out.Messages) == 0 {
-		fmt.Fprintf(stdout, "queue %s is empty\n", name)
+		fmt.Fprintf(stderr, "queue %s is empty\n", name)
 	}
 	printMessages(stdout, out.Messages)
 	return nil
@@ -349,7 +349,7 @@ Examples:
 	if c.json {
 		stdout.Write(raw)
 	} else if len(out.Messages) == 0 {
-		fmt.Fprintf(stdout, "no messages: none is visible in queue %s (wait for one with --wait 10s)\n", name)
+		fmt.Fprintf(stderr, "no messages: none is visible in queue %s (wait for one with --wait 10s)\n", name)
 	} else {
 		printMessages(stdout, out.Messages)
 	}
@@ -363,9 +363,8 @@ Examples:
 	if err := c.settle(name, "complete", tokens, 0); err != nil {
 		return err
 	}
-	if !c.json { // with --json, the received messages are the output
-		fmt.Fprintf(stdout, "\ncompleted %d message(s)\n", len(tokens))
-	}
+	// The received messages are the output; this is a note.
+	fmt.Fprintf(stderr, "completed %d message(s)\n", len(tokens))
 	return nil
 }
 

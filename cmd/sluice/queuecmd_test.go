@@ -93,13 +93,15 @@ func TestQueueCommands(t *testing.T) {
 	require.Contains(t, text, "message 3 ")
 
 	// Drain with --complete; the two locked ones stay.
-	drained := ok("queue", "receive", "orders", "--max", "10", "--complete")
+	drained, note := runOK(t, srv, "queue", "receive", "orders", "--max", "10", "--complete")
 	require.Contains(t, drained, "from stdin")
 	require.Contains(t, drained, "dequeue count 2", "the abandoned message comes again, counting its delivery")
 	require.Contains(t, drained, "message 2 ", "with its ID")
-	require.Contains(t, drained, "completed 2 message(s)")
+	require.Equal(t, "completed 2 message(s)\n", note)
 	require.Contains(t, ok("queue", "depth", "orders"), "2 messages (2 locked, 0 visible)")
-	require.Contains(t, ok("queue", "receive", "orders"), "no messages")
+	out, note := runOK(t, srv, "queue", "receive", "orders")
+	require.Empty(t, out)
+	require.Contains(t, note, "no messages")
 	okJSON(&got, "queue", "receive", "orders")
 	require.Empty(t, got.Messages)
 

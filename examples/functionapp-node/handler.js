@@ -18,7 +18,9 @@ if (!port) {
   console.error('FUNCTIONS_CUSTOMHANDLER_PORT is not set: this program is started by Sluice (sluice dev --app DIR) or by the Azure Functions host');
   process.exit(2);
 }
-const apiBase = process.env.SLUICE_API || 'http://127.0.0.1:7071';
+// Sluice gives its handler the address of its own HTTP API, whatever port
+// it listens on.
+const apiBase = process.env.SLUICE_API || '';
 
 const LOW_BATTERY = 10; // percent; below it ingest queues an alert
 const MAX_READINGS = 1000; // per submit request
@@ -147,6 +149,10 @@ function device(r) {
 
 function api(method, path, body) {
   return new Promise((resolve, reject) => {
+    if (!apiBase) {
+      reject(new Error('the app setting SLUICE_API, the URL of the Sluice API, is not set: Sluice sets it for the handlers it runs (sluice dev --app DIR); elsewhere, set it'));
+      return;
+    }
     const data = body === undefined ? undefined : JSON.stringify(body);
     const headers = data === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) };
     const req = http.request(new URL(path, apiBase), { method, headers, timeout: 10000 }, (res) => {
@@ -236,6 +242,13 @@ function submit(inv) {
   return { Outputs: { telemetry: readings, res: httpOutput(202, { accepted: readings.length }) } };
 }
 
+// utcTime makes an enqueued time RFC 3339: the Azure host writes them as
+// .NET writes a UTC DateTime, without a zone ("2026-11-21T09:00:00.25"),
+// which Date.parse would read as local time.
+function utcTime(t) {
+  return /(Z|[+-]\d{2}:\d{2})$/.test(t) ? t : t + 'Z';
+}
+
 // ingest (eventHubTrigger on telemetry, cardinality many) decodes a batch
 // of readings, upserts each device's newest one into the devices container
 // (cosmosDB output "devices"), and queues an alert for each reading with a
@@ -259,7 +272,7 @@ function ingest(inv) {
       logs.push(`partition ${partition}, sequence number ${sequences[i]}: skipped: ${problem}`);
       return;
     }
-    const d = device({ ...r, time: r.time || enqueued[i] });
+    const d = device({ ...r, time: r.time || utcTime(enqueued[i]) });
     const cur = latest.get(d.id);
     if (!cur || Date.parse(d.time) >= Date.parse(cur.time)) {
       latest.set(d.id, d);

@@ -138,14 +138,15 @@ Flags:
 		client: &http.Client{Timeout: 10 * time.Second}}
 	app.Function(deliverFn, sluice.HubTrigger{Hub: ordersHub, MaxBatchSize: 100}, p.deliver,
 		sluice.WithRetry(sluice.ExponentialBackoff(*retries, 250*time.Millisecond, 10*time.Second)),
-		// The seed's rule (more than 100 failures within 30s, over all
+		// The architecture's rule (more than 100 failures within 30s, over all
 		// instances), and a quicker one for a downstream that is plainly
 		// gone: 5 failures in a row, well before a batch runs out of its
 		// retries, so an outage dead-letters nothing.
 		sluice.WithBreaker(sluice.BreakerPolicy{FailureThreshold: 101, Window: 30 * time.Second,
 			ConsecutiveFailures: 5, CoolDown: *coolDown}),
 		sluice.WithTimeout(*timeout))
-	// The seed's Logic App: told of every transition, it tells a human.
+	// The architecture's Logic App: told of every transition, it tells a
+	// human.
 	// The hub has one partition, so one instance at a time does this.
 	app.Function("notify", sluice.HubTrigger{Hub: sluice.BreakerEventsHub}, notify(log, *httpAddr))
 
@@ -275,8 +276,8 @@ func (p *processor) report(ctx context.Context) {
 	}
 }
 
-// notify tells the operator about breaker transitions: in the seed, the
-// Logic App's e-mail with a link to restart processing.
+// notify tells the operator about breaker transitions: in the reference
+// architecture, the Logic App's e-mail with a link to restart processing.
 func notify(log *slog.Logger, httpAddr string) sluice.HubHandler {
 	log = log.With("function", "notify")
 	return func(_ context.Context, events []sluice.Event) error {

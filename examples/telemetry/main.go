@@ -1,9 +1,10 @@
-// Command telemetry is the seeds' serverless event processing scenario on
-// Sluice's Go SDK (package pipeline): a simulated fleet of drones sends
-// telemetry to the hub telemetry; the function telemetry-decode decodes
-// each batch, keeps each drone's latest state in the container devices
-// and dead-letters the corrupt events; GET /api/devices/<id> answers a
-// drone's state. It prints its progress every second. See README.md.
+// Command telemetry is Azure's serverless event processing reference
+// architecture on Sluice's Go SDK (package pipeline): a simulated fleet of
+// drones sends telemetry to the hub telemetry; the function
+// telemetry-decode decodes each batch, keeps each drone's latest state in
+// the container devices and dead-letters the corrupt events;
+// GET /api/devices/<id> answers a drone's state. It prints its progress
+// every second. See README.md.
 package main
 
 import (

@@ -89,3 +89,16 @@ type hottest struct {
 	DeviceID    string  `json:"deviceId"`
 	Temperature float64 `json:"temperature"`
 }
+
+// utcTime makes an enqueued time RFC 3339: the Azure host writes them as
+// .NET writes a UTC DateTime, without a zone ("2026-11-21T09:00:00.25").
+// A time that is neither is returned as it is, for parseReading's check.
+func utcTime(t string) string {
+	if _, err := time.Parse(time.RFC3339Nano, t); err == nil {
+		return t
+	}
+	if u, err := time.ParseInLocation("2006-01-02T15:04:05", t, time.UTC); err == nil {
+		return u.Format(time.RFC3339Nano)
+	}
+	return t
+}

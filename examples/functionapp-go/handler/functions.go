@@ -99,7 +99,7 @@ func (a *app) ingest(_ context.Context, inv invocation) (result, error) {
 			continue
 		}
 		if r.Time == "" {
-			r.Time = enqueued[i]
+			r.Time = utcTime(enqueued[i])
 		}
 		d := newDevice(r)
 		cur, seen := latest[d.ID]

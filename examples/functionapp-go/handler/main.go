@@ -13,7 +13,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,10 +23,6 @@ import (
 	"syscall"
 	"time"
 )
-
-// defaultAPI is where the Sluice HTTP API is when the app setting
-// SLUICE_API is not set.
-const defaultAPI = "http://127.0.0.1:7071"
 
 // app holds what the functions share.
 type app struct {
@@ -63,7 +58,9 @@ func main() {
 	if port == "" {
 		log.Fatal("FUNCTIONS_CUSTOMHANDLER_PORT is not set: this program is started by Sluice (sluice dev --app DIR) or by the Azure Functions host")
 	}
-	a := &app{store: newStore(cmp.Or(os.Getenv("SLUICE_API"), defaultAPI))}
+	// Sluice gives its handler the address of its own HTTP API, whatever
+	// port it listens on.
+	a := &app{store: newStore(os.Getenv("SLUICE_API"))}
 
 	mux := http.NewServeMux()
 	// Sluice waits until GET / answers before it sends invocations.

@@ -17,7 +17,7 @@ import (
 // that need to read documents ask the platform directly, as an Azure
 // handler would use the Cosmos DB SDK.
 type store struct {
-	base   string // like http://127.0.0.1:7071
+	base   string // like http://127.0.0.1:7071; "" when SLUICE_API is not set
 	client *http.Client
 }
 
@@ -87,6 +87,9 @@ func (s *store) queryAll(ctx context.Context, container, query string) ([]json.R
 // do sends req and returns the body of a 2xx answer. A 404 is errNotFound;
 // any other status is an error quoting the API's message.
 func (s *store) do(req *http.Request) ([]byte, error) {
+	if s.base == "" {
+		return nil, errors.New("the app setting SLUICE_API, the URL of the Sluice API, is not set: Sluice sets it for the handlers it runs (sluice dev --app DIR); elsewhere, set it")
+	}
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("the Sluice API (SLUICE_API=%s) is not answering: %w", s.base, err)

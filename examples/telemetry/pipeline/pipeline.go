@@ -1,5 +1,5 @@
-// Package pipeline is the seeds' serverless event processing scenario on
-// Sluice's Go SDK: devices (drones) send telemetry to a hub; a function
+// Package pipeline is Azure's serverless event processing reference
+// architecture on Sluice's Go SDK: devices (drones) send telemetry to a hub; a function
 // decodes each batch, merges each device's frames into one document per
 // device, its latest state, in a container partitioned by device id, and
 // dead-letters the events it cannot process with the reason; an HTTP route
