@@ -212,7 +212,7 @@ at most once a minute). Secrets are never shown: they are not stored.`)
 	}
 	t.c.print(raw, func(w *tabwriter.Writer) {
 		if len(out.Keys) == 0 {
-			fmt.Fprintln(w, "no API keys: the HTTP API is open to clients on this machine (create one with sluice key create)")
+			fmt.Fprintln(stderr, "no API keys: the HTTP API is open to clients on this machine (create one with sluice key create)")
 			return
 		}
 		fmt.Fprintln(w, "ID\tNAME\tSCOPES\tCREATED\tEXPIRES\tLAST USED")

@@ -126,8 +126,12 @@ func (g *Guard) Authorize(r *http.Request, need Need) error {
 		return unauthorized(err.Error())
 	}
 	if !p.Allows(need) {
-		return errorf(http.StatusForbidden, "%s may not do this: it needs the scope %s (or admin), and the key has %s",
-			p, need, scopeList(p.Scopes))
+		scope := need.String()
+		if need.Verb != VerbAdmin {
+			scope += " (or admin)"
+		}
+		return errorf(http.StatusForbidden, "%s may not do this: it needs the scope %s, and the key has %s",
+			p, scope, scopeList(p.Scopes))
 	}
 	return nil
 }
