@@ -262,11 +262,6 @@ Stop with Ctrl-C: in-flight batches finish and are checkpointed first.`)
 	}
 	var demo *telemetryDemo
 	opts := pipeline.Options{}.WithDefaults()
-	if !*noDemo {
-		// The demo dead-letters 1% of its events on purpose: a log line
-		// each would bury the progress line, which counts them.
-		cfg.Logger = slog.New(pipeline.QuietDeadLetters(cfg.Logger.Handler(), opts.Function))
-	}
 	app := sluice.New(cfg)
 	if !*noDemo {
 		demo = &telemetryDemo{app: app, p: pipeline.Declare(app, opts), pr: pr}

@@ -72,9 +72,9 @@ Flags:
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	opts := pipeline.Options{MaxBatchSize: *batch}.WithDefaults()
-	// Warnings and errors only, without a line for every corrupt event:
-	// the progress line counts them.
-	log := slog.New(pipeline.QuietDeadLetters(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}), opts.Function))
+	// Warnings and errors only: the corrupt events show as one summary of
+	// dead letters every 10 s.
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	app := sluice.New(sluice.Config{DataDir: *dataDir, HTTPAddr: *httpAddr, Logger: log})
 	p := pipeline.Declare(app, opts)
 	if err := app.Start(ctx); err != nil {
