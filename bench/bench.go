@@ -5,6 +5,8 @@ package bench
 
 import (
 	"bufio"
+	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strconv"
@@ -30,7 +32,26 @@ type Result struct {
 	PeakRSSMiB           float64 `json:"peak_rss_mib,omitempty"`
 	Sync                 string  `json:"sync,omitempty"`
 	Note                 string  `json:"note,omitempty"`
+	// Error says why the case failed; its figures are then absent.
+	Error string `json:"error,omitempty"`
 }
+
+// failures collects the cases that failed. Each is reported at once as a
+// record with Error, and the run goes on with the other cases, so that one
+// failing case never hides the others' results; the run's error lists them.
+type failures struct {
+	workload string
+	errs     []error
+}
+
+// add reports case c as failed with err.
+func (f *failures) add(report func(Result), c string, err error) {
+	report(Result{Workload: f.workload, Case: c, Error: err.Error(), PeakRSSMiB: PeakRSSMiB()})
+	f.errs = append(f.errs, fmt.Errorf("case %s: %w", c, err))
+}
+
+// err is nil when no case failed.
+func (f *failures) err() error { return errors.Join(f.errs...) }
 
 // PeakRSSMiB is the process's peak resident set size so far.
 func PeakRSSMiB() float64 {

@@ -101,6 +101,7 @@ func RunDocs(ctx context.Context, o DocsOptions, report func(Result)) (err error
 			err = errors.Join(err, b.close())
 		}
 	}()
+	failed := &failures{workload: "docs"}
 	for _, c := range DocsCases {
 		if !slices.Contains(o.Cases, c) {
 			continue
@@ -118,7 +119,8 @@ func RunDocs(ctx context.Context, o DocsOptions, report func(Result)) (err error
 				b, err = openPostgresDocs(ctx, o)
 			}
 			if err != nil {
-				return fmt.Errorf("case %s: %w", c, err)
+				failed.add(report, c, err)
+				continue
 			}
 			backends[kind] = b
 		}
@@ -129,13 +131,17 @@ func RunDocs(ctx context.Context, o DocsOptions, report func(Result)) (err error
 			r, err = benchDocsFeed(ctx, b, o, c)
 		}
 		if err != nil {
-			return fmt.Errorf("case %s: %w", c, err)
+			if ctx.Err() != nil {
+				return err
+			}
+			failed.add(report, c, err)
+			continue
 		}
 		r.Workload, r.Case = "docs", c
 		r.PeakRSSMiB = PeakRSSMiB()
 		report(r)
 	}
-	return nil
+	return failed.err()
 }
 
 // docsBackend is a store under measurement and the plain SQL of its

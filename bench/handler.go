@@ -145,6 +145,7 @@ func RunHandler(ctx context.Context, o HandlerOptions, report func(Result)) erro
 		defer cleanup()
 	}
 	run := map[string]handlerRun{}
+	failed := &failures{workload: "handler"}
 	for _, c := range HandlerCases {
 		asked := slices.Contains(o.Cases, c)
 		needed := slices.ContainsFunc(o.Cases, func(h string) bool { return !isSDKCase(h) && baselineOf(h) == c })
@@ -156,7 +157,11 @@ func RunHandler(ctx context.Context, o HandlerOptions, report func(Result)) erro
 		}
 		hr, err := runHandlerCase(ctx, o, c, exe)
 		if err != nil {
-			return fmt.Errorf("case %s: %w", c, err)
+			if ctx.Err() != nil {
+				return err
+			}
+			failed.add(report, c, err) // cases measured against it report no ratio
+			continue
 		}
 		run[c] = hr
 		o.Progress(fmt.Sprintf("%s: %.0f %s/s", c, rate(hr.events, hr.took), hr.unit()))
@@ -164,7 +169,7 @@ func RunHandler(ctx context.Context, o HandlerOptions, report func(Result)) erro
 			report(handlerResult(o, c, run))
 		}
 	}
-	return nil
+	return failed.err()
 }
 
 func isSDKCase(c string) bool { return strings.HasPrefix(c, "sdk-") }

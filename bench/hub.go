@@ -82,12 +82,13 @@ func RunHub(ctx context.Context, o HubOptions, report func(Result)) error {
 		return err
 	}
 	defer svc.Close()
+	failed := &failures{workload: "hub"}
 	for _, c := range o.Cases {
 		var r Result
 		switch c {
 		case "http", "http-key":
 			if err := runHubHTTP(ctx, o, report); err != nil {
-				return fmt.Errorf("case http: %w", err)
+				failed.add(report, "http", err)
 			}
 			continue
 		case "publish":
@@ -100,7 +101,11 @@ func RunHub(ctx context.Context, o HubOptions, report func(Result)) error {
 			return fmt.Errorf("unknown case %q (cases: publish, consume, drain, http)", c)
 		}
 		if err != nil {
-			return fmt.Errorf("case %s: %w", c, err)
+			if ctx.Err() != nil {
+				return err
+			}
+			failed.add(report, c, err)
+			continue
 		}
 		r.Workload, r.Case, r.Sync = "hub", c, o.Sync
 		if eng.Embedded() {
@@ -111,7 +116,7 @@ func RunHub(ctx context.Context, o HubOptions, report func(Result)) error {
 		r.PeakRSSMiB = PeakRSSMiB()
 		report(r)
 	}
-	return nil
+	return failed.err()
 }
 
 func newHub(ctx context.Context, svc *hub.Service, o HubOptions) (string, error) {

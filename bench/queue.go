@@ -66,6 +66,7 @@ func RunQueue(ctx context.Context, o QueueOptions, report func(Result)) error {
 	}
 	defer eng.Close()
 	q := queue.Open(eng.JS, eng.MaxPayload(), queue.Options{Logger: slog.New(slog.DiscardHandler)})
+	failed := &failures{workload: "queue"}
 	for _, c := range o.Cases {
 		var workers int
 		var failShare int64
@@ -81,14 +82,23 @@ func RunQueue(ctx context.Context, o QueueOptions, report func(Result)) error {
 		}
 		r, err := benchQueue(ctx, q, o, c, workers, failShare)
 		if err != nil {
-			return fmt.Errorf("case %s: %w", c, err)
+			if ctx.Err() != nil {
+				return err
+			}
+			failed.add(report, c, err)
+			continue
 		}
 		o.Progress(c + ": baseline: a JetStream work queue, one async publish and one ack per message")
 		base, err := baselineQueue(ctx, eng, o)
 		if err != nil {
-			return fmt.Errorf("case %s baseline: %w", c, err)
+			if ctx.Err() != nil {
+				return err
+			}
+			r.Note = "the baseline failed: " + err.Error() + "; " + r.Note
+			failed.errs = append(failed.errs, fmt.Errorf("case %s baseline: %w", c, err))
+		} else {
+			r.setBaseline("jetstream-workqueue-publish-async-and-ack", o.BaselineMessages, base)
 		}
-		r.setBaseline("jetstream-workqueue-publish-async-and-ack", o.BaselineMessages, base)
 		r.Workload, r.Case, r.Sync = "queue", c, o.Sync
 		engineNote := "embedded engine"
 		if !eng.Embedded() {
@@ -98,7 +108,7 @@ func RunQueue(ctx context.Context, o QueueOptions, report func(Result)) error {
 		r.PeakRSSMiB = PeakRSSMiB()
 		report(r)
 	}
-	return nil
+	return failed.err()
 }
 
 // benchQueue sends o.Messages while a function with the given number of

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -181,25 +182,43 @@ func (p *enginesPipeline) ingest(w http.ResponseWriter, r *http.Request) {
 }
 
 // consume processes one partition: fetch, decode, merge, write, ack.
+//
+// It takes messages from one long-lived pull subscription (Messages), not
+// from a Fetch per batch: a Fetch gives up after a second without an
+// answer, and what the server delivers to it afterwards is lost to the
+// client yet acknowledged by the next batch's AckAll. On a busy machine
+// that lost events and stalled the baseline.
 func (p *enginesPipeline) consume(ctx context.Context, cons jetstream.Consumer) {
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * p.maxBatch))
+	if err != nil {
+		p.fail(err)
+		return
+	}
+	defer it.Stop()
+	go func() {
+		<-ctx.Done()
+		it.Stop()
+	}()
 	states := map[string]*enginesDevice{}
+	msgs := make([]jetstream.Msg, 0, p.maxBatch)
 	for ctx.Err() == nil {
-		batch, err := cons.FetchNoWait(p.maxBatch)
+		// The first message of a batch waits; the rest are those already
+		// here (a short wait each), up to the batch size.
+		msgs = msgs[:0]
+		m, err := it.Next()
 		if err != nil {
-			p.fail(err)
+			if ctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				p.fail(err)
+			}
 			return
 		}
-		var msgs []jetstream.Msg
-		for m := range batch.Messages() {
-			msgs = append(msgs, m)
-		}
-		if len(msgs) == 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(2 * time.Millisecond):
+		msgs = append(msgs, m)
+		for len(msgs) < p.maxBatch {
+			m, err := it.Next(jetstream.NextMaxWait(time.Millisecond))
+			if err != nil {
+				break
 			}
-			continue
+			msgs = append(msgs, m)
 		}
 		clear(states)
 		var order []string

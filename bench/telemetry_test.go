@@ -54,3 +54,23 @@ func TestSentAtReadsTheFramesTimestamp(t *testing.T) {
 	require.Zero(t, sentAt([]byte(`{"deviceId":"d"}`)))
 	require.Zero(t, sentAt([]byte(`garbage`)))
 }
+
+// A failing case is reported as a record with its error as soon as it
+// fails, and the other cases still run and report.
+func TestRunTelemetryReportsAFailedCaseAndGoesOn(t *testing.T) {
+	t.Parallel()
+	var got []Result
+	err := RunTelemetry(context.Background(), TelemetryOptions{
+		DataDir: t.TempDir(), PostgresDSN: "postgres://nobody@127.0.0.1:1/none?connect_timeout=5", Cases: []string{"postgres", "sqlite"},
+		Duration: 2 * time.Second, LatencyFor: time.Second, Devices: 50, Producers: 2, RequestEvents: 100, MaxBatchSize: 200,
+	}, func(r Result) { got = append(got, r) })
+	require.ErrorContains(t, err, "case postgres")
+	require.Len(t, got, 2)
+	require.Equal(t, "postgres", got[0].Case)
+	require.NotEmpty(t, got[0].Error)
+	require.Zero(t, got[0].EventsPerSec)
+	require.Equal(t, "sqlite", got[1].Case)
+	require.Empty(t, got[1].Error)
+	require.Positive(t, got[1].EventsPerSec)
+	require.Equal(t, "engines", got[1].Baseline)
+}

@@ -137,6 +137,10 @@ func reporter(asJSON bool) func(bench.Result) {
 			_ = enc.Encode(r)
 			return
 		}
+		if r.Error != "" {
+			fmt.Fprintf(stdout, "%s/%s: FAILED: %s\n", r.Workload, r.Case, r.Error)
+			return
+		}
 		fmt.Fprintf(stdout, "%s/%s: %d in %.2fs = %.0f/s", r.Workload, r.Case, r.Events, r.Seconds, r.EventsPerSec)
 		if r.Baseline != "" {
 			fmt.Fprintf(stdout, "; baseline %s %.0f/s (x%.2f)", r.Baseline, r.BaselineEventsPerSec, r.Ratio)
