@@ -28,7 +28,10 @@ const (
 // HTTPTrigger serves a function at a route of the app's HTTP server, under
 // Config.HTTPRoutePrefix (default "api"): "products/{category:alpha}/{id:int?}"
 // is served at /api/products/books/7 and /api/products/books. Route values
-// are read with r.PathValue("id").
+// are read with r.PathValue("id"). As in Azure Functions, routes match
+// without regard to case (/API/Products/books) and with a trailing slash;
+// when routes overlap, the most specific serves (products/new before
+// products/{id}).
 type HTTPTrigger struct {
 	// Route is an ASP.NET-style template, as Azure takes: parameters
 	// {name}, optional {name?} and catch-all {*name} as the last segment,
@@ -57,10 +60,17 @@ func (a *App) HTTPFunction(name string, trigger HTTPTrigger, handler http.Handle
 	a.hfns = append(a.hfns, httpFunction{name: name, trigger: trigger, handler: handler})
 }
 
-// reservedPaths are served by Sluice itself ("/ui": the dashboard's files).
+// reservedPaths are served by Sluice itself ("/ui": the dashboard's files),
+// exactly as written: only HTTP functions match without regard to case.
 var reservedPaths = []string{"/api/v1", "/healthz", "/readyz", "/metrics", "/ui"}
 
 // httpRoutes adds the HTTP functions to mux.
+//
+// They are matched as the Azure Functions host matches them (host.Route's
+// MatchPath): without regard to case and with a trailing slash tolerated,
+// which ServeMux patterns cannot express. So one router serves them all,
+// registered on mux for every path but "/" (and "/" too when a route can
+// match it), under Sluice's own paths, which stay exact.
 func (a *App) httpRoutes(mux *http.ServeMux) error {
 	prefix := cmp.Or(a.cfg.HTTPRoutePrefix, "api")
 	if prefix == "/" {
@@ -68,6 +78,7 @@ func (a *App) httpRoutes(mux *http.ServeMux) error {
 	}
 	keyed := len(a.cfg.FunctionKeys) > 0 || a.cfg.AdminKey != "" || a.guard.Required()
 	var open []string
+	rt := &httpRouter{}
 	for _, f := range a.hfns {
 		level := cmp.Or(strings.ToLower(f.trigger.AuthLevel), AuthFunction)
 		switch {
@@ -80,28 +91,36 @@ func (a *App) httpRoutes(mux *http.ServeMux) error {
 		if err != nil {
 			return fmt.Errorf("sluice: HTTP function %s: %w", f.name, err)
 		}
-		for _, p := range route.Patterns {
-			for _, r := range reservedPaths {
-				if p == r || strings.HasPrefix(p, r+"/") {
-					return fmt.Errorf("sluice: HTTP function %s: route %s would be served at %s, which Sluice serves itself; change the route or the route prefix", f.name, route.Template, p)
-				}
+		fixed := strings.ToLower(route.FixedPrefix())
+		for _, r := range reservedPaths {
+			if fixed == r || strings.HasPrefix(fixed, r+"/") {
+				return fmt.Errorf("sluice: HTTP function %s: route %s would be served at %s, which Sluice serves itself; change the route or the route prefix", f.name, route.Template, route.Patterns[0])
 			}
 		}
 		if level != AuthAnonymous && !keyed {
 			open = append(open, f.name)
 		}
-		h := a.httpInvoker(f.name, level, route, f.handler)
-		methods := f.trigger.Methods
-		if len(methods) == 0 {
-			methods = []string{""}
-		}
-		for _, p := range route.Patterns {
-			for _, m := range methods {
-				pattern := strings.TrimSpace(strings.ToUpper(m) + " " + p)
-				if err := handle(mux, pattern, h); err != nil {
-					return fmt.Errorf("sluice: HTTP function %s: %w", f.name, err)
-				}
+		var methods []string
+		for _, m := range f.trigger.Methods {
+			if m = strings.ToUpper(strings.TrimSpace(m)); m != "" && !slices.Contains(methods, m) {
+				methods = append(methods, m)
 			}
+		}
+		if err := rt.add(httpRoute{name: f.name, route: route, methods: methods, handler: a.httpInvoker(f.name, level, f.handler)}); err != nil {
+			return err
+		}
+	}
+	if len(rt.routes) == 0 {
+		return nil
+	}
+	for _, p := range []string{"/{first}", "/{first}/"} {
+		if err := handle(mux, p, rt); err != nil {
+			return fmt.Errorf("sluice: HTTP functions: %w", err)
+		}
+	}
+	if slices.ContainsFunc(rt.routes, func(r httpRoute) bool { return r.route.MatchesRoot() }) {
+		if err := handle(mux, "/{$}", rt); err != nil {
+			return fmt.Errorf("sluice: HTTP functions: %w", err)
 		}
 	}
 	if len(open) > 0 {
@@ -109,6 +128,83 @@ func (a *App) httpRoutes(mux *http.ServeMux) error {
 			"functions", open)
 	}
 	return nil
+}
+
+// httpRouter serves the HTTP functions' routes.
+type httpRouter struct {
+	// routes, most specific first (host.Precedence), then in the order
+	// of declaration.
+	routes []httpRoute
+}
+
+// httpRoute is a function's route.
+type httpRoute struct {
+	name  string
+	route host.Route
+	// methods are upper-case; none: every method.
+	methods []string
+	handler http.Handler
+}
+
+func (r httpRoute) allows(method string) bool {
+	return len(r.methods) == 0 || slices.Contains(r.methods, method)
+}
+
+// add adds a route, refusing one that matches the same paths as another
+// for a method both serve.
+func (rt *httpRouter) add(r httpRoute) error {
+	for _, o := range rt.routes {
+		if o.route.Shape() != r.route.Shape() {
+			continue
+		}
+		overlap := len(o.methods) == 0 || len(r.methods) == 0 ||
+			slices.ContainsFunc(r.methods, func(m string) bool { return slices.Contains(o.methods, m) })
+		if overlap {
+			return fmt.Errorf("sluice: HTTP function %s: route %s matches the same requests as route %s of function %s; give them different routes or methods",
+				r.name, r.route.Template, o.route.Template, o.name)
+		}
+	}
+	i, _ := slices.BinarySearchFunc(rt.routes, r, func(o, r httpRoute) int {
+		if c := host.Precedence(o.route, r.route); c != 0 {
+			return c
+		}
+		return -1 // after the routes declared before it
+	})
+	rt.routes = slices.Insert(rt.routes, i, r)
+	return nil
+}
+
+// ServeHTTP runs the function of the first route that matches the path and
+// serves the method. A path some route matches with other methods only
+// gets 405 and the methods in Allow; HEAD is a method like the others: a
+// route serves it only when its methods say so, as in Azure.
+func (rt *httpRouter) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	path := req.URL.EscapedPath()
+	var allow []string
+	for _, r := range rt.routes {
+		values, ok := r.route.MatchPath(path)
+		if !ok {
+			continue
+		}
+		if !r.allows(req.Method) {
+			allow = append(allow, r.methods...)
+			continue
+		}
+		for _, p := range r.route.Params {
+			// Every parameter is set, those left out empty: the path the
+			// request came by may have values of its own.
+			req.SetPathValue(p.Name, values[p.Name])
+		}
+		r.handler.ServeHTTP(w, req)
+		return
+	}
+	if len(allow) == 0 {
+		http.NotFound(w, req)
+		return
+	}
+	slices.Sort(allow)
+	w.Header().Set("Allow", strings.Join(slices.Compact(allow), ", "))
+	http.Error(w, fmt.Sprintf("method %s is not allowed here; use %s", req.Method, strings.Join(slices.Compact(allow), ", ")), http.StatusMethodNotAllowed)
 }
 
 // handle registers a pattern, turning ServeMux's panic on a conflict into
@@ -123,18 +219,14 @@ func handle(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
 	return nil
 }
 
-// httpInvoker checks the key and the route's constraints, bounds the body,
-// counts the invocation and runs the handler.
-func (a *App) httpInvoker(name, level string, route host.Route, h http.Handler) http.Handler {
+// httpInvoker checks the key, bounds the body, counts the invocation and
+// runs the handler.
+func (a *App) httpInvoker(name, level string, h http.Handler) http.Handler {
 	maxBody := cmp.Or(a.cfg.MaxHTTPBodyBytes, 100<<20)
 	duration := a.metrics.BatchDuration.WithLabelValues(name)
 	failures := a.metrics.Failures.WithLabelValues(name)
 	invocations := a.metrics.EventsProcessed.WithLabelValues(name, "", "")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !route.Match(r) {
-			http.NotFound(w, r)
-			return
-		}
 		if level != AuthAnonymous && a.keysEnforced() && !a.keyAllows(r, level) {
 			w.Header().Set("WWW-Authenticate", `Key realm="sluice"`)
 			http.Error(w, fmt.Sprintf("function %s needs %s key: pass it as ?code=<key> or in the x-functions-key header", name, map[string]string{AuthFunction: "a function", AuthAdmin: "an admin"}[level]), http.StatusUnauthorized)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -264,7 +265,7 @@ func (r *Runner) declareOutputs(f funcapp.Function) {
 
 // invocation is what every request of f starts from.
 func (r *Runner) invocation(ctx context.Context, f funcapp.Function) Invocation {
-	inv := Invocation{Function: f.Name, Mode: r.opts.Mode, Binary: f.Trigger.DataType == funcapp.DataTypeBinary, Now: time.Now()}
+	inv := Invocation{Function: f.Name, Mode: r.opts.Mode, Binary: sendsBytes(f.Trigger.DataType), Now: time.Now()}
 	if a, ok := host.AttemptOf(ctx); ok && f.EffectiveRetry(r.fa.Host) != nil {
 		inv.Retry = &Retry{Count: a.Number - 1, Max: a.MaxRetries, Last: a.Last}
 	}
@@ -302,7 +303,9 @@ func (r *Runner) writeOutputs(ctx context.Context, f funcapp.Function, resp Resp
 }
 
 func (r *Runner) writeOutput(ctx context.Context, b funcapp.Binding, v json.RawMessage, d bindingData) error {
-	binary := b.DataType == funcapp.DataTypeBinary
+	// A handler gives the bytes of a "binary" or a "stream" output as
+	// base64, as the host takes them.
+	binary := sendsBytes(b.DataType)
 	switch b.Type {
 	case funcapp.TypeBlob:
 		data, ct, err := BlobContent(v, binary)
@@ -398,7 +401,8 @@ func (r *Runner) declareQueue(f funcapp.Function, t funcapp.Binding) {
 	}
 	trigger := sluice.QueueTrigger{Queue: t.QueueName, BatchSize: q.BatchSize, MaxDequeueCount: q.MaxDequeueCount}
 	r.app.QueueFunction(f.Name, trigger, func(ctx context.Context, m *sluice.Message) error {
-		_, err := r.call(withBindingData(ctx, queueData(m)), f, QueueMessage(r.invocation(ctx, f), t.Name, t.QueueName, m, 30*time.Second))
+		src := QueueSource{Queue: t.QueueName, Lock: 30 * time.Second}
+		_, err := r.call(withBindingData(ctx, queueData(t.QueueName, m)), f, QueueMessage(r.invocation(ctx, f), t.Name, src, m))
 		return err
 	}, append(opts, r.limits(f)...)...)
 }
@@ -455,7 +459,8 @@ func (r *Runner) declareBlob(f funcapp.Function, t funcapp.Binding, retry []slui
 		r.app.BlobContainer(container)
 	}
 	r.app.BlobFunction(f.Name, sluice.BlobTrigger{Path: t.Path}, func(ctx context.Context, b sluice.Blob) error {
-		_, err := r.call(withBindingData(ctx, blobData(b)), f, BlobRequest(r.invocation(ctx, f), t.Name, t.DataType, b))
+		uri := BlobURL(r.app.URL(), b.Info.Container, b.Info.Name)
+		_, err := r.call(withBindingData(ctx, blobData(b)), f, BlobRequest(r.invocation(ctx, f), t.Name, t.DataType, uri, b))
 		return err
 	}, append(retry, r.limits(f)...)...)
 }
@@ -492,14 +497,13 @@ func (r *Runner) declareHTTP(f funcapp.Function, t funcapp.Binding) {
 			http.Error(w, "read the request body: "+err.Error(), http.StatusRequestEntityTooLarge)
 			return
 		}
-		in := HTTPRequest{URL: requestURL(req), Method: req.Method, Query: map[string]string{}, Headers: req.Header,
-			Params: map[string]string{}, Body: body, Binary: binaryType(req.Header.Get("Content-Type"))}
-		for k, v := range req.URL.Query() {
-			in.Query[k] = strings.Join(v, ",")
-		}
+		in := HTTPRequest{URL: requestURL(req), Method: req.Method, Query: req.URL.Query(), Headers: requestHeaders(req),
+			Params: map[string]string{}, Body: body, Binary: binaryContent(req.Header.Get("Content-Type"))}
 		for _, p := range route.Params {
 			if v := req.PathValue(p.Name); v != "" {
 				in.Params[p.Name] = v
+			} else {
+				in.Unset = append(in.Unset, p.Name)
 			}
 		}
 		resp, err := r.call(withBindingData(req.Context(), httpData(in)), f, HTTP(r.invocation(req.Context(), f), t.Name, in))
@@ -513,6 +517,14 @@ func (r *Runner) declareHTTP(f funcapp.Function, t funcapp.Binding) {
 }
 
 // writeHTTP answers with the function's http output.
+//
+// Without one (no http output binding, or none given by the handler) the
+// answer is 200 with no body, as in Azure: the host's
+// FunctionInvocationMiddleware (src/WebJobs.Script.WebHost/Middleware/
+// FunctionInvocationMiddleware.cs, GetResultAsync) answers OkResult when
+// the invocation set no response. (When the handler's Outputs lack an http
+// output the function has, the host answers 200 with the body {}, its
+// empty response object serialized; Sluice sends no body then too.)
 func (r *Runner) writeHTTP(w http.ResponseWriter, f funcapp.Function, resp Response) {
 	for _, b := range f.Outputs {
 		if b.Type != funcapp.TypeHTTP {
@@ -535,7 +547,7 @@ func (r *Runner) writeHTTP(w http.ResponseWriter, f funcapp.Function, resp Respo
 		_, _ = w.Write(res.Body)
 		return
 	}
-	w.WriteHeader(http.StatusNoContent)
+	w.WriteHeader(http.StatusOK)
 }
 
 func requestURL(req *http.Request) string {
@@ -547,7 +559,25 @@ func requestURL(req *http.Request) string {
 	return u.String()
 }
 
-func binaryType(ct string) bool {
+// requestHeaders are a request's headers as the host sees them: Host and
+// Content-Length among them, which net/http keeps apart.
+func requestHeaders(req *http.Request) map[string][]string {
+	h := make(map[string][]string, len(req.Header)+2)
+	for k, v := range req.Header {
+		h[k] = v
+	}
+	if req.Host != "" {
+		h["Host"] = []string{req.Host}
+	}
+	if req.ContentLength > 0 {
+		h["Content-Length"] = []string{strconv.FormatInt(req.ContentLength, 10)}
+	}
+	return h
+}
+
+// binaryContent reports whether a body of content type ct goes as base64,
+// as the host sends octet-stream and multipart bodies.
+func binaryContent(ct string) bool {
 	ct = strings.ToLower(ct)
 	return strings.HasPrefix(ct, "application/octet-stream") || strings.HasPrefix(ct, "multipart/")
 }

@@ -20,8 +20,11 @@ import (
 // parameter {id}, a query value {Query.id}, a top-level property of a JSON
 // request body or queue message {deviceId}, the message text
 // {queueTrigger}, a blob trigger's path parameter {name}, and {rand-guid},
-// {DateTime}. Data[binding name] is the document (an object), or null when
-// there is none; a blob's content as a blob trigger's is.
+// {DateTime}. Data[binding name] is the document (an object), or a blob's
+// content as a blob trigger's is. A document or blob that does not exist
+// is, in compat mode, the string "null", as the host sends a missing input
+// (GetHttpScriptInvocationContextValue serializes the null value to the
+// text null, which is then sent as a string); in clean mode, null.
 
 // bindingData is the trigger data that binding expressions read, by
 // lower-cased name.
@@ -137,7 +140,7 @@ func (r *Runner) readInput(ctx context.Context, b funcapp.Binding, d bindingData
 		}
 		doc, err := r.app.Docs().Read(ctx, b.ContainerName, pk, id)
 		if errors.Is(err, sluice.ErrDocumentNotFound) {
-			return json.RawMessage("null"), nil
+			return r.missingInput(), nil
 		}
 		if err != nil {
 			return nil, err
@@ -150,8 +153,8 @@ func (r *Runner) readInput(ctx context.Context, b funcapp.Binding, d bindingData
 		}
 		container, name, _ := strings.Cut(path, "/")
 		data, _, err := r.app.Blobs().Get(ctx, container, name)
-		if errors.Is(err, sluice.ErrBlobNotFound) {
-			return json.RawMessage("null"), nil
+		if errors.Is(err, sluice.ErrBlobNotFound) || errors.Is(err, sluice.ErrBlobContainerNotFound) {
+			return r.missingInput(), nil
 		}
 		if err != nil {
 			return nil, err
@@ -167,9 +170,17 @@ func (r *Runner) readInput(ctx context.Context, b funcapp.Binding, d bindingData
 	return nil, fmt.Errorf("%s inputs are not supported", b.Type)
 }
 
+// missingInput is the value of an input that does not exist.
+func (r *Runner) missingInput() json.RawMessage {
+	if r.opts.Mode == Compat {
+		return json.RawMessage(`"null"`)
+	}
+	return json.RawMessage("null")
+}
+
 // queueData is a queue message's binding data.
-func queueData(m *sluice.Message) bindingData {
-	d := bindingData{"queuetrigger": string(m.Body), "id": strconv.FormatUint(m.ID, 10), "dequeuecount": strconv.Itoa(m.DequeueCount)}
+func queueData(queueName string, m *sluice.Message) bindingData {
+	d := bindingData{"queuetrigger": string(m.Body), "id": MessageGUID(queueName, m.ID), "dequeuecount": strconv.Itoa(m.DequeueCount)}
 	d.addJSON(m.Body)
 	return d
 }
@@ -178,7 +189,11 @@ func queueData(m *sluice.Message) bindingData {
 func httpData(in HTTPRequest) bindingData {
 	d := bindingData{}
 	d.add("", in.Params)
-	d.add("query.", in.Query)
+	for k, vs := range in.Query {
+		if len(vs) > 0 {
+			d[strings.ToLower("query."+k)] = vs[len(vs)-1]
+		}
+	}
 	for k, v := range in.Headers {
 		if len(v) > 0 {
 			d[strings.ToLower("headers."+k)] = v[0]

@@ -9,11 +9,11 @@ import (
 )
 
 func TestBindingData(t *testing.T) {
-	q := queueData(&sluice.Message{ID: 9, DequeueCount: 2, Body: []byte(`{"deviceId":"d1","n":3,"nested":{"x":1},"none":null}`)})
+	q := queueData("orders", &sluice.Message{ID: 9, DequeueCount: 2, Body: []byte(`{"deviceId":"d1","n":3,"nested":{"x":1},"none":null}`)})
 	for expr, want := range map[string]string{
 		"{deviceId}/{n}":        "d1/3",
 		"{queueTrigger}":        `{"deviceId":"d1","n":3,"nested":{"x":1},"none":null}`,
-		"m-{Id}-{DEQUEUECOUNT}": "m-9-2",
+		"m-{Id}-{DEQUEUECOUNT}": "m-" + MessageGUID("orders", 9) + "-2",
 	} {
 		got, err := q.resolve(expr)
 		require.NoError(t, err, expr)
@@ -24,7 +24,7 @@ func TestBindingData(t *testing.T) {
 		require.ErrorContains(t, err, "the trigger's data has no "+expr)
 	}
 
-	h := httpData(HTTPRequest{Params: map[string]string{"id": "7"}, Query: map[string]string{"v": "x"},
+	h := httpData(HTTPRequest{Params: map[string]string{"id": "7"}, Query: map[string][]string{"v": {"w", "x"}},
 		Headers: map[string][]string{"X-Tenant": {"acme"}}, Body: []byte(`{"id":"body-id","kind":"k"}`)})
 	got, err := h.resolve("{id}/{Query.v}/{headers.x-tenant}/{kind}")
 	require.NoError(t, err)

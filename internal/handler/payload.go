@@ -4,23 +4,35 @@
 // /<FunctionName> and reads {"Outputs", "Logs", "ReturnValue"} back.
 //
 // Payloads come in two modes. Compat, the default for app folders, copies
-// the encodings of the Azure Functions host that existing handlers decode:
-// string values (a queue message, an event body, a scalar metadata value)
-// are JSON-encoded twice, arrays (an event batch, the metadata arrays)
-// travel as a string holding their JSON, and a change feed batch is a string
-// holding a JSON string of the array. Clean sends the same keys with
-// natural JSON: bodies that are JSON as JSON, arrays as arrays, numbers as
-// numbers.
+// the encodings of the Azure Functions host that existing handlers decode
+// (the host's ScriptInvocationContextExtensions.ToHttpScriptInvocationContext
+// and GetHttpScriptInvocationContextValue): string values (a queue message,
+// an event body, a scalar metadata value) are JSON-encoded twice, arrays
+// (an event batch, the metadata arrays) travel as a string holding their
+// JSON, a change feed batch is a string holding a JSON string of the array,
+// a missing input is the string "null", and dates are written as .NET
+// writes them (see netTime). Clean sends the same keys with natural JSON:
+// bodies that are JSON as JSON, arrays as arrays, numbers as numbers, dates
+// in RFC 3339, and a few of Sluice's own (a queue message's QueueName and
+// Properties).
+//
+// testdata/golden/host holds payloads the Azure host sent, and
+// TestHostPayloadShapes checks compat payloads against them key by key.
 package handler
 
 import (
+	"bytes"
+	"cmp"
+	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -130,10 +142,6 @@ func (e encoder) array(n, size int, elem func(dst []byte, l level, i int) []byte
 	return e.close(append(v, ']'))
 }
 
-// object is an object value, JSON in both modes, of any Go value: for
-// the rare values that have no encoder of their own.
-func (e encoder) object(v any) json.RawMessage { return mustJSON(v) }
-
 func mustJSON(v any) json.RawMessage {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -142,12 +150,6 @@ func mustJSON(v any) json.RawMessage {
 		panic(fmt.Sprintf("handler: encode %T: %v", v, err))
 	}
 	return b
-}
-
-// date is a time: an ISO 8601 string in both modes (Azure passes dates
-// through as dates).
-func (e encoder) date(t time.Time) json.RawMessage {
-	return appendDate(make([]byte, 0, 32), t, top)
 }
 
 // body is a single body value.
@@ -214,6 +216,68 @@ func appendTime(dst []byte, t time.Time) []byte {
 	return t.UTC().AppendFormat(dst, time.RFC3339Nano)
 }
 
+// A netTime is how the Azure host writes a date, which depends on the .NET
+// type of the value and on whether it passed through
+// GetHttpScriptInvocationContextValue, which turns a DateTime or a
+// DateTimeOffset of the binding data into text and parses it back, losing
+// the fraction of a second.
+type netTime int
+
+const (
+	// netUTC is a DateTime in UTC: "2025-02-18T03:06:20.7562691Z"
+	// (Metadata.sys.UtcNow, an AMQP enqueued time).
+	netUTC netTime = iota
+	// netOffset is a DateTimeOffset inside an object:
+	// "2023-03-13T01:25:02.25+00:00".
+	netOffset
+	// netOffsetSeconds is a DateTimeOffset of the binding data:
+	// "2025-02-25T03:06:19+00:00" (a queue message's times).
+	netOffsetSeconds
+	// netLocal is a DateTime without a time zone, inside an object or an
+	// array: "2023-03-13T01:25:02.25" (an event's EnqueuedTimeUtc).
+	netLocal
+	// netLocalSeconds is a DateTime without a time zone of the binding
+	// data: "2023-03-13T01:25:02".
+	netLocalSeconds
+)
+
+// appendNetTime appends t in UTC as the host writes a date of kind k, at
+// most 7 digits of a second (.NET's ticks), trailing zeros dropped: text
+// that needs no escape. It formats with time's RFC 3339 fast path and
+// changes the zone, as payloads hold many dates.
+func appendNetTime(dst []byte, t time.Time, k netTime) []byte {
+	t = t.UTC()
+	if k == netOffsetSeconds || k == netLocalSeconds {
+		dst = t.Truncate(time.Second).AppendFormat(dst, time.RFC3339)
+	} else {
+		dst = t.Truncate(100*time.Nanosecond).AppendFormat(dst, time.RFC3339Nano)
+	}
+	switch k { // dst ends in Z
+	case netOffset, netOffsetSeconds:
+		return append(dst[:len(dst)-1], "+00:00"...)
+	case netLocal, netLocalSeconds:
+		return dst[:len(dst)-1]
+	}
+	return dst
+}
+
+// appendWhen appends t as a string at level l: as the host writes a date
+// of kind k in compat mode, in RFC 3339 in clean mode.
+func (e encoder) appendWhen(dst []byte, t time.Time, k netTime, l level) []byte {
+	dst = l.quote(dst)
+	if e.mode == Compat {
+		dst = appendNetTime(dst, t, k)
+	} else {
+		dst = appendTime(dst, t)
+	}
+	return l.quote(dst)
+}
+
+// when is a date value of kind k.
+func (e encoder) when(t time.Time, k netTime) json.RawMessage {
+	return e.appendWhen(make([]byte, 0, 36), t, k, top)
+}
+
 // appendStrings appends m as an object of strings, keys sorted as
 // json.Marshal sorts them; nil is {} (the payloads send no nulls for
 // maps).
@@ -233,7 +297,7 @@ func appendStrings(dst []byte, m map[string]string, l level) []byte {
 }
 
 // sys is Metadata.sys.
-func sys(function string, now time.Time, guid string) json.RawMessage {
+func (e encoder) sys(function string, now time.Time, guid string) json.RawMessage {
 	if guid == "" {
 		guid = newGUID()
 	}
@@ -243,7 +307,7 @@ func sys(function string, now time.Time, guid string) json.RawMessage {
 	v = append(v, `,"RandGuid":`...)
 	v = appendStr(v, guid, top)
 	v = append(v, `,"UtcNow":`...)
-	v = appendDate(v, now, top)
+	v = e.appendWhen(v, now, netUTC, top)
 	return append(v, '}')
 }
 
@@ -255,6 +319,11 @@ func newGUID() string {
 	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
+	return formatGUID(b[:])
+}
+
+// formatGUID writes 16 bytes as a GUID.
+func formatGUID(b []byte) string {
 	var s [36]byte
 	hex.Encode(s[0:8], b[0:4])
 	s[8] = '-'
@@ -289,7 +358,7 @@ func retryContext(r *Retry) json.RawMessage {
 type Invocation struct {
 	Function string
 	Mode     Mode
-	// Binary: the trigger binding's dataType is "binary".
+	// Binary: the trigger binding's dataType is "binary" or "stream".
 	Binary bool
 	// Retry is set when the function has a retry policy.
 	Retry *Retry
@@ -300,11 +369,12 @@ type Invocation struct {
 
 func (inv Invocation) request() (Request, encoder) {
 	r := Request{Data: map[string]json.RawMessage{}, Metadata: map[string]json.RawMessage{}}
-	r.Metadata["sys"] = sys(inv.Function, inv.Now, inv.RandGuid)
+	enc := encoder{mode: inv.Mode, binary: inv.Binary}
+	r.Metadata["sys"] = enc.sys(inv.Function, inv.Now, inv.RandGuid)
 	if inv.Retry != nil {
 		r.Metadata["RetryContext"] = retryContext(inv.Retry)
 	}
-	return r, encoder{mode: inv.Mode, binary: inv.Binary}
+	return r, enc
 }
 
 // HubSource names where a batch of events came from.
@@ -325,19 +395,34 @@ func (s HubSource) context() json.RawMessage {
 	return append(v, '"', '}')
 }
 
-// appendSystemProperties appends an event's SystemProperties at level l;
-// enqueued is its EnqueuedTime as appendTime formats it.
-func appendSystemProperties(dst []byte, e *sluice.Event, enqueued []byte, l level) []byte {
-	dst = l.key(append(dst, '{'), "x-opt-enqueued-time")
-	dst = l.quote(append(l.quote(dst), enqueued...))
-	dst = l.quote(l.key(append(dst, ','), "x-opt-offset"))
-	dst = l.quote(strconv.AppendInt(dst, e.SequenceNumber, 10))
-	if e.PartitionKey != "" {
+// appendSystemProperties appends an event's SystemProperties at level l:
+// the AMQP annotations, and the four keys the Event Hubs extension adds
+// (EventHubTriggerBindingStrategy.GetSystemPropertiesForBinding):
+// SequenceNumber, Offset, PartitionKey (null when none) and
+// EnqueuedTimeUtc.
+func (e encoder) appendSystemProperties(dst []byte, ev *sluice.Event, l level) []byte {
+	dst = l.key(append(dst, '{'), "EnqueuedTimeUtc")
+	dst = e.appendWhen(dst, ev.EnqueuedTime, netLocal, l)
+	dst = l.key(append(dst, ','), "Offset")
+	dst = strconv.AppendInt(dst, ev.SequenceNumber, 10)
+	dst = l.key(append(dst, ','), "PartitionKey")
+	if ev.PartitionKey != "" {
+		dst = appendStr(dst, ev.PartitionKey, l)
+	} else {
+		dst = append(dst, "null"...)
+	}
+	dst = l.key(append(dst, ','), "SequenceNumber")
+	dst = strconv.AppendInt(dst, ev.SequenceNumber, 10)
+	dst = l.key(append(dst, ','), "x-opt-enqueued-time")
+	dst = e.appendWhen(dst, ev.EnqueuedTime, netOffset, l)
+	dst = l.key(append(dst, ','), "x-opt-offset")
+	dst = strconv.AppendInt(dst, ev.SequenceNumber, 10)
+	if ev.PartitionKey != "" {
 		dst = l.key(append(dst, ','), "x-opt-partition-key")
-		dst = appendStr(dst, e.PartitionKey, l)
+		dst = appendStr(dst, ev.PartitionKey, l)
 	}
 	dst = l.key(append(dst, ','), "x-opt-sequence-number")
-	dst = strconv.AppendInt(dst, e.SequenceNumber, 10)
+	dst = strconv.AppendInt(dst, ev.SequenceNumber, 10)
 	return append(dst, '}')
 }
 
@@ -366,27 +451,22 @@ func HubBatch(inv Invocation, name string, src HubSource, events []sluice.Event)
 	r.Metadata["SequenceNumberArray"] = enc.array(n, 8, func(dst []byte, l level, i int) []byte {
 		return strconv.AppendInt(dst, events[i].SequenceNumber, 10)
 	})
-	// The enqueued times, formatted once for the two arrays that send
-	// them: times[ends[i-1]:ends[i]] is events[i]'s.
-	times, ends := make([]byte, 0, n*len(time.RFC3339Nano)), make([]int, n+1)
-	for i := range events {
-		times = appendTime(times, events[i].EnqueuedTime)
-		ends[i+1] = len(times)
-	}
-	enqueued := func(i int) []byte { return times[ends[i]:ends[i+1]] }
 	r.Metadata["EnqueuedTimeUtcArray"] = enc.array(n, 30, func(dst []byte, l level, i int) []byte {
-		return l.quote(append(l.quote(dst), enqueued(i)...))
+		return enc.appendWhen(dst, events[i].EnqueuedTime, netLocal, l)
 	})
 	r.Metadata["PropertiesArray"] = enc.array(n, 4, func(dst []byte, l level, i int) []byte {
 		return appendStrings(dst, events[i].Properties, l)
 	})
-	r.Metadata["SystemPropertiesArray"] = enc.array(n, 140, func(dst []byte, l level, i int) []byte {
-		return appendSystemProperties(dst, &events[i], enqueued(i), l)
+	r.Metadata["SystemPropertiesArray"] = enc.array(n, 240, func(dst []byte, l level, i int) []byte {
+		return enc.appendSystemProperties(dst, &events[i], l)
 	})
 	return r
 }
 
-// HubEvent is the request for one event (cardinality "one").
+// HubEvent is the request for one event (cardinality "one"). As the
+// Event Hubs extension gives them, Offset is a number (a string of it in
+// compat mode, as SequenceNumber) and EnqueuedTimeUtc a date without a
+// time zone.
 func HubEvent(inv Invocation, name string, src HubSource, e sluice.Event) Request {
 	r, enc := inv.request()
 	r.Data[name] = enc.body(e.Body)
@@ -394,29 +474,84 @@ func HubEvent(inv Invocation, name string, src HubSource, e sluice.Event) Reques
 	if e.PartitionKey != "" {
 		r.Metadata["PartitionKey"] = enc.str(e.PartitionKey)
 	}
-	r.Metadata["Offset"] = enc.str(strconv.FormatInt(e.SequenceNumber, 10))
+	r.Metadata["Offset"] = enc.int(e.SequenceNumber)
 	r.Metadata["SequenceNumber"] = enc.int(e.SequenceNumber)
-	r.Metadata["EnqueuedTimeUtc"] = enc.date(e.EnqueuedTime)
+	r.Metadata["EnqueuedTimeUtc"] = enc.when(e.EnqueuedTime, netLocalSeconds)
 	r.Metadata["Properties"] = appendStrings(nil, e.Properties, top)
-	r.Metadata["SystemProperties"] = appendSystemProperties(make([]byte, 0, 140), &e, appendTime(nil, e.EnqueuedTime), top)
+	r.Metadata["SystemProperties"] = enc.appendSystemProperties(make([]byte, 0, 240), &e, top)
 	return r
 }
 
-// QueueMessage is the request for a queue message.
-func QueueMessage(inv Invocation, name, queueName string, m *sluice.Message, lock time.Duration) Request {
+// QueueSource is the queue a message came from.
+type QueueSource struct {
+	Queue string
+	// TTL is how long the queue keeps a message (its ExpirationTime);
+	// negative: forever. Default 7 days, as Sluice's and Azure's.
+	TTL time.Duration
+	// Lock is how long the message is invisible to others
+	// (NextVisibleTime).
+	Lock time.Duration
+}
+
+// QueueMessage is the request for a queue message. Metadata holds what
+// Azure's queue trigger gives (QueueTriggerBinding.CreateBindingData):
+// DequeueCount, ExpirationTime, Id (a GUID, the same at every delivery),
+// InsertionTime, NextVisibleTime and PopReceipt; clean mode adds Sluice's
+// QueueName and the message's Properties.
+func QueueMessage(inv Invocation, name string, src QueueSource, m *sluice.Message) Request {
 	r, enc := inv.request()
 	r.Data[name] = enc.body(m.Body)
-	id := strconv.FormatUint(m.ID, 10)
+	id := MessageGUID(src.Queue, m.ID)
+	expires := maxDateTimeOffset
+	if ttl := cmp.Or(src.TTL, 7*24*time.Hour); ttl > 0 {
+		expires = m.Enqueued.Add(ttl)
+	}
 	r.Metadata["Id"] = enc.str(id)
 	r.Metadata["DequeueCount"] = enc.int(int64(m.DequeueCount))
-	r.Metadata["InsertionTime"] = enc.date(m.Enqueued)
-	r.Metadata["NextVisibleTime"] = enc.date(inv.Now.Add(lock))
-	r.Metadata["PopReceipt"] = enc.str(id + "-" + strconv.Itoa(m.DequeueCount))
-	r.Metadata["QueueName"] = enc.str(queueName)
-	if len(m.Properties) > 0 {
-		r.Metadata["Properties"] = appendStrings(nil, m.Properties, top)
+	r.Metadata["ExpirationTime"] = enc.when(expires, netOffsetSeconds)
+	r.Metadata["InsertionTime"] = enc.when(m.Enqueued, netOffsetSeconds)
+	r.Metadata["NextVisibleTime"] = enc.when(inv.Now.Add(src.Lock), netOffsetSeconds)
+	r.Metadata["PopReceipt"] = enc.str(popReceipt(m))
+	if inv.Mode == Clean {
+		r.Metadata["QueueName"] = enc.str(src.Queue)
+		if len(m.Properties) > 0 {
+			r.Metadata["Properties"] = appendStrings(nil, m.Properties, top)
+		}
 	}
 	return r
+}
+
+// maxDateTimeOffset is .NET's DateTimeOffset.MaxValue, the ExpirationTime
+// of a message that never expires.
+var maxDateTimeOffset = time.Date(9999, 12, 31, 23, 59, 59, 999999900, time.UTC)
+
+// MessageGUID is a queue message's Id: a name-based (version 5) GUID of
+// the queue and the message's number, so it is the same at every delivery
+// and differs between queues.
+func MessageGUID(queue string, id uint64) string {
+	h := sha1.New()
+	h.Write(messageGUIDSpace[:])
+	h.Write([]byte(queue))
+	var n [9]byte
+	binary.BigEndian.PutUint64(n[1:], id)
+	h.Write(n[:])
+	var b [sha1.Size]byte
+	h.Sum(b[:0])
+	b[6] = b[6]&0x0f | 0x50
+	b[8] = b[8]&0x3f | 0x80
+	return formatGUID(b[:16])
+}
+
+// messageGUIDSpace is the namespace of MessageGUID's GUIDs.
+var messageGUIDSpace = [16]byte{0x5b, 0x1c, 0xe0, 0x0d, 0x9a, 0x3f, 0x4e, 0x11, 0x8d, 0x2a, 0x51, 0x1c, 0xe0, 0x00, 0x00, 0x15}
+
+// popReceipt is a delivery's pop receipt: opaque, different at every
+// delivery.
+func popReceipt(m *sluice.Message) string {
+	var b [12]byte
+	binary.BigEndian.PutUint64(b[:8], m.ID)
+	binary.BigEndian.PutUint32(b[8:], uint32(m.DequeueCount))
+	return base64.StdEncoding.EncodeToString(b[:])
 }
 
 // Changes is the request for a batch of change feed documents: in compat
@@ -489,52 +624,209 @@ func Timer(inv Invocation, name string, info sluice.TimerInfo, monitored bool) R
 
 // HTTPRequest is an HTTP trigger's request as the handler sees it.
 type HTTPRequest struct {
-	URL     string
-	Method  string
-	Query   map[string]string
+	URL    string
+	Method string
+	// Query is the query string's values.
+	Query url.Values
+	// Headers are the request's headers, Host among them.
 	Headers map[string][]string
-	// Params are the route's parameters.
+	// Params are the route's parameters the request gave.
 	Params map[string]string
-	Body   []byte
+	// Unset are the route's optional parameters it left out.
+	Unset []string
+	Body  []byte
 	// Binary bodies (application/octet-stream, multipart/*) go as base64.
 	Binary bool
 }
 
-// HTTP is the request for an HTTP trigger: Data[name] is {Url, Method,
-// Query, Headers, Params, Identities, Body}, an object in both modes, with
-// the body as a string (base64 when binary). Metadata carries Query,
-// Headers, and each route parameter as a string value.
+// anonymousIdentity is the identity the host gives a request without
+// credentials (its ClaimsPrincipal's one identity, serialized).
+const anonymousIdentity = `{"Actor":null,"AuthenticationType":null,"BootstrapContext":null,"Claims":[],"IsAuthenticated":false,` +
+	`"Label":null,"Name":null,"NameClaimType":"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name",` +
+	`"RoleClaimType":"http://schemas.microsoft.com/ws/2008/06/identity/claims/role"}`
+
+// HTTP is the request for an HTTP trigger, as the host builds it
+// (HttpRequestExtensions.GetRequestAsJObject for the data, the HTTP
+// extension's HttpTriggerAttributeBindingProvider.GetRequestBindingData
+// for the metadata).
+//
+// Data[name] is {Url, Method, Query, Headers, Params, Identities, Body}, an
+// object in both modes: Query an object of strings (repeated values joined
+// with commas), Headers an object of arrays of strings, Params the route's
+// parameters (null for an optional one left out), Identities one
+// anonymous identity, and Body, only when the request has one, a string
+// (base64 when binary; JSON as JSON in clean mode).
+//
+// Metadata holds, by precedence, each top-level property of a JSON object
+// body (arrays and nulls left out, objects as objects, other values as
+// strings), each query value but "code" (the last of a repeated name),
+// and each route parameter, under its own name; then Query (an object of
+// strings, the last of repeated values) and Headers (an object of strings,
+// repeated values joined with commas) when no such name is taken. Names
+// are compared without regard to case; the first to take one keeps its
+// spelling. The host sends no Metadata.Params: route values are keys of
+// their own.
 func HTTP(inv Invocation, name string, req HTTPRequest) Request {
 	r, enc := inv.request()
-	query := appendStrings(nil, req.Query, top)
-	headers := appendHeaders(nil, req.Headers)
-	v := make([]byte, 0, len(req.Body)*5/4+len(query)+len(headers)+len(req.URL)+100)
-	v = append(v, `{"Body":`...)
-	switch {
-	case req.Binary || !utf8.Valid(req.Body):
-		v = append(v, '"')
-		v = base64.StdEncoding.AppendEncode(v, req.Body)
-		v = append(v, '"')
-	case inv.Mode == Clean && len(req.Body) > 0 && json.Valid(req.Body):
-		v = appendCompact(v, req.Body)
-	default:
-		v = appendString(v, req.Body)
+	dataQuery := make(map[string]string, len(req.Query))
+	lastQuery := make(map[string]string, len(req.Query))
+	for k, vs := range req.Query {
+		dataQuery[k] = strings.Join(vs, ",")
+		if len(vs) > 0 {
+			lastQuery[k] = vs[len(vs)-1]
+		} else {
+			lastQuery[k] = ""
+		}
 	}
-	v = append(append(v, `,"Headers":`...), headers...)
-	v = append(v, `,"Identities":[],"Method":`...)
+	headers := appendHeaders(nil, req.Headers)
+	v := make([]byte, 0, len(req.Body)*5/4+len(headers)+len(req.URL)+len(anonymousIdentity)+100)
+	v = append(v, '{')
+	if len(req.Body) > 0 {
+		v = append(v, `"Body":`...)
+		switch {
+		case req.Binary || !utf8.Valid(req.Body):
+			v = append(v, '"')
+			v = base64.StdEncoding.AppendEncode(v, req.Body)
+			v = append(v, '"')
+		case inv.Mode == Clean && json.Valid(req.Body):
+			v = appendCompact(v, req.Body)
+		default:
+			v = appendString(v, req.Body)
+		}
+		v = append(v, ',')
+	}
+	v = append(append(v, `"Headers":`...), headers...)
+	v = append(v, `,"Identities":[`+anonymousIdentity+`],"Method":`...)
 	v = appendString(v, req.Method)
-	v = appendStrings(append(v, `,"Params":`...), req.Params, top)
-	v = append(append(v, `,"Query":`...), query...)
+	v = appendParams(append(v, `,"Params":`...), req.Params, req.Unset)
+	v = appendStrings(append(v, `,"Query":`...), dataQuery, top)
 	v = appendString(append(v, `,"Url":`...), req.URL)
 	r.Data[name] = append(v, '}')
-	r.Metadata["Query"] = query
-	r.Metadata["Headers"] = headers
-	for k, v := range req.Params {
-		if _, taken := r.Metadata[k]; !taken {
-			r.Metadata[k] = enc.str(v)
+
+	var md metadata
+	if len(req.Body) > 0 && !req.Binary {
+		md.addBody(enc, req.Body)
+	}
+	for _, k := range sortedKeys(lastQuery, nil) {
+		if !strings.EqualFold(k, "code") {
+			md.set(k, enc.str(lastQuery[k]))
+		}
+	}
+	for _, k := range sortedKeys(req.Params, nil) {
+		md.set(k, enc.str(req.Params[k]))
+	}
+	md.setIfAbsent("Query", appendStrings(nil, lastQuery, top))
+	joined := make(map[string]string, len(req.Headers))
+	for k, vs := range req.Headers {
+		joined[k] = strings.Join(vs, ",")
+	}
+	md.setIfAbsent("Headers", appendStrings(nil, joined, top))
+	for _, kv := range md {
+		if _, taken := r.Metadata[kv.k]; !taken {
+			r.Metadata[kv.k] = kv.v
 		}
 	}
 	return r
+}
+
+// metadata is binding data as the host's case-insensitive dictionary
+// keeps it: a name set again keeps its first spelling and takes the new
+// value.
+type metadata []struct {
+	k string
+	v json.RawMessage
+}
+
+func (m *metadata) find(k string) int {
+	for i, kv := range *m {
+		if strings.EqualFold(kv.k, k) {
+			return i
+		}
+	}
+	return -1
+}
+
+func (m *metadata) set(k string, v json.RawMessage) {
+	if i := m.find(k); i >= 0 {
+		(*m)[i].v = v
+		return
+	}
+	*m = append(*m, struct {
+		k string
+		v json.RawMessage
+	}{k, v})
+}
+
+func (m *metadata) setIfAbsent(k string, v json.RawMessage) {
+	if m.find(k) < 0 {
+		m.set(k, v)
+	}
+}
+
+// addBody adds the top-level properties of a JSON object body, as the HTTP
+// extension's Utility.ApplyBindingData does: arrays and nulls are left
+// out, an object is itself, any other value its text (true is "True", as
+// .NET writes it) as a string value.
+func (m *metadata) addBody(enc encoder, body []byte) {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return
+	}
+	var props map[string]json.RawMessage
+	if json.Unmarshal(trimmed, &props) != nil {
+		return
+	}
+	for _, k := range sortedKeys(props, nil) {
+		raw := bytes.TrimSpace(props[k])
+		switch {
+		case len(raw) == 0 || raw[0] == '[' || string(raw) == "null":
+		case raw[0] == '{':
+			m.set(k, appendCompact(nil, raw))
+		case enc.mode == Clean:
+			m.set(k, appendCompact(nil, raw))
+		case raw[0] == '"':
+			var s string
+			if json.Unmarshal(raw, &s) == nil {
+				m.set(k, enc.str(s))
+			}
+		case string(raw) == "true":
+			m.set(k, enc.str("True"))
+		case string(raw) == "false":
+			m.set(k, enc.str("False"))
+		default:
+			m.set(k, enc.str(string(raw)))
+		}
+	}
+}
+
+// appendParams appends route parameters as an object of strings, those
+// left out as null; keys sorted.
+func appendParams(dst []byte, given map[string]string, unset []string) []byte {
+	if len(unset) == 0 {
+		return appendStrings(dst, given, top)
+	}
+	all := make(map[string]*string, len(given)+len(unset))
+	for k, v := range given {
+		all[k] = &v
+	}
+	for _, k := range unset {
+		if _, ok := all[k]; !ok {
+			all[k] = nil
+		}
+	}
+	dst = append(dst, '{')
+	for i, k := range sortedKeys(all, nil) {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(appendString(dst, k), ':')
+		if v := all[k]; v != nil {
+			dst = appendString(dst, *v)
+		} else {
+			dst = append(dst, "null"...)
+		}
+	}
+	return append(dst, '}')
 }
 
 // appendHeaders appends headers as an object of arrays of strings, keys

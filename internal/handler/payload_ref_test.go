@@ -6,10 +6,14 @@ package handler
 // their request.
 
 import (
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -62,10 +66,13 @@ func (e refEncoder) array(v any) json.RawMessage {
 // object is an object value: JSON in both modes.
 func (e refEncoder) object(v any) json.RawMessage { return refJSON(v) }
 
-// date is a time: an ISO 8601 string in both modes (Azure passes dates
-// through as dates).
-func (e refEncoder) date(t time.Time) json.RawMessage {
-	return refJSON(t.UTC().Format(time.RFC3339Nano))
+// when is a time of kind k: as .NET writes it in compat mode, RFC 3339 in
+// clean mode.
+func (e refEncoder) when(t time.Time, k netTime) string {
+	if e.mode == Compat {
+		return string(appendNetTime(nil, t, k))
+	}
+	return t.UTC().Format(time.RFC3339Nano)
 }
 
 // bodyValue is a body as an element of an array or a value of its own
@@ -93,13 +100,13 @@ func (e refEncoder) body(b []byte) json.RawMessage {
 }
 
 // sys is Metadata.sys.
-func refSys(function string, now time.Time, guid string) json.RawMessage {
+func (e refEncoder) sys(function string, now time.Time, guid string) json.RawMessage {
 	if guid == "" {
 		guid = newGUID()
 	}
 	return refJSON(map[string]string{
 		"MethodName": function,
-		"UtcNow":     now.UTC().Format(time.RFC3339Nano),
+		"UtcNow":     e.when(now, netUTC),
 		"RandGuid":   guid,
 	})
 }
@@ -114,11 +121,12 @@ func refRetryContext(r *Retry) json.RawMessage {
 
 func refRequest(inv Invocation) (Request, refEncoder) {
 	r := Request{Data: map[string]json.RawMessage{}, Metadata: map[string]json.RawMessage{}}
-	r.Metadata["sys"] = refSys(inv.Function, inv.Now, inv.RandGuid)
+	enc := refEncoder{mode: inv.Mode, binary: inv.Binary}
+	r.Metadata["sys"] = enc.sys(inv.Function, inv.Now, inv.RandGuid)
 	if inv.Retry != nil {
 		r.Metadata["RetryContext"] = refRetryContext(inv.Retry)
 	}
-	return r, refEncoder{mode: inv.Mode, binary: inv.Binary}
+	return r, enc
 }
 
 func refContext(s HubSource) map[string]any {
@@ -130,11 +138,19 @@ func refContext(s HubSource) map[string]any {
 	}
 }
 
-func refSystemProperties(e sluice.Event) map[string]any {
+func (enc refEncoder) systemProperties(e sluice.Event) map[string]any {
+	var key any
+	if e.PartitionKey != "" {
+		key = e.PartitionKey
+	}
 	sp := map[string]any{
 		"x-opt-sequence-number": e.SequenceNumber,
-		"x-opt-offset":          strconv.FormatInt(e.SequenceNumber, 10),
-		"x-opt-enqueued-time":   e.EnqueuedTime.UTC().Format(time.RFC3339Nano),
+		"x-opt-offset":          e.SequenceNumber,
+		"x-opt-enqueued-time":   enc.when(e.EnqueuedTime, netOffset),
+		"SequenceNumber":        e.SequenceNumber,
+		"Offset":                e.SequenceNumber,
+		"PartitionKey":          key,
+		"EnqueuedTimeUtc":       enc.when(e.EnqueuedTime, netLocal),
 	}
 	if e.PartitionKey != "" {
 		sp["x-opt-partition-key"] = e.PartitionKey
@@ -167,9 +183,9 @@ func refHubBatch(inv Invocation, name string, src HubSource, events []sluice.Eve
 		}
 		offsets[i] = strconv.FormatInt(e.SequenceNumber, 10)
 		seqs[i] = e.SequenceNumber
-		times[i] = e.EnqueuedTime.UTC().Format(time.RFC3339Nano)
+		times[i] = enc.when(e.EnqueuedTime, netLocal)
 		props[i] = refProperties(e.Properties)
-		sysProps[i] = refSystemProperties(e)
+		sysProps[i] = enc.systemProperties(e)
 	}
 	r.Data[name] = enc.array(bodies)
 	r.Metadata["PartitionContext"] = enc.object(refContext(src))
@@ -190,27 +206,33 @@ func refHubEvent(inv Invocation, name string, src HubSource, e sluice.Event) Req
 	if e.PartitionKey != "" {
 		r.Metadata["PartitionKey"] = enc.str(e.PartitionKey)
 	}
-	r.Metadata["Offset"] = enc.str(strconv.FormatInt(e.SequenceNumber, 10))
+	r.Metadata["Offset"] = enc.scalar(e.SequenceNumber)
 	r.Metadata["SequenceNumber"] = enc.scalar(e.SequenceNumber)
-	r.Metadata["EnqueuedTimeUtc"] = enc.date(e.EnqueuedTime)
+	r.Metadata["EnqueuedTimeUtc"] = refJSON(enc.when(e.EnqueuedTime, netLocalSeconds))
 	r.Metadata["Properties"] = enc.object(refProperties(e.Properties))
-	r.Metadata["SystemProperties"] = enc.object(refSystemProperties(e))
+	r.Metadata["SystemProperties"] = enc.object(enc.systemProperties(e))
 	return r
 }
 
 // QueueMessage is the request for a queue message.
-func refQueueMessage(inv Invocation, name, queueName string, m *sluice.Message, lock time.Duration) Request {
+func refQueueMessage(inv Invocation, name string, src QueueSource, m *sluice.Message) Request {
 	r, enc := refRequest(inv)
 	r.Data[name] = enc.body(m.Body)
-	id := strconv.FormatUint(m.ID, 10)
-	r.Metadata["Id"] = enc.str(id)
+	expires := maxDateTimeOffset
+	if ttl := cmp.Or(src.TTL, 7*24*time.Hour); ttl > 0 {
+		expires = m.Enqueued.Add(ttl)
+	}
+	r.Metadata["Id"] = enc.str(MessageGUID(src.Queue, m.ID))
 	r.Metadata["DequeueCount"] = enc.scalar(m.DequeueCount)
-	r.Metadata["InsertionTime"] = enc.date(m.Enqueued)
-	r.Metadata["NextVisibleTime"] = enc.date(inv.Now.Add(lock))
-	r.Metadata["PopReceipt"] = enc.str(id + "-" + strconv.Itoa(m.DequeueCount))
-	r.Metadata["QueueName"] = enc.str(queueName)
-	if len(m.Properties) > 0 {
-		r.Metadata["Properties"] = enc.object(m.Properties)
+	r.Metadata["ExpirationTime"] = refJSON(enc.when(expires, netOffsetSeconds))
+	r.Metadata["InsertionTime"] = refJSON(enc.when(m.Enqueued, netOffsetSeconds))
+	r.Metadata["NextVisibleTime"] = refJSON(enc.when(inv.Now.Add(src.Lock), netOffsetSeconds))
+	r.Metadata["PopReceipt"] = enc.str(popReceipt(m))
+	if inv.Mode == Clean {
+		r.Metadata["QueueName"] = enc.str(src.Queue)
+		if len(m.Properties) > 0 {
+			r.Metadata["Properties"] = enc.object(m.Properties)
+		}
 	}
 	return r
 }
@@ -261,40 +283,105 @@ func refTimer(inv Invocation, name string, info sluice.TimerInfo, monitored bool
 	return r
 }
 
-// HTTP is the request for an HTTP trigger: Data[name] is {Url, Method,
-// Query, Headers, Params, Identities, Body}, an object in both modes, with
-// the body as a string (base64 when binary). Metadata carries Query,
-// Headers, and each route parameter as a string value.
+// HTTP is the request for an HTTP trigger (see HTTP).
 func refHTTP(inv Invocation, name string, req HTTPRequest) Request {
 	r, enc := refRequest(inv)
-	var body any = string(req.Body)
-	switch {
-	case req.Binary || !utf8.Valid(req.Body):
-		body = base64.StdEncoding.EncodeToString(req.Body)
-	case inv.Mode == Clean && len(req.Body) > 0 && json.Valid(req.Body):
-		body = json.RawMessage(req.Body)
+	dataQuery, lastQuery := map[string]string{}, map[string]string{}
+	for k, vs := range req.Query {
+		dataQuery[k] = strings.Join(vs, ",")
+		lastQuery[k] = ""
+		if len(vs) > 0 {
+			lastQuery[k] = vs[len(vs)-1]
+		}
 	}
-	query, headers, params := refOrEmpty(req.Query), req.Headers, refOrEmpty(req.Params)
+	headers := req.Headers
 	if headers == nil {
 		headers = map[string][]string{}
 	}
-	r.Data[name] = enc.object(map[string]any{
-		"Url": req.URL, "Method": req.Method, "Query": query, "Headers": headers,
-		"Params": params, "Identities": []any{}, "Body": body,
-	})
-	r.Metadata["Query"] = enc.object(query)
-	r.Metadata["Headers"] = enc.object(headers)
-	for k, v := range params {
-		if _, taken := r.Metadata[k]; !taken {
-			r.Metadata[k] = enc.str(v)
+	params := map[string]any{}
+	for k, v := range req.Params {
+		params[k] = v
+	}
+	for _, k := range req.Unset {
+		if _, ok := params[k]; !ok {
+			params[k] = nil
+		}
+	}
+	data := map[string]any{
+		"Url": req.URL, "Method": req.Method, "Query": dataQuery, "Headers": headers,
+		"Params": params, "Identities": []json.RawMessage{json.RawMessage(anonymousIdentity)},
+	}
+	switch {
+	case len(req.Body) == 0:
+	case req.Binary || !utf8.Valid(req.Body):
+		data["Body"] = base64.StdEncoding.EncodeToString(req.Body)
+	case inv.Mode == Clean && json.Valid(req.Body):
+		data["Body"] = json.RawMessage(req.Body)
+	default:
+		data["Body"] = string(req.Body)
+	}
+	r.Data[name] = enc.object(data)
+
+	// The binding data, names compared without regard to case.
+	type kv struct {
+		k string
+		v json.RawMessage
+	}
+	var md []kv
+	set := func(k string, v json.RawMessage, ifAbsent bool) {
+		for i := range md {
+			if strings.EqualFold(md[i].k, k) {
+				if !ifAbsent {
+					md[i].v = v
+				}
+				return
+			}
+		}
+		md = append(md, kv{k, v})
+	}
+	var props map[string]json.RawMessage
+	if len(req.Body) > 0 && !req.Binary && json.Unmarshal(req.Body, &props) == nil {
+		for _, k := range slices.Sorted(maps.Keys(props)) {
+			var v any
+			json.Unmarshal(props[k], &v)
+			switch x := v.(type) {
+			case nil, []any:
+			case map[string]any:
+				set(k, refJSON(props[k]), false)
+			case string, bool, float64:
+				if inv.Mode == Clean {
+					set(k, refJSON(props[k]), false)
+					continue
+				}
+				text := map[any]string{true: "True", false: "False"}[x]
+				switch x := x.(type) {
+				case string:
+					text = x
+				case float64:
+					text = string(refJSON(props[k]))
+				}
+				set(k, enc.str(text), false)
+			}
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(lastQuery)) {
+		if !strings.EqualFold(k, "code") {
+			set(k, enc.str(lastQuery[k]), false)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(req.Params)) {
+		set(k, enc.str(req.Params[k]), false)
+	}
+	set("Query", enc.object(lastQuery), true)
+	joined := map[string]string{}
+	for k, vs := range req.Headers {
+		joined[k] = strings.Join(vs, ",")
+	}
+	set("Headers", enc.object(joined), true)
+	for _, e := range md {
+		if _, taken := r.Metadata[e.k]; !taken {
+			r.Metadata[e.k] = e.v
 		}
 	}
 	return r
-}
-
-func refOrEmpty(m map[string]string) map[string]string {
-	if m == nil {
-		return map[string]string{}
-	}
-	return m
 }

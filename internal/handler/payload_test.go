@@ -1,12 +1,13 @@
 package handler
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -72,30 +73,34 @@ func goldenRequests(t *testing.T) []namedRequest {
 		inv := invocation(mode)
 		add("hub-batch-"+mode.String(), HubBatch(inv, "events", src, events))
 		add("hub-event-"+mode.String(), HubEvent(inv, "event", src, events[0]))
-		add("queue-"+mode.String(), QueueMessage(inv, "order", "orders", msg, 30*time.Second))
+		add("queue-"+mode.String(), QueueMessage(inv, "order", QueueSource{Queue: "orders", Lock: 30 * time.Second}, msg))
 		r, ok := Changes(inv, "documents", docs)
 		require.True(t, ok)
 		add("changes-"+mode.String(), r)
 
 		retried := inv
 		retried.Retry = &Retry{Count: 2, Max: 5, Last: errors.New("downstream 503")}
-		add("queue-retry-"+mode.String(), QueueMessage(retried, "order", "orders", msg, 30*time.Second))
+		add("queue-retry-"+mode.String(), QueueMessage(retried, "order", QueueSource{Queue: "orders", Lock: 30 * time.Second}, msg))
 		add("timer-"+mode.String(), Timer(inv, "tick", sluice.TimerInfo{Scheduled: at, IsPastDue: true,
 			Last: at.Add(-5 * time.Minute), Next: at.Add(5 * time.Minute), LastUpdated: at.Add(-5 * time.Minute)}, true))
 		add("timer-unmonitored-"+mode.String(), Timer(inv, "tick", sluice.TimerInfo{Scheduled: at}, false))
-		add("http-"+mode.String(), HTTP(inv, "req", HTTPRequest{URL: "http://127.0.0.1:7070/api/orders/7?verbose=1", Method: "POST",
-			Query: map[string]string{"verbose": "1"}, Headers: map[string][]string{"Content-Type": {"application/json"}},
-			Params: map[string]string{"id": "7"}, Body: []byte(`{"qty":2}`)}))
+		add("http-"+mode.String(), HTTP(inv, "req", HTTPRequest{URL: "http://127.0.0.1:7070/api/orders/7?verbose=1&tag=a&tag=b", Method: "POST",
+			Query: map[string][]string{"verbose": {"1"}, "tag": {"a", "b"}}, Headers: map[string][]string{"Content-Type": {"application/json"},
+				"Accept": {"text/plain", "application/json"}, "Host": {"127.0.0.1:7070"}},
+			Params: map[string]string{"id": "7"}, Unset: []string{"part"}, Body: []byte(`{"qty":2,"gift":true,"note":"x","items":[1],"ship":{"to":"A"},"none":null}`)}))
 		add("http-binary-"+mode.String(), HTTP(inv, "req", HTTPRequest{URL: "http://127.0.0.1:7070/api/upload", Method: "PUT",
 			Headers: map[string][]string{"Content-Type": {"application/octet-stream"}}, Body: []byte{1, 2, 3}, Binary: true}))
+		add("http-get-"+mode.String(), HTTP(inv, "req", HTTPRequest{URL: "http://127.0.0.1:7070/api/orders", Method: "GET",
+			Headers: map[string][]string{"Host": {"127.0.0.1:7070"}}}))
 		binary := inv
 		binary.Binary = true
 		add("hub-batch-binary-"+mode.String(), HubBatch(binary, "events", src, events[:1]))
 		b := sluice.Blob{Info: sluice.BlobInfo{Container: "uploads", Name: "in/report.json", Size: 12, ContentType: "application/json",
 			Metadata: map[string]string{"source": "scanner"}, Modified: at.Add(-time.Second), ETag: "NUID123", Digest: "SHA-256=x"},
 			Params: map[string]string{"name": "report"}, Data: []byte(`{"rows": 12}`)}
-		add("blob-"+mode.String(), BlobRequest(inv, "blob", "", b))
-		add("blob-string-"+mode.String(), BlobRequest(inv, "blob", "string", b))
+		uri := BlobURL("http://127.0.0.1:7070", b.Info.Container, b.Info.Name)
+		add("blob-"+mode.String(), BlobRequest(inv, "blob", "", uri, b))
+		add("blob-string-"+mode.String(), BlobRequest(inv, "blob", "string", uri, b))
 	}
 	return reqs
 }
@@ -118,10 +123,10 @@ func TestCompatDecoding(t *testing.T) {
 	require.Equal(t, "[4096,4097]", seqText)
 
 	// A queue message and a scalar string: JSON-encoded twice.
-	q := QueueMessage(inv, "order", "orders", &sluice.Message{ID: 9, Body: []byte(`{"a":1}`), DequeueCount: 1}, time.Minute)
+	q := QueueMessage(inv, "order", QueueSource{Queue: "orders", Lock: time.Minute}, &sluice.Message{ID: 9, Body: []byte(`{"a":1}`), DequeueCount: 1})
 	require.JSONEq(t, `"\"{\\\"a\\\":1}\""`, string(q.Data["order"]))
 	require.Equal(t, `"1"`, string(q.Metadata["DequeueCount"]))
-	require.Equal(t, `"\"9\""`, string(q.Metadata["Id"]))
+	require.Equal(t, `"\"`+MessageGUID("orders", 9)+`\""`, string(q.Metadata["Id"]))
 
 	// Change feed documents: decoded three times, from the wire to objects.
 	c, ok := Changes(inv, "documents", []sluice.Document{{ID: "x", Body: json.RawMessage(`{"id":"x"}`)}})
@@ -142,7 +147,7 @@ func TestCompatDecoding(t *testing.T) {
 	require.NoError(t, json.Unmarshal(q.Metadata["sys"], &s))
 	require.Equal(t, "ingest", s["MethodName"])
 	require.Len(t, s["RandGuid"], 36)
-	require.True(t, bytes.Contains(q.Metadata["NextVisibleTime"], []byte("2026-11-21T09:31:00.123Z")))
+	require.Equal(t, `"2026-11-21T09:31:00+00:00"`, string(q.Metadata["NextVisibleTime"]), "as the host writes a DateTimeOffset of the binding data")
 }
 
 // requireSameRequest: got, built by hand, is sent as the bytes json.Marshal
@@ -197,10 +202,11 @@ func checkPayloads(t *testing.T, body1, body2 []byte, key, propKey, propVal stri
 	if json.Valid(body1) {
 		docs = append(docs, sluice.Document{ID: propVal, Body: body1})
 	}
-	httpReq := HTTPRequest{URL: "http://h/" + key, Method: propKey, Query: map[string]string{propKey: propVal},
-		Headers: map[string][]string{propKey: {propVal, key}, "Empty": {}, "Nil": nil}, Params: map[string]string{key: propVal}, Body: body1, Binary: flags&8 != 0}
+	httpReq := HTTPRequest{URL: "http://h/" + key, Method: propKey, Query: map[string][]string{propKey: {propVal, key}, "code": {"k"}, "Empty": {}},
+		Headers: map[string][]string{propKey: {propVal, key}, "Empty": {}, "Nil": nil}, Params: map[string]string{key: propVal}, Unset: []string{propKey, "opt"},
+		Body: body1, Binary: flags&8 != 0}
 	if flags&16 != 0 {
-		httpReq.Query, httpReq.Headers, httpReq.Params = nil, nil, nil
+		httpReq.Query, httpReq.Headers, httpReq.Params, httpReq.Unset = nil, nil, nil, nil
 	}
 	for _, mode := range []Mode{Compat, Clean} {
 		inv := Invocation{Function: key, Mode: mode, Binary: flags&1 != 0, Now: when, RandGuid: "00000000-0000-4000-8000-000000000000"}
@@ -214,7 +220,8 @@ func checkPayloads(t *testing.T, body1, body2 []byte, key, propKey, propVal stri
 		requireSameRequest(t, "HubBatch of none", HubBatch(inv, key, src, nil), refHubBatch(inv, key, src, nil))
 		requireSameRequest(t, "HubEvent", HubEvent(inv, key, src, events[0]), refHubEvent(inv, key, src, events[0]))
 		requireSameRequest(t, "HubEvent 2", HubEvent(inv, key, src, events[1]), refHubEvent(inv, key, src, events[1]))
-		requireSameRequest(t, "QueueMessage", QueueMessage(inv, key, propKey, msg, time.Duration(seq)), refQueueMessage(inv, key, propKey, msg, time.Duration(seq)))
+		qs := QueueSource{Queue: propKey, Lock: time.Duration(seq % (1 << 40)), TTL: time.Duration(seq%3-1) * time.Hour}
+		requireSameRequest(t, "QueueMessage", QueueMessage(inv, key, qs, msg), refQueueMessage(inv, key, qs, msg))
 		got, gotOK := Changes(inv, key, docs)
 		want, wantOK := refChanges(inv, key, docs)
 		require.Equal(t, wantOK, gotOK)
@@ -269,15 +276,105 @@ func BenchmarkQueueMessage(b *testing.B) {
 		b.Run(mode.String(), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				r := QueueMessage(inv, "message", "bench-queue", m, 30*time.Second)
+				r := QueueMessage(inv, "message", QueueSource{Queue: "bench-queue", Lock: 30 * time.Second}, m)
 				_ = appendRequest(make([]byte, 0, requestSize(r)), r)
 			}
 		})
 		b.Run(mode.String()+"/ref", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				_, _ = json.Marshal(refQueueMessage(inv, "message", "bench-queue", m, 30*time.Second))
+				_, _ = json.Marshal(refQueueMessage(inv, "message", QueueSource{Queue: "bench-queue", Lock: 30 * time.Second}, m))
 			}
 		})
 	}
+}
+
+// TestHTTPMetadataAsLibrariesDecodeIt: Go libraries for custom handlers
+// decode an HTTP trigger's metadata into maps of strings, as the host
+// sends it: Headers (repeated values joined with commas) and Query (the
+// last of repeated values); route values, query values and a JSON body's
+// properties are keys of their own. Data.req keeps headers as arrays.
+func TestHTTPMetadataAsLibrariesDecodeIt(t *testing.T) {
+	t.Parallel()
+	req := HTTPRequest{URL: "http://h/api/orders/7?tag=a&tag=b", Method: "POST", Query: map[string][]string{"tag": {"a", "b"}},
+		Headers: map[string][]string{"Accept": {"text/plain", "application/json"}, "Content-Type": {"application/json"}},
+		Params:  map[string]string{"id": "7"}, Body: []byte(`{"qty":2}`)}
+	for _, mode := range []Mode{Compat, Clean} {
+		wire, err := json.Marshal(HTTP(invocation(mode), "req", req))
+		require.NoError(t, err)
+		var got struct {
+			Data map[string]struct {
+				Headers map[string][]string
+				Params  map[string]string
+				Query   map[string]string
+			}
+			Metadata struct {
+				Headers map[string]string
+				Params  map[string]string
+				Query   map[string]string
+				Sys     struct{ MethodName string } `json:"sys"`
+			}
+		}
+		require.NoError(t, json.Unmarshal(wire, &got), "%s: %s", mode, wire)
+		require.Equal(t, map[string]string{"Accept": "text/plain,application/json", "Content-Type": "application/json"}, got.Metadata.Headers)
+		require.Equal(t, map[string]string{"tag": "b"}, got.Metadata.Query)
+		require.Nil(t, got.Metadata.Params, "the host sends route values as keys of their own, no Params")
+		require.Equal(t, req.Headers, got.Data["req"].Headers)
+		require.Equal(t, map[string]string{"tag": "a,b"}, got.Data["req"].Query)
+		require.Equal(t, map[string]string{"id": "7"}, got.Data["req"].Params)
+
+		var md map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal(mustJSON(HTTP(invocation(mode), "req", req).Metadata), &md))
+		want := map[Mode][3]string{Compat: {`"\"7\""`, `"\"b\""`, `"\"2\""`}, Clean: {`"7"`, `"b"`, `2`}}[mode]
+		require.Equal(t, want, [3]string{string(md["id"]), string(md["tag"]), string(md["qty"])}, mode)
+	}
+}
+
+// TestCompatMetadataKeys: each trigger's metadata has the host's keys, no
+// more.
+func TestCompatMetadataKeys(t *testing.T) {
+	t.Parallel()
+	inv := invocation(Compat)
+	msg := &sluice.Message{ID: 17, Body: []byte(`x`), Enqueued: at, DequeueCount: 1, Properties: map[string]string{"a": "b"}}
+	q := QueueMessage(inv, "m", QueueSource{Queue: "orders"}, msg)
+	require.ElementsMatch(t, []string{"DequeueCount", "ExpirationTime", "Id", "InsertionTime", "NextVisibleTime", "PopReceipt", "sys"}, slices.Collect(maps.Keys(q.Metadata)))
+	require.Regexp(t, `^"\\"[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\\""$`, string(q.Metadata["Id"]))
+	require.Equal(t, q.Metadata["Id"], QueueMessage(inv, "m", QueueSource{Queue: "orders"}, &sluice.Message{ID: 17, DequeueCount: 3}).Metadata["Id"], "the same at every delivery")
+	require.NotEqual(t, q.Metadata["Id"], QueueMessage(inv, "m", QueueSource{Queue: "other"}, msg).Metadata["Id"])
+	require.Equal(t, `"2026-11-28T09:30:00+00:00"`, string(q.Metadata["ExpirationTime"]))
+	require.Equal(t, `"9999-12-31T23:59:59+00:00"`, string(QueueMessage(inv, "m", QueueSource{Queue: "orders", TTL: -1}, msg).Metadata["ExpirationTime"]))
+
+	b := BlobRequest(inv, "b", "", BlobURL("http://127.0.0.1:7070", "c", "in/a.txt"), sluice.Blob{Info: sluice.BlobInfo{Container: "c", Name: "in/a.txt"}, Params: map[string]string{"name": "a"}})
+	require.ElementsMatch(t, []string{"Uri", "Properties", "Metadata", "name", "sys"}, slices.Collect(maps.Keys(b.Metadata)))
+	require.Equal(t, `"\"http://127.0.0.1:7070/api/v1/blobs/c/in/a.txt\""`, string(b.Metadata["Uri"]), "an absolute URL")
+
+	e := HubEvent(inv, "e", HubSource{Hub: "h", Group: "$Default"}, events[1])
+	require.ElementsMatch(t, []string{"PartitionContext", "Offset", "SequenceNumber", "EnqueuedTimeUtc", "Properties", "SystemProperties", "sys"}, slices.Collect(maps.Keys(e.Metadata)))
+	require.Equal(t, `"4097"`, string(e.Metadata["Offset"]), "a number, as the extension's EventData.Offset is")
+	require.Equal(t, `"2026-11-21T09:29:59"`, string(e.Metadata["EnqueuedTimeUtc"]), "a DateTime without a zone, the fraction lost")
+
+	c, ok := Changes(inv, "d", []sluice.Document{{ID: "a", Body: json.RawMessage(`{"id":"a"}`)}})
+	require.True(t, ok)
+	require.ElementsMatch(t, []string{"sys"}, slices.Collect(maps.Keys(c.Metadata)))
+	tm := Timer(inv, "t", sluice.TimerInfo{Scheduled: at}, false)
+	require.ElementsMatch(t, []string{"sys"}, slices.Collect(maps.Keys(tm.Metadata)))
+}
+
+// TestNetTime: dates as .NET writes them: 7 digits of a second at most,
+// trailing zeros dropped, in UTC with the zone of the value's type; those
+// of the binding data to the second.
+func TestNetTime(t *testing.T) {
+	t.Parallel()
+	for _, tm := range []time.Time{time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.FixedZone("x", 3600)), time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		time.Date(2026, 1, 2, 3, 4, 5, 100, time.UTC), time.Date(2026, 1, 2, 3, 4, 5, 99, time.UTC), maxDateTimeOffset} {
+		for k, layout := range map[netTime]string{netUTC: "2006-01-02T15:04:05.9999999Z", netOffset: "2006-01-02T15:04:05.9999999+00:00",
+			netOffsetSeconds: "2006-01-02T15:04:05+00:00", netLocal: "2006-01-02T15:04:05.9999999", netLocalSeconds: "2006-01-02T15:04:05"} {
+			want := tm.UTC().Truncate(100 * time.Nanosecond).Format(layout)
+			if k == netOffsetSeconds || k == netLocalSeconds {
+				want = tm.UTC().Truncate(time.Second).Format(layout)
+			}
+			require.Equal(t, want, string(appendNetTime(nil, tm, k)), "%v, kind %d", tm, k)
+		}
+	}
+	require.Equal(t, "2025-02-25T03:06:19+00:00", string(appendNetTime(nil, time.Date(2025, 2, 25, 4, 6, 19, 999e6, time.FixedZone("x", 3600)), netOffsetSeconds)))
 }

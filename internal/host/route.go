@@ -3,20 +3,36 @@ package host
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 )
 
 // Route is an HTTP trigger's route: an ASP.NET-style template as Azure
-// Functions takes it ("products/{category:alpha}/{id:int?}"), turned into
-// net/http patterns.
+// Functions takes it ("products/{category:alpha}/{id:int?}").
+//
+// Requests are matched as the Azure Functions host's routing matches them
+// (ASP.NET Core's Route, which the host builds for each function in
+// WebScriptHostHttpRoutesManager and WebJobsRouteBuilder): fixed segments,
+// the route prefix included, without regard to case, and a trailing slash
+// tolerated. See MatchPath.
 type Route struct {
 	Template string
-	// Patterns are the net/http ServeMux patterns that serve it, without
-	// method or host: a route ending in an optional parameter has two.
+	// Patterns are net/http ServeMux patterns of the route, without method
+	// or host, case-sensitive: a route ending in an optional parameter has
+	// two. MatchPath is how requests are matched.
 	Patterns []string
 	Params   []RouteParam
+	// segs are the route's segments, the prefix's first.
+	segs []routeSeg
+}
+
+// routeSeg is a segment of a route: a fixed one, or a parameter (an index
+// in Params).
+type routeSeg struct {
+	literal string
+	param   int // -1 for a literal
 }
 
 // RouteParam is a parameter of a route.
@@ -70,6 +86,7 @@ func ParseRoute(prefix, template string) (Route, error) {
 				return Route{}, fmt.Errorf("route prefix %q: segment %q: use letters, digits and -._~!$&'()*+,;=:@", prefix, seg)
 			}
 			segs = append(segs, seg)
+			r.segs = append(r.segs, routeSeg{literal: seg, param: -1})
 		}
 	}
 	var parts []string
@@ -87,6 +104,7 @@ func ParseRoute(prefix, template string) (Route, error) {
 				return bad("segment %q: use letters, digits and -._~!$&'()*+,;=:@ (not . or .. alone)", part)
 			}
 			segs = append(segs, part)
+			r.segs = append(r.segs, routeSeg{literal: part, param: -1})
 			continue
 		}
 		if !strings.HasPrefix(part, "{") || !strings.HasSuffix(part, "}") || strings.Count(part, "{") != 1 {
@@ -118,6 +136,7 @@ func ParseRoute(prefix, template string) (Route, error) {
 			return bad("parameter %s: only the last segment can be optional or catch-all", name)
 		}
 		p.Name, p.Constraint = name, constraint
+		r.segs = append(r.segs, routeSeg{param: len(r.Params)})
 		r.Params = append(r.Params, p)
 		if p.Optional {
 			optionalAt = len(segs)
@@ -149,4 +168,171 @@ func (r Route) Match(req *http.Request) bool {
 		}
 	}
 	return true
+}
+
+// MatchPath matches an escaped request path (URL.EscapedPath) against the
+// route, as the Azure Functions host's routing does: fixed segments
+// without regard to case, one trailing slash tolerated, a parameter takes
+// one non-empty segment, an optional last parameter may be left out, a
+// catch-all takes the rest of the path (maybe nothing), and every
+// constraint must hold. values holds each parameter given, unescaped;
+// those left out are absent.
+func (r Route) MatchPath(escapedPath string) (values map[string]string, ok bool) {
+	p := strings.TrimPrefix(escapedPath, "/")
+	p = strings.TrimSuffix(p, "/")
+	var parts []string
+	if p != "" {
+		parts = strings.Split(p, "/")
+	}
+	for i, seg := range r.segs {
+		if seg.param < 0 {
+			if i >= len(parts) || !equalFoldEscaped(parts[i], seg.literal) {
+				return nil, false
+			}
+			continue
+		}
+		param := r.Params[seg.param]
+		if param.CatchAll {
+			rest := make([]string, 0, len(parts)-i)
+			for _, part := range parts[min(i, len(parts)):] {
+				v, err := url.PathUnescape(part)
+				if err != nil {
+					return nil, false
+				}
+				rest = append(rest, v)
+			}
+			if len(rest) > 0 {
+				values = setValue(values, param.Name, strings.Join(rest, "/"))
+			}
+			parts = parts[:i]
+			break
+		}
+		if i >= len(parts) {
+			if param.Optional {
+				continue
+			}
+			return nil, false
+		}
+		v, err := url.PathUnescape(parts[i])
+		if err != nil || v == "" {
+			return nil, false
+		}
+		values = setValue(values, param.Name, v)
+	}
+	if len(parts) > len(r.segs) {
+		return nil, false
+	}
+	for _, param := range r.Params {
+		v, given := values[param.Name]
+		if given && param.Constraint != "" && !routeConstraints[param.Constraint](v) {
+			return nil, false
+		}
+	}
+	return values, true
+}
+
+func setValue(m map[string]string, k, v string) map[string]string {
+	if m == nil {
+		m = map[string]string{}
+	}
+	m[k] = v
+	return m
+}
+
+// equalFoldEscaped compares a path segment as sent (maybe escaped) with a
+// fixed segment of a route, without regard to case.
+func equalFoldEscaped(escaped, literal string) bool {
+	if strings.EqualFold(escaped, literal) {
+		return true
+	}
+	v, err := url.PathUnescape(escaped)
+	return err == nil && strings.EqualFold(v, literal)
+}
+
+// Precedence orders routes that can match the same path as ASP.NET Core's
+// inbound route precedence does, segment by segment from the left: a fixed
+// segment before a constrained parameter, before a parameter, before a
+// catch-all; a route that ends first goes first. It is negative when a
+// goes before b, positive when after, 0 when neither.
+//
+// Azure tries its functions' routes in the order it loaded them; Sluice
+// tries the most specific first, so that products/new is served by its own
+// function whatever the order of declaration beside products/{id}.
+func Precedence(a, b Route) int {
+	for i := 0; i < len(a.segs) || i < len(b.segs); i++ {
+		switch {
+		case i >= len(a.segs):
+			return -1
+		case i >= len(b.segs):
+			return 1
+		}
+		if d := a.segRank(i) - b.segRank(i); d != 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+func (r Route) segRank(i int) int {
+	seg := r.segs[i]
+	switch {
+	case seg.param < 0:
+		return 0
+	case r.Params[seg.param].CatchAll:
+		return 3
+	case r.Params[seg.param].Constraint != "":
+		return 1
+	}
+	return 2
+}
+
+// Shape describes the paths a route matches: two routes of the same shape
+// match the same paths (their parameters' names aside), so they cannot
+// serve the same method.
+func (r Route) Shape() string {
+	var b strings.Builder
+	for _, seg := range r.segs {
+		b.WriteByte('/')
+		if seg.param < 0 {
+			b.WriteString(strings.ToLower(seg.literal))
+			continue
+		}
+		p := r.Params[seg.param]
+		b.WriteByte('{')
+		if p.CatchAll {
+			b.WriteByte('*')
+		}
+		b.WriteString(p.Constraint)
+		if p.Optional {
+			b.WriteByte('?')
+		}
+		b.WriteByte('}')
+	}
+	if b.Len() == 0 {
+		return "/"
+	}
+	return b.String()
+}
+
+// FixedPrefix is the route's path up to its first parameter ("/api/orders"
+// for orders/{id}).
+func (r Route) FixedPrefix() string {
+	var b strings.Builder
+	for _, seg := range r.segs {
+		if seg.param >= 0 {
+			break
+		}
+		b.WriteByte('/')
+		b.WriteString(seg.literal)
+	}
+	if b.Len() == 0 {
+		return "/"
+	}
+	return b.String()
+}
+
+// MatchesRoot reports whether the route can match the path "/".
+func (r Route) MatchesRoot() bool {
+	_, ok := r.MatchPath("/")
+	return ok
 }

@@ -3,6 +3,7 @@ package host_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -84,6 +85,101 @@ func FuzzParseRoute(f *testing.F) {
 				}()
 				mux.Handle("GET "+p, http.NotFoundHandler())
 			}()
+		}
+	})
+}
+
+// TestRouteMatchPath: requests match as in Azure Functions (ASP.NET Core
+// routing): fixed segments, the prefix's too, without regard to case, a
+// trailing slash tolerated, constraints kept, values as sent.
+func TestRouteMatchPath(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		prefix, template, path string
+		want                   map[string]string
+		ok                     bool
+	}{
+		{"api", "orders", "/api/orders", nil, true},
+		{"api", "orders", "/API/Orders", nil, true},
+		{"api", "orders", "/api/orders/", nil, true},
+		{"api", "orders", "/api/orders//", nil, false},
+		{"api", "orders", "/api/orders/x", nil, false},
+		{"api", "orders", "/api", nil, false},
+		{"api", "Hello/{name}", "/api/hello/Ada", map[string]string{"name": "Ada"}, true},
+		{"api", "Hello/{name}", "/API/HELLO/Ada/", map[string]string{"name": "Ada"}, true},
+		{"api", "hello/{name}", "/api/hello/a%20b", map[string]string{"name": "a b"}, true},
+		{"api", "hello/{name}", "/api/hello/", nil, false},
+		{"api", "p/{id:int?}", "/api/p", nil, true},
+		{"api", "p/{id:int?}", "/api/P/", nil, true},
+		{"api", "p/{id:int?}", "/api/p/12", map[string]string{"id": "12"}, true},
+		{"api", "p/{id:int?}", "/api/p/x", nil, false},
+		{"api", "files/{*rest}", "/api/files", nil, true},
+		{"api", "files/{*rest}", "/api/Files/a/b/c", map[string]string{"rest": "a/b/c"}, true},
+		{"api", "files/{*rest}", "/api/files/a/b/", map[string]string{"rest": "a/b"}, true},
+		{"", "", "/", nil, true},
+		{"", "", "/x", nil, false},
+		{"", "{x?}", "/", nil, true},
+		{"", "{x?}", "/Y", map[string]string{"x": "Y"}, true},
+	} {
+		r, err := host.ParseRoute(tc.prefix, tc.template)
+		require.NoError(t, err)
+		got, ok := r.MatchPath(tc.path)
+		require.Equal(t, tc.ok, ok, "%s/%s at %s", tc.prefix, tc.template, tc.path)
+		require.Equal(t, tc.want, got, "%s/%s at %s", tc.prefix, tc.template, tc.path)
+	}
+}
+
+func TestRoutePrecedence(t *testing.T) {
+	t.Parallel()
+	parse := func(template string) host.Route {
+		r, err := host.ParseRoute("api", template)
+		require.NoError(t, err)
+		return r
+	}
+	// Each goes before the next.
+	ordered := []string{"products/new", "products/new/{x?}", "products/{id:int}", "products/{id}", "products/{*rest}", "{a}/new"}
+	for i := range ordered {
+		for j := range ordered {
+			got := host.Precedence(parse(ordered[i]), parse(ordered[j]))
+			switch {
+			case i < j:
+				require.Negative(t, got, "%s before %s", ordered[i], ordered[j])
+			case i > j:
+				require.Positive(t, got, "%s after %s", ordered[i], ordered[j])
+			default:
+				require.Zero(t, got)
+			}
+		}
+	}
+	require.Equal(t, parse("Products/{a}").Shape(), parse("products/{b}").Shape())
+	require.NotEqual(t, parse("products/{a}").Shape(), parse("products/{a:int}").Shape())
+	require.Equal(t, "/api/products", parse("products/{a}/x").FixedPrefix())
+}
+
+// FuzzRouteMatchPath: request paths come from anyone. Matching never
+// panics, and a match gives every parameter that is not optional, each
+// keeping its constraint.
+func FuzzRouteMatchPath(f *testing.F) {
+	for _, s := range []string{"/api/p/12/abc", "/API/P/", "/api/p/%zz", "/api/p/1/a/b/c", "//", "", "/api/p/%2F/x"} {
+		f.Add(s)
+	}
+	routes := []string{"p/{id:int}/{name:alpha?}", "p/{*rest}", "p/{a}/{b}", "P"}
+	f.Fuzz(func(t *testing.T, path string) {
+		for _, template := range routes {
+			r, err := host.ParseRoute("api", template)
+			require.NoError(t, err)
+			values, ok := r.MatchPath(path)
+			if !ok {
+				continue
+			}
+			for _, p := range r.Params {
+				v, given := values[p.Name]
+				require.True(t, given || p.Optional || p.CatchAll, "%s at %q: %s missing", template, path, p.Name)
+				if given && p.Constraint == "int" {
+					_, err := strconv.Atoi(v)
+					require.NoError(t, err, "%s at %q", template, path)
+				}
+			}
 		}
 	})
 }

@@ -51,6 +51,12 @@ func decodeText(v json.RawMessage) (string, error) {
 	return s, nil
 }
 
+// missing reports whether an input binding found nothing: the string
+// "null", as Azure's host sends it, or null.
+func missing(v json.RawMessage) bool {
+	return string(v) == "null" || string(v) == `"null"`
+}
+
 func answer(w http.ResponseWriter, outputs map[string]any, logs ...string) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]any{"Outputs": outputs, "Logs": logs})
@@ -161,7 +167,7 @@ func main() {
 		var req request
 		json.NewDecoder(r.Body).Decode(&req)
 		doc := req.Data["doc"]
-		if string(doc) == "null" {
+		if missing(doc) {
 			answer(w, map[string]any{"res": map[string]any{"statusCode": 404, "body": "no such device"}})
 			return
 		}
@@ -172,7 +178,7 @@ func main() {
 	mux.HandleFunc("POST /note", func(w http.ResponseWriter, r *http.Request) {
 		var req request
 		json.NewDecoder(r.Body).Decode(&req)
-		if string(req.Data["note"]) == "null" {
+		if missing(req.Data["note"]) {
 			answer(w, map[string]any{"res": map[string]any{"statusCode": 404, "body": "no such note"}})
 			return
 		}
