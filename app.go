@@ -283,6 +283,7 @@ type App struct {
 	guard    *auth.Guard
 	gw       *gateway.Server
 	docShare *docShare
+	httpInfo []gateway.HTTPFunction // the HTTP functions' routes, for the overview
 	srv      *http.Server
 	ln       net.Listener
 	tls      bool
@@ -547,7 +548,8 @@ func (a *App) startHTTP(tlsCfg *tls.Config) error {
 	}
 	gw := gateway.NewServer(gateway.Config{Hubs: a.hubSvc, Queues: a.queues, Blobs: a.blobs, Docs: a.docs, Breakers: a.host.Breakers(),
 		Leases: a.leases, InstanceID: a.cfg.InstanceID, Metrics: a.metrics, Logger: a.log,
-		Ready: func() bool { return a.host != nil }, MaxEventBytes: a.hubSvc.MaxEventBytes(), Authorize: a.guard.Authorize})
+		Ready: func() bool { return a.host != nil }, MaxEventBytes: a.hubSvc.MaxEventBytes(), Authorize: a.guard.Authorize,
+		HTTPFunctions: func() []gateway.HTTPFunction { return a.httpInfo }})
 	gw.HandleKeys(a.keys)
 	a.gw = gw
 	api := a.guard.Protect(gw, true)

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/auth"
+	"github.com/sluicehq/sluice/internal/gateway"
 	"github.com/sluicehq/sluice/internal/host"
+	"github.com/sluicehq/sluice/internal/telemetry"
 )
 
 // Authorization levels of an HTTP trigger, as in Azure Functions.
@@ -109,6 +112,7 @@ func (a *App) httpRoutes(mux *http.ServeMux) error {
 		if err := rt.add(httpRoute{name: f.name, route: route, methods: methods, handler: a.httpInvoker(f.name, level, f.handler)}); err != nil {
 			return err
 		}
+		a.httpInfo = append(a.httpInfo, gateway.HTTPFunction{Name: f.name, Route: path.Join("/", prefix, strings.Trim(route.Template, "/")), Methods: methods})
 	}
 	if len(rt.routes) == 0 {
 		return nil
@@ -223,25 +227,28 @@ func handle(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
 // runs the handler.
 func (a *App) httpInvoker(name, level string, h http.Handler) http.Handler {
 	maxBody := cmp.Or(a.cfg.MaxHTTPBodyBytes, 100<<20)
-	duration := a.metrics.BatchDuration.WithLabelValues(name)
-	failures := a.metrics.Failures.WithLabelValues(name)
-	invocations := a.metrics.EventsProcessed.WithLabelValues(name, "", "")
+	// HTTP functions have metric families of their own: requests by
+	// status (refused ones included) and durations.
+	duration := a.metrics.HTTPFunctionDuration.WithLabelValues(name)
+	answered := func(code int) {
+		a.metrics.HTTPFunctionRequests.WithLabelValues(name, telemetry.HTTPCodeLabel(code)).Inc()
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if level != AuthAnonymous && a.keysEnforced() && !a.keyAllows(r, level) {
 			w.Header().Set("WWW-Authenticate", `Key realm="sluice"`)
 			http.Error(w, fmt.Sprintf("function %s needs %s key: pass it as ?code=<key> or in the x-functions-key header", name, map[string]string{AuthFunction: "a function", AuthAdmin: "an admin"}[level]), http.StatusUnauthorized)
+			answered(http.StatusUnauthorized)
 			return
 		}
 		if r.ContentLength > maxBody {
 			http.Error(w, fmt.Sprintf("the body is %d bytes; function %s takes at most %d", r.ContentLength, name, maxBody), http.StatusRequestEntityTooLarge)
+			answered(http.StatusRequestEntityTooLarge)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		sw := &statusWriter{ResponseWriter: w}
 		start := time.Now()
 		defer func() {
-			duration.Observe(time.Since(start).Seconds())
-			invocations.Inc()
 			if rec := recover(); rec != nil {
 				if rec == http.ErrAbortHandler {
 					panic(rec)
@@ -252,9 +259,8 @@ func (a *App) httpInvoker(name, level string, h http.Handler) http.Handler {
 				}
 				sw.status = http.StatusInternalServerError
 			}
-			if sw.status >= 500 {
-				failures.Inc()
-			}
+			duration.Observe(time.Since(start).Seconds())
+			answered(cmp.Or(sw.status, http.StatusOK))
 		}()
 		h.ServeHTTP(sw, r)
 	})

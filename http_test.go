@@ -219,3 +219,39 @@ func TestHTTPFunctionRouteConflicts(t *testing.T) {
 		app.Stop(context.Background())
 	}
 }
+
+// TestHTTPFunctionMetricsAndOverview: an HTTP function is counted in its
+// own metric families by status, not as a hub function with empty labels,
+// and the overview shows its route.
+func TestHTTPFunctionMetricsAndOverview(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet(), HTTPAddr: "127.0.0.1:0"})
+	app.HTTPFunction("product", sluice.HTTPTrigger{Route: "products/{id:int}", Methods: []string{"GET"}, AuthLevel: sluice.AuthAnonymous},
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.PathValue("id") == "13" {
+				panic("unlucky")
+			}
+			fmt.Fprint(w, "ok")
+		}))
+	require.NoError(t, app.Start(ctx))
+	defer app.Stop(ctx)
+	get := func(path string) string {
+		resp, err := http.Get(app.URL() + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	get("/api/products/7")
+	get("/api/products/7")
+	get("/api/products/13")
+	metrics := get("/metrics")
+	require.Contains(t, metrics, `sluice_http_function_requests_total{code="200",function="product"} 2`)
+	require.Contains(t, metrics, `sluice_http_function_requests_total{code="500",function="product"} 1`)
+	require.Contains(t, metrics, `sluice_http_function_duration_seconds_count{function="product"} 3`)
+	require.NotContains(t, metrics, `sluice_events_processed_total{function="product"`)
+	require.NotContains(t, metrics, `sluice_function_failures_total{function="product"`)
+	overview := get("/api/v1/overview")
+	require.Contains(t, overview, `"/api/products/{id:int}"`)
+}

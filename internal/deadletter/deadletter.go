@@ -115,7 +115,10 @@ type Letter struct {
 	Body       []byte            `json:"body"`
 	Properties map[string]string `json:"properties,omitempty"`
 
-	seq uint64
+	// seq is where the letter is stored (queue.Message.Seq); kept is when
+	// (its message's enqueued time), which orders pages (see ListPage).
+	seq  uint64
+	kept time.Time
 }
 
 // Ref names a stored dead letter: its dead-letter queue and its ID there.
@@ -224,7 +227,7 @@ func Encode(l Letter) queue.Outgoing {
 // without a record (sent to a poison queue by someone else) is returned
 // with what is known.
 func Decode(dlq string, m *queue.Message) Letter {
-	l := Letter{DeadLetterQueue: dlq, ID: m.ID, seq: m.Seq, Body: m.Body}
+	l := Letter{DeadLetterQueue: dlq, ID: m.ID, seq: m.Seq, kept: m.Enqueued, Body: m.Body}
 	var rec record
 	if raw, ok := m.Properties[PropRecord]; ok && json.Unmarshal([]byte(raw), &rec) == nil {
 		l.Function, l.Reason, l.Source, l.Attempts = rec.Function, rec.Reason, rec.Source, rec.Attempts
@@ -354,7 +357,7 @@ func (s *Store) DeadLetterQueues(ctx context.Context) ([]string, error) {
 	}
 	var out []string
 	for _, info := range infos {
-		if info.Name == Queue || strings.HasSuffix(info.Name, queue.PoisonSuffix) {
+		if isDeadLetterQueue(info.Name) {
 			out = append(out, info.Name)
 		}
 	}
@@ -422,7 +425,7 @@ func (s *Store) each(ctx context.Context, f Filter, fn func(Letter) bool) error 
 		if queues, err = s.DeadLetterQueues(ctx); err != nil {
 			return err
 		}
-	} else if f.Queue != Queue && !strings.HasSuffix(f.Queue, queue.PoisonSuffix) {
+	} else if !isDeadLetterQueue(f.Queue) {
 		return fmt.Errorf("%w dead-letter queue %q: dead letters are in %s and in <queue>%s queues", queue.ErrInvalid, f.Queue, Queue, queue.PoisonSuffix)
 	}
 	for _, dlq := range queues {

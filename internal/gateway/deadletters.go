@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/internal/deadletter"
@@ -77,6 +78,34 @@ func deadLetterJSON(l deadletter.Letter) DeadLetterJSON {
 	return out
 }
 
+// DeadLetterListJSON is the answer of GET /api/v1/deadletters.
+type DeadLetterListJSON struct {
+	DeadLetters []DeadLetterJSON `json:"dead_letters"`
+	// Older and Newer are cursors (with order): pass Older as before= for
+	// the next older page, Newer as after= for the next newer one. Each is
+	// absent when there is no such page (Newer: on the newest page).
+	Older string `json:"older,omitempty"`
+	Newer string `json:"newer,omitempty"`
+}
+
+// listDeadLetters serves GET /api/v1/deadletters. Parameters, all
+// optional:
+//
+//   - queue, function, source, reason: select letters (see
+//     DeadLetterSelector).
+//   - limit: list at most this many, 1 to 10000 (default 100).
+//   - order: "newest" lists the letters of all dead-letter queues newest
+//     first, "oldest" oldest first, merged by when each was kept, and the
+//     answer has the cursors older and newer. Without order (and without
+//     a cursor) the letters are listed oldest first per dead-letter queue,
+//     one queue after the other, without cursors, as before order existed.
+//   - before: a cursor (an answer's older): the page of letters older
+//     than it. after: a cursor (an answer's newer): the page of letters
+//     newer than it, the nearest ones. At most one of them; with either,
+//     order defaults to "newest". A page asked with a cursor stays the same
+//     page while letters are kept: new letters are on the newer side.
+//
+// The dashboard lists newest first and pages with older and newer.
 func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	limit := 100
@@ -88,17 +117,66 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	letters, err := s.deadLetterStore().List(r.Context(), deadletter.Filter{
-		Queue: q.Get("queue"), Function: q.Get("function"), Source: q.Get("source"), Reason: q.Get("reason")}, limit)
+	f := deadletter.Filter{Queue: q.Get("queue"), Function: q.Get("function"), Source: q.Get("source"), Reason: q.Get("reason")}
+	order, before, after := q.Get("order"), q.Get("before"), q.Get("after")
+	if order == "" && before == "" && after == "" {
+		letters, err := s.deadLetterStore().List(r.Context(), f, limit)
+		if err != nil {
+			s.failDeadLetters(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, DeadLetterListJSON{DeadLetters: deadLettersJSON(letters)})
+		return
+	}
+	o := deadletter.PageOptions{Limit: limit}
+	switch order {
+	case "newest", "":
+		o.Order = deadletter.NewestFirst
+	case "oldest":
+		o.Order = deadletter.OldestFirst
+	default:
+		s.fail(w, r, invalidRequestf(`order %q: use "newest" or "oldest"`, order))
+		return
+	}
+	if before != "" && after != "" {
+		s.fail(w, r, invalidRequestf("give before or after, not both: before lists older letters, after newer ones"))
+		return
+	}
+	for _, c := range []struct {
+		name, text string
+		dst        **deadletter.Cursor
+	}{{"before", before, &o.Before}, {"after", after, &o.After}} {
+		if c.text == "" {
+			continue
+		}
+		cur, err := deadletter.ParseCursor(c.text)
+		if err != nil {
+			s.fail(w, r, invalidRequestf("%s: %s", c.name, strings.TrimPrefix(err.Error(), queue.ErrInvalid.Error()+" ")))
+			return
+		}
+		*c.dst = &cur
+	}
+	page, err := s.deadLetterStore().ListPage(r.Context(), f, o)
 	if err != nil {
 		s.failDeadLetters(w, r, err)
 		return
 	}
+	out := DeadLetterListJSON{DeadLetters: deadLettersJSON(page.Letters)}
+	if page.HasOlder {
+		out.Older = page.Older.String()
+	}
+	if page.HasNewer {
+		out.Newer = page.Newer.String()
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func deadLettersJSON(letters []deadletter.Letter) []DeadLetterJSON {
 	out := make([]DeadLetterJSON, len(letters))
 	for i, l := range letters {
 		out[i] = deadLetterJSON(l)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"dead_letters": out})
+	return out
 }
 
 func (s *Server) showDeadLetter(w http.ResponseWriter, r *http.Request) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -144,4 +145,79 @@ func TestRedriveIsAllOrNothing(t *testing.T) {
 	var out map[string]int
 	f.doJSON(t, http.StatusOK, &out, "POST", "/api/v1/deadletters/redrive", fmt.Appendf(nil, `{"queue":"orders-poison","ids":[%d,%d]}`, all[0].ID, all[1].ID), jsonType...)
 	require.Equal(t, 2, out["redriven"])
+}
+
+// TestDeadLetterPages: with order, GET /api/v1/deadletters lists the
+// letters of every dead-letter queue newest (or oldest) first and pages
+// with the cursors older and newer; without, it answers as before order
+// existed (oldest first per queue, no cursors), which the CLI relies on.
+func TestDeadLetterPages(t *testing.T) {
+	t.Parallel()
+	f := setupQueues(t)
+	store := &deadletter.Store{Queues: f.queues}
+	// Letters 1 to 5, by turns in sluice-deadletters and orders-poison.
+	for i := 1; i <= 5; i++ {
+		l := deadletter.Letter{Function: "f", Reason: "boom", Body: fmt.Appendf(nil, "%d", i)}
+		if i%2 == 0 {
+			l.Source = deadletter.Source{Kind: "queue", Queue: "orders"}
+			require.NoError(t, store.Poison(context.Background(), l))
+		} else {
+			l.Source = deadletter.Source{Kind: "hub", Hub: "in"}
+			require.NoError(t, store.Put(context.Background(), []deadletter.Letter{l}))
+		}
+	}
+	list := func(query string) (gateway.DeadLetterListJSON, []string) {
+		t.Helper()
+		var out gateway.DeadLetterListJSON
+		f.doJSON(t, http.StatusOK, &out, "GET", "/api/v1/deadletters?"+query, nil)
+		var got []string
+		for _, l := range out.DeadLetters {
+			got = append(got, *l.BodyText)
+		}
+		return out, got
+	}
+
+	// As before: oldest first per queue, in the queues' order, no cursors.
+	legacy, got := list("limit=4")
+	require.Equal(t, []string{"2", "4", "1", "3"}, got, "orders-poison, then sluice-deadletters")
+	require.Empty(t, legacy.Older)
+	require.Empty(t, legacy.Newer)
+	r := f.do(t, "GET", "/api/v1/deadletters", nil)
+	require.NotContains(t, string(r.Body), `"older"`)
+	require.NotContains(t, string(r.Body), `"newer"`)
+
+	// Newest first, two at a time, to the oldest and back.
+	p1, got := list("order=newest&limit=2")
+	require.Equal(t, []string{"5", "4"}, got)
+	require.NotEmpty(t, p1.Older)
+	require.Empty(t, p1.Newer, "the newest page")
+	p2, got := list("limit=2&before=" + url.QueryEscape(p1.Older))
+	require.Equal(t, []string{"3", "2"}, got, "order newest with a cursor")
+	require.NotEmpty(t, p2.Newer)
+	p3, got := list("order=newest&limit=2&before=" + url.QueryEscape(p2.Older))
+	require.Equal(t, []string{"1"}, got)
+	require.Empty(t, p3.Older, "the oldest page")
+	_, got = list("order=newest&limit=2&after=" + url.QueryEscape(p3.Newer))
+	require.Equal(t, []string{"3", "2"}, got)
+
+	// A letter kept meanwhile: the pages stay, the newest page shows it.
+	require.NoError(t, store.Put(context.Background(), []deadletter.Letter{{Function: "f", Reason: "boom", Body: []byte("6"),
+		Source: deadletter.Source{Kind: "hub", Hub: "in"}}}))
+	_, got = list("order=newest&limit=2&before=" + url.QueryEscape(p1.Older))
+	require.Equal(t, []string{"3", "2"}, got)
+	_, got = list("order=newest&limit=2")
+	require.Equal(t, []string{"6", "5"}, got)
+
+	// Oldest first, filtered.
+	_, got = list("order=oldest&queue=orders-poison")
+	require.Equal(t, []string{"2", "4"}, got)
+
+	for _, c := range []struct{ query, want string }{
+		{"order=sideways", `order "sideways"`},
+		{"before=x&after=y", "not both"},
+		{"before=orders:1", "before: cursor"},
+		{"order=newest&after=sluice-deadletters:z", "after: cursor"},
+	} {
+		requireError(t, f.do(t, "GET", "/api/v1/deadletters?"+c.query, nil), http.StatusBadRequest, c.want)
+	}
 }

@@ -36,6 +36,17 @@ type Ownership interface {
 	Ownership(ctx context.Context, name string) (map[int]string, error)
 }
 
+// HTTPFunction is an HTTP function of the app, as the overview shows it
+// (see Config.HTTPFunctions).
+type HTTPFunction struct {
+	Name string
+	// Route is the path the function is served at, with the route prefix
+	// and the template's parameters: "/api/products/{id:int?}".
+	Route string
+	// Methods are the methods served, upper case; empty: all.
+	Methods []string
+}
+
 // Overview is the answer of GET /api/v1/overview.
 type Overview struct {
 	// Instance is the answering instance.
@@ -51,7 +62,9 @@ type Overview struct {
 	// Instances are this one and every instance that owns a partition of
 	// a hub read by this instance's functions.
 	Instances []InstanceOverview `json:"instances"`
-	// Errors name the parts that could not be read; the rest is there.
+	// Errors name the parts that could not be read at all (the list of
+	// hubs, say); the rest is there. A hub, queue or container that could
+	// not be read is listed with its own Error instead.
 	Errors []string `json:"errors,omitempty"`
 }
 
@@ -59,13 +72,16 @@ type Overview struct {
 type FunctionOverview struct {
 	Name string `json:"name"`
 	// Trigger is "hub", "queue" or "feed" with the hub, queue or container
-	// in Source (and the consumer group of a hub); empty for timer, blob
-	// and HTTP functions.
-	Trigger string `json:"trigger,omitempty"`
-	Source  string `json:"source,omitempty"`
-	Group   string `json:"group,omitempty"`
+	// in Source (and the consumer group of a hub), or "http" with the
+	// route in Source and the methods served in Methods (none: all);
+	// empty for timer and blob functions.
+	Trigger string   `json:"trigger,omitempty"`
+	Source  string   `json:"source,omitempty"`
+	Group   string   `json:"group,omitempty"`
+	Methods []string `json:"methods,omitempty"`
 	// Processed counts the inputs the function finished with (events,
-	// changes, completed or poisoned queue messages, HTTP requests).
+	// changes, completed or poisoned queue messages, answered HTTP
+	// requests). An HTTP function's Failures are its 5xx answers.
 	Processed    int64 `json:"processed"`
 	Invocations  int64 `json:"invocations"`
 	Failures     int64 `json:"failures"`
@@ -122,6 +138,9 @@ type HubOverview struct {
 	Bytes         uint64              `json:"bytes"`
 	PartitionInfo []hub.PartitionInfo `json:"partition_info"`
 	Groups        []GroupOverview     `json:"groups"`
+	// Error says why (part of) the hub could not be read; what could be
+	// is there.
+	Error string `json:"error,omitempty"`
 }
 
 // GroupOverview is a consumer group of a hub.
@@ -158,6 +177,9 @@ type QueueOverview struct {
 	// queue) or "retry" (a function's sluice-retry-<function> queue).
 	Kind string `json:"kind"`
 	QueueStatsJSON
+	// Error says why the queue's contents could not be read (then they
+	// are zero).
+	Error string `json:"error,omitempty"`
 }
 
 // ContainerOverview is a document container.
@@ -169,6 +191,9 @@ type ContainerOverview struct {
 	// Documents counts the live documents, refreshed at most every few
 	// seconds; absent when the store cannot count.
 	Documents *int64 `json:"documents,omitempty"`
+	// Error says why the container could not be read (then LastLSN and
+	// Documents are what could be).
+	Error string `json:"error,omitempty"`
 }
 
 // DeadLetterCount is the number of dead letters in one dead-letter queue.
@@ -222,6 +247,31 @@ type docCount struct {
 func (s *Server) overviewRoutes() {
 	o := &overview{s: s, counts: map[string]docCount{}}
 	s.route("GET /api/v1/overview", "overview", o.serve)
+	if s.cfg.Queues != nil {
+		s.cfg.Metrics.CountDeadLetters(s.countDeadLetters)
+	}
+}
+
+// countDeadLetters counts the letters waiting in each dead-letter queue,
+// for the gauge sluice_dead_letters: a few requests to the engine per
+// dead-letter queue, whatever the number of letters.
+func (s *Server) countDeadLetters(ctx context.Context) (map[string]uint64, error) {
+	queues, err := s.deadLetterStore().DeadLetterQueues(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]uint64, len(queues))
+	for _, q := range queues {
+		st, err := s.cfg.Queues.Stats(ctx, q)
+		if errors.Is(err, queue.ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("dead letters of %s: %w", q, err)
+		}
+		out[q] = st.Depth + st.Delayed
+	}
+	return out, nil
 }
 
 func (o *overview) serve(w http.ResponseWriter, r *http.Request) {
@@ -252,7 +302,11 @@ func (o *overview) gather(ctx context.Context) *Overview {
 	if err != nil {
 		fail("metrics", err)
 	}
-	ov.Functions = m.functions()
+	var httpFns []HTTPFunction
+	if cfg.HTTPFunctions != nil {
+		httpFns = cfg.HTTPFunctions()
+	}
+	ov.Functions = m.functions(httpFns)
 	if cfg.Breakers != nil {
 		list, err := cfg.Breakers.List(ctx)
 		if err != nil {
@@ -283,8 +337,7 @@ func (o *overview) gather(ctx context.Context) *Overview {
 				continue // deleted meanwhile
 			}
 			if err != nil {
-				fail("hub "+info.Name, err)
-				continue
+				h.Error = strings.ReplaceAll(err.Error(), "\n", "; ") // this hub's: shown with it
 			}
 			ov.Hubs = append(ov.Hubs, h)
 		}
@@ -297,10 +350,11 @@ func (o *overview) gather(ctx context.Context) *Overview {
 		}
 		for _, info := range list {
 			st, err := cfg.Queues.Stats(ctx, info.Name)
+			if errors.Is(err, queue.ErrNotFound) {
+				continue // deleted meanwhile
+			}
 			if err != nil {
-				if !errors.Is(err, queue.ErrNotFound) { // deleted meanwhile
-					fail("queue "+info.Name, err)
-				}
+				ov.Queues = append(ov.Queues, QueueOverview{Name: info.Name, Kind: queueKind(info.Name), Error: err.Error()})
 				continue
 			}
 			q := QueueOverview{Name: info.Name, Kind: queueKind(info.Name), QueueStatsJSON: QueueStatsJSON{Depth: st.Depth, Locked: st.Locked,
@@ -323,11 +377,11 @@ func (o *overview) gather(ctx context.Context) *Overview {
 		}
 		for _, c := range list {
 			co, err := o.containerOverview(ctx, c)
+			if errors.Is(err, docstore.ErrNotFound) {
+				continue // deleted meanwhile
+			}
 			if err != nil {
-				if !errors.Is(err, docstore.ErrNotFound) {
-					fail("container "+c.Name, err)
-				}
-				continue
+				co.Error = err.Error()
 			}
 			ov.Containers = append(ov.Containers, co)
 		}
@@ -335,34 +389,42 @@ func (o *overview) gather(ctx context.Context) *Overview {
 	return ov
 }
 
+// hubOverview reads a hub. On an error it returns what it could read,
+// with the hub's definition from the list at least.
 func (o *overview) hubOverview(ctx context.Context, info hub.Info, m metricValues, owners map[string]map[int]string) (HubOverview, error) {
 	cfg := o.s.cfg
+	h := HubOverview{Name: info.Name, Partitions: info.Partitions, Retention: info.RetentionAge.String(),
+		EventsIn: int64(m.sum("sluice_hub_events_in_total", "hub", info.Name)), PartitionInfo: []hub.PartitionInfo{}, Groups: []GroupOverview{}}
 	info, parts, err := cfg.Hubs.Describe(ctx, info.Name)
 	if err != nil {
-		return HubOverview{}, err
+		return h, err
 	}
-	h := HubOverview{Name: info.Name, Partitions: info.Partitions, Retention: info.RetentionAge.String(),
-		EventsIn: int64(m.sum("sluice_hub_events_in_total", "hub", info.Name)), PartitionInfo: parts, Groups: []GroupOverview{}}
-	if h.PartitionInfo == nil {
-		h.PartitionInfo = []hub.PartitionInfo{}
+	h.Partitions, h.Retention = info.Partitions, info.RetentionAge.String()
+	if parts != nil {
+		h.PartitionInfo = parts
 	}
 	for _, p := range parts {
 		h.Records += p.Records
 		h.Bytes += p.Bytes
 	}
+	// A group that cannot be read is left out, and said why; the others
+	// are there.
+	var errs []error
 	for _, g := range m.groups(info.Name) {
 		lags, err := cfg.Hubs.GroupLag(ctx, info.Name, g.name)
 		if err != nil {
-			return h, fmt.Errorf("lag of group %s: %w", g.name, err)
+			errs = append(errs, fmt.Errorf("lag of group %s: %w", g.name, err))
+			continue
 		}
 		var own map[int]string
 		if cfg.Leases != nil {
 			// The host's lease set of a hub's consumer group is named
 			// "<hub>.<group>" (see host.Host.Start).
 			if own, err = cfg.Leases.Ownership(ctx, info.Name+"."+g.name); err != nil {
-				return h, fmt.Errorf("owners of group %s: %w", g.name, err)
+				errs = append(errs, fmt.Errorf("owners of group %s: %w", g.name, err)) // the lag is there still
+			} else {
+				owners[info.Name+"\x00"+g.name] = own
 			}
-			owners[info.Name+"\x00"+g.name] = own
 		}
 		gr := GroupOverview{Name: g.name, Functions: g.functions, Processed: g.processed, Partitions: make([]PartitionOverview, len(lags))}
 		for i, l := range lags {
@@ -372,16 +434,17 @@ func (o *overview) hubOverview(ctx context.Context, info hub.Info, m metricValue
 		}
 		h.Groups = append(h.Groups, gr)
 	}
-	return h, nil
+	return h, errors.Join(errs...)
 }
 
 func (o *overview) containerOverview(ctx context.Context, c docstore.Container) (ContainerOverview, error) {
 	docs := o.s.cfg.Docs
+	co := ContainerOverview{Name: c.Name, PartitionKeyPath: c.PartitionKeyPath}
 	lsn, err := docs.LastLSN(ctx, c.Name)
 	if err != nil {
-		return ContainerOverview{}, err
+		return co, err
 	}
-	co := ContainerOverview{Name: c.Name, PartitionKeyPath: c.PartitionKeyPath, LastLSN: lsn}
+	co.LastLSN = lsn
 	cached, ok := o.counts[c.Name]
 	// Recount when the container changed and the count is old, or when
 	// it is very old (TTLs remove documents without a write). A count
@@ -497,9 +560,10 @@ func (m metricValues) sum(name, l, v string) float64 {
 	return total
 }
 
-// functions lists every function that has metrics on this instance: each
-// function registers its duration histogram when it is declared.
-func (m metricValues) functions() []FunctionOverview {
+// functions lists every function that has metrics on this instance (each
+// function registers its duration histogram when it is declared), and the
+// HTTP functions httpFns.
+func (m metricValues) functions(httpFns []HTTPFunction) []FunctionOverview {
 	byName := map[string]*FunctionOverview{}
 	get := func(name string) *FunctionOverview {
 		if byName[name] == nil {
@@ -508,20 +572,25 @@ func (m metricValues) functions() []FunctionOverview {
 		return byName[name]
 	}
 	for _, mt := range m["sluice_function_batch_duration_seconds"].GetMetric() {
+		get(label(mt, "function")).durations(mt.GetHistogram())
+	}
+	for _, mt := range m["sluice_http_function_duration_seconds"].GetMetric() {
 		f := get(label(mt, "function"))
-		h := mt.GetHistogram()
-		f.Invocations = int64(h.GetSampleCount())
-		f.DurationSumSeconds = h.GetSampleSum()
-		if f.Invocations > 0 {
-			f.MeanSeconds = f.DurationSumSeconds / float64(f.Invocations)
+		f.Trigger = "http"
+		f.durations(mt.GetHistogram())
+	}
+	for _, mt := range m["sluice_http_function_requests_total"].GetMetric() {
+		f := get(label(mt, "function"))
+		f.Trigger = "http"
+		n := int64(value(mt))
+		f.Processed += n
+		if code := label(mt, "code"); len(code) == 3 && code[0] == '5' {
+			f.Failures += n
 		}
-		for _, b := range h.GetBucket() {
-			if !math.IsInf(b.GetUpperBound(), 1) {
-				f.DurationBuckets = append(f.DurationBuckets, Bucket{LE: b.GetUpperBound(), Count: int64(b.GetCumulativeCount())})
-			}
-		}
-		f.P50Seconds = quantile(0.5, f.DurationBuckets, f.Invocations)
-		f.P99Seconds = quantile(0.99, f.DurationBuckets, f.Invocations)
+	}
+	for _, h := range httpFns {
+		f := get(h.Name)
+		f.Trigger, f.Source, f.Methods = "http", h.Route, h.Methods
 	}
 	for _, mt := range m["sluice_hub_events_processed_total"].GetMetric() {
 		f := get(label(mt, "function"))
@@ -571,6 +640,24 @@ func (m metricValues) functions() []FunctionOverview {
 	}
 	slices.SortFunc(out, func(a, b FunctionOverview) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// durations sets the function's invocations and durations from its
+// histogram.
+func (f *FunctionOverview) durations(h *dto.Histogram) {
+	f.Invocations = int64(h.GetSampleCount())
+	f.DurationSumSeconds = h.GetSampleSum()
+	if f.Invocations > 0 {
+		f.MeanSeconds = f.DurationSumSeconds / float64(f.Invocations)
+	}
+	f.DurationBuckets = nil
+	for _, b := range h.GetBucket() {
+		if !math.IsInf(b.GetUpperBound(), 1) {
+			f.DurationBuckets = append(f.DurationBuckets, Bucket{LE: b.GetUpperBound(), Count: int64(b.GetCumulativeCount())})
+		}
+	}
+	f.P50Seconds = quantile(0.5, f.DurationBuckets, f.Invocations)
+	f.P99Seconds = quantile(0.99, f.DurationBuckets, f.Invocations)
 }
 
 type groupFunctions struct {

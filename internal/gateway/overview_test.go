@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -191,4 +192,100 @@ func TestOverviewEmpty(t *testing.T) {
 		require.Equal(t, []any{}, ov[k], k)
 	}
 	require.NotContains(t, ov, "errors")
+}
+
+// TestOverviewHTTPFunctions: an HTTP function's trigger is its route and
+// methods (from Config.HTTPFunctions), its counters come from the HTTP
+// function families, and one never called is listed too.
+func TestOverviewHTTPFunctions(t *testing.T) {
+	t.Parallel()
+	m := telemetry.NewMetrics()
+	m.HTTPFunctionRequests.WithLabelValues("products", telemetry.HTTPCodeLabel(200)).Add(3)
+	m.HTTPFunctionRequests.WithLabelValues("products", telemetry.HTTPCodeLabel(404)).Add(2)
+	m.HTTPFunctionRequests.WithLabelValues("products", telemetry.HTTPCodeLabel(503)).Add(1)
+	for _, d := range []float64{0.001, 0.001, 0.002, 0.002, 0.003, 0.2} {
+		m.HTTPFunctionDuration.WithLabelValues("products").Observe(d)
+	}
+	f := setup(t, func(c *gateway.Config) {
+		c.Metrics = m
+		c.HTTPFunctions = func() []gateway.HTTPFunction {
+			return []gateway.HTTPFunction{
+				{Name: "products", Route: "/api/products/{id:int?}", Methods: []string{"GET", "POST"}},
+				{Name: "health", Route: "/api/health"},
+			}
+		}
+	})
+	var ov gateway.Overview
+	f.doJSON(t, http.StatusOK, &ov, "GET", "/api/v1/overview", nil)
+	require.Empty(t, ov.Errors)
+	require.Len(t, ov.Functions, 2)
+	health, products := ov.Functions[0], ov.Functions[1]
+	require.Equal(t, gateway.FunctionOverview{Name: "health", Trigger: "http", Source: "/api/health"}, health)
+	require.Equal(t, "products", products.Name)
+	require.Equal(t, "http", products.Trigger)
+	require.Equal(t, "/api/products/{id:int?}", products.Source)
+	require.Equal(t, []string{"GET", "POST"}, products.Methods)
+	require.EqualValues(t, 6, products.Processed)
+	require.EqualValues(t, 1, products.Failures, "the 5xx answers")
+	require.EqualValues(t, 6, products.Invocations)
+	require.InDelta(t, 0.209/6, products.MeanSeconds, 1e-9)
+	require.NotEmpty(t, products.DurationBuckets)
+	require.Empty(t, products.Group)
+}
+
+// failingOwners fails to tell the owners of one lease set.
+type failingOwners struct{ bad string }
+
+func (o failingOwners) Ownership(_ context.Context, name string) (map[int]string, error) {
+	if name == o.bad {
+		return nil, errors.New("lease bucket unreachable")
+	}
+	return map[int]string{0: "i1"}, nil
+}
+
+// TestOverviewHubErrorStaysWithTheHub: a hub that cannot be read fully is
+// listed with its error and what could be read; the answer has no
+// page-wide error for it, and the other hubs are whole.
+func TestOverviewHubErrorStaysWithTheHub(t *testing.T) {
+	t.Parallel()
+	m := telemetry.NewMetrics()
+	m.EventsProcessed.WithLabelValues("a", "good", "$Default").Add(1)
+	m.EventsProcessed.WithLabelValues("b", "bad", "$Default").Add(1)
+	f := setup(t, func(c *gateway.Config) {
+		c.Metrics = m
+		c.Leases = failingOwners{bad: "bad.$Default"}
+	})
+	for _, name := range []string{"good", "bad"} {
+		_, err := f.svc.Create(context.Background(), hub.Config{Name: name, Partitions: 1})
+		require.NoError(t, err)
+	}
+	var ov gateway.Overview
+	f.doJSON(t, http.StatusOK, &ov, "GET", "/api/v1/overview", nil)
+	require.Empty(t, ov.Errors, "no error of the whole answer")
+	require.Len(t, ov.Hubs, 2)
+	bad, good := ov.Hubs[0], ov.Hubs[1]
+	require.Equal(t, "bad", bad.Name)
+	require.Contains(t, bad.Error, "owners of group $Default: lease bucket unreachable")
+	require.Len(t, bad.PartitionInfo, 1, "what could be read is there")
+	require.Len(t, bad.Groups, 1, "the lag is there, without owners")
+	require.Empty(t, bad.Groups[0].Partitions[0].Owner)
+	require.Equal(t, "good", good.Name)
+	require.Empty(t, good.Error)
+	require.Equal(t, "i1", good.Groups[0].Partitions[0].Owner)
+}
+
+// TestDeadLetterGauge: /metrics reports the dead letters waiting in each
+// dead-letter queue, sluice_dead_letters{queue}.
+func TestDeadLetterGauge(t *testing.T) {
+	t.Parallel()
+	f := setupQueues(t)
+	store := &deadletter.Store{Queues: f.queues}
+	ctx := context.Background()
+	require.NoError(t, store.Put(ctx, []deadletter.Letter{{Function: "f", Body: []byte("1")}, {Function: "f", Body: []byte("2")}}))
+	require.NoError(t, store.Poison(ctx, deadletter.Letter{Function: "q", Source: deadletter.Source{Kind: "queue", Queue: "orders"}}))
+	r := f.do(t, "GET", "/metrics", nil)
+	require.Equal(t, http.StatusOK, r.Code)
+	require.Contains(t, string(r.Body), "# TYPE sluice_dead_letters gauge")
+	require.Contains(t, string(r.Body), `sluice_dead_letters{queue="sluice-deadletters"} 2`)
+	require.Contains(t, string(r.Body), `sluice_dead_letters{queue="orders-poison"} 1`)
 }

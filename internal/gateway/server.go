@@ -65,6 +65,11 @@ type Config struct {
 	// Authorize, when set, decides for every route whether the request
 	// may do what the route needs (see routeNeeds); nil allows everything.
 	Authorize Authorizer
+	// HTTPFunctions lists the app's HTTP functions with their routes, for
+	// GET /api/v1/overview, which shows an HTTP function's route as its
+	// trigger. It is called for each overview, after the server started;
+	// nil: HTTP functions are shown without a route.
+	HTTPFunctions func() []HTTPFunction
 }
 
 // Server serves the API.

@@ -6,8 +6,11 @@
 package telemetry
 
 import (
+	"context"
 	"net/http"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -41,6 +44,14 @@ type Metrics struct {
 	BreakerTransitions *prometheus.CounterVec // function, to
 	Timeouts           *prometheus.CounterVec // function
 	Overruns           *prometheus.CounterVec // function
+
+	// HTTP functions have their own families: they handle requests, not
+	// batches of events from a hub.
+	HTTPFunctionRequests *prometheus.CounterVec   // function, code
+	HTTPFunctionDuration *prometheus.HistogramVec // function
+
+	// deadLetters reports sluice_dead_letters (see CountDeadLetters).
+	deadLetters *deadLetterCollector
 }
 
 // Values of the BreakerState gauge.
@@ -127,8 +138,18 @@ func NewMetrics() *Metrics {
 		Overruns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_function_overruns_total", Help: "Invocations still running a grace period after their timeout cancelled them (the function ignores its context).",
 		}, []string{"function"}),
+		HTTPFunctionRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_http_function_requests_total", Help: "Requests to an HTTP function answered on this instance, by status code (500 when the function panicked), those refused before it ran (401 without a key, 413 for a body over the limit) included.",
+		}, []string{"function", "code"}),
+		HTTPFunctionDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sluice_http_function_duration_seconds", Help: "Time an HTTP function took to answer a request, until its handler returned.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
+		}, []string{"function"}),
+		deadLetters: &deadLetterCollector{desc: prometheus.NewDesc("sluice_dead_letters",
+			"Dead letters waiting in a dead-letter queue (sluice-deadletters, or a queue's <queue>-poison) to be redriven or purged, counted when the metrics are gathered (at most every few seconds).",
+			[]string{"queue"}, nil)},
 	}
-	m.Registry.MustRegister(m.BreakerState, m.BreakerTransitions, m.Timeouts, m.Overruns, m.FeedChangesProcessed, m.FeedOwnedRanges, m.FeedLag, m.QueueDepth, m.QueueOldestAge, m.QueueMessages, m.EventsIn, m.EventsProcessed, m.BatchDuration, m.BatchSize, m.Failures,
+	m.Registry.MustRegister(m.HTTPFunctionRequests, m.HTTPFunctionDuration, m.deadLetters, m.BreakerState, m.BreakerTransitions, m.Timeouts, m.Overruns, m.FeedChangesProcessed, m.FeedOwnedRanges, m.FeedLag, m.QueueDepth, m.QueueOldestAge, m.QueueMessages, m.EventsIn, m.EventsProcessed, m.BatchDuration, m.BatchSize, m.Failures,
 		m.Retries, m.DeadLettered, m.CheckpointLag, m.OwnedPartitions, m.HTTPRequests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -141,3 +162,71 @@ func (m *Metrics) Handler() http.Handler {
 
 // PartitionLabel formats a partition number as a metric label.
 func PartitionLabel(p int) string { return strconv.Itoa(p) }
+
+// HTTPCodeLabel formats an HTTP status code as a metric label.
+func HTTPCodeLabel(code int) string { return strconv.Itoa(code) }
+
+// deadLetterFresh is how long a count of the dead letters is reused:
+// counting costs a few requests to the engine per dead-letter queue, and
+// the overview gathers the metrics up to twice a second.
+const deadLetterFresh = 5 * time.Second
+
+// deadLetterTimeout bounds one count.
+const deadLetterTimeout = 5 * time.Second
+
+// CountDeadLetters sets how the dead letters are counted for the gauge
+// sluice_dead_letters{queue}: count returns the letters waiting in each
+// dead-letter queue. The gauge is counted when the metrics are gathered
+// (a scrape of /metrics, the overview), at most every few seconds, so that
+// it costs nothing between scrapes and never goes stale. When a count
+// fails, the gauge is left out until the next count (a failing count
+// must not fail the other metrics). Without count, there is no such gauge. Safe
+// to call at any time; the last count set is used.
+func (m *Metrics) CountDeadLetters(count func(ctx context.Context) (map[string]uint64, error)) {
+	m.deadLetters.set(count)
+}
+
+// deadLetterCollector reports the dead-letter backlog, counted on demand.
+type deadLetterCollector struct {
+	desc *prometheus.Desc
+	now  func() time.Time // time.Now; tests set it
+
+	mu     sync.Mutex // held while counting, so that concurrent gatherings share one count
+	count  func(context.Context) (map[string]uint64, error)
+	counts map[string]uint64
+	at     time.Time // of counts; zero: none
+}
+
+var _ prometheus.Collector = (*deadLetterCollector)(nil)
+
+func (c *deadLetterCollector) set(count func(context.Context) (map[string]uint64, error)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.count, c.counts, c.at = count, nil, time.Time{}
+}
+
+func (c *deadLetterCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *deadLetterCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.count == nil {
+		return
+	}
+	now := time.Now
+	if c.now != nil {
+		now = c.now
+	}
+	if c.at.IsZero() || now().Sub(c.at) >= deadLetterFresh {
+		ctx, cancel := context.WithTimeout(context.Background(), deadLetterTimeout)
+		counts, err := c.count(ctx)
+		cancel()
+		if err != nil {
+			counts = nil // left out until the next count, not retried at once: the engine may be down
+		}
+		c.counts, c.at = counts, now()
+	}
+	for q, n := range c.counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), q)
+	}
+}

@@ -6,11 +6,17 @@
 //
 // The page is plain HTML, CSS and JavaScript embedded in the binary, with
 // no dependencies and nothing loaded from elsewhere. It polls GET
-// /api/v1/overview (see package gateway) every second, computes rates
-// between answers, and uses the rest of the HTTP API for actions. When the
-// server has API keys (a call answers 401), the page asks for a key, keeps
-// it in the tab's sessionStorage only and sends it as a bearer token; the
-// page itself needs no key.
+// /api/v1/overview (see package gateway) at once and then every second,
+// computes rates between answers, and uses the rest of the HTTP API for
+// actions. Dead letters are listed newest first, a page at a time (GET
+// /api/v1/deadletters?order=newest and its cursors). An error of one hub,
+// queue or container is shown with it; the banner above the page is for
+// errors of the whole answer and of actions. Times are shown one way, ISO
+// 8601 (2026-12-07 08:14:24), in local time or in UTC as the user toggles
+// (a preference kept in localStorage). When the server has API keys (a
+// call answers 401), the page asks for a key, keeps it in the tab's
+// sessionStorage only and sends it as a bearer token; the page itself
+// needs no key.
 package web
 
 import (

@@ -1,8 +1,10 @@
-// Sluice dashboard: polls GET /api/v1/overview every second and renders
-// it; rates are computed between answers. Dead letters, breakers and the
-// document viewer use the rest of the HTTP API. A server with API keys
-// gets the key the user enters (kept in this tab's sessionStorage) with
-// every call. No dependencies.
+// Sluice dashboard: polls GET /api/v1/overview every second (the first
+// time at once) and renders it; rates are computed between answers. Dead
+// letters (newest first, paged), breakers and the document viewer use the
+// rest of the HTTP API. A server with API keys gets the key the user
+// enters (kept in this tab's sessionStorage) with every call. Times are
+// shown as ISO 8601, 2026-12-07 08:14:24, in local time or UTC (a
+// preference kept in localStorage). No dependencies.
 'use strict';
 (() => {
   const POLL_MS = 1000;
@@ -134,6 +136,9 @@
 
   // ---- messages -------------------------------------------------------
 
+  // The banner is for errors of the whole page: a failed poll, a part of
+  // the overview that could not be read at all, a failed action. An
+  // error of one hub, queue or container is shown with it.
   const errors = { poll: '', parts: '', action: '' };
   function showErrors() {
     const msgs = [errors.action, errors.poll, errors.parts].filter(Boolean);
@@ -177,10 +182,55 @@
     if (s < 86400) return `${nf1.format(s / 3600)} h`;
     return `${nf1.format(s / 86400)} d`;
   }
+  // ---- times ----------------------------------------------------------
+
+  // Every time is shown one way: ISO 8601, "2026-12-07 08:14:24", in local
+  // time or in UTC, as the user chose (kept in localStorage: a display
+  // preference, not a secret), as the CLI prints them.
+  const ZONE_ITEM = 'sluice.timeZone';
+  let utc = false;
+  function loadZone() {
+    try { utc = localStorage.getItem(ZONE_ITEM) === 'utc'; } catch { utc = false; }
+    showZone();
+  }
+  function setZone(toUTC) {
+    utc = toUTC;
+    try { localStorage.setItem(ZONE_ITEM, utc ? 'utc' : 'local'); } catch { /* kept for this page only */ }
+    showZone();
+    rerender();
+  }
+  const pad = (n, w = 2) => String(n).padStart(w, '0');
+  // offsetText is the local offset from UTC at d: "+05:30".
+  function offsetText(d) {
+    const m = -d.getTimezoneOffset();
+    return (m < 0 ? '-' : '+') + pad(Math.floor(Math.abs(m) / 60)) + ':' + pad(Math.abs(m) % 60);
+  }
+  function showZone() {
+    const b = $('#tz');
+    b.dataset.zone = utc ? 'utc' : 'local';
+    // The label says how times are shown; a click shows them the other way.
+    b.textContent = utc ? 'Times: UTC' : `Times: local (UTC${offsetText(new Date())})`;
+    b.title = utc ? 'Show times in local time' : 'Show times in UTC';
+  }
+  // isoTime formats a Date: "2026-12-07 08:14:24".
+  function isoTime(d) {
+    return utc
+      ? `${pad(d.getUTCFullYear(), 4)}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`
+      : `${pad(d.getFullYear(), 4)}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  }
+  // fmtTime formats a time of the API (RFC 3339); Go's zero time is none.
   function fmtTime(iso) {
     if (!iso) return '—';
     const d = new Date(iso);
-    return isNaN(d) ? iso : d.toLocaleString();
+    if (isNaN(d)) return iso;
+    if (d.getUTCFullYear() <= 1) return '—';
+    return isoTime(d);
+  }
+  // fullTime is the time with its offset, for a title: unambiguous.
+  function fullTime(iso) {
+    const d = new Date(iso);
+    if (!iso || isNaN(d) || d.getUTCFullYear() <= 1) return '';
+    return isoTime(d).replace(' ', 'T') + (utc ? 'Z' : offsetText(d));
   }
   // fmtGoDuration shortens a Go duration's text: "168h0m0s" → "168h".
   const fmtGoDuration = (d) => (d || '').replace(/(\D)0m0s$/, '$1').replace(/(\D)0s$/, '$1');
@@ -328,6 +378,10 @@
   function render(ov) {
     remember(ov);
     last = ov;
+    renderOverview(ov);
+  }
+
+  function renderOverview(ov) {
     $('#instance').textContent = ov.instance || '(unnamed)';
     errors.parts = ov.errors && ov.errors.length ? 'Some parts could not be read: ' + ov.errors.join('; ') : '';
     renderHubs(ov);
@@ -356,15 +410,20 @@
         b = {
           root: el('div', { class: 'hub', dataset: { hub: h.name } }),
           summary: el('p', { class: 'hub-summary' }),
+          error: el('p', { class: 'hub-error', role: 'alert', hidden: true }),
           thead: el('thead'),
           tbody: el('tbody'),
           sig: '',
         };
-        b.root.append(el('h3', { id }, h.name), b.summary,
+        b.root.append(el('h3', { id }, h.name), b.error, b.summary,
           el('div', { class: 'scroll' }, el('table', { 'aria-labelledby': id }, b.thead, b.tbody)));
         blocks.set(h.name, b);
       }
       if (box.children[i] !== b.root) box.insertBefore(b.root, box.children[i] || null);
+      // This hub's error, with it (the rest of the page is fine).
+      const hubError = h.error ? `This hub could not be read fully: ${h.error}` : '';
+      if (b.error.textContent !== hubError) b.error.textContent = hubError;
+      b.error.hidden = !hubError;
       const hubRate = (get) => rate((o) => { const x = o.hub.get(h.name); return x && get(x); });
       const parts = [
         ['partitions', fmtNum(h.partitions)],
@@ -393,7 +452,7 @@
         const bps = hubRate((x) => x.partition_info[p.partition]?.bytes);
         const cells = [txt(String(p.partition), 'partition'), num(p.records, 'records'), { text: fmtBytes(p.bytes), value: p.bytes, cls: 'num', col: 'bytes' },
           { text: bps == null ? '—' : fmtBytes(bps) + '/s', value: bps, cls: 'num', col: 'write-rate' },
-          txt(p.last_enqueued ? since(p.last_enqueued) : 'empty', 'last-event')];
+          { text: p.last_enqueued ? since(p.last_enqueued) : 'empty', col: 'last-event', title: fmtTime(p.last_enqueued) }];
         for (const g of h.groups) {
           const gp = g.partitions.find((x) => x.partition === p.partition) || {};
           cells.push({ text: (gp.estimated ? '≈' : '') + fmtNum(gp.lag), value: gp.lag, cls: 'num' + (gp.lag > 10000 ? ' lag-high' : ''), col: 'lag',
@@ -409,6 +468,8 @@
   function trigger(f) {
     if (!f.trigger) return '—';
     if (f.trigger === 'hub') return `hub ${f.source} (${f.group})`;
+    // An HTTP function: its methods (none: any) and route.
+    if (f.trigger === 'http') return ['http', (f.methods || []).join(', '), f.source].filter(Boolean).join(' ');
     return `${f.trigger} ${f.source}`;
   }
 
@@ -472,9 +533,20 @@
     }, 'No functions run on this instance.', 12);
   }
 
+  // nameCell is a row's first cell: the name, and the item's own error.
+  function nameCell(name, error) {
+    return (td) => {
+      td.dataset.col = 'name';
+      const now = name + '\u0000' + (error || '');
+      if (td._now === now) return;
+      td._now = now;
+      td.replaceChildren(name, ...(error ? [el('span', { class: 'cell-error', role: 'alert' }, `could not be read: ${error}`)] : []));
+    };
+  }
+
   function renderQueues(ov) {
     syncRows($('#queues-table tbody'), ov.queues, (q) => q.name, (q) => [
-      txt(q.name, 'name'), txt(q.kind, 'kind'), num(q.depth, 'depth'), num(q.locked, 'locked'), num(q.delayed, 'delayed'),
+      nameCell(q.name, q.error), txt(q.kind, 'kind'), num(q.depth, 'depth'), num(q.locked, 'locked'), num(q.delayed, 'delayed'),
       { text: q.depth ? fmtAge(q.oldest_age_seconds) : '—', value: q.oldest_age_seconds, cls: 'num', col: 'oldest' },
     ], 'No queues.', 6);
   }
@@ -516,13 +588,20 @@
     }
   }
 
-  // The list is read again when asked (a filter, an action), when the
-  // counts changed (at most every few seconds: a filter that matches few
-  // letters reads them all), and now and then.
+  // The list is newest first, DL_LIMIT at a time. It shows the newest
+  // letters (live: new ones come in at the top), or, once paged to older
+  // ones, the same page (dlPage: the cursor it was asked with) until the
+  // pager or a filter changes it. It is read again when asked (a filter,
+  // an action, the pager), when the counts changed (at most every few
+  // seconds: a filter that matches few letters reads them all), and now
+  // and then.
   let dlBusy = false;
+  let dlAgain = false; // asked for while a read was under way
   let dlForce = true;
   let dlFetched = 0;
   let dlCounts = '';
+  let dlPage = null; // null: the newest; else {before} or {after}: a cursor of the API
+  let dlCursors = { older: '', newer: '' }; // of the page shown
   function deadLettersDue(ov) {
     const counts = ov.dead_letters.map((d) => `${d.queue}:${d.count}`).join(',');
     const age = Date.now() - dlFetched;
@@ -531,23 +610,54 @@
     return due;
   }
   async function refreshDeadLetters() {
-    if (dlBusy) return;
+    if (dlBusy) { dlAgain = true; return; }
     dlBusy = true;
     dlFetched = Date.now();
     try {
-      const q = new URLSearchParams({ limit: String(DL_LIMIT + 1) });
-      for (const k of ['function', 'queue', 'reason']) {
-        const v = $('#dl-' + k).value.trim();
-        if (v) q.set(k, v);
-      }
-      const data = await api('GET', '/api/v1/deadletters?' + q);
-      const list = data.dead_letters || [];
-      $('#dl-more').hidden = list.length <= DL_LIMIT;
-      letters = list.slice(0, DL_LIMIT);
-      renderLetters();
+      do {
+        dlAgain = false;
+        const q = new URLSearchParams({ order: 'newest', limit: String(DL_LIMIT) });
+        for (const k of ['function', 'queue', 'reason']) {
+          const v = $('#dl-' + k).value.trim();
+          if (v) q.set(k, v);
+        }
+        if (dlPage) q.set(...Object.entries(dlPage)[0]);
+        const data = await api('GET', '/api/v1/deadletters?' + q);
+        if (dlPage && dlPage.after && !data.newer) {
+          // Paged back up to the newest letters: show them live, a full
+          // page.
+          dlPage = null;
+          dlAgain = true;
+          continue;
+        }
+        letters = data.dead_letters || [];
+        dlCursors = { older: data.older || '', newer: data.newer || '' };
+        renderLetters();
+        renderPager();
+      } while (dlAgain);
     } finally {
       dlBusy = false;
     }
+  }
+
+  function renderPager() {
+    $('#dl-older').disabled = !dlCursors.older;
+    $('#dl-newer').disabled = !dlPage;
+    const n = letters.length;
+    $('#dl-page').textContent = !dlPage
+      ? (n ? `The newest ${fmtNum(n)}, newest first.` : '')
+      : `${fmtNum(n)} older dead letter${n === 1 ? '' : 's'}, newest first.`;
+    $('#dl-pager').dataset.page = dlPage ? 'older' : 'newest';
+  }
+
+  // page goes to older or newer letters; paging newer past the newest
+  // shows the newest.
+  function pageDeadLetters(dir) {
+    const cursor = dir === 'older' ? dlCursors.older : dlCursors.newer;
+    if (dir === 'older' && !cursor) return;
+    dlPage = !cursor ? null : dir === 'older' ? { before: cursor } : { after: cursor };
+    selected.clear();
+    refreshDeadLetters().catch(actionError);
   }
 
   function renderLetters() {
@@ -572,7 +682,8 @@
           td.dataset.col = 'id';
         },
         txt(l.function, 'function'), txt(describeSource(l.source), 'source'),
-        { text: l.reason, cls: 'wrap', col: 'reason' }, num(l.attempts, 'attempts'), txt(fmtTime(l.last_failure), 'last-failure'),
+        { text: l.reason, cls: 'wrap', col: 'reason' }, num(l.attempts, 'attempts'),
+        { text: fmtTime(l.last_failure), col: 'last-failure', cls: 'time', title: fullTime(l.last_failure) },
       ];
     }, 'No dead letters match.', 7);
     updateSelection();
@@ -638,7 +749,9 @@
   }
   const armed = (button) => !!button.dataset.label;
 
-  async function openLetter(queue, id) {
+  // openLetter shows a letter's details (and moves the focus there, unless
+  // focus is false: shown again).
+  async function openLetter(queue, id, focus = true) {
     try {
       const l = await api('GET', `/api/v1/deadletters/${enc(queue)}/${enc(id)}`);
       actionError(null);
@@ -667,7 +780,7 @@
       disarm($('#dl-detail-purge'));
       const box = $('#dl-detail');
       box.hidden = false;
-      box.focus();
+      if (focus) box.focus();
     } catch (e) {
       actionError(e);
     }
@@ -683,7 +796,7 @@
     syncRows($('#containers-table tbody'), ov.containers, (c) => c.name, (c) => {
       const r = rate((o) => o.ctr.get(c.name)?.last_lsn);
       return [
-        txt(c.name, 'name'), { text: c.partition_key_path, cls: 'mono', col: 'pk' },
+        nameCell(c.name, c.error), { text: c.partition_key_path, cls: 'mono', col: 'pk' },
         c.documents == null ? txt('—', 'documents') : num(c.documents, 'documents'),
         { text: fmtRate(r), value: r, cls: 'num', col: 'writes' }, num(c.last_lsn, 'lsn'),
         (td, isNew) => {
@@ -736,7 +849,9 @@
     }
   }
 
+  let shownDocs = null; // the arguments of showDocs, to show them again
   function showDocs(name, docs, what) {
+    shownDocs = [name, docs, what];
     $('#viewer-h').textContent = `Documents: ${what}`;
     $('#viewer-doc').hidden = true;
     const tbody = $('#viewer-table tbody');
@@ -762,10 +877,16 @@
   let paused = false;
   let timer = null;
   let running = false;
+  let again = false; // poll asked for while one runs: poll once it is done
+  let updated = null; // when the last answer came
 
+  // poll asks for the overview now (on load too, without waiting for a
+  // period), then every POLL_MS. Asked for while a poll runs (after an
+  // action), it polls again as soon as that one is done.
   async function poll() {
     clearTimeout(timer);
-    if (running) { timer = setTimeout(poll, POLL_MS); return; }
+    if (running) { again = true; return; }
+    again = false;
     if (paused || needKey || document.hidden) return;
     running = true;
     const dot = $('#live-dot');
@@ -775,7 +896,8 @@
       errors.poll = '';
       if (deadLettersDue(ov)) await refreshDeadLetters();
       dot.className = 'dot ok';
-      $('#updated').textContent = 'updated ' + new Date().toLocaleTimeString();
+      updated = new Date();
+      showUpdated();
     } catch (e) {
       // Without a key, the key form says what is wrong, and polling
       // resumes once a key is entered.
@@ -784,8 +906,27 @@
     } finally {
       running = false;
       showErrors();
-      if (!paused && !needKey) timer = setTimeout(poll, POLL_MS);
+      if (again) poll();
+      else if (!paused && !needKey) timer = setTimeout(poll, POLL_MS);
     }
+  }
+
+  function showUpdated() {
+    if (updated && !paused && !needKey) $('#updated').textContent = 'updated ' + isoTime(updated);
+  }
+
+  // rerender shows what is shown again (times in the other zone).
+  function rerender() {
+    if (last) renderOverview(last);
+    renderLetters();
+    showUpdated();
+    if (shownDocs) {
+      const doc = $('#viewer-doc');
+      const open = !doc.hidden;
+      showDocs(...shownDocs);
+      doc.hidden = !open;
+    }
+    if (detail) openLetter(detail.queue, detail.id, false);
   }
 
   function setPaused(p) {
@@ -804,11 +945,15 @@
 
   function init() {
     loadKey();
+    loadZone();
+    $('#tz').addEventListener('click', () => setZone(!utc));
+    $('#dl-older').addEventListener('click', () => pageDeadLetters('older'));
+    $('#dl-newer').addEventListener('click', () => pageDeadLetters('newer'));
     $('#key-form').addEventListener('submit', useKey);
     $('#key-forget').addEventListener('click', forgetKey);
     $('#pause').addEventListener('click', () => setPaused(!paused));
     document.addEventListener('visibilitychange', () => { if (!document.hidden && !paused) poll(); });
-    const dlChanged = () => { selected.clear(); refreshDeadLetters().catch(actionError); };
+    const dlChanged = () => { selected.clear(); dlPage = null; refreshDeadLetters().catch(actionError); };
     $('#dl-function').addEventListener('change', dlChanged);
     $('#dl-queue').addEventListener('change', dlChanged);
     let typing;
