@@ -549,7 +549,7 @@ func (a *App) startHTTP(tlsCfg *tls.Config) error {
 	gw := gateway.NewServer(gateway.Config{Hubs: a.hubSvc, Queues: a.queues, Blobs: a.blobs, Docs: a.docs, Breakers: a.host.Breakers(),
 		Leases: a.leases, InstanceID: a.cfg.InstanceID, Metrics: a.metrics, Logger: a.log,
 		Ready: func() bool { return a.host != nil }, MaxEventBytes: a.hubSvc.MaxEventBytes(), Authorize: a.guard.Authorize,
-		HTTPFunctions: func() []gateway.HTTPFunction { return a.httpInfo }})
+		HTTPFunctions: func() []gateway.HTTPFunction { return a.httpInfo }, RetryRoute: host.RedriveMessage})
 	gw.HandleKeys(a.keys)
 	a.gw = gw
 	api := a.guard.Protect(gw, true)

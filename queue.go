@@ -156,6 +156,11 @@ type DeadLetterFilter struct {
 	// Reason matches letters whose reason contains it.
 	Reason string
 	IDs    []uint64
+	// ToHub, for Redrive: a hub function's inputs are published to the
+	// hub again, as new events every consumer group sees. By default they
+	// go back to the function that gave up on them alone, through its
+	// retry queue, out of partition order (as RetryAt does).
+	ToHub bool
 }
 
 func (f DeadLetterFilter) internal() deadletter.Filter {
@@ -166,7 +171,7 @@ func (a *App) deadLetters() (*deadletter.Store, error) {
 	if err := a.running(); err != nil {
 		return nil, err
 	}
-	return &deadletter.Store{Queues: a.queues, Hubs: a.hubSvc, Docs: a.docs, Blobs: a.blobs}, nil
+	return &deadletter.Store{Queues: a.queues, Hubs: a.hubSvc, Docs: a.docs, Blobs: a.blobs, RetryRoute: host.RedriveMessage}, nil
 }
 
 // DeadLetters lists up to limit dead letters matching f.
@@ -186,7 +191,7 @@ func (a *App) Redrive(ctx context.Context, f DeadLetterFilter) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return s.Redrive(ctx, f.internal(), nil)
+	return s.Redrive(ctx, f.internal(), deadletter.RedriveOptions{ToHub: f.ToHub}, nil)
 }
 
 // PurgeDeadLetters removes the dead letters matching f.

@@ -153,7 +153,7 @@ Show one dead letter: its record and body.
 
 func deadLettersAct(verb string, args []string) error {
 	what := map[string]string{
-		"redrive": "Send dead letters back to their hub or queue, with their body and\nproperties and a sluice.redrive property counting redrives, and remove them.\nAn input redriven to a hub is a new event there, seen by every consumer group.\nEvery letter of a request (up to 500) is checked first: if one cannot be\nredriven (its hub or queue is gone, say), none is, and the error names it.",
+		"redrive": "Send dead letters back, with their body and properties and a\nsluice.redrive property counting redrives, and remove them. A hub function's\ninput goes back to that function alone, through its retry queue (out of\npartition order); with --to-hub it is published to the hub again instead, a\nnew event every consumer group sees. A queue function's goes back to its\nqueue. Every letter of a request (up to 500) is checked first: if one cannot\nbe redriven (its hub or queue is gone, say), none is, and the error names it.",
 		"purge":   "Remove dead letters for good.",
 	}[verb]
 	fs := flagSet("deadletters "+verb, "sluice deadletters "+verb+" [QUEUE ID...] [flags]", "\n"+what+`
@@ -166,11 +166,18 @@ all of them with --all.
 	c := clientFlags(fs)
 	sel := addSelectorFlags(fs)
 	all := fs.Bool("all", false, "every dead letter (that the other flags select)")
+	var toHub *bool
+	if verb == "redrive" {
+		toHub = fs.Bool("to-hub", false, "publish hub functions' inputs to their hub again, for every consumer group (default: back to the function alone)")
+	}
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	req := gateway.DeadLetterSelector{Queue: *sel.queue, Function: *sel.function, Source: *sel.source, Reason: *sel.reason, All: *all}
+	if toHub != nil {
+		req.ToHub = *toHub
+	}
 	if len(pos) > 0 {
 		if req.Queue != "" && req.Queue != pos[0] {
 			return usagef("give the dead-letter queue once: as the first argument or with --queue")
@@ -243,7 +250,7 @@ func deadLettersInChunks(c *client, verb string, req gateway.DeadLetterSelector)
 			n := min(chunk, len(ids))
 			var out map[string]int
 			if _, err := c.do("POST", "/api/v1/deadletters/"+verb, nil, "application/json",
-				jsonBody(gateway.DeadLetterSelector{Queue: queue, IDs: ids[:n]}), &out); err != nil {
+				jsonBody(gateway.DeadLetterSelector{Queue: queue, IDs: ids[:n], ToHub: req.ToHub}), &out); err != nil {
 				return fmt.Errorf("after %d of %d dead letters: %w", done, total, err)
 			}
 			ids = ids[n:]

@@ -259,6 +259,10 @@ type Store struct {
 	Docs docstore.Store
 	// Blobs, when set, lets blobs be redriven.
 	Blobs *blob.Service
+	// RetryRoute, when set, sends a redriven hub event back to the
+	// function that gave up on it alone (host.RedriveMessage); nil: to
+	// the hub.
+	RetryRoute RetryRoute
 }
 
 // Put keeps letters in Queue. It returns when they are durably stored.
@@ -452,11 +456,28 @@ func (s *Store) each(ctx context.Context, f Filter, fn func(Letter) bool) error 
 	return nil
 }
 
+// RedriveOptions say where redriven hub events go.
+type RedriveOptions struct {
+	// ToHub publishes a hub function's dead-lettered events to the hub
+	// again, as new events every consumer group of the hub sees. By
+	// default they go back to the function that gave up on them alone,
+	// through its retry queue (see Store.RetryRoute), out of partition
+	// order, as sluice.RetryAt does.
+	ToHub bool
+}
+
+// RetryRoute makes the message that gives a hub function's event back to
+// that function alone: the queue (its retry queue) and the message. ok is
+// false when the function has none.
+type RetryRoute func(function, hubName, group string, partition int, sequence int64, partitionKey string,
+	enqueued time.Time, body []byte, props map[string]string) (queueName string, m queue.Outgoing, ok bool)
+
 // Redrive sends the letters matching f back to their sources, preserving
 // body and properties and counting the redrive in PropRedrive, and removes
-// them from the dead letters. An input redriven to a hub is a new event
-// there, seen by every consumer group of the hub. It returns how many it
-// redrove; progress, if set, is called after each.
+// them from the dead letters. A hub function's input goes back to that
+// function alone, through its retry queue (unless opts.ToHub: then it is a
+// new event of the hub, seen by every consumer group). It returns how many
+// it redrove; progress, if set, is called after each.
 //
 // Every letter is checked before any is sent: an ID that names no letter
 // is a *NotFoundError, and a letter that cannot be redriven (its source is
@@ -464,16 +485,16 @@ func (s *Store) each(ctx context.Context, f Filter, fn func(Letter) bool) error 
 // queue.ErrInvalid naming each; then nothing is sent. If a write fails
 // after that, the error is a *RedriveError saying which letters were
 // redriven and which not.
-func (s *Store) Redrive(ctx context.Context, f Filter, progress func(done int)) (int, error) {
+func (s *Store) Redrive(ctx context.Context, f Filter, opts RedriveOptions, progress func(done int)) (int, error) {
 	letters, err := s.selected(ctx, f)
 	if err != nil {
 		return 0, err
 	}
-	if err := s.checkRedrive(ctx, letters); err != nil {
+	if err := s.checkRedrive(ctx, letters, opts); err != nil {
 		return 0, err
 	}
 	for i, l := range letters {
-		if err := s.send(ctx, l); err != nil {
+		if err := s.send(ctx, l, opts); err != nil {
 			return i, &RedriveError{Redriven: refs(letters[:i]), NotRedriven: refs(letters[i:]),
 				Err: fmt.Errorf("redrive %s to %s: %w", l.Ref(), l.Source.describe(), err)}
 		}
@@ -490,8 +511,8 @@ func (s *Store) Redrive(ctx context.Context, f Filter, progress func(done int)) 
 
 // checkRedrive checks that every letter can be sent back to its source,
 // and names those that cannot.
-func (s *Store) checkRedrive(ctx context.Context, letters []Letter) error {
-	c := redriveCheck{s: s, hubs: map[string]error{}, queues: map[string]queueCheck{}}
+func (s *Store) checkRedrive(ctx context.Context, letters []Letter, opts RedriveOptions) error {
+	c := redriveCheck{s: s, opts: opts, hubs: map[string]error{}, queues: map[string]queueCheck{}}
 	var problems []string
 	for _, l := range letters {
 		err := c.letter(ctx, l)
@@ -517,8 +538,39 @@ func (s *Store) checkRedrive(ctx context.Context, letters []Letter) error {
 // redriveCheck checks letters, looking each source up once.
 type redriveCheck struct {
 	s      *Store
+	opts   RedriveOptions
 	hubs   map[string]error
 	queues map[string]queueCheck
+}
+
+// queue looks a queue up once.
+func (c *redriveCheck) queue(ctx context.Context, name string) queueCheck {
+	qc, ok := c.queues[name]
+	if !ok {
+		qc.info, qc.err = c.s.Queues.Get(ctx, name)
+		c.queues[name] = qc
+	}
+	return qc
+}
+
+// fits checks that m fits queue qc.
+func fits(m queue.Outgoing, qc queueCheck, name string) error {
+	if n := m.Size(); n-len(m.Body) > queue.MaxPropertiesBytes {
+		return fmt.Errorf("%w: its properties take %d bytes, over the limit of %d bytes", queue.ErrInvalid, n-len(m.Body), queue.MaxPropertiesBytes)
+	} else if n > qc.info.MaxMessageBytes {
+		return fmt.Errorf("%w: it is %d bytes with its properties, over the limit of %d bytes of queue %s", queue.ErrInvalid, n, qc.info.MaxMessageBytes, name)
+	}
+	return nil
+}
+
+// toFunction is the retry-queue message of a hub letter, when it goes back
+// to its function.
+func (s *Store) toFunction(l Letter, opts RedriveOptions) (string, queue.Outgoing, bool) {
+	if opts.ToHub || s.RetryRoute == nil || l.Source.Kind != "hub" || l.Function == "" {
+		return "", queue.Outgoing{}, false
+	}
+	src := l.Source
+	return s.RetryRoute(l.Function, src.Hub, src.Group, src.Partition, src.Sequence, src.PartitionKey, src.EnqueuedTime, l.Body, redriveProperties(l))
 }
 
 type queueCheck struct {
@@ -531,6 +583,16 @@ type queueCheck struct {
 func (c *redriveCheck) letter(ctx context.Context, l Letter) error {
 	src := l.Source
 	props := redriveProperties(l)
+	if name, m, ok := c.s.toFunction(l, c.opts); ok {
+		qc := c.queue(ctx, name)
+		if errors.Is(qc.err, queue.ErrNotFound) {
+			return fmt.Errorf("%w: function %s has no retry queue (it has not run since it was declared); redrive it to hub %s instead (to_hub), or start the function first", queue.ErrInvalid, l.Function, src.Hub)
+		}
+		if qc.err != nil {
+			return qc.err
+		}
+		return fits(m, qc, name)
+	}
 	switch src.Kind {
 	case "hub":
 		if c.s.Hubs == nil {
@@ -553,24 +615,14 @@ func (c *redriveCheck) letter(ctx context.Context, l Letter) error {
 		}
 		return nil
 	case "queue":
-		qc, ok := c.queues[src.Queue]
-		if !ok {
-			qc.info, qc.err = c.s.Queues.Get(ctx, src.Queue)
-			c.queues[src.Queue] = qc
-		}
+		qc := c.queue(ctx, src.Queue)
 		if errors.Is(qc.err, queue.ErrNotFound) || errors.Is(qc.err, queue.ErrInvalid) {
 			return fmt.Errorf("%w: queue %s no longer exists; create it again, or purge the letter", queue.ErrInvalid, src.Queue)
 		}
 		if qc.err != nil {
 			return qc.err
 		}
-		m := queue.Outgoing{Body: l.Body, Properties: props}
-		if n := m.Size(); n-len(m.Body) > queue.MaxPropertiesBytes {
-			return fmt.Errorf("%w: its properties take %d bytes, over the limit of %d bytes", queue.ErrInvalid, n-len(m.Body), queue.MaxPropertiesBytes)
-		} else if n > qc.info.MaxMessageBytes {
-			return fmt.Errorf("%w: it is %d bytes with its properties, over the limit of %d bytes of queue %s", queue.ErrInvalid, n, qc.info.MaxMessageBytes, src.Queue)
-		}
-		return nil
+		return fits(queue.Outgoing{Body: l.Body, Properties: props}, qc, src.Queue)
 	case "container":
 		if c.s.Docs == nil {
 			return fmt.Errorf("%w: this instance has no document store", queue.ErrInvalid)
@@ -626,7 +678,11 @@ func redriveProperties(l Letter) map[string]string {
 	return props
 }
 
-func (s *Store) send(ctx context.Context, l Letter) error {
+func (s *Store) send(ctx context.Context, l Letter, opts RedriveOptions) error {
+	if name, m, ok := s.toFunction(l, opts); ok {
+		_, err := s.Queues.Send(ctx, name, []queue.Outgoing{m})
+		return err
+	}
 	props := redriveProperties(l)
 	switch l.Source.Kind {
 	case "hub":

@@ -68,7 +68,7 @@ func TestPutListGetRedrivePurge(t *testing.T) {
 	_, err = s.List(bg, deadletter.Filter{Queue: "orders"}, 10)
 	require.ErrorIs(t, err, queue.ErrInvalid, "only dead-letter queues hold dead letters")
 
-	n, err := s.Redrive(bg, deadletter.Filter{Function: "f1"}, nil)
+	n, err := s.Redrive(bg, deadletter.Filter{Function: "f1"}, deadletter.RedriveOptions{}, nil)
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
 	r, err := hubs.OpenReader(bg, "in", 0, hub.Start{Kind: hub.StartEarliest})
@@ -120,7 +120,7 @@ func TestPoisonLettersRedriveToTheirQueue(t *testing.T) {
 	require.Equal(t, "raw", string(all[1].Body))
 	require.Equal(t, "queue", all[1].Source.Kind)
 
-	n, err := s.Redrive(bg, deadletter.Filter{Queue: "orders-poison"}, nil)
+	n, err := s.Redrive(bg, deadletter.Filter{Queue: "orders-poison"}, deadletter.RedriveOptions{}, nil)
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
 	msgs, err := q.Receive(bg, "orders", 10, time.Second)
@@ -171,7 +171,7 @@ func TestContainerLettersRedriveByRewritingTheDocument(t *testing.T) {
 	require.Equal(t, "a", all[0].Source.DocumentID)
 	require.Equal(t, d.LSN, all[0].Source.LSN)
 
-	n, err := s.Redrive(bg, deadletter.Filter{Queue: deadletter.Queue, IDs: []uint64{all[0].ID}}, nil)
+	n, err := s.Redrive(bg, deadletter.Filter{Queue: deadletter.Queue, IDs: []uint64{all[0].ID}}, deadletter.RedriveOptions{}, nil)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	changes, err := docs.Feed(bg, "devices", docstore.FeedStart{AfterLSN: d.LSN}, 10)
@@ -182,9 +182,9 @@ func TestContainerLettersRedriveByRewritingTheDocument(t *testing.T) {
 	require.NoError(t, json.Unmarshal(changes[0].Body, &body))
 	require.Equal(t, 40.0, body["battery"], "unchanged")
 
-	_, err = s.Redrive(bg, deadletter.Filter{Queue: deadletter.Queue, IDs: []uint64{all[1].ID}}, nil)
+	_, err = s.Redrive(bg, deadletter.Filter{Queue: deadletter.Queue, IDs: []uint64{all[1].ID}}, deadletter.RedriveOptions{}, nil)
 	require.ErrorContains(t, err, "no longer in container devices")
-	_, err = s.Redrive(bg, deadletter.Filter{Queue: deadletter.Queue, IDs: []uint64{all[2].ID}}, nil)
+	_, err = s.Redrive(bg, deadletter.Filter{Queue: deadletter.Queue, IDs: []uint64{all[2].ID}}, deadletter.RedriveOptions{}, nil)
 	require.ErrorContains(t, err, "a delete cannot be redriven")
 	left, err := s.List(bg, deadletter.Filter{Source: "devices"}, 10)
 	require.NoError(t, err)
@@ -212,7 +212,7 @@ func TestRedriveChecksEveryLetterFirst(t *testing.T) {
 	require.Len(t, all, 4)
 	ref := func(i int) string { return fmt.Sprintf("%s/%d", deadletter.Queue, all[i].ID) }
 
-	_, err = s.Redrive(bg, deadletter.Filter{Function: "f"}, nil)
+	_, err = s.Redrive(bg, deadletter.Filter{Function: "f"}, deadletter.RedriveOptions{}, nil)
 	require.ErrorIs(t, err, queue.ErrInvalid)
 	require.ErrorContains(t, err, "nothing was redriven")
 	require.ErrorContains(t, err, ref(1)+": hub gone no longer exists")
@@ -220,7 +220,7 @@ func TestRedriveChecksEveryLetterFirst(t *testing.T) {
 	require.ErrorContains(t, err, ref(3)+": it comes from an unknown source")
 	require.NotContains(t, err.Error(), ref(0)+":")
 
-	_, err = s.Redrive(bg, deadletter.Filter{Queue: deadletter.Queue, IDs: []uint64{all[0].ID, 999998, 999999}}, nil)
+	_, err = s.Redrive(bg, deadletter.Filter{Queue: deadletter.Queue, IDs: []uint64{all[0].ID, 999998, 999999}}, deadletter.RedriveOptions{}, nil)
 	require.ErrorIs(t, err, deadletter.ErrNotFound)
 	require.ErrorIs(t, err, queue.ErrNotFound)
 	require.EqualError(t, err, fmt.Sprintf("dead letters %s/999998, %s/999999 not found", deadletter.Queue, deadletter.Queue))
@@ -256,7 +256,7 @@ func TestRedriveSaysWhatWasRedriven(t *testing.T) {
 	require.Len(t, all, 3)
 
 	// Hub b goes away after the first letter is redriven.
-	n, err := s.Redrive(bg, deadletter.Filter{Function: "f"}, func(done int) {
+	n, err := s.Redrive(bg, deadletter.Filter{Function: "f"}, deadletter.RedriveOptions{}, func(done int) {
 		if done == 1 {
 			require.NoError(t, hubs.Delete(bg, "b"))
 		}

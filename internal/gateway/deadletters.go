@@ -30,6 +30,11 @@ type DeadLetterSelector struct {
 	Reason   string   `json:"reason,omitempty"`
 	IDs      []uint64 `json:"ids,omitempty"`
 	All      bool     `json:"all,omitempty"`
+	// ToHub, for redrive: a hub function's inputs are published to the
+	// hub again, as new events every consumer group sees; by default they
+	// go back to the function that gave up on them alone, through its
+	// retry queue.
+	ToHub bool `json:"to_hub,omitempty"`
 }
 
 func (d DeadLetterSelector) filter() (deadletter.Filter, error) {
@@ -66,7 +71,7 @@ func (s *Server) failDeadLetters(w http.ResponseWriter, r *http.Request, err err
 }
 
 func (s *Server) deadLetterStore() *deadletter.Store {
-	return &deadletter.Store{Queues: s.cfg.Queues, Hubs: s.cfg.Hubs, Docs: s.cfg.Docs, Blobs: s.cfg.Blobs}
+	return &deadletter.Store{Queues: s.cfg.Queues, Hubs: s.cfg.Hubs, Docs: s.cfg.Docs, Blobs: s.cfg.Blobs, RetryRoute: s.cfg.RetryRoute}
 }
 
 func deadLetterJSON(l deadletter.Letter) DeadLetterJSON {
@@ -193,18 +198,18 @@ func (s *Server) showDeadLetter(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, deadLetterJSON(l))
 }
 
-func (s *Server) selectDeadLetters(w http.ResponseWriter, r *http.Request) (deadletter.Filter, bool) {
+func (s *Server) selectDeadLetters(w http.ResponseWriter, r *http.Request) (deadletter.Filter, DeadLetterSelector, bool) {
 	var sel DeadLetterSelector
 	if err := decodeRequest(r, &sel); err != nil {
 		s.failDeadLetters(w, r, err)
-		return deadletter.Filter{}, false
+		return deadletter.Filter{}, sel, false
 	}
 	f, err := sel.filter()
 	if err != nil {
 		s.failDeadLetters(w, r, err)
-		return f, false
+		return f, sel, false
 	}
-	return f, true
+	return f, sel, true
 }
 
 // RedriveStoppedJSON answers a redrive that stopped partway (a write
@@ -224,11 +229,11 @@ type RedriveStoppedJSON struct {
 // first, and if one cannot be redriven nothing is (see
 // deadletter.Store.Redrive).
 func (s *Server) redrive(w http.ResponseWriter, r *http.Request) {
-	f, ok := s.selectDeadLetters(w, r)
+	f, sel, ok := s.selectDeadLetters(w, r)
 	if !ok {
 		return
 	}
-	n, err := s.deadLetterStore().Redrive(r.Context(), f, nil)
+	n, err := s.deadLetterStore().Redrive(r.Context(), f, deadletter.RedriveOptions{ToHub: sel.ToHub}, nil)
 	if rerr, ok := errors.AsType[*deadletter.RedriveError](err); ok {
 		s.log.Warn("redrive stopped", "redriven", n, "err", err)
 		code := http.StatusInternalServerError
@@ -256,7 +261,7 @@ func nonNil(refs []deadletter.Ref) []deadletter.Ref {
 }
 
 func (s *Server) purgeDeadLetters(w http.ResponseWriter, r *http.Request) {
-	f, ok := s.selectDeadLetters(w, r)
+	f, _, ok := s.selectDeadLetters(w, r)
 	if !ok {
 		return
 	}

@@ -29,6 +29,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/auth"
 	"github.com/sluicehq/sluice/internal/blob"
+	"github.com/sluicehq/sluice/internal/deadletter"
 	"github.com/sluicehq/sluice/internal/docstore"
 	"github.com/sluicehq/sluice/internal/hub"
 	"github.com/sluicehq/sluice/internal/queue"
@@ -65,6 +66,9 @@ type Config struct {
 	// Authorize, when set, decides for every route whether the request
 	// may do what the route needs (see routeNeeds); nil allows everything.
 	Authorize Authorizer
+	// RetryRoute sends redriven hub events back to the function that gave
+	// up on them alone (see deadletter.Store.RetryRoute); nil: to the hub.
+	RetryRoute deadletter.RetryRoute
 	// HTTPFunctions lists the app's HTTP functions with their routes, for
 	// GET /api/v1/overview, which shows an HTTP function's route as its
 	// trigger. It is called for each overview, after the server started;

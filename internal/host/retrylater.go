@@ -72,6 +72,24 @@ func (h *Host) setAside(ctx context.Context, f *function, batch []hub.StoredEven
 	return true
 }
 
+// RedriveMessage is the message that gives a dead-lettered event of a
+// hub function back to that function alone, through its retry queue, due
+// at once: what a redrive does by default, so that the event is not a new
+// one every consumer group of the hub sees. It returns the queue's name,
+// or ok false when the function's name cannot name a queue.
+func RedriveMessage(function, hubName, group string, partition int, sequence int64, partitionKey string,
+	enqueued time.Time, body []byte, props map[string]string) (name string, m queue.Outgoing, ok bool) {
+	if name = RetryQueue(function); name == "" {
+		return "", queue.Outgoing{}, false
+	}
+	pos, _ := json.Marshal(retryPosition{Hub: hubName, Group: group, Partition: partition, Sequence: sequence,
+		PartitionKey: partitionKey, Enqueued: enqueued})
+	p := make(map[string]string, len(props)+1)
+	maps.Copy(p, props)
+	p[propRetry] = string(pos)
+	return name, queue.Outgoing{Body: body, Properties: p}, true
+}
+
 // eventFromRetry rebuilds a set-aside event.
 func eventFromRetry(m *queue.Message) hub.StoredEvent {
 	var pos retryPosition

@@ -251,13 +251,15 @@ func (s *Service) fetch(ctx context.Context, st *queueState, n int, wait time.Du
 	}
 	var batch jetstream.MessageBatch
 	var err error
+	waited := ctx
 	if wait <= 0 {
 		batch, err = st.cons.FetchNoWait(n)
 	} else {
 		// Bounded by wait or by ctx, whichever ends first.
-		ctx, cancel := context.WithTimeout(ctx, wait)
+		var cancel context.CancelFunc
+		waited, cancel = context.WithTimeout(ctx, wait)
 		defer cancel()
-		batch, err = st.cons.Fetch(n, jetstream.FetchContext(ctx))
+		batch, err = st.cons.Fetch(n, jetstream.FetchContext(waited))
 	}
 	if err != nil {
 		return nil, err
@@ -270,7 +272,10 @@ func (s *Service) fetch(ctx context.Context, st *queueState, n int, wait time.Du
 		}
 		out = append(out, m)
 	}
-	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+	err = batch.Error()
+	// The wait running out is no error: fewer messages came, or none.
+	waitOver := errors.Is(err, context.DeadlineExceeded) && waited.Err() != nil && ctx.Err() == nil
+	if err != nil && !errors.Is(err, nats.ErrTimeout) && !waitOver {
 		return out, err
 	}
 	return out, nil
