@@ -73,6 +73,6 @@ func TestAppDeadLettersAndRetries(t *testing.T) {
 	defer app.Stop(ctx)
 	_, err := app.Publish(ctx, "in", sluice.Event{Body: []byte("flaky")}, sluice.Event{Body: []byte("corrupt")}, sluice.Event{Body: []byte("ok")})
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return app.Processed("f") == 3 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return app.Processed("f") == 3 }, 30*time.Second, 10*time.Millisecond)
 	require.GreaterOrEqual(t, calls.Load(), int32(3))
 }

@@ -172,7 +172,7 @@ func TestUpsertToFailureFailsTheInvocation(t *testing.T) {
 	require.Eventually(t, func() bool {
 		_, err := app.Docs().Read(ctx, "out", "z", "c")
 		return err == nil
-	}, 10*time.Second, 10*time.Millisecond)
+	}, 30*time.Second, 10*time.Millisecond)
 	_, err := app.Docs().Read(ctx, "out", "x", "a")
 	require.NoError(t, err)
 	page, err := app.Docs().Query(ctx, "out", sluice.QueryRequest{Text: "SELECT * FROM c"})

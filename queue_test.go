@@ -1,9 +1,11 @@
 package sluice_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -51,7 +53,7 @@ func TestAppQueueFunctionPoisonAndRedrive(t *testing.T) {
 	require.Eventually(t, func() bool {
 		hopeless, err = app.DeadLetters(ctx, sluice.DeadLetterFilter{Reason: "no such product"}, 10)
 		return err == nil && len(hopeless) == 1
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 	require.Equal(t, 1, hopeless[0].Attempts, "given up at once, without retries")
 	require.JSONEq(t, `{"sku":"x"}`, string(hopeless[0].State))
 	_, err = app.PurgeDeadLetters(ctx, sluice.DeadLetterFilter{Reason: "no such product"})
@@ -61,7 +63,7 @@ func TestAppQueueFunctionPoisonAndRedrive(t *testing.T) {
 	require.Eventually(t, func() bool {
 		letters, err = app.DeadLetters(ctx, sluice.DeadLetterFilter{Source: "orders"}, 10)
 		return err == nil && len(letters) == 1
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 	l := letters[0]
 	require.Equal(t, "orders-poison", l.DeadLetterQueue)
 	require.Equal(t, "ship", l.Function)
@@ -78,7 +80,7 @@ func TestAppQueueFunctionPoisonAndRedrive(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(done) == 21
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 	left, err := app.DeadLetters(ctx, sluice.DeadLetterFilter{}, 10)
 	require.NoError(t, err)
 	require.Empty(t, left)
@@ -119,7 +121,7 @@ func TestAppHubDeadLettersRedriveToTheHub(t *testing.T) {
 	require.Eventually(t, func() bool {
 		letters, err = app.DeadLetters(ctx, sluice.DeadLetterFilter{Function: "decode"}, 10)
 		return err == nil && len(letters) == 1
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 	l := letters[0]
 	require.Equal(t, "sluice-deadletters", l.DeadLetterQueue)
 	require.Equal(t, "not a reading", l.Reason)
@@ -133,7 +135,7 @@ func TestAppHubDeadLettersRedriveToTheHub(t *testing.T) {
 	n, err := app.Redrive(ctx, sluice.DeadLetterFilter{IDs: []uint64{l.ID}, Queue: l.DeadLetterQueue})
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	require.Eventually(t, func() bool { return good.Load() == 2 }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return good.Load() == 2 }, 30*time.Second, 20*time.Millisecond)
 	n, err = app.PurgeDeadLetters(ctx, sluice.DeadLetterFilter{})
 	require.NoError(t, err)
 	require.Zero(t, n)
@@ -163,13 +165,13 @@ func TestAppRetryAtSurvivesARestart(t *testing.T) {
 	require.NoError(t, app.Start(ctx))
 	_, err := app.Publish(ctx, "orders", sluice.Event{Body: []byte("order 1")})
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return due.Load() != 0 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return due.Load() != 0 }, 30*time.Second, 10*time.Millisecond)
 	require.NoError(t, app.Stop(ctx))
 
 	app = newApp()
 	require.NoError(t, app.Start(ctx))
 	defer app.Stop(ctx)
-	require.Eventually(t, func() bool { return got.Load() != 0 }, 15*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return got.Load() != 0 }, 30*time.Second, 20*time.Millisecond)
 	require.GreaterOrEqual(t, got.Load(), due.Load()-int64(100*time.Millisecond), "delivered when due, not before")
 }
 
@@ -201,13 +203,13 @@ func TestDeadLetterReasonsPerEvent(t *testing.T) {
 	require.Eventually(t, func() bool {
 		letters, err = app.DeadLetters(ctx, sluice.DeadLetterFilter{Function: "f"}, 10)
 		return err == nil && len(letters) == 2
-	}, 10*time.Second, 10*time.Millisecond)
+	}, 30*time.Second, 10*time.Millisecond)
 	reasons := map[string]string{}
 	for _, l := range letters {
 		reasons[string(l.Body)] = l.Reason + " " + string(l.State)
 	}
 	require.Equal(t, map[string]string{"truncated": "invalid JSON ", "range": `battery out of range {"battery":120}`}, reasons)
-	require.Eventually(t, func() bool { return app.Processed("f") == 4 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return app.Processed("f") == 4 }, 30*time.Second, 10*time.Millisecond)
 }
 
 // A function that publishes and sends while the app stops gracefully gets
@@ -215,9 +217,14 @@ func TestDeadLetterReasonsPerEvent(t *testing.T) {
 func TestStopLetsInFlightFunctionsWriteTheirOutputs(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
+	// The log tells when Stop has begun: the idle function lets its
+	// partition go at once.
+	logs := &logLines{}
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	app.Hub(sluice.HubConfig{Name: "in", Partitions: 1})
 	app.Hub(sluice.HubConfig{Name: "out", Partitions: 1})
+	app.Hub(sluice.HubConfig{Name: "quiet", Partitions: 1})
+	app.Function("idle", sluice.HubTrigger{Hub: "quiet"}, func(context.Context, []sluice.Event) error { return nil })
 	app.Queue(sluice.QueueConfig{Name: "alerts"})
 	started := make(chan struct{})
 	release := make(chan struct{})
@@ -233,12 +240,16 @@ func TestStopLetsInFlightFunctionsWriteTheirOutputs(t *testing.T) {
 		return err
 	})
 	require.NoError(t, app.Start(ctx))
+	idleLine := func(msg string) func() bool {
+		return func() bool { return logs.has(`msg="` + msg + `" function=idle`) }
+	}
+	require.Eventually(t, idleLine("partition acquired"), 30*time.Second, 5*time.Millisecond)
 	_, err := app.Publish(ctx, "in", sluice.Event{Body: []byte("x")})
 	require.NoError(t, err)
 	<-started
 	stopped := make(chan error, 1)
 	go func() { stopped <- app.Stop(ctx) }()
-	time.Sleep(100 * time.Millisecond) // let Stop begin
+	require.Eventually(t, idleLine("partition released"), 30*time.Second, 5*time.Millisecond, "Stop began")
 	close(release)
 	select {
 	case err := <-stopped:
@@ -247,4 +258,23 @@ func TestStopLetsInFlightFunctionsWriteTheirOutputs(t *testing.T) {
 		t.Fatal("Stop and the function's Publish wait on each other")
 	}
 	require.Equal(t, "<nil>", outErr.Load(), "outputs of an invocation finishing during a graceful stop are stored")
+}
+
+// logLines collects what a text log handler writes.
+type logLines struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// has reports whether a line holds s.
+func (l *logLines) has(s string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Contains(l.buf.Bytes(), []byte(s))
 }

@@ -25,7 +25,7 @@ func TestTimerFunction(t *testing.T) {
 	})
 	require.NoError(t, app.Start(ctx))
 	defer app.Stop(ctx)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		mu.Lock()
 		n := len(runs)

@@ -392,7 +392,7 @@ func checkHandlerGone(t *testing.T, app string) {
 	}
 	mark := []byte("FUNCTIONS_APP_ROOT_PATH=" + app + "\x00")
 	var left []int
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for {
 		left = left[:0]
 		entries, _ := os.ReadDir("/proc")

@@ -50,8 +50,10 @@ func testFeedCrash(t *testing.T, dsn string) {
 	ctx := background(t, 5*time.Minute)
 	container := fmt.Sprintf("crash%d", time.Now().UnixNano())
 
+	// The server names the children's document store: instances sharing
+	// a NATS server must share one (Sluice refuses another SQLite file).
 	server := sluice.New(sluice.Config{
-		DataDir: filepath.Join(dir, "server"), NATSListen: "127.0.0.1:0", InstanceID: "server", Logger: testLogger(t),
+		DataDir: shared, DocStore: dsn, NATSListen: "127.0.0.1:0", InstanceID: "server", Logger: testLogger(t),
 	})
 	if err := server.Start(ctx); err != nil {
 		t.Fatal(err)

@@ -183,8 +183,13 @@ func TestRebalance(t *testing.T) {
 	})
 	t.Logf("survivors own %v, %v after the kill (lease expiry %v)", byOwner(own), time.Since(killAt).Round(time.Millisecond), expiry)
 
-	// Keep publishing a little, then let the survivors finish.
-	time.Sleep(2 * time.Second)
+	// Keep publishing a little (40 more ticks, however long they take),
+	// then let the survivors finish.
+	more := published.Load() + 40
+	waitFor(t, time.Minute, 20*time.Millisecond, func() bool {
+		alive(survivors)
+		return published.Load() >= more
+	}, func() string { return fmt.Sprintf("published %d of %d ticks", published.Load(), more) })
 	ticks := stopPublishing()
 	total := ticks * keys
 	waitFor(t, 2*time.Minute, 100*time.Millisecond, func() bool {

@@ -662,9 +662,26 @@ func TestFeedFromNow(t *testing.T) {
 	require.Equal(t, int64(72), f.feed(t, "c", "?from=now").Continuation)
 }
 
+// askingStore is a document store that tells when a feed read asks to be
+// woken by a change: a waiting read does before each look at the feed.
+type askingStore struct {
+	docstore.Store
+	asked chan struct{}
+}
+
+func (s *askingStore) Changed(container string) <-chan struct{} {
+	ch := s.Store.Changed(container)
+	select {
+	case s.asked <- struct{}{}:
+	default:
+	}
+	return ch
+}
+
 func TestFeedWaits(t *testing.T) {
 	t.Parallel()
-	f := setupDocs(t)
+	asked := make(chan struct{}, 1)
+	f := setupDocs(t, func(c *gateway.Config) { c.Docs = &askingStore{Store: c.Docs, asked: asked} })
 	f.createContainer(t, `{"name":"c","partition_key_path":"/k"}`)
 	f.write(t, http.StatusCreated, "POST", docsPath("c"), `{"id":"a","k":"p"}`)
 
@@ -674,20 +691,39 @@ func TestFeedWaits(t *testing.T) {
 	require.Equal(t, int64(1), resp.Continuation)
 	require.GreaterOrEqual(t, time.Since(start), 250*time.Millisecond, "waited for a change")
 
-	// A write while the read waits answers it at once.
+	// A write while the read waits answers it: with 20s to wait, a read
+	// that answers with the change did not wait them out (a read whose
+	// wait runs out answers with no change).
+	select {
+	case <-asked: // the read above
+	default:
+	}
+	got := make(chan gateway.FeedResponse, 1)
 	go func() {
-		time.Sleep(300 * time.Millisecond)
-		_, _ = f.store.Upsert(context.Background(), "c", []byte(`{"id":"late","k":"p"}`))
+		defer close(got)
+		r, err := http.Get(f.url + "/api/v1/containers/c/feed?from=now&wait=20s")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer r.Body.Close()
+		var resp gateway.FeedResponse
+		if err := json.NewDecoder(r.Body).Decode(&resp); err != nil {
+			t.Error(err)
+			return
+		}
+		got <- resp
 	}()
-	start = time.Now()
-	resp = f.feed(t, "c", "?from=now&wait=20s")
+	<-asked // the read has fixed where "now" is and looks for changes
+	_, err := f.store.Upsert(context.Background(), "c", []byte(`{"id":"late","k":"p"}`))
+	require.NoError(t, err)
+	resp, ok := <-got
+	require.True(t, ok)
 	require.Equal(t, []string{"late"}, changeIDs(resp))
-	require.Less(t, time.Since(start), 10*time.Second)
 
-	// Stored changes answer at once, wait or not.
-	start = time.Now()
+	// Stored changes answer at once, wait or not: a read that waited its
+	// 30s out would have answered with no change.
 	require.Len(t, f.feed(t, "c", "?wait=30s").Changes, 2)
-	require.Less(t, time.Since(start), 5*time.Second)
 }
 
 func TestFeedErrors(t *testing.T) {

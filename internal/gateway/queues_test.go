@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/engine/enginetest"
 	"github.com/sluicehq/sluice/internal/gateway"
 	"github.com/sluicehq/sluice/internal/queue"
@@ -21,6 +23,7 @@ import (
 // engine.
 type queueFixture struct {
 	*fixture
+	eng    *engine.Engine
 	queues *queue.Service
 }
 
@@ -40,7 +43,7 @@ func setupQueues(t *testing.T, configure ...func(*gateway.Config)) *queueFixture
 	}
 	srv := httptest.NewServer(gateway.NewServer(cfg))
 	t.Cleanup(srv.Close)
-	return &queueFixture{fixture: &fixture{url: srv.URL}, queues: qs}
+	return &queueFixture{fixture: &fixture{url: srv.URL}, eng: eng, queues: qs}
 }
 
 // createQueue creates a queue with the given JSON body.
@@ -345,11 +348,29 @@ func TestReceiveWaits(t *testing.T) {
 	require.Empty(t, f.receive(t, "w", "?wait=300ms"))
 	require.GreaterOrEqual(t, time.Since(start), 250*time.Millisecond, "waited for a message")
 
+	// Send once the receive waits: when the server holds its pull request
+	// for a message (one that may wait, unlike the first look of a
+	// receive, which takes only what is there).
+	waiting := make(chan struct{}, 1)
+	sub, err := f.eng.Conn.Subscribe("$JS.API.CONSUMER.MSG.NEXT."+queue.StreamName("w")+".>", func(m *nats.Msg) {
+		if !strings.Contains(string(m.Data), `"no_wait"`) {
+			select {
+			case waiting <- struct{}{}:
+			default:
+			}
+		}
+	})
+	require.NoError(t, err)
+	defer func() { _ = sub.Unsubscribe() }()
+	require.NoError(t, f.eng.Conn.Flush())
+	sent := make(chan error, 1)
 	go func() {
-		time.Sleep(300 * time.Millisecond)
-		_, _ = f.queues.Send(context.Background(), "w", []queue.Outgoing{{Body: []byte("late")}})
+		<-waiting
+		_, err := f.queues.Send(context.Background(), "w", []queue.Outgoing{{Body: []byte("late")}})
+		sent <- err
 	}()
-	got := f.receive(t, "w", "?max=5&wait=10s")
+	got := f.receive(t, "w", "?max=5&wait=20s")
+	require.NoError(t, <-sent)
 	require.Equal(t, []string{"late"}, texts(t, got))
 }
 

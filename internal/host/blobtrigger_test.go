@@ -157,9 +157,13 @@ func TestBlobTriggerRunsEachVersionOnce(t *testing.T) {
 	before := len(runs.runs)
 	e.start(t, "two", f)
 	e.put(t, "in/c.json", `{"n":4}`)
+	// The instance takes the container's changes in order, one at a time:
+	// once c, the last, has run, any rerun of an older version would have
+	// come before it.
 	eventually(t, "c", func() bool { return len(runs.byName()["in/c.json"]) == 1 })
-	time.Sleep(200 * time.Millisecond)
+	runs.mu.Lock()
 	require.Len(t, runs.runs, before+1, "only the new blob ran after the restart")
+	runs.mu.Unlock()
 	require.Len(t, e.sink.all(), 1, "the dead-lettered version is not tried again")
 }
 
@@ -175,7 +179,10 @@ func TestBlobTriggerOneInstanceAtATime(t *testing.T) {
 		e.put(t, "f"+string(rune('a'+i)), "x")
 	}
 	eventually(t, "every blob", func() bool { return len(runs.byName()) == 20 })
-	time.Sleep(300 * time.Millisecond)
+	// The changes come in order: once a blob put after the others has run,
+	// a second run of one of them would have come before it.
+	e.put(t, "last", "x")
+	eventually(t, "the last blob", func() bool { return len(runs.byName()["last"]) == 1 })
 	for name, r := range runs.byName() {
 		require.Len(t, r, 1, "%s ran once, on one instance", name)
 	}

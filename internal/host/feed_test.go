@@ -182,11 +182,24 @@ func TestFeedFunctionProcessesEveryChangeInOrderAndCheckpoints(t *testing.T) {
 	rec2 := &changes{}
 	fn.Handler = rec2.handle
 	e.newHost(t, "two", fn)
-	time.Sleep(300 * time.Millisecond)
-	require.Zero(t, rec2.count(), "nothing is processed twice after a graceful stop")
-	e.write(t, devDoc(1, 1000))
-	eventually(t, "the new change", func() bool { return rec2.count() == 1 })
-	require.Equal(t, "d1-1000", rec2.snapshot()[0].ID)
+	// A new change on every device, so in every range: each range takes
+	// its changes in order, so once these are processed, anything a range
+	// would process twice would have come before.
+	var news []string
+	for dev := range 30 {
+		news = append(news, devDoc(dev, 1000+dev))
+	}
+	e.write(t, news...)
+	eventually(t, "the new changes", func() bool { return rec2.count() >= len(news) })
+	ids := map[string]bool{}
+	for _, d := range rec2.snapshot() {
+		ids[d.ID] = true
+	}
+	require.Len(t, ids, len(news))
+	require.Len(t, rec2.snapshot(), len(news), "nothing is processed twice after a graceful stop")
+	for dev := range 30 {
+		require.True(t, ids[fmt.Sprintf("d%d-%d", dev, 1000+dev)])
+	}
 }
 
 func uniqueDocs(ds []docstore.Document) map[string]bool {
@@ -200,10 +213,12 @@ func uniqueDocs(ds []docstore.Document) map[string]bool {
 func TestFeedStartsFromNowOrFromATime(t *testing.T) {
 	t.Parallel()
 	e := setupFeed(t)
-	e.write(t, devDoc(1, 1), devDoc(2, 2))
-	time.Sleep(20 * time.Millisecond)
-	mark := time.Now()
-	e.write(t, devDoc(3, 3), devDoc(4, 4))
+	first := e.write(t, devDoc(1, 1), devDoc(2, 2))
+	// Just after the first writes, and before the next ones (written later,
+	// they are stamped later).
+	mark := first[len(first)-1].TS.Add(time.Nanosecond)
+	later := e.write(t, devDoc(3, 3), devDoc(4, 4))
+	require.False(t, later[0].TS.Before(mark))
 
 	now, since, all := &changes{}, &changes{}, &changes{}
 	e.newHost(t, "one",

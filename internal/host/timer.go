@@ -177,12 +177,17 @@ func (h *Host) runTimer(f *timerFunction) {
 		if ctx.Err() != nil {
 			return
 		}
-		occ, pastDue = time.Time{}, false
+		// The next occurrence is the first after now, the same now the
+		// recorded next occurrence is compared with: were the clock read
+		// again, an occurrence passing in between would be neither run
+		// past due nor waited for, but lost.
 		now := time.Now()
+		occ, pastDue = f.Trigger.Schedule.Next(now).UTC(), false
 		if st, _, err := h.timerState(ctx, f.Name); err == nil && f.Trigger.UseMonitor && !st.Next.IsZero() &&
-			st.Next.Before(now) && (st.Owner == "" || !st.Until.After(now)) {
-			// The instance that claimed it died before completing: run it
-			// once now.
+			!st.Next.After(now) && (st.Owner == "" || !st.Until.After(now)) {
+			// A recorded occurrence passed unrun (the instance that
+			// claimed it died before completing, or every instance was
+			// late): run it once now.
 			occ, pastDue = st.Next, true
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,6 +47,15 @@ func getEntry(t *testing.T, s *Service, name, id string) idEntry {
 	return v
 }
 
+// countClock makes s count how often it reads its clock. A publisher
+// waiting for a pending id reads it on every look at the id: a count that
+// grows shows the wait under way.
+func countClock(s *Service) *atomic.Int64 {
+	var n atomic.Int64
+	s.now = func() time.Time { n.Add(1); return time.Now() }
+	return &n
+}
+
 func storedRecords(t *testing.T, s *Service, name string) uint64 {
 	t.Helper()
 	_, parts, err := s.Describe(context.Background(), name)
@@ -68,6 +78,7 @@ func TestMessageIDWaitsForAPublisherStoringIt(t *testing.T) {
 	s, name := idHub(t)
 	// Another publisher has claimed the id and is storing its event.
 	rev := putEntry(t, s, name, "id-x", idEntry{State: statePending, At: time.Now()})
+	looks := countClock(s)
 	type result struct {
 		pos []Position
 		err error
@@ -77,10 +88,12 @@ func TestMessageIDWaitsForAPublisherStoringIt(t *testing.T) {
 		pos, err := s.Publish(context.Background(), name, []Event{{Body: []byte("x"), MessageID: "id-x"}, {Body: []byte("other")}})
 		done <- result{pos, err}
 	}()
+	// The claim, the first look, and looks while waiting.
+	waitFor(t, "the publisher to wait", func() bool { return looks.Load() >= 5 })
 	select {
 	case r := <-done:
 		t.Fatalf("Publish returned while the id was pending: %+v", r)
-	case <-time.After(300 * time.Millisecond):
+	default:
 	}
 	// The other publisher stores its event.
 	v, _ := json.Marshal(idEntry{State: stateStored, Partition: 0, Sequence: 12345})
@@ -96,18 +109,19 @@ func TestMessageIDIsClaimedAgainWhenThePendingPublisherFails(t *testing.T) {
 	t.Parallel()
 	s, name := idHub(t)
 	rev := putEntry(t, s, name, "id-x", idEntry{State: statePending, At: time.Now()})
+	looks := countClock(s)
 	done := make(chan error, 1)
 	go func() {
 		_, err := s.Publish(context.Background(), name, []Event{{Body: []byte("x"), MessageID: "id-x"}})
 		done <- err
 	}()
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, "the publisher to wait", func() bool { return looks.Load() >= 5 })
 	// The other publisher failed to store and released the id.
 	require.NoError(t, s.ids.Delete(context.Background(), idKey(name, "id-x"), jetstream.LastRevision(rev)))
 	select {
 	case err := <-done:
 		require.NoError(t, err)
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second): // well before the pending timeout (30s)
 		t.Fatal("the waiting publisher did not claim the released id")
 	}
 	require.Equal(t, uint64(1), storedRecords(t, s, name))
@@ -119,7 +133,8 @@ func TestMessageIDLeftPendingIsTakenOver(t *testing.T) {
 	s, name := idHub(t)
 	// A publisher that died a minute ago, long past the pending timeout.
 	putEntry(t, s, name, "id-dead", idEntry{State: statePending, At: time.Now().Add(-time.Minute)})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Well before the pending timeout (30s): not by a wait for it.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	pos, err := s.Publish(ctx, name, []Event{{Body: []byte("x"), MessageID: "id-dead"}})
 	require.NoError(t, err, "taken over at once")
@@ -135,7 +150,7 @@ func TestMessageIDPendingWithAClockAheadIsTakenOverAfterTheTimeout(t *testing.T)
 	// young, but the waiter times it itself.
 	putEntry(t, s, name, "id-x", idEntry{State: statePending, At: time.Now().Add(time.Hour)})
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, err := s.Publish(ctx, name, []Event{{Body: []byte("x"), MessageID: "id-x"}})
 	require.NoError(t, err)
@@ -150,7 +165,7 @@ func TestMessageIDInjectedClock(t *testing.T) {
 	base := time.Now()
 	putEntry(t, s, name, "id-x", idEntry{State: statePending, At: base})
 	s.now = func() time.Time { return base.Add(defaultPendingTimeout) }
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	_, err := s.Publish(ctx, name, []Event{{Body: []byte("x"), MessageID: "id-x"}})
 	require.NoError(t, err)
@@ -191,7 +206,7 @@ func TestMessageIDWaitsHoldingNothing(t *testing.T) {
 	require.Eventually(t, func() bool {
 		m, err := kvStream.GetLastMsgForSubject(context.Background(), idSubject(idKey(name, "id-a")))
 		return err == nil && m.Header.Get("KV-Operation") == "DEL"
-	}, 5*time.Second, time.Millisecond, "id-a is released while its call waits")
+	}, 20*time.Second, time.Millisecond, "id-a is released while its call waits")
 	// The other call gets id-a meanwhile.
 	arev, err := s.ids.Create(context.Background(), idKey(name, "id-a"), []byte(`{"state":"pending","at":"`+time.Now().UTC().Format(time.RFC3339Nano)+`"}`))
 	require.NoError(t, err)
@@ -205,7 +220,7 @@ func TestMessageIDWaitsHoldingNothing(t *testing.T) {
 	select {
 	case err := <-done:
 		require.NoError(t, err)
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second): // well before the pending timeout (30s)
 		t.Fatal("the waiting call did not finish")
 	}
 	require.Zero(t, storedRecords(t, s, name), "both ids were stored by the other call")
@@ -275,4 +290,16 @@ func TestWriteCostChoosesTheCheaperWay(t *testing.T) {
 		}
 	}
 	require.Equal(t, 1, explored, "the dearer way is tried now and then")
+}
+
+// waitFor polls cond until it holds, failing the test after 20s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

@@ -1,8 +1,10 @@
 package hub_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -100,16 +102,25 @@ func TestMessageIDConcurrentPublishers(t *testing.T) {
 	t.Parallel()
 	enginetest.Each(t, func(t *testing.T, eng *engine.Engine) {
 		ctx := context.Background()
-		s1, name := setup(t, eng, hub.Config{Partitions: 2})
+		// The services' warnings: a call that waited for another waiting
+		// for it would end in a takeover, which is logged.
+		logs := &syncBuffer{}
+		opts := hub.Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+		s1, err := hub.Open(ctx, eng.JS, eng.MaxPayload(), opts)
+		require.NoError(t, err)
+		t.Cleanup(s1.Close)
+		name := enginetest.Name("h")
+		_, err = s1.Create(ctx, hub.Config{Name: name, Partitions: 2})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = s1.Delete(context.Background(), name) })
 		// A second Service on the same connection, as a second instance
 		// would be: its own batchers, the same buckets.
-		s2, err := hub.Open(ctx, eng.JS, eng.MaxPayload(), hub.Options{})
+		s2, err := hub.Open(ctx, eng.JS, eng.MaxPayload(), opts)
 		require.NoError(t, err)
 		t.Cleanup(s2.Close)
 
 		var mu sync.Mutex
 		seen := map[string]hub.Position{}
-		var slowest time.Duration
 		// publish has publishers (alternating between the two services)
 		// each publish every id of ids, in its own order, batch at a time.
 		publish := func(ids []string, publishers, batch int) {
@@ -123,14 +134,11 @@ func TestMessageIDConcurrentPublishers(t *testing.T) {
 						for _, k := range order[i:min(i+batch, len(ids))] {
 							evs = append(evs, hub.Event{Body: []byte(ids[k]), MessageID: ids[k]})
 						}
-						start := time.Now()
 						pos, err := s.Publish(ctx, name, evs)
-						took := time.Since(start)
 						if !assertNoError(t, err) {
 							return
 						}
 						mu.Lock()
-						slowest = max(slowest, took)
 						for j, e := range evs {
 							if p, ok := seen[e.MessageID]; ok && p != pos[j] {
 								t.Errorf("id %s answered at %v and at %v", e.MessageID, p, pos[j])
@@ -158,9 +166,10 @@ func TestMessageIDConcurrentPublishers(t *testing.T) {
 		for round := range 5 {
 			publish(ids(fmt.Sprint("same", round), 30), 8, 30)
 		}
-		// Waiting for a takeover would take the pending timeout (30s): no
-		// call may wait for another that waits for it.
-		require.Less(t, slowest, 10*time.Second)
+		// No call waited for another that waited for it: that ends, after
+		// the pending timeout, in a takeover of a live claim (and how long
+		// the calls took depends on the machine).
+		require.NotContains(t, logs.String(), "taking over")
 
 		evs := readEverything(t, s1, name)
 		counts := bodyCounts(evs)
@@ -202,7 +211,7 @@ func TestMessageIDIsReleasedWhenThePublishFails(t *testing.T) {
 		require.NoError(t, err)
 		// A retry stores the events at once: the ids were released, not
 		// left pending until the pending timeout.
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		rctx, cancel := context.WithTimeout(ctx, 20*time.Second) // well before the pending timeout (30s)
 		defer cancel()
 		pos, err := s.Publish(rctx, name, []hub.Event{{Body: []byte("x"), MessageID: "id-x"}, {Body: []byte("y"), MessageID: "id-y"}})
 		require.NoError(t, err)
@@ -234,7 +243,7 @@ func TestMessageIDsAreForgottenAfterTheWindow(t *testing.T) {
 		pos, err = s.Publish(ctx, name, []hub.Event{{Body: []byte("x"), MessageID: "id-x"}})
 		require.NoError(t, err)
 		return pos[0] != first[0]
-	}, 10*time.Second, 100*time.Millisecond)
+	}, 30*time.Second, 100*time.Millisecond)
 	require.GreaterOrEqual(t, time.Since(start), time.Second, "remembered for the whole window")
 	require.Equal(t, map[string]int{"x": 2}, bodyCounts(readEverything(t, s, name)))
 }
@@ -336,4 +345,22 @@ func benchmarkPublishBatch(b *testing.B, sync string) {
 		require.NoError(b, err)
 		run(b, name, func(n int) string { return fmt.Sprint("id-", n%batch) })
 	})
+}
+
+// syncBuffer is a bytes.Buffer for several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -3,6 +3,7 @@ package hub_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,21 @@ import (
 	"github.com/sluicehq/sluice/internal/engine/enginetest"
 	"github.com/sluicehq/sluice/internal/hub"
 )
+
+// between returns a time after every record stored so far and before every
+// record stored afterwards, on a clock as coarse as it may be: it waits for
+// the clock to move on, before and after the time it returns.
+func between() time.Time {
+	before := time.Now()
+	for !time.Now().After(before) {
+		runtime.Gosched()
+	}
+	mid := time.Now()
+	for !time.Now().After(mid) {
+		runtime.Gosched()
+	}
+	return mid
+}
 
 func setup(t *testing.T, eng *engine.Engine, cfg hub.Config) (*hub.Service, string) {
 	t.Helper()
@@ -282,8 +298,7 @@ func TestReaderStartPositions(t *testing.T) {
 		require.NoError(t, err)
 		all = append(all, pos...)
 	}
-	mid := time.Now()
-	time.Sleep(5 * time.Millisecond)
+	mid := between()
 	pos, err := s.Publish(ctx, name, []hub.Event{{Body: []byte("late")}})
 	require.NoError(t, err)
 	all = append(all, pos...)
@@ -299,14 +314,14 @@ func TestReaderStartPositions(t *testing.T) {
 	evs = readAll(t, s, name, 0, hub.Start{Kind: hub.StartTime, Time: mid}, 1)
 	require.Equal(t, "late", string(evs[0].Body))
 
-	// Latest: only what is stored after opening.
+	// Latest: only what is stored after opening (OpenReader returns once
+	// its consumer exists, with its start fixed).
 	r, err := s.OpenReader(ctx, name, 0, hub.Start{Kind: hub.StartLatest})
 	require.NoError(t, err)
 	defer r.Close()
-	time.Sleep(50 * time.Millisecond)
 	_, err = s.Publish(ctx, name, []hub.Event{{Body: []byte("new")}})
 	require.NoError(t, err)
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	got, err := r.Next(rctx)
 	require.NoError(t, err)
@@ -351,9 +366,7 @@ func TestReplayAndLag(t *testing.T) {
 		var mid time.Time
 		for i := range 10 {
 			if i == 6 {
-				time.Sleep(5 * time.Millisecond)
-				mid = time.Now()
-				time.Sleep(5 * time.Millisecond)
+				mid = between()
 			}
 			p, err := s.Publish(ctx, name, []hub.Event{{Body: []byte{byte(i)}}, {Body: []byte{byte(i)}}})
 			require.NoError(t, err)

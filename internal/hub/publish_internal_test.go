@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -29,12 +30,13 @@ func batcherGoroutines() int {
 }
 
 // settled counts the batcher goroutines once those that have finished
-// their work have returned: they only need to be scheduled.
+// their work have returned (some wait for a last answer of the server):
+// it waits up to 20s for none to be left.
 func settled() int {
 	n := batcherGoroutines()
-	for i := 0; n > 0 && i < 10000; i++ {
+	for deadline := time.Now().Add(20 * time.Second); n > 0 && time.Now().Before(deadline); n = batcherGoroutines() {
 		runtime.Gosched()
-		n = batcherGoroutines()
+		time.Sleep(time.Millisecond)
 	}
 	return n
 }

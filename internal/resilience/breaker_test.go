@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,10 +16,13 @@ import (
 	"github.com/sluicehq/sluice/internal/engine"
 )
 
-// fakeClock is a clock the test moves by hand.
+// fakeClock is a clock the test moves by hand. reads counts the calls of
+// Now: code that reads the clock on every look at something shows by it
+// that it has looked again.
 type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu    sync.Mutex
+	now   time.Time
+	reads atomic.Int64
 }
 
 func newFakeClock() *fakeClock {
@@ -26,6 +30,7 @@ func newFakeClock() *fakeClock {
 }
 
 func (c *fakeClock) Now() time.Time {
+	c.reads.Add(1)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
@@ -119,7 +124,7 @@ func waitState(t *testing.T, b *Breaker, want BreakerState) Record {
 // waitFor waits until the breaker's record as b sees it satisfies ok.
 func waitFor(t *testing.T, b *Breaker, what string, ok func(Record) bool) Record {
 	t.Helper()
-	deadline := time.After(5 * time.Second)
+	deadline := time.After(20 * time.Second)
 	for {
 		changed := b.Changed()
 		if rec := b.State(); ok(rec) {
@@ -153,7 +158,7 @@ func TestBreakerCountsFailuresOverAllInstances(t *testing.T) {
 
 	fail(a.b, 6)
 	// a's failures reach b through the shared counts.
-	require.Eventually(t, func() bool { f, _ := b.b.totals(); return f == 6 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { f, _ := b.b.totals(); return f == 6 }, 20*time.Second, 10*time.Millisecond)
 	assert.Equal(t, Closed, b.b.State().State)
 	fail(b.b, 4) // 6 + 4 = 10: b opens it
 	rec := waitState(t, a.b, Open)
@@ -175,7 +180,7 @@ func TestBreakerForgetsFailuresPastTheWindow(t *testing.T) {
 	a := newInstance(t, kv, "a", clock, p)
 	b := newInstance(t, kv, "b", clock, p)
 	fail(a.b, 9)
-	require.Eventually(t, func() bool { f, _ := b.b.totals(); return f == 9 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { f, _ := b.b.totals(); return f == 9 }, 20*time.Second, 10*time.Millisecond)
 	clock.Advance(31 * time.Second)
 	f, _ := b.b.totals()
 	assert.Equal(t, 0, f, "failures older than the window no longer count")
@@ -195,7 +200,7 @@ func TestBreakerConsecutiveFailures(t *testing.T) {
 	// A success ends a's run.
 	a.b.Done(context.Background(), Permit{}, false)
 	fail(a.b, 2)
-	require.Eventually(t, func() bool { _, r := b.b.totals(); return r == 2 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { _, r := b.b.totals(); return r == 2 }, 20*time.Second, 10*time.Millisecond)
 	fail(b.b, 2)
 	assert.Equal(t, Closed, b.b.State().State)
 	fail(b.b, 1) // runs of a (2) and b (3) add up to 5

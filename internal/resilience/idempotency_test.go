@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,7 +17,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/engine/enginetest"
@@ -89,6 +89,18 @@ func counter(n *atomic.Int32, err error) func(context.Context) error {
 }
 
 var errOnceBoom = errors.New("boom")
+
+// eventually polls cond until it holds, failing the test after 20s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
 
 // A succeeded run is remembered for its ttl (by the records' own expiry,
 // not the bucket's), then the work runs again; 0 means DefaultKeyTTL.
@@ -205,10 +217,14 @@ func TestOnceTakesOverExpiredClaim(t *testing.T) {
 			done <- result{ran, err}
 		}()
 		clock.Advance(DefaultClaimTTL - time.Second)
+		// A look at the claim reads the clock three times (claim, check,
+		// wait): six reads hold a whole look at the advanced time.
+		seen := clock.reads.Load()
+		eventually(t, "a look at the claim after the advance", func() bool { return clock.reads.Load() >= seen+6 })
 		select {
 		case r := <-done:
 			t.Fatalf("Do returned %+v while the claim was live", r)
-		case <-time.After(300 * time.Millisecond): // several rechecks
+		default:
 		}
 		require.Zero(t, runs.Load())
 
@@ -217,7 +233,7 @@ func TestOnceTakesOverExpiredClaim(t *testing.T) {
 		case r := <-done:
 			require.NoError(t, r.err)
 			require.True(t, r.ran)
-		case <-time.After(10 * time.Second):
+		case <-time.After(20 * time.Second):
 			t.Fatal("the expired claim was not taken over")
 		}
 		require.Equal(t, int32(1), runs.Load())
@@ -239,7 +255,9 @@ func TestOnceDuplicatesWaitForRunningWork(t *testing.T) {
 			ctx := context.Background()
 			kv := onceBucket(t, enginetest.Embedded(t))
 			a := newOnceKeys(t, kv, "a", KeysOptions{})
-			b := newOnceKeys(t, kv, "b", KeysOptions{})
+			// b reads the clock three times per look at the key.
+			var bReads atomic.Int64
+			b := newOnceKeys(t, kv, "b", KeysOptions{Now: func() time.Time { bReads.Add(1); return time.Now() }})
 			started, finish := make(chan struct{}), make(chan struct{})
 			var runs atomic.Int32
 			type result struct {
@@ -270,14 +288,16 @@ func TestOnceDuplicatesWaitForRunningWork(t *testing.T) {
 			require.False(t, ran)
 
 			second := make(chan result, 1)
+			seen := bReads.Load()
 			go func() {
 				ran, err := b.Do(ctx, "k", 0, counter(&runs, nil))
 				second <- result{ran, err}
 			}()
+			eventually(t, "the duplicate to wait", func() bool { return bReads.Load() >= seen+3 })
 			select {
 			case r := <-second:
 				t.Fatalf("the duplicate returned %+v while the first run was going on", r)
-			case <-time.After(100 * time.Millisecond):
+			default:
 			}
 			close(finish)
 			r1, r2 := <-first, <-second
@@ -303,8 +323,11 @@ func TestOnceRenewalKeepsClaim(t *testing.T) {
 	ctx := context.Background()
 	kv := onceBucket(t, enginetest.Embedded(t))
 	const claimTTL = time.Second
-	a := newOnceKeys(t, kv, "a", KeysOptions{ClaimTTL: claimTTL})
-	b := newOnceKeys(t, kv, "b", KeysOptions{ClaimTTL: claimTTL, Recheck: 50 * time.Millisecond})
+	// Claims expire on a clock the work moves; renewals come every third
+	// of claimTTL of real time.
+	clock := newFakeClock()
+	a := newOnceKeys(t, kv, "a", KeysOptions{ClaimTTL: claimTTL, Now: clock.Now})
+	b := newOnceKeys(t, kv, "b", KeysOptions{ClaimTTL: claimTTL, Recheck: 50 * time.Millisecond, Now: clock.Now})
 	var runs atomic.Int32
 	started := make(chan struct{})
 	first := make(chan error, 1)
@@ -312,7 +335,15 @@ func TestOnceRenewalKeepsClaim(t *testing.T) {
 		_, err := a.Do(ctx, "k", 0, func(context.Context) error {
 			runs.Add(1)
 			close(started)
-			time.Sleep(3 * claimTTL)
+			// Three claimTTLs pass while the work runs, half of one at a
+			// time, each once the claim was renewed at the time before:
+			// without renewals, it would expire at the second step.
+			for range 6 {
+				clock.Advance(claimTTL / 2)
+				if err := renewedAt(ctx, kv, "k", clock.Now().Add(claimTTL)); err != nil {
+					return err
+				}
+			}
 			return nil
 		})
 		first <- err
@@ -323,6 +354,28 @@ func TestOnceRenewalKeepsClaim(t *testing.T) {
 	require.False(t, ran, "the claim was renewed, so the duplicate waited for the run to succeed")
 	require.NoError(t, <-first)
 	require.Equal(t, int32(1), runs.Load())
+}
+
+// renewedAt waits until key's claim lasts until at least until.
+func renewedAt(ctx context.Context, kv jetstream.KeyValue, key string, until time.Time) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		e, err := kv.Get(ctx, onceKVKey(key))
+		if err != nil {
+			return err
+		}
+		var r keyRecord
+		if err := json.Unmarshal(e.Value(), &r); err != nil {
+			return err
+		}
+		if !r.ClaimedUntil.Before(until) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the claim was not renewed: it lasts until %s, not %s", r.ClaimedUntil, until)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Many callers, two owners, many keys at once: exactly one successful run
@@ -509,10 +562,12 @@ func FuzzOnceKVKey(f *testing.F) {
 func TestOnceLeavesNoGoroutines(t *testing.T) {
 	ctx := context.Background()
 	kv := onceBucket(t, enginetest.Embedded(t))
-	time.Sleep(100 * time.Millisecond) // let the engine settle
-	before := goleak.IgnoreCurrent()
-	a := newOnceKeys(t, kv, "a", KeysOptions{ClaimTTL: 300 * time.Millisecond})
-	b := newOnceKeys(t, kv, "b", KeysOptions{})
+	before := goroutines()
+	// Claims last on a clock that does not move: renewals (every 100ms)
+	// come, and no claim expires however slow the machine.
+	clock := newFakeClock()
+	a := newOnceKeys(t, kv, "a", KeysOptions{ClaimTTL: 300 * time.Millisecond, Now: clock.Now})
+	b := newOnceKeys(t, kv, "b", KeysOptions{Now: clock.Now})
 
 	_, err := a.Do(ctx, "ok", 0, func(context.Context) error { return nil })
 	require.NoError(t, err)
@@ -531,18 +586,73 @@ func TestOnceLeavesNoGoroutines(t *testing.T) {
 		first <- err
 	}()
 	<-started
+	claimed, err := kv.Get(ctx, onceKVKey("wait"))
+	require.NoError(t, err)
 	short, cancel := context.WithTimeout(ctx, 150*time.Millisecond)
 	_, err = b.Do(short, "wait", 0, func(context.Context) error { return nil })
 	cancel()
 	require.ErrorIs(t, err, context.DeadlineExceeded)
+	renewed := make(chan error, 1)
 	go func() {
-		time.Sleep(500 * time.Millisecond) // past a renewal
-		close(finish)
+		defer close(finish)
+		// Past a renewal.
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			e, err := kv.Get(ctx, onceKVKey("wait"))
+			if err != nil || e.Revision() > claimed.Revision() {
+				renewed <- err
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		renewed <- errors.New("the claim was not renewed")
 	}()
 	ran, err := b.Do(ctx, "wait", 0, func(context.Context) error { return nil })
 	require.NoError(t, err)
 	require.False(t, ran)
 	require.NoError(t, <-first)
+	require.NoError(t, <-renewed)
 
-	goleak.VerifyNone(t, before)
+	// Goroutines may take a moment to return once their work is done.
+	var left []string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if left = leftSince(before); len(left) == 0 {
+			return
+		}
+	}
+	t.Fatalf("%d goroutines left behind:\n%s", len(left), strings.Join(left, "\n\n"))
+}
+
+// goroutines returns the stacks of the running goroutines by id.
+func goroutines() map[string]string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	out := map[string]string{}
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		id, _, _ := strings.Cut(strings.TrimPrefix(g, "goroutine "), " ")
+		out[id] = g
+	}
+	return out
+}
+
+// leftSince lists the goroutines started since before that still run,
+// except the embedded NATS server's: the server starts and ends its own as
+// it works, whatever Do does, so waiting for them to settle would be a
+// guess at how long that takes.
+func leftSince(before map[string]string) []string {
+	var out []string
+	for id, g := range goroutines() {
+		if _, ok := before[id]; ok || strings.Contains(g, "github.com/nats-io/nats-server/") {
+			continue
+		}
+		out = append(out, g)
+	}
+	return out
 }

@@ -140,7 +140,7 @@ func TestOtherInstances(t *testing.T) {
 	require.NoError(t, err)
 	select {
 	case <-chD:
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("a write by another store did not wake the reader")
 	}
 	select {
@@ -155,7 +155,7 @@ func TestOtherInstances(t *testing.T) {
 		require.NoError(t, err)
 		select {
 		case <-ch:
-		case <-time.After(5 * time.Second):
+		case <-time.After(20 * time.Second):
 			t.Fatal("a write by another store did not wake the reader")
 		}
 		got, err := b.Feed(bg, "c", docstore.FeedStart{AfterLSN: d.LSN - 1}, 10)
@@ -172,7 +172,7 @@ func TestOtherInstances(t *testing.T) {
 	require.NoError(t, a.DeleteContainer(bg, "c"))
 	select {
 	case <-ch:
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("deleting the container did not wake the reader")
 	}
 	_, err = b.Feed(bg, "c", docstore.FeedStart{}, 10)
@@ -213,7 +213,7 @@ func TestListenerReconnects(t *testing.T) {
 	require.Equal(t, 1, killed, "the store's listening connection")
 	select {
 	case <-ch:
-	case <-time.After(10 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("readers were not woken after the listener reconnected")
 	}
 	ch = s.Changed("c")
@@ -221,7 +221,7 @@ func TestListenerReconnects(t *testing.T) {
 	require.NoError(t, err)
 	select {
 	case <-ch:
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("a write after the reconnection did not wake the reader")
 	}
 }
