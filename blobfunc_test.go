@@ -23,13 +23,17 @@ func TestBlobFunctionAndRedrive(t *testing.T) {
 	seen := map[string][]string{} // name -> contents, in order
 	var failBad atomic.Bool
 	failBad.Store(true)
-	app.BlobFunction("parse", sluice.BlobTrigger{Path: "uploads/in/{name}.csv"}, func(_ context.Context, b sluice.Blob) error {
+	app.BlobFunction("parse", sluice.BlobTrigger{Path: "uploads/in/{name}.csv"}, func(ctx context.Context, b sluice.Blob) error {
 		if b.Params["name"] == "bad" && failBad.Load() {
 			return errors.New("row 3: not a number")
 		}
+		data, err := b.ReadAll(ctx)
+		if err != nil {
+			return err
+		}
 		mu.Lock()
 		defer mu.Unlock()
-		seen[b.Params["name"]] = append(seen[b.Params["name"]], string(b.Data))
+		seen[b.Params["name"]] = append(seen[b.Params["name"]], string(data))
 		return nil
 	})
 	require.NoError(t, app.Start(ctx))

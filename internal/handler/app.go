@@ -453,14 +453,28 @@ func (r *Runner) checkBlobOutput(f funcapp.Function, b funcapp.Binding) []error 
 	return nil
 }
 
+// MaxBlobTriggerBytes bounds a blob given to a custom handler's blob
+// trigger: its content travels inside the invocation's request (as base64
+// or text), as with Azure's byte[] and string bindings.
+const MaxBlobTriggerBytes = 100 << 20
+
 func (r *Runner) declareBlob(f funcapp.Function, t funcapp.Binding, retry []sluice.FunctionOption) {
 	if r.opts.Create {
 		container, _, _ := strings.Cut(t.Path, "/")
 		r.app.BlobContainer(container)
 	}
 	r.app.BlobFunction(f.Name, sluice.BlobTrigger{Path: t.Path}, func(ctx context.Context, b sluice.Blob) error {
+		// The content travels inside the invocation's request: read it
+		// whole, within the bound a request may carry.
+		if b.Info.Size > MaxBlobTriggerBytes {
+			return sluice.DeadLetter(fmt.Errorf("blob %s is %d bytes; a custom handler's blob trigger takes at most %d (the content travels inside the request): read large blobs from a Go function, or through the HTTP API", b.Info.Name, b.Info.Size, MaxBlobTriggerBytes))
+		}
+		data, err := b.ReadAll(ctx)
+		if err != nil {
+			return err
+		}
 		uri := BlobURL(r.app.URL(), b.Info.Container, b.Info.Name)
-		_, err := r.call(withBindingData(ctx, blobData(b)), f, BlobRequest(r.invocation(ctx, f), t.Name, t.DataType, uri, b))
+		_, err = r.call(withBindingData(ctx, blobData(b)), f, BlobRequest(r.invocation(ctx, f), t.Name, t.DataType, uri, b, data))
 		return err
 	}, append(retry, r.limits(f)...)...)
 }

@@ -25,23 +25,23 @@ import (
 // BlobTriggerBinding.CreateBindingData): Uri, the blob's absolute URL (a
 // string value), Properties (Azure's BlobProperties, see blobProperties),
 // Metadata, and the path's parameters as string values.
-func BlobRequest(inv Invocation, name, dataType, uri string, b sluice.Blob) Request {
+func BlobRequest(inv Invocation, name, dataType, uri string, b sluice.Blob, data []byte) Request {
 	r, enc := inv.request()
-	text := utf8.Valid(b.Data) && !sendsBytes(dataType)
+	text := utf8.Valid(data) && !sendsBytes(dataType)
 	switch {
-	case inv.Mode == Clean && text && json.Valid(b.Data):
-		r.Data[name] = appendCompact(nil, b.Data)
+	case inv.Mode == Clean && text && json.Valid(data):
+		r.Data[name] = appendCompact(nil, data)
 	case inv.Mode == Clean && text, dataType == "string" && text:
-		r.Data[name] = enc.str(string(b.Data))
+		r.Data[name] = enc.str(string(data))
 	default:
-		r.Data[name] = mustJSON(base64.StdEncoding.EncodeToString(b.Data))
+		r.Data[name] = mustJSON(base64.StdEncoding.EncodeToString(data))
 	}
 	r.Metadata["Uri"] = enc.str(uri)
 	meta := b.Info.Metadata
 	if meta == nil {
 		meta = map[string]string{}
 	}
-	r.Metadata["Properties"] = enc.blobProperties(b, meta)
+	r.Metadata["Properties"] = enc.blobProperties(b, meta, data)
 	r.Metadata["Metadata"] = appendStrings(nil, meta, top)
 	for k, v := range b.Params {
 		if _, taken := r.Metadata[k]; !taken {
@@ -63,14 +63,14 @@ func sendsBytes(dataType string) bool {
 // public fields, as {}), filled from what Sluice knows of the blob: a
 // block blob, in the hot tier, unleased, with its content's MD5. In clean
 // mode the ETag is the blob's.
-func (e encoder) blobProperties(b sluice.Blob, meta map[string]string) json.RawMessage {
+func (e encoder) blobProperties(b sluice.Blob, meta map[string]string, data []byte) json.RawMessage {
 	etag := any(map[string]any{})
 	modified := b.Info.Modified.UTC().Truncate(time.Second).Format("2006-01-02T15:04:05+00:00")
 	if e.mode == Clean {
 		etag = b.Info.ETag
 		modified = b.Info.Modified.UTC().Format(time.RFC3339Nano)
 	}
-	sum := md5.Sum(b.Data)
+	sum := md5.Sum(data)
 	const never = "0001-01-01T00:00:00+00:00"
 	return mustJSON(map[string]any{
 		"LastModified": modified, "CreatedOn": modified, "Metadata": meta,

@@ -62,8 +62,8 @@ func TestHostPayloadShapes(t *testing.T) {
 			data, err := base64.StdEncoding.DecodeString(decodeString(t, string(host.Data["file"])))
 			require.NoError(t, err)
 			b := sluice.Blob{Info: sluice.BlobInfo{Container: "myblob", Name: "output-metadata.json", Size: int64(len(data)),
-				ContentType: "application/json", Modified: now, ETag: "e"}, Params: map[string]string{"name": "output-metadata.json"}, Data: data}
-			return BlobRequest(inv, "file", "", BlobURL("http://127.0.0.1:7071", "myblob", "output-metadata.json"), b)
+				ContentType: "application/json", Modified: now, ETag: "e"}, Params: map[string]string{"name": "output-metadata.json"}}
+			return BlobRequest(inv, "file", "", BlobURL("http://127.0.0.1:7071", "myblob", "output-metadata.json"), b, data)
 		},
 		"hub-batch": func(host Request) Request {
 			var bodies []string

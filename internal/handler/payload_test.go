@@ -97,10 +97,11 @@ func goldenRequests(t *testing.T) []namedRequest {
 		add("hub-batch-binary-"+mode.String(), HubBatch(binary, "events", src, events[:1]))
 		b := sluice.Blob{Info: sluice.BlobInfo{Container: "uploads", Name: "in/report.json", Size: 12, ContentType: "application/json",
 			Metadata: map[string]string{"source": "scanner"}, Modified: at.Add(-time.Second), ETag: "NUID123", Digest: "SHA-256=x"},
-			Params: map[string]string{"name": "report"}, Data: []byte(`{"rows": 12}`)}
+			Params: map[string]string{"name": "report"}}
+		data := []byte(`{"rows": 12}`)
 		uri := BlobURL("http://127.0.0.1:7070", b.Info.Container, b.Info.Name)
-		add("blob-"+mode.String(), BlobRequest(inv, "blob", "", uri, b))
-		add("blob-string-"+mode.String(), BlobRequest(inv, "blob", "string", uri, b))
+		add("blob-"+mode.String(), BlobRequest(inv, "blob", "", uri, b, data))
+		add("blob-string-"+mode.String(), BlobRequest(inv, "blob", "string", uri, b, data))
 	}
 	return reqs
 }
@@ -344,7 +345,7 @@ func TestCompatMetadataKeys(t *testing.T) {
 	require.Equal(t, `"2026-11-28T09:30:00+00:00"`, string(q.Metadata["ExpirationTime"]))
 	require.Equal(t, `"9999-12-31T23:59:59+00:00"`, string(QueueMessage(inv, "m", QueueSource{Queue: "orders", TTL: -1}, msg).Metadata["ExpirationTime"]))
 
-	b := BlobRequest(inv, "b", "", BlobURL("http://127.0.0.1:7070", "c", "in/a.txt"), sluice.Blob{Info: sluice.BlobInfo{Container: "c", Name: "in/a.txt"}, Params: map[string]string{"name": "a"}})
+	b := BlobRequest(inv, "b", "", BlobURL("http://127.0.0.1:7070", "c", "in/a.txt"), sluice.Blob{Info: sluice.BlobInfo{Container: "c", Name: "in/a.txt"}, Params: map[string]string{"name": "a"}}, nil)
 	require.ElementsMatch(t, []string{"Uri", "Properties", "Metadata", "name", "sys"}, slices.Collect(maps.Keys(b.Metadata)))
 	require.Equal(t, `"\"http://127.0.0.1:7070/api/v1/blobs/c/in/a.txt\""`, string(b.Metadata["Uri"]), "an absolute URL")
 

@@ -223,10 +223,18 @@ func TestPortableBlobDataTypes(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			t.Parallel()
 			dir := portableApp(t, "blobapp", mode, functions)
-			copies := make(chan sluice.Blob, 3)
+			type blobCopy struct {
+				name string
+				data []byte
+			}
+			copies := make(chan blobCopy, 3)
 			app := startPortable(t, dir, mode, func(app *sluice.App) {
 				app.BlobFunction("test-out", sluice.BlobTrigger{Path: "out/{name}"}, func(ctx context.Context, b sluice.Blob) error {
-					copies <- b
+					data, err := b.ReadAll(ctx)
+					if err != nil {
+						return err
+					}
+					copies <- blobCopy{name: b.Info.Name, data: data}
 					return nil
 				})
 			})
@@ -238,9 +246,9 @@ func TestPortableBlobDataTypes(t *testing.T) {
 			}
 			for range sent {
 				b := receive(t, copies, "the blobs were copied")
-				want, ok := sent[b.Info.Name]
-				require.True(t, ok, "unexpected copy %s", b.Info.Name)
-				require.Equal(t, want, b.Data, "%s is copied byte for byte (%.200q)", b.Info.Name, b.Data)
+				want, ok := sent[b.name]
+				require.True(t, ok, "unexpected copy %s", b.name)
+				require.Equal(t, want, b.data, "%s is copied byte for byte (%.200q)", b.name, b.data)
 			}
 			for name, data := range sent {
 				dt := name[strings.LastIndex(name, ".")+1:]

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -99,7 +100,10 @@ type BlobInput struct {
 	Info blob.Info
 	// Params are the values of the trigger path's parameters.
 	Params map[string]string
-	Data   []byte
+	// Open reads the blob's content. Each call starts from the beginning;
+	// what it returns is closed after the invocation if the function has
+	// not closed it.
+	Open func(ctx context.Context) (io.ReadCloser, error)
 }
 
 // BlobHandler processes one blob.
@@ -107,10 +111,17 @@ type BlobHandler func(ctx context.Context, in BlobInput) error
 
 // BlobTrigger runs a function for every blob written to a container whose
 // name fits Path, once per version: a receipt (KV bucket) records each
-// version done. One instance watches a container for a function at a time.
+// version done. One instance watches a container for a function at a time,
+// and runs up to Concurrency blobs at once (default
+// DefaultBlobConcurrency); the versions of one blob run one after another.
 type BlobTrigger struct {
-	Path BlobPath
+	Path        BlobPath
+	Concurrency int
 }
+
+// DefaultBlobConcurrency is how many blobs a blob function runs at once
+// unless its trigger says otherwise.
+const DefaultBlobConcurrency = 4
 
 // BlobFunction is a function triggered by blobs.
 type BlobFunction struct {
@@ -152,6 +163,9 @@ func (h *Host) RegisterBlob(f BlobFunction) error {
 	case f.Trigger.Path.re == nil:
 		return fmt.Errorf("host: blob function %s has no path (use ParseBlobPath)", f.Name)
 	}
+	if f.Trigger.Concurrency < 0 {
+		return fmt.Errorf("host: blob function %s: concurrency %d must not be negative", f.Name, f.Trigger.Concurrency)
+	}
 	if err := h.checkNew(f.Name, f.Retry, resilience.BreakerPolicy{}, f.Timeout); err != nil {
 		return err
 	}
@@ -185,19 +199,25 @@ func (h *Host) startBlob(ctx context.Context, f *blobFunction) error {
 }
 
 // consumeBlobs watches the container and runs the function for each blob
-// version without a receipt, one at a time, until the lease ends.
+// version without a receipt, up to the trigger's concurrency at once and
+// the versions of one blob one after another, until the lease ends.
 func (h *Host) consumeBlobs(lctx context.Context, f *blobFunction, log *slog.Logger) error {
+	ctx, cancel := context.WithCancel(lctx)
+	defer cancel()
 	changes := make(chan blob.Change, 64)
-	w, err := h.cfg.Blobs.Watch(lctx, f.Trigger.Path.Container, func(c blob.Change) {
+	w, err := h.cfg.Blobs.Watch(ctx, f.Trigger.Path.Container, func(c blob.Change) {
 		select {
 		case changes <- c:
-		case <-lctx.Done():
+		case <-ctx.Done():
 		}
 	})
 	if err != nil {
 		return err
 	}
 	defer w.Stop()
+	r := &blobRunner{h: h, f: f, log: log, ctx: ctx, sem: make(chan struct{}, cmp.Or(f.Trigger.Concurrency, DefaultBlobConcurrency)),
+		pending: map[string]*blobChange{}, failed: make(chan error, 1)}
+	defer r.wg.Wait() // no invocation outlives the lease
 	for {
 		select {
 		case c := <-changes:
@@ -208,9 +228,11 @@ func (h *Host) consumeBlobs(lctx context.Context, f *blobFunction, log *slog.Log
 			if !ok {
 				continue
 			}
-			if err := h.processBlob(lctx, f, c.Info, params, log); err != nil {
-				return err
+			if !r.run(blobChange{info: c.Info, params: params}) {
+				return nil
 			}
+		case err := <-r.failed:
+			return err
 		case <-w.Done():
 			return cmp.Or(w.Err(), errors.New("the container's watch ended"))
 		case <-lctx.Done():
@@ -221,6 +243,72 @@ func (h *Host) consumeBlobs(lctx context.Context, f *blobFunction, log *slog.Log
 	}
 }
 
+type blobChange struct {
+	info   blob.Info
+	params map[string]string
+}
+
+// blobRunner runs a blob function's blobs concurrently, one version of a
+// blob at a time.
+type blobRunner struct {
+	h   *Host
+	f   *blobFunction
+	log *slog.Logger
+	ctx context.Context
+	sem chan struct{}
+	wg  sync.WaitGroup
+
+	mu sync.Mutex
+	// pending holds, per blob running now, the latest change that came
+	// meanwhile (nil: none), run when it is done.
+	pending map[string]*blobChange
+	failed  chan error
+}
+
+// run starts c, or queues it behind its blob's run. It waits for a free
+// slot and reports false when the context ended first.
+func (r *blobRunner) run(c blobChange) bool {
+	name := c.info.Name
+	r.mu.Lock()
+	if _, running := r.pending[name]; running {
+		r.pending[name] = &c // the newest change wins: it names the newest version
+		r.mu.Unlock()
+		return true
+	}
+	r.pending[name] = nil
+	r.mu.Unlock()
+	select {
+	case r.sem <- struct{}{}:
+	case <-r.ctx.Done():
+		r.mu.Lock()
+		delete(r.pending, name)
+		r.mu.Unlock()
+		return false
+	}
+	r.wg.Go(func() {
+		defer func() { <-r.sem }()
+		for {
+			if err := r.h.processBlob(r.ctx, r.f, c.info, c.params, r.log); err != nil {
+				select {
+				case r.failed <- err:
+				default:
+				}
+			}
+			r.mu.Lock()
+			next := r.pending[name]
+			if next == nil || r.ctx.Err() != nil {
+				delete(r.pending, name)
+				r.mu.Unlock()
+				return
+			}
+			r.pending[name] = nil
+			r.mu.Unlock()
+			c = *next
+		}
+	})
+	return true
+}
+
 func receiptKey(f *blobFunction, container, name string) string {
 	sum := sha256.Sum256([]byte(container + "/" + name))
 	return f.Name + "." + hex.EncodeToString(sum[:16])
@@ -228,7 +316,8 @@ func receiptKey(f *blobFunction, container, name string) string {
 
 // processBlob runs the function for one blob version unless its receipt
 // says it was done, then writes the receipt. A version the function gave
-// up on is dead-lettered and gets a receipt too.
+// up on is dead-lettered and gets a receipt too. The function reads the
+// content through BlobInput.Open: it is never read whole here.
 func (h *Host) processBlob(lctx context.Context, f *blobFunction, info blob.Info, params map[string]string, log *slog.Logger) error {
 	key := receiptKey(f, info.Container, info.Name)
 	if e, err := h.cfg.BlobReceipts.Get(lctx, key); err == nil {
@@ -246,18 +335,66 @@ func (h *Host) processBlob(lctx context.Context, f *blobFunction, info blob.Info
 	if err != nil {
 		return fmt.Errorf("read blob %s: %w", info.Name, err)
 	}
-	data, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil {
-		return fmt.Errorf("read blob %s: %w", info.Name, err)
-	}
 	// The current version may be newer than the change: it is the one run,
 	// and the newer change's receipt check skips it later.
-	in := BlobInput{Info: cur, Params: params, Data: data}
+	o := &blobOpener{blobs: h.cfg.Blobs, container: cur.Container, name: cur.Name, first: rc}
+	defer o.closeAll()
+	in := BlobInput{Info: cur, Params: params, Open: o.open}
 	if !invokeBatch(h, lctx, f.run, []BlobInput{in}, resilience.Permit{}, log.With("blob", info.Name), nil) {
 		return nil // stopped or lease lost: no receipt, it runs again
 	}
 	r, _ := json.Marshal(blobReceipt{Name: cur.Name, ETag: cur.ETag, Done: time.Now().UTC()})
 	_, err = h.cfg.BlobReceipts.Put(context.WithoutCancel(lctx), key, r)
 	return err
+}
+
+// blobOpener opens a blob for a function: the first time with the reader
+// the host already has, then (retries) from the store again. It closes
+// what the function left open.
+type blobOpener struct {
+	blobs           *blob.Service
+	container, name string
+
+	mu     sync.Mutex
+	first  io.ReadCloser
+	opened []io.ReadCloser
+}
+
+func (o *blobOpener) open(ctx context.Context) (io.ReadCloser, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	rc := o.first
+	o.first = nil
+	if rc == nil {
+		var err error
+		if rc, _, err = o.blobs.Get(ctx, o.container, o.name); err != nil {
+			return nil, fmt.Errorf("read blob %s: %w", o.name, err)
+		}
+	}
+	once := &closeOnce{ReadCloser: rc}
+	o.opened = append(o.opened, once)
+	return once, nil
+}
+
+// closeOnce closes its reader once, however many times it is closed.
+type closeOnce struct {
+	io.ReadCloser
+	once sync.Once
+	err  error
+}
+
+func (c *closeOnce) Close() error {
+	c.once.Do(func() { c.err = c.ReadCloser.Close() })
+	return c.err
+}
+
+func (o *blobOpener) closeAll() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.first != nil {
+		o.first.Close()
+	}
+	for _, rc := range o.opened {
+		rc.Close()
+	}
 }

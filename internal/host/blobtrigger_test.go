@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -98,24 +99,39 @@ func (e *blobEnv) put(t *testing.T, name, content string) blob.Info {
 // blobRuns records what a blob function was given.
 type blobRuns struct {
 	mu   sync.Mutex
-	runs []host.BlobInput
+	runs []blobRun
 	fail map[string]bool
 }
 
-func (r *blobRuns) handle(_ context.Context, in host.BlobInput) error {
+// blobRun is a blob given to the function, with the content it read.
+type blobRun struct {
+	host.BlobInput
+	Data []byte
+}
+
+func (r *blobRuns) handle(ctx context.Context, in host.BlobInput) error {
+	rc, err := in.Open(ctx)
+	if err != nil {
+		return err
+	}
+	data, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		return err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fail[in.Info.Name] {
 		return errors.New("cannot parse " + in.Info.Name)
 	}
-	r.runs = append(r.runs, in)
+	r.runs = append(r.runs, blobRun{BlobInput: in, Data: data})
 	return nil
 }
 
-func (r *blobRuns) byName() map[string][]host.BlobInput {
+func (r *blobRuns) byName() map[string][]blobRun {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := map[string][]host.BlobInput{}
+	out := map[string][]blobRun{}
 	for _, in := range r.runs {
 		out[in.Info.Name] = append(out[in.Info.Name], in)
 	}
@@ -127,7 +143,8 @@ func TestBlobTriggerRunsEachVersionOnce(t *testing.T) {
 	path, err := host.ParseBlobPath("uploads/in/{name}.json")
 	require.NoError(t, err)
 	runs := &blobRuns{fail: map[string]bool{"in/bad.json": true}}
-	f := host.BlobFunction{Name: "parse", Trigger: host.BlobTrigger{Path: path}, Handler: runs.handle,
+	// One at a time: the test's markers rely on the changes' order.
+	f := host.BlobFunction{Name: "parse", Trigger: host.BlobTrigger{Path: path, Concurrency: 1}, Handler: runs.handle,
 		Retry: resilience.Retry{Strategy: resilience.FixedDelay, MaxRetryCount: 1, Delay: 10 * time.Millisecond}}
 
 	e.put(t, "in/a.json", `{"n":1}`) // before the function starts
