@@ -1,13 +1,12 @@
 package engine_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
+	"github.com/sluicehq/sluice/internal/testlog"
 	"log/slog"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -212,7 +211,7 @@ func TestStartRejectsUnsafeOrBrokenSecurity(t *testing.T) {
 // exposed server here still wants a token, and only lives for the test.
 func TestInsecureWarnsAtStart(t *testing.T) {
 	t.Parallel()
-	var log syncBuffer
+	var log testlog.Buffer
 	logger := slog.New(slog.NewTextHandler(&log, nil))
 	dir := t.TempDir()
 	for _, listen := range []string{"0.0.0.0:0", "127.0.0.1:0", "0.0.0.0:0"} {
@@ -222,23 +221,6 @@ func TestInsecureWarnsAtStart(t *testing.T) {
 	}
 	require.Equal(t, 2, strings.Count(log.String(), `level=WARN msg="engine: INSECURE: --insecure is set and the embedded NATS server listens beyond this machine without TLS`), log.String())
 	require.NotContains(t, log.String(), "tok-insecure")
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestListenIsLoopback(t *testing.T) {

@@ -1,10 +1,10 @@
 package handler
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/sluicehq/sluice/internal/testlog"
 	"io"
 	"log/slog"
 	"net/http"
@@ -82,28 +82,10 @@ func TestProcessCrashOnceIsInvisible(t *testing.T) {
 	require.JSONEq(t, `{"in":1}`, string(out))
 }
 
-// syncBuffer is a log destination tests can read while it is written.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A line the handler writes while one function runs is logged with it.
 func TestProcessOutputNamesTheFunction(t *testing.T) {
 	ctx := context.Background()
-	var out syncBuffer
+	var out testlog.Buffer
 	p, err := Start(ctx, ProcessConfig{Executable: echoHandler(t), Logger: slog.New(slog.NewTextHandler(&out, nil))})
 	require.NoError(t, err)
 	defer p.Stop()

@@ -2,11 +2,12 @@ package host_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/sluicehq/sluice/internal/testlog"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -37,17 +38,6 @@ func (s *signalSink) Put(ctx context.Context, l []host.DeadLetter) error {
 	return nil
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
 // A function dead-letters 100 events in batches of 10: the log has one
 // WARN line for the first batch, at once, and one summing up the rest (at
 // the end of the interval, or here when the host stops), not a line per
@@ -56,7 +46,7 @@ func TestDeadLettersAreLoggedPerFunctionNotPerEvent(t *testing.T) {
 	t.Parallel()
 	e := setup(t, 1)
 	sink := &signalSink{n: 100, full: make(chan struct{})}
-	var out syncBuffer
+	var out testlog.Buffer
 	kv, err := e.eng.JS.CreateOrUpdateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "leases", History: 1})
 	require.NoError(t, err)
 	lm, err := lease.New(kv, lease.Config{InstanceID: "dl", Expiry: 3 * time.Second})
@@ -78,7 +68,7 @@ func TestDeadLettersAreLoggedPerFunctionNotPerEvent(t *testing.T) {
 	h.Stop(context.Background())
 
 	var counts []float64
-	sc := bufio.NewScanner(bytes.NewReader(out.b.Bytes()))
+	sc := bufio.NewScanner(strings.NewReader(out.String()))
 	for sc.Scan() {
 		var rec map[string]any
 		require.NoError(t, json.Unmarshal(sc.Bytes(), &rec))

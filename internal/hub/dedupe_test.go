@@ -1,9 +1,9 @@
 package hub_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"github.com/sluicehq/sluice/internal/testlog"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
@@ -104,7 +104,7 @@ func TestMessageIDConcurrentPublishers(t *testing.T) {
 		ctx := context.Background()
 		// The services' warnings: a call that waited for another waiting
 		// for it would end in a takeover, which is logged.
-		logs := &syncBuffer{}
+		logs := &testlog.Buffer{}
 		opts := hub.Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 		s1, err := hub.Open(ctx, eng.JS, eng.MaxPayload(), opts)
 		require.NoError(t, err)
@@ -345,22 +345,4 @@ func benchmarkPublishBatch(b *testing.B, sync string) {
 		require.NoError(b, err)
 		run(b, name, func(n int) string { return fmt.Sprint("id-", n%batch) })
 	})
-}
-
-// syncBuffer is a bytes.Buffer for several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -1,11 +1,11 @@
 package resilience
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sluicehq/sluice/internal/testlog"
 	"log/slog"
 	"regexp"
 	"runtime"
@@ -21,28 +21,6 @@ import (
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/engine/enginetest"
 )
-
-// onceLog collects what Keys log, for assertions.
-type onceLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *onceLog) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(b)
-}
-
-func (l *onceLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *onceLog) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
 
 // onceBucket creates a key bucket like the SDK's, with a unique name, on eng.
 func onceBucket(t *testing.T, eng *engine.Engine) jetstream.KeyValue {
@@ -204,8 +182,8 @@ func TestOnceTakesOverExpiredClaim(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, claimWon, st.outcome)
 
-		var logs onceLog
-		live := newOnceKeys(t, kv, "live", KeysOptions{Now: clock.Now, Recheck: 20 * time.Millisecond, Logger: logs.logger()})
+		logger, logs := testlog.New(slog.LevelDebug)
+		live := newOnceKeys(t, kv, "live", KeysOptions{Now: clock.Now, Recheck: 20 * time.Millisecond, Logger: logger})
 		var runs atomic.Int32
 		type result struct {
 			ran bool
@@ -437,8 +415,8 @@ func TestOnceLostClaimStillRecordsCompletion(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	kv := onceBucket(t, enginetest.Embedded(t))
-	var logs onceLog
-	k := newOnceKeys(t, kv, "a", KeysOptions{Logger: logs.logger()})
+	logger, logs := testlog.New(slog.LevelDebug)
+	k := newOnceKeys(t, kv, "a", KeysOptions{Logger: logger})
 	intruder := func(state string) func(context.Context) error {
 		return func(ctx context.Context) error {
 			r := keyRecord{State: state, Key: "k", Owner: "intruder", Claim: "other",

@@ -1,12 +1,12 @@
 package web_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/sluicehq/sluice/internal/testlog"
 	"io"
 	"log/slog"
 	"os"
@@ -182,7 +182,7 @@ type tab struct {
 // openTab starts a browser with one tab, closed when the test ends.
 func openTab(t *testing.T, ctx context.Context, browser string, extra ...chromedp.ExecAllocatorOption) *tab {
 	t.Helper()
-	browserLog := &lockedBuffer{}
+	browserLog := &testlog.Buffer{}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox,
 		chromedp.Flag("disable-dev-shm-usage", true), chromedp.DisableGPU, chromedp.WindowSize(1400, 1000),
 		chromedp.CombinedOutput(browserLog))
@@ -393,22 +393,4 @@ func TestDashboardInBrowser(t *testing.T) {
 	tb.noExceptions()
 	run("scroll to the top", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
 	tb.shot("dashboard.png")
-}
-
-// lockedBuffer keeps the browser's output.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(b)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
