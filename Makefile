@@ -4,8 +4,9 @@ GO ?= go
 # An execution count, not a duration: a duration budget can end in a spurious
 # "context deadline exceeded" failure on Go 1.26 (golang/go#75804, fixed in 1.27).
 FUZZTIME ?= 60000x
+STATICCHECK ?= v0.8.2
 
-.PHONY: help build dev test test-short vet fmt-check tidy-check fuzz bench clean
+.PHONY: help build dev test test-short vet fmt-check tidy-check lint cross fuzz bench clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -16,7 +17,7 @@ build: ## build the sluice binary into bin/sluice
 dev: ## run 'sluice dev': the whole platform with a demo pipeline
 	$(GO) run ./cmd/sluice dev
 
-test: vet fmt-check ## run every test with -race, then each fuzz target briefly (set SLUICE_TEST_NATS_URL for the external-NATS runs)
+test: vet fmt-check tidy-check lint cross ## checks, every test with -race, then each fuzz target briefly (set SLUICE_TEST_NATS_URL for the external-NATS runs)
 	$(GO) test -race -shuffle=on -count=1 -timeout 20m ./...
 	$(MAKE) fuzz
 
@@ -32,19 +33,21 @@ fmt-check: ## fail if gofmt would change a file
 tidy-check: ## fail if go mod tidy would change go.mod or go.sum
 	$(GO) mod tidy -e -diff # -e: a test-only dependency of modernc.org/sqlite is missing from the module proxy
 
-fuzz: ## run each fuzz target for FUZZTIME executions (default 60000x)
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./internal/hub/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseEvents$$' -fuzztime $(FUZZTIME) ./internal/gateway/
-	$(GO) test -run '^$$' -fuzz '^FuzzEnvelopeFastPath$$' -fuzztime $(FUZZTIME) ./internal/gateway/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseQuery$$' -fuzztime $(FUZZTIME) ./internal/docstore/
-	$(GO) test -run '^$$' -fuzz '^FuzzPrepare$$' -fuzztime $(FUZZTIME) ./internal/docstore/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseRoute$$' -fuzztime $(FUZZTIME) ./internal/host/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseResponse$$' -fuzztime $(FUZZTIME) ./internal/handler/
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/schedule/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseTimeSpan$$' -fuzztime $(FUZZTIME) ./internal/schedule/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseHostJSON$$' -fuzztime $(FUZZTIME) ./internal/funcapp/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseFunctionJSON$$' -fuzztime $(FUZZTIME) ./internal/funcapp/
-	$(GO) test -run '^$$' -fuzz '^FuzzCredential$$' -fuzztime $(FUZZTIME) ./internal/auth/
+fuzz: ## run every fuzz target (found in the code) for FUZZTIME executions (default 60000x)
+	@git grep -n '^func Fuzz' -- '*_test.go' | sed -E 's|^(.*)/[^/]*:[0-9]+:func (Fuzz[A-Za-z0-9_]*).*|\1 \2|' | sort | \
+	while read -r dir name; do \
+		echo "fuzz $$name ./$$dir"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "./$$dir" || exit 1; \
+	done
+
+lint: ## staticcheck (from the module proxy, pinned)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK) ./...
+
+cross: ## vet and build for macOS and Windows too
+	GOOS=darwin $(GO) vet ./...
+	GOOS=windows $(GO) vet ./...
+	GOOS=darwin $(GO) build -o /dev/null ./cmd/sluice
+	GOOS=windows $(GO) build -o /dev/null ./cmd/sluice
 
 bench: build ## run the hub benchmark (sluice bench hub)
 	./bin/sluice bench hub

@@ -78,7 +78,7 @@ func (o *DocsOptions) validate() error {
 		}
 	}
 	if o.Docs < 0 || o.Batch < 0 || o.DocSize < 0 || o.FeedBatch < 0 || o.Partitions < 0 {
-		return errors.New("Docs, Batch, DocSize, FeedBatch and Partitions must not be negative")
+		return errors.New("the options Docs, Batch, DocSize, FeedBatch and Partitions must not be negative")
 	}
 	return nil
 }

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/sluicehq/sluice"
@@ -114,9 +113,9 @@ func (o *HandlerOptions) validate() error {
 	case o.DataDir == "":
 		return errors.New("DataDir is required")
 	case o.Messages < 1 || o.Events < 1 || o.EventSize < 1 || o.Partitions < 1:
-		return errors.New("Messages, Events, EventSize and Partitions must be at least 1")
+		return errors.New("the options Messages, Events, EventSize and Partitions must be at least 1")
 	case o.QueueBatchSize < 1 || o.QueueBatchSize > funcapp.MaxQueueBatchSize:
-		return fmt.Errorf("QueueBatchSize must be 1 to %d (host.json extensions.queues.batchSize)", funcapp.MaxQueueBatchSize)
+		return fmt.Errorf("the option QueueBatchSize must be 1 to %d (host.json extensions.queues.batchSize)", funcapp.MaxQueueBatchSize)
 	}
 	return nil
 }
@@ -301,7 +300,7 @@ func drainCase(ctx context.Context, o HandlerOptions, c string, config sluice.Co
 			return err
 		}
 	}
-	childBefore := cpuTime(syscall.RUSAGE_CHILDREN)
+	childBefore := cpuChildren()
 	if runner != nil {
 		o.Progress(fmt.Sprintf("%s: start the handler %s", c, hr.handler))
 		if err := runner.Start(ctx); err != nil {
@@ -324,12 +323,12 @@ func drainCase(ctx context.Context, o HandlerOptions, c string, config sluice.Co
 	if err := app.Start(ctx); err != nil {
 		return err
 	}
-	start, cpu0 := time.Now(), cpuTime(syscall.RUSAGE_SELF)
+	start, cpu0 := time.Now(), cpuSelf()
 	done := app.Processed(handlerFunction)
 	if err := waitProcessed(ctx, app, hr.total); err != nil {
 		return err
 	}
-	hr.took, hr.cpu = time.Since(start), cpuTime(syscall.RUSAGE_SELF)-cpu0
+	hr.took, hr.cpu = time.Since(start), cpuSelf()-cpu0
 	hr.started, hr.events = start.Sub(begin), hr.total-done
 
 	// Every input was processed once, and none failed for good.
@@ -345,7 +344,7 @@ func drainCase(ctx context.Context, o HandlerOptions, c string, config sluice.Co
 			hr.unit(), letters[0].Attempts, letters[0].Reason)
 	}
 	stop()
-	hr.childCPU = cpuTime(syscall.RUSAGE_CHILDREN) - childBefore
+	hr.childCPU = cpuChildren() - childBefore
 	return nil
 }
 
@@ -456,16 +455,6 @@ func waitProcessed(ctx context.Context, app *sluice.App, want int64) error {
 		case <-tick.C:
 		}
 	}
-}
-
-// cpuTime is the user and system CPU time of this process (RUSAGE_SELF)
-// or of its children that ended and were waited for (RUSAGE_CHILDREN).
-func cpuTime(who int) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(who, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 //go:embed handlerapp/main.go

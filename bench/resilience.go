@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sluicehq/sluice"
@@ -78,7 +77,7 @@ func RunResilience(ctx context.Context, o ResilienceOptions, report func(Result)
 	case o.DataDir == "":
 		return errors.New("DataDir is required")
 	case o.Events < 1 || o.OnceEvents < 1 || o.EventSize < 1 || o.Partitions < 1 || o.Rounds < 1:
-		return errors.New("Events, OnceEvents, EventSize, Partitions and Rounds must be at least 1")
+		return errors.New("the options Events, OnceEvents, EventSize, Partitions and Rounds must be at least 1")
 	}
 	cases := o.Cases
 	if !slices.Contains(cases, "hub") {
@@ -199,12 +198,12 @@ func runResilienceCase(ctx context.Context, o ResilienceOptions, c string, round
 		return hr, err
 	}
 	defer func() { _ = app.Stop(context.Background()) }()
-	start, cpu0 := time.Now(), cpuTime(syscall.RUSAGE_SELF)
+	start, cpu0 := time.Now(), cpuSelf()
 	done := app.Processed(handlerFunction)
 	if err := waitProcessed(ctx, app, hr.total); err != nil {
 		return hr, err
 	}
-	hr.took, hr.cpu, hr.events = time.Since(start), cpuTime(syscall.RUSAGE_SELF)-cpu0, hr.total-done
+	hr.took, hr.cpu, hr.events = time.Since(start), cpuSelf()-cpu0, hr.total-done
 	letters, err := app.DeadLetters(ctx, sluice.DeadLetterFilter{Function: handlerFunction}, 1)
 	if err != nil {
 		return hr, err

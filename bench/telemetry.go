@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/sluicehq/sluice"
@@ -114,9 +113,9 @@ func RunTelemetry(ctx context.Context, o TelemetryOptions, report func(Result)) 
 	case o.Corrupt < 0 || o.Corrupt >= 1:
 		return fmt.Errorf("corrupt share %g must be in [0, 1)", o.Corrupt)
 	case o.Devices < 1 || o.Producers < 1 || o.RequestEvents < 1 || o.MaxBatchSize < 1 || o.Partitions < 1:
-		return errors.New("Devices, Producers, RequestEvents, MaxBatchSize and Partitions must be at least 1")
+		return errors.New("the options Devices, Producers, RequestEvents, MaxBatchSize and Partitions must be at least 1")
 	case o.Duration < time.Second || o.LatencyFor < time.Second:
-		return errors.New("Duration and LatencyFor must be at least 1s")
+		return errors.New("the options Duration and LatencyFor must be at least 1s")
 	}
 	failed := &failures{workload: "telemetry"}
 	o.Progress("engines: the same pipeline on JetStream and SQLite directly (the baseline)")
@@ -180,7 +179,7 @@ func runTelemetryCase(ctx context.Context, o TelemetryOptions, c string) (teleme
 	if err := sleepCtx(ctx, warm); err != nil {
 		return run, err
 	}
-	n0, t0, cpu0 := target.processed(), time.Now(), cpuTime(syscall.RUSAGE_SELF)
+	n0, t0, cpu0 := target.processed(), time.Now(), cpuSelf()
 	deadline := t0.Add(o.Duration - warm)
 	for time.Now().Before(deadline) {
 		if err := cmp.Or(load.failure(), target.failure()); err != nil {
@@ -194,7 +193,7 @@ func runTelemetryCase(ctx context.Context, o TelemetryOptions, c string) (teleme
 		o.Progress(fmt.Sprintf("%s: %d sent, %d processed (%.0f/s)", c, load.sent.Load(), target.processed(),
 			float64(target.processed()-n0)/time.Since(t0).Seconds()))
 	}
-	run.events, run.took, run.cpu = target.processed()-n0, time.Since(t0), cpuTime(syscall.RUSAGE_SELF)-cpu0
+	run.events, run.took, run.cpu = target.processed()-n0, time.Since(t0), cpuSelf()-cpu0
 	load.stop()
 	if err := drain(ctx, load, target); err != nil {
 		return run, err
@@ -273,15 +272,6 @@ func (l *latencies) stop() []time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.d)
-}
-
-func (l *latencies) add(d time.Duration) {
-	if !l.on.Load() {
-		return
-	}
-	l.mu.Lock()
-	l.d = append(l.d, d)
-	l.mu.Unlock()
 }
 
 // addSent records the latency of frames sent at the given unix

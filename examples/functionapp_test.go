@@ -413,7 +413,9 @@ func checkHandlerGone(t *testing.T, app string) {
 	}
 	for _, pid := range left {
 		t.Errorf("handler process %d of %s is still running after sluice stopped; killing it", pid, app)
-		_ = syscall.Kill(pid, syscall.SIGKILL)
+		if p, err := os.FindProcess(pid); err == nil {
+			_ = p.Kill()
+		}
 	}
 }
 

@@ -148,11 +148,6 @@ func TestDocsCommands(t *testing.T) {
 	require.NotContains(t, ok("docs", "container", "list"), "devices")
 }
 
-func lastLine(s string) string {
-	s = strings.TrimSuffix(s, "\n")
-	return s[strings.LastIndex(s, "\n")+1:] + "\n"
-}
-
 func TestDocsCommandErrors(t *testing.T) {
 	srv := startInstance(t)
 	code, _, errOut := sluiceCmd(t, "docs", "container", "create", "c", "--partition-key", "/k", "--server", srv)

@@ -19,7 +19,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -135,9 +134,9 @@ func (p *Process) launch() (*exec.Cmd, chan error, error) {
 		"FUNCTIONS_CUSTOMHANDLER_PORT="+ps, "FUNCTIONS_HTTPWORKER_PORT="+ps,
 		"FUNCTIONS_CUSTOMHANDLER_WORKER_ID="+p.id, "FUNCTIONS_HTTPWORKER_ID="+p.id,
 		"FUNCTIONS_APP_ROOT_PATH="+p.cfg.AppRoot, "FUNCTIONS_WORKER_RUNTIME=custom")
-	// Its own process group, so Stop reaches what it starts; and it dies
-	// with Sluice, even on SIGKILL.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// Its own process group, so Stop reaches what it starts; on Linux it
+	// dies with Sluice, even on SIGKILL (see procattr_*.go).
+	cmd.SysProcAttr = processAttributes()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, nil, err
@@ -298,9 +297,9 @@ func (p *Process) supervise(ctx context.Context, cmd *exec.Cmd, exited chan erro
 	}
 }
 
-// terminate asks the process group to stop, and kills it after 5 s.
+// terminate asks the process (group) to stop, and kills it after 5 s.
 func terminate(cmd *exec.Cmd, exited chan error) {
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	askToStop(cmd)
 	select {
 	case <-exited:
 	case <-time.After(5 * time.Second):
@@ -308,8 +307,6 @@ func terminate(cmd *exec.Cmd, exited chan error) {
 		<-exited
 	}
 }
-
-func kill(cmd *exec.Cmd) { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 
 // Stop stops the process (SIGTERM, then SIGKILL after 5 s) and its
 // restarts.

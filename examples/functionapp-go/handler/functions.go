@@ -40,7 +40,7 @@ func httpError(status int, format string, args ...any) result {
 func (a *app) submit(_ context.Context, inv invocation) (result, error) {
 	var req httpRequest
 	if err := json.Unmarshal(inv.Data["req"], &req); err != nil {
-		return result{}, fmt.Errorf("Data.req: %w", err)
+		return result{}, fmt.Errorf("decode Data.req: %w", err)
 	}
 	body, err := req.body()
 	if err != nil {
@@ -74,7 +74,7 @@ func (a *app) submit(_ context.Context, inv invocation) (result, error) {
 func (a *app) ingest(_ context.Context, inv invocation) (result, error) {
 	bodies, err := eventBodies(inv.Data["events"])
 	if err != nil {
-		return result{}, fmt.Errorf("Data.events: %w", err)
+		return result{}, fmt.Errorf("decode Data.events: %w", err)
 	}
 	var enqueued []string
 	if err := decodeArray(inv.Metadata["EnqueuedTimeUtcArray"], &enqueued); err != nil || len(enqueued) != len(bodies) {
@@ -123,7 +123,7 @@ func (a *app) ingest(_ context.Context, inv invocation) (result, error) {
 func (a *app) device(ctx context.Context, inv invocation) (result, error) {
 	var req httpRequest
 	if err := json.Unmarshal(inv.Data["req"], &req); err != nil {
-		return result{}, fmt.Errorf("Data.req: %w", err)
+		return result{}, fmt.Errorf("decode Data.req: %w", err)
 	}
 	id := req.Params["id"]
 	if !deviceIDs.MatchString(id) {
@@ -145,7 +145,7 @@ func (a *app) device(ctx context.Context, inv invocation) (result, error) {
 func (a *app) report(ctx context.Context, inv invocation) (result, error) {
 	var tick struct{ IsPastDue bool }
 	if err := json.Unmarshal(inv.Data["tick"], &tick); err != nil {
-		return result{}, fmt.Errorf("Data.tick: %w", err)
+		return result{}, fmt.Errorf("decode Data.tick: %w", err)
 	}
 	bodies, err := a.store.queryAll(ctx, "devices", "SELECT * FROM c")
 	if err != nil {
