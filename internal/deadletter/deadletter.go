@@ -3,14 +3,15 @@
 //
 // Dead letters are queue messages. A queue trigger's go to the queue's
 // poison queue, `<queue>-poison`, as users of Azure Storage queues expect;
-// every other trigger's (hubs now, change feeds later) go to one queue per
+// every other trigger's (hub, change feed, blob, timer) go to one queue per
 // app, `sluice-deadletters`, with the function's name in each record. All
 // have the same form: the message body is the input's body, its properties
 // are the input's properties plus `sluice.dead_letter`, a JSON object with
 // the function, the error, the source (hub, group, partition, sequence,
-// partition key / queue, message id), attempts, first and last failure and
-// optional state the function attached. So a poison queue can be consumed
-// like any queue, and the tools here list and redrive both kinds.
+// partition key / queue, message id / container, document, LSN / blob,
+// ETag / timer occurrence), attempts, first and last failure and optional
+// state the function attached. So a poison queue can be consumed like any
+// queue, and the tools here list, page, redrive and purge every kind.
 package deadletter
 
 import (

@@ -1,6 +1,9 @@
-// Package gateway is Sluice's HTTP API: ingestion of events (JSON, NDJSON,
-// CloudEvents), hub administration, consumer-group lag and replay, health
-// checks and metrics. Every error answers with a status and a JSON body
+// Package gateway is Sluice's HTTP API under /api/v1: ingestion of events
+// (JSON, NDJSON, CloudEvents) and hub administration, consumer-group lag and
+// replay, queues, documents and their change feeds, blobs, dead letters,
+// circuit breakers, API keys and the dashboard's overview; health checks and
+// metrics. Each route declares what it needs (authz.go), checked before its
+// handler. Every error answers with a status and a JSON body
 // {"error": "..."} that says what is wrong and what to do; a request that is
 // rejected writes nothing.
 package gateway

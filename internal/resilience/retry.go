@@ -1,6 +1,7 @@
 // Package resilience holds the policies that decide what happens when a
-// function fails: retry schedules now; the shared breaker and idempotency
-// keys later.
+// function fails: retry schedules (retry.go), the circuit breaker shared by
+// all instances (breaker.go, window.go, policy.go) and idempotency keys
+// (idempotency.go).
 package resilience
 
 import (
