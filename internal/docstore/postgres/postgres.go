@@ -3,8 +3,9 @@
 // passes the same conformance suite (docstoretest).
 //
 // Everything lives in one schema (Options.Schema, default "sluice"), in
-// two tables: containers, and documents whose body column is JSONB holding
-// each document with its system fields, so
+// two tables (and schema_migrations, the versions of the schema):
+// containers, and documents whose body column is JSONB holding each
+// document with its system fields, so
 //
 //	psql -c "select body->>'battery' from sluice.documents where container = 'devices'"
 //
@@ -76,7 +77,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"net"
 	"regexp"
 	"strconv"
@@ -158,10 +158,9 @@ var _ docstore.Store = (*Store)(nil)
 
 // queries are the statements, with the schema filled in.
 type queries struct {
-	ddl, createContainer, getContainer, listContainers, deleteContainer, deleteDocuments   string
+	createContainer, getContainer, listContainers, deleteContainer, deleteDocuments        string
 	reserve, current, create, upsert, replace, remove, bulk, read, readMany, feed, lastLSN string
-	fillHashes, setHash, count                                                             string
-	live, query, cleanTombstones, cleanExpired                                             string
+	count, live, query, cleanTombstones, cleanExpired                                      string
 }
 
 func newQueries(schema string) queries {
@@ -180,18 +179,6 @@ func newQueries(schema string) queries {
 	}
 	const set = `SET body = excluded.body, etag = excluded.etag, ts = excluded.ts, lsn = excluded.lsn, deleted = false`
 	return queries{
-		ddl: r.Replace(`
-CREATE SCHEMA IF NOT EXISTS {s};
-CREATE TABLE IF NOT EXISTS {s}.containers (
-	name text PRIMARY KEY,
-	partition_key_path text NOT NULL,
-	default_ttl_ms bigint NOT NULL DEFAULT 0,
-	created timestamptz NOT NULL DEFAULT now(),
-	last_lsn bigint NOT NULL DEFAULT 0
-);
-` + DocumentsDDL("{s}.documents") + `
-ALTER TABLE {s}.documents ADD COLUMN IF NOT EXISTS pk_hash bigint;
-`),
 		createContainer: r.Replace(`INSERT INTO {s}.containers (name, partition_key_path, default_ttl_ms) VALUES ($1, $2, $3)
 			ON CONFLICT (name) DO NOTHING RETURNING created`),
 		getContainer:    r.Replace(`SELECT name, partition_key_path, default_ttl_ms, created FROM {s}.containers WHERE name = $1`),
@@ -244,8 +231,6 @@ ALTER TABLE {s}.documents ADD COLUMN IF NOT EXISTS pk_hash bigint;
 		lastLSN: r.Replace(`SELECT last_lsn FROM {s}.containers WHERE name = $1`),
 		count: r.Replace(`SELECT count(*) FROM {s}.documents d JOIN {s}.containers c ON c.name = d.container
 			WHERE d.container = $1 AND NOT d.deleted AND ` + live),
-		fillHashes: r.Replace(`SELECT DISTINCT pk FROM {s}.documents WHERE pk_hash IS NULL`),
-		setHash:    r.Replace(`UPDATE {s}.documents SET pk_hash = $2 WHERE pk = $1 AND pk_hash IS NULL`),
 
 		// The cleaner deletes in batches, skipping rows that writers hold:
 		// it never waits for a writer, so they cannot deadlock, and a row
@@ -262,7 +247,9 @@ ALTER TABLE {s}.documents ADD COLUMN IF NOT EXISTS pk_hash bigint;
 
 // Open connects to the database at dsn (a PostgreSQL URL or key=value
 // string; pool settings like pool_max_conns apply) and creates the schema
-// and its tables if needed.
+// and its tables if needed, or brings those of an earlier release up to
+// date. It refuses a schema written by a newer release
+// (NewerSchemaError).
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
 	if err := opts.validate(); err != nil {
@@ -284,8 +271,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		cache:      map[string]docstore.Container{},
 		listenDone: make(chan struct{}),
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err := migrate(ctx, pool, opts.Schema, migrations); err != nil {
 		pool.Close()
+		if _, ok := errors.AsType[*NewerSchemaError](err); ok {
+			return nil, fmt.Errorf("docstore: %w", err)
+		}
 		return nil, fmt.Errorf("docstore: prepare schema %s: %w", opts.Schema, err)
 	}
 	// Listen before returning, so that every write after Open wakes readers.
@@ -297,36 +287,6 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	go s.listenLoop(s.stopCtx, conn)
 	return s, nil
-}
-
-// migrate creates the schema's tables; an advisory lock keeps instances
-// starting together from racing on CREATE ... IF NOT EXISTS.
-func (s *Store) migrate(ctx context.Context) error {
-	h := fnv.New64a()
-	h.Write([]byte("sluice docstore schema " + s.opts.Schema))
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(h.Sum64())); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, s.q.ddl); err != nil {
-			return err
-		}
-		// Documents written before feed ranges existed lack their hash.
-		rows, err := tx.Query(ctx, s.q.fillHashes)
-		if err != nil {
-			return err
-		}
-		pks, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return err
-		}
-		for _, pk := range pks {
-			if _, err := tx.Exec(ctx, s.q.setHash, pk, docstore.PartitionKeyHash(pk)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 }
 
 // Close stops listening and cleaning and closes the pool. It is safe to
@@ -473,7 +433,8 @@ func (s *Store) GetContainer(ctx context.Context, name string) (docstore.Contain
 
 // DocumentsDDL creates a table of the documents table's shape, with its
 // indexes, named table (schema-qualified; benchmarks compare the store with
-// plain SQL on one).
+// plain SQL on one). It is the shape the migrations make (a test holds
+// them to it).
 func DocumentsDDL(table string) string {
 	return `
 CREATE TABLE IF NOT EXISTS ` + table + ` (

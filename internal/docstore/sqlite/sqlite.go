@@ -6,6 +6,10 @@
 // json_extract(body, '$.battery') from documents where container =
 // 'devices'"` works. Writes go through one connection, so LSNs are
 // committed in order: the change feed is simply the rows ordered by LSN.
+//
+// The schema has a version (table schema_migrations): Open brings a
+// database of an earlier release up to date with the migrations after its
+// version, and refuses one written by a newer release (NewerSchemaError).
 package sqlite
 
 import (
@@ -58,19 +62,9 @@ const readQuery = `SELECT pk, id, body, etag, ts, lsn, deleted FROM documents WH
 
 var _ docstore.Store = (*Store)(nil)
 
-var schema = `
-CREATE TABLE IF NOT EXISTS containers (
-	name TEXT PRIMARY KEY,
-	partition_key_path TEXT NOT NULL,
-	default_ttl_ms INTEGER NOT NULL DEFAULT 0,
-	created TEXT NOT NULL,
-	last_lsn INTEGER NOT NULL DEFAULT 0
-);
-` + DocumentsDDL("documents")
-
 // DocumentsDDL creates a table of the documents table's shape, with its
 // indexes, named table (benchmarks compare the store with plain SQL on
-// one).
+// one). It is the shape the migrations make (a test holds them to it).
 func DocumentsDDL(table string) string {
 	return `
 CREATE TABLE IF NOT EXISTS ` + table + ` (` + documentColumns + `);
@@ -120,8 +114,11 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("docstore: open %s: %w", path, err)
 	}
 	w.SetMaxOpenConns(1)
-	if err := migrate(w); err != nil {
+	if err := migrate(context.Background(), w, path, migrations); err != nil {
 		w.Close()
+		if _, ok := errors.AsType[*NewerSchemaError](err); ok {
+			return nil, fmt.Errorf("docstore: %w", err)
+		}
 		return nil, fmt.Errorf("docstore: prepare %s: %w", path, err)
 	}
 	r, err := sql.Open("sqlite", dsn+"&_pragma=query_only(ON)")
@@ -138,90 +135,6 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	return &Store{w: w, r: r, opts: opts, cache: map[string]docstore.Container{}, upserts: map[int]*sql.Stmt{},
 		readManys: map[int]*sql.Stmt{}, read: read}, nil
-}
-
-// migrate creates the tables, or brings those of an older version up to
-// date.
-func migrate(w *sql.DB) error {
-	var ddl string
-	err := w.QueryRow(`SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'documents'`).Scan(&ddl)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return err
-	}
-	if strings.Contains(ddl, "WITHOUT ROWID") {
-		if err := rebuildDocuments(w); err != nil {
-			return fmt.Errorf("rebuild the documents table as a rowid table: %w", err)
-		}
-	}
-	if _, err := w.Exec(schema); err != nil {
-		return err
-	}
-	var hasHash bool
-	if err := w.QueryRow(`SELECT count(*) > 0 FROM pragma_table_info('documents') WHERE name = 'pk_hash'`).Scan(&hasHash); err != nil {
-		return err
-	}
-	if !hasHash {
-		if _, err := w.Exec(`ALTER TABLE documents ADD COLUMN pk_hash INTEGER`); err != nil {
-			return err
-		}
-	}
-	return fillHashes(w)
-}
-
-// rebuildDocuments copies a documents table of an older version (WITHOUT
-// ROWID) into a rowid table, in one transaction.
-func rebuildDocuments(w *sql.DB) error {
-	tx, err := w.Begin()
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback() }()
-	var hasHash bool
-	if err := tx.QueryRow(`SELECT count(*) > 0 FROM pragma_table_info('documents') WHERE name = 'pk_hash'`).Scan(&hasHash); err != nil {
-		return err
-	}
-	hash := "NULL"
-	if hasHash {
-		hash = "pk_hash"
-	}
-	for _, stmt := range []string{
-		`CREATE TABLE documents_rebuilt (` + documentColumns + `)`,
-		`INSERT INTO documents_rebuilt SELECT container, pk, id, body, etag, ts, lsn, deleted, ` + hash + ` FROM documents`,
-		`DROP TABLE documents`,
-		`ALTER TABLE documents_rebuilt RENAME TO documents`,
-	} {
-		if _, err := tx.Exec(stmt); err != nil {
-			return err
-		}
-	}
-	return tx.Commit()
-}
-
-// fillHashes computes the partition key hashes that documents written
-// before feed ranges existed lack.
-func fillHashes(w *sql.DB) error {
-	rows, err := w.Query(`SELECT DISTINCT pk FROM documents WHERE pk_hash IS NULL`)
-	if err != nil {
-		return err
-	}
-	var pks []string
-	for rows.Next() {
-		var pk string
-		if err := rows.Scan(&pk); err != nil {
-			rows.Close()
-			return err
-		}
-		pks = append(pks, pk)
-	}
-	if err := rows.Close(); err != nil {
-		return err
-	}
-	for _, pk := range pks {
-		if _, err := w.Exec(`UPDATE documents SET pk_hash = ? WHERE pk = ? AND pk_hash IS NULL`, docstore.PartitionKeyHash(pk), pk); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Close closes the database.

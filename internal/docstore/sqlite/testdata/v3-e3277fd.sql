@@ -1,0 +1,22 @@
+-- Version 3: the schema of e3277fd and the later releases without versions,
+-- as their Open created it in an empty database.
+CREATE TABLE IF NOT EXISTS containers (
+	name TEXT PRIMARY KEY,
+	partition_key_path TEXT NOT NULL,
+	default_ttl_ms INTEGER NOT NULL DEFAULT 0,
+	created TEXT NOT NULL,
+	last_lsn INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS documents (
+	container TEXT NOT NULL,
+	pk TEXT NOT NULL,
+	id TEXT NOT NULL,
+	body TEXT,
+	etag TEXT NOT NULL,
+	ts INTEGER NOT NULL,
+	lsn INTEGER NOT NULL,
+	deleted INTEGER NOT NULL DEFAULT 0,
+	pk_hash INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS documents_key ON documents (container, pk, id);
+CREATE UNIQUE INDEX IF NOT EXISTS documents_feed ON documents (container, lsn);
