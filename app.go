@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -266,9 +267,19 @@ type App struct {
 	bfns       []host.BlobFunction
 	errs       []error // declaration problems, reported by Start
 
-	mu       sync.Mutex
-	started  bool
-	stopped  bool
+	mu      sync.Mutex
+	started bool
+	// stopping: Stop was called (stopDone is closed when it is over, with
+	// stopErr); stopped: the functions and the HTTP server have stopped,
+	// so the app's methods answer ErrNotStarted.
+	stopping bool
+	stopped  atomic.Bool
+	stopDone chan struct{}
+	stopErr  error
+	// ready is what /readyz says: set at the end of Start, once the
+	// functions run, and cleared as soon as Stop begins.
+	ready atomic.Bool
+
 	eng      *engine.Engine
 	hubSvc   *hub.Service
 	queues   *queue.Service
@@ -344,6 +355,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if a.started {
 		return errors.New("sluice: the app was already started")
 	}
+	if a.stopping {
+		return errors.New("sluice: the app was stopped; make a new one with New")
+	}
 	if err := errors.Join(append(a.errs, a.applySettings())...); err != nil {
 		return err
 	}
@@ -362,7 +376,13 @@ func (a *App) Start(ctx context.Context) (err error) {
 	a.started = true
 	defer func() {
 		if err != nil {
-			a.closeLocked(context.Background())
+			// What did start is stopped; its own failures are logged, the
+			// start's error is what matters.
+			a.stopping = true
+			a.stopped.Store(true)
+			if serr := a.stopParts(context.Background()); serr != nil {
+				a.log.Warn("could not stop cleanly after a failed start", "err", serr)
+			}
 		}
 	}()
 	if err := a.lockDataDir(); err != nil {
@@ -498,6 +518,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err := a.host.Start(ctx); err != nil {
 		return err
 	}
+	a.ready.Store(true)
 	a.log.Info("sluice started", "instance", a.cfg.InstanceID, "data_dir", a.cfg.DataDir,
 		"nats", cmp.Or(redactURL(a.cfg.NATSURL), "embedded"), "nats_listen", a.eng.ClientURL(), "http", a.Addr(),
 		"functions", len(a.fns)+len(a.qfns)+len(a.ffns)+len(a.tfns)+len(a.hfns)+len(a.bfns))
@@ -548,7 +569,7 @@ func (a *App) startHTTP(tlsCfg *tls.Config) error {
 	}
 	gw := gateway.NewServer(gateway.Config{Hubs: a.hubSvc, Queues: a.queues, Blobs: a.blobs, Docs: a.docs, Breakers: a.host.Breakers(),
 		Leases: a.leases, InstanceID: a.cfg.InstanceID, Metrics: a.metrics, Logger: a.log,
-		Ready: func() bool { return a.host != nil }, MaxEventBytes: a.hubSvc.MaxEventBytes(), Authorize: a.guard.Authorize,
+		Ready: a.ready.Load, MaxEventBytes: a.hubSvc.MaxEventBytes(), Authorize: a.guard.Authorize,
 		HTTPFunctions: func() []gateway.HTTPFunction { return a.httpInfo }, RetryRoute: host.RedriveMessage})
 	gw.HandleKeys(a.keys)
 	a.gw = gw
@@ -630,53 +651,103 @@ func (a *App) NATSURL() string {
 	return a.eng.ClientURL()
 }
 
-// Stop stops gracefully: functions finish their in-flight batches and
-// checkpoint them, then the HTTP server and the engine stop. ctx bounds the
-// graceful part. Safe to call more than once.
+// Stop stops gracefully, in order: the functions (they finish their
+// in-flight batches and checkpoint them; see Config.ShutdownTimeout), the
+// HTTP server (requests in flight finish, for at most 5s), the API keys,
+// the hubs and queues (what they hold is stored), the document store, the
+// engine, and the data directory's lock. /readyz answers 503 from the
+// moment Stop begins. ctx bounds the graceful part: once it ends, what is
+// left is stopped at once and work in flight abandoned.
+//
+// Stop returns the errors of the parts that did not stop cleanly, joined.
+// It is safe before Start (it does nothing, and the app cannot be started
+// any more) and more than once: a later call waits for the first (or its
+// own ctx) and returns the same errors.
 func (a *App) Stop(ctx context.Context) error {
-	// The functions stop first, without the app's lock: an invocation
-	// finishing meanwhile may still publish, send or write its outputs.
+	a.ready.Store(false)
+	// A Start under way holds the lock and ends by setting ready: clear
+	// it again once that Start is over.
 	a.mu.Lock()
-	h := a.host
-	a.mu.Unlock()
-	if h != nil {
-		h.Stop(ctx)
+	a.ready.Store(false)
+	if a.stopping {
+		done := a.stopDone
+		a.mu.Unlock()
+		if done == nil {
+			return nil // stopped before being started, or after a failed start
+		}
+		select {
+		case <-done:
+			return a.stopErr
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.closeLocked(ctx)
-	return nil
+	a.stopping = true
+	if !a.started {
+		a.stopped.Store(true)
+		a.mu.Unlock()
+		return nil
+	}
+	a.stopDone = make(chan struct{})
+	a.mu.Unlock()
+	a.log.Info("sluice stopping", "instance", a.cfg.InstanceID)
+	// Without the app's lock: an invocation or HTTP function finishing
+	// meanwhile may still publish, send or write its outputs.
+	a.stopErr = a.stopParts(ctx)
+	close(a.stopDone)
+	return a.stopErr
 }
 
-func (a *App) closeLocked(ctx context.Context) {
-	if a.stopped {
-		return
+// stopParts stops what Start started, in order, and joins the errors of the
+// parts that did not stop cleanly. Each part is stopped even when one
+// before it failed.
+func (a *App) stopParts(ctx context.Context) error {
+	var errs []error
+	report := func(part string, err error) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("sluice: stop %s: %w", part, err))
+		}
 	}
-	a.stopped = true
 	if a.host != nil {
-		a.host.Stop(ctx)
+		report("functions", a.host.Stop(ctx)) // and their leases and breakers
+	} else if a.leases != nil {
+		report("leases", a.leases.Stop(ctx))
 	}
 	if a.srv != nil {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_ = a.srv.Shutdown(sctx)
+		err := a.srv.Shutdown(sctx)
 		cancel()
+		if err != nil {
+			// Requests still in flight: close their connections.
+			err = errors.Join(err, a.srv.Close())
+		}
 		<-a.srvDone
+		report("HTTP server", err)
+	}
+	a.stopped.Store(true) // from here on the app's methods answer ErrNotStarted
+	if a.keys != nil {
+		report("API keys", a.keys.Stop(ctx))
 	}
 	if a.hubSvc != nil {
-		a.hubSvc.Close()
+		report("hubs", a.hubSvc.Stop(ctx))
 	}
+	if a.queues != nil {
+		report("queues", a.queues.Stop(ctx))
+	}
+	report("document store announcement", a.docShare.Stop(ctx))
 	if a.docs != nil {
-		_ = a.docs.Close()
+		report("document store", a.docs.Close())
 	}
-	if a.keys != nil {
-		a.keys.Close()
-	}
-	a.docShare.stop()
 	if a.eng != nil {
-		_ = a.eng.Close()
+		report("engine", a.eng.Close())
 	}
-	_ = a.dirLock.Unlock()
-	a.log.Info("sluice stopped", "instance", a.cfg.InstanceID)
+	report("data directory lock", a.dirLock.Unlock())
+	if len(errs) > 0 {
+		a.log.Warn("sluice stopped, not cleanly", "instance", a.cfg.InstanceID, "err", errors.Join(errs...))
+	} else {
+		a.log.Info("sluice stopped", "instance", a.cfg.InstanceID)
+	}
+	return errors.Join(errs...)
 }
 
 // Run starts the app and runs it until ctx ends, then stops it gracefully.
@@ -691,7 +762,7 @@ func (a *App) Run(ctx context.Context) error {
 func (a *App) running() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.started || a.stopped || a.hubSvc == nil {
+	if !a.started || a.stopped.Load() || a.hubSvc == nil {
 		return ErrNotStarted
 	}
 	return nil

@@ -79,7 +79,7 @@ func (d *Docs) store() (docstore.Store, error) {
 	a := d.app
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.started || a.stopped || a.docs == nil {
+	if !a.started || a.stopped.Load() || a.docs == nil {
 		return nil, ErrNotStarted
 	}
 	return a.docs, nil

@@ -9,10 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/internal/service"
 )
 
 // Instances that share an engine must share their document store: change
@@ -68,11 +69,10 @@ func docStoreIdentity(cfg Config) string {
 
 // docShare keeps this instance's announcement fresh until stopped.
 type docShare struct {
-	kv     jetstream.KeyValue
-	key    string
-	ann    docStoreAnnouncement
-	cancel context.CancelFunc
-	done   sync.WaitGroup
+	kv   jetstream.KeyValue
+	key  string
+	ann  docStoreAnnouncement
+	life service.Lifecycle
 }
 
 // checkDocStoreShared refuses a document store that differs from a live
@@ -122,14 +122,13 @@ func (a *App) checkDocStoreShared(ctx context.Context) error {
 	if err := s.announce(ctx); err != nil {
 		return fmt.Errorf("sluice: announce the document store: %w", err)
 	}
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.cancel = cancel
-	s.done.Go(func() {
+	stopping, rctx := s.life.Stopping(), s.life.Context()
+	s.life.Go(func() {
 		t := time.NewTicker(docStoreRefresh)
 		defer t.Stop()
 		for {
 			select {
-			case <-rctx.Done():
+			case <-stopping:
 				return
 			case <-t.C:
 				if err := s.announce(rctx); err != nil && rctx.Err() == nil {
@@ -149,18 +148,20 @@ func (s *docShare) announce(ctx context.Context) error {
 	return err
 }
 
-// stop ends the announcement and removes it. Safe on nil.
-func (s *docShare) stop() {
-	if s == nil || s.cancel == nil {
-		return
+// Stop ends the announcement and removes it (within ctx, and at most 2s;
+// one not removed goes stale on its own). Safe on nil and twice.
+func (s *docShare) Stop(ctx context.Context) error {
+	if s == nil {
+		return nil
 	}
-	s.cancel()
-	s.done.Wait()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := s.kv.Delete(ctx, s.key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		_ = err // the record goes stale on its own
-	}
+	return s.life.Stop(ctx, nil, func(ctx context.Context) error {
+		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := s.kv.Delete(dctx, s.key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("remove this instance's record from %s (it goes stale within %s): %w", docStoresBucket, docStoreStale, err)
+		}
+		return nil
+	})
 }
 
 func describeStore(id string) string {

@@ -65,7 +65,7 @@ var onceClaimTTL time.Duration
 // of a busy hub stores a week of keys. Once needs a running app.
 func (a *App) Once(ctx context.Context, key string, ttl time.Duration, work func(ctx context.Context) error) (ran bool, err error) {
 	a.mu.Lock()
-	kv, ok := a.onceKV, a.started && !a.stopped
+	kv, ok := a.onceKV, a.started && !a.stopped.Load()
 	a.mu.Unlock()
 	if !ok || kv == nil {
 		return false, ErrNotStarted

@@ -313,7 +313,7 @@ func drainCase(ctx context.Context, o HandlerOptions, c string, config sluice.Co
 			stopped = true
 			_ = app.Stop(context.Background())
 			if runner != nil {
-				runner.Stop()
+				_ = runner.Stop(context.Background())
 			}
 		}
 	}

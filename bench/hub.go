@@ -81,7 +81,7 @@ func RunHub(ctx context.Context, o HubOptions, report func(Result)) error {
 	if err != nil {
 		return err
 	}
-	defer svc.Close()
+	defer svc.Stop(context.Background())
 	failed := &failures{workload: "hub"}
 	for _, c := range o.Cases {
 		var r Result

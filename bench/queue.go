@@ -66,6 +66,7 @@ func RunQueue(ctx context.Context, o QueueOptions, report func(Result)) error {
 	}
 	defer eng.Close()
 	q := queue.Open(eng.JS, eng.MaxPayload(), queue.Options{Logger: slog.New(slog.DiscardHandler)})
+	defer q.Stop(context.Background())
 	failed := &failures{workload: "queue"}
 	for _, c := range o.Cases {
 		var workers int

@@ -113,14 +113,14 @@ func appErrors(dir string, err error) error {
 
 // runWithApp starts the handler process, then the app, and runs until ctx
 // ends.
-func (f *appFlags) runWithApp(ctx context.Context, app *sluice.App, r *handler.Runner) error {
+func (f *appFlags) runWithApp(ctx context.Context, app *sluice.App, r *handler.Runner) (err error) {
 	if r != nil {
 		if err := r.Start(ctx); err != nil {
 			return err
 		}
-		defer r.Stop()
+		defer func() { err = errors.Join(err, r.Stop(context.Background())) }()
 	}
-	err := app.Run(ctx)
+	err = app.Run(ctx)
 	if r != nil && !f.create && (errors.Is(err, sluice.ErrHubNotFound) || errors.Is(err, queue.ErrNotFound) || errors.Is(err, docstore.ErrNotFound)) {
 		return fmt.Errorf("%w\n(the app names a hub, queue or container that does not exist: run with --create to create what its bindings name, or create it with sluice hub/queue/docs)", err)
 	}

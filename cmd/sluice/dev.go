@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -133,15 +134,31 @@ func signalContext() (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{}) // closed by stop: the watcher ends
 	go func() {
-		<-sigs
+		select {
+		case <-sigs:
+		case <-done:
+			return
+		}
 		fmt.Fprintln(os.Stderr, "\nstopping: finishing in-flight batches (press Ctrl-C again to exit at once)")
 		cancel()
-		<-sigs
+		select {
+		case <-sigs:
+		case <-done:
+			return
+		}
 		fmt.Fprintln(os.Stderr, "exiting now")
 		os.Exit(130)
 	}()
-	return ctx, func() { signal.Stop(sigs); cancel() }
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() {
+			signal.Stop(sigs)
+			close(done)
+		})
+		cancel()
+	}
 }
 
 // splitList splits a comma-separated list, dropping empty items.

@@ -104,8 +104,7 @@ func (t *keyTarget) withKeys(fn func(ctx context.Context, k *auth.Keys) error) e
 	if err != nil {
 		return err
 	}
-	defer keys.Close()
-	return fn(ctx, keys)
+	return errors.Join(fn(ctx, keys), keys.Stop(ctx))
 }
 
 func keyCreate(args []string) error {

@@ -10,9 +10,12 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/sluicehq/sluice"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // The CLI keeps its output writer in a package variable, so these tests do
 // not run in parallel.

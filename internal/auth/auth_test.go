@@ -132,7 +132,7 @@ func openKeys(t *testing.T, kv jetstream.KeyValue, clock *fakeClock) *Keys {
 	t.Helper()
 	k, err := OpenKeys(context.Background(), kv, KeysOptions{Now: clock.Now, LastUsedEvery: time.Hour})
 	require.NoError(t, err)
-	t.Cleanup(k.Close)
+	t.Cleanup(func() { require.NoError(t, k.Stop(context.Background())) })
 	return k
 }
 
@@ -497,7 +497,7 @@ func BenchmarkAuthorize(b *testing.B) {
 	require.NoError(b, err)
 	keys, err := OpenKeys(context.Background(), kv, KeysOptions{})
 	require.NoError(b, err)
-	defer keys.Close()
+	defer keys.Stop(context.Background())
 	open, err := NewGuard(GuardConfig{})
 	require.NoError(b, err)
 	need := Need{Verb: VerbPublish, Resource: "telemetry"}

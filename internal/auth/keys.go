@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/internal/service"
 )
 
 // Bucket is the KV bucket that holds API keys, shared by every instance.
@@ -92,8 +94,7 @@ type Keys struct {
 	byID    map[string]*entry
 	pending map[string]time.Time // uses to record, by key id
 
-	cancel context.CancelFunc
-	done   sync.WaitGroup
+	life service.Lifecycle
 }
 
 type entry struct {
@@ -114,7 +115,7 @@ func OpenKeysBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyV
 	return kv, nil
 }
 
-// OpenKeys loads the keys of kv and follows changes until Close.
+// OpenKeys loads the keys of kv and follows changes until Stop.
 func OpenKeys(ctx context.Context, kv jetstream.KeyValue, opts KeysOptions) (*Keys, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -124,10 +125,10 @@ func OpenKeys(ctx context.Context, kv jetstream.KeyValue, opts KeysOptions) (*Ke
 	}
 	opts.LastUsedEvery = cmp.Or(opts.LastUsedEvery, 15*time.Second)
 	k := &Keys{kv: kv, opts: opts, log: opts.Logger, byID: map[string]*entry{}, pending: map[string]time.Time{}}
-	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	w, err := kv.WatchAll(wctx)
+	// The watch lives until the keys stop, not as long as ctx.
+	w, err := kv.WatchAll(k.life.Context())
 	if err != nil {
-		cancel()
+		_ = k.Stop(ctx)
 		return nil, fmt.Errorf("auth: watch API keys: %w", err)
 	}
 	// The initial values are in before OpenKeys returns, so that a
@@ -138,12 +139,12 @@ func OpenKeys(ctx context.Context, kv jetstream.KeyValue, opts KeysOptions) (*Ke
 		}
 		k.apply(kve)
 	}
-	k.cancel = cancel
-	k.done.Go(func() {
+	stopping := k.life.Stopping()
+	k.life.Go(func() {
 		defer func() { _ = w.Stop() }()
 		for {
 			select {
-			case <-wctx.Done():
+			case <-stopping:
 				return
 			case kve, ok := <-w.Updates():
 				if !ok {
@@ -155,37 +156,35 @@ func OpenKeys(ctx context.Context, kv jetstream.KeyValue, opts KeysOptions) (*Ke
 			}
 		}
 	})
-	k.done.Go(func() {
+	k.life.Go(func() {
 		t := time.NewTicker(opts.LastUsedEvery)
 		defer t.Stop()
 		for {
 			select {
-			case <-wctx.Done():
+			case <-stopping:
 				return
 			case <-t.C:
-				k.FlushLastUsed(wctx)
+				k.FlushLastUsed(k.life.Context())
 			}
 		}
 	})
 	return k, nil
 }
 
-// Close stops following the bucket and writes the uses recorded so far.
-// Safe to call more than once.
-func (k *Keys) Close() {
-	k.mu.Lock()
-	cancel := k.cancel
-	k.cancel = nil
-	k.mu.Unlock()
-	if cancel == nil {
-		return
-	}
-	cancel()
-	k.done.Wait()
-	ctx, done := context.WithTimeout(context.Background(), 2*time.Second)
-	defer done()
-	k.FlushLastUsed(ctx)
+// Stop stops following the bucket and writes the uses recorded so far
+// (within ctx, and at most 2s: a use not written is not worth more). Safe
+// to call more than once.
+func (k *Keys) Stop(ctx context.Context) error {
+	return k.life.Stop(ctx, nil, func(ctx context.Context) error {
+		fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		k.FlushLastUsed(fctx)
+		return nil
+	})
 }
+
+// Stopped is closed once Stop has finished.
+func (k *Keys) Stopped() <-chan struct{} { return k.life.Stopped() }
 
 func keyName(id string) string { return "key." + id }
 

@@ -34,7 +34,9 @@ type Watcher struct {
 // has been delivered (fn returned for each).
 func (w *Watcher) Synced() <-chan struct{} { return w.synced }
 
-// Done is closed when the watch has ended: fn is not called any more.
+// Done is closed when the watch has ended: fn is not called any more. (A
+// watch can end on its own, unlike a service, hence Done rather than
+// Stopped; Err says why.)
 func (w *Watcher) Done() <-chan struct{} { return w.done }
 
 // Err says why the watch ended, once Done is closed: nil when it was
@@ -50,12 +52,18 @@ func (w *Watcher) Err() error {
 	}
 }
 
-// Stop ends the watch and waits until fn has returned. It must not be
-// called from fn (cancel the watch's context there instead). Safe to call
-// more than once.
-func (w *Watcher) Stop() {
+// Stop ends the watch and waits until fn has returned, or until ctx ends:
+// it then returns ctx's error, and the watch ends once fn returns. It must
+// not be called from fn (cancel the watch's context there instead). Safe
+// to call more than once.
+func (w *Watcher) Stop(ctx context.Context) error {
 	w.finish(nil)
-	<-w.done
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // finish ends the watch, for the reason err; the first reason stays.

@@ -124,8 +124,8 @@ func TestWatch(t *testing.T) {
 		w2, err := s.Watch(bg, c, r2.fn)
 		require.NoError(t, err)
 		r2.waitFor(t, 2) // c, b2
-		w.Stop()
-		w.Stop()
+		require.NoError(t, w.Stop(context.Background()))
+		require.NoError(t, w.Stop(context.Background()))
 		waitClosed(t, w.Done(), "done")
 		require.NoError(t, w.Err())
 		d1 := put(t, s, c, "d", []byte("d1"), blob.Meta{})
@@ -155,7 +155,7 @@ func TestWatchEmptyAndContext(t *testing.T) {
 		cancel()
 		waitClosed(t, w.Done(), "done")
 		require.NoError(t, w.Err())
-		w.Stop()
+		require.NoError(t, w.Stop(context.Background()))
 	})
 }
 
@@ -171,7 +171,7 @@ func TestWatchSlowReader(t *testing.T) {
 			r.fn(ch)
 		})
 		require.NoError(t, err)
-		defer w.Stop()
+		defer w.Stop(context.Background())
 		var want []string
 		for i := range 300 {
 			info := put(t, s, c, fmt.Sprintf("n/%03d", i), []byte{byte(i)}, blob.Meta{})

@@ -192,7 +192,7 @@ func requireCheckpointed(t *testing.T, dataDir, hubName string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer svc.Close()
+	defer svc.Stop(context.Background())
 	lags, err := svc.GroupLag(ctx, hubName, hub.DefaultGroup)
 	if err != nil {
 		t.Fatal(err)

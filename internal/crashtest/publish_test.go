@@ -146,7 +146,7 @@ func readHub(t *testing.T, dataDir, hubName string) map[string]hub.Position {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer svc.Close()
+	defer svc.Stop(ctx)
 	_, parts, err := svc.Describe(ctx, hubName)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/sluicehq/sluice/internal/deadletter"
 	"github.com/sluicehq/sluice/internal/docstore"
@@ -18,6 +19,8 @@ import (
 	"github.com/sluicehq/sluice/internal/queue"
 )
 
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
 var bg = context.Background()
 
 func setup(t *testing.T) (*deadletter.Store, *hub.Service, *queue.Service) {
@@ -25,8 +28,9 @@ func setup(t *testing.T) (*deadletter.Store, *hub.Service, *queue.Service) {
 	eng := enginetest.Embedded(t)
 	hubs, err := hub.Open(bg, eng.JS, eng.MaxPayload(), hub.Options{})
 	require.NoError(t, err)
-	t.Cleanup(hubs.Close)
+	t.Cleanup(func() { require.NoError(t, hubs.Stop(context.Background())) })
 	q := queue.Open(eng.JS, eng.MaxPayload(), queue.Options{})
+	t.Cleanup(func() { require.NoError(t, q.Stop(context.Background())) })
 	return &deadletter.Store{Queues: q, Hubs: hubs}, hubs, q
 }
 

@@ -35,8 +35,9 @@ func TestOverview(t *testing.T) {
 	eng := enginetest.Embedded(t)
 	hubs, err := hub.Open(ctx, eng.JS, eng.MaxPayload(), hub.Options{})
 	require.NoError(t, err)
-	t.Cleanup(hubs.Close)
+	t.Cleanup(func() { require.NoError(t, hubs.Stop(context.Background())) })
 	queues := queue.Open(eng.JS, eng.MaxPayload(), queue.Options{Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(func() { require.NoError(t, queues.Stop(context.Background())) })
 	docs, err := sqlite.Open(filepath.Join(t.TempDir(), "docs.db"), sqlite.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = docs.Close() })
@@ -61,7 +62,7 @@ func TestOverview(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, leases.Join("demo.$Default", 2, func(ctx context.Context, _ int) { <-ctx.Done() }))
 	require.NoError(t, leases.Start(ctx))
-	t.Cleanup(leases.Stop)
+	t.Cleanup(func() { require.NoError(t, leases.Stop(context.Background())) })
 	require.Eventually(t, func() bool {
 		own, err := leases.Ownership(ctx, "demo.$Default")
 		return err == nil && len(own) == 2

@@ -33,6 +33,7 @@ func setupQueues(t *testing.T, configure ...func(*gateway.Config)) *queueFixture
 	t.Helper()
 	eng := enginetest.Embedded(t)
 	qs := queue.Open(eng.JS, eng.MaxPayload(), queue.Options{Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(func() { require.NoError(t, qs.Stop(context.Background())) })
 	cfg := gateway.Config{
 		Queues:          qs,
 		Logger:          slog.New(slog.DiscardHandler),

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/sluicehq/sluice/internal/docstore"
 	"github.com/sluicehq/sluice/internal/docstore/sqlite"
@@ -24,6 +25,8 @@ import (
 	"github.com/sluicehq/sluice/internal/hub"
 	"github.com/sluicehq/sluice/internal/queue"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // Limits of the servers under test, small so that the tests can cross them.
 const (
@@ -45,7 +48,7 @@ func setup(t *testing.T, configure ...func(*gateway.Config)) *fixture {
 	eng := enginetest.Embedded(t)
 	svc, err := hub.Open(context.Background(), eng.JS, eng.MaxPayload(), hub.Options{MaxEventBytes: maxEventBytes})
 	require.NoError(t, err)
-	t.Cleanup(svc.Close)
+	t.Cleanup(func() { require.NoError(t, svc.Stop(context.Background())) })
 	cfg := gateway.Config{
 		Hubs:            svc,
 		Logger:          slog.New(slog.DiscardHandler),
@@ -231,7 +234,7 @@ func TestReadyWhenEngineIsDown(t *testing.T) {
 	eng := enginetest.Embedded(t)
 	svc, err := hub.Open(context.Background(), eng.JS, eng.MaxPayload(), hub.Options{})
 	require.NoError(t, err)
-	defer svc.Close()
+	defer svc.Stop(context.Background())
 	srv := httptest.NewServer(gateway.NewServer(gateway.Config{Hubs: svc, Logger: slog.New(slog.DiscardHandler)}))
 	defer srv.Close()
 	f := &fixture{svc: svc, url: srv.URL}
@@ -1055,8 +1058,9 @@ func setupAll(t *testing.T) *allFixture {
 	eng := enginetest.Embedded(t)
 	svc, err := hub.Open(context.Background(), eng.JS, eng.MaxPayload(), hub.Options{MaxEventBytes: maxEventBytes})
 	require.NoError(t, err)
-	t.Cleanup(svc.Close)
+	t.Cleanup(func() { require.NoError(t, svc.Stop(context.Background())) })
 	qs := queue.Open(eng.JS, eng.MaxPayload(), queue.Options{Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(func() { require.NoError(t, qs.Stop(context.Background())) })
 	store, err := sqlite.Open(filepath.Join(t.TempDir(), "docs.db"), sqlite.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = store.Close() })
@@ -1156,8 +1160,9 @@ func TestEngineDownAnswers503(t *testing.T) {
 	eng := enginetest.Embedded(t)
 	svc, err := hub.Open(context.Background(), eng.JS, eng.MaxPayload(), hub.Options{})
 	require.NoError(t, err)
-	t.Cleanup(svc.Close)
+	t.Cleanup(func() { require.NoError(t, svc.Stop(context.Background())) })
 	qs := queue.Open(eng.JS, eng.MaxPayload(), queue.Options{Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(func() { require.NoError(t, qs.Stop(context.Background())) })
 	srv := httptest.NewServer(gateway.NewServer(gateway.Config{Hubs: svc, Queues: qs, Logger: slog.New(slog.DiscardHandler)}))
 	t.Cleanup(srv.Close)
 	f := &fixture{svc: svc, url: srv.URL}

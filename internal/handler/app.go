@@ -21,6 +21,7 @@ import (
 	"github.com/sluicehq/sluice/internal/host"
 	"github.com/sluicehq/sluice/internal/hub"
 	"github.com/sluicehq/sluice/internal/queue"
+	"github.com/sluicehq/sluice/internal/service"
 )
 
 // AppOptions say how to run an app folder.
@@ -44,6 +45,7 @@ type Runner struct {
 	fa   *funcapp.App
 	opts AppOptions
 	log  *slog.Logger
+	life service.Lifecycle
 	proc *Process
 }
 
@@ -82,25 +84,32 @@ func Prepare(app *sluice.App, fa *funcapp.App, opts AppOptions) (*Runner, error)
 	return r, nil
 }
 
-// Start starts the handler process and waits until it answers.
+// Start starts the handler process and waits until it answers. Calling it
+// again does nothing; after Stop it fails.
 func (r *Runner) Start(ctx context.Context) error {
-	h := r.fa.Host.Handler
-	p, err := Start(ctx, ProcessConfig{
-		Executable: h.Executable, Args: h.Arguments, Dir: h.WorkingDir, AppRoot: r.fa.Root, Env: r.fa.Environ(),
-		StartTimeout: r.opts.StartTimeout, InvokeTimeout: r.fa.Host.FunctionTimeout, Logger: r.log,
+	return r.life.Start(func() error {
+		h := r.fa.Host.Handler
+		p, err := Start(ctx, ProcessConfig{
+			Executable: h.Executable, Args: h.Arguments, Dir: h.WorkingDir, AppRoot: r.fa.Root, Env: r.fa.Environ(),
+			StartTimeout: r.opts.StartTimeout, InvokeTimeout: r.fa.Host.FunctionTimeout, Logger: r.log,
+		})
+		if err != nil {
+			return err
+		}
+		r.proc = p
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	r.proc = p
-	return nil
 }
 
-// Stop stops the handler process. Stop the app first.
-func (r *Runner) Stop() {
-	if r.proc != nil {
-		r.proc.Stop()
-	}
+// Stop stops the handler process (see Process.Stop). Stop the app first.
+// Safe before Start and twice.
+func (r *Runner) Stop(ctx context.Context) error {
+	return r.life.Stop(ctx, nil, func(ctx context.Context) error {
+		if r.proc == nil {
+			return nil
+		}
+		return r.proc.Stop(ctx)
+	})
 }
 
 // Process is the running handler process (nil before Start).

@@ -55,7 +55,7 @@ func TestMissingInputsAndNoHTTPOutput(t *testing.T) {
 				return nil
 			})
 			require.NoError(t, r.Start(ctx))
-			t.Cleanup(r.Stop)
+			t.Cleanup(func() { require.NoError(t, r.Stop(context.Background())) })
 			require.NoError(t, app.Start(ctx))
 			t.Cleanup(func() { app.Stop(context.Background()) })
 

@@ -95,7 +95,7 @@ func runApp(t *testing.T, dir string, mode handler.Mode) *sluice.App {
 	r, err := handler.Prepare(app, fa, handler.AppOptions{Mode: mode, Create: true, Partitions: 2, Logger: log})
 	require.NoError(t, err)
 	require.NoError(t, r.Start(ctx))
-	t.Cleanup(r.Stop)
+	t.Cleanup(func() { require.NoError(t, r.Stop(context.Background())) })
 	require.NoError(t, app.Start(ctx))
 	t.Cleanup(func() { app.Stop(context.Background()) })
 	return app

@@ -52,7 +52,7 @@ func TestAppFolderBreakersAndTimeouts(t *testing.T) {
 	r, err := Prepare(app, fa, AppOptions{Create: true, Partitions: 1, Logger: quietLog()})
 	require.NoError(t, err)
 	require.NoError(t, r.Start(ctx))
-	t.Cleanup(r.Stop)
+	t.Cleanup(func() { require.NoError(t, r.Stop(context.Background())) })
 	require.NoError(t, app.Start(ctx))
 	t.Cleanup(func() { app.Stop(context.Background()) })
 

@@ -72,7 +72,7 @@ func startPortable(t *testing.T, dir string, mode handler.Mode, also func(app *s
 		also(app)
 	}
 	require.NoError(t, r.Start(ctx))
-	t.Cleanup(r.Stop)
+	t.Cleanup(func() { require.NoError(t, r.Stop(context.Background())) })
 	require.NoError(t, app.Start(ctx))
 	t.Cleanup(func() { app.Stop(context.Background()) })
 	return app

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/service"
 )
 
 // HostVersion is the Azure Functions host version Sluice reports to
@@ -70,8 +72,11 @@ type Process struct {
 	// process writes is logged with the function when only one is running.
 	inFlight map[string]int
 
-	stop    context.CancelFunc
-	stopped chan struct{}
+	// life runs the supervisor from Start until Stop; cancelRun tells it
+	// to terminate the process, killed says Stop had to kill it.
+	life      service.Lifecycle
+	cancelRun context.CancelFunc
+	killed    error
 }
 
 // ErrNotRunning is returned by Invoke when the process is not answering.
@@ -103,7 +108,6 @@ func Start(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 		transport: transport,
 		id:        newGUID(),
 		ready:     make(chan struct{}),
-		stopped:   make(chan struct{}),
 	}
 	cmd, exited, err := p.launch()
 	if err != nil {
@@ -115,8 +119,8 @@ func Start(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	p.stop = cancel
-	go p.supervise(runCtx, cmd, exited)
+	p.cancelRun = cancel
+	p.life.Go(func() { p.supervise(runCtx, cmd, exited) })
 	return p, nil
 }
 
@@ -252,13 +256,12 @@ func exitText(err error) string {
 // supervise restarts the process whenever it exits, with backoff, until
 // ctx ends.
 func (p *Process) supervise(ctx context.Context, cmd *exec.Cmd, exited chan error) {
-	defer close(p.stopped)
 	delay := 100 * time.Millisecond
 	for {
 		started := time.Now()
 		select {
 		case <-ctx.Done():
-			terminate(cmd, exited)
+			p.terminate(cmd, exited)
 			return
 		case err := <-exited:
 			p.mu.Lock()
@@ -297,23 +300,34 @@ func (p *Process) supervise(ctx context.Context, cmd *exec.Cmd, exited chan erro
 	}
 }
 
-// terminate asks the process (group) to stop, and kills it after 5 s.
-func terminate(cmd *exec.Cmd, exited chan error) {
+// terminate asks the process (group) to stop, and kills it after 5 s or
+// on a hard stop.
+func (p *Process) terminate(cmd *exec.Cmd, exited chan error) {
 	askToStop(cmd)
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
 	select {
 	case <-exited:
-	case <-time.After(5 * time.Second):
-		kill(cmd)
-		<-exited
+		return
+	case <-t.C:
+	case <-p.life.Context().Done():
 	}
+	kill(cmd)
+	<-exited
+	p.killed = fmt.Errorf("handler: %s did not exit after SIGTERM: killed", p.cfg.Executable)
 }
 
-// Stop stops the process (SIGTERM, then SIGKILL after 5 s) and its
-// restarts.
-func (p *Process) Stop() {
-	p.stop()
-	<-p.stopped
+// Stop stops the process and its restarts: SIGTERM, then SIGKILL after 5 s
+// or once ctx ends, whichever comes first. It returns an error when the
+// process had to be killed. Safe to call twice.
+func (p *Process) Stop(ctx context.Context) error {
+	return p.life.Stop(ctx,
+		func(context.Context) { p.cancelRun() },
+		func(context.Context) error { return p.killed })
 }
+
+// Stopped is closed once Stop has finished.
+func (p *Process) Stopped() <-chan struct{} { return p.life.Stopped() }
 
 // Restarts is how many times the process exited and was started again.
 func (p *Process) Restarts() int {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
 // echoPath is testdata/echohandler, built once by TestMain.
@@ -33,9 +34,10 @@ func TestMain(m *testing.M) {
 	if out, err := exec.Command("go", "build", "-o", echoPath, "./testdata/echohandler").CombinedOutput(); err != nil {
 		panic(fmt.Sprintf("build the test handler: %v\n%s", err, out))
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}))
 }
 
 func echoHandler(*testing.T) string { return echoPath }
@@ -44,7 +46,7 @@ func TestProcessInvokesAndRestarts(t *testing.T) {
 	ctx := context.Background()
 	p, err := Start(ctx, ProcessConfig{Executable: echoHandler(t), Dir: t.TempDir(), MaxRestartDelay: 200 * time.Millisecond})
 	require.NoError(t, err)
-	defer p.Stop()
+	defer p.Stop(context.Background())
 
 	req := Request{Data: map[string]json.RawMessage{"in": json.RawMessage(`"x"`)}, Metadata: map[string]json.RawMessage{}}
 	resp, err := p.Invoke(ctx, "hello", req)
@@ -73,7 +75,7 @@ func TestProcessCrashOnceIsInvisible(t *testing.T) {
 	marker := filepath.Join(t.TempDir(), "crashed")
 	p, err := Start(ctx, ProcessConfig{Executable: echoHandler(t), Env: []string{"CRASH_MARKER=" + marker}, MaxRestartDelay: 200 * time.Millisecond})
 	require.NoError(t, err)
-	defer p.Stop()
+	defer p.Stop(context.Background())
 	resp, err := p.Invoke(ctx, "crashonce", Request{Data: map[string]json.RawMessage{"in": json.RawMessage(`1`)}})
 	require.NoError(t, err, "an invocation the process died in is sent again once it is back")
 	require.FileExists(t, marker)
@@ -88,7 +90,7 @@ func TestProcessOutputNamesTheFunction(t *testing.T) {
 	var out testlog.Buffer
 	p, err := Start(ctx, ProcessConfig{Executable: echoHandler(t), Logger: slog.New(slog.NewTextHandler(&out, nil))})
 	require.NoError(t, err)
-	defer p.Stop()
+	defer p.Stop(context.Background())
 	_, err = p.Invoke(ctx, "say", Request{Data: map[string]json.RawMessage{}})
 	require.NoError(t, err)
 	require.Contains(t, out.String(), `msg="saying something while invoked"`)
@@ -117,7 +119,7 @@ func TestProcessInvokesConcurrently(t *testing.T) {
 	ctx := context.Background()
 	p, err := Start(ctx, ProcessConfig{Executable: echoHandler(t), Dir: t.TempDir()})
 	require.NoError(t, err)
-	defer p.Stop()
+	defer p.Stop(context.Background())
 
 	var wg sync.WaitGroup
 	for g := range 8 {
@@ -222,7 +224,7 @@ func TestProcessGetsNoSecrets(t *testing.T) {
 	p, err := Start(ctx, ProcessConfig{Executable: echoHandler(t), Dir: t.TempDir(),
 		Env: []string{"MY_SETTING=kept", "sluice_admin_key=from-settings"}})
 	require.NoError(t, err)
-	defer p.Stop()
+	defer p.Stop(context.Background())
 	resp, err := p.Invoke(ctx, "env", Request{Data: map[string]json.RawMessage{}})
 	require.NoError(t, err)
 	out, ok := resp.Output("out")

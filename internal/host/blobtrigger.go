@@ -214,7 +214,10 @@ func (h *Host) consumeBlobs(lctx context.Context, f *blobFunction, log *slog.Log
 	if err != nil {
 		return err
 	}
-	defer w.Stop()
+	defer func() {
+		cancel() // fn may be waiting to hand a change over
+		_ = w.Stop(context.Background())
+	}()
 	r := &blobRunner{h: h, f: f, log: log, ctx: ctx, sem: make(chan struct{}, cmp.Or(f.Trigger.Concurrency, DefaultBlobConcurrency)),
 		pending: map[string]*blobChange{}, failed: make(chan error, 1)}
 	defer r.wg.Wait() // no invocation outlives the lease

@@ -36,6 +36,7 @@ import (
 	"github.com/sluicehq/sluice/internal/lease"
 	"github.com/sluicehq/sluice/internal/queue"
 	"github.com/sluicehq/sluice/internal/resilience"
+	"github.com/sluicehq/sluice/internal/service"
 	"github.com/sluicehq/sluice/internal/telemetry"
 )
 
@@ -80,7 +81,7 @@ type Function struct {
 type Leaser interface {
 	Join(name string, units int, run func(ctx context.Context, unit int)) error
 	Start(ctx context.Context) error
-	Stop()
+	Stop(ctx context.Context) error
 }
 
 // Config configures a host.
@@ -134,14 +135,13 @@ type Host struct {
 	// deadLetterLog sums up the dead letters of each function in the log.
 	deadLetterLog *deadLetterLog
 
-	soft     chan struct{} // closed: take no new batches
-	hardCtx  context.Context
-	hardStop context.CancelFunc
-	active   sync.WaitGroup // partition loops not yet finished with their work
-	bg       sync.WaitGroup
-	started  atomic.Bool
-	stopOnce sync.Once
-	activeMu sync.Mutex // orders a partition loop's active.Add before Stop's Wait
+	life     service.Lifecycle
+	soft     <-chan struct{} // closed: take no new batches (life.Stopping)
+	hardCtx  context.Context // cancelled: abandon in-flight work (life.Context)
+	active   sync.WaitGroup  // partition loops not yet finished with their work
+	bg       sync.WaitGroup  // reporters and notifications, ended by hardCtx
+	started  atomic.Bool     // Start was called: Register refuses
+	activeMu sync.Mutex      // orders a partition loop's active.Add before Stop's Wait
 }
 
 type function struct {
@@ -178,9 +178,8 @@ func New(cfg Config) (*Host, error) {
 	}
 	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, 30*time.Second)
 	cfg.LagEvery = cmp.Or(cfg.LagEvery, 5*time.Second)
-	hardCtx, hardStop := context.WithCancel(context.Background())
-	h := &Host{cfg: cfg, log: cfg.Logger, soft: make(chan struct{}), hardCtx: hardCtx, hardStop: hardStop,
-		deadLetterLog: newDeadLetterLog(cfg.Logger, DeadLetterLogEvery)}
+	h := &Host{cfg: cfg, log: cfg.Logger, deadLetterLog: newDeadLetterLog(cfg.Logger, DeadLetterLogEvery)}
+	h.soft, h.hardCtx = h.life.Stopping(), h.life.Context()
 	if cfg.BreakerState != nil {
 		h.breakers = resilience.NewBreakers(cfg.BreakerState, resilience.BreakersOptions{
 			Instance: cfg.InstanceID, Notify: h.breakerChanged, Observe: h.breakerSeen, Logger: cfg.Logger})
@@ -276,11 +275,16 @@ func (h *Host) newFnMetrics(name string, events prometheus.Counter) fnMetrics {
 }
 
 // Start joins the lease sets of every function's hub and starts processing.
-// The hubs must exist.
+// The hubs must exist. Calling it again does nothing (and returns what the
+// first call returned); after Stop it fails.
 func (h *Host) Start(ctx context.Context) error {
-	if !h.started.CompareAndSwap(false, true) {
-		return nil
-	}
+	return h.life.Start(func() error {
+		h.started.Store(true)
+		return h.start(ctx)
+	})
+}
+
+func (h *Host) start(ctx context.Context) error {
 	if err := h.startBreakers(ctx); err != nil {
 		return err
 	}
@@ -330,37 +334,65 @@ func (h *Host) Start(ctx context.Context) error {
 	return h.cfg.Leases.Start(context.WithoutCancel(ctx))
 }
 
+// errShutdownTimeout ends the graceful part of Stop after
+// Config.ShutdownTimeout.
+var errShutdownTimeout = errors.New("host: shutdown timeout")
+
 // Stop stops gracefully: no new batches are taken, in-flight batches finish
 // and are checkpointed, then leases are released. After ShutdownTimeout (or
 // when ctx ends) in-flight invocations are cancelled instead; their batches
-// are not checkpointed and will be delivered again. Safe to call twice.
-func (h *Host) Stop(ctx context.Context) {
-	h.stopOnce.Do(func() {
-		h.activeMu.Lock()
-		close(h.soft)
-		h.activeMu.Unlock()
-		done := make(chan struct{})
-		go func() { h.active.Wait(); close(done) }()
-		timer := time.NewTimer(h.cfg.ShutdownTimeout)
-		defer timer.Stop()
-		select {
-		case <-done:
-		case <-timer.C:
-			h.log.Warn("shutdown timeout: cancelling in-flight invocations", "timeout", h.cfg.ShutdownTimeout)
-		case <-ctx.Done():
-			h.log.Warn("forced shutdown: cancelling in-flight invocations")
-		}
-		h.hardStop()
-		<-done
-		if h.cfg.Leases != nil {
-			h.cfg.Leases.Stop()
-		}
-		if h.breakers != nil {
-			h.breakers.Stop()
-		}
-		h.bg.Wait()
-		h.deadLetterLog.stop()
+// are not checkpointed and will be delivered again. The leases and the
+// breakers' shared counts are handed over in any case, within ctx: Stop
+// returns why that failed. Safe to call twice and before Start.
+func (h *Host) Stop(ctx context.Context) error {
+	gctx, cancel := context.WithTimeoutCause(ctx, h.cfg.ShutdownTimeout, errShutdownTimeout)
+	defer cancel()
+	return h.life.Stop(gctx, h.drain, func(context.Context) error {
+		// Once every invocation has returned, handing over is quick and
+		// safe: it gets the caller's bound, not what is left of the
+		// shutdown timeout.
+		return h.finish(ctx)
 	})
+}
+
+// Stopped is closed once Stop has finished.
+func (h *Host) Stopped() <-chan struct{} { return h.life.Stopped() }
+
+// drain waits for the partition loops, queue loops and timers to finish
+// their in-flight work; when ctx ends first, the lifecycle cancels hardCtx
+// and they return without finishing it.
+func (h *Host) drain(ctx context.Context) {
+	// soft is closed: a loop that has not yet counted itself in active
+	// sees it under activeMu and stays out; one that has is waited for.
+	done := make(chan struct{})
+	h.activeMu.Lock()
+	go func() { h.active.Wait(); close(done) }()
+	h.activeMu.Unlock()
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	if errors.Is(context.Cause(ctx), errShutdownTimeout) {
+		h.log.Warn("shutdown timeout: cancelling in-flight invocations", "timeout", h.cfg.ShutdownTimeout)
+	} else {
+		h.log.Warn("forced shutdown: cancelling in-flight invocations")
+	}
+	<-done
+}
+
+// finish hands over what the host holds once its loops have returned.
+func (h *Host) finish(ctx context.Context) error {
+	var errs []error
+	if h.cfg.Leases != nil {
+		errs = append(errs, h.cfg.Leases.Stop(ctx))
+	}
+	if h.breakers != nil {
+		errs = append(errs, h.breakers.Stop(ctx))
+	}
+	h.bg.Wait()
+	h.deadLetterLog.stop()
+	return errors.Join(errs...)
 }
 
 func (f *function) setState(gs hub.GroupState) {

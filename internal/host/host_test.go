@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/engine/enginetest"
@@ -22,6 +22,7 @@ import (
 	"github.com/sluicehq/sluice/internal/hub"
 	"github.com/sluicehq/sluice/internal/lease"
 	"github.com/sluicehq/sluice/internal/resilience"
+	"github.com/sluicehq/sluice/internal/service"
 )
 
 // memSink records dead letters; failing makes Put fail, and refused
@@ -66,7 +67,7 @@ type env struct {
 
 func TestMain(m *testing.M) {
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 func setup(t *testing.T, partitions int) *env {
@@ -79,7 +80,7 @@ func setupOn(t *testing.T, eng *engine.Engine, partitions int) *env {
 	t.Helper()
 	svc, err := hub.Open(context.Background(), eng.JS, eng.MaxPayload(), hub.Options{Tail: eng.Private()})
 	require.NoError(t, err)
-	t.Cleanup(svc.Close)
+	t.Cleanup(func() { require.NoError(t, svc.Stop(context.Background())) })
 	name := enginetest.Name("h")
 	_, err = svc.Create(context.Background(), hub.Config{Name: name, Partitions: partitions})
 	require.NoError(t, err)
@@ -99,7 +100,7 @@ func (e *env) newHost(t *testing.T, fns ...host.Function) *host.Host {
 		require.NoError(t, h.Register(f))
 	}
 	require.NoError(t, h.Start(context.Background()))
-	t.Cleanup(func() { h.Stop(context.Background()) })
+	t.Cleanup(func() { require.NoError(t, h.Stop(context.Background())) })
 	return h
 }
 
@@ -328,6 +329,48 @@ func TestHardStopDoesNotCheckpoint(t *testing.T) {
 	h.Stop(context.Background())
 	require.Equal(t, int64(-1), e.checkpoint(t, hub.DefaultGroup, 0), "a cancelled batch is not checkpointed")
 	require.Empty(t, e.sink.all(), "a cancelled batch is not dead-lettered")
+}
+
+// TestStopWithEndedContextStopsHard: a Stop whose context has ended
+// cancels in-flight invocations at once, whatever ShutdownTimeout says.
+func TestStopWithEndedContextStopsHard(t *testing.T) {
+	t.Parallel()
+	e := setup(t, 1)
+	entered := make(chan struct{}, 1)
+	var cause atomic.Value
+	h := e.newHost(t, host.Function{Name: "f", Trigger: host.HubTrigger{Hub: e.hub},
+		Handler: func(ctx context.Context, evs []hub.StoredEvent) error {
+			entered <- struct{}{}
+			<-ctx.Done() // honours cancellation only
+			cause.Store(ctx.Err())
+			return ctx.Err()
+		}})
+	e.publish(t, 3, 1)
+	<-entered
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, h.Stop(ctx))
+	require.ErrorIs(t, cause.Load().(error), context.Canceled)
+	require.Equal(t, int64(-1), e.checkpoint(t, hub.DefaultGroup, 0), "a cancelled batch is not checkpointed")
+	select {
+	case <-h.Stopped():
+	default:
+		t.Fatal("Stopped is not closed after Stop")
+	}
+}
+
+func TestStopBeforeStartAndTwice(t *testing.T) {
+	t.Parallel()
+	e := setup(t, 1)
+	kv, err := e.eng.JS.CreateOrUpdateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "leases", History: 1})
+	require.NoError(t, err)
+	lm, err := lease.New(kv, lease.Config{InstanceID: "early"})
+	require.NoError(t, err)
+	h, err := host.New(host.Config{InstanceID: "early", Hubs: e.hubs, Leases: lm, DeadLetters: e.sink})
+	require.NoError(t, err)
+	require.NoError(t, h.Stop(context.Background()))
+	require.NoError(t, h.Stop(context.Background()))
+	require.ErrorIs(t, h.Start(context.Background()), service.ErrStopped, "a stopped host does not start")
 }
 
 func TestDeadLetterSinkOutageHoldsThePartition(t *testing.T) {

@@ -14,6 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+
+	"github.com/sluicehq/sluice/internal/service"
 )
 
 // ErrCheckpointMoved is returned by PutCheckpoint when the checkpoint was
@@ -192,17 +194,20 @@ func (s *Service) SetGroupState(ctx context.Context, hub, group string, gs Group
 }
 
 // WatchGroupState calls fn with the group's state now and on every change,
-// until ctx ends.
+// until ctx ends or the service stops.
 func (s *Service) WatchGroupState(ctx context.Context, hub, group string, fn func(GroupState)) error {
 	w, err := s.groups.Watch(ctx, groupKey(hub, group))
 	if err != nil {
 		return fmt.Errorf("hub: watch group %s/%s: %w", hub, group, err)
 	}
-	go func() {
+	stopping := s.life.Stopping()
+	watching := s.life.Go(func() {
 		defer w.Stop()
 		for {
 			select {
 			case <-ctx.Done():
+				return
+			case <-stopping:
 				return
 			case e, ok := <-w.Updates():
 				if !ok {
@@ -217,7 +222,11 @@ func (s *Service) WatchGroupState(ctx context.Context, hub, group string, fn fun
 				}
 			}
 		}
-	}()
+	})
+	if !watching {
+		_ = w.Stop()
+		return fmt.Errorf("hub: watch group %s/%s: the service is %w", hub, group, service.ErrStopped)
+	}
 	return nil
 }
 

@@ -164,14 +164,19 @@ func (s *Service) publishOnce(ctx context.Context, st *hubState, events []Event,
 			}
 		}
 		if err != nil {
-			go func() {
+			// When the service is stopping the claims are left pending
+			// (a retry takes them over); else its batchers finish the
+			// call before Stop returns.
+			s.life.Go(func() {
+				t := time.NewTimer(s.pendingTimeout)
+				defer t.Stop()
 				select {
 				case <-c.done:
 					settle()
-				case <-time.After(s.pendingTimeout):
+				case <-t.C:
 					// Left pending: a retry takes the claims over.
 				}
-			}()
+			})
 			return nil, err
 		}
 		settle()

@@ -21,7 +21,7 @@ func idHub(t *testing.T) (*Service, string) {
 	eng := enginetest.Embedded(t)
 	s, err := Open(context.Background(), eng.JS, eng.MaxPayload(), Options{})
 	require.NoError(t, err)
-	t.Cleanup(s.Close)
+	t.Cleanup(func() { require.NoError(t, s.Stop(context.Background())) })
 	name := enginetest.Name("ids")
 	_, err = s.Create(context.Background(), Config{Name: name, Partitions: 1})
 	require.NoError(t, err)

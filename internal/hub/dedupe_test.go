@@ -108,7 +108,7 @@ func TestMessageIDConcurrentPublishers(t *testing.T) {
 		opts := hub.Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 		s1, err := hub.Open(ctx, eng.JS, eng.MaxPayload(), opts)
 		require.NoError(t, err)
-		t.Cleanup(s1.Close)
+		t.Cleanup(func() { require.NoError(t, s1.Stop(context.Background())) })
 		name := enginetest.Name("h")
 		_, err = s1.Create(ctx, hub.Config{Name: name, Partitions: 2})
 		require.NoError(t, err)
@@ -117,7 +117,7 @@ func TestMessageIDConcurrentPublishers(t *testing.T) {
 		// would be: its own batchers, the same buckets.
 		s2, err := hub.Open(ctx, eng.JS, eng.MaxPayload(), opts)
 		require.NoError(t, err)
-		t.Cleanup(s2.Close)
+		t.Cleanup(func() { require.NoError(t, s2.Stop(context.Background())) })
 
 		var mu sync.Mutex
 		seen := map[string]hub.Position{}
@@ -230,7 +230,7 @@ func TestMessageIDsAreForgottenAfterTheWindow(t *testing.T) {
 	ctx := context.Background()
 	s, err := hub.Open(ctx, eng.JS, eng.MaxPayload(), hub.Options{DuplicateWindow: time.Second})
 	require.NoError(t, err)
-	defer s.Close()
+	defer s.Stop(context.Background())
 	name := enginetest.Name("window")
 	_, err = s.Create(ctx, hub.Config{Name: name, Partitions: 1})
 	require.NoError(t, err)
@@ -304,7 +304,7 @@ func benchmarkPublishBatch(b *testing.B, sync string) {
 	ctx := context.Background()
 	s, err := hub.Open(ctx, eng.JS, eng.MaxPayload(), hub.Options{})
 	require.NoError(b, err)
-	defer s.Close()
+	defer s.Stop(context.Background())
 	const batch = 100
 	body := make([]byte, 256)
 	newHub := func() string {

@@ -29,6 +29,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/service"
 )
 
 // Errors returned by the service. Callers map them to user-facing answers.
@@ -198,8 +199,10 @@ type Service struct {
 
 	mu    sync.Mutex
 	cache map[string]*hubState
-	done  chan struct{}
-	wg    sync.WaitGroup
+	// life runs the service from Open until Stop: the partitions'
+	// batchers, consumer deletions and group state watches are its
+	// goroutines.
+	life service.Lifecycle
 }
 
 // Open prepares the service's buckets on js. maxPayload is the server's
@@ -227,7 +230,7 @@ func Open(ctx context.Context, js jetstream.JetStream, maxPayload int64, opts Op
 	if opts.ReadJS == nil {
 		opts.ReadJS = js
 	}
-	s := &Service{js: js, opts: opts, log: opts.Logger, cache: map[string]*hubState{}, done: make(chan struct{}),
+	s := &Service{js: js, opts: opts, log: opts.Logger, cache: map[string]*hubState{},
 		readBytes: readBytesFor(maxPayload), pendingTimeout: defaultPendingTimeout, now: time.Now, batcherIdle: defaultBatcherIdle}
 	if opts.Tail {
 		s.tails = &tails{}
@@ -596,14 +599,13 @@ func (s *Service) partitionInfo(ctx context.Context, name string, p int) (Partit
 	return pi, nil
 }
 
-// Close stops the publishers after storing what they hold.
-func (s *Service) Close() {
-	s.mu.Lock()
-	select {
-	case <-s.done:
-	default:
-		close(s.done)
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-}
+// Stop stops the service: publishes are refused from now on, and the
+// partitions' batchers store what they hold and return once it is
+// acknowledged. ctx bounds the graceful part: when it ends, the
+// acknowledgements still awaited are given up (those publishes fail; their
+// events may still have been stored). Safe to call twice; the methods that
+// only read keep working as long as the connection does.
+func (s *Service) Stop(ctx context.Context) error { return s.life.Stop(ctx, nil, nil) }
+
+// Stopped is closed once Stop has finished.
+func (s *Service) Stopped() <-chan struct{} { return s.life.Stopped() }

@@ -9,11 +9,15 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/engine/enginetest"
 	"github.com/sluicehq/sluice/internal/hub"
+	"github.com/sluicehq/sluice/internal/service"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // between returns a time after every record stored so far and before every
 // record stored afterwards, on a clock as coarse as it may be: it waits for
@@ -35,7 +39,7 @@ func setup(t *testing.T, eng *engine.Engine, cfg hub.Config) (*hub.Service, stri
 	ctx := context.Background()
 	s, err := hub.Open(ctx, eng.JS, eng.MaxPayload(), hub.Options{})
 	require.NoError(t, err)
-	t.Cleanup(s.Close)
+	t.Cleanup(func() { require.NoError(t, s.Stop(context.Background())) })
 	if cfg.Name == "" {
 		cfg.Name = enginetest.Name("h")
 	}
@@ -105,7 +109,7 @@ func TestCreateRejectsBadConfig(t *testing.T) {
 	eng := enginetest.Embedded(t)
 	s, err := hub.Open(context.Background(), eng.JS, eng.MaxPayload(), hub.Options{})
 	require.NoError(t, err)
-	defer s.Close()
+	defer s.Stop(context.Background())
 	for _, cfg := range []hub.Config{
 		{Name: ""}, {Name: "has space"}, {Name: "a.b"}, {Name: "-lead"}, {Name: string(make([]byte, 65))},
 		{Name: "ok", Partitions: -1}, {Name: "ok", Partitions: hub.MaxPartitions + 1},
@@ -216,7 +220,7 @@ func TestPublishSplitsLargeCallsAcrossRecords(t *testing.T) {
 	ctx := context.Background()
 	s, err := hub.Open(ctx, eng.JS, eng.MaxPayload(), hub.Options{MaxRecordBytes: 4096})
 	require.NoError(t, err)
-	defer s.Close()
+	defer s.Stop(context.Background())
 	name := enginetest.Name("split")
 	_, err = s.Create(ctx, hub.Config{Name: name, Partitions: 1})
 	require.NoError(t, err)
@@ -245,7 +249,7 @@ func TestReaderReadsTheLargestEventTheServerAccepts(t *testing.T) {
 		ctx := context.Background()
 		s, err := hub.Open(ctx, eng.JS, eng.MaxPayload(), hub.Options{MaxEventBytes: 1 << 30, MaxRecordBytes: 1 << 30})
 		require.NoError(t, err)
-		defer s.Close()
+		defer s.Stop(context.Background())
 		name := enginetest.Name("big")
 		_, err = s.Create(ctx, hub.Config{Name: name, Partitions: 1})
 		require.NoError(t, err)
@@ -267,7 +271,7 @@ func TestPublishRejectsBadEventsAndWritesNothing(t *testing.T) {
 	ctx := context.Background()
 	s, err := hub.Open(ctx, eng.JS, eng.MaxPayload(), hub.Options{MaxEventBytes: 1000})
 	require.NoError(t, err)
-	defer s.Close()
+	defer s.Stop(context.Background())
 	name := enginetest.Name("bad")
 	_, err = s.Create(ctx, hub.Config{Name: name, Partitions: 2})
 	require.NoError(t, err)
@@ -517,4 +521,52 @@ func TestGroups(t *testing.T) {
 	require.ErrorContains(t, err, "its groups are $Billing, audit")
 	require.ErrorIs(t, s.CheckGroup(ctx, name, "bad group!"), hub.ErrInvalid)
 	require.ErrorIs(t, s.CheckGroup(ctx, "missing", "audit"), hub.ErrNotFound)
+}
+
+func TestStopStoresAcceptedPublishesAndRefusesTheRest(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	eng := enginetest.Embedded(t)
+	s, err := hub.Open(ctx, eng.JS, eng.MaxPayload(), hub.Options{})
+	require.NoError(t, err)
+	name := enginetest.Name("stop")
+	_, err = s.Create(ctx, hub.Config{Name: name, Partitions: 1})
+	require.NoError(t, err)
+
+	const publishers = 50
+	results := make(chan error, publishers)
+	begun := make(chan struct{}, publishers)
+	for i := range publishers {
+		go func() {
+			begun <- struct{}{}
+			_, err := s.Publish(ctx, name, []hub.Event{{Body: fmt.Appendf(nil, "%d", i)}})
+			results <- err
+		}()
+	}
+	for range publishers / 2 {
+		<-begun
+	}
+	require.NoError(t, s.Stop(ctx))
+	select {
+	case <-s.Stopped():
+	default:
+		t.Fatal("Stopped is not closed after Stop")
+	}
+	stored := 0
+	for range publishers {
+		err := <-results
+		if err == nil {
+			stored++
+			continue
+		}
+		require.ErrorIs(t, err, service.ErrStopped)
+	}
+	require.NoError(t, s.Stop(ctx), "Stop twice is safe")
+
+	other, err := hub.Open(ctx, eng.JS, eng.MaxPayload(), hub.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, other.Stop(context.Background())) })
+	lags, err := other.GroupLag(ctx, name, hub.DefaultGroup)
+	require.NoError(t, err)
+	require.EqualValues(t, stored, lags[0].Events, "every publish that succeeded is stored, and no other")
 }

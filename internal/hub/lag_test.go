@@ -93,7 +93,7 @@ func TestReadersLeaveNoConsumers(t *testing.T) {
 				require.Len(t, evs, 2)
 				r.Close()
 			}
-			s.Close() // waits for the deletions
+			require.NoError(t, s.Stop(ctx)) // waits for the deletions
 			require.Zero(t, consumers(t, eng, name, 0))
 		})
 	}

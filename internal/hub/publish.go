@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/internal/service"
 )
 
 // Position is where an event was stored.
@@ -92,7 +95,8 @@ func (s *Service) forget(name string) []*batcher {
 const defaultBatcherIdle = time.Minute
 
 // batcher returns partition p's batcher, starting one if none runs, with a
-// use taken: the caller hands it its events, then calls release.
+// use taken: the caller hands it its events, then calls release. It returns
+// nil when none runs and the service is stopping.
 func (s *Service) batcher(st *hubState, p int) *batcher {
 	st.startMu.Lock()
 	defer st.startMu.Unlock()
@@ -112,11 +116,17 @@ func (s *Service) batcher(st *hubState, p int) *batcher {
 		wake:    make(chan struct{}, 1),
 		stopped: make(chan struct{}),
 	}
+	started := s.life.Go(func() {
+		var acks sync.WaitGroup
+		acks.Go(b.ack)
+		b.run()
+		acks.Wait()
+	})
+	if !started {
+		return nil
+	}
 	b.users.Add(1)
 	st.parts[p] = b
-	s.wg.Add(2)
-	go b.run()
-	go b.ack()
 	return b
 }
 
@@ -141,6 +151,22 @@ func (b *batcher) retire() bool {
 	// taken and nothing queued, nothing more can reach this batcher once
 	// it is no longer in parts.
 	if b.users.Load() > 0 || len(b.in) > 0 || b.curCount > 0 {
+		return false
+	}
+	if b.st.parts[b.p] == b {
+		b.st.parts[b.p] = nil
+	}
+	return true
+}
+
+// detach removes the batcher from its hub if nobody is handing it events,
+// and reports whether it did: as retire, but with events queued, for a
+// stop. New publishes then find no batcher and, the service stopping,
+// start none.
+func (b *batcher) detach() bool {
+	b.st.startMu.Lock()
+	defer b.st.startMu.Unlock()
+	if b.users.Load() > 0 {
 		return false
 	}
 	if b.st.parts[b.p] == b {
@@ -280,9 +306,21 @@ func (s *Service) enqueue(ctx context.Context, st *hubState, events []Event, tar
 		}
 	}
 	var err error
+	stopping := s.life.Stopping()
 	for p, pc := range pieces {
+		select {
+		case <-stopping:
+			// Take no new work, even where a batcher still runs.
+			err = cmp.Or(err, s.stoppedErr(st))
+		default:
+		}
 		if err == nil {
 			b := s.batcher(st, int(p))
+			if b == nil {
+				err = s.stoppedErr(st)
+				c.finish(len(pc.events), err)
+				continue
+			}
 			select {
 			case b.in <- *pc:
 				b.release()
@@ -291,8 +329,8 @@ func (s *Service) enqueue(ctx context.Context, st *hubState, events []Event, tar
 				// Pieces already handed over are still stored; the caller
 				// only learns that the publish did not complete.
 				err = fmt.Errorf("hub: publish to %s: %w", st.info.Name, ctx.Err())
-			case <-s.done:
-				err = errors.New("hub: service is closing")
+			case <-stopping:
+				err = s.stoppedErr(st)
 			}
 			b.release()
 		}
@@ -336,9 +374,13 @@ type sentRecord struct {
 // per record costs more than the rest of packing.
 var recordBufs = sync.Pool{New: func() any { return new([]byte) }}
 
+func (s *Service) stoppedErr(st *hubState) error {
+	return fmt.Errorf("hub: publish to %s: the service is %w", st.info.Name, service.ErrStopped)
+}
+
 func (b *batcher) run() {
-	defer b.s.wg.Done()
 	defer close(b.acks)
+	stopping := b.s.life.Stopping()
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
 	idle := time.NewTimer(b.s.batcherIdle)
@@ -348,7 +390,13 @@ func (b *batcher) run() {
 		select {
 		case pc := <-b.in:
 			b.add(pc)
-		case <-b.s.done:
+		case <-stopping:
+			// Once no publisher is handing it events and none can get it
+			// any more, store what it holds and end.
+			b.retiring.Store(true)
+			for !b.detach() {
+				<-b.wake
+			}
 			b.drain()
 			b.flush()
 			return
@@ -385,7 +433,7 @@ func (b *batcher) run() {
 					b.add(pc)
 				case <-linger.C:
 					break collect
-				case <-b.s.done:
+				case <-stopping:
 					break collect
 				}
 			}
@@ -460,8 +508,8 @@ func (b *batcher) flush() {
 
 // ack completes the calls of stored records, in the order they were sent.
 func (b *batcher) ack() {
-	defer b.s.wg.Done()
 	defer close(b.stopped)
+	hard := b.s.life.Context().Done()
 	for sr := range b.acks {
 		var seq uint64
 		err := sr.err
@@ -470,6 +518,8 @@ func (b *batcher) ack() {
 			case a := <-sr.fut.Ok():
 				seq = a.Sequence
 			case err = <-sr.fut.Err():
+			case <-hard:
+				err = errors.New("the service stopped before the record was acknowledged")
 			}
 		}
 		if err != nil {

@@ -46,7 +46,7 @@ func publishHub(t *testing.T, partitions int) (*Service, string) {
 	eng := enginetest.Embedded(t)
 	s, err := Open(context.Background(), eng.JS, eng.MaxPayload(), Options{})
 	require.NoError(t, err)
-	t.Cleanup(s.Close)
+	t.Cleanup(func() { require.NoError(t, s.Stop(context.Background())) })
 	name := enginetest.Name("h")
 	_, err = s.Create(context.Background(), Config{Name: name, Partitions: partitions})
 	require.NoError(t, err)

@@ -146,28 +146,18 @@ func (r *Reader) stopStore() {
 		return
 	}
 	s, stream := r.s, r.stream
-	del := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	del := func(parent context.Context) {
+		ctx, cancel := context.WithTimeout(parent, 10*time.Second)
 		defer cancel()
 		err := s.opts.ReadJS.DeleteConsumer(ctx, stream, info.Name)
 		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			s.log.Debug("hub: cannot delete a reader's consumer; the server removes it when idle", "stream", stream, "err", err)
 		}
 	}
-	// In the background, so that the reader goes on at once; Close waits
-	// for it. Once Close has begun, here.
-	s.mu.Lock()
-	select {
-	case <-s.done:
-		s.mu.Unlock()
-		del()
-	default:
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			del()
-		}()
+	// In the background, so that the reader goes on at once; Stop waits
+	// for it (and gives it up on a hard stop). Once Stop has begun, here.
+	if !s.life.Go(func() { del(s.life.Context()) }) {
+		del(context.Background())
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/internal/service"
 )
 
 // Causes of a run context's cancellation, read with [context.Cause].
@@ -89,9 +91,10 @@ type Manager struct {
 	session string
 	log     *slog.Logger
 
+	life    service.Lifecycle
 	mu      sync.Mutex
 	sets    map[string]*set
-	ctx     context.Context // from Start; nil before
+	ctx     context.Context // from Start, ended by a hard stop too; nil before
 	started bool
 	stopped bool
 
@@ -178,20 +181,23 @@ func (m *Manager) Leave(name string) {
 // key, as if the process had died, so others take over after Expiry. Use
 // [Manager.Stop] to hand over gracefully.
 func (m *Manager) Start(ctx context.Context) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.stopped {
-		return errors.New("lease: manager is stopped")
-	}
-	if m.started {
+	err := m.life.Start(func() error {
+		// A hard stop (Stop's context ending) ends the loops as ctx does.
+		loopCtx, cancel := context.WithCancel(ctx)
+		context.AfterFunc(m.life.Context(), cancel)
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.started = true
+		m.ctx = loopCtx
+		for _, s := range m.sets {
+			m.startLoop(s)
+		}
 		return nil
+	})
+	if errors.Is(err, service.ErrStopped) {
+		return fmt.Errorf("lease: manager is %w", err)
 	}
-	m.started = true
-	m.ctx = ctx
-	for _, s := range m.sets {
-		m.startLoop(s)
-	}
-	return nil
+	return err
 }
 
 // startLoop runs the loop of s. It is called with m.mu held.
@@ -202,22 +208,30 @@ func (m *Manager) startLoop(s *set) {
 
 // Stop leaves every set: it cancels all run funcs, waits for them to return,
 // and frees their keys and this instance's memberships so that the other
-// instances take over at once. It is safe to call more than once and before
-// Start; the manager cannot be started again.
-func (m *Manager) Stop() {
-	m.mu.Lock()
-	m.stopped = true
-	sets := make([]*set, 0, len(m.sets))
-	for _, s := range m.sets {
-		sets = append(sets, s)
-	}
-	m.mu.Unlock()
-	for _, s := range sets {
-		s.leave()
-	}
-	m.loops.Wait()
-	m.runs.Wait()
+// instances take over at once. When ctx ends first, it stops hard instead:
+// the keys not yet freed are left to expire, as on a cancelled Start
+// context. It is safe to call more than once and before Start; the manager
+// cannot be started again. Failures to free keys are logged, not
+// returned: the keys expire by themselves.
+func (m *Manager) Stop(ctx context.Context) error {
+	return m.life.Stop(ctx, func(context.Context) {
+		m.mu.Lock()
+		m.stopped = true
+		sets := make([]*set, 0, len(m.sets))
+		for _, s := range m.sets {
+			sets = append(sets, s)
+		}
+		m.mu.Unlock()
+		for _, s := range sets {
+			s.leave()
+		}
+		m.loops.Wait()
+		m.runs.Wait()
+	}, nil)
 }
+
+// Stopped is closed once Stop has finished.
+func (m *Manager) Stopped() <-chan struct{} { return m.life.Stopped() }
 
 // Owned returns the units of the set name that this instance holds, sorted,
 // including any being released whose run func has not returned yet.

@@ -86,7 +86,7 @@ func start(t *testing.T, kv jetstream.KeyValue, id string, units int, tr *tracke
 	require.NoError(t, err)
 	require.NoError(t, m.Join(testSet, units, tr.run(id)))
 	require.NoError(t, m.Start(context.Background()))
-	t.Cleanup(m.Stop)
+	t.Cleanup(func() { require.NoError(t, m.Stop(context.Background())) })
 	return m
 }
 
@@ -153,7 +153,7 @@ func TestOneManagerOwnsAll(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, map[int]string{0: "a", 1: "a", 2: "a", 3: "a"}, own)
 
-	m.Stop()
+	require.NoError(t, m.Stop(context.Background()))
 	require.Empty(t, m.Owned(testSet))
 	own, err = m.Ownership(context.Background(), testSet)
 	require.NoError(t, err)
@@ -227,7 +227,7 @@ func TestDeadManagerTakenOver(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, a.Join(testSet, 6, tr.run("a")))
 			require.NoError(t, a.Start(ctx))
-			t.Cleanup(a.Stop)
+			t.Cleanup(func() { require.NoError(t, a.Stop(context.Background())) })
 			b := start(t, kv, "b", 6, tr)
 			eventually(t, 20*time.Second, func() bool { return partition(6, []int{3, 3}, a, b) },
 				"3/3, have %v %v", a.Owned(testSet), b.Owned(testSet))
@@ -261,8 +261,8 @@ func TestStopHandsOverQuickly(t *testing.T) {
 
 	before := len(tr.causesOf("a")) // a may have released units to b at first
 	stopped := time.Now()
-	a.Stop()
-	a.Stop() // safe twice
+	require.NoError(t, a.Stop(context.Background()))
+	require.NoError(t, a.Stop(context.Background())) // safe twice
 	// Stop deleted a's keys: b need not wait for them to expire (how soon
 	// it takes them depends on the machine).
 	own, err := b.Ownership(context.Background(), testSet)
@@ -340,7 +340,7 @@ func TestForeignWriteLosesLease(t *testing.T) {
 		<-ctx.Done()
 	}))
 	require.NoError(t, m.Start(context.Background()))
-	t.Cleanup(m.Stop)
+	t.Cleanup(func() { require.NoError(t, m.Stop(context.Background())) })
 	eventually(t, 20*time.Second, func() bool { return slices.Equal(m.Owned(testSet), seq(3)) },
 		"owns all, owns %v", m.Owned(testSet))
 	// Owned can report a unit before its callback has started.
@@ -389,7 +389,7 @@ func TestRunReturningEarlyReleasesUnit(t *testing.T) {
 		<-ctx.Done()
 	}))
 	require.NoError(t, m.Start(context.Background()))
-	t.Cleanup(m.Stop)
+	t.Cleanup(func() { require.NoError(t, m.Stop(context.Background())) })
 	eventually(t, 20*time.Second, func() bool { return runs.Load() == 2 && len(m.Owned(testSet)) == 1 },
 		"unit run again, runs %d", runs.Load())
 }
@@ -403,8 +403,8 @@ func TestStartStopLifecycle(t *testing.T) {
 	require.Equal(t, 10*time.Second, m.cfg.Renew)
 	require.NoError(t, m.Join(testSet, 2, func(ctx context.Context, _ int) { <-ctx.Done() }))
 	m.Leave(testSet) // before Start: nothing to release
-	m.Stop()
-	m.Stop()
+	require.NoError(t, m.Stop(context.Background()))
+	require.NoError(t, m.Stop(context.Background()))
 	require.Error(t, m.Start(context.Background()), "a stopped manager does not start")
 	require.Error(t, m.Join("other", 1, func(context.Context, int) {}))
 
@@ -412,7 +412,46 @@ func TestStartStopLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, m2.Start(context.Background()))
 	require.NoError(t, m2.Start(context.Background()), "Start is idempotent")
-	m2.Stop()
+	require.NoError(t, m2.Stop(context.Background()))
+}
+
+// TestStopHardLeavesKeys: when Stop's context ends before the run funcs
+// have returned, the loops end without freeing the keys, which others take
+// over once they expire.
+func TestStopHardLeavesKeys(t *testing.T) {
+	t.Parallel()
+	kv := setup(t)
+	m, err := New(kv, Config{InstanceID: "a", Expiry: testExpiry, Renew: testRenew, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	running, cancelled, release := make(chan struct{}), make(chan error, 1), make(chan struct{})
+	require.NoError(t, m.Join(testSet, 1, func(ctx context.Context, _ int) {
+		close(running)
+		<-ctx.Done()
+		cancelled <- context.Cause(ctx)
+		<-release // slow to finish: holds the graceful part open
+	}))
+	require.NoError(t, m.Start(context.Background()))
+	<-running
+
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	go func() { stopped <- m.Stop(ctx) }()
+	require.ErrorIs(t, <-cancelled, ErrStopped, "the graceful part cancels the run func first")
+	cancel()
+	m.loops.Wait() // the hard stop ended the loop, the key still held
+	close(release)
+	require.NoError(t, <-stopped)
+	requireClosed(t, m.Stopped())
+	require.NotZero(t, ownerRevisions(t, kv, 1)[0], "a hard stop frees no key")
+}
+
+func requireClosed(t *testing.T, ch <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-ch:
+	default:
+		t.Fatal("channel not closed")
+	}
 }
 
 func TestBadConfig(t *testing.T) {
@@ -454,7 +493,7 @@ func TestBadConfig(t *testing.T) {
 	}
 	require.NoError(t, m.Join("s", 1, run))
 	require.ErrorContains(t, m.Join("s", 1, run), "already joined")
-	m.Stop()
+	require.NoError(t, m.Stop(context.Background()))
 }
 
 func TestShare(t *testing.T) {

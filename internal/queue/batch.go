@@ -2,10 +2,13 @@ package queue
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/internal/service"
 )
 
 // Group commit: the messages of concurrent sends to one queue are stored
@@ -35,13 +38,26 @@ type storeRes struct {
 // with other sends' messages, and returns the sequence of the last.
 func (s *Service) store(ctx context.Context, st *queueState, msgs []*nats.Msg) (uint64, error) {
 	req := &storeReq{msgs: msgs, done: make(chan storeRes, 1)}
+	stopping := s.life.Stopping()
 	// Enqueue under the lock, so that a batcher deciding to end (under the
 	// lock, when nothing is queued) cannot miss this request.
 	st.batchMu.Lock()
+	select {
+	case <-stopping:
+		st.batchMu.Unlock()
+		return 0, s.stoppedErr(st)
+	default:
+	}
 	if st.batchers == 0 {
-		st.batchers = maxBatchers
 		for range maxBatchers {
-			go s.batcher(st)
+			if !s.life.Go(func() { s.batcher(st) }) {
+				break
+			}
+			st.batchers++
+		}
+		if st.batchers == 0 {
+			st.batchMu.Unlock()
+			return 0, s.stoppedErr(st)
 		}
 	}
 	select {
@@ -54,6 +70,8 @@ func (s *Service) store(ctx context.Context, st *queueState, msgs []*nats.Msg) (
 		case st.sends <- req:
 		case <-ctx.Done():
 			return 0, ctx.Err()
+		case <-stopping:
+			return 0, s.stoppedErr(st)
 		}
 	}
 	select {
@@ -63,25 +81,51 @@ func (s *Service) store(ctx context.Context, st *queueState, msgs []*nats.Msg) (
 		// The batch may still be stored: the caller only learns that the
 		// send did not complete.
 		return 0, ctx.Err()
+	case <-s.life.Stopped():
+		// Every batcher has returned, answering what it took: a request
+		// left unanswered was put in the channel after the last one ended.
+		select {
+		case res := <-req.done:
+			return res.last, res.err
+		default:
+			return 0, s.stoppedErr(st)
+		}
 	}
+}
+
+func (s *Service) stoppedErr(st *queueState) error {
+	return fmt.Errorf("queue: send to %s: the service is %w", st.info.Name, service.ErrStopped)
 }
 
 func (s *Service) batcher(st *queueState) {
 	idle := time.NewTimer(batcherIdle)
 	defer idle.Stop()
+	stopping := s.life.Stopping()
+	// end ends the batcher if nothing is queued: when idle, or when the
+	// service stops (after storing what was sent before).
+	end := func() bool {
+		st.batchMu.Lock()
+		defer st.batchMu.Unlock()
+		if len(st.sends) > 0 {
+			return false
+		}
+		st.batchers--
+		return true
+	}
 	var next *storeReq
 	for {
 		if next == nil {
 			select {
 			case next = <-st.sends:
-			case <-idle.C:
-				st.batchMu.Lock()
-				if len(st.sends) == 0 {
-					st.batchers--
-					st.batchMu.Unlock()
+			case <-stopping:
+				if end() {
 					return
 				}
-				st.batchMu.Unlock()
+				continue
+			case <-idle.C:
+				if end() {
+					return
+				}
 				idle.Reset(batcherIdle)
 				continue
 			}
@@ -119,7 +163,7 @@ func (s *Service) storeAtomic(batch []*storeReq, n int) {
 	for _, r := range batch {
 		msgs = append(msgs, r.msgs...)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(s.life.Context(), 30*time.Second)
 	last, err := s.publishAtomic(ctx, msgs)
 	cancel()
 	for i := len(batch) - 1; i >= 0; i-- {
@@ -138,6 +182,7 @@ func (s *Service) storeSingles(batch []*storeReq) {
 		futs[i], errs[i] = s.js.PublishMsgAsync(r.msgs[0])
 	}
 	timeout := time.After(30 * time.Second)
+	hard := s.life.Context().Done()
 	for i, r := range batch {
 		if errs[i] != nil {
 			r.done <- storeRes{err: errs[i]}
@@ -150,6 +195,8 @@ func (s *Service) storeSingles(batch []*storeReq) {
 			r.done <- storeRes{err: err}
 		case <-timeout:
 			r.done <- storeRes{err: context.DeadlineExceeded}
+		case <-hard:
+			r.done <- storeRes{err: fmt.Errorf("queue: the service stopped before the store was acknowledged: %w", context.Canceled)}
 		}
 	}
 }

@@ -43,6 +43,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/service"
 )
 
 // Errors returned by the service. Callers map them to user-facing answers.
@@ -158,8 +159,12 @@ type Options struct {
 }
 
 // Service manages queues on one JetStream connection. It is safe for
-// concurrent use.
+// concurrent use. It runs from Open, starting goroutines as work comes (a
+// queue's batchers while it is sent to, its sweeper while messages are
+// completed), until Stop.
 type Service struct {
+	life service.Lifecycle
+
 	nc         *nats.Conn
 	js         jetstream.JetStream
 	opts       Options
@@ -210,6 +215,17 @@ func Open(js jetstream.JetStream, maxPayload int64, opts Options) *Service {
 	}
 	return s
 }
+
+// Stop stops the service: sends are refused from now on, those already
+// accepted are stored, and the batchers and sweepers return. ctx bounds
+// the graceful part: when it ends, stores in flight are abandoned (their
+// sends fail; the messages may still have been stored). Safe to call twice
+// and before anything was sent; the other methods, which work on the
+// caller's behalf, keep working as long as the connection does.
+func (s *Service) Stop(ctx context.Context) error { return s.life.Stop(ctx, nil, nil) }
+
+// Stopped is closed once Stop has finished.
+func (s *Service) Stopped() <-chan struct{} { return s.life.Stopped() }
 
 // Create creates a queue.
 func (s *Service) Create(ctx context.Context, cfg Config) (Info, error) {
@@ -483,8 +499,20 @@ const (
 // while there are completions, sweeping at most every sweepEvery.
 func (s *Service) completed(st *queueState) {
 	st.dirty.Store(true)
-	if st.sweeping.CompareAndSwap(false, true) {
-		go s.sweeper(st)
+	if st.sweeping.CompareAndSwap(false, true) && !s.life.Go(func() { s.sweeper(st) }) {
+		st.sweeping.Store(false) // stopping: the next start sweeps
+	}
+}
+
+// pause waits d and reports whether the service is still running.
+func (s *Service) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.life.Stopping():
+		return false
 	}
 }
 
@@ -500,11 +528,14 @@ func (s *Service) sweeper(st *queueState) {
 			if now-st.lastRelease.Load() < int64(2*sweepEvery) && now-st.lastSweep.Load() < int64(sweepAnyway) {
 				st.releaseMu.Unlock()
 				st.dirty.Store(true)
-				time.Sleep(sweepEvery)
+				if !s.pause(sweepEvery) {
+					st.sweeping.Store(false)
+					return
+				}
 				continue
 			}
 			st.lastSweep.Store(now)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(s.life.Context(), 30*time.Second)
 			err := s.sweep(ctx, st)
 			cancel()
 			st.releaseMu.Unlock()
@@ -512,7 +543,10 @@ func (s *Service) sweeper(st *queueState) {
 				s.log.Warn("could not remove completed messages; will retry", "queue", st.info.Name, "err", err)
 				st.dirty.Store(true)
 			}
-			time.Sleep(sweepEvery)
+			if !s.pause(sweepEvery) {
+				st.sweeping.Store(false)
+				return
+			}
 		}
 		st.sweeping.Store(false)
 		// A completion between the last check and here found the sweeper

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -11,10 +13,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/engine/enginetest"
 	"github.com/sluicehq/sluice/internal/queue"
+	"github.com/sluicehq/sluice/internal/service"
 )
 
 var bg = context.Background()
@@ -24,9 +28,19 @@ func each(t *testing.T, fn func(t *testing.T, eng *engine.Engine)) {
 	enginetest.EachSince(t, queue.MinServerVersion, fn)
 }
 
-func setup(t *testing.T, eng *engine.Engine, cfg queue.Config) (*queue.Service, string) {
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// open opens a service on eng, stopped when the test ends.
+func open(t *testing.T, eng *engine.Engine) *queue.Service {
 	t.Helper()
 	s := queue.Open(eng.JS, eng.MaxPayload(), queue.Options{})
+	t.Cleanup(func() { require.NoError(t, s.Stop(context.Background())) })
+	return s
+}
+
+func setup(t *testing.T, eng *engine.Engine, cfg queue.Config) (*queue.Service, string) {
+	t.Helper()
+	s := open(t, eng)
 	if cfg.Name == "" {
 		cfg.Name = enginetest.Name("q")
 	}
@@ -65,7 +79,7 @@ func bodies(msgs []*queue.Message) []string {
 func TestQueueLifecycle(t *testing.T) {
 	t.Parallel()
 	each(t, func(t *testing.T, eng *engine.Engine) {
-		s := queue.Open(eng.JS, eng.MaxPayload(), queue.Options{})
+		s := open(t, eng)
 		name := enginetest.Name("life")
 		info, err := s.Create(bg, queue.Config{Name: name, Lock: 5 * time.Second})
 		require.NoError(t, err)
@@ -102,7 +116,7 @@ func names(infos []queue.Info) []string {
 func TestCreateRejectsBadConfig(t *testing.T) {
 	t.Parallel()
 	eng := enginetest.Embedded(t)
-	s := queue.Open(eng.JS, eng.MaxPayload(), queue.Options{})
+	s := open(t, eng)
 	for _, c := range []struct {
 		cfg  queue.Config
 		want string
@@ -378,10 +392,12 @@ func TestDelayedMessageSurvivesRestart(t *testing.T) {
 	due := time.Now().Add(2 * time.Second)
 	_, err = s.Send(bg, "restart", []queue.Outgoing{{Body: []byte("due"), Delay: time.Until(due)}})
 	require.NoError(t, err)
+	require.NoError(t, s.Stop(bg))
 	require.NoError(t, eng.Close())
 
 	eng, s = start()
 	defer eng.Close()
+	defer s.Stop(bg)
 	m := receive(t, s, "restart", 1, 20*time.Second)
 	require.Len(t, m, 1)
 	require.False(t, time.Now().Before(due.Add(-100*time.Millisecond)), "delivered at %s, due %s: not before", time.Now(), due)
@@ -407,6 +423,7 @@ func TestOlderServerGetsAClearError(t *testing.T) {
 		t.Skipf("the external server (%s) supports queues", v)
 	}
 	s := queue.Open(eng.JS, eng.MaxPayload(), queue.Options{})
+	defer s.Stop(bg)
 	_, err = s.Create(bg, queue.Config{Name: enginetest.Name("old")})
 	require.ErrorIs(t, err, queue.ErrUnsupported)
 	require.ErrorContains(t, err, "queues need NATS server "+queue.MinServerVersion+" or newer")
@@ -483,4 +500,88 @@ func TestConcurrentSendsGetTheirOwnIDs(t *testing.T) {
 		}
 	}
 	require.Equal(t, want, got)
+}
+
+// TestStopEndsBatchersAndSweepers is not parallel: it looks for the
+// service's goroutines among all, which no other test then has.
+func TestStopEndsBatchersAndSweepers(t *testing.T) {
+	eng := enginetest.Embedded(t)
+	s := queue.Open(eng.JS, eng.MaxPayload(), queue.Options{})
+	name := enginetest.Name("stop")
+	_, err := s.Create(bg, queue.Config{Name: name})
+	require.NoError(t, err)
+	send(t, s, name, "1", "2")
+	for _, m := range receive(t, s, name, 2, time.Second) {
+		require.NoError(t, s.Complete(bg, name, m)) // starts the sweeper
+	}
+
+	require.NoError(t, s.Stop(bg))
+	requireClosed(t, s.Stopped())
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	require.NotContains(t, stacks, "queue.(*Service).batcher")
+	require.NotContains(t, stacks, "queue.(*Service).sweeper")
+
+	_, err = s.Send(bg, name, []queue.Outgoing{{Body: []byte("late")}})
+	require.ErrorIs(t, err, service.ErrStopped)
+	require.NoError(t, s.Stop(bg), "Stop twice is safe")
+	// The messages sent before Stop are stored.
+	stats, err := open(t, eng).Stats(bg, name)
+	require.NoError(t, err)
+	require.Zero(t, stats.Depth, "both were completed; the late one was not stored")
+}
+
+func TestStopStoresAcceptedSendsAndRefusesTheRest(t *testing.T) {
+	t.Parallel()
+	eng := enginetest.Embedded(t)
+	s := queue.Open(eng.JS, eng.MaxPayload(), queue.Options{})
+	name := enginetest.Name("stop")
+	_, err := s.Create(bg, queue.Config{Name: name})
+	require.NoError(t, err)
+
+	const senders = 50
+	results := make(chan error, senders)
+	begun := make(chan struct{}, senders)
+	for i := range senders {
+		go func() {
+			begun <- struct{}{}
+			_, err := s.Send(bg, name, []queue.Outgoing{{Body: []byte(strconv.Itoa(i))}})
+			results <- err
+		}()
+	}
+	for range senders / 2 {
+		<-begun
+	}
+	require.NoError(t, s.Stop(bg))
+	sent := 0
+	for range senders {
+		err := <-results
+		if err == nil {
+			sent++
+			continue
+		}
+		require.ErrorIs(t, err, service.ErrStopped)
+	}
+
+	other := open(t, eng)
+	stats, err := other.Stats(bg, name)
+	require.NoError(t, err)
+	require.EqualValues(t, sent, stats.Depth, "every send that succeeded is stored, and no other")
+}
+
+func TestStopBeforeUse(t *testing.T) {
+	t.Parallel()
+	eng := enginetest.Embedded(t)
+	s := queue.Open(eng.JS, eng.MaxPayload(), queue.Options{})
+	require.NoError(t, s.Stop(bg))
+	requireClosed(t, s.Stopped())
+}
+
+func requireClosed(t *testing.T, ch <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-ch:
+	default:
+		t.Fatal("channel not closed")
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/internal/service"
 )
 
 // A shared circuit breaker. Every instance running a function keeps a
@@ -142,9 +145,9 @@ type Breakers struct {
 	byName  map[string]*Breaker
 	remote  map[string]map[string]Counts // function → instance → counts
 	records map[string]Record            // seen state of functions not registered here
-	cancel  context.CancelFunc
-	done    sync.WaitGroup
 	started bool
+
+	life service.Lifecycle
 }
 
 // NewBreakers returns the breakers of an instance over kv (History 1 is
@@ -231,79 +234,86 @@ func (bs *Breakers) Register(function string, p BreakerPolicy, probeTimeout time
 	return b, nil
 }
 
-// Start loads the shared state and follows it until Stop.
-func (bs *Breakers) Start(ctx context.Context) error {
-	bs.mu.Lock()
-	if bs.started {
+// Start loads the shared state and follows it until Stop. Calling it again
+// does nothing; after Stop it fails.
+func (bs *Breakers) Start(context.Context) error {
+	return bs.life.Start(func() error {
+		bs.mu.Lock()
+		bs.started = true
 		bs.mu.Unlock()
-		return nil
-	}
-	bs.started = true
-	bs.mu.Unlock()
-	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	w, err := bs.kv.WatchAll(wctx)
-	if err != nil {
-		cancel()
-		return fmt.Errorf("breakers: watch state: %w", err)
-	}
-	// Apply the initial values before returning, so that a breaker left
-	// open is closed to work from the first batch.
-	for kve := range w.Updates() {
-		if kve == nil {
-			break
+		// The watch lives until the service stops, not as long as ctx.
+		w, err := bs.kv.WatchAll(bs.life.Context())
+		if err != nil {
+			return fmt.Errorf("breakers: watch state: %w", err)
 		}
-		bs.apply(kve)
-	}
-	bs.cancel = cancel
-	bs.done.Go(func() {
-		defer func() { _ = w.Stop() }()
-		for {
-			select {
-			case <-wctx.Done():
-				return
-			case kve, ok := <-w.Updates():
-				if !ok {
+		// Apply the initial values before returning, so that a breaker left
+		// open is closed to work from the first batch.
+		for kve := range w.Updates() {
+			if kve == nil {
+				break
+			}
+			bs.apply(kve)
+		}
+		// Stop waits for this Start, so these are not refused.
+		stopping := bs.life.Stopping()
+		bs.life.Go(func() {
+			defer func() { _ = w.Stop() }()
+			for {
+				select {
+				case <-stopping:
 					return
-				}
-				if kve != nil {
-					bs.apply(kve)
+				case kve, ok := <-w.Updates():
+					if !ok {
+						return
+					}
+					if kve != nil {
+						bs.apply(kve)
+					}
 				}
 			}
-		}
+		})
+		bs.life.Go(bs.share)
+		return nil
 	})
-	bs.done.Go(func() { bs.share(wctx) })
-	return nil
 }
 
 // Stop stops following the shared state and removes this instance's
-// counts.
-func (bs *Breakers) Stop() {
-	bs.mu.Lock()
-	cancel := bs.cancel
-	bs.cancel = nil
-	names := make([]string, 0, len(bs.byName))
-	for name := range bs.byName {
-		names = append(names, name)
-	}
-	bs.mu.Unlock()
-	if cancel == nil {
-		return
-	}
-	cancel()
-	bs.done.Wait()
-	ctx, done := context.WithTimeout(context.Background(), 2*time.Second)
-	defer done()
-	for _, name := range names {
-		_ = bs.kv.Delete(ctx, countsKey(name, bs.opts.Instance))
-	}
-	for _, b := range bs.byName {
-		b.mu.Lock()
-		if b.timer != nil {
-			b.timer.Stop()
+// counts (within ctx, and at most 2s), returning why it could not. Safe
+// to call twice and before Start.
+func (bs *Breakers) Stop(ctx context.Context) error {
+	return bs.life.Stop(ctx, nil, func(ctx context.Context) error {
+		bs.mu.Lock()
+		started := bs.started
+		names := make([]string, 0, len(bs.byName))
+		for name := range bs.byName {
+			names = append(names, name)
 		}
-		b.mu.Unlock()
-	}
+		breakers := slices.Collect(maps.Values(bs.byName))
+		bs.mu.Unlock()
+		for _, b := range breakers {
+			b.mu.Lock()
+			if b.timer != nil {
+				b.timer.Stop()
+			}
+			b.mu.Unlock()
+		}
+		if !started {
+			return nil
+		}
+		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		var errs []error
+		for _, name := range names {
+			if err := bs.kv.Delete(dctx, countsKey(name, bs.opts.Instance)); err != nil {
+				errs = append(errs, fmt.Errorf("breakers: remove this instance's failure counts of %s: %w", name, err))
+			}
+		}
+		return errors.Join(errs...)
+	})
 }
+
+// Stopped is closed once Stop has finished.
+func (bs *Breakers) Stopped() <-chan struct{} { return bs.life.Stopped() }
 
 // apply takes in a change of the bucket.
 func (bs *Breakers) apply(kve jetstream.KeyValueEntry) {
@@ -371,12 +381,13 @@ func (bs *Breakers) apply(kve jetstream.KeyValueEntry) {
 }
 
 // share publishes the changed counts of this instance's breakers.
-func (bs *Breakers) share(ctx context.Context) {
+func (bs *Breakers) share() {
 	t := time.NewTicker(bs.opts.ShareEvery)
 	defer t.Stop()
+	stopping, ctx := bs.life.Stopping(), bs.life.Context()
 	for {
 		select {
-		case <-ctx.Done():
+		case <-stopping:
 			return
 		case <-t.C:
 		}

@@ -12,9 +12,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/sluicehq/sluice/internal/engine"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // fakeClock is a clock the test moves by hand. reads counts the calls of
 // Now: code that reads the clock on every look at something shows by it
@@ -112,7 +115,7 @@ func newInstance(t *testing.T, kv jetstream.KeyValue, id string, clock *fakeCloc
 	in.b, err = in.bs.Register("deliver", p, time.Minute)
 	require.NoError(t, err)
 	require.NoError(t, in.bs.Start(context.Background()))
-	t.Cleanup(in.bs.Stop)
+	t.Cleanup(func() { require.NoError(t, in.bs.Stop(context.Background())) })
 	return in
 }
 
@@ -283,7 +286,7 @@ func TestBreakerProbeOfADeadInstanceIsTakenOver(t *testing.T) {
 	probe, ok, _ := a.b.Acquire(ctx)
 	require.True(t, ok && probe.Probe)
 	waitState(t, b.b, HalfOpen)
-	a.bs.Stop() // a dies with its probe out
+	require.NoError(t, a.bs.Stop(context.Background())) // a dies with its probe out
 
 	_, ok, _ = b.b.Acquire(ctx)
 	require.False(t, ok)
@@ -348,7 +351,7 @@ func TestBreakerStateSurvivesARestart(t *testing.T) {
 	a := newInstance(t, kv, "a", clock, p)
 	fail(a.b, 1)
 	waitState(t, a.b, Open)
-	a.bs.Stop()
+	require.NoError(t, a.bs.Stop(context.Background()))
 
 	again := newInstance(t, kv, "a", clock, p)
 	// Start applies the stored state before returning: closed to work
