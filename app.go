@@ -205,9 +205,10 @@ type HubHandler func(ctx context.Context, events []Event) error
 type FunctionOption func(*functionOptions)
 
 type functionOptions struct {
-	retry   RetryPolicy
-	breaker BreakerPolicy
-	timeout time.Duration
+	retry      RetryPolicy
+	breaker    BreakerPolicy
+	timeout    time.Duration
+	middleware []Middleware
 }
 
 func applyOptions(opts []FunctionOption) functionOptions {
@@ -266,6 +267,8 @@ type App struct {
 	hfns       []httpFunction
 	bfns       []host.BlobFunction
 	errs       []error // declaration problems, reported by Start
+	middleware []Middleware // App.Use's
+	chains     []*chained   // every function's, built by Start
 
 	mu      sync.Mutex
 	started bool
@@ -339,10 +342,11 @@ func (a *App) Function(name string, trigger HubTrigger, handler HubHandler, opts
 			MinBatchSize: trigger.MinBatchSize, MaxWait: trigger.MaxWait, Start: trigger.StartFrom.start,
 		},
 	}
-	if handler != nil {
-		f.Handler = func(ctx context.Context, evs []hub.StoredEvent) error { return handler(ctx, fromStored(evs)) }
-	}
 	o := applyOptions(opts)
+	if handler != nil {
+		h := withMiddleware(a, name, TriggerHub, o.middleware, (func(context.Context, []Event) error)(handler))
+		f.Handler = func(ctx context.Context, evs []hub.StoredEvent) error { return h(ctx, fromStored(evs)) }
+	}
 	f.Retry, f.Breaker, f.Timeout = o.retry, o.breaker, o.timeout
 	a.fns = append(a.fns, f)
 }
@@ -358,7 +362,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if a.stopping {
 		return errors.New("sluice: the app was stopped; make a new one with New")
 	}
-	if err := errors.Join(append(a.errs, a.applySettings())...); err != nil {
+	if err := errors.Join(append(a.errs, a.applySettings(), a.buildChains())...); err != nil {
 		return err
 	}
 	if w := a.cfg.BreakerWebhook; w != "" {

@@ -89,8 +89,9 @@ func (a *App) BlobFunction(name string, trigger BlobTrigger, handler BlobHandler
 	}
 	f := host.BlobFunction{Name: name, Trigger: host.BlobTrigger{Path: path, Concurrency: trigger.Concurrency}, Retry: o.retry, Timeout: o.timeout}
 	if handler != nil {
+		h := withMiddleware(a, name, TriggerBlob, o.middleware, (func(context.Context, Blob) error)(handler))
 		f.Handler = func(ctx context.Context, in host.BlobInput) error {
-			return handler(ctx, Blob{Info: in.Info, Params: in.Params, open: in.Open})
+			return h(ctx, Blob{Info: in.Info, Params: in.Params, open: in.Open})
 		}
 	}
 	a.bfns = append(a.bfns, f)

@@ -262,6 +262,10 @@ type FeedHandler func(ctx context.Context, changes []Document) error
 // dead-lettered at once.
 func (a *App) FeedFunction(name string, trigger FeedTrigger, handler FeedHandler, opts ...FunctionOption) {
 	o := applyOptions(opts)
+	var h host.FeedHandler
+	if handler != nil {
+		h = host.FeedHandler(withMiddleware(a, name, TriggerChangeFeed, o.middleware, (func(context.Context, []Document) error)(handler)))
+	}
 	a.ffns = append(a.ffns, host.FeedFunction{
 		Name: name,
 		Trigger: host.FeedTrigger{
@@ -271,7 +275,7 @@ func (a *App) FeedFunction(name string, trigger FeedTrigger, handler FeedHandler
 		Retry:   o.retry,
 		Breaker: o.breaker,
 		Timeout: o.timeout,
-		Handler: host.FeedHandler(handler),
+		Handler: h,
 	})
 }
 

@@ -86,8 +86,9 @@ func (a *App) QueueFunction(name string, trigger QueueTrigger, handler QueueHand
 	o := applyOptions(opts)
 	f.Retry, f.Breaker, f.Timeout = o.retry, o.breaker, o.timeout
 	if handler != nil {
+		h := withMiddleware(a, name, TriggerQueue, o.middleware, (func(context.Context, *Message) error)(handler))
 		f.Handler = func(ctx context.Context, m *queue.Message) error {
-			return handler(ctx, &Message{ID: m.ID, Body: m.Body, Properties: m.Properties,
+			return h(ctx, &Message{ID: m.ID, Body: m.Body, Properties: m.Properties,
 				Enqueued: m.Enqueued, DequeueCount: m.DequeueCount})
 		}
 	}

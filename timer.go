@@ -49,7 +49,7 @@ func (a *App) TimerFunction(name string, trigger TimerTrigger, handler TimerHand
 	}
 	f := host.TimerFunction{Name: name, Retry: o.retry, Timeout: o.timeout}
 	if handler != nil {
-		f.Handler = host.TimerHandler(handler)
+		f.Handler = host.TimerHandler(withMiddleware(a, name, TriggerTimer, o.middleware, (func(context.Context, TimerInfo) error)(handler)))
 	}
 	s, err := schedule.Parse(trigger.Schedule, trigger.Location)
 	if err != nil {
