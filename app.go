@@ -266,7 +266,7 @@ type App struct {
 	tfns       []host.TimerFunction
 	hfns       []httpFunction
 	bfns       []host.BlobFunction
-	errs       []error // declaration problems, reported by Start
+	errs       []error      // declaration problems, reported by Start
 	middleware []Middleware // App.Use's
 	chains     []*chained   // every function's, built by Start
 
