@@ -36,6 +36,7 @@ import (
 	"github.com/sluicehq/sluice/internal/hub"
 	"github.com/sluicehq/sluice/internal/lease"
 	"github.com/sluicehq/sluice/internal/queue"
+	"github.com/sluicehq/sluice/internal/resilience"
 	"github.com/sluicehq/sluice/internal/telemetry"
 	"github.com/sluicehq/sluice/internal/web"
 )
@@ -205,8 +206,8 @@ type HubHandler func(ctx context.Context, events []Event) error
 type FunctionOption func(*functionOptions)
 
 type functionOptions struct {
-	retry      RetryPolicy
-	breaker    BreakerPolicy
+	retry      resilience.Retry
+	breaker    resilience.BreakerPolicy
 	timeout    time.Duration
 	middleware []Middleware
 }
@@ -222,7 +223,7 @@ func applyOptions(opts []FunctionOption) functionOptions {
 // WithRetry sets the retry policy of a function. Default: no retries; a
 // failed batch is dead-lettered at once.
 func WithRetry(p RetryPolicy) FunctionOption {
-	return func(o *functionOptions) { o.retry = p }
+	return func(o *functionOptions) { o.retry = p.internal() }
 }
 
 // WithBreaker gives a hub, queue or change-feed function a circuit
@@ -240,7 +241,7 @@ func WithRetry(p RetryPolicy) FunctionOption {
 // retries (for example ConsecutiveFailures below the retry count), or
 // the first batches of an outage are dead-lettered before it opens.
 func WithBreaker(p BreakerPolicy) FunctionOption {
-	return func(o *functionOptions) { o.breaker = p }
+	return func(o *functionOptions) { o.breaker = p.internal() }
 }
 
 // WithTimeout bounds each invocation of a function: its context is
@@ -836,7 +837,7 @@ func (a *App) applySettings() error {
 	for _, name := range slices.Sorted(maps.Keys(a.cfg.Functions)) {
 		s := a.cfg.Functions[name]
 		found, breakerOK := false, true
-		apply := func(fname string, breaker *BreakerPolicy, timeout *time.Duration) {
+		apply := func(fname string, breaker *resilience.BreakerPolicy, timeout *time.Duration) {
 			if fname != name {
 				return
 			}
@@ -845,7 +846,7 @@ func (a *App) applySettings() error {
 				if breaker == nil {
 					breakerOK = false
 				} else {
-					*breaker = *s.Breaker
+					*breaker = s.Breaker.internal()
 				}
 			}
 			if s.Timeout != 0 {

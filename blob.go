@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/sluicehq/sluice/internal/blob"
 )
@@ -12,12 +13,30 @@ import (
 // BlobInfo describes a stored blob: its container and name, size, content
 // type, metadata, when it was written, its SHA-256 digest and its ETag,
 // which every write of the blob changes.
-type BlobInfo = blob.Info
+type BlobInfo struct {
+	Container   string            `json:"container"`
+	Name        string            `json:"name"`
+	Size        int64             `json:"size"`
+	ContentType string            `json:"content_type"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	// Modified is when this version was stored (the server's clock).
+	Modified time.Time `json:"modified"`
+	// Digest is the SHA-256 digest of the content: "SHA-256=" and the
+	// URL-safe base64 of the hash.
+	Digest string `json:"digest"`
+	// ETag identifies this version: every write of a blob gets a new one.
+	ETag string `json:"etag"`
+}
+
+func blobInfo(i blob.Info, err error) (BlobInfo, error) { return BlobInfo(i), err }
 
 // BlobMeta is what is stored with a blob besides its content: a content
 // type (default application/octet-stream) and metadata, name-value pairs
 // whose names are case-insensitive (kept in lower case).
-type BlobMeta = blob.Meta
+type BlobMeta struct {
+	ContentType string
+	Metadata    map[string]string
+}
 
 // Errors of the blob store, for errors.Is.
 var (
@@ -73,7 +92,7 @@ func (b *Blobs) PutReader(ctx context.Context, container, name string, r io.Read
 	if err != nil {
 		return BlobInfo{}, err
 	}
-	return s.Put(ctx, container, name, r, meta)
+	return blobInfo(s.Put(ctx, container, name, r, blob.Meta(meta)))
 }
 
 // Get returns a blob's content and info.
@@ -99,7 +118,8 @@ func (b *Blobs) Open(ctx context.Context, container, name string) (io.ReadCloser
 	if err != nil {
 		return nil, BlobInfo{}, err
 	}
-	return s.Get(ctx, container, name)
+	rc, info, err := s.Get(ctx, container, name)
+	return rc, BlobInfo(info), err
 }
 
 // Stat returns a blob's info.
@@ -108,7 +128,7 @@ func (b *Blobs) Stat(ctx context.Context, container, name string) (BlobInfo, err
 	if err != nil {
 		return BlobInfo{}, err
 	}
-	return s.Stat(ctx, container, name)
+	return blobInfo(s.Stat(ctx, container, name))
 }
 
 // Delete removes a blob.
@@ -127,5 +147,13 @@ func (b *Blobs) List(ctx context.Context, container, prefix string) ([]BlobInfo,
 	if err != nil {
 		return nil, err
 	}
-	return s.List(ctx, container, prefix)
+	infos, err := s.List(ctx, container, prefix)
+	if infos == nil {
+		return nil, err
+	}
+	out := make([]BlobInfo, len(infos))
+	for i, info := range infos {
+		out[i] = BlobInfo(info)
+	}
+	return out, err
 }

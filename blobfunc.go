@@ -91,7 +91,7 @@ func (a *App) BlobFunction(name string, trigger BlobTrigger, handler BlobHandler
 	if handler != nil {
 		h := withMiddleware(a, name, TriggerBlob, o.middleware, (func(context.Context, Blob) error)(handler))
 		f.Handler = func(ctx context.Context, in host.BlobInput) error {
-			return h(ctx, Blob{Info: in.Info, Params: in.Params, open: in.Open})
+			return h(ctx, Blob{Info: BlobInfo(in.Info), Params: in.Params, open: in.Open})
 		}
 	}
 	a.bfns = append(a.bfns, f)

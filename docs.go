@@ -25,15 +25,60 @@ type ContainerConfig struct {
 
 // Document is a stored document: its id, partition key, ETag, LSN, write
 // time and its JSON body with the system fields id, _etag, _ts and _lsn.
-type Document = docstore.Document
+// In a change feed it is a change: the document as written, or a deletion.
+type Document struct {
+	ID           string `json:"id"`
+	PartitionKey string `json:"partition_key"`
+	// ETag changes with every write; pass it as ifMatch to write only
+	// over this version.
+	ETag string `json:"etag"`
+	// TS is the time of the last write; LSN its position in the
+	// container's change feed.
+	TS  time.Time `json:"ts"`
+	LSN int64     `json:"lsn"`
+	// Deleted marks a deletion in a change feed (Body is then empty).
+	Deleted bool `json:"deleted,omitempty"`
+	// Body is the document's JSON, system fields included.
+	Body json.RawMessage `json:"body,omitempty"`
+}
 
 // QueryRequest is a query in the store's SQL subset, for example
 // `SELECT * FROM c WHERE c.battery < 20 ORDER BY c._ts DESC`, with
 // optional @parameters, a partition key and paging.
-type QueryRequest = docstore.QueryRequest
+type QueryRequest struct {
+	// Text is the query.
+	Text string `json:"query"`
+	// Params are the values of its @parameters, named with the @.
+	Params map[string]any `json:"parameters,omitempty"`
+	// PartitionKey, when set, confines the query to one partition.
+	PartitionKey *string `json:"partition_key,omitempty"`
+	// MaxItems bounds the page (default and limit: the store's).
+	MaxItems int `json:"max_items,omitempty"`
+	// Continuation is the previous page's, to fetch the next.
+	Continuation string `json:"continuation,omitempty"`
+}
 
 // QueryPage is a page of query results; its Continuation fetches the next.
-type QueryPage = docstore.Page
+type QueryPage struct {
+	Documents    []Document `json:"documents"`
+	Continuation string     `json:"continuation,omitempty"`
+}
+
+// The conversions at the SDK's boundary. They are conversions of
+// identical struct types, so that a change to the store's types fails to
+// compile here instead of changing the SDK.
+func oneDoc(d docstore.Document, err error) (Document, error) { return Document(d), err }
+
+func fromStoreDocs(ds []docstore.Document) []Document {
+	if ds == nil {
+		return nil
+	}
+	out := make([]Document, len(ds))
+	for i, d := range ds {
+		out[i] = Document(d)
+	}
+	return out
+}
 
 // Errors of the document store, for errors.Is.
 var (
@@ -87,22 +132,24 @@ func (d *Docs) store() (docstore.Store, error) {
 
 // Upsert creates or replaces a document.
 func (d *Docs) Upsert(ctx context.Context, container string, doc any) (Document, error) {
-	return d.write(doc, func(s docstore.Store, b []byte) (Document, error) { return s.Upsert(ctx, container, b) })
+	return d.write(doc, func(s docstore.Store, b []byte) (docstore.Document, error) { return s.Upsert(ctx, container, b) })
 }
 
 // Create stores a new document; ErrDocumentExists if its id is taken in
 // its partition.
 func (d *Docs) Create(ctx context.Context, container string, doc any) (Document, error) {
-	return d.write(doc, func(s docstore.Store, b []byte) (Document, error) { return s.Create(ctx, container, b) })
+	return d.write(doc, func(s docstore.Store, b []byte) (docstore.Document, error) { return s.Create(ctx, container, b) })
 }
 
 // Replace replaces an existing document; with ifMatch set (an ETag), only
 // if the document has not changed since (else ErrPreconditionFailed).
 func (d *Docs) Replace(ctx context.Context, container string, doc any, ifMatch string) (Document, error) {
-	return d.write(doc, func(s docstore.Store, b []byte) (Document, error) { return s.Replace(ctx, container, b, ifMatch) })
+	return d.write(doc, func(s docstore.Store, b []byte) (docstore.Document, error) {
+		return s.Replace(ctx, container, b, ifMatch)
+	})
 }
 
-func (d *Docs) write(doc any, fn func(docstore.Store, []byte) (Document, error)) (Document, error) {
+func (d *Docs) write(doc any, fn func(docstore.Store, []byte) (docstore.Document, error)) (Document, error) {
 	s, err := d.store()
 	if err != nil {
 		return Document{}, err
@@ -111,7 +158,7 @@ func (d *Docs) write(doc any, fn func(docstore.Store, []byte) (Document, error))
 	if err != nil {
 		return Document{}, err
 	}
-	return fn(s, b)
+	return oneDoc(fn(s, b))
 }
 
 // BulkUpsert upserts documents in one transaction: all or none.
@@ -126,7 +173,8 @@ func (d *Docs) BulkUpsert(ctx context.Context, container string, docs ...any) ([
 			return nil, fmt.Errorf("document %d: %w", i, err)
 		}
 	}
-	return s.BulkUpsert(ctx, container, raw)
+	out, err := s.BulkUpsert(ctx, container, raw)
+	return fromStoreDocs(out), err
 }
 
 // Patch sets top-level fields of a document; a nil value removes a field.
@@ -143,7 +191,7 @@ func (d *Docs) Patch(ctx context.Context, container, partitionKey, id string, se
 		}
 		fields[k] = b
 	}
-	return s.Patch(ctx, container, partitionKey, id, fields, ifMatch)
+	return oneDoc(s.Patch(ctx, container, partitionKey, id, fields, ifMatch))
 }
 
 // Read returns a document.
@@ -152,11 +200,11 @@ func (d *Docs) Read(ctx context.Context, container, partitionKey, id string) (Do
 	if err != nil {
 		return Document{}, err
 	}
-	return s.Read(ctx, container, partitionKey, id)
+	return oneDoc(s.Read(ctx, container, partitionKey, id))
 }
 
 // DocumentKey names a document for ReadMany: its partition key and id.
-type DocumentKey = docstore.Key
+type DocumentKey struct{ PartitionKey, ID string }
 
 // MaxReadManyKeys bounds the keys of one ReadMany call.
 const MaxReadManyKeys = docstore.MaxReadManyKeys
@@ -177,7 +225,12 @@ func (d *Docs) ReadMany(ctx context.Context, container string, keys ...DocumentK
 	if err != nil {
 		return nil, err
 	}
-	return s.ReadMany(ctx, container, keys)
+	skeys := make([]docstore.Key, len(keys))
+	for i, k := range keys {
+		skeys[i] = docstore.Key(k)
+	}
+	out, err := s.ReadMany(ctx, container, skeys)
+	return fromStoreDocs(out), err
 }
 
 // Delete removes a document (with ifMatch as in Replace). The change feed
@@ -200,98 +253,8 @@ func (d *Docs) Query(ctx context.Context, container string, req QueryRequest) (Q
 	if !ok {
 		return QueryPage{}, fmt.Errorf("sluice: this document store cannot run queries")
 	}
-	return q.Query(ctx, container, req)
-}
-
-// FeedTrigger binds a function to a container's change feed: it is given
-// every create, update and delete (as a tombstone, Document.Deleted) of
-// the container, in order per partition key, in batches. Instances share
-// the feed in ranges of partition keys; a range is read by one instance
-// at a time, and its position is saved only after the function finished
-// with a batch.
-type FeedTrigger struct {
-	Container string
-	// LeasePrefix names the function's position in the container's feed.
-	// Default: the function's name, so that every function gets every
-	// change. Functions given the same prefix (on different instances)
-	// share the work.
-	LeasePrefix string
-	// MaxItemsPerInvocation bounds the changes of one batch. Default 100.
-	MaxItemsPerInvocation int
-	// Ranges is how many parts the feed is split into: the most instances
-	// that can work on it at once. Default 4. Fixed once the prefix is used.
-	Ranges int
-	// StartFrom is where the function starts when it has no saved
-	// position. Default FeedFromNow.
-	StartFrom FeedStartPosition
-	// PollInterval bounds how long a caught-up function waits before it
-	// looks for changes again when it is not woken by a write (writes by
-	// other processes to SQLite). Default 1s.
-	PollInterval time.Duration
-}
-
-// FeedStartPosition is where a change-feed function starts reading when it
-// has no saved position.
-type FeedStartPosition struct {
-	from host.FeedFrom
-	t    time.Time
-}
-
-var (
-	// FeedFromNow reads the changes made after the function first started
-	// (the default, as in Azure Functions).
-	FeedFromNow = FeedStartPosition{from: host.FeedFromNow}
-	// FeedFromBeginning reads every change the container holds.
-	FeedFromBeginning = FeedStartPosition{from: host.FeedFromBeginning}
-)
-
-// FeedFromTime reads from the first change made at or after t.
-func FeedFromTime(t time.Time) FeedStartPosition {
-	return FeedStartPosition{from: host.FeedFromTime, t: t}
-}
-
-// FeedHandler processes a batch of changes. Returning nil finishes the
-// batch; an error fails it, and the retry policy decides (the range waits:
-// later changes of a partition key never overtake earlier ones). Return
-// DeadLetterChanges to give up on some changes at once.
-type FeedHandler func(ctx context.Context, changes []Document) error
-
-// FeedFunction declares a function triggered by a container's change feed.
-// Problems with the declaration are reported by Start. WithRetry sets the
-// retry policy of a failed batch; without one, a failed batch is
-// dead-lettered at once.
-func (a *App) FeedFunction(name string, trigger FeedTrigger, handler FeedHandler, opts ...FunctionOption) {
-	o := applyOptions(opts)
-	var h host.FeedHandler
-	if handler != nil {
-		h = host.FeedHandler(withMiddleware(a, name, TriggerChangeFeed, o.middleware, (func(context.Context, []Document) error)(handler)))
-	}
-	a.ffns = append(a.ffns, host.FeedFunction{
-		Name: name,
-		Trigger: host.FeedTrigger{
-			Container: trigger.Container, LeasePrefix: trigger.LeasePrefix, MaxItems: trigger.MaxItemsPerInvocation,
-			Ranges: trigger.Ranges, From: trigger.StartFrom.from, FromTime: trigger.StartFrom.t, PollInterval: trigger.PollInterval,
-		},
-		Retry:   o.retry,
-		Breaker: o.breaker,
-		Timeout: o.timeout,
-		Handler: h,
-	})
-}
-
-// DeadLetterChanges is returned by a change-feed function to give up on
-// some changes of its batch: they are kept as dead letters with reason
-// (and the container, document id and LSN), and the rest of the batch
-// counts as processed.
-func DeadLetterChanges(reason error, changes ...Document) error {
-	if reason == nil {
-		reason = errors.New("dead-lettered by the function")
-	}
-	e := &host.DeadLetterError{Reasons: make(map[int64]error, len(changes))}
-	for _, c := range changes {
-		e.Reasons[c.LSN] = reason
-	}
-	return e
+	page, err := q.Query(ctx, container, docstore.QueryRequest(req))
+	return QueryPage{Documents: fromStoreDocs(page.Documents), Continuation: page.Continuation}, err
 }
 
 // UpsertTo is an output binding: it turns fn, a handler that returns

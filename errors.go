@@ -3,6 +3,7 @@ package sluice
 import (
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/sluicehq/sluice/internal/host"
 	"github.com/sluicehq/sluice/internal/hub"
@@ -59,4 +60,51 @@ func encodeState(state any) json.RawMessage {
 		b, _ = json.Marshal(map[string]string{"unencodable_state": err.Error()})
 	}
 	return b
+}
+
+// RetryAt is returned by a function to have its input delivered again at t,
+// for example while a partner system is down. It is not a failure and
+// survives restarts. A queue function's message does not count a delivery
+// toward MaxDequeueCount and does not hold up other messages. A hub
+// function's batch is set aside in the function's retry queue
+// (`sluice-retry-<function>`) and the partition moves on; at t, each event
+// is given to the function alone, out of its partition's order (its
+// Partition and SequenceNumber tell where it came from).
+func RetryAt(t time.Time, reason string) error {
+	return &host.RetryLaterError{At: t, Reason: reason}
+}
+
+// RetryAfter is RetryAt(now + d).
+func RetryAfter(d time.Duration, reason string) error {
+	return RetryAt(time.Now().Add(d), reason)
+}
+
+// DeadLetterMessage is returned by a queue-triggered function to give up on
+// its message at once: it is kept, with reason, in the poison queue.
+func DeadLetterMessage(reason error) error {
+	return DeadLetterMessageWithState(reason, nil)
+}
+
+// DeadLetterMessageWithState is DeadLetterMessage that also keeps state
+// with the letter: context the function had, encoded as JSON.
+func DeadLetterMessageWithState(reason error, state any) error {
+	if reason == nil {
+		reason = errors.New("dead-lettered by the function")
+	}
+	return &host.DeadLetterError{Reasons: map[int64]error{0: reason}, State: encodeState(state)}
+}
+
+// DeadLetterChanges is returned by a change-feed function to give up on
+// some changes of its batch: they are kept as dead letters with reason
+// (and the container, document id and LSN), and the rest of the batch
+// counts as processed.
+func DeadLetterChanges(reason error, changes ...Document) error {
+	if reason == nil {
+		reason = errors.New("dead-lettered by the function")
+	}
+	e := &host.DeadLetterError{Reasons: make(map[int64]error, len(changes))}
+	for _, c := range changes {
+		e.Reasons[c.LSN] = reason
+	}
+	return e
 }

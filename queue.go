@@ -2,7 +2,7 @@ package sluice
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/deadletter"
@@ -110,41 +110,63 @@ func (a *App) Send(ctx context.Context, queueName string, msgs ...OutgoingMessag
 	return a.queues.Send(ctx, queueName, out)
 }
 
-// RetryAt is returned by a function to have its input delivered again at t,
-// for example while a partner system is down. It is not a failure and
-// survives restarts. A queue function's message does not count a delivery
-// toward MaxDequeueCount and does not hold up other messages. A hub
-// function's batch is set aside in the function's retry queue
-// (`sluice-retry-<function>`) and the partition moves on; at t, each event
-// is given to the function alone, out of its partition's order (its
-// Partition and SequenceNumber tell where it came from).
-func RetryAt(t time.Time, reason string) error {
-	return &host.RetryLaterError{At: t, Reason: reason}
-}
-
-// RetryAfter is RetryAt(now + d).
-func RetryAfter(d time.Duration, reason string) error {
-	return RetryAt(time.Now().Add(d), reason)
-}
-
-// DeadLetterMessage is returned by a queue-triggered function to give up on
-// its message at once: it is kept, with reason, in the poison queue.
-func DeadLetterMessage(reason error) error {
-	return DeadLetterMessageWithState(reason, nil)
-}
-
-// DeadLetterMessageWithState is DeadLetterMessage that also keeps state
-// with the letter: context the function had, encoded as JSON.
-func DeadLetterMessageWithState(reason error, state any) error {
-	if reason == nil {
-		reason = errors.New("dead-lettered by the function")
-	}
-	return &host.DeadLetterError{Reasons: map[int64]error{0: reason}, State: encodeState(state)}
-}
-
 // DeadLetterRecord is a kept dead letter: the input, where it came from,
 // which function gave up on it and why.
-type DeadLetterRecord = deadletter.Letter
+type DeadLetterRecord struct {
+	// Where the letter is kept: its dead-letter queue and its ID there.
+	DeadLetterQueue string `json:"dead_letter_queue,omitempty"`
+	ID              uint64 `json:"id,omitempty"`
+
+	// Function is the function that gave up on the input.
+	Function string `json:"function"`
+	// Reason is the error text of the last failure.
+	Reason       string           `json:"reason"`
+	Source       DeadLetterSource `json:"source"`
+	Attempts     int              `json:"attempts"`
+	FirstFailure time.Time        `json:"first_failure"`
+	LastFailure  time.Time        `json:"last_failure"`
+	// State is optional context the function attached (DeadLetterWith).
+	State json.RawMessage `json:"state,omitempty"`
+	// Redriven counts how often the input was redriven before.
+	Redriven int `json:"redriven,omitempty"`
+
+	// Body and Properties are the input's.
+	Body       []byte            `json:"body"`
+	Properties map[string]string `json:"properties,omitempty"`
+}
+
+// DeadLetterSource locates a dead letter's input where it came from.
+type DeadLetterSource struct {
+	// Kind is "hub", "queue", "container", "blob" or "timer" (EnqueuedTime
+	// is then the occurrence).
+	Kind         string    `json:"kind"`
+	Hub          string    `json:"hub,omitempty"`
+	Group        string    `json:"group,omitempty"`
+	Partition    int       `json:"partition"`
+	Sequence     int64     `json:"sequence,omitempty"`
+	PartitionKey string    `json:"partition_key,omitempty"`
+	Queue        string    `json:"queue,omitempty"`
+	MessageID    uint64    `json:"message_id,omitempty"`
+	EnqueuedTime time.Time `json:"enqueued_time,omitzero"`
+	// A change of a container's feed: the document and the change's LSN.
+	Container  string `json:"container,omitempty"`
+	DocumentID string `json:"document_id,omitempty"`
+	LSN        int64  `json:"lsn,omitempty"`
+	// Deleted marks a change that was a delete (a tombstone).
+	Deleted bool `json:"deleted,omitempty"`
+	// A blob of a blob container (Container): its name and the version's
+	// ETag.
+	Blob string `json:"blob,omitempty"`
+	ETag string `json:"etag,omitempty"`
+}
+
+func deadLetterRecord(l deadletter.Letter) DeadLetterRecord {
+	return DeadLetterRecord{
+		DeadLetterQueue: l.DeadLetterQueue, ID: l.ID, Function: l.Function, Reason: l.Reason,
+		Source: DeadLetterSource(l.Source), Attempts: l.Attempts, FirstFailure: l.FirstFailure, LastFailure: l.LastFailure,
+		State: l.State, Redriven: l.Redriven, Body: l.Body, Properties: l.Properties,
+	}
+}
 
 // DeadLetterFilter selects dead letters; zero fields match everything.
 type DeadLetterFilter struct {
@@ -181,7 +203,15 @@ func (a *App) DeadLetters(ctx context.Context, f DeadLetterFilter, limit int) ([
 	if err != nil {
 		return nil, err
 	}
-	return s.List(ctx, f.internal(), limit)
+	letters, err := s.List(ctx, f.internal(), limit)
+	if letters == nil {
+		return nil, err
+	}
+	out := make([]DeadLetterRecord, len(letters))
+	for i, l := range letters {
+		out[i] = deadLetterRecord(l)
+	}
+	return out, err
 }
 
 // Redrive sends the dead letters matching f back to their hub or queue,

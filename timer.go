@@ -31,7 +31,19 @@ type TimerTrigger struct {
 
 // TimerInfo is what a timer function is given: the occurrence it runs
 // for, whether it runs late, and the schedule's status.
-type TimerInfo = host.TimerInfo
+type TimerInfo struct {
+	// Scheduled is the occurrence this invocation is for.
+	Scheduled time.Time
+	// IsPastDue is true when the occurrence was missed (every instance
+	// down, or the one running it died) and runs late.
+	IsPastDue bool
+	// Last, Next and LastUpdated are the schedule's status (zero without
+	// UseMonitor): the last completed occurrence, the next one, and when
+	// they were written.
+	Last, Next, LastUpdated time.Time
+	// Startup is true for the run RunOnStartup asks for.
+	Startup bool
+}
 
 // TimerHandler runs one occurrence of a timer. An error fails it: the
 // retry policy then governs it, and after that the occurrence is kept as a
@@ -49,7 +61,8 @@ func (a *App) TimerFunction(name string, trigger TimerTrigger, handler TimerHand
 	}
 	f := host.TimerFunction{Name: name, Retry: o.retry, Timeout: o.timeout}
 	if handler != nil {
-		f.Handler = host.TimerHandler(withMiddleware(a, name, TriggerTimer, o.middleware, (func(context.Context, TimerInfo) error)(handler)))
+		h := withMiddleware(a, name, TriggerTimer, o.middleware, (func(context.Context, TimerInfo) error)(handler))
+		f.Handler = func(ctx context.Context, info host.TimerInfo) error { return h(ctx, TimerInfo(info)) }
 	}
 	s, err := schedule.Parse(trigger.Schedule, trigger.Location)
 	if err != nil {

@@ -40,7 +40,7 @@ func TestBreakerCommands(t *testing.T) {
 	require.Regexp(t, `closed → open by manual: cli: partner maintenance`, show)
 	var b gateway.BreakerJSON
 	require.NoError(t, json.Unmarshal([]byte(ok("breaker", "show", "deliver", "--json")), &b))
-	require.Equal(t, sluice.BreakerOpen, b.State)
+	require.Equal(t, string(sluice.BreakerOpen), string(b.State))
 	require.True(t, b.Manual)
 	require.Equal(t, "30s", b.Policy.Window)
 

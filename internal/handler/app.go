@@ -217,7 +217,7 @@ func checkName(f funcapp.Function, b funcapp.Binding, field, name string, valid 
 func (r *Runner) limits(f funcapp.Function) []sluice.FunctionOption {
 	var opts []sluice.FunctionOption
 	if p := f.EffectiveBreaker(r.fa.Host); p.Enabled() {
-		opts = append(opts, sluice.WithBreaker(p))
+		opts = append(opts, sluice.WithBreaker(sluice.BreakerPolicy(p)))
 	}
 	perEvent := f.Trigger.Type == funcapp.TypeEventHubTrigger && f.Trigger.Cardinality != funcapp.CardinalityMany
 	if d := r.fa.Host.FunctionTimeout; d > 0 && !perEvent {

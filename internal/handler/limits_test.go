@@ -67,7 +67,7 @@ func TestAppFolderBreakersAndTimeouts(t *testing.T) {
 		st, err := app.Breaker(ctx, name)
 		require.NoError(t, err, name)
 		require.NotNil(t, st.Policy, name)
-		require.Equal(t, want, *st.Policy, name)
+		require.Equal(t, sluice.BreakerPolicy(want), *st.Policy, name)
 	}
 	for _, name := range []string{"quiet", "slowTick", "slowBlob"} {
 		_, err := app.Breaker(ctx, name)
