@@ -74,6 +74,7 @@ func TestClaimOnRealEngines(t *testing.T) {
 		t.Run("release", func(t *testing.T) { t.Parallel(); testRelease(t, bucket(t, eng)) })
 		t.Run("own write seen late", func(t *testing.T) { t.Parallel(); testAdopt(t, bucket(t, eng)) })
 		t.Run("keep alive", func(t *testing.T) { t.Parallel(); testKeepAlive(t, bucket(t, eng)) })
+		t.Run("server timestamp", func(t *testing.T) { t.Parallel(); testServerTimestamp(t, bucket(t, eng)) })
 	})
 }
 
@@ -327,6 +328,28 @@ func testKeepAlive(t *testing.T, kv jetstream.KeyValue) {
 	require.Equal(t, "theirs", string(e.Value()))
 }
 
+// A claim can be timed from the server's timestamp of its last write (the
+// leases do): it expires TTL after the write was stored, and a renewal
+// stamps it afresh.
+func testServerTimestamp(t *testing.T, kv jetstream.KeyValue) {
+	ctx := context.Background()
+	before := time.Now()
+	c, err := claim.Take(ctx, kv, "k", 0, before, []byte("owner"), claim.Terms{TTL: ttl})
+	require.NoError(t, err)
+	e, err := kv.Get(ctx, "k")
+	require.NoError(t, err)
+	stamped := e.Created()
+	require.False(t, claim.Expired(stamped.Add(ttl-time.Nanosecond), stamped.Add(ttl)))
+	require.True(t, claim.Expired(stamped.Add(ttl), stamped.Add(ttl)))
+
+	_, err = c.Write(ctx, time.Now(), []byte("owner"))
+	require.NoError(t, err)
+	e, err = kv.Get(ctx, "k")
+	require.NoError(t, err)
+	require.False(t, e.Created().Before(stamped), "the renewal is stamped again")
+	require.Equal(t, c.Rev(), e.Revision())
+}
+
 // memKV is a key-value bucket in memory with the compare-and-set rules of
 // JetStream's, for tests in a synctest bubble. fail, when set, answers a
 // write instead.
@@ -338,22 +361,29 @@ type memKV struct {
 	values             map[string][]byte
 	writes             atomic.Int32
 	fail               error
+	hang               bool // a write waits for its context to end
 }
 
 func newMemKV() *memKV { return &memKV{revs: map[string]uint64{}, values: map[string][]byte{}} }
 
 func (m *memKV) Create(ctx context.Context, key string, value []byte, _ ...jetstream.KVCreateOpt) (uint64, error) {
-	return m.write(key, value, 0)
+	return m.write(ctx, key, value, 0)
 }
 
 func (m *memKV) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
-	return m.write(key, value, rev)
+	return m.write(ctx, key, value, rev)
 }
 
-func (m *memKV) write(key string, value []byte, rev uint64) (uint64, error) {
+func (m *memKV) write(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.writes.Add(1)
+	if m.hang {
+		m.mu.Unlock()
+		<-ctx.Done()
+		m.mu.Lock()
+		return 0, ctx.Err()
+	}
 	if m.fail != nil {
 		return 0, m.fail
 	}
@@ -423,6 +453,29 @@ func TestKeepAliveRenewsEveryPeriod(t *testing.T) {
 		synctest.Wait()
 		require.Equal(t, writes, kv.writes.Load(), "no renewal after stop")
 		require.False(t, c.Held(), "unrenewed: the holder stops at TTL − Margin")
+	})
+}
+
+// Stopping KeepAlive in the middle of a renewal cancels the renewal and
+// waits for it; that is not a loss.
+func TestKeepAliveStoppedMidWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		kv := newMemKV()
+		start := time.Now()
+		c, err := claim.Take(t.Context(), kv, "k", 0, start, deadline(start.Add(ttl)), claim.Terms{TTL: ttl})
+		require.NoError(t, err)
+		kv.mu.Lock()
+		kv.hang = true
+		kv.mu.Unlock()
+		var failed []error
+		stop := c.KeepAlive(ttl/3, func(now time.Time) []byte { return deadline(now.Add(ttl)) },
+			func(err error) { failed = append(failed, err) })
+		time.Sleep(ttl / 3)
+		synctest.Wait()
+		require.Equal(t, int32(2), kv.writes.Load(), "the renewal is in flight")
+		require.False(t, stop(), "not lost")
+		require.Empty(t, failed, "a cancelled renewal is not a failure")
+		require.Equal(t, start.Add(ttl), c.Until(), "nor a renewal")
 	})
 }
 
