@@ -166,8 +166,13 @@ func (c *Claim) Write(ctx context.Context, start time.Time, value []byte) (uint6
 	defer c.mu.Unlock()
 	switch {
 	case err == nil:
-		if c.rev == rev { // not adopted meanwhile
-			c.rev, c.until, c.lost = newRev, start.Add(c.terms.TTL-c.terms.Margin), false
+		// The write may have been adopted meanwhile (seen by a watch
+		// before its reply came), or a later one of ours: keep the latest.
+		if newRev >= c.rev {
+			c.rev, c.lost = newRev, false
+		}
+		if until := start.Add(c.terms.TTL - c.terms.Margin); until.After(c.until) {
+			c.until = until
 		}
 		return newRev, nil
 	case Conflict(err):
@@ -179,14 +184,14 @@ func (c *Claim) Write(ctx context.Context, start time.Time, value []byte) (uint6
 
 // Release deletes the key if it is still at the holder's revision, so that
 // the next claimer need not wait for the claim to expire. When the
-// compare-and-set fails the error wraps [ErrLost]; either way the holder no
-// longer holds the claim.
+// compare-and-set fails the error wraps [ErrLost]. After either, the holder
+// no longer holds the claim; after another error it holds it as before.
 func (c *Claim) Release(ctx context.Context) error {
 	rev := c.Rev()
 	err := Delete(ctx, c.kv, c.key, rev)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.rev == rev {
+	if err == nil {
 		c.until = time.Time{}
 	}
 	if Conflict(err) {

@@ -362,6 +362,9 @@ type memKV struct {
 	writes             atomic.Int32
 	fail               error
 	hang               bool // a write waits for its context to end
+	// stored, when set, is called with the revision of a write stored,
+	// before it returns.
+	stored func(rev uint64)
 }
 
 func newMemKV() *memKV { return &memKV{revs: map[string]uint64{}, values: map[string][]byte{}} }
@@ -395,6 +398,9 @@ func (m *memKV) write(ctx context.Context, key string, value []byte, rev uint64)
 	}
 	m.seq++
 	m.revs[key], m.values[key] = m.seq, value
+	if m.stored != nil {
+		m.stored(m.seq)
+	}
 	return m.seq, nil
 }
 
@@ -453,6 +459,24 @@ func TestKeepAliveRenewsEveryPeriod(t *testing.T) {
 		synctest.Wait()
 		require.Equal(t, writes, kv.writes.Load(), "no renewal after stop")
 		require.False(t, c.Held(), "unrenewed: the holder stops at TTL − Margin")
+	})
+}
+
+// A renewal that the holder saw stored (through a watch, as leases do) and
+// adopted before its reply came still extends the claim.
+func TestWriteAdoptedBeforeItsReply(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		kv := newMemKV()
+		start := time.Now()
+		c, err := claim.Take(t.Context(), kv, "k", 0, start, []byte("mine"), claim.Terms{TTL: ttl})
+		require.NoError(t, err)
+		kv.stored = func(rev uint64) { c.Adopt(rev) }
+		time.Sleep(ttl / 3)
+		rev, err := c.Write(t.Context(), time.Now(), []byte("mine"))
+		require.NoError(t, err)
+		require.Equal(t, rev, c.Rev())
+		require.Equal(t, time.Now().Add(ttl), c.Until(), "extended")
+		require.True(t, c.Held())
 	})
 }
 
