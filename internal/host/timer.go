@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/internal/claim"
 	"github.com/sluicehq/sluice/internal/resilience"
 )
 
@@ -76,7 +77,8 @@ type timerState struct {
 	Last        time.Time `json:"last,omitzero"`
 	Next        time.Time `json:"next,omitzero"`
 	LastUpdated time.Time `json:"last_updated,omitzero"`
-	// The claim of the instance running Occurrence, valid until Until.
+	// The claim (package claim) of the instance running Occurrence, valid
+	// until Until.
 	Owner      string    `json:"owner,omitempty"`
 	Occurrence time.Time `json:"occurrence,omitzero"`
 	Until      time.Time `json:"until,omitzero"`
@@ -85,6 +87,13 @@ type timerState struct {
 // timerClaim is how long a claim lasts without renewal; it is renewed
 // every third of it while the function runs.
 const timerClaim = 30 * time.Second
+
+// heldOccurrence is this instance's claim on an occurrence, and the state
+// it wrote with it.
+type heldOccurrence struct {
+	claim *claim.Claim
+	state timerState
+}
 
 // RegisterTimer adds a timer function. It must be called before Start; the
 // host's Config.TimerState must be set.
@@ -135,7 +144,7 @@ func (h *Host) runTimer(f *timerFunction) {
 	}()
 	if f.Trigger.RunOnStartup {
 		st, _, _ := h.timerState(ctx, f.Name)
-		h.runOccurrence(ctx, f, h.timerInfo(f, st, time.Now().UTC(), false, true), log)
+		h.runOccurrence(ctx, f, h.timerInfo(f, st, time.Now().UTC(), false, true), nil, log)
 	}
 	// After a start, an occurrence the status says is due runs at once.
 	occ, pastDue := time.Time{}, false
@@ -152,26 +161,26 @@ func (h *Host) runTimer(f *timerFunction) {
 		if !sleepUntil(ctx, occ) {
 			return
 		}
-		st, ok, heldUntil := h.claim(ctx, f, occ, log)
-		for !ok && !heldUntil.IsZero() {
+		st, held, heldUntil := h.claim(ctx, f, occ, log)
+		for held == nil && !heldUntil.IsZero() {
 			// Another instance claimed this occurrence. While it runs,
 			// it renews its claim; if it died, the claim lapses and the
 			// occurrence runs here, late.
 			if !sleepUntil(ctx, heldUntil) {
 				return
 			}
-			st, ok, heldUntil = h.claim(ctx, f, occ, log)
-			if ok {
+			st, held, heldUntil = h.claim(ctx, f, occ, log)
+			if held != nil {
 				pastDue = true
 				log.Warn("the instance that claimed this occurrence stopped renewing its claim; running it here, late", "occurrence", occ)
 			}
 		}
-		if ok {
+		if held != nil {
 			if f.Trigger.UseMonitor && !st.Next.IsZero() && st.Next.Before(occ) {
 				pastDue = true // a recorded occurrence was never run
 			}
 			info := h.timerInfo(f, st, occ, pastDue, false)
-			h.runOccurrence(ctx, f, info, log)
+			h.runOccurrence(ctx, f, info, held, log)
 			h.complete(ctx, f, occ, log)
 		}
 		if ctx.Err() != nil {
@@ -184,7 +193,7 @@ func (h *Host) runTimer(f *timerFunction) {
 		now := time.Now()
 		occ, pastDue = f.Trigger.Schedule.Next(now).UTC(), false
 		if st, _, err := h.timerState(ctx, f.Name); err == nil && f.Trigger.UseMonitor && !st.Next.IsZero() &&
-			!st.Next.After(now) && (st.Owner == "" || !st.Until.After(now)) {
+			!st.Next.After(now) && (st.Owner == "" || claim.Expired(now, st.Until)) {
 			// A recorded occurrence passed unrun (the instance that
 			// claimed it died before completing, or every instance was
 			// late): run it once now.
@@ -231,50 +240,46 @@ func (h *Host) timerState(ctx context.Context, name string) (timerState, uint64,
 // putTimerState writes st if the entry is still at rev (0: absent).
 func (h *Host) putTimerState(ctx context.Context, name string, st timerState, rev uint64) error {
 	b, _ := json.Marshal(st)
-	var err error
-	if rev == 0 {
-		_, err = h.cfg.TimerState.Create(ctx, name, b)
-	} else {
-		_, err = h.cfg.TimerState.Update(ctx, name, b, rev)
-	}
+	_, err := claim.Write(ctx, h.cfg.TimerState, name, b, rev)
 	return err
 }
 
 // claim takes occurrence occ for this instance, unless it has run or
 // another instance holds a live claim. It returns the state before the
-// claim, and, when another instance holds a live claim on occ itself,
-// when that claim ends unless renewed.
-func (h *Host) claim(ctx context.Context, f *timerFunction, occ time.Time, log *slog.Logger) (st timerState, ok bool, heldUntil time.Time) {
+// claim and, on success, the claim; when another instance holds a live
+// claim on occ itself, when that claim ends unless renewed.
+func (h *Host) claim(ctx context.Context, f *timerFunction, occ time.Time, log *slog.Logger) (st timerState, held *heldOccurrence, heldUntil time.Time) {
 	for ctx.Err() == nil {
 		st, rev, err := h.timerState(ctx, f.Name)
 		if err != nil {
 			log.Warn("read timer state", "err", err)
 			if !sleepUntil(ctx, time.Now().Add(time.Second)) {
-				return st, false, time.Time{}
+				return st, nil, time.Time{}
 			}
 			continue
 		}
 		now := time.Now().UTC()
 		switch {
 		case !st.Last.Before(occ):
-			return st, false, time.Time{} // run already
-		case st.Owner != "" && st.Owner != h.cfg.InstanceID && st.Until.After(now):
+			return st, nil, time.Time{} // run already
+		case st.Owner != "" && st.Owner != h.cfg.InstanceID && !claim.Expired(now, st.Until):
 			if st.Occurrence.Equal(occ) {
-				return st, false, st.Until // running elsewhere
+				return st, nil, st.Until // running elsewhere
 			}
-			return st, false, time.Time{} // an older occurrence running elsewhere
+			return st, nil, time.Time{} // an older occurrence running elsewhere
 		}
 		claimed := st
 		claimed.Owner, claimed.Occurrence, claimed.Until = h.cfg.InstanceID, occ, now.Add(timerClaim)
-		if err := h.putTimerState(ctx, f.Name, claimed, rev); err == nil {
-			return st, true, time.Time{}
+		b, _ := json.Marshal(claimed)
+		if c, err := claim.Take(ctx, h.cfg.TimerState, f.Name, rev, now, b, claim.Terms{TTL: timerClaim}); err == nil {
+			return st, &heldOccurrence{claim: c, state: claimed}, time.Time{}
 		}
 		// Another instance wrote first: look again.
 		if !sleepUntil(ctx, time.Now().Add(time.Duration(rand.IntN(20))*time.Millisecond)) {
-			return st, false, time.Time{}
+			return st, nil, time.Time{}
 		}
 	}
-	return timerState{}, false, time.Time{}
+	return timerState{}, nil, time.Time{}
 }
 
 // complete records occurrence occ as run and drops the claim.
@@ -300,32 +305,17 @@ func (h *Host) complete(ctx context.Context, f *timerFunction, occ time.Time, lo
 	}
 }
 
-// renewClaim keeps this instance's claim on occ alive until ctx ends.
-func (h *Host) renewClaim(ctx context.Context, f *timerFunction, occ time.Time) {
-	t := time.NewTicker(timerClaim / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		st, rev, err := h.timerState(ctx, f.Name)
-		if err != nil || st.Owner != h.cfg.InstanceID || !st.Occurrence.Equal(occ) {
-			continue
-		}
-		st.Until = time.Now().UTC().Add(timerClaim)
-		_ = h.putTimerState(ctx, f.Name, st, rev)
-	}
-}
-
 // runOccurrence runs the function for one occurrence under its retry
-// policy.
-func (h *Host) runOccurrence(ctx context.Context, f *timerFunction, info TimerInfo, log *slog.Logger) {
-	if !info.Startup {
-		rctx, stop := context.WithCancel(ctx)
+// policy, renewing held (nil for the startup run) until it returns.
+func (h *Host) runOccurrence(ctx context.Context, f *timerFunction, info TimerInfo, held *heldOccurrence, log *slog.Logger) {
+	if held != nil {
+		stop := held.claim.KeepAlive(timerClaim/3, func(now time.Time) []byte {
+			st := held.state
+			st.Until = now.UTC().Add(timerClaim)
+			b, _ := json.Marshal(st)
+			return b
+		}, nil)
 		defer stop()
-		go h.renewClaim(rctx, f, info.Scheduled)
 	}
 	var last error
 	var first time.Time

@@ -17,6 +17,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+
+	"github.com/sluicehq/sluice/internal/claim"
 )
 
 // De-duplication of events by message id.
@@ -59,10 +61,12 @@ import (
 // was stored, and every other outcome leaves the id free, at once or after
 // the timeout.
 //
-// The timestamps of pending claims come from the publishers' clocks; a
-// publisher whose clock runs behind by more than the pending timeout can
-// have its live claim taken over (and its event stored twice). Waiters also
-// time a claim themselves, so a clock ahead only delays a takeover.
+// A pending entry is a claim of package claim, never renewed: its lifetime
+// is the pending timeout, and its deadline the publisher's timestamp plus
+// that (the bound on clock skew is stated in package claim; a publisher
+// whose clock runs behind can have its live claim taken over early, and its
+// event stored twice). Waiters also time a claim themselves
+// (claim.Sighting), so a clock ahead only delays a takeover.
 
 const (
 	// defaultPendingTimeout is how long a claim may stay pending before
@@ -109,10 +113,9 @@ type idClaim struct {
 	pos Position
 	// stored: this call stored the id's event at pos.
 	stored bool
-	// The pending entry last seen, and when it was first seen (local
-	// time): a claim pending for the timeout under our eyes is dead.
-	seenRev uint64
-	seenAt  time.Time
+	// The pending entry as this call watched it: a claim pending for the
+	// timeout under our eyes is dead.
+	seen claim.Sighting
 }
 
 // publishOnce publishes events of which some carry message ids (see the
@@ -304,7 +307,7 @@ func (s *Service) createAll(ctx context.Context, claims []*idClaim) ([]*idClaim,
 		switch {
 		case errs[i] == nil && revs[i] != 0:
 			cl.rev = revs[i]
-		case wrongLastSeq(errs[i]):
+		case claim.Conflict(errs[i]):
 			contested = append(contested, cl)
 		case errs[i] != nil:
 			err = cmp.Or(err, errs[i])
@@ -325,7 +328,7 @@ type idWrite struct {
 const maxAtomicBatch = 1000
 
 // writeIDs performs writes and returns each one's new revision or error
-// (wrongLastSeq for a failed compare-and-set). err is set when the outcome
+// (claim.Conflict for a failed compare-and-set). err is set when the outcome
 // of some writes is unknown (their revision is 0 and their error nil): the
 // context ended, or the connection failed.
 //
@@ -442,7 +445,7 @@ func (s *Service) writeIDsAtomic(ctx context.Context, writes []idWrite, revs []u
 	m.Header["Nats-Batch-Commit"] = []string{"1"}
 	ack, err := s.js.PublishMsg(ctx, m)
 	if err != nil {
-		if !wrongLastSeq(err) && ctx.Err() == nil {
+		if !claim.Conflict(err) && ctx.Err() == nil {
 			s.log.Debug("atomic batch of message ids failed; sending them one by one", "err", err)
 		}
 		return false
@@ -487,8 +490,8 @@ func (s *Service) contend(ctx context.Context, cl *idClaim) (wait bool, err erro
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		// Released or expired since: claim it. (Create handles the delete
 		// marker a release leaves.)
-		rev, err := s.ids.Create(ctx, cl.key, s.pendingValue())
-		if wrongLastSeq(err) {
+		rev, err := claim.Write(ctx, s.ids, cl.key, s.pendingValue(), 0)
+		if claim.Conflict(err) {
 			return true, nil
 		}
 		if err != nil {
@@ -542,15 +545,13 @@ func (s *Service) peek(ctx context.Context, cl *idClaim) (pending bool, err erro
 // timeout, by its own time and as watched by this call.
 func (s *Service) young(cl *idClaim, rev uint64, at time.Time) bool {
 	now := s.now()
-	if rev != cl.seenRev {
-		cl.seenRev, cl.seenAt = rev, now
-	}
-	return now.Sub(at) < s.pendingTimeout && now.Sub(cl.seenAt) < s.pendingTimeout
+	watched := cl.seen.Expired(rev, now, s.pendingTimeout)
+	return !watched && !claim.Expired(now, at.Add(s.pendingTimeout))
 }
 
 func (s *Service) takeOver(ctx context.Context, cl *idClaim, rev uint64) (wait bool, err error) {
-	newRev, err := s.ids.Update(ctx, cl.key, s.pendingValue(), rev)
-	if wrongLastSeq(err) {
+	newRev, err := claim.Write(ctx, s.ids, cl.key, s.pendingValue(), rev)
+	if claim.Conflict(err) {
 		return true, nil // someone else moved first: look again
 	}
 	if err != nil {
@@ -578,7 +579,7 @@ func (s *Service) settle(ctx context.Context, claims []*idClaim) {
 		s.log.Warn("cannot mark message ids stored; they stay pending until the pending timeout", "hub_ids", len(writes), "err", err)
 	}
 	for i, err := range errs {
-		if wrongLastSeq(err) {
+		if claim.Conflict(err) {
 			err = errors.New("the claim was taken over or expired before it was marked stored: a duplicate may be stored")
 		}
 		if err != nil {
@@ -598,19 +599,11 @@ func (s *Service) release(ctx context.Context, claims []*idClaim) {
 	}
 	fanOut(len(owned), maxIDCalls, func(i int) {
 		cl := owned[i]
-		if err := s.ids.Delete(ctx, cl.key, jetstream.LastRevision(cl.rev)); err != nil && !wrongLastSeq(err) {
+		if err := claim.Delete(ctx, s.ids, cl.key, cl.rev); err != nil && !claim.Conflict(err) {
 			s.log.Warn("cannot release a message id; it stays pending until the pending timeout", "key", cl.key, "err", err)
 		}
 		cl.rev = 0
 	})
-}
-
-// wrongLastSeq reports whether err is JetStream's answer to a failed
-// compare-and-set: the key exists, or its revision moved.
-func wrongLastSeq(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 // forgetIDs drops the message ids of a hub.

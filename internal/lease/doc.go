@@ -28,21 +28,22 @@
 //
 // # Safety
 //
-// Every write to an ownership key is a compare-and-set on the key's revision:
-// kv.Create for a free key, kv.Update with the revision last seen for a claim
-// of an expired key or a renewal, a revision-checked delete for a release. Two
-// instances can therefore never both believe a write made them the owner.
+// An ownership key is a claim of package claim: every write to it is a
+// compare-and-set on the key's revision (create for a free key, update at
+// the revision last seen for a claim of an expired key or a renewal, a
+// revision-checked delete for a release), so two instances can never both
+// believe a write made them the owner.
 //
 // Expiry is judged by comparing the server's timestamp of the last write
-// (entry.Created) with the local clock. The holder, for its part, measures
-// from the local time just before it sent its last confirmed renewal (which is
-// no later than the server's timestamp of that write) and cancels the unit's
-// context at Expiry − Renew/2 after it, without waiting for the next round.
-// Others take the unit only after Expiry. That leaves Renew/2 for the run
-// function to notice the cancellation, provided the clocks of the instances
-// and of the NATS server differ by clearly less than Renew/2 (5 s with the
-// defaults; NTP keeps them within milliseconds). Larger skew can let a new
-// owner start while the old one is still finishing.
+// (entry.Created) with the local clock. The holder measures from the local
+// time just before it sent its last confirmed renewal (no later than the
+// server's timestamp of that write) and cancels the unit's context at
+// Expiry − Renew/2 after it, without waiting for the next round; others take
+// the unit only after Expiry. In the terms of package claim the lifetime is
+// Expiry and the holder's margin Renew/2: the run function has Renew/2 to
+// notice the cancellation, provided the clocks of the instances and of the
+// NATS server differ by less than that (5 s with the defaults; the bound is
+// stated in package claim).
 //
 // A run function must return promptly after its context is done. A voluntary
 // release (rebalancing, Leave, Stop) keeps renewing the lease until run has

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/internal/claim"
 	"github.com/sluicehq/sluice/internal/service"
 )
 
@@ -90,6 +91,9 @@ type Manager struct {
 	cfg     Config
 	session string
 	log     *slog.Logger
+	// terms of every ownership claim: the holder stops Renew/2 before
+	// others may take over (see the claim package on clock skew).
+	terms claim.Terms
 
 	life    service.Lifecycle
 	mu      sync.Mutex
@@ -122,6 +126,7 @@ func New(kv jetstream.KeyValue, cfg Config) (*Manager, error) {
 		cfg:     cfg,
 		session: hex.EncodeToString(b[:]),
 		log:     cfg.Logger.With("instance", cfg.InstanceID),
+		terms:   claim.Terms{TTL: cfg.Expiry, Margin: cfg.Renew / 2},
 		sets:    make(map[string]*set),
 	}, nil
 }
@@ -268,7 +273,7 @@ func (m *Manager) Ownership(ctx context.Context, name string) (map[int]string, e
 	out := make(map[int]string, len(entries))
 	for _, e := range entries {
 		_, tok, ok := k.parse(e.Key())
-		if !ok || e.Operation() != jetstream.KeyValuePut || now.Sub(e.Created()) > m.cfg.Expiry {
+		if !ok || e.Operation() != jetstream.KeyValuePut || claim.Expired(now, e.Created().Add(m.cfg.Expiry)) {
 			continue
 		}
 		unit, err := strconv.Atoi(tok)
@@ -367,8 +372,8 @@ type lease struct {
 	until  atomic.Int64  // monotonic() deadline, as a time.Duration
 	timer  *time.Timer   // fires at until: the lease is lost
 
-	rev   uint64     // revision of our last write; the set loop's goroutine only
-	state leaseState // guarded by set.mu
+	claim *claim.Claim // the ownership key; written by the set loop's goroutine only
+	state leaseState   // guarded by set.mu
 }
 
 func (l *lease) finished() bool {

@@ -3,7 +3,6 @@ package lease
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/internal/claim"
 )
 
 // set is one joined set. Its loop goroutine makes every KV call for it and
@@ -244,20 +245,22 @@ func (s *set) checkHeld(unit int, e entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := s.held[unit]
-	if l == nil || e.rev <= l.rev {
+	if l == nil || e.rev <= l.claim.Rev() {
 		return
 	}
 	if !e.deleted && e.session == s.m.session {
 		// Our own renewal, confirmed to us only now (its reply was lost).
 		// It was a compare-and-set on our revision, so the lease is unbroken.
-		l.rev = e.rev
+		l.claim.Adopt(e.rev)
 		return
 	}
 	s.lose(l, fmt.Errorf("%w: key %s was changed by another writer", ErrLost, s.keys.owner(unit)))
 }
 
+// expired reports whether a key has gone unwritten for Expiry by the
+// server's timestamp.
 func (s *set) expired(e entry, now time.Time) bool {
-	return now.Sub(e.created) > s.m.cfg.Expiry
+	return claim.Expired(now, e.created.Add(s.m.cfg.Expiry))
 }
 
 // renewAll rewrites every held key with compare-and-set on our revision.
@@ -266,15 +269,13 @@ func (s *set) renewAll(ctx context.Context) {
 		if l.finished() {
 			continue // freeFinished deletes it
 		}
-		start := time.Now()
-		rev, err := s.m.kv.Update(ctx, s.keys.owner(l.unit), s.claimed, l.rev)
+		_, err := l.claim.Write(ctx, time.Now(), s.claimed)
 		s.mu.Lock()
 		switch {
 		case l.state == gone:
 		case err == nil:
-			l.rev = rev
-			s.extend(l, start)
-		case isConflict(err):
+			s.extend(l)
+		case claim.Conflict(err):
 			s.lose(l, fmt.Errorf("%w: renewal of %s failed its compare-and-set: %v", ErrLost, s.keys.owner(l.unit), err))
 		default:
 			s.log.Warn("lease: renewal failed; will retry", "unit", l.unit, "err", err)
@@ -292,7 +293,7 @@ func (s *set) freeFinished(ctx context.Context) {
 		if !ready {
 			continue
 		}
-		err := s.m.kv.Delete(ctx, s.keys.owner(l.unit), jetstream.LastRevision(l.rev))
+		err := l.claim.Release(ctx)
 		s.mu.Lock()
 		if l.state != gone {
 			s.drop(l)
@@ -346,19 +347,16 @@ func (s *set) balance(ctx context.Context) {
 		if s.busy(unit) || (known && !e.deleted && e.session != s.m.session && !s.expired(e, now)) {
 			continue
 		}
-		start := time.Now()
-		var rev uint64
-		var err error
-		if !known || e.deleted {
-			rev, err = s.m.kv.Create(ctx, s.keys.owner(unit), s.claimed)
-		} else {
-			rev, err = s.m.kv.Update(ctx, s.keys.owner(unit), s.claimed, e.rev)
+		var rev uint64 // a free key is created
+		if known && !e.deleted {
+			rev = e.rev // an expired one taken over
 		}
+		c, err := claim.Take(ctx, s.m.kv, s.keys.owner(unit), rev, time.Now(), s.claimed, s.m.terms)
 		switch {
 		case err == nil:
-			s.acquire(unit, rev, start)
+			s.acquire(unit, c)
 			need--
-		case isConflict(err):
+		case claim.Conflict(err):
 			s.log.Debug("lease: lost a claim race", "unit", unit)
 		default:
 			s.log.Warn("lease: claim failed", "unit", unit, "err", err)
@@ -407,15 +405,14 @@ func (s *set) busy(unit int) bool {
 	return s.held[unit] != nil || s.runs[unit] != nil
 }
 
-// acquire starts run for a unit just claimed at rev; start is the local time
-// just before the claim was sent.
-func (s *set) acquire(unit int, rev uint64, start time.Time) {
-	l := &lease{unit: unit, rev: rev, done: make(chan struct{})}
+// acquire starts run for a unit just claimed.
+func (s *set) acquire(unit int, c *claim.Claim) {
+	l := &lease{unit: unit, claim: c, done: make(chan struct{})}
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	l.ctx, l.cancel = context.WithValue(ctx, leaseKey{}, l), cancel
 	s.mu.Lock()
 	l.timer = time.AfterFunc(time.Hour, func() { s.expire(l) })
-	s.extend(l, start)
+	s.extend(l)
 	s.held[unit] = l
 	s.runs[unit] = l
 	s.mu.Unlock()
@@ -445,10 +442,10 @@ func (s *set) finish(l *lease) {
 	s.wake()
 }
 
-// extend moves l's deadline to Expiry − Renew/2 after start, the local time
-// before the write that the server stamped. Called with s.mu held.
-func (s *set) extend(l *lease, start time.Time) {
-	until := start.Sub(epoch) + s.m.cfg.Expiry - s.m.cfg.Renew/2
+// extend moves l's deadline to its claim's: Expiry − Renew/2 after the local
+// time before the last write that the server stamped. Called with s.mu held.
+func (s *set) extend(l *lease) {
+	until := l.claim.Until().Sub(epoch)
 	l.until.Store(int64(until))
 	l.timer.Reset(until - monotonic())
 }
@@ -551,9 +548,4 @@ func isDone(ch <-chan struct{}) bool {
 	default:
 		return false
 	}
-}
-
-// isConflict reports whether err is a failed compare-and-set.
-func isConflict(err error) bool {
-	return errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/internal/claim"
 	"github.com/sluicehq/sluice/internal/service"
 )
 
@@ -39,7 +40,9 @@ import (
 // ends; then the first instance with work waiting takes the probe
 // (half-open, owner = itself, by compare-and-set) and lets one invocation
 // through: success closes the breaker, failure opens it again with twice
-// the cool-down. A probe whose owner dies is taken over after its deadline.
+// the cool-down. The probe is a claim (package claim) held in the state
+// record: ProbeOwner until ProbeDeadline, a lifetime of the probe timeout,
+// never renewed; a probe whose owner dies is taken over after its deadline.
 // A breaker opened by hand stays open until closed by hand.
 
 // BreakerState is the state of a breaker.
@@ -513,7 +516,7 @@ func (b *Breaker) Acquire(ctx context.Context) (Permit, bool, <-chan struct{}) {
 			b.mu.Unlock()
 			return Permit{Probe: true}, true, nil
 		case rec.State == Open && (rec.Manual || rec.Until.IsZero() || now.Before(rec.Until)),
-			rec.State == HalfOpen && now.Before(rec.ProbeDeadline):
+			rec.State == HalfOpen && !claim.Expired(now, rec.ProbeDeadline):
 			b.mu.Unlock()
 			return Permit{}, false, wake
 		}
@@ -702,12 +705,7 @@ func (bs *Breakers) write(ctx context.Context, function string, next Record, fro
 	if err != nil {
 		return next, 0, err
 	}
-	var newRev uint64
-	if rev == 0 {
-		newRev, err = bs.kv.Create(ctx, stateKey(function), data)
-	} else {
-		newRev, err = bs.kv.Update(ctx, stateKey(function), data, rev)
-	}
+	newRev, err := claim.Write(ctx, bs.kv, stateKey(function), data, rev)
 	if err != nil {
 		return next, 0, err
 	}
@@ -876,7 +874,7 @@ func (b *Breaker) MayProbe() bool {
 		if b.rec.ProbeOwner == b.bs.opts.Instance {
 			return !b.probing
 		}
-		return !now.Before(b.rec.ProbeDeadline)
+		return claim.Expired(now, b.rec.ProbeDeadline)
 	}
 	return false
 }

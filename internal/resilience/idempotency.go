@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/internal/claim"
 )
 
 // Bounds and defaults of idempotency keys.
@@ -86,8 +88,8 @@ type KeysOptions struct {
 	// again. Default DefaultRecheck; tests with a fake clock set it low.
 	Recheck time.Duration
 	// Now is the clock of claims and expiries. Default time.Now. Instances
-	// sharing a bucket compare each other's times, so their clocks must
-	// agree to well within ClaimTTL.
+	// sharing a bucket compare each other's times (the bound on their skew
+	// is stated in package claim).
 	Now func() time.Time
 	// Logger receives warnings (a claim lost to a takeover, a key that could
 	// not be released). Default slog.Default().
@@ -165,7 +167,7 @@ func (k *Keys) Do(ctx context.Context, key string, ttl time.Duration, fn func(ct
 		}
 		switch st.outcome {
 		case claimWon:
-			return true, c.run(ctx, st.rev, fn)
+			return true, c.run(ctx, st.held, fn)
 		case claimDone:
 			return false, nil
 		case claimBusy:
@@ -235,8 +237,15 @@ const (
 
 type claimResult struct {
 	outcome claimOutcome
-	rev     uint64
+	held    *claim.Claim // claimWon
+	rev     uint64       // claimBusy: the other caller's claim
 	until   time.Time
+}
+
+// terms are the terms of our claims: ClaimTTL, no margin (a claim lost
+// while the work runs does not stop the work).
+func (c *onceCall) terms() claim.Terms {
+	return claim.Terms{TTL: c.opts.ClaimTTL, Now: c.opts.Now}
 }
 
 func (c *onceCall) running(now time.Time) []byte {
@@ -247,11 +256,12 @@ func (c *onceCall) running(now time.Time) []byte {
 // whose run expired.
 func (c *onceCall) claim(ctx context.Context) (claimResult, error) {
 	c.token = newClaimToken()
-	rev, err := c.kv.Create(ctx, c.id, c.running(c.opts.Now()))
+	start := c.opts.Now()
+	held, err := claim.Take(ctx, c.kv, c.id, 0, start, c.running(start), c.terms())
 	if err == nil {
-		return claimResult{outcome: claimWon, rev: rev}, nil
+		return claimResult{outcome: claimWon, held: held}, nil
 	}
-	if !casConflict(err) {
+	if !claim.Conflict(err) {
 		return claimResult{}, fmt.Errorf("once %q: claim the key: %w", c.key, err)
 	}
 	e, err := c.kv.Get(ctx, c.id)
@@ -267,13 +277,13 @@ func (c *onceCall) claim(ctx context.Context) (claimResult, error) {
 	}
 	now := c.opts.Now()
 	switch {
-	case cur.State == keyDone && now.Before(cur.Expires):
+	case cur.State == keyDone && !claim.Expired(now, cur.Expires):
 		return claimResult{outcome: claimDone}, nil
-	case cur.State == keyRunning && now.Before(cur.ClaimedUntil):
+	case cur.State == keyRunning && !claim.Expired(now, cur.ClaimedUntil):
 		return claimResult{outcome: claimBusy, rev: e.Revision(), until: cur.ClaimedUntil}, nil
 	}
-	rev, err = c.kv.Update(ctx, c.id, c.running(now), e.Revision())
-	if casConflict(err) { // another caller took it over first
+	held, err = claim.Take(ctx, c.kv, c.id, e.Revision(), now, c.running(now), c.terms())
+	if claim.Conflict(err) { // another caller took it over first
 		return claimResult{outcome: claimAgain}, nil
 	}
 	if err != nil {
@@ -283,7 +293,7 @@ func (c *onceCall) claim(ctx context.Context) (claimResult, error) {
 		c.opts.Logger.Warn("once: took over an expired claim; its owner crashed or stalled in the middle of the work, which runs again now",
 			"key", c.key, "previous_owner", cur.Owner, "claimed_until", cur.ClaimedUntil)
 	}
-	return claimResult{outcome: claimWon, rev: rev}, nil
+	return claimResult{outcome: claimWon, held: held}, nil
 }
 
 func (c *onceCall) decode(e jetstream.KeyValueEntry) (keyRecord, error) {
@@ -359,111 +369,64 @@ func (c *onceCall) stopWatch() {
 	}
 }
 
-// run runs fn holding the claim at rev, then records its outcome.
-func (c *onceCall) run(ctx context.Context, rev uint64, fn func(context.Context) error) error {
-	r := c.renew(ctx, rev)
+// run runs fn holding the claim, renewed every ClaimTTL/3 meanwhile, then
+// records its outcome.
+func (c *onceCall) run(ctx context.Context, held *claim.Claim, fn func(context.Context) error) error {
+	stop := held.KeepAlive(c.opts.ClaimTTL/3, c.running, func(err error) {
+		if errors.Is(err, claim.ErrLost) {
+			c.opts.Logger.Warn("once: lost the claim of a key while the work was running (renewals came too late, or someone changed the record); another caller may run the work too",
+				"key", c.key, "claim_ttl", c.opts.ClaimTTL)
+			return
+		}
+		c.opts.Logger.Warn("once: could not renew the claim of a key; trying again", "key", c.key, "err", err)
+	})
 	returned := false
 	defer func() {
 		if !returned { // fn panicked or called runtime.Goexit
-			if rev, lost := r.stop(); !lost {
-				c.release(ctx, rev)
+			if lost := stop(); !lost {
+				c.release(ctx, held)
 			}
 		}
 	}()
 	err := fn(ctx)
 	returned = true
-	rev, lost := r.stop()
+	lost := stop()
 	if err != nil {
 		if !lost {
-			c.release(ctx, rev)
+			c.release(ctx, held)
 		}
 		return err
 	}
-	return c.complete(ctx, rev)
-}
-
-// claimRenewer renews a claim until stopped.
-type claimRenewer struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	rev    uint64 // written by the goroutine, read after done
-	lost   bool
-}
-
-func (c *onceCall) renew(ctx context.Context, rev uint64) *claimRenewer {
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	r := &claimRenewer{cancel: cancel, done: make(chan struct{}), rev: rev}
-	every := c.opts.ClaimTTL / 3
-	go func() {
-		defer close(r.done)
-		t := time.NewTimer(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-rctx.Done():
-				return
-			case <-t.C:
-			}
-			next, err := c.kv.Update(rctx, c.id, c.running(c.opts.Now()), r.rev)
-			switch {
-			case err == nil:
-				r.rev = next
-			case rctx.Err() != nil: // stopped mid-write: complete or release will sort it out
-				return
-			case casConflict(err):
-				c.opts.Logger.Warn("once: lost the claim of a key while the work was running (renewals came too late, or someone changed the record); another caller may run the work too",
-					"key", c.key, "claim_ttl", c.opts.ClaimTTL)
-				r.lost = true
-				return
-			default:
-				c.opts.Logger.Warn("once: could not renew the claim of a key; trying again", "key", c.key, "err", err)
-			}
-			t.Reset(every)
-		}
-	}()
-	return r
-}
-
-// stop stops the renewals and returns the last revision of the claim we
-// know of, and whether we lost the claim to another caller.
-func (r *claimRenewer) stop() (rev uint64, lost bool) {
-	r.cancel()
-	<-r.done
-	return r.rev, r.lost
+	return c.complete(ctx, held)
 }
 
 // complete records the key as done. A conflict means either that a renewal
 // we stopped mid-write landed, or that another caller took our claim over;
 // the work succeeded either way, so the record is written over theirs
 // unless a run of theirs already recorded success.
-func (c *onceCall) complete(ctx context.Context, rev uint64) error {
+func (c *onceCall) complete(ctx context.Context, held *claim.Claim) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), onceWriteTimeout)
 	defer cancel()
 	now := c.opts.Now()
 	val := onceJSON(keyRecord{State: keyDone, Key: shownKey(c.key), Owner: c.opts.Owner, Claim: c.token, DoneAt: now, Expires: now.Add(c.ttl)})
 	var err error
 	for attempt := range 4 {
-		if attempt > 0 && !casConflict(err) { // back off before retrying a failed write
+		if attempt > 0 && !claim.Conflict(err) { // back off before retrying a failed write
 			select {
 			case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
 			case <-wctx.Done():
 				return fmt.Errorf("%w (key %q): %w", ErrNotRecorded, c.key, err)
 			}
 		}
-		if rev == 0 {
-			_, err = c.kv.Create(wctx, c.id, val)
-		} else {
-			_, err = c.kv.Update(wctx, c.id, val, rev)
-		}
-		if err == nil {
+		if _, err = held.Write(wctx, now, val); err == nil {
 			return nil
 		}
-		if !casConflict(err) {
+		if !claim.Conflict(err) {
 			continue
 		}
 		e, gerr := c.kv.Get(wctx, c.id)
 		if errors.Is(gerr, jetstream.ErrKeyNotFound) {
-			rev = 0
+			held.Adopt(0)
 			continue
 		}
 		if gerr != nil {
@@ -478,32 +441,33 @@ func (c *onceCall) complete(ctx context.Context, rev uint64) error {
 			if cur.State == keyDone {
 				return nil
 			}
-			rev = e.Revision()
+			held.Adopt(e.Revision())
 			continue
 		}
 		c.opts.Logger.Warn("once: another caller took the key over while the work was running, so the work may have run twice",
 			"key", c.key, "other_owner", cur.Owner, "other_state", cur.State)
-		if cur.State == keyDone && now.Before(cur.Expires) {
+		if cur.State == keyDone && !claim.Expired(now, cur.Expires) {
 			return nil
 		}
-		rev = e.Revision()
+		held.Adopt(e.Revision())
 	}
 	return fmt.Errorf("%w (key %q): %w", ErrNotRecorded, c.key, err)
 }
 
-// release deletes our claim at rev, so that the next caller runs the work.
-// If that fails, the claim expires on its own within ClaimTTL.
-func (c *onceCall) release(ctx context.Context, rev uint64) {
+// release deletes our claim, so that the next caller runs the work. If that
+// fails, the claim expires on its own within ClaimTTL.
+func (c *onceCall) release(ctx context.Context, held *claim.Claim) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), onceWriteTimeout)
 	defer cancel()
-	err := c.kv.Delete(wctx, c.id, jetstream.LastRevision(rev))
-	if casConflict(err) { // maybe a renewal of ours whose reply we did not wait for
+	err := held.Release(wctx)
+	if claim.Conflict(err) { // maybe a renewal of ours whose reply we did not wait for
 		var e jetstream.KeyValueEntry
 		if e, err = c.kv.Get(wctx, c.id); err == nil {
 			if cur, derr := c.decode(e); derr != nil || cur.Claim != c.token || cur.State != keyRunning {
 				return // not ours any more: leave it
 			}
-			err = c.kv.Delete(wctx, c.id, jetstream.LastRevision(e.Revision()))
+			held.Adopt(e.Revision())
+			err = held.Release(wctx)
 		} else if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return
 		}
@@ -512,19 +476,6 @@ func (c *onceCall) release(ctx context.Context, rev uint64) {
 		c.opts.Logger.Warn("once: could not release the key after the work failed; the work can run again once its claim expires",
 			"key", c.key, "claim_ttl", c.opts.ClaimTTL, "err", err)
 	}
-}
-
-// casConflict reports whether err is a failed compare-and-set.
-func casConflict(err error) bool {
-	if err == nil {
-		return false
-	}
-	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		return true
-	}
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 func shownKey(key string) string {
