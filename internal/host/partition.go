@@ -239,7 +239,11 @@ func (pr *partitionRun) processBatch(pauseCh <-chan struct{}) (done bool, err er
 		return true, err
 	}
 	if !ready {
-		return false, nil
+		if pr.ctx.Err() != nil {
+			// The lease ended while the batch waited: as when idle.
+			return true, pr.cpw.release(pr.lctx)
+		}
+		return false, nil // the host is stopping: run flushes
 	}
 	permit, ok, err := pr.h.hold(pr.ctx, pr.lctx, pr.f.breaker, pr.cpw, pauseCh)
 	if !ok {

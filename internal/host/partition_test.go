@@ -3,12 +3,16 @@ package host
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice/internal/hub"
+	"github.com/sluicehq/sluice/internal/lease"
 )
 
 // scriptedReader returns its reads in turn, then blocks until ctx ends.
@@ -63,4 +67,37 @@ func TestReadAheadReadsAFewAheadAndStopsWithItsContext(t *testing.T) {
 		cancel()
 		ra.wait()
 	})
+}
+
+// TestPartitionLeaseEndingDuringTheMinBatchWaitEndsTheRun is about a run
+// that kept spinning, never returning, when its lease ended while a short
+// batch waited for MinBatchSize: it now returns as an idle one does, and
+// a released lease's finished batches are checkpointed first.
+func TestPartitionLeaseEndingDuringTheMinBatchWaitEndsTheRun(t *testing.T) {
+	t.Parallel()
+	for _, cause := range []error{lease.ErrLost, lease.ErrReleased} {
+		t.Run(cause.Error(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var written []int64
+				cpw := &checkpointer{write: func(_ context.Context, pos int64, rev uint64) (uint64, error) {
+					written = append(written, pos)
+					return rev + 1, nil
+				}, latest: 10, pending: 1}
+				batches, _ := assembler(5, 10, time.Hour, record(11, 11))
+				start := time.Now()
+				lctx, cancel := context.WithCancelCause(t.Context())
+				time.AfterFunc(time.Minute, func() { cancel(cause) })
+				pr := &partitionRun{h: &Host{}, f: &function{pause: newPauseSwitch()}, lctx: lctx, ctx: lctx,
+					log: slog.New(slog.NewTextHandler(io.Discard, nil)), batches: batches, cpw: cpw}
+
+				require.NoError(t, pr.run(), "nothing failed: runUnit sees the lease ended")
+				require.Equal(t, time.Minute, time.Since(start), "ended when the lease did")
+				if cause == lease.ErrReleased {
+					require.Equal(t, []int64{10}, written, "a released partition checkpoints what finished")
+				} else {
+					require.Empty(t, written, "a lost partition writes nothing more")
+				}
+			})
+		})
+	}
 }
