@@ -150,10 +150,7 @@ type function struct {
 	m         fnMetrics
 	run       *batchRun[hub.StoredEvent]
 	breaker   *resilience.Breaker
-
-	pauseMu sync.Mutex
-	paused  bool
-	pauseCh chan struct{} // closed and replaced on every change
+	pause     *pauseSwitch // the consumer group's
 }
 
 type atomicCounter struct{ n atomic.Int64 }
@@ -228,7 +225,7 @@ func (h *Host) Register(f Function) error {
 	if err != nil {
 		return err
 	}
-	fn := &function{Function: f, processed: &atomicCounter{}, pauseCh: make(chan struct{}), breaker: b,
+	fn := &function{Function: f, processed: &atomicCounter{}, pause: newPauseSwitch(), breaker: b,
 		m: h.newFnMetrics(f.Name, h.cfg.Metrics.EventsProcessed.WithLabelValues(f.Name, t.Hub, t.Group))}
 	fn.run = &batchRun[hub.StoredEvent]{
 		name: f.Name, kind: "hub", retry: f.Retry, m: &fn.m, processed: fn.processed, handler: f.Handler,
@@ -294,7 +291,7 @@ func (h *Host) start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("host: function %s: %w", f.Name, err)
 		}
-		if err := h.cfg.Hubs.WatchGroupState(h.hardCtx, t.Hub, t.Group, f.setState); err != nil {
+		if err := h.cfg.Hubs.WatchGroupState(h.hardCtx, t.Hub, t.Group, func(gs hub.GroupState) { f.pause.set(gs.Paused) }); err != nil {
 			return err
 		}
 		if err := h.cfg.Leases.Join(t.Hub+"."+t.Group, info.Partitions, func(lctx context.Context, p int) {
@@ -395,22 +392,6 @@ func (h *Host) finish(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (f *function) setState(gs hub.GroupState) {
-	f.pauseMu.Lock()
-	defer f.pauseMu.Unlock()
-	if gs.Paused != f.paused {
-		f.paused = gs.Paused
-		close(f.pauseCh)
-		f.pauseCh = make(chan struct{})
-	}
-}
-
-func (f *function) pauseState() (bool, <-chan struct{}) {
-	f.pauseMu.Lock()
-	defer f.pauseMu.Unlock()
-	return f.paused, f.pauseCh
-}
-
 func (h *Host) stopping() bool {
 	select {
 	case <-h.soft:
@@ -481,211 +462,6 @@ func (h *Host) runUnit(lctx context.Context, unit string, owned prometheus.Gauge
 	// Hold the lease until the lease manager releases it on Stop, so that
 	// the unit is not taken over while this instance shuts down.
 	<-lctx.Done()
-}
-
-type readResult struct {
-	events  []hub.StoredEvent
-	corrupt *hub.CorruptRecordError
-	err     error
-}
-
-// consume reads a partition from its checkpoint and processes it. It
-// returns errReload when the checkpoint moved, nil on a graceful stop, and
-// an error when reading fails.
-func (h *Host) consume(lctx context.Context, f *function, p int, log *slog.Logger) error {
-	t := f.Trigger
-	if paused, changed := f.pauseState(); paused {
-		log.Info("consumer group paused")
-		select {
-		case <-changed:
-			// The pause state changes only from paused to not paused.
-			log.Info("consumer group resumed")
-			return errReload
-		case <-lctx.Done():
-			return lctx.Err()
-		case <-h.soft:
-			return nil
-		}
-	}
-	ctx, cancel := context.WithCancel(lctx)
-	defer cancel()
-	cp, rev, err := h.cfg.Hubs.GetCheckpoint(ctx, t.Hub, t.Group, p)
-	if err != nil {
-		return err
-	}
-	start := t.Start
-	if rev != 0 {
-		start = hub.Start{Kind: hub.StartAfter, After: cp.Sequence}
-	}
-	r, err := h.cfg.Hubs.OpenReader(ctx, t.Hub, p, start)
-	if err != nil {
-		return err
-	}
-	r.OnGap = func(want, got uint64) {
-		log.Warn("events expired before this group processed them", "from_record", want, "to_record", got)
-	}
-	recs := make(chan readResult, 4)
-	var readers sync.WaitGroup
-	readers.Go(func() {
-		for {
-			evs, err := r.Next(ctx)
-			var res readResult
-			if ce, ok := errors.AsType[*hub.CorruptRecordError](err); ok {
-				res.corrupt = ce
-			} else {
-				res.events, res.err = evs, err
-			}
-			select {
-			case recs <- res:
-			case <-ctx.Done():
-				return
-			}
-			if res.err != nil {
-				return
-			}
-		}
-	})
-	defer func() {
-		cancel()
-		readers.Wait()
-		r.Close()
-	}()
-
-	cpw := &checkpointer{rev: rev, write: func(ctx context.Context, seq int64, rev uint64) (uint64, error) {
-		cp := hub.Checkpoint{Sequence: seq, Owner: h.cfg.InstanceID, Updated: time.Now().UTC()}
-		next, err := h.cfg.Hubs.PutCheckpoint(ctx, t.Hub, t.Group, p, cp, rev)
-		if errors.Is(err, hub.ErrCheckpointMoved) {
-			return 0, errReload
-		}
-		return next, err
-	}}
-	memo := &retryMemo{found: cp.Retry, save: func(ctx context.Context, st hub.RetryState) error {
-		return cpw.mark(ctx, func(ctx context.Context, rev uint64) (uint64, error) {
-			cp := hub.Checkpoint{Sequence: st.First - 1, Owner: h.cfg.InstanceID, Updated: time.Now().UTC(), Retry: &st}
-			next, err := h.cfg.Hubs.PutCheckpoint(ctx, t.Hub, t.Group, p, cp, rev)
-			if errors.Is(err, hub.ErrCheckpointMoved) {
-				return 0, errReload
-			}
-			return next, err
-		})
-	}}
-	var buf []hub.StoredEvent
-	var corrupt *hub.CorruptRecordError
-	take := func(rr readResult) error {
-		switch {
-		case rr.err != nil:
-			return rr.err
-		case rr.corrupt != nil:
-			corrupt = rr.corrupt
-		default:
-			buf = append(buf, rr.events...)
-		}
-		return nil
-	}
-	for {
-		paused, pauseCh := f.pauseState()
-		if paused {
-			// Let the finished batches' checkpoint land, then wait for the
-			// group to resume and re-read its (possibly moved) checkpoint.
-			if err := cpw.flush(); err != nil {
-				return err
-			}
-			return errReload
-		}
-		if h.stopping() {
-			return cpw.flush()
-		}
-		if len(buf) == 0 && corrupt != nil {
-			if !h.deadLetterRecord(ctx, f, p, corrupt, log) {
-				return ctx.Err()
-			}
-			last, _ := hub.SplitSequence(corrupt.Sequence)
-			corrupt = nil
-			if err := cpw.put(hub.SequenceOf(last, hub.MaxEventsPerRecord-1)); err != nil {
-				return err
-			}
-			continue
-		}
-		if len(buf) == 0 {
-			if len(recs) == 0 {
-				cpw.idle()
-			}
-			select {
-			case rr := <-recs:
-				if err := take(rr); err != nil {
-					return err
-				}
-			case res := <-cpw.ready():
-				if err := cpw.completed(res); err != nil {
-					return err
-				}
-				continue
-			case <-ctx.Done():
-				return cpw.release(lctx)
-			case <-h.soft:
-				continue
-			case <-pauseCh:
-				continue
-			}
-		}
-		// Take whatever else is already read, up to a full batch.
-	fill:
-		for corrupt == nil && len(buf) < t.MaxBatchSize {
-			select {
-			case rr := <-recs:
-				if err := take(rr); err != nil {
-					return err
-				}
-			default:
-				break fill
-			}
-		}
-		if corrupt == nil && len(buf) < t.MinBatchSize {
-			timer := time.NewTimer(t.MaxWait)
-		wait:
-			for corrupt == nil && len(buf) < t.MinBatchSize {
-				select {
-				case rr := <-recs:
-					if err := take(rr); err != nil {
-						timer.Stop()
-						return err
-					}
-				case <-timer.C:
-					break wait
-				case <-ctx.Done():
-					break wait
-				case <-h.soft:
-					break wait
-				}
-			}
-			timer.Stop()
-			if ctx.Err() != nil || h.stopping() {
-				continue
-			}
-		}
-		if len(buf) == 0 {
-			continue
-		}
-		permit, ok, err := h.hold(ctx, lctx, f.breaker, cpw, pauseCh)
-		if !ok {
-			return err
-		}
-		n := min(len(buf), t.MaxBatchSize)
-		batch := buf[:n:n]
-		buf = buf[n:]
-		if !invokeBatch(h, ctx, f.run, batch, permit, log, memo) {
-			// Aborted (lease lost or forced stop): no checkpoint.
-			_ = cpw.wait()
-			return ctx.Err()
-		}
-		if lctx.Err() != nil {
-			// The lease ended while the batch ran, which finished anyway.
-			return cpw.releaseAfter(lctx, batch[n-1].Sequence)
-		}
-		if err := cpw.put(batch[n-1].Sequence); err != nil {
-			return err
-		}
-	}
 }
 
 // Checkpoint writes are group-committed. While input is waiting, a

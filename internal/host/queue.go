@@ -175,188 +175,156 @@ func (h *Host) startQueue(ctx context.Context, f *queueFunction) error {
 	return nil
 }
 
-// queueWork is a message taken for a worker, with the breaker's permit.
-type queueWork struct {
-	m      *queue.Message
-	permit resilience.Permit
+// queueLoop takes a queue function's messages for its workers until the
+// host stops. While the function's breaker is open it takes none; when
+// half-open, it takes one for the probe.
+type queueLoop struct {
+	h       *Host
+	f       *queueFunction
+	log     *slog.Logger
+	fetch   *fetcher
+	workers *workerPool
 }
 
-// runQueue hands messages to Concurrency workers until the host stops.
-// The workers live as long as the loop: a goroutine per message grew a
-// fresh stack for every one. While the function's breaker is open it takes
-// no messages; when half-open, it takes one for the probe.
+// runQueue runs a queue function, from the iterator first, until the host
+// stops.
 func (h *Host) runQueue(f *queueFunction, first *queue.Iterator) {
 	defer h.active.Done()
-	log := h.log.With("function", f.Name, "queue", f.Trigger.Queue)
-	// A message is taken from the queue only when a worker is free for
-	// it: on a stop, nothing is left taken but not started.
-	work := make(chan queueWork, f.Trigger.Concurrency)
-	slots := make(chan struct{}, f.Trigger.Concurrency)
-	var workers sync.WaitGroup
-	defer workers.Wait()
-	defer close(work)
-	var itMu sync.Mutex // guards it and halted against the stop and pause watchers
-	it := first
-	halted := false // the host is stopping: no new iterator
-	defer func() {
-		itMu.Lock()
-		defer itMu.Unlock()
-		if it != nil {
-			it.Close()
-		}
-	}()
-	for range f.Trigger.Concurrency {
-		workers.Go(func() {
-			for w := range work {
-				h.handleMessage(f, w.m, w.permit, log)
-				<-slots
-			}
-		})
-	}
-	stopped := make(chan struct{})
-	go func() {
-		select {
-		case <-h.soft:
-		case <-h.hardCtx.Done():
-		}
-		// Messages fetched but not started go back to the queue at once.
-		itMu.Lock()
-		halted = true
-		if it != nil {
-			it.Stop()
-		}
-		itMu.Unlock()
-		close(stopped)
-	}()
+	q := &queueLoop{h: h, f: f, log: h.log.With("function", f.Name, "queue", f.Trigger.Queue), fetch: newFetcher(first)}
+	q.workers = startWorkers(f.Trigger.Concurrency, func(w queueWork) { h.handleMessage(f, w.m, w.permit, q.log) })
+	defer q.workers.stop()
+	defer q.fetch.close()
+	go q.fetch.watchStop(h.soft, h.hardCtx.Done())
 	if f.breaker != nil {
-		// Stop fetching as soon as the breaker opens: messages fetched
-		// ahead would otherwise wait, locked, for a worker.
-		go func() {
-			for {
-				changed := f.breaker.Changed()
-				if !f.breaker.Admits() {
-					itMu.Lock()
-					if it != nil {
-						it.Pause()
-					}
-					itMu.Unlock()
-				}
-				select {
-				case <-changed:
-				case <-stopped:
-					return
-				}
-			}
-		}()
+		go q.fetch.watchBreaker(f.breaker)
 	}
-	wait := func(d time.Duration) bool {
+	for q.workers.reserve(q.fetch.stopped) {
+		if !q.take() {
+			return
+		}
+	}
+}
+
+// take takes a message for the worker reserved, or gives the reservation
+// back. It reports false when the loop ends.
+func (q *queueLoop) take() bool {
+	if !q.f.breaker.Admits() {
+		return q.whileOpen()
+	}
+	it, ok := q.iterator()
+	if it == nil {
+		return ok
+	}
+	m, err := it.Next()
+	if err != nil {
+		q.workers.unreserve()
+		return q.nextFailed(err)
+	}
+	q.f.outcomes["dequeued"].Inc()
+	q.workers.run(queueWork{m: m})
+	return true
+}
+
+// iterator returns the iterator, taking a new one when there is none. When
+// it cannot, it gives the reservation back and returns nil and whether the
+// loop goes on.
+func (q *queueLoop) iterator() (messageIterator, bool) {
+	if it := q.fetch.current(); it != nil {
+		return it, true
+	}
+	next, err := q.h.cfg.Queues.Messages(q.h.hardCtx, q.f.Trigger.Queue, q.f.Trigger.BatchSize)
+	if err != nil {
+		q.workers.unreserve()
+		q.log.Error("cannot take messages; retrying", "err", err)
+		return nil, q.rest(time.Second)
+	}
+	if !q.fetch.replace(next) {
+		q.workers.unreserve()
+		return nil, false
+	}
+	return next, true
+}
+
+// nextFailed handles an iterator's failure to give a message. It reports
+// false when the loop ends.
+func (q *queueLoop) nextFailed(err error) bool {
+	if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, queue.ErrStopped) {
+		if q.fetch.isStopped() {
+			return false
+		}
+		// Paused for the breaker: take messages again once it admits
+		// work.
+		q.fetch.drop()
+		return true
+	}
+	q.log.Error("cannot take messages; retrying", "err", err)
+	return q.rest(time.Second)
+}
+
+// whileOpen handles the reservation while the breaker admits no work: it
+// puts back what was fetched ahead, then waits for the breaker to change,
+// or takes a message for the probe when this instance may probe.
+func (q *queueLoop) whileOpen() bool {
+	if it := q.fetch.drop(); it != nil {
+		q.holdFetched(it)
+	}
+	if changed := q.f.breaker.Changed(); !q.f.breaker.MayProbe() {
+		q.workers.unreserve()
 		select {
-		case <-time.After(d):
+		case <-changed:
 			return true
-		case <-stopped:
+		case <-q.fetch.stopped:
 			return false
 		}
 	}
+	return q.probe()
+}
+
+// holdFetched puts back what it fetched ahead, without counting a
+// delivery.
+func (q *queueLoop) holdFetched(it messageIterator) {
+	it.Pause()
 	for {
-		select {
-		case slots <- struct{}{}:
-		case <-stopped:
-			return
-		}
-		if !f.breaker.Admits() {
-			itMu.Lock()
-			cur := it
-			it = nil
-			itMu.Unlock()
-			if cur != nil {
-				// Put back what was fetched ahead, without counting a
-				// delivery.
-				cur.Pause()
-				for {
-					m, err := cur.Next()
-					if err != nil {
-						break
-					}
-					h.holdMessage(f, m, log)
-				}
-			}
-			if changed := f.breaker.Changed(); !f.breaker.MayProbe() {
-				<-slots
-				select {
-				case <-changed:
-				case <-stopped:
-					return
-				}
-				continue
-			}
-			// The probe, if there is a message for it: take the message
-			// first, so that a queue without work leaves the probe to
-			// another trigger or instance.
-			msgs, err := h.cfg.Queues.Receive(h.hardCtx, f.Trigger.Queue, 1, time.Second)
-			if err != nil || len(msgs) == 0 {
-				<-slots
-				if err != nil {
-					log.Error("cannot take a message for the breaker's probe; retrying", "err", err)
-					if !wait(time.Second) {
-						return
-					}
-				}
-				continue
-			}
-			p, ok, _ := f.breaker.Acquire(h.hardCtx)
-			if !ok {
-				h.holdMessage(f, msgs[0], log)
-				<-slots
-				continue
-			}
-			f.outcomes["dequeued"].Inc()
-			work <- queueWork{msgs[0], p}
-			continue
-		}
-		if it == nil {
-			next, err := h.cfg.Queues.Messages(h.hardCtx, f.Trigger.Queue, f.Trigger.BatchSize)
-			if err != nil {
-				<-slots
-				log.Error("cannot take messages; retrying", "err", err)
-				if !wait(time.Second) {
-					return
-				}
-				continue
-			}
-			itMu.Lock()
-			if halted {
-				itMu.Unlock()
-				next.Close()
-				<-slots
-				return
-			}
-			it = next
-			itMu.Unlock()
-		}
 		m, err := it.Next()
 		if err != nil {
-			<-slots
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, queue.ErrStopped) {
-				select {
-				case <-stopped:
-					return
-				default:
-				}
-				// Paused for the breaker: take messages again once it
-				// admits work.
-				itMu.Lock()
-				it = nil
-				itMu.Unlock()
-				continue
-			}
-			log.Error("cannot take messages; retrying", "err", err)
-			if !wait(time.Second) {
-				return
-			}
-			continue
+			return
 		}
-		f.outcomes["dequeued"].Inc()
-		work <- queueWork{m: m} // never blocks: a slot was free
+		q.h.holdMessage(q.f, m, q.log)
+	}
+}
+
+// probe takes a message for the breaker's probe: the message first, so
+// that a queue without work leaves the probe to another trigger or
+// instance.
+func (q *queueLoop) probe() bool {
+	msgs, err := q.h.cfg.Queues.Receive(q.h.hardCtx, q.f.Trigger.Queue, 1, time.Second)
+	if err != nil || len(msgs) == 0 {
+		q.workers.unreserve()
+		if err != nil {
+			q.log.Error("cannot take a message for the breaker's probe; retrying", "err", err)
+			return q.rest(time.Second)
+		}
+		return true
+	}
+	p, ok, _ := q.f.breaker.Acquire(q.h.hardCtx)
+	if !ok {
+		q.h.holdMessage(q.f, msgs[0], q.log)
+		q.workers.unreserve()
+		return true
+	}
+	q.f.outcomes["dequeued"].Inc()
+	q.workers.run(queueWork{msgs[0], p})
+	return true
+}
+
+// rest waits d before the loop tries again; false when the host stops
+// first.
+func (q *queueLoop) rest(d time.Duration) bool {
+	select {
+	case <-time.After(d):
+		return true
+	case <-q.fetch.stopped:
+		return false
 	}
 }
 
