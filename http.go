@@ -13,7 +13,6 @@ import (
 
 	"github.com/sluicehq/sluice/internal/auth"
 	"github.com/sluicehq/sluice/internal/gateway"
-	"github.com/sluicehq/sluice/internal/host"
 	"github.com/sluicehq/sluice/internal/telemetry"
 )
 
@@ -69,7 +68,7 @@ var reservedPaths = []string{"/api/v1", "/healthz", "/readyz", "/metrics", "/ui"
 
 // httpRoutes adds the HTTP functions to mux.
 //
-// They are matched as the Azure Functions host matches them (host.Route's
+// They are matched as the Azure Functions host matches them (route's
 // MatchPath): without regard to case and with a trailing slash tolerated,
 // which ServeMux patterns cannot express. So one router serves them all,
 // registered on mux for every path but "/" (and "/" too when a route can
@@ -90,7 +89,7 @@ func (a *App) httpRoutes(mux *http.ServeMux) error {
 		case !slices.Contains([]string{AuthAnonymous, AuthFunction, AuthAdmin}, level):
 			return fmt.Errorf("sluice: HTTP function %s: authLevel %q: use anonymous, function or admin", f.name, f.trigger.AuthLevel)
 		}
-		route, err := host.ParseRoute(prefix, cmp.Or(f.trigger.Route, f.name))
+		route, err := parseRoute(prefix, cmp.Or(f.trigger.Route, f.name))
 		if err != nil {
 			return fmt.Errorf("sluice: HTTP function %s: %w", f.name, err)
 		}
@@ -136,7 +135,7 @@ func (a *App) httpRoutes(mux *http.ServeMux) error {
 
 // httpRouter serves the HTTP functions' routes.
 type httpRouter struct {
-	// routes, most specific first (host.Precedence), then in the order
+	// routes, most specific first (routePrecedence), then in the order
 	// of declaration.
 	routes []httpRoute
 }
@@ -144,7 +143,7 @@ type httpRouter struct {
 // httpRoute is a function's route.
 type httpRoute struct {
 	name  string
-	route host.Route
+	route route
 	// methods are upper-case; none: every method.
 	methods []string
 	handler http.Handler
@@ -169,7 +168,7 @@ func (rt *httpRouter) add(r httpRoute) error {
 		}
 	}
 	i, _ := slices.BinarySearchFunc(rt.routes, r, func(o, r httpRoute) int {
-		if c := host.Precedence(o.route, r.route); c != 0 {
+		if c := routePrecedence(o.route, r.route); c != 0 {
 			return c
 		}
 		return -1 // after the routes declared before it

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
-	"github.com/sluicehq/sluice/examples/telemetry/pipeline"
+	"github.com/sluicehq/sluice/internal/demo"
 )
 
 // instanceFlags are the flags shared by dev and serve.
@@ -277,52 +277,53 @@ Stop with Ctrl-C: in-flight batches finish and are checkpointed first.`)
 		fmt.Fprintf(os.Stderr, "sluice dev is running app %s: HTTP at %s://%s, data in %s\n", af.dir, scheme, cfg.HTTPAddr, cfg.DataDir)
 		return af.runWithApp(ctx, app, r)
 	}
-	var demo *telemetryDemo
-	opts := pipeline.Options{}.WithDefaults()
+	var d *telemetryDemo
+	opts := demo.Options{}.WithDefaults()
 	app := sluice.New(cfg)
 	if !*noDemo {
-		demo = &telemetryDemo{app: app, p: pipeline.Declare(app, opts), pr: pr}
+		d = &telemetryDemo{app: app, p: demo.Declare(app, opts), pr: pr}
 	}
 	if err := app.Start(ctx); err != nil {
 		return err
 	}
 	fmt.Fprintf(logOut, "sluice dev is running: HTTP API at %s, data in %s\n", app.URL(), cfg.DataDir)
-	if demo == nil {
+	if d == nil {
 		<-ctx.Done()
 		return app.Stop(context.Background())
 	}
-	o := demo.p.Options()
-	sim := pipeline.NewSimulator(*devices, *corrupt, uint64(time.Now().UnixNano()))
+	o := d.p.Options()
+	sim := demo.NewSimulator(*devices, *corrupt, uint64(time.Now().UnixNano()))
 	url := cmp.Or(ownURL(app.Addr(), strings.HasPrefix(app.URL(), "https:")), app.URL())
 	fmt.Fprintf(logOut, "demo: %s drones send telemetry to hub %s at %s events/s (%g%% corrupt); function %s keeps each drone's state in container %s.\n%s",
 		count(int64(*devices)), o.Hub, count(int64(*rate)), *corrupt*100, o.Function, o.Container, demoHints(url, o, sim.DeviceIDs()[0]))
 	if *rate > 0 {
 		go func() {
-			err := sim.Run(ctx, app, o.Hub, *rate, func(n int) { demo.sent.Add(int64(n)) })
+			err := sim.Run(ctx, app, o.Hub, *rate, func(n int) { d.sent.Add(int64(n)) })
 			if err != nil {
 				fmt.Fprintln(logOut, "demo: the simulator stopped:", err)
 			}
 		}()
 	}
-	demo.lag.Store(-1)
-	go demo.pollLag(ctx)
+	d.lag.Store(-1)
+	go d.pollLag(ctx)
 	progressDone := make(chan struct{})
 	go func() {
 		defer close(progressDone)
-		demo.progress(ctx)
+		d.progress(ctx)
 	}()
 	<-ctx.Done()
 	<-progressDone
 	err = app.Stop(context.Background())
-	demo.report(true)
+	d.report(true)
 	return err
 }
 
 // telemetryDemo is the demo of sluice dev: the telemetry pipeline of
-// examples/telemetry fed by its simulator.
+// internal/demo (examples/telemetry shows it as user code) fed by its
+// simulator.
 type telemetryDemo struct {
 	app  *sluice.App
-	p    *pipeline.Pipeline
+	p    *demo.Pipeline
 	sent atomic.Int64
 	lag  atomic.Int64 // of the hub's consumer group; -1 until known
 	pr   *progress
@@ -418,7 +419,7 @@ func ownURL(addr string, tls bool) string {
 }
 
 // demoHints are the commands the demo suggests, for an instance at url.
-func demoHints(url string, o pipeline.Options, device string) string {
+func demoHints(url string, o demo.Options, device string) string {
 	server := serverFlag(url)
 	return fmt.Sprintf(`Try, in another terminal:
   curl -s %s/api/devices/%s

@@ -6,13 +6,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sluicehq/sluice/examples/telemetry/pipeline"
+	"github.com/sluicehq/sluice/internal/demo"
 )
 
 // TestDemoHints: the commands sluice dev suggests reach it, on whatever
 // address it listens.
 func TestDemoHints(t *testing.T) {
-	o := pipeline.Options{}.WithDefaults()
+	o := demo.Options{}.WithDefaults()
 	hints := demoHints("http://127.0.0.1:7070", o, "drone-0001")
 	require.Contains(t, hints, "curl -s http://127.0.0.1:7070/api/devices/drone-0001\n")
 	require.Contains(t, hints, "sluice hub lag telemetry\n")

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/sluicehq/sluice/internal/resilience"
+	"github.com/sluicehq/sluice"
 )
 
 // Sluice's own host.json section. Azure's host.json has no circuit
@@ -43,10 +43,10 @@ var breakerKeys = []string{"failureThreshold", "window", "consecutiveFailures", 
 // own entry in host.json's sluice.breakers (names match in any case), else
 // the "*" entry; the zero policy (no breaker) when there is neither or when
 // the trigger takes no breaker (timer, HTTP and blob triggers). The policy
-// is as written: resilience.BreakerPolicy.WithDefaults fills in the rest.
-func (f Function) EffectiveBreaker(h Host) resilience.BreakerPolicy {
+// is as written: sluice.BreakerPolicy.WithDefaults fills in the rest.
+func (f Function) EffectiveBreaker(h Host) sluice.BreakerPolicy {
 	if f.Trigger == nil || !breakerSupported[f.Trigger.Type] {
-		return resilience.BreakerPolicy{}
+		return sluice.BreakerPolicy{}
 	}
 	if p, ok := h.Breakers[f.Name]; ok {
 		return p
@@ -71,8 +71,8 @@ func parseSluice(o *object, h *Host) {
 
 // parseBreakers reads sluice.breakers: function name (or "*") -> policy.
 // Bad entries are reported and left out.
-func parseBreakers(o *object) map[string]resilience.BreakerPolicy {
-	out := map[string]resilience.BreakerPolicy{}
+func parseBreakers(o *object) map[string]sluice.BreakerPolicy {
+	out := map[string]sluice.BreakerPolicy{}
 	seen := map[string]string{} // lower-case name -> name as written
 	for _, name := range slices.Sorted(maps.Keys(o.m)) {
 		o.read[name] = true
@@ -89,7 +89,7 @@ func parseBreakers(o *object) map[string]resilience.BreakerPolicy {
 		switch v := o.m[name].(type) {
 		case nil:
 			// No breaker for this function, whatever "*" says.
-			out[name] = resilience.BreakerPolicy{}
+			out[name] = sluice.BreakerPolicy{}
 		case map[string]any:
 			if p, ok := parseBreaker(newObject(v, field, o.r)); ok {
 				out[name] = p
@@ -102,9 +102,9 @@ func parseBreakers(o *object) map[string]resilience.BreakerPolicy {
 }
 
 // parseBreaker reads one breaker object; ok is false when it is bad.
-func parseBreaker(o *object) (resilience.BreakerPolicy, bool) {
+func parseBreaker(o *object) (sluice.BreakerPolicy, bool) {
 	before := len(o.r.errs)
-	var p resilience.BreakerPolicy
+	var p sluice.BreakerPolicy
 	if n, ok := o.integer(0, math.MaxInt32, "failureThreshold"); ok {
 		p.FailureThreshold = n
 	}
@@ -124,11 +124,11 @@ func parseBreaker(o *object) (resilience.BreakerPolicy, bool) {
 		o.r.errorf(o.field(k), "not a breaker setting; write %s", strings.Join(breakerKeys, ", "))
 	}
 	if len(o.r.errs) > before {
-		return resilience.BreakerPolicy{}, false
+		return sluice.BreakerPolicy{}, false
 	}
 	if err := p.Validate(); err != nil {
 		o.r.errorf(o.path, "%s", strings.TrimPrefix(err.Error(), "breaker: "))
-		return resilience.BreakerPolicy{}, false
+		return sluice.BreakerPolicy{}, false
 	}
 	return p, true
 }

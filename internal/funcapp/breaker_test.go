@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sluicehq/sluice/internal/resilience"
+	"github.com/sluicehq/sluice"
 )
 
 func TestBreakersParsing(t *testing.T) {
@@ -20,7 +20,7 @@ func TestBreakersParsing(t *testing.T) {
 		"*":      {"failureThreshold": 50, "window": "00:01:00"}}}`)), nil)
 	require.Empty(t, errs)
 	require.Empty(t, warnings, "the sluice section is Sluice's own: no 'not used' warning")
-	require.Equal(t, map[string]resilience.BreakerPolicy{
+	require.Equal(t, map[string]sluice.BreakerPolicy{
 		"orders": {FailureThreshold: 101, Window: 30 * time.Second, ConsecutiveFailures: 5, CoolDown: 30 * time.Second, MaxCoolDown: 5 * time.Minute},
 		"Feed":   {ConsecutiveFailures: 3},
 		"audit":  {},
@@ -112,8 +112,8 @@ func TestLoadBreakers(t *testing.T) {
 		"api": {},
 		"*":    {"consecutiveFailures": 5, "coolDown": "00:01:00"}}}`)), Options{})
 	require.Empty(t, app.Warnings)
-	def := resilience.BreakerPolicy{ConsecutiveFailures: 5, CoolDown: time.Minute}
-	want := map[string]resilience.BreakerPolicy{
+	def := sluice.BreakerPolicy{ConsecutiveFailures: 5, CoolDown: time.Minute}
+	want := map[string]sluice.BreakerPolicy{
 		"hub":     {FailureThreshold: 101, Window: 30 * time.Second}, // its own, named in another case
 		"orders":  def,                                               // "*"
 		"feed":    def,                                               // "*"

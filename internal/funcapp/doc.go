@@ -61,13 +61,13 @@
 // A key names a function (in any case); "*" applies to every function with
 // an eventHubTrigger, queueTrigger or cosmosDBTrigger that has no entry of
 // its own, and null turns the breaker off for one function. The members are
-// those of [resilience.BreakerPolicy]: whole numbers for the thresholds (0
+// those of [sluice.BreakerPolicy]: whole numbers for the thresholds (0
 // or absent: not used; at least one must be set) and TimeSpans for the
 // durations (window 30 s, coolDown 30 s and maxCoolDown ten times coolDown
 // when absent). Errors name the file and the JSON path, like
 // "host.json: sluice.breakers.ordrs: the app has no function ...": a name
 // that is no function of the app, a breaker on a timer, HTTP or blob function, a
-// policy that resilience.BreakerPolicy.Validate refuses, and, unlike in
+// policy that sluice.BreakerPolicy.Validate refuses, and, unlike in
 // Azure's sections, an unknown member, since there it can only be a typo
 // that would silently leave a function unprotected.
 package funcapp

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/resilience"
+	"github.com/sluicehq/sluice"
 )
 
 // Defaults of host.json settings, as Azure Functions runtime 4.x and its
@@ -79,10 +79,10 @@ type Host struct {
 	// the policy of every eventHub, queue and cosmosDB function without an
 	// entry of its own. A null entry (or one with no threshold, like {})
 	// gives its function no breaker. Each policy passed
-	// resilience.BreakerPolicy.Validate; Load also checks that each name is
+	// sluice.BreakerPolicy.Validate; Load also checks that each name is
 	// a function of the app whose trigger takes a breaker. Nil when
 	// host.json has none. See Function.EffectiveBreaker.
-	Breakers map[string]resilience.BreakerPolicy
+	Breakers map[string]sluice.BreakerPolicy
 }
 
 // Handler is the customHandler section (or the legacy httpWorker section).

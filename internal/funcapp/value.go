@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/schedule"
+	"github.com/sluicehq/sluice"
 )
 
 // object reads the members of one decoded JSON object. Names match
@@ -173,7 +173,7 @@ func (o *object) timeSpan(names ...string) (time.Duration, bool) {
 	if !ok {
 		return 0, false
 	}
-	d, err := schedule.ParseTimeSpan(s)
+	d, err := sluice.ParseTimeSpan(s)
 	if err != nil {
 		_, name, _ := o.lookup(names...)
 		o.r.errorf(o.field(name), "%v", err)

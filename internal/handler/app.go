@@ -16,11 +16,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
-	"github.com/sluicehq/sluice/internal/docstore"
 	"github.com/sluicehq/sluice/internal/funcapp"
-	"github.com/sluicehq/sluice/internal/host"
-	"github.com/sluicehq/sluice/internal/hub"
-	"github.com/sluicehq/sluice/internal/queue"
 	"github.com/sluicehq/sluice/internal/service"
 )
 
@@ -139,11 +135,11 @@ func (r *Runner) function(f funcapp.Function) (func(), []error) {
 		case b.Type == funcapp.TypeBlob:
 			errs = append(errs, r.checkBlobOutput(f, b)...)
 		case b.Type == funcapp.TypeEventHub:
-			errs = append(errs, checkName(f, b, "eventHubName", b.EventHubName, hub.ValidateName)...)
+			errs = append(errs, checkName(f, b, "eventHubName", b.EventHubName, sluice.ValidateHubName)...)
 		case b.Type == funcapp.TypeQueue:
-			errs = append(errs, checkName(f, b, "queueName", b.QueueName, queue.ValidateName)...)
+			errs = append(errs, checkName(f, b, "queueName", b.QueueName, sluice.ValidateQueueName)...)
 		case b.Type == funcapp.TypeCosmosDB:
-			errs = append(errs, checkName(f, b, "containerName", b.ContainerName, docstore.ValidateName)...)
+			errs = append(errs, checkName(f, b, "containerName", b.ContainerName, sluice.ValidateContainerName)...)
 		case b.Type == funcapp.TypeHTTP && t.Type != funcapp.TypeHTTPTrigger:
 			errs = append(errs, bindingErr(f, b, "type", "an http output needs an httpTrigger"))
 		}
@@ -155,21 +151,21 @@ func (r *Runner) function(f funcapp.Function) (func(), []error) {
 	var declare func()
 	switch t.Type {
 	case funcapp.TypeEventHubTrigger:
-		errs = append(errs, checkName(f, t, "eventHubName", t.EventHubName, hub.ValidateName)...)
-		errs = append(errs, checkName(f, t, "consumerGroup", t.ConsumerGroup, hub.ValidateGroup)...)
+		errs = append(errs, checkName(f, t, "eventHubName", t.EventHubName, sluice.ValidateHubName)...)
+		errs = append(errs, checkName(f, t, "consumerGroup", t.ConsumerGroup, sluice.ValidateConsumerGroup)...)
 		declare = func() { r.declareHub(f, t, retry) }
 	case funcapp.TypeQueueTrigger:
-		errs = append(errs, checkName(f, t, "queueName", t.QueueName, queue.ValidateName)...)
+		errs = append(errs, checkName(f, t, "queueName", t.QueueName, sluice.ValidateQueueName)...)
 		declare = func() { r.declareQueue(f, t) }
 	case funcapp.TypeCosmosDBTrigger:
-		errs = append(errs, checkName(f, t, "containerName", t.ContainerName, docstore.ValidateName)...)
+		errs = append(errs, checkName(f, t, "containerName", t.ContainerName, sluice.ValidateContainerName)...)
 		declare = func() { r.declareFeed(f, t, retry) }
 	case funcapp.TypeTimerTrigger:
 		declare = func() { r.declareTimer(f, t, retry) }
 	case funcapp.TypeHTTPTrigger:
 		declare = func() { r.declareHTTP(f, t) }
 	case funcapp.TypeBlobTrigger:
-		if _, err := host.ParseBlobPath(t.Path); err != nil {
+		if _, err := sluice.BlobPathParams(t.Path); err != nil {
 			errs = append(errs, bindingErr(f, t, "path", "%v", err))
 		}
 		if q := r.fa.Host.Queues; len(retry) == 0 {
@@ -209,8 +205,8 @@ func checkName(f funcapp.Function, b funcapp.Binding, field, name string, valid 
 // functionTimeout bounds each invocation in the host too, not only the
 // handler's answer (which Process bounds with the same timeout): reading
 // inputs and writing outputs count, and an invocation that reaches it fails
-// as a timeout (host.TimeoutError, the timeouts metric, a longer breaker
-// probe). A hub function of cardinality one is the exception: one host
+// as a timeout (WithTimeout: the timeouts metric, a longer breaker probe).
+// A hub function of cardinality one is the exception: one host
 // invocation runs a batch of events, each of which is an invocation of its
 // own in Azure, bounded on its own (see eventTimeout); bounding the batch by
 // one functionTimeout would fail batches Azure runs.
@@ -275,7 +271,7 @@ func (r *Runner) declareOutputs(f funcapp.Function) {
 // invocation is what every request of f starts from.
 func (r *Runner) invocation(ctx context.Context, f funcapp.Function) Invocation {
 	inv := Invocation{Function: f.Name, Mode: r.opts.Mode, Binary: sendsBytes(f.Trigger.DataType), Now: time.Now()}
-	if a, ok := host.AttemptOf(ctx); ok && f.EffectiveRetry(r.fa.Host) != nil {
+	if a, ok := sluice.AttemptOf(ctx); ok && f.EffectiveRetry(r.fa.Host) != nil {
 		inv.Retry = &Retry{Count: a.Number - 1, Max: a.MaxRetries, Last: a.Last}
 	}
 	return inv
@@ -444,7 +440,7 @@ func (r *Runner) checkBlobOutput(f funcapp.Function, b funcapp.Binding) []error 
 	if strings.ContainsAny(container, "{}") || name == "" {
 		return []error{bindingErr(f, b, "path", "%q: give a container and a blob name, like out/{name}", b.Path)}
 	}
-	if _, err := host.ParseBlobPath(container); err != nil {
+	if _, err := sluice.BlobPathParams(container); err != nil {
 		return []error{bindingErr(f, b, "path", "%v", err)}
 	}
 	var known []string
@@ -452,8 +448,8 @@ func (r *Runner) checkBlobOutput(f funcapp.Function, b funcapp.Binding) []error 
 	case funcapp.TypeHTTPTrigger, funcapp.TypeQueueTrigger:
 		return nil // their data (a JSON body's properties) is known only when they run
 	case funcapp.TypeBlobTrigger:
-		if p, err := host.ParseBlobPath(f.Trigger.Path); err == nil {
-			known = p.Params
+		if params, err := sluice.BlobPathParams(f.Trigger.Path); err == nil {
+			known = params
 		}
 	}
 	if err := checkPath(b.Path, known); err != nil {
@@ -513,7 +509,8 @@ func (r *Runner) declareHTTP(f funcapp.Function, t funcapp.Binding) {
 		r.app.HTTPFunction(f.Name, trigger, r.forward())
 		return
 	}
-	route, _ := host.ParseRoute(r.fa.Host.HTTP.RoutePrefix, cmp.Or(t.Route, f.Name))
+	// A bad route fails app.Start, which names it.
+	params, _ := sluice.RouteParams(cmp.Or(t.Route, f.Name))
 	r.app.HTTPFunction(f.Name, trigger, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, err := io.ReadAll(req.Body)
 		if err != nil {
@@ -522,11 +519,11 @@ func (r *Runner) declareHTTP(f funcapp.Function, t funcapp.Binding) {
 		}
 		in := HTTPRequest{URL: requestURL(req), Method: req.Method, Query: req.URL.Query(), Headers: requestHeaders(req),
 			Params: map[string]string{}, Body: body, Binary: binaryContent(req.Header.Get("Content-Type"))}
-		for _, p := range route.Params {
-			if v := req.PathValue(p.Name); v != "" {
-				in.Params[p.Name] = v
+		for _, p := range params {
+			if v := req.PathValue(p); v != "" {
+				in.Params[p] = v
 			} else {
-				in.Unset = append(in.Unset, p.Name)
+				in.Unset = append(in.Unset, p)
 			}
 		}
 		resp, err := r.call(withBindingData(req.Context(), httpData(in)), f, HTTP(r.invocation(req.Context(), f), t.Name, in))

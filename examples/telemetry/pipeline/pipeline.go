@@ -11,8 +11,8 @@
 //	// partition key, or run a Simulator:
 //	go pipeline.NewSimulator(1000, 0.01, 1).Run(ctx, app, p.Options().Hub, 2000, nil)
 //
-// `sluice dev` runs it as its demo, examples/telemetry as a program, and
-// `sluice bench telemetry` measures it.
+// examples/telemetry runs it as a program. It is the pipeline `sluice dev`
+// runs as its demo, written as a user writes it: on the public SDK alone.
 package pipeline
 
 import (
@@ -56,9 +56,6 @@ type Options struct {
 	// NoRoute declares no HTTP function, for an app without an HTTP
 	// server (Config.HTTPAddr).
 	NoRoute bool
-	// AfterBatch, when set, is called with each batch once its devices
-	// are written (sluice bench telemetry measures latency with it).
-	AfterBatch func(events []sluice.Event)
 }
 
 // WithDefaults returns the options with the defaults in place of zero
@@ -248,9 +245,6 @@ func (p *Pipeline) process(ctx context.Context, events []sluice.Event) error {
 		if _, err := docs.BulkUpsert(ctx, p.opts.Container, write...); err != nil {
 			return fmt.Errorf("write %d devices: %w", len(write), err)
 		}
-	}
-	if p.opts.AfterBatch != nil {
-		p.opts.AfterBatch(events)
 	}
 	p.stats.processed.Add(int64(len(events)))
 	p.stats.written.Add(int64(len(write)))

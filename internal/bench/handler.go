@@ -30,7 +30,7 @@ type HandlerOptions struct {
 	DataDir string
 	// Handler is the handler executable to measure: it must answer every
 	// POST with {"Outputs":{}}. A name without a slash is looked up on the
-	// PATH. Default: the trivial handler of bench/handlerapp, built with
+	// PATH. Default: the trivial handler of internal/bench/handlerapp, built with
 	// the Go toolchain (`go` on the PATH) into a temporary directory.
 	Handler string
 	// Messages are queued for each batch-1 case. Default 20,000.
@@ -230,7 +230,7 @@ func handlerName(o HandlerOptions) string {
 	if o.Handler != "" {
 		return "handler " + o.Handler
 	}
-	return "the trivial Go handler of bench/handlerapp (net/http, answers {\"Outputs\":{}} without decoding)"
+	return "the trivial Go handler of internal/bench/handlerapp (net/http, answers {\"Outputs\":{}} without decoding)"
 }
 
 // runHandlerCase runs case c in a data directory of its own: it fills the
@@ -479,7 +479,7 @@ func handlerExecutable(ctx context.Context, o HandlerOptions) (exe string, clean
 	if _, err := exec.LookPath("go"); err != nil {
 		return "", nil, ErrNoGoToolchain
 	}
-	o.Progress("build the trivial handler (bench/handlerapp) with the Go toolchain")
+	o.Progress("build the trivial handler (internal/bench/handlerapp) with the Go toolchain")
 	return buildHandler(ctx, handlerSource)
 }
 

@@ -12,7 +12,7 @@ import (
 	"strconv"
 
 	"github.com/sluicehq/sluice"
-	"github.com/sluicehq/sluice/examples/telemetry/pipeline"
+	"github.com/sluicehq/sluice/internal/demo"
 	"github.com/sluicehq/sluice/internal/docstore/postgres"
 	"github.com/sluicehq/sluice/internal/gateway"
 )
@@ -36,7 +36,7 @@ func startTelemetryTarget(ctx context.Context, o TelemetryOptions, c, dir string
 		container = fmt.Sprintf("bench_devices_%08x", rand.Uint32())
 	}
 	app := sluice.New(cfg)
-	p := pipeline.Declare(app, pipeline.Options{Partitions: o.Partitions, MaxBatchSize: o.MaxBatchSize, Container: container, NoRoute: true,
+	p := demo.Declare(app, demo.Options{Partitions: o.Partitions, MaxBatchSize: o.MaxBatchSize, Container: container, NoRoute: true,
 		AfterBatch: func(events []sluice.Event) {
 			if !lat.on.Load() {
 				return
@@ -85,10 +85,10 @@ func sentAt(body []byte) int64 {
 // frame}, ...], a corrupt frame that is not JSON as body_base64. Each
 // valid frame gets a first field "ts", its send time (frames ignore
 // unknown fields).
-type bodyGen struct{ sim *pipeline.Simulator }
+type bodyGen struct{ sim *demo.Simulator }
 
 func newBodyGen(devices int, corrupt float64, seed uint64) *bodyGen {
-	return &bodyGen{sim: pipeline.NewSimulator(devices, corrupt, seed)}
+	return &bodyGen{sim: demo.NewSimulator(devices, corrupt, seed)}
 }
 
 func (g *bodyGen) request(b *bytes.Buffer, n int, ts int64) {

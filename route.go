@@ -1,29 +1,28 @@
-package host
+package sluice
 
 import (
 	"fmt"
-	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 )
 
-// Route is an HTTP trigger's route: an ASP.NET-style template as Azure
-// Functions takes it ("products/{category:alpha}/{id:int?}").
+// route is an HTTP trigger's route (HTTPTrigger.Route): an ASP.NET-style
+// template as Azure Functions takes it ("products/{category:alpha}/{id:int?}").
 //
 // Requests are matched as the Azure Functions host's routing matches them
 // (ASP.NET Core's Route, which the host builds for each function in
 // WebScriptHostHttpRoutesManager and WebJobsRouteBuilder): fixed segments,
 // the route prefix included, without regard to case, and a trailing slash
 // tolerated. See MatchPath.
-type Route struct {
+type route struct {
 	Template string
 	// Patterns are net/http ServeMux patterns of the route, without method
 	// or host, case-sensitive: a route ending in an optional parameter has
 	// two. MatchPath is how requests are matched.
 	Patterns []string
-	Params   []RouteParam
+	Params   []routeParam
 	// segs are the route's segments, the prefix's first.
 	segs []routeSeg
 }
@@ -35,8 +34,8 @@ type routeSeg struct {
 	param   int // -1 for a literal
 }
 
-// RouteParam is a parameter of a route.
-type RouteParam struct {
+// routeParam is a parameter of a route.
+type routeParam struct {
 	Name       string
 	Constraint string // "" or one of routeConstraints
 	Optional   bool
@@ -68,12 +67,12 @@ func validLiteral(seg string) bool {
 	return seg != "." && seg != ".." && literalSegment.MatchString(seg)
 }
 
-// ParseRoute reads a route template. prefix ("api" by default in Azure)
+// parseRoute reads a route template. prefix ("api" by default in Azure)
 // is put before it; an empty prefix serves the route at the root.
-func ParseRoute(prefix, template string) (Route, error) {
-	r := Route{Template: template}
-	bad := func(format string, args ...any) (Route, error) {
-		return Route{}, fmt.Errorf("route %q: %s", template, fmt.Sprintf(format, args...))
+func parseRoute(prefix, template string) (route, error) {
+	r := route{Template: template}
+	bad := func(format string, args ...any) (route, error) {
+		return route{}, fmt.Errorf("route %q: %s", template, fmt.Sprintf(format, args...))
 	}
 	t := strings.Trim(template, "/")
 	if strings.ContainsAny(strings.ReplaceAll(t, "?}", "}"), "?#") {
@@ -83,7 +82,7 @@ func ParseRoute(prefix, template string) (Route, error) {
 	if p := strings.Trim(prefix, "/"); p != "" {
 		for _, seg := range strings.Split(p, "/") {
 			if !validLiteral(seg) {
-				return Route{}, fmt.Errorf("route prefix %q: segment %q: use letters, digits and -._~!$&'()*+,;=:@", prefix, seg)
+				return route{}, fmt.Errorf("route prefix %q: segment %q: use letters, digits and -._~!$&'()*+,;=:@", prefix, seg)
 			}
 			segs = append(segs, seg)
 			r.segs = append(r.segs, routeSeg{literal: seg, param: -1})
@@ -111,7 +110,7 @@ func ParseRoute(prefix, template string) (Route, error) {
 			return bad("segment %q: a parameter must be a whole segment, like {id}", part)
 		}
 		body := part[1 : len(part)-1]
-		p := RouteParam{}
+		p := routeParam{}
 		if strings.HasPrefix(body, "*") {
 			p.CatchAll, body = true, strings.TrimLeft(body, "*")
 		}
@@ -156,20 +155,6 @@ func ParseRoute(prefix, template string) (Route, error) {
 	return r, nil
 }
 
-// Match reports whether a request routed to r keeps every constraint.
-func (r Route) Match(req *http.Request) bool {
-	for _, p := range r.Params {
-		v := req.PathValue(p.Name)
-		if p.Constraint == "" || (v == "" && (p.Optional || p.CatchAll)) {
-			continue
-		}
-		if !routeConstraints[p.Constraint](v) {
-			return false
-		}
-	}
-	return true
-}
-
 // MatchPath matches an escaped request path (URL.EscapedPath) against the
 // route, as the Azure Functions host's routing does: fixed segments
 // without regard to case, one trailing slash tolerated, a parameter takes
@@ -177,7 +162,7 @@ func (r Route) Match(req *http.Request) bool {
 // catch-all takes the rest of the path (maybe nothing), and every
 // constraint must hold. values holds each parameter given, unescaped;
 // those left out are absent.
-func (r Route) MatchPath(escapedPath string) (values map[string]string, ok bool) {
+func (r route) MatchPath(escapedPath string) (values map[string]string, ok bool) {
 	p := strings.TrimPrefix(escapedPath, "/")
 	p = strings.TrimSuffix(p, "/")
 	var parts []string
@@ -249,7 +234,7 @@ func equalFoldEscaped(escaped, literal string) bool {
 	return err == nil && strings.EqualFold(v, literal)
 }
 
-// Precedence orders routes that can match the same path as ASP.NET Core's
+// routePrecedence orders routes that can match the same path as ASP.NET Core's
 // inbound route precedence does, segment by segment from the left: a fixed
 // segment before a constrained parameter, before a parameter, before a
 // catch-all; a route that ends first goes first. It is negative when a
@@ -258,7 +243,7 @@ func equalFoldEscaped(escaped, literal string) bool {
 // Azure tries its functions' routes in the order it loaded them; Sluice
 // tries the most specific first, so that products/new is served by its own
 // function whatever the order of declaration beside products/{id}.
-func Precedence(a, b Route) int {
+func routePrecedence(a, b route) int {
 	for i := 0; i < len(a.segs) || i < len(b.segs); i++ {
 		switch {
 		case i >= len(a.segs):
@@ -273,7 +258,7 @@ func Precedence(a, b Route) int {
 	return 0
 }
 
-func (r Route) segRank(i int) int {
+func (r route) segRank(i int) int {
 	seg := r.segs[i]
 	switch {
 	case seg.param < 0:
@@ -289,7 +274,7 @@ func (r Route) segRank(i int) int {
 // Shape describes the paths a route matches: two routes of the same shape
 // match the same paths (their parameters' names aside), so they cannot
 // serve the same method.
-func (r Route) Shape() string {
+func (r route) Shape() string {
 	var b strings.Builder
 	for _, seg := range r.segs {
 		b.WriteByte('/')
@@ -316,7 +301,7 @@ func (r Route) Shape() string {
 
 // FixedPrefix is the route's path up to its first parameter ("/api/orders"
 // for orders/{id}).
-func (r Route) FixedPrefix() string {
+func (r route) FixedPrefix() string {
 	var b strings.Builder
 	for _, seg := range r.segs {
 		if seg.param >= 0 {
@@ -332,7 +317,24 @@ func (r Route) FixedPrefix() string {
 }
 
 // MatchesRoot reports whether the route can match the path "/".
-func (r Route) MatchesRoot() bool {
+func (r route) MatchesRoot() bool {
 	_, ok := r.MatchPath("/")
 	return ok
+}
+
+// RouteParams returns the names of the parameters of an HTTP trigger's
+// route template, in order ("orders/{id:int}/{part?}": id and part), or
+// the error Start would report for it. An HTTP function reads their
+// values with r.PathValue; a parameter the request left out (optional or
+// catch-all) reads as "".
+func RouteParams(template string) ([]string, error) {
+	r, err := parseRoute("", template)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(r.Params))
+	for i, p := range r.Params {
+		names[i] = p.Name
+	}
+	return names, nil
 }

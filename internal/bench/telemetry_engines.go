@@ -20,7 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/sluicehq/sluice/examples/telemetry/pipeline"
+	"github.com/sluicehq/sluice/internal/demo"
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/hub"
 )
@@ -225,14 +225,14 @@ func (p *enginesPipeline) consume(ctx context.Context, cons jetstream.Consumer) 
 		var sent []int64
 		corrupt := 0
 		for _, m := range msgs {
-			var f pipeline.Frame
-			if pipeline.Decode(m.Data(), &f) != nil {
+			var f demo.Frame
+			if demo.Decode(m.Data(), &f) != nil {
 				corrupt++
 				continue
 			}
 			d, ok := states[f.DeviceID]
 			if !ok {
-				d = &enginesDevice{state: pipeline.DeviceState{ID: f.DeviceID, DeviceID: f.DeviceID}}
+				d = &enginesDevice{state: demo.DeviceState{ID: f.DeviceID, DeviceID: f.DeviceID}}
 				states[f.DeviceID] = d
 				order = append(order, f.DeviceID)
 			}
@@ -259,8 +259,8 @@ func (p *enginesPipeline) consume(ctx context.Context, cons jetstream.Consumer) 
 
 // enginesDevice is a device's state while a batch is merged into it.
 type enginesDevice struct {
-	state  pipeline.DeviceState
-	frames []pipeline.Frame // of the batch, in order
+	state  demo.DeviceState
+	frames []demo.Frame // of the batch, in order
 }
 
 // write reads the batch's devices, merges their frames and writes them in
@@ -313,7 +313,7 @@ func (p *enginesPipeline) write(ctx context.Context, states map[string]*enginesD
 	for i, id := range order {
 		d := states[id]
 		for _, f := range d.frames {
-			pipeline.Merge(&d.state, f)
+			demo.Merge(&d.state, f)
 		}
 		body, err := json.Marshal(&d.state)
 		if err != nil {
