@@ -70,6 +70,19 @@ type BreakerPolicy struct {
 	MaxCoolDown time.Duration `json:"maxCoolDown,omitempty"`
 }
 
+// Enabled reports whether the policy describes a breaker: a policy with
+// neither threshold is none.
+func (p BreakerPolicy) Enabled() bool { return p.internal().Enabled() }
+
+// Validate reports the first problem with the policy, naming the field, as
+// Start would.
+func (p BreakerPolicy) Validate() error { return p.internal().Validate() }
+
+// WithDefaults returns an enabled policy with the defaults filled in
+// (Window 30s, CoolDown 30s, MaxCoolDown 10 × CoolDown), as the host runs
+// it; a policy that is not enabled is returned as it is.
+func (p BreakerPolicy) WithDefaults() BreakerPolicy { return BreakerPolicy(p.internal().WithDefaults()) }
+
 // The conversions to the host's policies: of identical struct types, so
 // that a change there fails to compile here instead of changing the SDK.
 func (p RetryPolicy) internal() resilience.Retry           { return resilience.Retry(p) }
