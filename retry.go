@@ -81,7 +81,9 @@ func (p BreakerPolicy) Validate() error { return p.internal().Validate() }
 // WithDefaults returns an enabled policy with the defaults filled in
 // (Window 30s, CoolDown 30s, MaxCoolDown 10 × CoolDown), as the host runs
 // it; a policy that is not enabled is returned as it is.
-func (p BreakerPolicy) WithDefaults() BreakerPolicy { return BreakerPolicy(p.internal().WithDefaults()) }
+func (p BreakerPolicy) WithDefaults() BreakerPolicy {
+	return BreakerPolicy(p.internal().WithDefaults())
+}
 
 // The conversions to the host's policies: of identical struct types, so
 // that a change there fails to compile here instead of changing the SDK.
