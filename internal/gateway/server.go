@@ -544,27 +544,50 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// The events stored when the request came are answered (up to limit)
+	// however long they take to come in; wait bounds the wait for events
+	// beyond them.
+	stored, err := s.cfg.Hubs.Partition(r.Context(), name, p)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	storedRec, _ := hub.SplitSequence(stored.LastSequence)
 	rd, err := s.cfg.Hubs.OpenReader(r.Context(), name, p, start)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	defer rd.Close()
-	// Stored events arrive within a round trip or two; wait bounds the wait
-	// for events beyond them, with a floor that lets stored ones come in.
-	ctx, cancel := context.WithTimeout(r.Context(), max(wait, 100*time.Millisecond))
+	var readRec uint64 // the record read last
+	if start.Kind == hub.StartAfter && start.After >= 0 {
+		readRec, _ = hub.SplitSequence(start.After)
+	}
+	// Nothing stored at or after the start: only new events can come.
+	none := stored.LastSequence < 0 || start.Kind == hub.StartLatest ||
+		start.Kind == hub.StartTime && start.Time.After(stored.LastEnqueued)
+	// storedReadLimit bounds reading what is stored, should a record be
+	// removed (by retention) while it is read.
+	ctx, cancel := context.WithTimeout(r.Context(), storedReadLimit+wait)
 	defer cancel()
+	var waiting *time.Timer // runs once the stored events are read
 	out := []EventJSON{}
 	for len(out) < limit {
+		if waiting == nil && (none || readRec >= storedRec) {
+			waiting = time.AfterFunc(wait, cancel)
+			defer waiting.Stop()
+		}
 		evs, err := rd.Next(ctx)
 		if err != nil {
 			if ce, ok := errors.AsType[*hub.CorruptRecordError](err); ok {
 				s.log.Warn("corrupt record skipped while reading", "hub", name, "partition", p, "sequence", ce.Sequence)
+				readRec, _ = hub.SplitSequence(ce.Sequence)
 				continue
 			}
-			break // wait elapsed: return what there is
+			break // wait elapsed (or the client left): return what there is
 		}
 		for _, e := range evs {
+			readRec, _ = hub.SplitSequence(e.Sequence)
 			if len(out) == limit {
 				break
 			}
@@ -573,6 +596,10 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"events": out})
 }
+
+// storedReadLimit bounds how long a read of a partition takes to answer
+// the events stored when it came.
+const storedReadLimit = 30 * time.Second
 
 // checkGroup answers 404 for a consumer group that has no checkpoint in
 // the hub (hub.CheckGroup); hint says what to do then. On error it has

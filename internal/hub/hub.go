@@ -570,6 +570,11 @@ func (s *Service) Describe(ctx context.Context, name string) (Info, []PartitionI
 	return info, parts, nil
 }
 
+// Partition returns the state of one partition of a hub.
+func (s *Service) Partition(ctx context.Context, name string, p int) (PartitionInfo, error) {
+	return s.partitionInfo(ctx, name, p)
+}
+
 func (s *Service) partitionInfo(ctx context.Context, name string, p int) (PartitionInfo, error) {
 	pi := PartitionInfo{Partition: p, FirstSequence: -1, LastSequence: -1}
 	st, err := s.js.Stream(ctx, StreamName(name, p))
