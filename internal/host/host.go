@@ -88,7 +88,8 @@ type Config struct {
 	LagEvery time.Duration
 }
 
-// Host runs functions. Create it with New, Register functions, then Start.
+// Host runs functions. Create it with New or Open, Register functions, then
+// Start.
 type Host struct {
 	cfg Config
 	log *slog.Logger
@@ -122,7 +123,7 @@ type fnMetrics struct {
 	failures, retries, events prometheus.Counter
 }
 
-// New creates a host.
+// New creates a host with the KV buckets cfg gives (see Open).
 func New(cfg Config) (*Host, error) {
 	if cfg.InstanceID == "" || cfg.DeadLetters == nil {
 		return nil, errors.New("host: InstanceID and DeadLetters are required")
@@ -187,8 +188,9 @@ func (h *Host) newFnMetrics(name string, events prometheus.Counter) fnMetrics {
 	}
 }
 
-// Start joins the lease sets of every function's hub and starts processing.
-// The hubs must exist. Calling it again does nothing (and returns what the
+// Start starts every registered function, in the order registered (what
+// each reads must exist: hubs, queues, containers), then the leases the
+// functions joined. Calling it again does nothing (and returns what the
 // first call returned); after Stop it fails.
 func (h *Host) Start(ctx context.Context) error {
 	return h.life.Start(func() error {
