@@ -191,6 +191,8 @@ func (f BlobFunction) bind(h *Host) (bound, error) {
 	return bf, nil
 }
 
+var _ bound = (*blobFunction)(nil)
+
 // start watches the container on the instance holding its lease. The
 // container must exist.
 func (f *blobFunction) start(ctx context.Context, h *Host) error {

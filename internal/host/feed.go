@@ -192,6 +192,8 @@ func feedKey(t FeedTrigger, rest string) string {
 	return t.Container + "." + t.LeasePrefix + "." + rest
 }
 
+var _ bound = (*feedFunction)(nil)
+
 // start checks the container and the prefix's layout, joins the prefix's
 // lease set and reports the function's lag.
 func (f *feedFunction) start(ctx context.Context, h *Host) error {

@@ -121,6 +121,8 @@ func (f Function) bind(h *Host) (bound, error) {
 	return fn, nil
 }
 
+var _ bound = (*function)(nil)
+
 // start reads the hub's partitions that this instance holds leases on,
 // and the function's retry queue. The hub must exist.
 func (f *function) start(ctx context.Context, h *Host) error {

@@ -130,6 +130,8 @@ func (h *Host) newQueueFunction(f QueueFunction, processed *atomicCounter, break
 	return qf
 }
 
+var _ bound = (*queueFunction)(nil)
+
 // start takes messages for a queue function. The queue must exist.
 func (f *queueFunction) start(ctx context.Context, h *Host) error {
 	info, err := h.cfg.Queues.Get(ctx, f.Trigger.Queue)

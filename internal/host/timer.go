@@ -125,6 +125,8 @@ func (f TimerFunction) bind(h *Host) (bound, error) {
 		m: h.newFnMetrics(f.Name, h.cfg.Metrics.EventsProcessed.WithLabelValues(f.Name, "", ""))}, nil
 }
 
+var _ bound = (*timerFunction)(nil)
+
 // start runs the timer's occurrences until the host stops.
 func (f *timerFunction) start(ctx context.Context, h *Host) error {
 	if err := h.bucket(ctx, &h.cfg.TimerState, TimerBucket); err != nil {
