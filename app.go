@@ -9,13 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -258,15 +256,10 @@ type App struct {
 	cfg        Config
 	log        *slog.Logger
 	hubs       []HubConfig
-	fns        []host.Function
 	qs         []QueueConfig
 	containers []ContainerConfig
 	blobCtrs   []string
-	qfns       []host.QueueFunction
-	ffns       []host.FeedFunction
-	tfns       []host.TimerFunction
-	hfns       []httpFunction
-	bfns       []host.BlobFunction
+	fns        []*declared  // every kind, in the order declared (see declared.go)
 	errs       []error      // declaration problems, reported by Start
 	middleware []Middleware // App.Use's
 	chains     []*chained   // every function's, built by Start
@@ -349,7 +342,7 @@ func (a *App) Function(name string, trigger HubTrigger, handler HubHandler, opts
 		f.Handler = func(ctx context.Context, evs []hub.StoredEvent) error { return h(ctx, fromStored(evs)) }
 	}
 	f.Retry, f.Breaker, f.Timeout = o.retry, o.breaker, o.timeout
-	a.fns = append(a.fns, f)
+	a.declare(name, &f, &f.Breaker, &f.Timeout)
 }
 
 // Start starts the engine, creates declared hubs, starts the HTTP server
@@ -456,59 +449,20 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	feeds, err := a.eng.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "sluice-feeds", History: 1, Storage: jetstream.FileStorage})
-	if err != nil {
-		return fmt.Errorf("sluice: open feed checkpoint bucket: %w", err)
+	if a.onceKV, err = openOnceBucket(ctx, a.eng.JS); err != nil {
+		return err
 	}
-	timers, err := a.eng.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "sluice-timers", History: 1, Storage: jetstream.FileStorage})
-	if err != nil {
-		return fmt.Errorf("sluice: open timer state bucket: %w", err)
-	}
-	receipts, err := a.eng.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "sluice-blob-receipts", History: 1, Storage: jetstream.FileStorage})
-	if err != nil {
-		return fmt.Errorf("sluice: open blob receipt bucket: %w", err)
-	}
-	a.onceKV, err = a.eng.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "sluice-idempotency", History: 1, TTL: MaxOnceTTL, Storage: jetstream.FileStorage})
-	if err != nil {
-		return fmt.Errorf("sluice: open idempotency key bucket: %w", err)
-	}
-	breakers, err := a.eng.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "sluice-breakers", History: 1, Storage: jetstream.FileStorage})
-	if err != nil {
-		return fmt.Errorf("sluice: open breaker state bucket: %w", err)
-	}
-	a.host, err = host.New(host.Config{
-		InstanceID: a.cfg.InstanceID, Hubs: a.hubSvc, Leases: a.leases, Queues: a.queues, Docs: a.docs, FeedState: feeds, TimerState: timers,
-		Blobs: a.blobs, BlobReceipts: receipts, BreakerState: breakers, BreakerWebhook: a.cfg.BreakerWebhook,
+	a.host, err = host.Open(ctx, host.Config{
+		InstanceID: a.cfg.InstanceID, JS: a.eng.JS, Hubs: a.hubSvc, Leases: a.leases, Queues: a.queues, Docs: a.docs,
+		Blobs: a.blobs, BreakerWebhook: a.cfg.BreakerWebhook,
 		DeadLetters: &deadletter.Store{Queues: a.queues, Hubs: a.hubSvc, Docs: a.docs, Blobs: a.blobs}, Metrics: a.metrics, Logger: a.log,
 		ShutdownTimeout: a.cfg.ShutdownTimeout,
 	})
 	if err != nil {
 		return err
 	}
-	for _, f := range a.fns {
-		if err := a.host.Register(f); err != nil {
-			return err
-		}
-	}
-	for _, f := range a.qfns {
-		if err := a.host.RegisterQueue(f); err != nil {
-			return err
-		}
-	}
-	for _, f := range a.ffns {
-		if err := a.host.RegisterFeed(f); err != nil {
-			return err
-		}
-	}
-	for _, f := range a.tfns {
-		if err := a.host.RegisterTimer(f); err != nil {
-			return err
-		}
-	}
-	for _, f := range a.bfns {
-		if err := a.host.RegisterBlob(f); err != nil {
-			return err
-		}
+	if err := a.registerFunctions(); err != nil {
+		return err
 	}
 	if err := a.openGuard(ctx); err != nil {
 		return err
@@ -517,7 +471,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		if err := a.startHTTP(tlsCfg); err != nil {
 			return err
 		}
-	} else if len(a.hfns) > 0 {
+	} else if a.hasHTTPFunctions() {
 		return errNoHTTPServer
 	}
 	if err := a.host.Start(ctx); err != nil {
@@ -526,7 +480,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	a.ready.Store(true)
 	a.log.Info("sluice started", "instance", a.cfg.InstanceID, "data_dir", a.cfg.DataDir,
 		"nats", cmp.Or(redactURL(a.cfg.NATSURL), "embedded"), "nats_listen", a.eng.ClientURL(), "http", a.Addr(),
-		"functions", len(a.fns)+len(a.qfns)+len(a.ffns)+len(a.tfns)+len(a.hfns)+len(a.bfns))
+		"functions", len(a.fns))
 	return nil
 }
 
@@ -581,7 +535,7 @@ func (a *App) startHTTP(tlsCfg *tls.Config) error {
 	api := a.guard.Protect(gw, true)
 	dashboard := a.guard.Protect(web.Handler(), false)
 	mux := http.NewServeMux()
-	if len(a.hfns) == 0 {
+	if !a.hasHTTPFunctions() {
 		mux.Handle("/", api)
 		mux.Handle(web.Prefix, dashboard)
 	} else {
@@ -602,7 +556,7 @@ func (a *App) startHTTP(tlsCfg *tls.Config) error {
 	}
 	// The dashboard's page is at "/" too, unless an HTTP function serves
 	// "/" (HTTPRoutePrefix "/"): then it is at /ui/ only.
-	if _, p := mux.Handler(&http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/"}}); len(a.hfns) == 0 || p == "" {
+	if _, p := mux.Handler(&http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/"}}); !a.hasHTTPFunctions() || p == "" {
 		mux.Handle("GET /{$}", dashboard)
 	}
 	a.ln = ln
@@ -829,57 +783,4 @@ func (a *App) Processed(function string) int64 {
 		return 0
 	}
 	return a.host.Processed(function)
-}
-
-// applySettings applies Config.Functions to the declared functions.
-func (a *App) applySettings() error {
-	var errs []error
-	for _, name := range slices.Sorted(maps.Keys(a.cfg.Functions)) {
-		s := a.cfg.Functions[name]
-		found, breakerOK := false, true
-		apply := func(fname string, breaker *resilience.BreakerPolicy, timeout *time.Duration) {
-			if fname != name {
-				return
-			}
-			found = true
-			if s.Breaker != nil {
-				if breaker == nil {
-					breakerOK = false
-				} else {
-					*breaker = s.Breaker.internal()
-				}
-			}
-			if s.Timeout != 0 {
-				*timeout = s.Timeout
-			}
-		}
-		for i := range a.fns {
-			apply(a.fns[i].Name, &a.fns[i].Breaker, &a.fns[i].Timeout)
-		}
-		for i := range a.qfns {
-			apply(a.qfns[i].Name, &a.qfns[i].Breaker, &a.qfns[i].Timeout)
-		}
-		for i := range a.ffns {
-			apply(a.ffns[i].Name, &a.ffns[i].Breaker, &a.ffns[i].Timeout)
-		}
-		for i := range a.tfns {
-			apply(a.tfns[i].Name, nil, &a.tfns[i].Timeout)
-		}
-		for i := range a.bfns {
-			apply(a.bfns[i].Name, nil, &a.bfns[i].Timeout)
-		}
-		for _, h := range a.hfns {
-			if h.name == name {
-				found = true
-				errs = append(errs, fmt.Errorf("sluice: settings of function %s: HTTP functions take no breaker or timeout settings", name))
-			}
-		}
-		switch {
-		case !found:
-			errs = append(errs, fmt.Errorf("sluice: settings of function %s: no function of that name is declared", name))
-		case !breakerOK:
-			errs = append(errs, fmt.Errorf("sluice: settings of function %s: breakers are for hub, queue and change-feed functions", name))
-		}
-	}
-	return errors.Join(errs...)
 }

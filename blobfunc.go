@@ -94,5 +94,5 @@ func (a *App) BlobFunction(name string, trigger BlobTrigger, handler BlobHandler
 			return h(ctx, Blob{Info: BlobInfo(in.Info), Params: in.Params, open: in.Open})
 		}
 	}
-	a.bfns = append(a.bfns, f)
+	a.declare(name, &f, nil, &f.Timeout)
 }

@@ -8,11 +8,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/internal/host"
 	"github.com/sluicehq/sluice/internal/service"
 )
 
@@ -88,7 +90,10 @@ func (a *App) checkDocStoreShared(ctx context.Context) error {
 		return fmt.Errorf("sluice: open the document store registry: %w", err)
 	}
 	mine := docStoreIdentity(a.cfg)
-	usesDocs := len(a.containers) > 0 || len(a.ffns) > 0
+	usesDocs := len(a.containers) > 0 || slices.ContainsFunc(a.fns, func(f *declared) bool {
+		_, feed := f.trigger.(*host.FeedFunction)
+		return feed
+	})
 	lister, err := kv.ListKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("sluice: read the document store registry: %w", err)

@@ -72,7 +72,7 @@ func (a *App) FeedFunction(name string, trigger FeedTrigger, handler FeedHandler
 		fn := withMiddleware(a, name, TriggerChangeFeed, o.middleware, (func(context.Context, []Document) error)(handler))
 		h = func(ctx context.Context, changes []docstore.Document) error { return fn(ctx, fromStoreDocs(changes)) }
 	}
-	a.ffns = append(a.ffns, host.FeedFunction{
+	f := &host.FeedFunction{
 		Name: name,
 		Trigger: host.FeedTrigger{
 			Container: trigger.Container, LeasePrefix: trigger.LeasePrefix, MaxItems: trigger.MaxItemsPerInvocation,
@@ -82,5 +82,6 @@ func (a *App) FeedFunction(name string, trigger FeedTrigger, handler FeedHandler
 		Breaker: o.breaker,
 		Timeout: o.timeout,
 		Handler: h,
-	})
+	}
+	a.declare(name, f, &f.Breaker, &f.Timeout)
 }

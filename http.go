@@ -59,7 +59,7 @@ type httpFunction struct {
 // HTTPFunction declares a function served at an HTTP route. It needs
 // Config.HTTPAddr. Problems with the declaration are reported by Start.
 func (a *App) HTTPFunction(name string, trigger HTTPTrigger, handler http.Handler) {
-	a.hfns = append(a.hfns, httpFunction{name: name, trigger: trigger, handler: handler})
+	a.fns = append(a.fns, &declared{name: name, http: &httpFunction{name: name, trigger: trigger, handler: handler}})
 }
 
 // reservedPaths are served by Sluice itself ("/ui": the dashboard's files),
@@ -81,7 +81,11 @@ func (a *App) httpRoutes(mux *http.ServeMux) error {
 	keyed := len(a.cfg.FunctionKeys) > 0 || a.cfg.AdminKey != "" || a.guard.Required()
 	var open []string
 	rt := &httpRouter{}
-	for _, f := range a.hfns {
+	for _, d := range a.fns {
+		f := d.http
+		if f == nil {
+			continue
+		}
 		level := cmp.Or(strings.ToLower(f.trigger.AuthLevel), AuthFunction)
 		switch {
 		case f.handler == nil:

@@ -2,7 +2,10 @@ package sluice
 
 import (
 	"context"
+	"fmt"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice/internal/resilience"
 )
@@ -17,6 +20,16 @@ const MaxOnceTTL = resilience.MaxKeyTTL
 // (the key-value store was unreachable). The key stays claimed until its
 // claim expires (30s); a duplicate call after that runs the work again.
 var ErrOnceNotRecorded = resilience.ErrNotRecorded
+
+// openOnceBucket opens the bucket of idempotency keys, creating it if it is
+// missing.
+func openOnceBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "sluice-idempotency", History: 1, TTL: MaxOnceTTL, Storage: jetstream.FileStorage})
+	if err != nil {
+		return nil, fmt.Errorf("sluice: open idempotency key bucket: %w", err)
+	}
+	return kv, nil
+}
 
 // onceClaimTTL is the claim TTL of Once; 0 means resilience.DefaultClaimTTL
 // (30s). Tests' child processes shorten it so that a crash test does not

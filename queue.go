@@ -92,7 +92,7 @@ func (a *App) QueueFunction(name string, trigger QueueTrigger, handler QueueHand
 				Enqueued: m.Enqueued, DequeueCount: m.DequeueCount})
 		}
 	}
-	a.qfns = append(a.qfns, f)
+	a.declare(name, &f, &f.Breaker, &f.Timeout)
 }
 
 // Send stores messages in a queue and returns their IDs (0 for delayed

@@ -74,5 +74,5 @@ func (a *App) TimerFunction(name string, trigger TimerTrigger, handler TimerHand
 		monitor = *trigger.UseMonitor
 	}
 	f.Trigger = host.TimerTrigger{Schedule: s, RunOnStartup: trigger.RunOnStartup, UseMonitor: monitor}
-	a.tfns = append(a.tfns, f)
+	a.declare(name, &f, nil, &f.Timeout)
 }

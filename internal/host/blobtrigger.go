@@ -147,27 +147,34 @@ type blobReceipt struct {
 	Done time.Time `json:"done"`
 }
 
-// RegisterBlob adds a blob-triggered function. It must be called before
-// Start; Config.Blobs, BlobReceipts and Leases must be set.
-func (h *Host) RegisterBlob(f BlobFunction) error {
-	if h.started.Load() {
-		return fmt.Errorf("host: register %s: the host has started", f.Name)
-	}
+// RegisterBlob is Register of a blob function: the host's Config.Blobs,
+// Leases, and BlobReceipts or JS must be set.
+func (h *Host) RegisterBlob(f BlobFunction) error { return h.Register(f) }
+
+// BlobReceiptBucket is the KV bucket of blob functions' receipts, unless
+// Config.BlobReceipts gives another.
+const BlobReceiptBucket = "sluice-blob-receipts"
+
+var _ Trigger = BlobFunction{}
+
+func (f BlobFunction) functionName() string { return f.Name }
+
+func (f BlobFunction) bind(h *Host) (bound, error) {
 	switch {
-	case h.cfg.Blobs == nil || h.cfg.BlobReceipts == nil || h.cfg.Leases == nil:
-		return fmt.Errorf("host: function %s reads blobs, but the host has no blob service, receipts or leases", f.Name)
+	case h.cfg.Blobs == nil || (h.cfg.BlobReceipts == nil && h.cfg.JS == nil) || h.cfg.Leases == nil:
+		return nil, fmt.Errorf("host: function %s reads blobs, but the host has no blob service, receipts or leases", f.Name)
 	case f.Name == "":
-		return errors.New("host: a function needs a name")
+		return nil, errors.New("host: a function needs a name")
 	case f.Handler == nil:
-		return fmt.Errorf("host: function %s has no handler", f.Name)
+		return nil, fmt.Errorf("host: function %s has no handler", f.Name)
 	case f.Trigger.Path.re == nil:
-		return fmt.Errorf("host: blob function %s has no path (use ParseBlobPath)", f.Name)
+		return nil, fmt.Errorf("host: blob function %s has no path (use ParseBlobPath)", f.Name)
 	}
 	if f.Trigger.Concurrency < 0 {
-		return fmt.Errorf("host: blob function %s: concurrency %d must not be negative", f.Name, f.Trigger.Concurrency)
+		return nil, fmt.Errorf("host: blob function %s: concurrency %d must not be negative", f.Name, f.Trigger.Concurrency)
 	}
 	if err := h.checkNew(f.Name, f.Retry, resilience.BreakerPolicy{}, f.Timeout); err != nil {
-		return err
+		return nil, err
 	}
 	bf := &blobFunction{BlobFunction: f, processed: &atomicCounter{},
 		m: h.newFnMetrics(f.Name, h.cfg.Metrics.EventsProcessed.WithLabelValues(f.Name, "", ""))}
@@ -181,16 +188,22 @@ func (h *Host) RegisterBlob(f BlobFunction) error {
 				Properties: in.Info.Metadata}
 		},
 	}
-	h.bfns = append(h.bfns, bf)
-	return nil
+	return bf, nil
 }
 
-func (h *Host) startBlob(ctx context.Context, f *blobFunction) error {
+var _ bound = (*blobFunction)(nil)
+
+// start watches the container on the instance holding its lease. The
+// container must exist.
+func (f *blobFunction) start(ctx context.Context, h *Host) error {
 	c := f.Trigger.Path.Container
 	if _, err := h.cfg.Blobs.GetContainer(ctx, c); err != nil {
 		return fmt.Errorf("host: function %s: %w", f.Name, err)
 	}
-	return h.cfg.Leases.Join("blob:"+c+"/"+f.Name, 1, func(lctx context.Context, _ int) {
+	if err := h.bucket(ctx, &h.cfg.BlobReceipts, BlobReceiptBucket); err != nil {
+		return err
+	}
+	return h.join("blob:"+c+"/"+f.Name, 1, func(lctx context.Context, _ int) {
 		log := h.log.With("function", f.Name, "container", c)
 		h.runUnit(lctx, "blob container", h.cfg.Metrics.FeedOwnedRanges.WithLabelValues(c, f.Name), log, func() error {
 			return h.consumeBlobs(lctx, f, log)

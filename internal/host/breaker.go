@@ -64,6 +64,10 @@ func eventType(to resilience.BreakerState) string {
 	return "breaker.closed"
 }
 
+// BreakerBucket is the KV bucket of the shared breaker state, unless
+// Config.BreakerState gives another.
+const BreakerBucket = "sluice-breakers"
+
 // Breakers are the host's breakers, for the API; nil when the host has no
 // breaker state bucket.
 func (h *Host) Breakers() *resilience.Breakers { return h.breakers }
@@ -88,6 +92,7 @@ func (h *Host) newBreaker(name string, p resilience.BreakerPolicy, timeout time.
 		return nil, fmt.Errorf("host: %w", err)
 	}
 	h.cfg.Metrics.BreakerState.WithLabelValues(name).Set(telemetry.BreakerClosed)
+	h.anyBreaker = true
 	return b, nil
 }
 
@@ -305,17 +310,7 @@ func (h *Host) startBreakers(ctx context.Context) error {
 	if h.breakers == nil {
 		return nil
 	}
-	any := false
-	for _, f := range h.fns {
-		any = any || f.breaker != nil
-	}
-	for _, f := range h.qfns {
-		any = any || f.breaker != nil
-	}
-	for _, f := range h.ffns {
-		any = any || f.breaker != nil
-	}
-	if any && h.cfg.Hubs != nil {
+	if h.anyBreaker && h.cfg.Hubs != nil {
 		_, err := h.cfg.Hubs.Create(ctx, hub.Config{Name: BreakerEventsHub, Partitions: 1})
 		if err != nil && !errors.Is(err, hub.ErrExists) {
 			return fmt.Errorf("host: breaker events hub: %w", err)

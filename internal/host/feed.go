@@ -96,50 +96,57 @@ type feedFunction struct {
 
 var leasePrefixRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
 
-// RegisterFeed adds a change-feed function. It must be called before
-// Start; the host's Config.Docs, FeedState and Leases must be set.
-func (h *Host) RegisterFeed(f FeedFunction) error {
-	if h.started.Load() {
-		return fmt.Errorf("host: register %s: the host has started", f.Name)
-	}
+// RegisterFeed is Register of a change-feed function: the host's
+// Config.Docs, Leases, and FeedState or JS must be set.
+func (h *Host) RegisterFeed(f FeedFunction) error { return h.Register(f) }
+
+// FeedBucket is the KV bucket of change-feed functions' checkpoints, unless
+// Config.FeedState gives another.
+const FeedBucket = "sluice-feeds"
+
+var _ Trigger = FeedFunction{}
+
+func (f FeedFunction) functionName() string { return f.Name }
+
+func (f FeedFunction) bind(h *Host) (bound, error) {
 	t := &f.Trigger
 	t.LeasePrefix = cmp.Or(t.LeasePrefix, f.Name)
 	t.MaxItems = cmp.Or(t.MaxItems, 100)
 	t.Ranges = cmp.Or(t.Ranges, 4)
 	t.PollInterval = cmp.Or(t.PollInterval, time.Second)
 	switch {
-	case h.cfg.Docs == nil || h.cfg.FeedState == nil || h.cfg.Leases == nil:
-		return fmt.Errorf("host: function %s follows a change feed, but the host has no document store, feed state bucket or leases", f.Name)
+	case h.cfg.Docs == nil || (h.cfg.FeedState == nil && h.cfg.JS == nil) || h.cfg.Leases == nil:
+		return nil, fmt.Errorf("host: function %s follows a change feed, but the host has no document store, feed state bucket or leases", f.Name)
 	case f.Name == "":
-		return errors.New("host: a function needs a name")
+		return nil, errors.New("host: a function needs a name")
 	case f.Handler == nil:
-		return fmt.Errorf("host: function %s has no handler", f.Name)
+		return nil, fmt.Errorf("host: function %s has no handler", f.Name)
 	case docstore.ValidateName(t.Container) != nil:
-		return fmt.Errorf("host: function %s: %w", f.Name, docstore.ValidateName(t.Container))
+		return nil, fmt.Errorf("host: function %s: %w", f.Name, docstore.ValidateName(t.Container))
 	case !leasePrefixRE.MatchString(t.LeasePrefix):
-		return fmt.Errorf("host: function %s: lease prefix %q: use 1-64 letters, digits, '-' or '_', starting with a letter or digit (set one when the function's name is not like that)", f.Name, t.LeasePrefix)
+		return nil, fmt.Errorf("host: function %s: lease prefix %q: use 1-64 letters, digits, '-' or '_', starting with a letter or digit (set one when the function's name is not like that)", f.Name, t.LeasePrefix)
 	case t.MaxItems < 1 || t.MaxItems > 10000:
-		return fmt.Errorf("host: function %s: maxItemsPerInvocation %d must be between 1 and 10000", f.Name, t.MaxItems)
+		return nil, fmt.Errorf("host: function %s: maxItemsPerInvocation %d must be between 1 and 10000", f.Name, t.MaxItems)
 	case t.Ranges < 1 || t.Ranges > 256:
-		return fmt.Errorf("host: function %s: ranges %d must be between 1 and 256", f.Name, t.Ranges)
+		return nil, fmt.Errorf("host: function %s: ranges %d must be between 1 and 256", f.Name, t.Ranges)
 	case t.From < FeedFromNow || t.From > FeedFromTime:
-		return fmt.Errorf("host: function %s: unknown start %d", f.Name, t.From)
+		return nil, fmt.Errorf("host: function %s: unknown start %d", f.Name, t.From)
 	case t.From == FeedFromTime && t.FromTime.IsZero():
-		return fmt.Errorf("host: function %s: starting from a time needs the time", f.Name)
+		return nil, fmt.Errorf("host: function %s: starting from a time needs the time", f.Name)
 	case t.PollInterval < 10*time.Millisecond:
-		return fmt.Errorf("host: function %s: poll interval %s must be at least 10ms", f.Name, t.PollInterval)
+		return nil, fmt.Errorf("host: function %s: poll interval %s must be at least 10ms", f.Name, t.PollInterval)
 	}
 	if err := h.checkNew(f.Name, f.Retry, f.Breaker, f.Timeout); err != nil {
-		return err
+		return nil, err
 	}
-	for _, g := range h.ffns {
+	for g := range registered[*feedFunction](h) {
 		if g.Trigger.Container == t.Container && g.Trigger.LeasePrefix == t.LeasePrefix {
-			return fmt.Errorf("host: functions %s and %s both follow container %s with lease prefix %s; give each its own prefix", g.Name, f.Name, t.Container, t.LeasePrefix)
+			return nil, fmt.Errorf("host: functions %s and %s both follow container %s with lease prefix %s; give each its own prefix", g.Name, f.Name, t.Container, t.LeasePrefix)
 		}
 	}
 	b, err := h.newBreaker(f.Name, f.Breaker, f.Timeout)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ff := &feedFunction{FeedFunction: f, processed: &atomicCounter{}, breaker: b,
 		m: h.newFnMetrics(f.Name, h.cfg.Metrics.FeedChangesProcessed.WithLabelValues(f.Name, t.Container))}
@@ -157,9 +164,10 @@ func (h *Host) RegisterFeed(f FeedFunction) error {
 			}
 		},
 	}
-	h.ffns = append(h.ffns, ff)
-	return nil
+	return ff, nil
 }
+
+func (f *feedFunction) processedCount() int64 { return f.processed.n.Load() }
 
 // feedLayout is stored once per container and lease prefix: the number of
 // ranges its checkpoints are for.
@@ -184,12 +192,17 @@ func feedKey(t FeedTrigger, rest string) string {
 	return t.Container + "." + t.LeasePrefix + "." + rest
 }
 
-// startFeed checks the container and the prefix's layout and joins the
-// prefix's lease set.
-func (h *Host) startFeed(ctx context.Context, f *feedFunction) error {
+var _ bound = (*feedFunction)(nil)
+
+// start checks the container and the prefix's layout, joins the prefix's
+// lease set and reports the function's lag.
+func (f *feedFunction) start(ctx context.Context, h *Host) error {
 	t := f.Trigger
 	if _, err := h.cfg.Docs.GetContainer(ctx, t.Container); err != nil {
 		return fmt.Errorf("host: function %s: %w", f.Name, err)
+	}
+	if err := h.bucket(ctx, &h.cfg.FeedState, FeedBucket); err != nil {
+		return err
 	}
 	layout, _ := json.Marshal(feedLayout{Ranges: t.Ranges, Created: time.Now().UTC()})
 	_, err := h.cfg.FeedState.Create(ctx, feedKey(t, "layout"), layout)
@@ -206,12 +219,16 @@ func (h *Host) startFeed(ctx context.Context, f *feedFunction) error {
 	if err != nil {
 		return fmt.Errorf("host: function %s: feed layout: %w", f.Name, err)
 	}
-	return h.cfg.Leases.Join("feed:"+t.Container+"/"+t.LeasePrefix, t.Ranges, func(lctx context.Context, r int) {
+	if err := h.join("feed:"+t.Container+"/"+t.LeasePrefix, t.Ranges, func(lctx context.Context, r int) {
 		log := h.log.With("function", f.Name, "container", t.Container, "lease_prefix", t.LeasePrefix, "range", r)
 		h.runUnit(lctx, "range", h.cfg.Metrics.FeedOwnedRanges.WithLabelValues(t.Container, t.LeasePrefix), log, func() error {
 			return h.consumeRange(lctx, f, r, log)
 		})
-	})
+	}); err != nil {
+		return err
+	}
+	h.bg.Go(func() { h.reportFeedLag(f) })
+	return nil
 }
 
 // rangeCheckpoint reads a range's checkpoint; revision 0 means none.

@@ -41,7 +41,7 @@ type FeedRangeLag struct {
 // checkpoint and the range's changes after it, up to feedLagScan of them.
 func (h *Host) FeedLag(ctx context.Context, function string) ([]FeedRangeLag, error) {
 	var f *feedFunction
-	for _, ff := range h.ffns {
+	for ff := range registered[*feedFunction](h) {
 		if ff.Name == function {
 			f = ff
 		}

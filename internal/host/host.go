@@ -33,48 +33,11 @@ import (
 	"github.com/sluicehq/sluice/internal/blob"
 	"github.com/sluicehq/sluice/internal/docstore"
 	"github.com/sluicehq/sluice/internal/hub"
-	"github.com/sluicehq/sluice/internal/lease"
 	"github.com/sluicehq/sluice/internal/queue"
 	"github.com/sluicehq/sluice/internal/resilience"
 	"github.com/sluicehq/sluice/internal/service"
 	"github.com/sluicehq/sluice/internal/telemetry"
 )
-
-// Handler processes a batch of events. Returning nil means every event was
-// processed; a *DeadLetterError dead-letters the events it names and counts
-// the rest as processed; any other error fails the whole batch, which the
-// retry policy then governs.
-type Handler func(ctx context.Context, events []hub.StoredEvent) error
-
-// HubTrigger binds a function to a hub's consumer group.
-type HubTrigger struct {
-	Hub   string
-	Group string // default hub.DefaultGroup
-	// MaxBatchSize bounds the events of one invocation. Default 100.
-	MaxBatchSize int
-	// MinBatchSize holds back an invocation until this many events are
-	// available or MaxWait has passed. Default 1.
-	MinBatchSize int
-	// MaxWait bounds the wait for MinBatchSize. Default 1 minute.
-	MaxWait time.Duration
-	// Start is where a partition is read from when the group has no
-	// checkpoint yet. Default: the earliest stored event.
-	Start hub.Start
-}
-
-// Function is a function triggered by a hub.
-type Function struct {
-	Name    string
-	Trigger HubTrigger
-	Retry   resilience.Retry
-	// Breaker, when enabled, stops the function taking new batches on
-	// every instance while its downstream fails (see breaker.go).
-	Breaker resilience.BreakerPolicy
-	// Timeout bounds one invocation: its context is cancelled and the
-	// attempt counts as a failure. Zero: no bound.
-	Timeout time.Duration
-	Handler Handler
-}
 
 // Leaser hands out partitions to this instance. run is called for each unit
 // acquired, with a context cancelled when the lease is lost or released.
@@ -87,19 +50,24 @@ type Leaser interface {
 // Config configures a host.
 type Config struct {
 	InstanceID string
+	// JS is where the host opens the KV buckets it keeps state in that are
+	// not given below: Open opens the breakers' (BreakerBucket), and each
+	// kind of function opens its own when it starts (FeedBucket,
+	// TimerBucket, BlobReceiptBucket).
+	JS jetstream.JetStream
 	// Hubs and Leases are needed by hub-triggered functions, Queues by
 	// queue-triggered ones.
 	Hubs   *hub.Service
 	Leases Leaser
 	Queues *queue.Service
-	// Docs and FeedState (a KV bucket for feed checkpoints) are needed by
-	// change-feed functions, with Leases.
+	// Docs and FeedState (a KV bucket for feed checkpoints, or JS) are
+	// needed by change-feed functions, with Leases.
 	Docs      docstore.Store
 	FeedState jetstream.KeyValue
-	// TimerState (a KV bucket) is needed by timer functions.
+	// TimerState (a KV bucket, or JS) is needed by timer functions.
 	TimerState jetstream.KeyValue
-	// Blobs and BlobReceipts (a KV bucket) are needed by blob functions,
-	// with Leases.
+	// Blobs and BlobReceipts (a KV bucket, or JS) are needed by blob
+	// functions, with Leases.
 	Blobs        *blob.Service
 	BlobReceipts jetstream.KeyValue
 	DeadLetters  DeadLetterSink
@@ -120,15 +88,17 @@ type Config struct {
 	LagEvery time.Duration
 }
 
-// Host runs functions. Create it with New, Register functions, then Start.
+// Host runs functions. Create it with New or Open, Register functions, then
+// Start.
 type Host struct {
-	cfg  Config
-	log  *slog.Logger
-	fns  []*function
-	qfns []*queueFunction
-	ffns []*feedFunction
-	tfns []*timerFunction
-	bfns []*blobFunction
+	cfg Config
+	log *slog.Logger
+	// fns are the registered functions of every kind, in the order of
+	// registration (see Trigger).
+	fns []bound
+	// leased: a function joined a lease set while starting, so Start
+	// starts the leases. anyBreaker: a function has a breaker.
+	leased, anyBreaker bool
 	// breakers are the functions' circuit breakers (nil without
 	// Config.BreakerState).
 	breakers *resilience.Breakers
@@ -144,15 +114,6 @@ type Host struct {
 	activeMu sync.Mutex      // orders a partition loop's active.Add before Stop's Wait
 }
 
-type function struct {
-	Function
-	processed *atomicCounter
-	m         fnMetrics
-	run       *batchRun[hub.StoredEvent]
-	breaker   *resilience.Breaker
-	pause     *pauseSwitch // the consumer group's
-}
-
 type atomicCounter struct{ n atomic.Int64 }
 
 // fnMetrics are a function's metric series, looked up once rather than on
@@ -162,7 +123,7 @@ type fnMetrics struct {
 	failures, retries, events prometheus.Counter
 }
 
-// New creates a host.
+// New creates a host with the KV buckets cfg gives (see Open).
 func New(cfg Config) (*Host, error) {
 	if cfg.InstanceID == "" || cfg.DeadLetters == nil {
 		return nil, errors.New("host: InstanceID and DeadLetters are required")
@@ -184,62 +145,18 @@ func New(cfg Config) (*Host, error) {
 	return h, nil
 }
 
-// Register adds a function. It must be called before Start.
-func (h *Host) Register(f Function) error {
-	if h.started.Load() {
-		return fmt.Errorf("host: register %s: the host has started", f.Name)
-	}
-	if h.cfg.Hubs == nil || h.cfg.Leases == nil {
-		return fmt.Errorf("host: function %s reads a hub, but the host has no hub service or leases", f.Name)
-	}
-	t := &f.Trigger
-	t.Group = cmp.Or(t.Group, hub.DefaultGroup)
-	t.MaxBatchSize = cmp.Or(t.MaxBatchSize, 100)
-	t.MinBatchSize = cmp.Or(t.MinBatchSize, 1)
-	t.MaxWait = cmp.Or(t.MaxWait, time.Minute)
-	switch {
-	case f.Name == "":
-		return errors.New("host: a function needs a name")
-	case f.Handler == nil:
-		return fmt.Errorf("host: function %s has no handler", f.Name)
-	case t.MaxBatchSize < 1:
-		return fmt.Errorf("host: function %s: maxBatchSize %d must be at least 1", f.Name, t.MaxBatchSize)
-	case t.MinBatchSize < 1 || t.MinBatchSize > t.MaxBatchSize:
-		return fmt.Errorf("host: function %s: minBatchSize %d must be between 1 and maxBatchSize %d", f.Name, t.MinBatchSize, t.MaxBatchSize)
-	}
-	if err := hub.ValidateName(t.Hub); err != nil {
-		return fmt.Errorf("host: function %s: %w", f.Name, err)
-	}
-	if err := hub.ValidateGroup(t.Group); err != nil {
-		return fmt.Errorf("host: function %s: %w", f.Name, err)
-	}
-	if err := h.checkNew(f.Name, f.Retry, f.Breaker, f.Timeout); err != nil {
-		return err
-	}
-	for _, g := range h.fns {
-		if g.Trigger.Hub == t.Hub && g.Trigger.Group == t.Group {
-			return fmt.Errorf("host: functions %s and %s both read hub %s with consumer group %s; give each its own consumer group", g.Name, f.Name, t.Hub, t.Group)
+// Open is New for a host that opens the KV buckets it keeps state in, in
+// cfg.JS, where cfg gives none: the breakers' now, and each kind of
+// function's when it starts.
+func Open(ctx context.Context, cfg Config) (*Host, error) {
+	if cfg.BreakerState == nil {
+		kv, err := openBucket(ctx, cfg.JS, BreakerBucket)
+		if err != nil {
+			return nil, err
 		}
+		cfg.BreakerState = kv
 	}
-	b, err := h.newBreaker(f.Name, f.Breaker, f.Timeout)
-	if err != nil {
-		return err
-	}
-	fn := &function{Function: f, processed: &atomicCounter{}, pause: newPauseSwitch(), breaker: b,
-		m: h.newFnMetrics(f.Name, h.cfg.Metrics.EventsProcessed.WithLabelValues(f.Name, t.Hub, t.Group))}
-	fn.run = &batchRun[hub.StoredEvent]{
-		name: f.Name, kind: "hub", retry: f.Retry, m: &fn.m, processed: fn.processed, handler: f.Handler,
-		breaker: b, timeout: f.Timeout,
-		position: func(e hub.StoredEvent) int64 { return e.Sequence },
-		letter: func(e hub.StoredEvent, reason error, attempts int, first, last time.Time) DeadLetter {
-			return h.letter(fn, e, reason, attempts, first, last)
-		},
-	}
-	fn.run.later = func(ctx context.Context, batch []hub.StoredEvent, later *RetryLaterError) bool {
-		return h.setAside(ctx, fn, batch, later, h.log.With("function", f.Name, "hub", t.Hub, "group", t.Group))
-	}
-	h.fns = append(h.fns, fn)
-	return nil
+	return New(cfg)
 }
 
 // checkNew checks what every kind of function needs: valid retry and
@@ -271,8 +188,9 @@ func (h *Host) newFnMetrics(name string, events prometheus.Counter) fnMetrics {
 	}
 }
 
-// Start joins the lease sets of every function's hub and starts processing.
-// The hubs must exist. Calling it again does nothing (and returns what the
+// Start starts every registered function, in the order registered (what
+// each reads must exist: hubs, queues, containers), then the leases the
+// functions joined. Calling it again does nothing (and returns what the
 // first call returned); after Stop it fails.
 func (h *Host) Start(ctx context.Context) error {
 	return h.life.Start(func() error {
@@ -286,44 +204,11 @@ func (h *Host) start(ctx context.Context) error {
 		return err
 	}
 	for _, f := range h.fns {
-		t := f.Trigger
-		info, err := h.cfg.Hubs.Get(ctx, t.Hub)
-		if err != nil {
-			return fmt.Errorf("host: function %s: %w", f.Name, err)
-		}
-		if err := h.cfg.Hubs.WatchGroupState(h.hardCtx, t.Hub, t.Group, func(gs hub.GroupState) { f.pause.set(gs.Paused) }); err != nil {
-			return err
-		}
-		if err := h.cfg.Leases.Join(t.Hub+"."+t.Group, info.Partitions, func(lctx context.Context, p int) {
-			h.runPartition(lctx, f, p)
-		}); err != nil {
-			return fmt.Errorf("host: function %s: %w", f.Name, err)
-		}
-		h.bg.Go(func() { h.reportLag(f) })
-		if err := h.startRetries(ctx, f); err != nil {
+		if err := f.start(ctx, h); err != nil {
 			return err
 		}
 	}
-	for _, f := range h.qfns {
-		if err := h.startQueue(ctx, f); err != nil {
-			return err
-		}
-	}
-	for _, f := range h.ffns {
-		if err := h.startFeed(ctx, f); err != nil {
-			return err
-		}
-		h.bg.Go(func() { h.reportFeedLag(f) })
-	}
-	for _, f := range h.tfns {
-		h.startTimer(f)
-	}
-	for _, f := range h.bfns {
-		if err := h.startBlob(ctx, f); err != nil {
-			return err
-		}
-	}
-	if len(h.fns) == 0 && len(h.ffns) == 0 && len(h.bfns) == 0 {
+	if !h.leased {
 		return nil
 	}
 	// ctx bounds starting only: leases live until Stop hands them over, so
@@ -401,19 +286,6 @@ func (h *Host) stopping() bool {
 	}
 }
 
-// errReload means the partition's checkpoint must be read again (a replay
-// moved it, or another writer did).
-var errReload = errors.New("reload checkpoint")
-
-// runPartition processes one owned partition until its lease ends.
-func (h *Host) runPartition(lctx context.Context, f *function, p int) {
-	t := f.Trigger
-	log := h.log.With("function", f.Name, "hub", t.Hub, "group", t.Group, "partition", p)
-	h.runUnit(lctx, "partition", h.cfg.Metrics.OwnedPartitions.WithLabelValues(t.Hub, t.Group), log, func() error {
-		return h.consume(lctx, f, p, log)
-	})
-}
-
 // runUnit runs consume for a leased unit of work (a "partition" or a
 // "range"), again after errors, until the lease ends or the host stops.
 func (h *Host) runUnit(lctx context.Context, unit string, owned prometheus.Gauge, log *slog.Logger, consume func() error) {
@@ -462,235 +334,6 @@ func (h *Host) runUnit(lctx context.Context, unit string, owned prometheus.Gauge
 	// Hold the lease until the lease manager releases it on Stop, so that
 	// the unit is not taken over while this instance shuts down.
 	<-lctx.Done()
-}
-
-// Checkpoint writes are group-committed. While input is waiting, a
-// partition writes its checkpoint once CheckpointEveryBatches batches have
-// finished since the last write, or checkpointEvery has passed; when it has
-// nothing more to process, it writes at once. One write is in flight at a
-// time, overlapping the next invocations.
-const (
-	CheckpointEveryBatches = 16
-	checkpointEvery        = 100 * time.Millisecond
-)
-
-// MaxUndurableBatches bounds the batches of a partition that may be
-// finished but not yet covered by a durable checkpoint; past it, the
-// partition waits for the write in flight.
-const MaxUndurableBatches = 2 * CheckpointEveryBatches
-
-// MaxRedeliveredBatches bounds the batches per partition that are delivered
-// again after a crash: the undurable ones and the one in flight.
-const MaxRedeliveredBatches = MaxUndurableBatches + 1
-
-// checkpointer writes a partition's (or feed range's) checkpoints with at
-// most one write in flight, overlapping it with the next invocations.
-type checkpointer struct {
-	// write stores the position pos if the checkpoint is at revision rev,
-	// returning the new revision, or errReload when it was moved.
-	write func(ctx context.Context, pos int64, rev uint64) (uint64, error)
-	rev   uint64
-
-	inflight chan cpResult
-	covers   int       // finished batches the in-flight write makes durable
-	pending  int       // finished batches after the in-flight write started
-	latest   int64     // last processed sequence
-	started  time.Time // when the last write started
-}
-
-type cpResult struct {
-	rev uint64
-	err error
-}
-
-// put records that a batch ending at seq is finished and writes or
-// schedules its checkpoint.
-func (c *checkpointer) put(seq int64) error {
-	c.latest = seq
-	c.pending++
-	if c.inflight != nil {
-		if c.covers+c.pending <= MaxUndurableBatches {
-			select {
-			case res := <-c.inflight:
-				if err := c.done(res); err != nil {
-					return err
-				}
-			default:
-				return nil // covered by the next write
-			}
-		} else if err := c.done(<-c.inflight); err != nil {
-			return err
-		}
-	}
-	if c.pending >= CheckpointEveryBatches || time.Since(c.started) >= checkpointEvery {
-		c.start()
-	}
-	return nil
-}
-
-// idle writes what has finished, for when the partition has nothing more
-// to process right now.
-func (c *checkpointer) idle() {
-	if c.inflight == nil && c.pending > 0 {
-		c.start()
-	}
-}
-
-// ready is the in-flight write's result channel (nil when none), for
-// selecting on while the partition is idle.
-func (c *checkpointer) ready() <-chan cpResult { return c.inflight }
-
-// completed handles a result received from ready and writes what finished
-// meanwhile.
-func (c *checkpointer) completed(res cpResult) error {
-	if err := c.done(res); err != nil {
-		return err
-	}
-	if c.pending > 0 {
-		c.start()
-	}
-	return nil
-}
-
-func (c *checkpointer) start() {
-	c.started = time.Now()
-	done := make(chan cpResult, 1)
-	c.inflight, c.covers, c.pending = done, c.pending, 0
-	rev, pos := c.rev, c.latest
-	go func() {
-		// A started write is finished even during shutdown; the revision
-		// check keeps it from overwriting anyone else's.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		next, err := c.write(ctx, pos, rev)
-		done <- cpResult{next, err}
-	}()
-}
-
-func (c *checkpointer) done(res cpResult) error {
-	c.inflight, c.covers = nil, 0
-	if res.err != nil {
-		return res.err
-	}
-	c.rev = res.rev
-	return nil
-}
-
-// mark writes the unit's checkpoint at once with write, given the current
-// revision, after the write in flight: for a checkpoint that says more
-// than a finished batch's position (the retry state of the batch after
-// it). The position write stores must be at or past every finished
-// batch's, which it makes durable.
-func (c *checkpointer) mark(ctx context.Context, write func(ctx context.Context, rev uint64) (uint64, error)) error {
-	if err := c.wait(); err != nil {
-		return err
-	}
-	next, err := write(ctx, c.rev)
-	if err != nil {
-		return err
-	}
-	c.rev, c.pending = next, 0
-	return nil
-}
-
-// wait waits for the in-flight write, writing nothing more: for when the
-// lease may be lost.
-func (c *checkpointer) wait() error {
-	if c.inflight == nil {
-		return nil
-	}
-	return c.done(<-c.inflight)
-}
-
-// release ends the checkpoints of a unit whose lease context ended: when
-// the lease was given up to rebalance, it is still held until the unit's
-// processing returns, so what finished is made durable and the next owner
-// repeats nothing; when it was lost, nothing more is written.
-func (c *checkpointer) release(lctx context.Context) error {
-	if errors.Is(context.Cause(lctx), lease.ErrReleased) {
-		return c.flush()
-	}
-	return c.wait()
-}
-
-// releaseAfter is release for when a batch ending at pos finished after
-// the lease context ended: a released unit checkpoints it too.
-func (c *checkpointer) releaseAfter(lctx context.Context, pos int64) error {
-	if errors.Is(context.Cause(lctx), lease.ErrReleased) {
-		c.latest = pos
-		c.pending++
-	}
-	if err := c.release(lctx); err != nil {
-		return err
-	}
-	return lctx.Err()
-}
-
-// flush makes every finished batch's checkpoint durable.
-func (c *checkpointer) flush() error {
-	if err := c.wait(); err != nil {
-		return err
-	}
-	if c.pending == 0 {
-		return nil
-	}
-	c.start()
-	return c.wait()
-}
-
-func (h *Host) letter(f *function, e hub.StoredEvent, reason error, attempts int, first, last time.Time) DeadLetter {
-	return DeadLetter{
-		Function: f.Name,
-		Reason:   reason.Error(),
-		Source: Source{Kind: "hub", Hub: f.Trigger.Hub, Group: f.Trigger.Group, Partition: e.Partition,
-			Sequence: e.Sequence, PartitionKey: e.PartitionKey, EnqueuedTime: e.EnqueuedTime},
-		Attempts: attempts, FirstFailure: first, LastFailure: last,
-		Body: e.Body, Properties: e.Properties, State: stateOf(reason),
-	}
-}
-
-func (h *Host) deadLetterRecord(ctx context.Context, f *function, p int, ce *hub.CorruptRecordError, log *slog.Logger) bool {
-	now := time.Now().UTC()
-	dl := DeadLetter{
-		Function: f.Name, Reason: "corrupt record: " + ce.Err.Error(),
-		Source:   Source{Kind: "hub", Hub: f.Trigger.Hub, Group: f.Trigger.Group, Partition: p, Sequence: ce.Sequence},
-		Attempts: 0, FirstFailure: now, LastFailure: now, Body: ce.Data,
-	}
-	return h.putDeadLetters(ctx, f.Name, "hub", []DeadLetter{dl}, log)
-}
-
-// Processed returns how many events the named function finished with on
-// this instance.
-func (h *Host) Processed(name string) int64 {
-	for _, f := range h.fns {
-		if f.Name == name {
-			return f.processed.n.Load()
-		}
-	}
-	for _, f := range h.qfns {
-		if f.Name == name {
-			return f.processed.n.Load()
-		}
-	}
-	for _, f := range h.ffns {
-		if f.Name == name {
-			return f.processed.n.Load()
-		}
-	}
-	return 0
-}
-
-// reportLag refreshes the checkpoint lag gauges of a function's group.
-func (h *Host) reportLag(f *function) {
-	h.every(h.cfg.LagEvery, func(ctx context.Context) {
-		lags, err := h.cfg.Hubs.GroupLag(ctx, f.Trigger.Hub, f.Trigger.Group)
-		if err != nil {
-			return
-		}
-		for _, l := range lags {
-			h.cfg.Metrics.CheckpointLag.WithLabelValues(f.Trigger.Hub, f.Trigger.Group, telemetry.PartitionLabel(l.Partition)).Set(float64(l.Events))
-		}
-	})
 }
 
 // every calls fn every d, with a context bounded by d, until the host

@@ -79,42 +79,44 @@ type queueFunction struct {
 	outcomes  map[string]prometheus.Counter
 }
 
-// RegisterQueue adds a queue-triggered function. It must be called before
-// Start; the host's Config.Queues must be set.
-func (h *Host) RegisterQueue(f QueueFunction) error {
-	if h.started.Load() {
-		return fmt.Errorf("host: register %s: the host has started", f.Name)
-	}
+// RegisterQueue is Register of a queue function: the host's Config.Queues
+// must be set.
+func (h *Host) RegisterQueue(f QueueFunction) error { return h.Register(f) }
+
+var _ Trigger = QueueFunction{}
+
+func (f QueueFunction) functionName() string { return f.Name }
+
+func (f QueueFunction) bind(h *Host) (bound, error) {
 	t := &f.Trigger
 	t.BatchSize = cmp.Or(t.BatchSize, 16)
 	t.Concurrency = cmp.Or(t.Concurrency, max(1, t.BatchSize/2*runtime.NumCPU()))
 	t.MaxDequeueCount = cmp.Or(t.MaxDequeueCount, 5)
 	switch {
 	case h.cfg.Queues == nil:
-		return fmt.Errorf("host: function %s reads a queue, but the host has no queue service", f.Name)
+		return nil, fmt.Errorf("host: function %s reads a queue, but the host has no queue service", f.Name)
 	case f.Name == "":
-		return errors.New("host: a function needs a name")
+		return nil, errors.New("host: a function needs a name")
 	case f.Handler == nil:
-		return fmt.Errorf("host: function %s has no handler", f.Name)
+		return nil, fmt.Errorf("host: function %s has no handler", f.Name)
 	case t.BatchSize < 1 || t.BatchSize > 1000:
-		return fmt.Errorf("host: function %s: batchSize %d must be between 1 and 1000", f.Name, t.BatchSize)
+		return nil, fmt.Errorf("host: function %s: batchSize %d must be between 1 and 1000", f.Name, t.BatchSize)
 	case t.Concurrency < 1:
-		return fmt.Errorf("host: function %s: concurrency %d must be at least 1", f.Name, t.Concurrency)
+		return nil, fmt.Errorf("host: function %s: concurrency %d must be at least 1", f.Name, t.Concurrency)
 	case t.MaxDequeueCount < 1:
-		return fmt.Errorf("host: function %s: maxDequeueCount %d must be at least 1", f.Name, t.MaxDequeueCount)
+		return nil, fmt.Errorf("host: function %s: maxDequeueCount %d must be at least 1", f.Name, t.MaxDequeueCount)
 	}
 	if err := queue.ValidateName(t.Queue); err != nil {
-		return fmt.Errorf("host: function %s: %w", f.Name, err)
+		return nil, fmt.Errorf("host: function %s: %w", f.Name, err)
 	}
 	if err := h.checkNew(f.Name, f.Retry, f.Breaker, f.Timeout); err != nil {
-		return err
+		return nil, err
 	}
 	b, err := h.newBreaker(f.Name, f.Breaker, f.Timeout)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	h.qfns = append(h.qfns, h.newQueueFunction(f, &atomicCounter{}, b))
-	return nil
+	return h.newQueueFunction(f, &atomicCounter{}, b), nil
 }
 
 func (h *Host) newQueueFunction(f QueueFunction, processed *atomicCounter, breaker *resilience.Breaker) *queueFunction {
@@ -128,38 +130,10 @@ func (h *Host) newQueueFunction(f QueueFunction, processed *atomicCounter, break
 	return qf
 }
 
-func (h *Host) named(name string) bool {
-	for _, g := range h.fns {
-		if g.Name == name {
-			return true
-		}
-	}
-	for _, g := range h.qfns {
-		if g.Name == name {
-			return true
-		}
-	}
-	for _, g := range h.ffns {
-		if g.Name == name {
-			return true
-		}
-	}
-	for _, g := range h.tfns {
-		if g.Name == name {
-			return true
-		}
-	}
-	for _, g := range h.bfns {
-		if g.Name == name {
-			return true
-		}
-	}
-	return false
-}
+var _ bound = (*queueFunction)(nil)
 
-// startQueue starts taking messages for a queue function. The queue must
-// exist.
-func (h *Host) startQueue(ctx context.Context, f *queueFunction) error {
+// start takes messages for a queue function. The queue must exist.
+func (f *queueFunction) start(ctx context.Context, h *Host) error {
 	info, err := h.cfg.Queues.Get(ctx, f.Trigger.Queue)
 	if err != nil {
 		return fmt.Errorf("host: function %s: %w", f.Name, err)
@@ -174,6 +148,8 @@ func (h *Host) startQueue(ctx context.Context, f *queueFunction) error {
 	h.bg.Go(func() { h.reportQueue(f) })
 	return nil
 }
+
+func (f *queueFunction) processedCount() int64 { return f.processed.n.Load() }
 
 // queueLoop takes a queue function's messages for its workers until the
 // host stops. While the function's breaker is open it takes none; when

@@ -132,5 +132,5 @@ func (h *Host) startRetries(ctx context.Context, f *function) error {
 	qf.giveUp = func(ctx context.Context, m *queue.Message, reason error, now time.Time) error {
 		return h.cfg.DeadLetters.Put(ctx, []DeadLetter{h.letter(f, eventFromRetry(m), reason, m.DequeueCount, now, now)})
 	}
-	return h.startQueue(ctx, qf)
+	return qf.start(ctx, h)
 }

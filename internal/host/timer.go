@@ -95,37 +95,49 @@ type heldOccurrence struct {
 	state timerState
 }
 
-// RegisterTimer adds a timer function. It must be called before Start; the
-// host's Config.TimerState must be set.
-func (h *Host) RegisterTimer(f TimerFunction) error {
-	if h.started.Load() {
-		return fmt.Errorf("host: register %s: the host has started", f.Name)
-	}
+// RegisterTimer is Register of a timer function: the host's
+// Config.TimerState or JS must be set.
+func (h *Host) RegisterTimer(f TimerFunction) error { return h.Register(f) }
+
+// TimerBucket is the KV bucket of timers' shared state, unless
+// Config.TimerState gives another.
+const TimerBucket = "sluice-timers"
+
+var _ Trigger = TimerFunction{}
+
+func (f TimerFunction) functionName() string { return f.Name }
+
+func (f TimerFunction) bind(h *Host) (bound, error) {
 	switch {
-	case h.cfg.TimerState == nil:
-		return fmt.Errorf("host: function %s is a timer, but the host has no timer state bucket", f.Name)
+	case h.cfg.TimerState == nil && h.cfg.JS == nil:
+		return nil, fmt.Errorf("host: function %s is a timer, but the host has no timer state bucket", f.Name)
 	case f.Name == "":
-		return errors.New("host: a function needs a name")
+		return nil, errors.New("host: a function needs a name")
 	case f.Handler == nil:
-		return fmt.Errorf("host: function %s has no handler", f.Name)
+		return nil, fmt.Errorf("host: function %s has no handler", f.Name)
 	case f.Trigger.Schedule == nil:
-		return fmt.Errorf("host: timer function %s has no schedule", f.Name)
+		return nil, fmt.Errorf("host: timer function %s has no schedule", f.Name)
 	}
 	if err := h.checkNew(f.Name, f.Retry, resilience.BreakerPolicy{}, f.Timeout); err != nil {
-		return err
+		return nil, err
 	}
-	processed := &atomicCounter{}
-	h.tfns = append(h.tfns, &timerFunction{TimerFunction: f, processed: processed,
-		m: h.newFnMetrics(f.Name, h.cfg.Metrics.EventsProcessed.WithLabelValues(f.Name, "", ""))})
-	return nil
+	return &timerFunction{TimerFunction: f, processed: &atomicCounter{},
+		m: h.newFnMetrics(f.Name, h.cfg.Metrics.EventsProcessed.WithLabelValues(f.Name, "", ""))}, nil
 }
 
-func (h *Host) startTimer(f *timerFunction) {
+var _ bound = (*timerFunction)(nil)
+
+// start runs the timer's occurrences until the host stops.
+func (f *timerFunction) start(ctx context.Context, h *Host) error {
+	if err := h.bucket(ctx, &h.cfg.TimerState, TimerBucket); err != nil {
+		return err
+	}
 	h.active.Add(1)
 	go func() {
 		defer h.active.Done()
 		h.runTimer(f)
 	}()
+	return nil
 }
 
 // runTimer runs a timer's occurrences until the host stops.
