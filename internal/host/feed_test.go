@@ -51,8 +51,7 @@ func setupFeed(t *testing.T) *fenv {
 // newHost starts a host (instance id) with the feed functions.
 func (e *fenv) newHost(t *testing.T, id string, fns ...host.FeedFunction) *host.Host {
 	t.Helper()
-	lm, err := lease.New(e.kv, lease.Config{InstanceID: id, Expiry: 2 * time.Second})
-	require.NoError(t, err)
+	lm := newLeases(t, e.kv, id)
 	h, err := host.New(host.Config{InstanceID: id, Leases: lm, Docs: e.docs, FeedState: e.feeds, DeadLetters: e.sink, ShutdownTimeout: 5 * time.Second})
 	require.NoError(t, err)
 	for _, f := range fns {
