@@ -10,14 +10,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice/internal/host"
 	"github.com/sluicehq/sluice/internal/hub"
-	"github.com/sluicehq/sluice/internal/lease"
 )
 
 // signalSink is a memSink that closes full once it holds n letters.
@@ -49,8 +47,7 @@ func TestDeadLettersAreLoggedPerFunctionNotPerEvent(t *testing.T) {
 	var out testlog.Buffer
 	kv, err := e.eng.JS.CreateOrUpdateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "leases", History: 1})
 	require.NoError(t, err)
-	lm, err := lease.New(kv, lease.Config{InstanceID: "dl", Expiry: 3 * time.Second})
-	require.NoError(t, err)
+	lm := newLeases(t, kv, "dl")
 	h, err := host.New(host.Config{InstanceID: "dl", Hubs: e.hubs, Leases: lm, DeadLetters: sink,
 		Logger: slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	require.NoError(t, err)

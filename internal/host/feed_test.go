@@ -51,8 +51,7 @@ func setupFeed(t *testing.T) *fenv {
 // newHost starts a host (instance id) with the feed functions.
 func (e *fenv) newHost(t *testing.T, id string, fns ...host.FeedFunction) *host.Host {
 	t.Helper()
-	lm, err := lease.New(e.kv, lease.Config{InstanceID: id, Expiry: 2 * time.Second})
-	require.NoError(t, err)
+	lm := newLeases(t, e.kv, id)
 	h, err := host.New(host.Config{InstanceID: id, Leases: lm, Docs: e.docs, FeedState: e.feeds, DeadLetters: e.sink, ShutdownTimeout: 5 * time.Second})
 	require.NoError(t, err)
 	for _, f := range fns {
@@ -202,6 +201,20 @@ func TestFeedFunctionProcessesEveryChangeInOrderAndCheckpoints(t *testing.T) {
 	}
 }
 
+// rangesStarted reports whether each of the n ranges of container c for
+// lease prefix has a checkpoint.
+func (e *fenv) rangesStarted(t *testing.T, prefix string, n int) bool {
+	t.Helper()
+	for r := range n {
+		_, err := e.feeds.Get(bg, fmt.Sprintf("c.%s.%d", prefix, r))
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return false
+		}
+		require.NoError(t, err)
+	}
+	return true
+}
+
 func uniqueDocs(ds []docstore.Document) map[string]bool {
 	out := map[string]bool{}
 	for _, d := range ds {
@@ -228,6 +241,10 @@ func TestFeedStartsFromNowOrFromATime(t *testing.T) {
 	)
 	eventually(t, "from the beginning", func() bool { return all.count() == 4 })
 	eventually(t, "from the time", func() bool { return since.count() == 2 })
+	// "now" starts each range where the feed is when it first takes the
+	// range, and stores that as the range's checkpoint: the next change
+	// must come after that, or it is not "after the start".
+	eventually(t, `"now" has started its ranges`, func() bool { return e.rangesStarted(t, "now", 4) })
 	e.write(t, devDoc(5, 5))
 	eventually(t, "the change after the start", func() bool { return now.count() == 1 && all.count() == 5 && since.count() == 3 })
 	require.Equal(t, "d5-5", now.snapshot()[0].ID, "from now skips what was there before")

@@ -13,15 +13,13 @@ import (
 
 	"github.com/sluicehq/sluice/internal/docstore"
 	"github.com/sluicehq/sluice/internal/host"
-	"github.com/sluicehq/sluice/internal/lease"
 	"github.com/sluicehq/sluice/internal/telemetry"
 )
 
 // newMeteredHost starts a host with its own metrics.
 func (e *fenv) newMeteredHost(t *testing.T, fns ...host.FeedFunction) (*host.Host, *telemetry.Metrics) {
 	t.Helper()
-	lm, err := lease.New(e.kv, lease.Config{InstanceID: "lag", Expiry: 2 * time.Second})
-	require.NoError(t, err)
+	lm := newLeases(t, e.kv, "lag")
 	m := telemetry.NewMetrics()
 	h, err := host.New(host.Config{InstanceID: "lag", Leases: lm, Docs: e.docs, FeedState: e.feeds, DeadLetters: e.sink,
 		Metrics: m, ShutdownTimeout: 5 * time.Second})

@@ -88,12 +88,23 @@ func setupOn(t *testing.T, eng *engine.Engine, partitions int) *env {
 	return &env{eng: eng, hubs: svc, sink: &memSink{}, hub: name, next: map[string]int{}}
 }
 
+// newLeases is a lease manager whose leases do not expire during a test,
+// however slow the machine: a renewal delayed or timed out under load then
+// costs time, never a lease (and the redelivery that follows a lost one).
+// Rounds still run often, so ranges and partitions move between hosts
+// quickly. Tests of expiry and takeover configure their own.
+func newLeases(t *testing.T, kv jetstream.KeyValue, id string) *lease.Manager {
+	t.Helper()
+	lm, err := lease.New(kv, lease.Config{InstanceID: id, Expiry: 10 * time.Minute, Renew: 500 * time.Millisecond})
+	require.NoError(t, err)
+	return lm
+}
+
 func (e *env) newHost(t *testing.T, fns ...host.Function) *host.Host {
 	t.Helper()
 	kv, err := e.eng.JS.CreateOrUpdateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "leases", History: 1})
 	require.NoError(t, err)
-	lm, err := lease.New(kv, lease.Config{InstanceID: "test-" + enginetest.Name("i"), Expiry: 3 * time.Second})
-	require.NoError(t, err)
+	lm := newLeases(t, kv, "test-"+enginetest.Name("i"))
 	h, err := host.New(host.Config{InstanceID: "test", Hubs: e.hubs, Leases: lm, DeadLetters: e.sink, ShutdownTimeout: 5 * time.Second})
 	require.NoError(t, err)
 	for _, f := range fns {
@@ -313,8 +324,7 @@ func TestHardStopDoesNotCheckpoint(t *testing.T) {
 	entered := make(chan struct{}, 1)
 	kv, err := e.eng.JS.CreateOrUpdateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "leases", History: 1})
 	require.NoError(t, err)
-	lm, err := lease.New(kv, lease.Config{InstanceID: "hard", Expiry: 3 * time.Second})
-	require.NoError(t, err)
+	lm := newLeases(t, kv, "hard")
 	h, err := host.New(host.Config{InstanceID: "hard", Hubs: e.hubs, Leases: lm, DeadLetters: e.sink, ShutdownTimeout: 200 * time.Millisecond})
 	require.NoError(t, err)
 	require.NoError(t, h.Register(host.Function{Name: "f", Trigger: host.HubTrigger{Hub: e.hub},

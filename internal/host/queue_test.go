@@ -19,7 +19,6 @@ import (
 	"github.com/sluicehq/sluice/internal/engine/enginetest"
 	"github.com/sluicehq/sluice/internal/host"
 	"github.com/sluicehq/sluice/internal/hub"
-	"github.com/sluicehq/sluice/internal/lease"
 	"github.com/sluicehq/sluice/internal/queue"
 	"github.com/sluicehq/sluice/internal/resilience"
 )
@@ -286,8 +285,7 @@ func TestHubFunctionRetryLaterSetsEventsAside(t *testing.T) {
 	t.Cleanup(func() { require.NoError(t, q.Stop(context.Background())) })
 	kv, err := e.eng.JS.CreateOrUpdateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "leases", History: 1})
 	require.NoError(t, err)
-	lm, err := lease.New(kv, lease.Config{InstanceID: "i", Expiry: 3 * time.Second})
-	require.NoError(t, err)
+	lm := newLeases(t, kv, "i")
 	h, err := host.New(host.Config{InstanceID: "i", Hubs: e.hubs, Leases: lm, Queues: q, DeadLetters: e.sink, ShutdownTimeout: 5 * time.Second})
 	require.NoError(t, err)
 	var mu sync.Mutex

@@ -14,7 +14,6 @@ import (
 	"github.com/sluicehq/sluice/internal/engine/enginetest"
 	"github.com/sluicehq/sluice/internal/host"
 	"github.com/sluicehq/sluice/internal/hub"
-	"github.com/sluicehq/sluice/internal/lease"
 	"github.com/sluicehq/sluice/internal/queue"
 	"github.com/sluicehq/sluice/internal/resilience"
 	"github.com/sluicehq/sluice/internal/telemetry"
@@ -44,8 +43,7 @@ func (e *env) newHostWith(t *testing.T, cfg host.Config, fns ...host.Function) *
 	t.Helper()
 	kv, err := e.eng.JS.CreateOrUpdateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "leases", History: 1})
 	require.NoError(t, err)
-	lm, err := lease.New(kv, lease.Config{InstanceID: "test-" + enginetest.Name("i"), Expiry: 3 * time.Second})
-	require.NoError(t, err)
+	lm := newLeases(t, kv, "test-"+enginetest.Name("i"))
 	cfg.InstanceID, cfg.Hubs, cfg.Leases, cfg.DeadLetters, cfg.ShutdownTimeout = "test", e.hubs, lm, e.sink, 5*time.Second
 	h, err := host.New(cfg)
 	require.NoError(t, err)

@@ -32,7 +32,13 @@
 // compare-and-set on the key's revision (create for a free key, update at
 // the revision last seen for a claim of an expired key or a renewal, a
 // revision-checked delete for a release), so two instances can never both
-// believe a write made them the owner.
+// believe a write made them the owner. A renewal whose reply is lost (it
+// timed out, but the server stored it) makes the holder's next
+// compare-and-set fail on its own write: the holder reads the key and, when
+// the write there is its own session's, adopts it and writes again, rather
+// than take it for a takeover. A release whose delete fails for another
+// reason than a compare-and-set is tried again every round until the key
+// would have expired anyway.
 //
 // Expiry is judged by comparing the server's timestamp of the last write
 // (entry.Created) with the local clock. The holder measures from the local

@@ -15,17 +15,23 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/sluicehq/sluice/internal/claim"
 	"github.com/sluicehq/sluice/internal/engine"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// Short intervals: a lease expires 1.2 s after its last renewal; holders stop
-// 1 s after it; rounds run every 400 ms.
+// Rounds (renewals, heartbeats, rebalancing) run every testRenew in every
+// test. Tests of what happens when a lease expires use testExpiry: a lease
+// expires 1.2 s after its last renewal and its holder stops 1 s after it.
+// Every other test uses stableExpiry, so long that no lease expires during
+// the test however slow the machine is: a round delayed, or a KV call timed
+// out, under load then costs time, never a lease.
 const (
-	testExpiry = 1200 * time.Millisecond
-	testRenew  = 400 * time.Millisecond
-	testSet    = "orders.$Default"
+	testExpiry   = 1200 * time.Millisecond
+	stableExpiry = 10 * time.Minute
+	testRenew    = 400 * time.Millisecond
+	testSet      = "orders.$Default"
 )
 
 // setup starts an embedded NATS server with a fresh lease bucket.
@@ -42,33 +48,57 @@ func setup(t *testing.T) jetstream.KeyValue {
 	return kv
 }
 
-// tracker is the run func of every manager in a test. It counts the run
-// funcs running per unit and records any moment when two ran at once.
+// tracker is the run func of every manager in a test. It keeps the run
+// funcs running per unit and counts overlaps: a run starting while another
+// run of its unit may still act. A run given up gracefully (released or
+// stopped) may act until it returns: its key is freed only then. A run
+// whose lease was lost or hard-stopped may still be running (its goroutine
+// waiting for the CPU) when the unit is taken over, but it must no longer
+// act on it: its lease is no longer [Valid].
 type tracker struct {
-	running  []atomic.Int32
 	overlaps atomic.Int32
 	starts   atomic.Int32
 
-	mu     sync.Mutex
-	causes map[string][]error // by instance: why its run contexts ended
+	mu      sync.Mutex
+	running map[int][]context.Context
+	causes  map[string][]error // by instance: why its run contexts ended
 }
 
-func newTracker(units int) *tracker {
-	return &tracker{running: make([]atomic.Int32, units), causes: map[string][]error{}}
+func newTracker() *tracker {
+	return &tracker{running: map[int][]context.Context{}, causes: map[string][]error{}}
 }
 
 func (tr *tracker) run(id string) func(context.Context, int) {
 	return func(ctx context.Context, unit int) {
 		tr.starts.Add(1)
-		if tr.running[unit].Add(1) > 1 {
-			tr.overlaps.Add(1)
-		}
-		<-ctx.Done()
-		tr.running[unit].Add(-1)
 		tr.mu.Lock()
-		tr.causes[id] = append(tr.causes[id], context.Cause(ctx))
+		for _, other := range tr.running[unit] {
+			cause := context.Cause(other)
+			if Valid(other) || errors.Is(cause, ErrReleased) || errors.Is(cause, ErrStopped) {
+				tr.overlaps.Add(1)
+			}
+		}
+		tr.running[unit] = append(tr.running[unit], ctx)
 		tr.mu.Unlock()
+		<-ctx.Done()
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		tr.running[unit] = slices.DeleteFunc(tr.running[unit], func(c context.Context) bool { return c == ctx })
+		tr.causes[id] = append(tr.causes[id], context.Cause(ctx))
 	}
+}
+
+// settled reports whether every unit of 0..units-1 has exactly one run
+// func running, and its lease holds: no run is yet to start or to return.
+func (tr *tracker) settled(units int) bool {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for u := range units {
+		if len(tr.running[u]) != 1 || !Valid(tr.running[u][0]) {
+			return false
+		}
+	}
+	return true
 }
 
 func (tr *tracker) causesOf(id string) []error {
@@ -77,12 +107,20 @@ func (tr *tracker) causesOf(id string) []error {
 	return slices.Clone(tr.causes[id])
 }
 
-// start creates, joins and starts a manager running tr's run func; it is
-// stopped at the end of the test.
+// start creates, joins and starts a manager running tr's run func, with
+// leases that do not expire during the test; it is stopped at the end of the
+// test.
 func start(t *testing.T, kv jetstream.KeyValue, id string, units int, tr *tracker) *Manager {
 	t.Helper()
-	m, err := New(kv, Config{InstanceID: id, Expiry: testExpiry, Renew: testRenew,
-		Logger: slog.New(slog.DiscardHandler)})
+	return startWith(t, kv, Config{InstanceID: id, Expiry: stableExpiry, Renew: testRenew}, units, tr)
+}
+
+// startWith is start with cfg (its Logger is set to discard).
+func startWith(t *testing.T, kv jetstream.KeyValue, cfg Config, units int, tr *tracker) *Manager {
+	t.Helper()
+	id := cfg.InstanceID
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	m, err := New(kv, cfg)
 	require.NoError(t, err)
 	require.NoError(t, m.Join(testSet, units, tr.run(id)))
 	require.NoError(t, m.Start(context.Background()))
@@ -144,7 +182,7 @@ func partition(units int, sizes []int, ms ...*Manager) bool {
 func TestOneManagerOwnsAll(t *testing.T) {
 	t.Parallel()
 	kv := setup(t)
-	tr := newTracker(4)
+	tr := newTracker()
 	m := start(t, kv, "a", 4, tr)
 
 	eventually(t, 20*time.Second, func() bool { return slices.Equal(m.Owned(testSet), seq(4)) },
@@ -168,13 +206,15 @@ func TestOneManagerOwnsAll(t *testing.T) {
 func TestThreeManagersBalance(t *testing.T) {
 	t.Parallel()
 	kv := setup(t)
-	tr := newTracker(8)
+	tr := newTracker()
 	a := start(t, kv, "a", 8, tr)
 	b := start(t, kv, "b", 8, tr)
 	c := start(t, kv, "c", 8, tr)
 
-	eventually(t, 20*time.Second, func() bool { return partition(8, []int{3, 3, 2}, a, b, c) },
-		"3/3/2, have %v %v %v", a.Owned(testSet), b.Owned(testSet), c.Owned(testSet))
+	// Owned reports a unit as soon as it is claimed, before its run func
+	// has started: count the starts once every run is running.
+	eventually(t, 20*time.Second, func() bool { return partition(8, []int{3, 3, 2}, a, b, c) && tr.settled(8) },
+		"3/3/2, every run running, have %v %v %v", a.Owned(testSet), b.Owned(testSet), c.Owned(testSet))
 
 	// Balanced means stable: no unit moves over several rounds. A round
 	// renews every key: two renewals of each show two rounds everywhere.
@@ -219,7 +259,7 @@ func TestDeadManagerTakenOver(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			kv := setup(t)
-			tr := newTracker(6)
+			tr := newTracker()
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			a, err := New(kv, Config{InstanceID: "a", Expiry: testExpiry, Renew: testRenew,
@@ -228,7 +268,7 @@ func TestDeadManagerTakenOver(t *testing.T) {
 			require.NoError(t, a.Join(testSet, 6, tr.run("a")))
 			require.NoError(t, a.Start(ctx))
 			t.Cleanup(func() { require.NoError(t, a.Stop(context.Background())) })
-			b := start(t, kv, "b", 6, tr)
+			b := startWith(t, kv, Config{InstanceID: "b", Expiry: testExpiry, Renew: testRenew}, 6, tr)
 			eventually(t, 20*time.Second, func() bool { return partition(6, []int{3, 3}, a, b) },
 				"3/3, have %v %v", a.Owned(testSet), b.Owned(testSet))
 
@@ -239,9 +279,12 @@ func TestDeadManagerTakenOver(t *testing.T) {
 				"b takes all, owns %v", b.Owned(testSet))
 			require.Greater(t, time.Since(killed), testExpiry-testRenew,
 				"taken over before the dead owner's leases could have expired")
-			require.Empty(t, a.Owned(testSet))
+			// a's runs were told to stop before b could take their units
+			// (the tracker checks that), but they and a's expiry timers
+			// return in their own time.
+			eventually(t, 20*time.Second, func() bool { return len(a.Owned(testSet)) == 0 && len(tr.causesOf("a")) == before+3 },
+				"a's runs returned, a owns %v", a.Owned(testSet))
 			causes := tr.causesOf("a")[before:]
-			require.Len(t, causes, 3)
 			for _, c := range causes {
 				require.ErrorIs(t, c, tc.cause)
 			}
@@ -253,7 +296,7 @@ func TestDeadManagerTakenOver(t *testing.T) {
 func TestStopHandsOverQuickly(t *testing.T) {
 	t.Parallel()
 	kv := setup(t)
-	tr := newTracker(6)
+	tr := newTracker()
 	a := start(t, kv, "a", 6, tr)
 	b := start(t, kv, "b", 6, tr)
 	eventually(t, 20*time.Second, func() bool { return partition(6, []int{3, 3}, a, b) },
@@ -282,7 +325,7 @@ func TestStopHandsOverQuickly(t *testing.T) {
 func TestNewMemberTakesShare(t *testing.T) {
 	t.Parallel()
 	kv := setup(t)
-	tr := newTracker(6)
+	tr := newTracker()
 	a := start(t, kv, "a", 6, tr)
 	eventually(t, 20*time.Second, func() bool { return slices.Equal(a.Owned(testSet), seq(6)) },
 		"a owns all, owns %v", a.Owned(testSet))
@@ -301,15 +344,21 @@ func TestNewMemberTakesShare(t *testing.T) {
 func TestLeaveHandsOver(t *testing.T) {
 	t.Parallel()
 	kv := setup(t)
-	tr := newTracker(4)
+	tr := newTracker()
 	a := start(t, kv, "a", 4, tr)
 	b := start(t, kv, "b", 4, tr)
-	eventually(t, 20*time.Second, func() bool { return partition(4, []int{2, 2}, a, b) },
-		"2/2, have %v %v", a.Owned(testSet), b.Owned(testSet))
+	eventually(t, 20*time.Second, func() bool { return partition(4, []int{2, 2}, a, b) && tr.settled(4) },
+		"2/2, every run running, have %v %v", a.Owned(testSet), b.Owned(testSet))
 
+	// b may have claimed units before a did, and released them to a since.
+	before := len(tr.causesOf("b"))
 	b.Leave(testSet)
 	require.Empty(t, b.Owned(testSet))
-	require.Len(t, tr.causesOf("b"), 2, "Leave waited for b's run funcs")
+	causes := tr.causesOf("b")[before:]
+	require.Len(t, causes, 2, "Leave waited for b's run funcs")
+	for _, c := range causes {
+		require.ErrorIs(t, c, ErrStopped)
+	}
 	// Leave deleted b's keys: a need not wait for them to expire.
 	own, err := a.Ownership(context.Background(), testSet)
 	require.NoError(t, err)
@@ -330,7 +379,10 @@ func TestForeignWriteLosesLease(t *testing.T) {
 		mu   sync.Mutex
 		ctxs = map[int]context.Context{}
 	)
-	m, err := New(kv, Config{InstanceID: "a", Expiry: testExpiry, Renew: testRenew,
+	// The intruder's write must expire within the test; the holder's
+	// renewals, though, must not miss it on a slow machine.
+	const expiry = 4 * time.Second
+	m, err := New(kv, Config{InstanceID: "a", Expiry: expiry, Renew: testRenew,
 		Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	require.NoError(t, m.Join(testSet, 3, func(ctx context.Context, unit int) {
@@ -364,7 +416,7 @@ func TestForeignWriteLosesLease(t *testing.T) {
 	// The intruder never renews: once its write expires, the unit is free.
 	eventually(t, 20*time.Second, func() bool { return slices.Equal(m.Owned(testSet), seq(3)) },
 		"unit 1 claimed again, owns %v", m.Owned(testSet))
-	require.Greater(t, time.Since(wrote), testExpiry, "claimed before the intruder's write expired")
+	require.Greater(t, time.Since(wrote), expiry, "claimed before the intruder's write expired")
 	mu.Lock()
 	require.True(t, Valid(ctxs[1]))
 	mu.Unlock()
@@ -379,7 +431,7 @@ func TestRunReturningEarlyReleasesUnit(t *testing.T) {
 	t.Parallel()
 	kv := setup(t)
 	var runs atomic.Int32
-	m, err := New(kv, Config{InstanceID: "a", Expiry: testExpiry, Renew: testRenew,
+	m, err := New(kv, Config{InstanceID: "a", Expiry: stableExpiry, Renew: testRenew,
 		Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	require.NoError(t, m.Join(testSet, 1, func(ctx context.Context, unit int) {
@@ -421,7 +473,7 @@ func TestStartStopLifecycle(t *testing.T) {
 func TestStopHardLeavesKeys(t *testing.T) {
 	t.Parallel()
 	kv := setup(t)
-	m, err := New(kv, Config{InstanceID: "a", Expiry: testExpiry, Renew: testRenew, Logger: slog.New(slog.DiscardHandler)})
+	m, err := New(kv, Config{InstanceID: "a", Expiry: stableExpiry, Renew: testRenew, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	running, cancelled, release := make(chan struct{}), make(chan error, 1), make(chan struct{})
 	require.NoError(t, m.Join(testSet, 1, func(ctx context.Context, _ int) {
@@ -543,4 +595,66 @@ func TestEncodeToken(t *testing.T) {
 	require.Equal(t, "host_2E1", tok)
 	_, _, ok = keysFor("orders").parse(k.owner(1))
 	require.False(t, ok)
+}
+
+// A renewal whose reply never came (it timed out under load, but the server
+// stored it) is the holder's own write. When the watch has not shown it yet,
+// the next renewal fails its compare-and-set on it: the holder must not take
+// its own write for a takeover (it would stop the run and have its
+// unfinished work redone), nor fail to free the key on a release. A write by
+// anyone else still loses the lease.
+func TestOwnLateRenewalKeepsTheLease(t *testing.T) {
+	t.Parallel()
+	kv := setup(t)
+	m, err := New(kv, Config{InstanceID: "a", Expiry: stableExpiry, Renew: testRenew, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	runs := make(chan context.Context, 1)
+	require.NoError(t, m.Join(testSet, 1, func(ctx context.Context, _ int) {
+		runs <- ctx
+		<-ctx.Done()
+	}))
+	t.Cleanup(func() { require.NoError(t, m.Stop(context.Background())) })
+	// The manager is not started: the test makes the set loop's calls
+	// itself, with no watch to show the late write first.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := m.sets[testSet]
+	s.ctx = ctx
+	key := s.keys.owner(0)
+	hold := func() (*lease, context.Context) {
+		c, err := claim.Take(ctx, kv, key, 0, time.Now(), s.claimed, m.terms)
+		require.NoError(t, err)
+		s.acquire(0, c)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.held[0], <-runs
+	}
+	// What the holder's renewal stored though its reply was lost.
+	lateRenewal := func(l *lease) uint64 {
+		rev, err := kv.Update(ctx, key, s.claimed, l.claim.Rev())
+		require.NoError(t, err)
+		return rev
+	}
+
+	l, run := hold()
+	late := lateRenewal(l)
+	s.renewAll(ctx)
+	require.NoError(t, run.Err(), "the lease was lost to its own late renewal: %v", context.Cause(run))
+	require.Greater(t, l.claim.Rev(), late, "renewed after its own late write")
+	require.True(t, Valid(run))
+
+	lateRenewal(l)
+	s.release([]int{0})
+	<-l.done
+	s.freeFinished(ctx)
+	_, err = kv.Get(ctx, key)
+	require.ErrorIs(t, err, jetstream.ErrKeyNotFound, "the release freed the key")
+	require.Empty(t, m.Owned(testSet))
+
+	l, run = hold()
+	_, err = kv.Update(ctx, key, []byte(`{"owner":"b","session":"other"}`), l.claim.Rev())
+	require.NoError(t, err)
+	s.renewAll(ctx)
+	require.ErrorIs(t, context.Cause(run), ErrLost, "another writer's write loses the lease")
+	require.Empty(t, m.Owned(testSet))
 }

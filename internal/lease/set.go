@@ -270,6 +270,9 @@ func (s *set) renewAll(ctx context.Context) {
 			continue // freeFinished deletes it
 		}
 		_, err := l.claim.Write(ctx, time.Now(), s.claimed)
+		if claim.Conflict(err) && s.adoptOwnWrite(ctx, l.claim) {
+			_, err = l.claim.Write(ctx, time.Now(), s.claimed)
+		}
 		s.mu.Lock()
 		switch {
 		case l.state == gone:
@@ -294,7 +297,18 @@ func (s *set) freeFinished(ctx context.Context) {
 			continue
 		}
 		err := l.claim.Release(ctx)
+		if claim.Conflict(err) && s.adoptOwnWrite(ctx, l.claim) {
+			err = l.claim.Release(ctx)
+		}
 		s.mu.Lock()
+		if err != nil && !claim.Conflict(err) && l.state != gone {
+			// The delete may not have been made (a timeout under load, a
+			// lost connection): try again next round. The lease's timer
+			// drops the unit once the key expires by itself.
+			s.mu.Unlock()
+			s.log.Warn("lease: could not free released unit; will retry until it expires", "unit", l.unit, "err", err)
+			continue
+		}
 		if l.state != gone {
 			s.drop(l)
 		}
@@ -305,6 +319,29 @@ func (s *set) freeFinished(ctx context.Context) {
 			s.log.Debug("lease: freed unit", "unit", l.unit)
 		}
 	}
+}
+
+// adoptOwnWrite is for a write of the holder of c that failed its
+// compare-and-set. It reads the key and, when the latest write there is this
+// session's, adopts its revision and reports true: the write can be made
+// again. That write was a renewal of ours whose reply we did not get (it
+// timed out, say, under load, though the server stored it), not yet seen by
+// the watch. Every write of this session to a key it holds is a
+// compare-and-set on its previous one, and a unit is not claimed again while
+// it is held, so nobody wrote in between: the lease is unbroken. Without
+// this, a holder would take its own late renewal for a takeover, stop its
+// run and have the unit's unfinished work redone.
+func (s *set) adoptOwnWrite(ctx context.Context, c *claim.Claim) bool {
+	e, err := s.m.kv.Get(ctx, c.Key())
+	if err != nil || e.Operation() != jetstream.KeyValuePut || e.Revision() <= c.Rev() {
+		return false
+	}
+	var v ownerValue
+	if json.Unmarshal(e.Value(), &v) != nil || v.Session != s.m.session {
+		return false
+	}
+	c.Adopt(e.Revision())
+	return true
 }
 
 // balance claims or releases units toward this instance's share.
