@@ -441,11 +441,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		}
 	}
 	a.metrics = telemetry.NewMetrics()
-	kv, err := a.eng.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "sluice-leases", History: 1, Storage: jetstream.FileStorage})
-	if err != nil {
-		return fmt.Errorf("sluice: open lease bucket: %w", err)
-	}
-	a.leases, err = lease.New(kv, lease.Config{InstanceID: a.cfg.InstanceID, Expiry: a.cfg.LeaseExpiry, Logger: a.log})
+	a.leases, err = lease.Open(ctx, a.eng.JS, lease.Config{InstanceID: a.cfg.InstanceID, Expiry: a.cfg.LeaseExpiry, Logger: a.log})
 	if err != nil {
 		return err
 	}

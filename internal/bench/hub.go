@@ -251,11 +251,7 @@ func benchConsume(ctx context.Context, eng *engine.Engine, svc *hub.Service, o H
 		return Result{}, err
 	}
 	defer svc.Delete(context.Background(), name)
-	kv, err := eng.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "sluice-leases", History: 1})
-	if err != nil {
-		return Result{}, err
-	}
-	leases, err := lease.New(kv, lease.Config{InstanceID: "bench", Expiry: 10 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+	leases, err := lease.Open(ctx, eng.JS, lease.Config{InstanceID: "bench", Expiry: 10 * time.Second, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return Result{}, err
 	}

@@ -110,6 +110,19 @@ type Manager struct {
 	frozen atomic.Bool
 }
 
+// Bucket is the KV bucket Sluice keeps its leases in.
+const Bucket = "sluice-leases"
+
+// Open returns a Manager for the leases of the bucket Bucket in js,
+// creating the bucket if it is missing.
+func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Manager, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: Bucket, History: 1, Storage: jetstream.FileStorage})
+	if err != nil {
+		return nil, fmt.Errorf("lease: open KV bucket %s: %w", Bucket, err)
+	}
+	return New(kv, cfg)
+}
+
 // New returns a Manager for the leases in kv. It makes no call to the server.
 func New(kv jetstream.KeyValue, cfg Config) (*Manager, error) {
 	if kv == nil {
