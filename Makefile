@@ -34,8 +34,9 @@ tidy-check: ## fail if go mod tidy would change go.mod or go.sum
 	$(GO) mod tidy -e -diff # -e: a test-only dependency of modernc.org/sqlite is missing from the module proxy
 
 fuzz: ## run every fuzz target (found in the code) for FUZZTIME executions (default 60000x)
-	@git grep -n '^func Fuzz' -- '*_test.go' | sed -E 's|^(.*)/[^/]*:[0-9]+:func (Fuzz[A-Za-z0-9_]*).*|\1 \2|' | sort | \
-	while read -r dir name; do \
+	@git grep -n '^func Fuzz' -- '*_test.go' | sed -E 's|^([^:]*):[0-9]+:func (Fuzz[A-Za-z0-9_]*).*|\1 \2|' | sort | \
+	while read -r file name; do \
+		dir=$$(dirname "$$file"); \
 		echo "fuzz $$name ./$$dir"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "./$$dir" || exit 1; \
 	done
