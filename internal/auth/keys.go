@@ -125,37 +125,13 @@ func OpenKeys(ctx context.Context, kv jetstream.KeyValue, opts KeysOptions) (*Ke
 	}
 	opts.LastUsedEvery = cmp.Or(opts.LastUsedEvery, 15*time.Second)
 	k := &Keys{kv: kv, opts: opts, log: opts.Logger, byID: map[string]*entry{}, pending: map[string]time.Time{}}
-	// The watch lives until the keys stop, not as long as ctx.
-	w, err := kv.WatchAll(k.life.Context())
-	if err != nil {
+	// The initial values are in before OpenKeys returns, so that a
+	// restarted instance never serves a request as if no key existed.
+	if err := k.life.FollowKV(kv, k.apply); err != nil {
 		_ = k.Stop(ctx)
 		return nil, fmt.Errorf("auth: watch API keys: %w", err)
 	}
-	// The initial values are in before OpenKeys returns, so that a
-	// restarted instance never serves a request as if no key existed.
-	for kve := range w.Updates() {
-		if kve == nil {
-			break
-		}
-		k.apply(kve)
-	}
 	stopping := k.life.Stopping()
-	k.life.Go(func() {
-		defer func() { _ = w.Stop() }()
-		for {
-			select {
-			case <-stopping:
-				return
-			case kve, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if kve != nil {
-					k.apply(kve)
-				}
-			}
-		}
-	})
 	k.life.Go(func() {
 		t := time.NewTicker(opts.LastUsedEvery)
 		defer t.Stop()

@@ -244,37 +244,11 @@ func (bs *Breakers) Start(context.Context) error {
 		bs.mu.Lock()
 		bs.started = true
 		bs.mu.Unlock()
-		// The watch lives until the service stops, not as long as ctx.
-		w, err := bs.kv.WatchAll(bs.life.Context())
-		if err != nil {
+		// The initial values are applied before this returns, so that a
+		// breaker left open is closed to work from the first batch.
+		if err := bs.life.FollowKV(bs.kv, bs.apply); err != nil {
 			return fmt.Errorf("breakers: watch state: %w", err)
 		}
-		// Apply the initial values before returning, so that a breaker left
-		// open is closed to work from the first batch.
-		for kve := range w.Updates() {
-			if kve == nil {
-				break
-			}
-			bs.apply(kve)
-		}
-		// Stop waits for this Start, so these are not refused.
-		stopping := bs.life.Stopping()
-		bs.life.Go(func() {
-			defer func() { _ = w.Stop() }()
-			for {
-				select {
-				case <-stopping:
-					return
-				case kve, ok := <-w.Updates():
-					if !ok {
-						return
-					}
-					if kve != nil {
-						bs.apply(kve)
-					}
-				}
-			}
-		})
 		bs.life.Go(bs.share)
 		return nil
 	})
