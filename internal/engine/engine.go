@@ -98,6 +98,10 @@ type Config struct {
 	// about 4 MiB when a hub is configured for them. Readers prefetch up to
 	// this much per partition, so a larger limit costs memory.
 	MaxPayload int32
+	// PublishAckTimeout bounds the wait for the engine to confirm an
+	// asynchronous publish (hub records): past it the publish fails as
+	// unconfirmed instead of holding its partition. Default 10s.
+	PublishAckTimeout time.Duration
 	// Name identifies this client connection in server monitoring.
 	Name string
 	// Logger receives engine logs. Default slog.Default().
@@ -109,6 +113,7 @@ func (c *Config) withDefaults() Config {
 	out.Sync = cmp.Or(out.Sync, SyncAlways)
 	out.SyncEvery = cmp.Or(out.SyncEvery, time.Second)
 	out.MaxPayload = cmp.Or(out.MaxPayload, 4<<20)
+	out.PublishAckTimeout = cmp.Or(out.PublishAckTimeout, 10*time.Second)
 	out.Name = cmp.Or(out.Name, "sluice")
 	if out.Logger == nil {
 		out.Logger = slog.Default()
@@ -179,7 +184,8 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 		e.Close()
 		return nil, err
 	}
-	e.JS, err = jetstream.New(e.Conn, jetstream.WithPublishAsyncMaxPending(8192))
+	e.JS, err = jetstream.New(e.Conn, jetstream.WithPublishAsyncMaxPending(8192),
+		jetstream.WithPublishAsyncTimeout(cfg.PublishAckTimeout))
 	if err == nil {
 		e.ReadJS, err = jetstream.New(e.ReadConn)
 	}

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -92,5 +93,25 @@ func TestVersionAtLeast(t *testing.T) {
 		{"3.0.0", "2.12.0", true},
 	} {
 		require.Equal(t, c.ok, engine.VersionAtLeast(c.have, c.want), "%s >= %s", c.have, c.want)
+	}
+}
+
+// An asynchronous publish nobody confirms fails after PublishAckTimeout
+// instead of waiting forever.
+func TestUnconfirmedPublishTimesOut(t *testing.T) {
+	t.Parallel()
+	eng, err := engine.Start(context.Background(), engine.Config{DataDir: t.TempDir(), PublishAckTimeout: 50 * time.Millisecond})
+	require.NoError(t, err)
+	defer eng.Close()
+	sub, err := eng.Conn.SubscribeSync("silent")
+	require.NoError(t, err)
+	defer func() { _ = sub.Unsubscribe() }()
+	fut, err := eng.JS.PublishAsync("silent", []byte("x"))
+	require.NoError(t, err)
+	select {
+	case <-fut.Ok():
+		t.Fatal("a publish nobody answered was confirmed")
+	case err := <-fut.Err():
+		require.ErrorIs(t, err, jetstream.ErrAsyncPublishTimeout)
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/docstore"
 	"github.com/sluicehq/sluice/internal/docstore/sqlite"
+	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/engine/enginetest"
 	"github.com/sluicehq/sluice/internal/gateway"
 	"github.com/sluicehq/sluice/internal/hub"
@@ -39,6 +40,7 @@ const (
 type fixture struct {
 	svc *hub.Service
 	url string
+	eng *engine.Engine // of setup's fixtures
 }
 
 // setup starts an engine, a hub service and an API server for one test.
@@ -61,7 +63,7 @@ func setup(t *testing.T, configure ...func(*gateway.Config)) *fixture {
 	}
 	srv := httptest.NewServer(gateway.NewServer(cfg))
 	t.Cleanup(srv.Close)
-	return &fixture{svc: svc, url: srv.URL}
+	return &fixture{svc: svc, url: srv.URL, eng: eng}
 }
 
 type response struct {
@@ -1193,6 +1195,25 @@ func TestEngineDownAnswers503(t *testing.T) {
 	} {
 		requireUnavailable(t, f.do(t, c.method, c.path, []byte(c.body), jsonType...), "the engine (NATS JetStream)")
 	}
+}
+
+// TestLeaderlessPartitionAnswers503: a publish to a partition whose stream
+// exists but takes no records (as while a leader is elected) answers 503
+// saying nothing was stored there, not 404 for a hub that exists.
+func TestLeaderlessPartitionAnswers503(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.createHub(t, "h", 1)
+	ctx := context.Background()
+	st, err := f.eng.JS.Stream(ctx, hub.StreamName("h", 0))
+	require.NoError(t, err)
+	cfg := st.CachedInfo().Config
+	cfg.Subjects = []string{"detached.h"}
+	_, err = f.eng.JS.UpdateStream(ctx, cfg)
+	require.NoError(t, err)
+	r := f.do(t, "POST", "/api/v1/hubs/h/events", []byte(`[1]`), jsonType...)
+	requireUnavailable(t, r, "the engine (NATS JetStream)")
+	require.Contains(t, string(r.Body), "nothing of this publish was stored")
 }
 
 // TestDocumentStoreDownAnswers503: a closed document store answers 503

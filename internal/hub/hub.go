@@ -46,6 +46,13 @@ var (
 	// partitions for lack of storage: its retention bytes do not fit what
 	// the server or the account may still reserve. Nothing was created.
 	ErrInsufficientStorage = errors.New("insufficient storage")
+	// ErrUnavailable: the engine did not take the write, or did not say
+	// whether it did: it is unreachable, or a partition's stream has no
+	// leader for the moment (a node is down, a leader is being elected).
+	// The error's text says whether anything may have been stored.
+	// Retrying later is the answer; events with message ids are not
+	// stored twice.
+	ErrUnavailable = errors.New("engine unavailable")
 )
 
 const (
@@ -462,7 +469,7 @@ func (s *Service) Get(ctx context.Context, name string) (Info, error) {
 		return Info{}, fmt.Errorf("%w: %s", ErrNotFound, name)
 	}
 	if err != nil {
-		return Info{}, fmt.Errorf("hub: read definition of %s: %w", name, err)
+		return Info{}, fmt.Errorf("hub: read definition of %s: %w", name, unavailable(err))
 	}
 	var info Info
 	if err := json.Unmarshal(e.Value(), &info); err != nil {

@@ -361,6 +361,10 @@ type batcher struct {
 	cur      []piece
 	curBytes int
 	curCount int
+
+	// Of the ack goroutine: when streamGone last asked, and the answer.
+	checkedAt time.Time
+	gone      bool
 }
 
 type sentRecord struct {
@@ -560,9 +564,44 @@ func (s *Service) publishAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jet
 	return fut, err
 }
 
+// publishError says why a record was not stored, or not confirmed. It
+// answers ErrNotFound only when the engine confirms that the partition's
+// stream is gone; an engine that does not answer, or a stream without a
+// leader for the moment, is ErrUnavailable, with whether anything may have
+// been stored.
 func (b *batcher) publishError(err error) error {
-	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fmt.Errorf("%w: %s (partition %d is gone)", ErrNotFound, b.hub, b.p)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return b.notFound()
+	case errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse):
+		// Nobody took the record: the stream is gone, or it has no
+		// leader right now.
+		if b.streamGone() {
+			return b.notFound()
+		}
+		return fmt.Errorf("%w: partition %d of hub %s has no leader at the moment (a node is down or a leader is being elected): "+
+			"nothing of this publish was stored there; retry in a few seconds", ErrUnavailable, b.p, b.hub)
+	case errors.Is(err, jetstream.ErrAsyncPublishTimeout):
+		return fmt.Errorf("%w: the engine did not confirm a record of partition %d of hub %s in time: its events may or may not be stored "+
+			"(publishing them again stores them twice, unless they carry message ids)", ErrUnavailable, b.p, b.hub)
 	}
-	return fmt.Errorf("hub: store record in %s partition %d: %w", b.hub, b.p, err)
+	return fmt.Errorf("hub: store record in %s partition %d: %w", b.hub, b.p, unavailable(err))
+}
+
+func (b *batcher) notFound() error {
+	return fmt.Errorf("%w: %s (partition %d is gone)", ErrNotFound, b.hub, b.p)
+}
+
+// streamGone reports whether the engine says the partition's stream does
+// not exist. It asks at most once a second (records in flight fail
+// together), and an engine that does not answer within 2s is not an
+// answer: the stream is then taken to exist.
+func (b *batcher) streamGone() bool {
+	if now := time.Now(); now.Sub(b.checkedAt) >= time.Second {
+		ctx, cancel := context.WithTimeout(b.s.life.Context(), 2*time.Second)
+		_, err := b.s.js.Stream(ctx, b.stream)
+		cancel()
+		b.checkedAt, b.gone = now, errors.Is(err, jetstream.ErrStreamNotFound)
+	}
+	return b.gone
 }
