@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/internal/blob"
 	"github.com/sluicehq/sluice/internal/docstore"
@@ -216,12 +217,29 @@ type record struct {
 
 // Encode turns a letter into the queue message that keeps it.
 func Encode(l Letter) queue.Outgoing {
-	rec, _ := json.Marshal(record{Function: l.Function, Reason: l.Reason, Source: l.Source, Attempts: l.Attempts,
+	rec, _ := json.Marshal(record{Function: l.Function, Reason: shorten(l.Reason, maxReasonBytes), Source: l.Source, Attempts: l.Attempts,
 		FirstFailure: l.FirstFailure, LastFailure: l.LastFailure, State: l.State})
 	props := make(map[string]string, len(l.Properties)+1)
 	maps.Copy(props, l.Properties)
 	props[PropRecord] = string(rec)
 	return queue.Outgoing{Body: l.Body, Properties: props}
+}
+
+// maxReasonBytes bounds a letter's reason, so that a letter of the largest
+// event fits its queue (see hub.EventReserve).
+const maxReasonBytes = 16 << 10
+
+// shorten cuts s to at most n bytes, on a UTF-8 boundary, marking the cut.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const mark = " …(cut)"
+	cut := n - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
 }
 
 // Decode reads a letter from a message of dead-letter queue dlq. A message
@@ -308,7 +326,7 @@ func (s *Store) put(ctx context.Context, dlq string, letters []Letter) error {
 // ensure creates a dead-letter queue that keeps letters until they are
 // redriven or purged, with room for letters of maxBytes.
 func (s *Store) ensure(ctx context.Context, dlq string, maxBytes int) error {
-	size := max(queue.DefaultMaxMessageBytes, 2*maxBytes)
+	size := min(max(queue.DefaultMaxMessageBytes, 2*maxBytes), s.Queues.MaxMessageBytesLimit())
 	info, err := s.Queues.Ensure(ctx, queue.Config{Name: dlq, TTL: -1, MaxMessageBytes: size})
 	if err != nil {
 		return fmt.Errorf("dead letters: create %s: %w", dlq, err)

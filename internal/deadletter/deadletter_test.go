@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -147,6 +149,22 @@ func TestLargeLettersFit(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, all, 1)
 	require.Len(t, all[0].Body, 1<<20)
+}
+
+// A letter's reason is kept to 16 KiB, so that a letter of the largest
+// event fits its queue whatever the error said; the cut is marked.
+func TestLongReasonsAreCut(t *testing.T) {
+	t.Parallel()
+	l := letter("f", "in", "x", 1)
+	l.Reason = strings.Repeat("é", 50_000) // 100,000 bytes, two per rune
+	got := deadletter.Decode(deadletter.Queue, &queue.Message{Body: l.Body, Properties: deadletter.Encode(l).Properties})
+	require.LessOrEqual(t, len(got.Reason), 16<<10)
+	require.True(t, utf8.ValidString(got.Reason))
+	require.True(t, strings.HasPrefix(got.Reason, "éé"))
+	require.True(t, strings.HasSuffix(got.Reason, "(cut)"))
+	l.Reason = "short"
+	got = deadletter.Decode(deadletter.Queue, &queue.Message{Body: l.Body, Properties: deadletter.Encode(l).Properties})
+	require.Equal(t, "short", got.Reason)
 }
 
 // A change of a container's feed is redriven by writing its document again,

@@ -110,7 +110,7 @@ func (h *Host) startRetries(ctx context.Context, f *function) error {
 		return nil
 	}
 	if _, err := h.cfg.Queues.Ensure(ctx, queue.Config{Name: name, TTL: -1,
-		MaxMessageBytes: h.cfg.Hubs.MaxEventBytes() + 64<<10}); err != nil {
+		MaxMessageBytes: min(h.cfg.Hubs.MaxEventBytes()+hub.EventReserve, h.cfg.Queues.MaxMessageBytesLimit())}); err != nil {
 		return fmt.Errorf("host: function %s: retry queue: %w", f.Name, err)
 	}
 	deliveries := 1 // no retry policy: a failure dead-letters at once, as in the partition

@@ -212,11 +212,26 @@ type Service struct {
 	life service.Lifecycle
 }
 
+// EventReserve is what a server message must hold beyond an event's own
+// bytes wherever an event travels whole: the headers and the context of a
+// record, a retry queue's message or a dead letter.
+const EventReserve = 64 << 10
+
+// MinServerPayload is the smallest server max_payload Sluice runs on.
+const MinServerPayload = 256 << 10
+
+// MaxEventBytesFor is the largest event a server whose max_payload is
+// maxPayload can carry everywhere an event goes (a hub record, a function's
+// retry queue, a dead letter): max_payload less EventReserve. A default
+// NATS server (1 MiB) thus takes events up to 960 KiB.
+func MaxEventBytesFor(maxPayload int64) int { return int(maxPayload) - EventReserve }
+
 // Open prepares the service's buckets on js. maxPayload is the server's
 // message limit; records and events are clamped below it.
 func Open(ctx context.Context, js jetstream.JetStream, maxPayload int64, opts Options) (*Service, error) {
 	opts.Linger = cmp.Or(opts.Linger, time.Millisecond)
 	opts.MaxRecordBytes = cmp.Or(opts.MaxRecordBytes, 1<<20)
+	chosenEventBytes := opts.MaxEventBytes != 0
 	opts.MaxEventBytes = cmp.Or(opts.MaxEventBytes, 1<<20)
 	opts.Replicas = cmp.Or(opts.Replicas, 1)
 	opts.DuplicateWindow = cmp.Or(opts.DuplicateWindow, DefaultDuplicateWindow)
@@ -226,8 +241,16 @@ func Open(ctx context.Context, js jetstream.JetStream, maxPayload int64, opts Op
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if limit := int(maxPayload) - 4096; maxPayload > 0 && opts.MaxEventBytes > limit {
-		opts.Logger.Warn("maximum event size lowered to fit the NATS server's max_payload",
+	if maxPayload > 0 && maxPayload < MinServerPayload {
+		return nil, fmt.Errorf("hub: the NATS server's max_payload is %d bytes; Sluice needs at least %d (%d KiB): "+
+			"raise max_payload in the server's configuration (4MB is what the embedded server uses)", maxPayload, MinServerPayload, MinServerPayload>>10)
+	}
+	if limit := MaxEventBytesFor(maxPayload); maxPayload > 0 && opts.MaxEventBytes > limit {
+		log := opts.Logger.Info
+		if chosenEventBytes {
+			log = opts.Logger.Warn
+		}
+		log("maximum event size lowered to fit the NATS server's max_payload",
 			"configured", opts.MaxEventBytes, "max_payload", maxPayload, "effective", limit)
 		opts.MaxEventBytes = limit
 	}

@@ -570,3 +570,13 @@ func TestStopStoresAcceptedPublishesAndRefusesTheRest(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, stored, lags[0].Events, "every publish that succeeded is stored, and no other")
 }
+
+// A server whose max_payload cannot carry Sluice's records is refused at
+// start, saying what to change.
+func TestOpenRefusesATinyMaxPayload(t *testing.T) {
+	t.Parallel()
+	eng := enginetest.Embedded(t)
+	_, err := hub.Open(context.Background(), eng.JS, 128<<10, hub.Options{})
+	require.ErrorContains(t, err, "max_payload is 131072 bytes; Sluice needs at least 262144")
+	require.ErrorContains(t, err, "raise max_payload")
+}

@@ -201,6 +201,10 @@ type queueState struct {
 	batchers int
 }
 
+// MaxMessageBytesLimit is the largest MaxMessageBytes a queue can have on
+// this server: its max_payload less room for headers.
+func (s *Service) MaxMessageBytesLimit() int { return s.maxPayload }
+
 // Open returns a service on js. maxPayload is the server's message limit.
 func Open(js jetstream.JetStream, maxPayload int64, opts Options) *Service {
 	opts.Replicas = cmp.Or(opts.Replicas, 1)
