@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,4 +115,39 @@ func TestUnconfirmedPublishTimesOut(t *testing.T) {
 	case err := <-fut.Err():
 		require.ErrorIs(t, err, jetstream.ErrAsyncPublishTimeout)
 	}
+}
+
+// A write made while the connection to an external server is down fails at
+// once, and is not sent after the reconnect, when its caller has given up
+// on it (a lease written then would be held by nobody who knows it).
+func TestWritesWhileDisconnectedAreNotSentLater(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	srv, err := engine.Start(ctx, engine.Config{DataDir: dir, Listen: "127.0.0.1:0"})
+	require.NoError(t, err)
+	url := srv.ClientURL()
+	cli, err := engine.Start(ctx, engine.Config{URL: url})
+	require.NoError(t, err)
+	defer cli.Close()
+	down, up := make(chan struct{}, 1), make(chan struct{}, 1)
+	cli.Conn.SetDisconnectErrHandler(func(*nats.Conn, error) { down <- struct{}{} })
+	cli.Conn.SetReconnectHandler(func(*nats.Conn) { up <- struct{}{} })
+	kv, err := cli.JS.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "b"})
+	require.NoError(t, err)
+
+	require.NoError(t, srv.Close())
+	<-down
+	wctx, cancel := context.WithTimeout(ctx, time.Second)
+	_, err = kv.PutString(wctx, "k", "ghost")
+	cancel()
+	require.ErrorIs(t, err, nats.ErrReconnectBufExceeded)
+
+	srv, err = engine.Start(ctx, engine.Config{DataDir: dir, Listen: strings.TrimPrefix(url, "nats://")})
+	require.NoError(t, err)
+	defer srv.Close()
+	<-up
+	require.NoError(t, cli.Conn.Flush())
+	_, err = kv.Get(ctx, "k")
+	require.ErrorIs(t, err, jetstream.ErrKeyNotFound, "the write refused while disconnected stays unwritten")
 }

@@ -139,7 +139,11 @@ func isBcrypt(s string) bool { return bcryptHash.MatchString(s) }
 // clientOptions are the options of every connection Sluice opens: its
 // credentials and, for an external server, TLS and reconnection.
 func clientOptions(cfg Config) ([]nats.Option, error) {
-	opts := []nats.Option{nats.MaxReconnects(-1)}
+	// No reconnect buffer: a write made while the connection is down fails
+	// at once (nats.ErrReconnectBufExceeded) instead of being sent after
+	// the reconnect, when its caller has long given up on it; a lease or
+	// claim write sent then would be held by nobody who knows it.
+	opts := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectBufSize(-1)}
 	if cfg.Token != "" {
 		opts = append(opts, nats.Token(cfg.Token))
 	}

@@ -272,7 +272,7 @@ const retryAfter = "5"
 // unavailableErrors are the errors of a backend that does not answer.
 var unavailableErrors = []error{
 	docstore.ErrUnavailable, hub.ErrUnavailable,
-	nats.ErrConnectionClosed, nats.ErrConnectionDraining, nats.ErrConnectionReconnecting, nats.ErrDisconnected,
+	nats.ErrConnectionClosed, nats.ErrConnectionDraining, nats.ErrConnectionReconnecting, nats.ErrDisconnected, nats.ErrReconnectBufExceeded,
 	nats.ErrNoServers, nats.ErrNoResponders, nats.ErrTimeout, nats.ErrStaleConnection,
 	jetstream.ErrNoHeartbeat, jetstream.ErrServerShutdown, jetstream.ErrJetStreamNotEnabled,
 	context.DeadlineExceeded,

@@ -13,7 +13,7 @@ import (
 // engineDown are the errors of an engine that did not answer: the
 // connection is down, or a request found nobody to answer it in time.
 var engineDown = []error{
-	nats.ErrConnectionClosed, nats.ErrConnectionDraining, nats.ErrConnectionReconnecting, nats.ErrDisconnected,
+	nats.ErrConnectionClosed, nats.ErrConnectionDraining, nats.ErrConnectionReconnecting, nats.ErrDisconnected, nats.ErrReconnectBufExceeded,
 	nats.ErrNoServers, nats.ErrNoResponders, nats.ErrTimeout, nats.ErrStaleConnection,
 	jetstream.ErrNoStreamResponse, jetstream.ErrServerShutdown, jetstream.ErrAsyncPublishTimeout,
 	context.DeadlineExceeded,
