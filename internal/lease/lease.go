@@ -44,10 +44,18 @@ const defaultTimeout = 10 * time.Second
 // Config configures a [Manager]. Zero values mean the defaults.
 type Config struct {
 	// InstanceID names this process among the instances sharing the bucket.
-	// Required. It must differ between processes running at the same time; a
-	// restarted process may reuse its ID (the leases of its previous life are
-	// taken over when they expire).
+	// Required. It must differ between processes running at the same time.
+	// A restarted process that reuses its ID takes the leases of its
+	// previous life back without waiting for them to expire: at once when
+	// ExclusiveID is set, else once a heartbeat period (1.5 × Renew) after
+	// its own first heartbeat has shown no other live process under the
+	// ID. A second live process under the ID is noticed by its heartbeats
+	// (logged as an error); units are then taken only once they expire.
 	InstanceID string
+	// ExclusiveID says the caller guarantees that no other live process
+	// uses InstanceID (it holds an OS lock on it), so that leases of a
+	// previous life are taken back at once.
+	ExclusiveID bool
 	// Expiry is how long a lease (or a membership) lasts without renewal.
 	// Others take over a dead instance's units this long after its last
 	// renewal. Default 30s.
@@ -253,6 +261,16 @@ func (m *Manager) Stopped() <-chan struct{} { return m.life.Stopped() }
 
 // Owned returns the units of the set name that this instance holds, sorted,
 // including any being released whose run func has not returned yet.
+// twinSeen reports whether set name has seen another live process under
+// this instance's ID (for tests).
+func (m *Manager) twinSeen(name string) bool {
+	m.mu.Lock()
+	s := m.sets[name]
+	m.mu.Unlock()
+	return s != nil && s.twinSeen()
+}
+
+// Owned returns the units of set name this instance holds, in order.
 func (m *Manager) Owned(name string) []int {
 	m.mu.Lock()
 	s := m.sets[name]

@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
@@ -660,4 +661,43 @@ func TestOwnLateRenewalKeepsTheLease(t *testing.T) {
 	s.renewAll(ctx)
 	require.ErrorIs(t, context.Cause(run), ErrLost, "another writer's write loses the lease")
 	require.Empty(t, m.Owned(testSet))
+}
+
+// A restarted instance (the same ID, a new session) takes the leases of
+// its previous, dead life back without waiting for them to expire: at once
+// with an exclusive ID, after a heartbeat period without a twin otherwise.
+// (The leases last 10 minutes: only being taken back explains a takeover
+// within the test.)
+func TestRestartTakesItsOwnLeasesBack(t *testing.T) {
+	t.Parallel()
+	for _, exclusive := range []bool{true, false} {
+		t.Run(fmt.Sprintf("exclusive=%v", exclusive), func(t *testing.T) {
+			t.Parallel()
+			kv := setup(t)
+			cfg := Config{InstanceID: "a", ExclusiveID: exclusive, Expiry: stableExpiry, Renew: testRenew}
+			a := startWith(t, kv, cfg, 4, newTracker())
+			eventually(t, 20*time.Second, func() bool { return slices.Equal(a.Owned(testSet), seq(4)) }, "a owns all, has %v", a.Owned(testSet))
+			a.frozen.Store(true) // the process dies: no more KV calls, its keys left held
+
+			tr := newTracker()
+			again := startWith(t, kv, cfg, 4, tr)
+			eventually(t, 20*time.Second, func() bool { return tr.settled(4) && slices.Equal(again.Owned(testSet), seq(4)) },
+				"the restarted instance owns all, has %v", again.Owned(testSet))
+		})
+	}
+}
+
+// A second live process under an instance's ID is noticed by both, and
+// takes none of the other's units (their leases do not expire).
+func TestTwinInstancesDoNotTakeEachOthersLeases(t *testing.T) {
+	t.Parallel()
+	kv := setup(t)
+	a := start(t, kv, "a", 4, newTracker())
+	eventually(t, 20*time.Second, func() bool { return slices.Equal(a.Owned(testSet), seq(4)) }, "a owns all, has %v", a.Owned(testSet))
+	// The twin waits 1.5 × its Renew (90 s) before it would take a
+	// previous life's units: a heartbeats every 400 ms meanwhile.
+	twin := startWith(t, kv, Config{InstanceID: "a", Expiry: stableExpiry, Renew: time.Minute}, 4, newTracker())
+	eventually(t, 20*time.Second, func() bool { return a.twinSeen(testSet) && twin.twinSeen(testSet) }, "both notice the twin")
+	require.Empty(t, twin.Owned(testSet))
+	require.Equal(t, seq(4), a.Owned(testSet))
 }

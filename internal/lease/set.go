@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -47,6 +48,14 @@ type set struct {
 	owners    map[int]entry
 	heartbeat []byte
 	claimed   []byte
+	// twin is set once another live session heartbeats under this
+	// instance's ID: a previous life's leases are then no longer taken
+	// back before they expire (see Config.InstanceID).
+	twin atomic.Bool
+	// firstBeat is the revision of this session's first heartbeat, and
+	// firstBeatAt the local time it was confirmed.
+	firstBeat   uint64
+	firstBeatAt time.Time
 }
 
 // entry is what the view keeps of a key.
@@ -165,8 +174,13 @@ func (s *set) round(ctx context.Context, renew, draining bool) {
 }
 
 func (s *set) beat(ctx context.Context) {
-	if _, err := s.m.kv.Put(ctx, s.keys.member(s.m.cfg.InstanceID), s.heartbeat); err != nil {
+	rev, err := s.m.kv.Put(ctx, s.keys.member(s.m.cfg.InstanceID), s.heartbeat)
+	if err != nil {
 		s.log.Warn("lease: heartbeat failed", "err", err)
+		return
+	}
+	if s.firstBeat == 0 {
+		s.firstBeat, s.firstBeatAt = rev, time.Now()
 	}
 }
 
@@ -214,6 +228,14 @@ func (s *set) apply(kve jetstream.KeyValueEntry) bool {
 		}
 		old, had := s.members[tok]
 		s.members[tok] = e
+		if !e.deleted && e.id == s.m.cfg.InstanceID && e.session != s.m.session && s.firstBeat != 0 && e.rev > s.firstBeat && !s.twin.Load() {
+			// A heartbeat of another session after this one's first (by
+			// the bucket's revisions, which no clock skews): a dead life
+			// writes nothing after this one began.
+			s.twin.Store(true)
+			s.log.Error("lease: another live process uses this instance ID: give each instance its own ID (--instance-id); "+
+				"until then, units are taken over only once their leases expire", "their_session", e.session)
+		}
 		if e.deleted || e.id == "" {
 			return had && !old.deleted
 		}
@@ -381,7 +403,10 @@ func (s *set) balance(ctx context.Context) {
 			return
 		}
 		e, known := s.owners[unit]
-		if s.busy(unit) || (known && !e.deleted && e.session != s.m.session && !s.expired(e, now)) {
+		// A unit is free when its key is, when its lease expired, or when
+		// a previous life of this instance held it.
+		held := known && !e.deleted && e.session != s.m.session && !s.expired(e, now) && !s.previousLife(e, now)
+		if s.busy(unit) || held {
 			continue
 		}
 		var rev uint64 // a free key is created
@@ -401,6 +426,22 @@ func (s *set) balance(ctx context.Context) {
 		}
 	}
 }
+
+// previousLife reports whether an ownership key was written by an earlier
+// process of this instance, dead since (ids are unique among live
+// processes), whose lease this one may take back at once.
+func (s *set) previousLife(e entry, now time.Time) bool {
+	if e.id != s.m.cfg.InstanceID || e.session == s.m.session || s.twin.Load() {
+		return false
+	}
+	// Without the caller's guarantee, a live twin must have had the time
+	// to show itself: it heartbeats every Renew.
+	return s.m.cfg.ExclusiveID || (s.firstBeat != 0 && now.Sub(s.firstBeatAt) >= s.m.cfg.Renew*3/2)
+}
+
+// twinSeen reports whether another live process was seen under this
+// instance's ID.
+func (s *set) twinSeen() bool { return s.twin.Load() }
 
 // share is the number of units member me should hold, given how many each
 // live member holds now (me included). Every member gets units/n; the extra
