@@ -14,6 +14,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,8 +100,13 @@ type Config struct {
 	// MaxConnections bounds the HTTP connections served at once; more
 	// wait until one closes. Default 1024.
 	MaxConnections int
-	// InstanceID names this instance in leases and checkpoints. Default:
-	// host name, process id and a random suffix.
+	// InstanceID names this instance in leases and checkpoints; it must
+	// differ between instances running at the same time (a StatefulSet's
+	// pod name, say). Default: the data directory's ID (in DIR/INSTANCE,
+	// the host name and a random suffix, made on first start) held by this
+	// process, so a restarted instance takes its partitions back at once;
+	// when another process holds it (instances sharing a directory with an
+	// external NATS), a new ID with the process id.
 	InstanceID string
 	// LeaseExpiry is how long a partition lease lasts without renewal;
 	// a dead instance's partitions are taken over after it. Default 30s.
@@ -287,6 +294,7 @@ type App struct {
 	metrics  *telemetry.Metrics
 	onceKV   jetstream.KeyValue // idempotency keys (see once.go)
 	dirLock  *datadir.Lock
+	identity *datadir.Identity // the data directory's instance ID, when this instance holds it
 	keys     *auth.Keys
 	guard    *auth.Guard
 	gw       *gateway.Server
@@ -302,23 +310,56 @@ type App struct {
 func New(cfg Config) *App {
 	cfg.DataDir = cmp.Or(cfg.DataDir, "sluice-data")
 	cfg.LeaseExpiry = cmp.Or(cfg.LeaseExpiry, 30*time.Second)
-	if cfg.InstanceID == "" {
-		cfg.InstanceID = defaultInstanceID()
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	return &App{cfg: cfg, log: cfg.Logger}
 }
 
-func defaultInstanceID() string {
+// newInstanceID makes an instance ID of the host's name and a random
+// suffix, with the process id too when withPID.
+func newInstanceID(withPID bool) string {
 	hostName, _ := os.Hostname()
+	hostName = strings.Trim(invalidIDChars.ReplaceAllString(hostName, "-"), "-.")
+	if len(hostName) > 60 {
+		hostName = hostName[:60]
+	}
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
-	return fmt.Sprintf("%s-%d-%s", cmp.Or(hostName, "sluice"), os.Getpid(), hex.EncodeToString(b))
+	id := cmp.Or(hostName, "sluice")
+	if withPID {
+		id += "-" + strconv.Itoa(os.Getpid())
+	}
+	return id + "-" + hex.EncodeToString(b)
 }
 
-// InstanceID is this instance's name in leases and checkpoints.
+var invalidIDChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// resolveInstanceID settles the instance's ID before anything uses it
+// (see Config.InstanceID).
+func (a *App) resolveInstanceID() error {
+	if a.cfg.InstanceID != "" {
+		if err := datadir.ValidateInstanceID(a.cfg.InstanceID); err != nil {
+			return fmt.Errorf("sluice: %w", err)
+		}
+		return nil
+	}
+	ident, err := datadir.ClaimIdentity(a.cfg.DataDir, func() string { return newInstanceID(false) })
+	switch {
+	case err == nil:
+		a.identity, a.cfg.InstanceID = ident, ident.ID
+	case errors.Is(err, datadir.ErrInUse):
+		a.cfg.InstanceID = newInstanceID(true)
+		a.log.Info("the data directory's instance ID is held by another process: this instance has an ID of its own",
+			"data_dir", a.cfg.DataDir, "instance", a.cfg.InstanceID)
+	default:
+		return fmt.Errorf("sluice: %w", err)
+	}
+	return nil
+}
+
+// InstanceID is this instance's name in leases and checkpoints (settled
+// by Start when Config.InstanceID is empty).
 func (a *App) InstanceID() string { return a.cfg.InstanceID }
 
 // Hub declares a hub.
@@ -383,6 +424,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 			}
 		}
 	}()
+	if err := a.resolveInstanceID(); err != nil {
+		return err
+	}
 	if err := a.lockDataDir(); err != nil {
 		return err
 	}
@@ -441,7 +485,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		}
 	}
 	a.metrics = telemetry.NewMetrics()
-	a.leases, err = lease.Open(ctx, a.eng.JS, lease.Config{InstanceID: a.cfg.InstanceID, Expiry: a.cfg.LeaseExpiry, Logger: a.log})
+	a.leases, err = lease.Open(ctx, a.eng.JS, lease.Config{InstanceID: a.cfg.InstanceID, ExclusiveID: a.identity != nil, Expiry: a.cfg.LeaseExpiry, Logger: a.log})
 	if err != nil {
 		return err
 	}
@@ -697,6 +741,7 @@ func (a *App) stopParts(ctx context.Context) error {
 		report("engine", a.eng.Close())
 	}
 	report("data directory lock", a.dirLock.Unlock())
+	report("instance ID", a.identity.Release())
 	if len(errs) > 0 {
 		a.log.Warn("sluice stopped, not cleanly", "instance", a.cfg.InstanceID, "err", errors.Join(errs...))
 	} else {

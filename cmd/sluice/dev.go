@@ -23,7 +23,7 @@ import (
 // instanceFlags are the flags shared by dev and serve.
 type instanceFlags struct {
 	dataDir, natsURL, natsListen, http, sync, logLevel, docStore string
-	breakerWebhook, configFile                                   string
+	breakerWebhook, configFile, instanceID                       string
 	leaseExpiry                                                  time.Duration
 	fs                                                           *flag.FlagSet
 	// security
@@ -48,6 +48,7 @@ func addInstanceFlags(fs *flag.FlagSet, dataDir string) *instanceFlags {
 	fs.StringVar(&f.http, "http", envOr("SLUICE_HTTP", "127.0.0.1:7070"), "address of the HTTP API, /metrics and health checks (env SLUICE_HTTP)")
 	fs.StringVar(&f.sync, "sync", envOr("SLUICE_SYNC", sluice.SyncAlways), "durability: always (acknowledged = fsynced) or interval (fsync every second)")
 	fs.DurationVar(&f.leaseExpiry, "lease-expiry", 30*time.Second, "how long a dead instance keeps its partitions before others take over")
+	fs.StringVar(&f.instanceID, "instance-id", os.Getenv("SLUICE_INSTANCE_ID"), "this instance's name, unique among running instances (a StatefulSet pod's name, say); restarted under the same name it takes its partitions back at once (env SLUICE_INSTANCE_ID; default: the data directory's, kept in DIR/INSTANCE)")
 	fs.StringVar(&f.breakerWebhook, "breaker-webhook", os.Getenv("SLUICE_BREAKER_WEBHOOK"), "URL that receives every circuit breaker transition as a JSON POST (env SLUICE_BREAKER_WEBHOOK)")
 	fs.StringVar(&f.logLevel, "log-level", envOr("SLUICE_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	f.publicHosts.vals = splitList(os.Getenv("SLUICE_PUBLIC_HOST"))
@@ -119,7 +120,7 @@ func (f *instanceFlags) config() (sluice.Config, error) {
 	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 	return sluice.Config{
 		DataDir: f.dataDir, NATSURL: f.natsURL, NATSListen: f.natsListen, HTTPAddr: f.http, DocStore: f.docStore,
-		Sync: f.sync, LeaseExpiry: f.leaseExpiry, Logger: logger, BreakerWebhook: f.breakerWebhook, Functions: fns,
+		Sync: f.sync, LeaseExpiry: f.leaseExpiry, InstanceID: f.instanceID, Logger: logger, BreakerWebhook: f.breakerWebhook, Functions: fns,
 		FunctionKeys: splitList(os.Getenv("SLUICE_FUNCTION_KEYS")), AdminKey: os.Getenv("SLUICE_ADMIN_KEY"),
 		PublicHosts: f.publicHosts.vals, AdminKeyFile: f.adminKeyFile, Insecure: f.insecure, TLSCert: f.tlsCert, TLSKey: f.tlsKey,
 		NATSUser: f.natsUser, NATSPassword: f.natsPassword, NATSToken: f.natsToken,

@@ -66,10 +66,15 @@ type Lock struct {
 // instance. It fails at once with an *InUseError when another process
 // holds it.
 func Acquire(dir, instance string) (*Lock, error) {
+	return acquire(dir, FileName, instance)
+}
+
+// acquire locks file name of dir for this process, recording instance.
+func acquire(dir, name, instance string) (*Lock, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("data directory %s: %w", dir, err)
 	}
-	path := filepath.Join(dir, FileName)
+	path := filepath.Join(dir, name)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("data directory %s: open the lock file: %w", dir, err)
