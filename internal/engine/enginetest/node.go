@@ -27,15 +27,21 @@ import (
 //	}
 //
 // The node speaks to the harness through handshake lines on stdout: one as
-// soon as the hook runs, one when the server accepts connections, or an
-// error. A test binary without the hook runs its (empty, -test.run=^$) test
-// list and exits without a word, which Cluster reports as the missing hook. The node's
-// stdin is a pipe from the harness: when the test process dies, however it
-// dies, the pipe closes and the node exits instead of outliving it.
+// soon as the hook has read its config, one when the server accepts
+// connections, or an error. A test binary without the hook runs its (empty,
+// -test.run=^$) test list and exits without a word, which Cluster reports
+// as the missing hook.
+//
+// The node's stdin is a pipe from the harness. The node starts its server
+// only when the harness writes a line to it, so that Cluster decides when
+// each server starts (exec and start-up of a test binary take seconds on a
+// loaded machine; see startAll). After that line, the pipe's end means the
+// test process died, however it died: the node exits instead of outliving
+// it.
 const envNode = "SLUICE_ENGINETEST_NODE"
 
 const (
-	handshakeHello = "sluice-enginetest-node: starting"
+	handshakeHello = "sluice-enginetest-node: configured"
 	handshakeReady = "sluice-enginetest-node: ready"
 	handshakeError = "sluice-enginetest-node: error: "
 )
@@ -61,7 +67,6 @@ func runNode(conf string) int {
 		fmt.Fprintf(os.Stdout, handshakeError+format+"\n", args...)
 		return 1
 	}
-	fmt.Fprintln(os.Stdout, handshakeHello)
 	opts, err := server.ProcessConfigFile(conf)
 	if err != nil {
 		return fail("read %s: %v", conf, err)
@@ -70,6 +75,11 @@ func runNode(conf string) int {
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return fail("configure the server: %v", err)
+	}
+	fmt.Fprintln(os.Stdout, handshakeHello)
+	stdin := bufio.NewReader(os.Stdin)
+	if _, err := stdin.ReadString('\n'); err != nil {
+		return 1 // the harness is gone before it released this node
 	}
 	// Logs go to stderr, which the harness points at the node's log file.
 	// A port taken since the harness checked it makes the server log
@@ -80,7 +90,7 @@ func runNode(conf string) int {
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	orphaned := make(chan struct{})
 	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
+		_, _ = io.Copy(io.Discard, stdin)
 		close(orphaned)
 	}()
 
@@ -113,11 +123,11 @@ func runNode(conf string) int {
 type process struct {
 	cmd   *exec.Cmd
 	stdin *os.File      // the harness's end; closing it makes the node exit
+	hello chan struct{} // closed when the node has read its config
 	ready chan struct{} // closed when the node said it is ready
 	done  chan struct{} // closed when the node has exited and been reaped
 
 	mu      sync.Mutex
-	hello   bool     // the node said it runs the hook
 	failure string   // the node's error line, if it sent one
 	output  []string // the last lines on stdout that were not the handshake
 	waitErr error    // how it exited, once done is closed
@@ -153,7 +163,7 @@ func startProcess(exe, conf, logPath string) (*process, error) {
 		outR.Close()
 		return nil, err
 	}
-	p := &process{cmd: cmd, stdin: stdinW, ready: make(chan struct{}), done: make(chan struct{})}
+	p := &process{cmd: cmd, stdin: stdinW, hello: make(chan struct{}), ready: make(chan struct{}), done: make(chan struct{})}
 	go p.watch(outR)
 	return p, nil
 }
@@ -167,7 +177,7 @@ func (p *process) watch(out *os.File) {
 		p.mu.Lock()
 		switch {
 		case line == handshakeHello:
-			p.hello = true
+			close(p.hello)
 		case line == handshakeReady:
 			close(p.ready)
 		case strings.HasPrefix(line, handshakeError):
@@ -223,5 +233,19 @@ func (p *process) exited() string {
 func (p *process) handshook() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.hello
+	if p.failure != "" {
+		return true
+	}
+	select {
+	case <-p.hello:
+		return true
+	default:
+		return false
+	}
+}
+
+// release lets the node start its server.
+func (p *process) release() {
+	// An error means the node has exited, which waiting for it reports.
+	_, _ = p.stdin.WriteString("start\n")
 }
