@@ -43,7 +43,16 @@ func TestClusterSurvivesLeaderLoss(t *testing.T) {
 	require.NoError(t, c.WaitCurrent(ctx, "orders"))
 	require.NoError(t, c.WaitCurrent(ctx, "KV_state"))
 
-	pub := &publisher{js: eng.JS, acked: map[string]uint64{}, errs: map[string]int{}}
+	leader, err := c.StreamLeader(ctx, "orders")
+	require.NoError(t, err)
+	// The publisher is connected to the leader's node alone, and learns of
+	// the others from it: its connection goes down with the leader.
+	pubEng, err := engine.Start(ctx, engine.Config{URL: c.NodeURL(leader), Name: "publisher"})
+	require.NoError(t, err)
+	defer pubEng.Close()
+	require.Len(t, pubEng.Conn.DiscoveredServers(), 2, "the node told of the other two")
+
+	pub := &publisher{js: pubEng.JS, acked: map[string]uint64{}, errs: map[string]int{}}
 	for range 100 {
 		pub.publish(ctx, t)
 	}
@@ -51,8 +60,6 @@ func TestClusterSurvivesLeaderLoss(t *testing.T) {
 		putKey(ctx, t, kv, i, pub.errs)
 	}
 
-	leader, err := c.StreamLeader(ctx, "orders")
-	require.NoError(t, err)
 	killed := time.Now()
 	require.NoError(t, c.Kill(leader))
 	for range 100 {
@@ -64,8 +71,11 @@ func TestClusterSurvivesLeaderLoss(t *testing.T) {
 	newLeader, err := c.StreamLeader(ctx, "orders")
 	require.NoError(t, err)
 	require.NotEqual(t, leader, newLeader)
-	t.Logf("killed node-%d, the leader of orders: %d attempts failed over %v (first success %v after the kill); node-%d leads now; errors: %v",
-		leader, pub.failed, pub.window.Round(time.Millisecond), pub.recovered.Sub(killed).Round(time.Millisecond), newLeader, pub.errs)
+	t.Logf("killed node-%d, the leader of orders and the publisher's server: %d publish attempts failed over %v "+
+		"(the longest took %v; first success %v after the kill; %d retries were duplicates of a stored message); "+
+		"node-%d leads now, the publisher is on %s; errors: %v",
+		leader, pub.failed, pub.window.Round(time.Millisecond), pub.slowest.Round(time.Millisecond),
+		pub.recovered.Sub(killed).Round(time.Millisecond), pub.dups, newLeader, pubEng.Conn.ConnectedServerName(), pub.errs)
 
 	require.NoError(t, c.Restart(ctx, leader))
 	for range 50 {
@@ -109,6 +119,7 @@ type publisher struct {
 	errs      map[string]int // error text → count, of publishes and KV puts
 	failed    int            // failed attempts
 	window    time.Duration  // from the first failure to the next success
+	slowest   time.Duration  // the longest failed attempt
 	firstFail time.Time
 	recovered time.Time // the first success after a failure
 }
@@ -119,7 +130,9 @@ func (p *publisher) publish(ctx context.Context, t *testing.T) {
 	p.next++
 	for {
 		attempt, cancel := context.WithTimeout(ctx, 2*time.Second)
+		began := time.Now()
 		ack, err := p.js.PublishMsg(attempt, &nats.Msg{Subject: "orders.new", Data: []byte(id)}, jetstream.WithMsgID(id))
+		took := time.Since(began)
 		cancel()
 		if err == nil {
 			p.acked[id] = ack.Sequence
@@ -134,6 +147,7 @@ func (p *publisher) publish(ctx context.Context, t *testing.T) {
 		}
 		require.NoError(t, ctx.Err(), "publishing %s; errors so far: %v", id, p.errs)
 		p.failed++
+		p.slowest = max(p.slowest, took)
 		p.errs[errText(err)]++
 		if p.firstFail.IsZero() {
 			p.firstFail = time.Now()
