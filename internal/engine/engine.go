@@ -40,6 +40,11 @@ const (
 	SyncInterval = "interval"
 )
 
+// DefaultMaxPayload is the embedded server's largest message when
+// Config.MaxPayload is zero: room for a 1 MiB event plus packing. A NATS
+// server started without a max_payload setting accepts 1 MiB.
+const DefaultMaxPayload = 4 << 20
+
 // Config says which server to use and how.
 type Config struct {
 	// URL of an external NATS server or cluster (comma-separated URLs). When
@@ -94,9 +99,10 @@ type Config struct {
 	// SyncEvery is the fsync period in SyncInterval mode. Default 1s.
 	SyncEvery time.Duration
 	// MaxPayload is the largest message the embedded server accepts.
-	// Default 4 MiB: room for a 1 MiB event plus packing, and events up to
-	// about 4 MiB when a hub is configured for them. Readers prefetch up to
-	// this much per partition, so a larger limit costs memory.
+	// Default DefaultMaxPayload (4 MiB): room for a 1 MiB event plus
+	// packing, and events up to about 4 MiB when a hub is configured for
+	// them. Readers prefetch up to this much per partition, so a larger
+	// limit costs memory.
 	MaxPayload int32
 	// PublishAckTimeout bounds the wait for the engine to confirm an
 	// asynchronous publish (hub records): past it the publish fails as
@@ -112,7 +118,7 @@ func (c *Config) withDefaults() Config {
 	out := *c
 	out.Sync = cmp.Or(out.Sync, SyncAlways)
 	out.SyncEvery = cmp.Or(out.SyncEvery, time.Second)
-	out.MaxPayload = cmp.Or(out.MaxPayload, 4<<20)
+	out.MaxPayload = cmp.Or(out.MaxPayload, DefaultMaxPayload)
 	out.PublishAckTimeout = cmp.Or(out.PublishAckTimeout, 10*time.Second)
 	out.Name = cmp.Or(out.Name, "sluice")
 	if out.Logger == nil {

@@ -12,9 +12,13 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/engine/enginetest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	enginetest.RunNodeIfAsked() // the cluster tests' nodes are this binary
+	goleak.VerifyTestMain(m)
+}
 
 func TestEmbeddedKeepsDataAcrossRestarts(t *testing.T) {
 	t.Parallel()

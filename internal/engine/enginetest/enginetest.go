@@ -1,6 +1,8 @@
 // Package enginetest runs tests against every engine available: the embedded
 // server always, and the external NATS server named by SLUICE_TEST_NATS_URL
-// when it is set (CI sets it).
+// when it is set (CI sets it). Cluster starts a real NATS cluster of separate
+// server processes for tests that kill, stop and restart nodes; a package
+// that uses it calls RunNodeIfAsked first in its TestMain.
 package enginetest
 
 import (
