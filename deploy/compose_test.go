@@ -19,10 +19,10 @@ import (
 // misspelt or misplaced field is an error (only top-level x- extensions
 // are free).
 type composeFile struct {
-	Name       string                    `yaml:"name"`
-	Services   map[string]composeService `yaml:"services"`
-	Volumes    map[string]*struct{}      `yaml:"volumes"`
-	Configs    map[string]struct {
+	Name     string                    `yaml:"name"`
+	Services map[string]composeService `yaml:"services"`
+	Volumes  map[string]*struct{}      `yaml:"volumes"`
+	Configs  map[string]struct {
 		File string `yaml:"file"`
 	} `yaml:"configs"`
 	Extensions map[string]any `yaml:",inline"`

@@ -71,10 +71,10 @@ type dockerBuild struct {
 
 // dockerfile is what the tests read from the Dockerfile.
 type dockerfile struct {
-	build       dockerBuild
-	stages      []string // FROM lines' images, in order
-	final       []instruction
-	finalFrom   string
+	build        dockerBuild
+	stages       []string // FROM lines' images, in order
+	final        []instruction
+	finalFrom    string
 	instructions []instruction
 }
 
