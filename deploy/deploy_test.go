@@ -486,3 +486,15 @@ func checkPublicHosts(t *testing.T, where string, hosts []string, mustPass ...st
 	}
 	require.False(t, g.HostAllowed("evil.example:7070"))
 }
+
+// TestDocs keeps the deployment guide found from the README.
+func TestDocs(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	require.NoError(t, err)
+	require.Contains(t, string(readme), "(docs/deploy.md)", "the README links the deployment guide")
+	guide, err := os.ReadFile(filepath.Join(root, "docs", "deploy.md"))
+	require.NoError(t, err)
+	for _, f := range []string{"deploy/compose/compose.yaml", "deploy/kubernetes/", "Dockerfile"} {
+		require.Contains(t, string(guide), f)
+	}
+}
