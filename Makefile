@@ -44,11 +44,12 @@ fuzz: ## run every fuzz target (found in the code) for FUZZTIME executions (defa
 lint: ## staticcheck (from the module proxy, pinned)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK) ./...
 
-cross: ## vet and build for macOS and Windows too
+cross: ## vet and build for macOS and Windows too, and the image's static Linux build
 	GOOS=darwin $(GO) vet ./...
 	GOOS=windows $(GO) vet ./...
 	GOOS=darwin $(GO) build -o /dev/null ./cmd/sluice
 	GOOS=windows $(GO) build -o /dev/null ./cmd/sluice
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -o /dev/null ./cmd/sluice # the image's static build (Dockerfile); also warms the cache for deploy_test
 
 bench: build ## run the hub benchmark (sluice bench hub)
 	./bin/sluice bench hub

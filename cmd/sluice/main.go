@@ -9,6 +9,7 @@
 //	sluice docs <verb>          container (create, list, delete), get, put, delete, query, feed
 //	sluice key <verb>           create, list, revoke API keys
 //	sluice bench <workload>     measure throughput against the raw engine
+//	sluice health               ask an instance whether it is ready, for health checks
 //
 // Every command has --help; commands that print data have --json.
 package main
@@ -51,6 +52,7 @@ func topCommands() []command {
 		{"docs", "store and query JSON documents: container, get, put, delete, query, feed", runDocs},
 		{"blob", "store blobs (large payloads, staged change sets): container, put, get, stat, list, delete", runBlob},
 		{"key", "manage API keys: create, list, revoke", runKey},
+		{"health", "ask an instance whether it is ready (/readyz) or alive (/healthz): exit 0 or 1", runHealth},
 		{"bench", "measure throughput and latency (workloads: hub, queue, docs, handler, resilience, telemetry)", runBench},
 		{"version", "print the version (also sluice --version, -v)", printVersion},
 	}
