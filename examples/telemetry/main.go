@@ -22,7 +22,6 @@ import (
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/examples/telemetry/pipeline"
-	"github.com/sluicehq/sluice/internal/demo"
 )
 
 func main() {
@@ -87,7 +86,7 @@ Flags:
 	var sent atomic.Int64
 	simDone := make(chan error, 1)
 	if *rate > 0 {
-		sim := demo.NewSimulator(*devices, *corrupt, *seed)
+		sim := pipeline.NewSimulator(*devices, *corrupt, *seed)
 		go func() {
 			simDone <- sim.Run(ctx, app, p.Options().Hub, *rate, func(n int) { sent.Add(int64(n)) })
 		}()

@@ -10,9 +10,10 @@ import (
 )
 
 // examples/telemetry/pipeline shows this demo as a user writes it, so the
-// two must do the same: the same defaults, the same decoding (problems
-// included) and the same merged states. The example holds the unit tests
-// of Decode and Merge; these tests hold the copy here to it.
+// two must do the same: the same defaults, the same simulated frames, the
+// same decoding (problems included) and the same merged states. The
+// example holds the unit tests of Decode and Merge; these tests hold the
+// copy here to it.
 
 func TestSameAsTheExample(t *testing.T) {
 	t.Parallel()
@@ -21,11 +22,15 @@ func TestSameAsTheExample(t *testing.T) {
 		[]any{eo.Hub, eo.Partitions, eo.Retention, eo.Container, eo.Function, eo.MaxBatchSize, eo.Route, eo.StateFunction})
 	require.Equal(t, ReasonPrefix, pipeline.ReasonPrefix)
 
-	sim := NewSimulator(200, 0.05, 3)
+	sim, esim := NewSimulator(200, 0.05, 3), pipeline.NewSimulator(200, 0.05, 3)
+	require.Equal(t, esim.DeviceIDs(), sim.DeviceIDs())
 	states := map[string]*DeviceState{}
 	estates := map[string]*pipeline.DeviceState{}
 	for range 5000 {
 		id, body := sim.Next()
+		eid, ebody := esim.Next()
+		require.Equal(t, eid, id)
+		require.Equal(t, string(ebody), string(body), "the same simulated frames")
 		if !sameDecoding(t, body) {
 			continue
 		}

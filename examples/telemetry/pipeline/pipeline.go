@@ -8,8 +8,8 @@
 //	app := sluice.New(sluice.Config{HTTPAddr: "127.0.0.1:7070"})
 //	p := pipeline.Declare(app, pipeline.Options{})
 //	// … app.Start(ctx), then publish frames with the device id as the
-//	// partition key (examples/telemetry runs a simulator of drones that
-//	// does).
+//	// partition key, or run a Simulator:
+//	go pipeline.NewSimulator(1000, 0.01, 1).Run(ctx, app, p.Options().Hub, 2000, nil)
 //
 // examples/telemetry runs it as a program. It is the pipeline `sluice dev`
 // runs as its demo, written as a user writes it: on the public SDK alone.
@@ -105,7 +105,7 @@ func (s *Stats) Batches() int64 { return s.batches.Load() }
 
 // Declare declares on app the hub, the container, the decoding function
 // and the HTTP function of the pipeline. Producers must publish each frame
-// with its device id as the partition key (the simulator does): the
+// with its device id as the partition key (Simulator.Run does): the
 // function dead-letters a frame whose partition key is not its device id.
 func Declare(app *sluice.App, o Options) *Pipeline {
 	p := &Pipeline{app: app, opts: o.WithDefaults()}
