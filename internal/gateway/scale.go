@@ -77,21 +77,26 @@ type FunctionScale struct {
 }
 
 const (
-	// scaleFresh is how long an answer is reused, so that autoscalers,
-	// scrapes and dashboards polling one instance cost the engine one
-	// computation a second at most.
+	// scaleFresh is how long an answer of the API is reused, so that
+	// autoscalers polling one instance cost the engine one computation a
+	// second at most.
 	scaleFresh = time.Second
+	// scaleGaugeFresh is how long the gauges reuse an answer, or a
+	// failure: the overview gathers the metrics up to twice a second, and
+	// a failing engine must not hold up every gathering.
+	scaleGaugeFresh = 5 * time.Second
 	// scaleTimeout bounds one computation.
 	scaleTimeout = 10 * time.Second
 )
 
-// scaler computes the scale and keeps the last answer for scaleFresh.
+// scaler computes the scale and keeps the last answer, or failure.
 type scaler struct {
 	s *Server
 
 	mu   sync.Mutex // held while an answer is made, so concurrent requests share it
 	last *Scale
-	at   time.Time
+	err  error
+	at   time.Time // of last or err; zero: none
 }
 
 func (s *Server) scaleRoutes() {
@@ -102,7 +107,7 @@ func (s *Server) scaleRoutes() {
 }
 
 func (sc *scaler) serveApp(w http.ResponseWriter, r *http.Request) {
-	out, err := sc.get(r.Context())
+	out, err := sc.get(r.Context(), scaleFresh)
 	if err != nil {
 		sc.s.fail(w, r, err)
 		return
@@ -125,7 +130,7 @@ func (sc *scaler) serveFunction(w http.ResponseWriter, r *http.Request) {
 			"timer, HTTP, change-feed and blob functions do not): %s; GET /api/v1/scale shows them all", name, list))
 		return
 	}
-	out, err := sc.get(r.Context())
+	out, err := sc.get(r.Context(), scaleFresh)
 	if err != nil {
 		sc.s.fail(w, r, err)
 		return
@@ -136,7 +141,7 @@ func (sc *scaler) serveFunction(w http.ResponseWriter, r *http.Request) {
 
 // gauges computes the scale for the sluice_scale_* gauges.
 func (sc *scaler) gauges(ctx context.Context) (telemetry.Scale, error) {
-	s, err := sc.get(ctx)
+	s, err := sc.get(ctx, scaleGaugeFresh)
 	if err != nil {
 		return telemetry.Scale{}, err
 	}
@@ -151,22 +156,22 @@ func (sc *scaler) gauges(ctx context.Context) (telemetry.Scale, error) {
 	return out, nil
 }
 
-// get returns an answer no older than scaleFresh. A failed computation is
-// not kept: the next request tries again.
-func (sc *scaler) get(ctx context.Context) (*Scale, error) {
+// get returns an answer, or the failure to make one, no older than
+// fresh. A failure of a request whose client went away is not kept.
+func (sc *scaler) get(ctx context.Context, fresh time.Duration) (*Scale, error) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	if sc.last != nil && time.Since(sc.at) < scaleFresh {
-		return sc.last, nil
+	if !sc.at.IsZero() && time.Since(sc.at) < fresh {
+		return sc.last, sc.err
 	}
-	ctx, cancel := context.WithTimeout(ctx, scaleTimeout)
+	cctx, cancel := context.WithTimeout(ctx, scaleTimeout)
 	defer cancel()
-	s, err := sc.compute(ctx)
-	if err != nil {
+	s, err := sc.compute(cctx)
+	if err != nil && ctx.Err() != nil {
 		return nil, err
 	}
-	sc.last, sc.at = s, time.Now()
-	return s, nil
+	sc.last, sc.err, sc.at = s, err, time.Now()
+	return s, err
 }
 
 // compute reads every function's backlog. Any that cannot be read fails
