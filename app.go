@@ -202,6 +202,14 @@ type HubTrigger struct {
 	MaxWait      time.Duration
 	// StartFrom applies when the group has no checkpoint. Default FromStart.
 	StartFrom StartPosition
+	// TargetPerInstance is how many unprocessed events (the group's lag)
+	// one instance should have: the desired instance count that
+	// GET /api/v1/scale and sluice_scale_desired_instances tell an
+	// autoscaler is the lag divided by it, rounded up to an even spread of
+	// the hub's partitions (see docs/autoscaling.md). Default MaxBatchSize,
+	// as Azure's targetUnprocessedEventThreshold defaults to
+	// maxEventBatchSize.
+	TargetPerInstance int
 }
 
 // HubHandler processes a batch of events from one partition, in order.
@@ -375,6 +383,7 @@ func (a *App) Function(name string, trigger HubTrigger, handler HubHandler, opts
 		Trigger: host.HubTrigger{
 			Hub: trigger.Hub, Group: trigger.ConsumerGroup, MaxBatchSize: trigger.MaxBatchSize,
 			MinBatchSize: trigger.MinBatchSize, MaxWait: trigger.MaxWait, Start: trigger.StartFrom.start,
+			TargetPerInstance: trigger.TargetPerInstance,
 		},
 	}
 	o := applyOptions(opts)
@@ -569,7 +578,8 @@ func (a *App) startHTTP(tlsCfg *tls.Config) error {
 	gw := gateway.NewServer(gateway.Config{Hubs: a.hubSvc, Queues: a.queues, Blobs: a.blobs, Docs: a.docs, Breakers: a.host.Breakers(),
 		Leases: a.leases, InstanceID: a.cfg.InstanceID, Metrics: a.metrics, Logger: a.log,
 		Ready: a.ready.Load, MaxEventBytes: a.hubSvc.MaxEventBytes(), Authorize: a.guard.Authorize,
-		HTTPFunctions: func() []gateway.HTTPFunction { return a.httpInfo }, RetryRoute: host.RedriveMessage})
+		HTTPFunctions: func() []gateway.HTTPFunction { return a.httpInfo }, RetryRoute: host.RedriveMessage,
+		Scaled: a.scaled()})
 	gw.HandleKeys(a.keys)
 	a.gw = gw
 	api := a.guard.Protect(gw, true)

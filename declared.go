@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/gateway"
 	"github.com/sluicehq/sluice/internal/host"
 	"github.com/sluicehq/sluice/internal/resilience"
 )
@@ -45,6 +46,17 @@ func (a *App) registerFunctions() error {
 		}
 	}
 	return nil
+}
+
+// scaled lists the hub and queue functions the host runs, with their
+// targets per instance, for the scale endpoint and gauges.
+func (a *App) scaled() []gateway.ScaledFunction {
+	var out []gateway.ScaledFunction
+	for _, f := range a.host.Scaled() {
+		out = append(out, gateway.ScaledFunction{Name: f.Function, Hub: f.Hub, Group: f.Group, Queue: f.Queue,
+			TargetPerInstance: f.TargetPerInstance})
+	}
+	return out
 }
 
 // hasHTTPFunctions reports whether an HTTP function is declared.

@@ -59,6 +59,13 @@ type QueueTrigger struct {
 	// MaxDequeueCount is how many deliveries a message gets, counting the
 	// first, before it moves to the poison queue `<queue>-poison`. Default 5.
 	MaxDequeueCount int
+	// TargetPerInstance is how many messages (visible or locked) one
+	// instance should have: the desired instance count that
+	// GET /api/v1/scale and sluice_scale_desired_instances tell an
+	// autoscaler is the queue's depth divided by it, rounded up (see
+	// docs/autoscaling.md). Default Concurrency, as Azure's Service Bus
+	// scaler divides by maxConcurrentCalls.
+	TargetPerInstance int
 }
 
 // QueueHandler processes one queue message. Returning nil completes it.
@@ -81,7 +88,7 @@ func (a *App) QueueFunction(name string, trigger QueueTrigger, handler QueueHand
 	f := host.QueueFunction{
 		Name: name,
 		Trigger: host.QueueTrigger{Queue: trigger.Queue, BatchSize: trigger.BatchSize,
-			Concurrency: trigger.Concurrency, MaxDequeueCount: trigger.MaxDequeueCount},
+			Concurrency: trigger.Concurrency, MaxDequeueCount: trigger.MaxDequeueCount, TargetPerInstance: trigger.TargetPerInstance},
 	}
 	o := applyOptions(opts)
 	f.Retry, f.Breaker, f.Timeout = o.retry, o.breaker, o.timeout

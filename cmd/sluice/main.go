@@ -8,6 +8,7 @@
 //	sluice breaker <verb>       list, show, open, close
 //	sluice docs <verb>          container (create, list, delete), get, put, delete, query, feed
 //	sluice key <verb>           create, list, revoke API keys
+//	sluice scale [function]     how many instances the work needs (for autoscalers)
 //	sluice bench <workload>     measure throughput against the raw engine
 //	sluice health               ask an instance whether it is ready, for health checks
 //
@@ -53,6 +54,7 @@ func topCommands() []command {
 		{"blob", "store blobs (large payloads, staged change sets): container, put, get, stat, list, delete", runBlob},
 		{"key", "manage API keys: create, list, revoke", runKey},
 		{"health", "ask an instance whether it is ready (/readyz) or alive (/healthz): exit 0 or 1", runHealth},
+		{"scale", "show how many instances the work needs (hub lag, queue depth ÷ target per instance)", runScale},
 		{"bench", "measure throughput and latency (workloads: hub, queue, docs, handler, resilience, telemetry)", runBench},
 		{"version", "print the version (also sluice --version, -v)", printVersion},
 	}

@@ -130,6 +130,10 @@ type EventHubs struct {
 	PrefetchCount int
 	// InitialOffset says where a partition without a checkpoint starts.
 	InitialOffset InitialOffset
+	// TargetUnprocessedEventThreshold is the unprocessed events one
+	// instance should have, for the desired instance count of the scale
+	// signals (>= 1; 0 when not set: MaxEventBatchSize, as in Azure).
+	TargetUnprocessedEventThreshold int
 }
 
 // InitialOffset is extensions.eventHubs.initialOffsetOptions.
@@ -423,6 +427,9 @@ func parseEventHubs(o *object, e *EventHubs) {
 	}
 	if n, ok := o.integer(0, math.MaxInt32, "prefetchCount"); ok {
 		e.PrefetchCount = n
+	}
+	if n, ok := o.integer(1, math.MaxInt32, "targetUnprocessedEventThreshold"); ok {
+		e.TargetUnprocessedEventThreshold = n
 	}
 	if off, ok := o.object("initialOffsetOptions"); ok {
 		t, hasType := off.str("type")

@@ -36,6 +36,7 @@ func TestHostValidation(t *testing.T) {
 		{"retry", hostWith(`"retry": {"strategy": "fixedDelay", "maxRetryCount": 2}`), "retry.delayInterval", "missing"},
 		{"extensions not an object", hostWith(`"extensions": []`), "extensions", "must be an object"},
 		{"maxEventBatchSize", hostWith(`"extensions": {"eventHubs": {"maxEventBatchSize": 0}}`), "extensions.eventHubs.maxEventBatchSize", "0 is out of range; it must be at least 1"},
+		{"targetUnprocessedEventThreshold", hostWith(`"extensions": {"eventHubs": {"targetUnprocessedEventThreshold": 0}}`), "extensions.eventHubs.targetUnprocessedEventThreshold", "0 is out of range; it must be at least 1"},
 		{"legacy maxBatchSize", hostWith(`"extensions": {"eventHubs": {"eventProcessorOptions": {"maxBatchSize": 0}}}`), "extensions.eventHubs.eventProcessorOptions.maxBatchSize", "out of range"},
 		{"min above max", hostWith(`"extensions": {"eventHubs": {"maxEventBatchSize": 10, "minEventBatchSize": 11}}`), "extensions.eventHubs.minEventBatchSize", "11 is more than maxEventBatchSize 10"},
 		{"min above default max", hostWith(`"extensions": {"eventHubs": {"minEventBatchSize": 101}}`), "extensions.eventHubs.minEventBatchSize", "more than maxEventBatchSize 100"},
@@ -90,6 +91,7 @@ func TestHostParsing(t *testing.T) {
 	// The 3.x Event Hubs names are read, and the new ones win.
 	h := parse(hostWith(`"extensions": {"eventHubs": {"maxEventBatchSize": 7, "eventProcessorOptions": {"maxBatchSize": 64, "prefetchCount": 20}}}`))
 	require.Equal(t, 7, h.EventHubs.MaxEventBatchSize)
+	require.Zero(t, h.EventHubs.TargetUnprocessedEventThreshold, "not set: the runner leaves the default, maxEventBatchSize")
 	require.Equal(t, 20, h.EventHubs.PrefetchCount)
 
 	// Times without a zone are UTC.

@@ -28,7 +28,7 @@ var completeApp = map[string]string{
     "http": {"routePrefix": "/v1/"},
     "eventHubs": {
       "maxEventBatchSize": 50, "minEventBatchSize": 10, "maxWaitTime": "00:00:30",
-      "batchCheckpointFrequency": 2, "prefetchCount": 500,
+      "batchCheckpointFrequency": 2, "prefetchCount": 500, "targetUnprocessedEventThreshold": 400,
       "initialOffsetOptions": {"type": "fromEnqueuedTime", "enqueuedTimeUtc": "2024-01-31T08:00:00Z"}
     },
     "queues": {
@@ -109,7 +109,7 @@ func TestLoadCompleteApp(t *testing.T) {
 		Retry:           &Retry{Strategy: RetryFixedDelay, MaxRetryCount: 3, DelayInterval: 5 * time.Second},
 		EventHubs: EventHubs{
 			MaxEventBatchSize: 50, MinEventBatchSize: 10, MaxWaitTime: 30 * time.Second,
-			BatchCheckpointFrequency: 2, PrefetchCount: 500,
+			BatchCheckpointFrequency: 2, PrefetchCount: 500, TargetUnprocessedEventThreshold: 400,
 			InitialOffset: InitialOffset{Type: OffsetFromEnqueuedTime, EnqueuedTimeUTC: time.Date(2024, 1, 31, 8, 0, 0, 0, time.UTC)},
 		},
 		Queues: Queues{

@@ -30,6 +30,9 @@ var routeNeeds = map[string]need{
 
 	"overview": {verb: auth.VerbRead},
 
+	"scale":          {verb: auth.VerbRead},
+	"scale.function": {verb: auth.VerbRead},
+
 	"hubs.list":     {verb: auth.VerbRead},
 	"hubs.create":   {verb: auth.VerbAdmin},
 	"hubs.describe": {verb: auth.VerbRead},

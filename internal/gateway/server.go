@@ -1,8 +1,8 @@
 // Package gateway is Sluice's HTTP API under /api/v1: ingestion of events
 // (JSON, NDJSON, CloudEvents) and hub administration, consumer-group lag and
 // replay, queues, documents and their change feeds, blobs, dead letters,
-// circuit breakers, API keys and the dashboard's overview; health checks and
-// metrics. Each route declares what it needs (authz.go), checked before its
+// circuit breakers, API keys, the dashboard's overview and the autoscaling
+// signals; health checks and metrics. Each route declares what it needs (authz.go), checked before its
 // handler. Every error answers with a status and a JSON body
 // {"error": "..."} that says what is wrong and what to do; a request that is
 // rejected writes nothing.
@@ -77,6 +77,11 @@ type Config struct {
 	// trigger. It is called for each overview, after the server started;
 	// nil: HTTP functions are shown without a route.
 	HTTPFunctions func() []HTTPFunction
+	// Scaled lists the app's hub and queue functions with their targets
+	// per instance, for GET /api/v1/scale and the sluice_scale_* gauges;
+	// none: both say that no instance is needed. When Leases also has
+	// Members (Membership), the scale reports how many instances run.
+	Scaled []ScaledFunction
 }
 
 // Server serves the API.
@@ -127,6 +132,7 @@ func NewServer(cfg Config) *Server {
 		s.breakerRoutes()
 	}
 	s.overviewRoutes()
+	s.scaleRoutes()
 	s.mux.HandleFunc("/", s.noRoute)
 	return s
 }

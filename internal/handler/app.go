@@ -374,7 +374,7 @@ func (r *Runner) declareHub(f funcapp.Function, t funcapp.Binding, retry []sluic
 		start = sluice.FromTime(eh.InitialOffset.EnqueuedTimeUTC)
 	}
 	trigger := sluice.HubTrigger{Hub: t.EventHubName, ConsumerGroup: t.ConsumerGroup, MaxBatchSize: eh.MaxEventBatchSize,
-		MinBatchSize: eh.MinEventBatchSize, MaxWait: eh.MaxWaitTime, StartFrom: start}
+		MinBatchSize: eh.MinEventBatchSize, MaxWait: eh.MaxWaitTime, StartFrom: start, TargetPerInstance: eh.TargetUnprocessedEventThreshold}
 	r.app.Function(f.Name, trigger, func(ctx context.Context, events []sluice.Event) error {
 		src := HubSource{Hub: t.EventHubName, Group: t.ConsumerGroup, Partition: events[0].Partition}
 		if t.Cardinality == funcapp.CardinalityMany {

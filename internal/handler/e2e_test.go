@@ -35,7 +35,7 @@ func writeApp(t *testing.T, forward bool, mode string) string {
   "logging": {"logLevel": {"default": "Information"}},
   "extensionBundle": {"id": "Microsoft.Azure.Functions.ExtensionBundle", "version": "[4.*, 5.0.0)"},
   "customHandler": {"description": {"defaultExecutablePath": "handler"}, "enableForwardingHttpRequest": %t},
-  "extensions": {"eventHubs": {"maxEventBatchSize": 50}, "queues": {"maxDequeueCount": 3}},
+  "extensions": {"eventHubs": {"maxEventBatchSize": 50, "targetUnprocessedEventThreshold": 200}, "queues": {"maxDequeueCount": 3}},
   "retry": {"strategy": "fixedDelay", "maxRetryCount": 2, "delayInterval": "00:00:00.050"}
 }`, forward),
 		"local.settings.json": fmt.Sprintf(`{"IsEncrypted": false, "Values": {"FUNCTIONS_WORKER_RUNTIME": "custom", "TELEMETRY_HUB": "telemetry", "PAYLOAD_MODE": %q, "MARKER_DIR": %q}}`, mode, dir),
@@ -173,7 +173,11 @@ func TestAppFolderEndToEnd(t *testing.T) {
 				header = resp.Header
 				return resp.StatusCode, string(body)
 			}
-			status, body := get("/api/devices/dev-3")
+			// The scale signals take host.json's target for hub functions.
+			status, body := get("/api/v1/scale/ingest")
+			require.Equal(t, http.StatusOK, status, body)
+			require.Contains(t, body, `"target_per_instance": 200`)
+			status, body = get("/api/devices/dev-3")
 			require.Equal(t, http.StatusOK, status, body)
 			require.Contains(t, body, `"deviceId":"dev-3"`, "the document read by the cosmosDB input binding")
 			status, _ = get("/api/devices/nobody")

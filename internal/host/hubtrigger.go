@@ -37,6 +37,12 @@ type HubTrigger struct {
 	// Start is where a partition is read from when the group has no
 	// checkpoint yet. Default: the earliest stored event.
 	Start hub.Start
+	// TargetPerInstance is how many unprocessed events (the group's lag)
+	// one instance should have: the divisor of the desired instance count
+	// an autoscaler is told (see Scaled). Default MaxBatchSize, as Azure's
+	// Event Hubs scaler (targetUnprocessedEventThreshold, else
+	// maxEventBatchSize).
+	TargetPerInstance int
 }
 
 // Function is a function triggered by a hub.
@@ -77,6 +83,7 @@ func (f Function) bind(h *Host) (bound, error) {
 	t.MaxBatchSize = cmp.Or(t.MaxBatchSize, 100)
 	t.MinBatchSize = cmp.Or(t.MinBatchSize, 1)
 	t.MaxWait = cmp.Or(t.MaxWait, time.Minute)
+	t.TargetPerInstance = cmp.Or(t.TargetPerInstance, t.MaxBatchSize)
 	switch {
 	case f.Name == "":
 		return nil, errors.New("host: a function needs a name")
@@ -86,6 +93,8 @@ func (f Function) bind(h *Host) (bound, error) {
 		return nil, fmt.Errorf("host: function %s: maxBatchSize %d must be at least 1", f.Name, t.MaxBatchSize)
 	case t.MinBatchSize < 1 || t.MinBatchSize > t.MaxBatchSize:
 		return nil, fmt.Errorf("host: function %s: minBatchSize %d must be between 1 and maxBatchSize %d", f.Name, t.MinBatchSize, t.MaxBatchSize)
+	case t.TargetPerInstance < 1:
+		return nil, fmt.Errorf("host: function %s: target per instance %d must be at least 1 (0: maxBatchSize)", f.Name, t.TargetPerInstance)
 	}
 	if err := hub.ValidateName(t.Hub); err != nil {
 		return nil, fmt.Errorf("host: function %s: %w", f.Name, err)

@@ -37,6 +37,12 @@ type QueueTrigger struct {
 	// MaxDequeueCount is how many deliveries a message gets, counting the
 	// first, before it moves to the poison queue (`<queue>-poison`). Default 5.
 	MaxDequeueCount int
+	// TargetPerInstance is how many messages of the queue (visible or
+	// locked) one instance should have: the divisor of the desired
+	// instance count an autoscaler is told (see Scaled). Default
+	// Concurrency, the messages an instance processes at once, as Azure's
+	// Service Bus scaler divides by maxConcurrentCalls.
+	TargetPerInstance int
 }
 
 // QueueFunction is a function triggered by a queue.
@@ -92,6 +98,7 @@ func (f QueueFunction) bind(h *Host) (bound, error) {
 	t.BatchSize = cmp.Or(t.BatchSize, 16)
 	t.Concurrency = cmp.Or(t.Concurrency, max(1, t.BatchSize/2*runtime.NumCPU()))
 	t.MaxDequeueCount = cmp.Or(t.MaxDequeueCount, 5)
+	t.TargetPerInstance = cmp.Or(t.TargetPerInstance, t.Concurrency)
 	switch {
 	case h.cfg.Queues == nil:
 		return nil, fmt.Errorf("host: function %s reads a queue, but the host has no queue service", f.Name)
@@ -105,6 +112,8 @@ func (f QueueFunction) bind(h *Host) (bound, error) {
 		return nil, fmt.Errorf("host: function %s: concurrency %d must be at least 1", f.Name, t.Concurrency)
 	case t.MaxDequeueCount < 1:
 		return nil, fmt.Errorf("host: function %s: maxDequeueCount %d must be at least 1", f.Name, t.MaxDequeueCount)
+	case t.TargetPerInstance < 1:
+		return nil, fmt.Errorf("host: function %s: target per instance %d must be at least 1 (0: concurrency)", f.Name, t.TargetPerInstance)
 	}
 	if err := queue.ValidateName(t.Queue); err != nil {
 		return nil, fmt.Errorf("host: function %s: %w", f.Name, err)

@@ -34,6 +34,7 @@ func keysFor(set string) keys { return keys{prefix: encodeToken(set)} }
 
 func (k keys) all() string             { return k.prefix + ".>" }
 func (k keys) owners() string          { return k.prefix + ".o.*" }
+func (k keys) members() string         { return k.prefix + ".m.*" }
 func (k keys) owner(unit int) string   { return k.prefix + ".o." + strconv.Itoa(unit) }
 func (k keys) member(id string) string { return k.prefix + ".m." + encodeToken(id) }
 

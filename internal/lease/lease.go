@@ -320,6 +320,34 @@ func (m *Manager) Ownership(ctx context.Context, name string) (map[int]string, e
 	return out, nil
 }
 
+// Members reads from the bucket the instances that are live members of the
+// set name (their heartbeat is younger than Expiry), as seen by any
+// instance: their IDs, sorted. The set does not need to be joined by this
+// manager.
+func (m *Manager) Members(ctx context.Context, name string) ([]string, error) {
+	if name == "" {
+		return nil, errors.New("lease: Members needs a set name")
+	}
+	entries, err := snapshot(ctx, m.kv, keysFor(name).members())
+	if err != nil {
+		return nil, fmt.Errorf("lease: read members of %q: %w", name, err)
+	}
+	now := time.Now()
+	var out []string
+	for _, e := range entries {
+		if e.Operation() != jetstream.KeyValuePut || claim.Expired(now, e.Created().Add(m.cfg.Expiry)) {
+			continue
+		}
+		var v memberValue
+		if json.Unmarshal(e.Value(), &v) != nil || v.Instance == "" {
+			continue
+		}
+		out = append(out, v.Instance)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
 // snapshot reads the current entries of the keys matching filter.
 func snapshot(ctx context.Context, kv jetstream.KeyValue, filter string) ([]jetstream.KeyValueEntry, error) {
 	// The watch lives until ctx ends, so ctx must end: give it a bound of

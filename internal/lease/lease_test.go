@@ -191,12 +191,18 @@ func TestOneManagerOwnsAll(t *testing.T) {
 	own, err := m.Ownership(context.Background(), testSet)
 	require.NoError(t, err)
 	require.Equal(t, map[int]string{0: "a", 1: "a", 2: "a", 3: "a"}, own)
+	members, err := m.Members(context.Background(), testSet)
+	require.NoError(t, err)
+	require.Equal(t, []string{"a"}, members)
 
 	require.NoError(t, m.Stop(context.Background()))
 	require.Empty(t, m.Owned(testSet))
 	own, err = m.Ownership(context.Background(), testSet)
 	require.NoError(t, err)
 	require.Empty(t, own, "Stop frees the keys")
+	members, err = m.Members(context.Background(), testSet)
+	require.NoError(t, err)
+	require.Empty(t, members, "Stop ends the membership")
 	require.Len(t, tr.causesOf("a"), 4)
 	for _, c := range tr.causesOf("a") {
 		require.ErrorIs(t, c, ErrStopped)
@@ -236,6 +242,9 @@ func TestThreeManagersBalance(t *testing.T) {
 	own, err := a.Ownership(context.Background(), testSet)
 	require.NoError(t, err)
 	require.Len(t, own, 8)
+	members, err := a.Members(context.Background(), testSet)
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "b", "c"}, members)
 	for _, m := range []*Manager{a, b, c} {
 		for _, u := range m.Owned(testSet) {
 			require.Equal(t, m.cfg.InstanceID, own[u], "unit %d", u)
