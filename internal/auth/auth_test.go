@@ -296,6 +296,33 @@ func TestKeysImport(t *testing.T) {
 	require.True(t, p.Allows(Need{Verb: VerbAdmin}))
 }
 
+// Instances started together with one key file import it at the same
+// moment: every import succeeds with the one stored key.
+func TestKeysImportedTogether(t *testing.T) {
+	t.Parallel()
+	eng := enginetest.Embedded(t)
+	ctx := context.Background()
+	kv := newBucket(t, eng)
+	tok := NewToken()
+	o := CreateOptions{Name: "bootstrap", Scopes: []string{"admin"}}
+	const n = 8
+	var keys [n]*Keys
+	for i := range keys {
+		keys[i] = openKeys(t, kv, &fakeClock{t: time.Now()})
+	}
+	var wg sync.WaitGroup
+	got, errs := make([]Key, n), make([]error, n)
+	for i := range keys {
+		wg.Go(func() { got[i], errs[i] = keys[i].Import(ctx, tok, o) })
+	}
+	wg.Wait()
+	for i := range keys {
+		require.NoError(t, errs[i], "instance %d", i)
+		require.Equal(t, got[0].ID, got[i].ID)
+		require.Equal(t, got[0].Created, got[i].Created, "the one stored key")
+	}
+}
+
 func TestCredential(t *testing.T) {
 	t.Parallel()
 	tok := NewToken()

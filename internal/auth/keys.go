@@ -284,19 +284,34 @@ func (k *Keys) Import(ctx context.Context, token string, o CreateOptions) (Key, 
 	if err != nil {
 		return Key{}, badRequest{err}
 	}
-	if kve, err := k.kv.Get(ctx, keyName(id)); err == nil {
-		var existing Key
-		if err := json.Unmarshal(kve.Value(), &existing); err != nil {
-			return Key{}, fmt.Errorf("auth: key %s: unreadable record: %w", id, err)
-		}
-		if !hashMatches(existing.Hash, secret) {
-			return Key{}, badRequest{fmt.Errorf("a different key with id %s exists; make a new token (remove the file to have one made)", id)}
-		}
-		return existing, nil
-	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+	key, err := k.importExisting(ctx, id, secret)
+	if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return key, err
+	}
+	key, err = k.store(ctx, id, secret, o)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		// Another instance imported it at the same moment (instances
+		// started together with one key file).
+		return k.importExisting(ctx, id, secret)
+	}
+	return key, err
+}
+
+// importExisting returns the stored key id when secret is its own, and an
+// error wrapping jetstream.ErrKeyNotFound when no key id is stored.
+func (k *Keys) importExisting(ctx context.Context, id, secret string) (Key, error) {
+	kve, err := k.kv.Get(ctx, keyName(id))
+	if err != nil {
 		return Key{}, fmt.Errorf("auth: read key %s: %w", id, err)
 	}
-	return k.store(ctx, id, secret, o)
+	var existing Key
+	if err := json.Unmarshal(kve.Value(), &existing); err != nil {
+		return Key{}, fmt.Errorf("auth: key %s: unreadable record: %w", id, err)
+	}
+	if !hashMatches(existing.Hash, secret) {
+		return Key{}, badRequest{fmt.Errorf("a different key with id %s exists; make a new token (remove the file to have one made)", id)}
+	}
+	return existing, nil
 }
 
 func (k *Keys) store(ctx context.Context, id, secret string, o CreateOptions) (Key, error) {
