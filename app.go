@@ -108,6 +108,13 @@ type Config struct {
 	// when another process holds it (instances sharing a directory with an
 	// external NATS), a new ID with the process id.
 	InstanceID string
+	// Replicas is how many copies a NATS cluster keeps of every stream and
+	// bucket Sluice creates (hubs, queues, checkpoints, leases, breakers,
+	// idempotency keys, timers, blobs): 1 to 5. Default: 1 on a single
+	// server (the embedded one included), the cluster's size up to 3 on a
+	// cluster. Resources that have more keep them; existing ones with
+	// fewer are raised to it at start.
+	Replicas int
 	// LeaseExpiry is how long a partition lease lasts without renewal;
 	// a dead instance's partitions are taken over after it. Default 30s.
 	LeaseExpiry time.Duration
@@ -444,6 +451,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		User: a.cfg.NATSUser, Password: a.cfg.NATSPassword, Token: a.cfg.NATSToken,
 		TLSCert: a.cfg.NATSTLSCert, TLSKey: a.cfg.NATSTLSKey, TLSCA: a.cfg.NATSCA, Insecure: a.cfg.Insecure,
 		Sync: a.cfg.Sync, SyncEvery: a.cfg.SyncEvery, Name: "sluice " + a.cfg.InstanceID, Logger: a.log,
+		Replicas: a.cfg.Replicas,
 	})
 	if err != nil {
 		return err
@@ -529,7 +537,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	a.ready.Store(true)
 	a.log.Info("sluice started", "instance", a.cfg.InstanceID, "data_dir", a.cfg.DataDir,
 		"nats", cmp.Or(redactURL(a.cfg.NATSURL), "embedded"), "nats_listen", a.eng.ClientURL(), "http", a.Addr(),
-		"functions", len(a.fns))
+		"functions", len(a.fns), "replicas", a.eng.Replicas())
 	return nil
 }
 

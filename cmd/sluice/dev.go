@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ type instanceFlags struct {
 	dataDir, natsURL, natsListen, http, sync, logLevel, docStore string
 	breakerWebhook, configFile, instanceID                       string
 	leaseExpiry                                                  time.Duration
+	replicas                                                     int
 	fs                                                           *flag.FlagSet
 	// security
 	publicHosts                       listFlag
@@ -48,6 +50,7 @@ func addInstanceFlags(fs *flag.FlagSet, dataDir string) *instanceFlags {
 	fs.StringVar(&f.http, "http", envOr("SLUICE_HTTP", "127.0.0.1:7070"), "address of the HTTP API, /metrics and health checks (env SLUICE_HTTP)")
 	fs.StringVar(&f.sync, "sync", envOr("SLUICE_SYNC", sluice.SyncAlways), "durability: always (acknowledged = fsynced) or interval (fsync every second)")
 	fs.DurationVar(&f.leaseExpiry, "lease-expiry", 30*time.Second, "how long a dead instance keeps its partitions before others take over")
+	fs.IntVar(&f.replicas, "replicas", envInt("SLUICE_REPLICAS"), "copies a NATS cluster keeps of every stream and bucket, 1 to 5 (env SLUICE_REPLICAS; default: 1 on one server, the cluster's size up to 3 on a cluster)")
 	fs.StringVar(&f.instanceID, "instance-id", os.Getenv("SLUICE_INSTANCE_ID"), "this instance's name, unique among running instances (a StatefulSet pod's name, say); restarted under the same name it takes its partitions back at once (env SLUICE_INSTANCE_ID; default: the data directory's, kept in DIR/INSTANCE)")
 	fs.StringVar(&f.breakerWebhook, "breaker-webhook", os.Getenv("SLUICE_BREAKER_WEBHOOK"), "URL that receives every circuit breaker transition as a JSON POST (env SLUICE_BREAKER_WEBHOOK)")
 	fs.StringVar(&f.logLevel, "log-level", envOr("SLUICE_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
@@ -85,6 +88,13 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
+// envInt is the integer in environment variable name, or 0 when it is unset
+// or not a number (the flag's check then reports a bad value).
+func envInt(name string) int {
+	n, _ := strconv.Atoi(os.Getenv(name))
+	return n
+}
+
 func envOr(name, def string) string {
 	if v := os.Getenv(name); v != "" {
 		return v
@@ -101,6 +111,11 @@ func (f *instanceFlags) config() (sluice.Config, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return sluice.Config{}, usagef("--log-level %q: use debug, info, warn or error", f.logLevel)
+	}
+	if v := os.Getenv("SLUICE_REPLICAS"); v != "" {
+		if _, err := strconv.Atoi(v); err != nil {
+			return sluice.Config{}, usagef("SLUICE_REPLICAS %q: give a number of copies, 1 to 5", v)
+		}
 	}
 	if f.sync != sluice.SyncAlways && f.sync != sluice.SyncInterval {
 		return sluice.Config{}, usagef("--sync %q: use always or interval", f.sync)
@@ -120,7 +135,7 @@ func (f *instanceFlags) config() (sluice.Config, error) {
 	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 	return sluice.Config{
 		DataDir: f.dataDir, NATSURL: f.natsURL, NATSListen: f.natsListen, HTTPAddr: f.http, DocStore: f.docStore,
-		Sync: f.sync, LeaseExpiry: f.leaseExpiry, InstanceID: f.instanceID, Logger: logger, BreakerWebhook: f.breakerWebhook, Functions: fns,
+		Sync: f.sync, LeaseExpiry: f.leaseExpiry, InstanceID: f.instanceID, Replicas: f.replicas, Logger: logger, BreakerWebhook: f.breakerWebhook, Functions: fns,
 		FunctionKeys: splitList(os.Getenv("SLUICE_FUNCTION_KEYS")), AdminKey: os.Getenv("SLUICE_ADMIN_KEY"),
 		PublicHosts: f.publicHosts.vals, AdminKeyFile: f.adminKeyFile, Insecure: f.insecure, TLSCert: f.tlsCert, TLSKey: f.tlsKey,
 		NATSUser: f.natsUser, NATSPassword: f.natsPassword, NATSToken: f.natsToken,

@@ -130,13 +130,13 @@ func hubDescribe(args []string) error {
 	}
 	c.print(raw, func(w *tabwriter.Writer) {
 		fmt.Fprintf(w, "hub %s: %d partitions, retention %s, created %s\n\n", h.Name, h.Partitions, h.Retention, h.Created.Local().Format(time.DateTime))
-		fmt.Fprintln(w, "PARTITION\tRECORDS\tBYTES\tFIRST SEQ\tLAST SEQ\tLAST ENQUEUED")
+		fmt.Fprintln(w, "PARTITION\tRECORDS\tBYTES\tFIRST SEQ\tLAST SEQ\tLAST ENQUEUED\tREPLICAS")
 		for _, p := range h.PartitionInfo {
 			last := "-"
 			if !p.LastEnqueued.IsZero() {
 				last = p.LastEnqueued.Local().Format(time.DateTime)
 			}
-			fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%d\t%s\n", p.Partition, p.Records, p.Bytes, p.FirstSequence, p.LastSequence, last)
+			fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%d\t%s\t%s\n", p.Partition, p.Records, p.Bytes, p.FirstSequence, p.LastSequence, last, replicasText(p))
 		}
 	})
 	return nil
@@ -269,4 +269,29 @@ Examples:
 		}
 	})
 	return nil
+}
+
+// replicasText says how a partition is replicated: "1", or the count, the
+// leader and each follower's state, as "3: leader n1; n2 current, n3 12
+// behind".
+func replicasText(p hub.PartitionInfo) string {
+	if p.Replicas <= 1 {
+		return "1"
+	}
+	leader := p.Leader
+	if leader == "" {
+		leader = "(being elected)"
+	}
+	parts := make([]string, 0, len(p.Followers))
+	for _, f := range p.Followers {
+		switch {
+		case f.Offline:
+			parts = append(parts, f.Server+" offline")
+		case f.Current:
+			parts = append(parts, f.Server+" current")
+		default:
+			parts = append(parts, fmt.Sprintf("%s %d behind", f.Server, f.Lag))
+		}
+	}
+	return fmt.Sprintf("%d: leader %s; %s", p.Replicas, leader, strings.Join(parts, ", "))
 }

@@ -206,7 +206,8 @@ type ContainerInfo struct {
 
 // Options tune the service. Zero values mean the defaults.
 type Options struct {
-	// Replicas is the replica count of each container's stream. Default 1.
+	// Replicas is the replica count of each container's stream. Default
+	// 0: the engine's (engine.Config.Replicas; 1 on a single server).
 	Replicas int
 	// MaxBlobBytes bounds one blob. Default 256 MiB.
 	MaxBlobBytes int64
@@ -233,7 +234,6 @@ type bucket struct {
 
 // Open returns a service on js.
 func Open(js jetstream.JetStream, opts Options) *Service {
-	opts.Replicas = cmp.Or(opts.Replicas, 1)
 	opts.MaxBlobBytes = cmp.Or(opts.MaxBlobBytes, DefaultMaxBlobBytes)
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

@@ -104,6 +104,11 @@ type Config struct {
 	// them. Readers prefetch up to this much per partition, so a larger
 	// limit costs memory.
 	MaxPayload int32
+	// Replicas is how many copies the server keeps of each stream, KV bucket
+	// and object store Sluice creates: 1 to 5. Default (0): 1 on a single
+	// server, the cluster's size up to 3 on a cluster. An existing resource
+	// with more replicas keeps them.
+	Replicas int
 	// PublishAckTimeout bounds the wait for the engine to confirm an
 	// asynchronous publish (hub records): past it the publish fails as
 	// unconfirmed instead of holding its partition. Default 10s.
@@ -156,8 +161,9 @@ type Engine struct {
 	ReadConn *nats.Conn
 	ReadJS   jetstream.JetStream
 
-	srv    *server.Server
-	logger *slog.Logger
+	srv      *server.Server
+	logger   *slog.Logger
+	replicas int
 }
 
 // Start embeds a server or connects to the configured one, and waits until
@@ -197,6 +203,9 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	if err == nil {
 		err = waitJetStream(ctx, e.JS)
+	}
+	if err == nil {
+		err = e.settleReplicas(cfg)
 	}
 	if err != nil {
 		e.Close()

@@ -157,8 +157,9 @@ type Options struct {
 	MaxRecordBytes int
 	// MaxEventBytes bounds one event (body, key and properties). Default 1 MiB.
 	MaxEventBytes int
-	// Replicas is the stream replica count (1 for a single server, 3 for a
-	// cluster). Default 1.
+	// Replicas is the replica count of the hubs' streams and buckets.
+	// Default 0: the engine's (engine.Config.Replicas; 1 on a single
+	// server).
 	Replicas int
 	// ReadJS, if set, is a separate connection for readers, so that reading
 	// does not queue behind publishing on one connection. Default: the
@@ -233,7 +234,6 @@ func Open(ctx context.Context, js jetstream.JetStream, maxPayload int64, opts Op
 	opts.MaxRecordBytes = cmp.Or(opts.MaxRecordBytes, 1<<20)
 	chosenEventBytes := opts.MaxEventBytes != 0
 	opts.MaxEventBytes = cmp.Or(opts.MaxEventBytes, 1<<20)
-	opts.Replicas = cmp.Or(opts.Replicas, 1)
 	opts.DuplicateWindow = cmp.Or(opts.DuplicateWindow, DefaultDuplicateWindow)
 	if opts.DuplicateWindow < MinDuplicateWindow || opts.DuplicateWindow > MaxDuplicateWindow {
 		return nil, fmt.Errorf("%w duplicate window %s: must be between %s and %s", ErrInvalid, opts.DuplicateWindow, MinDuplicateWindow, MaxDuplicateWindow)
@@ -579,8 +579,26 @@ type PartitionInfo struct {
 	FirstSequence int64     `json:"first_sequence"`
 	LastSequence  int64     `json:"last_sequence"`
 	LastEnqueued  time.Time `json:"last_enqueued,omitzero"`
+	// Replicas is how many copies the engine keeps of the partition; on a
+	// cluster, Leader is the server that takes its writes (empty while
+	// one is elected) and Followers the other copies.
+	Replicas  int            `json:"replicas"`
+	Leader    string         `json:"leader,omitempty"`
+	Followers []ReplicaState `json:"followers,omitempty"`
 	// nextRecord is the stream sequence of the partition's next record.
 	nextRecord uint64
+}
+
+// ReplicaState is a follower copy of a partition.
+type ReplicaState struct {
+	Server string `json:"server"`
+	// Current: it has every record the leader has; otherwise Lag records
+	// are missing. Offline: the server does not answer.
+	Current bool   `json:"current"`
+	Offline bool   `json:"offline,omitempty"`
+	Lag     uint64 `json:"lag"`
+	// Seen is how long ago the leader last heard from it.
+	Seen time.Duration `json:"seen_ns"`
 }
 
 // Describe returns the hub's definition and the state of each partition.
@@ -614,8 +632,16 @@ func (s *Service) partitionInfo(ctx context.Context, name string, p int) (Partit
 	if err != nil {
 		return pi, fmt.Errorf("hub: partition %d of %s: %w", p, name, err)
 	}
-	state := st.CachedInfo().State
+	ci := st.CachedInfo()
+	state := ci.State
 	pi.Records, pi.Bytes = state.Msgs, state.Bytes
+	pi.Replicas = max(ci.Config.Replicas, 1)
+	if c := ci.Cluster; c != nil && pi.Replicas > 1 {
+		pi.Leader = c.Leader
+		for _, r := range c.Replicas {
+			pi.Followers = append(pi.Followers, ReplicaState{Server: r.Name, Current: r.Current, Offline: r.Offline, Lag: r.Lag, Seen: r.Active})
+		}
+	}
 	pi.nextRecord = state.LastSeq + 1
 	if state.Msgs == 0 {
 		return pi, nil

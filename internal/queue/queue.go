@@ -153,7 +153,8 @@ func (c Config) validate(maxPayload int) error {
 
 // Options tune the service. Zero values mean the defaults.
 type Options struct {
-	// Replicas is the stream replica count. Default 1.
+	// Replicas is the replica count of the queues' streams. Default 0: the
+	// engine's (engine.Config.Replicas; 1 on a single server).
 	Replicas int
 	Logger   *slog.Logger
 }
@@ -207,7 +208,6 @@ func (s *Service) MaxMessageBytesLimit() int { return s.maxPayload }
 
 // Open returns a service on js. maxPayload is the server's message limit.
 func Open(js jetstream.JetStream, maxPayload int64, opts Options) *Service {
-	opts.Replicas = cmp.Or(opts.Replicas, 1)
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
