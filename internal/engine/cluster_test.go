@@ -283,6 +283,15 @@ func TestEngineOnDefaultServer(t *testing.T) {
 	require.NoError(t, c.Kill(0))
 	require.NoError(t, c.Restart(ctx, 0))
 	require.NoError(t, c.WaitCurrent(ctx, "s"))
+	// The engine writes nothing while it reconnects (no reconnect buffer):
+	// wait for its connection to be back.
+	for !eng.Conn.IsConnected() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the engine did not reconnect: %v", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 	s, err := eng.JS.Stream(ctx, "s")
 	require.NoError(t, err)
 	msg, err := s.GetMsg(ctx, 1)

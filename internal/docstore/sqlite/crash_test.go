@@ -10,7 +10,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -69,13 +68,14 @@ func TestWritesSurviveKill(t *testing.T) {
 	require.NoError(t, cmd.Start())
 	acked := map[string]string{}
 	sc := bufio.NewScanner(stdout)
-	deadline := time.Now().Add(30 * time.Second)
+	// However slow the machine: the kill comes after 2,000 acknowledged
+	// writes (the test binary's -timeout bounds a child that hangs).
 	for len(acked) < 2000 && sc.Scan() {
 		f := strings.Fields(sc.Text())
 		require.Equal(t, "ok", f[0], sc.Text())
 		acked[f[1]] = f[2]
-		require.True(t, time.Now().Before(deadline), "the child wrote only %d documents", len(acked))
 	}
+	require.Len(t, acked, 2000, "the child stopped writing early")
 	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 	for sc.Scan() { // what it acknowledged before dying
 		if f := strings.Fields(sc.Text()); len(f) == 3 && f[0] == "ok" {
