@@ -243,7 +243,7 @@ func TestEngineOnCluster(t *testing.T) {
 	// With a node down, even first in the list, an engine starts and
 	// JetStream works (an R1 stream: placing an R3 one needs three live
 	// servers).
-	second, err := engine.Start(ctx, engine.Config{URL: c.NodeURL(meta) + "," + c.URL()})
+	second, err := engine.Start(ctx, engine.Config{URL: c.NodeURL(meta) + "," + c.URL(), Replicas: 1})
 	require.NoError(t, err)
 	defer second.Close()
 	_, err = second.JS.AccountInfo(ctx)

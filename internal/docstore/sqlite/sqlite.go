@@ -108,7 +108,10 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.SyncNormal {
 		sync = "NORMAL"
 	}
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_pragma=synchronous(" + sync + ")" + tuning
+	// busy_timeout first: the pragmas run in order when a connection opens,
+	// and journal_mode(WAL) waits for other openers' locks only once it is
+	// set (else concurrent opens failed at once with SQLITE_BUSY).
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(ON)&_pragma=synchronous(" + sync + ")" + tuning
 	w, err := sql.Open("sqlite", dsn+writerCache+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("docstore: open %s: %w", path, err)
