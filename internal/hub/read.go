@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 )
 
 // StartKind says where reading a partition begins.
@@ -58,6 +59,8 @@ type Reader struct {
 	cons      jetstream.Consumer        // it's consumer
 	tail      *tailSub                  // nil without a tail
 	last      uint64                    // stream sequence of the last record read
+	delivered uint64                    // it's delivery sequence of the last record read
+	from      jetstream.ConsumerConfig  // the start position's, for a new consumer before the first record
 	// Events of record skipRec below skipIdx are before the start position.
 	skipRec uint64
 	skipIdx int
@@ -76,7 +79,7 @@ const tailIdleCheck = time.Second
 
 // OpenReader starts reading a partition at from.
 func (s *Service) OpenReader(ctx context.Context, name string, partition int, from Start) (*Reader, error) {
-	cfg := jetstream.OrderedConsumerConfig{}
+	cfg := jetstream.ConsumerConfig{}
 	r := &Reader{s: s, hub: name, partition: partition, stream: StreamName(name, partition)}
 	switch from.Kind {
 	case StartEarliest:
@@ -106,6 +109,7 @@ func (s *Service) OpenReader(ctx context.Context, name string, partition int, fr
 		// after the store's last one at switch-over is on the tail.
 		r.tail = s.tails.subscribe(r.stream)
 	}
+	r.from = cfg
 	if err := r.follow(ctx, cfg); err != nil {
 		r.Close()
 		return nil, err
@@ -113,20 +117,35 @@ func (s *Service) OpenReader(ctx context.Context, name string, partition int, fr
 	return r, nil
 }
 
-// follow (re)starts reading the store.
-func (r *Reader) follow(ctx context.Context, cfg jetstream.OrderedConsumerConfig) error {
-	cons, err := r.s.opts.ReadJS.OrderedConsumer(ctx, r.stream, cfg)
+// readerInactive is how long the server keeps a reader's consumer after its
+// last pull, when the reader could not delete it (its process died).
+const readerInactive = 5 * time.Minute
+
+// follow (re)starts reading the store, from cfg's start position, on an
+// ephemeral consumer of its own: one copy in memory, acknowledging
+// nothing. A failure (the consumer lost with its server, heartbeats
+// missing while a leader is elected) ends Next with an error, and the
+// caller opens a new reader from where it is: unlike nats.go's ordered
+// consumer, whose recovery retries without end and without a context, a
+// reader here never waits on the engine beyond its caller's context.
+func (r *Reader) follow(ctx context.Context, cfg jetstream.ConsumerConfig) error {
+	cfg.Name = "sluice-read-" + nuid.Next()
+	cfg.AckPolicy = jetstream.AckNonePolicy
+	cfg.MemoryStorage = true
+	cfg.Replicas = 1
+	cfg.InactiveThreshold = readerInactive
+	cons, err := r.s.opts.ReadJS.CreateConsumer(ctx, r.stream, cfg)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("%w: %s (partition %d)", ErrNotFound, r.hub, r.partition)
 	}
 	if err != nil {
-		return fmt.Errorf("hub: open reader on %s partition %d: %w", r.hub, r.partition, err)
+		return fmt.Errorf("hub: open reader on %s partition %d: %w", r.hub, r.partition, unavailable(err))
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(512, r.s.readBytes))
+	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(512, r.s.readBytes), jetstream.WithMessagesErrOnMissingHeartbeat(true))
 	if err != nil {
 		return fmt.Errorf("hub: open reader on %s partition %d: %w", r.hub, r.partition, err)
 	}
-	r.it, r.cons = it, cons
+	r.it, r.cons, r.delivered = it, cons, 0
 	return nil
 }
 
@@ -163,7 +182,10 @@ func (r *Reader) stopStore() {
 
 // followAfterLast goes back to reading the store after the last record read.
 func (r *Reader) followAfterLast(ctx context.Context) error {
-	return r.follow(ctx, jetstream.OrderedConsumerConfig{
+	if r.last == 0 {
+		return r.follow(ctx, r.from) // nothing read yet: from the start position
+	}
+	return r.follow(ctx, jetstream.ConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: r.last + 1})
 }
 
@@ -187,12 +209,28 @@ func (r *Reader) Next(ctx context.Context) ([]StoredEvent, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			return nil, fmt.Errorf("hub: read %s partition %d: %w", r.hub, r.partition, err)
+			// The consumer failed (lost with its server, or silent while a
+			// leader is elected): read on from a new one, or say why not.
+			r.stopStore()
+			if ferr := r.followAfterLast(ctx); ferr != nil {
+				return nil, fmt.Errorf("hub: read %s partition %d: %w (and again: %w)", r.hub, r.partition, unavailable(err), ferr)
+			}
+			continue
 		}
 		meta, err := msg.Metadata()
 		if err != nil {
 			return nil, fmt.Errorf("hub: read %s partition %d: %w", r.hub, r.partition, err)
 		}
+		if meta.Sequence.Consumer != r.delivered+1 {
+			// A record lost between the server and here (a slow reader's
+			// messages dropped): read again from after the last one read.
+			r.stopStore()
+			if err := r.followAfterLast(ctx); err != nil {
+				return nil, fmt.Errorf("hub: read %s partition %d after a gap in delivery: %w", r.hub, r.partition, err)
+			}
+			continue
+		}
+		r.delivered = meta.Sequence.Consumer
 		seq := meta.Sequence.Stream
 		if r.want > 0 && !r.gapSeen {
 			r.gapSeen = true
