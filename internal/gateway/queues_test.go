@@ -381,6 +381,9 @@ func TestSendErrors(t *testing.T) {
 	const q = "strict"
 	f.createQueue(t, `{"name":"strict","max_message_bytes":1000}`)
 	f.send(t, q, `{"messages":[{"body":"already there"}]}`)
+	// The server counts a new message in the consumer's pending count a
+	// moment after acknowledging it (asynchronously): wait until it shows.
+	require.Eventually(t, func() bool { return f.stored(t, q) == 1 }, time.Minute, 10*time.Millisecond)
 
 	big := strings.Repeat("x", 1001)
 	tooMany := `{"messages":[` + strings.Repeat(`{},`, gateway.MaxSendMessages) + `{}]}`
