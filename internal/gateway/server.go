@@ -27,9 +27,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/sluicehq/sluice/internal/auth"
 	"github.com/sluicehq/sluice/internal/blob"
 	"github.com/sluicehq/sluice/internal/deadletter"
@@ -275,13 +272,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 // retryAfter is the Retry-After of 503 answers, in seconds.
 const retryAfter = "5"
 
-// unavailableErrors are the errors of a backend that does not answer.
+// unavailableErrors are the errors of a backend that does not answer,
+// beside the engine's own (hub.IsEngineDown).
 var unavailableErrors = []error{
 	docstore.ErrUnavailable, hub.ErrUnavailable,
-	nats.ErrConnectionClosed, nats.ErrConnectionDraining, nats.ErrConnectionReconnecting, nats.ErrDisconnected, nats.ErrReconnectBufExceeded,
-	nats.ErrNoServers, nats.ErrNoResponders, nats.ErrTimeout, nats.ErrStaleConnection,
-	jetstream.ErrNoHeartbeat, jetstream.ErrServerShutdown, jetstream.ErrJetStreamNotEnabled,
-	context.DeadlineExceeded,
 	syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EPIPE,
 	sql.ErrConnDone, driver.ErrBadConn,
 }
@@ -300,8 +294,7 @@ func unavailable(r *http.Request, err error) bool {
 			return true
 		}
 	}
-	var ae *jetstream.APIError
-	if errors.As(err, &ae) && ae.Code == http.StatusServiceUnavailable && !hub.IsStorageRefusal(err) {
+	if hub.IsEngineDown(err) {
 		return true
 	}
 	var ne net.Error

@@ -15,13 +15,14 @@ import (
 var engineDown = []error{
 	nats.ErrConnectionClosed, nats.ErrConnectionDraining, nats.ErrConnectionReconnecting, nats.ErrDisconnected, nats.ErrReconnectBufExceeded,
 	nats.ErrNoServers, nats.ErrNoResponders, nats.ErrTimeout, nats.ErrStaleConnection,
-	jetstream.ErrNoStreamResponse, jetstream.ErrServerShutdown, jetstream.ErrAsyncPublishTimeout,
-	context.DeadlineExceeded,
+	jetstream.ErrNoStreamResponse, jetstream.ErrNoHeartbeat, jetstream.ErrServerShutdown, jetstream.ErrJetStreamNotEnabled,
+	jetstream.ErrAsyncPublishTimeout, context.DeadlineExceeded,
 }
 
-// isEngineDown reports whether err says the engine did not answer, as
-// opposed to an answer (a refusal, a missing key).
-func isEngineDown(err error) bool {
+// IsEngineDown reports whether err says the engine did not answer, as
+// opposed to an answer (a refusal, a missing key): the errors every
+// service on the engine gets, whichever made the call.
+func IsEngineDown(err error) bool {
 	for _, target := range engineDown {
 		if errors.Is(err, target) {
 			return true
@@ -34,7 +35,7 @@ func isEngineDown(err error) bool {
 // unavailable marks err with ErrUnavailable when it says the engine did
 // not answer, and returns it unchanged otherwise.
 func unavailable(err error) error {
-	if err == nil || errors.Is(err, ErrUnavailable) || !isEngineDown(err) {
+	if err == nil || errors.Is(err, ErrUnavailable) || !IsEngineDown(err) {
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
