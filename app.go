@@ -502,6 +502,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		}
 	}
 	a.metrics = telemetry.NewMetrics()
+	a.metrics.CountHubResends(a.hubSvc.Resends)
 	a.leases, err = lease.Open(ctx, a.eng.JS, lease.Config{InstanceID: a.cfg.InstanceID, ExclusiveID: a.identity != nil, Expiry: a.cfg.LeaseExpiry, Logger: a.log})
 	if err != nil {
 		return err

@@ -203,7 +203,9 @@ type Service struct {
 	// before it stops (tests shorten it).
 	batcherIdle time.Duration
 	atomicIDs   atomic.Bool // the id bucket takes atomic batches
-	idCost      writeCost
+	// resends counts records sent again after a lost acknowledgement.
+	resends atomic.Int64
+	idCost  writeCost
 
 	mu    sync.Mutex
 	cache map[string]*hubState
@@ -342,6 +344,10 @@ func (s *Service) openIDs(ctx context.Context) error {
 // MaxEventBytes is the effective maximum event size.
 func (s *Service) MaxEventBytes() int { return s.opts.MaxEventBytes }
 
+// Resends returns how many records were sent again because the engine's
+// acknowledgement of an earlier send was lost (see batcher.await).
+func (s *Service) Resends() int64 { return s.resends.Load() }
+
 // Create creates a hub and its partition streams.
 func (s *Service) Create(ctx context.Context, cfg Config) (Info, error) {
 	cfg = cfg.withDefaults()
@@ -474,7 +480,7 @@ func streamConfig(cfg Config, p, replicas int) jetstream.StreamConfig {
 		MaxAge:      cfg.RetentionAge,
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
-		Duplicates:  time.Minute,
+		Duplicates:  duplicateWindow,
 	}
 	if cfg.RetentionBytes > 0 {
 		sc.MaxBytes = max(cfg.RetentionBytes/int64(cfg.Partitions), 1)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/sluicehq/sluice/internal/service"
 )
@@ -115,6 +116,9 @@ func (s *Service) batcher(st *hubState, p int) *batcher {
 		acks:    make(chan *sentRecord, maxInflightRecords),
 		wake:    make(chan struct{}, 1),
 		stopped: make(chan struct{}),
+		// A record id only needs to be unique within the stream's
+		// duplicate window.
+		idPrefix: nuid.Next() + ".",
 	}
 	started := s.life.Go(func() {
 		var acks sync.WaitGroup
@@ -361,6 +365,10 @@ type batcher struct {
 	cur      []piece
 	curBytes int
 	curCount int
+	// Each record's Nats-Msg-Id is idPrefix (unique to this batcher) and
+	// the count of records it sent.
+	idPrefix string
+	sent     uint64
 
 	// Of the ack goroutine: when streamGone last asked, and the answer.
 	checkedAt time.Time
@@ -368,11 +376,23 @@ type batcher struct {
 }
 
 type sentRecord struct {
+	msg    *nats.Msg // carries the record's Nats-Msg-Id, for a resend
+	sentAt time.Time
 	fut    jetstream.PubAckFuture
 	err    error
 	pieces []piece
 	buf    *[]byte // the record's bytes, pooled again once acknowledged
 }
+
+// duplicateWindow is the hub streams' JetStream duplicate window: a
+// record sent again with the same Nats-Msg-Id within it is not stored
+// twice, and its acknowledgement gives the stored copy's sequence.
+const duplicateWindow = time.Minute
+
+// resendFor bounds how long after its first send a record whose
+// acknowledgement was lost is sent again: well inside duplicateWindow, so
+// that a resend can never store it twice.
+const resendFor = duplicateWindow * 2 / 3
 
 // recordBufs recycles record buffers: large, so allocating and zeroing one
 // per record costs more than the rest of packing.
@@ -503,10 +523,15 @@ func (b *batcher) flush() {
 	buf := recordBufs.Get().(*[]byte)
 	data := appendRecord((*buf)[:0], time.Now(), events)
 	*buf = data
-	msg := &nats.Msg{Subject: b.subj, Data: data, Header: nats.Header{HeaderEvents: []string{strconv.Itoa(b.curCount)}}}
+	b.sent++
+	msg := &nats.Msg{Subject: b.subj, Data: data, Header: nats.Header{
+		HeaderEvents:          []string{strconv.Itoa(b.curCount)},
+		jetstream.MsgIDHeader: []string{b.idPrefix + strconv.FormatUint(b.sent, 36)},
+	}}
+	sentAt := time.Now()
 	fut, err := b.s.publishAsync(msg, jetstream.WithExpectStream(b.stream))
 	b.inflight.Add(1)
-	b.acks <- &sentRecord{fut: fut, err: err, pieces: b.cur, buf: buf}
+	b.acks <- &sentRecord{msg: msg, sentAt: sentAt, fut: fut, err: err, pieces: b.cur, buf: buf}
 	b.cur, b.curBytes, b.curCount = nil, 0, 0
 }
 
@@ -515,17 +540,7 @@ func (b *batcher) ack() {
 	defer close(b.stopped)
 	hard := b.s.life.Context().Done()
 	for sr := range b.acks {
-		var seq uint64
-		err := sr.err
-		if err == nil {
-			select {
-			case a := <-sr.fut.Ok():
-				seq = a.Sequence
-			case err = <-sr.fut.Err():
-			case <-hard:
-				err = errors.New("the service stopped before the record was acknowledged")
-			}
-		}
+		seq, err := b.await(sr, hard)
 		if err != nil {
 			err = b.publishError(err)
 		}
@@ -549,6 +564,68 @@ func (b *batcher) ack() {
 		b.inflight.Add(-1)
 	}
 }
+
+// await waits for a record's acknowledgement and returns its sequence.
+// When the acknowledgement is lost (the engine stored the record, or not,
+// and the answer never came), the record is sent again with the same
+// Nats-Msg-Id until an answer comes, for at most resendFor after the first
+// send: a record stored the first time is not stored again, and the
+// answer, the first copy's sequence, is exact. A record lost before the
+// engine stored it is stored by the resend, after the records sent since:
+// events of one partition keep their order except across such a loss.
+func (b *batcher) await(sr *sentRecord, hard <-chan struct{}) (uint64, error) {
+	if sr.err != nil {
+		return 0, sr.err
+	}
+	stopped := errors.New("the service stopped before the record was acknowledged")
+	fut, resent := sr.fut, false
+	pause := 100 * time.Millisecond
+	for {
+		var err error
+		select {
+		case a := <-fut.Ok():
+			return a.Sequence, nil
+		case err = <-fut.Err():
+		case <-hard:
+			return 0, stopped
+		}
+		lost := errors.Is(err, jetstream.ErrAsyncPublishTimeout)
+		// Any other answer to the first send means the engine did not
+		// store the record. After a lost acknowledgement, though, a
+		// resend that finds nobody to answer says nothing of the first
+		// send: keep trying.
+		if !lost && (!resent || !IsEngineDown(err)) {
+			return 0, err
+		}
+		if time.Since(sr.sentAt) >= resendFor {
+			return 0, err
+		}
+		if !lost {
+			select {
+			case <-time.After(pause):
+			case <-hard:
+				return 0, stopped
+			}
+			pause = min(2*pause, 2*time.Second)
+		}
+		b.s.resends.Add(1)
+		resent = true
+		if fut, err = b.s.publishAsync(sr.msg, jetstream.WithExpectStream(b.stream)); err != nil {
+			fut = failedFuture{err}
+		}
+	}
+}
+
+// failedFuture is the future of a resend that could not be sent.
+type failedFuture struct{ err error }
+
+func (f failedFuture) Ok() <-chan *jetstream.PubAck { return nil }
+func (f failedFuture) Err() <-chan error {
+	c := make(chan error, 1)
+	c <- f.err
+	return c
+}
+func (f failedFuture) Msg() *nats.Msg { return nil }
 
 // publishAsync publishes msg asynchronously, waiting while the connection's
 // window of unacknowledged publishes is full (backpressure).

@@ -169,6 +169,15 @@ func PartitionLabel(p int) string { return strconv.Itoa(p) }
 // HTTPCodeLabel formats an HTTP status code as a metric label.
 func HTTPCodeLabel(code int) string { return strconv.Itoa(code) }
 
+// CountHubResends adds the counter sluice_hub_record_resends_total, read
+// from resends when the metrics are gathered.
+func (m *Metrics) CountHubResends(resends func() int64) {
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "sluice_hub_record_resends_total",
+		Help: "Hub records sent again by this instance because the engine's acknowledgement was lost (a node failing over, a slow stream); the resend carries the record's message id, so nothing is stored twice.",
+	}, func() float64 { return float64(resends()) }))
+}
+
 // deadLetterFresh is how long a count of the dead letters is reused:
 // counting costs a few requests to the engine per dead-letter queue, and
 // the overview gathers the metrics up to twice a second.
