@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -42,68 +44,147 @@ type replicated struct {
 // replicas is the count a resource named stream (the stream behind a
 // bucket or object store) gets: asked, or r.n when it asks for none, but
 // never fewer than it has.
-func (r replicated) replicas(ctx context.Context, stream string, asked int) int {
+// raising tells whether the resource exists with fewer replicas.
+func (r replicated) replicas(ctx context.Context, stream string, asked int) (n int, raising bool) {
 	want := asked
 	if want == 0 {
 		want = r.n
 	}
 	st, err := r.JetStream.Stream(ctx, stream)
 	if err != nil {
-		return want // new (or unknown: the server keeps its own on update)
+		return want, false // new (or unknown: the server keeps its own on update)
 	}
 	have := st.CachedInfo().Config.Replicas
 	if have > want {
-		return have
+		return have, false
 	}
 	if have < want {
 		r.log.Info("engine: raising the replicas of a stream", "stream", stream, "from", have, "to", want)
 	}
-	return want
+	return want, have < want
+}
+
+// settleFor bounds the wait for a stream whose replicas were raised to
+// have a leader and every new copy current.
+const settleFor = 30 * time.Second
+
+// settled waits, after a raise of stream's replicas, until the stream has
+// a leader and every copy is current: until then a write may wait on
+// copies still catching up, and fail its caller's timeout. A stream that
+// does not settle in settleFor is logged and left to settle by itself.
+func (r replicated) settled(ctx context.Context, stream string, raising bool, err error) error {
+	if err != nil || !raising {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, settleFor)
+	defer cancel()
+	for {
+		st, serr := r.JetStream.Stream(ctx, stream)
+		if serr == nil {
+			info := st.CachedInfo()
+			if c := info.Cluster; c != nil && c.Leader != "" && len(c.Replicas) == info.Config.Replicas-1 &&
+				!slices.ContainsFunc(c.Replicas, func(p *jetstream.PeerInfo) bool { return !p.Current }) {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			r.log.Warn("engine: a stream whose replicas were raised has not settled yet; writes to it may wait meanwhile", "stream", stream, "waited", settleFor)
+			return nil
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func (r replicated) CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	cfg.Replicas = r.replicas(ctx, cfg.Name, cfg.Replicas)
-	return r.JetStream.CreateStream(ctx, cfg)
+	var raising bool
+	cfg.Replicas, raising = r.replicas(ctx, cfg.Name, cfg.Replicas)
+	out, err := r.JetStream.CreateStream(ctx, cfg)
+	return out, r.settled(ctx, cfg.Name, raising, err)
 }
 
 func (r replicated) UpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	cfg.Replicas = r.replicas(ctx, cfg.Name, cfg.Replicas)
-	return r.JetStream.UpdateStream(ctx, cfg)
+	var raising bool
+	cfg.Replicas, raising = r.replicas(ctx, cfg.Name, cfg.Replicas)
+	out, err := r.JetStream.UpdateStream(ctx, cfg)
+	return out, r.settled(ctx, cfg.Name, raising, err)
 }
 
 func (r replicated) CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	cfg.Replicas = r.replicas(ctx, cfg.Name, cfg.Replicas)
-	return r.JetStream.CreateOrUpdateStream(ctx, cfg)
+	var raising bool
+	cfg.Replicas, raising = r.replicas(ctx, cfg.Name, cfg.Replicas)
+	out, err := r.JetStream.CreateOrUpdateStream(ctx, cfg)
+	return out, r.settled(ctx, cfg.Name, raising, err)
 }
 
 func (r replicated) CreateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	cfg.Replicas = r.replicas(ctx, "KV_"+cfg.Bucket, cfg.Replicas)
-	return r.JetStream.CreateKeyValue(ctx, cfg)
+	var raising bool
+	cfg.Replicas, raising = r.replicas(ctx, "KV_"+cfg.Bucket, cfg.Replicas)
+	out, err := r.JetStream.CreateKeyValue(ctx, cfg)
+	return out, r.settled(ctx, "KV_"+cfg.Bucket, raising, err)
 }
 
 func (r replicated) UpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	cfg.Replicas = r.replicas(ctx, "KV_"+cfg.Bucket, cfg.Replicas)
-	return r.JetStream.UpdateKeyValue(ctx, cfg)
+	var raising bool
+	cfg.Replicas, raising = r.replicas(ctx, "KV_"+cfg.Bucket, cfg.Replicas)
+	out, err := r.JetStream.UpdateKeyValue(ctx, cfg)
+	return out, r.settled(ctx, "KV_"+cfg.Bucket, raising, err)
 }
 
 func (r replicated) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	cfg.Replicas = r.replicas(ctx, "KV_"+cfg.Bucket, cfg.Replicas)
-	return r.JetStream.CreateOrUpdateKeyValue(ctx, cfg)
+	var raising bool
+	cfg.Replicas, raising = r.replicas(ctx, "KV_"+cfg.Bucket, cfg.Replicas)
+	out, err := r.JetStream.CreateOrUpdateKeyValue(ctx, cfg)
+	return out, r.settled(ctx, "KV_"+cfg.Bucket, raising, err)
 }
 
 func (r replicated) CreateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
-	cfg.Replicas = r.replicas(ctx, "OBJ_"+cfg.Bucket, cfg.Replicas)
-	return r.JetStream.CreateObjectStore(ctx, cfg)
+	var raising bool
+	cfg.Replicas, raising = r.replicas(ctx, "OBJ_"+cfg.Bucket, cfg.Replicas)
+	out, err := r.JetStream.CreateObjectStore(ctx, cfg)
+	return out, r.settled(ctx, "OBJ_"+cfg.Bucket, raising, err)
 }
 
 func (r replicated) UpdateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
-	cfg.Replicas = r.replicas(ctx, "OBJ_"+cfg.Bucket, cfg.Replicas)
-	return r.JetStream.UpdateObjectStore(ctx, cfg)
+	var raising bool
+	cfg.Replicas, raising = r.replicas(ctx, "OBJ_"+cfg.Bucket, cfg.Replicas)
+	out, err := r.JetStream.UpdateObjectStore(ctx, cfg)
+	return out, r.settled(ctx, "OBJ_"+cfg.Bucket, raising, err)
 }
 
 func (r replicated) CreateOrUpdateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
-	cfg.Replicas = r.replicas(ctx, "OBJ_"+cfg.Bucket, cfg.Replicas)
-	return r.JetStream.CreateOrUpdateObjectStore(ctx, cfg)
+	var raising bool
+	cfg.Replicas, raising = r.replicas(ctx, "OBJ_"+cfg.Bucket, cfg.Replicas)
+	out, err := r.JetStream.CreateOrUpdateObjectStore(ctx, cfg)
+	return out, r.settled(ctx, "OBJ_"+cfg.Bucket, raising, err)
+}
+
+// RaiseStreams gives every stream that match accepts and that has fewer
+// than want replicas want, such as the queues or blob containers created
+// before an instance's replica setting was raised. It never lowers a
+// stream's replicas, and does nothing for want 1 or less.
+func RaiseStreams(ctx context.Context, js jetstream.JetStream, want int, match func(jetstream.StreamConfig) bool, log *slog.Logger) error {
+	if want <= 1 {
+		return nil
+	}
+	var raise []jetstream.StreamConfig
+	lister := js.ListStreams(ctx)
+	for si := range lister.Info() {
+		if match(si.Config) && max(si.Config.Replicas, 1) < want {
+			raise = append(raise, si.Config)
+		}
+	}
+	if err := lister.Err(); err != nil {
+		return fmt.Errorf("engine: list streams: %w", err)
+	}
+	for _, cfg := range raise {
+		log.Info("engine: raising the replicas of a stream", "stream", cfg.Name, "from", max(cfg.Replicas, 1), "to", want)
+		cfg.Replicas = want
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("engine: raise the replicas of %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
 }
 
 // settleReplicas sets e.replicas from cfg (0: the default for the server)
