@@ -2,11 +2,13 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -96,67 +98,73 @@ func (r replicated) settled(ctx context.Context, stream string, raising bool, er
 	}
 }
 
-func (r replicated) CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+// answerWithin bounds one creation or update of a stream, bucket or object
+// store: a request the engine never answers (seen when instances create
+// the same resources at once on a fresh cluster) is asked again instead
+// of holding its caller until its own deadline, or failing it after the
+// client's default timeout.
+const answerWithin = 5 * time.Second
+
+// apply makes one creation or update of the resource whose stream is
+// stream, with the replicas it gets (see replicas): asked again when the
+// engine does not answer in answerWithin, and waited for when it raised
+// the replicas (see settled). Creations and updates are idempotent.
+func apply[R any](ctx context.Context, r replicated, stream string, replicas *int, call func(context.Context) (R, error)) (R, error) {
 	var raising bool
-	cfg.Replicas, raising = r.replicas(ctx, cfg.Name, cfg.Replicas)
-	out, err := r.JetStream.CreateStream(ctx, cfg)
-	return out, r.settled(ctx, cfg.Name, raising, err)
+	*replicas, raising = r.replicas(ctx, stream, *replicas)
+	for {
+		actx, cancel := context.WithTimeout(ctx, answerWithin)
+		out, err := call(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
+			return out, r.settled(ctx, stream, raising, err)
+		}
+		r.log.Warn("engine: no answer to a creation or update of a stream; asking again", "stream", stream, "waited", answerWithin)
+	}
+}
+
+func (r replicated) CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	return apply(ctx, r, cfg.Name, &cfg.Replicas, func(ctx context.Context) (jetstream.Stream, error) { return r.JetStream.CreateStream(ctx, cfg) })
 }
 
 func (r replicated) UpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	var raising bool
-	cfg.Replicas, raising = r.replicas(ctx, cfg.Name, cfg.Replicas)
-	out, err := r.JetStream.UpdateStream(ctx, cfg)
-	return out, r.settled(ctx, cfg.Name, raising, err)
+	return apply(ctx, r, cfg.Name, &cfg.Replicas, func(ctx context.Context) (jetstream.Stream, error) { return r.JetStream.UpdateStream(ctx, cfg) })
 }
 
 func (r replicated) CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	var raising bool
-	cfg.Replicas, raising = r.replicas(ctx, cfg.Name, cfg.Replicas)
-	out, err := r.JetStream.CreateOrUpdateStream(ctx, cfg)
-	return out, r.settled(ctx, cfg.Name, raising, err)
+	return apply(ctx, r, cfg.Name, &cfg.Replicas, func(ctx context.Context) (jetstream.Stream, error) { return r.JetStream.CreateOrUpdateStream(ctx, cfg) })
 }
 
 func (r replicated) CreateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	var raising bool
-	cfg.Replicas, raising = r.replicas(ctx, "KV_"+cfg.Bucket, cfg.Replicas)
-	out, err := r.JetStream.CreateKeyValue(ctx, cfg)
-	return out, r.settled(ctx, "KV_"+cfg.Bucket, raising, err)
+	return apply(ctx, r, "KV_"+cfg.Bucket, &cfg.Replicas, func(ctx context.Context) (jetstream.KeyValue, error) { return r.JetStream.CreateKeyValue(ctx, cfg) })
 }
 
 func (r replicated) UpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	var raising bool
-	cfg.Replicas, raising = r.replicas(ctx, "KV_"+cfg.Bucket, cfg.Replicas)
-	out, err := r.JetStream.UpdateKeyValue(ctx, cfg)
-	return out, r.settled(ctx, "KV_"+cfg.Bucket, raising, err)
+	return apply(ctx, r, "KV_"+cfg.Bucket, &cfg.Replicas, func(ctx context.Context) (jetstream.KeyValue, error) { return r.JetStream.UpdateKeyValue(ctx, cfg) })
 }
 
 func (r replicated) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	var raising bool
-	cfg.Replicas, raising = r.replicas(ctx, "KV_"+cfg.Bucket, cfg.Replicas)
-	out, err := r.JetStream.CreateOrUpdateKeyValue(ctx, cfg)
-	return out, r.settled(ctx, "KV_"+cfg.Bucket, raising, err)
+	return apply(ctx, r, "KV_"+cfg.Bucket, &cfg.Replicas, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return r.JetStream.CreateOrUpdateKeyValue(ctx, cfg)
+	})
 }
 
 func (r replicated) CreateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
-	var raising bool
-	cfg.Replicas, raising = r.replicas(ctx, "OBJ_"+cfg.Bucket, cfg.Replicas)
-	out, err := r.JetStream.CreateObjectStore(ctx, cfg)
-	return out, r.settled(ctx, "OBJ_"+cfg.Bucket, raising, err)
+	return apply(ctx, r, "OBJ_"+cfg.Bucket, &cfg.Replicas, func(ctx context.Context) (jetstream.ObjectStore, error) {
+		return r.JetStream.CreateObjectStore(ctx, cfg)
+	})
 }
 
 func (r replicated) UpdateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
-	var raising bool
-	cfg.Replicas, raising = r.replicas(ctx, "OBJ_"+cfg.Bucket, cfg.Replicas)
-	out, err := r.JetStream.UpdateObjectStore(ctx, cfg)
-	return out, r.settled(ctx, "OBJ_"+cfg.Bucket, raising, err)
+	return apply(ctx, r, "OBJ_"+cfg.Bucket, &cfg.Replicas, func(ctx context.Context) (jetstream.ObjectStore, error) {
+		return r.JetStream.UpdateObjectStore(ctx, cfg)
+	})
 }
 
 func (r replicated) CreateOrUpdateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
-	var raising bool
-	cfg.Replicas, raising = r.replicas(ctx, "OBJ_"+cfg.Bucket, cfg.Replicas)
-	out, err := r.JetStream.CreateOrUpdateObjectStore(ctx, cfg)
-	return out, r.settled(ctx, "OBJ_"+cfg.Bucket, raising, err)
+	return apply(ctx, r, "OBJ_"+cfg.Bucket, &cfg.Replicas, func(ctx context.Context) (jetstream.ObjectStore, error) {
+		return r.JetStream.CreateOrUpdateObjectStore(ctx, cfg)
+	})
 }
 
 // RaiseStreams gives every stream that match accepts and that has fewer

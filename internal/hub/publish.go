@@ -628,13 +628,17 @@ func (f failedFuture) Err() <-chan error {
 func (f failedFuture) Msg() *nats.Msg { return nil }
 
 // publishAsync publishes msg asynchronously, waiting while the connection's
-// window of unacknowledged publishes is full (backpressure).
+// window of unacknowledged publishes is full (backpressure). The wait is
+// bounded: acknowledgements that do not come time out (PublishAckTimeout)
+// and free the window, and a hard stop ends it.
 func (s *Service) publishAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
 	fut, err := s.js.PublishMsgAsync(msg, opts...)
 	for errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
 		select {
 		case <-s.js.PublishAsyncComplete():
 		case <-time.After(100 * time.Millisecond):
+		case <-s.life.Context().Done():
+			return nil, fmt.Errorf("the service stopped while the engine's window of unacknowledged records was full: %w", err)
 		}
 		fut, err = s.js.PublishMsgAsync(msg, opts...)
 	}
