@@ -324,3 +324,65 @@ func TestSimultaneousStartsOnAFreshCluster(t *testing.T) {
 		}
 	}
 }
+
+// A NATS outage longer than the leases' hold: the only server is SIGKILLed
+// while an instance processes 8 partitions, stays down 40 s, and restarts
+// on the same store. Every partition processes again once it is back, and
+// every event acknowledged before and after is processed. (Two of eight
+// partitions used to stay idle for about another lease expiry: a lease
+// write made while disconnected was sent after the reconnect although its
+// caller had given up on it.)
+func TestEngineOutageLongerThanTheLeases(t *testing.T) {
+	if testing.Short() {
+		t.Skip("keeps a NATS server down for 40 s")
+	}
+	t.Parallel()
+	const partitions = 8
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a hang's bound, not a speed's
+	defer cancel()
+	server := enginetest.Cluster(t, 1)
+	done := &processedSet{seen: map[string]int{}, more: make(chan struct{}, 1)}
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), NATSURL: server.URL(), LeaseExpiry: 20 * time.Second, Logger: testLogger(t)})
+	app.Hub(sluice.HubConfig{Name: "in", Partitions: partitions})
+	app.Function("f", sluice.HubTrigger{Hub: "in"}, func(_ context.Context, events []sluice.Event) error {
+		done.add(events)
+		return nil
+	})
+	require.NoError(t, app.Start(ctx))
+	defer app.Stop(context.Background())
+
+	var acked []string
+	round := func(name string) {
+		for p := range partitions {
+			id := fmt.Sprintf("%s-%d", name, p)
+			for {
+				_, err := app.PublishToPartition(ctx, "in", p, sluice.Event{Body: []byte(id), MessageID: id})
+				if err == nil {
+					break
+				}
+				require.NoError(t, ctx.Err(), "gave up on %s: %v", id, err)
+				require.ErrorIs(t, err, sluice.ErrUnavailable, "publish %s", id)
+				select {
+				case <-ctx.Done():
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+			acked = append(acked, id)
+		}
+		for missing := done.missing(acked); len(missing) > 0; missing = done.missing(acked) {
+			select {
+			case <-done.more:
+			case <-ctx.Done():
+				t.Fatalf("%d acknowledged events never processed, e.g. %v", len(missing), missing[:min(5, len(missing))])
+			}
+		}
+	}
+	round("before")
+	require.NoError(t, server.Kill(0))
+	// The outage itself: time has to pass for the leases' hold to run out.
+	time.Sleep(40 * time.Second)
+	require.NoError(t, server.Restart(ctx, 0))
+	back := time.Now()
+	round("after")
+	t.Logf("after a 40 s outage, all %d partitions processed again %v after the server was back", partitions, time.Since(back).Round(time.Millisecond))
+}
