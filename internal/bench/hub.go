@@ -26,7 +26,10 @@ type HubOptions struct {
 	DataDir string
 	// NATSURL, when set, measures an external server instead.
 	NATSURL string
-	Sync    string
+	// Replicas of the hub's streams on an external cluster (0: the
+	// engine's default, the cluster's size up to 3).
+	Replicas int
+	Sync     string
 	// Events per case. Default 2,000,000.
 	Events int64
 	// BaselineEvents for the per-message JetStream baseline. Default 200,000.
@@ -72,7 +75,7 @@ func (o *HubOptions) defaults() {
 // RunHub runs the hub workload and reports each case's result.
 func RunHub(ctx context.Context, o HubOptions, report func(Result)) error {
 	o.defaults()
-	eng, err := engine.Start(ctx, engine.Config{URL: o.NATSURL, DataDir: o.DataDir, Sync: o.Sync})
+	eng, err := engine.Start(ctx, engine.Config{URL: o.NATSURL, DataDir: o.DataDir, Sync: o.Sync, Replicas: o.Replicas})
 	if err != nil {
 		return err
 	}
@@ -111,7 +114,7 @@ func RunHub(ctx context.Context, o HubOptions, report func(Result)) error {
 		if eng.Embedded() {
 			r.Note = "embedded engine"
 		} else {
-			r.Note = "external engine " + engine.RedactURL(o.NATSURL)
+			r.Note = fmt.Sprintf("external engine %s, %d replicas", engine.RedactURL(o.NATSURL), eng.Replicas())
 		}
 		r.PeakRSSMiB = PeakRSSMiB()
 		report(r)
