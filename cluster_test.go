@@ -68,6 +68,19 @@ func startCounting(t *testing.T, ctx context.Context, cfg sluice.Config, partiti
 	return app, done
 }
 
+// repeated counts the events processed more than once.
+func (p *processedSet) repeated() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, c := range p.seen {
+		if c > 1 {
+			n++
+		}
+	}
+	return n
+}
+
 func (p *processedSet) missing(ids []string) []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -145,8 +158,8 @@ func TestNodeLossWithReplicas(t *testing.T) {
 	require.NoError(t, cluster.WaitCurrent(ctx, hub.StreamName("in", 0)))
 	done.waitFor(t, ctx, acked)
 	require.Zero(t, notFound, "a publish during the failover answered 'hub not found'")
-	t.Logf("node-%d killed: %d failed publish attempts, %v of publishing held up in all; all %d acknowledged events processed; the failures said %v",
-		leader, failures, failedFor.Round(time.Millisecond), len(acked), kinds)
+	t.Logf("node-%d killed: %d failed publish attempts, %v of publishing held up in all; all %d acknowledged events processed, %d of them more than once; the failures said %v",
+		leader, failures, failedFor.Round(time.Millisecond), len(acked), done.repeated(), kinds)
 }
 
 // testLogger logs to the file in SLUICE_TEST_LOG when set (to see what an
