@@ -254,12 +254,16 @@ func benchConsume(ctx context.Context, eng *engine.Engine, svc *hub.Service, o H
 		return Result{}, err
 	}
 	defer svc.Delete(context.Background(), name)
-	leases, err := lease.Open(ctx, eng.JS, lease.Config{InstanceID: "bench", Expiry: 10 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+	// An ID of this run's own: on a shared external engine, a run never
+	// waits on the leases a previous run left behind.
+	id := fmt.Sprintf("bench-%d", time.Now().UnixNano())
+	leases, err := lease.Open(ctx, eng.JS, lease.Config{InstanceID: id, ExclusiveID: true, Expiry: 10 * time.Second, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return Result{}, err
 	}
+	defer leases.Stop(context.Background())
 	var processed atomic.Int64
-	h, err := host.New(host.Config{InstanceID: "bench", Hubs: svc, Leases: leases,
+	h, err := host.New(host.Config{InstanceID: id, Hubs: svc, Leases: leases,
 		DeadLetters: discardSink{}, Metrics: telemetry.NewMetrics(), LagEvery: time.Hour,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
