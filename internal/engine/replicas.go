@@ -45,8 +45,9 @@ type replicated struct {
 
 // replicas is the count a resource named stream (the stream behind a
 // bucket or object store) gets: asked, or r.n when it asks for none, but
-// never fewer than it has; raising tells whether the resource exists with
-// fewer. It fails when the engine does not say whether the resource
+// never fewer than it has; raising tells whether the resource will have
+// copies to wait for (see settled): it exists with fewer, or is new with
+// more than one. It fails when the engine does not say whether the resource
 // exists: an update must not lower replicas it could not read.
 func (r replicated) replicas(ctx context.Context, stream string, asked int) (n int, raising bool, err error) {
 	want := asked
@@ -55,7 +56,7 @@ func (r replicated) replicas(ctx context.Context, stream string, asked int) (n i
 	}
 	st, err := r.JetStream.Stream(ctx, stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return want, false, nil
+		return want, want > 1, nil // a new replicated stream elects a leader first
 	}
 	if err != nil {
 		return 0, false, err
@@ -74,10 +75,12 @@ func (r replicated) replicas(ctx context.Context, stream string, asked int) (n i
 // have a leader and every new copy current.
 const settleFor = 30 * time.Second
 
-// settled waits, after a raise of stream's replicas, until the stream has
-// a leader and every copy is current: until then a write may wait on
-// copies still catching up, and fail its caller's timeout. A stream that
-// does not settle in settleFor is logged and left to settle by itself.
+// settled waits, after a creation of a replicated stream or a raise of its
+// replicas, until the stream has a leader and every copy is current: until
+// then the engine leaves requests to the stream unanswered (no leader to
+// answer them) or a write waits on copies still catching up, and either
+// fails its caller's timeout. A stream that does not settle in settleFor is
+// logged and left to settle by itself.
 func (r replicated) settled(ctx context.Context, stream string, raising bool, err error) error {
 	if err != nil || !raising {
 		return err
@@ -85,7 +88,9 @@ func (r replicated) settled(ctx context.Context, stream string, raising bool, er
 	ctx, cancel := context.WithTimeout(ctx, settleFor)
 	defer cancel()
 	for {
-		st, serr := r.JetStream.Stream(ctx, stream)
+		actx, cancelAttempt := context.WithTimeout(ctx, time.Second)
+		st, serr := r.JetStream.Stream(actx, stream)
+		cancelAttempt()
 		if serr == nil {
 			info := st.CachedInfo()
 			if c := info.Cluster; c != nil && c.Leader != "" && len(c.Replicas) == info.Config.Replicas-1 &&
@@ -102,33 +107,68 @@ func (r replicated) settled(ctx context.Context, stream string, raising bool, er
 	}
 }
 
-// answerWithin bounds one creation or update of a stream, bucket or object
-// store: a request the engine never answers (seen when instances create
-// the same resources at once on a fresh cluster) is asked again instead
-// of holding its caller until its own deadline, or failing it after the
-// client's default timeout.
-const answerWithin = 5 * time.Second
+// answerWithin bounds one request to the engine about a stream, bucket or
+// object store (a creation, an update, a lookup); askFor bounds all of
+// them, when the caller's context does not. A request the engine never
+// answers (seen when instances create the same resources at once on a
+// fresh cluster: a stream without a leader yet answers nothing) is asked
+// again, instead of holding its caller until its own deadline, or failing
+// it after the client's default timeout. Such requests are idempotent.
+const (
+	answerWithin = 5 * time.Second
+	askFor       = time.Minute
+)
+
+// ask makes call, with answerWithin for each attempt, until the engine
+// answers (with a result or an error), ctx ends, or askFor has passed.
+func ask[R any](ctx context.Context, r replicated, what, stream string, call func(context.Context) (R, error)) (R, error) {
+	ctx, cancel := context.WithTimeout(ctx, askFor)
+	defer cancel()
+	for {
+		actx, cancelAttempt := context.WithTimeout(ctx, answerWithin)
+		out, err := call(actx)
+		cancelAttempt()
+		if err == nil || ctx.Err() != nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
+			return out, err
+		}
+		r.log.Warn("engine: no answer; asking again", "request", what, "stream", stream, "waited", answerWithin)
+	}
+}
 
 // apply makes one creation or update of the resource whose stream is
-// stream, with the replicas it gets (see replicas): asked again when the
-// engine does not answer in answerWithin, and waited for when it raised
-// the replicas (see settled). Creations and updates are idempotent.
+// stream, with the replicas it gets (see replicas), asked again while the
+// engine does not answer (see ask), and waits for its copies (see
+// settled).
 func apply[R any](ctx context.Context, r replicated, stream string, replicas *int, call func(context.Context) (R, error)) (R, error) {
 	asked := *replicas
-	for {
-		actx, cancel := context.WithTimeout(ctx, answerWithin)
-		n, raising, err := r.replicas(actx, stream, asked)
-		var out R
-		if err == nil {
-			*replicas = n
-			out, err = call(actx)
+	var settle bool
+	out, err := ask(ctx, r, "create or update", stream, func(ctx context.Context) (R, error) {
+		n, raising, err := r.replicas(ctx, stream, asked)
+		if err != nil {
+			var none R
+			return none, err
 		}
-		cancel()
-		if err == nil || ctx.Err() != nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
-			return out, r.settled(ctx, stream, raising, err)
-		}
-		r.log.Warn("engine: no answer to a creation or update of a stream; asking again", "stream", stream, "waited", answerWithin)
-	}
+		*replicas, settle = n, raising
+		return call(ctx)
+	})
+	return out, r.settled(ctx, stream, settle, err)
+}
+
+// Stream, KeyValue and ObjectStore look a resource up, asked again while
+// the engine does not answer (see ask).
+
+func (r replicated) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	return ask(ctx, r, "look up", name, func(ctx context.Context) (jetstream.Stream, error) { return r.JetStream.Stream(ctx, name) })
+}
+
+func (r replicated) KeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
+	return ask(ctx, r, "look up", "KV_"+bucket, func(ctx context.Context) (jetstream.KeyValue, error) { return r.JetStream.KeyValue(ctx, bucket) })
+}
+
+func (r replicated) ObjectStore(ctx context.Context, bucket string) (jetstream.ObjectStore, error) {
+	return ask(ctx, r, "look up", "OBJ_"+bucket, func(ctx context.Context) (jetstream.ObjectStore, error) {
+		return r.JetStream.ObjectStore(ctx, bucket)
+	})
 }
 
 func (r replicated) CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {

@@ -324,9 +324,9 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, name string, repl
 func (s *Service) openIDs(ctx context.Context) error {
 	kv, err := s.js.KeyValue(ctx, bucketIDs)
 	if err == nil {
-		st, serr := kv.Status(ctx)
-		str, rerr := s.js.Stream(ctx, "KV_"+bucketIDs)
-		if serr != nil || st.TTL() != s.opts.DuplicateWindow || rerr != nil || max(str.CachedInfo().Config.Replicas, 1) < s.opts.Replicas {
+		// A bucket's TTL is its stream's MaxAge.
+		str, serr := s.js.Stream(ctx, "KV_"+bucketIDs)
+		if serr != nil || str.CachedInfo().Config.MaxAge != s.opts.DuplicateWindow || max(str.CachedInfo().Config.Replicas, 1) < s.opts.Replicas {
 			err = jetstream.ErrBucketNotFound // update it
 		}
 	}
