@@ -20,7 +20,14 @@ import (
 	"github.com/sluicehq/sluice/internal/queue"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// A promoted mirror asks its origin's server to delete the
+		// mirror's consumer there, in a goroutine of the NATS server that
+		// waits for the answer for a while whatever happens to the server
+		// (nats-server stream.go tryDeleteSourcingConsumer).
+		goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*stream).tryDeleteSourcingConsumer.func1"))
+}
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 

@@ -1,0 +1,413 @@
+package sluice_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/dr"
+	"github.com/sluicehq/sluice/internal/gateway"
+	"github.com/sluicehq/sluice/internal/hub"
+)
+
+// drPair is a DR primary and its secondary, each an app with an HTTP API,
+// both declaring hub "orders" (4 partitions) and its function "count",
+// which records every event it processes on its site.
+type drPair struct {
+	primary, secondary *sluice.App
+	seenP, seenS       *seen
+}
+
+// seen records the events a site's function processed, by partition and
+// sequence, with when the first one came.
+type seen struct {
+	mu    sync.Mutex
+	seqs  map[int][]int64 // partition -> sequences in processing order
+	first time.Time
+	n     atomic.Int64
+}
+
+func (s *seen) add(events []sluice.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seqs == nil {
+		s.seqs = map[int][]int64{}
+	}
+	if s.first.IsZero() {
+		s.first = time.Now()
+	}
+	for _, e := range events {
+		s.seqs[e.Partition] = append(s.seqs[e.Partition], e.SequenceNumber)
+	}
+	s.n.Add(int64(len(events)))
+}
+
+func (s *seen) snapshot() (map[int][]int64, time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[int][]int64{}
+	for p, q := range s.seqs {
+		out[p] = slices.Clone(q)
+	}
+	return out, s.first
+}
+
+const drHub, drFunction = "orders", "count"
+
+var drLogger = quiet
+
+func declareDR(app *sluice.App, s *seen) {
+	app.Hub(sluice.HubConfig{Name: drHub, Partitions: 4})
+	app.Function(drFunction, sluice.HubTrigger{Hub: drHub, MaxBatchSize: 20}, func(_ context.Context, events []sluice.Event) error {
+		s.add(events)
+		return nil
+	})
+}
+
+// startDRPair starts a primary, then a secondary following it, and waits
+// until the secondary has mirrored the primary's hub.
+func startDRPair(t *testing.T) *drPair {
+	t.Helper()
+	ctx := context.Background()
+	p := &drPair{seenP: &seen{}, seenS: &seen{}}
+	p.primary = sluice.New(sluice.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Logger: quiet(),
+		NATSDomain: "primary", NATSLeafListen: "127.0.0.1:0"})
+	declareDR(p.primary, p.seenP)
+	require.NoError(t, p.primary.Start(ctx))
+	t.Cleanup(func() { _ = p.primary.Stop(context.Background()) })
+	p.secondary = sluice.New(sluice.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Logger: drLogger(),
+		NATSDomain: "secondary", NATSLeafRemote: p.primary.NATSLeafURL(), DRPrimaryDomain: "primary", DRSyncInterval: 100 * time.Millisecond})
+	declareDR(p.secondary, p.seenS)
+	require.NoError(t, p.secondary.Start(ctx))
+	t.Cleanup(func() { _ = p.secondary.Stop(context.Background()) })
+	waitFor(t, "the secondary mirrors the primary's hub", func() bool {
+		st := drStatus(t, p.secondary.URL())
+		n := 0
+		for _, r := range st.Resources {
+			if r.Kind == dr.KindHub && r.Name == drHub {
+				n++
+			}
+		}
+		return n == 4
+	})
+	return p
+}
+
+// waitFor polls cond until it holds, for at most two minutes (the machine
+// may be loaded; this bounds a hang, it measures nothing).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within two minutes", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func getJSON(t *testing.T, url string, out any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	if out != nil && resp.StatusCode == http.StatusOK {
+		require.NoError(t, json.Unmarshal(body, out), string(body))
+	}
+	return resp.StatusCode
+}
+
+// post sends a JSON body (or none) and returns the status and body.
+func post(t *testing.T, method, url, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func drStatus(t *testing.T, base string) dr.Status {
+	t.Helper()
+	var st dr.Status
+	require.Equal(t, http.StatusOK, getJSON(t, base+"/api/v1/dr", &st))
+	return st
+}
+
+func failover(t *testing.T, base string) dr.Report {
+	t.Helper()
+	code, body := post(t, http.MethodPost, base+"/api/v1/dr/failover", "")
+	require.Equal(t, http.StatusOK, code, body)
+	var rep dr.Report
+	require.NoError(t, json.Unmarshal([]byte(body), &rep))
+	return rep
+}
+
+// lastSequences reads the last event sequence of each partition of the
+// hub; nil when the hub is not there (not mirrored yet).
+func lastSequences(t *testing.T, base string) []int64 {
+	t.Helper()
+	var h gateway.HubJSON
+	if getJSON(t, base+"/api/v1/hubs/"+drHub, &h) != http.StatusOK {
+		return nil
+	}
+	out := make([]int64, len(h.PartitionInfo))
+	for i, p := range h.PartitionInfo {
+		out[i] = p.LastSequence
+	}
+	return out
+}
+
+// groupLag reads the function's consumer group's total lag.
+func groupLag(t *testing.T, base string) (int64, bool) {
+	t.Helper()
+	var lag struct {
+		Total int64 `json:"total_events"`
+	}
+	code := getJSON(t, base+"/api/v1/hubs/"+drHub+"/groups/$Default/lag", &lag)
+	return lag.Total, code == http.StatusOK
+}
+
+// TestDRFailover: a hub function on the primary processes part of a stream
+// and checkpoints; under a steady load the primary is shut down; the
+// secondary is promoted and its function processes every remaining event
+// it has, from the mirrored checkpoints: no mirrored event is lost, and
+// the only events processed on both sites are those after the last
+// mirrored checkpoint. The promoted hub takes publishes. The recovery point
+// (acknowledged events the secondary never received) and the time from
+// the failover request to the first event processed are logged.
+func TestDRFailover(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := startDRPair(t)
+	pURL, sURL := p.primary.URL(), p.secondary.URL()
+
+	// Phase 1: processed and checkpointed on the primary, and mirrored.
+	const phase1 = 400
+	acked := map[int][]int64{} // partition -> acknowledged sequences
+	for i := range phase1 / 10 {
+		batch := make([]sluice.Event, 10)
+		for j := range batch {
+			batch[j] = sluice.Event{Body: []byte("p1"), PartitionKey: strconv.Itoa(i*10 + j)}
+		}
+		pos, err := p.primary.Publish(ctx, drHub, batch...)
+		require.NoError(t, err)
+		for _, x := range pos {
+			acked[x.Partition] = append(acked[x.Partition], x.SequenceNumber)
+		}
+	}
+	waitFor(t, "the primary processed phase 1", func() bool {
+		lag, ok := groupLag(t, pURL)
+		return ok && lag == 0 && p.seenP.n.Load() >= phase1
+	})
+	want := lastSequences(t, pURL)
+	waitFor(t, "the secondary mirrored phase 1 and its checkpoints", func() bool {
+		lag, ok := groupLag(t, sURL) // a read served by the standby
+		return ok && lag == 0 && slices.Equal(lastSequences(t, sURL), want)
+	})
+	require.Zero(t, p.seenS.n.Load(), "a standby runs no functions")
+	phase1Last := map[int]int64{}
+	for part, seqs := range acked {
+		phase1Last[part] = slices.Max(seqs)
+	}
+
+	// Phase 2: a steady load; the primary is shut down in the middle.
+	var mu sync.Mutex
+	loadDone := make(chan struct{})
+	var published atomic.Int64
+	go func() {
+		defer close(loadDone)
+		for i := 0; ; i++ {
+			batch := make([]sluice.Event, 10)
+			for j := range batch {
+				batch[j] = sluice.Event{Body: []byte("p2"), PartitionKey: strconv.Itoa(i*10 + j)}
+			}
+			pos, err := p.primary.Publish(ctx, drHub, batch...)
+			if err != nil {
+				return // the primary is gone
+			}
+			mu.Lock()
+			for _, x := range pos {
+				acked[x.Partition] = append(acked[x.Partition], x.SequenceNumber)
+			}
+			mu.Unlock()
+			published.Add(int64(len(pos)))
+			time.Sleep(2 * time.Millisecond) // the load's pace, not a synchronisation
+		}
+	}()
+	waitFor(t, "the steady load runs", func() bool { return published.Load() >= 2000 })
+	dead, cancel := context.WithCancel(ctx)
+	cancel()
+	_ = p.primary.Stop(dead) // hard: in-flight batches are abandoned
+	<-loadDone
+
+	// Failover.
+	start := time.Now()
+	rep := failover(t, sURL)
+	require.False(t, rep.Already)
+	require.NotEmpty(t, rep.Resources)
+	mirroredLast := map[int]uint64{} // partition -> last record mirrored
+	for _, r := range rep.Resources {
+		if r.Kind == dr.KindHub {
+			name, part, ok := strings.Cut(strings.TrimPrefix(r.Stream, "hub-"), "-")
+			require.True(t, ok)
+			require.Equal(t, drHub, name)
+			n, _ := strconv.Atoi(part)
+			mirroredLast[n] = r.LastSeq
+		}
+	}
+	pos, err := publishWhenPromoted(ctx, p.secondary)
+	require.NoError(t, err, "the promoted hub takes publishes")
+	waitFor(t, "the promoted secondary processes every remaining event", func() bool {
+		lag, ok := groupLag(t, sURL)
+		return ok && lag == 0 && containsSeq(p.seenS, pos)
+	})
+	_, firstS := p.seenS.snapshot()
+	rto := firstS.Sub(start)
+
+	// Count.
+	byP, _ := p.seenP.snapshot()
+	byS, _ := p.seenS.snapshot()
+	mu.Lock()
+	defer mu.Unlock()
+	var lost, mirrored, dups, rpo int
+	for part, seqs := range acked {
+		doneP := setOf(byP[part])
+		doneS := setOf(byS[part])
+		for _, q := range seqs {
+			rec, _ := hub.SplitSequence(q)
+			if rec > mirroredLast[part] {
+				rpo++ // acknowledged by the primary, never received here
+				continue
+			}
+			mirrored++
+			switch {
+			case !doneP[q] && !doneS[q]:
+				lost++
+			case doneP[q] && doneS[q]:
+				dups++
+				require.Greater(t, q, phase1Last[part], "an event of phase 1 (checkpointed and mirrored) was processed again")
+			}
+		}
+		// The secondary resumed where a mirrored checkpoint said: from
+		// one point on, in order.
+		require.True(t, slices.IsSorted(byS[part]), "partition %d processed out of order on the secondary", part)
+	}
+	require.Zero(t, lost, "mirrored events lost")
+	t.Logf("DR failover: %d events acknowledged by the primary, %d mirrored; recovery point: %d events not mirrored (%d records by the mirrors' lag at promotion, last contact %.1fs before); %d processed on both sites (after the last mirrored checkpoint); failover request to first event processed: %s",
+		mirrored+rpo, mirrored, rpo, rep.RecoveryPoint, rep.Promotion.LastContactSeconds, dups, rto)
+
+	// Again: nothing to do.
+	again := failover(t, sURL)
+	require.True(t, again.Already)
+	require.Equal(t, dr.RolePromoted, drStatus(t, sURL).Role)
+}
+
+// publishWhenPromoted publishes one event to the secondary once its
+// instance has started after the promotion.
+func publishWhenPromoted(ctx context.Context, app *sluice.App) ([]sluice.Position, error) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		pos, err := app.Publish(ctx, drHub, sluice.Event{Body: []byte("after failover")})
+		if !errors.Is(err, sluice.ErrStandby) || time.Now().After(deadline) {
+			return pos, err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func containsSeq(s *seen, pos []sluice.Position) bool {
+	byP, _ := s.snapshot()
+	for _, x := range pos {
+		if !slices.Contains(byP[x.Partition], x.SequenceNumber) {
+			return false
+		}
+	}
+	return true
+}
+
+func setOf(seqs []int64) map[int64]bool {
+	out := make(map[int64]bool, len(seqs))
+	for _, q := range seqs {
+		out[q] = true
+	}
+	return out
+}
+
+// TestDRStandby: a standby serves reads and status, refuses every write
+// with 503 and stores nothing; failover on a primary is refused; failover
+// twice is fine, and the promoted site takes writes.
+func TestDRStandby(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := startDRPair(t)
+	pURL, sURL := p.primary.URL(), p.secondary.URL()
+	_, err := p.primary.Publish(ctx, drHub, sluice.Event{Body: []byte("one")})
+	require.NoError(t, err)
+	want := lastSequences(t, pURL)
+	waitFor(t, "mirrored", func() bool { return slices.Equal(lastSequences(t, sURL), want) })
+
+	require.Equal(t, dr.RolePrimary, drStatus(t, pURL).Role)
+	st := drStatus(t, sURL)
+	require.Equal(t, dr.RoleFollowing, st.Role)
+	require.Equal(t, "primary", st.PrimaryDomain)
+	require.Positive(t, st.Mirrors)
+
+	var hubs struct {
+		Hubs []gateway.HubJSON `json:"hubs"`
+	}
+	require.Equal(t, http.StatusOK, getJSON(t, sURL+"/api/v1/hubs", &hubs), "the standby serves reads")
+	require.Len(t, hubs.Hubs, 1)
+
+	for _, w := range []struct{ method, path, body string }{
+		{"POST", "/api/v1/hubs/" + drHub + "/events", `{"body":"x"}`},
+		{"POST", "/api/v1/hubs", `{"name":"new"}`},
+		{"DELETE", "/api/v1/hubs/" + drHub, ""},
+		{"POST", "/api/v1/queues", `{"name":"q"}`},
+		{"POST", "/api/v1/queues/q/messages", `{"body":"x"}`},
+		{"POST", "/api/v1/containers", `{"name":"c","partition_key_path":"/pk"}`},
+		{"PUT", "/api/v1/containers/c/docs", `{"id":"d","pk":"p"}`},
+		{"POST", "/api/v1/hubs/" + drHub + "/groups/$Default/replay", `{"earliest":true}`},
+	} {
+		code, body := post(t, w.method, sURL+w.path, w.body)
+		require.Equal(t, http.StatusServiceUnavailable, code, "%s %s: %s", w.method, w.path, body)
+		require.Contains(t, body, "standby", body)
+		require.Contains(t, body, "failover", body)
+	}
+	_, err = p.secondary.Publish(ctx, drHub, sluice.Event{Body: []byte("x")})
+	require.ErrorIs(t, err, sluice.ErrStandby)
+	require.Equal(t, want, lastSequences(t, sURL), "the refused writes stored nothing")
+	require.Equal(t, want, lastSequences(t, pURL), "nor on the primary")
+	require.Equal(t, http.StatusNotFound, getJSON(t, pURL+"/api/v1/hubs/new", nil))
+
+	code, body := post(t, http.MethodPost, pURL+"/api/v1/dr/failover", "")
+	require.Equal(t, http.StatusConflict, code, body)
+	require.Contains(t, body, "not a DR secondary")
+
+	first := failover(t, sURL)
+	require.False(t, first.Already)
+	second := failover(t, sURL)
+	require.True(t, second.Already)
+	require.Equal(t, first.Promotion, second.Promotion)
+	waitFor(t, "the promoted site takes publishes", func() bool {
+		code, _ := post(t, http.MethodPost, sURL+"/api/v1/hubs/"+drHub+"/events", `{"body":"after"}`)
+		return code == http.StatusOK
+	})
+}
