@@ -96,7 +96,7 @@ func (a *App) startStandby(ctx context.Context) error {
 	}
 	var reads *standbyParts
 	if a.cfg.HTTPAddr != "" {
-		reads = a.openStandbyReads(ctx)
+		reads = a.openStandbyReads(ctx, false)
 		a.handler.set(a.standbyHandler(reads))
 		if err := a.serveHTTP(a.tlsCfg); err != nil {
 			return err
@@ -132,12 +132,16 @@ func (a *App) firstSync(ctx context.Context) error {
 
 // openStandbyReads opens the services that serve reads on the mirrors,
 // through dr.ReadOnly; nil when the mirrors are not there yet.
-func (a *App) openStandbyReads(ctx context.Context) *standbyParts {
+func (a *App) openStandbyReads(ctx context.Context, retry bool) *standbyParts {
 	ro := dr.ReadOnly(a.eng.JS)
 	hubs, err := hub.Open(ctx, ro, a.eng.MaxPayload(), hub.Options{ReadJS: dr.ReadOnly(a.eng.ReadJS), Logger: a.log,
 		MaxEventBytes: a.cfg.MaxEventBytes, DuplicateWindow: a.cfg.DuplicateWindow})
 	if err != nil {
-		a.log.Warn("the DR standby serves no reads until the primary's hubs are mirrored (restart it then)", "err", err)
+		log := a.log.Warn
+		if retry {
+			log = a.log.Debug
+		}
+		log("the DR standby serves no reads until the primary's hubs are mirrored (it tries again on a read, at most once a second)", "err", err)
 		return nil
 	}
 	return &standbyParts{hubs: hubs, queues: queue.Open(ro, a.eng.MaxPayload(), queue.Options{Logger: a.log})}
@@ -201,7 +205,8 @@ func (a *App) adminKeyFileToken() (string, error) {
 // can be opened; everything else is answered 503 with ErrStandby's
 // advice, before it can write anything.
 type standbySite struct {
-	a *App
+	a     *App
+	guard *auth.Guard // the standby's (a.guard is replaced when promoted)
 
 	mu      sync.Mutex
 	reads   *standbyParts
@@ -211,7 +216,7 @@ type standbySite struct {
 }
 
 func (a *App) standbyHandler(reads *standbyParts) http.Handler {
-	sb := &standbySite{a: a, tried: time.Now()}
+	sb := &standbySite{a: a, guard: a.guard, tried: time.Now()}
 	sb.setReads(reads)
 	a.sb = sb
 	return sb
@@ -222,7 +227,7 @@ func (a *App) standbyHandler(reads *standbyParts) http.Handler {
 func (sb *standbySite) setReads(r *standbyParts) {
 	a := sb.a
 	cfg := gateway.Config{InstanceID: a.cfg.InstanceID, Metrics: a.metrics, Logger: a.log, Ready: a.ready.Load,
-		Authorize: a.guard.Authorize}
+		Authorize: sb.guard.Authorize}
 	if r != nil {
 		cfg.Hubs, cfg.Queues = r.hubs, r.queues
 		cfg.Blobs = blob.Open(dr.ReadOnly(a.eng.JS), blob.Options{Logger: a.log})
@@ -230,7 +235,7 @@ func (sb *standbySite) setReads(r *standbyParts) {
 	}
 	gw := gateway.NewServer(cfg)
 	gw.HandleDR(drControl{a})
-	sb.reads, sb.api = r, a.guard.Protect(gw, true)
+	sb.reads, sb.api = r, sb.guard.Protect(gw, true)
 }
 
 // current is the gateway to serve with, opening the reads when they are
@@ -241,7 +246,7 @@ func (sb *standbySite) current() (http.Handler, bool) {
 	if sb.reads == nil && !sb.stopped && time.Since(sb.tried) > time.Second {
 		sb.tried = time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if r := sb.a.openStandbyReads(ctx); r != nil {
+		if r := sb.a.openStandbyReads(ctx, true); r != nil {
 			sb.setReads(r)
 		}
 		cancel()

@@ -28,6 +28,7 @@ import (
 type drPair struct {
 	primary, secondary *sluice.App
 	seenP, seenS       *seen
+	secondaryDir       string
 }
 
 // seen records the events a site's function processed, by partition and
@@ -87,7 +88,8 @@ func startDRPair(t *testing.T) *drPair {
 	declareDR(p.primary, p.seenP)
 	require.NoError(t, p.primary.Start(ctx))
 	t.Cleanup(func() { _ = p.primary.Stop(context.Background()) })
-	p.secondary = sluice.New(sluice.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Logger: drLogger(),
+	p.secondaryDir = t.TempDir()
+	p.secondary = sluice.New(sluice.Config{DataDir: p.secondaryDir, HTTPAddr: "127.0.0.1:0", Logger: drLogger(),
 		NATSDomain: "secondary", NATSLeafRemote: p.primary.NATSLeafURL(), DRPrimaryDomain: "primary", DRSyncInterval: 100 * time.Millisecond})
 	declareDR(p.secondary, p.seenS)
 	require.NoError(t, p.secondary.Start(ctx))
@@ -409,5 +411,49 @@ func TestDRStandby(t *testing.T) {
 	waitFor(t, "the promoted site takes publishes", func() bool {
 		code, _ := post(t, http.MethodPost, sURL+"/api/v1/hubs/"+drHub+"/events", `{"body":"after"}`)
 		return code == http.StatusOK
+	})
+}
+
+// TestDRRestart: a standby restarted on its data directory follows again
+// with its mirrors; a promoted secondary restarted stays promoted and runs
+// its functions (with the primary gone for good).
+func TestDRRestart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := startDRPair(t)
+	events := make([]sluice.Event, 50)
+	for i := range events {
+		events[i] = sluice.Event{Body: []byte("e"), PartitionKey: strconv.Itoa(i)}
+	}
+	_, err := p.primary.Publish(ctx, drHub, events...)
+	require.NoError(t, err)
+	want := lastSequences(t, p.primary.URL())
+	waitFor(t, "mirrored", func() bool { return slices.Equal(lastSequences(t, p.secondary.URL()), want) })
+
+	restart := func(s *seen) *sluice.App {
+		app := sluice.New(sluice.Config{DataDir: p.secondaryDir, HTTPAddr: "127.0.0.1:0", Logger: drLogger(),
+			NATSDomain: "secondary", NATSLeafRemote: p.primary.NATSLeafURL(), DRPrimaryDomain: "primary", DRSyncInterval: 100 * time.Millisecond})
+		declareDR(app, s)
+		require.NoError(t, app.Start(ctx))
+		t.Cleanup(func() { _ = app.Stop(context.Background()) })
+		return app
+	}
+	require.NoError(t, p.secondary.Stop(ctx))
+	again := restart(&seen{})
+	st := drStatus(t, again.URL())
+	require.Equal(t, dr.RoleFollowing, st.Role)
+	require.Equal(t, want, lastSequences(t, again.URL()), "the mirrors are kept across a restart")
+	failover(t, again.URL())
+	require.NoError(t, again.Stop(ctx))
+	require.NoError(t, p.primary.Stop(ctx))
+
+	s := &seen{}
+	promoted := restart(s)
+	require.Equal(t, dr.RolePromoted, drStatus(t, promoted.URL()).Role)
+	pos, err := promoted.Publish(ctx, drHub, sluice.Event{Body: []byte("after restart")})
+	require.NoError(t, err)
+	waitFor(t, "the restarted promoted site processes everything", func() bool {
+		lag, ok := groupLag(t, promoted.URL())
+		return ok && lag == 0 && containsSeq(s, pos)
 	})
 }
