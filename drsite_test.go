@@ -403,8 +403,15 @@ func TestDRStandby(t *testing.T) {
 	require.Equal(t, http.StatusConflict, code, body)
 	require.Contains(t, body, "not a DR secondary")
 
+	code, metrics := post(t, http.MethodGet, sURL+"/metrics", "")
+	require.Equal(t, http.StatusOK, code)
+	require.Regexp(t, `(?m)^sluice_dr_lag_messages \d+$`, metrics)
+	require.Contains(t, metrics, "sluice_dr_seconds_since_contact")
+	require.Contains(t, metrics, "sluice_dr_mirrors")
+
 	first := failover(t, sURL)
 	require.False(t, first.Already)
+	require.True(t, first.PrimaryReachable, "the report says the primary still answers")
 	second := failover(t, sURL)
 	require.True(t, second.Already)
 	require.Equal(t, first.Promotion, second.Promotion)

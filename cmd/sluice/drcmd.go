@@ -120,6 +120,9 @@ changes nothing); on a primary it is refused.
 			return
 		}
 		fmt.Fprintf(w, "promoted %d mirrors of primary %s (%d promoted earlier)\n", len(rep.Resources), rep.PrimaryDomain, rep.AlreadyPromoted)
+		if rep.PrimaryReachable {
+			fmt.Fprintln(w, "WARNING: the primary still answers: what it stores from now on is not carried over here; stop its writers and point producers at this site")
+		}
 		fmt.Fprintf(w, "recovery point: %d messages the mirrors knew they lacked; last contact with the primary %s before\n",
 			rep.RecoveryPoint, seconds(rep.Promotion.LastContactSeconds))
 		fmt.Fprintln(w, "the site's instances now start their functions from the mirrored checkpoints (sluice dr status shows role promoted)")

@@ -292,6 +292,16 @@ func (f *Follower) Failover(ctx context.Context) (Report, error) {
 	f.failingOver.Store(true)
 	defer f.failingOver.Store(false)
 	rep := Report{PrimaryDomain: f.cfg.PrimaryDomain, Resources: []PromotedResource{}}
+	if f.Promotion() == nil {
+		// Said, not refused: an operator may fail over on purpose (a
+		// drill, a planned move) with the primary's writers stopped.
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if _, err := f.cfg.Remote.AccountInfo(actx); err == nil {
+			rep.PrimaryReachable = true
+			f.cfg.Logger.Warn("dr: failing over while the primary answers: what it stores from now on is not carried over; stop its writers")
+		}
+		cancel()
+	}
 	floors := f.readFloors(ctx)
 	var lastContact float64
 	// Two passes: a mirror created by another instance's follower while
@@ -422,8 +432,12 @@ type Report struct {
 	RecoveryPoint uint64 `json:"recovery_point_messages"`
 	// Already: the site had been promoted before and nothing was left to
 	// do.
-	Already   bool      `json:"already"`
-	Promotion Promotion `json:"promotion"`
+	Already bool `json:"already"`
+	// PrimaryReachable: the primary's JetStream answered when the
+	// failover began. What it stores afterwards is not carried over: the
+	// sites diverge unless its writers are stopped.
+	PrimaryReachable bool      `json:"primary_reachable,omitempty"`
+	Promotion        Promotion `json:"promotion"`
 }
 
 // PromotedResource is one promoted mirror.
