@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -29,6 +30,69 @@ type drPair struct {
 	primary, secondary *sluice.App
 	seenP, seenS       *seen
 	secondaryDir       string
+	// link is the network between the sites: the secondary's leaf-node
+	// connection goes through it.
+	link *tcpLink
+}
+
+// tcpLink forwards TCP connections to an address until it is cut, like a
+// network between two sites that can be lost.
+type tcpLink struct {
+	ln     net.Listener
+	to     string
+	mu     sync.Mutex
+	conns  []net.Conn
+	cut    bool
+	copies sync.WaitGroup
+}
+
+func newLink(t *testing.T, to string) *tcpLink {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	l := &tcpLink{ln: ln, to: to}
+	l.copies.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", to)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			l.mu.Lock()
+			if l.cut {
+				l.mu.Unlock()
+				c.Close()
+				up.Close()
+				return
+			}
+			l.conns = append(l.conns, c, up)
+			l.mu.Unlock()
+			l.copies.Go(func() { _, _ = io.Copy(up, c); up.Close() })
+			l.copies.Go(func() { _, _ = io.Copy(c, up); c.Close() })
+		}
+	})
+	t.Cleanup(l.Cut)
+	return l
+}
+
+// URL is the leaf-node URL that goes through the link.
+func (l *tcpLink) URL() string { return "nats-leaf://" + l.ln.Addr().String() }
+
+// Cut drops every connection and refuses new ones, and waits until its
+// goroutines are gone.
+func (l *tcpLink) Cut() {
+	l.mu.Lock()
+	l.cut = true
+	for _, c := range l.conns {
+		c.Close()
+	}
+	l.mu.Unlock()
+	l.ln.Close()
+	l.copies.Wait()
 }
 
 // seen records the events a site's function processed, by partition and
@@ -89,8 +153,9 @@ func startDRPair(t *testing.T) *drPair {
 	require.NoError(t, p.primary.Start(ctx))
 	t.Cleanup(func() { _ = p.primary.Stop(context.Background()) })
 	p.secondaryDir = t.TempDir()
+	p.link = newLink(t, strings.TrimPrefix(p.primary.NATSLeafURL(), "nats-leaf://"))
 	p.secondary = sluice.New(sluice.Config{DataDir: p.secondaryDir, HTTPAddr: "127.0.0.1:0", Logger: drLogger(),
-		NATSDomain: "secondary", NATSLeafRemote: p.primary.NATSLeafURL(), DRPrimaryDomain: "primary", DRSyncInterval: 100 * time.Millisecond})
+		NATSDomain: "secondary", NATSLeafRemote: p.link.URL(), DRPrimaryDomain: "primary", DRSyncInterval: 100 * time.Millisecond})
 	declareDR(p.secondary, p.seenS)
 	require.NoError(t, p.secondary.Start(ctx))
 	t.Cleanup(func() { _ = p.secondary.Stop(context.Background()) })
@@ -188,8 +253,9 @@ func groupLag(t *testing.T, base string) (int64, bool) {
 }
 
 // TestDRFailover: a hub function on the primary processes part of a stream
-// and checkpoints; under a steady load the primary is shut down; the
-// secondary is promoted and its function processes every remaining event
+// and checkpoints; under a steady load the primary's site is lost (the
+// network between the sites is cut, the primary takes 500 more events,
+// then its engine is shut down); the secondary is promoted and its function processes every remaining event
 // it has, from the mirrored checkpoints: no mirrored event is lost, and
 // the only events processed on both sites are those after the last
 // mirrored checkpoint. The promoted hub takes publishes. The recovery point
@@ -255,6 +321,11 @@ func TestDRFailover(t *testing.T) {
 		}
 	}()
 	waitFor(t, "the steady load runs", func() bool { return published.Load() >= 2000 })
+	// The site is lost: first its network, while the load goes on...
+	p.link.Cut()
+	atCut := published.Load()
+	waitFor(t, "the primary takes more events after the cut", func() bool { return published.Load() >= atCut+500 })
+	// ...then its engine.
 	dead, cancel := context.WithCancel(ctx)
 	cancel()
 	_ = p.primary.Stop(dead) // hard: in-flight batches are abandoned
@@ -313,6 +384,7 @@ func TestDRFailover(t *testing.T) {
 		require.True(t, slices.IsSorted(byS[part]), "partition %d processed out of order on the secondary", part)
 	}
 	require.Zero(t, lost, "mirrored events lost")
+	require.GreaterOrEqual(t, rpo, 500, "the events acknowledged after the link was cut cannot have been mirrored")
 	t.Logf("DR failover: %d events acknowledged by the primary, %d mirrored; recovery point: %d events not mirrored (%d records by the mirrors' lag at promotion, last contact %.1fs before); %d processed on both sites (after the last mirrored checkpoint); failover request to first event processed: %s",
 		mirrored+rpo, mirrored, rpo, rep.RecoveryPoint, rep.Promotion.LastContactSeconds, dups, rto)
 
