@@ -536,3 +536,36 @@ func TestDRRestart(t *testing.T) {
 		return ok && lag == 0 && containsSeq(s, pos)
 	})
 }
+
+// TestDRFailoverReachesEveryInstance: a failover run on one instance of the
+// secondary site promotes the whole site: another instance sharing its
+// engine learns it from the promotion record and starts as well.
+func TestDRFailoverReachesEveryInstance(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	primary := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet(), NATSDomain: "primary", NATSLeafListen: "127.0.0.1:0"})
+	declareDR(primary, &seen{})
+	require.NoError(t, primary.Start(ctx))
+	t.Cleanup(func() { _ = primary.Stop(context.Background()) })
+	first := sluice.New(sluice.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Logger: quiet(), NATSListen: "127.0.0.1:0",
+		NATSDomain: "secondary", NATSLeafRemote: primary.NATSLeafURL(), DRPrimaryDomain: "primary", DRSyncInterval: 100 * time.Millisecond})
+	declareDR(first, &seen{})
+	require.NoError(t, first.Start(ctx))
+	t.Cleanup(func() { _ = first.Stop(context.Background()) })
+	second := sluice.New(sluice.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Logger: quiet(), NATSURL: first.NATSURL(),
+		DRPrimaryDomain: "primary", DRSyncInterval: 100 * time.Millisecond})
+	s2 := &seen{}
+	declareDR(second, s2)
+	require.NoError(t, second.Start(ctx))
+	t.Cleanup(func() { _ = second.Stop(context.Background()) })
+	require.Equal(t, dr.RoleFollowing, drStatus(t, second.URL()).Role)
+
+	failover(t, first.URL())
+	waitFor(t, "the other instance learns of the promotion", func() bool { return drStatus(t, second.URL()).Role == dr.RolePromoted })
+	pos, err := publishWhenPromoted(ctx, second)
+	require.NoError(t, err, "the other instance takes writes once promoted")
+	waitFor(t, "the site processes the event", func() bool {
+		lag, ok := groupLag(t, second.URL())
+		return ok && lag == 0 && len(pos) == 1
+	})
+}
