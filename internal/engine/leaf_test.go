@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/engine/enginetest"
+	"github.com/sluicehq/sluice/internal/tlstest"
 )
 
 func TestLeafSettingsAreChecked(t *testing.T) {
@@ -76,4 +78,28 @@ func TestPairSharesNoDataSubjects(t *testing.T) {
 		require.NoError(t, err)
 		require.EqualValues(t, 1, kinfo.State.LastSeq, "domain %s", eng.Domain())
 	}
+}
+
+// TestLeafWithCredentialsAndTLS: a primary's leaf-node listener beyond what
+// loopback allows without them takes a user, a password and TLS, and a
+// secondary connects with them and the CA.
+func TestLeafWithCredentialsAndTLS(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pki := tlstest.New(t)
+	primary, err := engine.Start(ctx, engine.Config{DataDir: t.TempDir(), Domain: "primary", LeafListen: "127.0.0.1:0",
+		User: "leaf", Password: "leaf-secret", TLSCert: pki.ServerCert, TLSKey: pki.ServerKey})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = primary.Close() })
+	remote := strings.Replace(primary.LeafURL(), "nats-leaf://", "tls://leaf:leaf-secret@", 1)
+	secondary, err := engine.Start(ctx, engine.Config{DataDir: t.TempDir(), Domain: "secondary", LeafRemote: remote, TLSCA: pki.CA})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = secondary.Close() })
+	enginetest.WaitLeaf(t, secondary)
+	_, err = primary.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "hub-y-0", Subjects: []string{"hub.y.0"}})
+	require.NoError(t, err)
+	js, err := jetstream.NewWithDomain(secondary.Conn, "primary")
+	require.NoError(t, err)
+	_, err = js.Stream(ctx, "hub-y-0")
+	require.NoError(t, err)
 }
