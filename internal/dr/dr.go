@@ -139,6 +139,14 @@ func APIPrefix(domain string) string { return "$JS." + domain + ".API" }
 // none), the origin's subjects kept in its metadata for promotion, and
 // what a mirror cannot have (atomic batches, counters, schedules) left
 // off: Sluice sets those again where it needs them once promoted.
+//
+// KV buckets and object stores get the stream form that nats.go's
+// KeyValueConfig.Mirror makes (a stream named KV_<bucket> with no subjects
+// and the origin in Mirror, so KeyValue(bucket) opens it and reads the
+// origin's keys), but built from the origin's own configuration, so that
+// history, TTL, limits and direct gets match whatever the bucket was
+// created with. MirrorDirect stays off: the mirror has the origin's name
+// and answers direct gets of it already (AllowDirect, copied).
 func mirrorConfig(origin jetstream.StreamConfig, domain string, replicas int) jetstream.StreamConfig {
 	c := origin
 	subjects, _ := json.Marshal(origin.Subjects)
