@@ -86,7 +86,7 @@ type Promotion struct {
 	// mirrors' last contact (see LastContactSeconds).
 	RecoveryPoint uint64 `json:"recovery_point_messages"`
 	// LastContactSeconds is the longest time since a mirror had heard
-	// from the primary, at promotion.
+	// from the primary, at promotion; -1 when one never had.
 	LastContactSeconds float64 `json:"last_contact_seconds"`
 }
 
@@ -304,6 +304,7 @@ func (f *Follower) Failover(ctx context.Context) (Report, error) {
 	}
 	floors := f.readFloors(ctx)
 	var lastContact float64
+	never := false // a mirror that never heard from the primary
 	// Two passes: a mirror created by another instance's follower while
 	// the first ran is promoted by the second.
 	for pass := 0; pass < 2; pass++ {
@@ -330,7 +331,7 @@ func (f *Follower) Failover(ctx context.Context) (Report, error) {
 				if m.Active >= 0 {
 					lastContact = max(lastContact, m.Active.Seconds())
 				} else {
-					lastContact = -1
+					never = true
 				}
 			}
 			promoted, err := promotedConfig(cfg)
@@ -354,6 +355,9 @@ func (f *Follower) Failover(ctx context.Context) (Report, error) {
 		}
 	}
 	slices.SortFunc(rep.Resources, func(a, b PromotedResource) int { return cmp.Compare(a.Stream, b.Stream) })
+	if never {
+		lastContact = -1
+	}
 	p := Promotion{At: time.Now().UTC(), By: f.cfg.InstanceID, PrimaryDomain: f.cfg.PrimaryDomain,
 		RecoveryPoint: rep.RecoveryPoint, LastContactSeconds: lastContact}
 	data, _ := json.Marshal(p)
