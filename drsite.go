@@ -226,8 +226,9 @@ func (a *App) standbyHandler(reads *standbyParts) http.Handler {
 // sb.mu held or before serving.
 func (sb *standbySite) setReads(r *standbyParts) {
 	a := sb.a
+	reads := r != nil
 	cfg := gateway.Config{InstanceID: a.cfg.InstanceID, Metrics: a.metrics, Logger: a.log, Ready: a.ready.Load,
-		Authorize: sb.guard.Authorize}
+		Authorize: sb.guard.Authorize, Refuse: func(req *http.Request, route string) error { return standbyRefuses(req, route, reads) }}
 	if r != nil {
 		cfg.Hubs, cfg.Queues = r.hubs, r.queues
 		cfg.Blobs = blob.Open(dr.ReadOnly(a.eng.JS), blob.Options{Logger: a.log})
@@ -268,23 +269,73 @@ func (sb *standbySite) close(ctx context.Context) error {
 }
 
 func (sb *standbySite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	api, reads := sb.current()
+	api, _ := sb.current()
 	p := r.URL.Path
 	switch {
-	case p == "/healthz" || p == "/readyz" || p == "/metrics" || strings.HasPrefix(p, "/api/v1/dr"):
-	case reads && (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.HasPrefix(p, "/api/v1/"):
+	case p == "/api/v1/containers" || strings.HasPrefix(p, "/api/v1/containers/"):
+		// A standby does not open the document store (see docs/dr.md):
+		// the caller is authorized as the document routes would, then
+		// refused.
+		sb.guard.Protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if err := sb.guard.Authorize(r, docsNeed(r)); err != nil {
+				var aerr *auth.Error
+				if errors.As(err, &aerr) {
+					for k, v := range aerr.Header {
+						w.Header()[k] = v
+					}
+					writeStandbyError(w, aerr.Status, aerr.Msg)
+					return
+				}
+				writeStandbyError(w, http.StatusForbidden, err.Error())
+				return
+			}
+			writeStandbyError(w, http.StatusServiceUnavailable, dr.ErrStandby.Error()+" (documents: read them from the PostgreSQL replica meanwhile)")
+		}), true).ServeHTTP(w, r)
+	case p == "/healthz" || p == "/readyz" || p == "/metrics" || strings.HasPrefix(p, "/api/v1/"):
+		api.ServeHTTP(w, r) // authorized, then refused by standbyRefuses unless a read
 	default:
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Retry-After", "60")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		msg := dr.ErrStandby.Error()
-		if !reads && r.Method == http.MethodGet {
-			msg = "this instance is a DR standby whose primary's resources are not mirrored yet: it serves GET /api/v1/dr only (see sluice dr status)"
-		}
-		fmt.Fprintf(w, "{\"error\": %q}\n", msg)
-		return
+		// HTTP functions and the dashboard: nothing runs here yet.
+		writeStandbyError(w, http.StatusServiceUnavailable, dr.ErrStandby.Error())
 	}
-	api.ServeHTTP(w, r)
+}
+
+// docsNeed is what the document routes need of r (see the gateway's
+// routeNeeds): read, admin for containers, or docs on the container.
+func docsNeed(r *http.Request) auth.Need {
+	rest := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/api/v1/containers"), "/")
+	container, sub, _ := strings.Cut(rest, "/")
+	switch {
+	case r.Method == http.MethodGet || r.Method == http.MethodHead || sub == "query":
+		return auth.Need{Verb: auth.VerbRead}
+	case sub == "" || container == "":
+		return auth.Need{Verb: auth.VerbAdmin}
+	}
+	return auth.Need{Verb: auth.VerbDocs, Resource: container}
+}
+
+func writeStandbyError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	if code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "60")
+	}
+	w.WriteHeader(code)
+	fmt.Fprintf(w, "{\"error\": %q}\n", msg)
+}
+
+// standbyRefuses is the standby gateway's Refuse: it serves health,
+// metrics, DR status and failover, and reads (GET, HEAD) when the mirrors
+// could be opened; everything else is a write, refused with ErrStandby
+// before it runs.
+func standbyRefuses(r *http.Request, route string, reads bool) error {
+	switch {
+	case route == "healthz" || route == "readyz" || route == "metrics" || strings.HasPrefix(route, "dr."):
+		return nil
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		return dr.ErrStandby
+	case !reads:
+		return errors.New("this instance is a DR standby whose primary's resources are not mirrored yet: it serves GET /api/v1/dr only (see sluice dr status)")
+	}
+	return nil
 }
 
 // awaitPromotion waits until the site is promoted (by any of its

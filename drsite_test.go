@@ -569,3 +569,59 @@ func TestDRFailoverReachesEveryInstance(t *testing.T) {
 		return ok && lag == 0 && len(pos) == 1
 	})
 }
+
+// TestDRStandbyAuth: the primary's API keys are mirrored and work on the
+// standby; every route of the standby asks for a key once keys exist, and
+// a write is refused (503) only after the caller is authorized.
+func TestDRStandbyAuth(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	primary := sluice.New(sluice.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Logger: quiet(),
+		NATSDomain: "primary", NATSLeafListen: "127.0.0.1:0", AdminKey: "primary-admin-key"})
+	declareDR(primary, &seen{})
+	require.NoError(t, primary.Start(ctx))
+	t.Cleanup(func() { _ = primary.Stop(context.Background()) })
+	ops := createKey(t, primary.URL(), "primary-admin-key", "ops", "admin")
+	reader := createKey(t, primary.URL(), "primary-admin-key", "reader", "read")
+
+	secondary := sluice.New(sluice.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Logger: drLogger(),
+		NATSDomain: "secondary", NATSLeafRemote: primary.NATSLeafURL(), DRPrimaryDomain: "primary", DRSyncInterval: 100 * time.Millisecond})
+	declareDR(secondary, &seen{})
+	require.NoError(t, secondary.Start(ctx))
+	t.Cleanup(func() { _ = secondary.Stop(context.Background()) })
+	base := secondary.URL()
+	request := func(method, path, key string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, base+path, strings.NewReader(`{"id":"d","pk":"p"}`))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		return do(t, req, key)
+	}
+	waitFor(t, "the standby follows the primary's keys", func() bool {
+		code, _ := request("GET", "/api/v1/dr", "")
+		if code != http.StatusUnauthorized {
+			return false // no key mirrored yet
+		}
+		code, _ = request("GET", "/api/v1/dr", reader)
+		return code == http.StatusOK
+	})
+	for _, r := range []struct {
+		method, path string
+		none, read   int // status without a key, with the read key
+		admin        int
+	}{
+		{"GET", "/api/v1/dr", 401, 200, 200},
+		{"GET", "/api/v1/hubs", 401, 200, 200},
+		{"POST", "/api/v1/hubs/" + drHub + "/events", 401, 403, 503},
+		{"PUT", "/api/v1/containers/c/docs", 401, 403, 503},
+		{"POST", "/api/v1/dr/failover", 401, 403, 200},
+	} {
+		for _, k := range []struct {
+			key  string
+			want int
+		}{{"", r.none}, {reader, r.read}, {ops, r.admin}} {
+			code, body := request(r.method, r.path, k.key)
+			require.Equal(t, k.want, code, "%s %s with key %q: %s", r.method, r.path, k.key, body)
+		}
+	}
+}
