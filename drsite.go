@@ -82,6 +82,9 @@ func (a *App) drRole() string {
 // and the goroutine that starts everything else once the site is
 // promoted. Called with a.mu held.
 func (a *App) startStandby(ctx context.Context) error {
+	if a.cfg.HTTPAddr == "" && a.hasHTTPFunctions() {
+		return errNoHTTPServer // as the promoted start would say
+	}
 	a.standby.Store(true)
 	a.metrics = telemetry.NewMetrics()
 	a.reportDR()
