@@ -524,6 +524,9 @@ func (a *App) startServices(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	if err := a.reconcilePromoted(ctx); err != nil {
+		return err
+	}
 	if err := a.checkDocStoreShared(ctx); err != nil {
 		return err
 	}

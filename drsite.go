@@ -382,6 +382,25 @@ func (a *App) awaitPromotion() {
 	a.log.Info("the promoted DR site runs", "instance", a.cfg.InstanceID, "took", time.Since(started))
 }
 
+// reconcilePromoted brings the hubs' checkpoints and message ids back
+// within their partitions on a promoted site, before any function reads
+// them (see hub.Service.Reconcile): the mirrors of the state and of the
+// partitions stopped at different points when the primary was lost.
+func (a *App) reconcilePromoted(ctx context.Context) error {
+	if a.dr == nil || a.dr.Promotion() == nil {
+		return nil
+	}
+	got, err := a.hubSvc.Reconcile(ctx)
+	if err != nil {
+		return fmt.Errorf("sluice: promoted DR site: %w", err)
+	}
+	if got != (hub.Reconciled{}) {
+		a.log.Warn("promoted DR site: state that named events which never reached this site was brought back within the hubs' partitions",
+			"checkpoints_moved_back", got.Checkpoints, "message_ids_forgotten", got.IDs)
+	}
+	return nil
+}
+
 // cutPromotion stops the promotion goroutine from starting anything: Stop
 // calls it first.
 func (a *App) cutPromotion() { a.cutOnce.Do(func() { close(a.promoteCut) }) }
