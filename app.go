@@ -550,6 +550,9 @@ func (a *App) startServices(ctx context.Context) (err error) {
 			return fmt.Errorf("sluice: container %s: %w", cc.Name, err)
 		}
 	}
+	if err := a.reconcilePromotedFeeds(ctx); err != nil {
+		return err
+	}
 	for _, qc := range a.qs {
 		if _, err := a.queues.Ensure(ctx, queue.Config{Name: qc.Name, MaxMessageBytes: qc.MaxMessageBytes, Lock: qc.Lock, TTL: qc.TTL}); err != nil {
 			return fmt.Errorf("sluice: queue %s: %w", qc.Name, err)

@@ -11,11 +11,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/sluicehq/sluice/internal/auth"
 	"github.com/sluicehq/sluice/internal/blob"
 	"github.com/sluicehq/sluice/internal/dr"
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/gateway"
+	"github.com/sluicehq/sluice/internal/host"
 	"github.com/sluicehq/sluice/internal/hub"
 	"github.com/sluicehq/sluice/internal/queue"
 	"github.com/sluicehq/sluice/internal/telemetry"
@@ -397,6 +400,26 @@ func (a *App) reconcilePromoted(ctx context.Context) error {
 	if got != (hub.Reconciled{}) {
 		a.log.Warn("promoted DR site: state that named events which never reached this site was brought back within the hubs' partitions",
 			"checkpoints_moved_back", got.Checkpoints, "message_ids_forgotten", got.IDs)
+	}
+	return nil
+}
+
+// reconcilePromotedFeeds does for change-feed checkpoints what
+// reconcilePromoted does for hubs, against the document store (a promoted
+// PostgreSQL replica; see host.ReconcileFeeds).
+func (a *App) reconcilePromotedFeeds(ctx context.Context) error {
+	if a.dr == nil || a.dr.Promotion() == nil {
+		return nil
+	}
+	kv, err := a.eng.JS.KeyValue(ctx, host.FeedBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil
+	}
+	if err == nil {
+		_, err = host.ReconcileFeeds(ctx, kv, a.docs, a.log)
+	}
+	if err != nil {
+		return fmt.Errorf("sluice: promoted DR site: %w", err)
 	}
 	return nil
 }
