@@ -55,6 +55,9 @@ type standbyParts struct {
 // openDR opens the follower of a secondary and says whether the site is
 // still following (not promoted). Called with a.mu held.
 func (a *App) openDR(ctx context.Context) (following bool, err error) {
+	if a.eng.Embedded() && a.cfg.NATSLeafRemote == "" {
+		return false, fmt.Errorf("sluice: --dr-primary-domain %s with the embedded engine needs --nats-leaf-remote, the primary's leaf-node address (nats-leaf://host:7422), to reach it", a.cfg.DRPrimaryDomain)
+	}
 	if a.cfg.DRPrimaryDomain == a.eng.Domain() {
 		return false, fmt.Errorf("sluice: --dr-primary-domain %s is this instance's own engine's domain: a secondary's engine needs a domain of its own (--nats-domain secondary)", a.cfg.DRPrimaryDomain)
 	}

@@ -625,3 +625,20 @@ func TestDRStandbyAuth(t *testing.T) {
 		}
 	}
 }
+
+func TestDRConfigurationIsChecked(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, c := range []struct {
+		cfg  sluice.Config
+		want string
+	}{
+		{sluice.Config{DRPrimaryDomain: "primary"}, "needs --nats-leaf-remote"},
+		{sluice.Config{DRPrimaryDomain: "primary", NATSLeafRemote: "nats-leaf://127.0.0.1:1"}, "--nats-domain"},
+		{sluice.Config{DRPrimaryDomain: "primary", NATSDomain: "primary", NATSLeafRemote: "nats-leaf://127.0.0.1:1"}, "own engine's domain"},
+	} {
+		c.cfg.DataDir, c.cfg.Logger = t.TempDir(), quiet()
+		app := sluice.New(c.cfg)
+		require.ErrorContains(t, app.Start(ctx), c.want)
+	}
+}
