@@ -476,8 +476,29 @@ func (c drControl) DRStatus(ctx context.Context) (dr.Status, error) {
 }
 
 func (c drControl) DRFailover(ctx context.Context) (dr.Report, error) {
-	if c.a.dr == nil {
+	a := c.a
+	if a.dr == nil {
 		return dr.Report{}, ErrNotDRSecondary
 	}
-	return c.a.dr.Failover(ctx)
+	rep, err := a.dr.Failover(ctx)
+	if err != nil {
+		return rep, err
+	}
+	// Answer once this instance runs as promoted (its watch of the record
+	// starts it), so that writes to it succeed right after: at most 30s.
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for a.standby.Load() {
+		if perr := a.promoteErr.Load(); perr != nil {
+			return rep, fmt.Errorf("sluice: the site is promoted, but this instance could not start: %w (restart it)", *perr)
+		}
+		select {
+		case <-ctx.Done():
+			return rep, nil // promoted; this instance is still starting
+		case <-a.promoteGo:
+			return rep, nil // stopping
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return rep, nil
 }

@@ -108,6 +108,9 @@ func (f *Follower) Status(ctx context.Context) (Status, error) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if st.Role != RoleFollowing {
+		return st, nil // following is over: its last attempts do not matter
+	}
 	if !f.lastSync.IsZero() {
 		t := f.lastSync.UTC()
 		st.LastSync = &t
@@ -115,7 +118,7 @@ func (f *Follower) Status(ctx context.Context) (Status, error) {
 	if f.syncErr != nil {
 		st.SyncError = f.syncErr.Error()
 	}
-	if len(f.problems) > 0 && st.Role == RoleFollowing {
+	if len(f.problems) > 0 {
 		st.Problems = map[string]string{}
 		for k, v := range f.problems {
 			st.Problems[k] = v
