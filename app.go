@@ -203,6 +203,10 @@ type HubConfig struct {
 	Retention time.Duration
 	// RetentionBytes bounds the hub's stored bytes; 0 means no bound.
 	RetentionBytes int64
+	// Replicas is how many copies a NATS cluster keeps of each partition,
+	// 1 to 5. Default (0): Config.Replicas. Raised at start when the hub
+	// has fewer; never lowered.
+	Replicas int
 }
 
 // StartPosition is where a consumer group starts reading a partition that
@@ -515,6 +519,7 @@ func (a *App) startServices(ctx context.Context) (err error) {
 	a.hubSvc, err = hub.Open(ctx, a.eng.JS, a.eng.MaxPayload(), hub.Options{
 		Linger: a.cfg.Linger, MaxRecordBytes: a.cfg.MaxRecordBytes, MaxEventBytes: a.cfg.MaxEventBytes,
 		ReadJS: a.eng.ReadJS, Tail: a.eng.Private(), Logger: a.log, DuplicateWindow: a.cfg.DuplicateWindow,
+		Replicas: a.eng.Replicas(),
 	})
 	if err != nil {
 		return err
@@ -524,14 +529,19 @@ func (a *App) startServices(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	// Hubs created through the API: partitions lost meanwhile are
+	// recreated, replicas raised to the instance's setting.
+	if err := a.hubSvc.RepairAll(ctx); err != nil {
+		return fmt.Errorf("sluice: check the hubs: %w", err)
+	}
 	if err := a.reconcilePromoted(ctx); err != nil {
 		return err
 	}
 	if err := a.checkDocStoreShared(ctx); err != nil {
 		return err
 	}
-	a.queues = queue.Open(a.eng.JS, a.eng.MaxPayload(), queue.Options{Logger: a.log})
-	a.blobs = blob.Open(a.eng.JS, blob.Options{Logger: a.log})
+	a.queues = queue.Open(a.eng.JS, a.eng.MaxPayload(), queue.Options{Logger: a.log, Replicas: a.eng.Replicas()})
+	a.blobs = blob.Open(a.eng.JS, blob.Options{Logger: a.log, Replicas: a.eng.Replicas()})
 	if err := os.MkdirAll(a.cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("sluice: data directory: %w", err)
 	}
@@ -558,10 +568,16 @@ func (a *App) startServices(ctx context.Context) (err error) {
 			return fmt.Errorf("sluice: queue %s: %w", qc.Name, err)
 		}
 	}
+	if err := a.queues.RaiseReplicas(ctx); err != nil {
+		return fmt.Errorf("sluice: %w", err)
+	}
 	for _, name := range a.blobCtrs {
 		if _, err := a.blobs.EnsureContainer(ctx, name); err != nil {
 			return fmt.Errorf("sluice: blob container %s: %w", name, err)
 		}
+	}
+	if err := a.blobs.RaiseReplicas(ctx); err != nil {
+		return fmt.Errorf("sluice: %w", err)
 	}
 	if a.metrics == nil {
 		a.metrics = telemetry.NewMetrics()
@@ -636,7 +652,7 @@ func redactURL(s string) string { return engine.RedactURL(s) }
 
 func (a *App) ensureHub(ctx context.Context, hc HubConfig) error {
 	info, err := a.hubSvc.Create(ctx, hub.Config{Name: hc.Name, Partitions: hc.Partitions,
-		RetentionAge: hc.Retention, RetentionBytes: hc.RetentionBytes})
+		RetentionAge: hc.Retention, RetentionBytes: hc.RetentionBytes, Replicas: hc.Replicas})
 	if errors.Is(err, hub.ErrExists) {
 		info, err = a.hubSvc.Repair(ctx, hc.Name)
 		if err == nil && hc.Partitions != 0 && info.Partitions != hc.Partitions {

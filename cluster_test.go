@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,4 +148,179 @@ func testLogger(t *testing.T) *slog.Logger {
 	require.NoError(t, err)
 	t.Cleanup(func() { f.Close() })
 	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// A hub's partitions rescaled from one copy to three, then their leaders
+// stepped down twice, while every partition is published to: publishes
+// fail at most for a moment (the publisher retries with the events'
+// message ids), no partition hangs, every acknowledged event is processed,
+// and the instance stops gracefully within its bound. (A lost publish
+// acknowledgement used to hold a partition for good here.)
+func TestRescaleAndStepDownsWhilePublishing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a NATS cluster")
+	}
+	t.Parallel()
+	const partitions = 8
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a hang's bound, not a speed's
+	defer cancel()
+	cluster := enginetest.Cluster(t, 3)
+	done := &processedSet{seen: map[string]int{}, more: make(chan struct{}, 1)}
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), NATSURL: cluster.URL(), Replicas: 1, Logger: testLogger(t)})
+	app.Hub(sluice.HubConfig{Name: "in", Partitions: partitions})
+	app.Function("f", sluice.HubTrigger{Hub: "in"}, func(_ context.Context, events []sluice.Event) error {
+		done.add(events)
+		return nil
+	})
+	require.NoError(t, app.Start(ctx))
+
+	var (
+		mu       sync.Mutex
+		acked    []string
+		failures = map[string]int{}
+		rounds   [partitions]atomic.Int64
+	)
+	stop := make(chan struct{})
+	var publishers sync.WaitGroup
+	for p := range partitions {
+		publishers.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("p%d-%05d", p, i)
+				for {
+					_, err := app.PublishToPartition(ctx, "in", p, sluice.Event{Body: []byte(id), MessageID: id})
+					if err == nil {
+						break
+					}
+					if ctx.Err() != nil {
+						return
+					}
+					mu.Lock()
+					failures[err.Error()]++
+					mu.Unlock()
+					select {
+					case <-ctx.Done():
+						return
+					case <-time.After(20 * time.Millisecond):
+					}
+				}
+				mu.Lock()
+				acked = append(acked, id)
+				mu.Unlock()
+				rounds[p].Add(1)
+			}
+		})
+	}
+	// progress waits until every partition has taken n more publishes.
+	progress := func(n int64) {
+		t.Helper()
+		var from [partitions]int64
+		for p := range partitions {
+			from[p] = rounds[p].Load()
+		}
+		for p := range partitions {
+			for rounds[p].Load() < from[p]+n {
+				select {
+				case <-ctx.Done():
+					t.Fatalf("partition %d hangs: %d publishes since the disturbance; failures %v", p, rounds[p].Load()-from[p], failures)
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+		}
+	}
+
+	progress(20)
+	js := cluster.Engine(t).JS
+	for p := range partitions {
+		st, err := js.Stream(ctx, hub.StreamName("in", p))
+		require.NoError(t, err)
+		cfg := st.CachedInfo().Config
+		require.Equal(t, 1, cfg.Replicas)
+		cfg.Replicas = 3
+		_, err = js.UpdateStream(ctx, cfg)
+		require.NoError(t, err)
+	}
+	progress(20)
+	for p := range partitions {
+		require.NoError(t, cluster.WaitCurrent(ctx, hub.StreamName("in", p)))
+	}
+	for range 2 {
+		for p := range partitions {
+			_, err := cluster.StepDown(ctx, hub.StreamName("in", p))
+			require.NoError(t, err)
+		}
+		progress(20)
+	}
+	close(stop)
+	publishers.Wait()
+	require.NoError(t, ctx.Err())
+
+	for missing := done.missing(acked); len(missing) > 0; missing = done.missing(acked) {
+		select {
+		case <-done.more:
+		case <-ctx.Done():
+			t.Fatalf("%d acknowledged events never processed, e.g. %v", len(missing), missing[:min(5, len(missing))])
+		}
+	}
+	stopCtx, cancelStop := context.WithTimeout(ctx, time.Minute)
+	defer cancelStop()
+	require.NoError(t, app.Stop(stopCtx), "the instance stops gracefully")
+	t.Logf("%d events acknowledged and processed across a rescale to R3 and two step-downs of %d partitions; failed attempts: %v",
+		len(acked), partitions, failures)
+}
+
+// Instances started at the same moment on a fresh cluster all start: they
+// race to create the same buckets, hub and queue (two of thirteen rounds
+// used to fail with "repair partition N: context deadline exceeded"), and
+// share the hub's partitions afterwards.
+func TestSimultaneousStartsOnAFreshCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a NATS cluster")
+	}
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a hang's bound, not a speed's
+	defer cancel()
+	cluster := enginetest.Cluster(t, 3)
+	const instances = 3
+	done := &processedSet{seen: map[string]int{}, more: make(chan struct{}, 1)}
+	apps := make([]*sluice.App, instances)
+	for i := range apps {
+		app := sluice.New(sluice.Config{DataDir: t.TempDir(), NATSURL: cluster.URL(), Logger: testLogger(t)})
+		app.Hub(sluice.HubConfig{Name: "orders", Partitions: 8})
+		app.Function("f", sluice.HubTrigger{Hub: "orders"}, func(_ context.Context, events []sluice.Event) error {
+			done.add(events)
+			return nil
+		})
+		app.Queue(sluice.QueueConfig{Name: "jobs"})
+		app.QueueFunction("q", sluice.QueueTrigger{Queue: "jobs"}, func(context.Context, *sluice.Message) error { return nil })
+		apps[i] = app
+	}
+	errs := make([]error, instances)
+	var starts sync.WaitGroup
+	for i, app := range apps {
+		starts.Go(func() { errs[i] = app.Start(ctx) })
+	}
+	starts.Wait()
+	for i, app := range apps {
+		require.NoError(t, errs[i], "instance %d", i)
+		defer app.Stop(context.Background())
+	}
+	var ids []string
+	for i := range 80 {
+		id := fmt.Sprintf("e%02d", i)
+		_, err := apps[i%instances].Publish(ctx, "orders", sluice.Event{Body: []byte(id), PartitionKey: id})
+		require.NoError(t, err)
+		ids = append(ids, id)
+	}
+	for missing := done.missing(ids); len(missing) > 0; missing = done.missing(ids) {
+		select {
+		case <-done.more:
+		case <-ctx.Done():
+			t.Fatalf("%d events never processed, e.g. %v", len(missing), missing[:min(5, len(missing))])
+		}
+	}
 }

@@ -19,6 +19,12 @@ var (
 	// ErrEventTooLarge is returned by Publish for an event over the maximum
 	// event size (1 MiB by default); nothing of that call is stored.
 	ErrEventTooLarge = hub.ErrTooLarge
+	// ErrUnavailable is returned by Publish while the engine cannot take
+	// the events for the moment (unreachable, electing a leader, a lost
+	// partition being recreated); the error says whether anything was
+	// stored. Retry after a few seconds: events with a MessageID are
+	// then stored once.
+	ErrUnavailable = hub.ErrUnavailable
 	// ErrNotStarted is returned by App methods that need a running app.
 	ErrNotStarted = errors.New("sluice: the app is not running; call Start or Run first")
 	// ErrStandby is returned by App methods that write (or run functions)

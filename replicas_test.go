@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,8 +30,9 @@ func replicasOf(t *testing.T, js jetstream.JetStream) map[string]int {
 
 // On a 3-node cluster an instance keeps 3 copies of everything it creates
 // (streams of hubs and queues, every KV bucket, blob containers), raises a
-// bucket left at 1 copy, shows each partition's leader and followers, and
-// an instance restarted with a lower setting scales nothing down.
+// bucket left at 1 copy and hubs created through the API with fewer, keeps
+// a hub's own replica count, shows each partition's leader and followers,
+// and an instance restarted with a lower setting scales nothing down.
 func TestReplicasOnACluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a NATS cluster")
@@ -54,11 +56,37 @@ func TestReplicasOnACluster(t *testing.T) {
 		require.NoError(t, app.Start(ctx))
 		return app
 	}
-	app := start(0)
+	createHub := func(app *sluice.App, body string) {
+		t.Helper()
+		resp, err := http.Post(app.URL()+"/api/v1/hubs", "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusCreated, resp.StatusCode, body)
+	}
+
+	// One copy asked: everything has one, but a hub created through the
+	// API with replicas 3 has three.
+	app := start(1)
+	createHub(app, `{"name":"api","partitions":2}`)
+	createHub(app, `{"name":"api3","partitions":2,"replicas":3}`)
+	streams := replicasOf(t, js)
+	for name, n := range streams {
+		want := 1
+		if name == hub.StreamName("api3", 0) || name == hub.StreamName("api3", 1) {
+			want = 3
+		}
+		require.Equal(t, want, n, "stream %s", name)
+	}
+	require.NoError(t, app.Stop(ctx))
+
+	// The default on three servers: three copies of everything, the hubs
+	// created through the API included.
+	app = start(0)
 	_, err = app.Publish(ctx, "in", sluice.Event{Body: []byte("x")})
 	require.NoError(t, err)
-	streams := replicasOf(t, js)
-	for _, name := range []string{hub.StreamName("in", 0), hub.StreamName("in", 1), "KV_sluice-leases", "KV_sluice-hubs"} {
+	streams = replicasOf(t, js)
+	for _, name := range []string{hub.StreamName("in", 0), hub.StreamName("in", 1), hub.StreamName("api", 0), hub.StreamName("api", 1),
+		"KV_sluice-leases", "KV_sluice-hubs"} {
 		require.Contains(t, streams, name)
 	}
 	for name, n := range streams {

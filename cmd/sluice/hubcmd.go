@@ -80,13 +80,14 @@ event's key depends on it.`)
 	partitions := fs.Int("partitions", hub.DefaultPartitions, "number of partitions (1-1024)")
 	retention := fs.Duration("retention", hub.DefaultRetention, "how long events are kept")
 	retentionBytes := fs.Int64("retention-bytes", 0, "bound on the hub's stored bytes, oldest first (0: none)")
+	replicas := fs.Int("replicas", 0, "copies a NATS cluster keeps of each partition, 1-5 (0: the instance's --replicas)")
 	name, err := parseName(fs, args, "hub")
 	if err != nil {
 		return err
 	}
 	var h gateway.HubJSON
 	raw, err := c.do("POST", "/api/v1/hubs", nil, "application/json", jsonBody(gateway.CreateHubRequest{
-		Name: name, Partitions: *partitions, Retention: retention.String(), RetentionBytes: *retentionBytes}), &h)
+		Name: name, Partitions: *partitions, Retention: retention.String(), RetentionBytes: *retentionBytes, Replicas: *replicas}), &h)
 	if err != nil {
 		return err
 	}

@@ -35,6 +35,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/internal/engine"
 )
 
 // Errors returned by the service. Callers map them to user-facing answers.
@@ -280,6 +282,16 @@ func (s *Service) CreateContainer(ctx context.Context, name string) (ContainerIn
 		return ContainerInfo{}, fmt.Errorf("blob: create container %s: %w", name, err)
 	}
 	return s.GetContainer(ctx, name)
+}
+
+// RaiseReplicas gives every container with fewer replicas than the
+// service's (Options.Replicas) that many, such as containers created before
+// the instance's setting was raised. It never lowers a container's
+// replicas.
+func (s *Service) RaiseReplicas(ctx context.Context) error {
+	return engine.RaiseStreams(ctx, s.js, s.opts.Replicas, func(cfg jetstream.StreamConfig) bool {
+		return strings.HasPrefix(cfg.Name, "OBJ_"+BucketPrefix)
+	}, s.log)
 }
 
 // EnsureContainer creates the container if it does not exist.

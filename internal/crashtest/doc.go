@@ -65,6 +65,9 @@
 //     expired; nothing published is lost or reordered across the handovers,
 //     and no partition is processed by two consumers at once (invariants
 //     2-4).
+//   - TestRebalanceOnACluster: the same on a 3-node NATS cluster with
+//     every stream and bucket at three copies; the publishing instance,
+//     a survivor, never fails a publish.
 //   - TestHubCreateCrash: an instance killed while it creates a declared
 //     hub's partitions leaves a hub that the next start makes usable.
 //   - TestQueueConsumerCrash: a queue-triggered function killed repeatedly

@@ -1,6 +1,7 @@
 package crashtest
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -15,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/engine/enginetest"
 	"github.com/sluicehq/sluice/internal/lease"
 )
 
@@ -23,6 +25,32 @@ import (
 // after the lease expiry, that nothing published is lost or reordered, and
 // that no partition was processed by two consumers at once.
 func TestRebalance(t *testing.T) {
+	rebalance(t, func(cfg sluice.Config) sluice.Config {
+		cfg.NATSListen = "127.0.0.1:0"
+		return cfg
+	})
+}
+
+// TestRebalanceOnACluster is TestRebalance on a 3-node NATS cluster with
+// every stream and bucket at three copies: the consumers and the
+// publishing instance are processes of their own against the cluster, and
+// the publishing instance, a survivor, never fails a publish while one
+// consumer dies and its partitions move.
+func TestRebalanceOnACluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a NATS cluster")
+	}
+	cluster := enginetest.Cluster(t, 3)
+	rebalance(t, func(cfg sluice.Config) sluice.Config {
+		cfg.NATSURL = cluster.URL()
+		return cfg
+	})
+}
+
+// rebalance is TestRebalance with the publishing instance's engine set up
+// by withEngine: embedded and listening (the consumers connect to it), or
+// an external URL.
+func rebalance(t *testing.T, withEngine func(sluice.Config) sluice.Config) {
 	const (
 		hubName    = "rb"
 		partitions = 8
@@ -34,17 +62,16 @@ func TestRebalance(t *testing.T) {
 	dir := t.TempDir()
 	ctx := background(t, 5*time.Minute)
 
-	server := sluice.New(sluice.Config{
-		DataDir: filepath.Join(dir, "server"), NATSListen: "127.0.0.1:0", InstanceID: "server", Logger: testLogger(t),
-	})
+	serverCfg := withEngine(sluice.Config{DataDir: filepath.Join(dir, "server"), InstanceID: "server", Logger: testLogger(t)})
+	server := sluice.New(serverCfg)
 	server.Hub(sluice.HubConfig{Name: hubName, Partitions: partitions})
 	if err := server.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = server.Stop(context.Background()) })
-	url := server.NATSURL()
+	url := cmp.Or(serverCfg.NATSURL, server.NATSURL())
 	if url == "" {
-		t.Fatal("the server has no client URL although NATSListen is set")
+		t.Fatal("the server has no client URL")
 	}
 
 	// Ownership as the lease bucket says, read like any instance would.

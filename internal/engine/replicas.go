@@ -2,9 +2,13 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -42,68 +46,153 @@ type replicated struct {
 // replicas is the count a resource named stream (the stream behind a
 // bucket or object store) gets: asked, or r.n when it asks for none, but
 // never fewer than it has.
-func (r replicated) replicas(ctx context.Context, stream string, asked int) int {
+// raising tells whether the resource exists with fewer replicas.
+func (r replicated) replicas(ctx context.Context, stream string, asked int) (n int, raising bool) {
 	want := asked
 	if want == 0 {
 		want = r.n
 	}
 	st, err := r.JetStream.Stream(ctx, stream)
 	if err != nil {
-		return want // new (or unknown: the server keeps its own on update)
+		return want, false // new (or unknown: the server keeps its own on update)
 	}
 	have := st.CachedInfo().Config.Replicas
 	if have > want {
-		return have
+		return have, false
 	}
 	if have < want {
 		r.log.Info("engine: raising the replicas of a stream", "stream", stream, "from", have, "to", want)
 	}
-	return want
+	return want, have < want
+}
+
+// settleFor bounds the wait for a stream whose replicas were raised to
+// have a leader and every new copy current.
+const settleFor = 30 * time.Second
+
+// settled waits, after a raise of stream's replicas, until the stream has
+// a leader and every copy is current: until then a write may wait on
+// copies still catching up, and fail its caller's timeout. A stream that
+// does not settle in settleFor is logged and left to settle by itself.
+func (r replicated) settled(ctx context.Context, stream string, raising bool, err error) error {
+	if err != nil || !raising {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, settleFor)
+	defer cancel()
+	for {
+		st, serr := r.JetStream.Stream(ctx, stream)
+		if serr == nil {
+			info := st.CachedInfo()
+			if c := info.Cluster; c != nil && c.Leader != "" && len(c.Replicas) == info.Config.Replicas-1 &&
+				!slices.ContainsFunc(c.Replicas, func(p *jetstream.PeerInfo) bool { return !p.Current }) {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			r.log.Warn("engine: a stream whose replicas were raised has not settled yet; writes to it may wait meanwhile", "stream", stream, "waited", settleFor)
+			return nil
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// answerWithin bounds one creation or update of a stream, bucket or object
+// store: a request the engine never answers (seen when instances create
+// the same resources at once on a fresh cluster) is asked again instead
+// of holding its caller until its own deadline, or failing it after the
+// client's default timeout.
+const answerWithin = 5 * time.Second
+
+// apply makes one creation or update of the resource whose stream is
+// stream, with the replicas it gets (see replicas): asked again when the
+// engine does not answer in answerWithin, and waited for when it raised
+// the replicas (see settled). Creations and updates are idempotent.
+func apply[R any](ctx context.Context, r replicated, stream string, replicas *int, call func(context.Context) (R, error)) (R, error) {
+	var raising bool
+	*replicas, raising = r.replicas(ctx, stream, *replicas)
+	for {
+		actx, cancel := context.WithTimeout(ctx, answerWithin)
+		out, err := call(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
+			return out, r.settled(ctx, stream, raising, err)
+		}
+		r.log.Warn("engine: no answer to a creation or update of a stream; asking again", "stream", stream, "waited", answerWithin)
+	}
 }
 
 func (r replicated) CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	cfg.Replicas = r.replicas(ctx, cfg.Name, cfg.Replicas)
-	return r.JetStream.CreateStream(ctx, cfg)
+	return apply(ctx, r, cfg.Name, &cfg.Replicas, func(ctx context.Context) (jetstream.Stream, error) { return r.JetStream.CreateStream(ctx, cfg) })
 }
 
 func (r replicated) UpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	cfg.Replicas = r.replicas(ctx, cfg.Name, cfg.Replicas)
-	return r.JetStream.UpdateStream(ctx, cfg)
+	return apply(ctx, r, cfg.Name, &cfg.Replicas, func(ctx context.Context) (jetstream.Stream, error) { return r.JetStream.UpdateStream(ctx, cfg) })
 }
 
 func (r replicated) CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	cfg.Replicas = r.replicas(ctx, cfg.Name, cfg.Replicas)
-	return r.JetStream.CreateOrUpdateStream(ctx, cfg)
+	return apply(ctx, r, cfg.Name, &cfg.Replicas, func(ctx context.Context) (jetstream.Stream, error) { return r.JetStream.CreateOrUpdateStream(ctx, cfg) })
 }
 
 func (r replicated) CreateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	cfg.Replicas = r.replicas(ctx, "KV_"+cfg.Bucket, cfg.Replicas)
-	return r.JetStream.CreateKeyValue(ctx, cfg)
+	return apply(ctx, r, "KV_"+cfg.Bucket, &cfg.Replicas, func(ctx context.Context) (jetstream.KeyValue, error) { return r.JetStream.CreateKeyValue(ctx, cfg) })
 }
 
 func (r replicated) UpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	cfg.Replicas = r.replicas(ctx, "KV_"+cfg.Bucket, cfg.Replicas)
-	return r.JetStream.UpdateKeyValue(ctx, cfg)
+	return apply(ctx, r, "KV_"+cfg.Bucket, &cfg.Replicas, func(ctx context.Context) (jetstream.KeyValue, error) { return r.JetStream.UpdateKeyValue(ctx, cfg) })
 }
 
 func (r replicated) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	cfg.Replicas = r.replicas(ctx, "KV_"+cfg.Bucket, cfg.Replicas)
-	return r.JetStream.CreateOrUpdateKeyValue(ctx, cfg)
+	return apply(ctx, r, "KV_"+cfg.Bucket, &cfg.Replicas, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return r.JetStream.CreateOrUpdateKeyValue(ctx, cfg)
+	})
 }
 
 func (r replicated) CreateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
-	cfg.Replicas = r.replicas(ctx, "OBJ_"+cfg.Bucket, cfg.Replicas)
-	return r.JetStream.CreateObjectStore(ctx, cfg)
+	return apply(ctx, r, "OBJ_"+cfg.Bucket, &cfg.Replicas, func(ctx context.Context) (jetstream.ObjectStore, error) {
+		return r.JetStream.CreateObjectStore(ctx, cfg)
+	})
 }
 
 func (r replicated) UpdateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
-	cfg.Replicas = r.replicas(ctx, "OBJ_"+cfg.Bucket, cfg.Replicas)
-	return r.JetStream.UpdateObjectStore(ctx, cfg)
+	return apply(ctx, r, "OBJ_"+cfg.Bucket, &cfg.Replicas, func(ctx context.Context) (jetstream.ObjectStore, error) {
+		return r.JetStream.UpdateObjectStore(ctx, cfg)
+	})
 }
 
 func (r replicated) CreateOrUpdateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
-	cfg.Replicas = r.replicas(ctx, "OBJ_"+cfg.Bucket, cfg.Replicas)
-	return r.JetStream.CreateOrUpdateObjectStore(ctx, cfg)
+	return apply(ctx, r, "OBJ_"+cfg.Bucket, &cfg.Replicas, func(ctx context.Context) (jetstream.ObjectStore, error) {
+		return r.JetStream.CreateOrUpdateObjectStore(ctx, cfg)
+	})
+}
+
+// RaiseStreams gives every stream that match accepts and that has fewer
+// than want replicas want, such as the queues or blob containers created
+// before an instance's replica setting was raised. It never lowers a
+// stream's replicas, and does nothing for want 1 or less.
+func RaiseStreams(ctx context.Context, js jetstream.JetStream, want int, match func(jetstream.StreamConfig) bool, log *slog.Logger) error {
+	if want <= 1 {
+		return nil
+	}
+	var raise []jetstream.StreamConfig
+	lister := js.ListStreams(ctx)
+	for si := range lister.Info() {
+		if match(si.Config) && max(si.Config.Replicas, 1) < want {
+			raise = append(raise, si.Config)
+		}
+	}
+	if err := lister.Err(); err != nil {
+		return fmt.Errorf("engine: list streams: %w", err)
+	}
+	for _, cfg := range raise {
+		log.Info("engine: raising the replicas of a stream", "stream", cfg.Name, "from", max(cfg.Replicas, 1), "to", want)
+		cfg.Replicas = want
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("engine: raise the replicas of %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
 }
 
 // settleReplicas sets e.replicas from cfg (0: the default for the server)

@@ -334,13 +334,14 @@ type HubJSON struct {
 	Partitions     int                 `json:"partitions"`
 	Retention      string              `json:"retention"`
 	RetentionBytes int64               `json:"retention_bytes,omitempty"`
+	Replicas       int                 `json:"replicas,omitempty"`
 	Created        time.Time           `json:"created"`
 	PartitionInfo  []hub.PartitionInfo `json:"partition_info,omitempty"`
 }
 
 func hubJSON(info hub.Info, parts []hub.PartitionInfo) HubJSON {
 	return HubJSON{Name: info.Name, Partitions: info.Partitions, Retention: info.RetentionAge.String(),
-		RetentionBytes: info.RetentionBytes, Created: info.Created, PartitionInfo: parts}
+		RetentionBytes: info.RetentionBytes, Replicas: info.Replicas, Created: info.Created, PartitionInfo: parts}
 }
 
 func (s *Server) listHubs(w http.ResponseWriter, r *http.Request) {
@@ -363,6 +364,9 @@ type CreateHubRequest struct {
 	// Retention is a Go duration such as "72h"; default 168h.
 	Retention      string `json:"retention"`
 	RetentionBytes int64  `json:"retention_bytes"`
+	// Replicas is how many copies a NATS cluster keeps of each partition
+	// (1-5); 0: the instance's --replicas.
+	Replicas int `json:"replicas,omitempty"`
 }
 
 // maxSmallBody bounds the body of the requests decodeRequest reads.
@@ -396,7 +400,7 @@ func (s *Server) createHub(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	cfg := hub.Config{Name: req.Name, Partitions: req.Partitions, RetentionBytes: req.RetentionBytes}
+	cfg := hub.Config{Name: req.Name, Partitions: req.Partitions, RetentionBytes: req.RetentionBytes, Replicas: req.Replicas}
 	if req.Retention != "" {
 		d, err := time.ParseDuration(req.Retention)
 		if err != nil {

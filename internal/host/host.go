@@ -33,6 +33,7 @@ import (
 	"github.com/sluicehq/sluice/internal/blob"
 	"github.com/sluicehq/sluice/internal/docstore"
 	"github.com/sluicehq/sluice/internal/hub"
+	"github.com/sluicehq/sluice/internal/lease"
 	"github.com/sluicehq/sluice/internal/queue"
 	"github.com/sluicehq/sluice/internal/resilience"
 	"github.com/sluicehq/sluice/internal/service"
@@ -324,10 +325,13 @@ func (h *Host) runUnit(lctx context.Context, unit string, owned prometheus.Gauge
 			backoff = min(backoff*2, 10*time.Second)
 		}
 	}
-	if lctx.Err() != nil && !h.stopping() {
-		log.Warn(unit + " lease lost; processing stopped")
-	} else {
+	switch cause := context.Cause(lctx); {
+	case lctx.Err() == nil || h.stopping():
 		log.Info(unit + " released")
+	case errors.Is(cause, lease.ErrReleased):
+		log.Info(unit+" handed over to another instance (rebalance)", "reason", cause)
+	default:
+		log.Warn(unit+" lease lost; processing stopped", "reason", cause)
 	}
 	working = false
 	h.active.Done()

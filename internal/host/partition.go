@@ -24,6 +24,9 @@ func (h *Host) consume(lctx context.Context, f *function, p int, log *slog.Logge
 		return err
 	}
 	r, err := h.openPartition(ctx, f.Trigger, p, cp, rev, log)
+	if errors.Is(err, hub.ErrNotFound) {
+		return h.partitionMissing(lctx, f, p, log)
+	}
 	if err != nil {
 		return err
 	}
@@ -36,7 +39,50 @@ func (h *Host) consume(lctx context.Context, f *function, p int, log *slog.Logge
 	cpw := h.partitionCheckpointer(f.Trigger, p, rev)
 	pr := &partitionRun{h: h, f: f, p: p, lctx: lctx, ctx: ctx, log: log, cpw: cpw,
 		memo: h.partitionRetryMemo(f.Trigger, p, cp, cpw), batches: newBatchAssembler(reads.results, f.Trigger)}
-	return pr.run()
+	err = pr.run()
+	if errors.Is(err, hub.ErrNotFound) {
+		return h.partitionMissing(lctx, f, p, log)
+	}
+	return err
+}
+
+// hubGonePoll is how often a function whose hub was deleted looks for a
+// hub of the name again.
+const hubGonePoll = 5 * time.Second
+
+// partitionMissing handles a partition the engine no longer has. When the
+// hub is still defined, its storage was lost: the partition is recreated
+// (hub.Service.RestorePartition) and reading goes on. When the hub was
+// deleted, processing waits, said once, until a hub of the name exists
+// again. It returns errReload to read again, nil when the host stops.
+func (h *Host) partitionMissing(lctx context.Context, f *function, p int, log *slog.Logger) error {
+	said := false
+	for {
+		ctx, cancel := context.WithTimeout(lctx, 10*time.Second)
+		_, err := h.cfg.Hubs.RestorePartition(ctx, f.Trigger.Hub, p, 0)
+		cancel()
+		if err == nil {
+			if said {
+				log.Info("hub exists again; processing resumes")
+			}
+			return errReload
+		}
+		if !errors.Is(err, hub.ErrNotFound) {
+			return err
+		}
+		if !said {
+			log.Error("the function's hub was deleted while it ran: the partition waits for a hub of the name to be created again "+
+				"(delete the function, or create the hub)", "err", err)
+			said = true
+		}
+		select {
+		case <-time.After(hubGonePoll):
+		case <-lctx.Done():
+			return lctx.Err()
+		case <-h.soft:
+			return nil
+		}
+	}
 }
 
 // awaitResume waits while the group is paused. It returns errReload when

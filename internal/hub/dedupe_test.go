@@ -202,13 +202,11 @@ func TestMessageIDIsReleasedWhenThePublishFails(t *testing.T) {
 		_, err := s.Publish(ctx, name, []hub.Event{{Body: []byte("before")}})
 		require.NoError(t, err)
 		// The partition disappears under the publisher: the claim succeeds,
-		// storing the record fails.
+		// storing the record fails (and the partition is recreated).
 		require.NoError(t, eng.JS.DeleteStream(ctx, hub.StreamName(name, 0)))
 		_, err = s.Publish(ctx, name, []hub.Event{{Body: []byte("x"), MessageID: "id-x"}, {Body: []byte("y"), MessageID: "id-y"}})
-		require.ErrorIs(t, err, hub.ErrNotFound)
-
-		_, err = s.Repair(ctx, name)
-		require.NoError(t, err)
+		require.ErrorIs(t, err, hub.ErrUnavailable)
+		require.ErrorContains(t, err, "nothing of this publish was stored")
 		// A retry stores the events at once: the ids were released, not
 		// left pending until the pending timeout.
 		rctx, cancel := context.WithTimeout(ctx, 20*time.Second) // well before the pending timeout (30s)

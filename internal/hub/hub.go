@@ -111,12 +111,22 @@ type Config struct {
 	// RetentionBytes bounds the stored bytes of the whole hub, split evenly
 	// across partitions; the oldest records go first. 0 means no bound.
 	RetentionBytes int64 `json:"retention_bytes"`
+	// Replicas is how many copies a NATS cluster keeps of each partition,
+	// 1 to 5. Default (0): the service's (Options.Replicas). An existing
+	// partition with more replicas keeps them.
+	Replicas int `json:"replicas,omitempty"`
 }
+
+// MaxReplicas is the most copies JetStream keeps of a stream.
+const MaxReplicas = 5
 
 // Info is a hub's stored definition.
 type Info struct {
 	Config
 	Created time.Time `json:"created"`
+	// Deleting is set while the hub is being deleted: the hub is then
+	// gone for every purpose but finishing its deletion (see Delete).
+	Deleting bool `json:"deleting,omitempty"`
 }
 
 func (c *Config) withDefaults() Config {
@@ -138,6 +148,9 @@ func (c *Config) validate() error {
 	}
 	if c.RetentionBytes < 0 {
 		return fmt.Errorf("%w retention bytes %d: must not be negative", ErrInvalid, c.RetentionBytes)
+	}
+	if c.Replicas < 0 || c.Replicas > MaxReplicas {
+		return fmt.Errorf("%w replicas %d: must be between 1 and %d (0: the instance's default)", ErrInvalid, c.Replicas, MaxReplicas)
 	}
 	return nil
 }
@@ -310,7 +323,8 @@ func (s *Service) openIDs(ctx context.Context) error {
 	kv, err := s.js.KeyValue(ctx, bucketIDs)
 	if err == nil {
 		st, serr := kv.Status(ctx)
-		if serr != nil || st.TTL() != s.opts.DuplicateWindow {
+		str, rerr := s.js.Stream(ctx, "KV_"+bucketIDs)
+		if serr != nil || st.TTL() != s.opts.DuplicateWindow || rerr != nil || max(str.CachedInfo().Config.Replicas, 1) < s.opts.Replicas {
 			err = jetstream.ErrBucketNotFound // update it
 		}
 	}
@@ -358,14 +372,26 @@ func (s *Service) Create(ctx context.Context, cfg Config) (Info, error) {
 	data, _ := json.Marshal(info)
 	// The definition is claimed first, so two concurrent creates cannot both
 	// win; streams are then created, and the claim undone if that fails.
-	if _, err := s.hubs.Create(ctx, cfg.Name, data); err != nil {
+	_, err := s.hubs.Create(ctx, cfg.Name, data)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		// A deletion that did not finish (its instance died) is finished
+		// first: the new hub must not inherit its events.
+		if old, _, gerr := s.definition(ctx, cfg.Name); gerr == nil && old.Deleting {
+			s.log.Info("finishing the interrupted deletion of a hub before creating it again", "hub", cfg.Name)
+			if derr := s.Delete(ctx, cfg.Name); derr != nil {
+				return Info{}, derr
+			}
+			_, err = s.hubs.Create(ctx, cfg.Name, data)
+		}
+	}
+	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return Info{}, fmt.Errorf("%w: %s", ErrExists, cfg.Name)
 		}
-		return Info{}, fmt.Errorf("hub: store definition of %s: %w", cfg.Name, err)
+		return Info{}, fmt.Errorf("hub: store definition of %s: %w", cfg.Name, unavailable(err))
 	}
 	for p := range cfg.Partitions {
-		if _, err := s.js.CreateOrUpdateStream(ctx, streamConfig(cfg, p, s.opts.Replicas)); err != nil {
+		if _, err := s.js.CreateOrUpdateStream(ctx, s.streamConfig(cfg, p)); err != nil {
 			for q := range p {
 				_ = s.js.DeleteStream(ctx, StreamName(cfg.Name, q))
 			}
@@ -449,28 +475,127 @@ func jetstreamReason(err error) string {
 	return err.Error()
 }
 
-// Repair creates the partition streams of an existing hub that are missing,
-// as after a crash between storing a hub's definition and creating its
-// last partition. It is idempotent and returns the hub's definition.
+// Repair creates the partition streams of an existing hub that are missing
+// (see RestorePartition) and raises partitions with fewer replicas than the
+// hub's. It is idempotent and returns the hub's definition.
 func (s *Service) Repair(ctx context.Context, name string) (Info, error) {
 	info, err := s.Get(ctx, name)
 	if err != nil {
 		return Info{}, err
 	}
 	for p := range info.Partitions {
-		_, err := s.js.Stream(ctx, StreamName(name, p))
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			s.log.Warn("recreating a missing partition of a hub (was its creation interrupted?)", "hub", name, "partition", p)
-			_, err = s.js.CreateOrUpdateStream(ctx, streamConfig(info.Config, p, s.opts.Replicas))
+		st, err := s.js.Stream(ctx, StreamName(name, p))
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			_, err = s.restore(ctx, info, p, 0)
+		case err == nil:
+			err = s.raise(ctx, info, st.CachedInfo().Config)
 		}
 		if err != nil {
-			return Info{}, fmt.Errorf("hub: repair partition %d of %s: %w", p, name, err)
+			return Info{}, fmt.Errorf("hub: repair partition %d of %s: %w", p, name, unavailable(err))
 		}
 	}
 	return info, nil
 }
 
-func streamConfig(cfg Config, p, replicas int) jetstream.StreamConfig {
+// RepairAll repairs every hub (see Repair), such as those created through
+// the API since the instance's replica setting was raised.
+func (s *Service) RepairAll(ctx context.Context) error {
+	hubs, err := s.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, info := range hubs {
+		if _, err := s.Repair(ctx, info.Name); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// raise gives a partition stream whose configuration is have the replicas
+// its hub asks for, when it has fewer.
+func (s *Service) raise(ctx context.Context, info Info, have jetstream.StreamConfig) error {
+	want := cmp.Or(info.Replicas, s.opts.Replicas)
+	if want <= max(have.Replicas, 1) {
+		return nil
+	}
+	s.log.Info("raising the replicas of a hub partition", "stream", have.Name, "from", max(have.Replicas, 1), "to", want)
+	have.Replicas = want
+	_, err := s.js.UpdateStream(ctx, have)
+	return err
+}
+
+// lostMargin is how many record numbers a recreated partition skips beyond
+// the last one known to have existed (see restore): a consumer that read
+// past its checkpoint before the partition was lost may still write a
+// checkpoint up to what it read.
+const lostMargin = 1 << 10
+
+// RestorePartition recreates partition p of a hub whose definition exists
+// when the engine no longer has the partition's stream (its servers lost
+// their storage, or someone deleted the stream by hand), and reports
+// whether it did. A consumer that read the partition up to record after
+// passes it. It answers ErrNotFound when the hub itself is gone or being
+// deleted: a deleted hub is never recreated.
+func (s *Service) RestorePartition(ctx context.Context, name string, p int, after uint64) (bool, error) {
+	info, err := s.Get(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	if p < 0 || p >= info.Partitions {
+		return false, fmt.Errorf("%w partition %d: hub %s has partitions 0 to %d", ErrInvalid, p, name, info.Partitions-1)
+	}
+	if _, err := s.js.Stream(ctx, StreamName(name, p)); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return false, unavailable(err)
+	}
+	return s.restore(ctx, info, p, after)
+}
+
+// restore creates partition p's missing stream. When no consumer group
+// ever checkpointed the partition (and after is 0), the stream was never
+// created, as when a creation was interrupted or another instance is
+// creating the hub right now: it is created as new. Otherwise its events
+// were lost: the stream is recreated numbering records after any known
+// position, so that no checkpoint points past new events, and the loss is
+// logged as an error.
+func (s *Service) restore(ctx context.Context, info Info, p int, after uint64) (bool, error) {
+	known := after
+	groups, err := s.Groups(ctx, info.Name)
+	if err != nil {
+		return false, err
+	}
+	for _, g := range groups {
+		cp, _, err := s.GetCheckpoint(ctx, info.Name, g, p)
+		if err != nil {
+			return false, err
+		}
+		if cp.Sequence >= 0 {
+			rec, _ := SplitSequence(cp.Sequence)
+			known = max(known, rec)
+		}
+	}
+	sc := s.streamConfig(info.Config, p)
+	if known == 0 {
+		s.log.Info("creating a missing partition of a hub (another instance may be creating the hub, or its creation was interrupted)",
+			"hub", info.Name, "partition", p)
+	} else {
+		sc.FirstSeq = known + 1 + lostMargin
+		s.log.Error("a partition of a hub is missing from the engine although consumers read it: its events are lost; "+
+			"recreating it empty, numbering records after every known position (give hubs replicas on a cluster to survive losing a server's storage)",
+			"hub", info.Name, "partition", p, "last_known_record", known, "first_new_record", sc.FirstSeq)
+	}
+	if _, err := s.js.CreateStream(ctx, sc); err != nil {
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return false, nil // another instance restored it first
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+func (s *Service) streamConfig(cfg Config, p int) jetstream.StreamConfig {
+	replicas := cmp.Or(cfg.Replicas, s.opts.Replicas)
 	sc := jetstream.StreamConfig{
 		Name:        StreamName(cfg.Name, p),
 		Description: fmt.Sprintf("sluice hub %s partition %d", cfg.Name, p),
@@ -488,23 +613,33 @@ func streamConfig(cfg Config, p, replicas int) jetstream.StreamConfig {
 	return sc
 }
 
-// Get returns a hub's definition.
+// Get returns a hub's definition. A hub being deleted is not found.
 func (s *Service) Get(ctx context.Context, name string) (Info, error) {
+	info, _, err := s.definition(ctx, name)
+	if err == nil && info.Deleting {
+		return Info{}, fmt.Errorf("%w: %s (it is being deleted)", ErrNotFound, name)
+	}
+	return info, err
+}
+
+// definition reads a hub's stored definition and its revision, whether or
+// not the hub is being deleted.
+func (s *Service) definition(ctx context.Context, name string) (Info, uint64, error) {
 	if err := ValidateName(name); err != nil {
-		return Info{}, err
+		return Info{}, 0, err
 	}
 	e, err := s.hubs.Get(ctx, name)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return Info{}, fmt.Errorf("%w: %s", ErrNotFound, name)
+		return Info{}, 0, fmt.Errorf("%w: %s", ErrNotFound, name)
 	}
 	if err != nil {
-		return Info{}, fmt.Errorf("hub: read definition of %s: %w", name, unavailable(err))
+		return Info{}, 0, fmt.Errorf("hub: read definition of %s: %w", name, unavailable(err))
 	}
 	var info Info
 	if err := json.Unmarshal(e.Value(), &info); err != nil {
-		return Info{}, fmt.Errorf("hub: definition of %s is corrupt: %w", name, err)
+		return Info{}, 0, fmt.Errorf("hub: definition of %s is corrupt: %w", name, err)
 	}
-	return info, nil
+	return info, e.Revision(), nil
 }
 
 // List returns every hub, sorted by name.
@@ -536,10 +671,25 @@ func (s *Service) List(ctx context.Context) ([]Info, error) {
 // The hub's publishers on this Service stop first: publishes in flight are
 // stored (or fail), and no goroutine of the hub is left (those of another
 // instance stop when idle, see defaultBatcherIdle).
+//
+// The definition is marked as being deleted first, so that no instance
+// takes the partitions it then finds missing for lost ones (see
+// RestorePartition), and a deletion interrupted by a crash is finished by
+// the next Delete or Create of the name.
 func (s *Service) Delete(ctx context.Context, name string) error {
-	info, err := s.Get(ctx, name)
+	info, rev, err := s.definition(ctx, name)
 	if err != nil {
 		return err
+	}
+	if !info.Deleting {
+		info.Deleting = true
+		data, _ := json.Marshal(info)
+		if _, err := s.hubs.Update(ctx, name, data, rev); err != nil {
+			if errors.Is(err, jetstream.ErrKeyExists) {
+				return fmt.Errorf("hub: delete %s: its definition changed meanwhile (another instance deleted or recreated it); try again", name)
+			}
+			return fmt.Errorf("hub: delete %s: %w", name, unavailable(err))
+		}
 	}
 	for _, b := range s.forget(name) {
 		select {

@@ -2,12 +2,14 @@ package hub_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -579,4 +581,86 @@ func TestOpenRefusesATinyMaxPayload(t *testing.T) {
 	_, err := hub.Open(context.Background(), eng.JS, 128<<10, hub.Options{})
 	require.ErrorContains(t, err, "max_payload is 131072 bytes; Sluice needs at least 262144")
 	require.ErrorContains(t, err, "raise max_payload")
+}
+
+// A partition the engine lost while consumers read it is recreated
+// numbering its records after every checkpoint, so that no group skips a
+// new event; a publish that finds it missing recreates it and answers
+// unavailable (nothing stored), and the next one stores.
+func TestLostPartitionIsRestoredAfterEveryKnownPosition(t *testing.T) {
+	t.Parallel()
+	eng := enginetest.Embedded(t)
+	ctx := context.Background()
+	s, name := setup(t, eng, hub.Config{Partitions: 2})
+	var last hub.Position
+	for i := range 5 {
+		pos, err := s.Publish(ctx, name, []hub.Event{{Body: fmt.Appendf(nil, "e%d", i), Partition: 1, HasPartition: true}})
+		require.NoError(t, err)
+		last = pos[0]
+	}
+	_, err := s.PutCheckpoint(ctx, name, "g", 1, hub.Checkpoint{Sequence: last.Sequence}, 0)
+	require.NoError(t, err)
+	lastRec, _ := hub.SplitSequence(last.Sequence)
+
+	// The partition's storage is lost.
+	require.NoError(t, eng.JS.DeleteStream(ctx, hub.StreamName(name, 1)))
+	_, err = s.Publish(ctx, name, []hub.Event{{Body: []byte("lost"), Partition: 1, HasPartition: true}})
+	require.ErrorIs(t, err, hub.ErrUnavailable, "the partition was missing: nothing stored, retry")
+	require.ErrorContains(t, err, "recreated")
+	pos, err := s.Publish(ctx, name, []hub.Event{{Body: []byte("after"), Partition: 1, HasPartition: true}})
+	require.NoError(t, err)
+	rec, _ := hub.SplitSequence(pos[0].Sequence)
+	require.Greater(t, rec, lastRec, "a new event is numbered after the group's checkpoint")
+	got := readAll(t, s, name, 1, hub.Start{Kind: hub.StartAfter, After: last.Sequence}, 1)
+	require.Equal(t, "after", string(got[0].Body), "the group reads the new event")
+
+	// Restoring a partition that exists does nothing.
+	restored, err := s.RestorePartition(ctx, name, 1, 0)
+	require.NoError(t, err)
+	require.False(t, restored)
+	// A deleted hub is never restored.
+	require.NoError(t, s.Delete(ctx, name))
+	_, err = s.RestorePartition(ctx, name, 1, 0)
+	require.ErrorIs(t, err, hub.ErrNotFound)
+	_, err = eng.JS.Stream(ctx, hub.StreamName(name, 1))
+	require.ErrorIs(t, err, jetstream.ErrStreamNotFound)
+}
+
+// A deletion interrupted after it marked the hub (its instance died) hides
+// the hub, is not taken for a loss, and is finished by the next create of
+// the name, whose hub starts empty.
+func TestInterruptedDeletionIsFinishedByCreate(t *testing.T) {
+	t.Parallel()
+	eng := enginetest.Embedded(t)
+	ctx := context.Background()
+	s, name := setup(t, eng, hub.Config{Partitions: 1})
+	_, err := s.Publish(ctx, name, []hub.Event{{Body: []byte("old")}})
+	require.NoError(t, err)
+	kv, err := eng.JS.KeyValue(ctx, "sluice-hubs")
+	require.NoError(t, err)
+	e, err := kv.Get(ctx, name)
+	require.NoError(t, err)
+	var def map[string]any
+	require.NoError(t, json.Unmarshal(e.Value(), &def))
+	def["deleting"] = true
+	marked, _ := json.Marshal(def)
+	_, err = kv.Put(ctx, name, marked)
+	require.NoError(t, err)
+
+	_, err = s.Get(ctx, name)
+	require.ErrorIs(t, err, hub.ErrNotFound)
+	list, err := s.List(ctx)
+	require.NoError(t, err)
+	for _, info := range list {
+		require.NotEqual(t, name, info.Name)
+	}
+	_, err = s.RestorePartition(ctx, name, 0, 0)
+	require.ErrorIs(t, err, hub.ErrNotFound, "a hub being deleted is not restored")
+
+	_, err = s.Create(ctx, hub.Config{Name: name, Partitions: 1})
+	require.NoError(t, err)
+	info, parts, err := s.Describe(ctx, name)
+	require.NoError(t, err)
+	require.False(t, info.Deleting)
+	require.Equal(t, uint64(0), parts[0].Records, "the new hub has none of the old one's events")
 }

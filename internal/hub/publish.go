@@ -628,13 +628,17 @@ func (f failedFuture) Err() <-chan error {
 func (f failedFuture) Msg() *nats.Msg { return nil }
 
 // publishAsync publishes msg asynchronously, waiting while the connection's
-// window of unacknowledged publishes is full (backpressure).
+// window of unacknowledged publishes is full (backpressure). The wait is
+// bounded: acknowledgements that do not come time out (PublishAckTimeout)
+// and free the window, and a hard stop ends it.
 func (s *Service) publishAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
 	fut, err := s.js.PublishMsgAsync(msg, opts...)
 	for errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
 		select {
 		case <-s.js.PublishAsyncComplete():
 		case <-time.After(100 * time.Millisecond):
+		case <-s.life.Context().Done():
+			return nil, fmt.Errorf("the service stopped while the engine's window of unacknowledged records was full: %w", err)
 		}
 		fut, err = s.js.PublishMsgAsync(msg, opts...)
 	}
@@ -665,8 +669,37 @@ func (b *batcher) publishError(err error) error {
 	return fmt.Errorf("hub: store record in %s partition %d: %w", b.hub, b.p, unavailable(err))
 }
 
+// notFound says what became of a partition the engine says is gone. A
+// hub deleted (or being deleted) is ErrNotFound. A hub still defined lost
+// the partition's storage: the partition is recreated (RestorePartition),
+// and the publish is ErrUnavailable, to be retried. A hub deleted and
+// created again meanwhile is ErrUnavailable too, and forgotten, so that a
+// retry publishes to the new one.
 func (b *batcher) notFound() error {
-	return fmt.Errorf("%w: %s (partition %d is gone)", ErrNotFound, b.hub, b.p)
+	gone := fmt.Errorf("%w: %s (partition %d is gone)", ErrNotFound, b.hub, b.p)
+	ctx, cancel := context.WithTimeout(b.s.life.Context(), 5*time.Second)
+	defer cancel()
+	info, err := b.s.Get(ctx, b.hub)
+	if errors.Is(err, ErrNotFound) {
+		return gone
+	}
+	if err == nil && !info.Created.Equal(b.st.info.Created) {
+		b.s.forget(b.hub)
+		return fmt.Errorf("%w: hub %s was deleted and created again while this publish was under way: nothing of it was stored in partition %d; retry",
+			ErrUnavailable, b.hub, b.p)
+	}
+	if err == nil {
+		_, err = b.s.RestorePartition(ctx, b.hub, b.p, 0)
+	}
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return gone
+	case err != nil:
+		return fmt.Errorf("%w: partition %d of hub %s is missing from the engine and could not be recreated yet (%v): nothing of this publish was stored there; retry",
+			ErrUnavailable, b.p, b.hub, err)
+	}
+	return fmt.Errorf("%w: partition %d of hub %s was missing from the engine (events stored there before are lost) and is recreated: "+
+		"nothing of this publish was stored there; retry", ErrUnavailable, b.p, b.hub)
 }
 
 // streamGone reports whether the engine says the partition's stream does

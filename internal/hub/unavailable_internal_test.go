@@ -55,16 +55,29 @@ func TestPublishToALeaderlessPartitionIsUnavailable(t *testing.T) {
 	require.Equal(t, []Position{{Partition: 1, Sequence: SequenceOf(1, 0)}}, pos)
 }
 
-// A deleted partition stream is a missing hub.
-func TestPublishToADeletedPartitionIsNotFound(t *testing.T) {
+// A hub deleted by another instance is not found by a publisher that
+// knew it; a partition stream missing from a hub still defined is not a
+// missing hub (see TestLostPartitionIsRestoredAfterEveryKnownPosition).
+func TestPublishToAHubDeletedElsewhereIsNotFound(t *testing.T) {
 	t.Parallel()
-	s, name := publishHub(t, 2)
+	eng := enginetest.Embedded(t)
 	ctx := context.Background()
-	_, err := s.Publish(ctx, name, []Event{{Body: []byte("a"), Partition: 1, HasPartition: true}})
+	s, err := Open(ctx, eng.JS, eng.MaxPayload(), Options{})
 	require.NoError(t, err)
-	require.NoError(t, s.js.DeleteStream(ctx, StreamName(name, 1)))
+	t.Cleanup(func() { require.NoError(t, s.Stop(context.Background())) })
+	other, err := Open(ctx, eng.JS, eng.MaxPayload(), Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, other.Stop(context.Background())) })
+	name := enginetest.Name("h")
+	_, err = s.Create(ctx, Config{Name: name, Partitions: 2})
+	require.NoError(t, err)
+	_, err = s.Publish(ctx, name, []Event{{Body: []byte("a"), Partition: 1, HasPartition: true}})
+	require.NoError(t, err)
+	require.NoError(t, other.Delete(ctx, name))
 	_, err = s.Publish(ctx, name, []Event{{Body: []byte("b"), Partition: 1, HasPartition: true}})
 	require.ErrorIs(t, err, ErrNotFound)
+	_, err = eng.JS.Stream(ctx, StreamName(name, 1))
+	require.ErrorIs(t, err, jetstream.ErrStreamNotFound, "a deleted hub's partition is not recreated")
 }
 
 // A record the engine never confirms fails after the acknowledgement

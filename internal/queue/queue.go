@@ -400,6 +400,16 @@ func (s *Service) List(ctx context.Context) ([]Info, error) {
 	return out, nil
 }
 
+// RaiseReplicas gives every queue with fewer replicas than the service's
+// (Options.Replicas) that many, such as queues created before the
+// instance's setting was raised. It never lowers a queue's replicas.
+func (s *Service) RaiseReplicas(ctx context.Context) error {
+	return engine.RaiseStreams(ctx, s.js, s.opts.Replicas, func(cfg jetstream.StreamConfig) bool {
+		_, ok := infoFromStream(cfg)
+		return ok
+	}, s.log)
+}
+
 // Delete removes a queue and its messages.
 func (s *Service) Delete(ctx context.Context, name string) error {
 	if _, err := s.Get(ctx, name); err != nil {
