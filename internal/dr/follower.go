@@ -180,15 +180,24 @@ func (f *Follower) loop() {
 		case <-ctx.Done():
 		}
 	}()
+	failing := false
 	for {
 		select {
 		case <-f.promoted:
 			return
 		default:
 		}
-		if err := f.Sync(ctx); err != nil && ctx.Err() == nil {
-			f.cfg.Logger.Warn("dr: cannot follow the primary for now; retrying", "primary_domain", f.cfg.PrimaryDomain, "err", err)
+		err := f.Sync(ctx)
+		switch {
+		case ctx.Err() != nil:
+		case err != nil && !failing:
+			// Once per outage, not once per pass.
+			f.cfg.Logger.Warn("dr: cannot reach the primary; its mirrors fall behind until it answers again (retrying)",
+				"primary_domain", f.cfg.PrimaryDomain, "err", err)
+		case err == nil && failing:
+			f.cfg.Logger.Info("dr: the primary answers again", "primary_domain", f.cfg.PrimaryDomain)
 		}
+		failing = err != nil
 		select {
 		case <-f.life.Stopping():
 			return
@@ -232,11 +241,15 @@ func (f *Follower) Sync(ctx context.Context) error {
 		}
 		if err := f.ensureMirror(ctx, o.Config); err != nil {
 			problems[name] = err.Error()
-			f.cfg.Logger.Warn("dr: cannot mirror a stream of the primary", "stream", name, "err", err)
 		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	for name, why := range problems {
+		if f.problems[name] != why { // new: said once
+			f.cfg.Logger.Warn("dr: cannot mirror a stream of the primary", "stream", name, "err", why)
+		}
+	}
 	f.lastSync, f.syncErr, f.problems = time.Now(), nil, problems
 	if !maps.Equal(floors, f.floors) {
 		f.floors = floors
