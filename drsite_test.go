@@ -642,3 +642,60 @@ func TestDRConfigurationIsChecked(t *testing.T) {
 		require.ErrorContains(t, app.Start(ctx), c.want)
 	}
 }
+
+// TestDRFailBack follows the runbook's failing back: after a failover to
+// the secondary, the promoted site restarts as a primary with a leaf-node
+// listener, the old primary's site starts afresh as its secondary, mirrors
+// it, and is promoted in turn, resuming from the checkpoints the other
+// site wrote.
+func TestDRFailBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := startDRPair(t)
+	events := make([]sluice.Event, 40)
+	for i := range events {
+		events[i] = sluice.Event{Body: []byte("on A"), PartitionKey: strconv.Itoa(i)}
+	}
+	_, err := p.primary.Publish(ctx, drHub, events...)
+	require.NoError(t, err)
+	waitFor(t, "A processed its events", func() bool { lag, ok := groupLag(t, p.primary.URL()); return ok && lag == 0 })
+	want := lastSequences(t, p.primary.URL())
+	waitFor(t, "B mirrored A", func() bool { return slices.Equal(lastSequences(t, p.secondary.URL()), want) })
+	require.NoError(t, p.primary.Stop(ctx))
+	failover(t, p.secondary.URL())
+	_, err = p.secondary.Publish(ctx, drHub, events...)
+	require.NoError(t, err)
+	waitFor(t, "B processed its events", func() bool { lag, ok := groupLag(t, p.secondary.URL()); return ok && lag == 0 })
+	require.NoError(t, p.secondary.Stop(ctx))
+
+	// B restarts as a primary; A starts afresh as its secondary.
+	b := sluice.New(sluice.Config{DataDir: p.secondaryDir, HTTPAddr: "127.0.0.1:0", Logger: quiet(),
+		NATSDomain: "secondary", NATSLeafListen: "127.0.0.1:0"})
+	declareDR(b, &seen{})
+	require.NoError(t, b.Start(ctx))
+	t.Cleanup(func() { _ = b.Stop(context.Background()) })
+	require.Equal(t, dr.RolePrimary, drStatus(t, b.URL()).Role)
+	seenA := &seen{}
+	a := sluice.New(sluice.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Logger: quiet(),
+		NATSDomain: "primary", NATSLeafRemote: b.NATSLeafURL(), DRPrimaryDomain: "secondary", DRSyncInterval: 100 * time.Millisecond})
+	declareDR(a, seenA)
+	require.NoError(t, a.Start(ctx))
+	t.Cleanup(func() { _ = a.Stop(context.Background()) })
+	wantB := lastSequences(t, b.URL())
+	waitFor(t, "A mirrored B", func() bool {
+		lag, ok := groupLag(t, a.URL())
+		return ok && lag == 0 && slices.Equal(lastSequences(t, a.URL()), wantB)
+	})
+
+	// A quiet moment: B stops; A is promoted and goes on from B's
+	// checkpoints.
+	require.NoError(t, b.Stop(ctx))
+	failover(t, a.URL())
+	pos, err := a.Publish(ctx, drHub, sluice.Event{Body: []byte("back on A")})
+	require.NoError(t, err)
+	waitFor(t, "A processes again", func() bool {
+		lag, ok := groupLag(t, a.URL())
+		return ok && lag == 0 && containsSeq(seenA, pos)
+	})
+	require.EqualValues(t, 1, seenA.n.Load(), "A resumed from B's checkpoints: only the new event")
+}
