@@ -699,3 +699,33 @@ func TestDRFailBack(t *testing.T) {
 	})
 	require.EqualValues(t, 1, seenA.n.Load(), "A resumed from B's checkpoints: only the new event")
 }
+
+// TestDRStandbyWithoutPrimary: a secondary whose primary cannot be reached
+// starts anyway (after a bounded wait), says so in its status, and serves
+// status, health and metrics; everything else is refused until the
+// primary's resources are mirrored.
+func TestDRStandbyWithoutPrimary(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := "nats-leaf://" + ln.Addr().String()
+	require.NoError(t, ln.Close()) // nothing listens there
+	s := sluice.New(sluice.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Logger: quiet(),
+		NATSDomain: "secondary", NATSLeafRemote: dead, DRPrimaryDomain: "primary", DRSyncInterval: 100 * time.Millisecond})
+	declareDR(s, &seen{})
+	require.NoError(t, s.Start(ctx))
+	t.Cleanup(func() { _ = s.Stop(context.Background()) })
+	st := drStatus(t, s.URL())
+	require.Equal(t, dr.RoleFollowing, st.Role)
+	require.Zero(t, st.Mirrors)
+	require.Contains(t, st.SyncError, "list the primary's streams")
+	require.Equal(t, http.StatusOK, getJSON(t, s.URL()+"/metrics", nil))
+	require.Equal(t, http.StatusOK, getJSON(t, s.URL()+"/readyz", nil))
+	code, body := post(t, http.MethodGet, s.URL()+"/api/v1/hubs", "")
+	require.Equal(t, http.StatusServiceUnavailable, code, body)
+	require.Contains(t, body, "not mirrored yet")
+	code, body = post(t, http.MethodPost, s.URL()+"/api/v1/hubs/"+drHub+"/events", `{"body":"x"}`)
+	require.Equal(t, http.StatusServiceUnavailable, code, body)
+	require.Contains(t, body, "sluice dr failover")
+}

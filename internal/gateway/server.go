@@ -321,7 +321,10 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "not ready: the instance is starting or stopping")
 		return
 	}
-	if _, err := s.cfg.Hubs.List(r.Context()); err != nil {
+	if s.cfg.Hubs == nil {
+		// A DR standby whose primary's hubs are not mirrored yet: it
+		// serves its status.
+	} else if _, err := s.cfg.Hubs.List(r.Context()); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "not ready: the engine does not answer: "+err.Error())
 		return
 	}
