@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"io"
 	"log/slog"
 	"testing"
@@ -54,4 +55,25 @@ func TestDRCommands(t *testing.T) {
 	require.True(t, rep.Already)
 	out, _ = runOK(t, ssrv, "dr", "status")
 	require.Contains(t, out, "role: promoted")
+}
+
+func TestDRSettings(t *testing.T) {
+	for _, env := range []string{"SLUICE_NATS_DOMAIN", "SLUICE_NATS_LEAF_LISTEN", "SLUICE_NATS_LEAF_REMOTE", "SLUICE_DR_PRIMARY_DOMAIN"} {
+		t.Setenv(env, "")
+	}
+	t.Setenv("SLUICE_NATS_LEAF_REMOTE", "nats-leaf://primary.example.com:7422")
+	p := writeConfig(t, `
+nats-domain: secondary
+nats-leaf-remote: nats-leaf://ignored.example.com:7422
+dr-primary-domain: primary
+`)
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	inst := addInstanceFlags(fs, "sluice-data")
+	require.NoError(t, fs.Parse([]string{"--config", p, "--nats-leaf-listen", "127.0.0.1:7422"}))
+	cfg, err := inst.config()
+	require.NoError(t, err)
+	require.Equal(t, "secondary", cfg.NATSDomain, "from the file")
+	require.Equal(t, "primary", cfg.DRPrimaryDomain, "from the file")
+	require.Equal(t, "nats-leaf://primary.example.com:7422", cfg.NATSLeafRemote, "the environment wins over the file")
+	require.Equal(t, "127.0.0.1:7422", cfg.NATSLeafListen, "from the command line")
 }
