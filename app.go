@@ -353,14 +353,15 @@ type App struct {
 	// Geo-disaster recovery (dr.go): the follower of a secondary, whether
 	// it is still a standby, and the goroutine that starts the functions
 	// once the site is promoted.
-	dr         *dr.Follower
-	standby    atomic.Bool
-	tlsCfg     *tls.Config
-	sb         *standbySite  // a standby's HTTP side
-	promoteGo  chan struct{} // closed when the promotion goroutine ends
-	promoteCut chan struct{} // closed by Stop
-	cutOnce    sync.Once
-	promoteErr atomic.Pointer[error]
+	dr           *dr.Follower
+	standby      atomic.Bool
+	tlsCfg       *tls.Config
+	sb           *standbySite     // a standby's HTTP side
+	standbyGuard auth.GuardConfig // a standby's guard settings, without keys
+	promoteGo    chan struct{}    // closed when the promotion goroutine ends
+	promoteCut   chan struct{}    // closed by Stop
+	cutOnce      sync.Once
+	promoteErr   atomic.Pointer[error]
 }
 
 // New creates an app. Declare hubs and functions, then call Run.

@@ -175,9 +175,12 @@ func (a *App) openStandbyGuard(ctx context.Context) error {
 		}
 	}
 	exposed := a.cfg.HTTPAddr != "" && beyondLoopback(a.cfg.HTTPAddr)
+	a.standbyGuard = auth.GuardConfig{AdminKey: adminKey, PublicHosts: a.cfg.PublicHosts, Logger: a.log,
+		RequireKeys: (exposed && !a.cfg.Insecure) || len(a.cfg.FunctionKeys) > 0}
+	cfg := a.standbyGuard
+	cfg.Keys = a.keys
 	var err error
-	a.guard, err = auth.NewGuard(auth.GuardConfig{Keys: a.keys, AdminKey: adminKey, PublicHosts: a.cfg.PublicHosts, Logger: a.log,
-		RequireKeys: (exposed && !a.cfg.Insecure) || len(a.cfg.FunctionKeys) > 0})
+	a.guard, err = auth.NewGuard(cfg)
 	if err != nil {
 		return fmt.Errorf("sluice: --public-host: %w", err)
 	}
@@ -214,18 +217,23 @@ func (a *App) adminKeyFileToken() (string, error) {
 // can be opened; everything else is answered 503 with ErrStandby's
 // advice, before it can write anything.
 type standbySite struct {
-	a     *App
-	guard *auth.Guard // the standby's (a.guard is replaced when promoted)
+	a *App
 
-	mu      sync.Mutex
-	reads   *standbyParts
-	api     http.Handler // the guarded gateway, with reads when there are
-	tried   time.Time    // the last attempt to open the reads
-	stopped bool         // promoted or stopping: open nothing more
+	mu    sync.Mutex
+	guard *auth.Guard // the standby's (a.guard is replaced when promoted)
+	reads *standbyParts
+	api   http.Handler // the guarded gateway, with reads when there are
+	tried time.Time    // the last attempt to open the reads
+	// keys are the mirrored API keys when they were not there at start
+	// (opened here later); haveKeys: the guard has keys.
+	keys      *auth.Keys
+	haveKeys  bool
+	triedKeys time.Time
+	stopped   bool // promoted or stopping: open nothing more
 }
 
 func (a *App) standbyHandler(reads *standbyParts) http.Handler {
-	sb := &standbySite{a: a, guard: a.guard, tried: time.Now()}
+	sb := &standbySite{a: a, guard: a.guard, tried: time.Now(), haveKeys: a.keys != nil, triedKeys: time.Now()}
 	sb.setReads(reads)
 	a.sb = sb
 	return sb
@@ -250,9 +258,16 @@ func (sb *standbySite) setReads(r *standbyParts) {
 
 // current is the gateway to serve with, opening the reads when they are
 // missing (at most once a second).
-func (sb *standbySite) current() (http.Handler, bool) {
+func (sb *standbySite) current() (http.Handler, *auth.Guard, bool) {
 	sb.mu.Lock()
 	defer sb.mu.Unlock()
+	if !sb.haveKeys && !sb.stopped && time.Since(sb.triedKeys) > time.Second {
+		// The primary's API keys, once their bucket is mirrored.
+		sb.triedKeys = time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		sb.openKeys(ctx)
+		cancel()
+	}
 	if sb.reads == nil && !sb.stopped && time.Since(sb.tried) > time.Second {
 		sb.tried = time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -261,7 +276,32 @@ func (sb *standbySite) current() (http.Handler, bool) {
 		}
 		cancel()
 	}
-	return sb.api, sb.reads != nil
+	return sb.api, sb.guard, sb.reads != nil
+}
+
+// openKeys opens the mirrored API keys and a guard that honours them.
+// Called with sb.mu held.
+func (sb *standbySite) openKeys(ctx context.Context) {
+	a := sb.a
+	kv, err := dr.ReadOnly(a.eng.JS).KeyValue(ctx, auth.Bucket)
+	if err != nil {
+		return
+	}
+	keys, err := auth.OpenKeys(ctx, kv, auth.KeysOptions{Logger: a.log, LastUsedEvery: 100 * 365 * 24 * time.Hour})
+	if err != nil {
+		a.log.Debug("the DR standby cannot open the primary's API keys yet", "err", err)
+		return
+	}
+	cfg := a.standbyGuard
+	cfg.Keys = keys
+	g, err := auth.NewGuard(cfg)
+	if err != nil {
+		_ = keys.Stop(ctx)
+		return
+	}
+	a.log.Info("the DR standby honours the primary's API keys from now on")
+	sb.keys, sb.guard, sb.haveKeys = keys, g, true
+	sb.setReads(sb.reads)
 }
 
 // close stops the reads; nothing is opened afterwards.
@@ -269,24 +309,28 @@ func (sb *standbySite) close(ctx context.Context) error {
 	sb.mu.Lock()
 	defer sb.mu.Unlock()
 	sb.stopped = true
-	r := sb.reads
-	sb.reads = nil
-	if r == nil {
-		return nil
+	var errs []error
+	if sb.keys != nil {
+		errs = append(errs, sb.keys.Stop(ctx))
+		sb.keys = nil
 	}
-	return errors.Join(r.hubs.Stop(ctx), r.queues.Stop(ctx))
+	if r := sb.reads; r != nil {
+		errs = append(errs, r.hubs.Stop(ctx), r.queues.Stop(ctx))
+		sb.reads = nil
+	}
+	return errors.Join(errs...)
 }
 
 func (sb *standbySite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	api, _ := sb.current()
+	api, guard, _ := sb.current()
 	p := r.URL.Path
 	switch {
 	case p == "/api/v1/containers" || strings.HasPrefix(p, "/api/v1/containers/"):
 		// A standby does not open the document store (see docs/dr.md):
 		// the caller is authorized as the document routes would, then
 		// refused.
-		sb.guard.Protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if err := sb.guard.Authorize(r, docsNeed(r)); err != nil {
+		guard.Protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if err := guard.Authorize(r, docsNeed(r)); err != nil {
 				var aerr *auth.Error
 				if errors.As(err, &aerr) {
 					for k, v := range aerr.Header {

@@ -729,3 +729,41 @@ func TestDRStandbyWithoutPrimary(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, code, body)
 	require.Contains(t, body, "sluice dr failover")
 }
+
+// TestDRStandbyCatchesUp: a secondary started before its primary could be
+// reached serves the primary's hubs and honours its API keys once they are
+// mirrored, without a restart.
+func TestDRStandbyCatchesUp(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	leafAddr := ln.Addr().String()
+	require.NoError(t, ln.Close()) // the primary listens there later
+	s := sluice.New(sluice.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Logger: quiet(),
+		NATSDomain: "secondary", NATSLeafRemote: "nats-leaf://" + leafAddr, DRPrimaryDomain: "primary", DRSyncInterval: 100 * time.Millisecond})
+	declareDR(s, &seen{})
+	require.NoError(t, s.Start(ctx))
+	t.Cleanup(func() { _ = s.Stop(context.Background()) })
+	require.Equal(t, http.StatusServiceUnavailable, getJSON(t, s.URL()+"/api/v1/hubs", nil))
+
+	primary := sluice.New(sluice.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Logger: quiet(),
+		NATSDomain: "primary", NATSLeafListen: leafAddr, AdminKey: "primary-admin-key"})
+	declareDR(primary, &seen{})
+	require.NoError(t, primary.Start(ctx))
+	t.Cleanup(func() { _ = primary.Stop(context.Background()) })
+	reader := createKey(t, primary.URL(), "primary-admin-key", "reader", "read")
+
+	waitFor(t, "the standby honours the primary's keys", func() bool {
+		req, err := http.NewRequest(http.MethodGet, s.URL()+"/api/v1/dr", nil)
+		require.NoError(t, err)
+		code, _ := do(t, req, "")
+		return code == http.StatusUnauthorized
+	})
+	waitFor(t, "the standby serves the primary's hubs", func() bool {
+		req, err := http.NewRequest(http.MethodGet, s.URL()+"/api/v1/hubs/"+drHub, nil)
+		require.NoError(t, err)
+		code, _ := do(t, req, reader)
+		return code == http.StatusOK
+	})
+}
