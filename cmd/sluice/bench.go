@@ -69,6 +69,7 @@ object per case.`)
 	httpProducers := fs.Int("http-producers", 16, "http case: concurrent HTTP clients")
 	dataDir := fs.String("data-dir", "", "data directory (default: a temporary one, removed afterwards)")
 	natsURL := fs.String("nats-url", "", "measure an external NATS server instead")
+	replicas := fs.Int("replicas", 0, "with --nats-url on a cluster: copies of the benchmark's streams (default: the cluster's size up to 3)")
 	latencyFor := fs.Duration("latency-duration", 3*time.Second, "how long to measure latency at half rate")
 	linger := fs.Duration("linger", 0, "publishers' linger window (default: the hub default, 1ms)")
 	prof := profileFlags(fs)
@@ -77,7 +78,7 @@ object per case.`)
 	}
 	return prof.run(dataDir, *natsURL, func(ctx context.Context) error {
 		return bench.RunHub(ctx, bench.HubOptions{
-			DataDir: *dataDir, NATSURL: *natsURL, Sync: *syncMode, Events: *events, BaselineEvents: *baseEvents,
+			DataDir: *dataDir, NATSURL: *natsURL, Replicas: *replicas, Sync: *syncMode, Events: *events, BaselineEvents: *baseEvents,
 			EventSize: *size, Partitions: *partitions, Publishers: *publishers, Batch: *batch,
 			LatencyFor: *latencyFor, Linger: *linger, Cases: strings.Split(*cases, ","),
 			HTTP:     bench.HTTPOptions{Events: *httpEvents, Rounds: *httpRounds, Producers: *httpProducers},

@@ -26,7 +26,10 @@ type HubOptions struct {
 	DataDir string
 	// NATSURL, when set, measures an external server instead.
 	NATSURL string
-	Sync    string
+	// Replicas of the hub's streams on an external cluster (0: the
+	// engine's default, the cluster's size up to 3).
+	Replicas int
+	Sync     string
 	// Events per case. Default 2,000,000.
 	Events int64
 	// BaselineEvents for the per-message JetStream baseline. Default 200,000.
@@ -74,7 +77,7 @@ func (o *HubOptions) defaults() {
 // RunHub runs the hub workload and reports each case's result.
 func RunHub(ctx context.Context, o HubOptions, report func(Result)) error {
 	o.defaults()
-	eng, err := engine.Start(ctx, engine.Config{URL: o.NATSURL, DataDir: o.DataDir, Sync: o.Sync})
+	eng, err := engine.Start(ctx, engine.Config{URL: o.NATSURL, DataDir: o.DataDir, Sync: o.Sync, Replicas: o.Replicas})
 	if err != nil {
 		return err
 	}
@@ -119,7 +122,7 @@ func RunHub(ctx context.Context, o HubOptions, report func(Result)) error {
 		} else if eng.Embedded() {
 			r.Note = "embedded engine"
 		} else {
-			r.Note = "external engine " + engine.RedactURL(o.NATSURL)
+			r.Note = fmt.Sprintf("external engine %s, %d replicas", engine.RedactURL(o.NATSURL), eng.Replicas())
 		}
 		r.PeakRSSMiB = PeakRSSMiB()
 		report(r)
@@ -259,12 +262,16 @@ func benchConsume(ctx context.Context, eng *engine.Engine, svc *hub.Service, o H
 		return Result{}, err
 	}
 	defer svc.Delete(context.Background(), name)
-	leases, err := lease.Open(ctx, eng.JS, lease.Config{InstanceID: "bench", Expiry: 10 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+	// An ID of this run's own: on a shared external engine, a run never
+	// waits on the leases a previous run left behind.
+	id := fmt.Sprintf("bench-%d", time.Now().UnixNano())
+	leases, err := lease.Open(ctx, eng.JS, lease.Config{InstanceID: id, ExclusiveID: true, Expiry: 10 * time.Second, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return Result{}, err
 	}
+	defer leases.Stop(context.Background())
 	var processed atomic.Int64
-	h, err := host.New(host.Config{InstanceID: "bench", Hubs: svc, Leases: leases,
+	h, err := host.New(host.Config{InstanceID: id, Hubs: svc, Leases: leases,
 		DeadLetters: discardSink{}, Metrics: telemetry.NewMetrics(), LagEvery: time.Hour,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

@@ -62,68 +62,10 @@ func rebalance(t *testing.T, withEngine func(sluice.Config) sluice.Config) {
 	dir := t.TempDir()
 	ctx := background(t, 5*time.Minute)
 
-	serverCfg := withEngine(sluice.Config{DataDir: filepath.Join(dir, "server"), InstanceID: "server", Logger: testLogger(t)})
-	server := sluice.New(serverCfg)
-	server.Hub(sluice.HubConfig{Name: hubName, Partitions: partitions})
-	if err := server.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = server.Stop(context.Background()) })
-	url := cmp.Or(serverCfg.NATSURL, server.NATSURL())
-	if url == "" {
-		t.Fatal("the server has no client URL")
-	}
-
-	// Ownership as the lease bucket says, read like any instance would.
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := js.KeyValue(ctx, "sluice-leases")
-	if err != nil {
-		t.Fatal(err)
-	}
-	observer, err := lease.New(kv, lease.Config{InstanceID: "observer", Expiry: expiry})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ownership := func() map[int]string {
-		own, err := observer.Ownership(ctx, hubName+"."+"$Default")
-		if err != nil {
-			t.Logf("read ownership: %v", err)
-		}
-		return own
-	}
-
-	// Publish one event per key per tick, index by index, until stopped.
-	var published atomic.Int64 // acknowledged ticks
-	stopPub, pubDone := make(chan struct{}), make(chan error, 1)
-	go func() {
-		tk := time.NewTicker(tick)
-		defer tk.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-stopPub:
-				pubDone <- nil
-				return
-			case <-tk.C:
-			}
-			events := make([]sluice.Event, keys)
-			for k := range keys {
-				events[k] = sluice.Event{Body: fmt.Appendf(nil, "%s/%d", keyName(k), i), PartitionKey: keyName(k)}
-			}
-			if _, err := server.Publish(ctx, hubName, events...); err != nil {
-				pubDone <- err
-				return
-			}
-			published.Store(int64(i + 1))
-		}
-	}()
+	server, url := startServer(t, ctx, withEngine(sluice.Config{DataDir: filepath.Join(dir, "server"), InstanceID: "server", Logger: testLogger(t)}),
+		hubName, partitions)
+	ownership := leaseOwnership(t, ctx, url, hubName, expiry)
+	published, stopPub, pubDone := publishTicks(ctx, server, hubName, keys, tick)
 	stopPublishing := func() int {
 		close(stopPub)
 		if err := <-pubDone; err != nil {
@@ -310,4 +252,81 @@ func eventCounts(watches map[string]*watched) map[string]int {
 		out[n] = w.events
 	}
 	return out
+}
+
+// startServer starts the instance that holds the hub (and, embedded, the
+// engine the children connect to), and returns it with the engine's URL.
+func startServer(t *testing.T, ctx context.Context, cfg sluice.Config, hubName string, partitions int) (*sluice.App, string) {
+	t.Helper()
+	server := sluice.New(cfg)
+	server.Hub(sluice.HubConfig{Name: hubName, Partitions: partitions})
+	if err := server.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = server.Stop(context.Background()) })
+	url := cmp.Or(cfg.NATSURL, server.NATSURL())
+	if url == "" {
+		t.Fatal("the server has no client URL")
+	}
+	return server, url
+}
+
+// leaseOwnership returns a function that reads who owns each partition of
+// the hub's default group, as the lease bucket says, the way any instance
+// would.
+func leaseOwnership(t *testing.T, ctx context.Context, url, hubName string, expiry time.Duration) func() map[int]string {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, "sluice-leases")
+	if err != nil {
+		t.Fatal(err)
+	}
+	observer, err := lease.New(kv, lease.Config{InstanceID: "observer", Expiry: expiry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() map[int]string {
+		own, err := observer.Ownership(ctx, hubName+"."+"$Default")
+		if err != nil {
+			t.Logf("read ownership: %v", err)
+		}
+		return own
+	}
+}
+
+// publishTicks publishes one event per key every tick, index by index,
+// until stop is closed; published counts the acknowledged ticks, and done
+// gets nil once stopped, or the error that ended publishing.
+func publishTicks(ctx context.Context, server *sluice.App, hubName string, keys int, tick time.Duration) (published *atomic.Int64, stop chan struct{}, done chan error) {
+	published, stop, done = new(atomic.Int64), make(chan struct{}), make(chan error, 1)
+	go func() {
+		tk := time.NewTicker(tick)
+		defer tk.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			case <-tk.C:
+			}
+			events := make([]sluice.Event, keys)
+			for k := range keys {
+				events[k] = sluice.Event{Body: fmt.Appendf(nil, "%s/%d", keyName(k), i), PartitionKey: keyName(k)}
+			}
+			if _, err := server.Publish(ctx, hubName, events...); err != nil {
+				done <- err
+				return
+			}
+			published.Store(int64(i + 1))
+		}
+	}()
+	return published, stop, done
 }

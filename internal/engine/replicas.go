@@ -45,25 +45,29 @@ type replicated struct {
 
 // replicas is the count a resource named stream (the stream behind a
 // bucket or object store) gets: asked, or r.n when it asks for none, but
-// never fewer than it has.
-// raising tells whether the resource exists with fewer replicas.
-func (r replicated) replicas(ctx context.Context, stream string, asked int) (n int, raising bool) {
+// never fewer than it has; raising tells whether the resource exists with
+// fewer. It fails when the engine does not say whether the resource
+// exists: an update must not lower replicas it could not read.
+func (r replicated) replicas(ctx context.Context, stream string, asked int) (n int, raising bool, err error) {
 	want := asked
 	if want == 0 {
 		want = r.n
 	}
 	st, err := r.JetStream.Stream(ctx, stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return want, false, nil
+	}
 	if err != nil {
-		return want, false // new (or unknown: the server keeps its own on update)
+		return 0, false, err
 	}
 	have := st.CachedInfo().Config.Replicas
 	if have > want {
-		return have, false
+		return have, false, nil
 	}
 	if have < want {
 		r.log.Info("engine: raising the replicas of a stream", "stream", stream, "from", have, "to", want)
 	}
-	return want, have < want
+	return want, have < want, nil
 }
 
 // settleFor bounds the wait for a stream whose replicas were raised to
@@ -110,11 +114,15 @@ const answerWithin = 5 * time.Second
 // engine does not answer in answerWithin, and waited for when it raised
 // the replicas (see settled). Creations and updates are idempotent.
 func apply[R any](ctx context.Context, r replicated, stream string, replicas *int, call func(context.Context) (R, error)) (R, error) {
-	var raising bool
-	*replicas, raising = r.replicas(ctx, stream, *replicas)
+	asked := *replicas
 	for {
 		actx, cancel := context.WithTimeout(ctx, answerWithin)
-		out, err := call(actx)
+		n, raising, err := r.replicas(actx, stream, asked)
+		var out R
+		if err == nil {
+			*replicas = n
+			out, err = call(actx)
+		}
 		cancel()
 		if err == nil || ctx.Err() != nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
 			return out, r.settled(ctx, stream, raising, err)

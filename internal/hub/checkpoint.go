@@ -98,7 +98,7 @@ func (s *Service) Groups(ctx context.Context, hub string) ([]string, error) {
 	}
 	lister, err := s.cps.ListKeysFiltered(ctx, hub+".*.*")
 	if err != nil {
-		return nil, fmt.Errorf("hub: list consumer groups of %s: %w", hub, err)
+		return nil, fmt.Errorf("hub: list consumer groups of %s: %w", hub, unavailable(err))
 	}
 	seen := map[string]bool{}
 	var out []string
@@ -145,7 +145,7 @@ func (s *Service) GetCheckpoint(ctx context.Context, hub, group string, p int) (
 		return Checkpoint{Sequence: -1}, 0, nil
 	}
 	if err != nil {
-		return Checkpoint{}, 0, fmt.Errorf("hub: read checkpoint %s/%s/%d: %w", hub, group, p, err)
+		return Checkpoint{}, 0, fmt.Errorf("hub: read checkpoint %s/%s/%d: %w", hub, group, p, unavailable(err))
 	}
 	var cp Checkpoint
 	if err := json.Unmarshal(e.Value(), &cp); err != nil {
@@ -171,7 +171,7 @@ func (s *Service) PutCheckpoint(ctx context.Context, hub, group string, p int, c
 		return 0, fmt.Errorf("%w (%s/%s/%d)", ErrCheckpointMoved, hub, group, p)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("hub: write checkpoint %s/%s/%d: %w", hub, group, p, err)
+		return 0, fmt.Errorf("hub: write checkpoint %s/%s/%d: %w", hub, group, p, unavailable(err))
 	}
 	return next, nil
 }
@@ -188,7 +188,7 @@ func (s *Service) SetGroupState(ctx context.Context, hub, group string, gs Group
 	gs.Updated = time.Now().UTC()
 	data, _ := json.Marshal(gs)
 	if _, err := s.groups.Put(ctx, groupKey(hub, group), data); err != nil {
-		return fmt.Errorf("hub: set state of group %s/%s: %w", hub, group, err)
+		return fmt.Errorf("hub: set state of group %s/%s: %w", hub, group, unavailable(err))
 	}
 	return nil
 }
@@ -198,7 +198,7 @@ func (s *Service) SetGroupState(ctx context.Context, hub, group string, gs Group
 func (s *Service) WatchGroupState(ctx context.Context, hub, group string, fn func(GroupState)) error {
 	w, err := s.groups.Watch(ctx, groupKey(hub, group))
 	if err != nil {
-		return fmt.Errorf("hub: watch group %s/%s: %w", hub, group, err)
+		return fmt.Errorf("hub: watch group %s/%s: %w", hub, group, unavailable(err))
 	}
 	stopping := s.life.Stopping()
 	watching := s.life.Go(func() {
@@ -546,7 +546,7 @@ func (s *Service) partitionLag(ctx context.Context, hub, group string, p int) (L
 		seen++
 	})
 	if err != nil {
-		return l, fmt.Errorf("hub: lag of %s/%s/%d: %w", hub, group, p, err)
+		return l, fmt.Errorf("hub: lag of %s/%s/%d: %w", hub, group, p, unavailable(err))
 	}
 	l.Events = events
 	if seen < l.Records && seen > 0 {

@@ -227,7 +227,7 @@ func (s *Service) claim(ctx context.Context, hub string, events []Event) ([]*idC
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.pendingTimeout)
 		defer cancel()
 		s.settle(sctx, claims)
-		return nil, nil, fmt.Errorf("hub: claim message ids in %s: %w", hub, err)
+		return nil, nil, fmt.Errorf("hub: claim message ids in %s: %w", hub, unavailable(err))
 	}
 	open := claims
 	backoff := 2 * time.Millisecond

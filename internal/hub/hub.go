@@ -216,9 +216,11 @@ type Service struct {
 	// before it stops (tests shorten it).
 	batcherIdle time.Duration
 	atomicIDs   atomic.Bool // the id bucket takes atomic batches
-	// resends counts records sent again after a lost acknowledgement.
-	resends atomic.Int64
-	idCost  writeCost
+	// resends counts records sent again after a lost acknowledgement, for
+	// at most resendFor after their first send (tests shorten it).
+	resends   atomic.Int64
+	resendFor time.Duration
+	idCost    writeCost
 
 	mu    sync.Mutex
 	cache map[string]*hubState
@@ -276,7 +278,7 @@ func Open(ctx context.Context, js jetstream.JetStream, maxPayload int64, opts Op
 		opts.ReadJS = js
 	}
 	s := &Service{js: js, opts: opts, log: opts.Logger, cache: map[string]*hubState{},
-		readBytes: readBytesFor(maxPayload), pendingTimeout: defaultPendingTimeout, now: time.Now, batcherIdle: defaultBatcherIdle}
+		readBytes: readBytesFor(maxPayload), pendingTimeout: defaultPendingTimeout, now: time.Now, batcherIdle: defaultBatcherIdle, resendFor: defaultResendFor}
 	if opts.Tail {
 		s.tails = &tails{}
 	}

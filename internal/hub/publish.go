@@ -389,10 +389,10 @@ type sentRecord struct {
 // twice, and its acknowledgement gives the stored copy's sequence.
 const duplicateWindow = time.Minute
 
-// resendFor bounds how long after its first send a record whose
-// acknowledgement was lost is sent again: well inside duplicateWindow, so
-// that a resend can never store it twice.
-const resendFor = duplicateWindow * 2 / 3
+// defaultResendFor bounds how long after its first send a record whose
+// acknowledgement was lost is sent again (Service.resendFor): well inside
+// duplicateWindow, so that a resend can never store it twice.
+const defaultResendFor = duplicateWindow * 2 / 3
 
 // recordBufs recycles record buffers: large, so allocating and zeroing one
 // per record costs more than the rest of packing.
@@ -568,7 +568,7 @@ func (b *batcher) ack() {
 // await waits for a record's acknowledgement and returns its sequence.
 // When the acknowledgement is lost (the engine stored the record, or not,
 // and the answer never came), the record is sent again with the same
-// Nats-Msg-Id until an answer comes, for at most resendFor after the first
+// Nats-Msg-Id until an answer comes, for at most Service.resendFor after the first
 // send: a record stored the first time is not stored again, and the
 // answer, the first copy's sequence, is exact. A record lost before the
 // engine stored it is stored by the resend, after the records sent since:
@@ -597,7 +597,7 @@ func (b *batcher) await(sr *sentRecord, hard <-chan struct{}) (uint64, error) {
 		if !lost && (!resent || !IsEngineDown(err)) {
 			return 0, err
 		}
-		if time.Since(sr.sentAt) >= resendFor {
+		if time.Since(sr.sentAt) >= b.s.resendFor {
 			return 0, err
 		}
 		if !lost {

@@ -117,6 +117,12 @@ func (s *Service) OpenReader(ctx context.Context, name string, partition int, fr
 	return r, nil
 }
 
+// readPullExpiry is how long one pull request of a reader lasts. A pull the
+// engine loses (seen on a cluster's fresh stream, and when a leader
+// moves) is noticed by its missing heartbeats, at half of it, or replaced
+// at its end: nats.go's default of 30 s stalled a partition that long.
+const readPullExpiry = 5 * time.Second
+
 // readerInactive is how long the server keeps a reader's consumer after its
 // last pull, when the reader could not delete it (its process died).
 const readerInactive = 5 * time.Minute
@@ -141,7 +147,8 @@ func (r *Reader) follow(ctx context.Context, cfg jetstream.ConsumerConfig) error
 	if err != nil {
 		return fmt.Errorf("hub: open reader on %s partition %d: %w", r.hub, r.partition, unavailable(err))
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(512, r.s.readBytes), jetstream.WithMessagesErrOnMissingHeartbeat(true))
+	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(512, r.s.readBytes), jetstream.PullExpiry(readPullExpiry),
+		jetstream.WithMessagesErrOnMissingHeartbeat(true))
 	if err != nil {
 		return fmt.Errorf("hub: open reader on %s partition %d: %w", r.hub, r.partition, err)
 	}

@@ -91,15 +91,21 @@ func TestUnconfirmedPublishFailsAndStops(t *testing.T) {
 	require.NoError(t, err)
 	s, err := Open(ctx, js, eng.MaxPayload(), Options{})
 	require.NoError(t, err)
+	s.resendFor = 500 * time.Millisecond // resends go unanswered too
 	name := enginetest.Name("h")
 	_, err = s.Create(ctx, Config{Name: name, Partitions: 1})
 	require.NoError(t, err)
 
-	// A subscriber that takes the records and never answers, in place of
-	// the stream.
+	// A subscriber that takes the records (and their resends) and never
+	// answers, in place of the stream.
 	detachPartition(t, js, name, 0)
-	got := make(chan struct{}, 16)
-	sub, err := eng.Conn.Subscribe(subject(name, 0), func(*nats.Msg) { got <- struct{}{} })
+	got := make(chan struct{}, 1)
+	sub, err := eng.Conn.Subscribe(subject(name, 0), func(*nats.Msg) {
+		select {
+		case got <- struct{}{}:
+		default:
+		}
+	})
 	require.NoError(t, err)
 	defer func() { _ = sub.Unsubscribe() }()
 
