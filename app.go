@@ -358,6 +358,7 @@ type App struct {
 	tlsCfg       *tls.Config
 	sb           *standbySite     // a standby's HTTP side
 	standbyGuard auth.GuardConfig // a standby's guard settings, without keys
+	reconciled   bool             // a promoted site's state is within its streams
 	promoteGo    chan struct{}    // closed when the promotion goroutine ends
 	promoteCut   chan struct{}    // closed by Stop
 	cutOnce      sync.Once

@@ -440,6 +440,13 @@ func (a *App) reconcilePromoted(ctx context.Context) error {
 	if a.dr == nil || a.dr.Promotion() == nil {
 		return nil
 	}
+	done, err := a.dr.Reconciled(ctx)
+	if err != nil {
+		return fmt.Errorf("sluice: promoted DR site: %w", err)
+	}
+	if a.reconciled = done; done {
+		return nil
+	}
 	got, err := a.hubSvc.Reconcile(ctx)
 	if err != nil {
 		return fmt.Errorf("sluice: promoted DR site: %w", err)
@@ -454,20 +461,25 @@ func (a *App) reconcilePromoted(ctx context.Context) error {
 // reconcilePromotedFeeds does for change-feed checkpoints what
 // reconcilePromoted does for hubs, against the document store (a promoted
 // PostgreSQL replica; see host.ReconcileFeeds).
+// Once both are done, the site records it (dr.Follower.MarkReconciled).
 func (a *App) reconcilePromotedFeeds(ctx context.Context) error {
-	if a.dr == nil || a.dr.Promotion() == nil {
+	if a.dr == nil || a.dr.Promotion() == nil || a.reconciled {
 		return nil
 	}
 	kv, err := a.eng.JS.KeyValue(ctx, host.FeedBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil
+	switch {
+	case errors.Is(err, jetstream.ErrBucketNotFound):
+		err = nil
+	case err == nil:
+		_, err = host.ReconcileFeeds(ctx, kv, a.docs, a.log)
 	}
 	if err == nil {
-		_, err = host.ReconcileFeeds(ctx, kv, a.docs, a.log)
+		err = a.dr.MarkReconciled(ctx, a.cfg.InstanceID)
 	}
 	if err != nil {
 		return fmt.Errorf("sluice: promoted DR site: %w", err)
 	}
+	a.reconciled = true
 	return nil
 }
 

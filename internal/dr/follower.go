@@ -24,8 +24,9 @@ const DefaultInterval = 2 * time.Second
 
 // Keys of Bucket.
 const (
-	keyPromotion = "promotion"
-	keyFloors    = "queue-floors"
+	keyPromotion  = "promotion"
+	keyFloors     = "queue-floors"
+	keyReconciled = "reconciled"
 )
 
 // Config configures a Follower.
@@ -168,6 +169,32 @@ func (f *Follower) Promoted() <-chan struct{} { return f.promoted }
 
 // Promotion is the promotion record, or nil while following.
 func (f *Follower) Promotion() *Promotion { return f.promotion.Load() }
+
+// Reconciled reports whether the promoted site's state was brought back
+// within what its streams hold (see MarkReconciled).
+func (f *Follower) Reconciled(ctx context.Context) (bool, error) {
+	_, err := f.state.Get(ctx, keyReconciled)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("dr: read bucket %s: %w", Bucket, err)
+	}
+	return true, nil
+}
+
+// MarkReconciled records that an instance of the promoted site brought its
+// state (checkpoints, message ids, change-feed positions) back within what
+// the promoted streams and the document store hold, so that later starts
+// skip that work: it reads every entry, and only the first start after the
+// promotion has anything to change.
+func (f *Follower) MarkReconciled(ctx context.Context, by string) error {
+	data, _ := json.Marshal(map[string]any{"at": time.Now().UTC(), "by": by})
+	if _, err := f.state.Put(ctx, keyReconciled, data); err != nil {
+		return fmt.Errorf("dr: record the reconciliation: %w", err)
+	}
+	return nil
+}
 
 func (f *Follower) loop() {
 	// A pass in progress ends as soon as Stop begins.
