@@ -436,6 +436,11 @@ func (a *App) awaitPromotion() {
 // within their partitions on a promoted site, before any function reads
 // them (see hub.Service.Reconcile): the mirrors of the state and of the
 // partitions stopped at different points when the primary was lost.
+//
+// Instances of the site that start at once each do it; one whose pass is
+// slow may move back a checkpoint another instance's function has just
+// written past the partition's end as it read it: those events are then
+// processed again (at-least-once holds; nothing is skipped).
 func (a *App) reconcilePromoted(ctx context.Context) error {
 	if a.dr == nil || a.dr.Promotion() == nil {
 		return nil
