@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
@@ -63,20 +64,11 @@ func (c *Config) validateLeaf() error {
 	}
 	if c.LeafRemote != "" {
 		u, err := url.Parse(c.LeafRemote)
-		if err != nil || u.Host == "" || !slicesContains([]string{"nats-leaf", "nats", "tls"}, u.Scheme) {
+		if err != nil || u.Host == "" || !slices.Contains([]string{"nats-leaf", "nats", "tls"}, u.Scheme) {
 			return fmt.Errorf("engine: --nats-leaf-remote %s: give the primary's leaf-node address as nats-leaf://host:7422 (or tls://host:7422), with user:password@ before the host if it asks for them", RedactURL(c.LeafRemote))
 		}
 	}
 	return nil
-}
-
-func slicesContains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // leafOptions adds the domain and leaf-node settings of cfg to the embedded
