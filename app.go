@@ -30,6 +30,7 @@ import (
 	"github.com/sluicehq/sluice/internal/docstore"
 	"github.com/sluicehq/sluice/internal/docstore/postgres"
 	"github.com/sluicehq/sluice/internal/docstore/sqlite"
+	"github.com/sluicehq/sluice/internal/dr"
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/gateway"
 	"github.com/sluicehq/sluice/internal/host"
@@ -68,6 +69,30 @@ type Config struct {
 	// that verifies the other side: clients of the embedded listener
 	// (client certificates then required) or the external server.
 	NATSTLSCert, NATSTLSKey, NATSCA string
+	// NATSDomain is the embedded server's JetStream domain; each site of a
+	// geo-disaster recovery pair needs its own (see docs/dr.md). Default
+	// none.
+	NATSDomain string
+	// NATSLeafListen makes the embedded server accept leaf-node
+	// connections on host:port: a DR primary's, for its secondary's
+	// server. Beyond loopback it needs NATSUser/NATSPassword and TLS, or
+	// Insecure. Default: none.
+	NATSLeafListen string
+	// NATSLeafRemote makes the embedded server a leaf node of a DR
+	// primary's server (nats-leaf://[user:password@]host:port). Default:
+	// none.
+	NATSLeafRemote string
+	// DRPrimaryDomain makes this instance a geo-disaster recovery
+	// secondary that follows the primary whose engine has this JetStream
+	// domain: it mirrors the primary's hubs, queues, blobs and state, runs
+	// no functions, refuses writes (503), and serves reads and
+	// /api/v1/dr, until a failover (sluice dr failover) promotes the
+	// site; then it starts its functions from the mirrored checkpoints.
+	// Default: none (a primary).
+	DRPrimaryDomain string
+	// DRSyncInterval is how often a secondary looks for new resources of
+	// its primary to mirror. Default 2s.
+	DRSyncInterval time.Duration
 	// Sync is SyncAlways (default: a publish returns once fsynced) or
 	// SyncInterval (fsync every SyncEvery; a power cut can lose that much,
 	// a process crash nothing). Applies to the embedded server.
@@ -323,6 +348,21 @@ type App struct {
 	ln       net.Listener
 	tls      bool
 	srvDone  chan struct{}
+	handler  swapHandler // what srv serves: the standby's, then the full one
+
+	// Geo-disaster recovery (dr.go): the follower of a secondary, whether
+	// it is still a standby, and the goroutine that starts the functions
+	// once the site is promoted.
+	dr           *dr.Follower
+	standby      atomic.Bool
+	tlsCfg       *tls.Config
+	sb           *standbySite     // a standby's HTTP side
+	standbyGuard auth.GuardConfig // a standby's guard settings, without keys
+	reconciled   bool             // a promoted site's state is within its streams
+	promoteGo    chan struct{}    // closed when the promotion goroutine ends
+	promoteCut   chan struct{}    // closed by Stop
+	cutOnce      sync.Once
+	promoteErr   atomic.Pointer[error]
 }
 
 // New creates an app. Declare hubs and functions, then call Run.
@@ -332,7 +372,7 @@ func New(cfg Config) *App {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &App{cfg: cfg, log: cfg.Logger}
+	return &App{cfg: cfg, log: cfg.Logger, promoteCut: make(chan struct{})}
 }
 
 // newInstanceID makes an instance ID of the host's name and a random
@@ -455,11 +495,29 @@ func (a *App) Start(ctx context.Context) (err error) {
 		User: a.cfg.NATSUser, Password: a.cfg.NATSPassword, Token: a.cfg.NATSToken,
 		TLSCert: a.cfg.NATSTLSCert, TLSKey: a.cfg.NATSTLSKey, TLSCA: a.cfg.NATSCA, Insecure: a.cfg.Insecure,
 		Sync: a.cfg.Sync, SyncEvery: a.cfg.SyncEvery, Name: "sluice " + a.cfg.InstanceID, Logger: a.log,
-		Replicas: a.cfg.Replicas,
+		Replicas: a.cfg.Replicas, Domain: a.cfg.NATSDomain, LeafListen: a.cfg.NATSLeafListen, LeafRemote: a.cfg.NATSLeafRemote,
 	})
 	if err != nil {
 		return err
 	}
+	a.tlsCfg = tlsCfg
+	if a.cfg.DRPrimaryDomain != "" {
+		following, err := a.openDR(ctx)
+		if err != nil {
+			return err
+		}
+		if following {
+			return a.startStandby(ctx)
+		}
+	}
+	return a.startServices(ctx)
+}
+
+// startServices opens what the app runs on the engine, starts the HTTP
+// server (or, on a promoted DR standby, replaces its handler) and the
+// functions. Called with a.mu held.
+func (a *App) startServices(ctx context.Context) (err error) {
+	tlsCfg := a.tlsCfg
 	a.hubSvc, err = hub.Open(ctx, a.eng.JS, a.eng.MaxPayload(), hub.Options{
 		Linger: a.cfg.Linger, MaxRecordBytes: a.cfg.MaxRecordBytes, MaxEventBytes: a.cfg.MaxEventBytes,
 		ReadJS: a.eng.ReadJS, Tail: a.eng.Private(), Logger: a.log, DuplicateWindow: a.cfg.DuplicateWindow,
@@ -477,6 +535,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 	// recreated, replicas raised to the instance's setting.
 	if err := a.hubSvc.RepairAll(ctx); err != nil {
 		return fmt.Errorf("sluice: check the hubs: %w", err)
+	}
+	if err := a.reconcilePromoted(ctx); err != nil {
+		return err
 	}
 	if err := a.checkDocStoreShared(ctx); err != nil {
 		return err
@@ -501,6 +562,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("sluice: container %s: %w", cc.Name, err)
 		}
 	}
+	if err := a.reconcilePromotedFeeds(ctx); err != nil {
+		return err
+	}
 	for _, qc := range a.qs {
 		if _, err := a.queues.Ensure(ctx, queue.Config{Name: qc.Name, MaxMessageBytes: qc.MaxMessageBytes, Lock: qc.Lock, TTL: qc.TTL}); err != nil {
 			return fmt.Errorf("sluice: queue %s: %w", qc.Name, err)
@@ -517,7 +581,10 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err := a.blobs.RaiseReplicas(ctx); err != nil {
 		return fmt.Errorf("sluice: %w", err)
 	}
-	a.metrics = telemetry.NewMetrics()
+	if a.metrics == nil {
+		a.metrics = telemetry.NewMetrics()
+		a.reportDR()
+	}
 	a.metrics.CountHubResends(a.hubSvc.Resends)
 	a.leases, err = lease.Open(ctx, a.eng.JS, lease.Config{InstanceID: a.cfg.InstanceID, ExclusiveID: a.identity != nil, Expiry: a.cfg.LeaseExpiry, Logger: a.log})
 	if err != nil {
@@ -542,8 +609,15 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return err
 	}
 	if a.cfg.HTTPAddr != "" {
-		if err := a.startHTTP(tlsCfg); err != nil {
+		h, err := a.buildHandler()
+		if err != nil {
 			return err
+		}
+		a.handler.set(h)
+		if a.ln == nil {
+			if err := a.serveHTTP(tlsCfg); err != nil {
+				return err
+			}
 		}
 	} else if a.hasHTTPFunctions() {
 		return errNoHTTPServer
@@ -552,7 +626,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return err
 	}
 	a.ready.Store(true)
-	a.log.Info("sluice started", "instance", a.cfg.InstanceID, "data_dir", a.cfg.DataDir,
+	a.log.Info("sluice started", "instance", a.cfg.InstanceID, "data_dir", a.cfg.DataDir, "dr_role", a.drRole(),
 		"nats", cmp.Or(redactURL(a.cfg.NATSURL), "embedded"), "nats_listen", a.eng.ClientURL(), "http", a.Addr(),
 		"functions", len(a.fns), "replicas", a.eng.Replicas())
 	return nil
@@ -595,17 +669,16 @@ func (a *App) ensureHub(ctx context.Context, hc HubConfig) error {
 	return err
 }
 
-func (a *App) startHTTP(tlsCfg *tls.Config) error {
-	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("sluice: listen on %s: %w (is another program using this port? set a different address with --http)", a.cfg.HTTPAddr, err)
-	}
+// buildHandler makes what the HTTP server serves once the app runs: the
+// API, the dashboard and the HTTP functions.
+func (a *App) buildHandler() (http.Handler, error) {
 	gw := gateway.NewServer(gateway.Config{Hubs: a.hubSvc, Queues: a.queues, Blobs: a.blobs, Docs: a.docs, Breakers: a.host.Breakers(),
 		Leases: a.leases, InstanceID: a.cfg.InstanceID, Metrics: a.metrics, Logger: a.log,
 		Ready: a.ready.Load, MaxEventBytes: a.hubSvc.MaxEventBytes(), Authorize: a.guard.Authorize,
 		HTTPFunctions: func() []gateway.HTTPFunction { return a.httpInfo }, RetryRoute: host.RedriveMessage,
 		Scaled: a.scaled()})
 	gw.HandleKeys(a.keys)
+	gw.HandleDR(drControl{a})
 	a.gw = gw
 	api := a.guard.Protect(gw, true)
 	dashboard := a.guard.Protect(web.Handler(), false)
@@ -626,17 +699,25 @@ func (a *App) startHTTP(tlsCfg *tls.Config) error {
 		}
 	}
 	if err := a.httpRoutes(mux); err != nil {
-		ln.Close()
-		return err
+		return nil, err
 	}
 	// The dashboard's page is at "/" too, unless an HTTP function serves
 	// "/" (HTTPRoutePrefix "/"): then it is at /ui/ only.
 	if _, p := mux.Handler(&http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/"}}); !a.hasHTTPFunctions() || p == "" {
 		mux.Handle("GET /{$}", dashboard)
 	}
+	return mux, nil
+}
+
+// serveHTTP listens on Config.HTTPAddr and serves a.handler.
+func (a *App) serveHTTP(tlsCfg *tls.Config) error {
+	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("sluice: listen on %s: %w (is another program using this port? set a different address with --http)", a.cfg.HTTPAddr, err)
+	}
 	a.ln = ln
 	a.tls = tlsCfg != nil
-	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsCfg,
+	a.srv = &http.Server{Handler: &a.handler, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsCfg,
 		ReadTimeout:  cmp.Or(a.cfg.HTTPReadTimeout, DefaultHTTPReadTimeout),
 		WriteTimeout: cmp.Or(a.cfg.HTTPWriteTimeout, DefaultHTTPWriteTimeout),
 		IdleTimeout:  cmp.Or(a.cfg.HTTPIdleTimeout, DefaultHTTPIdleTimeout),
@@ -685,6 +766,16 @@ func (a *App) NATSURL() string {
 	return a.eng.ClientURL()
 }
 
+// NATSLeafURL is the leaf-node URL a DR secondary's engine connects to
+// (Config.NATSLeafRemote) when this instance's embedded server accepts leaf
+// nodes (Config.NATSLeafListen), or "".
+func (a *App) NATSLeafURL() string {
+	if a.eng == nil {
+		return ""
+	}
+	return a.eng.LeafURL()
+}
+
 // Stop stops gracefully, in order: the functions (they finish their
 // in-flight batches and checkpoint them; see Config.ShutdownTimeout), the
 // HTTP server (requests in flight finish, for at most 5s), the API keys,
@@ -699,6 +790,9 @@ func (a *App) NATSURL() string {
 // own ctx) and returns the same errors.
 func (a *App) Stop(ctx context.Context) error {
 	a.ready.Store(false)
+	// A DR standby being promoted stops starting things (it holds the
+	// lock meanwhile).
+	a.cutPromotion()
 	// A Start under way holds the lock and ends by setting ready: clear
 	// it again once that Start is over.
 	a.mu.Lock()
@@ -723,8 +817,12 @@ func (a *App) Stop(ctx context.Context) error {
 		return nil
 	}
 	a.stopDone = make(chan struct{})
+	promoting := a.promoteGo
 	a.mu.Unlock()
 	a.log.Info("sluice stopping", "instance", a.cfg.InstanceID)
+	if promoting != nil {
+		<-promoting
+	}
 	// Without the app's lock: an invocation or HTTP function finishing
 	// meanwhile may still publish, send or write its outputs.
 	a.stopErr = a.stopParts(ctx)
@@ -741,6 +839,12 @@ func (a *App) stopParts(ctx context.Context) error {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("sluice: stop %s: %w", part, err))
 		}
+	}
+	if a.dr != nil {
+		report("DR follower", a.dr.Stop(ctx))
+	}
+	if a.sb != nil {
+		report("standby reads", a.sb.close(ctx))
 	}
 	if a.host != nil {
 		report("functions", a.host.Stop(ctx)) // and their leases and breakers
@@ -797,7 +901,13 @@ func (a *App) Run(ctx context.Context) error {
 func (a *App) running() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.started || a.stopped.Load() || a.hubSvc == nil {
+	if !a.started || a.stopped.Load() {
+		return ErrNotStarted
+	}
+	if a.standby.Load() {
+		return ErrStandby
+	}
+	if a.hubSvc == nil {
 		return ErrNotStarted
 	}
 	return nil
@@ -855,8 +965,11 @@ func (a *App) Lag(ctx context.Context, hubName, group string) (int64, error) {
 // Processed returns how many events the named function has finished with
 // (processed or dead-lettered) on this instance since it started.
 func (a *App) Processed(function string) int64 {
-	if a.host == nil {
+	a.mu.Lock()
+	h := a.host
+	a.mu.Unlock()
+	if h == nil {
 		return 0
 	}
-	return a.host.Processed(function)
+	return h.Processed(function)
 }

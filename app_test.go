@@ -18,7 +18,12 @@ import (
 
 func TestMain(m *testing.M) {
 	enginetest.RunNodeIfAsked() // the cluster tests' NATS nodes are this binary
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m,
+		// A promoted mirror (DR failover) asks its dead origin's server to
+		// delete the mirror's consumer there, in a goroutine of the NATS
+		// server that waits for the answer for a while whatever happens
+		// to the server (nats-server stream.go tryDeleteSourcingConsumer).
+		goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*stream).tryDeleteSourcingConsumer.func1"))
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -3,8 +3,10 @@ package sluice
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/dr"
 	"github.com/sluicehq/sluice/internal/host"
 	"github.com/sluicehq/sluice/internal/hub"
 )
@@ -25,6 +27,13 @@ var (
 	ErrUnavailable = hub.ErrUnavailable
 	// ErrNotStarted is returned by App methods that need a running app.
 	ErrNotStarted = errors.New("sluice: the app is not running; call Start or Run first")
+	// ErrStandby is returned by App methods that write (or run functions)
+	// while the app is a geo-disaster recovery standby following its
+	// primary (Config.DRPrimaryDomain), until the site is promoted.
+	ErrStandby = fmt.Errorf("sluice: %w", dr.ErrStandby)
+	// ErrNotDRSecondary is returned by Failover on an app that follows no
+	// primary.
+	ErrNotDRSecondary = fmt.Errorf("sluice: %w", dr.ErrNotSecondary)
 )
 
 // DeadLetter is returned by a function to give up on some events of its

@@ -63,7 +63,7 @@ object per case.`)
 	publishers := fs.Int("publishers", 64, "concurrent publishers")
 	batch := fs.Int("batch", 100, "events per publish call")
 	syncMode := fs.String("sync", "always", "durability: always or interval")
-	cases := fs.String("cases", "publish,consume,drain", "cases to run: publish, consume (publish and process at once), drain (process a backlog), http (HTTP ingestion without and with an API key)")
+	cases := fs.String("cases", "publish,consume,drain", "cases to run: publish, consume (publish and process at once), drain (process a backlog), http (HTTP ingestion without and with an API key), dr (replication lag of a DR secondary at half the publish rate: run with publish, e.g. --cases publish,dr)")
 	httpEvents := fs.Int64("http-events", 300_000, "http case: events per round and variant")
 	httpRounds := fs.Int("http-rounds", 5, "http case: interleaved rounds (the median is reported)")
 	httpProducers := fs.Int("http-producers", 16, "http case: concurrent HTTP clients")
@@ -146,7 +146,10 @@ func reporter(asJSON bool) func(bench.Result) {
 		if r.Baseline != "" {
 			fmt.Fprintf(stdout, "; baseline %s %.0f/s (x%.2f)", r.Baseline, r.BaselineEventsPerSec, r.Ratio)
 		}
-		if r.P99ms > 0 {
+		if l := r.DRLag; l != nil {
+			fmt.Fprintf(stdout, "; DR lag at %.0f events/s: p50 %.0f events / %.1fms, p99 %.0f events / %.1fms, max %.0f events / %.1fms (%d samples; caught up %.0fms after the load)",
+				r.LatencyAtRate, l.P50Events, l.P50Ms, l.P99Events, l.P99Ms, l.MaxEvents, l.MaxMs, l.Samples, l.CatchUpMs)
+		} else if r.P99ms > 0 {
 			fmt.Fprintf(stdout, "; latency at %.0f events/s p50 %.2fms p99 %.2fms", r.LatencyAtRate, r.P50ms, r.P99ms)
 		}
 		fmt.Fprintf(stdout, "; peak RSS %.0f MiB", r.PeakRSSMiB)

@@ -34,6 +34,8 @@ type instanceFlags struct {
 	natsUser, natsPassword, natsToken string
 	natsTLSCert, natsTLSKey, natsCA   string
 	insecure                          bool
+	// geo-disaster recovery
+	natsDomain, natsLeafListen, natsLeafRemote, drPrimaryDomain string
 	// limits of the HTTP server; zero means the defaults of sluice.Config
 	httpReadTimeout, httpWriteTimeout, httpIdleTimeout time.Duration
 	// logOut is where the log goes; nil means standard error.
@@ -68,6 +70,10 @@ func addInstanceFlags(fs *flag.FlagSet, dataDir string) *instanceFlags {
 	fs.DurationVar(&f.httpReadTimeout, "http-read-timeout", 0, "the longest reading one HTTP request may take, body included; a slower client is disconnected (default "+sluice.DefaultHTTPReadTimeout.String()+")")
 	fs.DurationVar(&f.httpWriteTimeout, "http-write-timeout", 0, "the longest writing one HTTP answer may take (default "+sluice.DefaultHTTPWriteTimeout.String()+")")
 	fs.DurationVar(&f.httpIdleTimeout, "http-idle-timeout", 0, "how long an idle keep-alive HTTP connection stays open (default "+sluice.DefaultHTTPIdleTimeout.String()+")")
+	fs.StringVar(&f.natsDomain, "nats-domain", os.Getenv("SLUICE_NATS_DOMAIN"), "JetStream domain of the embedded NATS; each site of a DR pair needs its own, e.g. primary and secondary (env SLUICE_NATS_DOMAIN; see docs/dr.md)")
+	fs.StringVar(&f.natsLeafListen, "nats-leaf-listen", os.Getenv("SLUICE_NATS_LEAF_LISTEN"), "DR primary: accept the secondary's NATS as a leaf node at host:port, e.g. 0.0.0.0:7422 (env SLUICE_NATS_LEAF_LISTEN; beyond loopback needs --nats-user/--nats-password and --nats-tls-cert/--nats-tls-key)")
+	fs.StringVar(&f.natsLeafRemote, "nats-leaf-remote", os.Getenv("SLUICE_NATS_LEAF_REMOTE"), "DR secondary: connect the embedded NATS to the primary's leaf-node listener, nats-leaf://user:password@host:7422 or tls://… (env SLUICE_NATS_LEAF_REMOTE)")
+	fs.StringVar(&f.drPrimaryDomain, "dr-primary-domain", os.Getenv("SLUICE_DR_PRIMARY_DOMAIN"), "run as a DR secondary following the primary whose NATS has this JetStream domain: mirror it, run no functions and take no writes until sluice dr failover (env SLUICE_DR_PRIMARY_DOMAIN)")
 	fs.BoolVar(&f.insecure, "insecure", false, "let the HTTP API and the NATS listener accept connections beyond loopback without keys, credentials or TLS; for throwaway setups only (every start warns)")
 	return f
 }
@@ -141,6 +147,7 @@ func (f *instanceFlags) config() (sluice.Config, error) {
 		NATSUser: f.natsUser, NATSPassword: f.natsPassword, NATSToken: f.natsToken,
 		NATSTLSCert: f.natsTLSCert, NATSTLSKey: f.natsTLSKey, NATSCA: f.natsCA,
 		HTTPReadTimeout: f.httpReadTimeout, HTTPWriteTimeout: f.httpWriteTimeout, HTTPIdleTimeout: f.httpIdleTimeout,
+		NATSDomain: f.natsDomain, NATSLeafListen: f.natsLeafListen, NATSLeafRemote: f.natsLeafRemote, DRPrimaryDomain: f.drPrimaryDomain,
 	}, nil
 }
 

@@ -9,6 +9,7 @@
 //	sluice docs <verb>          container (create, list, delete), get, put, delete, query, feed
 //	sluice key <verb>           create, list, revoke API keys
 //	sluice scale [function]     how many instances the work needs (for autoscalers)
+//	sluice dr <verb>            geo-disaster recovery: status, failover
 //	sluice bench <workload>     measure throughput against the raw engine
 //	sluice health               ask an instance whether it is ready, for health checks
 //
@@ -55,6 +56,7 @@ func topCommands() []command {
 		{"key", "manage API keys: create, list, revoke", runKey},
 		{"health", "ask an instance whether it is ready (/readyz) or alive (/healthz): exit 0 or 1", runHealth},
 		{"scale", "show how many instances the work needs (hub lag, queue depth ÷ target per instance)", runScale},
+		{"dr", "geo-disaster recovery: status of a secondary's mirrors, failover", runDR},
 		{"bench", "measure throughput and latency (workloads: hub, queue, docs, handler, resilience, telemetry)", runBench},
 		{"version", "print the version (also sluice --version, -v)", printVersion},
 	}

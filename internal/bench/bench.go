@@ -32,6 +32,8 @@ type Result struct {
 	PeakRSSMiB           float64 `json:"peak_rss_mib,omitempty"`
 	Sync                 string  `json:"sync,omitempty"`
 	Note                 string  `json:"note,omitempty"`
+	// DRLag is the DR replication lag (hub workload, case dr).
+	DRLag *DRLag `json:"dr_lag,omitempty"`
 	// Error says why the case failed; its figures are then absent.
 	Error string `json:"error,omitempty"`
 }

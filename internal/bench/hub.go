@@ -45,9 +45,11 @@ type HubOptions struct {
 	LatencyFor time.Duration
 	// Linger is the hub publishers' linger window (default: the hub's).
 	Linger time.Duration
-	// Cases to run: "publish", "consume", "drain", and "http" (HTTP
-	// ingestion without and with an API key: cases http and http-key).
-	// Default publish, consume and drain.
+	// Cases to run: "publish", "consume", "drain", "http" (HTTP
+	// ingestion without and with an API key: cases http and http-key),
+	// and "dr" (the replication lag of a DR secondary at half the
+	// publish case's rate; see benchDR). Default publish, consume and
+	// drain.
 	Cases []string
 	// HTTP configures the http case.
 	HTTP HTTPOptions
@@ -86,9 +88,12 @@ func RunHub(ctx context.Context, o HubOptions, report func(Result)) error {
 	}
 	defer svc.Stop(context.Background())
 	failed := &failures{workload: "hub"}
+	var publishRate float64 // what the publish case reached, for the dr case
 	for _, c := range o.Cases {
 		var r Result
 		switch c {
+		case "dr":
+			r, err = benchDR(ctx, o, publishRate/2)
 		case "http", "http-key":
 			if err := runHubHTTP(ctx, o, report); err != nil {
 				failed.add(report, "http", err)
@@ -96,12 +101,13 @@ func RunHub(ctx context.Context, o HubOptions, report func(Result)) error {
 			continue
 		case "publish":
 			r, err = benchPublish(ctx, eng, svc, o)
+			publishRate = r.EventsPerSec
 		case "consume":
 			r, err = benchConsume(ctx, eng, svc, o, false)
 		case "drain":
 			r, err = benchConsume(ctx, eng, svc, o, true)
 		default:
-			return fmt.Errorf("unknown case %q (cases: publish, consume, drain, http)", c)
+			return fmt.Errorf("unknown case %q (cases: publish, consume, drain, http, dr)", c)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -111,7 +117,9 @@ func RunHub(ctx context.Context, o HubOptions, report func(Result)) error {
 			continue
 		}
 		r.Workload, r.Case, r.Sync = "hub", c, o.Sync
-		if eng.Embedded() {
+		if c == "dr" {
+			// benchDR says what it ran on.
+		} else if eng.Embedded() {
 			r.Note = "embedded engine"
 		} else {
 			r.Note = fmt.Sprintf("external engine %s, %d replicas", engine.RedactURL(o.NATSURL), eng.Replicas())

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice"
@@ -170,8 +171,10 @@ func runResilienceCase(ctx context.Context, o ResilienceOptions, c string, round
 
 	app := sluice.New(config)
 	app.Hub(sluice.HubConfig{Name: handlerHub, Partitions: o.Partitions})
-	var sink int
-	touch := func(e sluice.Event) { sink += len(e.Body) }
+	// Partitions run at once: the work each event does must be safe
+	// concurrently (an unsynchronised sum was a data race).
+	var sink atomic.Int64
+	touch := func(e sluice.Event) { sink.Add(int64(len(e.Body))) }
 	handler := func(_ context.Context, events []sluice.Event) error {
 		for _, e := range events {
 			touch(e)

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -113,6 +114,23 @@ type Config struct {
 	// asynchronous publish (hub records): past it the publish fails as
 	// unconfirmed instead of holding its partition. Default 10s.
 	PublishAckTimeout time.Duration
+	// Domain is the embedded server's JetStream domain. The two sides of a
+	// geo-disaster recovery pair (see internal/dr) each need one, and they
+	// must differ (e.g. "primary" and "secondary"). Default: none.
+	Domain string
+	// LeafListen is a host:port on which the embedded server accepts leaf
+	// node connections: a DR primary's, which its secondary connects to.
+	// Empty means none; port 0 a free port (see Engine.LeafURL). Beyond
+	// loopback it needs User and Password (leaf nodes present them) and
+	// TLS, or Insecure. Needs Domain.
+	LeafListen string
+	// LeafRemote is the leaf-node URL of a DR primary's server
+	// (nats-leaf://[user:password@]host:port, or tls:// for TLS, verified
+	// against TLSCA): the embedded server connects to it as a leaf node,
+	// without exchanging any of Sluice's data subjects (DataSubjects), so
+	// that this site's Sluice can mirror the primary's streams through
+	// its JetStream domain. Needs Domain.
+	LeafRemote string
 	// Name identifies this client connection in server monitoring.
 	Name string
 	// Logger receives engine logs. Default slog.Default().
@@ -145,6 +163,9 @@ func (c *Config) validate() error {
 	if err := c.validateCredentials(); err != nil {
 		return err
 	}
+	if err := c.validateLeaf(); err != nil {
+		return err
+	}
 	if c.URL != "" {
 		return c.validateURL()
 	}
@@ -164,6 +185,8 @@ type Engine struct {
 	srv      *server.Server
 	logger   *slog.Logger
 	replicas int
+	domain   string // the server's JetStream domain
+	leafAddr string // host:port of the embedded server's leaf-node listener
 }
 
 // Start embeds a server or connects to the configured one, and waits until
@@ -179,7 +202,7 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	if cfg.URL == "" {
-		if e.srv, err = startEmbedded(cfg); err != nil {
+		if e.srv, e.leafAddr, err = startEmbedded(cfg); err != nil {
 			return nil, err
 		}
 		if missing := cfg.exposure(); missing != "" {
@@ -202,7 +225,7 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 		e.ReadJS, err = jetstream.New(e.ReadConn)
 	}
 	if err == nil {
-		err = waitJetStream(ctx, e.JS)
+		e.domain, err = waitJetStream(ctx, e.JS)
 	}
 	if err == nil {
 		err = e.settleReplicas(cfg)
@@ -231,10 +254,10 @@ func (e *Engine) connect(cfg Config, opts []nats.Option, suffix string) (*nats.C
 	return nc, nil
 }
 
-func startEmbedded(cfg Config) (*server.Server, error) {
+func startEmbedded(cfg Config) (*server.Server, string, error) {
 	storeDir := filepath.Join(cfg.DataDir, "nats")
 	if err := os.MkdirAll(storeDir, 0o755); err != nil {
-		return nil, fmt.Errorf("engine: create store directory: %w", err)
+		return nil, "", fmt.Errorf("engine: create store directory: %w", err)
 	}
 	opts := &server.Options{
 		ServerName:    "sluice",
@@ -253,7 +276,7 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 	if cfg.Listen != "" {
 		var err error
 		if opts.Host, opts.Port, err = splitListen(cfg.Listen); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if opts.Port == 0 {
 			opts.Port = server.RANDOM_PORT
@@ -262,33 +285,45 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 	if cfg.TLSCert != "" {
 		tc, err := serverTLS(cfg)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		opts.TLSConfig, opts.TLS, opts.TLSVerify = tc, true, tc.ClientAuth == tls.RequireAndVerifyClientCert
 	}
+	if err := leafOptions(cfg, opts); err != nil {
+		return nil, "", err
+	}
+	var leafAddr string
+	if cfg.LeafListen != "" {
+		host := opts.LeafNode.Host
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			host = "127.0.0.1"
+		}
+		leafAddr = net.JoinHostPort(host, strconv.Itoa(opts.LeafNode.Port))
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
-		return nil, fmt.Errorf("engine: configure embedded NATS: %w", err)
+		return nil, "", fmt.Errorf("engine: configure embedded NATS: %w", err)
 	}
 	go srv.Start()
 	if !srv.ReadyForConnections(30 * time.Second) {
 		srv.Shutdown()
-		return nil, fmt.Errorf("engine: embedded NATS did not start within 30s (store %s; is another sluice using this data directory or port?)", storeDir)
+		return nil, "", fmt.Errorf("engine: embedded NATS did not start within 30s (store %s; is another sluice using this data directory or port?)", storeDir)
 	}
-	return srv, nil
+	return srv, leafAddr, nil
 }
 
-func waitJetStream(ctx context.Context, js jetstream.JetStream) error {
+// waitJetStream waits until JetStream answers, and returns its domain.
+func waitJetStream(ctx context.Context, js jetstream.JetStream) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for {
-		_, err := js.AccountInfo(ctx)
+		ai, err := js.AccountInfo(ctx)
 		if err == nil {
-			return nil
+			return ai.Domain, nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("engine: JetStream is not available: %w (an external server must run with -js)", err)
+			return "", fmt.Errorf("engine: JetStream is not available: %w (an external server must run with -js)", err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -33,6 +33,9 @@ var routeNeeds = map[string]need{
 	"scale":          {verb: auth.VerbRead},
 	"scale.function": {verb: auth.VerbRead},
 
+	"dr.status":   {verb: auth.VerbRead},
+	"dr.failover": {verb: auth.VerbAdmin},
+
 	"hubs.list":     {verb: auth.VerbRead},
 	"hubs.create":   {verb: auth.VerbAdmin},
 	"hubs.describe": {verb: auth.VerbRead},

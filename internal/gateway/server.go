@@ -74,6 +74,11 @@ type Config struct {
 	// trigger. It is called for each overview, after the server started;
 	// nil: HTTP functions are shown without a route.
 	HTTPFunctions func() []HTTPFunction
+	// Refuse, when set, is asked about every authorized request before its
+	// route's handler runs: an error answers 503 with Retry-After and the
+	// error's text, and the handler does not run (a DR standby refuses
+	// writes this way). route is the route's name (see routeNeeds).
+	Refuse func(r *http.Request, route string) error
 	// Scaled lists the app's hub and queue functions with their targets
 	// per instance, for GET /api/v1/scale and the sluice_scale_* gauges;
 	// none: both say that no instance is needed. When Leases also has
@@ -181,11 +186,21 @@ func (s *Server) route(pattern, name string, h http.HandlerFunc) {
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		if err := s.authorize(r, n); err != nil {
 			s.deny(sw, err)
+		} else if err := s.refuse(r, name); err != nil {
+			sw.Header().Set("Retry-After", "60")
+			writeError(sw, http.StatusServiceUnavailable, err.Error())
 		} else {
 			h(sw, r)
 		}
 		s.cfg.Metrics.HTTPRequests.WithLabelValues(name, strconv.Itoa(sw.code)).Inc()
 	})
+}
+
+func (s *Server) refuse(r *http.Request, route string) error {
+	if s.cfg.Refuse == nil {
+		return nil
+	}
+	return s.cfg.Refuse(r, route)
 }
 
 func (s *Server) authorize(r *http.Request, n need) error {
@@ -306,7 +321,10 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "not ready: the instance is starting or stopping")
 		return
 	}
-	if _, err := s.cfg.Hubs.List(r.Context()); err != nil {
+	if s.cfg.Hubs == nil {
+		// A DR standby whose primary's hubs are not mirrored yet: it
+		// serves its status.
+	} else if _, err := s.cfg.Hubs.List(r.Context()); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "not ready: the engine does not answer: "+err.Error())
 		return
 	}

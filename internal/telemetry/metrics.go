@@ -54,6 +54,8 @@ type Metrics struct {
 	deadLetters *deadLetterCollector
 	// scale reports sluice_scale_* (see ReportScale).
 	scale *scaleCollector
+	// dr reports sluice_dr_* (see ReportDR).
+	dr *drCollector
 }
 
 // Values of the BreakerState gauge.
@@ -151,8 +153,9 @@ func NewMetrics() *Metrics {
 			"Dead letters waiting in a dead-letter queue (sluice-deadletters, or a queue's <queue>-poison) to be redriven or purged, counted when the metrics are gathered (at most every few seconds).",
 			[]string{"queue"}, nil)},
 		scale: newScaleCollector(),
+		dr:    newDRCollector(),
 	}
-	m.Registry.MustRegister(m.HTTPFunctionRequests, m.HTTPFunctionDuration, m.deadLetters, m.scale, m.BreakerState, m.BreakerTransitions, m.Timeouts, m.Overruns, m.FeedChangesProcessed, m.FeedOwnedRanges, m.FeedLag, m.QueueDepth, m.QueueOldestAge, m.QueueMessages, m.EventsIn, m.EventsProcessed, m.BatchDuration, m.BatchSize, m.Failures,
+	m.Registry.MustRegister(m.HTTPFunctionRequests, m.HTTPFunctionDuration, m.deadLetters, m.scale, m.dr, m.BreakerState, m.BreakerTransitions, m.Timeouts, m.Overruns, m.FeedChangesProcessed, m.FeedOwnedRanges, m.FeedLag, m.QueueDepth, m.QueueOldestAge, m.QueueMessages, m.EventsIn, m.EventsProcessed, m.BatchDuration, m.BatchSize, m.Failures,
 		m.Retries, m.DeadLettered, m.CheckpointLag, m.OwnedPartitions, m.HTTPRequests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
