@@ -527,7 +527,7 @@ func freePort() (int, error) {
 var secretEnv = []string{
 	"SLUICE_ADMIN_KEY", "SLUICE_FUNCTION_KEYS", "SLUICE_KEY",
 	"SLUICE_NATS_URL", "SLUICE_NATS_TOKEN", "SLUICE_NATS_USER", "SLUICE_NATS_PASSWORD",
-	"SLUICE_DOCSTORE",
+	"SLUICE_NATS_LEAF_REMOTE", "SLUICE_DOCSTORE",
 }
 
 // withoutSecrets drops Sluice's secrets from an environment.

@@ -220,6 +220,8 @@ func TestProcessGetsNoSecrets(t *testing.T) {
 	t.Setenv("SLUICE_KEY", "sluice_000000000000_"+strings.Repeat("a", 64))
 	t.Setenv("SLUICE_NATS_URL", "nats://u:nats-secret@127.0.0.1:4222")
 	t.Setenv("SLUICE_DOCSTORE", "postgres://u:pg-secret@127.0.0.1/db")
+	t.Setenv("SLUICE_NATS_PASSWORD", "nats-password-secret")
+	t.Setenv("SLUICE_NATS_LEAF_REMOTE", "tls://leaf:leaf-secret@primary.example.com:7422")
 	ctx := context.Background()
 	p, err := Start(ctx, ProcessConfig{Executable: echoHandler(t), Dir: t.TempDir(),
 		Env: []string{"MY_SETTING=kept", "sluice_admin_key=from-settings"}})
@@ -233,7 +235,7 @@ func TestProcessGetsNoSecrets(t *testing.T) {
 	require.NoError(t, json.Unmarshal(out, &env))
 	require.Equal(t, "kept", env["MY_SETTING"])
 	require.NotEmpty(t, env["FUNCTIONS_CUSTOMHANDLER_PORT"])
-	for _, secret := range []string{"admin-secret", "fn-secret", "sluice_000000000000", "nats-secret", "pg-secret", "from-settings"} {
+	for _, secret := range []string{"admin-secret", "fn-secret", "sluice_000000000000", "nats-secret", "pg-secret", "nats-password-secret", "leaf-secret", "from-settings"} {
 		require.NotContains(t, string(out), secret)
 	}
 }
