@@ -566,7 +566,7 @@ func (a *App) startServices(ctx context.Context) (err error) {
 		return err
 	}
 	for _, qc := range a.qs {
-		if _, err := a.queues.Ensure(ctx, queue.Config{Name: qc.Name, MaxMessageBytes: qc.MaxMessageBytes, Lock: qc.Lock, TTL: qc.TTL}); err != nil {
+		if _, err := a.queues.Ensure(ctx, queue.Config{Name: qc.Name, MaxMessageBytes: qc.MaxMessageBytes, Lock: qc.Lock, TTL: qc.TTL, Replicas: qc.Replicas}); err != nil {
 			return fmt.Errorf("sluice: queue %s: %w", qc.Name, err)
 		}
 	}

@@ -22,6 +22,10 @@ type QueueConfig struct {
 	// TTL is how long a message is kept when nobody completes it. Default 7
 	// days; negative keeps messages until they are completed.
 	TTL time.Duration
+	// Replicas is how many copies a NATS cluster keeps of the queue, 1 to 5.
+	// Default (0): Config.Replicas, raised at start with it; a queue given
+	// a count of its own keeps it.
+	Replicas int
 }
 
 // Message is a queue message given to a queue-triggered function.

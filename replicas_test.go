@@ -14,6 +14,7 @@ import (
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/internal/engine/enginetest"
 	"github.com/sluicehq/sluice/internal/hub"
+	"github.com/sluicehq/sluice/internal/queue"
 )
 
 // replicasOf lists every stream of the engine with its replica count.
@@ -56,26 +57,35 @@ func TestReplicasOnACluster(t *testing.T) {
 		require.NoError(t, app.Start(ctx))
 		return app
 	}
-	createHub := func(app *sluice.App, body string) {
+	create := func(app *sluice.App, kind, body string) {
 		t.Helper()
-		resp, err := http.Post(app.URL()+"/api/v1/hubs", "application/json", strings.NewReader(body))
+		resp, err := http.Post(app.URL()+"/api/v1/"+kind, "application/json", strings.NewReader(body))
 		require.NoError(t, err)
 		resp.Body.Close()
 		require.Equal(t, http.StatusCreated, resp.StatusCode, body)
 	}
 
-	// One copy asked: everything has one, but a hub created through the
-	// API with replicas 3 has three.
+	// One copy asked: everything has one, but a hub and a queue created
+	// through the API with replicas 3 have three.
 	app := start(1)
-	createHub(app, `{"name":"api","partitions":2}`)
-	createHub(app, `{"name":"api3","partitions":2,"replicas":3}`)
+	create(app, "hubs", `{"name":"api","partitions":2}`)
+	create(app, "hubs", `{"name":"api3","partitions":2,"replicas":3}`)
+	create(app, "queues", `{"name":"q3","replicas":3}`)
+	create(app, "queues", `{"name":"q1","replicas":1}`)
 	streams := replicasOf(t, js)
 	for name, n := range streams {
 		want := 1
-		if name == hub.StreamName("api3", 0) || name == hub.StreamName("api3", 1) {
+		if name == hub.StreamName("api3", 0) || name == hub.StreamName("api3", 1) || name == queue.StreamName("q3") {
 			want = 3
 		}
 		require.Equal(t, want, n, "stream %s", name)
+	}
+	// A queue that asked for its own count keeps it.
+	ownCount := func(name string) int {
+		if name == queue.StreamName("q1") {
+			return 1
+		}
+		return 3
 	}
 	require.NoError(t, app.Stop(ctx))
 
@@ -90,7 +100,7 @@ func TestReplicasOnACluster(t *testing.T) {
 		require.Contains(t, streams, name)
 	}
 	for name, n := range streams {
-		require.Equal(t, 3, n, "stream %s", name)
+		require.Equal(t, ownCount(name), n, "stream %s", name)
 	}
 
 	// hub describe: every partition with its leader and two followers.
@@ -114,7 +124,7 @@ func TestReplicasOnACluster(t *testing.T) {
 	again := start(1)
 	defer again.Stop(ctx)
 	for name, n := range replicasOf(t, js) {
-		require.Equal(t, 3, n, "stream %s after a restart with --replicas 1", name)
+		require.Equal(t, ownCount(name), n, "stream %s after a restart with --replicas 1", name)
 	}
 }
 

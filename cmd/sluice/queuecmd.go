@@ -62,13 +62,14 @@ Examples:
 	maxBytes := fs.Int("max-message-bytes", queue.DefaultMaxMessageBytes, "bound on a message's body and properties")
 	lock := fs.Duration("lock", queue.DefaultLock, "how long a received message stays locked unless renewed (1s-12h)")
 	ttl := fs.Duration("ttl", queue.DefaultTTL, "how long a message is kept; negative: until completed")
+	replicas := fs.Int("replicas", 0, "copies a NATS cluster keeps of the queue, 1-5 (0: the instance's --replicas)")
 	name, err := parseName(fs, args, "queue")
 	if err != nil {
 		return err
 	}
 	var q gateway.QueueJSON
 	raw, err := c.do("POST", "/api/v1/queues", nil, "application/json", jsonBody(gateway.CreateQueueRequest{
-		Name: name, MaxMessageBytes: *maxBytes, Lock: lock.String(), TTL: ttl.String()}), &q)
+		Name: name, MaxMessageBytes: *maxBytes, Lock: lock.String(), TTL: ttl.String(), Replicas: *replicas}), &q)
 	if err != nil {
 		return err
 	}

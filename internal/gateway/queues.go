@@ -79,8 +79,10 @@ type QueueJSON struct {
 	Lock            string `json:"lock"`
 	// TTL is how long a message is kept by default; negative means until
 	// it is completed.
-	TTL     string    `json:"ttl"`
-	Created time.Time `json:"created"`
+	TTL string `json:"ttl"`
+	// Replicas is how many copies a NATS cluster keeps of the queue.
+	Replicas int       `json:"replicas,omitempty"`
+	Created  time.Time `json:"created"`
 	// Stats are given by describe only.
 	Stats *QueueStatsJSON `json:"stats,omitempty"`
 }
@@ -102,7 +104,7 @@ type QueueStatsJSON struct {
 
 func queueJSON(info queue.Info) QueueJSON {
 	return QueueJSON{Name: info.Name, MaxMessageBytes: info.MaxMessageBytes, Lock: info.Lock.String(),
-		TTL: info.TTL.String(), Created: info.Created}
+		TTL: info.TTL.String(), Replicas: info.Replicas, Created: info.Created}
 }
 
 func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) {
@@ -131,6 +133,9 @@ type CreateQueueRequest struct {
 	// default "168h". A negative one, such as "-1s", keeps messages until
 	// they are completed.
 	TTL string `json:"ttl,omitempty"`
+	// Replicas is how many copies a NATS cluster keeps of the queue (1-5);
+	// 0: the instance's --replicas.
+	Replicas int `json:"replicas,omitempty"`
 }
 
 func (s *Server) createQueue(w http.ResponseWriter, r *http.Request) {
@@ -139,7 +144,7 @@ func (s *Server) createQueue(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	cfg := queue.Config{Name: req.Name, MaxMessageBytes: req.MaxMessageBytes}
+	cfg := queue.Config{Name: req.Name, MaxMessageBytes: req.MaxMessageBytes, Replicas: req.Replicas}
 	var err error
 	if cfg.Lock, err = parseDuration("lock", req.Lock, `"30s"`); err != nil {
 		s.fail(w, r, err)

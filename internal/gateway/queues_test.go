@@ -126,7 +126,7 @@ func TestQueueAdmin(t *testing.T) {
 	f := setupQueues(t)
 
 	created := f.createQueue(t, `{"name":"orders","max_message_bytes":1000,"lock":"45s","ttl":"72h"}`)
-	require.Equal(t, gateway.QueueJSON{Name: "orders", MaxMessageBytes: 1000, Lock: "45s", TTL: "72h0m0s", Created: created.Created}, created)
+	require.Equal(t, gateway.QueueJSON{Name: "orders", MaxMessageBytes: 1000, Lock: "45s", TTL: "72h0m0s", Replicas: 1, Created: created.Created}, created)
 	require.WithinDuration(t, time.Now(), created.Created, time.Minute)
 	dflt := f.createQueue(t, `{"name":"Audit_log-2"}`)
 	require.Equal(t, queue.DefaultMaxMessageBytes, dflt.MaxMessageBytes)

@@ -81,6 +81,7 @@ const (
 	// maxAtomicBatch is the server's limit on one atomic batch.
 	maxAtomicBatch = 1000
 	metaKind       = "sluice-kind"
+	metaReplicas   = "sluice-replicas" // set when the queue asked for its own count
 )
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
@@ -120,6 +121,11 @@ type Config struct {
 	// TTL is how long a message is kept by default. Default 7 days; a
 	// negative TTL keeps messages until they are received and completed.
 	TTL time.Duration `json:"ttl"`
+	// Replicas is how many copies a NATS cluster keeps of the queue, 1 to
+	// 5. Default (0): the service's (Options.Replicas), raised with it at
+	// start (RaiseReplicas); a queue created with a count of its own keeps
+	// it. As a queue's definition, the copies it has.
+	Replicas int `json:"replicas,omitempty"`
 }
 
 // Info is a queue's definition.
@@ -147,6 +153,9 @@ func (c Config) validate(maxPayload int) error {
 	}
 	if c.TTL >= 0 && c.TTL < time.Second {
 		return fmt.Errorf("%w ttl %s: must be at least 1s, or negative to keep messages until completed", ErrInvalid, c.TTL)
+	}
+	if c.Replicas < 0 || c.Replicas > 5 {
+		return fmt.Errorf("%w replicas %d: must be between 1 and 5 (0: the instance's default)", ErrInvalid, c.Replicas)
 	}
 	return nil
 }
@@ -241,13 +250,14 @@ func (s *Service) Create(ctx context.Context, cfg Config) (Info, error) {
 		return Info{}, err
 	}
 	info := Info{Config: cfg, Created: time.Now().UTC()}
-	_, err := s.js.CreateStream(ctx, s.streamConfig(info))
+	st, err := s.js.CreateStream(ctx, s.streamConfig(info))
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		return Info{}, fmt.Errorf("%w: %s", ErrExists, cfg.Name)
 	}
 	if err != nil {
 		return Info{}, fmt.Errorf("queue: create %s: %w", cfg.Name, err)
 	}
+	info.Replicas = max(st.CachedInfo().Config.Replicas, 1) // the copies it has, as Get says
 	if _, err := s.consumer(ctx, info); err != nil {
 		return Info{}, err
 	}
@@ -267,14 +277,14 @@ func (s *Service) Ensure(ctx context.Context, cfg Config) (Info, error) {
 }
 
 func (s *Service) streamConfig(info Info) jetstream.StreamConfig {
-	return jetstream.StreamConfig{
+	cfg := jetstream.StreamConfig{
 		Name:        StreamName(info.Name),
 		Description: "sluice queue " + info.Name,
 		Subjects:    []string{subject(info.Name), laterSubject(info.Name)},
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
 		Storage:     jetstream.FileStorage,
-		Replicas:    s.opts.Replicas,
+		Replicas:    cmp.Or(info.Replicas, s.opts.Replicas),
 		MaxMsgSize:  int32(info.MaxMessageBytes + 8<<10),
 		Duplicates:  2 * time.Minute,
 		// Per-message TTLs, delayed messages as schedules, and sends of
@@ -291,6 +301,10 @@ func (s *Service) streamConfig(info Info) jetstream.StreamConfig {
 			"sluice-created":   info.Created.Format(time.RFC3339Nano),
 		},
 	}
+	if info.Replicas > 0 {
+		cfg.Metadata[metaReplicas] = strconv.Itoa(info.Replicas)
+	}
+	return cfg
 }
 
 func infoFromStream(cfg jetstream.StreamConfig) (Info, bool) {
@@ -303,6 +317,7 @@ func infoFromStream(cfg jetstream.StreamConfig) (Info, bool) {
 	info.Lock, _ = time.ParseDuration(m["sluice-lock"])
 	info.TTL, _ = time.ParseDuration(m["sluice-ttl"])
 	info.Created, _ = time.Parse(time.RFC3339Nano, m["sluice-created"])
+	info.Replicas = max(cfg.Replicas, 1)
 	info.Config = info.Config.withDefaults()
 	return info, true
 }
@@ -406,7 +421,7 @@ func (s *Service) List(ctx context.Context) ([]Info, error) {
 func (s *Service) RaiseReplicas(ctx context.Context) error {
 	return engine.RaiseStreams(ctx, s.js, s.opts.Replicas, func(cfg jetstream.StreamConfig) bool {
 		_, ok := infoFromStream(cfg)
-		return ok
+		return ok && cfg.Metadata[metaReplicas] == "" // not a count of its own
 	}, s.log)
 }
 
