@@ -548,7 +548,13 @@ func (s *Service) RestorePartition(ctx context.Context, name string, p int, afte
 	if p < 0 || p >= info.Partitions {
 		return false, fmt.Errorf("%w partition %d: hub %s has partitions 0 to %d", ErrInvalid, p, name, info.Partitions-1)
 	}
-	if _, err := s.js.Stream(ctx, StreamName(name, p)); !errors.Is(err, jetstream.ErrStreamNotFound) {
+	return s.restoreMissing(ctx, info, p, after)
+}
+
+// restoreMissing is RestorePartition for a hub whose definition info was
+// just read.
+func (s *Service) restoreMissing(ctx context.Context, info Info, p int, after uint64) (bool, error) {
+	if _, err := s.js.Stream(ctx, StreamName(info.Name, p)); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return false, unavailable(err)
 	}
 	return s.restore(ctx, info, p, after)

@@ -689,7 +689,7 @@ func (b *batcher) notFound() error {
 			ErrUnavailable, b.hub, b.p)
 	}
 	if err == nil {
-		_, err = b.s.RestorePartition(ctx, b.hub, b.p, 0)
+		_, err = b.s.restoreMissing(ctx, info, b.p, 0)
 	}
 	switch {
 	case errors.Is(err, ErrNotFound):
