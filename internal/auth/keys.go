@@ -471,34 +471,54 @@ func (k *Keys) FlushLastUsed(ctx context.Context) {
 
 // Token format: "sluice_" + 12 hex digits of id + "_" + 64 hex digits of
 // secret. The prefix lets secret scanners find leaked keys; the id finds
-// the record without comparing secrets.
+// the record without comparing secrets. Partner tokens have the same shape
+// with their own prefix (see TokenKind).
 const (
 	tokenPrefix = "sluice_"
 	idLen       = 12
 	secretLen   = 64
 )
 
-func newToken() (id, secret string) {
+// TokenKind is a kind of token: its prefix, and what to call it in errors.
+type TokenKind struct {
+	Prefix string // "sluice_"
+	What   string // "Sluice API key"
+}
+
+// APIKeyToken is the kind of API keys.
+var APIKeyToken = TokenKind{Prefix: tokenPrefix, What: "Sluice API key"}
+
+// New makes a fresh random id and secret (256 bits) and the token of both.
+func (k TokenKind) New() (id, secret, token string) {
 	b := make([]byte, idLen/2+secretLen/2)
 	_, _ = rand.Read(b) // crypto/rand never fails on supported platforms
-	return hex.EncodeToString(b[:idLen/2]), hex.EncodeToString(b[idLen/2:])
+	id, secret = hex.EncodeToString(b[:idLen/2]), hex.EncodeToString(b[idLen/2:])
+	return id, secret, k.Prefix + id + "_" + secret
+}
+
+// Parse splits a token of this kind into its id and secret.
+func (k TokenKind) Parse(token string) (id, secret string, err error) {
+	rest, ok := strings.CutPrefix(token, k.Prefix)
+	if !ok || len(rest) != idLen+1+secretLen || rest[idLen] != '_' {
+		return "", "", fmt.Errorf("not a %s: they look like %s<12 hex digits>_<64 hex digits>", k.What, k.Prefix)
+	}
+	id, secret = rest[:idLen], rest[idLen+1:]
+	if !isLowerHex(id) || !isLowerHex(secret) {
+		return "", "", fmt.Errorf("not a %s: the id and secret are lowercase hex digits", k.What)
+	}
+	return id, secret, nil
+}
+
+func newToken() (id, secret string) {
+	id, secret, _ = APIKeyToken.New()
+	return id, secret
 }
 
 // FormatToken makes a token from its id and secret.
 func FormatToken(id, secret string) string { return tokenPrefix + id + "_" + secret }
 
-// ParseToken splits a token into its id and secret.
-func ParseToken(token string) (id, secret string, err error) {
-	rest, ok := strings.CutPrefix(token, tokenPrefix)
-	if !ok || len(rest) != idLen+1+secretLen || rest[idLen] != '_' {
-		return "", "", errors.New("not a Sluice API key: keys look like sluice_<12 hex digits>_<64 hex digits>")
-	}
-	id, secret = rest[:idLen], rest[idLen+1:]
-	if !isLowerHex(id) || !isLowerHex(secret) {
-		return "", "", errors.New("not a Sluice API key: the id and secret are lowercase hex digits")
-	}
-	return id, secret, nil
-}
+// ParseToken splits an API key into its id and secret.
+func ParseToken(token string) (id, secret string, err error) { return APIKeyToken.Parse(token) }
 
 func isLowerHex(s string) bool {
 	for i := range len(s) {
@@ -509,7 +529,15 @@ func isLowerHex(s string) bool {
 	return true
 }
 
-func hashMatches(hexHash, secret string) bool {
+// HashSecret is the stored form of a token's secret: hex SHA-256. The
+// secret is 256 random bits, so a plain hash resists every search.
+func HashSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// HashMatches compares a secret with its stored hash in constant time.
+func HashMatches(hexHash, secret string) bool {
 	want, err := hex.DecodeString(hexHash)
 	if err != nil {
 		return false
@@ -517,6 +545,8 @@ func hashMatches(hexHash, secret string) bool {
 	sum := sha256.Sum256([]byte(secret))
 	return subtle.ConstantTimeCompare(sum[:], want) == 1
 }
+
+func hashMatches(hexHash, secret string) bool { return HashMatches(hexHash, secret) }
 
 // NewToken makes a fresh token, for a bootstrap key file.
 func NewToken() string { return FormatToken(newToken()) }

@@ -1,0 +1,162 @@
+package partner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// RejectionStream keeps the rejection log: one subject per partner.
+const RejectionStream = "sluice-partner-rejections"
+
+const rejectionSubject = "sluice.partner.rejections."
+
+// RejectionRetention is how long rejections are kept.
+const RejectionRetention = 30 * 24 * time.Hour
+
+// maxRecordedBody bounds the body kept with a rejection.
+const maxRecordedBody = 16 << 10
+
+// RejectionRecord is one refused message, for support staff and for the
+// partner: what was sent, when, and every reason it was refused.
+type RejectionRecord struct {
+	Time      time.Time `json:"time"`
+	Partner   string    `json:"partner"`
+	Type      string    `json:"type"`
+	MessageID string    `json:"message_id,omitempty"`
+	Status    int       `json:"status"`
+	Stage     string    `json:"stage,omitempty"`
+	Error     string    `json:"error"`
+	Problems  []Problem `json:"problems,omitempty"`
+	// Body is the start of the message (up to 16 KiB), as text when it is
+	// UTF-8; BodyBytes its whole size.
+	Body      string `json:"body,omitempty"`
+	BodyBytes int    `json:"body_bytes"`
+	Remote    string `json:"remote,omitempty"`
+}
+
+// Status is the HTTP status that answers err, a refusal of Accept.
+func Status(err error) int {
+	var rej *Rejection
+	switch {
+	case errors.As(err, &rej):
+		return rej.Status()
+	case errors.Is(err, ErrUnauthorized):
+		return http.StatusUnauthorized
+	case errors.Is(err, ErrForbidden):
+		return http.StatusForbidden
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrExists):
+		return http.StatusConflict
+	case errors.Is(err, ErrInvalid):
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
+}
+
+func newRecord(in Inbound, at time.Time, why error) RejectionRecord {
+	rec := RejectionRecord{Time: at, Partner: in.Partner, Type: in.Type, MessageID: in.MessageID,
+		Status: Status(why), Error: why.Error(), BodyBytes: len(in.Body), Remote: in.Remote}
+	var rej *Rejection
+	if errors.As(why, &rej) {
+		rec.Stage, rec.Problems = rej.Stage, rej.Problems
+	}
+	body := in.Body[:min(len(in.Body), maxRecordedBody)]
+	for len(body) > 0 && !utf8.Valid(body) && len(in.Body)-len(body) < 4 {
+		body = body[:len(body)-1] // a rune cut at the limit
+	}
+	if utf8.Valid(body) {
+		rec.Body = string(body)
+	}
+	return rec
+}
+
+// RejectionLog stores rejections in a JetStream stream, a subject per
+// partner, for RejectionRetention.
+type RejectionLog struct {
+	js jetstream.JetStream
+}
+
+// OpenRejectionLog creates or opens the stream.
+func OpenRejectionLog(ctx context.Context, js jetstream.JetStream) (*RejectionLog, error) {
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: RejectionStream, Subjects: []string{rejectionSubject + "*"},
+		MaxAge: RejectionRetention, MaxBytes: 1 << 30, Discard: jetstream.DiscardOld,
+		Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("partner: open the rejection log: %w", err)
+	}
+	return &RejectionLog{js: js}, nil
+}
+
+// Record stores one rejection.
+func (l *RejectionLog) Record(ctx context.Context, rec RejectionRecord) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	_, err = l.js.Publish(ctx, rejectionSubject+rec.Partner, data)
+	return err
+}
+
+// List returns a partner's rejections since a time, newest first, at most
+// limit of them.
+func (l *RejectionLog) List(ctx context.Context, partnerID string, since time.Time, limit int) ([]RejectionRecord, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{rejectionSubject + partnerID}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	if !since.IsZero() {
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
+	}
+	cons, err := l.js.OrderedConsumer(ctx, RejectionStream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("partner: read the rejection log: %w", err)
+	}
+	ring := make([]RejectionRecord, 0, limit)
+	next := 0
+	for {
+		batch, err := cons.FetchNoWait(500)
+		if err != nil {
+			return nil, fmt.Errorf("partner: read the rejection log: %w", err)
+		}
+		got, last := 0, false
+		for m := range batch.Messages() {
+			got++
+			var rec RejectionRecord
+			if json.Unmarshal(m.Data(), &rec) == nil {
+				if len(ring) < limit {
+					ring = append(ring, rec)
+				} else {
+					ring[next] = rec
+					next = (next + 1) % limit
+				}
+			}
+			if md, err := m.Metadata(); err == nil && md.NumPending == 0 {
+				last = true
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return nil, fmt.Errorf("partner: read the rejection log: %w", err)
+		}
+		if got == 0 || last {
+			break
+		}
+	}
+	// Oldest first in ring order from next; reverse into newest first.
+	out := make([]RejectionRecord, 0, len(ring))
+	for i := range ring {
+		out = append(out, ring[(next+len(ring)-1-i)%len(ring)])
+	}
+	return out, nil
+}
