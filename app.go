@@ -36,6 +36,7 @@ import (
 	"github.com/sluicehq/sluice/internal/host"
 	"github.com/sluicehq/sluice/internal/hub"
 	"github.com/sluicehq/sluice/internal/lease"
+	"github.com/sluicehq/sluice/internal/partner"
 	"github.com/sluicehq/sluice/internal/queue"
 	"github.com/sluicehq/sluice/internal/resilience"
 	"github.com/sluicehq/sluice/internal/telemetry"
@@ -340,6 +341,11 @@ type App struct {
 	dirLock  *datadir.Lock
 	identity *datadir.Identity // the data directory's instance ID, when this instance holds it
 	keys     *auth.Keys
+	partners *partner.Service
+	// partnerDecls and sharedTypes are the declared partners and shared
+	// message types (App.Partner, App.MessageType).
+	partnerDecls []PartnerConfig
+	sharedTypes  []MessageTypeConfig
 	guard    *auth.Guard
 	gw       *gateway.Server
 	docShare *docShare
@@ -608,6 +614,9 @@ func (a *App) startServices(ctx context.Context) (err error) {
 	if err := a.openGuard(ctx); err != nil {
 		return err
 	}
+	if err := a.openPartners(ctx); err != nil {
+		return err
+	}
 	if a.cfg.HTTPAddr != "" {
 		h, err := a.buildHandler()
 		if err != nil {
@@ -678,6 +687,7 @@ func (a *App) buildHandler() (http.Handler, error) {
 		HTTPFunctions: func() []gateway.HTTPFunction { return a.httpInfo }, RetryRoute: host.RedriveMessage,
 		Scaled: a.scaled()})
 	gw.HandleKeys(a.keys)
+	gw.HandlePartners(a.partners)
 	gw.HandleDR(drControl{a})
 	a.gw = gw
 	api := a.guard.Protect(gw, true)
@@ -865,6 +875,9 @@ func (a *App) stopParts(ctx context.Context) error {
 	a.stopped.Store(true) // from here on the app's methods answer ErrNotStarted
 	if a.keys != nil {
 		report("API keys", a.keys.Stop(ctx))
+	}
+	if a.partners != nil {
+		report("partner registry", a.partners.Registry.Stop(ctx))
 	}
 	if a.hubSvc != nil {
 		report("hubs", a.hubSvc.Stop(ctx))

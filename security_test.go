@@ -19,6 +19,7 @@ import (
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/internal/auth"
 	"github.com/sluicehq/sluice/internal/gateway"
+	"github.com/sluicehq/sluice/internal/partner"
 )
 
 // securedApp starts an app with one of everything the API serves: hub h,
@@ -35,6 +36,7 @@ func securedApp(t *testing.T, cfg sluice.Config) *sluice.App {
 	app.Queue(sluice.QueueConfig{Name: "q"})
 	app.Container(sluice.ContainerConfig{Name: "c", PartitionKeyPath: "/pk"})
 	app.BlobContainer("b")
+	app.Partner(sluice.PartnerConfig{ID: "pa", Types: []sluice.MessageTypeConfig{{Name: "ty", Format: "json", Hub: "h"}}})
 	app.Function("f", sluice.HubTrigger{Hub: "h"}, func(context.Context, []sluice.Event) error { return nil },
 		sluice.WithBreaker(sluice.BreakerPolicy{ConsecutiveFailures: 5}))
 	require.NoError(t, app.Start(ctx))
@@ -46,6 +48,8 @@ func securedApp(t *testing.T, cfg sluice.Config) *sluice.App {
 	_, err = app.Blobs().Put(ctx, "b", "x.txt", []byte("blob"), "text/plain")
 	require.NoError(t, err)
 	_, err = app.Publish(ctx, "h", sluice.Event{Body: []byte(`{"n":1}`)})
+	require.NoError(t, err)
+	_, err = app.PartnerToken(ctx, "pa", "main", 0)
 	require.NoError(t, err)
 	return app
 }
@@ -59,6 +63,7 @@ func routeRequest(t *testing.T, base string, r gateway.Route) *http.Request {
 	for param, value := range map[string]string{
 		"{hub}": "h", "{queue}": "q", "{container}": "c", "{function}": "f", "{group}": "$Default",
 		"{partition}": "0", "{pk}": "p", "{id}": "d", "{name...}": "x.txt", "{key}": "nokey",
+		"{partner}": "pa", "{type}": "ty", "{token}": "notoken",
 	} {
 		path = strings.ReplaceAll(path, param, value)
 	}
@@ -138,6 +143,16 @@ func stateOf(t *testing.T, app *sluice.App, key string) string {
 	for _, c := range containers.Containers {
 		fmt.Fprintf(&b, "container %s\n", c.Name)
 	}
+	var partners struct{ Partners []gateway.PartnerJSON }
+	get("/api/v1/partners", &partners)
+	for _, p := range partners.Partners {
+		fmt.Fprintf(&b, "partner %s enabled %v tokens %d\n", p.ID, p.Enabled, len(p.Tokens))
+	}
+	var types struct{ Types []partner.MessageType }
+	get("/api/v1/message-types", &types)
+	for _, mt := range types.Types {
+		fmt.Fprintf(&b, "message type %s\n", mt.TypeKey())
+	}
 	var blobCtrs struct{ Containers []gateway.BlobContainerJSON }
 	get("/api/v1/blobs", &blobCtrs)
 	for _, c := range blobCtrs.Containers {
@@ -202,7 +217,16 @@ func TestEveryRouteNeedsTheRightKey(t *testing.T) {
 	var cases []want
 	for _, r := range routes {
 		if r.Verb == "" {
-			require.Contains(t, []string{"healthz", "readyz"}, r.Name, "only health checks are public")
+			if strings.HasPrefix(r.Name, "partners.messages.") {
+				// A partner's routes take its token; no API key, not even
+				// the admin's, stands in for one.
+				for _, key := range []string{"", wrong, admin} {
+					code, out := do(t, routeRequest(t, base, r), key)
+					require.Equal(t, http.StatusUnauthorized, code, "%s with API key %q: %s", r.Pattern, key, out)
+				}
+				continue
+			}
+			require.Contains(t, []string{"healthz", "readyz"}, r.Name, "only health checks and partners' own routes are public")
 			continue
 		}
 		scope, lack := r.Verb, auth.VerbRead
@@ -278,10 +302,14 @@ func TestLoopbackWithoutKeys(t *testing.T) {
 					req.Header.Set("Content-Type", ct)
 				}
 				code, out := do(t, req, "")
-				require.Equal(t, http.StatusUnsupportedMediaType, code, "%s as %q: %s", r.Pattern, ct, out)
+				want := http.StatusUnsupportedMediaType
+				if strings.HasPrefix(r.Name, "partners.messages.") {
+					want = http.StatusUnauthorized // the partner's token is missing
+				}
+				require.Equal(t, want, code, "%s as %q: %s", r.Pattern, ct, out)
 			}
 		}
-		if r.Verb == "" {
+		if r.Verb == "" && !strings.HasPrefix(r.Name, "partners.messages.") {
 			continue
 		}
 		req := routeRequest(t, base, r)

@@ -90,6 +90,27 @@ var routeNeeds = map[string]need{
 	"breakers.open":  {verb: auth.VerbBreakers},
 	"breakers.close": {verb: auth.VerbBreakers},
 
+	// A partner's own routes take the partner's token, checked by the
+	// handler (partner.Registry.Authenticate), not an API key.
+	"partners.messages.send":       {},
+	"partners.messages.rejections": {},
+	"partners.list":                {verb: auth.VerbRead},
+	"partners.create":              {verb: auth.VerbAdmin},
+	"partners.describe":            {verb: auth.VerbRead},
+	"partners.update":              {verb: auth.VerbAdmin},
+	"partners.delete":              {verb: auth.VerbAdmin},
+	"partners.tokens.create":       {verb: auth.VerbAdmin},
+	"partners.tokens.revoke":       {verb: auth.VerbAdmin},
+	"partners.rejections":          {verb: auth.VerbRead},
+	"partners.types.list":          {verb: auth.VerbRead},
+	"partners.types.put":           {verb: auth.VerbAdmin},
+	"partners.types.create":        {verb: auth.VerbAdmin},
+	"partners.types.delete":        {verb: auth.VerbAdmin},
+	"types.list":                   {verb: auth.VerbRead},
+	"types.put":                    {verb: auth.VerbAdmin},
+	"types.create":                 {verb: auth.VerbAdmin},
+	"types.delete":                 {verb: auth.VerbAdmin},
+
 	"keys.list":   {verb: auth.VerbAdmin},
 	"keys.create": {verb: auth.VerbAdmin},
 	"keys.revoke": {verb: auth.VerbAdmin},

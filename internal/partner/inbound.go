@@ -113,6 +113,9 @@ func (s *Service) Accept(ctx context.Context, in Inbound) (Accepted, error) {
 		PropReceived: received.Format(time.RFC3339Nano), PropContentType: c.contentType,
 	}}
 	pos, err := s.Hubs.Publish(ctx, c.def.Hub, []hub.Event{ev})
+	if errors.Is(err, hub.ErrNotFound) {
+		return Accepted{}, fmt.Errorf("%w: message type %q routes to the hub %s, which does not exist; an operator must create it", ErrTypeUnusable, c.def.Name, c.def.Hub)
+	}
 	if err != nil {
 		return Accepted{}, fmt.Errorf("partner: publish to hub %s: %w", c.def.Hub, err)
 	}
@@ -130,7 +133,11 @@ func (s *Service) count(partner, typ, result string) {
 // refuse records a refused message of an authenticated partner and returns
 // the refusal.
 func (s *Service) refuse(ctx context.Context, in Inbound, at time.Time, why error) error {
-	s.count(in.Partner, in.Type, "rejected")
+	label := in.Type
+	if errors.Is(why, ErrNotFound) {
+		label = "(unknown)" // a sender's made-up names do not become series
+	}
+	s.count(in.Partner, label, "rejected")
 	if s.Rejections != nil {
 		if err := s.Rejections.Record(ctx, newRecord(in, at, why)); err != nil {
 			s.Registry.log.Warn("partner: a rejection could not be recorded", "partner", in.Partner, "type", in.Type, "err", err)
@@ -181,4 +188,13 @@ func dedupeID(partner, typ, id string) string {
 	}
 	sum := sha256.Sum256([]byte(s))
 	return "partner:" + hex.EncodeToString(sum[:])
+}
+
+// MaxBytes is the size limit of a message of type typ from partner (the
+// default when there is no such type: Accept will say so).
+func (s *Service) MaxBytes(partnerID, typ string) int64 {
+	if c, err := s.Registry.lookup(partnerID, typ); err == nil {
+		return c.def.MaxBytes
+	}
+	return DefaultMaxMessageBytes
 }

@@ -33,6 +33,10 @@ var (
 	ErrRejected = errors.New("message rejected")
 	// ErrTooLarge: a message over the type's size limit.
 	ErrTooLarge = errors.New("message too large")
+	// ErrTypeUnusable: a message type that cannot take messages now (its
+	// hub is missing, or it does not compile on this instance): the
+	// operator's to fix, not the sender's.
+	ErrTypeUnusable = errors.New("the message type cannot take messages now")
 )
 
 // Formats of messages.

@@ -521,7 +521,7 @@ func (r *Registry) lookup(partnerID, name string) (*compiled, error) {
 		return nil, fmt.Errorf("message type %q for partner %q: %w", name, partnerID, ErrNotFound)
 	}
 	if e.err != nil {
-		return nil, fmt.Errorf("message type %q cannot be used on this instance: %w", name, e.err)
+		return nil, fmt.Errorf("%w: message type %q does not compile on this instance (%v)", ErrTypeUnusable, name, e.err)
 	}
 	if !e.c.def.Allows(partnerID) {
 		return nil, fmt.Errorf("%w: partner %q may not send messages of type %q", ErrForbidden, partnerID, name)

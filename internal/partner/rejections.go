@@ -55,6 +55,8 @@ func Status(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrTypeUnusable):
+		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrExists):
 		return http.StatusConflict
 	case errors.Is(err, ErrInvalid):

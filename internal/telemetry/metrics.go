@@ -22,6 +22,7 @@ type Metrics struct {
 	Registry *prometheus.Registry
 
 	EventsIn        *prometheus.CounterVec   // hub
+	PartnerMessages *prometheus.CounterVec   // partner, type, result (accepted, rejected)
 	EventsProcessed *prometheus.CounterVec   // function, hub, group
 	BatchDuration   *prometheus.HistogramVec // function
 	BatchSize       *prometheus.HistogramVec // function
@@ -80,6 +81,9 @@ const (
 func NewMetrics() *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
+		PartnerMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_partner_messages_total", Help: "Messages partners sent to this instance, by partner, message type and result (accepted: published to the type's hub; rejected: refused and kept in the rejection log).",
+		}, []string{"partner", "type", "result"}),
 		EventsIn: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_hub_events_in_total", Help: "Events stored in a hub by this instance.",
 		}, []string{"hub"}),
@@ -155,7 +159,7 @@ func NewMetrics() *Metrics {
 		scale: newScaleCollector(),
 		dr:    newDRCollector(),
 	}
-	m.Registry.MustRegister(m.HTTPFunctionRequests, m.HTTPFunctionDuration, m.deadLetters, m.scale, m.dr, m.BreakerState, m.BreakerTransitions, m.Timeouts, m.Overruns, m.FeedChangesProcessed, m.FeedOwnedRanges, m.FeedLag, m.QueueDepth, m.QueueOldestAge, m.QueueMessages, m.EventsIn, m.EventsProcessed, m.BatchDuration, m.BatchSize, m.Failures,
+	m.Registry.MustRegister(m.HTTPFunctionRequests, m.HTTPFunctionDuration, m.deadLetters, m.scale, m.dr, m.BreakerState, m.BreakerTransitions, m.Timeouts, m.Overruns, m.FeedChangesProcessed, m.FeedOwnedRanges, m.FeedLag, m.QueueDepth, m.QueueOldestAge, m.QueueMessages, m.PartnerMessages, m.EventsIn, m.EventsProcessed, m.BatchDuration, m.BatchSize, m.Failures,
 		m.Retries, m.DeadLettered, m.CheckpointLag, m.OwnedPartitions, m.HTTPRequests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
