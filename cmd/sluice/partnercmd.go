@@ -1,0 +1,476 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/gateway"
+	"github.com/sluicehq/sluice/internal/partner"
+)
+
+func partnerCommands() []command {
+	return []command{
+		{"list", "list the partners: id, name, enabled, tokens", partnerList},
+		{"show", "show a partner: its tokens (never their secrets) and the message types it may send", partnerShow},
+		{"create", "register a partner", partnerCreate},
+		{"enable", "let a disabled partner send again", func(a []string) error { return partnerSetEnabled(a, true) }},
+		{"disable", "refuse a partner's messages (403) while keeping it", func(a []string) error { return partnerSetEnabled(a, false) }},
+		{"delete", "remove a partner, its tokens and its own message types", partnerDelete},
+		{"token", "a partner's tokens: create (printed once), revoke", runPartnerToken},
+		{"type", "message types: put (register or replace), list, delete", runPartnerType},
+		{"rejections", "the messages of a partner that were refused, newest first, with every reason", partnerRejections},
+		{"send", "send a message as a partner (its token in SLUICE_PARTNER_TOKEN), as partners do", partnerSend},
+	}
+}
+
+func runPartner(args []string) error {
+	return runVerbs("partner", `Manage partners: outside organisations that send messages to
+POST /api/v1/partners/PARTNER/messages/TYPE with their own token. Each
+message type says how a message is validated (JSON Schema or XSD),
+transformed (jq or XSLT 1.0), validated again and routed to a hub. Refused
+messages are answered with every problem and kept in the partner's
+rejection log.
+
+  sluice partner create acme --name "ACME Corp"
+  sluice partner type put order --partner acme --format json --schema order.schema.json \
+      --transform order.jq --hub process --partition-key .id
+  sluice partner token create acme --name 2026 --expires 8760h
+  SLUICE_PARTNER_TOKEN=sluicep_… sluice partner send acme order po.json
+  sluice partner rejections acme --since 24h`, partnerCommands(), args)
+}
+
+func partnerPath(id string, rest ...string) string {
+	p := "/api/v1/partners/" + url.PathEscape(id)
+	for _, r := range rest {
+		p += "/" + url.PathEscape(r)
+	}
+	return p
+}
+
+func partnerList(args []string) error {
+	fs := flagSet("partner list", "sluice partner list [flags]", `
+List the partners: id, name, whether enabled, and how many tokens each holds.`)
+	c := clientFlags(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	var out struct {
+		Partners []partner.Partner `json:"partners"`
+	}
+	raw, err := c.do("GET", "/api/v1/partners", nil, "", nil, &out)
+	if err != nil {
+		return err
+	}
+	c.print(raw, func(w *tabwriter.Writer) {
+		if len(out.Partners) == 0 {
+			fmt.Fprintln(stderr, "no partners: register one with sluice partner create")
+			return
+		}
+		fmt.Fprintln(w, "ID\tNAME\tENABLED\tTOKENS\tCREATED")
+		for _, p := range out.Partners {
+			fmt.Fprintf(w, "%s\t%s\t%v\t%d\t%s\n", p.ID, p.Name, p.Enabled, len(p.Tokens), timeText(p.Created))
+		}
+	})
+	return nil
+}
+
+func partnerShow(args []string) error {
+	fs := flagSet("partner show", "sluice partner show PARTNER [flags]", `
+Show a partner: its tokens (id, name, expiry, last use; never the secrets,
+which are not stored) and the message types it may send.`)
+	c := clientFlags(fs)
+	id, err := parseName(fs, args, "partner")
+	if err != nil {
+		return err
+	}
+	var out gateway.PartnerJSON
+	raw, err := c.do("GET", partnerPath(id), nil, "", nil, &out)
+	if err != nil {
+		return err
+	}
+	c.print(raw, func(w *tabwriter.Writer) {
+		fmt.Fprintf(w, "partner %s (%s), enabled %v, created %s\n\n", out.ID, out.Name, out.Enabled, timeText(out.Created))
+		if len(out.Tokens) == 0 {
+			fmt.Fprintf(w, "no tokens: make one with sluice partner token create %s\n", out.ID)
+		} else {
+			fmt.Fprintln(w, "TOKEN\tNAME\tCREATED\tEXPIRES\tLAST USED")
+			now := time.Now()
+			for _, t := range out.Tokens {
+				expires, last := "never", "never"
+				if !t.Expires.IsZero() {
+					expires = timeText(t.Expires)
+					if t.Expired(now) {
+						expires += " (expired)"
+					}
+				}
+				if !t.LastUsed.IsZero() {
+					last = timeText(t.LastUsed)
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, timeText(t.Created), expires, last)
+			}
+		}
+		fmt.Fprintln(w)
+		printTypes(w, out.Types)
+	})
+	return nil
+}
+
+func printTypes(w *tabwriter.Writer, types []partner.MessageType) {
+	if len(types) == 0 {
+		fmt.Fprintln(w, "no message types: register one with sluice partner type put")
+		return
+	}
+	fmt.Fprintln(w, "TYPE\tFORMAT\tSCHEMA\tTRANSFORM\tTARGET\tHUB\tPARTITION KEY")
+	yes := func(s string) string {
+		if strings.TrimSpace(s) == "" {
+			return "-"
+		}
+		return "yes"
+	}
+	for _, t := range types {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.TypeKey(), t.Format, yes(t.Schema), yes(t.Transform),
+			t.TargetFormat+map[bool]string{true: " + schema", false: ""}[strings.TrimSpace(t.TargetSchema) != ""], t.Hub, t.PartitionKey)
+	}
+}
+
+func partnerCreate(args []string) error {
+	fs := flagSet("partner create", "sluice partner create PARTNER [--name NAME] [flags]", `
+Register a partner. Its id (lowercase letters, digits, - and _) is part of
+its URL: /api/v1/partners/PARTNER/messages/TYPE. It has no token until
+sluice partner token create.`)
+	c := clientFlags(fs)
+	name := fs.String("name", "", "the partner's display name")
+	disabled := fs.Bool("disabled", false, "register it disabled (its messages are refused until sluice partner enable)")
+	id, err := parseName(fs, args, "partner")
+	if err != nil {
+		return err
+	}
+	enabled := !*disabled
+	var out partner.Partner
+	raw, err := c.do("POST", "/api/v1/partners", nil, "application/json",
+		jsonBody(gateway.CreatePartnerRequest{ID: id, Name: *name, Enabled: &enabled}), &out)
+	if err != nil {
+		return err
+	}
+	c.print(raw, func(w *tabwriter.Writer) {
+		fmt.Fprintf(w, "registered partner %s; give it a token with: sluice partner token create %s\n", out.ID, out.ID)
+	})
+	return nil
+}
+
+func partnerSetEnabled(args []string, enabled bool) error {
+	verb := map[bool]string{true: "enable", false: "disable"}[enabled]
+	fs := flagSet("partner "+verb, "sluice partner "+verb+" PARTNER [flags]", `
+Enable or disable a partner. A disabled partner's messages are answered 403
+on every instance as soon as it hears of the change; its tokens and types
+are kept.`)
+	c := clientFlags(fs)
+	id, err := parseName(fs, args, "partner")
+	if err != nil {
+		return err
+	}
+	var out partner.Partner
+	raw, err := c.do("PATCH", partnerPath(id), nil, "application/json", jsonBody(gateway.UpdatePartnerRequest{Enabled: &enabled}), &out)
+	if err != nil {
+		return err
+	}
+	c.print(raw, func(w *tabwriter.Writer) { fmt.Fprintf(w, "partner %s %sd\n", out.ID, verb) })
+	return nil
+}
+
+func partnerDelete(args []string) error {
+	fs := flagSet("partner delete", "sluice partner delete PARTNER [flags]", `
+Remove a partner with its tokens and its own message types (shared types
+stay). Its rejection log is kept until it expires (30 days).`)
+	c := clientFlags(fs)
+	id, err := parseName(fs, args, "partner")
+	if err != nil {
+		return err
+	}
+	raw, err := c.do("DELETE", partnerPath(id), nil, "", nil, nil)
+	if err != nil {
+		return err
+	}
+	c.print(raw, func(w *tabwriter.Writer) { fmt.Fprintf(w, "deleted partner %s\n", id) })
+	return nil
+}
+
+func runPartnerToken(args []string) error {
+	return runVerbs("partner token", `A partner's tokens. A partner may hold several at once (at most 10), so
+that it moves to a new one before the old is revoked.`, []command{
+		{"create", "make a token for a partner; it is printed once", partnerTokenCreate},
+		{"revoke", "revoke a partner's token by id or name: it stops working at once", partnerTokenRevoke},
+	}, args)
+}
+
+func partnerTokenCreate(args []string) error {
+	fs := flagSet("partner token create", "sluice partner token create PARTNER [--name NAME] [--expires DURATION] [flags]", `
+Make a token for a partner. It is printed once and never stored (only its
+SHA-256 is): hand it to the partner now. The partner sends it as
+'Authorization: Bearer <token>', or in the form field "token".
+
+  sluice partner token create acme --name 2027 --expires 8760h`)
+	c := clientFlags(fs)
+	name := fs.String("name", "", "a label for the token, such as the year or the system that uses it")
+	expires := fs.Duration("expires", 0, "the token stops working this long after creation, e.g. 8760h (default: never)")
+	id, err := parseName(fs, args, "partner")
+	if err != nil {
+		return err
+	}
+	if *expires < 0 {
+		return usagef("--expires %s: give a positive duration", *expires)
+	}
+	req := gateway.CreateTokenRequest{Name: *name}
+	if *expires > 0 {
+		req.Expires = expires.String()
+	}
+	var out gateway.CreateTokenResponse
+	raw, err := c.do("POST", partnerPath(id, "tokens"), nil, "application/json", jsonBody(req), &out)
+	if err != nil {
+		return err
+	}
+	c.print(raw, func(w *tabwriter.Writer) {
+		fmt.Fprintf(w, "created token %s for partner %s", out.ID, out.Partner)
+		if !out.Expires.IsZero() {
+			fmt.Fprintf(w, ", expiring %s", out.Expires.Local().Format(time.DateTime))
+		}
+		fmt.Fprintf(w, "\n\n  %s\n\nThis is the only time the token is shown: hand it to the partner now.\n", out.Secret)
+	})
+	return nil
+}
+
+func partnerTokenRevoke(args []string) error {
+	fs := flagSet("partner token revoke", "sluice partner token revoke PARTNER TOKEN [flags]", `
+Revoke one of a partner's tokens, by id or name.`)
+	c := clientFlags(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usagef("give the partner and the token's id or name (got %d arguments)", len(pos))
+	}
+	var out partner.Token
+	raw, err := c.do("DELETE", partnerPath(pos[0], "tokens", pos[1]), nil, "", nil, &out)
+	if err != nil {
+		return err
+	}
+	c.print(raw, func(w *tabwriter.Writer) { fmt.Fprintf(w, "revoked token %s of partner %s\n", out.ID, pos[0]) })
+	return nil
+}
+
+func runPartnerType(args []string) error {
+	return runVerbs("partner type", `Message types: how a kind of message is validated, transformed and routed.
+A type belongs to one partner (--partner) or is shared (without --partner;
+--shared-with limits who may send it).`, []command{
+		{"put", "register or replace a message type from files", partnerTypePut},
+		{"list", "list the message types (of one partner with --partner)", partnerTypeList},
+		{"delete", "remove a message type", partnerTypeDelete},
+	}, args)
+}
+
+func typePath(partnerID, name string) string {
+	if partnerID == "" {
+		return "/api/v1/message-types/" + url.PathEscape(name)
+	}
+	return partnerPath(partnerID, "types", name)
+}
+
+func partnerTypePut(args []string) error {
+	fs := flagSet("partner type put", "sluice partner type put TYPE --format json|xml --hub HUB [flags]", `
+Register or replace a message type. Schemas and transforms are read from
+files; each is compiled by the server first, and a type that does not
+compile is refused with the reason (nothing is stored).
+
+  sluice partner type put order --partner acme --format json \
+      --schema order.schema.json --transform order.jq \
+      --target-schema canonical.schema.json --hub process --partition-key .id
+  sluice partner type put asn --partner globex --format xml --schema asn.xsd \
+      --transform asn.xsl --target-format json --hub process`)
+	c := clientFlags(fs)
+	partnerID := fs.String("partner", "", "the partner that owns the type (default: a shared type)")
+	var sharedWith multiFlag
+	fs.Var(&sharedWith, "shared-with", "a partner that may send this shared type (repeatable; default: every partner)")
+	format := fs.String("format", "", "what partners send: json or xml (required)")
+	schema := fs.String("schema", "", "file: JSON Schema (json) or XSD (xml) that messages must satisfy")
+	transform := fs.String("transform", "", "file: jq program (json) or XSLT 1.0 stylesheet (xml)")
+	targetFormat := fs.String("target-format", "", "what the transform writes: json or xml (default: --format)")
+	targetSchema := fs.String("target-schema", "", "file: schema the transformed message must satisfy")
+	hubName := fs.String("hub", "", "the hub that receives the messages (required)")
+	key := fs.String("partition-key", "", "jq expression (json target) or XPath (xml target) giving each message's partition key (default: the message id)")
+	maxBytes := fs.Int64("max-bytes", 0, "largest message accepted, in bytes (default 1 MiB)")
+	name, err := parseName(fs, args, "message type")
+	if err != nil {
+		return err
+	}
+	if *format == "" || *hubName == "" {
+		return usagef("give --format json|xml and --hub HUB")
+	}
+	t := partner.MessageType{Name: name, Partner: *partnerID, Partners: sharedWith, Format: *format,
+		TargetFormat: *targetFormat, Hub: *hubName, PartitionKey: *key, MaxBytes: *maxBytes}
+	for _, f := range []struct {
+		flag, path string
+		into       *string
+	}{{"schema", *schema, &t.Schema}, {"transform", *transform, &t.Transform}, {"target-schema", *targetSchema, &t.TargetSchema}} {
+		if f.path == "" {
+			continue
+		}
+		data, err := os.ReadFile(f.path)
+		if err != nil {
+			return fmt.Errorf("--%s: %w", f.flag, err)
+		}
+		*f.into = string(data)
+	}
+	var out partner.MessageType
+	raw, err := c.do("PUT", typePath(*partnerID, name), nil, "application/json", jsonBody(t), &out)
+	if err != nil {
+		return err
+	}
+	c.print(raw, func(w *tabwriter.Writer) {
+		fmt.Fprintf(w, "stored message type %s: %s → %s, to hub %s\n", out.TypeKey(), out.Format, out.TargetFormat, out.Hub)
+	})
+	return nil
+}
+
+func partnerTypeList(args []string) error {
+	fs := flagSet("partner type list", "sluice partner type list [--partner PARTNER] [flags]", `
+List the message types: all of them, or those one partner may send.`)
+	c := clientFlags(fs)
+	partnerID := fs.String("partner", "", "only the types this partner may send")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	path := "/api/v1/message-types"
+	if *partnerID != "" {
+		path = partnerPath(*partnerID, "types")
+	}
+	var out struct {
+		Types []partner.MessageType `json:"types"`
+	}
+	raw, err := c.do("GET", path, nil, "", nil, &out)
+	if err != nil {
+		return err
+	}
+	c.print(raw, func(w *tabwriter.Writer) { printTypes(w, out.Types) })
+	return nil
+}
+
+func partnerTypeDelete(args []string) error {
+	fs := flagSet("partner type delete", "sluice partner type delete TYPE [--partner PARTNER] [flags]", `
+Remove a message type; messages of that type are answered 404 from then on.`)
+	c := clientFlags(fs)
+	partnerID := fs.String("partner", "", "the partner that owns the type (default: a shared type)")
+	name, err := parseName(fs, args, "message type")
+	if err != nil {
+		return err
+	}
+	raw, err := c.do("DELETE", typePath(*partnerID, name), nil, "", nil, nil)
+	if err != nil {
+		return err
+	}
+	c.print(raw, func(w *tabwriter.Writer) { fmt.Fprintf(w, "deleted message type %s\n", name) })
+	return nil
+}
+
+func partnerRejections(args []string) error {
+	fs := flagSet("partner rejections", "sluice partner rejections PARTNER [--since 24h] [--limit N] [flags]", `
+The partner's refused messages, newest first: when, the type, the message
+id, the status, the stage that refused it (parse, schema, transform,
+target_schema, partition_key) and every problem with its location. --json
+gives the start of each message's body too.`)
+	c := clientFlags(fs)
+	since := fs.String("since", "", "only rejections after this: a duration back from now (24h) or an RFC 3339 time")
+	limit := fs.Int("limit", 20, "at most this many (1-10000)")
+	id, err := parseName(fs, args, "partner")
+	if err != nil {
+		return err
+	}
+	q := url.Values{"limit": {fmt.Sprint(*limit)}}
+	if *since != "" {
+		q.Set("since", *since)
+	}
+	var out struct {
+		Rejections []partner.RejectionRecord `json:"rejections"`
+	}
+	raw, err := c.do("GET", partnerPath(id, "rejections"), q, "", nil, &out)
+	if err != nil {
+		return err
+	}
+	c.print(raw, func(w *tabwriter.Writer) {
+		if len(out.Rejections) == 0 {
+			fmt.Fprintf(stderr, "no rejections of partner %s\n", id)
+			return
+		}
+		for _, r := range out.Rejections {
+			fmt.Fprintf(w, "%s  %s  id %s  %d %s\n", timeText(r.Time), r.Type, dash(r.MessageID), r.Status, dash(r.Stage))
+			if len(r.Problems) == 0 {
+				fmt.Fprintf(w, "    %s\n", r.Error)
+			}
+			for _, p := range r.Problems {
+				fmt.Fprintf(w, "    %s: %s\n", dash(p.Location), p.Reason)
+			}
+		}
+	})
+	return nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func partnerSend(args []string) error {
+	fs := flagSet("partner send", "sluice partner send PARTNER TYPE FILE [--message-id ID] [flags]", `
+Send a message as the partner does, with the partner's token (from
+SLUICE_PARTNER_TOKEN, or --token): to try a message type, or to replay a
+partner's file. FILE "-" reads standard input. The answer says where the
+message is stored, or every problem found in it.`)
+	c := clientFlags(fs)
+	token := fs.String("token", os.Getenv("SLUICE_PARTNER_TOKEN"), "the partner's token (env SLUICE_PARTNER_TOKEN; prefer the environment)")
+	msgID := fs.String("message-id", "", "the message's id: a repeat within the hub's duplicate window is not stored again")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 3 {
+		return usagef("give the partner, the message type and the file (got %d arguments)", len(pos))
+	}
+	if *token == "" {
+		return usagef("give the partner's token in SLUICE_PARTNER_TOKEN")
+	}
+	var body []byte
+	if pos[2] == "-" {
+		body, err = io.ReadAll(stdin)
+	} else {
+		body, err = os.ReadFile(pos[2])
+	}
+	if err != nil {
+		return err
+	}
+	ct := "application/json"
+	if t := strings.TrimSpace(string(body)); strings.HasPrefix(t, "<") {
+		ct = "application/xml"
+	}
+	// The partner's token, not an API key, authenticates this route.
+	c.key = *token
+	if *msgID != "" {
+		c.header = map[string][]string{"Message-Id": {*msgID}}
+	}
+	var out partner.Accepted
+	raw, err := c.do("POST", partnerPath(pos[0], "messages", pos[1]), nil, ct, body, &out)
+	if err != nil {
+		return err
+	}
+	c.print(raw, func(w *tabwriter.Writer) {
+		fmt.Fprintf(w, "accepted message %s: hub %s, partition %d, sequence %d\n", out.MessageID, out.Hub, out.Partition, out.Sequence)
+	})
+	return nil
+}
+

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/gateway"
+	"github.com/sluicehq/sluice/internal/partner"
+)
+
+func TestPartnerCommands(t *testing.T) {
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	app.Hub(sluice.HubConfig{Name: "process", Partitions: 2})
+	require.NoError(t, app.Start(context.Background()))
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
+	srv := "http://" + app.Addr()
+	run := func(args ...string) (int, string, string) {
+		t.Helper()
+		return sluiceCmd(t, append(args, "--server", srv)...)
+	}
+	ok := func(args ...string) string {
+		t.Helper()
+		code, out, errOut := run(args...)
+		require.Equal(t, 0, code, "sluice %v: %s", args, errOut)
+		return out
+	}
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+		return p
+	}
+
+	require.Contains(t, ok("partner", "create", "acme", "--name", "ACME Corp"), "registered partner acme")
+	schema := file("order.schema.json", `{"type": "object", "required": ["orderId"], "properties": {"orderId": {"type": "string"}}}`)
+	jq := file("order.jq", `{id: .orderId}`)
+	require.Contains(t, ok("partner", "type", "put", "order", "--partner", "acme", "--format", "json",
+		"--schema", schema, "--transform", jq, "--hub", "process", "--partition-key", ".id"), "stored message type acme/order: json → json, to hub process")
+	require.Regexp(t, `acme/order +json +yes +yes +json +process +\.id`, ok("partner", "type", "list"))
+
+	// A transform that does not compile is refused, with the reason.
+	bad := file("bad.jq", `.a | {`)
+	code, _, errOut := run("partner", "type", "put", "broken", "--partner", "acme", "--format", "json", "--transform", bad, "--hub", "process")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "not a jq program")
+
+	out := ok("partner", "token", "create", "acme", "--name", "2026", "--expires", "24h")
+	token := regexp.MustCompile(`sluicep_[0-9a-f]{12}_[0-9a-f]{64}`).FindString(out)
+	require.NotEmpty(t, token, out)
+	require.Contains(t, out, "only time the token is shown")
+
+	t.Setenv("SLUICE_PARTNER_TOKEN", token)
+	msg := file("po.json", `{"orderId": "PO-1"}`)
+	require.Regexp(t, `accepted message m-1: hub process, partition \d, sequence \d+`, ok("partner", "send", "acme", "order", msg, "--message-id", "m-1"))
+	badMsg := file("bad.json", `{"orderId": 1}`)
+	code, _, errOut = run("partner", "send", "acme", "order", badMsg, "--message-id", "m-2")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "/orderId")
+
+	rej := ok("partner", "rejections", "acme", "--since", "1h")
+	require.Contains(t, rej, "order  id m-2  422 schema")
+	require.Contains(t, rej, "/orderId: ")
+	var recs struct{ Rejections []partner.RejectionRecord }
+	require.NoError(t, json.Unmarshal([]byte(ok("partner", "rejections", "acme", "--json")), &recs))
+	require.Len(t, recs.Rejections, 1)
+	require.Equal(t, `{"orderId": 1}`, recs.Rejections[0].Body)
+
+	show := ok("partner", "show", "acme")
+	require.Contains(t, show, "partner acme (ACME Corp), enabled true")
+	require.Regexp(t, `[0-9a-f]{12} +2026 `, show)
+	var p gateway.PartnerJSON
+	require.NoError(t, json.Unmarshal([]byte(ok("partner", "show", "acme", "--json")), &p))
+	require.Len(t, p.Tokens, 1)
+
+	ok("partner", "disable", "acme")
+	code, _, errOut = run("partner", "send", "acme", "order", msg)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "disabled")
+	ok("partner", "enable", "acme")
+	require.Contains(t, ok("partner", "token", "revoke", "acme", "2026"), "revoked token")
+	code, _, errOut = run("partner", "send", "acme", "order", msg)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "revoked")
+
+	require.Regexp(t, `acme +ACME Corp +true +0`, ok("partner", "list"))
+	ok("partner", "delete", "acme")
+	code, _, errOut = run("partner", "show", "acme")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "not found")
+
+	code, _, errOut = run("partner", "send", "acme", "order")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "give the partner, the message type and the file")
+	code, out, _ = run("partner", "--help")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "rejection log")
+}
