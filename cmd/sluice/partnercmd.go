@@ -473,4 +473,3 @@ message is stored, or every problem found in it.`)
 	})
 	return nil
 }
-
