@@ -52,7 +52,9 @@ type Partner struct {
 	Name    string    `json:"name,omitempty"`
 	Enabled bool      `json:"enabled"`
 	Tokens  []Token   `json:"tokens,omitempty"`
-	Created time.Time `json:"created"`
+	// Endpoints receive deliveries for the partner.
+	Endpoints []Endpoint `json:"endpoints,omitempty"`
+	Created   time.Time  `json:"created"`
 	Updated time.Time `json:"updated,omitzero"`
 }
 

@@ -201,13 +201,104 @@ func (r *Registry) Partner(id string) (Partner, error) {
 	return public(e.p), nil
 }
 
-// public is p without its tokens' hashes.
+// public is p without its tokens' hashes and endpoints' secrets.
 func public(p Partner) Partner {
 	p.Tokens = slices.Clone(p.Tokens)
 	for i := range p.Tokens {
 		p.Tokens[i].Hash = ""
 	}
+	p.Endpoints = slices.Clone(p.Endpoints)
+	for i := range p.Endpoints {
+		p.Endpoints[i] = p.Endpoints[i].redact()
+	}
 	return p
+}
+
+// Endpoints returns the endpoints of partner that take messages of type
+// typ, secrets included (for delivery, never for showing).
+func (r *Registry) Endpoints(partnerID, typ string) ([]Endpoint, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	e := r.partners[partnerID]
+	if e == nil {
+		return nil, fmt.Errorf("partner %q: %w", partnerID, ErrNotFound)
+	}
+	var out []Endpoint
+	for _, ep := range e.p.Endpoints {
+		if ep.Takes(typ) {
+			out = append(out, ep)
+		}
+	}
+	return out, nil
+}
+
+// Endpoint returns one endpoint of a partner, secrets included.
+func (r *Registry) Endpoint(partnerID, name string) (Endpoint, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if e := r.partners[partnerID]; e != nil {
+		for _, ep := range e.p.Endpoints {
+			if ep.Name == name {
+				return ep, nil
+			}
+		}
+	}
+	return Endpoint{}, fmt.Errorf("endpoint %q of partner %q: %w", name, partnerID, ErrNotFound)
+}
+
+// PutEndpoint adds or replaces an endpoint of a partner. A secret given
+// as "(set)", as the API shows it, keeps the stored one.
+func (r *Registry) PutEndpoint(ctx context.Context, partnerID string, ep Endpoint) (Endpoint, error) {
+	var stored Endpoint
+	_, err := r.UpdatePartner(ctx, partnerID, func(p *Partner) error {
+		i := slices.IndexFunc(p.Endpoints, func(o Endpoint) bool { return o.Name == ep.Name })
+		if i >= 0 {
+			ep.Auth = keepSecrets(ep.Auth, p.Endpoints[i].Auth)
+		}
+		if err := ep.check(); err != nil {
+			return err
+		}
+		if i >= 0 {
+			p.Endpoints[i] = ep
+		} else {
+			if len(p.Endpoints) >= 20 {
+				return fmt.Errorf("%w: partner %q has 20 endpoints, the most it may hold", ErrInvalid, partnerID)
+			}
+			p.Endpoints = append(p.Endpoints, ep)
+		}
+		stored = ep
+		return nil
+	})
+	return stored.redact(), err
+}
+
+// keepSecrets replaces the "(set)" placeholders of a with old's secrets.
+func keepSecrets(a, old EndpointAuth) EndpointAuth {
+	if a.Token == redacted {
+		a.Token = old.Token
+	}
+	if a.ClientSecret == redacted {
+		a.ClientSecret = old.ClientSecret
+	}
+	for i, s := range a.Secrets {
+		if s == redacted && i < len(old.Secrets) {
+			a.Secrets[i] = old.Secrets[i]
+		}
+	}
+	return a
+}
+
+// DeleteEndpoint removes an endpoint of a partner.
+func (r *Registry) DeleteEndpoint(ctx context.Context, partnerID, name string) error {
+	_, err := r.UpdatePartner(ctx, partnerID, func(p *Partner) error {
+		i := slices.IndexFunc(p.Endpoints, func(o Endpoint) bool { return o.Name == name })
+		if i < 0 {
+			return fmt.Errorf("endpoint %q of partner %q: %w", name, partnerID, ErrNotFound)
+		}
+		p.Endpoints = slices.Delete(p.Endpoints, i, i+1)
+		return nil
+	})
+	return err
 }
 
 // CreatePartner registers a partner. It has no token until AddToken.

@@ -84,58 +84,91 @@ func newRecord(in Inbound, at time.Time, why error) RejectionRecord {
 
 // RejectionLog stores rejections in a JetStream stream, a subject per
 // partner, for RejectionRetention.
-type RejectionLog struct {
-	js jetstream.JetStream
-}
+type RejectionLog struct{ log *jsonLog }
 
 // OpenRejectionLog creates or opens the stream.
 func OpenRejectionLog(ctx context.Context, js jetstream.JetStream) (*RejectionLog, error) {
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: RejectionStream, Subjects: []string{rejectionSubject + "*"},
-		MaxAge: RejectionRetention, MaxBytes: 1 << 30, Discard: jetstream.DiscardOld,
-		Storage: jetstream.FileStorage,
-	})
+	l, err := openJSONLog(ctx, js, RejectionStream, rejectionSubject, RejectionRetention)
 	if err != nil {
 		return nil, fmt.Errorf("partner: open the rejection log: %w", err)
 	}
-	return &RejectionLog{js: js}, nil
+	return &RejectionLog{l}, nil
 }
 
 // Record stores one rejection.
 func (l *RejectionLog) Record(ctx context.Context, rec RejectionRecord) error {
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	_, err = l.js.Publish(ctx, rejectionSubject+rec.Partner, data)
-	return err
+	return l.log.record(ctx, rec.Partner, rec)
 }
 
 // List returns a partner's rejections since a time, newest first, at most
 // limit of them.
 func (l *RejectionLog) List(ctx context.Context, partnerID string, since time.Time, limit int) ([]RejectionRecord, error) {
+	return listOf[RejectionRecord](ctx, l.log, partnerID, since, limit)
+}
+
+// jsonLog is a log of JSON records in a JetStream stream, a subject per
+// key (partner), kept for a retention time.
+type jsonLog struct {
+	js             jetstream.JetStream
+	stream, prefix string
+}
+
+func openJSONLog(ctx context.Context, js jetstream.JetStream, stream, prefix string, retention time.Duration) (*jsonLog, error) {
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: stream, Subjects: []string{prefix + "*"},
+		MaxAge: retention, MaxBytes: 1 << 30, Discard: jetstream.DiscardOld,
+		Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &jsonLog{js: js, stream: stream, prefix: prefix}, nil
+}
+
+func (l *jsonLog) record(ctx context.Context, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = l.js.Publish(ctx, l.prefix+key, data)
+	return err
+}
+
+// recordAsync stores a record without waiting for the store (a log that
+// may lose its last records in a crash, never block the work it logs).
+func (l *jsonLog) recordAsync(key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = l.js.PublishAsync(l.prefix+key, data)
+	return err
+}
+
+// listOf reads a key's records since a time, newest first, at most limit.
+func listOf[T any](ctx context.Context, l *jsonLog, key string, since time.Time, limit int) ([]T, error) {
 	if limit <= 0 {
 		limit = 100
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{rejectionSubject + partnerID}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{l.prefix + key}, DeliverPolicy: jetstream.DeliverAllPolicy}
 	if !since.IsZero() {
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
 	}
-	cons, err := l.js.OrderedConsumer(ctx, RejectionStream, cfg)
+	cons, err := l.js.OrderedConsumer(ctx, l.stream, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("partner: read the rejection log: %w", err)
+		return nil, fmt.Errorf("partner: read %s: %w", l.stream, err)
 	}
-	ring := make([]RejectionRecord, 0, limit)
+	ring := make([]T, 0, limit)
 	next := 0
 	for {
 		batch, err := cons.FetchNoWait(500)
 		if err != nil {
-			return nil, fmt.Errorf("partner: read the rejection log: %w", err)
+			return nil, fmt.Errorf("partner: read %s: %w", l.stream, err)
 		}
 		got, last := 0, false
 		for m := range batch.Messages() {
 			got++
-			var rec RejectionRecord
+			var rec T
 			if json.Unmarshal(m.Data(), &rec) == nil {
 				if len(ring) < limit {
 					ring = append(ring, rec)
@@ -149,14 +182,14 @@ func (l *RejectionLog) List(ctx context.Context, partnerID string, since time.Ti
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return nil, fmt.Errorf("partner: read the rejection log: %w", err)
+			return nil, fmt.Errorf("partner: read %s: %w", l.stream, err)
 		}
 		if got == 0 || last {
 			break
 		}
 	}
-	// Oldest first in ring order from next; reverse into newest first.
-	out := make([]RejectionRecord, 0, len(ring))
+	// The ring holds the newest, oldest at next: give them newest first.
+	out := make([]T, 0, len(ring))
 	for i := range ring {
 		out = append(out, ring[(next+len(ring)-1-i)%len(ring)])
 	}

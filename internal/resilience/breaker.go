@@ -237,6 +237,41 @@ func (bs *Breakers) Register(function string, p BreakerPolicy, probeTimeout time
 	return b, nil
 }
 
+// Add returns the breaker called name, registering it if this instance
+// has none, also while the breakers run: for breakers of things that
+// appear at run time, such as a partner's delivery endpoints. A breaker
+// added after Start takes the shared state at once (ctx bounds the read).
+func (bs *Breakers) Add(ctx context.Context, name string, p BreakerPolicy, probeTimeout time.Duration) (*Breaker, error) {
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("breaker %s: %w", name, err)
+	}
+	if !p.Enabled() {
+		return nil, nil
+	}
+	p = p.WithDefaults()
+	bs.mu.Lock()
+	if b, ok := bs.byName[name]; ok {
+		bs.mu.Unlock()
+		return b, nil
+	}
+	b := &Breaker{bs: bs, name: name, p: p, probeTimeout: cmp.Or(probeTimeout, time.Minute),
+		rec: Record{Function: name, State: Closed}, wake: make(chan struct{}), win: newWindow(p.Window)}
+	bs.byName[name] = b
+	started := bs.started
+	bs.mu.Unlock()
+	if started {
+		if kve, err := bs.kv.Get(ctx, stateKey(name)); err == nil {
+			var rec Record
+			if json.Unmarshal(kve.Value(), &rec) == nil && rec.Function == name {
+				b.seen(rec, kve.Revision())
+			}
+		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return b, fmt.Errorf("breaker %s: read its shared state: %w", name, err)
+		}
+	}
+	return b, nil
+}
+
 // Start loads the shared state and follows it until Stop. Calling it again
 // does nothing; after Stop it fails.
 func (bs *Breakers) Start(context.Context) error {
