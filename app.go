@@ -346,6 +346,10 @@ type App struct {
 	// message types (App.Partner, App.MessageType).
 	partnerDecls []PartnerConfig
 	sharedTypes  []MessageTypeConfig
+	// deliveries are the declared delivery functions; deliveryLog logs
+	// their attempts.
+	deliveries  []*delivery
+	deliveryLog *partner.DeliveryLog
 	guard        *auth.Guard
 	gw           *gateway.Server
 	docShare     *docShare

@@ -25,6 +25,57 @@ type PartnerConfig struct {
 	Disabled bool
 	// Types are the message types only this partner sends.
 	Types []MessageTypeConfig
+	// Endpoints receive the partner's deliveries (see App.Delivery). Those
+	// declared are stored as declared; others registered through the API
+	// are kept.
+	Endpoints []PartnerEndpoint
+}
+
+// PartnerEndpoint is where a partner receives deliveries, and how they
+// authenticate. Secrets belong in the environment or a secret store, not
+// in code: read them from there into these fields.
+type PartnerEndpoint struct {
+	// Name tells a partner's endpoints apart ("default").
+	Name string
+	URL  string
+	// Types are the message types delivered here; empty: every type.
+	Types []string
+	// BearerToken, when set, is sent as Authorization: Bearer.
+	BearerToken string
+	// OAuth2 client credentials: tokens are fetched from TokenURL, cached
+	// and refreshed.
+	TokenURL, ClientID, ClientSecret string
+	Scopes                           []string
+	// SigningSecrets sign each delivery as Standard Webhooks do
+	// (webhook-id, webhook-timestamp, webhook-signature); secrets are
+	// "whsec_" and base64. During a rotation give the new and the old.
+	SigningSecrets []string
+	// Timeout bounds one POST; default 10s.
+	Timeout time.Duration
+	// RatePerSecond bounds each instance's POSTs to the endpoint; 0: none.
+	RatePerSecond float64
+	// Ordered keeps the order of messages with the same partition key.
+	Ordered bool
+	// MaxAttempts bounds the tries of a parked delivery; default 50.
+	MaxAttempts int
+}
+
+func (e PartnerEndpoint) def() partner.Endpoint {
+	ep := partner.Endpoint{Name: e.Name, URL: e.URL, Types: e.Types, RatePerSecond: e.RatePerSecond, Ordered: e.Ordered,
+		MaxAttempts: e.MaxAttempts}
+	if e.Timeout > 0 {
+		ep.Timeout = e.Timeout.String()
+	}
+	switch {
+	case len(e.SigningSecrets) > 0:
+		ep.Auth = partner.EndpointAuth{Kind: partner.AuthHMAC, Secrets: e.SigningSecrets}
+	case e.TokenURL != "":
+		ep.Auth = partner.EndpointAuth{Kind: partner.AuthOAuth2, TokenURL: e.TokenURL, ClientID: e.ClientID,
+			ClientSecret: e.ClientSecret, Scopes: e.Scopes}
+	case e.BearerToken != "":
+		ep.Auth = partner.EndpointAuth{Kind: partner.AuthBearer, Token: e.BearerToken}
+	}
+	return ep
 }
 
 // MessageTypeConfig declares a kind of message partners send: how it is
@@ -123,6 +174,14 @@ func (a *App) openPartners(ctx context.Context) error {
 	counter := a.metrics.PartnerMessages
 	a.partners = &partner.Service{Registry: reg, Hubs: a.hubSvc, Rejections: rejections,
 		Count: func(p, t, result string) { counter.WithLabelValues(p, t, result).Inc() }}
+	if a.deliveryLog, err = partner.OpenDeliveryLog(ctx, a.eng.JS); err != nil {
+		return fmt.Errorf("sluice: %w", err)
+	}
+	if len(a.deliveries) > 0 {
+		if err := (partner.ParkStore{Docs: a.docs}).EnsureContainer(ctx); err != nil {
+			return fmt.Errorf("sluice: %w", err)
+		}
+	}
 	return a.applyPartners(ctx)
 }
 
@@ -139,6 +198,11 @@ func (a *App) applyPartners(ctx context.Context) error {
 		}
 		if err != nil {
 			return fmt.Errorf("sluice: partner %s: %w", pc.ID, err)
+		}
+		for _, ec := range pc.Endpoints {
+			if _, err := reg.PutEndpoint(ctx, pc.ID, ec.def()); err != nil {
+				return fmt.Errorf("sluice: partner %s: %w", pc.ID, err)
+			}
 		}
 		for _, tc := range pc.Types {
 			if _, err := reg.PutType(ctx, tc.def(pc.ID), false); err != nil {
