@@ -350,15 +350,15 @@ type App struct {
 	// their attempts.
 	deliveries  []*delivery
 	deliveryLog *partner.DeliveryLog
-	guard        *auth.Guard
-	gw           *gateway.Server
-	docShare     *docShare
-	httpInfo     []gateway.HTTPFunction // the HTTP functions' routes, for the overview
-	srv          *http.Server
-	ln           net.Listener
-	tls          bool
-	srvDone      chan struct{}
-	handler      swapHandler // what srv serves: the standby's, then the full one
+	guard       *auth.Guard
+	gw          *gateway.Server
+	docShare    *docShare
+	httpInfo    []gateway.HTTPFunction // the HTTP functions' routes, for the overview
+	srv         *http.Server
+	ln          net.Listener
+	tls         bool
+	srvDone     chan struct{}
+	handler     swapHandler // what srv serves: the standby's, then the full one
 
 	// Geo-disaster recovery (dr.go): the follower of a secondary, whether
 	// it is still a standby, and the goroutine that starts the functions

@@ -48,14 +48,14 @@ const (
 // Partner is an outside organisation as stored. Token secrets are never
 // stored, only their SHA-256.
 type Partner struct {
-	ID      string    `json:"id"`
-	Name    string    `json:"name,omitempty"`
-	Enabled bool      `json:"enabled"`
-	Tokens  []Token   `json:"tokens,omitempty"`
+	ID      string  `json:"id"`
+	Name    string  `json:"name,omitempty"`
+	Enabled bool    `json:"enabled"`
+	Tokens  []Token `json:"tokens,omitempty"`
 	// Endpoints receive deliveries for the partner.
 	Endpoints []Endpoint `json:"endpoints,omitempty"`
 	Created   time.Time  `json:"created"`
-	Updated time.Time `json:"updated,omitzero"`
+	Updated   time.Time  `json:"updated,omitzero"`
 }
 
 // Token is one of a partner's credentials. A partner may hold several at
