@@ -197,3 +197,94 @@ func TestDeliveryRefusedOrMisaddressedIsDeadLettered(t *testing.T) {
 	require.Contains(t, joined, `no "partner" property`)
 	require.EqualValues(t, 2, got.Load(), "the good and the refused message were posted, once each")
 }
+
+// Operators see parked and given-up deliveries, retry them now, or
+// cancel them, by partner and state; the delivery log shows each attempt.
+func TestParkedDeliveriesOperators(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	fp, srv := newFakePartner(t)
+	fp.down.Store(true)
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Logger: quiet()})
+	app.Hub(sluice.HubConfig{Name: "out", Partitions: 1})
+	app.Partner(sluice.PartnerConfig{ID: "acme", Endpoints: []sluice.PartnerEndpoint{{
+		Name: "main", URL: srv.URL, SigningSecrets: []string{fp.secret}, MaxAttempts: 2}}})
+	app.Delivery("deliver", sluice.DeliveryConfig{Hub: "out", RetrySchedule: "00:00:01",
+		RetryBackoff: time.Millisecond, MaxRetryBackoff: time.Millisecond,
+		Breaker: sluice.BreakerPolicy{ConsecutiveFailures: 1000}})
+	require.NoError(t, app.Start(ctx))
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
+	for _, id := range []string{"m-1", "m-2"} {
+		_, err := app.Publish(ctx, "out", sluice.Event{Body: []byte("k " + id),
+			Properties: map[string]string{sluice.PropPartner: "acme", sluice.PropMessageType: "invoice", sluice.PropMessageID: id}})
+		require.NoError(t, err)
+	}
+	api := app.URL() + "/api/v1"
+	list := func(query string) []any {
+		t.Helper()
+		code, out := send(t, "GET", api+"/deliveries?"+query, "", "", nil, nil)
+		require.Equal(t, http.StatusOK, code, out)
+		return out["deliveries"].([]any)
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for len(list("partner=acme&state=dead")) < 2 {
+		select {
+		case <-tick.C:
+		case <-t.Context().Done():
+			t.Fatalf("deliveries never given up: %v", list("partner=acme"))
+		}
+	}
+	d := list("state=dead")[0].(map[string]any)
+	require.Equal(t, "invoice", d["type"])
+	require.EqualValues(t, 2, d["attempts"])
+	require.Contains(t, d["reason"], "gave up after 2 attempts")
+	require.Contains(t, d["reason"], "HTTP 503")
+
+	code, out := send(t, "POST", api+"/deliveries/cancel", "", "application/json", strings.NewReader(`{"partner": "acme", "state": "bogus"}`), nil)
+	require.Equal(t, http.StatusBadRequest, code, out)
+	// Retry the given-up deliveries once the partner is back.
+	fp.down.Store(false)
+	code, out = send(t, "POST", api+"/deliveries/retry", "", "application/json", strings.NewReader(`{"partner": "acme", "state": "dead"}`), nil)
+	require.Equal(t, http.StatusOK, code, out)
+	require.EqualValues(t, 2, out["retried"])
+	for fp.applied() < 2 {
+		select {
+		case <-tick.C:
+		case <-t.Context().Done():
+			t.Fatalf("retried deliveries not delivered: %v", list("partner=acme"))
+		}
+	}
+	for len(list("partner=acme")) > 0 {
+		select {
+		case <-tick.C:
+		case <-t.Context().Done():
+			t.Fatalf("delivered deliveries still listed: %v", list("partner=acme"))
+		}
+	}
+	code, out = send(t, "GET", api+"/partners/acme/deliveries?limit=50", "", "", nil, nil)
+	require.Equal(t, http.StatusOK, code, out)
+	var outcomes []string
+	for _, r := range out["deliveries"].([]any) {
+		outcomes = append(outcomes, r.(map[string]any)["outcome"].(string))
+	}
+	require.Contains(t, outcomes, "delivered")
+	require.Contains(t, outcomes, "retry")
+
+	// Cancel: a parked delivery goes away without being delivered.
+	fp.down.Store(true)
+	_, err := app.Publish(ctx, "out", sluice.Event{Body: []byte("k m-3"),
+		Properties: map[string]string{sluice.PropPartner: "acme", sluice.PropMessageType: "invoice", sluice.PropMessageID: "m-3"}})
+	require.NoError(t, err)
+	for len(list("partner=acme")) == 0 {
+		select {
+		case <-tick.C:
+		case <-t.Context().Done():
+			t.Fatal("m-3 never parked")
+		}
+	}
+	code, out = send(t, "POST", api+"/deliveries/cancel", "", "application/json", strings.NewReader(`{"partner": "acme"}`), nil)
+	require.Equal(t, http.StatusOK, code, out)
+	require.EqualValues(t, 1, out["cancelled"])
+	require.Empty(t, list("partner=acme"))
+}

@@ -177,10 +177,15 @@ func (a *App) openPartners(ctx context.Context) error {
 	if a.deliveryLog, err = partner.OpenDeliveryLog(ctx, a.eng.JS); err != nil {
 		return fmt.Errorf("sluice: %w", err)
 	}
-	if len(a.deliveries) > 0 {
-		if err := (partner.ParkStore{Docs: a.docs}).EnsureContainer(ctx); err != nil {
-			return fmt.Errorf("sluice: %w", err)
+	a.partners.Deliveries = a.deliveryLog
+	if a.docs != nil {
+		parks := partner.ParkStore{Docs: a.docs}
+		if len(a.deliveries) > 0 {
+			if err := parks.EnsureContainer(ctx); err != nil {
+				return fmt.Errorf("sluice: %w", err)
+			}
 		}
+		a.partners.Parks = &parks
 	}
 	return a.applyPartners(ctx)
 }

@@ -218,6 +218,56 @@ func (s *Server) HandlePartners(svc *partner.Service) {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"deleted": r.PathValue("type")})
 	}
+	s.route("PUT /api/v1/partners/{partner}/endpoints/{endpoint}", "partners.endpoints.put", func(w http.ResponseWriter, r *http.Request) {
+		var ep partner.Endpoint
+		if err := decodeRequest(r, &ep); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if ep.Name != "" && ep.Name != r.PathValue("endpoint") {
+			s.fail(w, r, invalidRequestf("the body names endpoint %q, the path %q: leave the name out of the body", ep.Name, r.PathValue("endpoint")))
+			return
+		}
+		ep.Name = r.PathValue("endpoint")
+		out, err := reg.PutEndpoint(r.Context(), r.PathValue("partner"), ep)
+		if err != nil {
+			s.partnerFail(w, r, err)
+			return
+		}
+		s.log.Info("partner endpoint stored", "partner", r.PathValue("partner"), "endpoint", out.Name, "auth", out.Auth.Kind)
+		writeJSON(w, http.StatusOK, out)
+	})
+	s.route("DELETE /api/v1/partners/{partner}/endpoints/{endpoint}", "partners.endpoints.delete", func(w http.ResponseWriter, r *http.Request) {
+		if err := reg.DeleteEndpoint(r.Context(), r.PathValue("partner"), r.PathValue("endpoint")); err != nil {
+			s.partnerFail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"deleted": r.PathValue("endpoint")})
+	})
+	s.route("GET /api/v1/partners/{partner}/deliveries", "partners.deliveries.log", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("partner")
+		if _, err := reg.Partner(id); err != nil {
+			s.partnerFail(w, r, err)
+			return
+		}
+		since, limit, ok := s.sinceLimit(w, r)
+		if !ok {
+			return
+		}
+		recs := []partner.DeliveryRecord{}
+		if svc.Deliveries != nil {
+			got, err := svc.Deliveries.List(r.Context(), id, since, limit)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			recs = append(recs, got...)
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"partner": id, "deliveries": recs})
+	})
+	if svc.Parks != nil {
+		s.parkedRoutes(*svc.Parks)
+	}
 	s.route("GET /api/v1/partners/{partner}/types", "partners.types.list", listTypes)
 	s.route("PUT /api/v1/partners/{partner}/types/{type}", "partners.types.put", putType)
 	s.route("POST /api/v1/partners/{partner}/types/{type}", "partners.types.create", putType)
@@ -352,14 +402,15 @@ func (s *Server) partnerFail(w http.ResponseWriter, r *http.Request, err error) 
 	writeJSON(w, status, out)
 }
 
-func (s *Server) listRejections(w http.ResponseWriter, r *http.Request, svc *partner.Service, id string) {
+// sinceLimit reads the since and limit query parameters of a log.
+func (s *Server) sinceLimit(w http.ResponseWriter, r *http.Request) (time.Time, int, bool) {
 	q := r.URL.Query()
 	limit := 100
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 10000 {
 			s.fail(w, r, invalidRequestf("limit %q: give 1 to 10000", v))
-			return
+			return time.Time{}, 0, false
 		}
 		limit = n
 	}
@@ -368,9 +419,111 @@ func (s *Server) listRejections(w http.ResponseWriter, r *http.Request, svc *par
 		t, err := parseSince(v, time.Now())
 		if err != nil {
 			s.fail(w, r, invalidRequestf("since %q: %v", v, err))
-			return
+			return time.Time{}, 0, false
 		}
 		since = t
+	}
+	return since, limit, true
+}
+
+// DeliveryFilterJSON selects parked deliveries for retry and cancel.
+type DeliveryFilterJSON struct {
+	Partner  string `json:"partner"`
+	Type     string `json:"type"`
+	Endpoint string `json:"endpoint"`
+	// State is "parked", "dead" or "" for both.
+	State string `json:"state"`
+	// Since and Until bound when they were parked: RFC 3339 times, or
+	// durations back from now ("1h").
+	Since string `json:"since"`
+	Until string `json:"until"`
+}
+
+func (f DeliveryFilterJSON) filter(now time.Time) (partner.Filter, error) {
+	out := partner.Filter{Partner: f.Partner, Type: f.Type, Endpoint: f.Endpoint, State: f.State}
+	if f.State != "" && f.State != partner.StateParked && f.State != partner.StateDead {
+		return out, invalidRequestf("state %q: give parked, dead, or leave it out for both", f.State)
+	}
+	for _, b := range []struct {
+		v    string
+		into *time.Time
+		name string
+	}{{f.Since, &out.Since, "since"}, {f.Until, &out.Until, "until"}} {
+		if b.v == "" {
+			continue
+		}
+		t, err := parseSince(b.v, now)
+		if err != nil {
+			return out, invalidRequestf("%s %q: %v", b.name, b.v, err)
+		}
+		*b.into = t
+	}
+	return out, nil
+}
+
+// ParkedJSON lists parked deliveries.
+type ParkedJSON struct {
+	Count      int              `json:"count"`
+	Deliveries []partner.Parked `json:"deliveries"`
+}
+
+// parkedRoutes serve the retry table: list, retry now, cancel.
+func (s *Server) parkedRoutes(parks partner.ParkStore) {
+	s.route("GET /api/v1/deliveries", "deliveries.list", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		f, err := DeliveryFilterJSON{Partner: q.Get("partner"), Type: q.Get("type"), Endpoint: q.Get("endpoint"),
+			State: q.Get("state"), Since: q.Get("since"), Until: q.Get("until")}.filter(time.Now())
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		_, limit, ok := s.sinceLimit(w, r)
+		if !ok {
+			return
+		}
+		list, err := parks.List(r.Context(), f, limit)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if list == nil {
+			list = []partner.Parked{}
+		}
+		writeJSON(w, http.StatusOK, ParkedJSON{Count: len(list), Deliveries: list})
+	})
+	change := func(verb string, fn func(r *http.Request, f partner.Filter) (int, error)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			var req DeliveryFilterJSON
+			if err := decodeRequest(r, &req); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			f, err := req.filter(time.Now())
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			n, err := fn(r, f)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			s.log.Info("parked deliveries "+verb, "count", n, "partner", f.Partner, "type", f.Type, "state", f.State)
+			writeJSON(w, http.StatusOK, map[string]int{verb: n})
+		}
+	}
+	s.route("POST /api/v1/deliveries/retry", "deliveries.retry", change("retried", func(r *http.Request, f partner.Filter) (int, error) {
+		return parks.Retry(r.Context(), f, time.Now())
+	}))
+	s.route("POST /api/v1/deliveries/cancel", "deliveries.cancel", change("cancelled", func(r *http.Request, f partner.Filter) (int, error) {
+		return parks.Cancel(r.Context(), f)
+	}))
+}
+
+func (s *Server) listRejections(w http.ResponseWriter, r *http.Request, svc *partner.Service, id string) {
+	since, limit, ok := s.sinceLimit(w, r)
+	if !ok {
+		return
 	}
 	recs, err := svc.Rejections.List(r.Context(), id, since, limit)
 	if err != nil {

@@ -26,6 +26,10 @@ type Service struct {
 	Registry   *Registry
 	Hubs       Publisher
 	Rejections *RejectionLog
+	// Parks and Deliveries are the retry table and the delivery log of
+	// deliveries, when the app delivers.
+	Parks      *ParkStore
+	Deliveries *DeliveryLog
 	Count      Counter
 	// Now is the clock; default time.Now.
 	Now func() time.Time

@@ -177,6 +177,9 @@ func (s ParkStore) List(ctx context.Context, f Filter, limit int) ([]Parked, err
 	for len(out) < limit {
 		q.MaxItems = min(1000, limit-len(out))
 		page, err := qs.Query(ctx, DeliveriesContainer, q)
+		if errors.Is(err, docstore.ErrNotFound) {
+			return nil, nil // no delivery function has run: none parked
+		}
 		if err != nil {
 			return nil, fmt.Errorf("partner: list parked deliveries: %w", err)
 		}
@@ -247,4 +250,56 @@ func Backoff(attempts int, first, limit time.Duration) time.Duration {
 		d *= 2
 	}
 	return min(d, limit)
+}
+
+// Retry makes the deliveries matching f (parked or dead) due now; dead
+// ones start their attempts again. It returns how many it changed.
+func (s ParkStore) Retry(ctx context.Context, f Filter, now time.Time) (int, error) {
+	return s.each(ctx, f, func(p Parked) error {
+		if p.State == StateDead {
+			p.Attempts = 0
+		}
+		p.State, p.NextAttempt, p.Reason = StateParked, now.UTC(), "retry asked by an operator"
+		return s.Update(ctx, p)
+	})
+}
+
+// Cancel removes the deliveries matching f: they will not be delivered.
+func (s ParkStore) Cancel(ctx context.Context, f Filter) (int, error) {
+	return s.each(ctx, f, func(p Parked) error {
+		p.ETag = "" // whatever an attempt did meanwhile: the operator wants it gone
+		return s.Remove(ctx, p)
+	})
+}
+
+// each applies fn once to every delivery matching f, skipping those
+// changed meanwhile (a delivery that just went out).
+func (s ParkStore) each(ctx context.Context, f Filter, fn func(Parked) error) (int, error) {
+	n := 0
+	seen := map[string]bool{}
+	for {
+		list, err := s.List(ctx, f, 1000+len(seen))
+		if err != nil {
+			return n, err
+		}
+		fresh := 0
+		for _, p := range list {
+			if seen[p.Partner+"/"+p.ID] {
+				continue
+			}
+			seen[p.Partner+"/"+p.ID] = true
+			fresh++
+			err := fn(p)
+			if errors.Is(err, docstore.ErrPrecondition) || errors.Is(err, docstore.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return n, fmt.Errorf("partner: delivery %s: %w", p.ID, err)
+			}
+			n++
+		}
+		if fresh == 0 {
+			return n, nil
+		}
+	}
 }
