@@ -24,6 +24,9 @@ func partnerCommands() []command {
 		{"token", "a partner's tokens: create (printed once), revoke", runPartnerToken},
 		{"type", "message types: put (register or replace), list, delete", runPartnerType},
 		{"rejections", "the messages of a partner that were refused, newest first, with every reason", partnerRejections},
+		{"endpoint", "where a partner receives deliveries: put (with its auth), delete", runPartnerEndpoint},
+		{"deliveries", "the retry table: deliveries parked (partner down) or given up; --retry, --cancel", partnerDeliveries},
+		{"log", "a partner's delivery log: every attempt, its status and latency, newest first", partnerLog},
 		{"send", "send a message as a partner (its token in SLUICE_PARTNER_TOKEN), as partners do", partnerSend},
 	}
 }
@@ -470,6 +473,218 @@ message is stored, or every problem found in it.`)
 	}
 	c.print(raw, func(w *tabwriter.Writer) {
 		fmt.Fprintf(w, "accepted message %s: hub %s, partition %d, sequence %d\n", out.MessageID, out.Hub, out.Partition, out.Sequence)
+	})
+	return nil
+}
+
+func runPartnerEndpoint(args []string) error {
+	return runVerbs("partner endpoint", `Where a partner receives deliveries (see App.Delivery): a URL, the message
+types it takes, and how deliveries authenticate: a bearer token, OAuth2
+client credentials, or a Standard Webhooks signature (HMAC-SHA256; give the
+new and the old secret during a rotation). Secrets come from the
+environment, never from flags, and are never shown back.`, []command{
+		{"put", "add or replace an endpoint", partnerEndpointPut},
+		{"delete", "remove an endpoint", partnerEndpointDelete},
+	}, args)
+}
+
+func partnerEndpointPut(args []string) error {
+	fs := flagSet("partner endpoint put", "sluice partner endpoint put PARTNER ENDPOINT --url URL [flags]", `
+Add or replace an endpoint of a partner. Secrets are read from the
+environment: SLUICE_ENDPOINT_TOKEN (--auth bearer), SLUICE_ENDPOINT_CLIENT_SECRET
+(--auth oauth2), SLUICE_ENDPOINT_SECRETS (--auth hmac: whsec_ secrets
+separated by spaces, the new one first). Replacing an endpoint without
+giving its secret again keeps the stored one.
+
+  SLUICE_ENDPOINT_SECRETS=whsec_… sluice partner endpoint put acme main \
+      --url https://acme.example.com/hooks --auth hmac --ordered`)
+	c := clientFlags(fs)
+	u := fs.String("url", "", "the endpoint's URL, http:// or https:// (required)")
+	var types multiFlag
+	fs.Var(&types, "type", "a message type delivered here (repeatable; default: every type)")
+	authKind := fs.String("auth", "", "bearer, oauth2, hmac, or none")
+	tokenURL := fs.String("token-url", "", "oauth2: the token endpoint")
+	clientID := fs.String("client-id", "", "oauth2: the client id")
+	var scopes multiFlag
+	fs.Var(&scopes, "scope", "oauth2: a scope to ask for (repeatable)")
+	timeout := fs.Duration("timeout", 0, "bound on one POST (default 10s)")
+	ratePS := fs.Float64("rate", 0, "at most this many POSTs per second per instance (default: no limit)")
+	ordered := fs.Bool("ordered", false, "keep the order of messages with the same partition key")
+	maxAttempts := fs.Int("max-attempts", 0, "tries of a parked delivery before it is given up (default 50)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 || *u == "" {
+		return usagef("give the partner, the endpoint's name and --url")
+	}
+	ep := partner.Endpoint{Name: pos[1], URL: *u, Types: types, RatePerSecond: *ratePS, Ordered: *ordered, MaxAttempts: *maxAttempts}
+	if *timeout > 0 {
+		ep.Timeout = timeout.String()
+	}
+	keep := "(set)" // the stored secret, when none is given
+	switch *authKind {
+	case "", "none":
+	case partner.AuthBearer:
+		ep.Auth = partner.EndpointAuth{Kind: partner.AuthBearer, Token: cmpOr(os.Getenv("SLUICE_ENDPOINT_TOKEN"), keep)}
+	case partner.AuthOAuth2:
+		ep.Auth = partner.EndpointAuth{Kind: partner.AuthOAuth2, TokenURL: *tokenURL, ClientID: *clientID, Scopes: scopes,
+			ClientSecret: cmpOr(os.Getenv("SLUICE_ENDPOINT_CLIENT_SECRET"), keep)}
+	case partner.AuthHMAC:
+		secrets := strings.Fields(os.Getenv("SLUICE_ENDPOINT_SECRETS"))
+		if len(secrets) == 0 {
+			secrets = []string{keep}
+		}
+		ep.Auth = partner.EndpointAuth{Kind: partner.AuthHMAC, Secrets: secrets}
+	default:
+		return usagef("--auth %q: give bearer, oauth2, hmac or none", *authKind)
+	}
+	var out partner.Endpoint
+	raw, err := c.do("PUT", partnerPath(pos[0], "endpoints", pos[1]), nil, "application/json", jsonBody(ep), &out)
+	if err != nil {
+		return err
+	}
+	c.print(raw, func(w *tabwriter.Writer) {
+		fmt.Fprintf(w, "stored endpoint %s of partner %s: %s (auth %s)\n", out.Name, pos[0], out.URL, dash(out.Auth.Kind))
+	})
+	return nil
+}
+
+func partnerEndpointDelete(args []string) error {
+	fs := flagSet("partner endpoint delete", "sluice partner endpoint delete PARTNER ENDPOINT [flags]", `
+Remove an endpoint. Deliveries parked for it are given up at their next
+attempt (sluice partner deliveries shows them).`)
+	c := clientFlags(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usagef("give the partner and the endpoint's name")
+	}
+	raw, err := c.do("DELETE", partnerPath(pos[0], "endpoints", pos[1]), nil, "", nil, nil)
+	if err != nil {
+		return err
+	}
+	c.print(raw, func(w *tabwriter.Writer) { fmt.Fprintf(w, "deleted endpoint %s of partner %s\n", pos[1], pos[0]) })
+	return nil
+}
+
+func partnerDeliveries(args []string) error {
+	fs := flagSet("partner deliveries", "sluice partner deliveries [--partner P] [--state parked|dead] [--retry | --cancel] [flags]", `
+The retry table: deliveries that could not be made when their message came
+(the partner was down: parked, tried again with backoff) or that were given
+up (refused by the partner, out of attempts: dead). With --retry, the
+selected deliveries are tried again now (dead ones with fresh attempts);
+with --cancel, they are removed and never delivered.
+
+  sluice partner deliveries --partner acme --state dead
+  sluice partner deliveries --partner acme --state dead --retry
+  sluice partner deliveries --partner acme --type invoice --since 2h --cancel`)
+	c := clientFlags(fs)
+	var f gateway.DeliveryFilterJSON
+	fs.StringVar(&f.Partner, "partner", "", "only this partner's")
+	fs.StringVar(&f.Type, "type", "", "only this message type")
+	fs.StringVar(&f.Endpoint, "endpoint", "", "only to this endpoint")
+	fs.StringVar(&f.State, "state", "", "parked or dead (default: both)")
+	fs.StringVar(&f.Since, "since", "", "parked after this: a duration back from now (2h) or an RFC 3339 time")
+	fs.StringVar(&f.Until, "until", "", "parked before this")
+	retry := fs.Bool("retry", false, "try the selected deliveries again now")
+	cancel := fs.Bool("cancel", false, "remove the selected deliveries: they will not be delivered")
+	limit := fs.Int("limit", 100, "list at most this many")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *retry && *cancel {
+		return usagef("give --retry or --cancel, not both")
+	}
+	if *retry || *cancel {
+		verb, path := "retried", "/api/v1/deliveries/retry"
+		if *cancel {
+			verb, path = "cancelled", "/api/v1/deliveries/cancel"
+		}
+		var out map[string]int
+		raw, err := c.do("POST", path, nil, "application/json", jsonBody(f), &out)
+		if err != nil {
+			return err
+		}
+		c.print(raw, func(w *tabwriter.Writer) { fmt.Fprintf(w, "%s %d deliveries\n", verb, out[verb]) })
+		return nil
+	}
+	q := url.Values{"limit": {fmt.Sprint(*limit)}}
+	for k, v := range map[string]string{"partner": f.Partner, "type": f.Type, "endpoint": f.Endpoint, "state": f.State, "since": f.Since, "until": f.Until} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	var out gateway.ParkedJSON
+	raw, err := c.do("GET", "/api/v1/deliveries", q, "", nil, &out)
+	if err != nil {
+		return err
+	}
+	c.print(raw, func(w *tabwriter.Writer) {
+		if out.Count == 0 {
+			fmt.Fprintln(stderr, "no parked or given-up deliveries")
+			return
+		}
+		fmt.Fprintln(w, "PARKED\tPARTNER\tENDPOINT\tTYPE\tMESSAGE\tSTATE\tATTEMPTS\tNEXT\tREASON")
+		for _, d := range out.Deliveries {
+			next := "-"
+			if d.State == partner.StateParked {
+				next = timeText(d.NextAttempt)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", timeText(d.Created), d.Partner, d.Endpoint, d.Type, d.MessageID,
+				d.State, d.Attempts, next, d.Reason)
+		}
+	})
+	return nil
+}
+
+func partnerLog(args []string) error {
+	fs := flagSet("partner log", "sluice partner log PARTNER [--since 1h] [--limit N] [flags]", `
+A partner's delivery log, newest first: every attempt with its outcome
+(delivered, retry, refused), the status, the latency and the start of the
+answer; deliveries parked without a try say why (breaker open, behind an
+earlier delivery of the same key).`)
+	c := clientFlags(fs)
+	since := fs.String("since", "", "only after this: a duration back from now (1h) or an RFC 3339 time")
+	limit := fs.Int("limit", 20, "at most this many")
+	id, err := parseName(fs, args, "partner")
+	if err != nil {
+		return err
+	}
+	q := url.Values{"limit": {fmt.Sprint(*limit)}}
+	if *since != "" {
+		q.Set("since", *since)
+	}
+	var out struct {
+		Deliveries []partner.DeliveryRecord `json:"deliveries"`
+	}
+	raw, err := c.do("GET", partnerPath(id, "deliveries"), q, "", nil, &out)
+	if err != nil {
+		return err
+	}
+	c.print(raw, func(w *tabwriter.Writer) {
+		if len(out.Deliveries) == 0 {
+			fmt.Fprintf(stderr, "no deliveries to partner %s\n", id)
+			return
+		}
+		fmt.Fprintln(w, "TIME\tENDPOINT\tTYPE\tMESSAGE\tTRY\tOUTCOME\tSTATUS\tLATENCY\tDETAIL")
+		for _, d := range out.Deliveries {
+			detail := d.Error
+			if detail == "" {
+				detail = d.Reason
+			}
+			if detail == "" {
+				detail = strings.TrimSpace(d.Response)
+			}
+			outcome := dash(d.Outcome)
+			if d.Parked && d.Outcome == "" {
+				outcome = "parked"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%.60s\n", timeText(d.Time), d.Endpoint, d.Type, d.MessageID, d.Number,
+				outcome, d.Status, d.Latency.Round(time.Microsecond), detail)
+		}
 	})
 	return nil
 }

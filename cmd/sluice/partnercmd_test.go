@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -52,6 +53,26 @@ func TestPartnerCommands(t *testing.T) {
 	code, _, errOut := run("partner", "type", "put", "broken", "--partner", "acme", "--format", "json", "--transform", bad, "--hub", "process")
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "not a jq program")
+
+	// An endpoint with a signing secret from the environment, never shown.
+	t.Setenv("SLUICE_ENDPOINT_SECRETS", "whsec_"+base64.StdEncoding.EncodeToString(make([]byte, 32)))
+	require.Contains(t, ok("partner", "endpoint", "put", "acme", "main", "--url", "http://127.0.0.1:9/hooks", "--auth", "hmac", "--ordered"),
+		"stored endpoint main of partner acme: http://127.0.0.1:9/hooks (auth hmac)")
+	code, _, errOut = run("partner", "endpoint", "put", "acme", "bad", "--url", "ftp://example.com/x")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "http:// or https://")
+	shown := ok("partner", "show", "acme", "--json")
+	require.Regexp(t, `"secrets": \[\s*"\(set\)"\s*\]`, shown)
+	require.NotContains(t, shown, "whsec_")
+	code, _, errOut = run("partner", "deliveries", "--partner", "acme")
+	require.Equal(t, 0, code)
+	require.Contains(t, errOut, "no parked or given-up deliveries")
+	code, _, errOut = run("partner", "deliveries", "--retry", "--cancel")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "not both")
+	code, _, errOut = run("partner", "log", "acme")
+	require.Equal(t, 0, code)
+	require.Contains(t, errOut, "no deliveries to partner acme")
 
 	out := ok("partner", "token", "create", "acme", "--name", "2026", "--expires", "24h")
 	token := regexp.MustCompile(`sluicep_[0-9a-f]{12}_[0-9a-f]{64}`).FindString(out)
