@@ -182,6 +182,11 @@ type Config struct {
 	// folders): settings from a configuration file (sluice.yaml). A name
 	// that no declared function has is an error at Start.
 	Functions map[string]FunctionSettings
+	// Partners and MessageTypes are declared as App.Partner and
+	// App.MessageType declare them (sluice.yaml's partners and
+	// messageTypes sections).
+	Partners     []PartnerConfig
+	MessageTypes []MessageTypeConfig
 	// Logger receives structured logs. Default slog.Default().
 	Logger *slog.Logger
 }

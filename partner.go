@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/partner"
@@ -193,7 +194,7 @@ func (a *App) openPartners(ctx context.Context) error {
 // applyPartners registers the declared partners and message types.
 func (a *App) applyPartners(ctx context.Context) error {
 	reg := a.partners.Registry
-	for _, pc := range a.partnerDecls {
+	for _, pc := range slices.Concat(a.cfg.Partners, a.partnerDecls) {
 		_, err := reg.CreatePartner(ctx, partner.Partner{ID: pc.ID, Name: pc.Name, Enabled: !pc.Disabled})
 		if errors.Is(err, partner.ErrExists) {
 			_, err = reg.UpdatePartner(ctx, pc.ID, func(p *partner.Partner) error {
@@ -215,7 +216,7 @@ func (a *App) applyPartners(ctx context.Context) error {
 			}
 		}
 	}
-	for _, tc := range a.sharedTypes {
+	for _, tc := range slices.Concat(a.cfg.MessageTypes, a.sharedTypes) {
 		if _, err := reg.PutType(ctx, tc.def(""), false); err != nil {
 			return fmt.Errorf("sluice: %w", err)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -63,28 +64,55 @@ func (d *duration) UnmarshalYAML(n *yaml.Node) error {
 // loadConfigFile reads the configuration file named by --config (or
 // sluice.yaml when it exists), sets the flags it names that neither the
 // command line nor the environment set, and returns its function settings.
-func loadConfigFile(fset *flag.FlagSet, path string, explicit bool) (map[string]sluice.FunctionSettings, error) {
+func loadConfigFile(fset *flag.FlagSet, path string, explicit bool) (fileConfig, error) {
+	var fc fileConfig
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) && !explicit {
-		return nil, nil
+		return fc, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("configuration file: %w", err)
+		return fc, fmt.Errorf("configuration file: %w", err)
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
+		return fc, fmt.Errorf("%s: %v", path, err)
 	}
 	if len(doc.Content) == 0 {
-		return nil, nil // empty file
+		return fc, nil // empty file
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%s: line %d: the file must be a mapping of settings (name: value)", path, root.Line)
+		return fc, fmt.Errorf("%s: line %d: the file must be a mapping of settings (name: value)", path, root.Line)
 	}
+	var problems []string
+	rest := &yaml.Node{Kind: yaml.MappingNode}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		switch k.Value {
+		case "partners":
+			fc.Partners, problems = partnersSection(v, filepath.Dir(path), problems)
+		case "messageTypes":
+			fc.MessageTypes, problems = messageTypesSection(v, filepath.Dir(path), problems)
+		default:
+			rest.Content = append(rest.Content, k, v)
+		}
+	}
+	fc.Functions, err = flagSettings(fset, path, rest, problems)
+	return fc, err
+}
+
+// fileConfig is what the configuration file declares beside flags.
+type fileConfig struct {
+	Functions    map[string]sluice.FunctionSettings
+	Partners     []sluice.PartnerConfig
+	MessageTypes []sluice.MessageTypeConfig
+}
+
+// flagSettings sets the flags root names and decodes its functions
+// section; problems found before are reported with its own.
+func flagSettings(fset *flag.FlagSet, path string, root *yaml.Node, problems []string) (map[string]sluice.FunctionSettings, error) {
 	set := map[string]bool{}
 	fset.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var problems []string
 	var fns map[string]sluice.FunctionSettings
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
@@ -97,7 +125,7 @@ func loadConfigFile(fset *flag.FlagSet, path string, explicit bool) (map[string]
 		}
 		f := fset.Lookup(k.Value)
 		if f == nil || k.Value == "config" || k.Value == "help" {
-			problems = append(problems, fmt.Sprintf("line %d: unknown setting %q (settings are the flags of this command, by name, and functions)", k.Line, k.Value))
+			problems = append(problems, fmt.Sprintf("line %d: unknown setting %q (settings are the flags of this command, by name, functions, partners and messageTypes)", k.Line, k.Value))
 			continue
 		}
 		if v.Kind != yaml.ScalarNode {

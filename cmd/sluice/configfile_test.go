@@ -91,9 +91,83 @@ functions:
 
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	addInstanceFlags(fs, "sluice-data")
-	fns, err := loadConfigFile(fs, filepath.Join(t.TempDir(), "sluice.yaml"), false)
+	fc, err := loadConfigFile(fs, filepath.Join(t.TempDir(), "sluice.yaml"), false)
 	require.NoError(t, err, "no default file: nothing to read")
-	require.Nil(t, fns)
+	require.Nil(t, fc.Functions)
 	_, err = loadConfigFile(fs, filepath.Join(t.TempDir(), "missing.yaml"), true)
 	require.ErrorContains(t, err, "no such file")
+}
+
+func TestConfigFilePartners(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "schemas"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "schemas", "order.json"), []byte(`{"type": "object"}`), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "order.jq"), []byte(`{id: .orderId}`), 0o600))
+	t.Setenv("ACME_SECRETS", "whsec_new whsec_old")
+	path := filepath.Join(dir, "sluice.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`
+http: 127.0.0.1:7071
+partners:
+  acme:
+    name: ACME Corp
+    types:
+      order:
+        format: json
+        schema: schemas/order.json
+        transform: order.jq
+        hub: process
+        partitionKey: .id
+    endpoints:
+      main:
+        url: https://acme.example.com/hooks
+        auth: hmac
+        secretsEnv: ACME_SECRETS
+        ordered: true
+        timeout: 5s
+messageTypes:
+  asn:
+    format: xml
+    hub: process
+    partners: [acme, globex]
+`), 0o600))
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	addInstanceFlags(fs, "sluice-data")
+	fc, err := loadConfigFile(fs, path, true)
+	require.NoError(t, err)
+	require.Equal(t, []sluice.PartnerConfig{{ID: "acme", Name: "ACME Corp",
+		Types: []sluice.MessageTypeConfig{{Name: "order", Format: "json", Schema: `{"type": "object"}`, Transform: `{id: .orderId}`, Hub: "process", PartitionKey: ".id"}},
+		Endpoints: []sluice.PartnerEndpoint{{Name: "main", URL: "https://acme.example.com/hooks", SigningSecrets: []string{"whsec_new", "whsec_old"},
+			Ordered: true, Timeout: 5 * time.Second}},
+	}}, fc.Partners)
+	require.Equal(t, []sluice.MessageTypeConfig{{Name: "asn", Format: "xml", Hub: "process", Partners: []string{"acme", "globex"}}}, fc.MessageTypes)
+
+	require.NoError(t, os.WriteFile(path, []byte(`
+partners:
+  acme:
+    nmae: typo
+  globex:
+    types:
+      order:
+        format: json
+        schema: missing.json
+        hub: process
+    endpoints:
+      main:
+        url: https://globex.example.com
+        auth: bearer
+        tokenEnv: GLOBEX_TOKEN_UNSET
+messageTypes:
+  asn:
+    formatt: xml
+`), 0o600))
+	_, err = loadConfigFile(fs, path, true)
+	require.Error(t, err)
+	for _, want := range []string{
+		`partners.acme: line 4: unknown setting "nmae"`,
+		`partners.globex.types.order.schema: open`,
+		`partners.globex.endpoints.main: the environment variable GLOBEX_TOKEN_UNSET (tokenEnv) is empty or not set`,
+		`messageTypes.asn: line 18: unknown setting "formatt"`,
+	} {
+		require.Contains(t, err.Error(), want)
+	}
 }

@@ -110,7 +110,7 @@ func envOr(name, def string) string {
 
 func (f *instanceFlags) config() (sluice.Config, error) {
 	path := cmp.Or(f.configFile, defaultConfigFile)
-	fns, err := loadConfigFile(f.fs, path, f.configFile != "")
+	fc, err := loadConfigFile(f.fs, path, f.configFile != "")
 	if err != nil {
 		return sluice.Config{}, err
 	}
@@ -141,7 +141,8 @@ func (f *instanceFlags) config() (sluice.Config, error) {
 	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 	return sluice.Config{
 		DataDir: f.dataDir, NATSURL: f.natsURL, NATSListen: f.natsListen, HTTPAddr: f.http, DocStore: f.docStore,
-		Sync: f.sync, LeaseExpiry: f.leaseExpiry, InstanceID: f.instanceID, Replicas: f.replicas, Logger: logger, BreakerWebhook: f.breakerWebhook, Functions: fns,
+		Sync: f.sync, LeaseExpiry: f.leaseExpiry, InstanceID: f.instanceID, Replicas: f.replicas, Logger: logger, BreakerWebhook: f.breakerWebhook, Functions: fc.Functions,
+		Partners: fc.Partners, MessageTypes: fc.MessageTypes,
 		FunctionKeys: splitList(os.Getenv("SLUICE_FUNCTION_KEYS")), AdminKey: os.Getenv("SLUICE_ADMIN_KEY"),
 		PublicHosts: f.publicHosts.vals, AdminKeyFile: f.adminKeyFile, Insecure: f.insecure, TLSCert: f.tlsCert, TLSKey: f.tlsKey,
 		NATSUser: f.natsUser, NATSPassword: f.natsPassword, NATSToken: f.natsToken,
