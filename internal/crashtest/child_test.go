@@ -31,6 +31,7 @@ const (
 	rolePublisher     = "publisher"
 	roleQueueConsumer = "queue-consumer"
 	roleFeedConsumer  = "feed-consumer"
+	roleDeliverer     = "deliverer"
 )
 
 // childConfig tells a child what to be.
@@ -80,6 +81,13 @@ type childConfig struct {
 	Container    string        `json:"container,omitempty"`
 	Ranges       int           `json:"ranges,omitempty"`
 	PollInterval time.Duration `json:"poll_interval,omitempty"`
+
+	// Deliverer: publishes Messages messages (ids m-0…, idempotent, so a
+	// restart publishes none twice) to Hub for the partner at PartnerURL,
+	// then delivers them with a delivery function signing with Secret.
+	PartnerURL string `json:"partner_url,omitempty"`
+	Secret     string `json:"secret,omitempty"`
+	Messages   int    `json:"messages,omitempty"`
 }
 
 // TestChildMain is the body of a child process; see the package comment. It
@@ -111,6 +119,8 @@ func TestChildMain(t *testing.T) {
 		err = runQueueConsumer(ctx, cfg, out)
 	case roleFeedConsumer:
 		err = runFeedConsumer(ctx, cfg, out)
+	case roleDeliverer:
+		err = runDeliverer(ctx, cfg)
 	default:
 		err = fmt.Errorf("unknown role %q", cfg.Role)
 	}
