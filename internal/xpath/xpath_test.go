@@ -446,10 +446,10 @@ func TestEnv(t *testing.T) {
 	divs := evalOn(t, doc, "//div").(NodeSet)
 	en := &env{
 		vars: map[string]Value{
-			"|x":     2.0,
+			"|x":      2.0,
 			"urn:n|s": "hello",
-			"|divs":  NodeSet{divs[2], divs[0], divs[0]}, // out of order, duplicated
-			"|bad":   struct{}{},
+			"|divs":   NodeSet{divs[2], divs[0], divs[0]}, // out of order, duplicated
+			"|bad":    struct{}{},
 		},
 		funcs: map[string]Func{
 			"|current": func(c *Context, args []Value) (Value, error) { return NodeSet{c.Node}, nil },
