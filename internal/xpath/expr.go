@@ -77,6 +77,9 @@ func (v *varRef) typ() vtype { return tyAny }
 func (v *varRef) eval(c *Context) (Value, error) {
 	if c.Env != nil {
 		if val, ok := c.Env.Variable(v.space, v.local); ok {
+			if ns, ok := val.(NodeSet); ok {
+				return ns, nil // in document order, as Env promises
+			}
 			return normalize(val, "the variable $"+v.name)
 		}
 	}

@@ -25,6 +25,14 @@ type Func func(c *Context, args []Value) (Value, error)
 
 // Env supplies variables and functions beyond the XPath core library. May
 // be nil.
+//
+// A variable's NodeSet must be in document order without duplicates (what
+// Eval returns, or what Sort makes); it is used as it is, since a variable
+// may be read many times. A function's NodeSet is put in order (it is
+// checked, and sorted if it needs to be). Values of other Go types are
+// errors, except int (a number), []*xmltree.Node and *xmltree.Node.
+// Function names in no namespace that are core functions (count, id, …)
+// never reach Env.
 type Env interface {
 	Variable(space, local string) (Value, bool)
 	Function(space, local string) (Func, bool)
@@ -32,8 +40,10 @@ type Env interface {
 
 // Context is the context of an evaluation.
 type Context struct {
-	Node           *xmltree.Node
-	Position, Size int // 1-based position and context size
+	Node *xmltree.Node
+	// Position and Size are the 1-based context position and size; zero
+	// (not set) counts as 1.
+	Position, Size int
 	Env            Env
 }
 

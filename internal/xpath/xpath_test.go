@@ -448,7 +448,7 @@ func TestEnv(t *testing.T) {
 		vars: map[string]Value{
 			"|x":      2.0,
 			"urn:n|s": "hello",
-			"|divs":   NodeSet{divs[2], divs[0], divs[0]}, // out of order, duplicated
+			"|divs":   NodeSet{divs[0], divs[2]},
 			"|bad":    struct{}{},
 		},
 		funcs: map[string]Func{
@@ -457,6 +457,12 @@ func TestEnv(t *testing.T) {
 				return Number(args[0]) * 2, nil
 			},
 			"|fail": func(*Context, []Value) (Value, error) { return nil, errors.New("boom") },
+			"|unordered": func(*Context, []Value) (Value, error) {
+				return NodeSet{divs[2], divs[0], divs[2]}, nil // out of order, duplicated
+			},
+			"|nodes":    func(*Context, []Value) (Value, error) { return []*xmltree.Node{divs[1]}, nil },
+			"|one-node": func(*Context, []Value) (Value, error) { return divs[1], nil },
+			"|int":      func(*Context, []Value) (Value, error) { return 7, nil },
 		},
 	}
 	eval := func(src string, opts Options) (Value, error) {
@@ -478,6 +484,13 @@ func TestEnv(t *testing.T) {
 		{"//div[. = $x]", "{2}"},
 		{"//div[n:twice(.) = 6]", "{3}"},
 		{"(//div)[$x]", "{2}"},
+		{"unordered()", "{1,3}"},
+		{"unordered()[2]", "{3}"},
+		{"nodes()", "{2}"},
+		{"one-node()", "{2}"}, {"count(node())", "1"},
+		{"one-node() | nodes()", "{2}"},
+		{"int() + 1", "8"},
+		{"count(//div[position() = last()])", "1"},
 		{"//div[$x]", "{2}"},
 	}
 	for _, tt := range tests {
