@@ -37,11 +37,15 @@ package xpath
 //   - id(): without a DTD libxml2 knows only xml:id attributes as IDs; we
 //     also take attributes named id (DTDs are refused by xmltree, so there
 //     is no other way to declare an ID).
+//   - following-sibling from several context nodes, some inside others:
+//     libxml2 leaves the result out of document order, so positions and
+//     string() see another node: (//node()/following-sibling::node())[3]
+//     is the second b of <a>one<b/><b/></a> with us, the first b there.
 //   - id() with leading whitespace in its argument: libxml2 finds only
 //     some of the IDs (count(id('  a  b ')) is 1 for two elements).
 //   - Numbers: libxml2 accepts an exponent (1e3) in expressions and in
-//     number(); XPath 1.0 does not (number('1e3') is NaN, 1e3 a syntax
-//     error).
+//     number(), and reads a lone minus sign as 0; to XPath 1.0
+//     number('1e3') and number('-') are NaN, and 1e3 is a syntax error.
 
 import (
 	"bufio"
