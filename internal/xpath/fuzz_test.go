@@ -155,11 +155,11 @@ func (g *exprGen) stepsFrom(attr, pred, multi bool) (string, bool) {
 }
 
 // step makes one step; it reports whether its nodes may be attributes.
-// multi: the step may start from several nodes, some inside others, where
-// libxml2 leaves following-sibling's result, and results of steps with
-// positional predicates, out of document order (see libxml2_test.go):
-// preceding-sibling takes the place of following-sibling, and predicates
-// do not use positions.
+// multi: the step may start from several nodes, where libxml2 can leave
+// the results of the sibling, following and preceding axes, and of steps
+// with positional predicates, out of document order (see
+// libxml2_test.go): descendant-or-self takes the place of those axes, and
+// predicates do not use positions.
 func (g *exprGen) step(attr, multi bool) (string, bool) {
 	var s string
 	outAttr := false
@@ -176,8 +176,8 @@ func (g *exprGen) step(attr, multi bool) (string, bool) {
 		if attr && (ax == "following" || ax == "preceding") {
 			ax = "ancestor"
 		}
-		if multi && ax == "following-sibling" {
-			ax = "preceding-sibling"
+		if multi && (strings.HasPrefix(ax, "following") || strings.HasPrefix(ax, "preceding")) {
+			ax = "descendant-or-self"
 		}
 		switch ax {
 		case "attribute":

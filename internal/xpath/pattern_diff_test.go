@@ -201,4 +201,3 @@ func TestPatternDifferentialLibxslt(t *testing.T) {
 		})
 	}
 }
-
