@@ -298,7 +298,11 @@ func (p *parser) parsePath() (expr, error) {
 		if err := p.needNodeSet(f, t.pos, "the expression before "+k.String()); err != nil {
 			return nil, err
 		}
-		steps, err := p.parseRelative(nil)
+		var steps []*step
+		if p.next().kind == tDSlash {
+			steps = append(steps, descOrSelfStep())
+		}
+		steps, err = p.parseRelative(steps)
 		if err != nil {
 			return nil, err
 		}
@@ -335,17 +339,9 @@ func descOrSelfStep() *step {
 	return &step{axis: axisDescendantOrSelf, test: nodeTest{kind: testNode}}
 }
 
-// parseRelative parses a relative location path (after a leading / or //
-// has been consumed, or after a filter expression followed by / or //,
-// which it consumes).
+// parseRelative parses a relative location path, appending its steps to
+// those given (the descendant-or-self::node() step of a leading //).
 func (p *parser) parseRelative(steps []*step) ([]*step, error) {
-	switch p.peekKind() {
-	case tSlash:
-		p.next()
-	case tDSlash:
-		p.next()
-		steps = append(steps, descOrSelfStep())
-	}
 	for {
 		s, err := p.parseStep()
 		if err != nil {

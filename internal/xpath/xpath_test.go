@@ -216,6 +216,10 @@ func TestEval(t *testing.T) {
 		{`//div[3] | //div[1] | //div[1]`, "{1,3}"},
 		{`//title | //chapter/para`, "{One,p1,p2,Two,p5}"},
 		{`count(//para | //section/para)`, "5"},
+		{`count((//chapter)//para)`, "5"},
+		{`count((//chapter)/para)`, "3"},
+		{`count(//chapter/.//para)`, "5"},
+		{`count(/doc//section//para)`, "2"},
 		{`count(//* | //node())`, "41"},
 		// Axes.
 		{`count(//section/ancestor-or-self::*)`, "3"},
@@ -385,6 +389,9 @@ func TestSyntaxErrors(t *testing.T) {
 		{"a:", 1, "unexpected ':'"}, {"a:1", 2, "must be followed by a local name"},
 		{"f(a,)", 4, "expected an expression"},
 		{"a[]", 2, "expected an expression"},
+		{"///a", 2, "expected a node test"},
+		{"$x///a", 4, "expected a node test"},
+		{"a///b", 3, "expected a node test"},
 	}
 	for _, tt := range tests {
 		_, err := Compile(tt.expr, testOpts)
