@@ -448,12 +448,8 @@ func (p *parser) parseNodeTest(t token) (nodeTest, error) {
 func (p *parser) parsePredicates() ([]*pred, error) {
 	var preds []*pred
 	for p.peekKind() == tLBracket {
-		t := p.next()
-		if err := p.enter(t.pos); err != nil {
-			return nil, err
-		}
+		p.next()
 		e, err := p.parseExpr()
-		p.leave()
 		if err != nil {
 			return nil, err
 		}
@@ -516,10 +512,6 @@ func (p *parser) parseCall(name token) (expr, error) {
 	if _, err := p.expect(tLParen, "'('"); err != nil {
 		return nil, err
 	}
-	if err := p.enter(name.pos); err != nil {
-		return nil, err
-	}
-	defer p.leave()
 	var args []expr
 	var argPos []int
 	if p.peekKind() != tRParen {

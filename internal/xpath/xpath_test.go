@@ -420,6 +420,15 @@ func TestLimits(t *testing.T) {
 	if _, err := Compile(strings.Repeat("a[", 300)+"1"+strings.Repeat("]", 300), Options{}); err == nil {
 		t.Errorf("300 nested predicates accepted")
 	}
+	if _, err := Compile(strings.Repeat("a[", 190)+"1"+strings.Repeat("]", 190), Options{}); err != nil {
+		t.Errorf("190 nested predicates: %v", err)
+	}
+	if _, err := Compile(strings.Repeat("not(", 190)+"1"+strings.Repeat(")", 190), Options{}); err != nil {
+		t.Errorf("190 nested calls: %v", err)
+	}
+	if _, err := Compile(strings.Repeat("not(", 201)+"1"+strings.Repeat(")", 201), Options{}); err == nil {
+		t.Errorf("201 nested calls accepted")
+	}
 	long := "1" + strings.Repeat("+1", 5000)
 	if _, err := Compile(long, Options{}); err == nil || !strings.Contains(err.Error(), "longer than 10000") {
 		t.Errorf("long expression: %v", err)
