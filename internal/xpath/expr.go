@@ -238,9 +238,23 @@ func (e *filterExpr) eval(c *Context) (Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	own := make(NodeSet, len(ns))
-	copy(own, ns)
-	return applyPreds(e.preds, own, &Context{Env: c.Env})
+	preds := e.preds
+	var own NodeSet
+	switch p0 := preds[0]; {
+	case p0.pos > 0 || p0.last: // (…)[k], (…)[last()]: no copy of the set
+		k := p0.pos
+		if p0.last {
+			k = len(ns)
+		}
+		own, preds = NodeSet{}, preds[1:]
+		if k >= 1 && k <= len(ns) {
+			own = NodeSet{ns[k-1]}
+		}
+	default:
+		own = make(NodeSet, len(ns))
+		copy(own, ns)
+	}
+	return applyPreds(preds, own, &Context{Env: c.Env})
 }
 
 // pred is a predicate; constant positions ([1], [3]) and [last()] are
