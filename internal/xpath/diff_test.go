@@ -29,6 +29,23 @@ func nsOptions(ns map[string]string) Options {
 	}}
 }
 
+// libxml2Unordered are node-sets of the corpus that libxml2 counts right
+// but puts out of document order (see libxml2_test.go), so that their
+// first, second or last node differs: for them only the count is
+// compared. Each was checked by hand; for instance in invoice.xml,
+// (/descendant::node()[position() mod 3 = 0])[last()] is the text node at
+// the end of the document (the 162nd node) here, and with libxml2 an
+// element 5 nodes earlier, while libxml2's own
+// /descendant::node()[position() mod 3 = 0][last()] is that text node.
+var libxml2Unordered = map[string]bool{
+	"//*/following-sibling::node()":             true,
+	"//*[5]/preceding::node()":                  true,
+	"//@*/preceding::node()":                    true,
+	"//comment()/preceding::node()":             true,
+	"//node()[last()]":                          true,
+	"/descendant::node()[position() mod 3 = 0]": true,
+}
+
 // readCorpus reads testdata/expressions.txt: the expressions for every
 // document ("== all") and those for one document ("== FILE").
 func readCorpus(t *testing.T) (all []string, perDoc map[string][]string) {
@@ -102,10 +119,21 @@ func TestDifferentialLibxml2(t *testing.T) {
 			t.Parallel()
 			doc := parseFile(t, file)
 			var cases []diffCase
+			eval := evaluator(doc, opts)
 			for _, e := range append(append([]string(nil), all...), perDoc[name]...) {
 				cases = append(cases, diffCase{label: e, expr: e})
+				// count(E) also checks E itself: its first node's string
+				// value and which nodes are first, second and last.
+				if inner, ok := strings.CutPrefix(e, "count("); ok && strings.HasSuffix(inner, ")") && !libxml2Unordered[inner[:len(inner)-1]] {
+					inner = inner[:len(inner)-1]
+					if v, err := eval(inner); err == nil {
+						if _, isSet := v.(NodeSet); isSet {
+							cases = append(cases, diffCase{label: e + " (its node-set)", expr: inner})
+						}
+					}
+				}
 			}
-			diffs, n, err := compareWithLibxml2(xmllint, file, diffNamespaces, cases, evaluator(doc, opts))
+			diffs, n, err := compareWithLibxml2(xmllint, file, diffNamespaces, cases, eval)
 			if err != nil {
 				t.Fatal(err)
 			}
