@@ -461,7 +461,7 @@ func idLookup(root *xmltree.Node, want map[string]bool) NodeSet {
 		return out
 	}
 	found := map[string]bool{}
-	walkDescendants(root, func(n *xmltree.Node) bool {
+	walkAxis(axisDescendantOrSelf, root, func(n *xmltree.Node) bool {
 		if n.Kind != xmltree.Element {
 			return true
 		}

@@ -637,6 +637,11 @@ func TestHandBuiltTree(t *testing.T) {
 	el.Attrs = []*xmltree.Node{at}
 	el.Children = []*xmltree.Node{tx}
 	root.Children = []*xmltree.Node{el}
+	frag := &xmltree.Node{Kind: xmltree.Element, Local: "f"}
+	frag.Attrs = []*xmltree.Node{{Kind: xmltree.Attribute, Local: "id", Data: "x", Parent: frag, Order: 1}}
+	if got := show(evalOn(t, frag, "count(id('x'))")); got != "1" {
+		t.Errorf("id() in a tree whose root is an element: %s", got)
+	}
 	for expr, want := range map[string]string{
 		"string(/r/@k)": "v", "string(/)": "hi", "count(//node())": "2", "name(text()/..)": "",
 		"string(r/text()/preceding::node())": "", "count(r/@k/following::node())": "1",
