@@ -691,3 +691,26 @@ func TestConcurrentEval(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestDescendantRewrite checks that //x[p], evaluated as descendant::x[p]
+// when p ignores positions, selects what the unabbreviated path selects.
+func TestDescendantRewrite(t *testing.T) {
+	t.Parallel()
+	doc := mustParse(t, testDoc)
+	for _, p := range []string{
+		"", "[1]", "[last()]", "[position() > 1]", "[. = 'p3']", "[../title]", "[string()]", "[count(../para) > 1]",
+		"[not(following-sibling::para)]", "[following-sibling::para[1]]", "[(../para)[last()] = .]", "[1][. != 'p1']",
+		"[. != 'p1'][1]", "[boolean(position() = 1)]", "[lang('en')]",
+	} {
+		short := evalOn(t, doc, "//para"+p)
+		long := evalOn(t, doc, "(/ | //node())/para"+p)
+		if show(short) != show(long) {
+			t.Errorf("//para%s = %s, but (/ | //node())/para%s = %s", p, show(short), p, show(long))
+		}
+		inner := evalOn(t, doc, "//chapter//para"+p)
+		innerLong := evalOn(t, doc, "(//chapter | //chapter//node())/para"+p)
+		if show(inner) != show(innerLong) {
+			t.Errorf("//chapter//para%s = %s, want %s", p, show(inner), show(innerLong))
+		}
+	}
+}
