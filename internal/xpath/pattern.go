@@ -362,6 +362,17 @@ func (s *patStep) match(n *xmltree.Node, env Env) (bool, error) {
 	if s.attr {
 		sibs = n.Parent.Attrs
 	}
+	if p0 := s.preds[0]; p0.pos > 0 || p0.last || p0.never {
+		// [k] or [last()] first: find n's place among the siblings
+		// that pass the node test without building the set; what
+		// remains is n alone, at position 1 of 1.
+		if p0.never || !s.placeOK(n, sibs, principal, p0) {
+			return false, nil
+		}
+		pc := &Context{Node: n, Position: 1, Size: 1, Env: env}
+		rest, err := applyPreds(s.preds[1:], NodeSet{n}, pc)
+		return len(rest) == 1, err
+	}
 	var cands NodeSet
 	for _, m := range sibs {
 		if s.test.match(m, principal) {
@@ -373,4 +384,31 @@ func (s *patStep) match(n *xmltree.Node, env Env) (bool, error) {
 		return false, err
 	}
 	return contains(cands, n), nil
+}
+
+// placeOK reports whether n is the k-th (p.pos) or the last (p.last) of
+// the siblings that pass the step's node test.
+func (s *patStep) placeOK(n *xmltree.Node, sibs []*xmltree.Node, principal xmltree.Kind, p *pred) bool {
+	if p.last {
+		i := indexIn(sibs, n)
+		for _, m := range sibs[min(i+1, len(sibs)):] {
+			if s.test.match(m, principal) {
+				return false
+			}
+		}
+		return i < len(sibs)
+	}
+	count := 0
+	for _, m := range sibs {
+		if s.test.match(m, principal) {
+			count++
+			if m == n {
+				return count == p.pos
+			}
+			if count >= p.pos {
+				return false
+			}
+		}
+	}
+	return false
 }
