@@ -351,19 +351,11 @@ func (p *pred) filter(ns NodeSet, pc *Context) (NodeSet, error) {
 		ns[0] = ns[len(ns)-1]
 		return ns[:1], nil
 	}
-	size := len(ns)
 	j := 0
 	for i, n := range ns {
-		pc.Node, pc.Position, pc.Size = n, i+1, size
-		v, err := p.e.eval(pc)
+		keep, err := p.keep(n, i+1, len(ns), pc)
 		if err != nil {
 			return nil, err
-		}
-		var keep bool
-		if f, ok := v.(float64); ok {
-			keep = f == float64(i+1)
-		} else {
-			keep = Boolean(v)
 		}
 		if keep {
 			ns[j] = n
@@ -371,6 +363,27 @@ func (p *pred) filter(ns NodeSet, pc *Context) (NodeSet, error) {
 		}
 	}
 	return ns[:j], nil
+}
+
+// keep reports whether the predicate holds for n at position pos of size.
+func (p *pred) keep(n *xmltree.Node, pos, size int, pc *Context) (bool, error) {
+	switch {
+	case p.never:
+		return false, nil
+	case p.pos > 0:
+		return pos == p.pos, nil
+	case p.last:
+		return pos == size, nil
+	}
+	pc.Node, pc.Position, pc.Size = n, pos, size
+	v, err := p.e.eval(pc)
+	if err != nil {
+		return false, err
+	}
+	if f, ok := v.(float64); ok {
+		return f == float64(pos), nil
+	}
+	return Boolean(v), nil
 }
 
 func applyPreds(preds []*pred, ns NodeSet, pc *Context) (NodeSet, error) {

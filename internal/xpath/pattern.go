@@ -373,6 +373,20 @@ func (s *patStep) match(n *xmltree.Node, env Env) (bool, error) {
 		rest, err := applyPreds(s.preds[1:], NodeSet{n}, pc)
 		return len(rest) == 1, err
 	}
+	if len(s.preds) == 1 {
+		// One predicate: n's position and the size are counts of the
+		// siblings that pass the node test; evaluate it on n alone.
+		pos, size := 0, 0
+		for _, m := range sibs {
+			if s.test.match(m, principal) {
+				size++
+				if m == n {
+					pos = size
+				}
+			}
+		}
+		return s.preds[0].keep(n, pos, size, &Context{Env: env})
+	}
 	var cands NodeSet
 	for _, m := range sibs {
 		if s.test.match(m, principal) {
