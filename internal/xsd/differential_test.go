@@ -1,0 +1,232 @@
+package xsd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/xmltree"
+)
+
+// The differential corpus: testdata/<case>/schema.xsd is a schema (the
+// other .xsd files there are what it includes and imports) and every
+// <case>/*.xml an instance. Each instance gets the same verdict from
+// Validate as from libxml2 (xmllint --schema), and for an invalid one our
+// first violation is on the first line libxml2 reports an error on.
+// testdata/invalid-schemas/*.xsd are schemas libxml2 refuses: Compile
+// refuses them too.
+
+func xmllintPath(t testing.TB) string {
+	p, err := exec.LookPath("xmllint")
+	if err != nil {
+		if os.Getenv("SLUICE_TEST_LIBXML2") == "required" {
+			t.Fatalf("xmllint is required (SLUICE_TEST_LIBXML2=required) but not found: %v", err)
+		}
+		t.Skip("xmllint not installed; set SLUICE_TEST_LIBXML2=required to fail instead")
+	}
+	return p
+}
+
+// lintResult is libxml2's verdict on one instance.
+type lintResult struct {
+	valid bool
+	lines []int // lines of the errors it reported
+	text  string
+}
+
+var lintLine = regexp.MustCompile(`^(.*?):(\d+): (?:element|Schemas|parser)`)
+
+// xmllint validates files against schema in one run; a nil map and an
+// error when libxml2 cannot compile the schema.
+func xmllint(ctx context.Context, bin, dir, schema string, files []string) (map[string]*lintResult, string, error) {
+	args := append([]string{"--noout", "--nonet", "--schema", schema}, files...)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	text := out.String()
+	if strings.Contains(text, "failed to compile") {
+		return nil, text, errors.New("schema refused")
+	}
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		return nil, text, err
+	}
+	res := map[string]*lintResult{}
+	for _, f := range files {
+		res[f] = &lintResult{}
+	}
+	for _, line := range strings.Split(text, "\n") {
+		for _, f := range files {
+			switch line {
+			case f + " validates":
+				res[f].valid = true
+				continue
+			case f + " fails to validate":
+				continue
+			}
+			if m := lintLine.FindStringSubmatch(line); m != nil && m[1] == f {
+				n, _ := strconv.Atoi(m[2])
+				res[f].lines = append(res[f].lines, n)
+				res[f].text += line + "\n"
+			}
+		}
+	}
+	return res, text, nil
+}
+
+func dirResolver(dir string) func(string, string) ([]byte, error) {
+	return func(loc, ns string) ([]byte, error) {
+		if loc == "" || strings.Contains(loc, "://") || strings.Contains(loc, "..") {
+			return nil, fmt.Errorf("no registered schema for %q", cmpOr(loc, ns))
+		}
+		return os.ReadFile(filepath.Join(dir, loc))
+	}
+}
+
+func compileFile(t testing.TB, path string) (*Schema, error) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Compile(data, Options{Resolve: dirResolver(filepath.Dir(path))})
+}
+
+type corpusCase struct {
+	dir    string
+	schema string
+	docs   []string
+}
+
+func corpus(t testing.TB) []corpusCase {
+	dirs, err := filepath.Glob("testdata/*/schema.xsd")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no corpus: %v", err)
+	}
+	var out []corpusCase
+	for _, s := range dirs {
+		dir := filepath.Dir(s)
+		docs, _ := filepath.Glob(filepath.Join(dir, "*.xml"))
+		for i := range docs {
+			docs[i] = filepath.Base(docs[i])
+		}
+		sort.Strings(docs)
+		out = append(out, corpusCase{dir: dir, schema: s, docs: docs})
+	}
+	return out
+}
+
+// lineExceptions lists instances whose first error line differs from
+// libxml2's for a known reason (see the report in the package README).
+var lineExceptions = map[string]string{}
+
+func TestDifferentialCorpus(t *testing.T) {
+	bin := xmllintPath(t)
+	cases := corpus(t)
+	type lintOut struct {
+		res  map[string]*lintResult
+		text string
+		err  error
+	}
+	results := make([]lintOut, len(cases))
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for i, c := range cases {
+		wg.Go(func() {
+			res, text, err := xmllint(ctx, bin, c.dir, "schema.xsd", c.docs)
+			results[i] = lintOut{res, text, err}
+		})
+	}
+	wg.Wait()
+	total, invalid := 0, 0
+	for i, c := range cases {
+		t.Run(filepath.Base(c.dir), func(t *testing.T) {
+			lo := results[i]
+			s, cerr := compileFile(t, c.schema)
+			if lo.err != nil {
+				if cerr == nil {
+					t.Fatalf("libxml2 refuses the schema but Compile accepts it:\n%s", lo.text)
+				}
+				return
+			}
+			if cerr != nil {
+				t.Fatalf("Compile: %v (libxml2 accepts the schema)", cerr)
+			}
+			for _, name := range c.docs {
+				total++
+				data, err := os.ReadFile(filepath.Join(c.dir, name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				doc, err := xmltree.Parse(data, xmltree.Limits{})
+				if err != nil {
+					t.Errorf("%s: parse: %v", name, err)
+					continue
+				}
+				vs := s.Validate(doc)
+				lr := lo.res[name]
+				if lr.valid != (len(vs) == 0) {
+					t.Errorf("%s: libxml2 says valid=%v, we found %d violations: %v\nlibxml2:\n%s", name, lr.valid, len(vs), vs, lr.text)
+					continue
+				}
+				if lr.valid {
+					continue
+				}
+				invalid++
+				if len(lr.lines) > 0 && lineExceptions[c.dir+"/"+name] == "" {
+					if first := slices.Min(lr.lines); vs[0].Line != first {
+						t.Errorf("%s: our first violation is on line %d, libxml2's on line %d\nours: %v\nlibxml2:\n%s", name, vs[0].Line, first, vs, lr.text)
+					}
+				}
+			}
+		})
+	}
+	t.Logf("%d schemas, %d instances (%d invalid) agree with libxml2", len(cases), total, invalid)
+}
+
+func TestInvalidSchemasRefused(t *testing.T) {
+	bin := xmllintPath(t)
+	files, _ := filepath.Glob("testdata/invalid-schemas/*.xsd")
+	if len(files) == 0 {
+		t.Fatal("no invalid schemas")
+	}
+	dummy := filepath.Join(t.TempDir(), "d.xml")
+	if err := os.WriteFile(dummy, []byte("<x/>"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	errs := make([]error, len(files))
+	var wg sync.WaitGroup
+	for i, f := range files {
+		wg.Go(func() {
+			abs, _ := filepath.Abs(f)
+			_, _, errs[i] = xmllint(context.Background(), bin, "", abs, []string{dummy})
+		})
+	}
+	wg.Wait()
+	for i, f := range files {
+		if errs[i] == nil {
+			t.Errorf("%s: libxml2 accepts this schema; it does not belong in invalid-schemas", f)
+			continue
+		}
+		if _, err := compileFile(t, f); err == nil {
+			t.Errorf("%s: libxml2 refuses this schema but Compile accepts it", f)
+		} else {
+			t.Logf("%s: %v", filepath.Base(f), err)
+		}
+	}
+}
