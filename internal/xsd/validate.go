@@ -168,7 +168,8 @@ func (v *validator) element(n *xmltree.Node, decl *elemDecl) {
 				v.report(k, "unexpected element "+describeName(k)+"; the content of "+strconv.Quote(n.Local)+" must be empty")
 				return
 			}
-			if k.Kind == xmltree.Text && strings.Trim(k.Data, " \t\r\n") != "" {
+			if k.Kind == xmltree.Text {
+				// Whitespace too, as libxml2 and the spec (cvc-complex-type.2.1) have it.
 				v.reportElem(n, "text is not allowed: the content must be empty")
 				return
 			}
@@ -312,7 +313,9 @@ func (v *validator) simpleContent(n *xmltree.Node, st *simpleType, decl *elemDec
 		v.reportElem(n, r)
 		return
 	}
-	if decl.fixed != nil && !val.equal(&decl.fixedVal) {
+	// libxml2 compares an element's fixed value as a string, not in the
+	// value space (" 2.1 " is not "2.1" for it); do the same.
+	if decl.fixed != nil && s != *decl.fixed {
 		v.reportElem(n, strconv.Quote(s)+" is not the fixed value "+strconv.Quote(*decl.fixed))
 		return
 	}
