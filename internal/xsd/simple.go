@@ -281,7 +281,9 @@ func parseBuiltin(t *simpleType, s string, ns nsContext) (value, bool) {
 		}
 	case pDecimal:
 		v.dec, ok = parseDecimal(s, t.lex != nil)
-		v.s = s
+		if ok && t.lex != nil {
+			ok = t.lex(s)
+		}
 	case pFloat:
 		v.f, ok = parseFloat(s, 32)
 	case pDouble:
@@ -354,8 +356,14 @@ func init() {
 
 	integerLex := func(string) bool { return true } // non-nil: no decimal point
 	integer := add("integer", dec, pDecimal, wsCollapse, integerLex)
+	unsignedLex := func(s string) bool { return s != "" && s[0] != '+' && s[0] != '-' }
 	ranged := func(name string, base *simpleType, min, max string) *simpleType {
-		t := add(name, base, pDecimal, wsCollapse, integerLex)
+		lex := integerLex
+		if strings.HasPrefix(name, "unsigned") {
+			// XSD 1.0 gives the unsigned types digits only, no sign.
+			lex = unsignedLex
+		}
+		t := add(name, base, pDecimal, wsCollapse, lex)
 		t.facets = newFacets()
 		if min != "" {
 			d, _ := parseDecimal(min, true)

@@ -144,6 +144,12 @@ type decimal struct {
 	ip, fp string
 }
 
+// maxDecimalDigits bounds the digits of a decimal (integer digits without
+// leading zeros, and every fraction digit as written): XSD 1.0 lets a
+// processor limit them (to no fewer than 18), and libxml2 allows 24, so
+// the two agree on which documents are valid.
+const maxDecimalDigits = 24
+
 // parseDecimal reads the xs:decimal lexical space; integer refuses a
 // decimal point.
 func parseDecimal(s string, integer bool) (decimal, bool) {
@@ -174,6 +180,9 @@ func parseDecimal(s string, integer bool) (decimal, bool) {
 		return d, false
 	}
 	ip = strings.TrimLeft(ip, "0")
+	if len(ip)+len(fp) > maxDecimalDigits {
+		return d, false
+	}
 	fp = strings.TrimRight(fp, "0")
 	if ip == "" && fp == "" {
 		d.neg = false
