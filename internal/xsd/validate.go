@@ -308,8 +308,7 @@ func (v *validator) simpleContent(n *xmltree.Node, st *simpleType, decl *elemDec
 			s = *decl.def
 		}
 	}
-	val, r := st.validate(s, elemNS{n})
-	if r != "" {
+	if _, r := st.validate(s, elemNS{n}); r != "" {
 		v.reportElem(n, r)
 		return
 	}
@@ -317,9 +316,9 @@ func (v *validator) simpleContent(n *xmltree.Node, st *simpleType, decl *elemDec
 	// value space (" 2.1 " is not "2.1" for it); do the same.
 	if decl.fixed != nil && s != *decl.fixed {
 		v.reportElem(n, strconv.Quote(s)+" is not the fixed value "+strconv.Quote(*decl.fixed))
-		return
 	}
-	v.checkID(n, st, val.s)
+	// libxml2 checks the uniqueness of attribute IDs only, not of
+	// elements of type xs:ID; so do we.
 }
 
 func (v *validator) checkID(n *xmltree.Node, st *simpleType, s string) {
