@@ -390,10 +390,9 @@ func init() {
 
 	for _, n := range []string{"NMTOKENS", "IDREFS", "ENTITIES"} {
 		item := map[string]string{"NMTOKENS": "NMTOKEN", "IDREFS": "IDREF", "ENTITIES": "ENTITY"}[n]
-		t := &simpleType{name: qname{XSDNamespace, n}, base: anySimple, variety: list, item: builtins[item], ws: wsCollapse, prim: pString}
-		t.facets = newFacets()
-		t.facets.minLength = 1
-		builtins[n] = t
+		// XSD gives these minLength 1; libxml2 accepts them empty, and so
+		// do we, to agree with it.
+		builtins[n] = &simpleType{name: qname{XSDNamespace, n}, base: anySimple, variety: list, item: builtins[item], ws: wsCollapse, prim: pString}
 	}
 }
 
