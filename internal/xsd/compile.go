@@ -181,6 +181,9 @@ func Compile(schema []byte, opts Options) (s *Schema, err error) {
 	}
 	for _, ct := range c.allTypes {
 		if ct.particle != nil {
+			if r := checkUPA(ct.particle); r != "" {
+				c.fail(ct.doc, ct.node, "the content model of %s is not deterministic (Unique Particle Attribution): %s", ct.displayName(), r)
+			}
 			ct.particle.computeFirst()
 			ct.localElems = map[qname]*elemDecl{}
 			collectElems(ct.particle, ct.localElems)
@@ -1016,6 +1019,7 @@ func (c *compiler) checkNarrowing(d *schemaDoc, n *xmltree.Node, base *simpleTyp
 // complexBody reads an xs:complexType into t.
 func (c *compiler) complexBody(d *schemaDoc, n *xmltree.Node, t *complexType) {
 	defer func() { t.ready = true }()
+	t.doc, t.node = d, n
 	c.allTypes = append(c.allTypes, t)
 	mixed := c.boolAttr(d, n, "mixed")
 	t.abstract = c.boolAttr(d, n, "abstract")
@@ -1149,6 +1153,9 @@ func (c *compiler) simpleContent(d *schemaDoc, der *xmltree.Node, t *complexType
 		kids = c.xsChildren(d, der)
 	}
 	uses, wild := c.attrUses(d, der, kids)
+	if b, ok := base.(*complexType); ok && der.Local == "restriction" {
+		c.checkAttrRestriction(d, der, b, uses)
+	}
 	for _, u := range uses {
 		t.attrs = addUse(t.attrs, u)
 	}
@@ -1206,6 +1213,7 @@ func (c *compiler) complexContent(d *schemaDoc, der *xmltree.Node, t *complexTyp
 		if t.kind == ctMixed && b.kind != ctMixed {
 			c.fail(d, der, "a restriction of a type that is not mixed cannot be mixed")
 		}
+		c.checkAttrRestriction(d, der, b, own.attrs)
 		t.attrs = append([]*attrUse(nil), b.attrs...)
 		for _, u := range own.attrs {
 			t.attrs = addUse(t.attrs, u)
@@ -1213,6 +1221,26 @@ func (c *compiler) complexContent(d *schemaDoc, der *xmltree.Node, t *complexTyp
 		t.anyAttr = own.anyAttr
 	}
 	t.attrs = dropProhibited(t.attrs)
+}
+
+// checkAttrRestriction refuses a restriction whose attribute uses are not
+// a restriction of the base's (derivation-ok-restriction 2 and 3).
+func (c *compiler) checkAttrRestriction(d *schemaDoc, der *xmltree.Node, base *complexType, own []*attrUse) {
+	for _, u := range own {
+		var bu *attrUse
+		for _, x := range base.attrs {
+			if x.decl.name == u.decl.name {
+				bu = x
+			}
+		}
+		prohibited := u.decl.typ == nil
+		switch {
+		case bu == nil && !prohibited && (base.anyAttr == nil || !base.anyAttr.allows(u.decl.name.ns)):
+			c.fail(d, der, "the restriction adds the attribute %q, which the base type %s does not have", u.decl.name.local, base.displayName())
+		case bu != nil && bu.required && (prohibited || !u.required):
+			c.fail(d, der, "the restriction makes the attribute %q, required in the base type %s, optional or prohibited", u.decl.name.local, base.displayName())
+		}
+	}
 }
 
 func dropProhibited(list []*attrUse) []*attrUse {

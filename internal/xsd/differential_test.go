@@ -262,3 +262,79 @@ func sameStartTag(src []byte, a, b int) bool {
 	seg := first[i:] + "\n" + strings.Join(lines[a:b-1], "\n")
 	return !strings.Contains(seg, ">")
 }
+
+// TestRefusedSchemas: schemas libxml2 accepts but that break XSD rules
+// Compile enforces (minLength over maxLength, a weakened whiteSpace).
+func TestRefusedSchemas(t *testing.T) {
+	t.Parallel()
+	files, _ := filepath.Glob("testdata/refused-schemas/*.xsd")
+	if len(files) == 0 {
+		t.Fatal("no refused schemas")
+	}
+	for _, f := range files {
+		if _, err := compileFile(t, f); err == nil {
+			t.Errorf("%s: Compile accepts it", f)
+		}
+	}
+}
+
+// TestContentModelDeterminism compares Compile's Unique Particle
+// Attribution check with libxml2's on content models.
+func TestContentModelDeterminism(t *testing.T) {
+	bin := xmllintPath(t)
+	models := []string{
+		`<xs:sequence><xs:element name="b" minOccurs="2" maxOccurs="2"/><xs:element name="b" minOccurs="0"/></xs:sequence>`,
+		`<xs:sequence><xs:element name="b" minOccurs="0"/><xs:element name="b"/></xs:sequence>`,
+		`<xs:sequence><xs:element name="b" maxOccurs="unbounded"/><xs:element name="c"/></xs:sequence>`,
+		`<xs:sequence><xs:element name="b" maxOccurs="3"/><xs:element name="b"/></xs:sequence>`,
+		`<xs:choice><xs:element name="b"/><xs:sequence><xs:element name="b"/><xs:element name="c"/></xs:sequence></xs:choice>`,
+		`<xs:choice maxOccurs="unbounded"><xs:element name="b"/><xs:element name="c"/></xs:choice>`,
+		`<xs:sequence><xs:choice minOccurs="0"><xs:element name="b"/><xs:element name="c"/></xs:choice><xs:element name="c"/></xs:sequence>`,
+		`<xs:sequence><xs:any namespace="##other" processContents="lax" minOccurs="0"/><xs:element name="b"/></xs:sequence>`,
+		`<xs:sequence><xs:any namespace="##any" processContents="lax" minOccurs="0"/><xs:element name="b"/></xs:sequence>`,
+		`<xs:sequence><xs:any namespace="##local" processContents="lax" minOccurs="0"/><xs:element name="b"/></xs:sequence>`,
+		`<xs:sequence maxOccurs="2"><xs:element name="b"/><xs:element name="c" minOccurs="0"/></xs:sequence>`,
+		`<xs:sequence maxOccurs="unbounded"><xs:element name="b" minOccurs="0"/><xs:element name="c" minOccurs="0"/></xs:sequence>`,
+		`<xs:sequence><xs:sequence minOccurs="0"><xs:element name="b"/><xs:element name="c"/></xs:sequence><xs:element name="b"/></xs:sequence>`,
+		`<xs:all><xs:element name="b"/><xs:element name="c" minOccurs="0"/></xs:all>`,
+		`<xs:sequence><xs:element name="b" minOccurs="0" maxOccurs="2"/><xs:element name="c"/><xs:element name="b" minOccurs="0"/></xs:sequence>`,
+		`<xs:choice><xs:any namespace="urn:x" processContents="skip"/><xs:any namespace="urn:y" processContents="skip"/></xs:choice>`,
+		`<xs:choice><xs:any namespace="urn:x" processContents="skip"/><xs:any namespace="##other" processContents="skip"/></xs:choice>`,
+	}
+	dir := t.TempDir()
+	dummy := filepath.Join(dir, "d.xml")
+	if err := os.WriteFile(dummy, []byte("<a/>"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	refused := make([]bool, len(models))
+	var wg sync.WaitGroup
+	for i, m := range models {
+		path := filepath.Join(dir, fmt.Sprintf("m%d.xsd", i))
+		src := `<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:t" elementFormDefault="unqualified"><xs:element name="a"><xs:complexType>` + m + `</xs:complexType></xs:element></xs:schema>`
+		if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			_, _, err := xmllint(context.Background(), bin, dir, path, []string{dummy})
+			refused[i] = err != nil
+		})
+	}
+	wg.Wait()
+	// libxml2 accepts b{1,3},b and validates it as a nondeterministic
+	// automaton; XSD's Unique Particle Attribution forbids it (which b
+	// does the second one match?), and Compile refuses it.
+	stricter := map[int]bool{3: true}
+	for i, m := range models {
+		src, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("m%d.xsd", i)))
+		_, err := Compile(src, Options{})
+		if stricter[i] {
+			if err == nil || refused[i] {
+				t.Errorf("%s: expected only Compile to refuse it; libxml2 refuses: %v; Compile: %v", m, refused[i], err)
+			}
+			continue
+		}
+		if (err != nil) != refused[i] {
+			t.Errorf("%s\nlibxml2 refuses: %v; Compile: %v", m, refused[i], err)
+		}
+	}
+}

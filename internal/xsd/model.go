@@ -1,6 +1,10 @@
 package xsd
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/sluicehq/sluice/internal/xmltree"
+)
 
 // qname is an expanded name.
 type qname struct{ ns, local string }
@@ -88,6 +92,8 @@ type complexType struct {
 	// error, so their own content is still checked.
 	localElems map[qname]*elemDecl
 	ready      bool
+	doc        *schemaDoc
+	node       *xmltree.Node
 }
 
 func (t *complexType) displayName() string {
