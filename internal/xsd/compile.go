@@ -321,6 +321,11 @@ func (c *compiler) load(data []byte, location string, from *schemaDoc, wantNS st
 	c.checkRefused(d, root)
 	for _, k := range c.xsChildren(d, root) {
 		c.checkAttrs(d, k)
+		for _, a := range globalOnlyNot[k.Local] {
+			if _, ok := k.Attr("", a); ok {
+				c.fail(d, k, "the attribute %q is not allowed on a global xs:%s", a, k.Local)
+			}
+		}
 		switch k.Local {
 		case "include", "import":
 			c.loadRef(d, k)
@@ -417,6 +422,15 @@ func cmpOr(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// globalOnlyNot lists attributes that local declarations may have but
+// global ones may not.
+var globalOnlyNot = map[string][]string{
+	"element":        {"ref", "minOccurs", "maxOccurs", "form"},
+	"attribute":      {"ref", "use", "form"},
+	"group":          {"ref", "minOccurs", "maxOccurs"},
+	"attributeGroup": {"ref"},
 }
 
 // allowedAttrs lists each schema element's attributes (besides id and

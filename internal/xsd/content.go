@@ -1,7 +1,6 @@
 package xsd
 
 import (
-	"strconv"
 	"strings"
 
 	"github.com/sluicehq/sluice/internal/xmltree"
@@ -172,12 +171,15 @@ func (m *matcher) term(p *particle) bool {
 	return true
 }
 
-// expected describes what could have come where the match stopped.
-func (m *matcher) expected() string {
+// expected describes what could have come where the match stopped, and
+// lists the element names.
+func (m *matcher) expected() (string, []qname) {
 	var names []string
+	var qnames []qname
 	seen := map[string]bool{}
 	for _, f := range m.exp {
 		for _, n := range f.names {
+			qnames = append(qnames, n)
 			if !seen[n.local] {
 				seen[n.local] = true
 				names = append(names, n.local)
@@ -193,9 +195,9 @@ func (m *matcher) expected() string {
 	}
 	switch len(names) {
 	case 0:
-		return ""
+		return "", qnames
 	case 1:
-		return strconv.Quote(names[0])
+		return names[0], qnames
 	}
-	return "one of: " + strings.Join(names, ", ")
+	return "one of: " + strings.Join(names, ", "), qnames
 }

@@ -335,7 +335,9 @@ func init() {
 	ncname := add("NCName", name, pString, wsCollapse, isNCName)
 	add("ID", ncname, pString, wsCollapse, isNCName).id = isID
 	add("IDREF", ncname, pString, wsCollapse, isNCName).id = isIDREF
-	add("ENTITY", ncname, pString, wsCollapse, isNCName)
+	// An ENTITY names an unparsed entity declared in a DTD; documents have
+	// none (xmltree refuses DTDs), so no value is valid, as for libxml2.
+	add("ENTITY", ncname, pString, wsCollapse, func(string) bool { return false })
 	add("boolean", anySimple, pBoolean, wsCollapse, nil)
 	dec := add("decimal", anySimple, pDecimal, wsCollapse, nil)
 	add("float", anySimple, pFloat, wsCollapse, nil)

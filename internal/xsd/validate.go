@@ -485,6 +485,13 @@ func (v *validator) children(n *xmltree.Node, ct *complexType, decl *elemDecl) {
 	m.binds = m.binds[:start]
 }
 
+func nsName(ns string) string {
+	if ns == "" {
+		return "no namespace"
+	}
+	return "namespace " + strconv.Quote(ns)
+}
+
 func quoteShort(s string) string {
 	s = strings.TrimSpace(s)
 	if len(s) > 40 {
@@ -526,10 +533,17 @@ func (v *validator) laxChildren(n *xmltree.Node) {
 }
 
 func (v *validator) contentError(n *xmltree.Node, kids []*xmltree.Node, at int) {
-	exp := v.m.expected()
+	exp, names := v.m.expected()
 	if at < len(kids) {
 		k := kids[at]
-		msg := "unexpected element " + describeName(k)
+		msg := "unexpected element " + strconv.Quote(k.Local)
+		for _, q := range names {
+			if q.local == k.Local && q.ns != k.Space {
+				// The name is right but the namespace is not: say so.
+				msg += " in " + nsName(k.Space) + " (" + strconv.Quote(q.local) + " is expected in " + nsName(q.ns) + ")"
+				break
+			}
+		}
 		if exp == "" {
 			msg += "; no more child elements are allowed in " + strconv.Quote(n.Local)
 		} else {
