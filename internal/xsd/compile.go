@@ -658,7 +658,7 @@ func (c *compiler) elementBody(d *schemaDoc, n *xmltree.Node, e *elemDecl) {
 				c.fail(d, n, "xs:element %q has a default or fixed value but its type does not have simple or mixed content", e.name.local)
 			}
 		}
-		val, r := st.validate(v, n)
+		val, r := validateValue(st, v, n)
 		if r != "" {
 			c.fail(d, n, "the default or fixed value of xs:element %q is not valid: %s", e.name.local, r)
 		}
@@ -740,13 +740,13 @@ func (c *compiler) attrBody(d *schemaDoc, n *xmltree.Node, q qname) *attrDecl {
 		c.fail(d, n, "xs:attribute %q has both default and fixed", q.local)
 	}
 	if hasDef {
-		if _, r := a.typ.validate(def, n); r != "" {
+		if _, r := validateValue(a.typ, def, n); r != "" {
 			c.fail(d, n, "the default value of xs:attribute %q is not valid: %s", q.local, r)
 		}
 		a.def = &def
 	}
 	if hasFixed {
-		v, r := a.typ.validate(fixed, n)
+		v, r := validateValue(a.typ, fixed, n)
 		if r != "" {
 			c.fail(d, n, "the fixed value of xs:attribute %q is not valid: %s", q.local, r)
 		}
@@ -905,7 +905,7 @@ func (c *compiler) restriction(d *schemaDoc, n *xmltree.Node, t *simpleType, bas
 		any = true
 		switch k.Local {
 		case "enumeration":
-			val, r := base.validate(v, k)
+			val, r := validateValue(base, v, k)
 			if r != "" {
 				c.fail(d, k, "the enumeration value %q is not valid for the base type: %s", v, r)
 			}
@@ -944,7 +944,7 @@ func (c *compiler) restriction(d *schemaDoc, n *xmltree.Node, t *simpleType, bas
 				f.fracDigits = n
 			}
 		case "minInclusive", "maxInclusive", "minExclusive", "maxExclusive":
-			val, r := base.validate(v, k)
+			val, r := validateValue(base, v, k)
 			if r != "" {
 				c.fail(d, k, "the xs:%s value %q is not valid for the base type: %s", k.Local, v, r)
 			}
@@ -1350,7 +1350,7 @@ func (c *compiler) attrUseOf(d *schemaDoc, k *xmltree.Node) *attrUse {
 		}
 		u.decl = a
 		if fixed, ok := k.Attr("", "fixed"); ok {
-			v, r := a.typ.validate(fixed, k)
+			v, r := validateValue(a.typ, fixed, k)
 			if r != "" {
 				c.fail(d, k, "the fixed value of attribute %q is not valid: %s", q.local, r)
 			}
@@ -1589,4 +1589,11 @@ func (c *compiler) group(q qname, d *schemaDoc, at *xmltree.Node) *modelGroup {
 	p := c.particle(df.doc, kids[0], nil)
 	c.groups[q] = p.group
 	return p.group
+}
+
+// validateValue is validate for schema values (facets, defaults).
+func validateValue(t *simpleType, raw string, ns nsContext) (value, string) {
+	var v value
+	r := t.validate(raw, ns, &v)
+	return v, r
 }

@@ -98,75 +98,71 @@ func (t *simpleType) displayName() string {
 // normalize applies the type's whiteSpace facet.
 func (t *simpleType) normalize(s string) string { return normalizeSpace(s, t.ws) }
 
-// validate checks a raw lexical value, whitespace-normalizing it first, and
-// returns the value, or a reason that starts with the quoted value.
-func (t *simpleType) validate(raw string, ns nsContext) (value, string) {
-	return t.check(t.normalize(raw), ns)
+// validate checks a raw lexical value, whitespace-normalizing it first,
+// leaving its value in v; it returns what is wrong (starting with the
+// quoted value), or "".
+func (t *simpleType) validate(raw string, ns nsContext, v *value) string {
+	return t.check(t.normalize(raw), ns, v)
 }
 
 // check validates a value already normalized for t.
-func (t *simpleType) check(s string, ns nsContext) (value, string) {
-	var v value
+func (t *simpleType) check(s string, ns nsContext, v *value) string {
 	switch {
 	case t.builtin:
-		var ok bool
-		v, ok = parseBuiltin(t, s, ns)
-		if !ok {
-			return v, strconv.Quote(s) + " is not a valid " + t.displayName()
+		if !parseBuiltin(t, s, ns, v) {
+			return strconv.Quote(s) + " is not a valid " + t.displayName()
 		}
 		if t.facets != nil {
-			if r := t.facets.check(&v, s, t); r != "" {
-				return v, strconv.Quote(s) + " is not a valid " + t.displayName()
+			if r := t.facets.check(v, s, t); r != "" {
+				return strconv.Quote(s) + " is not a valid " + t.displayName()
 			}
 		}
-		return v, ""
+		return ""
 	case t.variety == list:
 		n := 0
-		for _, f := range strings.Fields(s) {
+		var item value
+		for f := range strings.FieldsSeq(s) {
 			// Items are collapsed already; strings.Fields splits on the
 			// four XML space characters among others, all absent here.
-			if _, r := t.item.check(f, ns); r != "" {
-				return v, r
+			if r := t.item.check(f, ns, &item); r != "" {
+				return r
 			}
 			n++
 		}
-		v = value{prim: pString, s: s, n: n}
 		if t.base != nil && t.base.variety == list {
-			if _, r := t.base.check(s, ns); r != "" {
-				return v, r
+			if r := t.base.check(s, ns, v); r != "" {
+				return r
 			}
 		}
+		*v = value{prim: pString, s: s, n: n}
 	case t.variety == union:
 		if t.base != nil && t.base.variety == union {
-			var r string
-			if v, r = t.base.check(s, ns); r != "" {
-				return v, r
+			if r := t.base.check(s, ns, v); r != "" {
+				return r
 			}
 		} else {
 			ok := false
 			for _, m := range t.members {
-				var r string
-				if v, r = m.check(m.normalize(s), ns); r == "" {
+				if m.check(m.normalize(s), ns, v) == "" {
 					ok = true
 					break
 				}
 			}
 			if !ok {
-				return v, strconv.Quote(s) + " is not a valid value of the " + t.displayName() + " (no member type accepts it)"
+				return strconv.Quote(s) + " is not a valid value of the " + t.displayName() + " (no member type accepts it)"
 			}
 		}
 	default:
-		var r string
-		if v, r = t.base.check(s, ns); r != "" {
-			return v, r
+		if r := t.base.check(s, ns, v); r != "" {
+			return r
 		}
 	}
 	if t.facets != nil {
-		if r := t.facets.check(&v, s, t); r != "" {
-			return v, strconv.Quote(s) + " is not valid for " + t.displayName() + ": " + r
+		if r := t.facets.check(v, s, t); r != "" {
+			return strconv.Quote(s) + " is not valid for " + t.displayName() + ": " + r
 		}
 	}
-	return v, ""
+	return ""
 }
 
 // check applies one step's facets; it returns what is wrong, or "".
@@ -266,8 +262,9 @@ func enumList(vals []string) string {
 
 // parseBuiltin checks s against a built-in type's lexical space and
 // returns its value.
-func parseBuiltin(t *simpleType, s string, ns nsContext) (value, bool) {
-	v := value{prim: t.prim, s: s}
+func parseBuiltin(t *simpleType, s string, ns nsContext, v *value) bool {
+	// v is scratch: set only the fields this primitive's comparisons read.
+	v.prim, v.s = t.prim, s
 	ok := true
 	switch t.prim {
 	case pAnySimple, pString, pAnyURI:
@@ -305,7 +302,7 @@ func parseBuiltin(t *simpleType, s string, ns nsContext) (value, bool) {
 			}
 			uri, found := ns.LookupPrefix(prefix)
 			if !found {
-				return v, false
+				return false
 			}
 			v.s = "{" + uri + "}" + local
 		}
@@ -313,7 +310,7 @@ func parseBuiltin(t *simpleType, s string, ns nsContext) (value, bool) {
 	if ok && t.lex != nil && t.prim != pDecimal {
 		ok = t.lex(s)
 	}
-	return v, ok
+	return ok
 }
 
 // builtins are the built-in simple types by local name.

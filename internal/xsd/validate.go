@@ -31,6 +31,7 @@ type validator struct {
 	out []Violation
 	ids map[string]bool
 	m   matcher
+	val value // scratch for the value being checked
 }
 
 var validators = sync.Pool{New: func() any { return new(validator) }}
@@ -57,7 +58,7 @@ func (s *Schema) Validate(doc *xmltree.Node) []Violation {
 		v.element(root, decl)
 	}
 	out := v.out
-	v.out, v.s = nil, nil
+	v.out, v.s, v.val = nil, nil, value{}
 	clear(v.ids)
 	v.m.reset()
 	validators.Put(v)
@@ -308,7 +309,7 @@ func (v *validator) simpleContent(n *xmltree.Node, st *simpleType, decl *elemDec
 			s = *decl.def
 		}
 	}
-	if _, r := st.validate(s, elemNS{n}); r != "" {
+	if r := st.validate(s, elemNS{n}, &v.val); r != "" {
 		v.reportElem(n, r)
 		return
 	}
@@ -409,8 +410,8 @@ func expectedAttrs(ct *complexType) string {
 }
 
 func (v *validator) attrValue(a *xmltree.Node, d *attrDecl, fixed *string, fixedVal *value) {
-	val, r := d.typ.validate(a.Data, elemNS{a.Parent})
-	if r != "" {
+	val := &v.val
+	if r := d.typ.validate(a.Data, elemNS{a.Parent}, val); r != "" {
 		v.report(a, "attribute "+strconv.Quote(a.Local)+": "+r)
 		return
 	}
@@ -437,7 +438,7 @@ func (v *validator) children(n *xmltree.Node, ct *complexType, decl *elemDecl) {
 			m.kids = append(m.kids, k)
 		case xmltree.Text:
 			hasText = true
-			if ct.kind == ctElementOnly && !textErr && strings.Trim(k.Data, " \t\r\n") != "" {
+			if ct.kind == ctElementOnly && !textErr && !isSpace(k.Data) {
 				textErr = true
 				v.reportElem(n, "text "+quoteShort(k.Data)+" is not allowed: the content is element-only")
 			}
@@ -483,6 +484,15 @@ func (v *validator) children(n *xmltree.Node, ct *complexType, decl *elemDecl) {
 	}
 	m.kids = m.kids[:start]
 	m.binds = m.binds[:start]
+}
+
+func isSpace(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isXMLSpace(s[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 func nsName(ns string) string {
