@@ -25,6 +25,25 @@ type upaPos struct {
 type upa struct {
 	pos    []upaPos
 	follow [][]int
+	edges  int
+}
+
+// maxUPAEdges bounds the follow sets, so a schema cannot make Compile
+// quadratic in a large expanded model.
+const maxUPAEdges = 4 << 20
+
+var errTooComplex = fmt.Errorf("the content model is too large to check (over %d particles or %d transitions)", maxUPAPositions, maxUPAEdges)
+
+// link adds the positions to to each position in from.
+func (u *upa) link(from, to []int) error {
+	u.edges += len(from) * len(to)
+	if u.edges > maxUPAEdges {
+		return errTooComplex
+	}
+	for _, x := range from {
+		u.follow[x] = append(u.follow[x], to...)
+	}
+	return nil
 }
 
 // maxUPAPositions bounds the expansion of group references and counts.
@@ -37,9 +56,9 @@ type frag struct {
 }
 
 // then appends b after a in sequence.
-func (u *upa) then(a, b frag) frag {
-	for _, x := range a.last {
-		u.follow[x] = append(u.follow[x], b.first...)
+func (u *upa) then(a, b frag) (frag, error) {
+	if err := u.link(a.last, b.first); err != nil {
+		return frag{}, err
 	}
 	out := frag{first: a.first, last: b.last, nullable: a.nullable && b.nullable}
 	if a.nullable {
@@ -48,7 +67,7 @@ func (u *upa) then(a, b frag) frag {
 	if b.nullable {
 		out.last = append(append([]int(nil), a.last...), b.last...)
 	}
-	return out
+	return out, nil
 }
 
 // maxExpand is the largest occurrence bound expanded exactly: x{2,3} is
@@ -70,8 +89,8 @@ func (u *upa) walk(p *particle) (frag, error) {
 		if err != nil {
 			return f, err
 		}
-		for _, x := range f.last {
-			u.follow[x] = append(u.follow[x], f.first...)
+		if err := u.link(f.last, f.first); err != nil {
+			return f, err
 		}
 		if p.min == 0 {
 			f.nullable = true
@@ -84,18 +103,20 @@ func (u *upa) walk(p *particle) (frag, error) {
 		if err != nil {
 			return f, err
 		}
-		acc = u.then(acc, f)
+		if acc, err = u.then(acc, f); err != nil {
+			return acc, err
+		}
 	}
 	if p.max < 0 {
 		f, err := u.term(p)
 		if err != nil {
 			return f, err
 		}
-		for _, x := range f.last {
-			u.follow[x] = append(u.follow[x], f.first...)
+		if err := u.link(f.last, f.first); err != nil {
+			return f, err
 		}
 		f.nullable = true
-		return u.then(acc, f), nil
+		return u.then(acc, f)
 	}
 	// (x (x (x)?)?)? for the optional copies.
 	var chain frag
@@ -108,8 +129,8 @@ func (u *upa) walk(p *particle) (frag, error) {
 		if i == p.min {
 			chain.first = f.first
 		}
-		for _, x := range prev {
-			u.follow[x] = append(u.follow[x], f.first...)
+		if err := u.link(prev, f.first); err != nil {
+			return f, err
 		}
 		chain.last = append(chain.last, f.last...)
 		if f.nullable {
@@ -119,14 +140,14 @@ func (u *upa) walk(p *particle) (frag, error) {
 		}
 	}
 	chain.nullable = true
-	return u.then(acc, chain), nil
+	return u.then(acc, chain)
 }
 
 // term builds one copy of a particle's term, with fresh positions.
 func (u *upa) term(p *particle) (frag, error) {
 	if p.elem != nil || p.wild != nil {
 		if len(u.pos) >= maxUPAPositions {
-			return frag{}, fmt.Errorf("the content model is too large to check (over %d particles)", maxUPAPositions)
+			return frag{}, errTooComplex
 		}
 		i := len(u.pos)
 		if p.elem != nil {
@@ -146,7 +167,9 @@ func (u *upa) term(p *particle) (frag, error) {
 			if err != nil {
 				return f, err
 			}
-			acc = u.then(acc, f)
+			if acc, err = u.then(acc, f); err != nil {
+				return acc, err
+			}
 		}
 		return acc, nil
 	case choice:
@@ -177,8 +200,8 @@ func (u *upa) term(p *particle) (frag, error) {
 	for i := range parts {
 		for j := range parts {
 			if i != j {
-				for _, x := range parts[i].last {
-					u.follow[x] = append(u.follow[x], parts[j].first...)
+				if err := u.link(parts[i].last, parts[j].first); err != nil {
+					return acc, err
 				}
 			}
 		}
