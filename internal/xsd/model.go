@@ -29,18 +29,6 @@ type elemDecl struct {
 	line     int
 }
 
-// valueType is the simple type an element's text is checked against, if
-// it has one.
-func (e *elemDecl) valueType() *simpleType {
-	if e.st != nil {
-		return e.st
-	}
-	if e.ct.kind == ctSimple {
-		return e.ct.simple
-	}
-	return nil
-}
-
 type attrDecl struct {
 	name     qname
 	typ      *simpleType
@@ -104,18 +92,6 @@ func (t *complexType) displayName() string {
 		return strconv.Quote(t.name.local)
 	}
 	return "anonymous complex type"
-}
-
-func (t *complexType) attrUse(q qname) *attrUse {
-	if t.attrIndex != nil {
-		return t.attrIndex[q]
-	}
-	for _, u := range t.attrs {
-		if u.decl.name == q {
-			return u
-		}
-	}
-	return nil
 }
 
 type processContents uint8

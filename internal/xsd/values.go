@@ -4,8 +4,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 )
 
 // primitive is the primitive type a simple type's values come from.
@@ -49,7 +47,7 @@ func isXMLSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c ==
 func normalizeSpace(s string, m wsMode) string {
 	switch m {
 	case wsReplace:
-		if strings.IndexAny(s, "\t\n\r") < 0 {
+		if !strings.ContainsAny(s, "\t\n\r") {
 			return s
 		}
 		b := []byte(s)
@@ -439,6 +437,13 @@ func parseDateTime(s string, p primitive) (dateTime, bool) {
 		}
 		return false
 	}
+	lit := func(p string) bool {
+		if strings.HasPrefix(s[i:], p) {
+			i += len(p)
+			return true
+		}
+		return false
+	}
 	readTime := func() bool {
 		var ok bool
 		if hour, ok = two(); !ok || !expect(':') {
@@ -502,7 +507,7 @@ func parseDateTime(s string, p primitive) (dateTime, bool) {
 		ok = readYear()
 		month, day = 1, 1
 	case pGMonthDay:
-		ok = expect('-') && expect('-')
+		ok = lit("--")
 		if ok {
 			month, ok = two()
 		}
@@ -511,13 +516,13 @@ func parseDateTime(s string, p primitive) (dateTime, bool) {
 			day, ok = two()
 		}
 	case pGDay:
-		ok = expect('-') && expect('-') && expect('-')
+		ok = lit("---")
 		if ok {
 			day, ok = two()
 		}
 		month = 12
 	case pGMonth:
-		ok = expect('-') && expect('-')
+		ok = lit("--")
 		if ok {
 			month, ok = two()
 		}
@@ -849,7 +854,7 @@ func isLanguage(s string) bool {
 
 func isToken(s string) bool { return normalizeSpace(s, wsCollapse) == s }
 
-func isNormalized(s string) bool { return strings.IndexAny(s, "\t\n\r") < 0 }
+func isNormalized(s string) bool { return !strings.ContainsAny(s, "\t\n\r") }
 
 // isAnyURI accepts what libxml2 accepts after escaping disallowed
 // characters: nearly anything, but not an unbalanced or bad % escape.
@@ -866,15 +871,4 @@ func isAnyURI(s string) bool {
 
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-}
-
-// validChars reports whether s holds only XML characters (always true for
-// text from the parser; facet values and defaults come from it too).
-func validChars(s string) bool {
-	for _, r := range s {
-		if r == utf8.RuneError || !unicode.IsPrint(r) && !unicode.IsSpace(r) && r < 0x20 {
-			return false
-		}
-	}
-	return true
 }
