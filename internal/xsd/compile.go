@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -15,8 +17,11 @@ import (
 type Options struct {
 	// Resolve returns the schema an xs:include or xs:import names, by its
 	// schemaLocation, or by namespace when it has none, from the schemas
-	// registered in Sluice. Nil refuses includes and imports (except of
-	// the XML namespace, whose attributes xml:lang, xml:space, xml:base and
+	// registered in Sluice. A relative location in an included or imported
+	// schema is first joined to that schema's own location, so Resolve
+	// sees locations relative to the schema given to Compile. A namespace
+	// is imported once. Nil refuses includes and imports (except of the
+	// XML namespace, whose attributes xml:lang, xml:space, xml:base and
 	// xml:id are built in).
 	Resolve func(location, namespace string) ([]byte, error)
 }
@@ -395,7 +400,13 @@ func (c *compiler) loadRef(d *schemaDoc, n *xmltree.Node) {
 			c.fail(d, n, "xs:import without namespace in a schema with no targetNamespace")
 		}
 	}
+	loc = joinLocation(d.location, loc)
 	key := loc + "\x00" + ns
+	if !include {
+		// As libxml2 does, import a namespace once, whichever schema
+		// location later imports give.
+		key = "\x00import\x00" + ns
+	}
 	if c.loaded[key] {
 		return
 	}
@@ -417,6 +428,23 @@ func (c *compiler) loadRef(d *schemaDoc, n *xmltree.Node) {
 		c.fail(d, n, "xs:%s of %q: %v", n.Local, cmpOr(loc, ns), err)
 	}
 	c.load(data, cmpOr(loc, ns), d, ns, include)
+}
+
+// joinLocation resolves a schemaLocation against the location of the
+// schema that gives it: relative paths are joined to its directory, so
+// that Resolve sees every location relative to the first schema.
+func joinLocation(base, loc string) string {
+	if base == "" || loc == "" {
+		return loc
+	}
+	if u, err := url.Parse(loc); err != nil || u.Scheme != "" || strings.HasPrefix(loc, "/") {
+		return loc
+	}
+	if b, err := url.Parse(base); err == nil && b.Scheme != "" {
+		u, _ := url.Parse(loc)
+		return b.ResolveReference(u).String()
+	}
+	return path.Join(path.Dir(base), loc)
 }
 
 func cmpOr(a, b string) string {

@@ -330,3 +330,21 @@ func TestCorpusSchemasCompileWithoutXmllint(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestJoinLocation(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ base, loc, want string }{
+		{"", "a.xsd", "a.xsd"},
+		{"common/cac.xsd", "cbc.xsd", "common/cbc.xsd"},
+		{"common/cac.xsd", "../x.xsd", "x.xsd"},
+		{"a.xsd", "../shared/x.xsd", "../shared/x.xsd"},
+		{"common/cac.xsd", "/abs/x.xsd", "/abs/x.xsd"},
+		{"https://example.com/s/a.xsd", "b.xsd", "https://example.com/s/b.xsd"},
+		{"common/a.xsd", "urn:x:y", "urn:x:y"},
+	}
+	for _, c := range cases {
+		if got := joinLocation(c.base, c.loc); got != c.want {
+			t.Errorf("joinLocation(%q, %q) = %q, want %q", c.base, c.loc, got, c.want)
+		}
+	}
+}
