@@ -31,8 +31,9 @@ type Options struct {
 type Schema struct {
 	elems map[qname]*elemDecl
 	attrs map[qname]*attrDecl
-	types map[qname]any // *simpleType or *complexType
-	hasID bool
+	types  map[qname]any // *simpleType or *complexType
+	hasID  bool
+	hasIDC bool
 }
 
 // Error is a schema Compile refuses: its line (0 when the schema is not
@@ -102,6 +103,7 @@ type compiler struct {
 
 	allTypes []*complexType
 	hasID    bool
+	idcs     map[qname]*idc
 }
 
 type attrGroup struct {
@@ -156,6 +158,7 @@ func Compile(schema []byte, opts Options) (s *Schema, err error) {
 		groups:    map[qname]*modelGroup{},
 		ags:       map[qname]*attrGroup{},
 		busy:      map[any]bool{},
+		idcs:      map[qname]*idc{},
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -184,6 +187,21 @@ func Compile(schema []byte, opts Options) (s *Schema, err error) {
 	for q := range c.agDefs {
 		c.attrGroup(q, nil, nil)
 	}
+	for _, k := range c.idcs {
+		if k.kind != idcKeyref {
+			continue
+		}
+		r := c.idcs[k.referQ]
+		switch {
+		case r == nil:
+			panic(failure{&Error{Line: k.line, Reason: fmt.Sprintf("xs:keyref %q refers to %q, which is not a key or unique constraint", k.name.local, k.referQ.String())}})
+		case r.kind == idcKeyref:
+			panic(failure{&Error{Line: k.line, Reason: fmt.Sprintf("xs:keyref %q refers to the keyref %q; it must refer to a key or unique constraint", k.name.local, r.name.local)}})
+		case len(r.fields) != len(k.fields):
+			panic(failure{&Error{Line: k.line, Reason: fmt.Sprintf("xs:keyref %q has %d fields but %s %q has %d", k.name.local, len(k.fields), r.kind, r.name.local, len(r.fields))}})
+		}
+		k.refer = r
+	}
 	for _, ct := range c.allTypes {
 		if ct.particle != nil {
 			if r := checkUPA(ct.particle); r == errTooComplex.Error() {
@@ -196,7 +214,7 @@ func Compile(schema []byte, opts Options) (s *Schema, err error) {
 			collectElems(ct.particle, ct.localElems)
 		}
 	}
-	s = &Schema{elems: c.elems, attrs: c.attrs, types: map[qname]any{}, hasID: c.hasID}
+	s = &Schema{elems: c.elems, attrs: c.attrs, types: map[qname]any{}, hasID: c.hasID, hasIDC: len(c.idcs) > 0}
 	for q, t := range c.sts {
 		s.types[q] = t
 	}
@@ -223,9 +241,6 @@ func collectElems(p *particle, m map[qname]*elemDecl) {
 var refused = map[string]string{
 	"redefine":           "xs:redefine",
 	"override":           "xs:override (XSD 1.1)",
-	"unique":             "xs:unique (identity constraints)",
-	"key":                "xs:key (identity constraints)",
-	"keyref":             "xs:keyref (identity constraints)",
 	"assert":             "xs:assert (XSD 1.1)",
 	"assertion":          "xs:assertion (XSD 1.1)",
 	"alternative":        "xs:alternative (XSD 1.1)",
@@ -486,6 +501,11 @@ var allowedAttrs = map[string]string{
 	"extension":      "base",
 	"list":           "itemType",
 	"union":          "memberTypes",
+	"unique":         "name",
+	"key":            "name",
+	"keyref":         "name refer",
+	"selector":       "xpath",
+	"field":          "xpath",
 }
 
 func (c *compiler) checkAttrs(d *schemaDoc, n *xmltree.Node) {
@@ -633,7 +653,13 @@ func (c *compiler) elementBody(d *schemaDoc, n *xmltree.Node, e *elemDecl) {
 	for _, k := range c.xsChildren(d, n) {
 		c.checkAttrs(d, k)
 		switch k.Local {
+		case "unique", "key", "keyref":
+			e.idcs = append(e.idcs, c.identityConstraint(d, k))
+			continue
 		case "simpleType", "complexType":
+			if len(e.idcs) > 0 {
+				c.fail(d, k, "xs:%s must come before the identity constraints", k.Local)
+			}
 			if anon != nil || hasType {
 				c.fail(d, k, "xs:element %q has more than one type", e.name.local)
 			}
@@ -1626,4 +1652,55 @@ func validateValue(t *simpleType, raw string, ns nsContext) (value, string) {
 	var v value
 	r := t.validate(raw, ns, &v)
 	return v, r
+}
+
+// identityConstraint reads an xs:unique, xs:key or xs:keyref.
+func (c *compiler) identityConstraint(d *schemaDoc, n *xmltree.Node) *idc {
+	name := attr(n, "name")
+	if !isNCName(name) {
+		c.fail(d, n, "xs:%s needs a name that is an NCName (name=%q)", n.Local, name)
+	}
+	k := &idc{name: qname{d.tns, name}, line: n.Line}
+	switch n.Local {
+	case "key":
+		k.kind = idcKey
+	case "keyref":
+		k.kind = idcKeyref
+		ref, ok := n.Attr("", "refer")
+		if !ok {
+			c.fail(d, n, "xs:keyref %q needs refer", name)
+		}
+		k.referQ = c.resolveQName(d, n, ref)
+	}
+	if prev := c.idcs[k.name]; prev != nil {
+		c.fail(d, n, "the identity constraint %q is defined twice (also at line %d)", name, prev.line)
+	}
+	c.idcs[k.name] = k
+	for i, kid := range c.xsChildren(d, n) {
+		c.checkAttrs(d, kid)
+		expr, ok := kid.Attr("", "xpath")
+		if !ok {
+			c.fail(d, kid, "xs:%s needs an xpath", kid.Local)
+		}
+		switch {
+		case kid.Local == "selector" && i == 0:
+			p, err := parseXPath(expr, false, kid)
+			if err != nil {
+				c.fail(d, kid, "xs:selector xpath %q: %v", expr, err)
+			}
+			k.selector = p
+		case kid.Local == "field" && i > 0:
+			p, err := parseXPath(expr, true, kid)
+			if err != nil {
+				c.fail(d, kid, "xs:field xpath %q: %v", expr, err)
+			}
+			k.fields = append(k.fields, p)
+		default:
+			c.fail(d, kid, "xs:%s is not allowed here in xs:%s (one xs:selector, then xs:field)", kid.Local, n.Local)
+		}
+	}
+	if k.selector == nil || len(k.fields) == 0 {
+		c.fail(d, n, "xs:%s %q needs an xs:selector and at least one xs:field", n.Local, name)
+	}
+	return k
 }

@@ -27,6 +27,7 @@ type elemDecl struct {
 	fixedVal value
 	global   bool
 	line     int
+	idcs     []*idc
 }
 
 type attrDecl struct {

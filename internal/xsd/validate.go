@@ -32,6 +32,10 @@ type validator struct {
 	ids map[string]bool
 	m   matcher
 	val value // scratch for the value being checked
+	// For identity constraints: the elements that have them, and the
+	// types nodes were validated against (only when the schema has any).
+	hosts []idcHost
+	types map[*xmltree.Node]*simpleType
 }
 
 var validators = sync.Pool{New: func() any { return new(validator) }}
@@ -57,8 +61,14 @@ func (s *Schema) Validate(doc *xmltree.Node) []Violation {
 	} else {
 		v.element(root, decl)
 	}
+	if len(v.hosts) > 0 {
+		v.identity()
+	}
 	out := v.out
 	v.out, v.s, v.val = nil, nil, value{}
+	clear(v.hosts)
+	v.hosts = v.hosts[:0]
+	clear(v.types)
 	clear(v.ids)
 	v.m.reset()
 	validators.Put(v)
@@ -104,6 +114,9 @@ func xsiAttrs(n *xmltree.Node) (typ, nilv *xmltree.Node) {
 // element validates n against its declaration.
 func (v *validator) element(n *xmltree.Node, decl *elemDecl) {
 	st, ct := decl.st, decl.ct
+	if len(decl.idcs) > 0 {
+		v.hosts = append(v.hosts, idcHost{n, decl})
+	}
 	xt, xn := xsiAttrs(n)
 	if decl.abstract {
 		v.reportElem(n, "the element is declared abstract, so it cannot appear in a document")
@@ -313,6 +326,7 @@ func (v *validator) simpleContent(n *xmltree.Node, st *simpleType, decl *elemDec
 		v.reportElem(n, r)
 		return
 	}
+	v.typed(n, st)
 	// libxml2 compares an element's fixed value as a string, not in the
 	// value space (" 2.1 " is not "2.1" for it); do the same.
 	if decl.fixed != nil && s != *decl.fixed {
@@ -320,6 +334,17 @@ func (v *validator) simpleContent(n *xmltree.Node, st *simpleType, decl *elemDec
 	}
 	// libxml2 checks the uniqueness of attribute IDs only, not of
 	// elements of type xs:ID; so do we.
+}
+
+// typed records a node's type for identity constraints' fields.
+func (v *validator) typed(n *xmltree.Node, st *simpleType) {
+	if !v.s.hasIDC {
+		return
+	}
+	if v.types == nil {
+		v.types = map[*xmltree.Node]*simpleType{}
+	}
+	v.types[n] = st
 }
 
 func (v *validator) checkID(n *xmltree.Node, st *simpleType, s string) {
@@ -415,6 +440,7 @@ func (v *validator) attrValue(a *xmltree.Node, d *attrDecl, fixed *string, fixed
 		v.report(a, "attribute "+strconv.Quote(a.Local)+": "+r)
 		return
 	}
+	v.typed(a, d.typ)
 	if fixed == nil && d.fixed != nil {
 		fixed, fixedVal = d.fixed, &d.fixedVal
 	}

@@ -15,10 +15,6 @@ const xsHead = `<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">
 func TestCompileRefusesUnsupported(t *testing.T) {
 	t.Parallel()
 	cases := []struct{ schema, want string }{
-		{`<xs:element name="a"><xs:complexType><xs:sequence><xs:element name="b"/></xs:sequence></xs:complexType>
-  <xs:keyref name="k" refer="x"><xs:selector xpath="b"/><xs:field xpath="@id"/></xs:keyref></xs:element>`, "line 3: xs:keyref (identity constraints) is not supported"},
-		{`<xs:element name="a"><xs:unique name="u"><xs:selector xpath="b"/><xs:field xpath="@id"/></xs:unique></xs:element>`, "line 2: xs:unique"},
-		{`<xs:element name="a"><xs:key name="u"><xs:selector xpath="b"/><xs:field xpath="@id"/></xs:key></xs:element>`, "line 2: xs:key "},
 		{`<xs:redefine schemaLocation="x.xsd"/>`, "line 2: xs:redefine is not supported"},
 		{`<xs:override schemaLocation="x.xsd"/>`, "line 2: xs:override (XSD 1.1) is not supported"},
 		{`<xs:element name="head"/>
@@ -63,6 +59,13 @@ func TestCompileErrors(t *testing.T) {
 		}}, `schema "x.xsd": line 2: the type "nope" is not defined`},
 		{`<xs:element name="a" type="Missing"/>`, Options{}, `line 2: the type "Missing" is not defined`},
 		{`<xs:element name="a" minOccurs="1"/>`, Options{}, `line 2: the attribute "minOccurs" is not allowed on a global xs:element`},
+		{`<xs:element name="a"><xs:keyref name="r" refer="k"><xs:selector xpath="b"/><xs:field xpath="@id"/></xs:keyref></xs:element>`, Options{}, `line 2: xs:keyref "r" refers to "k", which is not a key or unique constraint`},
+		{`<xs:element name="a"><xs:key name="k"><xs:selector xpath="b"/><xs:field xpath="@x"/><xs:field xpath="@y"/></xs:key>
+  <xs:keyref name="r" refer="k"><xs:selector xpath="c"/><xs:field xpath="@id"/></xs:keyref></xs:element>`, Options{}, `line 3: xs:keyref "r" has 1 fields but key "k" has 2`},
+		{`<xs:element name="a"><xs:unique name="u"><xs:selector xpath="b/@id"/><xs:field xpath="@id"/></xs:unique></xs:element>`, Options{}, `line 2: xs:selector xpath "b/@id": an attribute step is allowed only at the end of a field`},
+		{`<xs:element name="a"><xs:unique name="u"><xs:selector xpath="b[1]"/><xs:field xpath="@id"/></xs:unique></xs:element>`, Options{}, `is not a name test of the XPath subset XSD allows`},
+		{`<xs:element name="a"><xs:unique name="u"><xs:selector xpath="p:b"/><xs:field xpath="@id"/></xs:unique></xs:element>`, Options{}, `the prefix "p" is not declared`},
+		{`<xs:element name="a"><xs:unique name="u"><xs:field xpath="@id"/></xs:unique></xs:element>`, Options{}, `xs:field is not allowed here in xs:unique`},
 	}
 	for _, c := range cases {
 		_, err := Compile([]byte(xsHead+"  "+c.schema+"\n</xs:schema>"), c.opts)
@@ -345,6 +348,41 @@ func TestJoinLocation(t *testing.T) {
 	for _, c := range cases {
 		if got := joinLocation(c.base, c.loc); got != c.want {
 			t.Errorf("joinLocation(%q, %q) = %q, want %q", c.base, c.loc, got, c.want)
+		}
+	}
+}
+
+func TestIdentityConstraints(t *testing.T) {
+	t.Parallel()
+	s := mustCompile(t, xsHead+`  <xs:element name="r"><xs:complexType><xs:sequence>
+    <xs:element name="item" maxOccurs="unbounded"><xs:complexType><xs:sequence><xs:element name="code" type="xs:decimal" minOccurs="0"/></xs:sequence><xs:attribute name="id" type="xs:string"/></xs:complexType></xs:element>
+    <xs:element name="ref" minOccurs="0" maxOccurs="unbounded"><xs:complexType><xs:attribute name="to" type="xs:string"/></xs:complexType></xs:element>
+  </xs:sequence></xs:complexType>
+  <xs:key name="k"><xs:selector xpath="item"/><xs:field xpath="@id"/></xs:key>
+  <xs:unique name="u"><xs:selector xpath="item"/><xs:field xpath="code"/></xs:unique>
+  <xs:keyref name="kr" refer="k"><xs:selector xpath="ref"/><xs:field xpath="@to"/></xs:keyref>
+  </xs:element>
+</xs:schema>`)
+	got := s.Validate(mustParse(t, `<r>
+<item id="a"><code>1</code></item>
+<item id="b"><code>1.0</code></item>
+<item><code>2</code></item>
+<item id="a"/>
+<ref to="a"/>
+<ref to="z"/>
+</r>`))
+	want := []string{
+		`line 3: /r/item[2]: duplicate key-sequence ["1.0"] in unique "u"`,
+		`line 4: /r/item[3]: not all fields of key "k" select a value`,
+		`line 5: /r/item[4]: duplicate key-sequence ["a"] in key "k"`,
+		`line 7: /r/ref[2]: no match for key-sequence ["z"] of keyref "kr" (it refers to key "k")`,
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %v", got)
+	}
+	for i := range want {
+		if got[i].String() != want[i] {
+			t.Errorf("got  %s\nwant %s", got[i], want[i])
 		}
 	}
 }
