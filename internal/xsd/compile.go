@@ -29,8 +29,8 @@ type Options struct {
 // Schema is a compiled schema. It is never changed after Compile returns,
 // so one Schema may validate in many goroutines at once.
 type Schema struct {
-	elems map[qname]*elemDecl
-	attrs map[qname]*attrDecl
+	elems  map[qname]*elemDecl
+	attrs  map[qname]*attrDecl
 	types  map[qname]any // *simpleType or *complexType
 	hasID  bool
 	hasIDC bool
