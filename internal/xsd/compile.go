@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -77,6 +78,7 @@ type schemaDoc struct {
 	elemQualified bool
 	attrQualified bool
 	chameleon     bool
+	blockDefault  string
 }
 
 type def struct {
@@ -181,6 +183,7 @@ func Compile(schema []byte, opts Options) (s *Schema, err error) {
 	for q := range c.attrDefs {
 		c.attribute(q)
 	}
+	c.substitutionGroups()
 	for q := range c.groupDefs {
 		c.group(q, nil, nil)
 	}
@@ -227,8 +230,10 @@ func Compile(schema []byte, opts Options) (s *Schema, err error) {
 func collectElems(p *particle, m map[qname]*elemDecl) {
 	switch {
 	case p.elem != nil:
-		if _, ok := m[p.elem.name]; !ok {
-			m[p.elem.name] = p.elem
+		for _, e := range append([]*elemDecl{p.elem}, p.elem.substitutes...) {
+			if _, ok := m[e.name]; !ok {
+				m[e.name] = e
+			}
 		}
 	case p.group != nil:
 		for _, q := range p.group.parts {
@@ -261,11 +266,6 @@ func (c *compiler) checkRefused(d *schemaDoc, n *xmltree.Node) {
 			}
 			if what, ok := refused[k.Local]; ok {
 				c.unsupported(d, k, what)
-			}
-			if k.Local == "element" {
-				if _, ok := k.Attr("", "substitutionGroup"); ok {
-					c.unsupported(d, k, "substitutionGroup (on xs:element "+strconv.Quote(attr(k, "name"))+")")
-				}
 			}
 		}
 		c.checkRefused(d, k)
@@ -338,6 +338,7 @@ func (c *compiler) load(data []byte, location string, from *schemaDoc, wantNS st
 			c.fail(from, nil, "the schema %q imported for namespace %q has targetNamespace %q", location, wantNS, tns)
 		}
 	}
+	d.blockDefault = attr(root, "blockDefault")
 	d.elemQualified = c.form(d, root, "elementFormDefault")
 	d.attrQualified = c.form(d, root, "attributeFormDefault")
 	c.checkRefused(d, root)
@@ -648,6 +649,29 @@ func (c *compiler) elementBody(d *schemaDoc, n *xmltree.Node, e *elemDecl) {
 	if _, ok := n.Attr("", "ref"); ok && e.global {
 		c.fail(d, n, "a global xs:element cannot have ref")
 	}
+	if sg, ok := n.Attr("", "substitutionGroup"); ok {
+		if !e.global {
+			c.fail(d, n, "only a global xs:element can have a substitutionGroup")
+		}
+		q := c.resolveQName(d, n, sg)
+		if c.busy[e] {
+			c.fail(d, n, "the substitution group of %q is circular", e.name.local)
+		}
+		c.busy[e] = true
+		head := c.element(q)
+		delete(c.busy, e)
+		if head == nil {
+			c.fail(d, n, "the substitution group head %q is not declared", q.String())
+		}
+		if head == e || head.st == nil && head.ct == nil {
+			c.fail(d, n, "the substitution group of %q is circular", e.name.local)
+		}
+		e.substHead = head
+	}
+	e.block = attr(n, "block")
+	if _, ok := n.Attr("", "block"); !ok {
+		e.block = d.blockDefault
+	}
 	typeAttr, hasType := n.Attr("", "type")
 	var anon *xmltree.Node
 	for _, k := range c.xsChildren(d, n) {
@@ -690,6 +714,16 @@ func (c *compiler) elementBody(d *schemaDoc, n *xmltree.Node, e *elemDecl) {
 		c.complexBody(d, anon, e.ct)
 	default:
 		e.ct = anyType
+		if head := e.substHead; head != nil {
+			// A member without a type has its head's.
+			if head.st == nil && head.ct == nil {
+				c.fail(d, n, "the substitution group of %q is circular", e.name.local)
+			}
+			e.st, e.ct = head.st, head.ct
+		}
+	}
+	if head := e.substHead; head != nil && !validSubstitute(e, head) {
+		c.fail(d, n, "the type of %q is not derived from the type of its substitution group head %q", e.name.local, head.name.local)
 	}
 	e.nillable = c.boolAttr(d, n, "nillable")
 	e.abstract = c.boolAttr(d, n, "abstract")
@@ -1703,4 +1737,97 @@ func (c *compiler) identityConstraint(d *schemaDoc, n *xmltree.Node) *idc {
 		c.fail(d, n, "xs:%s %q needs an xs:selector and at least one xs:field", n.Local, name)
 	}
 	return k
+}
+
+// substitutionGroups gives each head the members that may replace it
+// (transitively), leaving out those its block attribute excludes.
+func (c *compiler) substitutionGroups() {
+	for _, e := range c.elems {
+		if e.substHead == nil {
+			continue
+		}
+		derivs := derivationMethods(e, e.substHead)
+		for h := e.substHead; h != nil; h = h.substHead {
+			if blocked(h.block, "substitution") || blocked(h.block, "extension") && derivs&derExtensionBit != 0 || blocked(h.block, "restriction") && derivs&derRestrictionBit != 0 {
+				continue
+			}
+			h.substitutes = append(h.substitutes, e)
+		}
+	}
+	for _, e := range c.elems {
+		// Document order does not matter, but a stable order keeps
+		// messages stable.
+		slices.SortFunc(e.substitutes, func(a, b *elemDecl) int { return a.line - b.line })
+	}
+}
+
+func blocked(block, method string) bool {
+	for _, f := range strings.Fields(block) {
+		if f == "#all" || f == method {
+			return true
+		}
+	}
+	return false
+}
+
+const (
+	derExtensionBit = 1 << iota
+	derRestrictionBit
+)
+
+// derivationMethods are the methods on the chain from e's type up to
+// head's.
+func derivationMethods(e, head *elemDecl) int {
+	m := 0
+	if e.ct != nil {
+		for t := e.ct; t != nil && t != head.ct && t != anyType; t = t.base {
+			if t.derivation == derExtension {
+				m |= derExtensionBit
+			} else {
+				m |= derRestrictionBit
+			}
+		}
+	}
+	if e.st != nil && e.st != head.st {
+		m |= derRestrictionBit
+	}
+	return m
+}
+
+// validSubstitute: a member's type must be derived from its head's.
+func validSubstitute(e, head *elemDecl) bool {
+	switch {
+	case head.ct == anyType:
+		return true
+	case head.ct != nil && e.ct != nil:
+		for t := e.ct; t != nil; t = t.base {
+			if t == head.ct {
+				return true
+			}
+			if t == anyType {
+				break
+			}
+		}
+		return false
+	case head.ct != nil && e.st != nil:
+		return false
+	case head.st != nil && e.st != nil:
+		for t := e.st; t != nil; t = t.base {
+			if t == head.st {
+				return true
+			}
+		}
+		return false
+	case head.ct != nil && head.ct.kind == ctSimple && e.ct != nil:
+		return true
+	}
+	// A complex type with simple content derived from a simple head type.
+	if head.st != nil && e.ct != nil && e.ct.kind == ctSimple {
+		for t := e.ct; t != nil; t = t.base {
+			if t.baseSimple == head.st || t.simple == head.st {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -98,7 +98,16 @@ func (m *matcher) particle(p *particle) bool {
 func (m *matcher) term(p *particle) bool {
 	switch {
 	case p.elem != nil:
-		m.cb[m.pos] = binding{elem: p.elem}
+		d := p.elem
+		if k := m.cur[m.pos]; len(d.substitutes) > 0 && (k.Local != d.name.local || k.Space != d.name.ns) {
+			for _, s := range d.substitutes {
+				if k.Local == s.name.local && k.Space == s.name.ns {
+					d = s
+					break
+				}
+			}
+		}
+		m.cb[m.pos] = binding{elem: d}
 		m.pos++
 		return true
 	case p.wild != nil:

@@ -28,6 +28,11 @@ type elemDecl struct {
 	global   bool
 	line     int
 	idcs     []*idc
+	// substHead is the head of the element's substitution group;
+	// substitutes are the elements that may appear in its place.
+	substHead   *elemDecl
+	substitutes []*elemDecl
+	block       string
 }
 
 type attrDecl struct {
@@ -242,6 +247,10 @@ func (p *particle) computeFirst() {
 	switch {
 	case p.elem != nil:
 		p.first = &firstSet{names: []qname{p.elem.name}}
+		for _, m := range p.elem.substitutes {
+			p.first.addName(m.name)
+		}
+		p.first.seal()
 		p.termNull = false
 	case p.wild != nil:
 		p.first = &firstSet{wilds: []*wildcard{p.wild}}

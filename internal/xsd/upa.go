@@ -156,7 +156,17 @@ func (u *upa) term(p *particle) (frag, error) {
 			u.pos = append(u.pos, upaPos{wild: p.wild, src: p})
 		}
 		u.follow = append(u.follow, nil)
-		return frag{first: []int{i}, last: []int{i}}, nil
+		f := frag{first: []int{i}, last: []int{i}}
+		if p.elem != nil {
+			// Substitution group members are the same particle.
+			for _, m := range p.elem.substitutes {
+				j := len(u.pos)
+				u.pos = append(u.pos, upaPos{name: m.name, src: p})
+				u.follow = append(u.follow, nil)
+				f.first, f.last = append(f.first, j), append(f.last, j)
+			}
+		}
+		return f, nil
 	}
 	g := p.group
 	switch g.kind {
