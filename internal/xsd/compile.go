@@ -1127,6 +1127,10 @@ func (c *compiler) complexBody(d *schemaDoc, n *xmltree.Node, t *complexType) {
 	c.allTypes = append(c.allTypes, t)
 	mixed := c.boolAttr(d, n, "mixed")
 	t.abstract = c.boolAttr(d, n, "abstract")
+	t.block = d.blockDefault
+	if b, ok := n.Attr("", "block"); ok {
+		t.block = b
+	}
 	kids := c.xsChildren(d, n)
 	if len(kids) > 0 && (kids[0].Local == "simpleContent" || kids[0].Local == "complexContent") {
 		if len(kids) > 1 {

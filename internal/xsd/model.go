@@ -88,6 +88,7 @@ type complexType struct {
 	ready      bool
 	doc        *schemaDoc
 	node       *xmltree.Node
+	block      string
 }
 
 func (t *complexType) displayName() string {

@@ -227,7 +227,43 @@ func (v *validator) xsiType(n, a *xmltree.Node, decl *elemDecl) (any, string) {
 	if !derivedFrom(t, decl) {
 		return nil, "xsi:type: the type " + strconv.Quote(raw) + " is not derived from the declared type of element " + strconv.Quote(n.Local)
 	}
+	if m := xsiBlocked(t, decl); m != "" {
+		return nil, "xsi:type: the type " + strconv.Quote(raw) + " is derived by " + m + ", which the schema blocks here (block or blockDefault)"
+	}
 	return t, ""
+}
+
+// xsiBlocked names the derivation method that block attributes forbid
+// between t and the declared type, or returns "".
+func xsiBlocked(t any, decl *elemDecl) string {
+	switch t := t.(type) {
+	case *complexType:
+		if decl.ct == nil {
+			return ""
+		}
+		for c := t; c != nil && c != decl.ct && c != anyType; c = c.base {
+			m := "restriction"
+			if c.derivation == derExtension {
+				m = "extension"
+			}
+			if blocked(decl.block, m) {
+				return m
+			}
+			for b := c.base; b != nil; b = b.base {
+				if blocked(b.block, m) {
+					return m
+				}
+				if b == decl.ct {
+					break
+				}
+			}
+		}
+	case *simpleType:
+		if decl.st != nil && t != decl.st && blocked(decl.block, "restriction") {
+			return "restriction"
+		}
+	}
+	return ""
 }
 
 func derivedFrom(t any, decl *elemDecl) bool {
