@@ -207,9 +207,7 @@ func Compile(schema []byte, opts Options) (s *Schema, err error) {
 	}
 	for _, ct := range c.allTypes {
 		if ct.particle != nil {
-			if r := checkUPA(ct.particle); r == errTooComplex.Error() {
-				c.fail(ct.doc, ct.node, "%s: %s", ct.displayName(), r)
-			} else if r != "" {
+			if r := checkUPA(ct.particle); r != "" {
 				c.fail(ct.doc, ct.node, "the content model of %s is not deterministic (Unique Particle Attribution): %s", ct.displayName(), r)
 			}
 			ct.particle.computeFirst()

@@ -26,6 +26,9 @@ type upa struct {
 	pos    []upaPos
 	follow [][]int
 	edges  int
+	// approx treats every bound over 1 as "repeatable" instead of
+	// expanding it.
+	approx bool
 }
 
 // maxUPAEdges bounds the follow sets, so a schema cannot make Compile
@@ -83,7 +86,7 @@ func (u *upa) walk(p *particle) (frag, error) {
 		}
 		return f, err
 	}
-	if p.min > maxExpand || p.max > maxExpand {
+	if u.approx || p.min > maxExpand || p.max > maxExpand {
 		// Approximate a large bound as "repeatable".
 		f, err := u.term(p)
 		if err != nil {
@@ -288,11 +291,16 @@ func (u *upa) conflict(set []int) (string, bool) {
 }
 
 // checkUPA returns what breaks Unique Particle Attribution in p, or "".
+// A model too large to expand is checked with bounds approximated; one too
+// large even so is not checked (the matcher stays linear regardless).
 func checkUPA(p *particle) string {
 	u := &upa{}
 	f, err := u.walk(p)
 	if err != nil {
-		return err.Error()
+		u = &upa{approx: true}
+		if f, err = u.walk(p); err != nil {
+			return ""
+		}
 	}
 	if what, bad := u.conflict(f.first); bad {
 		return what + " can match more than one particle at the start of the content"

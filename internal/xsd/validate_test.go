@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -382,5 +383,19 @@ func TestIdentityConstraints(t *testing.T) {
 		if got[i].String() != want[i] {
 			t.Errorf("got  %s\nwant %s", got[i], want[i])
 		}
+	}
+}
+
+// TestHugeContentModelCompiles: a model too large to expand for the
+// Unique Particle Attribution check still compiles, and validates.
+func TestHugeContentModelCompiles(t *testing.T) {
+	t.Parallel()
+	inner := `<xs:element name="a"/>`
+	for i := range 7 {
+		inner = `<xs:sequence maxOccurs="8">` + inner + `<xs:element name="b` + strconv.Itoa(i) + `" minOccurs="0"/></xs:sequence>`
+	}
+	s := mustCompile(t, xsHead+`<xs:element name="r"><xs:complexType>`+inner+`</xs:complexType></xs:element></xs:schema>`)
+	if vs := s.Validate(mustParse(t, `<r><a/><b0/><a/><b3/></r>`)); vs != nil {
+		t.Error(vs)
 	}
 }
