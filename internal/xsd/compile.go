@@ -79,6 +79,7 @@ type schemaDoc struct {
 	attrQualified bool
 	chameleon     bool
 	blockDefault  string
+	finalDefault  string
 }
 
 type def struct {
@@ -337,6 +338,7 @@ func (c *compiler) load(data []byte, location string, from *schemaDoc, wantNS st
 		}
 	}
 	d.blockDefault = attr(root, "blockDefault")
+	d.finalDefault = attr(root, "finalDefault")
 	d.elemQualified = c.form(d, root, "elementFormDefault")
 	d.attrQualified = c.form(d, root, "attributeFormDefault")
 	c.checkRefused(d, root)
@@ -857,6 +859,10 @@ func (t *simpleType) idKind() idKind {
 
 // simpleBody reads an xs:simpleType into t.
 func (c *compiler) simpleBody(d *schemaDoc, n *xmltree.Node, t *simpleType) {
+	t.final = d.finalDefault
+	if f, ok := n.Attr("", "final"); ok {
+		t.final = f
+	}
 	kids := c.xsChildren(d, n)
 	if len(kids) != 1 {
 		c.fail(d, n, "xs:simpleType needs exactly one of xs:restriction, xs:list or xs:union")
@@ -883,6 +889,7 @@ func (c *compiler) simpleBody(d *schemaDoc, n *xmltree.Node, t *simpleType) {
 		if t.item == nil {
 			c.fail(d, k, "xs:list needs an itemType or a simpleType")
 		}
+		c.checkFinal(d, k, t.item, "list")
 		if t.item.variety == list {
 			c.fail(d, k, "the item type of a list cannot be a list")
 		}
@@ -910,6 +917,9 @@ func (c *compiler) simpleBody(d *schemaDoc, n *xmltree.Node, t *simpleType) {
 		}
 		if len(t.members) == 0 {
 			c.fail(d, k, "xs:union needs member types")
+		}
+		for _, m := range t.members {
+			c.checkFinal(d, k, m, "union")
 		}
 		// A union's members see the value before their own whitespace
 		// handling, so keep it as written when any member preserves it.
@@ -969,6 +979,7 @@ func (c *compiler) restriction(d *schemaDoc, n *xmltree.Node, t *simpleType, bas
 		if base == builtins["anySimpleType"] {
 			c.fail(d, n, "a simple type cannot restrict xs:anySimpleType directly")
 		}
+		c.checkFinal(d, n, base, "restriction")
 	}
 	t.base, t.variety, t.prim, t.ws, t.item, t.members = base, base.variety, base.prim, base.ws, base.item, base.members
 	f := newFacets()
@@ -1129,6 +1140,10 @@ func (c *compiler) complexBody(d *schemaDoc, n *xmltree.Node, t *complexType) {
 	if b, ok := n.Attr("", "block"); ok {
 		t.block = b
 	}
+	t.final = d.finalDefault
+	if f, ok := n.Attr("", "final"); ok {
+		t.final = f
+	}
 	kids := c.xsChildren(d, n)
 	if len(kids) > 0 && (kids[0].Local == "simpleContent" || kids[0].Local == "complexContent") {
 		if len(kids) > 1 {
@@ -1150,6 +1165,7 @@ func (c *compiler) complexBody(d *schemaDoc, n *xmltree.Node, t *complexType) {
 			c.fail(d, der, "xs:%s needs a base", der.Local)
 		}
 		base := c.typeByName(c.resolveQName(d, der, baseAttr), d, der)
+		c.checkFinal(d, der, base, der.Local)
 		if cc.Local == "simpleContent" {
 			c.simpleContent(d, der, t, base)
 		} else {
@@ -1832,4 +1848,19 @@ func validSubstitute(e, head *elemDecl) bool {
 		}
 	}
 	return false
+}
+
+// checkFinal refuses a derivation the base type's final (or the schema's
+// finalDefault) forbids.
+func (c *compiler) checkFinal(d *schemaDoc, at *xmltree.Node, base any, method string) {
+	final, name := "", ""
+	switch b := base.(type) {
+	case *simpleType:
+		final, name = b.final, b.displayName()
+	case *complexType:
+		final, name = b.final, b.displayName()
+	}
+	if blocked(final, method) {
+		c.fail(d, at, "the type %s is final for %s, so it cannot be derived from by %s", name, method, method)
+	}
 }

@@ -89,6 +89,7 @@ type complexType struct {
 	doc        *schemaDoc
 	node       *xmltree.Node
 	block      string
+	final      string
 }
 
 func (t *complexType) displayName() string {

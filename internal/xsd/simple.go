@@ -41,6 +41,7 @@ type simpleType struct {
 	facets  *facets       // this step's facets, or nil
 	id      idKind
 	line    int
+	final   string
 }
 
 type idKind uint8
