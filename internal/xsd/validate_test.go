@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -397,5 +398,44 @@ func TestHugeContentModelCompiles(t *testing.T) {
 	s := mustCompile(t, xsHead+`<xs:element name="r"><xs:complexType>`+inner+`</xs:complexType></xs:element></xs:schema>`)
 	if vs := s.Validate(mustParse(t, `<r><a/><b0/><a/><b3/></r>`)); vs != nil {
 		t.Error(vs)
+	}
+}
+
+func TestResolveByNamespaceAndIncludeCycle(t *testing.T) {
+	t.Parallel()
+	schemas := map[string]string{
+		// import by namespace only
+		"urn:common": `<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:common">
+  <xs:simpleType name="Code"><xs:restriction base="xs:token"><xs:length value="3"/></xs:restriction></xs:simpleType></xs:schema>`,
+		// two includes that include each other
+		"a.xsd": `<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:main" xmlns:m="urn:main">
+  <xs:include schemaLocation="b.xsd"/><xs:element name="A" type="m:B"/></xs:schema>`,
+		"b.xsd": `<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:main">
+  <xs:include schemaLocation="a.xsd"/><xs:simpleType name="B"><xs:restriction base="xs:int"/></xs:simpleType></xs:schema>`,
+	}
+	var asked []string
+	resolve := func(loc, ns string) ([]byte, error) {
+		asked = append(asked, loc+"|"+ns)
+		if s, ok := schemas[cmpOr(loc, ns)]; ok {
+			return []byte(s), nil
+		}
+		return nil, fmt.Errorf("not registered")
+	}
+	s, err := Compile([]byte(`<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:main" xmlns:c="urn:common">
+  <xs:import namespace="urn:common"/>
+  <xs:include schemaLocation="a.xsd"/>
+  <xs:element name="Root" type="c:Code"/>
+</xs:schema>`), Options{Resolve: resolve})
+	if err != nil {
+		t.Fatalf("Compile: %v (asked %v)", err, asked)
+	}
+	if want := []string{"|urn:common", "a.xsd|urn:main", "b.xsd|urn:main"}; !slices.Equal(asked, want) {
+		t.Errorf("Resolve asked %v, want %v", asked, want)
+	}
+	if vs := s.Validate(mustParse(t, `<Root xmlns="urn:main">ABCD</Root>`)); len(vs) != 1 {
+		t.Errorf("got %v", vs)
+	}
+	if vs := s.Validate(mustParse(t, `<A xmlns="urn:main">12</A>`)); vs != nil {
+		t.Errorf("got %v", vs)
 	}
 }
