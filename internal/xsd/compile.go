@@ -21,9 +21,9 @@ type Options struct {
 	// registered in Sluice. A relative location in an included or imported
 	// schema is first joined to that schema's own location, so Resolve
 	// sees locations relative to the schema given to Compile. A namespace
-	// is imported once. Nil refuses includes and imports (except of the
-	// XML namespace, whose attributes xml:lang, xml:space, xml:base and
-	// xml:id are built in).
+	// is imported once. Nil refuses includes and imports. Imports of the
+	// XML namespace never reach Resolve: its attributes (xml:lang,
+	// xml:space, xml:base, xml:id) are built in.
 	Resolve func(location, namespace string) ([]byte, error)
 }
 
@@ -430,13 +430,13 @@ func (c *compiler) loadRef(d *schemaDoc, n *xmltree.Node) {
 	var data []byte
 	var err error
 	switch {
+	case !include && ns == xmltree.XMLNamespace:
+		// The XML namespace's attributes are fixed by the W3C; its
+		// published xml.xsd has a DTD, which the parser refuses, so use
+		// the built-in declarations whatever the location says.
+		data = []byte(builtinXMLSchema)
 	case c.opts.Resolve != nil:
 		data, err = c.opts.Resolve(loc, ns)
-		if err != nil && !include && ns == xmltree.XMLNamespace {
-			data, err = []byte(builtinXMLSchema), nil
-		}
-	case !include && ns == xmltree.XMLNamespace:
-		data = []byte(builtinXMLSchema)
 	default:
 		c.fail(d, n, "xs:%s of %q: includes and imports are refused (no resolver was given)", n.Local, cmpOr(loc, ns))
 	}

@@ -412,7 +412,7 @@ func parseDateTime(s string, p primitive) (dateTime, bool) {
 			i++
 		}
 		n := i - st
-		if n < 4 || n > 4 && s[st] == '0' || n > 12 {
+		if n < 4 || n > 4 && s[st] == '0' || n > 9 { // 9 digits keep seconds within int64
 			return false
 		}
 		y, _ := strconv.ParseInt(s[st:i], 10, 64)
