@@ -119,9 +119,9 @@ func (p *reParser) piece(b *strings.Builder, depth int) error {
 			return fmt.Errorf("bad quantifier {%s", q)
 		}
 		p.i++
-		lo, hi, comma := q, "", false
+		lo, hi := q, ""
 		if k := strings.IndexByte(q, ','); k >= 0 {
-			lo, hi, comma = q[:k], q[k+1:], true
+			lo, hi = q[:k], q[k+1:]
 		}
 		if lo == "" || strings.Contains(hi, ",") {
 			return fmt.Errorf("bad quantifier {%s}", q)
@@ -139,7 +139,6 @@ func (p *reParser) piece(b *strings.Builder, depth int) error {
 			return fmt.Errorf("the quantifier {%s} repeats more than 1000 times, which Go's regexp package (RE2) cannot express", q)
 		}
 		b.WriteString("{" + q + "}")
-		_ = comma
 	}
 	return nil
 }

@@ -589,9 +589,6 @@ func (v *validator) wildElement(k *xmltree.Node, w *wildcard) {
 }
 
 func (v *validator) laxChildren(n *xmltree.Node) {
-	if _, xn := xsiAttrs(n); xn != nil {
-		_ = xn
-	}
 	for _, k := range n.Children {
 		if k.Kind != xmltree.Element {
 			continue
