@@ -107,6 +107,9 @@ type compiler struct {
 	allTypes []*complexType
 	hasID    bool
 	idcs     map[qname]*idc
+	idcOrder []*idc
+	// order lists the global definitions as the schemas give them.
+	order []def
 }
 
 type attrGroup struct {
@@ -174,35 +177,36 @@ func Compile(schema []byte, opts Options) (s *Schema, err error) {
 	}()
 	c.load(schema, "", nil, "", false)
 	// Resolve every global component, used or not, as libxml2 does, so a
-	// broken schema is refused whatever the documents hold.
-	for q := range c.typeDefs {
-		c.typeByName(q, nil, nil)
-	}
-	for q := range c.elemDefs {
-		c.element(q)
-	}
-	for q := range c.attrDefs {
-		c.attribute(q)
+	// broken schema is refused whatever the documents hold; in document
+	// order, so the same schema always gets the same error.
+	for _, g := range c.order {
+		q := qname{g.doc.tns, attr(g.n, "name")}
+		switch g.n.Local {
+		case "simpleType", "complexType":
+			c.typeByName(q, nil, nil)
+		case "element":
+			c.element(q)
+		case "attribute":
+			c.attribute(q)
+		case "group":
+			c.group(q, nil, nil)
+		case "attributeGroup":
+			c.attrGroup(q, nil, nil)
+		}
 	}
 	c.substitutionGroups()
-	for q := range c.groupDefs {
-		c.group(q, nil, nil)
-	}
-	for q := range c.agDefs {
-		c.attrGroup(q, nil, nil)
-	}
-	for _, k := range c.idcs {
+	for _, k := range c.idcOrder {
 		if k.kind != idcKeyref {
 			continue
 		}
 		r := c.idcs[k.referQ]
 		switch {
 		case r == nil:
-			panic(failure{&Error{Line: k.line, Reason: fmt.Sprintf("xs:keyref %q refers to %q, which is not a key or unique constraint", k.name.local, k.referQ.String())}})
+			c.fail(k.doc, k.node, "xs:keyref %q refers to %q, which is not a key or unique constraint", k.name.local, k.referQ.String())
 		case r.kind == idcKeyref:
-			panic(failure{&Error{Line: k.line, Reason: fmt.Sprintf("xs:keyref %q refers to the keyref %q; it must refer to a key or unique constraint", k.name.local, r.name.local)}})
+			c.fail(k.doc, k.node, "xs:keyref %q refers to the keyref %q; it must refer to a key or unique constraint", k.name.local, r.name.local)
 		case len(r.fields) != len(k.fields):
-			panic(failure{&Error{Line: k.line, Reason: fmt.Sprintf("xs:keyref %q has %d fields but %s %q has %d", k.name.local, len(k.fields), r.kind, r.name.local, len(r.fields))}})
+			c.fail(k.doc, k.node, "xs:keyref %q has %d fields but %s %q has %d", k.name.local, len(k.fields), r.kind, r.name.local, len(r.fields))
 		}
 		k.refer = r
 	}
@@ -381,6 +385,7 @@ func (c *compiler) load(data []byte, location string, from *schemaDoc, wantNS st
 			c.fail(d, k, "xs:%s %q is defined twice (also at line %d)", k.Local, name, prev.n.Line)
 		}
 		defs[q] = def{k, d}
+		c.order = append(c.order, def{k, d})
 	}
 }
 
@@ -1712,7 +1717,7 @@ func (c *compiler) identityConstraint(d *schemaDoc, n *xmltree.Node) *idc {
 	if !isNCName(name) {
 		c.fail(d, n, "xs:%s needs a name that is an NCName (name=%q)", n.Local, name)
 	}
-	k := &idc{name: qname{d.tns, name}, line: n.Line}
+	k := &idc{name: qname{d.tns, name}, line: n.Line, doc: d, node: n}
 	switch n.Local {
 	case "key":
 		k.kind = idcKey
@@ -1728,6 +1733,7 @@ func (c *compiler) identityConstraint(d *schemaDoc, n *xmltree.Node) *idc {
 		c.fail(d, n, "the identity constraint %q is defined twice (also at line %d)", name, prev.line)
 	}
 	c.idcs[k.name] = k
+	c.idcOrder = append(c.idcOrder, k)
 	for i, kid := range c.xsChildren(d, n) {
 		c.checkAttrs(d, kid)
 		expr, ok := kid.Attr("", "xpath")

@@ -34,6 +34,8 @@ type idc struct {
 	refer    *idc
 	referQ   qname
 	line     int
+	doc      *schemaDoc
+	node     *xmltree.Node
 }
 
 // xpath is one path of a selector or field.
