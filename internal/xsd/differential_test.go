@@ -1,0 +1,340 @@
+package xsd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/xmltree"
+)
+
+// The differential corpus: testdata/<case>/schema.xsd is a schema (the
+// other .xsd files there are what it includes and imports) and every
+// <case>/*.xml an instance. Each instance gets the same verdict from
+// Validate as from libxml2 (xmllint --schema), and for an invalid one our
+// first violation is on the first line libxml2 reports an error on.
+// testdata/invalid-schemas/*.xsd are schemas libxml2 refuses: Compile
+// refuses them too.
+
+func xmllintPath(t testing.TB) string {
+	p, err := exec.LookPath("xmllint")
+	if err != nil {
+		if os.Getenv("SLUICE_TEST_LIBXML2") == "required" {
+			t.Fatalf("xmllint is required (SLUICE_TEST_LIBXML2=required) but not found: %v", err)
+		}
+		t.Skip("xmllint not installed; set SLUICE_TEST_LIBXML2=required to fail instead")
+	}
+	return p
+}
+
+// lintResult is libxml2's verdict on one instance.
+type lintResult struct {
+	valid bool
+	lines []int // lines of the errors it reported
+	text  string
+}
+
+var lintLine = regexp.MustCompile(`^(.*?):(\d+): (?:element|Schemas|parser)`)
+
+// xmllint validates files against schema in one run; a nil map and an
+// error when libxml2 cannot compile the schema.
+func xmllint(ctx context.Context, bin, dir, schema string, files []string) (map[string]*lintResult, string, error) {
+	args := append([]string{"--noout", "--nonet", "--schema", schema}, files...)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	text := out.String()
+	if strings.Contains(text, "failed to compile") {
+		return nil, text, errors.New("schema refused")
+	}
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		return nil, text, err
+	}
+	res := map[string]*lintResult{}
+	for _, f := range files {
+		res[f] = &lintResult{}
+	}
+	for _, line := range strings.Split(text, "\n") {
+		for _, f := range files {
+			switch line {
+			case f + " validates":
+				res[f].valid = true
+				continue
+			case f + " fails to validate":
+				continue
+			}
+			if m := lintLine.FindStringSubmatch(line); m != nil && m[1] == f {
+				n, _ := strconv.Atoi(m[2])
+				res[f].lines = append(res[f].lines, n)
+				res[f].text += line + "\n"
+			}
+		}
+	}
+	return res, text, nil
+}
+
+func dirResolver(dir string) func(string, string) ([]byte, error) {
+	return func(loc, ns string) ([]byte, error) {
+		if loc == "" || strings.Contains(loc, "://") || strings.Contains(loc, "..") {
+			return nil, fmt.Errorf("no registered schema for %q", cmpOr(loc, ns))
+		}
+		return os.ReadFile(filepath.Join(dir, loc))
+	}
+}
+
+func compileFile(t testing.TB, path string) (*Schema, error) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Compile(data, Options{Resolve: dirResolver(filepath.Dir(path))})
+}
+
+type corpusCase struct {
+	dir    string
+	schema string
+	docs   []string
+}
+
+func corpus(t testing.TB) []corpusCase {
+	dirs, err := filepath.Glob("testdata/*/schema.xsd")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no corpus: %v", err)
+	}
+	var out []corpusCase
+	for _, s := range dirs {
+		dir := filepath.Dir(s)
+		docs, _ := filepath.Glob(filepath.Join(dir, "*.xml"))
+		for i := range docs {
+			docs[i] = filepath.Base(docs[i])
+		}
+		sort.Strings(docs)
+		out = append(out, corpusCase{dir: dir, schema: s, docs: docs})
+	}
+	return out
+}
+
+// lineExceptions lists instances whose first error line differs from
+// libxml2's for a known reason.
+var lineExceptions = map[string]string{}
+
+// verdictDivergences lists instances on which we deliberately disagree with
+// libxml2, and why; the test checks the verdicts still differ.
+var verdictDivergences = map[string]string{
+	"payment-numbers/valid-rate-49-1-5E.xml": "libxml2 accepts a float exponent without digits (1.5E); XSD does not",
+}
+
+func TestDifferentialCorpus(t *testing.T) {
+	bin := xmllintPath(t)
+	cases := corpus(t)
+	type lintOut struct {
+		res  map[string]*lintResult
+		text string
+		err  error
+	}
+	results := make([]lintOut, len(cases))
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for i, c := range cases {
+		wg.Go(func() {
+			res, text, err := xmllint(ctx, bin, c.dir, "schema.xsd", c.docs)
+			results[i] = lintOut{res, text, err}
+		})
+	}
+	wg.Wait()
+	total, invalid := 0, 0
+	for i, c := range cases {
+		t.Run(filepath.Base(c.dir), func(t *testing.T) {
+			lo := results[i]
+			s, cerr := compileFile(t, c.schema)
+			if lo.err != nil {
+				if cerr == nil {
+					t.Fatalf("libxml2 refuses the schema but Compile accepts it:\n%s", lo.text)
+				}
+				return
+			}
+			if cerr != nil {
+				t.Fatalf("Compile: %v (libxml2 accepts the schema)", cerr)
+			}
+			for _, name := range c.docs {
+				total++
+				data, err := os.ReadFile(filepath.Join(c.dir, name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				doc, err := xmltree.Parse(data, xmltree.Limits{})
+				if err != nil {
+					t.Errorf("%s: parse: %v", name, err)
+					continue
+				}
+				vs := s.Validate(doc)
+				lr := lo.res[name]
+				if why := verdictDivergences[filepath.Base(c.dir)+"/"+name]; why != "" {
+					if lr.valid == (len(vs) == 0) {
+						t.Errorf("%s: listed as a divergence (%s) but libxml2 and Validate now agree", name, why)
+					}
+					continue
+				}
+				if lr.valid != (len(vs) == 0) {
+					t.Errorf("%s: libxml2 says valid=%v, we found %d violations: %v\nlibxml2:\n%s", name, lr.valid, len(vs), vs, lr.text)
+					continue
+				}
+				if lr.valid {
+					continue
+				}
+				invalid++
+				if len(lr.lines) > 0 && lineExceptions[filepath.Base(c.dir)+"/"+name] == "" {
+					if first := slices.Min(lr.lines); vs[0].Line != first && !sameStartTag(data, vs[0].Line, first) {
+						t.Errorf("%s: our first violation is on line %d, libxml2's on line %d\nours: %v\nlibxml2:\n%s", name, vs[0].Line, first, vs, lr.text)
+					}
+				}
+			}
+		})
+	}
+	t.Logf("%d schemas, %d instances (%d invalid) agree with libxml2", len(cases), total, invalid)
+}
+
+func TestInvalidSchemasRefused(t *testing.T) {
+	bin := xmllintPath(t)
+	files, _ := filepath.Glob("testdata/invalid-schemas/*.xsd")
+	if len(files) == 0 {
+		t.Fatal("no invalid schemas")
+	}
+	dummy := filepath.Join(t.TempDir(), "d.xml")
+	if err := os.WriteFile(dummy, []byte("<x/>"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	errs := make([]error, len(files))
+	var wg sync.WaitGroup
+	for i, f := range files {
+		wg.Go(func() {
+			abs, _ := filepath.Abs(f)
+			_, _, errs[i] = xmllint(context.Background(), bin, "", abs, []string{dummy})
+		})
+	}
+	wg.Wait()
+	for i, f := range files {
+		if errs[i] == nil {
+			t.Errorf("%s: libxml2 accepts this schema; it does not belong in invalid-schemas", f)
+			continue
+		}
+		if _, err := compileFile(t, f); err == nil {
+			t.Errorf("%s: libxml2 refuses this schema but Compile accepts it", f)
+		} else {
+			t.Logf("%s: %v", filepath.Base(f), err)
+		}
+	}
+}
+
+// sameStartTag reports whether line b is still within a start tag that
+// opens on line a: libxml2 numbers an element by the line its start tag
+// ends on, xmltree (and so Violation.Line) by the line it starts on.
+func sameStartTag(src []byte, a, b int) bool {
+	if b <= a {
+		return false
+	}
+	lines := strings.Split(string(src), "\n")
+	if b > len(lines) {
+		return false
+	}
+	first := lines[a-1]
+	i := strings.LastIndexByte(first, '<')
+	if i < 0 {
+		return false
+	}
+	seg := first[i:] + "\n" + strings.Join(lines[a:b-1], "\n")
+	return !strings.Contains(seg, ">")
+}
+
+// TestRefusedSchemas: schemas libxml2 accepts but that break XSD rules
+// Compile enforces (minLength over maxLength, a weakened whiteSpace).
+func TestRefusedSchemas(t *testing.T) {
+	t.Parallel()
+	files, _ := filepath.Glob("testdata/refused-schemas/*.xsd")
+	if len(files) == 0 {
+		t.Fatal("no refused schemas")
+	}
+	for _, f := range files {
+		if _, err := compileFile(t, f); err == nil {
+			t.Errorf("%s: Compile accepts it", f)
+		}
+	}
+}
+
+// TestContentModelDeterminism compares Compile's Unique Particle
+// Attribution check with libxml2's on content models.
+func TestContentModelDeterminism(t *testing.T) {
+	bin := xmllintPath(t)
+	models := []string{
+		`<xs:sequence><xs:element name="b" minOccurs="2" maxOccurs="2"/><xs:element name="b" minOccurs="0"/></xs:sequence>`,
+		`<xs:sequence><xs:element name="b" minOccurs="0"/><xs:element name="b"/></xs:sequence>`,
+		`<xs:sequence><xs:element name="b" maxOccurs="unbounded"/><xs:element name="c"/></xs:sequence>`,
+		`<xs:sequence><xs:element name="b" maxOccurs="3"/><xs:element name="b"/></xs:sequence>`,
+		`<xs:choice><xs:element name="b"/><xs:sequence><xs:element name="b"/><xs:element name="c"/></xs:sequence></xs:choice>`,
+		`<xs:choice maxOccurs="unbounded"><xs:element name="b"/><xs:element name="c"/></xs:choice>`,
+		`<xs:sequence><xs:choice minOccurs="0"><xs:element name="b"/><xs:element name="c"/></xs:choice><xs:element name="c"/></xs:sequence>`,
+		`<xs:sequence><xs:any namespace="##other" processContents="lax" minOccurs="0"/><xs:element name="b"/></xs:sequence>`,
+		`<xs:sequence><xs:any namespace="##any" processContents="lax" minOccurs="0"/><xs:element name="b"/></xs:sequence>`,
+		`<xs:sequence><xs:any namespace="##local" processContents="lax" minOccurs="0"/><xs:element name="b"/></xs:sequence>`,
+		`<xs:sequence maxOccurs="2"><xs:element name="b"/><xs:element name="c" minOccurs="0"/></xs:sequence>`,
+		`<xs:sequence maxOccurs="unbounded"><xs:element name="b" minOccurs="0"/><xs:element name="c" minOccurs="0"/></xs:sequence>`,
+		`<xs:sequence><xs:sequence minOccurs="0"><xs:element name="b"/><xs:element name="c"/></xs:sequence><xs:element name="b"/></xs:sequence>`,
+		`<xs:all><xs:element name="b"/><xs:element name="c" minOccurs="0"/></xs:all>`,
+		`<xs:sequence><xs:element name="b" minOccurs="0" maxOccurs="2"/><xs:element name="c"/><xs:element name="b" minOccurs="0"/></xs:sequence>`,
+		`<xs:choice><xs:any namespace="urn:x" processContents="skip"/><xs:any namespace="urn:y" processContents="skip"/></xs:choice>`,
+		`<xs:choice><xs:any namespace="urn:x" processContents="skip"/><xs:any namespace="##other" processContents="skip"/></xs:choice>`,
+	}
+	dir := t.TempDir()
+	dummy := filepath.Join(dir, "d.xml")
+	if err := os.WriteFile(dummy, []byte("<a/>"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	refused := make([]bool, len(models))
+	var wg sync.WaitGroup
+	for i, m := range models {
+		path := filepath.Join(dir, fmt.Sprintf("m%d.xsd", i))
+		src := `<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:t" elementFormDefault="unqualified"><xs:element name="a"><xs:complexType>` + m + `</xs:complexType></xs:element></xs:schema>`
+		if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			_, _, err := xmllint(context.Background(), bin, dir, path, []string{dummy})
+			refused[i] = err != nil
+		})
+	}
+	wg.Wait()
+	// libxml2 accepts b{1,3},b and validates it as a nondeterministic
+	// automaton; XSD's Unique Particle Attribution forbids it (which b
+	// does the second one match?), and Compile refuses it.
+	stricter := map[int]bool{3: true}
+	for i, m := range models {
+		src, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("m%d.xsd", i)))
+		_, err := Compile(src, Options{})
+		if stricter[i] {
+			if err == nil || refused[i] {
+				t.Errorf("%s: expected only Compile to refuse it; libxml2 refuses: %v; Compile: %v", m, refused[i], err)
+			}
+			continue
+		}
+		if (err != nil) != refused[i] {
+			t.Errorf("%s\nlibxml2 refuses: %v; Compile: %v", m, refused[i], err)
+		}
+	}
+}
