@@ -10,8 +10,6 @@
 package xpath
 
 import (
-	"errors"
-
 	"github.com/sluicehq/sluice/internal/xmltree"
 )
 
@@ -50,19 +48,30 @@ type Options struct {
 	HasFunction func(space, local string) bool
 }
 
-var errNotImplemented = errors.New("xpath: not implemented yet")
-
-// Expr is a compiled expression, safe for concurrent use.
+// Expr is a compiled expression. It is immutable, so one Expr may be
+// evaluated by many goroutines at once.
 type Expr struct {
-	src string
+	src  string
+	root expr
 }
 
-// Compile parses src.
+// Compile parses src. A syntax error is a *SyntaxError that gives the byte
+// offset of the problem. Expressions longer than MaxExprLen or nested more
+// than MaxDepth levels are refused.
 func Compile(src string, opts Options) (*Expr, error) {
-	return nil, errNotImplemented
+	p, err := newParser(src, opts)
+	if err != nil {
+		return nil, err
+	}
+	root, err := p.parseTop()
+	if err != nil {
+		return nil, err
+	}
+	return &Expr{src: src, root: root}, nil
 }
 
-// MustCompile is Compile that panics on error.
+// MustCompile is Compile that panics on error, for expressions written in
+// the program.
 func MustCompile(src string, opts Options) *Expr {
 	e, err := Compile(src, opts)
 	if err != nil {
@@ -71,50 +80,23 @@ func MustCompile(src string, opts Options) *Expr {
 	return e
 }
 
-// Eval evaluates the expression in the context c.
-func (e *Expr) Eval(c *Context) (Value, error) { return nil, errNotImplemented }
+// Eval evaluates the expression in the context c. The result is a
+// NodeSet (in document order), string, float64 or bool. An error is an
+// *EvalError: a value of the wrong type, an undefined variable or function,
+// or an error returned by an Env function (wrapped).
+//
+// Functions from Env receive a Context that is only valid during the call:
+// they must not keep it.
+func (e *Expr) Eval(c *Context) (Value, error) {
+	if c == nil {
+		c = &Context{}
+	}
+	v, err := e.root.eval(c)
+	if err != nil {
+		return nil, &EvalError{Src: e.src, Err: err}
+	}
+	return v, nil
+}
 
 // String is the source of the expression.
 func (e *Expr) String() string { return e.src }
-
-// String converts v as the XPath string() function does.
-func String(v Value) string { return "" }
-
-// Number converts v as the XPath number() function does.
-func Number(v Value) float64 { return 0 }
-
-// Boolean converts v as the XPath boolean() function does.
-func Boolean(v Value) bool { return false }
-
-// NumberToString formats f as XPath 1.0 §4.2 defines.
-func NumberToString(f float64) string { return "" }
-
-// StringValue is the string value of a node.
-func StringValue(n *xmltree.Node) string { return n.Text() }
-
-// Sort puts nodes in document order and removes duplicates.
-func Sort(ns NodeSet) NodeSet { return ns }
-
-// Pattern is a compiled XSLT 1.0 pattern, safe for concurrent use.
-type Pattern struct {
-	src string
-}
-
-// CompilePattern parses an XSLT 1.0 pattern.
-func CompilePattern(src string, opts Options) (*Pattern, error) {
-	return nil, errNotImplemented
-}
-
-// Alternatives splits a union pattern into its alternatives.
-func (p *Pattern) Alternatives() []*Pattern { return []*Pattern{p} }
-
-// DefaultPriority is the default priority of XSLT 1.0 §5.5.
-func (p *Pattern) DefaultPriority() float64 { return 0.5 }
-
-// Match reports whether n matches the pattern.
-func (p *Pattern) Match(n *xmltree.Node, env Env) (bool, error) {
-	return false, errNotImplemented
-}
-
-// String is the source of the pattern.
-func (p *Pattern) String() string { return p.src }
