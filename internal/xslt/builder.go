@@ -224,9 +224,6 @@ func (b *builder) copyNode(n *xmltree.Node, top bool) error {
 		if err := b.startElement(n.Space, n.Local, n.Prefix); err != nil {
 			return err
 		}
-		if n.Space != "" || n.Prefix != "" {
-			b.fixElement()
-		}
 		if top {
 			for _, d := range inScope(n) {
 				b.declare(d.Prefix, d.URI, true)

@@ -110,11 +110,20 @@ type keyDef struct {
 	line  int
 }
 
+// attrSet is an xsl:attribute-set: the definitions of each import
+// precedence, resolved as xsltproc does (see resolveSet).
 type attrSet struct {
-	name  qname
+	name     qname
+	chunks   []setChunk
+	line     int
+	state    int // 0 unresolved, 1 resolving, 2 resolved
+	resolved []*attributeI
+}
+
+type setChunk struct {
+	prec  int
 	use   []qname
-	attrs []instr
-	line  int
+	attrs []*attributeI
 }
 
 type spaceRule struct {
@@ -445,7 +454,7 @@ func (c *compiler) decl(n *xmltree.Node, m *module) error {
 		}
 		return nil
 	case "attribute-set":
-		return c.attributeSet(n)
+		return c.attributeSet(n, m)
 	case "decimal-format":
 		return c.decimalFormat(n)
 	case "namespace-alias":
@@ -797,7 +806,7 @@ func (c *compiler) output(n *xmltree.Node, m *module) error {
 	return nil
 }
 
-func (c *compiler) attributeSet(n *xmltree.Node) error {
+func (c *compiler) attributeSet(n *xmltree.Node, m *module) error {
 	name, ok := attr(n, "name")
 	if !ok {
 		return c.errf(n, "xsl:attribute-set has no name attribute")
@@ -811,27 +820,29 @@ func (c *compiler) attributeSet(n *xmltree.Node) error {
 		as = &attrSet{name: q, line: n.Line}
 		c.ss.attrSets[q] = as
 	}
+	ch := setChunk{prec: m.prec}
 	if u, ok := attr(n, "use-attribute-sets"); ok {
 		qs, err := c.qnames(n, u)
 		if err != nil {
 			return err
 		}
-		as.use = append(as.use, qs...)
+		ch.use = qs
 	}
 	t := &template{line: n.Line}
-	for _, ch := range n.Children {
-		if ch.Kind == xmltree.Text && strings.TrimSpace(ch.Data) == "" || ch.Kind == xmltree.Comment || ch.Kind == xmltree.ProcInst {
+	for _, e := range n.Children {
+		if e.Kind == xmltree.Text && strings.TrimSpace(e.Data) == "" || e.Kind == xmltree.Comment || e.Kind == xmltree.ProcInst {
 			continue
 		}
-		if !isXSL(ch, "attribute") {
-			return c.errf(ch, "xsl:attribute-set may contain only xsl:attribute")
+		if !isXSL(e, "attribute") {
+			return c.errf(e, "xsl:attribute-set may contain only xsl:attribute")
 		}
-		in, err := c.instruction(ch, t)
+		in, err := c.instruction(e, t)
 		if err != nil {
 			return err
 		}
-		as.attrs = append(as.attrs, in)
+		ch.attrs = append(ch.attrs, in.(*attributeI))
 	}
+	as.chunks = append(as.chunks, ch)
 	return nil
 }
 
@@ -851,7 +862,7 @@ func (c *compiler) qnames(n *xmltree.Node, s string) ([]qname, error) {
 // templates named by use.
 func (c *compiler) finish() error {
 	for _, as := range c.ss.attrSets {
-		if err := c.checkSetCycle(as, nil); err != nil {
+		if err := c.resolveSet(as); err != nil {
 			return err
 		}
 	}
@@ -861,18 +872,68 @@ func (c *compiler) finish() error {
 	return nil
 }
 
-func (c *compiler) checkSetCycle(as *attrSet, path []qname) error {
-	if slices.Contains(path, as.name) {
+// resolveSet computes the attributes an attribute set adds, in order, as
+// xsltproc 1.1.35 does: the xsl:attribute children of the definitions of
+// the highest precedence, in order; then those of the sets it uses and of
+// its imported definitions, each unless an attribute of the same name is
+// already listed. Applying the list sets them in order.
+func (c *compiler) resolveSet(as *attrSet) error {
+	switch as.state {
+	case 2:
+		return nil
+	case 1:
 		return &Error{Line: as.line, Msg: fmt.Sprintf("xsl:attribute-set %s uses itself", as.name)}
 	}
-	for _, u := range as.use {
-		next, ok := c.ss.attrSets[u]
-		if !ok {
-			return &Error{Line: as.line, Msg: fmt.Sprintf("xsl:attribute-set %s uses the undefined attribute set %s", as.name, u)}
-		}
-		if err := c.checkSetCycle(next, append(path, as.name)); err != nil {
-			return err
+	as.state = 1
+	chunks := slices.Clone(as.chunks)
+	slices.SortStableFunc(chunks, func(a, b setChunk) int { return b.prec - a.prec })
+	var list []*attributeI
+	merge := func(more []*attributeI) {
+	next:
+		for _, a := range more {
+			for _, b := range list {
+				if a.key != "" && a.key == b.key {
+					continue next
+				}
+			}
+			list = append(list, a)
 		}
 	}
+	uses := func(qs []qname) error {
+		for _, u := range qs {
+			other, ok := c.ss.attrSets[u]
+			if !ok {
+				return &Error{Line: as.line, Msg: fmt.Sprintf("xsl:attribute-set %s uses the undefined attribute set %s", as.name, u)}
+			}
+			if err := c.resolveSet(other); err != nil {
+				return err
+			}
+			merge(other.resolved)
+		}
+		return nil
+	}
+	top := chunks[0].prec
+	for _, ch := range chunks {
+		if ch.prec == top {
+			list = append(list, ch.attrs...)
+		}
+	}
+	for _, ch := range chunks {
+		if ch.prec == top {
+			if err := uses(ch.use); err != nil {
+				return err
+			}
+		}
+	}
+	for _, ch := range chunks {
+		if ch.prec != top {
+			merge(ch.attrs)
+			if err := uses(ch.use); err != nil {
+				return err
+			}
+		}
+	}
+	as.resolved = list
+	as.state = 2
 	return nil
 }

@@ -687,17 +687,15 @@ func (x *exec) useSets(sets []qname, line int) error {
 		if !ok {
 			return x.errf(line, "the attribute set %s is not defined", q)
 		}
-		if err := x.useSets(as.use, as.line); err != nil {
-			return err
-		}
 		// Attribute sets see only global variables.
 		saved := x.save()
 		x.frame = len(x.vars)
-		err := x.run(as.attrs)
-		x.restore(saved)
-		if err != nil {
-			return err
+		for _, a := range as.resolved {
+			if err := a.exec(x); err != nil {
+				return err
+			}
 		}
+		x.restore(saved)
 	}
 	return nil
 }
@@ -793,10 +791,11 @@ func (c *commentI) exec(x *exec) error {
 		return err
 	}
 	s := xpath.String(v)
-	// A comment may not contain -- nor end with -.
-	s = strings.ReplaceAll(s, "--", "- -")
-	if strings.HasSuffix(s, "-") {
-		s += " "
+	if strings.Contains(s, "--") || strings.HasSuffix(s, "-") {
+		return x.errf(c.line, "xsl:comment: '--' or a final '-' is not allowed in a comment: %q", s)
+	}
+	if s == "" {
+		return nil // xsltproc writes no empty comment
 	}
 	return x.out.comment(s)
 }
@@ -814,7 +813,10 @@ func (p *piI) exec(x *exec) error {
 	if err != nil {
 		return err
 	}
-	s := strings.ReplaceAll(xpath.String(v), "?>", "? >")
+	s := xpath.String(v)
+	if strings.Contains(s, "?>") {
+		return x.errf(p.line, "xsl:processing-instruction: '?>' is not allowed in its content: %q", s)
+	}
 	return x.out.pi(name, s)
 }
 

@@ -131,6 +131,7 @@ type elementI struct {
 }
 
 type attributeI struct {
+	key   string // namespace and local name when constant, for attribute sets
 	line  int
 	name  avt
 	ns    *avt
@@ -476,6 +477,21 @@ func (c *compiler) instruction(n *xmltree.Node, t *template) (instr, error) {
 		}
 		if v.ns, err = c.optAVT(n, "namespace"); err != nil {
 			return nil, err
+		}
+		if nm, ok := v.name.constant(); ok {
+			prefix, local, hasPrefix := strings.Cut(nm, ":")
+			if !hasPrefix {
+				prefix, local = "", nm
+			}
+			uri := ""
+			if v.ns != nil {
+				uri, ok = v.ns.constant()
+			} else if prefix != "" {
+				uri, ok = n.LookupPrefix(prefix)
+			}
+			if ok {
+				v.key = uri + " " + local
+			}
 		}
 		v.body, err = c.body(n, t, false)
 		return v, err

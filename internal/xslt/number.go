@@ -335,6 +335,9 @@ func (nu *numberI) exec(x *exec) error {
 			return err
 		}
 	}
+	if len(nums) == 0 {
+		return nil // nothing counted: xsltproc writes nothing, not even the format's punctuation
+	}
 	format, err := x.avt(nu.format, nu.line)
 	if err != nil {
 		return err
