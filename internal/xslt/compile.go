@@ -164,7 +164,10 @@ type Error struct {
 	Line int    // the stylesheet line, 0 if unknown
 	Href string // the included or imported stylesheet, "" for the main one
 	Msg  string
+	Err  error // the cause, if any: ErrLimit, ErrTerminated, …
 }
+
+func (e *Error) Unwrap() error { return e.Err }
 
 func (e *Error) Error() string {
 	var b strings.Builder

@@ -48,11 +48,12 @@ type gstate struct {
 
 // runtimeError is a transformation error; it says where.
 func (x *exec) errf(line int, format string, args ...any) error {
-	msg := fmt.Sprintf(format, args...)
+	err := fmt.Errorf(format, args...)
+	msg := err.Error()
 	if x.templ != nil {
 		msg += " (in " + x.templ.String() + ")"
 	}
-	return &Error{Line: line, Msg: msg}
+	return &Error{Line: line, Msg: msg, Err: errors.Unwrap(err)}
 }
 
 // ErrTerminated is wrapped by the error of a transformation stopped by
@@ -115,6 +116,10 @@ func (x *exec) run(body []instr) error {
 			return x.step()
 		}
 		if err := in.exec(x); err != nil {
+			var xe *Error
+			if !errors.As(err, &xe) {
+				err = x.errf(0, "%w", err)
+			}
 			return err
 		}
 	}
@@ -250,7 +255,7 @@ func (x *exec) number(root *xmltree.Node) {
 func (x *exec) enter(line int) error {
 	x.depth++
 	if x.depth > x.ss.opts.MaxDepth {
-		return x.errf(line, "%v: templates or variables nested more than %d deep (Options.MaxDepth); the stylesheet probably recurses without end", ErrLimit, x.ss.opts.MaxDepth)
+		return x.errf(line, "%w: templates or variables nested more than %d deep (Options.MaxDepth); the stylesheet probably recurses without end", ErrLimit, x.ss.opts.MaxDepth)
 	}
 	return nil
 }
@@ -272,7 +277,7 @@ func (x *exec) eval(e *xpath.Expr, line int) (v xpath.Value, err error) {
 		if errors.As(err, &xe) {
 			return nil, err
 		}
-		return nil, x.errf(line, "%s: %v", e.String(), err)
+		return nil, x.errf(line, "%s: %w", e.String(), err)
 	}
 	return v, nil
 }
@@ -345,7 +350,7 @@ func (x *exec) findRule(m *mode, n *xmltree.Node, lo, hi int) (*rule, error) {
 		}
 		ok, err := x.match(r.pat, n)
 		if err != nil {
-			return nil, x.errf(r.t.line, "match=%q: %v", r.t.match, err)
+			return nil, x.errf(r.t.line, "match=%q: %w", r.t.match, err)
 		}
 		if ok {
 			return r, nil
@@ -642,7 +647,7 @@ func (m *message) exec(x *exec) error {
 	}
 	msg := xpath.String(v)
 	if m.terminate {
-		return x.errf(m.line, "%v: %s", ErrTerminated, msg)
+		return x.errf(m.line, "%w: %s", ErrTerminated, msg)
 	}
 	if x.ss.opts.Message != nil {
 		x.ss.opts.Message(msg)
@@ -653,7 +658,7 @@ func (m *message) exec(x *exec) error {
 func (l *lre) exec(x *exec) error {
 	b := x.out
 	if err := b.startElement(l.name.space, l.name.local, l.prefix); err != nil {
-		return x.errf(l.line, "%v", err)
+		return x.errf(l.line, "%w", err)
 	}
 	for _, d := range l.ns {
 		b.declare(d.Prefix, d.URI, true)
@@ -671,7 +676,7 @@ func (l *lre) exec(x *exec) error {
 			return err
 		}
 		if err := b.attribute(a.name.space, a.name.local, a.prefix, v); err != nil {
-			return x.errf(l.line, "%v", err)
+			return x.errf(l.line, "%w", err)
 		}
 	}
 	if err := x.run(l.body); err != nil {
@@ -715,7 +720,7 @@ func (e *elementI) exec(x *exec) error {
 	}
 	b := x.out
 	if err := b.startElement(space, local, prefix); err != nil {
-		return x.errf(e.line, "%v", err)
+		return x.errf(e.line, "%w", err)
 	}
 	b.fixElement()
 	if err := x.useSets(e.sets, e.line); err != nil {
@@ -780,7 +785,7 @@ func (a *attributeI) exec(x *exec) error {
 		return err
 	}
 	if err := x.out.attribute(space, local, prefix, xpath.String(v)); err != nil {
-		return x.errf(a.line, "xsl:attribute: %v", err)
+		return x.errf(a.line, "xsl:attribute: %w", err)
 	}
 	return nil
 }
@@ -828,7 +833,7 @@ func (c *copyI) exec(x *exec) error {
 		return x.run(c.body)
 	case xmltree.Element:
 		if err := b.startElement(n.Space, n.Local, n.Prefix); err != nil {
-			return x.errf(c.line, "%v", err)
+			return x.errf(c.line, "%w", err)
 		}
 		for _, d := range n.Decls {
 			if d.URI != "" {
@@ -846,7 +851,7 @@ func (c *copyI) exec(x *exec) error {
 		return nil
 	case xmltree.Attribute:
 		if err := b.attribute(n.Space, n.Local, n.Prefix, n.Data); err != nil {
-			return x.errf(c.line, "xsl:copy: %v", err)
+			return x.errf(c.line, "xsl:copy: %w", err)
 		}
 		return nil
 	case xmltree.Text:
@@ -870,7 +875,7 @@ func (c *copyOf) exec(x *exec) error {
 	}
 	for _, n := range ns {
 		if err := x.out.copyNode(n, true); err != nil {
-			return x.errf(c.line, "xsl:copy-of: %v", err)
+			return x.errf(c.line, "xsl:copy-of: %w", err)
 		}
 	}
 	return nil
