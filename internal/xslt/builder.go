@@ -14,6 +14,10 @@ type builder struct {
 	root  *xmltree.Node
 	cur   *xmltree.Node
 	final bool // the output (not a fragment): disable-output-escaping applies
+	// strOnly keeps only the text written, at any depth (see
+	// exec.stringContent); depth counts the elements ignored.
+	strOnly bool
+	depth   int
 	// Text is gathered here and becomes a node when something else is
 	// added.
 	pending strings.Builder
@@ -37,7 +41,8 @@ func (b *builder) flush() {
 	if b.pending.Len() == 0 {
 		return
 	}
-	n := &xmltree.Node{Kind: xmltree.Text, Data: b.pending.String(), Parent: b.cur}
+	n := b.x.newNode()
+	*n = xmltree.Node{Kind: xmltree.Text, Data: b.pending.String(), Parent: b.cur}
 	b.pending.Reset()
 	b.cur.Children = append(b.cur.Children, n)
 	if b.textRaw {
@@ -60,6 +65,10 @@ func (b *builder) text(s string, raw bool) error {
 	if err := b.spend(len(s)); err != nil {
 		return err
 	}
+	if b.strOnly {
+		b.pending.WriteString(s)
+		return nil
+	}
 	if b.pending.Len() > 0 && b.textRaw != raw {
 		b.flush()
 	}
@@ -69,6 +78,9 @@ func (b *builder) text(s string, raw bool) error {
 }
 
 func (b *builder) add(n *xmltree.Node) error {
+	if b.strOnly {
+		return nil
+	}
 	if err := b.spend(len(n.Local) + len(n.Data) + 8); err != nil {
 		return err
 	}
@@ -87,7 +99,12 @@ func (b *builder) pi(target, s string) error {
 }
 
 func (b *builder) startElement(space, local, prefix string) error {
-	e := &xmltree.Node{Kind: xmltree.Element, Space: space, Local: local, Prefix: prefix}
+	if b.strOnly {
+		b.depth++
+		return nil
+	}
+	e := b.x.newNode()
+	*e = xmltree.Node{Kind: xmltree.Element, Space: space, Local: local, Prefix: prefix}
 	if err := b.add(e); err != nil {
 		return err
 	}
@@ -96,6 +113,10 @@ func (b *builder) startElement(space, local, prefix string) error {
 }
 
 func (b *builder) endElement() {
+	if b.strOnly {
+		b.depth--
+		return
+	}
 	b.flush()
 	b.cur = b.cur.Parent
 }
@@ -119,6 +140,9 @@ func lookup(e *xmltree.Node, prefix string) (string, bool) {
 // same binding is in scope there (ifNeeded) or the element already
 // declares the prefix.
 func (b *builder) declare(prefix, uri string, ifNeeded bool) {
+	if b.strOnly {
+		return
+	}
 	e := b.cur
 	if e.Kind != xmltree.Element || prefix == "xml" {
 		return
@@ -137,6 +161,9 @@ func (b *builder) declare(prefix, uri string, ifNeeded bool) {
 // fixElement declares the current element's namespace if it is not in
 // scope with its prefix.
 func (b *builder) fixElement() {
+	if b.strOnly {
+		return
+	}
 	e := b.cur
 	if got, ok := lookup(e, e.Prefix); ok && got == e.Space {
 		return
@@ -176,6 +203,9 @@ func (b *builder) freePrefix(e *xmltree.Node, base string) string {
 // attribute adds an attribute to the current element, replacing one of the
 // same name; it is an error once the element has children.
 func (b *builder) attribute(space, local, prefix, value string) error {
+	if b.strOnly {
+		return nil
+	}
 	e := b.cur
 	if e.Kind != xmltree.Element {
 		return nil // an attribute of the document or a fragment's root: ignored, as in xsltproc
@@ -205,7 +235,12 @@ func (b *builder) attribute(space, local, prefix, value string) error {
 			return nil
 		}
 	}
-	e.Attrs = append(e.Attrs, &xmltree.Node{Kind: xmltree.Attribute, Space: space, Local: local, Prefix: prefix, Data: value, Parent: e})
+	a := b.x.newNode()
+	*a = xmltree.Node{Kind: xmltree.Attribute, Space: space, Local: local, Prefix: prefix, Data: value, Parent: e}
+	if e.Attrs == nil {
+		e.Attrs = make([]*xmltree.Node, 0, 4)
+	}
+	e.Attrs = append(e.Attrs, a)
 	return nil
 }
 

@@ -34,6 +34,18 @@ type exec struct {
 	nextOrder int
 	doc       *xmltree.Node
 	raw       map[*xmltree.Node]bool // text nodes written with disable-output-escaping
+	ctxs      []*xpath.Context       // free contexts, reused by eval
+	slab      []xmltree.Node         // nodes for result trees, allocated in blocks
+}
+
+// newNode allocates a result tree node.
+func (x *exec) newNode() *xmltree.Node {
+	if len(x.slab) == 0 {
+		x.slab = make([]xmltree.Node, 32)
+	}
+	n := &x.slab[0]
+	x.slab = x.slab[1:]
+	return n
 }
 
 type binding struct {
@@ -234,6 +246,30 @@ func (x *exec) fragment(body []instr, line int) (xpath.Value, error) {
 	return xpath.NodeSet{root}, nil
 }
 
+// stringContent instantiates body for its string value (the content of
+// xsl:attribute, xsl:comment, xsl:processing-instruction, xsl:message):
+// the text it writes, at any depth, without building a tree.
+func (x *exec) stringContent(body []instr, line int) (string, error) {
+	if len(body) == 1 {
+		if t, ok := body[0].(*textOut); ok {
+			return t.s, nil
+		}
+	}
+	if err := x.enter(line); err != nil {
+		return "", err
+	}
+	out := x.out
+	b := &builder{x: x, strOnly: true}
+	x.out = b
+	err := x.run(body)
+	x.out = out
+	x.depth--
+	if err != nil {
+		return "", err
+	}
+	return b.pending.String(), nil
+}
+
 // number gives the nodes of a built tree their document order, after
 // every tree numbered before.
 func (x *exec) number(root *xmltree.Node) {
@@ -270,8 +306,16 @@ func (x *exec) eval(e *xpath.Expr, line int) (v xpath.Value, err error) {
 			err = gp.err
 		}
 	}()
-	c := &xpath.Context{Node: x.node, Position: x.pos, Size: x.size, Env: x}
+	var c *xpath.Context
+	if n := len(x.ctxs); n > 0 {
+		c = x.ctxs[n-1]
+		x.ctxs = x.ctxs[:n-1]
+	} else {
+		c = new(xpath.Context)
+	}
+	*c = xpath.Context{Node: x.node, Position: x.pos, Size: x.size, Env: x}
 	v, err = e.Eval(c)
+	x.ctxs = append(x.ctxs, c)
 	if err != nil {
 		var xe *Error
 		if errors.As(err, &xe) {
@@ -641,11 +685,11 @@ func (c *choose) exec(x *exec) error {
 func (f *fallbackI) exec(x *exec) error { return x.run(f.body) }
 
 func (m *message) exec(x *exec) error {
-	v, err := x.fragment(m.body, m.line)
+	v, err := x.stringContent(m.body, m.line)
 	if err != nil {
 		return err
 	}
-	msg := xpath.String(v)
+	msg := v
 	if m.terminate {
 		return x.errf(m.line, "%w: %s", ErrTerminated, msg)
 	}
@@ -780,22 +824,22 @@ func (a *attributeI) exec(x *exec) error {
 	if local == "" || name == "xmlns" || prefix == "xmlns" {
 		return x.errf(a.line, "xsl:attribute: %q is not a valid attribute name", name)
 	}
-	v, err := x.fragment(a.body, a.line)
+	v, err := x.stringContent(a.body, a.line)
 	if err != nil {
 		return err
 	}
-	if err := x.out.attribute(space, local, prefix, xpath.String(v)); err != nil {
+	if err := x.out.attribute(space, local, prefix, v); err != nil {
 		return x.errf(a.line, "xsl:attribute: %w", err)
 	}
 	return nil
 }
 
 func (c *commentI) exec(x *exec) error {
-	v, err := x.fragment(c.body, c.line)
+	v, err := x.stringContent(c.body, c.line)
 	if err != nil {
 		return err
 	}
-	s := xpath.String(v)
+	s := v
 	if strings.Contains(s, "--") || strings.HasSuffix(s, "-") {
 		return x.errf(c.line, "xsl:comment: '--' or a final '-' is not allowed in a comment: %q", s)
 	}
@@ -814,11 +858,11 @@ func (p *piI) exec(x *exec) error {
 	if !isNCName(name) || strings.EqualFold(name, "xml") {
 		return x.errf(p.line, "xsl:processing-instruction: %q is not a valid target", name)
 	}
-	v, err := x.fragment(p.body, p.line)
+	v, err := x.stringContent(p.body, p.line)
 	if err != nil {
 		return err
 	}
-	s := xpath.String(v)
+	s := v
 	if strings.Contains(s, "?>") {
 		return x.errf(p.line, "xsl:processing-instruction: '?>' is not allowed in its content: %q", s)
 	}
