@@ -71,7 +71,6 @@ type Stylesheet struct {
 	strip      []spaceRule
 	aliases    map[string]xmltree.NS // stylesheet namespace URI → result prefix and URI
 	modules    []*module
-	rules      int
 }
 
 // module is one stylesheet document of the import tree (included ones

@@ -30,7 +30,6 @@ type exec struct {
 	maxSteps  int
 	budget    int // output bytes left
 	keys      map[qname]map[*xmltree.Node]map[string][]*xmltree.Node
-	roots     map[*xmltree.Node]int // tree roots, numbered for generate-id
 	nextOrder int
 	doc       *xmltree.Node
 	raw       map[*xmltree.Node]bool // text nodes written with disable-output-escaping

@@ -38,6 +38,9 @@ func (x *exec) serialize(root *xmltree.Node) ([]byte, error) {
 		s.htmlDoc(root)
 	default:
 		s.indent = o.indent
+		// xsltproc ends lines after the doctype, top-level comments and
+		// the document unless indent="no" is said.
+		s.breaks = !o.indentSet || o.indent
 		s.encoded = o.encoding != ""
 		s.xmlDoc(root)
 	}
@@ -54,6 +57,7 @@ type serializer struct {
 	indent  bool
 	encoded bool // an encoding was named: non-ASCII is written as is in attributes too
 	html    bool
+	breaks  bool
 }
 
 func (s *serializer) textOnly(n *xmltree.Node) {
@@ -91,28 +95,33 @@ func (s *serializer) xmlDoc(root *xmltree.Node) {
 		}
 		s.buf.WriteString("?>\n")
 	}
-	if o.doctypeSystem != "" {
+	if o.doctypeSystem != "" || o.doctypePublic != "" {
 		for _, c := range root.Children {
 			if c.Kind == xmltree.Element {
 				s.buf.WriteString("<!DOCTYPE ")
 				s.buf.WriteString(c.Name())
-				if o.doctypePublic != "" {
+				switch {
+				case o.doctypePublic != "":
 					s.buf.WriteString(` PUBLIC "` + o.doctypePublic + `" "` + o.doctypeSystem + `">`)
-				} else {
+				default:
 					s.buf.WriteString(` SYSTEM "` + o.doctypeSystem + `">`)
 				}
-				s.buf.WriteByte('\n')
+				if s.breaks {
+					s.buf.WriteByte('\n')
+				}
 				break
 			}
 		}
 	}
 	for i, c := range root.Children {
 		s.node(c, 0, s.indent, true)
-		if s.indent && c.Kind == xmltree.Comment && i < len(root.Children)-1 {
+		if s.breaks && c.Kind == xmltree.Comment && i < len(root.Children)-1 {
 			s.buf.WriteByte('\n')
 		}
 	}
-	s.buf.WriteByte('\n')
+	if s.breaks {
+		s.buf.WriteByte('\n')
+	}
 }
 
 func (s *serializer) writeIndent(level int) {

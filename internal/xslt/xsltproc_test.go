@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"os"
 	osexec "os/exec"
-	"path/filepath"
 	"testing"
 )
 
@@ -22,22 +21,6 @@ func needXsltproc(t testing.TB) {
 		}
 		t.Skipf("xsltproc is not installed (%v); set SLUICE_TEST_LIBXML2=required to fail instead", err)
 	}
-}
-
-// xsltproc transforms input with the stylesheet; ok is false when
-// xsltproc fails (it prints "no result" or a compile error).
-func xsltproc(t testing.TB, stylesheet, input []byte, params map[string]string) (out []byte, ok bool, stderr string) {
-	t.Helper()
-	dir := t.TempDir()
-	ss := filepath.Join(dir, "s.xsl")
-	in := filepath.Join(dir, "in.xml")
-	if err := os.WriteFile(ss, stylesheet, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(in, input, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return xsltprocFiles(ss, in, params)
 }
 
 // xsltprocFiles runs xsltproc on files (a stylesheet's imports are found
