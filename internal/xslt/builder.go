@@ -136,10 +136,27 @@ func lookup(e *xmltree.Node, prefix string) (string, bool) {
 	return "", prefix == ""
 }
 
+// lookupDeclared finds the declaration of prefix in scope at e in the
+// result; unlike lookup, the default namespace is found only if declared
+// (xmlns="" included), as libxml2's xmlSearchNs.
+func lookupDeclared(e *xmltree.Node, prefix string) (string, bool) {
+	if prefix == "xml" {
+		return xmltree.XMLNamespace, true
+	}
+	for ; e != nil && e.Kind == xmltree.Element; e = e.Parent {
+		for _, d := range e.Decls {
+			if d.Prefix == prefix {
+				return d.URI, true
+			}
+		}
+	}
+	return "", false
+}
+
 // declare adds a namespace declaration to the current element unless the
-// same binding is in scope there (ifNeeded) or the element already
-// declares the prefix.
-func (b *builder) declare(prefix, uri string, ifNeeded bool) {
+// same binding is declared in scope or the element already declares the
+// prefix.
+func (b *builder) declare(prefix, uri string) {
 	if b.strOnly {
 		return
 	}
@@ -152,7 +169,7 @@ func (b *builder) declare(prefix, uri string, ifNeeded bool) {
 			return
 		}
 	}
-	if got, ok := lookup(e.Parent, prefix); ok && got == uri && (ifNeeded || true) {
+	if got, ok := lookupDeclared(e.Parent, prefix); ok && got == uri {
 		return
 	}
 	e.Decls = append(e.Decls, xmltree.NS{Prefix: prefix, URI: uri})
@@ -260,13 +277,13 @@ func (b *builder) copyNode(n *xmltree.Node, top bool) error {
 			return err
 		}
 		if top {
-			for _, d := range inScope(n) {
-				b.declare(d.Prefix, d.URI, true)
+			for _, d := range inScope(n, true) {
+				b.declare(d.Prefix, d.URI)
 			}
 		} else {
 			for _, d := range n.Decls {
 				if d.URI != "" {
-					b.declare(d.Prefix, d.URI, true)
+					b.declare(d.Prefix, d.URI)
 				}
 			}
 		}
@@ -297,8 +314,9 @@ func (b *builder) copyNode(n *xmltree.Node, top bool) error {
 }
 
 // inScope lists the namespaces in scope on element n, innermost first,
-// without the xml namespace and undeclared defaults.
-func inScope(n *xmltree.Node) []xmltree.NS {
+// without the xml namespace; an undeclared default (xmlns="") is listed
+// only if withUndeclared.
+func inScope(n *xmltree.Node, withUndeclared bool) []xmltree.NS {
 	var out []xmltree.NS
 	var seen []string
 	for e := n; e != nil && e.Kind == xmltree.Element; e = e.Parent {
@@ -310,7 +328,7 @@ func inScope(n *xmltree.Node) []xmltree.NS {
 				}
 			}
 			seen = append(seen, d.Prefix)
-			if d.URI != "" {
+			if d.URI != "" || withUndeclared && d.Prefix == "" {
 				out = append(out, d)
 			}
 		}

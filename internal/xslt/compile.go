@@ -272,7 +272,18 @@ func (c *compiler) module(root *xmltree.Node, href string) error {
 	c.prec++
 	c.ss.modules = append(c.ss.modules, m)
 	_ = v
+	// Aliases first: literal result elements before them use them too.
 	for _, d := range decls {
+		if isXSL(d, "namespace-alias") {
+			if err := c.decl(d, m); err != nil {
+				return err
+			}
+		}
+	}
+	for _, d := range decls {
+		if isXSL(d, "namespace-alias") {
+			continue
+		}
 		saved := c.forwards
 		c.forwards = forwardsCompatible(d)
 		err := c.decl(d, m)

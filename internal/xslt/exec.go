@@ -704,11 +704,11 @@ func (l *lre) exec(x *exec) error {
 		return x.errf(l.line, "%w", err)
 	}
 	for _, d := range l.ns {
-		b.declare(d.Prefix, d.URI, true)
+		b.declare(d.Prefix, d.URI)
 	}
 	b.fixElement()
 	for _, d := range l.inherit {
-		b.declare(d.Prefix, d.URI, true)
+		b.declare(d.Prefix, d.URI)
 	}
 	if err := x.useSets(l.sets, l.line); err != nil {
 		return err
@@ -879,9 +879,7 @@ func (c *copyI) exec(x *exec) error {
 			return x.errf(c.line, "%w", err)
 		}
 		for _, d := range n.Decls {
-			if d.URI != "" {
-				b.declare(d.Prefix, d.URI, false)
-			}
+			b.declare(d.Prefix, d.URI)
 		}
 		b.fixElement()
 		if err := x.useSets(c.sets, c.line); err != nil {

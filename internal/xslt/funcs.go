@@ -259,7 +259,7 @@ func fnSystemProperty(c *xpath.Context, args []xpath.Value) (xpath.Value, error)
 	}
 	switch local {
 	case "version":
-		return 1.0, nil
+		return "1.0", nil // a string, as xsltproc gives it
 	case "vendor":
 		return "Sluice", nil
 	case "vendor-url":

@@ -723,8 +723,9 @@ func (c *compiler) literal(n *xmltree.Node, t *template) (instr, error) {
 	}
 	excluded := excludedURIs(n)
 	l := &lre{line: n.Line, name: qname{n.Space, n.Local}, prefix: n.Prefix}
+	// namespace-alias changes the URI; xsltproc keeps the prefix.
 	if a, ok := c.ss.aliases[n.Space]; ok {
-		l.name.space, l.prefix = a.URI, a.Prefix
+		l.name.space = a.URI
 	}
 	for _, d := range n.Decls {
 		if d.URI == xslNS || excluded[d.URI] || d.URI == "" {
@@ -766,7 +767,7 @@ func (c *compiler) literal(n *xmltree.Node, t *template) (instr, error) {
 		}
 		la := lreAttr{name: qname{a.Space, a.Local}, prefix: a.Prefix, v: v}
 		if al, ok := c.ss.aliases[a.Space]; ok && a.Space != "" {
-			la.name.space, la.prefix = al.URI, al.Prefix
+			la.name.space = al.URI
 		}
 		l.attrs = append(l.attrs, la)
 	}

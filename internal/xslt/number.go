@@ -548,6 +548,9 @@ func formatOne(f float64, tok, sep string, size int) string {
 		}
 	}
 	n := int64(math.Floor(f + 0.5))
+	if n < 0 {
+		n = 0 // xsltproc reports a negative value and numbers it 0
+	}
 	switch tok {
 	case "a", "A":
 		if n <= 0 {
