@@ -156,6 +156,26 @@ type compiler struct {
 	// forwards is set while compiling a module with version other than 1.0.
 	forwards bool
 	gprec    map[qname]int
+	// locals are the local variables and parameters in scope where the
+	// compiler is, to refuse one that shadows another of its template.
+	locals []localName
+}
+
+type localName struct {
+	name qname
+	line int
+}
+
+// bind records a local variable or parameter, refusing a second binding
+// of the name in scope.
+func (c *compiler) bind(n *xmltree.Node, q qname) error {
+	for _, l := range c.locals {
+		if l.name == q {
+			return c.errf(n, "the variable or parameter %s is already bound at line %d (XSLT 1.0 forbids shadowing a local binding)", q, l.line)
+		}
+	}
+	c.locals = append(c.locals, localName{q, n.Line})
+	return nil
 }
 
 // Error is a stylesheet refused by Compile, or a transformation that failed.
@@ -417,7 +437,10 @@ func (c *compiler) decl(n *xmltree.Node, m *module) error {
 	case "template":
 		return c.template(n, m)
 	case "variable", "param":
+		saved := c.locals
+		c.locals = nil
 		v, err := c.variable(n, nil)
+		c.locals = saved
 		if err != nil {
 			return err
 		}
@@ -632,7 +655,10 @@ func (c *compiler) template(n *xmltree.Node, m *module) error {
 		t.mode = q
 	}
 	t.nsInherit = c.inheritedNS(n)
+	saved := c.locals
+	c.locals = nil
 	body, err := c.body(n, t, true)
+	c.locals = saved
 	if err != nil {
 		return err
 	}

@@ -47,6 +47,8 @@ func TestCompileRefuses(t *testing.T) {
 		{"undeclared prefix", `<xsl:template match="p:a"/>`, `line 2: xsl:template match="p:a"`},
 		{"attribute set cycle", `<xsl:attribute-set name="a" use-attribute-sets="b"/><xsl:attribute-set name="b" use-attribute-sets="a"/>`, "uses itself"},
 		{"select and content", `<xsl:variable name="v" select="1">x</xsl:variable>`, "has both a select attribute and content"},
+		{"shadowed local", `<xsl:template match="/"><xsl:variable name="v" select="1"/><xsl:for-each select="*"><xsl:variable name="v" select="2"/></xsl:for-each></xsl:template>`, "line 2: the variable or parameter v is already bound at line 2"},
+		{"param twice", `<xsl:template name="t"><xsl:param name="p"/><xsl:param name="p"/></xsl:template>`, "the variable or parameter p is already bound"},
 		{"unclosed AVT", `<xsl:template match="/"><a b="{x"/></xsl:template>`, "an expression has no closing }"},
 	}
 	for _, c := range cases {

@@ -60,13 +60,21 @@ var fuzzStylesheets = []struct{ name, root string }{
 	{"identity-tweak", "PurchaseOrder"},
 	{"modes", "Manual"},
 	{"builtin-rules", "Manual"},
+	{"html-invoice", "Invoice"},
+	{"invoice-json", "Invoice"},
+	{"attr-sets", "Invoice"},
+	{"element-avt", "Invoice"},
+	{"variables-scope", "Invoice"},
+	{"copy-of-mix", "Invoice"},
 }
 
 // The vocabulary of generated documents: the corpus's names and values.
 var (
 	fuzzElements = []string{"Item", "Carrier", "Product", "Name", "Price", "Weight", "Order", "Ref", "Catalog", "Orders",
-		"Chapter", "Section", "Title", "Para", "b", "i", "Appendix", "Line", "Qty", "SKU", "Notes", "Header"}
-	fuzzAttrs  = []string{"po", "sku", "qty", "pallet", "code", "category", "customer", "id", "no", "scac", "price", "unit"}
+		"Chapter", "Section", "Title", "Para", "b", "i", "Appendix", "Line", "Qty", "SKU", "Notes", "Header",
+		"Seller", "Buyer", "VAT", "Payment", "Item", "Item"}
+	fuzzAttrs  = []string{"po", "sku", "qty", "pallet", "code", "category", "customer", "id", "no", "scac", "price", "unit",
+		"tax", "price", "qty", "number", "issued", "terms", "paid"}
 	fuzzValues = []string{"PO-1001", "PO-1002", "PO-1003", "A-1", "B-8", "P1", "P2", "P3", "1", "2", "10", "0", "-3", "2.5",
 		"0.125", "x", "", "alpha", "Zeta", "é", "a&amp;b", "&lt;t&gt;", "&quot;q&quot;", "NaN", "1e3", " 7 ", "AX-100"}
 	fuzzTexts = []string{"text", " ", "\n  ", "12", "3.5", "é ü", "a &amp; b", "&lt;x&gt;", "]]&gt;", "Dock  booking", "\t", "0.1"}

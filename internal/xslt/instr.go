@@ -176,6 +176,8 @@ type numberI struct {
 // template's parameters when params is set.
 func (c *compiler) body(n *xmltree.Node, t *template, params bool) ([]instr, error) {
 	var out []instr
+	mark := len(c.locals)
+	defer func() { c.locals = c.locals[:mark] }()
 	preserve := spacePreserved(n)
 	for i, ch := range n.Children {
 		switch ch.Kind {
@@ -197,10 +199,8 @@ func (c *compiler) body(n *xmltree.Node, t *template, params bool) ([]instr, err
 			if err != nil {
 				return nil, err
 			}
-			for _, p := range t.params {
-				if p.name == v.name {
-					return nil, c.errf(ch, "the parameter %s is declared twice", v.name)
-				}
+			if err := c.bind(ch, v.name); err != nil {
+				return nil, err
 			}
 			t.params = append(t.params, v)
 			continue
@@ -527,6 +527,9 @@ func (c *compiler) instruction(n *xmltree.Node, t *template) (instr, error) {
 	case "variable":
 		v, err := c.variable(n, t)
 		if err != nil {
+			return nil, err
+		}
+		if err := c.bind(n, v.name); err != nil {
 			return nil, err
 		}
 		return &localVar{v}, nil
