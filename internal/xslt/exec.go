@@ -34,6 +34,7 @@ type exec struct {
 	doc       *xmltree.Node
 	raw       map[*xmltree.Node]bool // text nodes written with disable-output-escaping
 	ctxs      []*xpath.Context       // free contexts, reused by eval
+	globalErr error                  // see takeGlobalErr
 	slab      []xmltree.Node         // nodes for result trees, allocated in blocks
 }
 
@@ -152,14 +153,23 @@ func (x *exec) Variable(space, local string) (xpath.Value, bool) {
 	}
 	v, err := x.global(g)
 	if err != nil {
-		// The XPath evaluator reports an unknown variable; the cause is
-		// kept for the message.
-		panic(globalPanic{err})
+		// Env cannot return an error: it is kept, and the evaluation
+		// that asked reports it when it returns.
+		if x.globalErr == nil {
+			x.globalErr = err
+		}
+		return "", true
 	}
 	return v, true
 }
 
-type globalPanic struct{ err error }
+// takeGlobalErr returns (and clears) the error of a global variable
+// evaluated during the last XPath evaluation.
+func (x *exec) takeGlobalErr() error {
+	err := x.globalErr
+	x.globalErr = nil
+	return err
+}
 
 func (x *exec) global(g *variable) (xpath.Value, error) {
 	if x.globals == nil {
@@ -295,16 +305,7 @@ func (x *exec) enter(line int) error {
 	return nil
 }
 
-func (x *exec) eval(e *xpath.Expr, line int) (v xpath.Value, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			gp, ok := r.(globalPanic)
-			if !ok {
-				panic(r)
-			}
-			err = gp.err
-		}
-	}()
+func (x *exec) eval(e *xpath.Expr, line int) (xpath.Value, error) {
 	var c *xpath.Context
 	if n := len(x.ctxs); n > 0 {
 		c = x.ctxs[n-1]
@@ -313,8 +314,11 @@ func (x *exec) eval(e *xpath.Expr, line int) (v xpath.Value, err error) {
 		c = new(xpath.Context)
 	}
 	*c = xpath.Context{Node: x.node, Position: x.pos, Size: x.size, Env: x}
-	v, err = e.Eval(c)
+	v, err := e.Eval(c)
 	x.ctxs = append(x.ctxs, c)
+	if gerr := x.takeGlobalErr(); gerr != nil {
+		return nil, gerr
+	}
 	if err != nil {
 		var xe *Error
 		if errors.As(err, &xe) {
@@ -345,20 +349,14 @@ func (x *exec) evalNodes(e *xpath.Expr, line int) (xpath.NodeSet, error) {
 	return ns, nil
 }
 
-func (x *exec) match(p *xpath.Pattern, n *xmltree.Node) (ok bool, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			gp, isGP := r.(globalPanic)
-			if !isGP {
-				panic(r)
-			}
-			err = gp.err
-		}
-	}()
+func (x *exec) match(p *xpath.Pattern, n *xmltree.Node) (bool, error) {
 	saved := x.node
 	x.node = n
-	ok, err = p.Match(n, x)
+	ok, err := p.Match(n, x)
 	x.node = saved
+	if gerr := x.takeGlobalErr(); gerr != nil {
+		return false, gerr
+	}
 	return ok, err
 }
 
