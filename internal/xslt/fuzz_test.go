@@ -73,7 +73,7 @@ var (
 	fuzzElements = []string{"Item", "Carrier", "Product", "Name", "Price", "Weight", "Order", "Ref", "Catalog", "Orders",
 		"Chapter", "Section", "Title", "Para", "b", "i", "Appendix", "Line", "Qty", "SKU", "Notes", "Header",
 		"Seller", "Buyer", "VAT", "Payment", "Item", "Item"}
-	fuzzAttrs  = []string{"po", "sku", "qty", "pallet", "code", "category", "customer", "id", "no", "scac", "price", "unit",
+	fuzzAttrs = []string{"po", "sku", "qty", "pallet", "code", "category", "customer", "id", "no", "scac", "price", "unit",
 		"tax", "price", "qty", "number", "issued", "terms", "paid"}
 	fuzzValues = []string{"PO-1001", "PO-1002", "PO-1003", "A-1", "B-8", "P1", "P2", "P3", "1", "2", "10", "0", "-3", "2.5",
 		"0.125", "x", "", "alpha", "Zeta", "é", "a&amp;b", "&lt;t&gt;", "&quot;q&quot;", "NaN", "1e3", " 7 ", "AX-100"}
