@@ -343,7 +343,7 @@ func (c *compiler) flatten(root *xmltree.Node, decls, imports *[]*xmltree.Node, 
 	for _, n := range root.Children {
 		switch n.Kind {
 		case xmltree.Text:
-			if strings.TrimSpace(n.Data) != "" {
+			if !isBlank(n.Data) {
 				return c.errf(n, "text %q is not allowed at the top level of a stylesheet", strings.TrimSpace(n.Data))
 			}
 			continue
@@ -869,7 +869,7 @@ func (c *compiler) attributeSet(n *xmltree.Node, m *module) error {
 	}
 	t := &template{line: n.Line}
 	for _, e := range n.Children {
-		if e.Kind == xmltree.Text && strings.TrimSpace(e.Data) == "" || e.Kind == xmltree.Comment || e.Kind == xmltree.ProcInst {
+		if e.Kind == xmltree.Text && isBlank(e.Data) || e.Kind == xmltree.Comment || e.Kind == xmltree.ProcInst {
 			continue
 		}
 		if !isXSL(e, "attribute") {

@@ -182,7 +182,7 @@ func (c *compiler) body(n *xmltree.Node, t *template, params bool) ([]instr, err
 	for i, ch := range n.Children {
 		switch ch.Kind {
 		case xmltree.Text:
-			if !preserve && strings.TrimSpace(ch.Data) == "" {
+			if !preserve && isBlank(ch.Data) {
 				continue
 			}
 			out = append(out, &textOut{s: ch.Data})
@@ -221,7 +221,7 @@ func precededByNonParam(prev []*xmltree.Node) bool {
 		switch {
 		case p.Kind == xmltree.Element && !isXSL(p, "param"):
 			return true
-		case p.Kind == xmltree.Text && strings.TrimSpace(p.Data) != "":
+		case p.Kind == xmltree.Text && !isBlank(p.Data):
 			return true
 		}
 	}
@@ -268,7 +268,7 @@ func (c *compiler) variable(n *xmltree.Node, t *template) (*variable, error) {
 
 func hasContent(n *xmltree.Node) bool {
 	for _, ch := range n.Children {
-		if ch.Kind == xmltree.Element || ch.Kind == xmltree.Text && strings.TrimSpace(ch.Data) != "" {
+		if ch.Kind == xmltree.Element || ch.Kind == xmltree.Text && !isBlank(ch.Data) {
 			return true
 		}
 	}
@@ -415,7 +415,7 @@ func (c *compiler) instruction(n *xmltree.Node, t *template) (instr, error) {
 				f.sorts = append(f.sorts, k)
 				continue
 			}
-			if ch.Kind == xmltree.Element || ch.Kind == xmltree.Text && strings.TrimSpace(ch.Data) != "" {
+			if ch.Kind == xmltree.Element || ch.Kind == xmltree.Text && !isBlank(ch.Data) {
 				rest = append(rest, ch)
 			}
 		}
@@ -630,7 +630,7 @@ func (c *compiler) sortsAndParams(n *xmltree.Node, t *template, sorts bool) ([]s
 	var ps []withParam
 	for _, ch := range n.Children {
 		switch {
-		case ch.Kind == xmltree.Text && strings.TrimSpace(ch.Data) != "":
+		case ch.Kind == xmltree.Text && !isBlank(ch.Data):
 			return nil, nil, c.errf(ch, "xsl:%s may not contain text", n.Local)
 		case ch.Kind != xmltree.Element:
 		case sorts && isXSL(ch, "sort"):
@@ -663,7 +663,7 @@ func (c *compiler) choose(n *xmltree.Node, t *template) (instr, error) {
 	seenOtherwise := false
 	for _, e := range n.Children {
 		switch {
-		case e.Kind == xmltree.Text && strings.TrimSpace(e.Data) != "":
+		case e.Kind == xmltree.Text && !isBlank(e.Data):
 			return nil, c.errf(e, "xsl:choose may not contain text")
 		case e.Kind != xmltree.Element:
 		case isXSL(e, "when"):

@@ -22,7 +22,7 @@ func (x *exec) serialize(root *xmltree.Node) ([]byte, error) {
 				}
 				break
 			}
-			if c.Kind == xmltree.Text && strings.TrimSpace(c.Data) != "" {
+			if c.Kind == xmltree.Text && !isBlank(c.Data) {
 				break
 			}
 		}

@@ -30,7 +30,7 @@ func (x *exec) stripSpace(doc *xmltree.Node) *xmltree.Node {
 		}
 		c.Children = make([]*xmltree.Node, 0, len(n.Children))
 		for _, ch := range n.Children {
-			if strip && ch.Kind == xmltree.Text && strings.Trim(ch.Data, " \t\r\n") == "" {
+			if strip && ch.Kind == xmltree.Text && isBlank(ch.Data) {
 				continue
 			}
 			c.Children = append(c.Children, cp(ch, &c, preserve))
@@ -54,4 +54,10 @@ func (s *Stylesheet) strips(n *xmltree.Node) bool {
 		}
 	}
 	return best != nil && best.strip
+}
+
+// isBlank reports whether s is only XML whitespace (space, tab, CR, LF; a
+// no-break space is not).
+func isBlank(s string) bool {
+	return strings.Trim(s, " \t\r\n") == ""
 }

@@ -13,6 +13,7 @@
       <t><xsl:text>  kept  </xsl:text>  <xsl:value-of select="'v'"/>
       </t>
       <sp xml:space="preserve">  <x/>  </sp>
+      <nb>&#160;</nb>
     </xsl:element>
   </xsl:template>
 </xsl:stylesheet>
