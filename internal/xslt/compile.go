@@ -156,6 +156,7 @@ type compiler struct {
 	// forwards is set while compiling a module with version other than 1.0.
 	forwards bool
 	gprec    map[qname]int
+	hrefs    map[*xmltree.Node]string // document nodes of included and imported stylesheets
 	// locals are the local variables and parameters in scope where the
 	// compiler is, to refuse one that shadows another of its template.
 	locals []localName
@@ -205,9 +206,11 @@ func (c *compiler) errf(n *xmltree.Node, format string, args ...any) error {
 	e := &Error{Msg: fmt.Sprintf(format, args...)}
 	if n != nil {
 		e.Line = n.Line
-	}
-	if len(c.stack) > 1 {
-		e.Href = c.stack[len(c.stack)-1]
+		top := n
+		for top.Parent != nil {
+			top = top.Parent
+		}
+		e.Href = c.hrefs[top]
 	}
 	return e
 }
@@ -400,6 +403,10 @@ func (c *compiler) load(n *xmltree.Node, f func(root *xmltree.Node, href string)
 	if err != nil {
 		return c.errf(n, "xsl:%s href=%q: %v", n.Local, href, err)
 	}
+	if c.hrefs == nil {
+		c.hrefs = map[*xmltree.Node]string{}
+	}
+	c.hrefs[doc] = href
 	c.stack = append(c.stack, href)
 	defer func() { c.stack = c.stack[:len(c.stack)-1] }()
 	return f(doc.Root(), href)
