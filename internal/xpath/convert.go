@@ -85,7 +85,7 @@ func NumberToString(f float64) string {
 		return "-Infinity"
 	case f == 0:
 		return "0"
-	case f == math.Trunc(f) && math.Abs(f) < 1e18:
+	case f == math.Trunc(f) && math.Abs(f) < 1e15:
 		return strconv.FormatInt(int64(f), 10)
 	}
 	return strconv.FormatFloat(f, 'f', -1, 64)

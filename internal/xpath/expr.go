@@ -58,15 +58,18 @@ func (e *EvalError) Unwrap() error { return e.Err }
 
 var errNoContext = errors.New("there is no context node")
 
-type numberLit float64
+// literal is a number or string literal, boxed once at compile time so
+// that evaluating it does not allocate.
+type literal struct {
+	v Value
+	t vtype
+}
 
-func (n numberLit) eval(*Context) (Value, error) { return float64(n), nil }
-func (numberLit) typ() vtype                     { return tyNumber }
+func numberLit(f float64) *literal { return &literal{v: f, t: tyNumber} }
+func stringLit(s string) *literal  { return &literal{v: s, t: tyString} }
 
-type stringLit string
-
-func (s stringLit) eval(*Context) (Value, error) { return string(s), nil }
-func (stringLit) typ() vtype                     { return tyString }
+func (l *literal) eval(*Context) (Value, error) { return l.v, nil }
+func (l *literal) typ() vtype                   { return l.t }
 
 type varRef struct{ space, local, name string }
 
@@ -74,6 +77,9 @@ func (v *varRef) typ() vtype { return tyAny }
 func (v *varRef) eval(c *Context) (Value, error) {
 	if c.Env != nil {
 		if val, ok := c.Env.Variable(v.space, v.local); ok {
+			if ns, ok := val.(NodeSet); ok {
+				return ns, nil // in document order, as Env promises
+			}
 			return normalize(val, "the variable $"+v.name)
 		}
 	}
@@ -244,23 +250,72 @@ type pred struct {
 	pos   int  // > 0: the predicate is the constant position pos
 	never bool // a constant number that is no position (0, 1.5, -1)
 	last  bool // [last()]
+	// independent: the predicate's value for a node does not depend on
+	// the node's position or the context size.
+	independent bool
 }
 
 func newPred(e expr) *pred {
 	p := &pred{e: e}
 	switch x := e.(type) {
-	case numberLit:
-		if f := float64(x); f >= 1 && f == math.Trunc(f) && f < math.MaxInt32 {
-			p.pos = int(f)
-		} else {
-			p.never = true
+	case *literal:
+		if f, ok := x.v.(float64); ok {
+			if f >= 1 && f == math.Trunc(f) && f < math.MaxInt32 {
+				p.pos = int(f)
+			} else {
+				p.never = true
+			}
 		}
 	case *coreCall:
 		if x.f.name == "last" {
 			p.last = true
 		}
 	}
+	p.independent = !p.never && p.pos == 0 && !p.last && e.typ() != tyNumber && e.typ() != tyAny && !usesPosition(e)
 	return p
+}
+
+// usesPosition reports whether e may depend on the context position or
+// size: it calls position() or last() outside any inner predicate, or a
+// caller's function (which might look), and so whether a predicate of e
+// gives the same answer for a node whatever its position.
+func usesPosition(e expr) bool {
+	switch x := e.(type) {
+	case *literal, *varRef:
+		return false
+	case *coreCall:
+		if x.f.name == "position" || x.f.name == "last" {
+			return true
+		}
+		for _, a := range x.args {
+			if usesPosition(a) {
+				return true
+			}
+		}
+		return false
+	case *orExpr:
+		return usesPosition(x.a) || usesPosition(x.b)
+	case *andExpr:
+		return usesPosition(x.a) || usesPosition(x.b)
+	case *cmpExpr:
+		return usesPosition(x.a) || usesPosition(x.b)
+	case *arithExpr:
+		return usesPosition(x.a) || usesPosition(x.b)
+	case *negExpr:
+		return usesPosition(x.a)
+	case *unionExpr:
+		for _, p := range x.parts {
+			if usesPosition(p) {
+				return true
+			}
+		}
+		return false
+	case *filterExpr:
+		return usesPosition(x.primary)
+	case *pathExpr:
+		return x.filter != nil && usesPosition(x.filter)
+	}
+	return true
 }
 
 // filter keeps the nodes of ns (in the axis' order) that satisfy the
@@ -326,15 +381,16 @@ type pathExpr struct {
 }
 
 // newPath builds a path, turning descendant-or-self::node()/child::x
-// (which is what //x abbreviates) into descendant::x where the child step
-// has no predicates, which selects the same nodes without sorting.
+// (which is what //x abbreviates) into descendant::x where no predicate
+// of the child step depends on positions (//x[1] is not
+// /descendant::x[1]), which selects the same nodes without sorting.
 func newPath(filter expr, absolute bool, steps []*step) *pathExpr {
 	var out []*step
 	for i := 0; i < len(steps); i++ {
 		s := steps[i]
 		if s.axis == axisDescendantOrSelf && s.test.kind == testNode && len(s.preds) == 0 &&
-			i+1 < len(steps) && steps[i+1].axis == axisChild && len(steps[i+1].preds) == 0 {
-			out = append(out, &step{axis: axisDescendant, test: steps[i+1].test})
+			i+1 < len(steps) && steps[i+1].axis == axisChild && allIndependent(steps[i+1].preds) {
+			out = append(out, &step{axis: axisDescendant, test: steps[i+1].test, preds: steps[i+1].preds})
 			i++
 			continue
 		}
@@ -343,10 +399,21 @@ func newPath(filter expr, absolute bool, steps []*step) *pathExpr {
 	return &pathExpr{filter: filter, absolute: absolute, steps: out}
 }
 
+func allIndependent(preds []*pred) bool {
+	for _, p := range preds {
+		if !p.independent {
+			return false
+		}
+	}
+	return true
+}
+
 func (*pathExpr) typ() vtype { return tyNodeSet }
 func (e *pathExpr) eval(c *Context) (Value, error) {
 	var cur NodeSet
 	single := true
+	var pc *Context // the scratch context of predicates, shared by the steps
+	steps := e.steps
 	switch {
 	case e.filter != nil:
 		ns, err := evalNodeSet(e.filter, c, "the expression before /")
@@ -356,17 +423,26 @@ func (e *pathExpr) eval(c *Context) (Value, error) {
 		cur, single = ns, sameTree(ns)
 	case c.Node == nil:
 		return nil, errNoContext
-	case e.absolute:
-		cur = NodeSet{rootOf(c.Node)}
 	default:
-		cur = NodeSet{c.Node}
+		start := c.Node
+		if e.absolute {
+			start = rootOf(start)
+		}
+		if len(steps) == 0 {
+			return NodeSet{start}, nil
+		}
+		var err error
+		if cur, err = steps[0].applyOne(start, c, &pc); err != nil {
+			return nil, err
+		}
+		steps = steps[1:]
 	}
 	var err error
-	for _, s := range e.steps {
+	for _, s := range steps {
 		if len(cur) == 0 {
 			break
 		}
-		if cur, err = s.apply(cur, c, single); err != nil {
+		if cur, err = s.apply(cur, c, single, &pc); err != nil {
 			return nil, err
 		}
 	}
@@ -397,27 +473,53 @@ func (s *step) selectFrom(n *xmltree.Node, buf NodeSet, pc *Context) (NodeSet, e
 	if s.axis == axisAttribute {
 		principal = xmltree.Attribute
 	}
-	want := 0
+	want := 0 // a first predicate [k]: stop at the k-th node
 	if len(s.preds) > 0 && s.preds[0].pos > 0 {
 		want = s.preds[0].pos
 	}
-	count := 0
-	walkAxis(s.axis, n, func(m *xmltree.Node) bool {
-		if !s.test.match(m, principal) {
-			return true
+	switch s.axis {
+	case axisChild, axisAttribute:
+		list := n.Children
+		if s.axis == axisAttribute {
+			list = n.Attrs
 		}
-		if want > 0 {
+		count := 0
+		for _, m := range list {
+			if !s.test.match(m, principal) {
+				continue
+			}
 			count++
-			if count < want {
+			if want > 0 && count < want {
+				continue
+			}
+			buf = append(buf, m)
+			if want > 0 {
+				break
+			}
+		}
+	case axisSelf, axisParent:
+		m := n
+		if s.axis == axisParent {
+			m = n.Parent
+		}
+		if m != nil && want <= 1 && s.test.match(m, principal) {
+			buf = append(buf, m)
+		}
+	default:
+		count := 0
+		walkAxis(s.axis, n, func(m *xmltree.Node) bool {
+			if !s.test.match(m, principal) {
+				return true
+			}
+			count++
+			if want > 0 && count < want {
 				return true
 			}
 			buf = append(buf, m)
-			return false
-		}
-		buf = append(buf, m)
-		return true
-	})
-	if len(s.preds) == 0 {
+			return want == 0
+		})
+	}
+	if len(s.preds) == 0 || len(buf) == start {
 		return buf, nil
 	}
 	preds := s.preds
@@ -431,29 +533,39 @@ func (s *step) selectFrom(n *xmltree.Node, buf NodeSet, pc *Context) (NodeSet, e
 	return buf[:start+len(got)], nil
 }
 
+func (s *step) scratch(c *Context, pc **Context) *Context {
+	if len(s.preds) > 0 && *pc == nil {
+		*pc = &Context{Env: c.Env}
+	}
+	return *pc
+}
+
+// applyOne evaluates the step from one node; the result is in document
+// order.
+func (s *step) applyOne(n *xmltree.Node, c *Context, pc **Context) (NodeSet, error) {
+	out, err := s.selectFrom(n, nil, s.scratch(c, pc))
+	if err != nil {
+		return nil, err
+	}
+	if s.axis.reverse() {
+		reverseNodes(out)
+	}
+	return out, nil
+}
+
 // apply evaluates the step from each node of in (in document order, all of
 // one tree if single) and returns the union in document order.
-func (s *step) apply(in NodeSet, c *Context, single bool) (NodeSet, error) {
-	var pc *Context
-	if len(s.preds) > 0 {
-		pc = &Context{Env: c.Env}
-	}
-	reverse := s.axis.reverse()
+func (s *step) apply(in NodeSet, c *Context, single bool, pcp **Context) (NodeSet, error) {
 	if len(in) == 1 {
-		out, err := s.selectFrom(in[0], nil, pc)
-		if err != nil {
-			return nil, err
-		}
-		if reverse {
-			reverseNodes(out)
-		}
-		return out, nil
+		return s.applyOne(in[0], c, pcp)
 	}
+	pc := s.scratch(c, pcp)
+	reverse := s.axis.reverse()
 	var out NodeSet
 	var err error
 	// Descendants of a node inside the subtree of the node before it are
 	// already there: skip it (when no predicate makes the context matter).
-	skipNested := single && len(s.preds) == 0 && (s.axis == axisDescendant || s.axis == axisDescendantOrSelf)
+	skipNested := single && allIndependent(s.preds) && (s.axis == axisDescendant || s.axis == axisDescendantOrSelf)
 	lastStart, lastEnd := -1, -1
 	for _, n := range in {
 		if skipNested && n.Kind != xmltree.Attribute {

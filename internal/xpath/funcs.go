@@ -110,8 +110,10 @@ func init() {
 	}
 }
 
-func fnLast(c *Context, _ []expr) (Value, error)     { return float64(c.Size), nil }
-func fnPosition(c *Context, _ []expr) (Value, error) { return float64(c.Position), nil }
+// fnLast and fnPosition take a zero Size or Position (a Context made
+// without them) as 1: a context always holds at least its node.
+func fnLast(c *Context, _ []expr) (Value, error)     { return float64(max(c.Size, 1)), nil }
+func fnPosition(c *Context, _ []expr) (Value, error) { return float64(max(c.Position, 1)), nil }
 func fnTrue(*Context, []expr) (Value, error)         { return true, nil }
 func fnFalse(*Context, []expr) (Value, error)        { return false, nil }
 

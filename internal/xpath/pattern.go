@@ -347,6 +347,17 @@ func (s *patStep) match(n *xmltree.Node, env Env) (bool, error) {
 	if len(s.preds) == 0 {
 		return true, nil
 	}
+	if allIndependent(s.preds) {
+		// No predicate looks at positions: test n alone.
+		pc := &Context{Node: n, Position: 1, Size: 1, Env: env}
+		for _, p := range s.preds {
+			v, err := p.e.eval(pc)
+			if err != nil || !Boolean(v) {
+				return false, err
+			}
+		}
+		return true, nil
+	}
 	sibs := n.Parent.Children
 	if s.attr {
 		sibs = n.Parent.Attrs

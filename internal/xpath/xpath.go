@@ -6,7 +6,29 @@
 // [Expr.Eval] from any number of goroutines; a [Context] names the context
 // node, position and size, and an [Env] supplies variables and the
 // functions beyond the core library (XSLT's key(), current(), …).
-// [CompilePattern] compiles an XSLT match pattern.
+// [CompilePattern] compiles an XSLT match pattern, which [Pattern.Match]
+// tests against a node; [Pattern.Alternatives] and
+// [Pattern.DefaultPriority] give what template rules need.
+//
+// Everything of XPath 1.0 is supported, with these exceptions and
+// choices:
+//
+//   - The namespace axis is refused at compile time ("the namespace axis
+//     is not supported"): xmltree keeps declarations, not namespace nodes.
+//   - id() finds elements by attributes named id (in no namespace) or
+//     xml:id. Since xmltree refuses DTDs, no other attribute can be
+//     declared an ID.
+//   - Numbers are written as §4.2 says: the shortest decimal that reads
+//     back as the same float64, never with an exponent (1e21 is
+//     1000000000000000000000); number() and literals take no exponent.
+//   - Strings are measured and indexed in Unicode code points.
+//   - Names in the expression are resolved at compile time through
+//     Options.Namespaces; an unprefixed name is in no namespace.
+//
+// Expressions longer than [MaxExprLen] bytes or nested deeper than
+// [MaxDepth] levels are refused at compile time. Errors are a
+// [*SyntaxError] (with the byte offset) from Compile and CompilePattern,
+// and an [*EvalError] from Eval and Match.
 package xpath
 
 import (
@@ -25,6 +47,14 @@ type Func func(c *Context, args []Value) (Value, error)
 
 // Env supplies variables and functions beyond the XPath core library. May
 // be nil.
+//
+// A variable's NodeSet must be in document order without duplicates (what
+// Eval returns, or what Sort makes); it is used as it is, since a variable
+// may be read many times. A function's NodeSet is put in order (it is
+// checked, and sorted if it needs to be). Values of other Go types are
+// errors, except int (a number), []*xmltree.Node and *xmltree.Node.
+// Function names in no namespace that are core functions (count, id, …)
+// never reach Env.
 type Env interface {
 	Variable(space, local string) (Value, bool)
 	Function(space, local string) (Func, bool)
@@ -32,8 +62,10 @@ type Env interface {
 
 // Context is the context of an evaluation.
 type Context struct {
-	Node           *xmltree.Node
-	Position, Size int // 1-based position and context size
+	Node *xmltree.Node
+	// Position and Size are the 1-based context position and size; zero
+	// (not set) counts as 1.
+	Position, Size int
 	Env            Env
 }
 
