@@ -70,6 +70,10 @@ type Stylesheet struct {
 	out        output
 	strip      []spaceRule
 	aliases    map[string]xmltree.NS // stylesheet namespace URI → result prefix and URI
+	// scopes are the stylesheet elements of expressions that call
+	// functions taking a QName as a string (key(), format-number(), …),
+	// so its prefix is resolved where the expression was written.
+	scopes map[*xpath.Expr]*xmltree.Node
 	modules    []*module
 }
 
@@ -588,6 +592,15 @@ func (c *compiler) expr(n *xmltree.Node, attrName, src string) (*xpath.Expr, err
 	if err != nil {
 		return nil, c.errf(n, "%s %s=%q: %v", n.Name(), attrName, src, err)
 	}
+	for _, f := range qnameFunctions {
+		if strings.Contains(src, f) {
+			if c.ss.scopes == nil {
+				c.ss.scopes = map[*xpath.Expr]*xmltree.Node{}
+			}
+			c.ss.scopes[e] = n
+			break
+		}
+	}
 	return e, nil
 }
 
@@ -601,6 +614,9 @@ func (c *compiler) pattern(n *xmltree.Node, attrName, src string) (*xpath.Patter
 	}
 	return p, nil
 }
+
+// qnameFunctions take a QName as a string argument.
+var qnameFunctions = []string{"key", "format-number", "system-property", "function-available", "element-available"}
 
 // errDocument is the refusal of document().
 var errDocument = errors.New("document() is not available: stylesheets cannot read files or URLs")

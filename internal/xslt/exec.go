@@ -35,6 +35,7 @@ type exec struct {
 	raw       map[*xmltree.Node]bool // text nodes written with disable-output-escaping
 	ctxs      []*xpath.Context       // free contexts, reused by eval
 	globalErr error                  // see takeGlobalErr
+	scope     *xmltree.Node          // the stylesheet element of the expression evaluated, if it matters
 	slab      []xmltree.Node         // nodes for result trees, allocated in blocks
 }
 
@@ -314,6 +315,13 @@ func (x *exec) eval(e *xpath.Expr, line int) (xpath.Value, error) {
 		c = new(xpath.Context)
 	}
 	*c = xpath.Context{Node: x.node, Position: x.pos, Size: x.size, Env: x}
+	if len(x.ss.scopes) > 0 {
+		if sc, ok := x.ss.scopes[e]; ok {
+			saved := x.scope
+			x.scope = sc
+			defer func() { x.scope = saved }()
+		}
+	}
 	v, err := e.Eval(c)
 	x.ctxs = append(x.ctxs, c)
 	if gerr := x.takeGlobalErr(); gerr != nil {

@@ -63,15 +63,35 @@ func nargs(name string, args []xpath.Value, lo, hi int) error {
 	return nil
 }
 
-// splitQName splits a QName given as a string argument. The namespace
-// context of the calling expression is not known to functions, so the
-// prefix is resolved by convention (xsl, exsl) or left as written.
+// splitQName splits a QName given as a string argument.
 func splitQName(s string) (prefix, local string) {
 	s = strings.TrimSpace(s)
 	if p, l, ok := strings.Cut(s, ":"); ok {
 		return p, l
 	}
 	return "", s
+}
+
+// resolveQName resolves a QName given as a string argument with the
+// namespaces in scope where the calling expression was written. Without
+// that scope (a pattern), the conventional prefixes xsl and exsl are
+// known.
+func (x *exec) resolveQName(s string) (qname, bool) {
+	prefix, local := splitQName(s)
+	if prefix == "" {
+		return qname{"", local}, true
+	}
+	if x.scope != nil {
+		uri, ok := x.scope.LookupPrefix(prefix)
+		return qname{uri, local}, ok
+	}
+	switch prefix {
+	case "xsl":
+		return qname{xslNS, local}, true
+	case "exsl":
+		return qname{exslNS, local}, true
+	}
+	return qname{}, false
 }
 
 func fnKey(c *xpath.Context, args []xpath.Value) (xpath.Value, error) {
@@ -103,16 +123,10 @@ func fnKey(c *xpath.Context, args []xpath.Value) (xpath.Value, error) {
 }
 
 func (x *exec) keyName(name string) (qname, error) {
-	prefix, local := splitQName(name)
-	if prefix == "" {
-		if _, ok := x.ss.keys[qname{"", local}]; ok {
-			return qname{"", local}, nil
-		}
-	} else {
-		for q := range x.ss.keys {
-			if q.local == local && q.space != "" {
-				return q, nil
-			}
+	q, ok := x.resolveQName(name)
+	if ok {
+		if _, ok := x.ss.keys[q]; ok {
+			return q, nil
 		}
 	}
 	return qname{}, fmt.Errorf("key(): no xsl:key is named %q", name)
@@ -232,17 +246,12 @@ func fnFormatNumber(c *xpath.Context, args []xpath.Value) (xpath.Value, error) {
 	df := defaultDecimalFormat
 	if len(args) == 3 {
 		name := xpath.String(args[2])
-		_, local := splitQName(name)
-		found := false
-		for q, d := range x.ss.decFormats {
-			if q.local == local && q.local != "" {
-				df, found = d, true
-				break
-			}
-		}
-		if !found {
+		q, ok := x.resolveQName(name)
+		d, found := x.ss.decFormats[q]
+		if !ok || !found || q.local == "" {
 			return nil, fmt.Errorf("format-number(): no xsl:decimal-format is named %q", name)
 		}
+		df = d
 	} else if d, ok := x.ss.decFormats[qname{}]; ok {
 		df = d
 	}
@@ -253,11 +262,11 @@ func fnSystemProperty(c *xpath.Context, args []xpath.Value) (xpath.Value, error)
 	if err := nargs("system-property", args, 1, 1); err != nil {
 		return nil, err
 	}
-	prefix, local := splitQName(xpath.String(args[0]))
-	if prefix != "xsl" {
+	q, ok := execOf(c).resolveQName(xpath.String(args[0]))
+	if !ok || q.space != xslNS {
 		return "", nil
 	}
-	switch local {
+	switch q.local {
 	case "version":
 		return "1.0", nil // a string, as xsltproc gives it
 	case "vendor":
@@ -284,22 +293,22 @@ func fnElementAvailable(c *xpath.Context, args []xpath.Value) (xpath.Value, erro
 	if err := nargs("element-available", args, 1, 1); err != nil {
 		return nil, err
 	}
-	prefix, local := splitQName(xpath.String(args[0]))
-	return prefix == "xsl" && instructions[local], nil
+	q, ok := execOf(c).resolveQName(xpath.String(args[0]))
+	return ok && q.space == xslNS && instructions[q.local], nil
 }
 
 func fnFunctionAvailable(c *xpath.Context, args []xpath.Value) (xpath.Value, error) {
 	if err := nargs("function-available", args, 1, 1); err != nil {
 		return nil, err
 	}
-	prefix, local := splitQName(xpath.String(args[0]))
-	switch prefix {
-	case "":
-		return coreFunctions[local] || hasFunction("", local) && local != "document", nil
-	case "exsl":
-		return hasFunction(exslNS, local), nil
+	q, ok := execOf(c).resolveQName(xpath.String(args[0]))
+	if !ok {
+		return false, nil
 	}
-	return false, nil
+	if q.space == "" {
+		return coreFunctions[q.local] || hasFunction("", q.local), nil
+	}
+	return hasFunction(q.space, q.local), nil
 }
 
 func fnUnparsedEntityURI(c *xpath.Context, args []xpath.Value) (xpath.Value, error) {
