@@ -478,143 +478,150 @@ func precedingOrAncestor(n *xmltree.Node) *xmltree.Node {
 	return m
 }
 
-// formatNumbers formats a list of numbers with a format string of
-// alphanumeric tokens (1, 01, a, A, i, I) and separators.
+// numToken is one format token of xsl:number: a decimal token (zero is
+// its zero digit, width its minimum digits) or a, A, i, I.
+type numToken struct {
+	kind      rune // '0' for decimal, or a, A, i, I
+	zero      rune
+	width     int
+	separator string // before this token's number; "" for none given
+	hasSep    bool
+}
+
+func isAlnum(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
+
+// isZeroDigit and isOneDigit tell the first two digits of a run of
+// Unicode decimal digits.
+func isZeroDigit(r rune) bool { return unicode.IsDigit(r) && !unicode.IsDigit(r-1) }
+func isOneDigit(r rune) bool  { return unicode.IsDigit(r) && isZeroDigit(r-1) }
+
+// formatNumbers formats a list of numbers with a format string as
+// xsltproc does: alphanumeric tokens (1, 01, a, A, i, I; any other token
+// counts as 1), separators between them, and the punctuation before the
+// first and after the last.
 func formatNumbers(nums []float64, format, sep string, size int) string {
-	type token struct{ fmt, sepBefore string }
-	var toks []token
-	var prefix, suffix string
 	rs := []rune(format)
-	alnum := func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
 	i := 0
-	for i < len(rs) && !alnum(rs[i]) {
+	for i < len(rs) && !isAlnum(rs[i]) {
 		i++
 	}
-	prefix = string(rs[:i])
-	var pendingSep string
+	start := string(rs[:i])
+	var toks []numToken
+	end, hasEnd := "", false
 	for i < len(rs) {
+		t := numToken{kind: '0', zero: '0', width: 1}
+		if len(toks) > 0 {
+			t.separator, t.hasSep = end, hasEnd
+			end, hasEnd = "", false
+		}
+		r := rs[i]
+		switch {
+		case isOneDigit(r) || isZeroDigit(r):
+			w := 1
+			for i < len(rs) && isZeroDigit(rs[i]) {
+				w++
+				i++
+			}
+			if i < len(rs) && isOneDigit(rs[i]) {
+				t.zero, t.width = rs[i]-1, w
+				i++
+			}
+		case r == 'a' || r == 'A' || r == 'i' || r == 'I':
+			t.kind = r
+			i++
+		}
+		for i < len(rs) && isAlnum(rs[i]) {
+			i++
+		}
 		j := i
-		for j < len(rs) && alnum(rs[j]) {
-			j++
+		for i < len(rs) && !isAlnum(rs[i]) {
+			i++
 		}
-		toks = append(toks, token{fmt: string(rs[i:j]), sepBefore: pendingSep})
-		k := j
-		for k < len(rs) && !alnum(rs[k]) {
-			k++
+		if i > j {
+			end, hasEnd = string(rs[j:i]), true
 		}
-		if k == len(rs) {
-			suffix = string(rs[j:k])
-		} else {
-			pendingSep = string(rs[j:k])
-		}
-		i = k
+		toks = append(toks, t)
 	}
-	if len(toks) == 0 {
-		toks = []token{{fmt: "1"}}
+	var group rune
+	if sep != "" && size > 0 {
+		group, _ = utf8.DecodeRuneInString(sep)
 	}
 	var b strings.Builder
-	b.WriteString(prefix)
+	b.WriteString(start)
 	for idx, f := range nums {
-		t := toks[len(toks)-1]
-		if idx < len(toks) {
+		t := numToken{kind: '0', zero: '0', width: 1}
+		switch {
+		case idx < len(toks):
 			t = toks[idx]
+		case len(toks) > 0:
+			t = toks[len(toks)-1]
 		}
 		if idx > 0 {
-			s := t.sepBefore
-			if idx >= len(toks) {
-				s = toks[len(toks)-1].sepBefore
-				if len(toks) == 1 {
-					s = "."
-				}
+			if t.hasSep {
+				b.WriteString(t.separator)
+			} else {
+				b.WriteByte('.')
 			}
-			b.WriteString(s)
 		}
-		b.WriteString(formatOne(f, t.fmt, sep, size))
+		f = math.Floor(f + 0.5)
+		if f < 0 {
+			f = 0 // xsltproc reports a negative value and numbers it 0
+		}
+		switch {
+		case math.IsInf(f, 1):
+			b.WriteString("Infinity")
+		case math.IsNaN(f):
+			b.WriteString("NaN")
+		case (t.kind == 'a' || t.kind == 'A') && f >= 1:
+			alpha(&b, f, t.kind == 'A')
+		case (t.kind == 'i' || t.kind == 'I') && f >= 1 && f <= 5000:
+			roman(&b, f, t.kind == 'I')
+		case t.kind == 'a' || t.kind == 'A' || t.kind == 'i' || t.kind == 'I':
+			writeDecimal(&b, f, '0', 1, size, group)
+		default:
+			writeDecimal(&b, f, t.zero, t.width, size, group)
+		}
 	}
-	b.WriteString(suffix)
+	if hasEnd {
+		b.WriteString(end)
+	}
 	return b.String()
 }
 
-func formatOne(f float64, tok, sep string, size int) string {
-	if math.IsNaN(f) || math.IsInf(f, 0) || f < 0.5 && tok != "" {
-		if math.IsNaN(f) {
-			return "NaN"
-		}
-		if math.IsInf(f, 0) {
-			if f > 0 {
-				return "Infinity"
-			}
-			return "-Infinity"
-		}
-	}
-	n := int64(math.Floor(f + 0.5))
-	if n < 0 {
-		n = 0 // xsltproc reports a negative value and numbers it 0
-	}
-	switch tok {
-	case "a", "A":
-		if n <= 0 {
-			return strconv.FormatInt(n, 10)
-		}
-		return alpha(n, tok == "A")
-	case "i", "I":
-		if n <= 0 || n >= 4000 {
-			return strconv.FormatInt(n, 10)
-		}
-		r := roman(n)
-		if tok == "I" {
-			return strings.ToUpper(r)
-		}
-		return r
-	}
-	width := 1
-	if strings.Trim(tok, "0") == "1" && strings.HasSuffix(tok, "1") {
-		width = len(tok)
-	}
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	for len(s) < width {
-		s = "0" + s
-	}
-	if sep != "" && size > 0 {
-		var g []string
-		for len(s) > size {
-			g = append([]string{s[len(s)-size:]}, g...)
-			s = s[:len(s)-size]
-		}
-		g = append([]string{s}, g...)
-		s = strings.Join(g, sep)
-	}
-	if neg {
-		s = "-" + s
-	}
-	return s
-}
-
-func alpha(n int64, upper bool) string {
+// alpha writes f (at least 1) as a, b, … z, aa, … with libxslt's
+// floating-point steps.
+func alpha(b *strings.Builder, f float64, upper bool) {
 	base := 'a'
 	if upper {
 		base = 'A'
 	}
 	var out []rune
-	for n > 0 {
-		n--
-		out = append([]rune{base + rune(n%26)}, out...)
-		n /= 26
+	for range 64 {
+		f--
+		out = append(out, base+rune(int(math.Mod(f, 26))))
+		f /= 26
+		if f < 1 {
+			break
+		}
 	}
-	return string(out)
+	for i := len(out) - 1; i >= 0; i-- {
+		b.WriteRune(out[i])
+	}
 }
 
-func roman(n int64) string {
-	vals := []int64{1000, 900, 500, 400, 100, 90, 50, 40, 10, 9, 5, 4, 1}
+// roman writes f (1 to 5000) in roman numerals; 4000 and more as M…M.
+func roman(b *strings.Builder, f float64, upper bool) {
+	n := int(f)
+	vals := []int{1000, 900, 500, 400, 100, 90, 50, 40, 10, 9, 5, 4, 1}
 	syms := []string{"m", "cm", "d", "cd", "c", "xc", "l", "xl", "x", "ix", "v", "iv", "i"}
-	var b strings.Builder
 	for i, v := range vals {
 		for n >= v {
-			b.WriteString(syms[i])
+			if upper {
+				b.WriteString(strings.ToUpper(syms[i]))
+			} else {
+				b.WriteString(syms[i])
+			}
 			n -= v
 		}
 	}
-	return b.String()
 }
