@@ -27,6 +27,8 @@
     <xsl:text> </xsl:text>
     <xsl:number value="3" format="[1]"/>
     <xsl:text>&#10;</xsl:text>
+    <xsl:number value="4500" format="I"/>|<xsl:number value="6000" format="i" grouping-separator="," grouping-size="3"/>|<xsl:number value="0" format="a"/>|<xsl:number value="12" format="&#x661;"/>|<xsl:number value="7" format="x"/>|<xsl:number value="1 div 0"/>|<xsl:number value="702" format="a"/>|<xsl:number value="3" format="01-"/>
+    <xsl:text>&#10;</xsl:text>
   </xsl:template>
   <xsl:template match="Title">
     <xsl:number level="multiple" count="Chapter|Section|Appendix"/>
