@@ -73,8 +73,9 @@ type Stylesheet struct {
 	// scopes are the stylesheet elements of expressions that call
 	// functions taking a QName as a string (key(), format-number(), …),
 	// so its prefix is resolved where the expression was written.
-	scopes  map[*xpath.Expr]*xmltree.Node
-	modules []*module
+	scopes   map[*xpath.Expr]*xmltree.Node
+	pictures pictureCache
+	modules  []*module
 }
 
 // module is one stylesheet document of the import tree (included ones

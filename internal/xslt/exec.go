@@ -35,6 +35,7 @@ type exec struct {
 	raw       map[*xmltree.Node]bool // text nodes written with disable-output-escaping
 	ctxs      []*xpath.Context       // free contexts, reused by eval
 	globalErr error                  // see takeGlobalErr
+	pstack    []binding              // parameter values being passed (see withParams)
 	scope     *xmltree.Node          // the stylesheet element of the expression evaluated, if it matters
 	slab      []xmltree.Node         // nodes for result trees, allocated in blocks
 }
@@ -485,19 +486,21 @@ func (x *exec) invoke(t *template, params []binding, line int) error {
 	return nil
 }
 
+// withParams evaluates xsl:with-param values onto x.pstack; the caller
+// truncates x.pstack to its length before the call when done.
 func (x *exec) withParams(ps []withParam) ([]binding, error) {
 	if len(ps) == 0 {
 		return nil, nil
 	}
-	out := make([]binding, 0, len(ps))
+	start := len(x.pstack)
 	for _, p := range ps {
 		v, err := x.value(p.v)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, binding{p.name, v})
+		x.pstack = append(x.pstack, binding{p.name, v})
 	}
-	return out, nil
+	return x.pstack[start:], nil
 }
 
 func (a *applyTemplates) exec(x *exec) error {
@@ -510,6 +513,8 @@ func (a *applyTemplates) exec(x *exec) error {
 			return err
 		}
 	}
+	mark := len(x.pstack)
+	defer func() { x.pstack = x.pstack[:mark] }()
 	params, err := x.withParams(a.params)
 	if err != nil {
 		return err
@@ -527,11 +532,14 @@ func (ct *callTemplate) exec(x *exec) error {
 	if !ok {
 		return x.errf(ct.line, "xsl:call-template: no template is named %s", ct.name)
 	}
+	mark := len(x.pstack)
 	params, err := x.withParams(ct.params)
 	if err != nil {
 		return err
 	}
-	return x.invoke(t, params, ct.line)
+	err = x.invoke(t, params, ct.line)
+	x.pstack = x.pstack[:mark]
+	return err
 }
 
 func (ai *applyImports) exec(x *exec) error {

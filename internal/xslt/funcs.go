@@ -255,7 +255,7 @@ func fnFormatNumber(c *xpath.Context, args []xpath.Value) (xpath.Value, error) {
 	} else if d, ok := x.ss.decFormats[qname{}]; ok {
 		df = d
 	}
-	return formatNumber(xpath.Number(args[0]), xpath.String(args[1]), df)
+	return formatNumber(xpath.Number(args[0]), xpath.String(args[1]), df, &x.ss.pictures)
 }
 
 func fnSystemProperty(c *xpath.Context, args []xpath.Value) (xpath.Value, error) {

@@ -5,6 +5,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
@@ -75,7 +77,7 @@ func (c *compiler) decimalFormat(n *xmltree.Node) error {
 
 // formatNumber is format-number() as libxslt computes it (its rounding and
 // digit generation included).
-func formatNumber(f float64, pattern string, df *decimalFormat) (string, error) {
+func formatNumber(f float64, pattern string, df *decimalFormat, cache *pictureCache) (string, error) {
 	if math.IsNaN(f) {
 		return df.nan, nil
 	}
@@ -88,14 +90,14 @@ func formatNumber(f float64, pattern string, df *decimalFormat) (string, error) 
 	if negative && hasNeg {
 		sub = neg
 	}
-	p, err := parsePicture(sub, df)
+	p, err := cache.get(sub, df)
 	if err != nil {
 		return "", fmt.Errorf("format-number(): %v in %q", err, pattern)
 	}
 	if negative && hasNeg {
 		// The negative subpattern gives only the prefix and suffix; the
 		// digits follow the positive one.
-		pp, err := parsePicture(pos, df)
+		pp, err := cache.get(pos, df)
 		if err != nil {
 			return "", fmt.Errorf("format-number(): %v in %q", err, pattern)
 		}
@@ -154,7 +156,8 @@ func formatNumber(f float64, pattern string, df *decimalFormat) (string, error) 
 // writeDecimal writes the integer part of number with at least width
 // digits, grouped, as libxslt's xsltNumberFormatDecimal.
 func writeDecimal(b *strings.Builder, number float64, zero rune, width, group int, sep rune) {
-	var digits []rune
+	var buf [64]rune
+	digits := buf[:0]
 	for i := 0; len(digits) < 400; i++ {
 		if i >= width && math.Abs(number) < 1 {
 			break
@@ -176,6 +179,34 @@ type picture struct {
 	group                                    int
 	multiplier                               int
 	addDecimal                               bool
+}
+
+type pictureKey struct {
+	s  string
+	df *decimalFormat
+}
+
+// pictureCache keeps a stylesheet's parsed format-number() patterns: they
+// are nearly always literals, so few. At most maxPictures are kept.
+type pictureCache struct {
+	m sync.Map // pictureKey → picture
+	n atomic.Int32
+}
+
+const maxPictures = 256
+
+func (c *pictureCache) get(s string, df *decimalFormat) (picture, error) {
+	k := pictureKey{s, df}
+	if p, ok := c.m.Load(k); ok {
+		return p.(picture), nil
+	}
+	p, err := parsePicture(s, df)
+	if err == nil && c.n.Load() < maxPictures {
+		if _, loaded := c.m.LoadOrStore(k, p); !loaded {
+			c.n.Add(1)
+		}
+	}
+	return p, err
 }
 
 func parsePicture(s string, df *decimalFormat) (picture, error) {
