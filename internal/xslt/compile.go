@@ -30,7 +30,7 @@ type Options struct {
 	MaxDepth int
 	// MaxOutput bounds the bytes a transformation builds, its output and
 	// its variables (default 16 MiB). Work is bounded with it: a
-	// transformation may execute at most 64 instructions per allowed byte
+	// transformation may execute at most 8 instructions per allowed byte
 	// (plus 1M), so a stylesheet that loops without output also stops.
 	MaxOutput int
 	// Message receives the text of each xsl:message; nil discards it.

@@ -91,7 +91,7 @@ func (s *Stylesheet) Transform(doc *xmltree.Node, params map[string]string) ([]b
 		ss:        s,
 		params:    params,
 		budget:    s.opts.MaxOutput,
-		maxSteps:  64*s.opts.MaxOutput + 1_000_000,
+		maxSteps:  8*s.opts.MaxOutput + 1_000_000,
 		nextOrder: 1 << 40,
 	}
 	if len(s.strip) > 0 {
