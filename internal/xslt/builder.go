@@ -22,6 +22,9 @@ type builder struct {
 	// added.
 	pending strings.Builder
 	textRaw bool
+	// hasText is set when a text node is open, even an empty one (see
+	// emptyText).
+	hasText bool
 }
 
 func (x *exec) newBuilder() *builder {
@@ -38,9 +41,10 @@ func (b *builder) spend(n int) error {
 }
 
 func (b *builder) flush() {
-	if b.pending.Len() == 0 {
+	if b.pending.Len() == 0 && !b.hasText {
 		return
 	}
+	b.hasText = false
 	n := b.x.newNode()
 	*n = xmltree.Node{Kind: xmltree.Text, Data: b.pending.String(), Parent: b.cur}
 	b.pending.Reset()
@@ -56,6 +60,14 @@ func (b *builder) flush() {
 func (b *builder) finish() *xmltree.Node {
 	b.flush()
 	return b.root
+}
+
+// emptyText opens a text node without text: xsltproc's xsl:number writes
+// one when it has no number, so its element is <e></e>, not <e/>.
+func (b *builder) emptyText() {
+	if !b.strOnly {
+		b.hasText = true
+	}
 }
 
 func (b *builder) text(s string, raw bool) error {
@@ -227,7 +239,7 @@ func (b *builder) attribute(space, local, prefix, value string) error {
 	if e.Kind != xmltree.Element {
 		return nil // an attribute of the document or a fragment's root: ignored, as in xsltproc
 	}
-	if len(e.Children) > 0 || b.pending.Len() > 0 {
+	if len(e.Children) > 0 || b.pending.Len() > 0 || b.hasText {
 		return fmt.Errorf("cannot add the attribute %s to <%s> after its children", local, e.Name())
 	}
 	if err := b.spend(len(local) + len(value) + 4); err != nil {

@@ -367,7 +367,10 @@ func (nu *numberI) exec(x *exec) error {
 		}
 	}
 	if len(nums) == 0 {
-		return nil // nothing counted: xsltproc writes nothing, not even the format's punctuation
+		// Nothing counted: xsltproc writes an empty text node, not even
+		// the format's punctuation.
+		x.out.emptyText()
+		return nil
 	}
 	format, err := x.avt(nu.format, nu.line)
 	if err != nil {
@@ -388,12 +391,12 @@ func (nu *numberI) exec(x *exec) error {
 }
 
 // countNodes numbers the context node as xsl:number's level, count and
-// from say.
+// from say, walking the tree as libxslt does.
 func (x *exec) countNodes(nu *numberI) ([]float64, error) {
 	n := x.node
-	matches := func(p *xpath.Pattern, m *xmltree.Node) (bool, error) {
-		if p != nil {
-			return x.match(p, m)
+	matches := func(m *xmltree.Node) (bool, error) {
+		if nu.count != nil {
+			return x.match(nu.count, m)
 		}
 		// Default count: nodes of the same kind and name as the context.
 		if m.Kind != n.Kind {
@@ -413,59 +416,13 @@ func (x *exec) countNodes(nu *numberI) ([]float64, error) {
 		}
 		return x.match(nu.from, m)
 	}
-	countPreceding := func(m *xmltree.Node) (int, error) {
-		k := 1
-		if m.Parent == nil || m.Kind == xmltree.Attribute {
-			return k, nil
-		}
-		for _, s := range m.Parent.Children {
-			if s == m {
-				break
-			}
-			ok, err := matches(nu.count, s)
-			if err != nil {
-				return 0, err
-			}
-			if ok {
-				k++
-			}
-		}
-		return k, nil
-	}
-	switch nu.level {
-	case "single", "multiple":
-		var out []float64
-		for m := n; m != nil; m = m.Parent {
-			if m != n || true {
-				if f, err := isFrom(m); err != nil {
-					return nil, err
-				} else if f && m != n {
-					break
-				}
-			}
-			ok, err := matches(nu.count, m)
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				k, err := countPreceding(m)
-				if err != nil {
-					return nil, err
-				}
-				out = append([]float64{float64(k)}, out...)
-				if nu.level == "single" {
-					break
-				}
-			}
-		}
-		return out, nil
-	default: // any
+	if nu.level == "any" {
 		k := 0
 		for m := n; m != nil; m = precedingOrAncestor(m) {
 			if err := x.step(); err != nil {
 				return nil, err
 			}
-			ok, err := matches(nu.count, m)
+			ok, err := matches(m)
 			if err != nil {
 				return nil, err
 			}
@@ -474,15 +431,50 @@ func (x *exec) countNodes(nu *numberI) ([]float64, error) {
 			}
 			if f, err := isFrom(m); err != nil {
 				return nil, err
-			} else if f {
+			} else if f || m.Kind == xmltree.Document {
 				break
 			}
 		}
-		if k == 0 {
-			return nil, nil
-		}
 		return []float64{float64(k)}, nil
 	}
+	var out []float64
+	for m := n; m != nil && m.Kind != xmltree.Document; m = m.Parent {
+		if f, err := isFrom(m); err != nil {
+			return nil, err
+		} else if f {
+			break
+		}
+		ok, err := matches(m)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		k := 1
+		if m.Kind != xmltree.Attribute && m.Parent != nil {
+			for _, s := range m.Parent.Children {
+				if s == m {
+					break
+				}
+				if err := x.step(); err != nil {
+					return nil, err
+				}
+				ok, err := matches(s)
+				if err != nil {
+					return nil, err
+				}
+				if ok {
+					k++
+				}
+			}
+		}
+		out = append([]float64{float64(k)}, out...)
+		if nu.level == "single" {
+			break
+		}
+	}
+	return out, nil
 }
 
 // precedingOrAncestor is the node before n in document order (on the
