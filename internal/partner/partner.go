@@ -103,6 +103,9 @@ type MessageType struct {
 	// transformed message: a jq expression for JSON (".order.id"), an
 	// XPath for XML ("/Order/@id"). Empty: the message id.
 	PartitionKey string `json:"partition_key,omitempty"`
+	// Namespaces bind the prefixes an XPath partition key uses
+	// ("po": "urn:example:po"), for XML targets.
+	Namespaces map[string]string `json:"namespaces,omitempty"`
 	// MaxBytes bounds one message. Default 1 MiB.
 	MaxBytes int64     `json:"max_bytes,omitempty"`
 	Created  time.Time `json:"created,omitzero"`
