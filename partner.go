@@ -107,6 +107,9 @@ type MessageTypeConfig struct {
 	// message: a jq expression for JSON, an XPath for XML. Empty: the
 	// message id.
 	PartitionKey string
+	// Namespaces bind the prefixes of an XPath PartitionKey
+	// ({"po": "urn:acme:po"}).
+	Namespaces map[string]string
 	// MaxBytes bounds one message; default 1 MiB.
 	MaxBytes int64
 }
@@ -152,7 +155,7 @@ func (a *App) PartnerToken(ctx context.Context, partnerID, name string, ttl time
 func (m MessageTypeConfig) def(partnerID string) partner.MessageType {
 	return partner.MessageType{Partner: partnerID, Name: m.Name, Partners: m.Partners, Format: m.Format,
 		Schema: m.Schema, Transform: m.Transform, TargetFormat: m.TargetFormat, TargetSchema: m.TargetSchema,
-		Hub: m.Hub, PartitionKey: m.PartitionKey, MaxBytes: m.MaxBytes}
+		Hub: m.Hub, PartitionKey: m.PartitionKey, Namespaces: m.Namespaces, MaxBytes: m.MaxBytes}
 }
 
 // openPartners opens the partner registry (followed live from its bucket)

@@ -43,18 +43,19 @@ import (
 //	    partners: [acme, globex]
 
 type typeYAML struct {
-	Format       string   `yaml:"format"`
-	Schema       string   `yaml:"schema"`
-	Transform    string   `yaml:"transform"`
-	TargetFormat string   `yaml:"targetFormat"`
-	TargetSchema string   `yaml:"targetSchema"`
-	Hub          string   `yaml:"hub"`
-	PartitionKey string   `yaml:"partitionKey"`
-	MaxBytes     int64    `yaml:"maxBytes"`
-	Partners     []string `yaml:"partners"`
+	Format       string            `yaml:"format"`
+	Schema       string            `yaml:"schema"`
+	Transform    string            `yaml:"transform"`
+	TargetFormat string            `yaml:"targetFormat"`
+	TargetSchema string            `yaml:"targetSchema"`
+	Hub          string            `yaml:"hub"`
+	PartitionKey string            `yaml:"partitionKey"`
+	Namespaces   map[string]string `yaml:"namespaces"`
+	MaxBytes     int64             `yaml:"maxBytes"`
+	Partners     []string          `yaml:"partners"`
 }
 
-var typeKeys = []string{"format", "schema", "transform", "targetFormat", "targetSchema", "hub", "partitionKey", "maxBytes", "partners"}
+var typeKeys = []string{"format", "schema", "transform", "targetFormat", "targetSchema", "hub", "partitionKey", "namespaces", "maxBytes", "partners"}
 
 type endpointYAML struct {
 	URL             string   `yaml:"url"`
@@ -172,7 +173,7 @@ func messageType(n *yaml.Node, where, dir string) (sluice.MessageTypeConfig, err
 		return sluice.MessageTypeConfig{}, fmt.Errorf("%s: %v", where, err)
 	}
 	t := sluice.MessageTypeConfig{Partners: ty.Partners, Format: ty.Format, TargetFormat: ty.TargetFormat,
-		Hub: ty.Hub, PartitionKey: ty.PartitionKey, MaxBytes: ty.MaxBytes}
+		Hub: ty.Hub, PartitionKey: ty.PartitionKey, Namespaces: ty.Namespaces, MaxBytes: ty.MaxBytes}
 	for _, f := range []struct {
 		name, path string
 		into       *string

@@ -307,6 +307,8 @@ compile is refused with the reason (nothing is stored).
 	hubName := fs.String("hub", "", "the hub that receives the messages (required)")
 	key := fs.String("partition-key", "", "jq expression (json target) or XPath (xml target) giving each message's partition key (default: the message id)")
 	maxBytes := fs.Int64("max-bytes", 0, "largest message accepted, in bytes (default 1 MiB)")
+	var nsFlags multiFlag
+	fs.Var(&nsFlags, "namespace", "PREFIX=URI: a prefix an XPath --partition-key uses (repeatable)")
 	name, err := parseName(fs, args, "message type")
 	if err != nil {
 		return err
@@ -316,6 +318,16 @@ compile is refused with the reason (nothing is stored).
 	}
 	t := partner.MessageType{Name: name, Partner: *partnerID, Partners: sharedWith, Format: *format,
 		TargetFormat: *targetFormat, Hub: *hubName, PartitionKey: *key, MaxBytes: *maxBytes}
+	for _, kv := range nsFlags {
+		prefix, uri, ok := strings.Cut(kv, "=")
+		if !ok || prefix == "" || uri == "" {
+			return usagef("--namespace %q: give PREFIX=URI, such as po=urn:acme:po", kv)
+		}
+		if t.Namespaces == nil {
+			t.Namespaces = map[string]string{}
+		}
+		t.Namespaces[prefix] = uri
+	}
 	for _, f := range []struct {
 		flag, path string
 		into       *string
