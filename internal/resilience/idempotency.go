@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -155,8 +156,9 @@ func (k *Keys) Do(ctx context.Context, key string, ttl time.Duration, fn func(ct
 	if err := validateOnce(key, ttl, fn); err != nil {
 		return false, err
 	}
-	c := &onceCall{Keys: k, key: key, id: onceKVKey(key), ttl: cmp.Or(ttl, DefaultKeyTTL)}
-	defer c.stopWatch()
+	c := k.call(key, ttl)
+	w := &keyWatch{Keys: k, ids: []string{c.id}, what: strconv.Quote(key)}
+	defer w.stop()
 	for {
 		if err := ctx.Err(); err != nil {
 			return false, fmt.Errorf("once %q: %w", key, err)
@@ -171,7 +173,7 @@ func (k *Keys) Do(ctx context.Context, key string, ttl time.Duration, fn func(ct
 		case claimDone:
 			return false, nil
 		case claimBusy:
-			if err := c.wait(ctx, st.rev, st.until); err != nil {
+			if err := w.wait(ctx, map[string]uint64{c.id: st.rev}, st.until); err != nil {
 				return false, err
 			}
 		}
@@ -213,17 +215,17 @@ func onceKVKey(key string) string {
 	return key + "." + h
 }
 
-// onceCall is one Do.
+// onceCall is one Do, or one key of a DoBatch.
 type onceCall struct {
 	*Keys
 	key   string
 	id    string // the KV key
 	ttl   time.Duration
 	token string // identifies our current claim
+}
 
-	watch       jetstream.KeyWatcher // opened on the first wait
-	watchCancel context.CancelFunc
-	noWatch     bool // the watch could not be opened or closed: poll
+func (k *Keys) call(key string, ttl time.Duration) *onceCall {
+	return &onceCall{Keys: k, key: key, id: onceKVKey(key), ttl: cmp.Or(ttl, DefaultKeyTTL)}
 }
 
 type claimOutcome int
@@ -233,6 +235,7 @@ const (
 	claimWon                       // we hold the claim at rev
 	claimDone                      // a run succeeded and has not expired
 	claimBusy                      // another caller holds a live claim at rev until until
+	claimTake                      // the record is a run that expired: take it over
 )
 
 type claimResult struct {
@@ -276,11 +279,8 @@ func (c *onceCall) claim(ctx context.Context) (claimResult, error) {
 		return claimResult{}, err
 	}
 	now := c.opts.Now()
-	switch {
-	case cur.State == keyDone && !claim.Expired(now, cur.Expires):
-		return claimResult{outcome: claimDone}, nil
-	case cur.State == keyRunning && !claim.Expired(now, cur.ClaimedUntil):
-		return claimResult{outcome: claimBusy, rev: e.Revision(), until: cur.ClaimedUntil}, nil
+	if v := verdict(cur, now); v != claimTake {
+		return claimResult{outcome: v, rev: e.Revision(), until: cur.ClaimedUntil}, nil
 	}
 	held, err = claim.Take(ctx, c.kv, c.id, e.Revision(), now, c.running(now), c.terms())
 	if claim.Conflict(err) { // another caller took it over first
@@ -289,11 +289,29 @@ func (c *onceCall) claim(ctx context.Context) (claimResult, error) {
 	if err != nil {
 		return claimResult{}, fmt.Errorf("once %q: take over the key: %w", c.key, err)
 	}
+	c.tookOver(cur)
+	return claimResult{outcome: claimWon, held: held}, nil
+}
+
+// verdict judges the record cur of a key that a caller wants to claim:
+// done, busy (claimed by another caller), or to be taken over.
+func verdict(cur keyRecord, now time.Time) claimOutcome {
+	switch {
+	case cur.State == keyDone && !claim.Expired(now, cur.Expires):
+		return claimDone
+	case cur.State == keyRunning && !claim.Expired(now, cur.ClaimedUntil):
+		return claimBusy
+	}
+	return claimTake
+}
+
+// tookOver warns, if cur, the record we replaced, was a claim, that the work
+// runs again.
+func (c *onceCall) tookOver(cur keyRecord) {
 	if cur.State == keyRunning {
 		c.opts.Logger.Warn("once: took over an expired claim; its owner crashed or stalled in the middle of the work, which runs again now",
 			"key", c.key, "previous_owner", cur.Owner, "claimed_until", cur.ClaimedUntil)
 	}
-	return claimResult{outcome: claimWon, held: held}, nil
 }
 
 func (c *onceCall) decode(e jetstream.KeyValueEntry) (keyRecord, error) {
@@ -309,57 +327,70 @@ func (c *onceCall) decode(e jetstream.KeyValueEntry) (keyRecord, error) {
 	return r, nil
 }
 
-// wait returns when the record at rev may have changed, when the claim
-// until until may have expired, or after Recheck, whichever is first.
-func (c *onceCall) wait(ctx context.Context, rev uint64, until time.Time) error {
-	if c.watch == nil && !c.noWatch {
+// keyWatch waits for other callers' runs of the work under some keys to
+// end.
+type keyWatch struct {
+	*Keys
+	ids  []string // the KV keys
+	what string   // names the keys in errors
+
+	watch   jetstream.KeyWatcher // opened on the first wait
+	cancel  context.CancelFunc
+	noWatch bool // the watch could not be opened or closed: poll
+}
+
+// wait returns when a record whose revision was revs[id] may have changed,
+// when a claim until until may have expired, or after Recheck, whichever is
+// first.
+func (w *keyWatch) wait(ctx context.Context, revs map[string]uint64, until time.Time) error {
+	if w.watch == nil && !w.noWatch {
 		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		w, err := c.kv.Watch(wctx, c.id)
+		kw, err := w.kv.WatchFiltered(wctx, w.ids)
 		if err != nil {
 			cancel()
-			c.noWatch = true
-			c.opts.Logger.Debug("once: cannot watch the key; polling it instead", "key", c.key, "err", err)
+			w.noWatch = true
+			w.opts.Logger.Debug("once: cannot watch the keys; polling them instead", "keys", w.what, "err", err)
 		} else {
-			c.watch, c.watchCancel = w, cancel
+			w.watch, w.cancel = kw, cancel
 		}
 	}
 	var updates <-chan jetstream.KeyValueEntry
-	if c.watch != nil && !c.noWatch {
-		updates = c.watch.Updates()
+	if w.watch != nil && !w.noWatch {
+		updates = w.watch.Updates()
 	}
-	d := min(max(until.Sub(c.opts.Now()), time.Millisecond), c.opts.Recheck)
+	d := min(max(until.Sub(w.opts.Now()), time.Millisecond), w.opts.Recheck)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("once %q: gave up waiting for another caller's run of the work to end: %w", c.key, ctx.Err())
+			return fmt.Errorf("once %s: gave up waiting for another caller's run of the work to end: %w", w.what, ctx.Err())
 		case <-t.C:
 			return nil
 		case e, ok := <-updates:
 			switch {
 			case !ok:
-				c.noWatch, updates = true, nil
-			case e != nil && e.Revision() > rev:
+				w.noWatch, updates = true, nil
+			case e != nil && e.Revision() > revs[e.Key()]:
 				return nil
 			}
 		}
 	}
 }
 
-// stopWatch stops the watch, if any, and reads what is left of its
-// channel: nats.go blocks the subscription's goroutine on a full channel.
-func (c *onceCall) stopWatch() {
-	if c.watch == nil {
+// stop stops the watch, if any, and reads what is left of its channel:
+// nats.go blocks the subscription's goroutine on a full channel.
+func (w *keyWatch) stop() {
+	if w.watch == nil {
 		return
 	}
-	_ = c.watch.Stop()
-	c.watchCancel()
+	_ = w.watch.Stop()
+	w.cancel()
 	t := time.NewTimer(onceWriteTimeout)
 	defer t.Stop()
 	for {
 		select {
-		case _, ok := <-c.watch.Updates():
+		case _, ok := <-w.watch.Updates():
 			if !ok {
 				return
 			}
