@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -95,6 +96,16 @@ type KeysOptions struct {
 	// Logger receives warnings (a claim lost to a takeover, a key that could
 	// not be released). Default slog.Default().
 	Logger *slog.Logger
+	// JS is the JetStream client of kv's server, through which DoBatch
+	// writes and reads many keys at once. Only DoBatch needs it.
+	JS jetstream.JetStream
+	// AtomicBatches says that kv's stream takes atomic batch publishes (a
+	// NATS 2.12 server or later, and the stream's AllowAtomicPublish), so
+	// that DoBatch stores many writes with one fsync. Set it only then: an
+	// older server would store the messages of a batch one by one, without
+	// saying which were stored. If the stream turns out not to allow them,
+	// DoBatch falls back to asynchronous publishes.
+	AtomicBatches bool
 }
 
 // Keys runs pieces of work at most once per key among every caller sharing
@@ -103,6 +114,8 @@ type KeysOptions struct {
 type Keys struct {
 	kv   jetstream.KeyValue
 	opts KeysOptions
+	// noAtomic: the stream refused an atomic batch.
+	noAtomic atomic.Bool
 }
 
 // NewKeys returns Keys stored in kv, a bucket with history 1 and a max age
@@ -153,8 +166,11 @@ func NewKeys(kv jetstream.KeyValue, opts KeysOptions) (*Keys, error) {
 // another caller may then run the work too. Do logs a warning when it finds
 // that out, and does not cancel fn.
 func (k *Keys) Do(ctx context.Context, key string, ttl time.Duration, fn func(ctx context.Context) error) (ran bool, err error) {
-	if err := validateOnce(key, ttl, fn); err != nil {
+	if err := validateKey(key, ttl); err != nil {
 		return false, err
+	}
+	if fn == nil {
+		return false, fmt.Errorf("once %q: no work function given", key)
 	}
 	c := k.call(key, ttl)
 	w := &keyWatch{Keys: k, ids: []string{c.id}, what: strconv.Quote(key)}
@@ -180,7 +196,7 @@ func (k *Keys) Do(ctx context.Context, key string, ttl time.Duration, fn func(ct
 	}
 }
 
-func validateOnce(key string, ttl time.Duration, fn func(context.Context) error) error {
+func validateKey(key string, ttl time.Duration) error {
 	switch {
 	case key == "":
 		return errors.New("once: the key must not be empty: pass a stable identifier of the work, such as an event's ID")
@@ -188,8 +204,6 @@ func validateOnce(key string, ttl time.Duration, fn func(context.Context) error)
 		return fmt.Errorf("once %q: ttl %s must not be negative (0 means %s)", key, ttl, DefaultKeyTTL)
 	case ttl > MaxKeyTTL:
 		return fmt.Errorf("once %q: ttl %s is above the longest of %s: keys are not kept longer", key, ttl, MaxKeyTTL)
-	case fn == nil:
-		return fmt.Errorf("once %q: no work function given", key)
 	}
 	return nil
 }
@@ -255,6 +269,11 @@ func (c *onceCall) running(now time.Time) []byte {
 	return onceJSON(keyRecord{State: keyRunning, Key: shownKey(c.key), Owner: c.opts.Owner, Claim: c.token, ClaimedUntil: now.Add(c.opts.ClaimTTL)})
 }
 
+// done is the record of the key's completion at now.
+func (c *onceCall) done(now time.Time) []byte {
+	return onceJSON(keyRecord{State: keyDone, Key: shownKey(c.key), Owner: c.opts.Owner, Claim: c.token, DoneAt: now, Expires: now.Add(c.ttl)})
+}
+
 // claim tries once to claim the key: create it, or take over a record
 // whose run expired.
 func (c *onceCall) claim(ctx context.Context) (claimResult, error) {
@@ -315,8 +334,12 @@ func (c *onceCall) tookOver(cur keyRecord) {
 }
 
 func (c *onceCall) decode(e jetstream.KeyValueEntry) (keyRecord, error) {
+	return c.decodeValue(e.Value())
+}
+
+func (c *onceCall) decodeValue(value []byte) (keyRecord, error) {
 	var r keyRecord
-	err := json.Unmarshal(e.Value(), &r)
+	err := json.Unmarshal(value, &r)
 	if err == nil && r.State != keyRunning && r.State != keyDone {
 		err = fmt.Errorf("unknown state %q", r.State)
 	}
@@ -403,14 +426,7 @@ func (w *keyWatch) stop() {
 // run runs fn holding the claim, renewed every ClaimTTL/3 meanwhile, then
 // records its outcome.
 func (c *onceCall) run(ctx context.Context, held *claim.Claim, fn func(context.Context) error) error {
-	stop := held.KeepAlive(c.opts.ClaimTTL/3, c.running, func(err error) {
-		if errors.Is(err, claim.ErrLost) {
-			c.opts.Logger.Warn("once: lost the claim of a key while the work was running (renewals came too late, or someone changed the record); another caller may run the work too",
-				"key", c.key, "claim_ttl", c.opts.ClaimTTL)
-			return
-		}
-		c.opts.Logger.Warn("once: could not renew the claim of a key; trying again", "key", c.key, "err", err)
-	})
+	stop := held.KeepAlive(c.opts.ClaimTTL/3, c.running, c.renewFailed)
 	returned := false
 	defer func() {
 		if !returned { // fn panicked or called runtime.Goexit
@@ -439,7 +455,7 @@ func (c *onceCall) complete(ctx context.Context, held *claim.Claim) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), onceWriteTimeout)
 	defer cancel()
 	now := c.opts.Now()
-	val := onceJSON(keyRecord{State: keyDone, Key: shownKey(c.key), Owner: c.opts.Owner, Claim: c.token, DoneAt: now, Expires: now.Add(c.ttl)})
+	val := c.done(now)
 	var err error
 	for attempt := range 4 {
 		if attempt > 0 && !claim.Conflict(err) { // back off before retrying a failed write
