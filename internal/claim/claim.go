@@ -244,7 +244,8 @@ func (c *Claim) KeepAlive(every time.Duration, value func(now time.Time) []byte,
 
 // KeepAliveAll is KeepAlive for many claims held together, renewed by one
 // goroutine: every period it renews each claim not lost, one after the
-// other, writing value(i, now) to claims[i]. failed(i, err) gets the failed
+// other, writing value(i, now) to claims[i], now read once a round from the
+// first claim's clock (the claims share their terms, as a rule). failed(i, err) gets the failed
 // renewals of claims[i]. A renewal that fails otherwise than by losing its
 // claim (the store is unreachable, most likely) ends that round; the next
 // round starts with the claim after it, so that every claim gets its turn.
@@ -252,6 +253,9 @@ func (c *Claim) KeepAlive(every time.Duration, value func(now time.Time) []byte,
 // for a renewal in flight to be cancelled. Whether a claim was lost is
 // [Claim.Lost].
 func KeepAliveAll(claims []*Claim, every time.Duration, value func(i int, now time.Time) []byte, failed func(i int, err error)) (stop func()) {
+	if len(claims) == 0 {
+		return func() {}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -265,6 +269,9 @@ func KeepAliveAll(claims []*Claim, every time.Duration, value func(i int, now ti
 				return
 			case <-t.C:
 			}
+			// One time for the round, so that claims renewed together
+			// expire together.
+			now := claims[0].terms.now()
 			live := 0
 			for j := range claims {
 				i := (next + j) % len(claims)
@@ -272,7 +279,6 @@ func KeepAliveAll(claims []*Claim, every time.Duration, value func(i int, now ti
 				if c.Lost() {
 					continue
 				}
-				now := c.terms.now()
 				_, err := c.Write(ctx, now, value(i, now))
 				if ctx.Err() != nil {
 					return // stopped mid-write
