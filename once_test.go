@@ -25,7 +25,7 @@ import (
 func onceQuiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // startOnceApp starts an app with no declarations, stopped when the test ends.
-func startOnceApp(t *testing.T, cfg Config) *App {
+func startOnceApp(t testing.TB, cfg Config) *App {
 	t.Helper()
 	cfg.DataDir = t.TempDir()
 	if cfg.Logger == nil {

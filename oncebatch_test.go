@@ -249,3 +249,62 @@ func TestOnceBatchOnExternalServers(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkOnceBatch compares a batch of 100 new keys done with Once, key
+// after key (as a handler does without OnceBatch) and 100 at a time, with
+// OnceBatch, on the embedded engine with sync always (every write fsynced
+// before it is acknowledged). keys/s is the figure to compare; run the
+// cases in one go so that they share the machine's load:
+//
+//	go test -run '^$' -bench OnceBatch -benchtime 20x -count 3 .
+func BenchmarkOnceBatch(b *testing.B) {
+	const batch = 100
+	app := startOnceApp(b, Config{Sync: SyncAlways})
+	ctx := context.Background()
+	nop := func(context.Context) error { return nil }
+	var round atomic.Int64
+	keys := func() []string {
+		r := round.Add(1)
+		out := make([]string, batch)
+		for i := range out {
+			out[i] = fmt.Sprintf("bench/%d/%d", r, i)
+		}
+		return out
+	}
+	report := func(b *testing.B) {
+		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "keys/s")
+	}
+	b.Run("Once", func(b *testing.B) {
+		for b.Loop() {
+			for _, key := range keys() {
+				if _, err := app.Once(ctx, key, 0, nop); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		report(b)
+	})
+	b.Run("Once-concurrent", func(b *testing.B) {
+		for b.Loop() {
+			var wg sync.WaitGroup
+			for _, key := range keys() {
+				wg.Go(func() {
+					if _, err := app.Once(ctx, key, 0, nop); err != nil {
+						b.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+		}
+		report(b)
+	})
+	b.Run("OnceBatch", func(b *testing.B) {
+		for b.Loop() {
+			ran, err := app.OnceBatch(ctx, keys(), 0, func(context.Context, []int) error { return nil })
+			if err != nil || len(ran) != batch {
+				b.Fatal(len(ran), err)
+			}
+		}
+		report(b)
+	})
+}
