@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -536,4 +537,85 @@ func TestOnceBatchFallsBackWithoutAtomicBatches(t *testing.T) {
 	ran, err = k.DoBatch(ctx, []string{"a", "b", "c"}, 0, w.fn(nil))
 	require.NoError(t, err)
 	require.Empty(t, ran)
+}
+
+// DoBatch leaves no goroutine behind: after success, failure, panic, a
+// wait given up and a wait ended (as TestOnceLeavesNoGoroutines for Do).
+func TestOnceBatchLeavesNoGoroutines(t *testing.T) {
+	ctx := context.Background()
+	be := batchEngine{eng: enginetest.Embedded(t), atomic: true}
+	kv := be.bucket(t)
+	// Claims last on a clock that does not move: renewals (every 100ms)
+	// come, and no claim expires however slow the machine.
+	clock := newFakeClock()
+	a := be.keys(t, kv, "a", KeysOptions{ClaimTTL: 300 * time.Millisecond, Now: clock.Now})
+	b := be.keys(t, kv, "b", KeysOptions{Now: clock.Now, Recheck: 20 * time.Millisecond})
+	var w batchWork
+	// The first asynchronous publish (a batch of one key) starts the
+	// connection's reply subscription, which lasts as long as it.
+	_, err := a.DoBatch(ctx, []string{"warm-up"}, 0, w.fn(nil))
+	require.NoError(t, err)
+	before := goroutines()
+
+	_, err = a.DoBatch(ctx, []string{"ok1", "ok2"}, 0, w.fn(nil))
+	require.NoError(t, err)
+	_, err = a.DoBatch(ctx, []string{"fail1", "fail2"}, 0, w.fn(errOnceBoom))
+	require.Equal(t, errOnceBoom, err)
+	require.Panics(t, func() {
+		_, _ = a.DoBatch(ctx, []string{"panic1", "panic2"}, 0, func(context.Context, []int) error { panic("x") })
+	})
+
+	started, finish := make(chan struct{}), make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		_, err := a.DoBatch(ctx, []string{"wait1", "wait2"}, 0, func(context.Context, []int) error {
+			close(started)
+			<-finish
+			return nil
+		})
+		first <- err
+	}()
+	<-started
+	claimed, err := kv.Get(ctx, onceKVKey("wait1"))
+	require.NoError(t, err)
+	short, cancel := context.WithCancel(ctx)
+	calls := make(chan []int, 1)
+	go func() {
+		<-calls // the free key's run: the batch waits for the others next
+		cancel()
+	}()
+	_, err = b.DoBatch(short, []string{"wait1", "free", "wait2"}, 0, func(_ context.Context, todo []int) error {
+		calls <- todo
+		return nil
+	})
+	require.ErrorIs(t, err, context.Canceled)
+	// Past a renewal of the claims, the run ends.
+	require.NoError(t, renewedPast(ctx, kv, "wait1", claimed.Revision()))
+	close(finish)
+	ran, err := b.DoBatch(ctx, []string{"wait1", "wait2"}, 0, w.fn(nil))
+	require.NoError(t, err)
+	require.Empty(t, ran)
+	require.NoError(t, <-first)
+
+	// Goroutines may take a moment to return once their work is done.
+	var left []string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if left = leftSince(before); len(left) == 0 {
+			return
+		}
+	}
+	t.Fatalf("%d goroutines left behind:\n%s", len(left), strings.Join(left, "\n\n"))
+}
+
+// renewedPast waits until key's revision is past rev.
+func renewedPast(ctx context.Context, kv jetstream.KeyValue, key string, rev uint64) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		e, err := kv.Get(ctx, onceKVKey(key))
+		if err != nil || e.Revision() > rev {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return errors.New("the claim was not renewed")
 }
