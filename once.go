@@ -1,6 +1,7 @@
 package sluice
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync/atomic"
@@ -68,7 +69,11 @@ func (a *App) onceKeys() (*resilience.Keys, error) {
 		return nil, ErrNotStarted
 	}
 	opts := resilience.KeysOptions{Owner: a.cfg.InstanceID, ClaimTTL: onceClaimTTL, Logger: a.log, JS: eng.JS}
-	if b, ok := kv.(*onceBucketKV); ok {
+	// Atomic batches pay where every write is fsynced: the embedded engine
+	// with sync always. An external server's fsyncs are its own business
+	// (every 2 minutes by default, where asynchronous publishes are cheaper).
+	fsyncEach := eng.Embedded() && cmp.Or(a.cfg.Sync, SyncAlways) == SyncAlways
+	if b, ok := kv.(*onceBucketKV); ok && fsyncEach {
 		opts.AtomicBatches = b.atomic
 		if b.atomicErr != nil && b.warned.CompareAndSwap(false, true) {
 			a.log.Warn("OnceBatch writes its keys with one fsync each: the idempotency key bucket does not take atomic batches", "err", b.atomicErr)

@@ -54,12 +54,16 @@ import (
 //     work runs); then the work of those inputs runs again. As with Once,
 //     make each effect safe to repeat.
 //
-// The store is written about twice per call of work whatever the number of
-// keys, instead of twice per key: the claims of the free keys are stored
-// together, and so are their completions. On a NATS 2.12 or later server
-// (the embedded one is) each of these is one atomic batch, stored with one
-// fsync; on an older server the writes are sent all at once and stored one
-// by one. A batch above 1000 keys is written in parts of 1000.
+// The claims of the free keys are written together, then their
+// completions, instead of one after the other. With the embedded engine and
+// sync always (the defaults), each of these is one atomic batch, stored with
+// one fsync, for batches of 32 keys or more: two fsyncs per call of work
+// instead of two per key. Otherwise the writes go as asynchronous
+// publishes, all in flight at once and stored one by one, which is cheaper
+// there: an atomic batch has a staging store of its own, fsynced whatever
+// the sync setting, and an external server fsyncs on its own schedule
+// (every 2 minutes by default). An atomic batch holds at most 1000 keys:
+// larger batches are written in parts.
 //
 // If the claims cannot be renewed for 30 seconds while work runs, another
 // caller may take them over and run their work too; OnceBatch logs a

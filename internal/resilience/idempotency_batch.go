@@ -21,10 +21,10 @@ import (
 // Each key gets the guarantees of Do. What differs:
 //
 //   - The writes of a batch go to the store together: the claims of the
-//     free keys in one write, their completions in another. On a server
-//     that takes atomic batch publishes (NATS 2.12 and later, with
-//     KeysOptions.AtomicBatches), each is one atomic batch, stored with
-//     one fsync; otherwise, concurrent asynchronous publishes.
+//     free keys at once, then their completions at once. With
+//     KeysOptions.AtomicBatches, each is one atomic batch, stored with one
+//     fsync (from AtomicBatchMin keys on); otherwise, asynchronous
+//     publishes all in flight together.
 //   - Keys that occur more than once stand for one piece of work: only
 //     the first index of each is ever in todo.
 //   - Keys claimed by other callers are not waited for before fn runs:
@@ -381,16 +381,15 @@ const maxAtomicBatch = 1000
 //
 // Every write is one stored message, and under sync always one fsync,
 // unless it goes in an atomic batch, which the server stores with one fsync
-// (NATS 2.12 and later, on a stream that allows them). An atomic batch
-// fails as a whole when one of its compare-and-sets does, and then every
-// write of it gets that error: a caller that must know which one failed
-// reads them. Without atomic batches, the writes go as asynchronous
-// publishes, all in flight at once.
+// (see KeysOptions.AtomicBatches). An atomic batch fails as a whole when
+// one of its compare-and-sets does, and then every write of it gets that
+// error: a caller that must know which one failed reads them. Otherwise the
+// writes go as asynchronous publishes, all in flight at once.
 func (k *Keys) writeAll(ctx context.Context, writes []kvWrite) (revs []uint64, errs []error) {
 	revs, errs = make([]uint64, len(writes)), make([]error, len(writes))
 	for start := 0; start < len(writes); start += maxAtomicBatch {
 		end := min(start+maxAtomicBatch, len(writes))
-		if end-start > 1 && k.atomicOK() {
+		if end-start >= k.opts.AtomicBatchMin && k.atomicOK() {
 			err := k.writeAtomic(ctx, writes[start:end], revs[start:end])
 			if !isAtomicDisabled(err) {
 				for i := start; i < end && err != nil; i++ {

@@ -74,10 +74,11 @@ func (be batchEngine) bucket(t *testing.T) jetstream.KeyValue {
 	return kv
 }
 
-// keys returns Keys on kv owned by owner, writing batches as be says.
+// keys returns Keys on kv owned by owner, writing batches as be says, as
+// atomic batches from 2 writes on.
 func (be batchEngine) keys(t *testing.T, kv jetstream.KeyValue, owner string, opts KeysOptions) *Keys {
 	t.Helper()
-	opts.JS, opts.AtomicBatches = be.eng.JS, be.atomic
+	opts.JS, opts.AtomicBatches, opts.AtomicBatchMin = be.eng.JS, be.atomic, 2
 	return newOnceKeys(t, kv, owner, opts)
 }
 
@@ -528,7 +529,7 @@ func TestOnceBatchFallsBackWithoutAtomicBatches(t *testing.T) {
 	eng := enginetest.Embedded(t)
 	kv := onceBucket(t, eng) // no AllowAtomicPublish
 	logger, logs := testlog.New(slog.LevelDebug)
-	k := newOnceKeys(t, kv, "a", KeysOptions{JS: eng.JS, AtomicBatches: true, Logger: logger})
+	k := newOnceKeys(t, kv, "a", KeysOptions{JS: eng.JS, AtomicBatches: true, AtomicBatchMin: 2, Logger: logger})
 	var w batchWork
 	ran, err := k.DoBatch(ctx, []string{"a", "b", "c"}, 0, w.fn(nil))
 	require.NoError(t, err)
