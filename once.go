@@ -20,8 +20,9 @@ const MaxOnceTTL = resilience.MaxKeyTTL
 
 // ErrOnceNotRecorded is returned by [App.Once], wrapped and with ran ==
 // true, when the work succeeded but its completion could not be stored
-// (the key-value store was unreachable). The key stays claimed until its
-// claim expires (30s); a duplicate call after that runs the work again.
+// (the key-value store was unreachable), and by [App.OnceBatch] when that
+// happened to some of its keys. Such a key stays claimed until its claim
+// expires (30s); a duplicate call after that runs the work again.
 var ErrOnceNotRecorded = resilience.ErrNotRecorded
 
 // openOnceBucket opens the bucket of idempotency keys, creating it if it is
