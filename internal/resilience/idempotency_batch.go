@@ -52,9 +52,9 @@ func (k *Keys) DoBatch(ctx context.Context, keys []string, ttl time.Duration, fn
 			return nil, fmt.Errorf("key %d: %w", i, err)
 		}
 		c := k.call(key, ttl)
-		c.token = newClaimToken() // one claim per key and call
 		if !byID[c.id] {
 			byID[c.id] = true
+			c.token = newClaimToken() // one claim per key and call
 			batch = append(batch, &batchKey{onceCall: c, first: i, known: true})
 		}
 	}
@@ -167,8 +167,10 @@ func (k *Keys) claimAll(ctx context.Context, keys []*batchKey) (won, busy []*bat
 				b.rev, b.known, b.prev = rev, true, keyRecord{}
 				write = append(write, b)
 			case cur.State == keyRunning && cur.Claim == b.token:
-				// Our own claim, whose write failed as far as we knew.
-				if b.held, err = claim.Taken(k.kv, b.id, rev, b.opts.Now(), b.terms()); err != nil {
+				// Our own claim, whose write failed as far as we knew:
+				// it holds until the deadline it states.
+				start := cur.ClaimedUntil.Add(-b.opts.ClaimTTL)
+				if b.held, err = claim.Taken(k.kv, b.id, rev, start, b.terms()); err != nil {
 					return fail(err)
 				}
 				won = append(won, b)
