@@ -45,10 +45,10 @@ import (
 //     that error (unwrapped) and the indexes given to work so far; the keys
 //     of earlier calls of work, which returned nil, are done. If work
 //     panics, its keys are released and the panic goes on up the stack,
-//     unrecovered. The error is for the whole call: work that wants to
-//     keep some inputs' effects keeps them out of the error's way by
-//     calling OnceBatch with a smaller batch (a retry of the batch skips
-//     the inputs done).
+//     unrecovered. An error fails every input of the call: there is no
+//     failure of one input alone. To keep the effects of some inputs when
+//     others fail, split the batch into several calls of OnceBatch (a
+//     retry of the batch then skips the inputs done).
 //   - A crash in the middle of work leaves claims that expire 30 seconds
 //     after their last renewal (they are renewed every 10 seconds while
 //     work runs); then the work of those inputs runs again. As with Once,
@@ -57,8 +57,8 @@ import (
 // The claims of the free keys are written together, then their
 // completions, instead of one after the other. With the embedded engine and
 // sync always (the defaults), each of these is one atomic batch, stored with
-// one fsync, for batches of 32 keys or more: two fsyncs per call of work
-// instead of two per key. Otherwise the writes go as asynchronous
+// one fsync, for batches of 32 keys or more: a cost per call of work instead
+// of two fsyncs per key. Otherwise the writes go as asynchronous
 // publishes, all in flight at once and stored one by one, which is cheaper
 // there: an atomic batch has a staging store of its own, fsynced whatever
 // the sync setting, and an external server fsyncs on its own schedule
