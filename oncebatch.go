@@ -39,7 +39,9 @@ import (
 //     expired, until every key is done. So work can be called more than
 //     once, with different inputs, and inputs whose keys other callers held
 //     are done after the others. Two batches that overlap both make
-//     progress: neither holds a key while waiting for another.
+//     progress: neither holds a key while waiting for another. When ctx
+//     ends during the wait, OnceBatch returns the indexes given to work so
+//     far (done) and an error wrapping ctx's.
 //   - A failed run releases its keys: if work returns an error, every key
 //     of that call of work is released and OnceBatch returns at once, with
 //     that error (unwrapped) and the indexes given to work so far; the keys
