@@ -324,3 +324,63 @@ func benchmarkOnceBatch(b *testing.B, syncMode string, batch int) {
 		report(b)
 	})
 }
+
+// On the embedded engine with sync always, a batch of 32 keys or more is
+// claimed with one atomic batch and completed with another (the stored
+// messages keep the batch's id); smaller batches, and sync interval, go as
+// asynchronous publishes.
+func TestOnceBatchWritesAtomicBatchesWhereTheyPay(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		sync   string
+		keys   int
+		atomic bool
+	}{
+		{SyncAlways, 40, true},
+		{SyncAlways, 10, false},
+		{SyncInterval, 40, false},
+	} {
+		t.Run(fmt.Sprintf("%s/%d", tc.sync, tc.keys), func(t *testing.T) {
+			t.Parallel()
+			app := startOnceApp(t, Config{Sync: tc.sync})
+			ctx := context.Background()
+			st, err := app.eng.JS.Stream(ctx, "KV_"+onceBucket)
+			require.NoError(t, err)
+			keys := make([]string, tc.keys)
+			for i := range keys {
+				keys[i] = fmt.Sprint("k", i)
+			}
+			// The batch ids of the keys' last writes.
+			batches := func() map[string]int {
+				ids := map[string]int{}
+				ks, err := app.onceKV.Keys(ctx)
+				require.NoError(t, err)
+				require.Len(t, ks, tc.keys)
+				for _, k := range ks {
+					m, err := st.GetLastMsgForSubject(ctx, "$KV."+onceBucket+"."+k)
+					require.NoError(t, err)
+					ids[m.Header.Get("Nats-Batch-Id")]++
+				}
+				return ids
+			}
+			var claims map[string]int
+			ran, err := app.OnceBatch(ctx, keys, 0, func(context.Context, []int) error {
+				claims = batches()
+				return nil
+			})
+			require.NoError(t, err)
+			require.Len(t, ran, tc.keys)
+			done := batches()
+			require.Len(t, claims, 1, "one batch id for every claim: %v", claims)
+			require.Len(t, done, 1, "one batch id for every completion: %v", done)
+			if !tc.atomic {
+				require.Equal(t, tc.keys, claims[""], "no batch")
+				require.Equal(t, tc.keys, done[""], "no batch")
+				return
+			}
+			require.Zero(t, claims[""])
+			require.Zero(t, done[""])
+			require.NotEqual(t, claims, done)
+		})
+	}
+}
