@@ -393,14 +393,25 @@ func (k *Keys) writeAll(ctx context.Context, writes []kvWrite) (revs []uint64, e
 		end := min(start+maxAtomicBatch, len(writes))
 		if end-start >= k.opts.AtomicBatchMin && k.atomicOK() {
 			err := k.writeAtomic(ctx, writes[start:end], revs[start:end])
-			if !isAtomicDisabled(err) {
-				for i := start; i < end && err != nil; i++ {
+			switch {
+			case err == nil:
+				continue
+			case claim.Conflict(err) || ctx.Err() != nil:
+				for i := start; i < end; i++ {
 					errs[i] = err
 				}
 				continue
+			case isAtomicDisabled(err):
+				k.noAtomic.Store(true)
+				k.opts.Logger.Warn("once: the key bucket does not take atomic batches; writing keys one by one", "bucket", k.kv.Bucket(), "err", err)
+			default:
+				// Too many batches in flight on the server (it allows 50
+				// per stream), a batch abandoned, a lost reply: send the
+				// writes again one by one. Those of the batch that were
+				// stored after all fail their compare-and-set, and the
+				// callers recognize them as theirs.
+				k.opts.Logger.Debug("once: an atomic batch of keys failed; writing them one by one", "bucket", k.kv.Bucket(), "err", err)
 			}
-			k.noAtomic.Store(true)
-			k.opts.Logger.Warn("once: the key bucket does not take atomic batches; writing keys one by one", "bucket", k.kv.Bucket(), "err", err)
 		}
 		k.writeAsync(ctx, writes[start:end], revs[start:end], errs[start:end])
 	}
@@ -461,6 +472,12 @@ func (k *Keys) writeAtomic(ctx context.Context, writes []kvWrite, revs []uint64)
 
 // writeAsync sends writes as asynchronous publishes, all in flight at once.
 func (k *Keys) writeAsync(ctx context.Context, writes []kvWrite, revs []uint64, errs []error) {
+	if err := ctx.Err(); err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return
+	}
 	futs := make([]jetstream.PubAckFuture, len(writes))
 	for i, w := range writes {
 		if futs[i], errs[i] = k.opts.JS.PublishMsgAsync(w.msg(k.kv.Bucket())); errs[i] != nil {

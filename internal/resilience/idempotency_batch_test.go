@@ -620,3 +620,40 @@ func renewedPast(ctx context.Context, kv jetstream.KeyValue, key string, rev uin
 	}
 	return errors.New("the claim was not renewed")
 }
+
+// More batches at once than the server keeps atomic batches in flight for
+// one stream (50): those it refuses go as asynchronous publishes, and every
+// batch is done.
+func TestOnceBatchManyBatchesAtOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	be := batchEngine{eng: enginetest.Embedded(t), atomic: true}
+	kv := be.bucket(t)
+	k := be.keys(t, kv, "a", KeysOptions{})
+	const batches, batchLen = 100, 40
+	var wg sync.WaitGroup
+	errs := make(chan error, batches)
+	for g := range batches {
+		wg.Go(func() {
+			keys := make([]string, batchLen)
+			for i := range keys {
+				keys[i] = fmt.Sprintf("g%d-%d", g, i)
+			}
+			ran, err := k.DoBatch(ctx, keys, 0, func(context.Context, []int) error { return nil })
+			if err == nil && len(ran) != batchLen {
+				err = fmt.Errorf("ran %d keys", len(ran))
+			}
+			if err != nil {
+				errs <- fmt.Errorf("batch %d: %w", g, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	ks, err := kv.Keys(ctx)
+	require.NoError(t, err)
+	require.Len(t, ks, batches*batchLen)
+}
