@@ -403,7 +403,9 @@ func (k *Keys) writeAll(ctx context.Context, writes []kvWrite) (revs []uint64, e
 				continue
 			case isAtomicDisabled(err):
 				k.noAtomic.Store(true)
-				k.opts.Logger.Warn("once: the key bucket does not take atomic batches; writing keys one by one", "bucket", k.kv.Bucket(), "err", err)
+				// Debug: the caller that set AtomicBatches tells users
+				// why the stream does not allow them, if it knows.
+				k.opts.Logger.Debug("once: the key bucket does not take atomic batches; writing keys one by one", "bucket", k.kv.Bucket(), "err", err)
 			default:
 				// Too many batches in flight on the server (it allows 50
 				// per stream), a batch abandoned, a lost reply: send the
