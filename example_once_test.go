@@ -37,3 +37,41 @@ func ExampleApp_Once() {
 	// true <nil>
 	// false <nil>
 }
+
+// A handler given a batch of events (a hub trigger's) charges each order
+// once: the batch delivered again finds the charged orders done and charges
+// only the order it had not seen.
+func ExampleApp_OnceBatch() {
+	dir, _ := os.MkdirTemp("", "sluice-oncebatch-example-")
+	defer os.RemoveAll(dir)
+	app := sluice.New(sluice.Config{DataDir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ctx := context.Background()
+	if err := app.Start(ctx); err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer app.Stop(ctx)
+
+	handle := func(orders []int) error {
+		keys := make([]string, len(orders))
+		for i, o := range orders {
+			keys[i] = fmt.Sprintf("charge/orders/%d", o)
+		}
+		ran, err := app.OnceBatch(ctx, keys, time.Hour, func(ctx context.Context, todo []int) error {
+			for _, i := range todo {
+				fmt.Println("charging for order", orders[i])
+			}
+			return nil
+		})
+		fmt.Println(ran, err)
+		return err
+	}
+	_ = handle([]int{41, 42})
+	_ = handle([]int{41, 42, 43}) // delivered again, with one more
+	// Output:
+	// charging for order 41
+	// charging for order 42
+	// [0 1] <nil>
+	// charging for order 43
+	// [2] <nil>
+}

@@ -1,12 +1,15 @@
 package sluice
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/resilience"
 )
 
@@ -17,18 +20,67 @@ const MaxOnceTTL = resilience.MaxKeyTTL
 
 // ErrOnceNotRecorded is returned by [App.Once], wrapped and with ran ==
 // true, when the work succeeded but its completion could not be stored
-// (the key-value store was unreachable). The key stays claimed until its
-// claim expires (30s); a duplicate call after that runs the work again.
+// (the key-value store was unreachable), and by [App.OnceBatch] when that
+// happened to some of its keys. Such a key stays claimed until its claim
+// expires (30s); a duplicate call after that runs the work again.
 var ErrOnceNotRecorded = resilience.ErrNotRecorded
 
 // openOnceBucket opens the bucket of idempotency keys, creating it if it is
-// missing.
+// missing. On a server that takes atomic batch publishes, it lets the
+// bucket take them, for OnceBatch.
 func openOnceBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "sluice-idempotency", History: 1, TTL: MaxOnceTTL, Storage: jetstream.FileStorage})
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: onceBucket, History: 1, TTL: MaxOnceTTL, Storage: jetstream.FileStorage})
 	if err != nil {
 		return nil, fmt.Errorf("sluice: open idempotency key bucket: %w", err)
 	}
-	return kv, nil
+	b := &onceBucketKV{KeyValue: kv}
+	// An older server would store the messages of a batch one by one.
+	if !engine.VersionAtLeast(js.Conn().ConnectedServerVersion(), "2.12.0") {
+		return b, nil
+	}
+	st, err := js.Stream(ctx, "KV_"+onceBucket)
+	if err == nil {
+		if cfg := st.CachedInfo().Config; !cfg.AllowAtomicPublish {
+			cfg.AllowAtomicPublish = true
+			_, err = js.UpdateStream(ctx, cfg)
+		}
+	}
+	b.atomic, b.atomicErr = err == nil, err
+	return b, nil
+}
+
+const onceBucket = "sluice-idempotency"
+
+// onceBucketKV is the bucket of idempotency keys, and whether it takes
+// atomic batch publishes.
+type onceBucketKV struct {
+	jetstream.KeyValue
+	atomic    bool
+	atomicErr error       // why not, on a server that has them
+	warned    atomic.Bool // atomicErr was logged
+}
+
+// onceKeys returns the idempotency keys of a running app.
+func (a *App) onceKeys() (*resilience.Keys, error) {
+	a.mu.Lock()
+	kv, ok := a.onceKV, a.started && !a.stopped.Load()
+	eng := a.eng
+	a.mu.Unlock()
+	if !ok || kv == nil || eng == nil {
+		return nil, ErrNotStarted
+	}
+	opts := resilience.KeysOptions{Owner: a.cfg.InstanceID, ClaimTTL: onceClaimTTL, Logger: a.log, JS: eng.JS}
+	// Atomic batches pay where every write is fsynced: the embedded engine
+	// with sync always. An external server's fsyncs are its own business
+	// (every 2 minutes by default, where asynchronous publishes are cheaper).
+	fsyncEach := eng.Embedded() && cmp.Or(a.cfg.Sync, SyncAlways) == SyncAlways
+	if b, ok := kv.(*onceBucketKV); ok && fsyncEach {
+		opts.AtomicBatches = b.atomic
+		if b.atomicErr != nil && b.warned.CompareAndSwap(false, true) {
+			a.log.Warn("OnceBatch writes its keys with one fsync each: the idempotency key bucket does not take atomic batches", "err", b.atomicErr)
+		}
+	}
+	return resilience.NewKeys(kv, opts)
 }
 
 // onceClaimTTL is the claim TTL of Once; 0 means resilience.DefaultClaimTTL
@@ -77,13 +129,7 @@ var onceClaimTTL time.Duration
 // their last write, whatever their ttl, so a program that keys every event
 // of a busy hub stores a week of keys. Once needs a running app.
 func (a *App) Once(ctx context.Context, key string, ttl time.Duration, work func(ctx context.Context) error) (ran bool, err error) {
-	a.mu.Lock()
-	kv, ok := a.onceKV, a.started && !a.stopped.Load()
-	a.mu.Unlock()
-	if !ok || kv == nil {
-		return false, ErrNotStarted
-	}
-	keys, err := resilience.NewKeys(kv, resilience.KeysOptions{Owner: a.cfg.InstanceID, ClaimTTL: onceClaimTTL, Logger: a.log})
+	keys, err := a.onceKeys()
 	if err != nil {
 		return false, err
 	}

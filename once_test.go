@@ -25,7 +25,7 @@ import (
 func onceQuiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // startOnceApp starts an app with no declarations, stopped when the test ends.
-func startOnceApp(t *testing.T, cfg Config) *App {
+func startOnceApp(t testing.TB, cfg Config) *App {
 	t.Helper()
 	cfg.DataDir = t.TempDir()
 	if cfg.Logger == nil {
@@ -137,19 +137,21 @@ const onceChildEnv = "SLUICE_ONCE_CRASH_CHILD"
 type onceChildConfig struct {
 	NATSURL string
 	Key     string
+	Keys    []string // a batch, for OnceBatch instead of Once
 	DataDir string
 }
 
 // onceChildClaimTTL is the child's claim TTL: renewed every 500ms.
 const onceChildClaimTTL = 1500 * time.Millisecond
 
-// TestOnceCrashChild is the child of TestOnceRunsAgainAfterCrash: an
-// instance that claims the key, prints "claimed" and blocks inside the work
-// until it is killed.
+// TestOnceCrashChild is the child of TestOnceRunsAgainAfterCrash and
+// TestOnceBatchRunsAgainAfterCrash: an instance that claims the key (or the
+// batch of keys), prints "claimed" and blocks inside the work until it is
+// killed.
 func TestOnceCrashChild(t *testing.T) {
 	raw := os.Getenv(onceChildEnv)
 	if raw == "" {
-		t.Skip("only run as the child of TestOnceRunsAgainAfterCrash")
+		t.Skip("only run as the child of TestOnceRunsAgainAfterCrash and TestOnceBatchRunsAgainAfterCrash")
 	}
 	var cfg onceChildConfig
 	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
@@ -161,10 +163,15 @@ func TestOnceCrashChild(t *testing.T) {
 	if err := app.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ran, err := app.Once(ctx, cfg.Key, 0, func(context.Context) error {
+	block := func(context.Context) error {
 		fmt.Println("claimed")
 		select {} // until SIGKILL
-	})
+	}
+	if len(cfg.Keys) > 0 {
+		ran, err := app.OnceBatch(ctx, cfg.Keys, 0, func(ctx context.Context, _ []int) error { return block(ctx) })
+		t.Fatalf("OnceBatch returned (%v, %v) instead of blocking", ran, err)
+	}
+	ran, err := app.Once(ctx, cfg.Key, 0, block)
 	t.Fatalf("Once returned (%v, %v) instead of blocking", ran, err)
 }
 
@@ -176,44 +183,7 @@ func TestOnceRunsAgainAfterCrash(t *testing.T) {
 	app := startOnceApp(t, Config{NATSListen: "127.0.0.1:0", InstanceID: "parent"})
 	const key = "orders/0/42"
 
-	raw, err := json.Marshal(onceChildConfig{NATSURL: app.NATSURL(), Key: key, DataDir: t.TempDir()})
-	require.NoError(t, err)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestOnceCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), onceChildEnv+"="+string(raw))
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	lines := make(chan string)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	var out []string
-wait:
-	for {
-		select {
-		case line, ok := <-lines:
-			if !ok {
-				t.Fatalf("the child exited before claiming the key: %q", out)
-			}
-			if line == "claimed" {
-				break wait
-			}
-			out = append(out, line)
-		case <-time.After(60 * time.Second):
-			t.Fatalf("the child did not claim the key within 60s: %q", out)
-		}
-	}
-	require.NoError(t, cmd.Process.Kill())
-	_ = cmd.Wait() // the kill closes the pipe, and the reader ends
-	for range lines {
-	}
-	killed := time.Now()
+	killed := runOnceChildUntilClaimed(t, onceChildConfig{NATSURL: app.NATSURL(), Key: key, DataDir: t.TempDir()})
 
 	// The dead child's claim is in the bucket.
 	e, err := app.onceKV.Get(ctx, onceKeyOf(t, app, key))
@@ -263,6 +233,50 @@ wait:
 	ran, err := app.Once(ctx, key, 0, func(context.Context) error { return errors.New("must not run") })
 	require.NoError(t, err)
 	require.False(t, ran)
+}
+
+// runOnceChildUntilClaimed runs TestOnceCrashChild with cfg, kills it once
+// it has claimed its keys, and returns when it killed it.
+func runOnceChildUntilClaimed(t *testing.T, cfg onceChildConfig) (killed time.Time) {
+	t.Helper()
+	raw, err := json.Marshal(cfg)
+	require.NoError(t, err)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestOnceCrashChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), onceChildEnv+"="+string(raw))
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	var out []string
+wait:
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatalf("the child exited before claiming the key: %q", out)
+			}
+			if line == "claimed" {
+				break wait
+			}
+			out = append(out, line)
+		case <-time.After(60 * time.Second):
+			t.Fatalf("the child did not claim the key within 60s: %q", out)
+		}
+	}
+	require.NoError(t, cmd.Process.Kill())
+	_ = cmd.Wait() // the kill closes the pipe, and the reader ends
+	for range lines {
+	}
+	return time.Now()
 }
 
 // onceKeyOf finds the KV key the bucket holds for key: the only one.

@@ -116,7 +116,18 @@ func Take(ctx context.Context, kv jetstream.KeyValue, key string, rev uint64, st
 	if err != nil {
 		return nil, err
 	}
-	return &Claim{kv: kv, key: key, terms: terms, rev: newRev, until: start.Add(terms.TTL - terms.Margin)}, nil
+	return Taken(kv, key, newRev, start, terms)
+}
+
+// Taken is the claim of a holder that took key by a compare-and-set write
+// of its own made otherwise than by [Take] (one of a batch of writes sent
+// at once), which stored its value at revision rev. start is the holder's
+// time read before the value was made, as for Take.
+func Taken(kv jetstream.KeyValue, key string, rev uint64, start time.Time, terms Terms) (*Claim, error) {
+	if terms.TTL <= 0 {
+		return nil, fmt.Errorf("claim %s: the lifetime must be positive, got %v", key, terms.TTL)
+	}
+	return &Claim{kv: kv, key: key, terms: terms, rev: rev, until: start.Add(terms.TTL - terms.Margin)}, nil
 }
 
 // Key is the claimed key.
@@ -220,38 +231,76 @@ func (c *Claim) Adopt(rev uint64) {
 // whether the claim was lost. A renewal cancelled by stop may still have
 // been stored: the holder recognizes it with [Claim.Adopt].
 func (c *Claim) KeepAlive(every time.Duration, value func(now time.Time) []byte, failed func(error)) (stop func() (lost bool)) {
+	var failedAt func(int, error)
+	if failed != nil {
+		failedAt = func(_ int, err error) { failed(err) }
+	}
+	stopAll := KeepAliveAll([]*Claim{c}, every, func(_ int, now time.Time) []byte { return value(now) }, failedAt)
+	return func() bool {
+		stopAll()
+		return c.Lost()
+	}
+}
+
+// KeepAliveAll is KeepAlive for many claims held together, renewed by one
+// goroutine: every period it renews each claim not lost, one after the
+// other, writing value(i, now) to claims[i], now read once a round from the
+// first claim's clock (the claims share their terms, as a rule). failed(i, err) gets the failed
+// renewals of claims[i]. A renewal that fails otherwise than by losing its
+// claim (the store is unreachable, most likely) ends that round; the next
+// round starts with the claim after it, so that every claim gets its turn.
+// The renewals end when every claim is lost or stop is called; stop waits
+// for a renewal in flight to be cancelled. Whether a claim was lost is
+// [Claim.Lost].
+func KeepAliveAll(claims []*Claim, every time.Duration, value func(i int, now time.Time) []byte, failed func(i int, err error)) (stop func()) {
+	if len(claims) == 0 {
+		return func() {}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		t := time.NewTimer(every)
 		defer t.Stop()
+		next := 0 // where the next round starts
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
 			}
-			now := c.terms.now()
-			_, err := c.Write(ctx, now, value(now))
-			switch {
-			case err == nil:
-			case ctx.Err() != nil:
-				return // stopped mid-write
-			default:
-				if failed != nil {
-					failed(err)
+			// One time for the round, so that claims renewed together
+			// expire together.
+			now := claims[0].terms.now()
+			live := 0
+			for j := range claims {
+				i := (next + j) % len(claims)
+				c := claims[i]
+				if c.Lost() {
+					continue
 				}
-				if errors.Is(err, ErrLost) {
-					return
+				_, err := c.Write(ctx, now, value(i, now))
+				if ctx.Err() != nil {
+					return // stopped mid-write
 				}
+				if err != nil && failed != nil {
+					failed(i, err)
+				}
+				if err == nil {
+					live++
+				} else if !errors.Is(err, ErrLost) {
+					live, next = 1, i // try again from here next round
+					break
+				}
+			}
+			if live == 0 {
+				return
 			}
 			t.Reset(every)
 		}
 	}()
-	return func() bool {
+	return func() {
 		cancel()
 		<-done
-		return c.Lost()
 	}
 }
