@@ -317,12 +317,23 @@ func (d *delivery) retryDue(ctx context.Context) (int, error) {
 		if !ep.Ordered {
 			seq++
 			k.key = fmt.Sprintf("\x00%d", seq)
-		}
-		if _, ok := lanes[k]; !ok {
+			lanes[k] = []partner.Parked{p}
 			order = append(order, k)
+			continue
 		}
-		lanes[k] = append(lanes[k], p)
+		if _, ok := lanes[k]; ok {
+			continue
+		}
+		// An ordered key's lane is every delivery parked for it, due or
+		// not: it goes from its oldest, and waits while that one waits.
+		all, err := d.parks().Lane(ctx, p.Partner, p.Endpoint, p.Key)
+		if err != nil {
+			return 0, err
+		}
+		lanes[k] = all
+		order = append(order, k)
 	}
+	now := time.Now()
 	var (
 		wg        sync.WaitGroup
 		sem       = make(chan struct{}, d.cfg.Concurrency)
@@ -339,6 +350,9 @@ func (d *delivery) retryDue(ctx context.Context) (int, error) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			for _, p := range lane {
+				if p.NextAttempt.After(now) {
+					return // not its time yet: the rest of the lane waits behind it
+				}
 				ok, err := d.retryOne(ctx, p)
 				mu.Lock()
 				if ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"time"
 
@@ -225,4 +226,14 @@ func (a *App) applyPartners(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// VerifyWebhook checks the Standard Webhooks signature of a request a
+// delivery function sent (webhook-id, webhook-timestamp,
+// webhook-signature) against secret ("whsec_…"), refusing timestamps more
+// than tolerance away from now (replays): what a partner's receiver does,
+// for tests, examples and Go partners. body is the request's body as
+// received.
+func VerifyWebhook(secret string, h http.Header, body []byte, tolerance time.Duration) error {
+	return partner.Verify(secret, h, body, time.Now(), tolerance)
 }

@@ -1,12 +1,14 @@
 package partner
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -196,6 +198,38 @@ func (s ParkStore) List(ctx context.Context, f Filter, limit int) ([]Parked, err
 		}
 		q.Continuation = page.Continuation
 	}
+	return out, nil
+}
+
+// Lane returns the deliveries parked (not dead) for one key of an
+// endpoint, in their order.
+func (s ParkStore) Lane(ctx context.Context, partnerID, ep, key string) ([]Parked, error) {
+	qs, ok := s.Docs.(docstore.Querier)
+	if !ok {
+		return nil, errors.New("partner: the document store cannot run queries")
+	}
+	pk := partnerID
+	q := docstore.QueryRequest{Text: "SELECT * FROM c WHERE c.endpoint = @ep AND c.key = @key AND c.state = @parked",
+		Params: map[string]any{"@ep": ep, "@key": key, "@parked": StateParked}, PartitionKey: &pk, MaxItems: 1000}
+	var out []Parked
+	for {
+		page, err := qs.Query(ctx, DeliveriesContainer, q)
+		if err != nil {
+			return nil, fmt.Errorf("partner: read parked deliveries: %w", err)
+		}
+		for _, d := range page.Documents {
+			var p Parked
+			if json.Unmarshal(d.Body, &p) == nil {
+				p.ETag = d.ETag
+				out = append(out, p)
+			}
+		}
+		if page.Continuation == "" {
+			break
+		}
+		q.Continuation = page.Continuation
+	}
+	slices.SortStableFunc(out, func(a, b Parked) int { return cmp.Compare(a.Order, b.Order) })
 	return out, nil
 }
 
