@@ -62,6 +62,9 @@ type Overview struct {
 	// Instances are this one and every instance that owns a partition of
 	// a hub read by this instance's functions.
 	Instances []InstanceOverview `json:"instances"`
+	// Partners are the registered partners, with the messages this
+	// instance took from them and their endpoints' breakers.
+	Partners []PartnerOverview `json:"partners"`
 	// Errors name the parts that could not be read at all (the list of
 	// hubs, say); the rest is there. A hub, queue or container that could
 	// not be read is listed with its own Error instead.
@@ -294,7 +297,7 @@ func (o *overview) gather(ctx context.Context) *Overview {
 	cfg := o.s.cfg
 	ov := &Overview{Instance: cfg.InstanceID, Time: time.Now().UTC(),
 		Functions: []FunctionOverview{}, Hubs: []HubOverview{}, Queues: []QueueOverview{},
-		Containers: []ContainerOverview{}, DeadLetters: []DeadLetterCount{}, Instances: []InstanceOverview{}}
+		Containers: []ContainerOverview{}, DeadLetters: []DeadLetterCount{}, Instances: []InstanceOverview{}, Partners: []PartnerOverview{}}
 	fail := func(what string, err error) {
 		ov.Errors = append(ov.Errors, what+": "+err.Error())
 	}
@@ -386,7 +389,72 @@ func (o *overview) gather(ctx context.Context) *Overview {
 			ov.Containers = append(ov.Containers, co)
 		}
 	}
+	ov.Partners = o.partners(ctx, m)
 	return ov
+}
+
+// PartnerOverview is a partner as the dashboard shows it.
+type PartnerOverview struct {
+	ID      string `json:"id"`
+	Name    string `json:"name,omitempty"`
+	Enabled bool   `json:"enabled"`
+	Tokens  int    `json:"tokens"`
+	// Types are the message types it may send.
+	Types []string `json:"types"`
+	// Accepted and Rejected count its messages on this instance.
+	Accepted int64 `json:"accepted"`
+	Rejected int64 `json:"rejected"`
+	// Endpoints, with the state of each one's breaker ("closed" when it
+	// has none yet).
+	Endpoints []EndpointOverview `json:"endpoints"`
+}
+
+// EndpointOverview is a partner's endpoint on the dashboard.
+type EndpointOverview struct {
+	Name    string `json:"name"`
+	URL     string `json:"url"`
+	Auth    string `json:"auth,omitempty"`
+	Breaker string `json:"breaker"`
+}
+
+func (o *overview) partners(ctx context.Context, m metricValues) []PartnerOverview {
+	out := []PartnerOverview{}
+	svc := o.s.partners
+	if svc == nil {
+		return out
+	}
+	breakers := map[string]string{}
+	if b := o.s.cfg.Breakers; b != nil {
+		if list, err := b.List(ctx); err == nil {
+			for _, st := range list {
+				breakers[st.Function] = string(st.State)
+			}
+		}
+	}
+	counts := map[string]map[string]int64{}
+	for _, mt := range m["sluice_partner_messages_total"].GetMetric() {
+		p := label(mt, "partner")
+		if counts[p] == nil {
+			counts[p] = map[string]int64{}
+		}
+		counts[p][label(mt, "result")] += int64(value(mt))
+	}
+	for _, p := range svc.Registry.Partners() {
+		po := PartnerOverview{ID: p.ID, Name: p.Name, Enabled: p.Enabled, Tokens: len(p.Tokens), Types: []string{},
+			Accepted: counts[p.ID]["accepted"], Rejected: counts[p.ID]["rejected"], Endpoints: []EndpointOverview{}}
+		for _, t := range svc.Registry.Types(p.ID) {
+			po.Types = append(po.Types, t.Name)
+		}
+		for _, e := range p.Endpoints {
+			state := breakers["delivery:"+p.ID+"/"+e.Name]
+			if state == "" {
+				state = "closed"
+			}
+			po.Endpoints = append(po.Endpoints, EndpointOverview{Name: e.Name, URL: e.URL, Auth: e.Auth.Kind, Breaker: state})
+		}
+		out = append(out, po)
+	}
+	return out
 }
 
 // hubOverview reads a hub. On an error it returns what it could read,

@@ -67,6 +67,7 @@ func (s *Server) HandlePartners(svc *partner.Service) {
 	if svc == nil {
 		return
 	}
+	s.partners = svc
 	reg := svc.Registry
 	s.route("POST /api/v1/partners/{partner}/messages/{type}", "partners.messages.send", func(w http.ResponseWriter, r *http.Request) {
 		s.partnerMessage(w, r, svc)

@@ -32,6 +32,7 @@ import (
 	"github.com/sluicehq/sluice/internal/deadletter"
 	"github.com/sluicehq/sluice/internal/docstore"
 	"github.com/sluicehq/sluice/internal/hub"
+	"github.com/sluicehq/sluice/internal/partner"
 	"github.com/sluicehq/sluice/internal/queue"
 	"github.com/sluicehq/sluice/internal/resilience"
 	"github.com/sluicehq/sluice/internal/telemetry"
@@ -88,10 +89,11 @@ type Config struct {
 
 // Server serves the API.
 type Server struct {
-	cfg    Config
-	mux    *http.ServeMux
-	log    *slog.Logger
-	routes []Route
+	cfg      Config
+	partners *partner.Service // set by HandlePartners
+	mux      *http.ServeMux
+	log      *slog.Logger
+	routes   []Route
 }
 
 // NewServer creates the API server.

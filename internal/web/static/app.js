@@ -389,7 +389,79 @@
     renderQueues(ov);
     renderDeadLetterCounts(ov);
     renderContainers(ov);
+    renderPartners(ov);
     renderInstances(ov);
+  }
+
+  // ---- partners --------------------------------------------------------
+
+  let partnerShown = null; // the partner whose details are open
+
+  function renderPartners(ov) {
+    syncRows($('#partners-table tbody'), ov.partners || [], (p) => p.id, (p) => [
+      txt(p.name ? `${p.id} (${p.name})` : p.id, 'name'),
+      { text: p.enabled ? 'yes' : 'no', col: 'enabled', cls: p.enabled ? '' : 'bad' },
+      txt(p.types.join(', '), 'types', 'wrap'),
+      num(p.accepted, 'accepted'), { ...num(p.rejected, 'rejected'), cls: 'num' + (p.rejected ? ' bad' : '') },
+      { text: p.endpoints.length ? p.endpoints.map((e) => `${e.name} (${e.breaker})`).join(', ') : 'none', col: 'endpoints',
+        cls: p.endpoints.some((e) => e.breaker !== 'closed') ? 'bad' : '' },
+      (td, isNew) => {
+        if (!isNew) return;
+        td.append(el('button', { type: 'button', onclick: () => openPartner(p.id), 'aria-label': `Details of partner ${p.id}` }, 'Details'));
+      },
+    ], 'No partners.', 7);
+    if (partnerShown && !(ov.partners || []).some((p) => p.id === partnerShown)) closePartner();
+  }
+
+  // fillRows fills tbody with rows of cells; the cells at the indexes in
+  // nums are numbers, aligned right.
+  function fillRows(tbody, rows, empty, columns, nums = []) {
+    tbody.replaceChildren(...(rows.length ? rows.map((cells) => el('tr', {}, ...cells.map((c, i) =>
+      el('td', { class: nums.includes(i) ? 'num' : null }, c == null || c === '' ? '—' : String(c)))))
+      : [el('tr', {}, el('td', { colspan: String(columns), class: 'hint' }, empty))]));
+  }
+
+  async function openPartner(id, focus = true) {
+    try {
+      const [rej, parked, log] = await Promise.all([
+        api('GET', `/api/v1/partners/${enc(id)}/rejections?limit=20`),
+        api('GET', `/api/v1/deliveries?partner=${enc(id)}&limit=50`),
+        api('GET', `/api/v1/partners/${enc(id)}/deliveries?limit=20`),
+      ]);
+      actionError(null);
+      partnerShown = id;
+      $('#partner-detail-h').textContent = `Partner ${id}`;
+      fillRows($('#partner-rejections tbody'), rej.rejections.map((r) => [fmtTime(r.time), r.type, r.message_id, r.status, r.stage,
+        (r.problems || []).map((p) => (p.location ? p.location + ': ' : '') + p.reason).join('; ') || r.error]), 'No rejections.', 6, [3]);
+      fillRows($('#partner-parked tbody'), parked.deliveries.map((d) => [fmtTime(d.created), d.endpoint, d.message_id, d.state, d.attempts,
+        d.state === 'parked' ? fmtTime(d.next_attempt) : '', d.reason]), 'Nothing parked.', 7, [4]);
+      fillRows($('#partner-log tbody'), log.deliveries.map((d) => [fmtTime(d.time), d.endpoint, d.message_id,
+        d.outcome || (d.parked ? 'parked' : ''), d.status || '', d.latency_ns ? fmtDur(d.latency_ns / 1e9) : '',
+        d.error || d.reason || (d.response || '').trim()]), 'No deliveries yet.', 7, [4, 5]);
+      const card = $('#partner-detail');
+      card.hidden = false;
+      if (focus) card.focus();
+    } catch (e) {
+      actionError(e);
+    }
+  }
+
+  function closePartner() {
+    partnerShown = null;
+    $('#partner-detail').hidden = true;
+  }
+
+  async function partnerDeliveries(verb) {
+    if (!partnerShown) return;
+    const id = partnerShown;
+    try {
+      const out = await api('POST', `/api/v1/deliveries/${verb}`, { partner: id });
+      actionError(null);
+      status(verb === 'retry' ? `${fmtNum(out.retried)} deliveries to ${id} will be tried again now.` : `${fmtNum(out.cancelled)} deliveries to ${id} cancelled.`);
+      openPartner(id, false);
+    } catch (e) {
+      actionError(e);
+    }
   }
 
   function renderHubs(ov) {
@@ -981,6 +1053,14 @@
       if (detail) act('purge', [`${detail.queue}/${detail.id}`]);
     });
     $('#dl-detail-close').addEventListener('click', closeLetter);
+    $('#partner-detail-close').addEventListener('click', closePartner);
+    $('#partner-retry').addEventListener('click', () => partnerDeliveries('retry'));
+    $('#partner-cancel').addEventListener('click', (e) => {
+      const b = e.currentTarget;
+      if (!armed(b)) { arm(b, 'Confirm: cancel them'); return; }
+      disarm(b);
+      partnerDeliveries('cancel');
+    });
     $('#viewer-form').addEventListener('submit', (e) => { e.preventDefault(); runQuery(); });
     $('#viewer-latest').addEventListener('click', () => { $('#viewer-query').value = ''; latest(); });
     $('#viewer-container').addEventListener('change', () => { $('#viewer-query').value = ''; latest(); });
