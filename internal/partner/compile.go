@@ -86,7 +86,6 @@ const transformTimeout = 5 * time.Second
 // transform compiled once, used by many requests at once.
 type compiled struct {
 	def MessageType
-	rev uint64
 	// in reads and checks the input; out transforms a read input; target
 	// checks the transformed message; key picks the partition key.
 	in     func(body []byte) (any, error)
