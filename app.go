@@ -9,12 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -187,6 +189,10 @@ type Config struct {
 	// messageTypes sections).
 	Partners     []PartnerConfig
 	MessageTypes []MessageTypeConfig
+	// Deliveries declare delivery functions by name, as App.Delivery does
+	// (sluice.yaml's deliveries section): for apps whose functions publish
+	// partners' messages to a hub, function app folders among them.
+	Deliveries map[string]DeliveryConfig
 	// Logger receives structured logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -471,6 +477,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	if a.stopping {
 		return errors.New("sluice: the app was stopped; make a new one with New")
+	}
+	for _, name := range slices.Sorted(maps.Keys(a.cfg.Deliveries)) {
+		a.Delivery(name, a.cfg.Deliveries[name])
 	}
 	if err := errors.Join(append(a.errs, a.applySettings(), a.buildChains())...); err != nil {
 		return err

@@ -288,3 +288,29 @@ func TestParkedDeliveriesOperators(t *testing.T) {
 	require.EqualValues(t, 1, out["cancelled"])
 	require.Empty(t, list("partner=acme"))
 }
+
+// Config.Deliveries declares delivery functions as App.Delivery does (the
+// sluice.yaml section): an app folder's functions only publish to the hub.
+func TestDeliveriesFromConfig(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	fp, srv := newFakePartner(t)
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet(),
+		Deliveries: map[string]sluice.DeliveryConfig{"post": {Hub: "out"}},
+		Partners: []sluice.PartnerConfig{{ID: "acme", Endpoints: []sluice.PartnerEndpoint{{Name: "main", URL: srv.URL, SigningSecrets: []string{fp.secret}}}}}})
+	app.Hub(sluice.HubConfig{Name: "out", Partitions: 1})
+	require.NoError(t, app.Start(ctx))
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
+	_, err := app.Publish(ctx, "out", sluice.Event{Body: []byte("k m-1"),
+		Properties: map[string]string{sluice.PropPartner: "acme", sluice.PropMessageType: "order", sluice.PropMessageID: "m-1"}})
+	require.NoError(t, err)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for fp.applied() < 1 {
+		select {
+		case <-tick.C:
+		case <-t.Context().Done():
+			t.Fatal("the configured delivery function delivered nothing")
+		}
+	}
+}

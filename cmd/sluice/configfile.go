@@ -93,6 +93,8 @@ func loadConfigFile(fset *flag.FlagSet, path string, explicit bool) (fileConfig,
 			fc.Partners, problems = partnersSection(v, filepath.Dir(path), problems)
 		case "messageTypes":
 			fc.MessageTypes, problems = messageTypesSection(v, filepath.Dir(path), problems)
+		case "deliveries":
+			fc.Deliveries, problems = deliveriesSection(v, problems)
 		default:
 			rest.Content = append(rest.Content, k, v)
 		}
@@ -106,6 +108,7 @@ type fileConfig struct {
 	Functions    map[string]sluice.FunctionSettings
 	Partners     []sluice.PartnerConfig
 	MessageTypes []sluice.MessageTypeConfig
+	Deliveries   map[string]sluice.DeliveryConfig
 }
 
 // flagSettings sets the flags root names and decodes its functions
@@ -125,7 +128,7 @@ func flagSettings(fset *flag.FlagSet, path string, root *yaml.Node, problems []s
 		}
 		f := fset.Lookup(k.Value)
 		if f == nil || k.Value == "config" || k.Value == "help" {
-			problems = append(problems, fmt.Sprintf("line %d: unknown setting %q (settings are the flags of this command, by name, functions, partners and messageTypes)", k.Line, k.Value))
+			problems = append(problems, fmt.Sprintf("line %d: unknown setting %q (settings are the flags of this command, by name, functions, partners, messageTypes and deliveries)", k.Line, k.Value))
 			continue
 		}
 		if v.Kind != yaml.ScalarNode {

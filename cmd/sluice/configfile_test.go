@@ -129,6 +129,12 @@ messageTypes:
     format: xml
     hub: process
     partners: [acme, globex]
+deliveries:
+  post-to-partner:
+    hub: post-to-partner
+    retrySchedule: "00:00:05"
+    maxRetryBackoff: 10m
+    breaker: {consecutiveFailures: 3, coolDown: 1m}
 `), 0o600))
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	addInstanceFlags(fs, "sluice-data")
@@ -140,6 +146,8 @@ messageTypes:
 			Ordered: true, Timeout: 5 * time.Second}},
 	}}, fc.Partners)
 	require.Equal(t, []sluice.MessageTypeConfig{{Name: "asn", Format: "xml", Hub: "process", Partners: []string{"acme", "globex"}}}, fc.MessageTypes)
+	require.Equal(t, map[string]sluice.DeliveryConfig{"post-to-partner": {Hub: "post-to-partner", RetrySchedule: "00:00:05", MaxRetryBackoff: 10 * time.Minute,
+		Breaker: sluice.BreakerPolicy{ConsecutiveFailures: 3, CoolDown: time.Minute}}}, fc.Deliveries)
 
 	require.NoError(t, os.WriteFile(path, []byte(`
 partners:
@@ -159,6 +167,9 @@ partners:
 messageTypes:
   asn:
     formatt: xml
+deliveries:
+  d:
+    hubb: x
 `), 0o600))
 	_, err = loadConfigFile(fs, path, true)
 	require.Error(t, err)
@@ -167,6 +178,7 @@ messageTypes:
 		`partners.globex.types.order.schema: open`,
 		`partners.globex.endpoints.main: the environment variable GLOBEX_TOKEN_UNSET (tokenEnv) is empty or not set`,
 		`messageTypes.asn: line 18: unknown setting "formatt"`,
+		`deliveries.d: line 21: unknown setting "hubb"`,
 	} {
 		require.Contains(t, err.Error(), want)
 	}

@@ -41,6 +41,11 @@ import (
 //	    format: xml
 //	    hub: process
 //	    partners: [acme, globex]
+//	deliveries:
+//	  post-to-partner:
+//	    hub: post-to-partner
+//	    retrySchedule: "00:00:05"
+//	    breaker: {consecutiveFailures: 5, coolDown: 30s}
 
 type typeYAML struct {
 	Format       string            `yaml:"format"`
@@ -232,4 +237,61 @@ func endpoint(n *yaml.Node, where string) (sluice.PartnerEndpoint, error) {
 		err = fmt.Errorf("%s: auth %q: use bearer, oauth2, hmac or none", where, ey.Auth)
 	}
 	return ep, err
+}
+
+type deliveryYAML struct {
+	Hub             string       `yaml:"hub"`
+	ConsumerGroup   string       `yaml:"consumerGroup"`
+	MaxBatchSize    int          `yaml:"maxBatchSize"`
+	Concurrency     int          `yaml:"concurrency"`
+	RetrySchedule   string       `yaml:"retrySchedule"`
+	RetryBackoff    duration     `yaml:"retryBackoff"`
+	MaxRetryBackoff duration     `yaml:"maxRetryBackoff"`
+	Breaker         *breakerYAML `yaml:"breaker"`
+}
+
+var deliveryKeys = []string{"hub", "consumerGroup", "maxBatchSize", "concurrency", "retrySchedule", "retryBackoff", "maxRetryBackoff", "breaker"}
+
+// deliveriesSection reads the delivery functions: each posts a hub's
+// events to their partners' endpoints (see App.Delivery).
+func deliveriesSection(n *yaml.Node, problems []string) (map[string]sluice.DeliveryConfig, []string) {
+	out := map[string]sluice.DeliveryConfig{}
+	problems = append(problems, entries(n, "deliveries", func(name string, v *yaml.Node) error {
+		where := "deliveries." + name
+		if err := checkKeys(v, where, deliveryKeys); err != nil {
+			return err
+		}
+		if b := mappingValue(v, "breaker"); b != nil {
+			if err := checkKeys(b, where+".breaker", []string{"failureThreshold", "window", "consecutiveFailures", "coolDown", "maxCoolDown"}); err != nil {
+				return err
+			}
+		}
+		var dy deliveryYAML
+		if err := v.Decode(&dy); err != nil {
+			return fmt.Errorf("%s: %v", where, err)
+		}
+		if dy.Hub == "" {
+			return fmt.Errorf("%s: line %d: give the hub whose events it delivers (hub)", where, v.Line)
+		}
+		dc := sluice.DeliveryConfig{Hub: dy.Hub, ConsumerGroup: dy.ConsumerGroup, MaxBatchSize: dy.MaxBatchSize,
+			Concurrency: dy.Concurrency, RetrySchedule: dy.RetrySchedule, RetryBackoff: time.Duration(dy.RetryBackoff),
+			MaxRetryBackoff: time.Duration(dy.MaxRetryBackoff)}
+		if b := dy.Breaker; b != nil {
+			dc.Breaker = sluice.BreakerPolicy{FailureThreshold: b.FailureThreshold, Window: time.Duration(b.Window),
+				ConsecutiveFailures: b.ConsecutiveFailures, CoolDown: time.Duration(b.CoolDown), MaxCoolDown: time.Duration(b.MaxCoolDown)}
+		}
+		out[name] = dc
+		return nil
+	})...)
+	return out, problems
+}
+
+// mappingValue is the value of key in mapping n, or nil.
+func mappingValue(n *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
 }
