@@ -300,6 +300,9 @@ func TestContentModelDeterminism(t *testing.T) {
 		`<xs:sequence><xs:element name="b" minOccurs="0" maxOccurs="2"/><xs:element name="c"/><xs:element name="b" minOccurs="0"/></xs:sequence>`,
 		`<xs:choice><xs:any namespace="urn:x" processContents="skip"/><xs:any namespace="urn:y" processContents="skip"/></xs:choice>`,
 		`<xs:choice><xs:any namespace="urn:x" processContents="skip"/><xs:any namespace="##other" processContents="skip"/></xs:choice>`,
+		`<xs:choice><xs:element name="b"/><xs:element name="c"/><xs:element name="b"/></xs:choice>`,
+		`<xs:choice maxOccurs="unbounded"><xs:element name="b"/><xs:element name="c"/><xs:element name="b"/></xs:choice>`,
+		`<xs:sequence><xs:choice><xs:element name="b"/><xs:element name="b"/></xs:choice><xs:element name="b"/></xs:sequence>`,
 	}
 	dir := t.TempDir()
 	dummy := filepath.Join(dir, "d.xml")
