@@ -284,6 +284,7 @@ func attr(n *xmltree.Node, name string) string {
 // annotations; anything else is an error.
 func (c *compiler) xsChildren(d *schemaDoc, n *xmltree.Node) []*xmltree.Node {
 	var out []*xmltree.Node
+	sawAnnotation := false
 	for _, k := range n.Children {
 		switch k.Kind {
 		case xmltree.Element:
@@ -294,6 +295,10 @@ func (c *compiler) xsChildren(d *schemaDoc, n *xmltree.Node) []*xmltree.Node {
 				out = append(out, k)
 				continue
 			}
+			if n.Local != "schema" && (len(out) > 0 || sawAnnotation) {
+				c.fail(d, k, "xs:annotation must come first in <xs:%s>, and only once", n.Local)
+			}
+			sawAnnotation = true
 			for _, a := range k.Children {
 				if a.Kind == xmltree.Element && (a.Space != XSDNamespace || a.Local != "appinfo" && a.Local != "documentation") {
 					c.fail(d, a, "xs:annotation may contain only xs:appinfo and xs:documentation, not <%s>", a.Name())
@@ -1457,12 +1462,18 @@ func (c *compiler) attrUses(d *schemaDoc, parent *xmltree.Node, kids []*xmltree.
 		switch k.Local {
 		case "attribute":
 			u := c.attrUseOf(d, k)
+			dup := false
 			for _, o := range uses {
 				if o.decl.name == u.decl.name {
-					c.fail(d, k, "the attribute %q is declared twice", u.decl.name.local)
+					if o.decl.typ != nil && u.decl.typ != nil {
+						c.fail(d, k, "the attribute %q is declared twice", u.decl.name.local)
+					}
+					dup = true // a repeated prohibition is ignored, as libxml2 does
 				}
 			}
-			uses = append(uses, u)
+			if !dup {
+				uses = append(uses, u)
+			}
 		case "attributeGroup":
 			ref, ok := k.Attr("", "ref")
 			if !ok {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -340,4 +341,105 @@ func TestContentModelDeterminism(t *testing.T) {
 			t.Errorf("%s\nlibxml2 refuses: %v; Compile: %v", m, refused[i], err)
 		}
 	}
+}
+
+// stricterThanLibxml2 reports whether Compile refused a schema for one of
+// the reasons the package documentation lists as stricter than libxml2.
+func stricterThanLibxml2(err error) bool {
+	for _, why := range []string{"Unique Particle Attribution", "is greater than xs:maxLength", "is weaker than the base type"} {
+		if strings.Contains(err.Error(), why) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestMutatedSchemas mutates the single-file corpus schemas (a line
+// removed, duplicated or swapped with the next, an attribute removed or
+// given another value from the schema) and requires Compile to refuse
+// every mutant libxml2 refuses. Where only Compile refuses, the reason must
+// be one listed in the package documentation (stricterThanLibxml2).
+func TestMutatedSchemas(t *testing.T) {
+	bin := xmllintPath(t)
+	dir := t.TempDir()
+	if d := os.Getenv("XSD_MUTANTS_DIR"); d != "" {
+		dir = d
+	}
+	dummy := filepath.Join(dir, "d.xml")
+	if err := os.WriteFile(dummy, []byte("<x/>"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	attrRE := regexp.MustCompile(` [a-zA-Z]+="[^"]*"`)
+	valRE := regexp.MustCompile(`="([^"]*)"`)
+	rng := rand.New(rand.NewPCG(1, 2))
+	var files []string
+	for _, c := range corpus(t) {
+		if matches, _ := filepath.Glob(filepath.Join(c.dir, "*.xsd")); len(matches) != 1 {
+			continue // mutants of a schema set would need its other files
+		}
+		data, err := os.ReadFile(c.schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(data), "\n")
+		var vals []string
+		for _, m := range valRE.FindAllStringSubmatch(string(data), -1) {
+			vals = append(vals, m[1])
+		}
+		for i := range 16 {
+			ls := slices.Clone(lines)
+			k := 2 + rng.IntN(len(ls)-3)
+			switch rng.IntN(5) {
+			case 0:
+				ls = slices.Delete(ls, k, k+1)
+			case 1:
+				ls = slices.Insert(ls, k, ls[k])
+			case 2:
+				ls[k], ls[k+1] = ls[k+1], ls[k]
+			case 3:
+				if locs := attrRE.FindAllStringIndex(ls[k], -1); len(locs) > 0 {
+					l := locs[rng.IntN(len(locs))]
+					ls[k] = ls[k][:l[0]] + ls[k][l[1]:]
+				}
+			case 4:
+				if locs := valRE.FindAllStringSubmatchIndex(ls[k], -1); len(locs) > 0 {
+					l := locs[rng.IntN(len(locs))]
+					ls[k] = ls[k][:l[2]] + vals[rng.IntN(len(vals))] + ls[k][l[3]:]
+				}
+			}
+			f := filepath.Join(dir, fmt.Sprintf("%s-%02d.xsd", filepath.Base(c.dir), i))
+			if err := os.WriteFile(f, []byte(strings.Join(ls, "\n")), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, f)
+		}
+	}
+	refused := make([]bool, len(files))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for i, f := range files {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			_, _, err := xmllint(ctx, bin, dir, f, []string{dummy})
+			refused[i] = err != nil
+		})
+	}
+	wg.Wait()
+	agree := 0
+	for i, f := range files {
+		data, _ := os.ReadFile(f)
+		_, err := Compile(data, Options{})
+		switch {
+		case (err != nil) == refused[i]:
+			agree++
+		case refused[i]:
+			t.Errorf("%s: libxml2 refuses it, Compile accepts it", filepath.Base(f))
+		case !stricterThanLibxml2(err):
+			t.Errorf("%s: libxml2 accepts it, Compile refuses it: %v", filepath.Base(f), err)
+		}
+	}
+	t.Logf("%d of %d mutated schemas get libxml2's verdict", agree, len(files))
 }
