@@ -443,3 +443,129 @@ func TestMutatedSchemas(t *testing.T) {
 	}
 	t.Logf("%d of %d mutated schemas get libxml2's verdict", agree, len(files))
 }
+
+// TestMutatedInstances mutates the corpus instances (a line removed,
+// duplicated or swapped with the next, an attribute removed, a value
+// replaced by another from the same directory) and requires Validate's
+// verdict and first line to be libxml2's.
+func TestMutatedInstances(t *testing.T) {
+	bin := xmllintPath(t)
+	rng := rand.New(rand.NewPCG(7, 8))
+	attrRE := regexp.MustCompile(` [a-zA-Z:]+="[^"]*"`)
+	valRE := regexp.MustCompile(`="([^"]*)"|>([^<>]+)<`)
+	perDir := 12
+	if n, err := strconv.Atoi(os.Getenv("XSD_MUTANTS")); err == nil {
+		perDir = n
+	}
+	type job struct {
+		c     corpusCase
+		dir   string
+		names []string
+		res   map[string]*lintResult
+		err   error
+	}
+	var jobs []*job
+	for _, c := range corpus(t) {
+		if len(c.docs) == 0 {
+			continue
+		}
+		j := &job{c: c, dir: t.TempDir()}
+		// The schema and what it includes, beside the mutants.
+		xsds, _ := filepath.Glob(filepath.Join(c.dir, "*.xsd"))
+		subs, _ := filepath.Glob(filepath.Join(c.dir, "*", "*.xsd"))
+		for _, x := range append(xsds, subs...) {
+			rel, _ := filepath.Rel(c.dir, x)
+			data, _ := os.ReadFile(x)
+			_ = os.MkdirAll(filepath.Dir(filepath.Join(j.dir, rel)), 0o700)
+			if err := os.WriteFile(filepath.Join(j.dir, rel), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var vals []string
+		var texts [][]string
+		for _, d := range c.docs {
+			if verdictDivergences[filepath.Base(c.dir)+"/"+d] != "" {
+				continue // its values are where we differ from libxml2
+			}
+			data, _ := os.ReadFile(filepath.Join(c.dir, d))
+			texts = append(texts, strings.Split(string(data), "\n"))
+			for _, m := range valRE.FindAllStringSubmatch(string(data), -1) {
+				vals = append(vals, m[1]+m[2])
+			}
+		}
+		for i := range perDir {
+			ls := slices.Clone(texts[rng.IntN(len(texts))])
+			if len(ls) < 5 {
+				continue
+			}
+			k := 2 + rng.IntN(len(ls)-3)
+			switch rng.IntN(5) {
+			case 0:
+				ls = slices.Delete(ls, k, k+1)
+			case 1:
+				ls = slices.Insert(ls, k, ls[k])
+			case 2:
+				ls[k], ls[k+1] = ls[k+1], ls[k]
+			case 3:
+				if locs := attrRE.FindAllStringIndex(ls[k], -1); len(locs) > 0 {
+					l := locs[rng.IntN(len(locs))]
+					ls[k] = ls[k][:l[0]] + ls[k][l[1]:]
+				}
+			case 4:
+				if locs := valRE.FindAllStringSubmatchIndex(ls[k], -1); len(locs) > 0 {
+					l := locs[rng.IntN(len(locs))]
+					a, b := l[2], l[3]
+					if a < 0 {
+						a, b = l[4], l[5]
+					}
+					v := strings.NewReplacer("<", "&lt;", "&", "&amp;").Replace(vals[rng.IntN(len(vals))])
+					ls[k] = ls[k][:a] + v + ls[k][b:]
+				}
+			}
+			name := fmt.Sprintf("m%02d.xml", i)
+			if err := os.WriteFile(filepath.Join(j.dir, name), []byte(strings.Join(ls, "\n")), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			j.names = append(j.names, name)
+		}
+		jobs = append(jobs, j)
+	}
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			j.res, _, j.err = xmllint(ctx, bin, j.dir, "schema.xsd", j.names)
+		})
+	}
+	wg.Wait()
+	total, agree := 0, 0
+	for _, j := range jobs {
+		if j.err != nil {
+			t.Fatalf("%s: %v", j.c.dir, j.err)
+		}
+		s, err := compileFile(t, filepath.Join(j.dir, "schema.xsd"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range j.names {
+			data, _ := os.ReadFile(filepath.Join(j.dir, name))
+			doc, err := xmltree.Parse(data, xmltree.Limits{})
+			lr := j.res[name]
+			if err != nil || strings.Contains(lr.text, "parser error") {
+				continue // not well-formed (xmltree accepts a repeated xmlns:p; libxml2 does not)
+			}
+			total++
+			vs := s.Validate(doc)
+			switch {
+			case lr.valid != (len(vs) == 0):
+				t.Errorf("%s/%s: libxml2 valid=%v, we found %v\n%s\nlibxml2:\n%s", filepath.Base(j.c.dir), name, lr.valid, vs, data, lr.text)
+			case !lr.valid && len(lr.lines) > 0 && vs[0].Line != slices.Min(lr.lines) && !sameStartTag(data, vs[0].Line, slices.Min(lr.lines)):
+				t.Errorf("%s/%s: our first violation is on line %d, libxml2's on line %d\nours: %v\n%s\nlibxml2:\n%s", filepath.Base(j.c.dir), name, vs[0].Line, slices.Min(lr.lines), vs, data, lr.text)
+			default:
+				agree++
+			}
+		}
+	}
+	t.Logf("%d of %d mutated instances get libxml2's verdict and first line", agree, total)
+}

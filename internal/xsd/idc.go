@@ -256,7 +256,7 @@ func (v *validator) identity() {
 				continue
 			}
 			t := idcTable{host: h.n, keys: map[string]*xmltree.Node{}}
-			for _, target := range selectNodes(h.n, c.selector, nil) {
+			for _, target := range v.assessed(selectNodes(h.n, c.selector, nil)) {
 				k, ok := v.keySequence(c, target)
 				if !ok {
 					if c.kind == idcKey {
@@ -291,7 +291,7 @@ func (v *validator) identity() {
 					scope = append(scope, t)
 				}
 			}
-			for _, target := range selectNodes(h.n, c.selector, nil) {
+			for _, target := range v.assessed(selectNodes(h.n, c.selector, nil)) {
 				k, ok := v.keySequence(c, target)
 				if !ok {
 					continue
@@ -324,7 +324,7 @@ func isAncestorOrSelf(a, n *xmltree.Node) bool {
 func (v *validator) keySequence(c *idc, target *xmltree.Node) (string, bool) {
 	var b strings.Builder
 	for _, f := range c.fields {
-		nodes := selectNodes(target, f, nil)
+		nodes := v.assessed(selectNodes(target, f, nil))
 		if len(nodes) == 0 {
 			return "", false
 		}
@@ -357,10 +357,22 @@ func (v *validator) keySequence(c *idc, target *xmltree.Node) (string, bool) {
 	return b.String(), true
 }
 
+// assessed keeps the nodes validation reached: like libxml2, identity
+// constraints ignore what sits inside an element that was not expected.
+func (v *validator) assessed(nodes []*xmltree.Node) []*xmltree.Node {
+	out := nodes[:0]
+	for _, n := range nodes {
+		if v.reached[n] || v.types[n] != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 func (v *validator) describeKey(c *idc, target *xmltree.Node) string {
 	var parts []string
 	for _, f := range c.fields {
-		nodes := selectNodes(target, f, nil)
+		nodes := v.assessed(selectNodes(target, f, nil))
 		if len(nodes) == 1 {
 			s := nodes[0].Data
 			if nodes[0].Kind == xmltree.Element {

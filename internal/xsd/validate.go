@@ -34,8 +34,12 @@ type validator struct {
 	val value // scratch for the value being checked
 	// For identity constraints: the elements that have them, and the
 	// types nodes were validated against (only when the schema has any).
-	hosts []idcHost
-	types map[*xmltree.Node]*simpleType
+	hosts   []idcHost
+	types   map[*xmltree.Node]*simpleType
+	reached map[*xmltree.Node]bool
+	// unassessed counts the enclosing elements checked only for their
+	// own errors, past a content model error.
+	unassessed int
 }
 
 var validators = sync.Pool{New: func() any { return new(validator) }}
@@ -65,10 +69,11 @@ func (s *Schema) Validate(doc *xmltree.Node) []Violation {
 		v.identity()
 	}
 	out := v.out
-	v.out, v.s, v.val = nil, nil, value{}
+	v.out, v.s, v.val, v.unassessed = nil, nil, value{}, 0
 	clear(v.hosts)
 	v.hosts = v.hosts[:0]
 	clear(v.types)
+	clear(v.reached)
 	clear(v.ids)
 	v.m.reset()
 	validators.Put(v)
@@ -114,8 +119,14 @@ func xsiAttrs(n *xmltree.Node) (typ, nilv *xmltree.Node) {
 // element validates n against its declaration.
 func (v *validator) element(n *xmltree.Node, decl *elemDecl) {
 	st, ct := decl.st, decl.ct
-	if len(decl.idcs) > 0 {
+	if len(decl.idcs) > 0 && v.unassessed == 0 {
 		v.hosts = append(v.hosts, idcHost{n, decl})
+	}
+	if v.s.hasIDC && v.unassessed == 0 {
+		if v.reached == nil {
+			v.reached = map[*xmltree.Node]bool{}
+		}
+		v.reached[n] = true
 	}
 	xt, xn := xsiAttrs(n)
 	if decl.abstract {
@@ -374,7 +385,7 @@ func (v *validator) simpleContent(n *xmltree.Node, st *simpleType, decl *elemDec
 
 // typed records a node's type for identity constraints' fields.
 func (v *validator) typed(n *xmltree.Node, st *simpleType) {
-	if !v.s.hasIDC {
+	if !v.s.hasIDC || v.unassessed > 0 {
 		return
 	}
 	if v.types == nil {
@@ -535,12 +546,18 @@ func (v *validator) children(n *xmltree.Node, ct *complexType, decl *elemDecl) {
 		case b.wild != nil:
 			v.wildElement(k, b.wild)
 		case failAt >= 0 && i > failAt:
-			// Past a content model error: still check what can be found.
+			// Past a content model error: still check what can be found,
+			// but (as libxml2, which stops there) leave it out of
+			// identity constraints.
 			q := qname{k.Space, k.Local}
-			if d := ct.localElems[q]; d != nil {
+			d := ct.localElems[q]
+			if d == nil {
+				d = v.s.elems[q]
+			}
+			if d != nil {
+				v.unassessed++
 				v.element(k, d)
-			} else if d := v.s.elems[q]; d != nil {
-				v.element(k, d)
+				v.unassessed--
 			}
 		}
 	}
