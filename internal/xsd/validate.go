@@ -465,7 +465,7 @@ func (v *validator) attributes(n *xmltree.Node, ct *complexType) {
 		}
 		present := seen != nil && seen[i] || seen == nil && seenBits&(1<<i) != 0
 		if !present {
-			v.reportElem(n, "missing required attribute "+strconv.Quote(u.decl.name.local))
+			v.report(n, "missing required attribute "+strconv.Quote(u.decl.name.local))
 		}
 	}
 }

@@ -114,7 +114,7 @@ func TestViolations(t *testing.T) {
 </Order>`)
 	got := s.Validate(doc)
 	want := []Violation{
-		{Path: "/Order", Line: 1, Reason: `element "Order": missing required attribute "currency"`},
+		{Path: "/Order", Line: 1, Reason: `missing required attribute "currency"`},
 		{Path: "/Order/Line[1]/Qty", Line: 3, Reason: `element "Qty": "abc" is not a valid xs:positiveInteger`},
 		{Path: "/Order/Line[2]/@colour", Line: 6, Reason: `attribute "colour" is not allowed on element "Line"; expected one of: sku`},
 		{Path: "/Order/Line[2]/Price", Line: 8, Reason: `element "Price": "x" is not a valid xs:decimal`},
