@@ -439,3 +439,22 @@ func TestResolveByNamespaceAndIncludeCycle(t *testing.T) {
 		t.Errorf("got %v", vs)
 	}
 }
+
+// TestConcurrentCompile: Compile shares only read-only state (the built-in
+// types) between calls (run with -race).
+func TestConcurrentCompile(t *testing.T) {
+	t.Parallel()
+	cases := corpus(t)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for _, c := range cases {
+				if _, err := compileFile(t, c.schema); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
