@@ -1160,6 +1160,12 @@ func (c *compiler) restriction(d *schemaDoc, n *xmltree.Node, t *simpleType, bas
 	if base.facets != nil && !base.builtin {
 		c.checkNarrowing(d, n, base, f)
 	}
+	if len(f.enums) > 8 {
+		f.enumIndex = make(map[string]struct{}, len(f.enums))
+		for i := range f.enums {
+			f.enumIndex[f.enums[i].key()] = struct{}{}
+		}
+	}
 	if any {
 		t.facets = f
 	}

@@ -218,6 +218,9 @@ func (v *value) key() string {
 		if math.IsNaN(v.f) {
 			return "fNaN"
 		}
+		if v.f == 0 {
+			return "f0" // -0 equals 0
+		}
 		return "f" + strconv.FormatFloat(v.f, 'g', -1, 64)
 	case pDateTime, pTime, pDate, pGYearMonth, pGYear, pGMonthDay, pGDay, pGMonth:
 		return "t" + strconv.Itoa(int(v.prim)) + ":" + strconv.FormatInt(v.dt.secs, 10) + "." + v.dt.frac + ":" + strconv.FormatBool(v.dt.hasTZ)

@@ -458,3 +458,19 @@ func TestConcurrentCompile(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestLargeEnumeration: long code lists are looked up by value, with the
+// same value-space equality as short ones.
+func TestLargeEnumeration(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	for i := range 2000 {
+		fmt.Fprintf(&b, `<xs:enumeration value="%d.50"/>`, i)
+	}
+	s := mustCompile(t, xsHead+`<xs:element name="v"><xs:simpleType><xs:restriction base="xs:decimal">`+b.String()+`</xs:restriction></xs:simpleType></xs:element></xs:schema>`)
+	for v, ok := range map[string]bool{"1999.5": true, "0001.500": true, "7.50": true, "2000.5": false, "7.51": false} {
+		if vs := s.Validate(mustParse(t, "<v>"+v+"</v>")); (len(vs) == 0) != ok {
+			t.Errorf("%s: %v", v, vs)
+		}
+	}
+}
