@@ -59,7 +59,7 @@ type facets struct {
 	enums       []value
 	enumSrc     []string
 	enumIndex   map[string]struct{} // by value key, for long code lists
-	length      int // -1 when absent, as the others
+	length      int                 // -1 when absent, as the others
 	minLength   int
 	maxLength   int
 	minInc      *value
