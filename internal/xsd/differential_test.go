@@ -131,10 +131,6 @@ func corpus(t testing.TB) []corpusCase {
 	return out
 }
 
-// lineExceptions lists instances whose first error line differs from
-// libxml2's for a known reason.
-var lineExceptions = map[string]string{}
-
 // verdictDivergences lists instances on which we deliberately disagree with
 // libxml2, and why; the test checks the verdicts still differ.
 var verdictDivergences = map[string]string{
@@ -201,7 +197,7 @@ func TestDifferentialCorpus(t *testing.T) {
 					continue
 				}
 				invalid++
-				if len(lr.lines) > 0 && lineExceptions[filepath.Base(c.dir)+"/"+name] == "" {
+				if len(lr.lines) > 0 {
 					if first := slices.Min(lr.lines); vs[0].Line != first && !sameStartTag(data, vs[0].Line, first) {
 						t.Errorf("%s: our first violation is on line %d, libxml2's on line %d\nours: %v\nlibxml2:\n%s", name, vs[0].Line, first, vs, lr.text)
 					}
