@@ -3,6 +3,7 @@ package xsd
 import (
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -287,13 +288,12 @@ func (v *validator) identity() {
 				continue
 			}
 			// The referenced tables in scope: those of h and its
-			// descendants.
-			var scope []idcTable
-			for _, t := range tables[c.refer] {
-				if isAncestorOrSelf(h.n, t.host) {
-					scope = append(scope, t)
-				}
-			}
+			// descendants, a run of the tables (in document order).
+			ts := tables[c.refer]
+			last := lastElement(h.n).Order
+			lo := sort.Search(len(ts), func(i int) bool { return ts[i].host.Order >= h.n.Order })
+			hi := sort.Search(len(ts), func(i int) bool { return ts[i].host.Order > last })
+			scope := ts[lo:hi]
 			for _, target := range v.assessed(selectNodes(h.n, c.selector, nil)) {
 				k, ok := v.keySequence(c, target)
 				if !ok {
@@ -313,13 +313,21 @@ func (v *validator) identity() {
 	}
 }
 
-func isAncestorOrSelf(a, n *xmltree.Node) bool {
-	for ; n != nil; n = n.Parent {
-		if n == a {
-			return true
+// lastElement is the last element of n's subtree in document order.
+func lastElement(n *xmltree.Node) *xmltree.Node {
+	for {
+		var last *xmltree.Node
+		for i := len(n.Children) - 1; i >= 0; i-- {
+			if n.Children[i].Kind == xmltree.Element {
+				last = n.Children[i]
+				break
+			}
 		}
+		if last == nil {
+			return n
+		}
+		n = last
 	}
-	return false
 }
 
 // keySequence evaluates c's fields at target; ok is false when a field

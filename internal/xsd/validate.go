@@ -40,6 +40,69 @@ type validator struct {
 	// unassessed counts the enclosing elements checked only for their
 	// own errors, past a content model error.
 	unassessed int
+	// paths caches element paths, and positions the [n] of elements
+	// among same-named siblings, so a document with many violations
+	// costs linear time (xmltree's Path counts siblings each time).
+	paths     map[*xmltree.Node]string
+	positions map[*xmltree.Node]int
+}
+
+// path is xmltree's Path of n, from caches.
+func (v *validator) path(n *xmltree.Node) string {
+	switch n.Kind {
+	case xmltree.Attribute:
+		return v.path(n.Parent) + "/@" + n.Name()
+	case xmltree.Element:
+	default:
+		return n.Path()
+	}
+	if p, ok := v.paths[n]; ok {
+		return p
+	}
+	if v.paths == nil {
+		v.paths, v.positions = map[*xmltree.Node]string{}, map[*xmltree.Node]int{}
+	}
+	prefix, step := "", n.Name()
+	if par := n.Parent; par != nil {
+		if par.Kind == xmltree.Element {
+			prefix = v.path(par)
+		}
+		pos, ok := v.positions[n]
+		if !ok {
+			v.indexChildren(par)
+			pos = v.positions[n]
+		}
+		if pos > 0 {
+			step += "[" + strconv.Itoa(pos) + "]"
+		}
+	}
+	p := prefix + "/" + step
+	v.paths[n] = p
+	return p
+}
+
+// indexChildren records the position of each element child of par among
+// its same-named siblings, or 0 when it has none.
+func (v *validator) indexChildren(par *xmltree.Node) {
+	count := map[qname]int{}
+	for _, k := range par.Children {
+		if k.Kind == xmltree.Element {
+			count[qname{k.Space, k.Local}]++
+		}
+	}
+	seen := map[qname]int{}
+	for _, k := range par.Children {
+		if k.Kind != xmltree.Element {
+			continue
+		}
+		q := qname{k.Space, k.Local}
+		seen[q]++
+		if count[q] > 1 {
+			v.positions[k] = seen[q]
+		} else {
+			v.positions[k] = 0
+		}
+	}
 }
 
 var validators = sync.Pool{New: func() any { return new(validator) }}
@@ -74,6 +137,7 @@ func (s *Schema) Validate(doc *xmltree.Node) []Violation {
 	v.hosts = v.hosts[:0]
 	clear(v.types)
 	clear(v.reached)
+	v.paths, v.positions = nil, nil
 	clear(v.ids)
 	v.m.reset()
 	validators.Put(v)
@@ -94,7 +158,7 @@ func describeName(n *xmltree.Node) string {
 }
 
 func (v *validator) report(n *xmltree.Node, reason string) {
-	v.out = append(v.out, Violation{Path: n.Path(), Line: n.Line, Reason: reason, order: n.Order})
+	v.out = append(v.out, Violation{Path: v.path(n), Line: n.Line, Reason: reason, order: n.Order})
 }
 
 func (v *validator) reportElem(n *xmltree.Node, reason string) {

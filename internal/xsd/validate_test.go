@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/sluicehq/sluice/internal/xmltree"
 )
 
 const xsHead = `<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">
@@ -473,4 +475,26 @@ func TestLargeEnumeration(t *testing.T) {
 			t.Errorf("%s: %v", v, vs)
 		}
 	}
+}
+
+// TestPathMatchesXmltree: the validator's cached paths are xmltree's.
+func TestPathMatchesXmltree(t *testing.T) {
+	t.Parallel()
+	doc := mustParse(t, `<p:r xmlns:p="urn:p" xmlns:q="urn:q"><a/><p:a x="1"/><a q:y="2"/><b><a/><a/><c/></b><!--c--><q:a/><b/>text<a/></p:r>`)
+	v := &validator{}
+	var walk func(n *xmltree.Node)
+	walk = func(n *xmltree.Node) {
+		if got, want := v.path(n), n.Path(); got != want {
+			t.Errorf("path %q, xmltree %q", got, want)
+		}
+		for _, a := range n.Attrs {
+			walk(a)
+		}
+		for _, k := range n.Children {
+			if k.Kind == xmltree.Element {
+				walk(k)
+			}
+		}
+	}
+	walk(doc.Root())
 }
