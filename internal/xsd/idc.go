@@ -3,6 +3,7 @@ package xsd
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -152,7 +153,9 @@ func parseNameTest(s string, isAttr bool, ns nsContext) (nameTest, error) {
 }
 
 // selectNodes evaluates paths from context element e, appending the
-// elements (or, for fields, attributes) selected.
+// elements (or, for fields, attributes) selected. One path reaches each
+// node once (child steps from distinct starts reach distinct nodes); a
+// union may reach one twice, so its results are deduplicated.
 func selectNodes(e *xmltree.Node, paths []xpath, out []*xmltree.Node) []*xmltree.Node {
 	for _, p := range paths {
 		starts := []*xmltree.Node{e}
@@ -162,6 +165,19 @@ func selectNodes(e *xmltree.Node, paths []xpath, out []*xmltree.Node) []*xmltree
 		for _, s := range starts {
 			out = walkSteps(s, p, 0, out)
 		}
+	}
+	if len(paths) > 1 {
+		seen := make(map[*xmltree.Node]bool, len(out))
+		uniq := out[:0]
+		for _, n := range out {
+			if !seen[n] {
+				seen[n] = true
+				uniq = append(uniq, n)
+			}
+		}
+		out = uniq
+		// Document order, as XPath node-sets are.
+		slices.SortFunc(out, func(a, b *xmltree.Node) int { return a.Order - b.Order })
 	}
 	return out
 }
@@ -179,11 +195,11 @@ func appendDescendantsOrSelf(e *xmltree.Node, out []*xmltree.Node) []*xmltree.No
 func walkSteps(n *xmltree.Node, p xpath, i int, out []*xmltree.Node) []*xmltree.Node {
 	if i == len(p.steps) {
 		if p.attr == nil {
-			return appendOnce(out, n)
+			return append(out, n)
 		}
 		for _, a := range n.Attrs {
 			if a.Space != XSINamespace && p.attr.matches(a) {
-				out = appendOnce(out, a)
+				out = append(out, a)
 			}
 		}
 		return out
@@ -198,15 +214,6 @@ func walkSteps(n *xmltree.Node, p xpath, i int, out []*xmltree.Node) []*xmltree.
 		}
 	}
 	return out
-}
-
-func appendOnce(out []*xmltree.Node, n *xmltree.Node) []*xmltree.Node {
-	for _, o := range out {
-		if o == n {
-			return out
-		}
-	}
-	return append(out, n)
 }
 
 // key is a value's identity for key-sequences: equal values (in the value

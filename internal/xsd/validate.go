@@ -402,19 +402,28 @@ func (v *validator) xsiAttr(a *xmltree.Node) {
 
 // text concatenates n's text children; elem reports an element child.
 func text(n *xmltree.Node) (s string, elem *xmltree.Node) {
+	var b *strings.Builder // only for text split by comments or PIs
 	for _, k := range n.Children {
 		switch k.Kind {
 		case xmltree.Text:
-			if s == "" {
+			switch {
+			case b != nil:
+				b.WriteString(k.Data)
+			case s == "":
 				s = k.Data
-			} else {
-				s += k.Data
+			default:
+				b = &strings.Builder{}
+				b.WriteString(s)
+				b.WriteString(k.Data)
 			}
 		case xmltree.Element:
 			if elem == nil {
 				elem = k
 			}
 		}
+	}
+	if b != nil {
+		s = b.String()
 	}
 	return
 }
