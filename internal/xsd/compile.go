@@ -1079,7 +1079,7 @@ func (c *compiler) restriction(d *schemaDoc, n *xmltree.Node, t *simpleType, bas
 			}
 			re, err := regexp.Compile(src)
 			if err != nil {
-				c.fail(d, k, "xs:pattern %q: %v", v, err)
+				panic(failure{&Error{Location: d.location, Line: k.Line, Reason: fmt.Sprintf("xs:pattern %q is not supported: Go's regexp package (RE2) refuses its translation: %v", v, err), unsupported: true}})
 			}
 			f.patterns = append(f.patterns, re)
 			f.patternSrc = append(f.patternSrc, v)
