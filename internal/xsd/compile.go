@@ -284,6 +284,7 @@ func attr(n *xmltree.Node, name string) string {
 // annotations; anything else is an error.
 func (c *compiler) xsChildren(d *schemaDoc, n *xmltree.Node) []*xmltree.Node {
 	var out []*xmltree.Node
+	sawAnnotation := false
 	for _, k := range n.Children {
 		switch k.Kind {
 		case xmltree.Element:
@@ -292,6 +293,16 @@ func (c *compiler) xsChildren(d *schemaDoc, n *xmltree.Node) []*xmltree.Node {
 			}
 			if k.Local != "annotation" {
 				out = append(out, k)
+				continue
+			}
+			if n.Local != "schema" && (len(out) > 0 || sawAnnotation) {
+				c.fail(d, k, "xs:annotation must come first in <xs:%s>, and only once", n.Local)
+			}
+			sawAnnotation = true
+			for _, a := range k.Children {
+				if a.Kind == xmltree.Element && (a.Space != XSDNamespace || a.Local != "appinfo" && a.Local != "documentation") {
+					c.fail(d, a, "xs:annotation may contain only xs:appinfo and xs:documentation, not <%s>", a.Name())
+				}
 			}
 		case xmltree.Text:
 			if strings.TrimSpace(k.Data) != "" {
@@ -515,9 +526,16 @@ var allowedAttrs = map[string]string{
 }
 
 func (c *compiler) checkAttrs(d *schemaDoc, n *xmltree.Node) {
+	if annotationOnly[n.Local] && len(c.xsChildren(d, n)) > 0 {
+		c.fail(d, n, "xs:%s may contain only xs:annotation", n.Local)
+	}
 	allowed, ok := allowedAttrs[n.Local]
 	if !ok {
-		return
+		if annotationOnly[n.Local] { // a facet
+			allowed = "value fixed"
+		} else {
+			return
+		}
 	}
 	for _, a := range n.Attrs {
 		if a.Space != "" || a.Local == "id" {
@@ -526,7 +544,43 @@ func (c *compiler) checkAttrs(d *schemaDoc, n *xmltree.Node) {
 		if !strings.Contains(" "+allowed+" ", " "+a.Local+" ") {
 			c.fail(d, n, "the attribute %q is not allowed on xs:%s", a.Local, n.Local)
 		}
+		if methods, ok := derivationSets[n.Local+"/"+a.Local]; ok && !validDerivationSet(a.Data, methods) {
+			c.fail(d, n, "%s=%q on xs:%s must be #all or a list of: %s", a.Local, a.Data, n.Local, methods)
+		}
 	}
+}
+
+// derivationSets are the methods block, final and their defaults list.
+var derivationSets = map[string]string{
+	"schema/blockDefault": "extension restriction substitution",
+	"schema/finalDefault": "extension restriction list union",
+	"element/block":       "extension restriction substitution",
+	"element/final":       "extension restriction",
+	"complexType/block":   "extension restriction",
+	"complexType/final":   "extension restriction",
+	"simpleType/final":    "list union restriction",
+}
+
+func validDerivationSet(v, methods string) bool {
+	f := strings.Fields(v)
+	if len(f) == 1 && f[0] == "#all" {
+		return true
+	}
+	for _, m := range f {
+		if !strings.Contains(" "+methods+" ", " "+m+" ") {
+			return false
+		}
+	}
+	return true
+}
+
+// annotationOnly are the schema elements whose only content is an
+// optional xs:annotation.
+var annotationOnly = map[string]bool{
+	"enumeration": true, "pattern": true, "length": true, "minLength": true, "maxLength": true,
+	"minInclusive": true, "maxInclusive": true, "minExclusive": true, "maxExclusive": true,
+	"totalDigits": true, "fractionDigits": true, "whiteSpace": true,
+	"selector": true, "field": true, "include": true, "import": true, "any": true, "anyAttribute": true,
 }
 
 // resolveQName reads a QName-valued schema attribute.
@@ -1025,7 +1079,7 @@ func (c *compiler) restriction(d *schemaDoc, n *xmltree.Node, t *simpleType, bas
 			}
 			re, err := regexp.Compile(src)
 			if err != nil {
-				c.fail(d, k, "xs:pattern %q: %v", v, err)
+				panic(failure{&Error{Location: d.location, Line: k.Line, Reason: fmt.Sprintf("xs:pattern %q is not supported: Go's regexp package (RE2) refuses its translation: %v", v, err), unsupported: true}})
 			}
 			f.patterns = append(f.patterns, re)
 			f.patternSrc = append(f.patternSrc, v)
@@ -1105,6 +1159,12 @@ func (c *compiler) restriction(d *schemaDoc, n *xmltree.Node, t *simpleType, bas
 	}
 	if base.facets != nil && !base.builtin {
 		c.checkNarrowing(d, n, base, f)
+	}
+	if len(f.enums) > 8 {
+		f.enumIndex = make(map[string]struct{}, len(f.enums))
+		for i := range f.enums {
+			f.enumIndex[f.enums[i].key()] = struct{}{}
+		}
 	}
 	if any {
 		t.facets = f
@@ -1366,6 +1426,8 @@ func (c *compiler) checkAttrRestriction(d *schemaDoc, der *xmltree.Node, base *c
 			c.fail(d, der, "the restriction adds the attribute %q, which the base type %s does not have", u.decl.name.local, base.displayName())
 		case bu != nil && bu.required && (prohibited || !u.required):
 			c.fail(d, der, "the restriction makes the attribute %q, required in the base type %s, optional or prohibited", u.decl.name.local, base.displayName())
+		case bu != nil && !prohibited && !simpleDerivedFrom(u.decl.typ, bu.decl.typ):
+			c.fail(d, der, "the type of the attribute %q, %s, is not derived from its type in the base type %s, %s", u.decl.name.local, u.decl.typ.displayName(), base.displayName(), bu.decl.typ.displayName())
 		}
 	}
 }
@@ -1406,20 +1468,34 @@ func (c *compiler) attrUses(d *schemaDoc, parent *xmltree.Node, kids []*xmltree.
 		switch k.Local {
 		case "attribute":
 			u := c.attrUseOf(d, k)
+			dup := false
 			for _, o := range uses {
 				if o.decl.name == u.decl.name {
-					c.fail(d, k, "the attribute %q is declared twice", u.decl.name.local)
+					if o.decl.typ != nil && u.decl.typ != nil {
+						c.fail(d, k, "the attribute %q is declared twice", u.decl.name.local)
+					}
+					dup = true // a repeated prohibition is ignored, as libxml2 does
 				}
 			}
-			uses = append(uses, u)
+			if !dup {
+				uses = append(uses, u)
+			}
 		case "attributeGroup":
 			ref, ok := k.Attr("", "ref")
 			if !ok {
 				c.fail(d, k, "a local xs:attributeGroup needs a ref")
 			}
+			if len(c.xsChildren(d, k)) > 0 {
+				c.fail(d, k, "xs:attributeGroup with ref may contain only xs:annotation")
+			}
 			g := c.attrGroup(c.resolveQName(d, k, ref), d, k)
 			for _, u := range g.uses {
-				uses = addUse(uses, u)
+				for _, o := range uses {
+					if o.decl.name == u.decl.name {
+						c.fail(d, k, "the attribute %q is declared twice (through xs:attributeGroup %q)", u.decl.name.local, ref)
+					}
+				}
+				uses = append(uses, u)
 			}
 			if g.wild != nil && groupWild == nil {
 				groupWild = g.wild
@@ -1455,6 +1531,9 @@ func (c *compiler) attrUseOf(d *schemaDoc, k *xmltree.Node) *attrUse {
 		}
 		if _, hasType := k.Attr("", "type"); hasType {
 			c.fail(d, k, "xs:attribute with ref cannot have a type")
+		}
+		if len(c.xsChildren(d, k)) > 0 {
+			c.fail(d, k, "xs:attribute with ref may contain only xs:annotation")
 		}
 		q := c.resolveQName(d, k, ref)
 		a := c.attribute(q)
@@ -1597,6 +1676,9 @@ func (c *compiler) particle(d *schemaDoc, n *xmltree.Node, owner *complexType) *
 	switch n.Local {
 	case "element":
 		if ref, ok := n.Attr("", "ref"); ok {
+			if len(c.xsChildren(d, n)) > 0 {
+				c.fail(d, n, "xs:element with ref may contain only xs:annotation")
+			}
 			for _, a := range []string{"name", "type", "nillable", "default", "fixed", "form", "block"} {
 				if _, has := n.Attr("", a); has {
 					c.fail(d, n, "xs:element with ref cannot have %s", a)
@@ -1635,6 +1717,9 @@ func (c *compiler) particle(d *schemaDoc, n *xmltree.Node, owner *complexType) *
 		if !ok {
 			c.fail(d, n, "a local xs:group needs a ref")
 		}
+		if len(c.xsChildren(d, n)) > 0 {
+			c.fail(d, n, "xs:group with ref may contain only xs:annotation")
+		}
 		p.group = c.group(c.resolveQName(d, n, ref), d, n)
 		if p.group.kind == all && (max != 1 || min > 1) {
 			c.fail(d, n, "a group with xs:all must have maxOccurs 1")
@@ -1662,6 +1747,9 @@ func (c *compiler) particle(d *schemaDoc, n *xmltree.Node, owner *complexType) *
 				c.fail(d, k, "xs:%s is not allowed in xs:%s", k.Local, n.Local)
 			}
 			q := c.particle(d, k, owner)
+			if k.Local == "group" && q.group.kind == all {
+				c.fail(d, k, "the group %q holds an xs:all, which cannot be inside xs:%s", attr(k, "ref"), n.Local)
+			}
 			if g.kind == all && q.max > 1 {
 				c.fail(d, k, "an element in xs:all can occur at most once")
 			}
@@ -1869,4 +1957,18 @@ func (c *compiler) checkFinal(d *schemaDoc, at *xmltree.Node, base any, method s
 	if blocked(final, method) {
 		c.fail(d, at, "the type %s is final for %s, so it cannot be derived from by %s", name, method, method)
 	}
+}
+
+// simpleDerivedFrom reports whether t is base or derived from it by
+// restriction (every simple type is derived from xs:anySimpleType).
+func simpleDerivedFrom(t, base *simpleType) bool {
+	if base == builtins["anySimpleType"] {
+		return true
+	}
+	for ; t != nil; t = t.base {
+		if t == base {
+			return true
+		}
+	}
+	return false
 }

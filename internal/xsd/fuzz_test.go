@@ -52,6 +52,9 @@ type gen struct {
 	pools  map[string][]string
 	prefix map[string]string
 	depth  int
+	// derived lists the named, non-abstract complex types derived from
+	// each complex type, for xsi:type.
+	derived map[*complexType][]*complexType
 }
 
 // byte is the next input byte; 255 once the input is spent, so that every
@@ -116,9 +119,18 @@ func (g *gen) element(e *elemDecl, depth int, root bool) {
 				g.out.WriteString(" xmlns:" + p + `="` + ns + `"`)
 			}
 		}
+		g.out.WriteString(` xmlns:xsi="` + XSINamespace + `"`)
 	}
-	if e.ct != nil {
-		for _, u := range e.ct.attrs {
+	st, ct := e.st, e.ct
+	// xsi:type: a type derived from the declared one, always when the
+	// declared type is abstract.
+	if ct != nil && len(g.derived[ct]) > 0 && (ct.abstract || g.chance(64)) {
+		d := g.derived[ct][g.pick(len(g.derived[ct]))]
+		g.out.WriteString(` xsi:type="` + g.name(d.name) + `"`)
+		ct = d
+	}
+	if ct != nil {
+		for _, u := range ct.attrs {
 			if u.required && g.chance(3) || !u.required && g.chance(128) {
 				continue
 			}
@@ -128,18 +140,26 @@ func (g *gen) element(e *elemDecl, depth int, root bool) {
 			g.out.WriteString(` unknown="1"`)
 		}
 	}
+	if e.nillable && g.chance(24) {
+		g.out.WriteString(` xsi:nil="true">`)
+		if g.chance(64) {
+			g.out.WriteString("x") // content in a nil element
+		}
+		g.out.WriteString("</" + name + ">")
+		return
+	}
 	g.out.WriteString(">")
 	g.depth++
 	switch {
-	case e.st != nil:
-		g.out.WriteString(xmlEscape(g.value(e.name.local, e.st)))
-	case e.ct.kind == ctSimple:
-		g.out.WriteString(xmlEscape(g.value(e.name.local, e.ct.simple)))
-	case e.ct.particle != nil && g.depth < 12:
+	case st != nil:
+		g.out.WriteString(xmlEscape(g.value(e.name.local, st)))
+	case ct.kind == ctSimple:
+		g.out.WriteString(xmlEscape(g.value(e.name.local, ct.simple)))
+	case ct.particle != nil && g.depth < 12:
 		if g.chance(2) {
 			g.out.WriteString("stray")
 		}
-		g.particle(e.ct.particle, depth+1)
+		g.particle(ct.particle, depth+1)
 		g.indent(depth)
 	}
 	g.depth--
@@ -195,16 +215,17 @@ func (g *gen) particle(p *particle, depth int) {
 
 // fuzzSchema is a corpus schema with its root declaration and value pools.
 type fuzzSchema struct {
-	path   string
-	s      *Schema
-	root   *elemDecl
-	pools  map[string][]string
-	prefix map[string]string
+	path    string
+	s       *Schema
+	root    *elemDecl
+	pools   map[string][]string
+	prefix  map[string]string
+	derived map[*complexType][]*complexType
 }
 
 // fuzzSchemas are the corpus schemas FuzzValidateDifferential generates
-// instances of: ones whose documents need no xsi:type.
-var fuzzSchemas = []string{"purchase-order", "shipment-notice", "customer-master", "insurance-claim", "transport-order", "invoice-ubl", "substitution-groups", "identity-constraints"}
+// instances of.
+var fuzzSchemas = []string{"purchase-order", "shipment-notice", "customer-master", "insurance-claim", "transport-order", "invoice-ubl", "substitution-groups", "identity-constraints", "derivation", "xsi-type-block"}
 
 func loadFuzzSchema(t testing.TB, dir string) *fuzzSchema {
 	path, _ := filepath.Abs(filepath.Join("testdata", dir, "schema.xsd"))
@@ -243,6 +264,24 @@ func loadFuzzSchema(t testing.TB, dir string) *fuzzSchema {
 		t.Fatalf("%s: no valid instance names a root", dir)
 	}
 	fs.root = roots[0]
+	fs.derived = map[*complexType][]*complexType{}
+	var names []qname
+	for q := range s.types {
+		names = append(names, q)
+	}
+	slices.SortFunc(names, func(a, b qname) int { return strings.Compare(a.String(), b.String()) })
+	for _, q := range names {
+		d, ok := s.types[q].(*complexType)
+		if !ok || d.abstract {
+			continue
+		}
+		for b := d.base; b != nil && b != anyType; b = b.base {
+			fs.derived[b] = append(fs.derived[b], d)
+		}
+		if _, ok := fs.prefix[q.ns]; !ok && q.ns != "" {
+			fs.prefix[q.ns] = "t" + strconv.Itoa(len(fs.prefix))
+		}
+	}
 	n := 0
 	for _, e := range s.elems {
 		for _, q := range reachableNamespaces(e) {
@@ -337,7 +376,7 @@ func FuzzValidateDifferential(f *testing.F) {
 			fs = schemas[int(in[0])%len(schemas)]
 			in = in[1:]
 		}
-		g := &gen{in: in, pools: fs.pools, prefix: fs.prefix}
+		g := &gen{in: in, pools: fs.pools, prefix: fs.prefix, derived: fs.derived}
 		g.out.WriteString(`<?xml version="1.0"?>`)
 		g.element(fs.root, 0, true)
 		g.out.WriteByte('\n')

@@ -3,6 +3,8 @@ package xsd
 import (
 	"fmt"
 	"math"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -151,7 +153,9 @@ func parseNameTest(s string, isAttr bool, ns nsContext) (nameTest, error) {
 }
 
 // selectNodes evaluates paths from context element e, appending the
-// elements (or, for fields, attributes) selected.
+// elements (or, for fields, attributes) selected. One path reaches each
+// node once (child steps from distinct starts reach distinct nodes); a
+// union may reach one twice, so its results are deduplicated.
 func selectNodes(e *xmltree.Node, paths []xpath, out []*xmltree.Node) []*xmltree.Node {
 	for _, p := range paths {
 		starts := []*xmltree.Node{e}
@@ -161,6 +165,19 @@ func selectNodes(e *xmltree.Node, paths []xpath, out []*xmltree.Node) []*xmltree
 		for _, s := range starts {
 			out = walkSteps(s, p, 0, out)
 		}
+	}
+	if len(paths) > 1 {
+		seen := make(map[*xmltree.Node]bool, len(out))
+		uniq := out[:0]
+		for _, n := range out {
+			if !seen[n] {
+				seen[n] = true
+				uniq = append(uniq, n)
+			}
+		}
+		out = uniq
+		// Document order, as XPath node-sets are.
+		slices.SortFunc(out, func(a, b *xmltree.Node) int { return a.Order - b.Order })
 	}
 	return out
 }
@@ -178,11 +195,11 @@ func appendDescendantsOrSelf(e *xmltree.Node, out []*xmltree.Node) []*xmltree.No
 func walkSteps(n *xmltree.Node, p xpath, i int, out []*xmltree.Node) []*xmltree.Node {
 	if i == len(p.steps) {
 		if p.attr == nil {
-			return appendOnce(out, n)
+			return append(out, n)
 		}
 		for _, a := range n.Attrs {
 			if a.Space != XSINamespace && p.attr.matches(a) {
-				out = appendOnce(out, a)
+				out = append(out, a)
 			}
 		}
 		return out
@@ -199,15 +216,6 @@ func walkSteps(n *xmltree.Node, p xpath, i int, out []*xmltree.Node) []*xmltree.
 	return out
 }
 
-func appendOnce(out []*xmltree.Node, n *xmltree.Node) []*xmltree.Node {
-	for _, o := range out {
-		if o == n {
-			return out
-		}
-	}
-	return append(out, n)
-}
-
 // key is a value's identity for key-sequences: equal values (in the value
 // space, so 1 and 1.0 as decimals) give equal keys.
 func (v *value) key() string {
@@ -217,6 +225,9 @@ func (v *value) key() string {
 	case pFloat, pDouble:
 		if math.IsNaN(v.f) {
 			return "fNaN"
+		}
+		if v.f == 0 {
+			return "f0" // -0 equals 0
 		}
 		return "f" + strconv.FormatFloat(v.f, 'g', -1, 64)
 	case pDateTime, pTime, pDate, pGYearMonth, pGYear, pGMonthDay, pGDay, pGMonth:
@@ -256,7 +267,7 @@ func (v *validator) identity() {
 				continue
 			}
 			t := idcTable{host: h.n, keys: map[string]*xmltree.Node{}}
-			for _, target := range selectNodes(h.n, c.selector, nil) {
+			for _, target := range v.assessed(selectNodes(h.n, c.selector, nil)) {
 				k, ok := v.keySequence(c, target)
 				if !ok {
 					if c.kind == idcKey {
@@ -284,14 +295,13 @@ func (v *validator) identity() {
 				continue
 			}
 			// The referenced tables in scope: those of h and its
-			// descendants.
-			var scope []idcTable
-			for _, t := range tables[c.refer] {
-				if isAncestorOrSelf(h.n, t.host) {
-					scope = append(scope, t)
-				}
-			}
-			for _, target := range selectNodes(h.n, c.selector, nil) {
+			// descendants, a run of the tables (in document order).
+			ts := tables[c.refer]
+			last := lastElement(h.n).Order
+			lo := sort.Search(len(ts), func(i int) bool { return ts[i].host.Order >= h.n.Order })
+			hi := sort.Search(len(ts), func(i int) bool { return ts[i].host.Order > last })
+			scope := ts[lo:hi]
+			for _, target := range v.assessed(selectNodes(h.n, c.selector, nil)) {
 				k, ok := v.keySequence(c, target)
 				if !ok {
 					continue
@@ -310,13 +320,21 @@ func (v *validator) identity() {
 	}
 }
 
-func isAncestorOrSelf(a, n *xmltree.Node) bool {
-	for ; n != nil; n = n.Parent {
-		if n == a {
-			return true
+// lastElement is the last element of n's subtree in document order.
+func lastElement(n *xmltree.Node) *xmltree.Node {
+	for {
+		var last *xmltree.Node
+		for i := len(n.Children) - 1; i >= 0; i-- {
+			if n.Children[i].Kind == xmltree.Element {
+				last = n.Children[i]
+				break
+			}
 		}
+		if last == nil {
+			return n
+		}
+		n = last
 	}
-	return false
 }
 
 // keySequence evaluates c's fields at target; ok is false when a field
@@ -324,7 +342,7 @@ func isAncestorOrSelf(a, n *xmltree.Node) bool {
 func (v *validator) keySequence(c *idc, target *xmltree.Node) (string, bool) {
 	var b strings.Builder
 	for _, f := range c.fields {
-		nodes := selectNodes(target, f, nil)
+		nodes := v.assessed(selectNodes(target, f, nil))
 		if len(nodes) == 0 {
 			return "", false
 		}
@@ -357,10 +375,22 @@ func (v *validator) keySequence(c *idc, target *xmltree.Node) (string, bool) {
 	return b.String(), true
 }
 
+// assessed keeps the nodes validation reached: like libxml2, identity
+// constraints ignore what sits inside an element that was not expected.
+func (v *validator) assessed(nodes []*xmltree.Node) []*xmltree.Node {
+	out := nodes[:0]
+	for _, n := range nodes {
+		if v.reached[n] || v.types[n] != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 func (v *validator) describeKey(c *idc, target *xmltree.Node) string {
 	var parts []string
 	for _, f := range c.fields {
-		nodes := selectNodes(target, f, nil)
+		nodes := v.assessed(selectNodes(target, f, nil))
 		if len(nodes) == 1 {
 			s := nodes[0].Data
 			if nodes[0].Kind == xmltree.Element {

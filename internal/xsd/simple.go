@@ -58,7 +58,8 @@ type facets struct {
 	patternSrc  []string
 	enums       []value
 	enumSrc     []string
-	length      int // -1 when absent, as the others
+	enumIndex   map[string]struct{} // by value key, for long code lists
+	length      int                 // -1 when absent, as the others
 	minLength   int
 	maxLength   int
 	minInc      *value
@@ -206,10 +207,14 @@ func (f *facets) check(v *value, s string, t *simpleType) string {
 	}
 	if len(f.enums) > 0 {
 		ok := false
-		for i := range f.enums {
-			if f.enums[i].equal(v) {
-				ok = true
-				break
+		if f.enumIndex != nil {
+			_, ok = f.enumIndex[v.key()]
+		} else {
+			for i := range f.enums {
+				if f.enums[i].equal(v) {
+					ok = true
+					break
+				}
 			}
 		}
 		if !ok {

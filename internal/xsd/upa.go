@@ -2,6 +2,7 @@ package xsd
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 )
 
@@ -29,6 +30,8 @@ type upa struct {
 	// approx treats every bound over 1 as "repeatable" instead of
 	// expanding it.
 	approx bool
+	// final marks the positions the content can end after.
+	final []bool
 }
 
 // maxUPAEdges bounds the follow sets, so a schema cannot make Compile
@@ -253,7 +256,7 @@ func (u *upa) conflict(set []int) (string, bool) {
 	if len(set) < 2 {
 		return "", false
 	}
-	names := make(map[qname]*particle, len(set))
+	names := make(map[qname]int, len(set))
 	var wilds []upaPos
 	for _, i := range set {
 		p := u.pos[i]
@@ -270,10 +273,10 @@ func (u *upa) conflict(set []int) (string, bool) {
 			}
 			continue
 		}
-		if src, ok := names[p.name]; ok && src != p.src {
+		if j, ok := names[p.name]; ok && u.pos[j].src != p.src && !u.equivalent(i, j) {
 			return "element " + strconv.Quote(p.name.local), true
 		}
-		names[p.name] = p.src
+		names[p.name] = i
 	}
 	for k, w := range wilds {
 		for n := range names {
@@ -290,6 +293,20 @@ func (u *upa) conflict(set []int) (string, bool) {
 	return "", false
 }
 
+// equivalent reports whether positions i and j (of one name) have the
+// same future: the same follow set and finality. Matching either gives the
+// same result, so libxml2, which merges such transitions, accepts a
+// content model like (a | b | a), and so do we.
+func (u *upa) equivalent(i, j int) bool {
+	if u.final[i] != u.final[j] {
+		return false
+	}
+	a, b := slices.Clone(u.follow[i]), slices.Clone(u.follow[j])
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(slices.Compact(a), slices.Compact(b))
+}
+
 // checkUPA returns what breaks Unique Particle Attribution in p, or "".
 // A model too large to expand is checked with bounds approximated; one too
 // large even so is not checked (the matcher stays linear regardless).
@@ -301,6 +318,10 @@ func checkUPA(p *particle) string {
 		if f, err = u.walk(p); err != nil {
 			return ""
 		}
+	}
+	u.final = make([]bool, len(u.pos))
+	for _, x := range f.last {
+		u.final[x] = true
 	}
 	if what, bad := u.conflict(f.first); bad {
 		return what + " can match more than one particle at the start of the content"

@@ -34,8 +34,75 @@ type validator struct {
 	val value // scratch for the value being checked
 	// For identity constraints: the elements that have them, and the
 	// types nodes were validated against (only when the schema has any).
-	hosts []idcHost
-	types map[*xmltree.Node]*simpleType
+	hosts   []idcHost
+	types   map[*xmltree.Node]*simpleType
+	reached map[*xmltree.Node]bool
+	// unassessed counts the enclosing elements checked only for their
+	// own errors, past a content model error.
+	unassessed int
+	// paths caches element paths, and positions the [n] of elements
+	// among same-named siblings, so a document with many violations
+	// costs linear time (xmltree's Path counts siblings each time).
+	paths     map[*xmltree.Node]string
+	positions map[*xmltree.Node]int
+}
+
+// path is xmltree's Path of n, from caches.
+func (v *validator) path(n *xmltree.Node) string {
+	switch n.Kind {
+	case xmltree.Attribute:
+		return v.path(n.Parent) + "/@" + n.Name()
+	case xmltree.Element:
+	default:
+		return n.Path()
+	}
+	if p, ok := v.paths[n]; ok {
+		return p
+	}
+	if v.paths == nil {
+		v.paths, v.positions = map[*xmltree.Node]string{}, map[*xmltree.Node]int{}
+	}
+	prefix, step := "", n.Name()
+	if par := n.Parent; par != nil {
+		if par.Kind == xmltree.Element {
+			prefix = v.path(par)
+		}
+		pos, ok := v.positions[n]
+		if !ok {
+			v.indexChildren(par)
+			pos = v.positions[n]
+		}
+		if pos > 0 {
+			step += "[" + strconv.Itoa(pos) + "]"
+		}
+	}
+	p := prefix + "/" + step
+	v.paths[n] = p
+	return p
+}
+
+// indexChildren records the position of each element child of par among
+// its same-named siblings, or 0 when it has none.
+func (v *validator) indexChildren(par *xmltree.Node) {
+	count := map[qname]int{}
+	for _, k := range par.Children {
+		if k.Kind == xmltree.Element {
+			count[qname{k.Space, k.Local}]++
+		}
+	}
+	seen := map[qname]int{}
+	for _, k := range par.Children {
+		if k.Kind != xmltree.Element {
+			continue
+		}
+		q := qname{k.Space, k.Local}
+		seen[q]++
+		if count[q] > 1 {
+			v.positions[k] = seen[q]
+		} else {
+			v.positions[k] = 0
+		}
+	}
 }
 
 var validators = sync.Pool{New: func() any { return new(validator) }}
@@ -65,10 +132,12 @@ func (s *Schema) Validate(doc *xmltree.Node) []Violation {
 		v.identity()
 	}
 	out := v.out
-	v.out, v.s, v.val = nil, nil, value{}
+	v.out, v.s, v.val, v.unassessed = nil, nil, value{}, 0
 	clear(v.hosts)
 	v.hosts = v.hosts[:0]
 	clear(v.types)
+	clear(v.reached)
+	v.paths, v.positions = nil, nil
 	clear(v.ids)
 	v.m.reset()
 	validators.Put(v)
@@ -89,7 +158,7 @@ func describeName(n *xmltree.Node) string {
 }
 
 func (v *validator) report(n *xmltree.Node, reason string) {
-	v.out = append(v.out, Violation{Path: n.Path(), Line: n.Line, Reason: reason, order: n.Order})
+	v.out = append(v.out, Violation{Path: v.path(n), Line: n.Line, Reason: reason, order: n.Order})
 }
 
 func (v *validator) reportElem(n *xmltree.Node, reason string) {
@@ -114,8 +183,14 @@ func xsiAttrs(n *xmltree.Node) (typ, nilv *xmltree.Node) {
 // element validates n against its declaration.
 func (v *validator) element(n *xmltree.Node, decl *elemDecl) {
 	st, ct := decl.st, decl.ct
-	if len(decl.idcs) > 0 {
+	if len(decl.idcs) > 0 && v.unassessed == 0 {
 		v.hosts = append(v.hosts, idcHost{n, decl})
+	}
+	if v.s.hasIDC && v.unassessed == 0 {
+		if v.reached == nil {
+			v.reached = map[*xmltree.Node]bool{}
+		}
+		v.reached[n] = true
 	}
 	xt, xn := xsiAttrs(n)
 	if decl.abstract {
@@ -327,19 +402,28 @@ func (v *validator) xsiAttr(a *xmltree.Node) {
 
 // text concatenates n's text children; elem reports an element child.
 func text(n *xmltree.Node) (s string, elem *xmltree.Node) {
+	var b *strings.Builder // only for text split by comments or PIs
 	for _, k := range n.Children {
 		switch k.Kind {
 		case xmltree.Text:
-			if s == "" {
+			switch {
+			case b != nil:
+				b.WriteString(k.Data)
+			case s == "":
 				s = k.Data
-			} else {
-				s += k.Data
+			default:
+				b = &strings.Builder{}
+				b.WriteString(s)
+				b.WriteString(k.Data)
 			}
 		case xmltree.Element:
 			if elem == nil {
 				elem = k
 			}
 		}
+	}
+	if b != nil {
+		s = b.String()
 	}
 	return
 }
@@ -374,7 +458,7 @@ func (v *validator) simpleContent(n *xmltree.Node, st *simpleType, decl *elemDec
 
 // typed records a node's type for identity constraints' fields.
 func (v *validator) typed(n *xmltree.Node, st *simpleType) {
-	if !v.s.hasIDC {
+	if !v.s.hasIDC || v.unassessed > 0 {
 		return
 	}
 	if v.types == nil {
@@ -454,7 +538,7 @@ func (v *validator) attributes(n *xmltree.Node, ct *complexType) {
 		}
 		present := seen != nil && seen[i] || seen == nil && seenBits&(1<<i) != 0
 		if !present {
-			v.reportElem(n, "missing required attribute "+strconv.Quote(u.decl.name.local))
+			v.report(n, "missing required attribute "+strconv.Quote(u.decl.name.local))
 		}
 	}
 }
@@ -535,12 +619,18 @@ func (v *validator) children(n *xmltree.Node, ct *complexType, decl *elemDecl) {
 		case b.wild != nil:
 			v.wildElement(k, b.wild)
 		case failAt >= 0 && i > failAt:
-			// Past a content model error: still check what can be found.
+			// Past a content model error: still check what can be found,
+			// but (as libxml2, which stops there) leave it out of
+			// identity constraints.
 			q := qname{k.Space, k.Local}
-			if d := ct.localElems[q]; d != nil {
+			d := ct.localElems[q]
+			if d == nil {
+				d = v.s.elems[q]
+			}
+			if d != nil {
+				v.unassessed++
 				v.element(k, d)
-			} else if d := v.s.elems[q]; d != nil {
-				v.element(k, d)
+				v.unassessed--
 			}
 		}
 	}

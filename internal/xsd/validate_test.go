@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/sluicehq/sluice/internal/xmltree"
 )
 
 const xsHead = `<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">
@@ -114,7 +116,7 @@ func TestViolations(t *testing.T) {
 </Order>`)
 	got := s.Validate(doc)
 	want := []Violation{
-		{Path: "/Order", Line: 1, Reason: `element "Order": missing required attribute "currency"`},
+		{Path: "/Order", Line: 1, Reason: `missing required attribute "currency"`},
 		{Path: "/Order/Line[1]/Qty", Line: 3, Reason: `element "Qty": "abc" is not a valid xs:positiveInteger`},
 		{Path: "/Order/Line[2]/@colour", Line: 6, Reason: `attribute "colour" is not allowed on element "Line"; expected one of: sku`},
 		{Path: "/Order/Line[2]/Price", Line: 8, Reason: `element "Price": "x" is not a valid xs:decimal`},
@@ -438,4 +440,61 @@ func TestResolveByNamespaceAndIncludeCycle(t *testing.T) {
 	if vs := s.Validate(mustParse(t, `<A xmlns="urn:main">12</A>`)); vs != nil {
 		t.Errorf("got %v", vs)
 	}
+}
+
+// TestConcurrentCompile: Compile shares only read-only state (the built-in
+// types) between calls (run with -race).
+func TestConcurrentCompile(t *testing.T) {
+	t.Parallel()
+	cases := corpus(t)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for _, c := range cases {
+				if _, err := compileFile(t, c.schema); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestLargeEnumeration: long code lists are looked up by value, with the
+// same value-space equality as short ones.
+func TestLargeEnumeration(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	for i := range 2000 {
+		fmt.Fprintf(&b, `<xs:enumeration value="%d.50"/>`, i)
+	}
+	s := mustCompile(t, xsHead+`<xs:element name="v"><xs:simpleType><xs:restriction base="xs:decimal">`+b.String()+`</xs:restriction></xs:simpleType></xs:element></xs:schema>`)
+	for v, ok := range map[string]bool{"1999.5": true, "0001.500": true, "7.50": true, "2000.5": false, "7.51": false} {
+		if vs := s.Validate(mustParse(t, "<v>"+v+"</v>")); (len(vs) == 0) != ok {
+			t.Errorf("%s: %v", v, vs)
+		}
+	}
+}
+
+// TestPathMatchesXmltree: the validator's cached paths are xmltree's.
+func TestPathMatchesXmltree(t *testing.T) {
+	t.Parallel()
+	doc := mustParse(t, `<p:r xmlns:p="urn:p" xmlns:q="urn:q"><a/><p:a x="1"/><a q:y="2"/><b><a/><a/><c/></b><!--c--><q:a/><b/>text<a/></p:r>`)
+	v := &validator{}
+	var walk func(n *xmltree.Node)
+	walk = func(n *xmltree.Node) {
+		if got, want := v.path(n), n.Path(); got != want {
+			t.Errorf("path %q, xmltree %q", got, want)
+		}
+		for _, a := range n.Attrs {
+			walk(a)
+		}
+		for _, k := range n.Children {
+			if k.Kind == xmltree.Element {
+				walk(k)
+			}
+		}
+	}
+	walk(doc.Root())
 }
