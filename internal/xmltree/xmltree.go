@@ -285,15 +285,24 @@ func (p *parser) start(t xml.StartElement, parent *Node, line int) (*Node, error
 	p.order++
 	el := &Node{Kind: Element, Prefix: t.Name.Space, Local: t.Name.Local, Parent: parent, Line: line, Order: p.order}
 	for _, a := range t.Attr {
+		var d NS
 		switch {
 		case a.Name.Space == "" && a.Name.Local == "xmlns":
-			el.Decls = append(el.Decls, NS{URI: a.Value})
+			d = NS{URI: a.Value}
 		case a.Name.Space == "xmlns":
 			if a.Value == "" {
 				return nil, p.fail("the prefix %q cannot be undeclared", a.Name.Local)
 			}
-			el.Decls = append(el.Decls, NS{Prefix: a.Name.Local, URI: a.Value})
+			d = NS{Prefix: a.Name.Local, URI: a.Value}
+		default:
+			continue
 		}
+		for _, o := range el.Decls {
+			if o.Prefix == d.Prefix {
+				return nil, p.fail("the namespace prefix %q is declared twice on <%s>", d.Prefix, qname(t.Name))
+			}
+		}
+		el.Decls = append(el.Decls, d)
 	}
 	p.scopes = append(p.scopes, el.Decls)
 	uri, ok := p.lookup(el.Prefix)

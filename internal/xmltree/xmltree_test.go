@@ -110,6 +110,8 @@ func TestParseRefuses(t *testing.T) {
 		{"empty", ``, Limits{}, "no root element"},
 		{"undeclared prefix", `<p:a/>`, Limits{}, `prefix "p"`},
 		{"undeclared attribute prefix", `<a q:x="1"/>`, Limits{}, `prefix "q"`},
+		{"duplicate namespace declaration", `<a xmlns:p="u" xmlns:p="v"/>`, Limits{}, "declared twice"},
+		{"duplicate default namespace", `<a xmlns="u" xmlns="v"/>`, Limits{}, ""},
 		{"duplicate attribute", `<a xmlns:p="u" xmlns:q="u" p:x="1" q:x="2"/>`, Limits{}, "appears twice"},
 		{"encoding", `<?xml version="1.0" encoding="EBCDIC"?><a/>`, Limits{}, "EBCDIC"},
 	}
