@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -398,16 +399,9 @@ The partner's refused messages, newest first: when, the type, the message
 id, the status, the stage that refused it (parse, schema, transform,
 target_schema, partition_key) and every problem with its location. --json
 gives the start of each message's body too.`)
-	c := clientFlags(fs)
-	since := fs.String("since", "", "only rejections after this: a duration back from now (24h) or an RFC 3339 time")
-	limit := fs.Int("limit", 20, "at most this many (1-10000)")
-	id, err := parseName(fs, args, "partner")
+	c, id, q, err := logArgs(fs, args)
 	if err != nil {
 		return err
-	}
-	q := url.Values{"limit": {fmt.Sprint(*limit)}}
-	if *since != "" {
-		q.Set("since", *since)
 	}
 	var out struct {
 		Rejections []partner.RejectionRecord `json:"rejections"`
@@ -658,16 +652,9 @@ A partner's delivery log, newest first: every attempt with its outcome
 (delivered, retry, refused), the status, the latency and the start of the
 answer; deliveries parked without a try say why (breaker open, behind an
 earlier delivery of the same key).`)
-	c := clientFlags(fs)
-	since := fs.String("since", "", "only after this: a duration back from now (1h) or an RFC 3339 time")
-	limit := fs.Int("limit", 20, "at most this many")
-	id, err := parseName(fs, args, "partner")
+	c, id, q, err := logArgs(fs, args)
 	if err != nil {
 		return err
-	}
-	q := url.Values{"limit": {fmt.Sprint(*limit)}}
-	if *since != "" {
-		q.Set("since", *since)
 	}
 	var out struct {
 		Deliveries []partner.DeliveryRecord `json:"deliveries"`
@@ -699,4 +686,21 @@ earlier delivery of the same key).`)
 		}
 	})
 	return nil
+}
+
+// logArgs adds --since and --limit to fs, parses args for one partner, and
+// gives the client and the query that reads its log.
+func logArgs(fs *flag.FlagSet, args []string) (*client, string, url.Values, error) {
+	c := clientFlags(fs)
+	since := fs.String("since", "", "only records after this: a duration back from now (24h) or an RFC 3339 time")
+	limit := fs.Int("limit", 20, "at most this many (1-10000)")
+	id, err := parseName(fs, args, "partner")
+	if err != nil {
+		return nil, "", nil, err
+	}
+	q := url.Values{"limit": {fmt.Sprint(*limit)}}
+	if *since != "" {
+		q.Set("since", *since)
+	}
+	return c, id, q, nil
 }

@@ -131,19 +131,7 @@ func OpenKeys(ctx context.Context, kv jetstream.KeyValue, opts KeysOptions) (*Ke
 		_ = k.Stop(ctx)
 		return nil, fmt.Errorf("auth: watch API keys: %w", err)
 	}
-	stopping := k.life.Stopping()
-	k.life.Go(func() {
-		t := time.NewTicker(opts.LastUsedEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-stopping:
-				return
-			case <-t.C:
-				k.FlushLastUsed(k.life.Context())
-			}
-		}
-	})
+	k.life.Every(opts.LastUsedEvery, k.FlushLastUsed)
 	return k, nil
 }
 

@@ -88,19 +88,7 @@ func Open(ctx context.Context, kv jetstream.KeyValue, opts Options) (*Registry, 
 		_ = r.Stop(ctx)
 		return nil, fmt.Errorf("partner: watch the registry: %w", err)
 	}
-	stopping := r.life.Stopping()
-	r.life.Go(func() {
-		t := time.NewTicker(opts.LastUsedEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-stopping:
-				return
-			case <-t.C:
-				r.FlushLastUsed(r.life.Context())
-			}
-		}
-	})
+	r.life.Every(opts.LastUsedEvery, r.FlushLastUsed)
 	return r, nil
 }
 

@@ -25,6 +25,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 )
 
 // ErrStopped is returned by Start once Stop has been called, and by
@@ -179,6 +180,24 @@ func (l *Lifecycle) Go(fn func()) bool {
 	}
 	l.goroutines.Go(fn)
 	return true
+}
+
+// Every runs fn with the service's context every d, in a goroutine of l,
+// until Stop begins. It reports whether it started (see Go).
+func (l *Lifecycle) Every(d time.Duration, fn func(ctx context.Context)) bool {
+	stopping, ctx := l.Stopping(), l.Context()
+	return l.Go(func() {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopping:
+				return
+			case <-t.C:
+				fn(ctx)
+			}
+		}
+	})
 }
 
 // Stopping is closed when Stop begins: take no new work.
