@@ -297,7 +297,7 @@ func TestDeliveriesFromConfig(t *testing.T) {
 	fp, srv := newFakePartner(t)
 	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet(),
 		Deliveries: map[string]sluice.DeliveryConfig{"post": {Hub: "out"}},
-		Partners: []sluice.PartnerConfig{{ID: "acme", Endpoints: []sluice.PartnerEndpoint{{Name: "main", URL: srv.URL, SigningSecrets: []string{fp.secret}}}}}})
+		Partners:   []sluice.PartnerConfig{{ID: "acme", Endpoints: []sluice.PartnerEndpoint{{Name: "main", URL: srv.URL, SigningSecrets: []string{fp.secret}}}}}})
 	app.Hub(sluice.HubConfig{Name: "out", Partitions: 1})
 	require.NoError(t, app.Start(ctx))
 	t.Cleanup(func() { _ = app.Stop(context.Background()) })
