@@ -285,6 +285,11 @@ func (d *delivery) breaker(ctx context.Context, partnerID, ep string) (*resilien
 }
 
 func (d *delivery) log(j job, att partner.Attempt, n int, parked bool, reason string) {
+	outcome := att.Outcome
+	if outcome == "" {
+		outcome = "parked"
+	}
+	d.app.metrics.Deliveries.WithLabelValues(j.msg.Partner, j.ep.Name, outcome).Inc()
 	if d.app.deliveryLog == nil {
 		return
 	}

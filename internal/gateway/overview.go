@@ -401,9 +401,13 @@ type PartnerOverview struct {
 	Tokens  int    `json:"tokens"`
 	// Types are the message types it may send.
 	Types []string `json:"types"`
-	// Accepted and Rejected count its messages on this instance.
-	Accepted int64 `json:"accepted"`
-	Rejected int64 `json:"rejected"`
+	// Accepted and Rejected count its messages on this instance;
+	// Delivered and Failed the deliveries to it (failed: attempts that
+	// parked or gave up a delivery).
+	Accepted  int64 `json:"accepted"`
+	Rejected  int64 `json:"rejected"`
+	Delivered int64 `json:"delivered"`
+	Failed    int64 `json:"failed"`
 	// Endpoints, with the state of each one's breaker ("closed" when it
 	// has none yet).
 	Endpoints []EndpointOverview `json:"endpoints"`
@@ -439,9 +443,19 @@ func (o *overview) partners(ctx context.Context, m metricValues) []PartnerOvervi
 		}
 		counts[p][label(mt, "result")] += int64(value(mt))
 	}
+	deliveries := map[string]map[string]int64{}
+	for _, mt := range m["sluice_partner_deliveries_total"].GetMetric() {
+		p := label(mt, "partner")
+		if deliveries[p] == nil {
+			deliveries[p] = map[string]int64{}
+		}
+		deliveries[p][label(mt, "outcome")] += int64(value(mt))
+	}
 	for _, p := range svc.Registry.Partners() {
+		d := deliveries[p.ID]
 		po := PartnerOverview{ID: p.ID, Name: p.Name, Enabled: p.Enabled, Tokens: len(p.Tokens), Types: []string{},
-			Accepted: counts[p.ID]["accepted"], Rejected: counts[p.ID]["rejected"], Endpoints: []EndpointOverview{}}
+			Accepted: counts[p.ID]["accepted"], Rejected: counts[p.ID]["rejected"], Endpoints: []EndpointOverview{},
+			Delivered: d["delivered"], Failed: d["retry"] + d["refused"] + d["parked"]}
 		for _, t := range svc.Registry.Types(p.ID) {
 			po.Types = append(po.Types, t.Name)
 		}

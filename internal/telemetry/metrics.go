@@ -23,6 +23,7 @@ type Metrics struct {
 
 	EventsIn        *prometheus.CounterVec   // hub
 	PartnerMessages *prometheus.CounterVec   // partner, type, result (accepted, rejected)
+	Deliveries      *prometheus.CounterVec   // partner, endpoint, outcome (delivered, retry, refused, parked)
 	EventsProcessed *prometheus.CounterVec   // function, hub, group
 	BatchDuration   *prometheus.HistogramVec // function
 	BatchSize       *prometheus.HistogramVec // function
@@ -81,6 +82,9 @@ const (
 func NewMetrics() *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
+		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_partner_deliveries_total", Help: "Delivery attempts of this instance to partners' endpoints, by outcome: delivered (2xx), retry (no answer, 408, 429, 5xx: parked), refused (another 4xx: given up), parked (without a try: the endpoint's breaker is open, or an earlier delivery of the key waits).",
+		}, []string{"partner", "endpoint", "outcome"}),
 		PartnerMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_partner_messages_total", Help: "Messages partners sent to this instance, by partner, message type and result (accepted: published to the type's hub; rejected: refused and kept in the rejection log).",
 		}, []string{"partner", "type", "result"}),
@@ -159,7 +163,7 @@ func NewMetrics() *Metrics {
 		scale: newScaleCollector(),
 		dr:    newDRCollector(),
 	}
-	m.Registry.MustRegister(m.HTTPFunctionRequests, m.HTTPFunctionDuration, m.deadLetters, m.scale, m.dr, m.BreakerState, m.BreakerTransitions, m.Timeouts, m.Overruns, m.FeedChangesProcessed, m.FeedOwnedRanges, m.FeedLag, m.QueueDepth, m.QueueOldestAge, m.QueueMessages, m.PartnerMessages, m.EventsIn, m.EventsProcessed, m.BatchDuration, m.BatchSize, m.Failures,
+	m.Registry.MustRegister(m.HTTPFunctionRequests, m.HTTPFunctionDuration, m.deadLetters, m.scale, m.dr, m.BreakerState, m.BreakerTransitions, m.Timeouts, m.Overruns, m.FeedChangesProcessed, m.FeedOwnedRanges, m.FeedLag, m.QueueDepth, m.QueueOldestAge, m.QueueMessages, m.PartnerMessages, m.Deliveries, m.EventsIn, m.EventsProcessed, m.BatchDuration, m.BatchSize, m.Failures,
 		m.Retries, m.DeadLettered, m.CheckpointLag, m.OwnedPartitions, m.HTTPRequests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -83,6 +83,7 @@ func TestDashboardPartners(t *testing.T) {
 	down.Store(false)
 	run("retry the parked deliveries", chromedp.Click(chromedp.CSS(`#partner-retry`)))
 	poll("the status says so", `document.querySelector('#status').textContent.includes('1 deliveries to acme will be tried again now')`)
+	poll("the delivery counted", fmt.Sprintf(`%s.querySelector('[data-col="delivered"]').textContent === '1' && %s.querySelector('[data-col="failed"]').textContent === '1'`, row, row))
 	poll("delivered: nothing parked", `fetch('/api/v1/deliveries?partner=acme').then((r) => r.json()).then((d) => window.__parked = d.count) && window.__parked === 0`)
 	tb.noExceptions()
 	run("scroll to the partners", chromedp.Evaluate[chromedp.Void](`document.querySelector('#partners').scrollIntoView()`))

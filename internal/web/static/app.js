@@ -403,13 +403,14 @@
       { text: p.enabled ? 'yes' : 'no', col: 'enabled', cls: p.enabled ? '' : 'bad' },
       txt(p.types.join(', '), 'types', 'wrap'),
       num(p.accepted, 'accepted'), { ...num(p.rejected, 'rejected'), cls: 'num' + (p.rejected ? ' bad' : '') },
+      num(p.delivered, 'delivered'), { ...num(p.failed, 'failed'), cls: 'num' + (p.failed ? ' bad' : '') },
       { text: p.endpoints.length ? p.endpoints.map((e) => `${e.name} (${e.breaker})`).join(', ') : 'none', col: 'endpoints',
         cls: p.endpoints.some((e) => e.breaker !== 'closed') ? 'bad' : '' },
       (td, isNew) => {
         if (!isNew) return;
         td.append(el('button', { type: 'button', onclick: () => openPartner(p.id), 'aria-label': `Details of partner ${p.id}` }, 'Details'));
       },
-    ], 'No partners.', 7);
+    ], 'No partners.', 9);
     if (partnerShown && !(ov.partners || []).some((p) => p.id === partnerShown)) closePartner();
   }
 
