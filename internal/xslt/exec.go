@@ -826,6 +826,17 @@ func (x *exec) resolveName(name string, ns *avt, scope *xmltree.Node, element bo
 }
 
 func (a *attributeI) exec(x *exec) error {
+	// As xsltproc: an attribute with no element to go to (at the top of
+	// the output or of a fragment) is skipped before its name and content
+	// are evaluated; one after the element's children is an error.
+	if b := x.out; !b.strOnly {
+		if b.cur.Kind != xmltree.Element {
+			return nil
+		}
+		if len(b.cur.Children) > 0 || b.pending.Len() > 0 || b.hasText {
+			return x.errf(a.line, "xsl:attribute: cannot add an attribute to <%s> after its children", b.cur.Name())
+		}
+	}
 	name, err := x.avt(a.name, a.line)
 	if err != nil {
 		return err
@@ -867,10 +878,7 @@ func (p *piI) exec(x *exec) error {
 	if err != nil {
 		return err
 	}
-	name = strings.TrimSpace(name)
-	if !isNCName(name) || strings.EqualFold(name, "xml") {
-		return x.errf(p.line, "xsl:processing-instruction: %q is not a valid target", name)
-	}
+	// xsltproc writes any target, even an empty one or xml.
 	v, err := x.stringContent(p.body, p.line)
 	if err != nil {
 		return err
