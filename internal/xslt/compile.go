@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/sluicehq/sluice/internal/xmltree"
 	"github.com/sluicehq/sluice/internal/xpath"
@@ -75,6 +76,7 @@ type Stylesheet struct {
 	// so its prefix is resolved where the expression was written.
 	scopes   map[*xpath.Expr]*xmltree.Node
 	pictures pictureCache
+	outHint  atomic.Int64 // the size of a recent output, to size the next
 	modules  []*module
 }
 

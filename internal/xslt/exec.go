@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/sluicehq/sluice/internal/xmltree"
 	"github.com/sluicehq/sluice/internal/xpath"
@@ -37,17 +38,39 @@ type exec struct {
 	globalErr error                  // see takeGlobalErr
 	pstack    []binding              // parameter values being passed (see withParams)
 	scope     *xmltree.Node          // the stylesheet element of the expression evaluated, if it matters
-	slab      []xmltree.Node         // nodes for result trees, allocated in blocks
+	slab      []xmltree.Node         // the rest of the current slab (see newNode)
+	slabs     []*[]xmltree.Node      // the slabs taken
 }
 
 // newNode allocates a result tree node.
 func (x *exec) newNode() *xmltree.Node {
 	if len(x.slab) == 0 {
-		x.slab = make([]xmltree.Node, 32)
+		p, _ := slabPool.Get().(*[]xmltree.Node)
+		if p == nil {
+			s := make([]xmltree.Node, slabSize)
+			p = &s
+		}
+		x.slabs = append(x.slabs, p)
+		x.slab = *p
 	}
 	n := &x.slab[0]
 	x.slab = x.slab[1:]
 	return n
+}
+
+// Result tree nodes come in slabs, recycled when a transformation ends:
+// nothing built escapes it (the output is bytes).
+const slabSize = 32
+
+var slabPool sync.Pool // of *[]xmltree.Node, cleared
+
+// release returns the slabs to the pool.
+func (x *exec) release() {
+	for _, p := range x.slabs {
+		clear(*p)
+		slabPool.Put(p)
+	}
+	x.slabs, x.slab = nil, nil
 }
 
 type binding struct {
@@ -93,7 +116,10 @@ func (s *Stylesheet) Transform(doc *xmltree.Node, params map[string]string) ([]b
 		budget:    s.opts.MaxOutput,
 		maxSteps:  8*s.opts.MaxOutput + 1_000_000,
 		nextOrder: 1 << 40,
+		vars:      make([]binding, 0, 16),
+		pstack:    make([]binding, 0, 8),
 	}
+	defer x.release()
 	if len(s.strip) > 0 {
 		doc = x.stripSpace(doc)
 	}
