@@ -116,8 +116,8 @@ func (s *Stylesheet) Transform(doc *xmltree.Node, params map[string]string) ([]b
 		budget:    s.opts.MaxOutput,
 		maxSteps:  8*s.opts.MaxOutput + 1_000_000,
 		nextOrder: 1 << 40,
-		vars:      make([]binding, 0, 16),
-		pstack:    make([]binding, 0, 8),
+		vars:      make([]binding, 0, 32),
+		pstack:    make([]binding, 0, 32),
 	}
 	defer x.release()
 	if len(s.strip) > 0 {
