@@ -13,7 +13,6 @@ type builder struct {
 	x     *exec
 	root  *xmltree.Node
 	cur   *xmltree.Node
-	final bool // the output (not a fragment): disable-output-escaping applies
 	// strOnly keeps only the text written, at any depth (see
 	// exec.stringContent); depth counts the elements ignored.
 	strOnly bool
@@ -29,7 +28,7 @@ type builder struct {
 
 func (x *exec) newBuilder() *builder {
 	root := &xmltree.Node{Kind: xmltree.Document}
-	return &builder{x: x, root: root, cur: root, final: x.out == nil}
+	return &builder{x: x, root: root, cur: root}
 }
 
 func (b *builder) spend(n int) error {
@@ -315,7 +314,7 @@ func (b *builder) copyNode(n *xmltree.Node, top bool) error {
 	case xmltree.Attribute:
 		return b.attribute(n.Space, n.Local, n.Prefix, n.Data)
 	case xmltree.Text:
-		raw := b.x.raw[n] && b.final
+		raw := b.x.raw[n]
 		return b.text(n.Data, raw)
 	case xmltree.Comment:
 		return b.comment(n.Data)

@@ -38,6 +38,6 @@
 // exploding stylesheet fails with [ErrLimit] instead of hanging. Errors
 // say the stylesheet line and the template.
 //
-// disable-output-escaping is honoured on xsl:text and xsl:value-of when the
-// text goes to the output (not into a variable).
+// disable-output-escaping is honoured on xsl:text and xsl:value-of, also
+// through a variable copied to the output, as xsltproc does.
 package xslt

@@ -678,14 +678,14 @@ func (x *exec) sort(nodes xpath.NodeSet, keys []sortKey, line int) (xpath.NodeSe
 	return out, nil
 }
 
-func (t *textOut) exec(x *exec) error { return x.out.text(t.s, t.doe && x.out.final) }
+func (t *textOut) exec(x *exec) error { return x.out.text(t.s, t.doe) }
 
 func (v *valueOf) exec(x *exec) error {
 	s, err := x.evalString(v.sel, v.line)
 	if err != nil {
 		return err
 	}
-	return x.out.text(s, v.doe && x.out.final)
+	return x.out.text(s, v.doe)
 }
 
 func (l *localVar) exec(x *exec) error {
