@@ -10,9 +10,9 @@ import (
 
 // builder builds a result tree: the output, or a result tree fragment.
 type builder struct {
-	x     *exec
-	root  *xmltree.Node
-	cur   *xmltree.Node
+	x    *exec
+	root *xmltree.Node
+	cur  *xmltree.Node
 	// strOnly keeps only the text written, at any depth (see
 	// exec.stringContent); depth counts the elements ignored.
 	strOnly bool
