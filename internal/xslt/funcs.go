@@ -47,8 +47,14 @@ func hasFunction(space, local string) bool {
 
 // Function implements xpath.Env.
 func (x *exec) Function(space, local string) (xpath.Func, bool) {
-	f, ok := xsltFunctions[qname{space, local}]
-	return f, ok
+	if f, ok := xsltFunctions[qname{space, local}]; ok {
+		return f, true
+	}
+	// A function compiled because function-available() guards it.
+	q := qname{space, local}
+	return func(*xpath.Context, []xpath.Value) (xpath.Value, error) {
+		return nil, fmt.Errorf("the extension function %s is not supported", q)
+	}, true
 }
 
 func execOf(c *xpath.Context) *exec {
