@@ -25,7 +25,9 @@
 // Compile refuses, with the line and the construct: document() (stylesheets
 // cannot read files or URLs), extension elements (unless they have an
 // xsl:fallback) and extension functions other than exsl:node-set() and
-// exsl:object-type(), output encodings other than UTF-8, xsl:number
+// exsl:object-type() (one that the stylesheet tests with
+// function-available() is compiled, and fails only if called), output
+// encodings other than UTF-8, xsl:number
 // letter-value="traditional", a local variable that shadows another of its
 // template, and anything that is not XSLT 1.0 outside forwards-compatible
 // mode.
