@@ -939,7 +939,7 @@ func (c *copyI) exec(x *exec) error {
 		b.endElement()
 		return nil
 	case xmltree.Attribute:
-		if err := b.attribute(n.Space, n.Local, n.Prefix, n.Data); err != nil {
+		if err := b.copyAttribute(n); err != nil {
 			return x.errf(c.line, "xsl:copy: %w", err)
 		}
 		return nil

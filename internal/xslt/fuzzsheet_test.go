@@ -76,7 +76,7 @@ func (g *sheetGen) instruction() {
 		fmt.Fprintf(b, `<xsl:value-of select="%s"/>`, g.pick(g.p.values))
 		return
 	}
-	switch g.next(17) {
+	switch g.next(21) {
 	case 0:
 		name := g.pick(g.p.names)
 		fmt.Fprintf(b, `<%s k="{%s}">`, name, g.pick(g.p.values))
@@ -151,6 +151,20 @@ func (g *sheetGen) instruction() {
 		b.WriteString(`<xsl:message>m</xsl:message>`)
 	case 16:
 		fmt.Fprintf(b, `<%s xsl:use-attribute-sets="set"/>`, g.pick(g.p.names))
+	case 17:
+		b.WriteString(g.pick([]string{`<xsl:text disable-output-escaping="yes">&lt;raw/&gt;</xsl:text>`,
+			`<xsl:value-of select="'&lt;v&gt;'" disable-output-escaping="yes"/>`}))
+	case 18:
+		v := fmt.Sprintf("r%d", g.nvars)
+		g.nvars++
+		fmt.Fprintf(b, `<xsl:variable name="%s">`, v)
+		g.body(1 + g.next(3))
+		fmt.Fprintf(b, `</xsl:variable><xsl:copy-of select="$%s"/><xsl:value-of select="count(exsl:node-set($%s)/node())"/>`, v, v)
+	case 19:
+		fmt.Fprintf(b, `<xsl:apply-templates select="%s"><xsl:with-param name="p" select="%s"/></xsl:apply-templates>`, g.pick(g.p.selects), g.pick(g.p.values))
+	case 20:
+		fmt.Fprintf(b, `<xsl:number value="%s" format="%s"/>`, g.pick([]string{"position()", "@qty", "count(*)", "last() * 3"}),
+			g.pick([]string{"1", "01", "a", "I", "1.", "(i)", "A-1"}))
 	}
 }
 
@@ -191,7 +205,7 @@ var sheetProfiles = []*sheetProfile{
 func generateSheet(data []byte, p *sheetProfile) []byte {
 	g := &sheetGen{data: data, p: p}
 	b := &g.b
-	fmt.Fprintf(b, `<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform" xmlns:x="urn:x"%s>`, g.pick(p.header))
+	fmt.Fprintf(b, `<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform" xmlns:x="urn:x" xmlns:exsl="http://exslt.org/common" extension-element-prefixes="exsl"%s>`, g.pick(p.header))
 	b.WriteString(g.pick(genOutputs))
 	if g.next(2) == 0 {
 		b.WriteString(`<xsl:strip-space elements="*"/>`)
