@@ -539,6 +539,9 @@ func (a *applyTemplates) exec(x *exec) error {
 			return err
 		}
 	}
+	if len(nodes) == 0 {
+		return nil // xsltproc evaluates no parameter for no node
+	}
 	mark := len(x.pstack)
 	defer func() { x.pstack = x.pstack[:mark] }()
 	params, err := x.withParams(a.params)
