@@ -18,7 +18,9 @@
 // the last matching rule; xsl:sort compares text by code points and
 // ignores case-order and lang; attribute sets merge as libxslt 1.1.35
 // merges them; xsl:number and format-number() round and format as libxslt
-// does; system-property('xsl:version') is the string "1.0".
+// does; system-property('xsl:version') is the string "1.0"; numbers
+// written by xsl:value-of and attribute value templates take libxml2's
+// form (15 significant digits, an exponent outside [1e-5, 1e9]).
 //
 // # What is refused
 //

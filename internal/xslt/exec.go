@@ -369,7 +369,7 @@ func (x *exec) evalString(e *xpath.Expr, line int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return xpath.String(v), nil
+	return stringOf(v), nil
 }
 
 func (x *exec) evalNodes(e *xpath.Expr, line int) (xpath.NodeSet, error) {
@@ -642,7 +642,7 @@ func (x *exec) sort(nodes xpath.NodeSet, keys []sortKey, line int) (xpath.NodeSe
 			if specs[j].num {
 				it.nums[j] = xpath.Number(v)
 			} else {
-				it.strs[j] = xpath.String(v)
+				it.strs[j] = stringOf(v)
 			}
 		}
 		items[i] = it
@@ -963,7 +963,7 @@ func (c *copyOf) exec(x *exec) error {
 	}
 	ns, ok := v.(xpath.NodeSet)
 	if !ok {
-		return x.out.text(xpath.String(v), false)
+		return x.out.text(stringOf(v), false)
 	}
 	for _, n := range ns {
 		if err := x.out.copyNode(n, true); err != nil {

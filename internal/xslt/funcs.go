@@ -125,7 +125,7 @@ func fnKey(c *xpath.Context, args []xpath.Value) (xpath.Value, error) {
 		}
 		return xpath.Sort(out), nil
 	}
-	return xpath.NodeSet(idx[xpath.String(args[1])]), nil
+	return xpath.NodeSet(idx[stringOf(args[1])]), nil
 }
 
 func (x *exec) keyName(name string) (qname, error) {
@@ -180,7 +180,7 @@ func (x *exec) keyIndex(q qname, root *xmltree.Node) (map[string][]*xmltree.Node
 					idx[s] = appendOnce(idx[s], n)
 				}
 			} else {
-				s := xpath.String(v)
+				s := stringOf(v)
 				idx[s] = appendOnce(idx[s], n)
 			}
 		}
