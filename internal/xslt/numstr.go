@@ -14,7 +14,7 @@ import (
 // and trailing zeros dropped, and in exponent form outside [1e-5, 1e9]
 // (0.1 + 0.2 gives 0.3, 1e23 gives 1e+23). XPath 1.0's own rule (the
 // shortest exact decimal, never an exponent) is what xpath.String does
-// inside expressions, so concat(0.1 + 0.2, ”) still gives
+// inside expressions, so string(0.1 + 0.2) still gives
 // 0.30000000000000004.
 func numberString(f float64) string {
 	switch {
