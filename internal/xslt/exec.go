@@ -65,12 +65,24 @@ const slabSize = 32
 var slabPool sync.Pool // of *[]xmltree.Node, cleared
 
 // release returns the slabs to the pool.
+// execPool keeps the state of finished transformations (their stacks
+// and slabs) for the next ones.
+var execPool sync.Pool // of *exec, reset
+
+// release returns the slabs to their pool and x, emptied, to its own.
 func (x *exec) release() {
 	for _, p := range x.slabs {
 		clear(*p)
 		slabPool.Put(p)
 	}
-	x.slabs, x.slab = nil, nil
+	clear(x.slabs)
+	clear(x.vars[:cap(x.vars)])
+	clear(x.pstack[:cap(x.pstack)])
+	for _, c := range x.ctxs {
+		*c = xpath.Context{}
+	}
+	*x = exec{vars: x.vars[:0], pstack: x.pstack[:0], ctxs: x.ctxs, slabs: x.slabs[:0]}
+	execPool.Put(x)
 }
 
 type binding struct {
@@ -110,15 +122,13 @@ func (s *Stylesheet) Transform(doc *xmltree.Node, params map[string]string) ([]b
 	for doc.Parent != nil {
 		doc = doc.Parent
 	}
-	x := &exec{
-		ss:        s,
-		params:    params,
-		budget:    s.opts.MaxOutput,
-		maxSteps:  8*s.opts.MaxOutput + 1_000_000,
-		nextOrder: 1 << 40,
-		vars:      make([]binding, 0, 32),
-		pstack:    make([]binding, 0, 32),
+	x, _ := execPool.Get().(*exec)
+	if x == nil {
+		x = &exec{vars: make([]binding, 0, 32), pstack: make([]binding, 0, 32)}
 	}
+	x.ss, x.params = s, params
+	x.budget, x.maxSteps = s.opts.MaxOutput, 8*s.opts.MaxOutput+1_000_000
+	x.nextOrder = 1 << 40
 	defer x.release()
 	if len(s.strip) > 0 {
 		doc = x.stripSpace(doc)
