@@ -10,10 +10,9 @@ import (
 
 // builder builds a result tree: the output, or a result tree fragment.
 type builder struct {
-	x     *exec
-	root  *xmltree.Node
-	cur   *xmltree.Node
-	final bool // the output (not a fragment): disable-output-escaping applies
+	x    *exec
+	root *xmltree.Node
+	cur  *xmltree.Node
 	// strOnly keeps only the text written, at any depth (see
 	// exec.stringContent); depth counts the elements ignored.
 	strOnly bool
@@ -29,7 +28,7 @@ type builder struct {
 
 func (x *exec) newBuilder() *builder {
 	root := &xmltree.Node{Kind: xmltree.Document}
-	return &builder{x: x, root: root, cur: root, final: x.out == nil}
+	return &builder{x: x, root: root, cur: root}
 }
 
 func (b *builder) spend(n int) error {
@@ -249,14 +248,8 @@ func (b *builder) attribute(space, local, prefix, value string) error {
 		prefix = ""
 	} else if space == xmltree.XMLNamespace {
 		prefix = "xml"
-	} else if got, ok := lookup(e, prefix); prefix == "" || !ok || got != space {
-		switch {
-		case prefix != "" && !ok:
-			e.Decls = append(e.Decls, xmltree.NS{Prefix: prefix, URI: space})
-		default:
-			prefix = b.freePrefix(e, prefix)
-			e.Decls = append(e.Decls, xmltree.NS{Prefix: prefix, URI: space})
-		}
+	} else {
+		prefix = b.attrPrefix(e, prefix, space)
 	}
 	for _, a := range e.Attrs {
 		if a.Space == space && a.Local == local {
@@ -271,6 +264,70 @@ func (b *builder) attribute(space, local, prefix, value string) error {
 	}
 	e.Attrs = append(e.Attrs, a)
 	return nil
+}
+
+// attrPrefix finds or declares a prefix for an attribute in namespace
+// space on element e, as libxslt's xsltGetSpecialNamespace: the prefix
+// asked for (ns_1 if none) if e can bind it, or another bound to space,
+// or prefix_N.
+func (b *builder) attrPrefix(e *xmltree.Node, prefix, space string) string {
+	if prefix == "" {
+		prefix = "ns_1"
+	}
+	declare := func(p string) string {
+		e.Decls = append(e.Decls, xmltree.NS{Prefix: p, URI: space})
+		return p
+	}
+	byURI := func() (string, bool) {
+		for n := e; n != nil && n.Kind == xmltree.Element; n = n.Parent {
+			for _, d := range n.Decls {
+				if d.URI == space && d.Prefix != "" {
+					if got, _ := lookup(e, d.Prefix); got == space {
+						return d.Prefix, true
+					}
+				}
+			}
+		}
+		return "", false
+	}
+	for _, d := range e.Decls {
+		if d.Prefix == prefix {
+			if d.URI == space {
+				return prefix
+			}
+			if p, ok := byURI(); ok {
+				return p
+			}
+			return declare(b.freePrefix(e, prefix))
+		}
+	}
+	p := e.Parent
+	if p == nil || p.Kind != xmltree.Element {
+		return declare(prefix)
+	}
+	if uri, ok := lookupDeclared(p, prefix); ok {
+		if uri == space {
+			return prefix
+		}
+		for _, a := range e.Attrs {
+			if a.Prefix == prefix {
+				if q, ok := byURI(); ok {
+					return q
+				}
+				return declare(b.freePrefix(e, prefix))
+			}
+		}
+	}
+	return declare(prefix)
+}
+
+// copyAttribute copies attribute node n (xsl:copy, xsl:copy-of): unlike
+// xsl:attribute, it is an error where there is no element, as in xsltproc.
+func (b *builder) copyAttribute(n *xmltree.Node) error {
+	if !b.strOnly && b.cur.Kind != xmltree.Element {
+		return fmt.Errorf("cannot add the attribute node %s to a non-element node", n.Name())
+	}
+	return b.attribute(n.Space, n.Local, n.Prefix, n.Data)
 }
 
 // copyNode copies n (deeply) into the result. The top element copied
@@ -313,9 +370,9 @@ func (b *builder) copyNode(n *xmltree.Node, top bool) error {
 		b.endElement()
 		return nil
 	case xmltree.Attribute:
-		return b.attribute(n.Space, n.Local, n.Prefix, n.Data)
+		return b.copyAttribute(n)
 	case xmltree.Text:
-		raw := b.x.raw[n] && b.final
+		raw := b.x.raw[n]
 		return b.text(n.Data, raw)
 	case xmltree.Comment:
 		return b.comment(n.Data)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/sluicehq/sluice/internal/xmltree"
 	"github.com/sluicehq/sluice/internal/xpath"
@@ -75,6 +76,7 @@ type Stylesheet struct {
 	// so its prefix is resolved where the expression was written.
 	scopes   map[*xpath.Expr]*xmltree.Node
 	pictures pictureCache
+	outHint  atomic.Int64 // the size of a recent output, to size the next
 	modules  []*module
 }
 
@@ -162,6 +164,9 @@ type compiler struct {
 	forwards bool
 	gprec    map[qname]int
 	hrefs    map[*xmltree.Node]string // document nodes of included and imported stylesheets
+	// guarded are the extension functions the stylesheet tests with
+	// function-available('p:f'): compiled, and refused only if called.
+	guarded map[qname]bool
 	// locals are the local variables and parameters in scope where the
 	// compiler is, to refuse one that shadows another of its template.
 	locals []localName
@@ -241,6 +246,7 @@ func Compile(src []byte, opts Options) (*Stylesheet, error) {
 		return nil, fmt.Errorf("stylesheet: %w", err)
 	}
 	c.stack = []string{""}
+	c.findGuards(doc)
 	if err := c.module(doc.Root(), ""); err != nil {
 		return nil, err
 	}
@@ -412,6 +418,7 @@ func (c *compiler) load(n *xmltree.Node, f func(root *xmltree.Node, href string)
 		c.hrefs = map[*xmltree.Node]string{}
 	}
 	c.hrefs[doc] = href
+	c.findGuards(doc)
 	c.stack = append(c.stack, href)
 	defer func() { c.stack = c.stack[:len(c.stack)-1] }()
 	return f(doc.Root(), href)
@@ -581,7 +588,58 @@ func (c *compiler) xpathOpts(n *xmltree.Node) xpath.Options {
 			}
 			return n.LookupPrefix(prefix)
 		},
-		HasFunction: hasFunction,
+		HasFunction: func(space, local string) bool {
+			return hasFunction(space, local) || c.guarded[qname{space, local}]
+		},
+	}
+}
+
+// findGuards records the functions named by function-available('…')
+// literals in the stylesheet: a stylesheet written for several processors
+// calls msxsl:node-set() only where function-available() says it exists,
+// so such a call is compiled and fails only if it is reached.
+func (c *compiler) findGuards(doc *xmltree.Node) {
+	var walk func(n *xmltree.Node)
+	walk = func(n *xmltree.Node) {
+		for _, a := range n.Attrs {
+			v := a.Data
+			for {
+				i := strings.Index(v, "function-available")
+				if i < 0 {
+					break
+				}
+				v = strings.TrimLeft(v[i+len("function-available"):], " \t\r\n")
+				if !strings.HasPrefix(v, "(") {
+					continue
+				}
+				v = strings.TrimLeft(v[1:], " \t\r\n")
+				if v == "" || v[0] != '\'' && v[0] != '"' {
+					continue
+				}
+				end := strings.IndexByte(v[1:], v[0])
+				if end < 0 {
+					break
+				}
+				name := strings.TrimSpace(v[1 : 1+end])
+				if prefix, local, ok := strings.Cut(name, ":"); ok {
+					if uri, found := n.LookupPrefix(prefix); found {
+						if c.guarded == nil {
+							c.guarded = map[qname]bool{}
+						}
+						c.guarded[qname{uri, local}] = true
+					}
+				}
+				v = v[1+end:]
+			}
+		}
+		for _, ch := range n.Children {
+			if ch.Kind == xmltree.Element {
+				walk(ch)
+			}
+		}
+	}
+	if r := doc.Root(); r != nil {
+		walk(r)
 	}
 }
 

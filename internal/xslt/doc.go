@@ -18,14 +18,18 @@
 // the last matching rule; xsl:sort compares text by code points and
 // ignores case-order and lang; attribute sets merge as libxslt 1.1.35
 // merges them; xsl:number and format-number() round and format as libxslt
-// does; system-property('xsl:version') is the string "1.0".
+// does; system-property('xsl:version') is the string "1.0"; numbers
+// written by xsl:value-of and attribute value templates take libxml2's
+// form (15 significant digits, an exponent outside [1e-5, 1e9]).
 //
 // # What is refused
 //
 // Compile refuses, with the line and the construct: document() (stylesheets
 // cannot read files or URLs), extension elements (unless they have an
 // xsl:fallback) and extension functions other than exsl:node-set() and
-// exsl:object-type(), output encodings other than UTF-8, xsl:number
+// exsl:object-type() (one that the stylesheet tests with
+// function-available() is compiled, and fails only if called), output
+// encodings other than UTF-8, xsl:number
 // letter-value="traditional", a local variable that shadows another of its
 // template, and anything that is not XSLT 1.0 outside forwards-compatible
 // mode.
@@ -38,6 +42,6 @@
 // exploding stylesheet fails with [ErrLimit] instead of hanging. Errors
 // say the stylesheet line and the template.
 //
-// disable-output-escaping is honoured on xsl:text and xsl:value-of when the
-// text goes to the output (not into a variable).
+// disable-output-escaping is honoured on xsl:text and xsl:value-of, also
+// through a variable copied to the output, as xsltproc does.
 package xslt

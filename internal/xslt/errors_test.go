@@ -153,8 +153,9 @@ func TestRuntimeErrors(t *testing.T) {
 		{"unknown variable", `<xsl:template match="/"><xsl:value-of select="$nope"/></xsl:template>`, "line 2"},
 		{"not a node-set", `<xsl:template match="/"><xsl:for-each select="'x'"/></xsl:template>`, `line 2: 'x' is not a node-set (in template match="/" (line 2))`},
 		{"unknown named template", `<xsl:template match="/"><xsl:call-template name="nope"/></xsl:template>`, "no template is named nope"},
-		{"attribute after children", `<xsl:template match="/"><a><b/><xsl:attribute name="x">1</xsl:attribute></a></xsl:template>`, "cannot add the attribute x"},
+		{"attribute after children", `<xsl:template match="/"><a><b/><xsl:attribute name="x">1</xsl:attribute></a></xsl:template>`, "xsl:attribute: cannot add an attribute to <a> after its children"},
 		{"bad element name", `<xsl:template match="/"><xsl:element name="{'1x'}"/></xsl:template>`, `"1x" is not a valid element name`},
+		{"guarded extension called", `<xsl:template match="/"><xsl:if test="not(function-available('str:tokenize'))"><xsl:value-of select="str:tokenize('a b')"/></xsl:if></xsl:template>`, "the extension function {http://exslt.org/strings}tokenize is not supported"},
 		{"unknown key", `<xsl:template match="/"><xsl:value-of select="key('k', 'v')"/></xsl:template>`, `no xsl:key is named "k"`},
 	}
 	for _, c := range cases {

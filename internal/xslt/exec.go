@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/sluicehq/sluice/internal/xmltree"
 	"github.com/sluicehq/sluice/internal/xpath"
@@ -37,17 +38,51 @@ type exec struct {
 	globalErr error                  // see takeGlobalErr
 	pstack    []binding              // parameter values being passed (see withParams)
 	scope     *xmltree.Node          // the stylesheet element of the expression evaluated, if it matters
-	slab      []xmltree.Node         // nodes for result trees, allocated in blocks
+	slab      []xmltree.Node         // the rest of the current slab (see newNode)
+	slabs     []*[]xmltree.Node      // the slabs taken
 }
 
 // newNode allocates a result tree node.
 func (x *exec) newNode() *xmltree.Node {
 	if len(x.slab) == 0 {
-		x.slab = make([]xmltree.Node, 32)
+		p, _ := slabPool.Get().(*[]xmltree.Node)
+		if p == nil {
+			s := make([]xmltree.Node, slabSize)
+			p = &s
+		}
+		x.slabs = append(x.slabs, p)
+		x.slab = *p
 	}
 	n := &x.slab[0]
 	x.slab = x.slab[1:]
 	return n
+}
+
+// Result tree nodes come in slabs, recycled when a transformation ends:
+// nothing built escapes it (the output is bytes).
+const slabSize = 32
+
+var slabPool sync.Pool // of *[]xmltree.Node, cleared
+
+// release returns the slabs to the pool.
+// execPool keeps the state of finished transformations (their stacks
+// and slabs) for the next ones.
+var execPool sync.Pool // of *exec, reset
+
+// release returns the slabs to their pool and x, emptied, to its own.
+func (x *exec) release() {
+	for _, p := range x.slabs {
+		clear(*p)
+		slabPool.Put(p)
+	}
+	clear(x.slabs)
+	clear(x.vars[:cap(x.vars)])
+	clear(x.pstack[:cap(x.pstack)])
+	for _, c := range x.ctxs {
+		*c = xpath.Context{}
+	}
+	*x = exec{vars: x.vars[:0], pstack: x.pstack[:0], ctxs: x.ctxs, slabs: x.slabs[:0]}
+	execPool.Put(x)
 }
 
 type binding struct {
@@ -87,13 +122,14 @@ func (s *Stylesheet) Transform(doc *xmltree.Node, params map[string]string) ([]b
 	for doc.Parent != nil {
 		doc = doc.Parent
 	}
-	x := &exec{
-		ss:        s,
-		params:    params,
-		budget:    s.opts.MaxOutput,
-		maxSteps:  8*s.opts.MaxOutput + 1_000_000,
-		nextOrder: 1 << 40,
+	x, _ := execPool.Get().(*exec)
+	if x == nil {
+		x = &exec{vars: make([]binding, 0, 32), pstack: make([]binding, 0, 32)}
 	}
+	x.ss, x.params = s, params
+	x.budget, x.maxSteps = s.opts.MaxOutput, 8*s.opts.MaxOutput+1_000_000
+	x.nextOrder = 1 << 40
+	defer x.release()
 	if len(s.strip) > 0 {
 		doc = x.stripSpace(doc)
 	}
@@ -343,7 +379,7 @@ func (x *exec) evalString(e *xpath.Expr, line int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return xpath.String(v), nil
+	return stringOf(v), nil
 }
 
 func (x *exec) evalNodes(e *xpath.Expr, line int) (xpath.NodeSet, error) {
@@ -513,6 +549,9 @@ func (a *applyTemplates) exec(x *exec) error {
 			return err
 		}
 	}
+	if len(nodes) == 0 {
+		return nil // xsltproc evaluates no parameter for no node
+	}
 	mark := len(x.pstack)
 	defer func() { x.pstack = x.pstack[:mark] }()
 	params, err := x.withParams(a.params)
@@ -613,7 +652,7 @@ func (x *exec) sort(nodes xpath.NodeSet, keys []sortKey, line int) (xpath.NodeSe
 			if specs[j].num {
 				it.nums[j] = xpath.Number(v)
 			} else {
-				it.strs[j] = xpath.String(v)
+				it.strs[j] = stringOf(v)
 			}
 		}
 		items[i] = it
@@ -652,14 +691,14 @@ func (x *exec) sort(nodes xpath.NodeSet, keys []sortKey, line int) (xpath.NodeSe
 	return out, nil
 }
 
-func (t *textOut) exec(x *exec) error { return x.out.text(t.s, t.doe && x.out.final) }
+func (t *textOut) exec(x *exec) error { return x.out.text(t.s, t.doe) }
 
 func (v *valueOf) exec(x *exec) error {
 	s, err := x.evalString(v.sel, v.line)
 	if err != nil {
 		return err
 	}
-	return x.out.text(s, v.doe && x.out.final)
+	return x.out.text(s, v.doe)
 }
 
 func (l *localVar) exec(x *exec) error {
@@ -826,6 +865,17 @@ func (x *exec) resolveName(name string, ns *avt, scope *xmltree.Node, element bo
 }
 
 func (a *attributeI) exec(x *exec) error {
+	// As xsltproc: an attribute with no element to go to (at the top of
+	// the output or of a fragment) is skipped before its name and content
+	// are evaluated; one after the element's children is an error.
+	if b := x.out; !b.strOnly {
+		if b.cur.Kind != xmltree.Element {
+			return nil
+		}
+		if len(b.cur.Children) > 0 || b.pending.Len() > 0 || b.hasText {
+			return x.errf(a.line, "xsl:attribute: cannot add an attribute to <%s> after its children", b.cur.Name())
+		}
+	}
 	name, err := x.avt(a.name, a.line)
 	if err != nil {
 		return err
@@ -867,10 +917,7 @@ func (p *piI) exec(x *exec) error {
 	if err != nil {
 		return err
 	}
-	name = strings.TrimSpace(name)
-	if !isNCName(name) || strings.EqualFold(name, "xml") {
-		return x.errf(p.line, "xsl:processing-instruction: %q is not a valid target", name)
-	}
+	// xsltproc writes any target, even an empty one or xml.
 	v, err := x.stringContent(p.body, p.line)
 	if err != nil {
 		return err
@@ -905,7 +952,7 @@ func (c *copyI) exec(x *exec) error {
 		b.endElement()
 		return nil
 	case xmltree.Attribute:
-		if err := b.attribute(n.Space, n.Local, n.Prefix, n.Data); err != nil {
+		if err := b.copyAttribute(n); err != nil {
 			return x.errf(c.line, "xsl:copy: %w", err)
 		}
 		return nil
@@ -926,7 +973,7 @@ func (c *copyOf) exec(x *exec) error {
 	}
 	ns, ok := v.(xpath.NodeSet)
 	if !ok {
-		return x.out.text(xpath.String(v), false)
+		return x.out.text(stringOf(v), false)
 	}
 	for _, n := range ns {
 		if err := x.out.copyNode(n, true); err != nil {

@@ -47,8 +47,14 @@ func hasFunction(space, local string) bool {
 
 // Function implements xpath.Env.
 func (x *exec) Function(space, local string) (xpath.Func, bool) {
-	f, ok := xsltFunctions[qname{space, local}]
-	return f, ok
+	if f, ok := xsltFunctions[qname{space, local}]; ok {
+		return f, true
+	}
+	// A function compiled because function-available() guards it.
+	q := qname{space, local}
+	return func(*xpath.Context, []xpath.Value) (xpath.Value, error) {
+		return nil, fmt.Errorf("the extension function %s is not supported", q)
+	}, true
 }
 
 func execOf(c *xpath.Context) *exec {
@@ -119,7 +125,7 @@ func fnKey(c *xpath.Context, args []xpath.Value) (xpath.Value, error) {
 		}
 		return xpath.Sort(out), nil
 	}
-	return xpath.NodeSet(idx[xpath.String(args[1])]), nil
+	return xpath.NodeSet(idx[stringOf(args[1])]), nil
 }
 
 func (x *exec) keyName(name string) (qname, error) {
@@ -174,7 +180,7 @@ func (x *exec) keyIndex(q qname, root *xmltree.Node) (map[string][]*xmltree.Node
 					idx[s] = appendOnce(idx[s], n)
 				}
 			} else {
-				s := xpath.String(v)
+				s := stringOf(v)
 				idx[s] = appendOnce(idx[s], n)
 			}
 		}

@@ -28,6 +28,7 @@ func (x *exec) serialize(root *xmltree.Node) ([]byte, error) {
 		}
 	}
 	var buf bytes.Buffer
+	buf.Grow(int(x.ss.outHint.Load()))
 	s := &serializer{buf: &buf, raw: x.raw, out: o}
 	switch method {
 	case "text":
@@ -47,6 +48,7 @@ func (x *exec) serialize(root *xmltree.Node) ([]byte, error) {
 	if buf.Len() > x.ss.opts.MaxOutput {
 		return nil, fmt.Errorf("%w: the output is over %d bytes (Options.MaxOutput)", ErrLimit, x.ss.opts.MaxOutput)
 	}
+	x.ss.outHint.Store(int64(min(buf.Len()+buf.Len()/8, 1<<20)))
 	return buf.Bytes(), nil
 }
 
