@@ -194,7 +194,9 @@ func (d *delivery) run(ctx context.Context, jobs []job) ([]partner.Parked, map[i
 		refused = map[int]error{}
 		wg      sync.WaitGroup
 		sem     = make(chan struct{}, d.cfg.Concurrency)
+		logged  attempts
 	)
+	defer d.flush(&logged)
 	now := time.Now()
 	for _, k := range order {
 		lane, wait := lanes[k], behind[k]
@@ -207,14 +209,14 @@ func (d *delivery) run(ctx context.Context, jobs []job) ([]partner.Parked, map[i
 				if wait {
 					p := partner.NewParked(j.msg, j.ep.Name, j.source, d.name, j.order, now)
 					p.Reason = "behind an earlier parked delivery of the same key"
-					d.log(j, partner.Attempt{Time: now}, 0, true, p.Reason)
+					d.log(&logged, j, partner.Attempt{Time: now}, 0, true, p.Reason)
 					mu.Lock()
 					parked = append(parked, p)
 					mu.Unlock()
 					continue
 				}
 				out, att, reason := d.attempt(ctx, j.ep, j.msg)
-				d.log(j, att, 1, out == partner.Retry, reason)
+				d.log(&logged, j, att, 1, out == partner.Retry, reason)
 				switch out {
 				case partner.Retry:
 					p := partner.NewParked(j.msg, j.ep.Name, j.source, d.name, j.order, now)
@@ -284,21 +286,34 @@ func (d *delivery) breaker(ctx context.Context, partnerID, ep string) (*resilien
 	return b, nil
 }
 
-func (d *delivery) log(j job, att partner.Attempt, n int, parked bool, reason string) {
+// attempts collects the delivery log's records of one batch or sweep,
+// written together by flush.
+type attempts struct {
+	mu   sync.Mutex
+	recs []partner.DeliveryRecord
+}
+
+func (d *delivery) log(l *attempts, j job, att partner.Attempt, n int, parked bool, reason string) {
 	outcome := att.Outcome
 	if outcome == "" {
 		outcome = "parked"
 	}
 	d.app.metrics.Deliveries.WithLabelValues(j.msg.Partner, j.ep.Name, outcome).Inc()
-	if d.app.deliveryLog == nil {
-		return
-	}
 	rec := partner.DeliveryRecord{Attempt: att, Partner: j.msg.Partner, Endpoint: j.ep.Name, Type: j.msg.Type,
 		MessageID: j.msg.ID, Source: j.source, Number: n, Parked: parked}
 	if parked {
 		rec.Reason = reason
 	}
-	_ = d.app.deliveryLog.Record(rec)
+	l.mu.Lock()
+	l.recs = append(l.recs, rec)
+	l.mu.Unlock()
+}
+
+// flush writes the collected records to the delivery log.
+func (d *delivery) flush(l *attempts) {
+	if d.app.deliveryLog != nil && len(l.recs) > 0 {
+		_ = d.app.deliveryLog.Record(l.recs...)
+	}
 }
 
 // retryDue posts the parked deliveries of this function whose time has
@@ -345,7 +360,9 @@ func (d *delivery) retryDue(ctx context.Context) (int, error) {
 		mu        sync.Mutex
 		delivered int
 		errs      []error
+		logged    attempts
 	)
+	defer d.flush(&logged)
 	for _, k := range order {
 		lane := lanes[k]
 		slices.SortStableFunc(lane, func(a, b partner.Parked) int { return cmp.Compare(a.Order, b.Order) })
@@ -358,7 +375,7 @@ func (d *delivery) retryDue(ctx context.Context) (int, error) {
 				if p.NextAttempt.After(now) {
 					return // not its time yet: the rest of the lane waits behind it
 				}
-				ok, err := d.retryOne(ctx, p)
+				ok, err := d.retryOne(ctx, p, &logged)
 				mu.Lock()
 				if ok {
 					delivered++
@@ -378,7 +395,7 @@ func (d *delivery) retryDue(ctx context.Context) (int, error) {
 }
 
 // retryOne tries a parked delivery again and records how it went.
-func (d *delivery) retryOne(ctx context.Context, p partner.Parked) (bool, error) {
+func (d *delivery) retryOne(ctx context.Context, p partner.Parked, logged *attempts) (bool, error) {
 	store := d.parks()
 	now := time.Now()
 	ep, err := d.app.partners.Registry.Endpoint(p.Partner, p.Endpoint)
@@ -393,7 +410,7 @@ func (d *delivery) retryOne(ctx context.Context, p partner.Parked) (bool, error)
 		p.Attempts++
 		p.Last = &att
 	}
-	d.log(j, att, p.Attempts, out == partner.Retry, reason)
+	d.log(logged, j, att, p.Attempts, out == partner.Retry, reason)
 	switch out {
 	case partner.Delivered:
 		return true, ignoreConflict(store.Remove(ctx, p))

@@ -2,6 +2,7 @@ package partner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -45,9 +46,27 @@ func OpenDeliveryLog(ctx context.Context, js jetstream.JetStream) (*DeliveryLog,
 	return &DeliveryLog{l}, nil
 }
 
-// Record logs an attempt without waiting for it to be stored: the log is
-// for people, and must not slow deliveries down.
-func (l *DeliveryLog) Record(rec DeliveryRecord) error { return l.log.recordAsync(rec.Partner, rec) }
+// Record logs attempts without waiting for them to be stored: the log is
+// for people, and must not slow deliveries down. The records of one
+// partner go together in one stored message, so that a batch of
+// deliveries costs one write per partner, not one per attempt.
+func (l *DeliveryLog) Record(recs ...DeliveryRecord) error {
+	byPartner := map[string][]DeliveryRecord{}
+	var order []string
+	for _, r := range recs {
+		if _, ok := byPartner[r.Partner]; !ok {
+			order = append(order, r.Partner)
+		}
+		byPartner[r.Partner] = append(byPartner[r.Partner], r)
+	}
+	var errs []error
+	for _, p := range order {
+		if err := l.log.recordAsync(p, byPartner[p]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // List returns a partner's delivery records since a time, newest first,
 // at most limit of them.

@@ -168,8 +168,17 @@ func listOf[T any](ctx context.Context, l *jsonLog, key string, since time.Time,
 		got, last := 0, false
 		for m := range batch.Messages() {
 			got++
-			var rec T
-			if json.Unmarshal(m.Data(), &rec) == nil {
+			// A message holds one record, or an array of them (a batch's).
+			var recs []T
+			if data := m.Data(); len(data) > 0 && data[0] == '[' {
+				_ = json.Unmarshal(data, &recs)
+			} else {
+				var rec T
+				if json.Unmarshal(data, &rec) == nil {
+					recs = append(recs, rec)
+				}
+			}
+			for _, rec := range recs {
 				if len(ring) < limit {
 					ring = append(ring, rec)
 				} else {
