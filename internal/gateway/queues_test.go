@@ -330,6 +330,9 @@ func TestQueueMessages(t *testing.T) {
 	ids = f.send(t, q, `{"messages":[{"body":1,"delay":"1h"},{"body":2}]}`)
 	require.Zero(t, ids[0])
 	require.NotZero(t, ids[1])
+	// The server counts a new message in the consumer's pending count a
+	// moment after acknowledging it: wait until the visible one shows.
+	require.Eventually(t, func() bool { return f.describe(t, q).Stats.Depth == 1 }, time.Minute, 10*time.Millisecond)
 	st = f.describe(t, q).Stats
 	require.Equal(t, uint64(1), st.Delayed)
 	require.Equal(t, uint64(1), st.Depth)
