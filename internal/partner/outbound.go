@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,6 +92,16 @@ func (e Endpoint) redact() Endpoint {
 		a.Secrets = s
 	}
 	return e
+}
+
+// same reports whether e and o are the same configuration. It runs for
+// every delivery, so it compares fields rather than formatting them.
+func (e Endpoint) same(o Endpoint) bool {
+	a, b := e.Auth, o.Auth
+	return e.Name == o.Name && e.URL == o.URL && e.Timeout == o.Timeout && e.RatePerSecond == o.RatePerSecond &&
+		e.Ordered == o.Ordered && e.MaxAttempts == o.MaxAttempts && slices.Equal(e.Types, o.Types) &&
+		a.Kind == b.Kind && a.Token == b.Token && a.TokenURL == b.TokenURL && a.ClientID == b.ClientID &&
+		a.ClientSecret == b.ClientSecret && slices.Equal(a.Scopes, b.Scopes) && slices.Equal(a.Secrets, b.Secrets)
 }
 
 // TimeoutOrDefault is the endpoint's POST timeout.
@@ -286,7 +297,7 @@ type Poster struct {
 }
 
 type endpointState struct {
-	conf    string // the endpoint's configuration it was made for
+	ep      Endpoint // the configuration it was made for
 	limiter *rate.Limiter
 	tokens  oauth2.TokenSource
 	secrets [][]byte
@@ -301,16 +312,15 @@ func (p *Poster) now() time.Time {
 
 func (p *Poster) state(partnerID string, e Endpoint) *endpointState {
 	k := partnerID + "/" + e.Name
-	conf := fmt.Sprintf("%+v", e)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.perEP == nil {
 		p.perEP = map[string]*endpointState{}
 	}
-	if st := p.perEP[k]; st != nil && st.conf == conf {
+	if st := p.perEP[k]; st != nil && st.ep.same(e) {
 		return st
 	}
-	st := &endpointState{conf: conf}
+	st := &endpointState{ep: e}
 	if e.RatePerSecond > 0 {
 		st.limiter = rate.NewLimiter(rate.Limit(e.RatePerSecond), max(1, int(e.RatePerSecond)))
 	}

@@ -164,6 +164,10 @@ func TestPosterRateLimit(t *testing.T) {
 	if r := st.limiter.ReserveN(now, 1); r.DelayFrom(now) < 190*time.Millisecond {
 		t.Errorf("the 6th POST waits %s, want about 200ms", r.DelayFrom(now))
 	}
+	// The same configuration (read again from the registry) keeps it.
+	if p.state("acme", Endpoint{Name: "main", URL: ep.URL, RatePerSecond: 5}) != st {
+		t.Error("an unchanged endpoint got a new state")
+	}
 	// A changed endpoint gets a new state.
 	ep.RatePerSecond = 10
 	if p.state("acme", ep) == st {
