@@ -304,17 +304,20 @@ func (p *Process) supervise(ctx context.Context, cmd *exec.Cmd, exited chan erro
 // on a hard stop.
 func (p *Process) terminate(cmd *exec.Cmd, exited chan error) {
 	askToStop(cmd)
+	asked := time.Now()
 	t := time.NewTimer(5 * time.Second)
 	defer t.Stop()
+	why := "did not exit within 5s of SIGTERM"
 	select {
 	case <-exited:
 		return
 	case <-t.C:
 	case <-p.life.Context().Done():
+		why = "was still running when the stop was cut short"
 	}
 	kill(cmd)
 	<-exited
-	p.killed = fmt.Errorf("handler: %s did not exit after SIGTERM: killed", p.cfg.Executable)
+	p.killed = fmt.Errorf("handler: %s %s (%s after SIGTERM): killed", p.cfg.Executable, why, time.Since(asked).Round(time.Millisecond))
 }
 
 // Stop stops the process and its restarts: SIGTERM, then SIGKILL after 5 s
