@@ -141,6 +141,74 @@ func TestPartnerMessagesOverHTTP(t *testing.T) {
 	require.EqualValues(t, 2, lag)
 }
 
+// A batch over HTTP: 202 when every message is accepted; 207 with each
+// message's result when some are refused; XML documents as JSON strings;
+// refusals of the whole batch store nothing.
+func TestPartnerBatchOverHTTP(t *testing.T) {
+	t.Parallel()
+	app, token := partnerApp(t)
+	ctx := context.Background()
+	url := app.URL() + "/api/v1/partners/acme/messages/"
+	js := "application/json"
+
+	code, out := send(t, "POST", url+"order/batch", token, js, strings.NewReader(`[
+		{"message_id": "o-1", "body": {"orderId": "PO-1", "lines": [{"qty": 1}]}},
+		{"body": {"orderId": "PO-2", "lines": [{"qty": 2}]}}]`), nil)
+	require.Equal(t, http.StatusAccepted, code, out)
+	require.EqualValues(t, 2, out["accepted"])
+	results := out["results"].([]any)
+	first := results[0].(map[string]any)
+	require.Equal(t, "o-1", first["message_id"])
+	require.EqualValues(t, 202, first["status"])
+	require.Contains(t, first, "partition")
+
+	code, out = send(t, "POST", url+"order/batch", token, js, strings.NewReader(`[
+		{"message_id": "o-1", "body": {"orderId": "PO-1", "lines": [{"qty": 1}]}},
+		{"message_id": "o-3", "body": {"orderId": 3, "lines": []}},
+		{"message_id": "o-4", "body": {"orderId": "PO-4", "lines": [{"qty": 4}]}}]`), nil)
+	require.Equal(t, http.StatusMultiStatus, code, out)
+	require.EqualValues(t, 2, out["accepted"])
+	require.EqualValues(t, 1, out["rejected"])
+	results = out["results"].([]any)
+	again, bad := results[0].(map[string]any), results[1].(map[string]any)
+	require.Equal(t, first["sequence"], again["sequence"], "a repeated id is answered with the first position")
+	require.EqualValues(t, 422, bad["status"])
+	require.Equal(t, "o-3", bad["message_id"])
+	require.Equal(t, "schema", bad["stage"])
+	require.NotEmpty(t, bad["problems"])
+
+	// An XML type: each document is a JSON string.
+	code, out = send(t, "POST", url+"asn/batch", token, js, strings.NewReader(`[{"body": "<asn id=\"1\"/>"}, {"body": "<asn id=\"2\"/>"}]`), nil)
+	require.Equal(t, http.StatusAccepted, code, out)
+
+	// Refusals of the whole batch.
+	for _, c := range []struct {
+		name, url, token, ct, body string
+		want                       int
+		says                       string
+	}{
+		{"no token", url + "order/batch", "", js, `[{"body": {}}]`, 401, "token"},
+		{"not JSON", url + "order/batch", token, "text/plain", `[{"body": {}}]`, 415, "application/json"},
+		{"not an array", url + "order/batch", token, js, `{"body": {}}`, 400, "JSON array"},
+		{"a misspelt field", url + "order/batch", token, js, `[{"messageId": "x", "body": {}}]`, 400, "messageId"},
+		{"empty", url + "order/batch", token, js, `[]`, 400, "no message"},
+		{"XML not a string", url + "asn/batch", token, js, `[{"body": {"asn": 1}}]`, 400, "JSON string"},
+		{"unknown type", url + "invoice/batch", token, js, `[{"body": {}}]`, 404, "invoice"},
+	} {
+		code, out := send(t, "POST", c.url, c.token, c.ct, strings.NewReader(c.body), nil)
+		require.Equal(t, c.want, code, "%s: %v", c.name, out)
+		require.Contains(t, out["error"], c.says, c.name)
+	}
+	many := "[" + strings.Repeat(`{"body": {}},`, 1000) + `{"body": {}}]`
+	code, out = send(t, "POST", url+"order/batch", token, js, strings.NewReader(many), nil)
+	require.Equal(t, http.StatusRequestEntityTooLarge, code, out)
+	require.Contains(t, out["error"], "in parts")
+
+	lag, err := app.Lag(ctx, "process", "")
+	require.NoError(t, err)
+	require.EqualValues(t, 5, lag, "PO-1, PO-2, PO-4 and two notices")
+}
+
 func TestPartnerRegistryOverHTTP(t *testing.T) {
 	t.Parallel()
 	app, acmeToken := partnerApp(t)

@@ -93,6 +93,7 @@ var routeNeeds = map[string]need{
 	// A partner's own routes take the partner's token, checked by the
 	// handler (partner.Registry.Authenticate), not an API key.
 	"partners.messages.send":       {},
+	"partners.messages.sendBatch":  {},
 	"partners.messages.rejections": {},
 	"partners.list":                {verb: auth.VerbRead},
 	"partners.create":              {verb: auth.VerbAdmin},

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -71,6 +72,9 @@ func (s *Server) HandlePartners(svc *partner.Service) {
 	reg := svc.Registry
 	s.route("POST /api/v1/partners/{partner}/messages/{type}", "partners.messages.send", func(w http.ResponseWriter, r *http.Request) {
 		s.partnerMessage(w, r, svc)
+	})
+	s.route("POST /api/v1/partners/{partner}/messages/{type}/batch", "partners.messages.sendBatch", func(w http.ResponseWriter, r *http.Request) {
+		s.partnerBatch(w, r, svc)
 	})
 	s.route("GET /api/v1/partners/{partner}/messages/rejections", "partners.messages.rejections", func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("partner")
@@ -321,6 +325,111 @@ func (s *Server) partnerMessage(w http.ResponseWriter, r *http.Request, svc *par
 	}
 	w.Header().Set("Message-Id", acc.MessageID)
 	writeJSON(w, http.StatusAccepted, acc)
+}
+
+// MaxPartnerBatchBytes bounds the body of a batch of partners' messages.
+const MaxPartnerBatchBytes = 16 << 20
+
+// PartnerBatchMessageJSON is one message of a batch: Body is the message
+// itself for a JSON type, and a string holding the document for an XML
+// type.
+type PartnerBatchMessageJSON struct {
+	MessageID string          `json:"message_id,omitempty"`
+	Body      json.RawMessage `json:"body"`
+}
+
+// PartnerBatchJSON is the answer to a batch: a result per message, in the
+// order sent.
+type PartnerBatchJSON struct {
+	Accepted int                      `json:"accepted"`
+	Rejected int                      `json:"rejected"`
+	Results  []PartnerBatchResultJSON `json:"results"`
+}
+
+// PartnerBatchResultJSON is what became of one message of a batch: Status
+// 202 and where it is stored, or the status and the reasons it was refused
+// with alone.
+type PartnerBatchResultJSON struct {
+	Status    int               `json:"status"`
+	MessageID string            `json:"message_id,omitempty"`
+	Hub       string            `json:"hub,omitempty"`
+	Partition *int              `json:"partition,omitempty"`
+	Sequence  int64             `json:"sequence,omitempty"`
+	Error     string            `json:"error,omitempty"`
+	Stage     string            `json:"stage,omitempty"`
+	Problems  []partner.Problem `json:"problems,omitempty"`
+}
+
+// partnerBatch takes a batch of a partner's messages of one type: a JSON
+// array of {"message_id", "body"}. The answer is 202 when every message
+// was accepted, 207 with each one's result otherwise.
+func (s *Server) partnerBatch(w http.ResponseWriter, r *http.Request, svc *partner.Service) {
+	b := partner.Batch{Partner: r.PathValue("partner"), Type: r.PathValue("type"), Remote: r.RemoteAddr}
+	token, _, err := auth.Credential(r.Header)
+	if err != nil {
+		s.partnerFail(w, r, fmt.Errorf("%w: %v", partner.ErrUnauthorized, err))
+		return
+	}
+	b.Token = token
+	// Refuse a stranger before reading a large body.
+	if err := svc.Registry.Authenticate(b.Partner, token); err != nil {
+		s.partnerFail(w, r, err)
+		return
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		s.fail(w, r, &Error{Status: http.StatusUnsupportedMediaType, Msg: "a batch is a JSON array of {\"message_id\", \"body\"}: send it as application/json"})
+		return
+	}
+	var msgs []PartnerBatchMessageJSON
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxPartnerBatchBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&msgs); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			s.fail(w, r, bodyError(err, MaxPartnerBatchBytes, "send the batch in parts"))
+			return
+		}
+		s.fail(w, r, invalidRequestf("the batch is not a JSON array of {\"message_id\", \"body\"}: %v", err))
+		return
+	}
+	xml := svc.Format(b.Partner, b.Type) == partner.FormatXML
+	b.Messages = make([]partner.BatchMessage, len(msgs))
+	for i, m := range msgs {
+		body := []byte(m.Body)
+		if xml {
+			var doc string
+			if err := json.Unmarshal(m.Body, &doc); err != nil {
+				s.fail(w, r, invalidRequestf("message %d of the batch: the body of an XML message is a JSON string holding the document", i))
+				return
+			}
+			body = []byte(doc)
+		}
+		b.Messages[i] = partner.BatchMessage{MessageID: m.MessageID, Body: body}
+	}
+	results, err := svc.AcceptBatch(r.Context(), b)
+	if err != nil {
+		s.partnerFail(w, r, err)
+		return
+	}
+	out := PartnerBatchJSON{Results: make([]PartnerBatchResultJSON, len(results))}
+	for i, res := range results {
+		if res.Err != nil {
+			out.Rejected++
+			o := PartnerBatchResultJSON{Status: partner.Status(res.Err), MessageID: b.Messages[i].MessageID, Error: res.Err.Error()}
+			if rej, ok := errors.AsType[*partner.Rejection](res.Err); ok {
+				o.Stage, o.Problems = rej.Stage, rej.Problems
+			}
+			out.Results[i] = o
+			continue
+		}
+		out.Accepted++
+		a := res.Accepted
+		out.Results[i] = PartnerBatchResultJSON{Status: http.StatusAccepted, MessageID: a.MessageID, Hub: a.Hub, Partition: &a.Partition, Sequence: a.Sequence}
+	}
+	status := http.StatusAccepted
+	if out.Rejected > 0 {
+		status = http.StatusMultiStatus
+	}
+	writeCompactJSON(w, status, out)
 }
 
 // readPartnerForm reads the seed's form: the message as a file (field

@@ -7,6 +7,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/hub"
@@ -75,32 +78,180 @@ type Accepted struct {
 // error wraps ErrUnauthorized, ErrForbidden, ErrNotFound, ErrTooLarge or
 // is a *Rejection, or says that the engine failed.
 func (s *Service) Accept(ctx context.Context, in Inbound) (Accepted, error) {
-	now := time.Now
-	if s.Now != nil {
-		now = s.Now
-	}
-	received := now().UTC()
+	received := s.now()
 	if err := s.Registry.Authenticate(in.Partner, in.Token); err != nil {
 		return Accepted{}, err
 	}
-	if in.MessageID != "" {
-		if err := hub.ValidateMessageID(in.MessageID); err != nil {
-			return Accepted{}, s.refuse(ctx, in, received, &Rejection{Stage: StageParse, Problems: []Problem{{Location: "Message-Id", Reason: err.Error()}}})
-		}
+	if err := checkMessageID(in.MessageID); err != nil {
+		return Accepted{}, s.refuse(ctx, in, received, err)
 	}
-	c, err := s.Registry.lookup(in.Partner, in.Type)
+	c, err := s.messageType(ctx, in, received)
 	if err != nil {
-		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrForbidden) {
-			return Accepted{}, s.refuse(ctx, in, received, err)
-		}
 		return Accepted{}, err
 	}
+	ev, acc, err := c.prepare(ctx, in, received)
+	if err != nil {
+		return Accepted{}, s.refuse(ctx, in, received, err)
+	}
+	pos, err := s.publish(ctx, c, []hub.Event{ev})
+	if err != nil {
+		return Accepted{}, err
+	}
+	acc.Partition, acc.Sequence = pos[0].Partition, pos[0].Sequence
+	s.count(in.Partner, in.Type, "accepted")
+	return acc, nil
+}
+
+// MaxBatchMessages bounds the messages of one batch.
+const MaxBatchMessages = 1000
+
+// Batch is several messages of one type from one partner, sent together.
+type Batch struct {
+	Partner, Type string
+	// Token is the partner's token.
+	Token    string
+	Messages []BatchMessage
+	// Remote is the sender's address, for the rejection log.
+	Remote string
+}
+
+// BatchMessage is one message of a batch: its body and its optional id
+// (see Inbound.MessageID).
+type BatchMessage struct {
+	MessageID string
+	Body      []byte
+}
+
+// BatchResult is what became of one message of a batch: Err is nil and
+// Accepted says where it is stored, or Err says why it was refused (as
+// Accept's errors do).
+type BatchResult struct {
+	Accepted Accepted
+	Err      error
+}
+
+// AcceptBatch takes a batch of messages: each is checked and transformed
+// as Accept does, on every core, and those that pass are published
+// together, durably, before it returns. A refused message does not hold
+// up the others: its result says why, and it goes to the rejection log.
+// The error is for the batch as a whole (a bad token, an unknown type or
+// one the partner may not send, too many messages, the engine failing);
+// then no result is returned and nothing of the batch was stored, or, when
+// the engine failed, perhaps some of it: sending the batch again with the
+// same message ids stores nothing twice.
+func (s *Service) AcceptBatch(ctx context.Context, b Batch) ([]BatchResult, error) {
+	received := s.now()
+	if err := s.Registry.Authenticate(b.Partner, b.Token); err != nil {
+		return nil, err
+	}
+	whole := Inbound{Partner: b.Partner, Type: b.Type, Token: b.Token, Remote: b.Remote}
+	switch n := len(b.Messages); {
+	case n == 0:
+		return nil, s.refuse(ctx, whole, received, fmt.Errorf("%w batch: it holds no message", ErrInvalid))
+	case n > MaxBatchMessages:
+		return nil, s.refuse(ctx, whole, received, fmt.Errorf("%w: a batch holds at most %d messages, this one %d: send it in parts", ErrTooLarge, MaxBatchMessages, n))
+	}
+	c, err := s.messageType(ctx, whole, received)
+	if err != nil {
+		return nil, err
+	}
+	results := make([]BatchResult, len(b.Messages))
+	events := make([]hub.Event, len(b.Messages))
+	inbound := func(i int) Inbound {
+		m := b.Messages[i]
+		return Inbound{Partner: b.Partner, Type: b.Type, Token: b.Token, Body: m.Body, MessageID: m.MessageID, Remote: b.Remote}
+	}
+	eachOnAllCores(len(b.Messages), func(i int) {
+		in := inbound(i)
+		if err := checkMessageID(in.MessageID); err != nil {
+			results[i].Err = err
+			return
+		}
+		events[i], results[i].Accepted, results[i].Err = c.prepare(ctx, in, received)
+	})
+	var publish []hub.Event
+	var at []int
+	for i := range results {
+		if results[i].Err == nil {
+			publish, at = append(publish, events[i]), append(at, i)
+		}
+	}
+	if len(publish) > 0 {
+		pos, err := s.publish(ctx, c, publish)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range at {
+			results[i].Accepted.Partition, results[i].Accepted.Sequence = pos[j].Partition, pos[j].Sequence
+			s.count(b.Partner, b.Type, "accepted")
+		}
+	}
+	for i := range results {
+		if results[i].Err != nil {
+			results[i].Err = s.refuse(ctx, inbound(i), received, results[i].Err)
+		}
+	}
+	return results, nil
+}
+
+// eachOnAllCores calls fn(i) for every i below n, on as many goroutines as
+// there are cores (and at most one per 8 items).
+func eachOnAllCores(n int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), (n+7)/8)
+	if workers <= 1 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func checkMessageID(id string) error {
+	if id == "" {
+		return nil
+	}
+	if err := hub.ValidateMessageID(id); err != nil {
+		return &Rejection{Stage: StageParse, Problems: []Problem{{Location: "Message-Id", Reason: err.Error()}}}
+	}
+	return nil
+}
+
+// messageType finds the type a partner sends, refusing (and logging) an
+// unknown one or one the partner may not send.
+func (s *Service) messageType(ctx context.Context, in Inbound, received time.Time) (*compiled, error) {
+	c, err := s.Registry.lookup(in.Partner, in.Type)
+	if err != nil && (errors.Is(err, ErrNotFound) || errors.Is(err, ErrForbidden)) {
+		return nil, s.refuse(ctx, in, received, err)
+	}
+	return c, err
+}
+
+// prepare checks and transforms one message of type c into the hub event
+// to publish, and the answer without its position.
+func (c *compiled) prepare(ctx context.Context, in Inbound, received time.Time) (hub.Event, Accepted, error) {
 	if int64(len(in.Body)) > c.def.MaxBytes {
-		return Accepted{}, s.refuse(ctx, in, received, fmt.Errorf("%w: %d bytes, the limit of type %q is %d bytes", ErrTooLarge, len(in.Body), in.Type, c.def.MaxBytes))
+		return hub.Event{}, Accepted{}, fmt.Errorf("%w: %d bytes, the limit of type %q is %d bytes", ErrTooLarge, len(in.Body), in.Type, c.def.MaxBytes)
 	}
 	body, key, err := c.process(ctx, in.Body)
 	if err != nil {
-		return Accepted{}, s.refuse(ctx, in, received, err)
+		return hub.Event{}, Accepted{}, err
 	}
 	id := in.MessageID
 	dedupe := ""
@@ -116,16 +267,19 @@ func (s *Service) Accept(ctx context.Context, in Inbound) (Accepted, error) {
 		PropPartner: in.Partner, PropType: c.def.Name, PropMessageID: id,
 		PropReceived: received.Format(time.RFC3339Nano), PropContentType: c.contentType,
 	}}
-	pos, err := s.Hubs.Publish(ctx, c.def.Hub, []hub.Event{ev})
+	return ev, Accepted{MessageID: id, Partner: in.Partner, Type: c.def.Name, Hub: c.def.Hub, Received: received}, nil
+}
+
+// publish stores a type's events in its hub.
+func (s *Service) publish(ctx context.Context, c *compiled, events []hub.Event) ([]hub.Position, error) {
+	pos, err := s.Hubs.Publish(ctx, c.def.Hub, events)
 	if errors.Is(err, hub.ErrNotFound) {
-		return Accepted{}, fmt.Errorf("%w: message type %q routes to the hub %s, which does not exist; an operator must create it", ErrTypeUnusable, c.def.Name, c.def.Hub)
+		return nil, fmt.Errorf("%w: message type %q routes to the hub %s, which does not exist; an operator must create it", ErrTypeUnusable, c.def.Name, c.def.Hub)
 	}
 	if err != nil {
-		return Accepted{}, fmt.Errorf("partner: publish to hub %s: %w", c.def.Hub, err)
+		return nil, fmt.Errorf("partner: publish to hub %s: %w", c.def.Hub, err)
 	}
-	s.count(in.Partner, in.Type, "accepted")
-	return Accepted{MessageID: id, Partner: in.Partner, Type: c.def.Name, Hub: c.def.Hub,
-		Partition: pos[0].Partition, Sequence: pos[0].Sequence, Received: received}, nil
+	return pos, nil
 }
 
 func (s *Service) count(partner, typ, result string) {
@@ -196,6 +350,15 @@ func dedupeID(partner, typ, id string) string {
 
 // MaxBytes is the size limit of a message of type typ from partner (the
 // default when there is no such type: Accept will say so).
+// Format is what partners send as messages of type typ: FormatJSON or
+// FormatXML ("" for a type that partner cannot send).
+func (s *Service) Format(partnerID, typ string) string {
+	if c, err := s.Registry.lookup(partnerID, typ); err == nil {
+		return c.def.Format
+	}
+	return ""
+}
+
 func (s *Service) MaxBytes(partnerID, typ string) int64 {
 	if c, err := s.Registry.lookup(partnerID, typ); err == nil {
 		return c.def.MaxBytes

@@ -3,6 +3,7 @@ package partner
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -534,5 +535,112 @@ func TestXMLIsParsedSafely(t *testing.T) {
 	}
 	if e := f.events(t, "process")[0]; string(e.Body) != `<order id="1"/>` || e.Properties[PropContentType] != "application/xml" {
 		t.Errorf("published %s %v", e.Body, e.Properties)
+	}
+}
+
+// A batch: every message is checked on its own, the good ones are stored
+// together in the order sent, the bad ones are refused with their reasons
+// and logged, and a repeated id stores nothing twice.
+func TestAcceptBatch(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	token := f.partner(t, "acme")
+	if _, err := f.reg.PutType(ctx, jsonType("acme"), true); err != nil {
+		t.Fatal(err)
+	}
+	order := func(n int) []byte {
+		return fmt.Appendf(nil, `{"orderId": "PO-%d", "lines": [{"sku": "A", "qty": %d}]}`, n, n)
+	}
+	var msgs []BatchMessage
+	for n := range 40 {
+		m := BatchMessage{MessageID: fmt.Sprintf("b-%d", n), Body: order(n + 1)}
+		switch n {
+		case 7:
+			m.Body = []byte(`{"orderId": "", "lines": []}`)
+		case 23:
+			m.MessageID = "bad\x01id"
+		case 31:
+			m.MessageID = "" // one is made
+		}
+		msgs = append(msgs, m)
+	}
+	b := Batch{Partner: "acme", Type: "order", Token: token, Messages: msgs, Remote: "192.0.2.1:5"}
+	res, err := f.svc.AcceptBatch(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != len(msgs) {
+		t.Fatalf("%d results for %d messages", len(res), len(msgs))
+	}
+	evs := f.events(t, "process")
+	if len(evs) != 38 {
+		t.Fatalf("hub holds %d events, want 38", len(evs))
+	}
+	stored := 0
+	for i, r := range res {
+		switch i {
+		case 7, 23:
+			var rej *Rejection
+			if !errors.As(r.Err, &rej) {
+				t.Errorf("message %d: err = %v, want a rejection", i, r.Err)
+			}
+			continue
+		}
+		if r.Err != nil {
+			t.Errorf("message %d refused: %v", i, r.Err)
+			continue
+		}
+		// Stored in the order sent, each at the sequence it was told.
+		e := evs[stored]
+		stored++
+		if e.Sequence != r.Accepted.Sequence || e.Properties[PropMessageID] != r.Accepted.MessageID {
+			t.Errorf("message %d answered %+v, stored %d with id %q", i, r.Accepted, e.Sequence, e.Properties[PropMessageID])
+		}
+		if want := fmt.Sprintf("PO-%d", i+1); e.PartitionKey != want {
+			t.Errorf("message %d: partition key %q, want %q", i, e.PartitionKey, want)
+		}
+	}
+	if id := res[31].Accepted.MessageID; len(id) != 32 {
+		t.Errorf("made message id %q", id)
+	}
+	recs, err := f.svc.Rejections.List(ctx, "acme", time.Time{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[1].MessageID != "b-7" || recs[1].Stage != StageSchema || recs[0].Stage != StageParse {
+		t.Errorf("rejection log = %+v", recs)
+	}
+
+	// The batch again: the ids it had are not stored again, and each
+	// answer is the first one's.
+	again, err := f.svc.AcceptBatch(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.events(t, "process")); n != 39 {
+		t.Errorf("hub holds %d events after the batch again, want 39 (only the message without id is new)", n)
+	}
+	if again[5].Accepted.Sequence != res[5].Accepted.Sequence {
+		t.Errorf("repeated id answered %+v, first %+v", again[5].Accepted, res[5].Accepted)
+	}
+
+	// Refusals of the whole batch store nothing.
+	before := len(f.events(t, "process"))
+	for _, c := range []struct {
+		name string
+		b    Batch
+		want error
+	}{
+		{"bad token", Batch{Partner: "acme", Type: "order", Token: "sluicep_nope", Messages: msgs}, ErrUnauthorized},
+		{"unknown type", Batch{Partner: "acme", Type: "invoice", Token: token, Messages: msgs}, ErrNotFound},
+		{"empty", Batch{Partner: "acme", Type: "order", Token: token}, ErrInvalid},
+		{"too many", Batch{Partner: "acme", Type: "order", Token: token, Messages: make([]BatchMessage, MaxBatchMessages+1)}, ErrTooLarge},
+	} {
+		if _, err := f.svc.AcceptBatch(ctx, c.b); !errors.Is(err, c.want) {
+			t.Errorf("%s: err = %v, want %v", c.name, err, c.want)
+		}
+	}
+	if n := len(f.events(t, "process")); n != before {
+		t.Errorf("refused batches stored %d events", n-before)
 	}
 }
