@@ -389,6 +389,9 @@ Measure the partner integration layer:
             checked again and stored in a hub; baseline: the same checks
             and transform by the libraries in a plain loop on every core
   xml       the same with 2 KiB purchase orders: XSD, XSLT, target XSD
+  json-batch, xml-batch
+            the same messages, --batch-size per request to the batch
+            route (…/messages/{type}/batch)
   delivery  a delivery function posting each message, signed (Standard
             Webhooks), to a loopback endpoint that verifies it; baseline:
             a plain Go HTTP client posting the same bodies. Its latency
@@ -400,6 +403,7 @@ JSON object per case.`)
 	messages := fs.Int64("messages", 50_000, "messages per inbound case")
 	deliveries := fs.Int64("deliveries", 20_000, "deliveries of the delivery case")
 	clients := fs.Int("clients", 64, "concurrent HTTP clients, and deliveries in flight")
+	batchSize := fs.Int("batch-size", 100, "messages per request of the batch cases (at most 1000)")
 	syncMode := fs.String("sync", "always", "durability: always or interval")
 	cases := fs.String("cases", strings.Join(bench.PartnerCases, ","), "cases to run: "+strings.Join(bench.PartnerCases, ", "))
 	dataDir := fs.String("data-dir", "", "directory for the cases' data (default: a temporary one, removed afterwards)")
@@ -410,9 +414,12 @@ JSON object per case.`)
 	if *messages < 1 || *deliveries < 1 || *clients < 1 {
 		return usagef("--messages, --deliveries and --clients must be at least 1")
 	}
+	if *batchSize < 1 || *batchSize > 1000 {
+		return usagef("--batch-size must be 1 to 1000 (a batch holds at most 1000 messages)")
+	}
 	return prof.run(dataDir, "", func(ctx context.Context) error {
 		return bench.RunPartner(ctx, bench.PartnerOptions{DataDir: *dataDir, Messages: *messages, Deliveries: *deliveries,
-			Clients: *clients, Sync: *syncMode, Cases: strings.Split(*cases, ","), Progress: benchProgress}, reporter(*asJSON))
+			Clients: *clients, BatchSize: *batchSize, Sync: *syncMode, Cases: strings.Split(*cases, ","), Progress: benchProgress}, reporter(*asJSON))
 	})
 }
 

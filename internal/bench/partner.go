@@ -40,7 +40,10 @@ type PartnerOptions struct {
 	// Clients are the concurrent HTTP clients (and in-process senders).
 	// Default 64.
 	Clients int
-	Sync    string
+	// BatchSize is the messages per request of the batch cases. Default
+	// 100.
+	BatchSize int
+	Sync      string
 	// Cases to run, from PartnerCases. Default all.
 	Cases    []string
 	Progress func(string)
@@ -53,17 +56,20 @@ type PartnerOptions struct {
 //     XSD + XSLT + target XSD on a 2 KiB purchase order); baseline: the
 //     same validation and transform by the libraries in a plain loop on
 //     every core.
+//   - json-batch, xml-batch: the same messages, BatchSize per request to
+//     the batch route.
 //   - delivery: a delivery function posting each message, signed, to a
 //     loopback endpoint that verifies the signatures; baseline: a plain
 //     Go HTTP client posting the same bodies to the same endpoint. Its
 //     latency (publish → verified at the endpoint) is measured at half
 //     the measured rate.
-var PartnerCases = []string{"json", "xml", "delivery"}
+var PartnerCases = []string{"json", "xml", "json-batch", "xml-batch", "delivery"}
 
 func (o *PartnerOptions) defaults() {
 	o.Messages = cmp.Or(o.Messages, 50_000)
 	o.Deliveries = cmp.Or(o.Deliveries, 20_000)
 	o.Clients = cmp.Or(o.Clients, 64)
+	o.BatchSize = cmp.Or(o.BatchSize, 100)
 	o.Sync = cmp.Or(o.Sync, sluice.SyncAlways)
 	if len(o.Cases) == 0 {
 		o.Cases = PartnerCases
@@ -90,7 +96,7 @@ func RunPartner(ctx context.Context, o PartnerOptions, report func(Result)) erro
 		var r Result
 		var err error
 		switch c {
-		case "json", "xml":
+		case "json", "xml", "json-batch", "xml-batch":
 			r, err = partnerInbound(ctx, o, c)
 		case "delivery":
 			r, err = partnerDelivery(ctx, o)
@@ -207,18 +213,19 @@ func benchXMLMessage(n int) []byte {
 	return []byte(b.String())
 }
 
-// partnerInbound measures partners' messages through the API, and the
-// libraries' baseline.
+// partnerInbound measures partners' messages through the API, one per
+// request or in batches, and the libraries' baseline.
 func partnerInbound(ctx context.Context, o PartnerOptions, c string) (Result, error) {
+	format, batched := strings.CutSuffix(c, "-batch")
 	msg, typ := benchJSONMessage, sluice.MessageTypeConfig{Name: "order", Format: "json", Schema: benchOrderSchema,
 		Transform: benchOrderJQ, TargetSchema: benchCanonicalSchema, Hub: "process", PartitionKey: ".orderId"}
 	ct := "application/json"
-	if c == "xml" {
+	if format == "xml" {
 		msg, typ = benchXMLMessage, sluice.MessageTypeConfig{Name: "order", Format: "xml", Schema: benchPOSchema,
 			Transform: benchPOXSLT, TargetSchema: benchCanonicalXSD, Hub: "process", PartitionKey: "/Order/@id"}
 		ct = "application/xml"
 	}
-	base, err := libraryBaseline(c, msg, o.Messages)
+	base, err := libraryBaseline(format, msg, o.Messages)
 	if err != nil {
 		return Result{}, fmt.Errorf("baseline: %w", err)
 	}
@@ -236,10 +243,18 @@ func partnerInbound(ctx context.Context, o PartnerOptions, c string) (Result, er
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.Clients, MaxConnsPerHost: o.Clients}}
 	url := app.URL() + "/api/v1/partners/bench/messages/order"
+	// Requests of per messages each: bodies[i] is the i-th kind.
+	per := int64(1)
 	bodies := make([][]byte, 256)
 	for i := range bodies {
 		bodies[i] = msg(i)
 	}
+	size := len(bodies[0])
+	if batched {
+		per, url, ct = int64(o.BatchSize), url+"/batch", "application/json"
+		bodies = benchBatches(bodies, o.BatchSize, format == "xml")
+	}
+	requests := (o.Messages + per - 1) / per
 	var next atomic.Int64
 	var failed atomic.Pointer[error]
 	start := time.Now()
@@ -249,7 +264,7 @@ func partnerInbound(ctx context.Context, o PartnerOptions, c string) (Result, er
 		wg.Go(func() {
 			for {
 				n := next.Add(1) - 1
-				if n >= o.Messages || ctx.Err() != nil || failed.Load() != nil {
+				if n >= requests || ctx.Err() != nil || failed.Load() != nil {
 					return
 				}
 				req, _ := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(bodies[n%int64(len(bodies))]))
@@ -260,7 +275,7 @@ func partnerInbound(ctx context.Context, o PartnerOptions, c string) (Result, er
 					_, _ = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
 					if resp.StatusCode != http.StatusAccepted {
-						err = fmt.Errorf("message %d: %s", n, resp.Status)
+						err = fmt.Errorf("request %d: %s", n, resp.Status)
 					}
 				}
 				if err != nil {
@@ -279,12 +294,42 @@ func partnerInbound(ctx context.Context, o PartnerOptions, c string) (Result, er
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
-	r := Result{Workload: "partner", Case: c, Events: o.Messages, Seconds: took.Seconds(), EventsPerSec: rate(o.Messages, took), Sync: o.Sync}
+	messages := requests * per
+	r := Result{Workload: "partner", Case: c, Events: messages, Seconds: took.Seconds(), EventsPerSec: rate(messages, took), Sync: o.Sync}
 	r.setBaseline(base.name, base.events, base.took)
-	r.Note = fmt.Sprintf("%d messages of %d bytes, one per HTTP request from %d clients, each answered 202 once durable in the hub (4 partitions); "+
-		"CPU %.1f µs per message (%d cores); baseline: %s", o.Messages, len(bodies[0]), o.Clients,
-		float64(cpu.Microseconds())/float64(o.Messages), runtime.GOMAXPROCS(0), base.note)
+	how := "one per HTTP request"
+	if batched {
+		how = fmt.Sprintf("%d per HTTP request", per)
+	}
+	r.Note = fmt.Sprintf("%d messages of %d bytes, %s from %d clients, each answered 202 once durable in the hub (4 partitions); "+
+		"CPU %.1f µs per message (%d cores); baseline: %s", messages, size, how, o.Clients,
+		float64(cpu.Microseconds())/float64(messages), runtime.GOMAXPROCS(0), base.note)
 	return r, nil
+}
+
+// benchBatches packs messages into batch bodies of per messages each, as
+// the batch route takes them (XML documents as JSON strings).
+func benchBatches(msgs [][]byte, per int, xml bool) [][]byte {
+	out := make([][]byte, 0, 8)
+	for b := range cap(out) {
+		buf := []byte{'['}
+		for i := range per {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			m := msgs[(b*per+i)%len(msgs)]
+			buf = append(buf, `{"body":`...)
+			if xml {
+				q, _ := json.Marshal(string(m))
+				buf = append(buf, q...)
+			} else {
+				buf = append(buf, m...)
+			}
+			buf = append(buf, '}')
+		}
+		out = append(out, append(buf, ']'))
+	}
+	return out
 }
 
 type baselineRun struct {
