@@ -60,6 +60,7 @@ type DeliveryConfig struct {
 func (a *App) Delivery(name string, cfg DeliveryConfig) {
 	d := &delivery{app: a, name: name, cfg: cfg}
 	d.cfg.Concurrency = cmp.Or(cfg.Concurrency, 32)
+	d.sem = make(chan struct{}, d.cfg.Concurrency)
 	d.cfg.RetryBackoff = cmp.Or(cfg.RetryBackoff, 5*time.Second)
 	d.cfg.MaxRetryBackoff = cmp.Or(cfg.MaxRetryBackoff, 5*time.Minute)
 	if !cfg.Breaker.Enabled() {
@@ -82,9 +83,12 @@ type delivery struct {
 	name   string
 	cfg    DeliveryConfig
 	poster *partner.Poster
+	// sem bounds the POSTs in flight of every batch and retry sweep
+	// together (the function runs a batch per partition at once).
+	sem chan struct{}
 
-	mu       sync.Mutex
-	breakers map[string]*resilience.Breaker
+	mu       sync.RWMutex
+	breakers map[[2]string]*resilience.Breaker
 }
 
 // job is one message to one endpoint.
@@ -193,7 +197,7 @@ func (d *delivery) run(ctx context.Context, jobs []job) ([]partner.Parked, map[i
 		parked  []partner.Parked
 		refused = map[int]error{}
 		wg      sync.WaitGroup
-		sem     = make(chan struct{}, d.cfg.Concurrency)
+		sem     = d.sem
 		logged  attempts
 	)
 	defer d.flush(&logged)
@@ -266,22 +270,22 @@ func describe(att partner.Attempt) string {
 
 // breaker is the shared breaker of one endpoint.
 func (d *delivery) breaker(ctx context.Context, partnerID, ep string) (*resilience.Breaker, error) {
-	name := "delivery:" + partnerID + "/" + ep
-	d.mu.Lock()
-	b, ok := d.breakers[name]
-	d.mu.Unlock()
+	k := [2]string{partnerID, ep}
+	d.mu.RLock()
+	b, ok := d.breakers[k]
+	d.mu.RUnlock()
 	if ok {
 		return b, nil
 	}
-	b, err := d.app.host.Breakers().Add(ctx, name, d.cfg.Breaker.internal(), 0)
+	b, err := d.app.host.Breakers().Add(ctx, "delivery:"+partnerID+"/"+ep, d.cfg.Breaker.internal(), 0)
 	if err != nil {
 		return nil, err
 	}
 	d.mu.Lock()
 	if d.breakers == nil {
-		d.breakers = map[string]*resilience.Breaker{}
+		d.breakers = map[[2]string]*resilience.Breaker{}
 	}
-	d.breakers[name] = b
+	d.breakers[k] = b
 	d.mu.Unlock()
 	return b, nil
 }
@@ -356,7 +360,7 @@ func (d *delivery) retryDue(ctx context.Context) (int, error) {
 	now := time.Now()
 	var (
 		wg        sync.WaitGroup
-		sem       = make(chan struct{}, d.cfg.Concurrency)
+		sem       = d.sem
 		mu        sync.Mutex
 		delivered int
 		errs      []error

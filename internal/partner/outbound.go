@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net"
 	"net/http"
@@ -197,21 +198,41 @@ func DecodeSecret(s string) ([]byte, error) {
 // "v1,<base64 HMAC-SHA256 of id.timestamp.body>" per secret, space
 // separated (Standard Webhooks).
 func Sign(secrets [][]byte, id string, ts time.Time, body []byte) string {
-	var b strings.Builder
+	return newSigner(secrets).sign(id, ts, body)
+}
+
+// signer signs with an endpoint's secrets, keeping a MAC per secret for
+// reuse (making one hashes the key).
+type signer struct {
+	macs []sync.Pool
+}
+
+func newSigner(secrets [][]byte) *signer {
+	s := &signer{macs: make([]sync.Pool, len(secrets))}
 	for i, key := range secrets {
-		mac := hmac.New(sha256.New, key)
-		mac.Write([]byte(id))
-		mac.Write([]byte{'.'})
-		mac.Write([]byte(strconv.FormatInt(ts.Unix(), 10)))
-		mac.Write([]byte{'.'})
+		s.macs[i].New = func() any { return hmac.New(sha256.New, key) }
+	}
+	return s
+}
+
+func (s *signer) sign(id string, ts time.Time, body []byte) string {
+	var scratch [64]byte
+	out := make([]byte, 0, len(s.macs)*48)
+	for i := range s.macs {
+		mac := s.macs[i].Get().(hash.Hash)
+		mac.Reset()
+		b := append(append(scratch[:0], id...), '.')
+		b = append(strconv.AppendInt(b, ts.Unix(), 10), '.')
+		mac.Write(b)
 		mac.Write(body)
 		if i > 0 {
-			b.WriteByte(' ')
+			out = append(out, ' ')
 		}
-		b.WriteString("v1,")
-		b.WriteString(base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+		out = append(out, "v1,"...)
+		out = base64.StdEncoding.AppendEncode(out, mac.Sum(scratch[:0]))
+		s.macs[i].Put(mac)
 	}
-	return b.String()
+	return string(out)
 }
 
 // Verify checks a delivery's Standard Webhooks headers against secret,
@@ -292,15 +313,15 @@ type Poster struct {
 	Client *http.Client
 	Now    func() time.Time
 
-	mu    sync.Mutex
-	perEP map[string]*endpointState
+	mu    sync.RWMutex
+	perEP map[[2]string]*endpointState
 }
 
 type endpointState struct {
 	ep      Endpoint // the configuration it was made for
 	limiter *rate.Limiter
 	tokens  oauth2.TokenSource
-	secrets [][]byte
+	signer  *signer
 }
 
 func (p *Poster) now() time.Time {
@@ -311,16 +332,22 @@ func (p *Poster) now() time.Time {
 }
 
 func (p *Poster) state(partnerID string, e Endpoint) *endpointState {
-	k := partnerID + "/" + e.Name
+	k := [2]string{partnerID, e.Name}
+	p.mu.RLock()
+	st := p.perEP[k]
+	p.mu.RUnlock()
+	if st != nil && st.ep.same(e) {
+		return st
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.perEP == nil {
-		p.perEP = map[string]*endpointState{}
+		p.perEP = map[[2]string]*endpointState{}
 	}
 	if st := p.perEP[k]; st != nil && st.ep.same(e) {
 		return st
 	}
-	st := &endpointState{ep: e}
+	st = &endpointState{ep: e}
 	if e.RatePerSecond > 0 {
 		st.limiter = rate.NewLimiter(rate.Limit(e.RatePerSecond), max(1, int(e.RatePerSecond)))
 	}
@@ -331,10 +358,12 @@ func (p *Poster) state(partnerID string, e Endpoint) *endpointState {
 		ctx := context.WithValue(context.Background(), oauth2.HTTPClient, p.client())
 		st.tokens = oauth2.ReuseTokenSource(nil, cc.TokenSource(ctx))
 	case AuthHMAC:
+		var secrets [][]byte
 		for _, s := range e.Auth.Secrets {
 			key, _ := DecodeSecret(s) // checked when stored
-			st.secrets = append(st.secrets, key)
+			secrets = append(secrets, key)
 		}
+		st.signer = newSigner(secrets)
 	}
 	p.perEP[k] = st
 	return st
@@ -389,7 +418,7 @@ func (p *Poster) Post(ctx context.Context, e Endpoint, m Message) (Outcome, Atte
 		}
 		tok.SetAuthHeader(req)
 	case AuthHMAC:
-		req.Header.Set("webhook-signature", Sign(st.secrets, id, start, m.Body))
+		req.Header.Set("webhook-signature", st.signer.sign(id, start, m.Body))
 	}
 	resp, err := p.client().Do(req)
 	att.Latency = p.now().Sub(start)
