@@ -314,3 +314,63 @@ func TestDeliveriesFromConfig(t *testing.T) {
 		}
 	}
 }
+
+// Concurrency bounds the POSTs in flight of the whole function, however
+// many partitions' batches deliver at once.
+func TestDeliveryConcurrencyBoundsEveryPartitionTogether(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const limit, messages = 3, 40
+	var mu sync.Mutex
+	inFlight, most := 0, 0
+	arrived := make(chan struct{}, messages)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		mu.Unlock()
+		arrived <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
+	app.Hub(sluice.HubConfig{Name: "out", Partitions: 4})
+	app.Partner(sluice.PartnerConfig{ID: "acme", Endpoints: []sluice.PartnerEndpoint{{Name: "api", URL: srv.URL}}})
+	app.Delivery("deliver", sluice.DeliveryConfig{Hub: "out", Concurrency: limit})
+	var events []sluice.Event
+	for i := range messages {
+		events = append(events, sluice.Event{Body: []byte(`{}`), PartitionKey: fmt.Sprint(i),
+			Properties: map[string]string{sluice.PropPartner: "acme", sluice.PropMessageType: "order", sluice.PropMessageID: fmt.Sprint("m-", i)}})
+	}
+	require.NoError(t, app.Start(ctx))
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
+	_, err := app.Publish(ctx, "out", events...)
+	require.NoError(t, err)
+	// Hold the first POSTs until as many as the bound are in flight, then
+	// let one go each time another arrives.
+	for i := range messages {
+		select {
+		case <-arrived:
+		case <-t.Context().Done():
+			t.Fatal("the deliveries did not all arrive")
+		}
+		if i >= limit-1 {
+			release <- struct{}{}
+		}
+	}
+	for range limit - 1 {
+		release <- struct{}{}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	require.LessOrEqual(t, most, limit, "POSTs in flight at once")
+	require.Equal(t, limit, most, "the bound is used")
+}
