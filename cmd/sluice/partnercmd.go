@@ -1,11 +1,15 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -436,39 +440,64 @@ func dash(s string) string {
 }
 
 func partnerSend(args []string) error {
-	fs := flagSet("partner send", "sluice partner send PARTNER TYPE FILE [--message-id ID] [flags]", `
-Send a message as the partner does, with the partner's token (from
+	fs := flagSet("partner send", "sluice partner send PARTNER TYPE FILE... [--message-id ID] [flags]", `
+Send messages as the partner does, with the partner's token (from
 SLUICE_PARTNER_TOKEN, or --token): to try a message type, or to replay a
-partner's file. FILE "-" reads standard input. The answer says where the
-message is stored, or every problem found in it.`)
+partner's files. FILE "-" reads standard input. The answer says where each
+message is stored, or every problem found in it.
+
+Several files go in batches (--batch-size per request, to
+/api/v1/partners/PARTNER/messages/TYPE/batch); each is accepted or refused
+on its own, and the command fails when any is refused. With --ids-from-names
+each file's name is its message id, so sending the same files again stores
+nothing twice.
+
+  SLUICE_PARTNER_TOKEN=sluicep_… sluice partner send acme po inbox/*.xml --ids-from-names`)
 	c := clientFlags(fs)
 	token := fs.String("token", os.Getenv("SLUICE_PARTNER_TOKEN"), "the partner's token (env SLUICE_PARTNER_TOKEN; prefer the environment)")
-	msgID := fs.String("message-id", "", "the message's id: a repeat within the hub's duplicate window is not stored again")
+	msgID := fs.String("message-id", "", "the message's id (one FILE): a repeat within the hub's duplicate window is not stored again")
+	fromNames := fs.Bool("ids-from-names", false, "each file's name (without its directory) is its message id")
+	batchSize := fs.Int("batch-size", 100, "files per request when sending several (1 to 1000)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 3 {
-		return usagef("give the partner, the message type and the file (got %d arguments)", len(pos))
+	if len(pos) < 3 {
+		return usagef("give the partner, the message type and the files (got %d arguments)", len(pos))
 	}
 	if *token == "" {
 		return usagef("give the partner's token in SLUICE_PARTNER_TOKEN")
 	}
+	files := pos[2:]
+	switch {
+	case len(files) > 1 && *msgID != "":
+		return usagef("--message-id names one message: with several files, use --ids-from-names")
+	case len(files) > 1 && slices.Contains(files, "-"):
+		return usagef(`"-" (standard input) is one message: send it alone`)
+	case *batchSize < 1 || *batchSize > 1000:
+		return usagef("--batch-size must be 1 to 1000 (a batch holds at most 1000 messages)")
+	}
+	// The partner's token, not an API key, authenticates these routes.
+	c.key = *token
+	if len(files) > 1 {
+		return partnerSendBatches(c, pos[0], pos[1], files, *fromNames, *batchSize)
+	}
 	var body []byte
-	if pos[2] == "-" {
+	if files[0] == "-" {
 		body, err = io.ReadAll(stdin)
 	} else {
-		body, err = os.ReadFile(pos[2])
+		body, err = os.ReadFile(files[0])
 	}
 	if err != nil {
 		return err
 	}
 	ct := "application/json"
-	if t := strings.TrimSpace(string(body)); strings.HasPrefix(t, "<") {
+	if looksXML(body) {
 		ct = "application/xml"
 	}
-	// The partner's token, not an API key, authenticates this route.
-	c.key = *token
+	if *fromNames && files[0] != "-" && *msgID == "" {
+		*msgID = filepath.Base(files[0])
+	}
 	if *msgID != "" {
 		c.header = map[string][]string{"Message-Id": {*msgID}}
 	}
@@ -480,6 +509,77 @@ message is stored, or every problem found in it.`)
 	c.print(raw, func(w *tabwriter.Writer) {
 		fmt.Fprintf(w, "accepted message %s: hub %s, partition %d, sequence %d\n", out.MessageID, out.Hub, out.Partition, out.Sequence)
 	})
+	return nil
+}
+
+func looksXML(body []byte) bool {
+	return strings.HasPrefix(strings.TrimSpace(string(body[:min(len(body), 512)])), "<")
+}
+
+// partnerSendBatches sends files as batches and reports each refused one.
+func partnerSendBatches(c *client, partnerID, typ string, files []string, fromNames bool, per int) error {
+	type fileResult struct {
+		File string `json:"file"`
+		gateway.PartnerBatchResultJSON
+	}
+	var all struct {
+		Accepted int          `json:"accepted"`
+		Rejected int          `json:"rejected"`
+		Results  []fileResult `json:"results"`
+	}
+	for start := 0; start < len(files); start += per {
+		part := files[start:min(start+per, len(files))]
+		msgs := make([]gateway.PartnerBatchMessageJSON, len(part))
+		for i, f := range part {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				return fmt.Errorf("%w (sent before it: %d accepted, %d refused)", err, all.Accepted, all.Rejected)
+			}
+			m := gateway.PartnerBatchMessageJSON{Body: data}
+			switch {
+			case looksXML(data):
+				// An XML document travels as a JSON string.
+				m.Body, _ = json.Marshal(string(data))
+			case !json.Valid(data):
+				return fmt.Errorf("%s is neither JSON nor XML (it does not start with '<'): fix it or leave it out (sent before it: %d accepted, %d refused)", f, all.Accepted, all.Rejected)
+			}
+			if fromNames {
+				m.MessageID = filepath.Base(f)
+			}
+			msgs[i] = m
+		}
+		body, err := json.Marshal(msgs)
+		if err != nil {
+			return err
+		}
+		var out gateway.PartnerBatchJSON
+		if _, err := c.do("POST", partnerPath(partnerID, "messages", typ, "batch"), nil, "application/json", body, &out); err != nil {
+			return fmt.Errorf("%w (sent before this batch: %d accepted, %d refused)", err, all.Accepted, all.Rejected)
+		}
+		all.Accepted += out.Accepted
+		all.Rejected += out.Rejected
+		for i, r := range out.Results {
+			all.Results = append(all.Results, fileResult{File: part[i], PartnerBatchResultJSON: r})
+		}
+		if len(files) > per {
+			fmt.Fprintf(stderr, "sent %d of %d files\n", start+len(part), len(files))
+		}
+	}
+	raw, _ := json.Marshal(all)
+	c.print(raw, func(w *tabwriter.Writer) {
+		for _, r := range all.Results {
+			if r.Status != http.StatusAccepted {
+				fmt.Fprintf(w, "%s\trefused (%d)\t%s\n", r.File, r.Status, r.Error)
+				for _, p := range r.Problems {
+					fmt.Fprintf(w, "\t\t%s: %s\n", cmpOr(p.Location, "-"), p.Reason)
+				}
+			}
+		}
+		fmt.Fprintf(w, "accepted %d of %d messages\n", all.Accepted, len(files))
+	})
+	if all.Rejected > 0 {
+		return fmt.Errorf("%d of %d messages refused (see above, or sluice partner rejections %s)", all.Rejected, len(files), partnerID)
+	}
 	return nil
 }
 

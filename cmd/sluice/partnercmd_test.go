@@ -95,6 +95,35 @@ func TestPartnerCommands(t *testing.T) {
 	require.Len(t, recs.Rejections, 1)
 	require.Equal(t, `{"orderId": 1}`, recs.Rejections[0].Body)
 
+	// Several files go in batches; each is accepted or refused on its own.
+	files := []string{file("po-2.json", `{"orderId": "PO-2"}`), file("po-3.json", `{"orderId": 3}`), file("po-4.json", `{"orderId": "PO-4"}`)}
+	code, out, errOut = run(append([]string{"partner", "send", "acme", "order", "--ids-from-names", "--batch-size", "2"}, files...)...)
+	require.Equal(t, 1, code, errOut)
+	require.Contains(t, out, "po-3.json  refused (422)")
+	require.Contains(t, out, "accepted 2 of 3 messages")
+	require.Contains(t, errOut, "sent 2 of 3 files")
+	require.Contains(t, errOut, "1 of 3 messages refused")
+	var sent struct {
+		Accepted int
+		Results  []struct {
+			File      string
+			MessageID string `json:"message_id"`
+			Sequence  int64
+		}
+	}
+	code, out, _ = run("partner", "send", "acme", "order", "--ids-from-names", "--json", files[0], files[2])
+	require.Equal(t, 0, code, out)
+	require.NoError(t, json.Unmarshal([]byte(out), &sent))
+	require.Equal(t, 2, sent.Accepted)
+	require.Equal(t, "po-2.json", sent.Results[0].MessageID)
+	require.Equal(t, files[2], sent.Results[1].File)
+	code, _, errOut = run("partner", "send", "acme", "order", "--message-id", "x", files[0], files[2])
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "--ids-from-names")
+	code, _, errOut = run("partner", "send", "acme", "order", files[0], file("notes.txt", "hello"))
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "neither JSON nor XML")
+
 	show := ok("partner", "show", "acme")
 	require.Contains(t, show, "partner acme (ACME Corp), enabled true")
 	require.Regexp(t, `[0-9a-f]{12} +2026 `, show)
