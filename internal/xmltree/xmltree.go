@@ -130,9 +130,13 @@ func Parse(data []byte, lim Limits) (*Node, error) {
 	if int64(len(data)) > lim.MaxBytes {
 		return nil, &Error{Reason: fmt.Sprintf("%v: %d bytes, the limit is %d", ErrTooLarge, len(data), lim.MaxBytes)}
 	}
-	p := &parser{lim: lim, dec: xml.NewDecoder(bytes.NewReader(data))}
+	p := &parser{lim: lim, data: data, dec: xml.NewDecoder(bytes.NewReader(data))}
 	p.dec.Strict = true
-	p.dec.CharsetReader = charsetReader
+	p.dec.CharsetReader = func(label string, in io.Reader) (io.Reader, error) {
+		r, err := charsetReader(label, in)
+		p.converted = r != in
+		return r, err
+	}
 	return p.parse()
 }
 
@@ -148,8 +152,12 @@ func ParseReader(r io.Reader, lim Limits) (*Node, error) {
 }
 
 type parser struct {
-	lim   Limits
-	dec   *xml.Decoder
+	lim  Limits
+	data []byte
+	// converted: the decoder reads data through a charset conversion, so
+	// its offsets are not data's.
+	converted bool
+	dec       *xml.Decoder
 	nodes int
 	order int
 	// scopes holds the in-scope declarations, innermost last.
@@ -196,6 +204,7 @@ func (p *parser) parse() (*Node, error) {
 	seenRoot := false
 	for {
 		line, _ := p.dec.InputPos()
+		from := p.dec.InputOffset()
 		tok, err := p.dec.RawToken()
 		if err == io.EOF {
 			break
@@ -216,7 +225,11 @@ func (p *parser) parse() (*Node, error) {
 			if depth > p.lim.MaxDepth {
 				return nil, p.fail("elements nested more than %d deep", p.lim.MaxDepth)
 			}
-			el, err := p.start(t, cur, line)
+			var raw []byte
+			if to := p.dec.InputOffset(); !p.converted && from >= 0 && to <= int64(len(p.data)) && from < to {
+				raw = p.data[from:to]
+			}
+			el, err := p.start(t, raw, cur, line)
 			if err != nil {
 				return nil, err
 			}
@@ -278,7 +291,10 @@ func (p *parser) parse() (*Node, error) {
 	return doc, nil
 }
 
-func (p *parser) start(t xml.StartElement, parent *Node, line int) (*Node, error) {
+// start makes the element of a start tag; raw is the tag as written, when
+// known, for attribute-value normalization.
+func (p *parser) start(t xml.StartElement, raw []byte, parent *Node, line int) (*Node, error) {
+	values := attrValues(t.Attr, raw)
 	if err := p.count(); err != nil {
 		return nil, err
 	}
@@ -310,7 +326,7 @@ func (p *parser) start(t xml.StartElement, parent *Node, line int) (*Node, error
 		return nil, p.fail("the prefix %q of <%s> is not declared", el.Prefix, qname(t.Name))
 	}
 	el.Space = uri
-	for _, a := range t.Attr {
+	for i, a := range t.Attr {
 		if a.Name.Local == "xmlns" && a.Name.Space == "" || a.Name.Space == "xmlns" {
 			continue
 		}
@@ -329,9 +345,111 @@ func (p *parser) start(t xml.StartElement, parent *Node, line int) (*Node, error
 			}
 		}
 		p.order++
-		el.Attrs = append(el.Attrs, &Node{Kind: Attribute, Space: space, Prefix: a.Name.Space, Local: a.Name.Local, Data: a.Value, Parent: el, Line: line, Order: p.order})
+		el.Attrs = append(el.Attrs, &Node{Kind: Attribute, Space: space, Prefix: a.Name.Space, Local: a.Name.Local, Data: values[i], Parent: el, Line: line, Order: p.order})
 	}
 	return el, nil
+}
+
+// attrValues are the values of a start tag's attributes, normalized as XML
+// 1.0 says (3.3.3): each tab, newline or carriage return written in the
+// value becomes a space (a CR LF pair one space), while those written as
+// character references stay. encoding/xml gives the values with the
+// references already replaced, so a tag that holds "&#" is read again from
+// raw, its text as written.
+func attrValues(attrs []xml.Attr, raw []byte) []string {
+	out := make([]string, len(attrs))
+	if bytes.Contains(raw, []byte("&#")) {
+		if vals, ok := rawAttrValues(raw); ok && len(vals) == len(attrs) {
+			return vals
+		}
+	}
+	for i, a := range attrs {
+		out[i] = strings.Map(func(r rune) rune {
+			if r == '\t' || r == '\n' || r == '\r' {
+				return ' '
+			}
+			return r
+		}, a.Value)
+	}
+	return out
+}
+
+// rawAttrValues reads the attribute values of a well-formed start tag as
+// written and normalizes them; ok is false if it cannot.
+func rawAttrValues(tag []byte) ([]string, bool) {
+	var out []string
+	i := bytes.IndexAny(tag, " \t\r\n")
+	if i < 0 {
+		return nil, true
+	}
+	for {
+		eq := bytes.IndexByte(tag[i:], '=')
+		if eq < 0 {
+			return out, true
+		}
+		i += eq + 1
+		for i < len(tag) && (tag[i] == ' ' || tag[i] == '\t' || tag[i] == '\r' || tag[i] == '\n') {
+			i++
+		}
+		if i >= len(tag) || (tag[i] != '"' && tag[i] != '\'') {
+			return nil, false
+		}
+		end := bytes.IndexByte(tag[i+1:], tag[i])
+		if end < 0 {
+			return nil, false
+		}
+		v, ok := normalizeAttr(tag[i+1 : i+1+end])
+		if !ok {
+			return nil, false
+		}
+		out = append(out, v)
+		i += end + 2
+	}
+}
+
+func normalizeAttr(v []byte) (string, bool) {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case '\r':
+			if i+1 < len(v) && v[i+1] == '\n' {
+				i++
+			}
+			b.WriteByte(' ')
+		case '\t', '\n':
+			b.WriteByte(' ')
+		case '&':
+			end := bytes.IndexByte(v[i:], ';')
+			if end < 0 {
+				return "", false
+			}
+			ref := string(v[i+1 : i+end])
+			i += end
+			switch {
+			case strings.HasPrefix(ref, "#x"):
+				n, err := strconv.ParseUint(ref[2:], 16, 32)
+				if err != nil {
+					return "", false
+				}
+				b.WriteRune(rune(n))
+			case strings.HasPrefix(ref, "#"):
+				n, err := strconv.ParseUint(ref[1:], 10, 32)
+				if err != nil {
+					return "", false
+				}
+				b.WriteRune(rune(n))
+			default:
+				r, ok := map[string]string{"lt": "<", "gt": ">", "amp": "&", "apos": "'", "quot": `"`}[ref]
+				if !ok {
+					return "", false
+				}
+				b.WriteString(r)
+			}
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), true
 }
 
 func qname(n xml.Name) string {

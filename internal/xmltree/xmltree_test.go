@@ -160,3 +160,31 @@ func FuzzParse(f *testing.F) {
 		walk(doc, 0)
 	})
 }
+
+// Attribute values are normalized as XML 1.0 says: whitespace written in
+// the value becomes spaces, whitespace written as character references
+// stays (as libxml2 does).
+func TestAttributeValueNormalization(t *testing.T) {
+	for _, c := range []struct {
+		doc  string
+		want map[string]string
+	}{
+		{"<a x=\"a\tb\nc\r\nd\re\"/>", map[string]string{"x": "a b c d e"}},
+		{"<a y=\"p&#10;q&#9;r&#xD;s\" z='&lt;&#x20;&amp;\n' w=\"plain\"/>", map[string]string{"y": "p\nq\tr\rs", "z": "< & ", "w": "plain"}},
+		{"<a xmlns:p=\"urn:p\"\n   p:v=\"1&#10;2\" q = '3\t4' />", map[string]string{"v": "1\n2", "q": "3 4"}},
+	} {
+		doc, err := Parse([]byte(c.doc), Limits{})
+		if err != nil {
+			t.Fatalf("%q: %v", c.doc, err)
+		}
+		root := doc.Elements()[0]
+		for _, a := range root.Attrs {
+			if want, ok := c.want[a.Local]; !ok || a.Data != want {
+				t.Errorf("%q: @%s = %q, want %q", c.doc, a.Local, a.Data, want)
+			}
+		}
+		if len(root.Attrs) != len(c.want) {
+			t.Errorf("%q: %d attributes, want %d", c.doc, len(root.Attrs), len(c.want))
+		}
+	}
+}
