@@ -158,8 +158,8 @@ type parser struct {
 	// its offsets are not data's.
 	converted bool
 	dec       *xml.Decoder
-	nodes int
-	order int
+	nodes     int
+	order     int
 	// scopes holds the in-scope declarations, innermost last.
 	scopes [][]NS
 }
