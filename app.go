@@ -360,6 +360,9 @@ type App struct {
 	// deliveries are the declared delivery functions; deliveryLog logs
 	// their attempts.
 	deliveries  []*delivery
+	pipelines   []*pipelineRun
+	// letters keeps dead letters (the host's, and rows pipelines refuse).
+	letters *deadletter.Store
 	deliveryLog *partner.DeliveryLog
 	guard       *auth.Guard
 	gw          *gateway.Server
@@ -617,10 +620,11 @@ func (a *App) startServices(ctx context.Context) (err error) {
 	if a.onceKV, err = openOnceBucket(ctx, a.eng.JS); err != nil {
 		return err
 	}
+	a.letters = &deadletter.Store{Queues: a.queues, Hubs: a.hubSvc, Docs: a.docs, Blobs: a.blobs}
 	a.host, err = host.Open(ctx, host.Config{
 		InstanceID: a.cfg.InstanceID, JS: a.eng.JS, Hubs: a.hubSvc, Leases: a.leases, Queues: a.queues, Docs: a.docs,
 		Blobs: a.blobs, BreakerWebhook: a.cfg.BreakerWebhook,
-		DeadLetters: &deadletter.Store{Queues: a.queues, Hubs: a.hubSvc, Docs: a.docs, Blobs: a.blobs}, Metrics: a.metrics, Logger: a.log,
+		DeadLetters: a.letters, Metrics: a.metrics, Logger: a.log,
 		ShutdownTimeout: a.cfg.ShutdownTimeout,
 	})
 	if err != nil {
@@ -634,6 +638,11 @@ func (a *App) startServices(ctx context.Context) (err error) {
 	}
 	if err := a.openPartners(ctx); err != nil {
 		return err
+	}
+	for _, p := range a.pipelines {
+		if err := p.start(ctx); err != nil {
+			return err
+		}
 	}
 	if a.cfg.HTTPAddr != "" {
 		h, err := a.buildHandler()

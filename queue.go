@@ -148,8 +148,9 @@ type DeadLetterRecord struct {
 
 // DeadLetterSource locates a dead letter's input where it came from.
 type DeadLetterSource struct {
-	// Kind is "hub", "queue", "container", "blob" or "timer" (EnqueuedTime
-	// is then the occurrence).
+	// Kind is "hub", "queue", "container", "blob", "timer" (EnqueuedTime
+	// is then the occurrence) or "pipeline" (a row a pipeline's
+	// destination refused).
 	Kind         string    `json:"kind"`
 	Hub          string    `json:"hub,omitempty"`
 	Group        string    `json:"group,omitempty"`
@@ -169,6 +170,13 @@ type DeadLetterSource struct {
 	// ETag.
 	Blob string `json:"blob,omitempty"`
 	ETag string `json:"etag,omitempty"`
+	// A row a pipeline's destination (Group) refused: the pipeline, the
+	// change set (its number and source position) and the row's table;
+	// Hub and Sequence are its change-log event.
+	Pipeline  string `json:"pipeline,omitempty"`
+	ChangeSet int64  `json:"change_set,omitempty"`
+	Position  string `json:"position,omitempty"`
+	Table     string `json:"table,omitempty"`
 }
 
 func deadLetterRecord(l deadletter.Letter) DeadLetterRecord {

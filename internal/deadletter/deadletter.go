@@ -62,6 +62,13 @@ type Source struct {
 	// ETag.
 	Blob string `json:"blob,omitempty"`
 	ETag string `json:"etag,omitempty"`
+	// A row a pipeline's destination (Group) refused: the pipeline, the
+	// change set (its number and source position) and the row's table;
+	// Hub and Sequence are its change-log event.
+	Pipeline  string `json:"pipeline,omitempty"`
+	ChangeSet int64  `json:"change_set,omitempty"`
+	Position  string `json:"position,omitempty"`
+	Table     string `json:"table,omitempty"`
 }
 
 // describe says where the input came from, for messages: "hub orders",
@@ -78,6 +85,8 @@ func (s Source) describe() string {
 		return fmt.Sprintf("blob %q of container %s", s.Blob, s.Container)
 	case "timer":
 		return "a timer"
+	case "pipeline":
+		return fmt.Sprintf("a row of %s in change set %d of pipeline %s", s.Table, s.ChangeSet, s.Pipeline)
 	case "":
 		return "an unknown source"
 	}
@@ -613,6 +622,9 @@ func (c *redriveCheck) letter(ctx context.Context, l Letter) error {
 		return fits(m, qc, name)
 	}
 	switch src.Kind {
+	case "pipeline":
+		return fmt.Errorf("%w: a row that destination %s of pipeline %s refused is applied again by replaying the destination from its change set, once the cause is fixed (sluice pipeline replay %s --destination %s --change-set %d); then purge the letter",
+			queue.ErrInvalid, src.Group, src.Pipeline, src.Pipeline, src.Group, src.ChangeSet)
 	case "hub":
 		if c.s.Hubs == nil {
 			return fmt.Errorf("%w: this instance has no hubs", queue.ErrInvalid)

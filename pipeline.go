@@ -1,0 +1,392 @@
+package sluice
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/blob"
+	"github.com/sluicehq/sluice/internal/deadletter"
+	"github.com/sluicehq/sluice/internal/hub"
+	"github.com/sluicehq/sluice/internal/pipeline"
+)
+
+// PipelineConfig declares a data pipeline: one source whose changes are
+// staged as change sets, and destinations that apply them, each at its own
+// pace (see App.Pipeline).
+type PipelineConfig struct {
+	// Destinations apply the change sets, each a consumer group of the
+	// change log with its own position, retries and breaker. At least one.
+	Destinations []PipelineDestination
+	// Retention is how long the change log keeps change sets, so how far
+	// back a destination can be replayed. Default 7 days.
+	Retention time.Duration
+	// BatchSize bounds the changes of one change set (a source's
+	// transaction is never split). Default 1000.
+	BatchSize int
+
+	// source is the read strategy (set by the source fields, or by tests).
+	source pipeline.Source
+}
+
+// PipelineDestination is a write strategy: where a pipeline's changes go.
+// Exactly one of Hub and Container is set.
+type PipelineDestination struct {
+	// Name names the destination in its pipeline (its consumer group):
+	// 1 to 64 lowercase letters, digits, '-' and '_'.
+	Name string
+	// Hub: each change becomes an event of this hub, keyed by its table and
+	// key so that a row's changes stay in order; the body is the change as
+	// JSON (op, table, key, after, before, position, commit_time).
+	Hub string
+	// Container: each row becomes a document of this container, its id
+	// the row's key (key columns' values joined by "|"), deleted with the
+	// row. The container's partition key path must be /id.
+	Container string
+	// RetryBackoff is the first wait after a change set failed to apply,
+	// doubling up to MaxRetryBackoff; the destination tries for ever, in
+	// order, so one that was down catches up by itself. Defaults 1s and
+	// 1m.
+	RetryBackoff, MaxRetryBackoff time.Duration
+	// Breaker stops the destination while it keeps failing, on every
+	// instance, without losing its place. Default: open after 5 failures
+	// in a row, probe after 15s.
+	Breaker BreakerPolicy
+
+	sink pipeline.Sink // set by tests
+}
+
+var pipelineNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+// pipelineRun is a declared pipeline.
+type pipelineRun struct {
+	app  *App
+	name string
+	cfg  PipelineConfig
+	// hub and container hold the change log and the staged change sets.
+	hub, container string
+	dests          []*pipelineDest
+
+	mu      sync.Mutex
+	last    pipeline.ChangeSet // the latest change set staged (Seq 0: none)
+	lastErr error              // the source's latest failure, nil once it reads again
+	reading bool               // this instance runs the source
+}
+
+type pipelineDest struct {
+	p    *pipelineRun
+	cfg  PipelineDestination
+	sink pipeline.Sink
+}
+
+// PipelineHub is the name of the change-log hub of pipeline name.
+func PipelineHub(name string) string { return "pipeline-" + name }
+
+// Pipeline declares a data pipeline: its source's changes are staged as
+// change sets (a compressed blob in the blob container "pipeline-<name>"
+// and one event on the hub "pipeline-<name>", the pipeline's durable,
+// replayable change log) before the source confirms them; each destination
+// is a function "pipeline-<name>-<destination>" reading the change log in
+// order, as a consumer group of its own, so destinations progress
+// independently, retry for ever, and can be replayed from a point in time
+// (App.ReplayPipeline). One instance at a time reads the source; every
+// instance shares the destinations' change sets.
+func (a *App) Pipeline(name string, cfg PipelineConfig) {
+	p := &pipelineRun{app: a, name: name, cfg: cfg, hub: PipelineHub(name), container: PipelineHub(name)}
+	if err := p.validate(); err != nil {
+		a.errs = append(a.errs, err)
+		return
+	}
+	p.cfg.Retention = cmp.Or(cfg.Retention, 7*24*time.Hour)
+	p.cfg.BatchSize = cmp.Or(cfg.BatchSize, 1000)
+	a.Hub(HubConfig{Name: p.hub, Partitions: 1, Retention: p.cfg.Retention})
+	a.BlobContainer(p.container)
+	for _, dc := range cfg.Destinations {
+		d := &pipelineDest{p: p, cfg: dc, sink: dc.sink}
+		d.cfg.RetryBackoff = cmp.Or(dc.RetryBackoff, time.Second)
+		d.cfg.MaxRetryBackoff = cmp.Or(dc.MaxRetryBackoff, time.Minute)
+		if !dc.Breaker.Enabled() {
+			d.cfg.Breaker = BreakerPolicy{ConsecutiveFailures: 5, CoolDown: 15 * time.Second}
+		}
+		p.dests = append(p.dests, d)
+		a.Function(p.functionName(dc.Name), HubTrigger{Hub: p.hub, ConsumerGroup: dc.Name, MaxBatchSize: 16}, d.handle,
+			WithRetry(ExponentialBackoff(RetryForever, d.cfg.RetryBackoff, d.cfg.MaxRetryBackoff)), WithBreaker(d.cfg.Breaker))
+	}
+	a.pipelines = append(a.pipelines, p)
+}
+
+func (p *pipelineRun) functionName(dest string) string { return "pipeline-" + p.name + "-" + dest }
+
+func (p *pipelineRun) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("sluice: pipeline %q: %s", p.name, fmt.Sprintf(format, args...))
+	}
+	if !pipelineNameRE.MatchString(p.name) {
+		return fmt.Errorf("sluice: pipeline name %q: use 1 to 64 lowercase letters, digits, '-' and '_', starting with a letter or digit", p.name)
+	}
+	if p.cfg.source == nil {
+		return bad("give its source")
+	}
+	if len(p.cfg.Destinations) == 0 {
+		return bad("give at least one destination")
+	}
+	if p.cfg.Retention < 0 || p.cfg.BatchSize < 0 {
+		return bad("Retention and BatchSize must not be negative")
+	}
+	seen := map[string]bool{}
+	for i, d := range p.cfg.Destinations {
+		if !pipelineNameRE.MatchString(d.Name) {
+			return bad("destination %d: name %q: use 1 to 64 lowercase letters, digits, '-' and '_', starting with a letter or digit", i, d.Name)
+		}
+		if seen[d.Name] {
+			return bad("destination %q is named twice", d.Name)
+		}
+		seen[d.Name] = true
+		kinds := 0
+		for _, set := range []bool{d.Hub != "", d.Container != "", d.sink != nil} {
+			if set {
+				kinds++
+			}
+		}
+		if kinds != 1 {
+			return bad("destination %q: give exactly one of Hub and Container", d.Name)
+		}
+		if d.Hub == p.hub {
+			return bad("destination %q: the hub %s is the pipeline's own change log", d.Name, d.Hub)
+		}
+	}
+	return nil
+}
+
+// start opens the destinations' sinks and joins the source's lease: one
+// instance at a time reads the source.
+func (p *pipelineRun) start(ctx context.Context) error {
+	for _, d := range p.dests {
+		if d.sink != nil {
+			continue
+		}
+		switch {
+		case d.cfg.Hub != "":
+			d.sink = &hubSink{app: p.app, hub: d.cfg.Hub, id: p.name + ":" + d.cfg.Name}
+		case d.cfg.Container != "":
+			c, err := p.app.docs.GetContainer(ctx, d.cfg.Container)
+			if err != nil {
+				return fmt.Errorf("sluice: pipeline %s, destination %s: container %s: %w", p.name, d.cfg.Name, d.cfg.Container, err)
+			}
+			if c.PartitionKeyPath != "/id" {
+				return fmt.Errorf("sluice: pipeline %s, destination %s: container %s has partition key path %s; a pipeline writes rows by key into a container whose partition key path is /id",
+					p.name, d.cfg.Name, d.cfg.Container, c.PartitionKeyPath)
+			}
+			d.sink = &containerSink{app: p.app, container: d.cfg.Container}
+		}
+	}
+	return p.app.leases.Join("pipeline:"+p.name, 1, func(ctx context.Context, _ int) { p.read(ctx) })
+}
+
+// read runs the source while this instance holds the pipeline's lease,
+// starting it again after a failure.
+func (p *pipelineRun) read(ctx context.Context) {
+	p.mu.Lock()
+	p.reading = true
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.reading = false
+		p.mu.Unlock()
+	}()
+	wait := time.Second
+	for ctx.Err() == nil {
+		err := p.readOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		p.mu.Lock()
+		p.lastErr = err
+		p.mu.Unlock()
+		p.app.log.Error("pipeline: the source stopped; starting it again", "pipeline", p.name, "err", err, "in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = min(2*wait, time.Minute)
+	}
+}
+
+func (p *pipelineRun) readOnce(ctx context.Context) error {
+	last, err := p.lastStaged(ctx)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.last = last
+	p.mu.Unlock()
+	return p.cfg.source.Run(ctx, last.Position, p.stage)
+}
+
+// lastStaged reads the change log's newest change set (Seq 0: none yet).
+func (p *pipelineRun) lastStaged(ctx context.Context) (pipeline.ChangeSet, error) {
+	_, parts, err := p.app.hubSvc.Describe(ctx, p.hub)
+	if err != nil {
+		return pipeline.ChangeSet{}, fmt.Errorf("pipeline %s: read the change log: %w", p.name, err)
+	}
+	if parts[0].LastSequence < 0 || parts[0].LastSequence < parts[0].FirstSequence {
+		return pipeline.ChangeSet{}, nil
+	}
+	ev, err := p.readEvent(ctx, parts[0].LastSequence)
+	if err != nil {
+		return pipeline.ChangeSet{}, err
+	}
+	return decodeChangeSet(ev.Body)
+}
+
+// readEvent reads the change-log event at seq.
+func (p *pipelineRun) readEvent(ctx context.Context, seq int64) (hub.StoredEvent, error) {
+	r, err := p.app.hubSvc.OpenReader(ctx, p.hub, 0, hub.Start{Kind: hub.StartAfter, After: seq - 1})
+	if err != nil {
+		return hub.StoredEvent{}, fmt.Errorf("pipeline %s: read the change log: %w", p.name, err)
+	}
+	defer r.Close()
+	for {
+		evs, err := r.Next(ctx)
+		if err != nil {
+			return hub.StoredEvent{}, fmt.Errorf("pipeline %s: read the change log: %w", p.name, err)
+		}
+		for _, e := range evs {
+			if e.Sequence >= seq {
+				return e, nil
+			}
+		}
+	}
+}
+
+func decodeChangeSet(body []byte) (pipeline.ChangeSet, error) {
+	var cs pipeline.ChangeSet
+	if err := json.Unmarshal(body, &cs); err != nil || cs.Seq <= 0 || cs.Blob == "" {
+		return cs, fmt.Errorf("%w: a change-log event is not a change set (%v)", pipeline.ErrCorrupt, err)
+	}
+	return cs, nil
+}
+
+// stage stores a batch as the next change set: its blob, then its
+// change-log event. A crash in between leaves a blob that the next change
+// set of the same number overwrites.
+func (p *pipelineRun) stage(ctx context.Context, b pipeline.Batch) error {
+	if len(b.Changes) == 0 && b.Position == "" {
+		return nil
+	}
+	p.mu.Lock()
+	seq := p.last.Seq + 1
+	p.mu.Unlock()
+	data, err := pipeline.Encode(b.Changes)
+	if err != nil {
+		return err
+	}
+	cs := pipeline.ChangeSet{Pipeline: p.name, Seq: seq, Blob: pipeline.BlobName(seq), Count: len(b.Changes),
+		Tables: b.Tables, Position: b.Position, Snapshot: b.Snapshot, Staged: time.Now().UTC()}
+	for _, c := range b.Changes {
+		if c.CommitTime.IsZero() {
+			continue
+		}
+		if cs.First.IsZero() || c.CommitTime.Before(cs.First) {
+			cs.First = c.CommitTime
+		}
+		if c.CommitTime.After(cs.Last) {
+			cs.Last = c.CommitTime
+		}
+	}
+	if _, err := p.app.blobs.Put(ctx, p.container, cs.Blob, bytes.NewReader(data), blob.Meta{ContentType: "application/zstd"}); err != nil {
+		return fmt.Errorf("pipeline %s: stage change set %d: %w", p.name, seq, err)
+	}
+	body, err := json.Marshal(cs)
+	if err != nil {
+		return err
+	}
+	if _, err := p.app.hubSvc.Publish(ctx, p.hub, []hub.Event{{Body: body, MessageID: fmt.Sprintf("pipeline:%s:%d", p.name, seq)}}); err != nil {
+		return fmt.Errorf("pipeline %s: stage change set %d: %w", p.name, seq, err)
+	}
+	p.mu.Lock()
+	p.last, p.lastErr = cs, nil
+	p.mu.Unlock()
+	return nil
+}
+
+// handle applies change sets to a destination, in order. A failure fails
+// the batch: the function retries it for ever (and its breaker holds the
+// destination while it keeps failing), so nothing is skipped.
+func (d *pipelineDest) handle(ctx context.Context, events []Event) error {
+	for _, e := range events {
+		cs, err := decodeChangeSet(e.Body)
+		if err != nil {
+			return DeadLetter(err, e)
+		}
+		changes, err := d.p.load(ctx, cs)
+		if err != nil {
+			return err
+		}
+		rejected, err := d.sink.Apply(ctx, cs, changes)
+		if err != nil {
+			return fmt.Errorf("destination %s: change set %d: %w", d.cfg.Name, cs.Seq, err)
+		}
+		if len(rejected) > 0 {
+			if err := d.p.app.letters.Put(ctx, d.rowLetters(e, cs, rejected)); err != nil {
+				return fmt.Errorf("destination %s: change set %d: keep the %d rows it refused as dead letters: %w", d.cfg.Name, cs.Seq, len(rejected), err)
+			}
+		}
+	}
+	return nil
+}
+
+// rowLetters are the dead letters of the rows a destination refused: each
+// with the change as its body, and its change set, position and reason.
+func (d *pipelineDest) rowLetters(e Event, cs pipeline.ChangeSet, rejected []pipeline.Rejected) []deadletter.Letter {
+	now := time.Now().UTC()
+	out := make([]deadletter.Letter, 0, len(rejected))
+	for _, r := range rejected {
+		body, _ := json.Marshal(r.Change)
+		out = append(out, deadletter.Letter{Function: d.p.functionName(d.cfg.Name), Reason: r.Reason, Attempts: 1, FirstFailure: now, LastFailure: now,
+			Source: deadletter.Source{Kind: "pipeline", Hub: d.p.hub, Group: d.cfg.Name, Partition: e.Partition, Sequence: e.SequenceNumber,
+				EnqueuedTime: e.EnqueuedTime, Pipeline: d.p.name, ChangeSet: cs.Seq, Position: r.Change.Position, Table: r.Change.Table},
+			Body: body, Properties: map[string]string{"content-type": "application/json"}})
+	}
+	return out
+}
+
+// load reads a change set's changes from its blob.
+func (p *pipelineRun) load(ctx context.Context, cs pipeline.ChangeSet) ([]pipeline.Change, error) {
+	r, _, err := p.app.blobs.Get(ctx, p.container, cs.Blob)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline %s: change set %d (blob %s): %w", p.name, cs.Seq, cs.Blob, err)
+	}
+	defer r.Close()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline %s: change set %d (blob %s): %w", p.name, cs.Seq, cs.Blob, err)
+	}
+	changes, err := pipeline.Decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline %s: change set %d (blob %s): %w", p.name, cs.Seq, cs.Blob, err)
+	}
+	if len(changes) != cs.Count {
+		return nil, fmt.Errorf("%w: change set %d of pipeline %s holds %d changes, its event says %d", pipeline.ErrCorrupt, cs.Seq, p.name, len(changes), cs.Count)
+	}
+	return changes, nil
+}
+
+// pipelineByName finds a declared pipeline.
+func (a *App) pipelineByName(name string) (*pipelineRun, error) {
+	i := slices.IndexFunc(a.pipelines, func(p *pipelineRun) bool { return p.name == name })
+	if i < 0 {
+		return nil, fmt.Errorf("sluice: pipeline %q is not declared on this instance", name)
+	}
+	return a.pipelines[i], nil
+}

@@ -1,0 +1,116 @@
+package sluice
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/sluicehq/sluice/internal/docstore"
+	"github.com/sluicehq/sluice/internal/hub"
+	"github.com/sluicehq/sluice/internal/pipeline"
+)
+
+// rowKey is a row's key as one string: its key columns' values, in column
+// order, joined by "|".
+func rowKey(key pipeline.Row) string {
+	cols := make([]string, 0, len(key))
+	for c := range key {
+		cols = append(cols, c)
+	}
+	slices.Sort(cols)
+	parts := make([]string, len(cols))
+	for i, c := range cols {
+		parts[i] = fmt.Sprint(key[c])
+	}
+	return strings.Join(parts, "|")
+}
+
+// hubSink publishes each change as an event, keyed by table and key so a
+// row's changes keep their order. Each change has a message id (pipeline,
+// destination, change set, index), so a change set applied again within
+// the hub's duplicate window is not stored twice.
+type hubSink struct {
+	app *App
+	hub string
+	id  string // pipeline:destination
+}
+
+var _ pipeline.Sink = (*hubSink)(nil)
+
+func (s *hubSink) Apply(ctx context.Context, cs pipeline.ChangeSet, changes []pipeline.Change) ([]pipeline.Rejected, error) {
+	const chunk = 500
+	for start := 0; start < len(changes); start += chunk {
+		part := changes[start:min(start+chunk, len(changes))]
+		events := make([]hub.Event, len(part))
+		for i, c := range part {
+			body, err := json.Marshal(c)
+			if err != nil {
+				return nil, err
+			}
+			events[i] = hub.Event{Body: body, PartitionKey: c.Table + "/" + rowKey(c.Key),
+				MessageID:  fmt.Sprintf("%s:%d:%d", s.id, cs.Seq, start+i),
+				Properties: map[string]string{"pipeline": cs.Pipeline, "table": c.Table, "op": string(c.Op), "content-type": "application/json"}}
+		}
+		if _, err := s.app.hubSvc.Publish(ctx, s.hub, events); err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
+}
+
+// containerSink keeps each row as a document whose id is the row's key,
+// and deletes it with the row.
+type containerSink struct {
+	app       *App
+	container string
+}
+
+var _ pipeline.Sink = (*containerSink)(nil)
+
+func (s *containerSink) Apply(ctx context.Context, cs pipeline.ChangeSet, changes []pipeline.Change) ([]pipeline.Rejected, error) {
+	// Consecutive upserts go in one bulk write, keeping only the last
+	// change of each key among them; a delete ends the run.
+	var run [][]byte
+	at := map[string]int{} // id → its place in run
+	flush := func() error {
+		if len(run) == 0 {
+			return nil
+		}
+		_, err := s.app.docs.BulkUpsert(ctx, s.container, run)
+		run = run[:0]
+		clear(at)
+		return err
+	}
+	for _, c := range changes {
+		id := rowKey(c.Key)
+		if c.Op == pipeline.Delete {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+			if err := s.app.docs.Delete(ctx, s.container, id, id, ""); err != nil && !errors.Is(err, docstore.ErrNotFound) {
+				return nil, err
+			}
+			continue
+		}
+		doc := make(map[string]any, len(c.After)+2)
+		for k, v := range c.After {
+			doc[k] = v
+		}
+		doc["id"] = id
+		doc["_table"] = c.Table
+		data, err := json.Marshal(doc)
+		if err != nil {
+			return nil, err
+		}
+		if i, ok := at[id]; ok {
+			run[i] = data
+			continue
+		}
+		at[id] = len(run)
+		run = append(run, data)
+	}
+	return nil, flush()
+}

@@ -1,0 +1,229 @@
+package sluice_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/pipeline"
+)
+
+// memSource is a read strategy of the tests: it hands over the batches it
+// is given, each at position "p<n>", skipping those at or before after,
+// and records where each Run started.
+type memSource struct {
+	mu      sync.Mutex
+	batches []pipeline.Batch
+	more    chan struct{}
+	starts  []string
+}
+
+func newMemSource() *memSource { return &memSource{more: make(chan struct{}, 1)} }
+
+func (s *memSource) add(changes ...pipeline.Change) {
+	s.mu.Lock()
+	pos := fmt.Sprintf("p%06d", len(s.batches)+1)
+	for i := range changes {
+		changes[i].Position = pos
+	}
+	s.batches = append(s.batches, pipeline.Batch{Changes: changes, Position: pos,
+		Tables: map[string]pipeline.Table{"public.orders": {Name: "public.orders", Columns: []pipeline.Column{{Name: "id", Type: "int8", Key: true}, {Name: "total", Type: "numeric"}}}}})
+	s.mu.Unlock()
+	select {
+	case s.more <- struct{}{}:
+	default:
+	}
+}
+
+func (s *memSource) Run(ctx context.Context, after string, emit pipeline.Emit) error {
+	s.mu.Lock()
+	s.starts = append(s.starts, after)
+	s.mu.Unlock()
+	next := 0
+	for {
+		s.mu.Lock()
+		for next < len(s.batches) && s.batches[next].Position <= after {
+			next++
+		}
+		var b *pipeline.Batch
+		if next < len(s.batches) {
+			b = &s.batches[next]
+		}
+		s.mu.Unlock()
+		if b == nil {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-s.more:
+				continue
+			}
+		}
+		if err := emit(ctx, *b); err != nil {
+			return err
+		}
+		after = b.Position
+		next++
+	}
+}
+
+// memSink applies change sets to a model of the table, can be down, and
+// refuses rows whose total is "bad".
+type memSink struct {
+	mu      sync.Mutex
+	rows    map[string]string // id → total
+	applied []int64           // change sets, in the order applied
+	down    bool
+	fails   int
+}
+
+func (s *memSink) Apply(_ context.Context, cs pipeline.ChangeSet, changes []pipeline.Change) ([]pipeline.Rejected, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down {
+		s.fails++
+		return nil, errors.New("destination down")
+	}
+	if n := len(s.applied); n > 0 && cs.Seq <= s.applied[n-1] {
+		return nil, nil // applied before
+	}
+	var rejected []pipeline.Rejected
+	for _, c := range changes {
+		id := fmt.Sprint(c.Key["id"])
+		switch {
+		case c.Op == pipeline.Delete:
+			delete(s.rows, id)
+		case c.After["total"] == "bad":
+			rejected = append(rejected, pipeline.Rejected{Change: c, Reason: "total is not a number"})
+		default:
+			s.rows[id] = fmt.Sprint(c.After["total"])
+		}
+	}
+	s.applied = append(s.applied, cs.Seq)
+	return rejected, nil
+}
+
+func (s *memSink) snapshot() (map[string]string, []int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rows := make(map[string]string, len(s.rows))
+	for k, v := range s.rows {
+		rows[k] = v
+	}
+	return rows, append([]int64(nil), s.applied...)
+}
+
+func upsert(id int, total string) pipeline.Change {
+	k := strconv.Itoa(id)
+	return pipeline.Change{Op: pipeline.Update, Table: "public.orders", Key: pipeline.Row{"id": k}, After: pipeline.Row{"id": k, "total": total}}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-t.Context().Done():
+			t.Fatalf("%s: not before the test's deadline", what)
+		}
+	}
+}
+
+// A pipeline stages its source's batches as change sets; each destination
+// applies them in order, at its own pace: one that is down catches up
+// alone once it is back, the others go on meanwhile; refused rows are dead
+// letters; a restarted instance resumes the source after the last change
+// set staged.
+func TestPipelineStagesAndDestinationsApplyInOrder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := newMemSource()
+	fast, slow := &memSink{rows: map[string]string{}}, &memSink{rows: map[string]string{}, down: true}
+	start := func() *sluice.App {
+		app := sluice.New(sluice.Config{DataDir: dir, Logger: quiet()})
+		app.Pipeline("orders", sluice.WithPipelineSource(sluice.PipelineConfig{Destinations: []sluice.PipelineDestination{
+			sluice.SinkDestination("fast", fast), sluice.SinkDestination("slow", slow)}}, src))
+		require.NoError(t, app.Start(ctx))
+		return app
+	}
+	app := start()
+	want := map[string]string{}
+	for i := range 30 {
+		c := upsert(i%7, fmt.Sprint(i))
+		want[fmt.Sprint(i%7)] = fmt.Sprint(i)
+		if i%5 == 4 {
+			src.add(c, pipeline.Change{Op: pipeline.Delete, Table: "public.orders", Key: pipeline.Row{"id": "3"}})
+			delete(want, "3")
+			continue
+		}
+		src.add(c)
+	}
+	src.add(upsert(100, "bad"), upsert(101, "5"))
+	want["101"] = "5"
+	waitUntil(t, "the fast destination applies every change set", func() bool {
+		_, applied := fast.snapshot()
+		return len(applied) == 31
+	})
+	rows, applied := fast.snapshot()
+	require.Equal(t, want, rows)
+	for i, seq := range applied {
+		require.EqualValues(t, i+1, seq, "change sets in order")
+	}
+	_, none := slow.snapshot()
+	require.Empty(t, none, "the slow destination is down")
+
+	var dls []sluice.DeadLetterRecord
+	waitUntil(t, "the refused row is a dead letter", func() bool {
+		var err error
+		dls, err = app.DeadLetters(ctx, sluice.DeadLetterFilter{}, 10)
+		require.NoError(t, err)
+		return len(dls) > 0
+	})
+	require.Len(t, dls, 1)
+	require.Equal(t, "pipeline", dls[0].Source.Kind)
+	require.Equal(t, "fast", dls[0].Source.Group)
+	require.EqualValues(t, 31, dls[0].Source.ChangeSet)
+	require.Equal(t, "p000031", dls[0].Source.Position)
+	require.Equal(t, "total is not a number", dls[0].Reason)
+	require.Contains(t, string(dls[0].Body), `"total":"bad"`)
+
+	// The slow one comes back and catches up by itself, in order.
+	slow.mu.Lock()
+	slow.down = false
+	slow.mu.Unlock()
+	waitUntil(t, "the slow destination catches up", func() bool {
+		_, applied := slow.snapshot()
+		return len(applied) == 31
+	})
+	rows, applied = slow.snapshot()
+	require.Equal(t, want, rows)
+	for i, seq := range applied {
+		require.EqualValues(t, i+1, seq, "change sets in order")
+	}
+
+	// Restarted, the source resumes after the last change set staged.
+	require.NoError(t, app.Stop(ctx))
+	app = start()
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
+	src.add(upsert(200, "7"))
+	want["200"] = "7"
+	waitUntil(t, "the change set after the restart", func() bool {
+		_, applied := fast.snapshot()
+		return len(applied) == 32
+	})
+	rows, applied = fast.snapshot()
+	require.Equal(t, want, rows)
+	require.EqualValues(t, 32, applied[31], "numbering goes on")
+	src.mu.Lock()
+	require.Equal(t, []string{"", "p000031"}, src.starts)
+	src.mu.Unlock()
+}
