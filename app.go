@@ -359,10 +359,10 @@ type App struct {
 	sharedTypes  []MessageTypeConfig
 	// deliveries are the declared delivery functions; deliveryLog logs
 	// their attempts.
-	deliveries  []*delivery
-	pipelines   []*pipelineRun
+	deliveries []*delivery
+	pipelines  []*pipelineRun
 	// letters keeps dead letters (the host's, and rows pipelines refuse).
-	letters *deadletter.Store
+	letters     *deadletter.Store
 	deliveryLog *partner.DeliveryLog
 	guard       *auth.Guard
 	gw          *gateway.Server
