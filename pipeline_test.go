@@ -227,3 +227,107 @@ func TestPipelineStagesAndDestinationsApplyInOrder(t *testing.T) {
 	require.Equal(t, []string{"", "p000031"}, src.starts)
 	src.mu.Unlock()
 }
+
+// Reset moves the model's position back, as an SQL destination's is.
+func (s *memSink) Reset(_ context.Context, seq int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.applied) > 0 && s.applied[len(s.applied)-1] > seq {
+		s.applied = s.applied[:len(s.applied)-1]
+	}
+	return nil
+}
+
+// A replay moves one destination back: it applies the change sets again
+// from there and ends equal; the other destination is untouched. Pause
+// holds a destination where it is; status tells where each one is.
+func TestPipelineReplayPauseAndStatus(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src := newMemSource()
+	a, b := &memSink{rows: map[string]string{}}, &memSink{rows: map[string]string{}}
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
+	app.Pipeline("orders", sluice.WithPipelineSource(sluice.PipelineConfig{Destinations: []sluice.PipelineDestination{
+		sluice.SinkDestination("a", a), sluice.SinkDestination("b", b)}}, src))
+	require.NoError(t, app.Start(ctx))
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
+	for i := range 20 {
+		src.add(upsert(i%4, fmt.Sprint(i)))
+	}
+	applied := func(s *memSink, n int) func() bool {
+		return func() bool { _, got := s.snapshot(); return len(got) == n }
+	}
+	waitUntil(t, "both apply everything", func() bool { return applied(a, 20)() && applied(b, 20)() })
+	want, _ := a.snapshot()
+
+	// Replay a from change set 8: it applies 8 to 20 again; b does not.
+	from, err := app.ReplayPipeline(ctx, "orders", "a", sluice.PipelineReplay{ChangeSet: 8, Grace: time.Millisecond})
+	require.NoError(t, err)
+	require.EqualValues(t, 8, from)
+	waitUntil(t, "a applies the change sets again", applied(a, 20))
+	rows, seqs := a.snapshot()
+	require.Equal(t, want, rows)
+	require.EqualValues(t, 20, seqs[19])
+	_, bseqs := b.snapshot()
+	require.Len(t, bseqs, 20, "b is untouched")
+
+	// Pause b: it keeps its place while a goes on; resumed, it catches up.
+	require.NoError(t, app.PausePipeline(ctx, "orders", "b", "maintenance"))
+	var st sluice.PipelineStatus
+	waitUntil(t, "the pause shows", func() bool {
+		st, err = app.PipelineStatus(ctx, "orders")
+		require.NoError(t, err)
+		return st.Destinations[1].Paused
+	})
+	require.Equal(t, "maintenance", st.Destinations[1].Reason)
+	require.True(t, st.Reading)
+	require.EqualValues(t, 20, st.Staged)
+	src.add(upsert(50, "x"))
+	waitUntil(t, "a applies the new change set", applied(a, 21))
+	st, err = app.PipelineStatus(ctx, "orders")
+	require.NoError(t, err)
+	require.EqualValues(t, 21, st.Destinations[0].Applied)
+	require.EqualValues(t, 20, st.Destinations[1].Applied)
+	require.EqualValues(t, 1, st.Destinations[1].Behind)
+	require.Equal(t, "closed", st.Destinations[0].Breaker)
+	require.NoError(t, app.ResumePipeline(ctx, "orders", "b"))
+	waitUntil(t, "b catches up", applied(b, 21))
+
+	// Replay by time: from the first change set staged at or after it.
+	_, err = app.ReplayPipeline(ctx, "orders", "b", sluice.PipelineReplay{Time: time.Now().Add(-time.Hour), Grace: time.Millisecond})
+	require.NoError(t, err)
+	waitUntil(t, "b applies everything again", applied(b, 21))
+
+	// Mistakes get clear errors.
+	_, err = app.ReplayPipeline(ctx, "orders", "c", sluice.PipelineReplay{ChangeSet: 1})
+	require.ErrorContains(t, err, `no destination "c"`)
+	_, err = app.ReplayPipeline(ctx, "orders", "a", sluice.PipelineReplay{ChangeSet: 99})
+	require.ErrorContains(t, err, "change set 99 is not in the change log")
+	_, err = app.ReplayPipeline(ctx, "nope", "a", sluice.PipelineReplay{ChangeSet: 1})
+	require.ErrorContains(t, err, "not declared")
+	_, err = app.ReplayPipeline(ctx, "orders", "a", sluice.PipelineReplay{})
+	require.ErrorContains(t, err, "give a time or a change set")
+}
+
+// Bad declarations are refused at Start with the reason.
+func TestPipelineBadDeclarations(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		cfg  sluice.PipelineConfig
+		says string
+	}{
+		{"Orders", sluice.WithPipelineSource(sluice.PipelineConfig{Destinations: []sluice.PipelineDestination{{Name: "a", Hub: "h"}}}, newMemSource()), "lowercase"},
+		{"orders", sluice.PipelineConfig{Destinations: []sluice.PipelineDestination{{Name: "a", Hub: "h"}}}, "give its source"},
+		{"orders", sluice.WithPipelineSource(sluice.PipelineConfig{}, newMemSource()), "at least one destination"},
+		{"orders", sluice.WithPipelineSource(sluice.PipelineConfig{Destinations: []sluice.PipelineDestination{{Name: "a"}}}, newMemSource()), "exactly one of"},
+		{"orders", sluice.WithPipelineSource(sluice.PipelineConfig{Destinations: []sluice.PipelineDestination{{Name: "a", Hub: "h"}, {Name: "a", Container: "c"}}}, newMemSource()), "named twice"},
+		{"orders", sluice.WithPipelineSource(sluice.PipelineConfig{Destinations: []sluice.PipelineDestination{{Name: "a", Hub: "pipeline-orders"}}}, newMemSource()), "own change log"},
+	} {
+		app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
+		app.Pipeline(c.name, c.cfg)
+		err := app.Start(context.Background())
+		require.ErrorContains(t, err, c.says)
+		_ = app.Stop(context.Background())
+	}
+}

@@ -193,6 +193,22 @@ func (s *Service) SetGroupState(ctx context.Context, hub, group string, gs Group
 	return nil
 }
 
+// GetGroupState reads a group's state (the zero state when none was set).
+func (s *Service) GetGroupState(ctx context.Context, hub, group string) (GroupState, error) {
+	e, err := s.groups.Get(ctx, groupKey(hub, group))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return GroupState{}, nil
+	}
+	if err != nil {
+		return GroupState{}, fmt.Errorf("hub: read state of group %s/%s: %w", hub, group, unavailable(err))
+	}
+	var gs GroupState
+	if err := json.Unmarshal(e.Value(), &gs); err != nil {
+		return GroupState{}, fmt.Errorf("hub: state of group %s/%s: %w", hub, group, err)
+	}
+	return gs, nil
+}
+
 // WatchGroupState calls fn with the group's state now and on every change,
 // until ctx ends or the service stops.
 func (s *Service) WatchGroupState(ctx context.Context, hub, group string, fn func(GroupState)) error {
@@ -285,6 +301,17 @@ type ReplayResult struct {
 // resumes. Owners detect the move through the checkpoint's revision, so a
 // batch that finishes late can never overwrite the new position.
 func (s *Service) Replay(ctx context.Context, hub, group string, target ReplayTarget, grace time.Duration) ([]ReplayResult, error) {
+	return s.ReplayWith(ctx, hub, group, target, grace, nil)
+}
+
+// ReplayWith is Replay that calls whilePaused, when not nil, once the group
+// is paused and its in-flight batches had their grace, before its
+// checkpoints move: with the new checkpoints (partition → the sequence
+// number last processed, -1 for none). An error from it leaves the
+// checkpoints where they were. It is how a consumer that records its own
+// position (a pipeline's SQL destination) moves it back with them.
+func (s *Service) ReplayWith(ctx context.Context, hub, group string, target ReplayTarget, grace time.Duration,
+	whilePaused func(ctx context.Context, newPos map[int]int64) error) ([]ReplayResult, error) {
 	info, err := s.Get(ctx, hub)
 	if err != nil {
 		return nil, err
@@ -335,6 +362,11 @@ func (s *Service) Replay(ctx context.Context, hub, group string, target ReplayTa
 	case <-time.After(grace):
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+	if whilePaused != nil {
+		if err := whilePaused(ctx, newPos); err != nil {
+			return nil, err
+		}
 	}
 	var results []ReplayResult
 	for p := range info.Partitions {
