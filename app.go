@@ -716,6 +716,7 @@ func (a *App) buildHandler() (http.Handler, error) {
 	gw.HandleKeys(a.keys)
 	gw.HandlePartners(a.partners)
 	gw.HandleDR(drControl{a})
+	gw.HandlePipelines(pipelineControl{a})
 	a.gw = gw
 	api := a.guard.Protect(gw, true)
 	dashboard := a.guard.Protect(web.Handler(), false)

@@ -386,7 +386,7 @@ func (p *pipelineRun) load(ctx context.Context, cs pipeline.ChangeSet) ([]pipeli
 func (a *App) pipelineByName(name string) (*pipelineRun, error) {
 	i := slices.IndexFunc(a.pipelines, func(p *pipelineRun) bool { return p.name == name })
 	if i < 0 {
-		return nil, fmt.Errorf("sluice: pipeline %q is not declared on this instance", name)
+		return nil, &pipelineNotFound{fmt.Sprintf("sluice: pipeline %q is not declared on this instance", name)}
 	}
 	return a.pipelines[i], nil
 }

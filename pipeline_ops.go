@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/gateway"
 	"github.com/sluicehq/sluice/internal/hub"
 	"github.com/sluicehq/sluice/internal/pipeline"
 )
@@ -20,6 +22,15 @@ type PipelineReplay struct {
 	// destination moves. Default 2s.
 	Grace time.Duration
 }
+
+// errPipelineRequest marks a caller's mistake in an operation on a
+// pipeline.
+var errPipelineRequest = errors.New("sluice: pipeline")
+
+// pipelineNotFound: no such pipeline or destination.
+type pipelineNotFound struct{ msg string }
+
+func (e *pipelineNotFound) Error() string { return e.msg }
 
 // resetter is a sink that records its own position (an SQL destination):
 // a replay moves it back so the change sets after seq apply again.
@@ -43,10 +54,10 @@ func (a *App) ReplayPipeline(ctx context.Context, name, destination string, to P
 		return 0, err
 	}
 	if to.Time.IsZero() == (to.ChangeSet == 0) {
-		return 0, errors.New("sluice: replay: give a time or a change set, not both")
+		return 0, fmt.Errorf("%w: give a time or a change set, not both", errPipelineRequest)
 	}
 	if to.ChangeSet < 0 {
-		return 0, fmt.Errorf("sluice: replay: change set %d: they are numbered from 1", to.ChangeSet)
+		return 0, fmt.Errorf("%w: change set %d: they are numbered from 1", errPipelineRequest, to.ChangeSet)
 	}
 	target := hub.ReplayTarget{Time: to.Time}
 	if to.ChangeSet > 0 {
@@ -192,7 +203,7 @@ func (a *App) pipelineDestination(name, destination string) (*pipelineRun, *pipe
 	for i, d := range p.dests {
 		names[i] = d.cfg.Name
 	}
-	return nil, nil, fmt.Errorf("sluice: pipeline %s has no destination %q (it has %v)", name, destination, names)
+	return nil, nil, &pipelineNotFound{fmt.Sprintf("sluice: pipeline %s has no destination %q (it has %v)", name, destination, names)}
 }
 
 // changeSetAfter reads the change set of the change-log event after
@@ -223,7 +234,7 @@ func (p *pipelineRun) eventOf(ctx context.Context, n int64) (int64, error) {
 	}
 	lo, hi := parts[0].FirstSequence, parts[0].LastSequence
 	if lo < 0 || hi < lo {
-		return 0, fmt.Errorf("sluice: pipeline %s has staged no change set yet", p.name)
+		return 0, fmt.Errorf("%w: pipeline %s has staged no change set yet", errPipelineRequest, p.name)
 	}
 	for lo <= hi {
 		mid := lo + (hi-lo)/2
@@ -244,5 +255,53 @@ func (p *pipelineRun) eventOf(ctx context.Context, n int64) (int64, error) {
 			hi = mid - 1
 		}
 	}
-	return 0, fmt.Errorf("sluice: pipeline %s: change set %d is not in the change log (it keeps change sets for its retention; see sluice pipeline status)", p.name, n)
+	return 0, fmt.Errorf("%w: pipeline %s: change set %d is not in the change log (it keeps change sets for its retention; see sluice pipeline status)", errPipelineRequest, p.name, n)
+}
+
+// pipelineControl serves /api/v1/pipelines.
+type pipelineControl struct{ a *App }
+
+var _ gateway.PipelineControl = pipelineControl{}
+
+// apiErr gives the caller's mistakes their status.
+func (c pipelineControl) apiErr(err error) error {
+	var nf *pipelineNotFound
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &nf):
+		return &gateway.Error{Status: http.StatusNotFound, Msg: err.Error() + " (list them with GET /api/v1/pipelines)"}
+	case errors.Is(err, errPipelineRequest):
+		return &gateway.Error{Status: http.StatusBadRequest, Msg: err.Error()}
+	}
+	return err
+}
+
+func (c pipelineControl) PipelineList(ctx context.Context) (any, error) {
+	out := []PipelineStatus{}
+	for _, p := range c.a.pipelines {
+		st, err := c.a.PipelineStatus(ctx, p.name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func (c pipelineControl) PipelineStatus(ctx context.Context, name string) (any, error) {
+	st, err := c.a.PipelineStatus(ctx, name)
+	return st, c.apiErr(err)
+}
+
+func (c pipelineControl) PipelineReplay(ctx context.Context, name, destination string, t time.Time, changeSet int64, grace time.Duration) (int64, error) {
+	from, err := c.a.ReplayPipeline(ctx, name, destination, PipelineReplay{Time: t, ChangeSet: changeSet, Grace: grace})
+	return from, c.apiErr(err)
+}
+
+func (c pipelineControl) PipelinePause(ctx context.Context, name, destination string, paused bool, reason string) error {
+	if paused {
+		return c.apiErr(c.a.PausePipeline(ctx, name, destination, reason))
+	}
+	return c.apiErr(c.a.ResumePipeline(ctx, name, destination))
 }

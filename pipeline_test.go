@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -329,5 +332,64 @@ func TestPipelineBadDeclarations(t *testing.T) {
 		err := app.Start(context.Background())
 		require.ErrorContains(t, err, c.says)
 		_ = app.Stop(context.Background())
+	}
+}
+
+// The pipelines' API: status, replay, pause and resume, with clear errors.
+func TestPipelineAPI(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src := newMemSource()
+	a := &memSink{rows: map[string]string{}}
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Logger: quiet()})
+	app.Pipeline("orders", sluice.WithPipelineSource(sluice.PipelineConfig{Destinations: []sluice.PipelineDestination{sluice.SinkDestination("a", a)}}, src))
+	require.NoError(t, app.Start(ctx))
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
+	for i := range 5 {
+		src.add(upsert(i, "1"))
+	}
+	waitUntil(t, "applied", func() bool { _, s := a.snapshot(); return len(s) == 5 })
+	api := app.URL() + "/api/v1/pipelines"
+	js := "application/json"
+
+	code, out := send(t, "GET", api, "", "", nil, nil)
+	require.Equal(t, http.StatusOK, code, out)
+	list := out["pipelines"].([]any)
+	require.Len(t, list, 1)
+	require.EqualValues(t, 5, list[0].(map[string]any)["staged"])
+
+	code, out = send(t, "POST", api+"/orders/destinations/a/replay", "", js, strings.NewReader(`{"change_set": 2, "grace": "1ms"}`), nil)
+	require.Equal(t, http.StatusOK, code, out)
+	require.EqualValues(t, 2, out["from"])
+	waitUntil(t, "applied again", func() bool { _, s := a.snapshot(); return len(s) == 5 })
+
+	code, out = send(t, "POST", api+"/orders/destinations/a/pause", "", js, strings.NewReader(`{"reason": "db upgrade"}`), nil)
+	require.Equal(t, http.StatusOK, code, out)
+	dest := out["destinations"].([]any)[0].(map[string]any)
+	require.Equal(t, true, dest["paused"])
+	require.Equal(t, "db upgrade", dest["reason"])
+	code, out = send(t, "POST", api+"/orders/destinations/a/resume", "", js, strings.NewReader(`{}`), nil)
+	require.Equal(t, http.StatusOK, code, out)
+	require.Nil(t, out["destinations"].([]any)[0].(map[string]any)["paused"])
+
+	for _, c := range []struct {
+		method, path, body string
+		want               int
+		says               string
+	}{
+		{"GET", "/nope", "", 404, "not declared"},
+		{"POST", "/orders/destinations/zz/replay", `{"change_set": 1}`, 404, `no destination "zz"`},
+		{"POST", "/orders/destinations/a/replay", `{}`, 400, "exactly one"},
+		{"POST", "/orders/destinations/a/replay", `{"time": "yesterday"}`, 400, "RFC 3339"},
+		{"POST", "/orders/destinations/a/replay", `{"change_set": 1, "grace": "1h"}`, 400, "up to 5m"},
+		{"POST", "/orders/destinations/a/replay", `{"change_set": 77}`, 400, "not in the change log"},
+	} {
+		var body io.Reader
+		if c.body != "" {
+			body = strings.NewReader(c.body)
+		}
+		code, out := send(t, c.method, api+c.path, "", js, body, nil)
+		require.Equal(t, c.want, code, "%s %s: %v", c.method, c.path, out)
+		require.Contains(t, out["error"], c.says)
 	}
 }

@@ -90,6 +90,12 @@ var routeNeeds = map[string]need{
 	"breakers.open":  {verb: auth.VerbBreakers},
 	"breakers.close": {verb: auth.VerbBreakers},
 
+	"pipelines.list":   {verb: auth.VerbRead},
+	"pipelines.status": {verb: auth.VerbRead},
+	"pipelines.replay": {verb: auth.VerbReplay},
+	"pipelines.pause":  {verb: auth.VerbReplay},
+	"pipelines.resume": {verb: auth.VerbReplay},
+
 	// A partner's own routes take the partner's token, checked by the
 	// handler (partner.Registry.Authenticate), not an API key.
 	"partners.messages.send":       {},
