@@ -22,6 +22,11 @@ import (
 // staged as change sets, and destinations that apply them, each at its own
 // pace (see App.Pipeline).
 type PipelineConfig struct {
+	// Container reads a container's change feed (its source): each
+	// document written is an update of the row keyed by partition_key and
+	// id (its fields, without system fields, the row's columns), each
+	// delete a delete; the position is the feed's LSN.
+	Container string
 	// Destinations apply the change sets, each a consumer group of the
 	// change log with its own position, retries and breaker. At least one.
 	Destinations []PipelineDestination
@@ -46,9 +51,11 @@ type PipelineDestination struct {
 	// key so that a row's changes stay in order; the body is the change as
 	// JSON (op, table, key, after, before, position, commit_time).
 	Hub string
-	// Container: each row becomes a document of this container, its id
-	// the row's key (key columns' values joined by "|"), deleted with the
-	// row. The container's partition key path must be /id.
+	// Container: each row becomes a document of this container, deleted
+	// with the row. Its id is the row's "id" key column when it has one
+	// (rows of a container's feed do), else its key columns' values in
+	// name order joined by "|". The container's partition key path must be
+	// /id.
 	Container string
 	// RetryBackoff is the first wait after a change set failed to apply,
 	// doubling up to MaxRetryBackoff; the destination tries for ever, in
@@ -100,6 +107,9 @@ func PipelineHub(name string) string { return "pipeline-" + name }
 // instance shares the destinations' change sets.
 func (a *App) Pipeline(name string, cfg PipelineConfig) {
 	p := &pipelineRun{app: a, name: name, cfg: cfg, hub: PipelineHub(name), container: PipelineHub(name)}
+	if cfg.Container != "" && cfg.source == nil {
+		p.cfg.source = &containerSource{app: a, container: cfg.Container, batch: cmp.Or(cfg.BatchSize, 1000)}
+	}
 	if err := p.validate(); err != nil {
 		a.errs = append(a.errs, err)
 		return
@@ -132,7 +142,7 @@ func (p *pipelineRun) validate() error {
 		return fmt.Errorf("sluice: pipeline name %q: use 1 to 64 lowercase letters, digits, '-' and '_', starting with a letter or digit", p.name)
 	}
 	if p.cfg.source == nil {
-		return bad("give its source")
+		return bad("give its source: Container")
 	}
 	if len(p.cfg.Destinations) == 0 {
 		return bad("give at least one destination")
@@ -168,6 +178,11 @@ func (p *pipelineRun) validate() error {
 // start opens the destinations' sinks and joins the source's lease: one
 // instance at a time reads the source.
 func (p *pipelineRun) start(ctx context.Context) error {
+	if src, ok := p.cfg.source.(*containerSource); ok {
+		if _, err := p.app.docs.GetContainer(ctx, src.container); err != nil {
+			return fmt.Errorf("sluice: pipeline %s reads container %s: %w", p.name, src.container, err)
+		}
+	}
 	for _, d := range p.dests {
 		if d.sink != nil {
 			continue

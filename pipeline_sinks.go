@@ -61,8 +61,17 @@ func (s *hubSink) Apply(ctx context.Context, cs pipeline.ChangeSet, changes []pi
 	return nil, nil
 }
 
-// containerSink keeps each row as a document whose id is the row's key,
-// and deletes it with the row.
+// docID is the id of a row's document: its key's "id" column when it has
+// one (as rows of a container's feed and most tables do), else its key.
+func docID(key pipeline.Row) string {
+	if v, ok := key["id"]; ok {
+		return fmt.Sprint(v)
+	}
+	return rowKey(key)
+}
+
+// containerSink keeps each row as a document whose id is the row's key
+// (docID), and deletes it with the row.
 type containerSink struct {
 	app       *App
 	container string
@@ -85,7 +94,7 @@ func (s *containerSink) Apply(ctx context.Context, cs pipeline.ChangeSet, change
 		return err
 	}
 	for _, c := range changes {
-		id := rowKey(c.Key)
+		id := docID(c.Key)
 		if c.Op == pipeline.Delete {
 			if err := flush(); err != nil {
 				return nil, err

@@ -2,6 +2,7 @@ package sluice_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -392,4 +393,65 @@ func TestPipelineAPI(t *testing.T) {
 		require.Equal(t, c.want, code, "%s %s: %v", c.method, c.path, out)
 		require.Contains(t, out["error"], c.says)
 	}
+}
+
+// A container's change feed as the source, a container and a hub as
+// destinations: the destination container ends equal to the source's
+// documents, deletes included.
+func TestPipelineFromContainerFeed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
+	app.Container(sluice.ContainerConfig{Name: "orders", PartitionKeyPath: "/id"})
+	app.Container(sluice.ContainerConfig{Name: "orders-copy", PartitionKeyPath: "/id"})
+	app.Hub(sluice.HubConfig{Name: "order-changes", Partitions: 2})
+	app.Pipeline("copy", sluice.PipelineConfig{Container: "orders", BatchSize: 7, Destinations: []sluice.PipelineDestination{
+		{Name: "copy", Container: "orders-copy"}, {Name: "events", Hub: "order-changes"}}})
+	require.NoError(t, app.Start(ctx))
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
+	docs := app.Docs()
+	for i := range 40 {
+		_, err := docs.Upsert(ctx, "orders", map[string]any{"id": fmt.Sprint("o-", i%15), "n": i, "lines": []any{map[string]any{"sku": "A"}}})
+		require.NoError(t, err)
+	}
+	for i := range 5 {
+		require.NoError(t, docs.Delete(ctx, "orders", fmt.Sprint("o-", i), fmt.Sprint("o-", i), ""))
+	}
+	waitUntil(t, "the copy has the 10 documents left, each at its last version", func() bool {
+		page, err := docs.Query(ctx, "orders-copy", sluice.QueryRequest{Text: "SELECT * FROM c"})
+		require.NoError(t, err)
+		if len(page.Documents) != 10 {
+			return false
+		}
+		for _, d := range page.Documents {
+			var body struct {
+				ID string
+				N  int
+			}
+			require.NoError(t, json.Unmarshal(d.Body, &body))
+			want := 0
+			for i := range 40 {
+				if fmt.Sprint("o-", i%15) == body.ID {
+					want = i
+				}
+			}
+			if body.N != want {
+				return false
+			}
+		}
+		return true
+	})
+	// The feed gives each document's latest version (earlier ones may be
+	// gone when it is read): at least one event per document, 5 deletes.
+	waitUntil(t, "the hub destination applies every change set", func() bool {
+		st, err := app.PipelineStatus(ctx, "copy")
+		require.NoError(t, err)
+		return st.Destinations[1].Applied == st.Staged && st.Destinations[1].Behind == 0
+	})
+	lag, err := app.Lag(ctx, "order-changes", "")
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, lag, int64(20))
+	st, err := app.PipelineStatus(ctx, "copy")
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(st.Position, "lsn:"), st.Position)
 }

@@ -55,6 +55,7 @@ func topCommands() []command {
 		{"blob", "store blobs (large payloads, staged change sets): container, put, get, stat, list, delete", runBlob},
 		{"key", "manage API keys: create, list, revoke", runKey},
 		{"partner", "partners and their messages: create, token, type, rejections, send", runPartner},
+		{"pipeline", "data pipelines: list, status, replay, pause and resume a destination", runPipeline},
 		{"health", "ask an instance whether it is ready (/readyz) or alive (/healthz): exit 0 or 1", runHealth},
 		{"scale", "show how many instances the work needs (hub lag, queue depth ÷ target per instance)", runScale},
 		{"dr", "geo-disaster recovery: status of a secondary's mirrors, failover", runDR},
