@@ -11,16 +11,20 @@ import (
 	"github.com/sluicehq/sluice/internal/pipeline"
 )
 
-// A plan is a change set's changes as statements: groups of consecutive
-// changes of one table, one kind (upsert or delete) and one column set,
-// in the change set's order.
+// A plan is a change set's changes as statements: groups of changes of
+// one table, one kind (upsert or delete) and one column set.
 type plan struct {
-	changes  []pipeline.Change
-	groups   []*group
-	rejected []pipeline.Rejected // changes refused before any statement
+	changes []pipeline.Change
+	// strict groups are the change set's runs of changes of one table,
+	// kind and column set, in its order. merged groups have deletes moved
+	// earlier, past upserts of other keys of their table, into an earlier
+	// group of deletes: see merge.
+	strict, merged []*group
+	rejected       []pipeline.Rejected // changes refused before any statement
 }
 
 type group struct {
+	id     string // table, kind and columns
 	t      *destTable
 	delete bool
 	// cols are the destination columns written (upsert: the key columns,
@@ -29,6 +33,8 @@ type group struct {
 	cols  []string
 	types []string
 	nkeys int
+	// arrayKey: the first key column is of an array type.
+	arrayKey bool
 	// items are the group's changes in order, several per key when a key
 	// changed more than once.
 	items []item
@@ -103,7 +109,6 @@ func (s *Sink) plan(ctx context.Context, cs pipeline.ChangeSet, changes []pipeli
 	p := &plan{changes: changes}
 	mappings := map[string]*mapping{}
 	var cur *group
-	curID := ""
 	add := func(m *mapping, c int, del bool, row pipeline.Row) error {
 		cols, vals, key, size, err := s.row(m, del, row)
 		if err != nil {
@@ -114,14 +119,14 @@ func (s *Sink) plan(ctx context.Context, cs pipeline.ChangeSet, changes []pipeli
 			return err
 		}
 		id := fmt.Sprintf("%s\x00%t\x00%s", m.t.name, del, strings.Join(cols, "\x00"))
-		if cur == nil || id != curID {
+		if cur == nil || id != cur.id {
 			types := make([]string, len(cols))
 			for i, col := range cols {
 				types[i] = m.t.cols[s.d.colKey(col)].typ
 			}
-			cur = &group{t: m.t, delete: del, cols: cols, types: types, nkeys: len(m.keys)}
-			curID = id
-			p.groups = append(p.groups, cur)
+			arrayKey := m.t.cols[s.d.colKey(cols[0])].array
+			cur = &group{id: id, t: m.t, delete: del, cols: cols, types: types, nkeys: len(m.keys), arrayKey: arrayKey}
+			p.strict = append(p.strict, cur)
 		}
 		cur.items = append(cur.items, item{change: c, key: key, vals: vals, size: size})
 		return nil
@@ -167,7 +172,66 @@ func (s *Sink) plan(ctx context.Context, cs pipeline.ChangeSet, changes []pipeli
 			return nil, err
 		}
 	}
+	p.merged = merge(p.strict)
 	return p, nil
+}
+
+// merge moves each delete into the last group of deletes of its table
+// before it, when the changes between (of that table only: changes of
+// other tables stay in order) do not touch its key. The order of each
+// key's changes stays, and so does the final state; a statement sees
+// fewer rows than in the change set's order, never more, so that no
+// unique index refuses (or, in MariaDB, diverts) an upsert it would not
+// have in that order. Interleaved upserts and deletes then take a few
+// statements instead of one per run (upserts of one column set that only
+// deletes separated are one group again). What the reordering could break (a
+// foreign key of a table to itself: a row's parent deleted before the
+// row moves to another parent) fails, and Apply redoes the change set in
+// strict order.
+func merge(strict []*group) []*group {
+	var (
+		out []*group
+		// In the current run of groups of one table: the last group of
+		// deletes, and the group that last touched each key.
+		table    *destTable
+		dels     *group
+		touched  map[string]int
+		lastDels int
+	)
+	for _, g := range strict {
+		if g.t != table {
+			table, dels, touched = g.t, nil, map[string]int{}
+		}
+		if !g.delete {
+			if last := len(out) - 1; last >= 0 && out[last].id == g.id {
+				// The deletes between moved earlier: one group again.
+				out[last].items = append(out[last].items, g.items...)
+			} else {
+				c := *g
+				c.items = slices.Clone(g.items)
+				out = append(out, &c)
+			}
+			for _, it := range g.items {
+				touched[it.key] = len(out) - 1
+			}
+			continue
+		}
+		for _, it := range g.items {
+			if at, ok := touched[it.key]; dels != nil && (!ok || at <= lastDels) {
+				dels.items = append(dels.items, it)
+				touched[it.key] = lastDels
+				continue
+			}
+			if dels == nil || lastDels != len(out)-1 {
+				dels = &group{id: g.id, t: g.t, delete: true, cols: g.cols, types: g.types, nkeys: g.nkeys, arrayKey: g.arrayKey}
+				out = append(out, dels)
+				lastDels = len(out) - 1
+			}
+			dels.items = append(dels.items, it)
+			touched[it.key] = lastDels
+		}
+	}
+	return out
 }
 
 func keyChanged(keys []string, before, after pipeline.Row) bool {

@@ -141,3 +141,41 @@ func TestPostgresValues(t *testing.T) {
 		require.Equal(t, tc.want, got)
 	}
 }
+
+func TestMergeMovesDeletesEarlier(t *testing.T) {
+	t.Parallel()
+	a, b := &destTable{name: "a"}, &destTable{name: "b"}
+	g := func(t *destTable, del bool, keys ...string) *group {
+		out := &group{id: t.name + map[bool]string{true: "/d", false: "/u"}[del], t: t, delete: del}
+		for _, k := range keys {
+			out.items = append(out.items, item{key: k})
+		}
+		return out
+	}
+	show := func(gs []*group) []string {
+		var out []string
+		for _, g := range gs {
+			s := g.id + ":"
+			for _, it := range g.items {
+				s += it.key
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	strict := []*group{
+		g(a, false, "1", "2"),
+		g(a, true, "3"),
+		g(a, false, "4"),
+		g(a, true, "5", "6"), // joins the deletes of 3
+		g(a, false, "7"),
+		g(a, true, "4"), // 4 was upserted after: stays after it
+		g(a, false, "8"),
+		g(a, true, "9"), // joins the deletes of 4
+		g(b, true, "1"), // another table: in order
+		g(a, true, "2"), // after a change of b: in order
+	}
+	require.Equal(t, []string{"a/u:12", "a/d:356", "a/u:47", "a/d:49", "a/u:8", "b/d:1", "a/d:2"}, show(merge(strict)))
+	// The strict groups are left as they were.
+	require.Equal(t, "a/d:3", show(strict)[1])
+}

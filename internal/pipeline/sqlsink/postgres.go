@@ -134,11 +134,15 @@ func (t pgTx) commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
 func (t pgTx) rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
 
 func (p *postgres) describe(ctx context.Context, schema, table string) ([]destColumn, error) {
-	// The types without their modifiers: the cast of the unnested text
-	// then checks nothing (a cast to varchar(5) would cut a longer value
-	// silently) and the insert checks as it does for any value.
-	rows, err := p.pool.Query(ctx, `SELECT a.attname, format_type(a.atttypid, NULL)
+	// The types by their qualified names, without modifiers: the cast of
+	// the unnested text then checks nothing (a cast to varchar(5) would
+	// cut a longer value silently) and the insert checks as it does for
+	// any value. Not format_type: its "character" and "bit" without a
+	// modifier mean char(1) and bit(1).
+	rows, err := p.pool.Query(ctx, `SELECT a.attname, quote_ident(n.nspname) || '.' || quote_ident(t.typname), t.typcategory = 'A'
 FROM pg_attribute a
+JOIN pg_type t ON t.oid = a.atttypid
+JOIN pg_namespace n ON n.oid = t.typnamespace
 WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum`, p.quote(schema)+"."+p.quote(table))
 	if err != nil {
@@ -146,7 +150,7 @@ ORDER BY a.attnum`, p.quote(schema)+"."+p.quote(table))
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (destColumn, error) {
 		var c destColumn
-		err := row.Scan(&c.name, &c.typ)
+		err := row.Scan(&c.name, &c.typ, &c.array)
 		return c, err
 	})
 }
@@ -182,7 +186,7 @@ func (p *postgres) unnest(types []string) string {
 			alias.WriteString(", ")
 		}
 		fmt.Fprintf(&sel, "u.p%d", i+1)
-		if typ != "text" {
+		if typ != "pg_catalog.text" {
 			sel.WriteString("::" + typ)
 		}
 		fmt.Fprintf(&arr, "$%d::text[]", i+1)
@@ -227,7 +231,7 @@ func (p *postgres) upsert(g *group, rows []item) (string, []any) {
 
 func (p *postgres) delete(g *group, rows []item) (string, []any) {
 	var q string
-	if len(g.cols) == 1 && !strings.HasSuffix(g.types[0], "]") {
+	if len(g.cols) == 1 && !g.arrayKey {
 		q = fmt.Sprintf("DELETE FROM %s WHERE %s = ANY($1::text[]::%s[])", g.t.qname, p.quote(g.cols[0]), g.types[0])
 	} else {
 		q = fmt.Sprintf("DELETE FROM %s WHERE (%s) IN (%s)", g.t.qname, p.list(g.cols), p.unnest(g.types))

@@ -59,6 +59,8 @@ type destTable struct {
 type destColumn struct {
 	name string
 	typ  string // the type name as the database spells it
+	// array: of an array type (PostgreSQL).
+	array bool
 }
 
 // New connects to the destination and creates the positions table if
@@ -247,7 +249,11 @@ func (s *Sink) runOnce(ctx context.Context, cs pipeline.ChangeSet, p *plan, care
 		return nil, false, nil
 	}
 	rejected = append(rejected, p.rejected...)
-	for _, g := range p.groups {
+	groups := p.merged
+	if careful {
+		groups = p.strict
+	}
+	for _, g := range groups {
 		if !careful {
 			if err := s.execGroup(ctx, tx, g, g.rows()); err != nil {
 				return nil, false, err
