@@ -22,10 +22,15 @@
 // Insert, Update and Read are upserts by key; Delete deletes by key. The
 // changes of a change set are cut into groups: changes that follow each
 // other, of one table, one kind (upsert or delete) and one set of
-// columns. A group is one statement (or a few, under [Config]'s bounds
-// and the 65535 parameters of a statement), with the last change of each
-// key in it: a later change of a key wins, and the order of upserts and
-// deletes of a key across groups stays.
+// columns. A delete also joins the last group of deletes of its table
+// when the changes since (of that table: changes of other tables keep
+// their order) do not touch its key, so that upserts and deletes
+// interleaved take a few statements. Each key's changes keep their order,
+// and a statement never sees more rows than in the change set's order;
+// what moving deletes earlier can still break (a table's foreign key to
+// itself) fails and is redone in strict order. A group is one statement
+// (or a few, under [Config]'s bounds and the 65535 parameters of a
+// statement) holding the last change of each of its keys.
 //
 //   - PostgreSQL: INSERT INTO t (…) SELECT u.p1::type, … FROM
 //     unnest($1::text[], …) AS u(p1, …) ON CONFLICT (key) DO UPDATE SET
