@@ -41,6 +41,8 @@ type dialect interface {
 	value(v any, srcType, destType string) (any, error)
 
 	classify(err error) errClass
+	// missingTable: err says a table does not exist.
+	missingTable(err error) bool
 	// reason is the database's message for a refused row, with its code.
 	reason(err error) string
 	close()

@@ -367,6 +367,11 @@ func (*mysqlDB) classify(err error) errClass {
 	return other
 }
 
+func (*mysqlDB) missingTable(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1146
+}
+
 func (*mysqlDB) reason(err error) string {
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {

@@ -278,6 +278,11 @@ func (*postgres) classify(err error) errClass {
 	return other
 }
 
+func (*postgres) missingTable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "42P01"
+}
+
 func (*postgres) reason(err error) string {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {

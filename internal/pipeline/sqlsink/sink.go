@@ -149,6 +149,10 @@ func (s *Sink) failed(err error) error {
 		clear(s.tables)
 		s.mu.Unlock()
 	}
+	if s.d.missingTable(err) && !errors.Is(err, ErrNoTable) {
+		// Dropped since the sink described it.
+		return fmt.Errorf("%w: %w", ErrNoTable, err)
+	}
 	return err
 }
 
