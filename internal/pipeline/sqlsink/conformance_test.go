@@ -96,12 +96,13 @@ func testModel(t *testing.T, base string) {
 	require.Equal(t, int64(20), position(t, s))
 
 	// A replay: the destination lost its rows; without Reset applying
-	// again does nothing, after Reset(1) it restores them.
+	// again does nothing, after Reset(0) (replay from change set 1) it
+	// restores them.
 	tg.exec(t, "DELETE FROM "+tg.quote("items"))
 	_, err = s.Apply(bg, changeSet(1, itemsTable), sets[0])
 	require.NoError(t, err)
 	require.Empty(t, tg.items(t))
-	require.NoError(t, s.Reset(bg, 1))
+	require.NoError(t, s.Reset(bg, 0))
 	require.Equal(t, int64(0), position(t, s))
 	for i, changes := range sets {
 		_, err := s.Apply(bg, changeSet(int64(i+1), itemsTable), changes)
@@ -111,11 +112,19 @@ func testModel(t *testing.T, base string) {
 	require.Equal(t, int64(20), position(t, s))
 
 	// Reset never moves the position forward.
-	require.NoError(t, s.Reset(bg, 8))
+	require.NoError(t, s.Reset(bg, 7))
 	require.Equal(t, int64(7), position(t, s))
 	require.NoError(t, s.Reset(bg, 15))
 	require.Equal(t, int64(7), position(t, s))
-	require.Error(t, s.Reset(bg, 0))
+	require.Error(t, s.Reset(bg, -1))
+	// Replaying from change set 8 applies it again.
+	tg.exec(t, "DELETE FROM "+tg.quote("items"))
+	_, err = s.Apply(bg, changeSet(8, itemsTable), sets[7])
+	require.NoError(t, err)
+	replayed := model{}
+	replayed.apply(sets[7])
+	require.Equal(t, replayed, tg.items(t))
+	require.Equal(t, int64(8), position(t, s))
 
 	// Another pipeline's change set is refused.
 	cs := changeSet(21, itemsTable)

@@ -13,9 +13,9 @@
 // none of it, and the position with it; a change set applied again is
 // skipped.
 //
-// A replay applies change sets again on purpose: the pipeline calls
-// [Sink.Reset] with the first Seq to replay before it, which moves the
-// recorded position back.
+// A replay applies change sets again on purpose: before replaying from
+// change set n the pipeline calls [Sink.Reset] with n-1, which moves the
+// recorded position back there.
 //
 // # Statements
 //

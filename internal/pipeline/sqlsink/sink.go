@@ -156,20 +156,22 @@ func (s *Sink) failed(err error) error {
 	return err
 }
 
-// Reset moves the destination's position back so that the change sets
-// from seq on are applied again: the pipeline calls it before replaying
-// from seq (Apply skips change sets at or before the position). The
-// position never moves forward: when it is before seq-1 already, Reset
+// Reset moves the destination's recorded position back to seq, so that
+// the change sets after seq are applied again (Apply skips change sets at
+// or before the position): the pipeline calls it before replaying from
+// change set n, as Reset(ctx, n-1) (App.ReplayPipeline does, through its
+// resetter interface); Reset(ctx, 0) applies everything again. The
+// position never moves forward: when it is before seq already, Reset
 // leaves it.
 func (s *Sink) Reset(ctx context.Context, seq int64) error {
-	if seq < 1 {
-		return fmt.Errorf("sqlsink: reset to seq %d: seqs count from 1", seq)
+	if seq < 0 {
+		return fmt.Errorf("sqlsink: reset to seq %d: seqs count from 1 (0: before the first)", seq)
 	}
 	q := fmt.Sprintf("UPDATE %s SET %s = LEAST(%s, %s), %s = %s WHERE %s = %s AND %s = %s",
 		s.qualified(PositionsTable), s.d.quote("seq"), s.d.quote("seq"), s.d.ph(1),
 		s.d.quote("applied_at"), s.d.now(),
 		s.d.quote("pipeline"), s.d.ph(2), s.d.quote("destination"), s.d.ph(3))
-	if err := s.d.exec(ctx, q, seq-1, s.cfg.Pipeline, s.cfg.Destination); err != nil {
+	if err := s.d.exec(ctx, q, seq, s.cfg.Pipeline, s.cfg.Destination); err != nil {
 		return fmt.Errorf("sqlsink: reset %s/%s to seq %d: %w", s.cfg.Pipeline, s.cfg.Destination, seq, err)
 	}
 	return nil
