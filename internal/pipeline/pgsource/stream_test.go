@@ -1,0 +1,67 @@
+package pgsource_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/internal/pipeline"
+)
+
+// 16 writers change both tables while the source streams: the changes,
+// applied in order, give the tables; each transaction comes whole, in one
+// batch, in commit order, once.
+func TestStreamConcurrentWriters(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.createTables()
+	cfg := f.config("a", "b")
+	cfg.BatchSize = 20
+	src := f.source(cfg)
+
+	col := newCollector()
+	run := start(t, src, "", col)
+	run.wait("the snapshot", snapshotDone)
+
+	w := newWriters(f)
+	w.afterMark.Store(true)
+	w.start(testCtx(t), 16, 40)
+	w.finish()
+	run.wait("the fence transaction", sawTx("fence"))
+	require.ErrorIs(t, run.stop(), context.Canceled)
+
+	batches := col.snapshot()
+	require.True(t, batches[0].Snapshot)
+	checkStream(t, f, w, newModel(), batches)
+
+	// Tables describe the columns, keys and types.
+	var sawB bool
+	for _, b := range batches {
+		if desc, ok := b.Tables[f.schema+".b"]; ok {
+			sawB = true
+			require.Equal(t, []string{"k1", "k2"}, desc.KeyColumns())
+			require.Equal(t, []pipeline.Column{
+				{Name: "k1", Type: "text", Key: true}, {Name: "k2", Type: "int4", Key: true}, {Name: "v", Type: "int8"},
+				{Name: "tx", Type: "text"}, {Name: "flag", Type: "bool"}, {Name: "amount", Type: "numeric(10,2)"},
+				{Name: "at", Type: "timestamptz"}, {Name: "note", Type: "varchar(40)"},
+			}, desc.Columns)
+		}
+	}
+	require.True(t, sawB)
+
+	// Updates that left a large (TOASTed) payload alone leave it out.
+	var unchangedToast int
+	for _, b := range batches {
+		for _, c := range b.Changes {
+			if _, ok := c.After["payload"]; c.Op == pipeline.Update && c.Table == f.schema+".a" && !ok {
+				unchangedToast++
+			}
+		}
+	}
+	require.Positive(t, unchangedToast, "some update left a TOASTed payload alone")
+
+	lag, err := src.Lag(bg)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, lag, int64(0))
+}
