@@ -169,8 +169,9 @@ type running struct {
 	err    error
 }
 
-func start(t *testing.T, src *pgsource.Source, after string, col *collector) *running {
-	ctx, cancel := context.WithCancel(bg)
+// start runs src in a goroutine until ctx ends or stop.
+func start(t *testing.T, ctx context.Context, src *pgsource.Source, after string, col *collector) *running {
+	ctx, cancel := context.WithCancel(ctx)
 	r := &running{t: t, col: col, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
@@ -286,6 +287,8 @@ type writers struct {
 	// afterMark: transactions that begin from now on are required (the
 	// snapshot test sets it once the snapshot is being read).
 	afterMark atomic.Bool
+	// stopping: the writers commit no more transactions.
+	stopping  atomic.Bool
 	commits   atomic.Int64
 	changed   chan struct{}
 	wg        sync.WaitGroup
@@ -297,7 +300,7 @@ func newWriters(f *fixture) *writers {
 }
 
 // start starts n writers, each committing (or rolling back) txns
-// transactions.
+// transactions, or fewer if stopped first.
 func (w *writers) start(ctx context.Context, n, txns int) {
 	for i := range n {
 		w.wg.Add(1)
@@ -308,6 +311,13 @@ func (w *writers) start(ctx context.Context, n, txns int) {
 			}
 		}()
 	}
+}
+
+// stop stops the writers, then finishes.
+func (w *writers) stop() {
+	w.f.t.Helper()
+	w.stopping.Store(true)
+	w.finish()
 }
 
 // finish waits for the writers, then commits the fence transaction (tag
@@ -327,7 +337,8 @@ func (w *writers) finish() {
 	w.mu.Unlock()
 }
 
-// waitCommits waits until n transactions committed since the call.
+// waitCommits waits until n transactions committed since the call (the
+// writers must not run out of transactions before).
 func (w *writers) waitCommits(ctx context.Context, n int64) error {
 	target := w.commits.Load() + n
 	for {
@@ -358,6 +369,9 @@ func (w *writers) write(ctx context.Context, id, txns int) error {
 	nextA, nextB := int64(1_000_000*(id+1)), int32(0)
 	name := fmt.Sprintf("w%02d", id)
 	for i := range txns {
+		if w.stopping.Load() {
+			return nil
+		}
 		tag := fmt.Sprintf("%s-%d", name, i)
 		required := w.afterMark.Load()
 		savedA, savedB := slices.Clone(liveA), slices.Clone(liveB)
@@ -569,6 +583,22 @@ func (f *fixture) tables(names ...string) map[string]map[string]pipeline.Row {
 		out[name] = m
 	}
 	return out
+}
+
+// eventually waits until cond holds, asking every few milliseconds (for
+// a state only the database knows).
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	ctx := testCtx(t)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatalf("still waiting for %s: %v", what, ctx.Err())
+		}
+	}
 }
 
 func lsnOf(t *testing.T, s string) pglogrepl.LSN {

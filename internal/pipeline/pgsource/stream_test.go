@@ -21,7 +21,7 @@ func TestStreamConcurrentWriters(t *testing.T) {
 	src := f.source(cfg)
 
 	col := newCollector()
-	run := start(t, src, "", col)
+	run := start(t, bg, src, "", col)
 	run.wait("the snapshot", snapshotDone)
 
 	w := newWriters(f)
