@@ -288,11 +288,11 @@ type writers struct {
 	// snapshot test sets it once the snapshot is being read).
 	afterMark atomic.Bool
 	// stopping: the writers commit no more transactions.
-	stopping  atomic.Bool
-	commits   atomic.Int64
-	changed   chan struct{}
-	wg        sync.WaitGroup
-	errs      chan error
+	stopping atomic.Bool
+	commits  atomic.Int64
+	changed  chan struct{}
+	wg       sync.WaitGroup
+	errs     chan error
 }
 
 func newWriters(f *fixture) *writers {
