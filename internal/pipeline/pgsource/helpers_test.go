@@ -146,12 +146,17 @@ func (c *collector) emit(ctx context.Context, b pipeline.Batch) error {
 			return err
 		}
 	}
+	c.record(b)
+	return nil
+}
+
+// record records b as handed over.
+func (c *collector) record(b pipeline.Batch) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.batches = append(c.batches, b)
 	close(c.changed)
 	c.changed = make(chan struct{})
-	return nil
 }
 
 func (c *collector) snapshot() []pipeline.Batch {

@@ -365,7 +365,7 @@ func (s *Source) dropSlot(ctx context.Context, conn *pgx.Conn) error {
 	if _, err := conn.Exec(ctx, "SELECT pg_catalog.pg_drop_replication_slot($1)", s.slot); err != nil {
 		return fmt.Errorf("pgsource: drop replication slot %s: %w", s.slot, err)
 	}
-	s.log.Info("pgsource: dropped the replication slot", "slot", s.slot)
+	s.log.Info("pgsource: dropped the replication slot")
 	return nil
 }
 
