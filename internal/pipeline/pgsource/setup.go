@@ -52,11 +52,25 @@ func (s *Source) connectReplication(ctx context.Context) (*pgconn.PgConn, error)
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == codeInsufficientPrivilege {
 			return nil, fmt.Errorf("%w: role %s may not open a replication connection (%s); as a superuser run: ALTER ROLE %s WITH REPLICATION;",
-				ErrNoReplicationRight, cc.User, pgErr.Message, pgx.Identifier{cc.User}.Sanitize())
+				ErrNoReplicationRight, cc.User, pgErr.Message, quoteIdent(cc.User))
 		}
 		return nil, fmt.Errorf("pgsource: open a replication connection to %s: %w", cc.Host, err)
 	}
 	return conn, nil
+}
+
+// quoteIdent quotes an identifier for SQL when it needs quotes.
+func quoteIdent(s string) string {
+	plain := s != ""
+	for i, r := range s {
+		if !(r >= 'a' && r <= 'z' || r == '_' || i > 0 && (r >= '0' && r <= '9' || r == '$')) {
+			plain = false
+		}
+	}
+	if plain {
+		return s
+	}
+	return pgx.Identifier{s}.Sanitize()
 }
 
 func checkWALLevel(ctx context.Context, conn *pgx.Conn) error {
