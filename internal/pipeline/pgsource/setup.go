@@ -113,9 +113,8 @@ func describe(ctx context.Context, conn *pgx.Conn, names []tableName, types *typ
 	out := make([]*tableInfo, 0, len(names))
 	for _, name := range names {
 		var (
-			oid              uint32
-			kind, identity   byte
-			hasPK, hasIdxKey bool
+			oid            uint32
+			kind, identity byte
 		)
 		err := conn.QueryRow(ctx, `SELECT c.oid, c.relkind, c.relreplident
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -136,77 +135,38 @@ WHERE n.nspname = $1 AND c.relname = $2`, name.schema, name.name).Scan(&oid, &ki
 		}
 		t := &tableInfo{name: name, identity: identity, desc: pipeline.Table{Name: name.String()}}
 
-		rows, err := conn.Query(ctx, `SELECT a.attname, a.atttypid, a.atttypmod FROM pg_catalog.pg_attribute a
-WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
-ORDER BY a.attnum`, oid)
+		cols, err := readColumns(ctx, conn, oid)
 		if err != nil {
 			return nil, fmt.Errorf("pgsource: read the columns of %s: %w", name, err)
 		}
-		type col struct {
-			name string
-			oid  uint32
-			mod  int32
-		}
-		cols, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (col, error) {
-			var c col
-			err := r.Scan(&c.name, &c.oid, &c.mod)
-			return c, err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("pgsource: read the columns of %s: %w", name, err)
-		}
-
-		var pk, idxKey []string
-		rows, err = conn.Query(ctx, `SELECT a.attname, i.indisprimary FROM pg_catalog.pg_index i
-CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-WHERE i.indrelid = $1 AND (i.indisprimary OR i.indisreplident)
-ORDER BY i.indisprimary DESC, k.ord`, oid)
+		pk, idxKey, err := readKeys(ctx, conn, oid)
 		if err != nil {
 			return nil, fmt.Errorf("pgsource: read the key of %s: %w", name, err)
 		}
-		for rows.Next() {
-			var (
-				attname string
-				primary bool
-			)
-			if err := rows.Scan(&attname, &primary); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("pgsource: read the key of %s: %w", name, err)
-			}
-			if primary {
-				pk = append(pk, attname)
-			} else {
-				idxKey = append(idxKey, attname)
-			}
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("pgsource: read the key of %s: %w", name, err)
-		}
-		hasPK, hasIdxKey = len(pk) > 0, len(idxKey) > 0
-
 		t.indexed = true
 		switch {
-		case identity == 'f' && hasPK:
+		case identity == 'f' && len(pk) > 0:
 			t.key = pk
 		case identity == 'f':
 			t.indexed = false
 			for _, c := range cols {
 				t.key = append(t.key, c.name)
 			}
-		case identity == 'i' && hasIdxKey:
+		case identity == 'i' && len(idxKey) > 0:
 			t.key = idxKey
-		case identity == 'i' && hasPK:
-			// An index marked as replica identity that is also the
-			// primary key.
-			t.key = pk
-		case identity == 'd' && hasPK:
+		case identity == 'd' && len(pk) > 0:
 			t.key = pk
 		default:
-			how := map[byte]string{'d': "DEFAULT", 'n': "NOTHING", 'i': "USING INDEX (of a dropped index)"}[identity]
-			return nil, fmt.Errorf("%w: %s has no primary key and REPLICA IDENTITY %s, so its updates and deletes do not say which row they change; "+
-				"add a primary key: ALTER TABLE %s ADD PRIMARY KEY (<columns>); or have PostgreSQL log whole old rows: ALTER TABLE %s REPLICA IDENTITY FULL;",
-				ErrNoPrimaryKey, name, how, name.sql(), name.sql())
+			why, fix := "has no primary key", "add a primary key: ALTER TABLE %s ADD PRIMARY KEY (<columns>);"
+			switch identity {
+			case 'n':
+				why, fix = "has REPLICA IDENTITY NOTHING", "with a primary key, use it: ALTER TABLE %s REPLICA IDENTITY DEFAULT;"
+			case 'i':
+				why, fix = "has REPLICA IDENTITY USING INDEX of an index that is gone", "use another: ALTER TABLE %s REPLICA IDENTITY USING INDEX <unique index>;"
+			}
+			return nil, fmt.Errorf("%w: %s %s, so its updates and deletes do not say which row they change; %s "+
+				"or have PostgreSQL log whole old rows: ALTER TABLE %s REPLICA IDENTITY FULL;",
+				ErrNoPrimaryKey, name, why, fmt.Sprintf(fix, name.sql()), name.sql())
 		}
 		for _, c := range cols {
 			typ, err := types.name(ctx, c.oid, c.mod)
@@ -218,6 +178,54 @@ ORDER BY i.indisprimary DESC, k.ord`, oid)
 		out = append(out, t)
 	}
 	return out, nil
+}
+
+type column struct {
+	name string
+	oid  uint32
+	mod  int32
+}
+
+// readColumns reads the columns of table oid that pgoutput sends.
+func readColumns(ctx context.Context, conn *pgx.Conn, oid uint32) ([]column, error) {
+	rows, err := conn.Query(ctx, `SELECT a.attname, a.atttypid, a.atttypmod FROM pg_catalog.pg_attribute a
+WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+ORDER BY a.attnum`, oid)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (column, error) {
+		var c column
+		err := r.Scan(&c.name, &c.oid, &c.mod)
+		return c, err
+	})
+}
+
+// readKeys reads the columns of table oid's primary key and of its
+// replica identity index (USING INDEX), in index order.
+func readKeys(ctx context.Context, conn *pgx.Conn, oid uint32) (pk, identity []string, err error) {
+	rows, err := conn.Query(ctx, `SELECT a.attname, i.indisprimary, i.indisreplident FROM pg_catalog.pg_index i
+CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indrelid = $1 AND (i.indisprimary OR i.indisreplident)
+ORDER BY i.indexrelid, k.ord`, oid)
+	if err != nil {
+		return nil, nil, err
+	}
+	var (
+		name               string
+		primary, replident bool
+	)
+	_, err = pgx.ForEachRow(rows, []any{&name, &primary, &replident}, func() error {
+		if primary {
+			pk = append(pk, name)
+		}
+		if replident {
+			identity = append(identity, name)
+		}
+		return nil
+	})
+	return pk, identity, err
 }
 
 func relkindName(kind byte) string {

@@ -82,8 +82,8 @@ func TestSetupErrors(t *testing.T) {
 		{"missing", pgsource.ErrTableNotFound, "does not exist"},
 		{"OK", pgsource.ErrTableNotFound, "case-sensitive"},
 		{"v", pgsource.ErrTableNotFound, "is a view"},
-		{"nopk", pgsource.ErrNoPrimaryKey, "REPLICA IDENTITY FULL;"},
-		{"nothing", pgsource.ErrNoPrimaryKey, "ADD PRIMARY KEY"},
+		{"nopk", pgsource.ErrNoPrimaryKey, "ADD PRIMARY KEY (<columns>); or have PostgreSQL log whole old rows: ALTER TABLE"},
+		{"nothing", pgsource.ErrNoPrimaryKey, `."nothing" REPLICA IDENTITY DEFAULT;`},
 	} {
 		cfg := f.config("ok", tc.table)
 		src := f.source(cfg)
@@ -193,4 +193,29 @@ func TestFullIdentityPublicationAndDrop(t *testing.T) {
 	require.Zero(t, n)
 	_, err = src.Lag(ctx)
 	require.ErrorIs(t, err, pgsource.ErrNoSlot)
+}
+
+// REPLICA IDENTITY USING INDEX: the index's columns are the key.
+func TestIdentityUsingIndex(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.exec(fmt.Sprintf(`CREATE TABLE %[1]s.ui (id int PRIMARY KEY, code text NOT NULL, n int);
+		CREATE UNIQUE INDEX ui_code ON %[1]s.ui (code); ALTER TABLE %[1]s.ui REPLICA IDENTITY USING INDEX ui_code;
+		INSERT INTO %[1]s.ui VALUES (1, 'one', 0)`, f.schema))
+	src := f.source(f.config("ui"))
+	col := newCollector()
+	run := start(t, testCtx(t), src, "", col)
+	run.wait("the snapshot", snapshotDone)
+	f.exec(fmt.Sprintf(`UPDATE %[1]s.ui SET code = 'uno', n = 1 WHERE id = 1`, f.schema))
+	run.wait("the update", func(bs []pipeline.Batch) bool { return len(bs) == 2 })
+	require.ErrorIs(t, run.stop(), context.Canceled)
+	bs := col.snapshot()
+	require.Equal(t, []string{"code"}, bs[0].Tables[f.schema+".ui"].KeyColumns())
+	require.Equal(t, pipeline.Row{"code": "one"}, bs[0].Changes[0].Key)
+	require.Equal(t, []string{"code"}, bs[1].Tables[f.schema+".ui"].KeyColumns())
+	c := bs[1].Changes[0]
+	require.Equal(t, pipeline.Update, c.Op)
+	require.Equal(t, pipeline.Row{"code": "one"}, c.Key, "the old key")
+	require.Equal(t, pipeline.Row{"id": "1", "code": "uno", "n": "1"}, c.After)
+	require.Nil(t, c.Before)
 }
