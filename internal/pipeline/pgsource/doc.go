@@ -85,6 +85,22 @@
 // position, whenever it began. The same holds for the end of a
 // transaction that changed none of the tables.
 //
+// # Limits
+//
+//   - A table added to Config.Tables of a pipeline that has streamed
+//     already joins the publication, but its existing rows are not read
+//     (that needs a backfill, or starting the pipeline over).
+//   - TRUNCATE is logged, not carried over.
+//   - A transaction is held in memory until its commit (protocol 1 has no
+//     streaming of transactions in progress).
+//   - emit must return within the server's wal_sender_timeout (60s by
+//     default): the connection sends nothing to the server meanwhile, and
+//     the server drops it after that long (Run fails; the next Run goes
+//     on from the last position confirmed).
+//   - A snapshot runs in one REPEATABLE READ transaction: the server keeps
+//     the row versions it may see (vacuum waits) until it ends.
+//   - Partitioned tables are refused: name their partitions.
+//
 // Only one Run may stream from a slot at a time: Run waits a while for a
 // previous one's connection to go, then fails with [ErrSlotInUse].
 // [Drop] removes the slot and the publication; [Source.Lag] reads how

@@ -82,7 +82,7 @@ func (r *run) stream(ctx context.Context, from, confirmed pglogrepl.LSN) error {
 	s.log.Info("pgsource: streaming", "from", from.String(), "confirmed", confirmed.String())
 	// Tell the server at once how far things are staged: it may not know
 	// yet (Run ended between staging and confirming).
-	if err := st.sendStatus(false); err != nil {
+	if err := st.sendStatus(); err != nil {
 		return err
 	}
 	for {
@@ -91,7 +91,7 @@ func (r *run) stream(ctx context.Context, from, confirmed pglogrepl.LSN) error {
 				// Confirm what was staged on the way out (what is
 				// pending is not: the server sends it again).
 				if st.confirmed > st.sent {
-					_ = st.sendStatus(false)
+					_ = st.sendStatus()
 				}
 				return ctx.Err()
 			}
@@ -113,7 +113,7 @@ func (st *streamer) step(ctx context.Context) error {
 		}
 	}
 	if !now.Before(st.nextStatus) || st.confirmed > st.sent {
-		if err := st.sendStatus(false); err != nil {
+		if err := st.sendStatus(); err != nil {
 			return err
 		}
 	}
@@ -156,7 +156,7 @@ func (st *streamer) copyData(ctx context.Context, data []byte) error {
 		// staged (or skipped), so the slot may move up to it.
 		st.advance(ka.ServerWALEnd)
 		if ka.ReplyRequested {
-			return st.sendStatus(false)
+			return st.sendStatus()
 		}
 		return nil
 	case pglogrepl.XLogDataByteID:
@@ -177,12 +177,11 @@ func (st *streamer) advance(lsn pglogrepl.LSN) {
 	}
 }
 
-func (st *streamer) sendStatus(replyRequested bool) error {
+func (st *streamer) sendStatus() error {
 	err := pglogrepl.SendStandbyStatusUpdate(context.Background(), st.repl, pglogrepl.StandbyStatusUpdate{
 		WALWritePosition: st.confirmed,
 		WALFlushPosition: st.confirmed,
 		WALApplyPosition: st.confirmed,
-		ReplyRequested:   replyRequested,
 	})
 	if err != nil {
 		return fmt.Errorf("pgsource: send a status update to slot %s: %w", st.src.slot, err)
