@@ -889,6 +889,9 @@ func (a *App) stopParts(ctx context.Context) error {
 	} else if a.leases != nil {
 		report("leases", a.leases.Stop(ctx))
 	}
+	for _, p := range a.pipelines {
+		report("pipeline "+p.name, p.stop()) // after the functions that apply its change sets
+	}
 	if a.srv != nil {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := a.srv.Shutdown(sctx)

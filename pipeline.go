@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -16,12 +17,17 @@ import (
 	"github.com/sluicehq/sluice/internal/deadletter"
 	"github.com/sluicehq/sluice/internal/hub"
 	"github.com/sluicehq/sluice/internal/pipeline"
+	"github.com/sluicehq/sluice/internal/pipeline/pgsource"
+	"github.com/sluicehq/sluice/internal/pipeline/sqlsink"
 )
 
 // PipelineConfig declares a data pipeline: one source whose changes are
 // staged as change sets, and destinations that apply them, each at its own
 // pace (see App.Pipeline).
 type PipelineConfig struct {
+	// Postgres reads a PostgreSQL database's changes by logical
+	// replication (its source).
+	Postgres *PostgresSource
 	// Container reads a container's change feed (its source): each
 	// document written is an update of the row keyed by partition_key and
 	// id (its fields, without system fields, the row's columns), each
@@ -41,12 +47,43 @@ type PipelineConfig struct {
 	source pipeline.Source
 }
 
+// PostgresSource is a pipeline's PostgreSQL source: a publication and a
+// replication slot named sluice_<pipeline> (created when missing), an
+// initial snapshot of the tables consistent with the slot, then their
+// changes as they commit, transactions kept whole. The slot's position is
+// confirmed only once a change set is staged, so nothing is lost in a
+// crash. The server needs wal_level = logical and the user REPLICATION;
+// every table a primary key (or REPLICA IDENTITY FULL); errors say how to
+// fix each.
+type PostgresSource struct {
+	// URL is the database: postgres://user:password@host:5432/db.
+	URL string
+	// Tables to capture: "schema.table", or "table" in public.
+	Tables []string
+}
+
+// SQLDestination writes a pipeline's rows into PostgreSQL or MariaDB/MySQL
+// tables: each change set in one transaction that also records its number
+// in the table sluice_pipeline_positions, so a change set is never applied
+// twice, even across crashes and instances (exactly once into SQL).
+type SQLDestination struct {
+	// URL is the database: postgres://… or mysql://user:password@host:3306/db.
+	URL string
+	// Tables maps source tables ("public.orders") to destination tables;
+	// a table not named is written to one of its name without the schema.
+	Tables map[string]string
+	// CreateTables creates missing tables from the source's description.
+	CreateTables bool
+}
+
 // PipelineDestination is a write strategy: where a pipeline's changes go.
-// Exactly one of Hub and Container is set.
+// Exactly one of SQL, Hub and Container is set.
 type PipelineDestination struct {
 	// Name names the destination in its pipeline (its consumer group):
 	// 1 to 64 lowercase letters, digits, '-' and '_'.
 	Name string
+	// SQL: rows go to SQL tables, exactly once.
+	SQL *SQLDestination
 	// Hub: each change becomes an event of this hub, keyed by its table and
 	// key so that a row's changes stay in order; the body is the change as
 	// JSON (op, table, key, after, before, position, commit_time).
@@ -80,6 +117,8 @@ type pipelineRun struct {
 	// hub and container hold the change log and the staged change sets.
 	hub, container string
 	dests          []*pipelineDest
+	// closers close what start opened (SQL destinations' pools).
+	closers []func() error
 
 	mu      sync.Mutex
 	last    pipeline.ChangeSet // the latest change set staged (Seq 0: none)
@@ -107,8 +146,9 @@ func PipelineHub(name string) string { return "pipeline-" + name }
 // instance shares the destinations' change sets.
 func (a *App) Pipeline(name string, cfg PipelineConfig) {
 	p := &pipelineRun{app: a, name: name, cfg: cfg, hub: PipelineHub(name), container: PipelineHub(name)}
-	if cfg.Container != "" && cfg.source == nil {
-		p.cfg.source = &containerSource{app: a, container: cfg.Container, batch: cmp.Or(cfg.BatchSize, 1000)}
+	if err := p.setSource(); err != nil {
+		a.errs = append(a.errs, err)
+		return
 	}
 	if err := p.validate(); err != nil {
 		a.errs = append(a.errs, err)
@@ -142,7 +182,7 @@ func (p *pipelineRun) validate() error {
 		return fmt.Errorf("sluice: pipeline name %q: use 1 to 64 lowercase letters, digits, '-' and '_', starting with a letter or digit", p.name)
 	}
 	if p.cfg.source == nil {
-		return bad("give its source: Container")
+		return bad("give its source: Postgres or Container")
 	}
 	if len(p.cfg.Destinations) == 0 {
 		return bad("give at least one destination")
@@ -160,19 +200,53 @@ func (p *pipelineRun) validate() error {
 		}
 		seen[d.Name] = true
 		kinds := 0
-		for _, set := range []bool{d.Hub != "", d.Container != "", d.sink != nil} {
+		for _, set := range []bool{d.SQL != nil, d.Hub != "", d.Container != "", d.sink != nil} {
 			if set {
 				kinds++
 			}
 		}
 		if kinds != 1 {
-			return bad("destination %q: give exactly one of Hub and Container", d.Name)
+			return bad("destination %q: give exactly one of SQL, Hub and Container", d.Name)
+		}
+		if d.SQL != nil && d.SQL.URL == "" {
+			return bad("destination %q: give the SQL database's URL", d.Name)
 		}
 		if d.Hub == p.hub {
 			return bad("destination %q: the hub %s is the pipeline's own change log", d.Name, d.Hub)
 		}
 	}
 	return nil
+}
+
+// setSource makes the read strategy the config names, unless a test set one.
+func (p *pipelineRun) setSource() error {
+	if p.cfg.source != nil {
+		return nil
+	}
+	switch {
+	case p.cfg.Postgres != nil && p.cfg.Container != "":
+		return fmt.Errorf("sluice: pipeline %q: give one source, Postgres or Container", p.name)
+	case p.cfg.Postgres != nil:
+		src, err := pgsource.New(pgsource.Config{DSN: p.cfg.Postgres.URL, Pipeline: p.name, Tables: p.cfg.Postgres.Tables,
+			BatchSize: cmp.Or(p.cfg.BatchSize, 1000), Logger: p.app.log.With("pipeline", p.name)})
+		if err != nil {
+			return fmt.Errorf("sluice: pipeline %q: %w", p.name, err)
+		}
+		p.cfg.source = src
+	case p.cfg.Container != "":
+		p.cfg.source = &containerSource{app: p.app, container: p.cfg.Container, batch: cmp.Or(p.cfg.BatchSize, 1000)}
+	}
+	return nil
+}
+
+// stop closes what start opened.
+func (p *pipelineRun) stop() error {
+	var errs []error
+	for _, c := range p.closers {
+		errs = append(errs, c())
+	}
+	p.closers = nil
+	return errors.Join(errs...)
 }
 
 // start opens the destinations' sinks and joins the source's lease: one
@@ -188,6 +262,17 @@ func (p *pipelineRun) start(ctx context.Context) error {
 			continue
 		}
 		switch {
+		case d.cfg.SQL != nil:
+			tables := map[string]sqlsink.TableConfig{}
+			for src, dst := range d.cfg.SQL.Tables {
+				tables[src] = sqlsink.TableConfig{Name: dst}
+			}
+			sink, err := sqlsink.New(ctx, sqlsink.Config{URL: d.cfg.SQL.URL, Pipeline: p.name, Destination: d.cfg.Name, Tables: tables, CreateTables: d.cfg.SQL.CreateTables})
+			if err != nil {
+				return fmt.Errorf("sluice: pipeline %s, destination %s: %w", p.name, d.cfg.Name, err)
+			}
+			d.sink = sink
+			p.closers = append(p.closers, sink.Close)
 		case d.cfg.Hub != "":
 			d.sink = &hubSink{app: p.app, hub: d.cfg.Hub, id: p.name + ":" + d.cfg.Name}
 		case d.cfg.Container != "":

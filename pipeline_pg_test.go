@@ -1,0 +1,175 @@
+package sluice_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"math/big"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice"
+)
+
+// pgTestDB is the test database, from SLUICE_TEST_POSTGRES; the test
+// skips without it.
+func pgTestDB(t *testing.T) string {
+	t.Helper()
+	dsn := os.Getenv("SLUICE_TEST_POSTGRES")
+	if dsn == "" {
+		t.Skip("SLUICE_TEST_POSTGRES is not set: set it to a PostgreSQL URL (postgres://postgres@127.0.0.1:5432/test?sslmode=disable) with wal_level = logical to run the pipeline tests")
+	}
+	return dsn
+}
+
+// pgSchema makes a schema for the test, dropped at its end.
+func pgSchema(t *testing.T, pool *pgxpool.Pool, prefix string) string {
+	t.Helper()
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	schema := prefix + "_" + hex.EncodeToString(b)
+	_, err := pool.Exec(context.Background(), "CREATE SCHEMA "+schema)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, _ = pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+	})
+	return schema
+}
+
+// withSearchPath is dsn with its search_path set to schema.
+func withSearchPath(t *testing.T, dsn, schema string) string {
+	u, err := url.Parse(dsn)
+	require.NoError(t, err)
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// tableRows reads a table as text rows, ordered by id.
+func tableRows(t *testing.T, pool *pgxpool.Pool, table string) []string {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), "SELECT id::text || '|' || coalesce(customer, '-') || '|' || coalesce(total::text, '-') FROM "+table+" ORDER BY id")
+	require.NoError(t, err)
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return out
+}
+
+// PostgreSQL to PostgreSQL: 16 writers insert, update and delete rows, in
+// single- and multi-row transactions, while the pipeline runs from an
+// initial snapshot; the SQL destination ends equal to the source, and the
+// hub destination gets every change.
+func TestPipelinePostgresToPostgres(t *testing.T) {
+	dsn := pgTestDB(t)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	var level string
+	require.NoError(t, pool.QueryRow(ctx, "SHOW wal_level").Scan(&level))
+	if level != "logical" {
+		t.Skipf("the test database has wal_level = %s: set it to logical (ALTER SYSTEM SET wal_level = logical, then restart PostgreSQL; .ci/run does)", level)
+	}
+	src, dst := pgSchema(t, pool, "sluice_src"), pgSchema(t, pool, "sluice_dst")
+	_, err = pool.Exec(ctx, "CREATE TABLE "+src+".orders (id bigint PRIMARY KEY, customer text NOT NULL, total numeric(12,2))")
+	require.NoError(t, err)
+	// Rows before the pipeline starts: the snapshot's.
+	_, err = pool.Exec(ctx, "INSERT INTO "+src+".orders SELECT g, 'c' || g % 10, g * 1.5 FROM generate_series(1, 300) g")
+	require.NoError(t, err)
+
+	name := "pg" + strings.TrimPrefix(src, "sluice_src_")
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
+	app.Hub(sluice.HubConfig{Name: "order-changes", Partitions: 2})
+	app.Pipeline(name, sluice.PipelineConfig{
+		Postgres: &sluice.PostgresSource{URL: dsn, Tables: []string{src + ".orders"}},
+		Destinations: []sluice.PipelineDestination{
+			{Name: "reporting", SQL: &sluice.SQLDestination{URL: withSearchPath(t, dsn, dst), CreateTables: true}},
+			{Name: "events", Hub: "order-changes"},
+		}})
+	require.NoError(t, app.Start(ctx))
+	t.Cleanup(func() {
+		_ = app.Stop(context.Background())
+		_, _ = pool.Exec(context.Background(), "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", "sluice_"+name)
+		_, _ = pool.Exec(context.Background(), "DROP PUBLICATION IF EXISTS sluice_"+name)
+	})
+
+	// 16 writers: each owns ids of its own, plus contended ones.
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := range 40 {
+				id := int64(1000 + w*100 + i%20)
+				shared := int64(1 + (w*7+i)%300)
+				tx, err := pool.Begin(ctx)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				stmts := []string{
+					fmt.Sprintf("INSERT INTO %s.orders VALUES (%d, 'w%d', %d) ON CONFLICT (id) DO UPDATE SET total = orders.total + 1", src, id, w, i),
+					fmt.Sprintf("UPDATE %s.orders SET total = total + 1, customer = 'w%d' WHERE id = %d", src, w, shared),
+				}
+				if i%5 == 4 {
+					stmts = append(stmts, fmt.Sprintf("DELETE FROM %s.orders WHERE id = %d", src, id-3))
+				}
+				if n, _ := rand.Int(rand.Reader, big.NewInt(3)); n.Int64() == 0 {
+					stmts = stmts[:1] // a one-statement transaction
+				}
+				for _, s := range stmts {
+					if _, err := tx.Exec(ctx, s); err != nil {
+						_ = tx.Rollback(ctx)
+						if strings.Contains(err.Error(), "deadlock") {
+							goto next
+						}
+						t.Error(err)
+						return
+					}
+				}
+				if err := tx.Commit(ctx); err != nil && !strings.Contains(err.Error(), "deadlock") {
+					t.Error(err)
+					return
+				}
+			next:
+			}
+		})
+	}
+	wg.Wait()
+	want := tableRows(t, pool, src+".orders")
+	waitUntil(t, "the destination table equals the source", func() bool {
+		var exists bool
+		require.NoError(t, pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", dst+".orders").Scan(&exists))
+		return exists && slicesEqual(tableRows(t, pool, dst+".orders"), want)
+	})
+	var st sluice.PipelineStatus
+	waitUntil(t, "both destinations apply every change set", func() bool {
+		st, err = app.PipelineStatus(ctx, name)
+		require.NoError(t, err)
+		return st.Destinations[0].Behind == 0 && st.Destinations[1].Behind == 0 && st.Destinations[0].Applied == st.Staged
+	})
+	require.True(t, strings.HasPrefix(st.Position, "lsn:") || strings.HasPrefix(st.Position, "snapshot-done:"), st.Position)
+	// Each change set applied once: the recorded position is the last one.
+	var recorded int64
+	require.NoError(t, pool.QueryRow(ctx, "SELECT seq FROM "+dst+".sluice_pipeline_positions WHERE pipeline = $1 AND destination = 'reporting'", name).Scan(&recorded))
+	require.Equal(t, st.Staged, recorded)
+}
+
+func slicesEqual(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
