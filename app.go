@@ -193,6 +193,9 @@ type Config struct {
 	// (sluice.yaml's deliveries section): for apps whose functions publish
 	// partners' messages to a hub, function app folders among them.
 	Deliveries map[string]DeliveryConfig
+	// Pipelines declare data pipelines by name, as App.Pipeline does
+	// (sluice.yaml's pipelines section).
+	Pipelines map[string]PipelineConfig
 	// Logger receives structured logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -483,6 +486,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(a.cfg.Deliveries)) {
 		a.Delivery(name, a.cfg.Deliveries[name])
+	}
+	for _, name := range slices.Sorted(maps.Keys(a.cfg.Pipelines)) {
+		a.Pipeline(name, a.cfg.Pipelines[name])
 	}
 	if err := errors.Join(append(a.errs, a.applySettings(), a.buildChains())...); err != nil {
 		return err

@@ -95,6 +95,8 @@ func loadConfigFile(fset *flag.FlagSet, path string, explicit bool) (fileConfig,
 			fc.MessageTypes, problems = messageTypesSection(v, filepath.Dir(path), problems)
 		case "deliveries":
 			fc.Deliveries, problems = deliveriesSection(v, problems)
+		case "pipelines":
+			fc.Pipelines, problems = pipelinesSection(v, problems)
 		default:
 			rest.Content = append(rest.Content, k, v)
 		}
@@ -109,6 +111,7 @@ type fileConfig struct {
 	Partners     []sluice.PartnerConfig
 	MessageTypes []sluice.MessageTypeConfig
 	Deliveries   map[string]sluice.DeliveryConfig
+	Pipelines    map[string]sluice.PipelineConfig
 }
 
 // flagSettings sets the flags root names and decodes its functions
@@ -128,7 +131,7 @@ func flagSettings(fset *flag.FlagSet, path string, root *yaml.Node, problems []s
 		}
 		f := fset.Lookup(k.Value)
 		if f == nil || k.Value == "config" || k.Value == "help" {
-			problems = append(problems, fmt.Sprintf("line %d: unknown setting %q (settings are the flags of this command, by name, functions, partners, messageTypes and deliveries)", k.Line, k.Value))
+			problems = append(problems, fmt.Sprintf("line %d: unknown setting %q (settings are the flags of this command, by name, functions, partners, messageTypes, deliveries and pipelines)", k.Line, k.Value))
 			continue
 		}
 		if v.Kind != yaml.ScalarNode {

@@ -183,3 +183,66 @@ deliveries:
 		require.Contains(t, err.Error(), want)
 	}
 }
+
+func TestConfigFilePipelines(t *testing.T) {
+	t.Setenv("ORDERS_DB", "postgres://cdc:secret@db:5432/orders")
+	t.Setenv("REPORT_DB", "mysql://r:secret@report:3306/report")
+	path := filepath.Join(t.TempDir(), "sluice.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`
+pipelines:
+  orders:
+    postgres:
+      urlEnv: ORDERS_DB
+      tables: [public.orders]
+    retention: 48h
+    destinations:
+      reporting:
+        sql: {urlEnv: REPORT_DB, createTables: true, tables: {public.orders: orders_report}}
+        breaker: {consecutiveFailures: 3, coolDown: 1m}
+      events:
+        hub: order-changes
+        retryBackoff: 2s
+  docs:
+    container: devices
+    destinations:
+      copy: {container: devices-copy}
+`), 0o600))
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	addInstanceFlags(fs, "sluice-data")
+	fc, err := loadConfigFile(fs, path, true)
+	require.NoError(t, err)
+	require.Equal(t, map[string]sluice.PipelineConfig{
+		"orders": {Postgres: &sluice.PostgresSource{URL: "postgres://cdc:secret@db:5432/orders", Tables: []string{"public.orders"}}, Retention: 48 * time.Hour,
+			Destinations: []sluice.PipelineDestination{
+				{Name: "reporting", SQL: &sluice.SQLDestination{URL: "mysql://r:secret@report:3306/report", CreateTables: true, Tables: map[string]string{"public.orders": "orders_report"}},
+					Breaker: sluice.BreakerPolicy{ConsecutiveFailures: 3, CoolDown: time.Minute}},
+				{Name: "events", Hub: "order-changes", RetryBackoff: 2 * time.Second},
+			}},
+		"docs": {Container: "devices", Destinations: []sluice.PipelineDestination{{Name: "copy", Container: "devices-copy"}}},
+	}, fc.Pipelines)
+
+	require.NoError(t, os.WriteFile(path, []byte(`
+pipelines:
+  a:
+    postgres: {urlEnv: UNSET_DB_URL_X, tables: [t]}
+    destinations: {d: {hub: h}}
+  b:
+    container: c
+  c:
+    container: c
+    destinations:
+      d: {sql: {url: postgres://x, urlEnv: ORDERS_DB}}
+  e:
+    containr: c
+`), 0o600))
+	_, err = loadConfigFile(fs, path, true)
+	require.Error(t, err)
+	for _, want := range []string{
+		"pipelines.a.postgres: the environment variable UNSET_DB_URL_X (urlEnv) is not set",
+		"pipelines.b: line 7: give its destinations",
+		"pipelines.c.destinations.d.sql: give url or urlEnv, not both",
+		`pipelines.e: line 13: unknown setting "containr"`,
+	} {
+		require.Contains(t, err.Error(), want)
+	}
+}
