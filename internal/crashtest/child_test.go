@@ -32,6 +32,7 @@ const (
 	roleQueueConsumer = "queue-consumer"
 	roleFeedConsumer  = "feed-consumer"
 	roleDeliverer     = "deliverer"
+	rolePipeline      = "pipeline"
 )
 
 // childConfig tells a child what to be.
@@ -88,6 +89,13 @@ type childConfig struct {
 	PartnerURL string `json:"partner_url,omitempty"`
 	Secret     string `json:"secret,omitempty"`
 	Messages   int    `json:"messages,omitempty"`
+
+	// Pipeline: the pipeline Pipeline reading Tables of the PostgreSQL
+	// database SourceURL into the SQL destination at DestURL.
+	Pipeline  string   `json:"pipeline,omitempty"`
+	SourceURL string   `json:"source_url,omitempty"`
+	Tables    []string `json:"tables,omitempty"`
+	DestURL   string   `json:"dest_url,omitempty"`
 }
 
 // TestChildMain is the body of a child process; see the package comment. It
@@ -121,6 +129,8 @@ func TestChildMain(t *testing.T) {
 		err = runFeedConsumer(ctx, cfg, out)
 	case roleDeliverer:
 		err = runDeliverer(ctx, cfg)
+	case rolePipeline:
+		err = runPipeline(ctx, cfg)
 	default:
 		err = fmt.Errorf("unknown role %q", cfg.Role)
 	}
