@@ -180,7 +180,9 @@ END $$`)
 	}
 	want := rows(src + ".accounts")
 	waitFor(t, 3*time.Minute, 50*time.Millisecond, func() bool { last.requireAlive(t); return rows(dst+".accounts") == want },
-		func() string { return fmt.Sprintf("the destination is not equal to the source (at change set %d)", applied()) })
+		func() string {
+			return fmt.Sprintf("the destination is not equal to the source (at change set %d)", applied())
+		})
 	last.terminate(t, 30*time.Second)
 	checkChildLogs(t, children)
 	var repeats int
