@@ -105,8 +105,10 @@ END $$`)
 	q.Set("search_path", dst)
 	u.RawQuery = q.Encode()
 	dir := t.TempDir()
+	// No instance id: each child takes the data directory's, which it
+	// holds locked, so it takes the leases of the killed one back at once.
 	cfg := childConfig{Role: rolePipeline, DataDir: filepath.Join(dir, "data"), Sync: "always", Out: filepath.Join(dir, "out"),
-		InstanceID: "cdc", Pipeline: name, SourceURL: dsn, Tables: []string{src + ".accounts"}, DestURL: u.String()}
+		Pipeline: name, SourceURL: dsn, Tables: []string{src + ".accounts"}, DestURL: u.String()}
 
 	// 8 writers: transfers between two accounts (a two-row transaction),
 	// new accounts, and closed ones, until told to stop.
