@@ -89,14 +89,10 @@ func (s *Server) HandlePipelines(c PipelineControl) {
 			s.fail(w, r, invalidRequestf("change_set %d: change sets are numbered from 1", req.ChangeSet))
 			return
 		}
-		grace := 2 * time.Second
-		if req.Grace != "" {
-			g, err := time.ParseDuration(req.Grace)
-			if err != nil || g < 0 || g > 5*time.Minute {
-				s.fail(w, r, invalidRequestf("grace %q: give a duration up to 5m, such as 2s", req.Grace))
-				return
-			}
-			grace = g
+		grace, err := replayGrace(req.Grace)
+		if err != nil {
+			s.fail(w, r, err)
+			return
 		}
 		name, dest := r.PathValue("pipeline"), r.PathValue("destination")
 		from, err := c.PipelineReplay(r.Context(), name, dest, t, req.ChangeSet, grace)

@@ -673,6 +673,19 @@ type ReplayRequest struct {
 	Create bool `json:"create,omitempty"`
 }
 
+// replayGrace reads a replay's grace: a Go duration up to 5m, 2s when
+// empty.
+func replayGrace(v string) (time.Duration, error) {
+	if v == "" {
+		return 2 * time.Second, nil
+	}
+	g, err := time.ParseDuration(v)
+	if err != nil || g < 0 || g > 5*time.Minute {
+		return 0, invalidRequestf("grace %q: give a duration up to 5m, such as 2s", v)
+	}
+	return g, nil
+}
+
 func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 	var req ReplayRequest
 	if err := decodeRequest(r, &req); err != nil {
@@ -707,18 +720,14 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 			target.Sequences[p] = v
 		}
 	}
-	grace := 2 * time.Second
-	if req.Grace != "" {
-		g, err := time.ParseDuration(req.Grace)
-		if err != nil || g < 0 || g > 5*time.Minute {
-			s.fail(w, r, invalidRequestf("grace %q: give a duration up to 5m, such as 2s", req.Grace))
-			return
-		}
-		grace = g
+	grace, err := replayGrace(req.Grace)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	// As the replay checks: the hub, the group's name, the target; then
 	// whether the group exists.
-	_, err := s.cfg.Hubs.Get(r.Context(), r.PathValue("hub"))
+	_, err = s.cfg.Hubs.Get(r.Context(), r.PathValue("hub"))
 	if err == nil {
 		err = hub.ValidateGroup(r.PathValue("group"))
 	}
