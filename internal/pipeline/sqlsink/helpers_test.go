@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"sort"
 	"strings"
 	"testing"
 
@@ -280,9 +279,4 @@ func (m model) apply(changes []pipeline.Change) {
 
 func (tg *target) items(t testing.TB) model {
 	return model(tg.rows(t, "items", "id", "name", "n", "doc"))
-}
-
-func sortedRejections(rej []pipeline.Rejected) []pipeline.Rejected {
-	sort.SliceStable(rej, func(i, j int) bool { return keyString(rej[i].Change.Key["id"]) < keyString(rej[j].Change.Key["id"]) })
-	return rej
 }
