@@ -196,6 +196,11 @@ type Config struct {
 	// Pipelines declare data pipelines by name, as App.Pipeline does
 	// (sluice.yaml's pipelines section).
 	Pipelines map[string]PipelineConfig
+	// SecretEnv names environment variables that hold secrets (the *Env
+	// settings of sluice.yaml: database URLs, partners' tokens): handler
+	// processes of app folders never get them, as they never get Sluice's
+	// own.
+	SecretEnv []string
 	// Logger receives structured logs. Default slog.Default().
 	Logger *slog.Logger
 }

@@ -46,7 +46,7 @@ func (f *appFlags) prepare(app *sluice.App, cfg sluice.Config) (*handler.Runner,
 	if err != nil {
 		return nil, err
 	}
-	r, err := handler.Prepare(app, fa, handler.AppOptions{Mode: mode, Create: f.create, Partitions: f.partitions, Logger: cfg.Logger})
+	r, err := handler.Prepare(app, fa, handler.AppOptions{Mode: mode, Create: f.create, Partitions: f.partitions, Logger: cfg.Logger, SecretEnv: cfg.SecretEnv})
 	if err != nil {
 		return nil, appErrors(f.dir, err)
 	}

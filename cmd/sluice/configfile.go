@@ -85,6 +85,7 @@ func loadConfigFile(fset *flag.FlagSet, path string, explicit bool) (fileConfig,
 		return fc, fmt.Errorf("%s: line %d: the file must be a mapping of settings (name: value)", path, root.Line)
 	}
 	var problems []string
+	fc.SecretEnv = secretEnvNames(root, nil)
 	rest := &yaml.Node{Kind: yaml.MappingNode}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
@@ -112,6 +113,26 @@ type fileConfig struct {
 	MessageTypes []sluice.MessageTypeConfig
 	Deliveries   map[string]sluice.DeliveryConfig
 	Pipelines    map[string]sluice.PipelineConfig
+	// SecretEnv are the environment variables the file names for secrets
+	// (every setting whose name ends in "Env": urlEnv, tokenEnv,
+	// clientSecretEnv, secretsEnv).
+	SecretEnv []string
+}
+
+// secretEnvNames collects the values of settings named *Env below n.
+func secretEnvNames(n *yaml.Node, out []string) []string {
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if strings.HasSuffix(k.Value, "Env") && v.Kind == yaml.ScalarNode && v.Value != "" && !slices.Contains(out, v.Value) {
+				out = append(out, v.Value)
+			}
+		}
+	}
+	for _, c := range n.Content {
+		out = secretEnvNames(c, out)
+	}
+	return out
 }
 
 // flagSettings sets the flags root names and decodes its functions

@@ -220,6 +220,7 @@ pipelines:
 			}},
 		"docs": {Container: "devices", Destinations: []sluice.PipelineDestination{{Name: "copy", Container: "devices-copy"}}},
 	}, fc.Pipelines)
+	require.Equal(t, []string{"ORDERS_DB", "REPORT_DB"}, fc.SecretEnv, "kept from handler processes")
 
 	require.NoError(t, os.WriteFile(path, []byte(`
 pipelines:

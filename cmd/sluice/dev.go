@@ -142,7 +142,7 @@ func (f *instanceFlags) config() (sluice.Config, error) {
 	return sluice.Config{
 		DataDir: f.dataDir, NATSURL: f.natsURL, NATSListen: f.natsListen, HTTPAddr: f.http, DocStore: f.docStore,
 		Sync: f.sync, LeaseExpiry: f.leaseExpiry, InstanceID: f.instanceID, Replicas: f.replicas, Logger: logger, BreakerWebhook: f.breakerWebhook, Functions: fc.Functions,
-		Partners: fc.Partners, MessageTypes: fc.MessageTypes, Deliveries: fc.Deliveries, Pipelines: fc.Pipelines,
+		Partners: fc.Partners, MessageTypes: fc.MessageTypes, Deliveries: fc.Deliveries, Pipelines: fc.Pipelines, SecretEnv: fc.SecretEnv,
 		FunctionKeys: splitList(os.Getenv("SLUICE_FUNCTION_KEYS")), AdminKey: os.Getenv("SLUICE_ADMIN_KEY"),
 		PublicHosts: f.publicHosts.vals, AdminKeyFile: f.adminKeyFile, Insecure: f.insecure, TLSCert: f.tlsCert, TLSKey: f.tlsKey,
 		NATSUser: f.natsUser, NATSPassword: f.natsPassword, NATSToken: f.natsToken,

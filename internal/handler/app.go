@@ -32,6 +32,9 @@ type AppOptions struct {
 	// StartTimeout bounds the handler process's start. Default 30 s.
 	StartTimeout time.Duration
 	Logger       *slog.Logger
+	// SecretEnv names environment variables the handler process never
+	// gets, beside Sluice's own secrets.
+	SecretEnv []string
 }
 
 // Runner runs an app folder's functions on a Sluice app, through its
@@ -87,7 +90,7 @@ func (r *Runner) Start(ctx context.Context) error {
 		h := r.fa.Host.Handler
 		p, err := Start(ctx, ProcessConfig{
 			Executable: h.Executable, Args: h.Arguments, Dir: h.WorkingDir, AppRoot: r.fa.Root, Env: r.fa.Environ(),
-			StartTimeout: r.opts.StartTimeout, InvokeTimeout: r.fa.Host.FunctionTimeout, Logger: r.log,
+			StartTimeout: r.opts.StartTimeout, InvokeTimeout: r.fa.Host.FunctionTimeout, Logger: r.log, SecretEnv: r.opts.SecretEnv,
 		})
 		if err != nil {
 			return err

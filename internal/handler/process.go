@@ -47,6 +47,9 @@ type ProcessConfig struct {
 	// MaxRestartDelay bounds the backoff between restarts. Default 30 s.
 	MaxRestartDelay time.Duration
 	Logger          *slog.Logger
+	// SecretEnv names more environment variables the process never gets
+	// (secrets of the configuration: database URLs, tokens).
+	SecretEnv []string
 }
 
 // Process runs a handler process and restarts it when it dies.
@@ -133,7 +136,7 @@ func (p *Process) launch() (*exec.Cmd, chan error, error) {
 	cmd := exec.Command(p.cfg.Executable, p.cfg.Args...)
 	cmd.Dir = p.cfg.Dir
 	ps := strconv.Itoa(port)
-	cmd.Env = withoutSecrets(append(os.Environ(), p.cfg.Env...))
+	cmd.Env = withoutSecrets(append(os.Environ(), p.cfg.Env...), p.cfg.SecretEnv)
 	cmd.Env = append(cmd.Env,
 		"FUNCTIONS_CUSTOMHANDLER_PORT="+ps, "FUNCTIONS_HTTPWORKER_PORT="+ps,
 		"FUNCTIONS_CUSTOMHANDLER_WORKER_ID="+p.id, "FUNCTIONS_HTTPWORKER_ID="+p.id,
@@ -533,10 +536,13 @@ var secretEnv = []string{
 	"SLUICE_NATS_LEAF_REMOTE", "SLUICE_DOCSTORE",
 }
 
-// withoutSecrets drops Sluice's secrets from an environment.
-func withoutSecrets(env []string) []string {
+// withoutSecrets drops Sluice's secrets, and the variables named in more,
+// from an environment.
+func withoutSecrets(env []string, more []string) []string {
+	secret := func(s, name string) bool { return strings.EqualFold(s, name) }
 	return slices.DeleteFunc(env, func(kv string) bool {
 		name, _, _ := strings.Cut(kv, "=")
-		return slices.ContainsFunc(secretEnv, func(s string) bool { return strings.EqualFold(s, name) })
+		return slices.ContainsFunc(secretEnv, func(s string) bool { return secret(s, name) }) ||
+			slices.ContainsFunc(more, func(s string) bool { return secret(s, name) })
 	})
 }

@@ -222,9 +222,10 @@ func TestProcessGetsNoSecrets(t *testing.T) {
 	t.Setenv("SLUICE_DOCSTORE", "postgres://u:pg-secret@127.0.0.1/db")
 	t.Setenv("SLUICE_NATS_PASSWORD", "nats-password-secret")
 	t.Setenv("SLUICE_NATS_LEAF_REMOTE", "tls://leaf:leaf-secret@primary.example.com:7422")
+	t.Setenv("ORDERS_DB", "postgres://cdc:orders-db-secret@db/orders") // named by sluice.yaml (urlEnv)
 	ctx := context.Background()
 	p, err := Start(ctx, ProcessConfig{Executable: echoHandler(t), Dir: t.TempDir(),
-		Env: []string{"MY_SETTING=kept", "sluice_admin_key=from-settings"}})
+		Env: []string{"MY_SETTING=kept", "sluice_admin_key=from-settings"}, SecretEnv: []string{"ORDERS_DB"}})
 	require.NoError(t, err)
 	defer p.Stop(context.Background())
 	resp, err := p.Invoke(ctx, "env", Request{Data: map[string]json.RawMessage{}})
@@ -235,7 +236,7 @@ func TestProcessGetsNoSecrets(t *testing.T) {
 	require.NoError(t, json.Unmarshal(out, &env))
 	require.Equal(t, "kept", env["MY_SETTING"])
 	require.NotEmpty(t, env["FUNCTIONS_CUSTOMHANDLER_PORT"])
-	for _, secret := range []string{"admin-secret", "fn-secret", "sluice_000000000000", "nats-secret", "pg-secret", "nats-password-secret", "leaf-secret", "from-settings"} {
+	for _, secret := range []string{"admin-secret", "fn-secret", "sluice_000000000000", "nats-secret", "pg-secret", "nats-password-secret", "leaf-secret", "from-settings", "orders-db-secret"} {
 		require.NotContains(t, string(out), secret)
 	}
 }
