@@ -81,6 +81,10 @@ func startCannedAPI(t *testing.T, ov gateway.Overview) (*cannedAPI, string) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(body)
 	})
+	mux.HandleFunc("GET /api/v1/pipelines", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"pipelines": []}`))
+	})
 	mux.HandleFunc("POST /api/v1/breakers/{function}/open", func(w http.ResponseWriter, r *http.Request) {
 		c.mu.Lock()
 		for i, f := range c.ov.Functions {

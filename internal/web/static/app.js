@@ -139,9 +139,9 @@
   // The banner is for errors of the whole page: a failed poll, a part of
   // the overview that could not be read at all, a failed action. An
   // error of one hub, queue or container is shown with it.
-  const errors = { poll: '', parts: '', action: '' };
+  const errors = { poll: '', parts: '', pipelines: '', action: '' };
   function showErrors() {
-    const msgs = [errors.action, errors.poll, errors.parts].filter(Boolean);
+    const msgs = [errors.action, errors.poll, errors.parts, errors.pipelines].filter(Boolean);
     const box = $('#error');
     const text = msgs.join('\n');
     if (box.textContent !== text) box.textContent = text;
@@ -450,6 +450,77 @@
   function closePartner() {
     partnerShown = null;
     $('#partner-detail').hidden = true;
+  }
+
+  // ---- pipelines -------------------------------------------------------
+
+  function destinationState(d) {
+    if (d.paused) return { text: 'paused: ' + (d.reason || ''), cls: 'bad' };
+    if (d.breaker && d.breaker !== 'closed') return { text: 'breaker ' + d.breaker, cls: 'bad' };
+    if (d.behind > 0) return { text: 'catching up', cls: '' };
+    return { text: 'up to date', cls: '' };
+  }
+
+  function renderPipelines(list) {
+    const rows = [];
+    for (const p of list) for (const d of p.destinations) rows.push({ p, d });
+    syncRows($('#pipelines-table tbody'), rows, (r) => `${r.p.name}/${r.d.name}`, ({ p, d }) => {
+      const st = destinationState(d);
+      return [
+        txt(p.name, 'pipeline'), num(p.staged, 'staged'),
+        { text: p.position || '-', col: 'position', cls: p.source_error ? 'bad' : '' },
+        txt(d.name, 'destination'), num(d.applied, 'applied'), num(d.behind, 'behind'),
+        { text: st.text, col: 'state', cls: st.cls },
+        (td) => {
+          const label = d.paused ? 'Resume' : 'Pause';
+          let b = td.querySelector('button');
+          if (!b) {
+            b = el('button', { type: 'button' });
+            b.addEventListener('click', () => pipelineAction(p.name, d.name, b.dataset.verb));
+            td.append(b);
+          }
+          b.textContent = label;
+          b.dataset.verb = label.toLowerCase();
+          b.setAttribute('aria-label', `${label} destination ${d.name} of pipeline ${p.name}`);
+        },
+        (td, isNew) => {
+          if (!isNew) return;
+          const input = el('input', { type: 'text', size: '12', placeholder: 'change set or time', 'aria-label': `Replay destination ${d.name} of pipeline ${p.name} from` });
+          const form = el('form', { class: 'inline' }, input, el('button', { type: 'submit' }, 'Replay'));
+          form.addEventListener('submit', (e) => { e.preventDefault(); replayPipeline(p.name, d.name, input.value.trim()); });
+          td.append(form);
+        },
+      ];
+    }, 'No pipelines.', 9);
+  }
+
+  async function refreshPipelines() {
+    const out = await api('GET', '/api/v1/pipelines');
+    renderPipelines(out.pipelines || []);
+  }
+
+  async function pipelineAction(name, dest, verb) {
+    try {
+      await api('POST', `/api/v1/pipelines/${enc(name)}/destinations/${enc(dest)}/${verb}`, verb === 'pause' ? { reason: 'paused from the dashboard' } : {});
+      actionError(null);
+      status(`Destination ${dest} of pipeline ${name} ${verb === 'pause' ? 'paused' : 'resumed'}.`);
+      poll();
+    } catch (e) {
+      actionError(e);
+    }
+  }
+
+  async function replayPipeline(name, dest, from) {
+    if (!from) { actionError(new Error('Give a change set number or a time (RFC 3339) to replay from.')); return; }
+    const body = /^[0-9]+$/.test(from) ? { change_set: Number(from) } : { time: from };
+    try {
+      const out = await api('POST', `/api/v1/pipelines/${enc(name)}/destinations/${enc(dest)}/replay`, body);
+      actionError(null);
+      status(`Destination ${dest} of pipeline ${name} goes on from change set ${fmtNum(out.from)}.`);
+      poll();
+    } catch (e) {
+      actionError(e);
+    }
   }
 
   async function partnerDeliveries(verb) {
@@ -966,6 +1037,13 @@
     try {
       const ov = await api('GET', '/api/v1/overview');
       render(ov);
+      try {
+        await refreshPipelines();
+        errors.pipelines = '';
+      } catch (e) {
+        if (e.needsKey) throw e;
+        errors.pipelines = 'Pipelines could not be read: ' + e.message;
+      }
       errors.poll = '';
       if (deadLettersDue(ov)) await refreshDeadLetters();
       dot.className = 'dot ok';
