@@ -41,6 +41,13 @@ func parsePosition(s string) (position, error) {
 	if p.Tables == nil {
 		p.Tables = map[string]progress{}
 	}
+	for name, pr := range p.Tables {
+		if len(pr.Key) == 0 {
+			// No key is no progress within a pass: read from the start.
+			pr.Key = nil
+			p.Tables[name] = pr
+		}
+	}
 	return p, nil
 }
 

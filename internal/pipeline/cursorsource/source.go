@@ -212,7 +212,9 @@ func (s *Source) read(ctx context.Context, db *sql.DB, d dialect, t *table) (cha
 	}
 	q.WriteString(t.deleted)
 	q.WriteString(" FROM ")
-	q.WriteString(d.quote(t.schema) + "." + d.quote(t.table))
+	// The alias qualifies the columns ordered by: unqualified, PostgreSQL
+	// would order by the output columns of the same names, as text.
+	q.WriteString(d.quote(t.schema) + "." + d.quote(t.table) + " AS r")
 	// order: the columns rows are read in order of, the cursor first.
 	order := t.key
 	var from []string
@@ -232,7 +234,7 @@ func (s *Source) read(ctx context.Context, db *sql.DB, d dialect, t *table) (cha
 	}
 	names := make([]string, len(order))
 	for i, c := range order {
-		names[i] = d.quote(c.name)
+		names[i] = "r." + d.quote(c.name)
 	}
 	if from != nil {
 		if len(from) != len(order) {
