@@ -177,19 +177,27 @@ func cmpRead(av, ai, bv, bi int) int {
 	return ai - bi
 }
 
-// A Run cut short and resumed from its last position hands over the rest:
-// nothing again, nothing missing.
+// A Run cut short and resumed from its last position hands over the rest
+// of every table: nothing again, nothing missing.
 func testRestart(t *testing.T, f *fixture) {
-	f.exec("CREATE TABLE " + f.name("r") + " (id bigint PRIMARY KEY, updated_at {ts} NOT NULL)")
+	tables := []string{"r", "r2"}
+	for _, name := range tables {
+		f.exec("CREATE TABLE " + f.name(name) + " (id bigint PRIMARY KEY, updated_at {ts} NOT NULL)")
+	}
 	// Ten rows a second, in 2020: far behind the safety lag.
 	add := func(from, to int) {
-		for id := from; id <= to; id++ {
-			f.exec("INSERT INTO "+f.name("r")+" (id, updated_at) VALUES (?, ?)", id, fmt.Sprintf("2020-01-01 00:00:%02d", id/10))
+		for _, name := range tables {
+			for id := from; id <= to; id++ {
+				f.exec("INSERT INTO "+f.name(name)+" (id, updated_at) VALUES (?, ?)", id, fmt.Sprintf("2020-01-01 00:00:%02d", id/10))
+			}
 		}
 	}
-	add(1, 100)
+	add(1, 60)
 	cfg := cursorsource.Config{
-		Tables:       []cursorsource.TableConfig{{Name: f.name("r"), Cursor: "updated_at"}},
+		Tables: []cursorsource.TableConfig{
+			{Name: f.name("r"), Cursor: "updated_at"},
+			{Name: f.name("r2"), Cursor: "updated_at"},
+		},
 		PollInterval: 10 * time.Millisecond, BatchSize: 9,
 	}
 	r1 := start(t, f.source(cfg), "")
@@ -197,21 +205,31 @@ func testRestart(t *testing.T, f *fixture) {
 	r1.stop()
 	first := r1.col.snapshot()
 	after := first[len(first)-1].Position
+	for _, name := range tables {
+		require.NotNil(t, progressOf(t, after, f.name(name)).Cursor, "the position holds %s's progress", name)
+	}
 
-	add(101, 120)
+	add(61, 80)
 	r2 := start(t, f.source(cfg), after)
-	r2.wait("the last row", f.reached("r", "updated_at"))
+	r2.wait("the last rows", func(bs []pipeline.Batch) bool {
+		return f.reached("r", "updated_at")(bs) && f.reached("r2", "updated_at")(bs)
+	})
 	r2.stop()
 
-	var ids []string
-	for _, c := range changesOf(append(first, r2.col.snapshot()...)) {
-		ids = append(ids, c.Key["id"].(string))
+	ids := map[string][]string{}
+	for _, b := range append(first, r2.col.snapshot()...) {
+		for _, c := range b.Changes {
+			require.Contains(t, b.Tables, c.Table)
+			ids[c.Table] = append(ids[c.Table], c.Key["id"].(string))
+		}
 	}
 	var want []string
-	for id := 1; id <= 120; id++ {
+	for id := 1; id <= 80; id++ {
 		want = append(want, strconv.Itoa(id))
 	}
-	require.Equal(t, want, ids, "each row once, in order, across the restart")
+	for _, name := range tables {
+		require.Equal(t, want, ids[f.name(name)], "each row of %s once, in order, across the restart", name)
+	}
 }
 
 // A transaction that takes its cursor value before a later one commits,
