@@ -211,9 +211,8 @@ func testRestart(t *testing.T, f *fixture) {
 
 	add(61, 80)
 	r2 := start(t, f.source(cfg), after)
-	r2.wait("the last rows", func(bs []pipeline.Batch) bool {
-		return f.reached("r", "updated_at")(bs) && f.reached("r2", "updated_at")(bs)
-	})
+	reachedR, reachedR2 := f.reached("r", "updated_at"), f.reached("r2", "updated_at")
+	r2.wait("the last rows", func(bs []pipeline.Batch) bool { return reachedR(bs) && reachedR2(bs) })
 	r2.stop()
 
 	ids := map[string][]string{}
