@@ -1,0 +1,4 @@
+package cursorsource
+
+// SetAfterPoll makes s call f after every round of reads of its tables.
+func SetAfterPoll(s *Source, f func()) { s.afterPoll = f }
