@@ -17,6 +17,7 @@ import (
 	"github.com/sluicehq/sluice/internal/deadletter"
 	"github.com/sluicehq/sluice/internal/hub"
 	"github.com/sluicehq/sluice/internal/pipeline"
+	"github.com/sluicehq/sluice/internal/pipeline/cursorsource"
 	"github.com/sluicehq/sluice/internal/pipeline/pgsource"
 	"github.com/sluicehq/sluice/internal/pipeline/sqlsink"
 )
@@ -28,6 +29,9 @@ type PipelineConfig struct {
 	// Postgres reads a PostgreSQL database's changes by logical
 	// replication (its source).
 	Postgres *PostgresSource
+	// SQL reads any PostgreSQL or MariaDB/MySQL tables by cursor (its
+	// source): the rows whose cursor column grew since the last read.
+	SQL *SQLSource
 	// Container reads a container's change feed (its source): each
 	// document written is an update of the row keyed by partition_key and
 	// id (its fields, without system fields, the row's columns), each
@@ -60,6 +64,41 @@ type PostgresSource struct {
 	URL string
 	// Tables to capture: "schema.table", or "table" in public.
 	Tables []string
+}
+
+// SQLSource reads tables by cursor (the "incremental" read strategy of
+// ELT tools), for databases without logical replication: every poll takes
+// the rows whose (cursor, primary key) is past the last one read, so rows
+// sharing a cursor value are neither skipped nor repeated. Each row comes
+// as a read (applied as an upsert); a soft-delete column turns a row into
+// a delete; a full-refresh table is read whole every poll, and rows gone
+// since the previous pass come as deletes. Timestamp cursors are read only
+// Lag behind the database's clock, so a transaction that set its cursor
+// early and committed late (within Lag) is not missed.
+type SQLSource struct {
+	// URL is the database: postgres://… or mysql://user:password@host:3306/db.
+	URL    string
+	Tables []SQLSourceTable
+	// PollInterval is the wait between reads once caught up. Default 1s.
+	PollInterval time.Duration
+	// Lag: timestamp cursors are read this far behind the database's
+	// clock. Default 5s.
+	Lag time.Duration
+}
+
+// SQLSourceTable is a table a SQLSource reads.
+type SQLSourceTable struct {
+	// Name is "schema.table", or "table" (in public; in the URL's database
+	// for MariaDB).
+	Name string
+	// Cursor grows on every insert and update: an updated_at timestamp or
+	// a row version. Required unless FullRefresh.
+	Cursor string
+	// SoftDelete, when set, is a column that marks deleted rows (true, or
+	// not NULL).
+	SoftDelete string
+	// FullRefresh reads the whole table every poll.
+	FullRefresh bool
 }
 
 // SQLDestination writes a pipeline's rows into PostgreSQL or MariaDB/MySQL
@@ -182,7 +221,7 @@ func (p *pipelineRun) validate() error {
 		return fmt.Errorf("sluice: pipeline name %q: use 1 to 64 lowercase letters, digits, '-' and '_', starting with a letter or digit", p.name)
 	}
 	if p.cfg.source == nil {
-		return bad("give its source: Postgres or Container")
+		return bad("give its source: Postgres, SQL or Container")
 	}
 	if len(p.cfg.Destinations) == 0 {
 		return bad("give at least one destination")
@@ -223,9 +262,26 @@ func (p *pipelineRun) setSource() error {
 	if p.cfg.source != nil {
 		return nil
 	}
+	sources := 0
+	for _, set := range []bool{p.cfg.Postgres != nil, p.cfg.SQL != nil, p.cfg.Container != ""} {
+		if set {
+			sources++
+		}
+	}
 	switch {
-	case p.cfg.Postgres != nil && p.cfg.Container != "":
-		return fmt.Errorf("sluice: pipeline %q: give one source, Postgres or Container", p.name)
+	case sources > 1:
+		return fmt.Errorf("sluice: pipeline %q: give one source: Postgres, SQL or Container", p.name)
+	case p.cfg.SQL != nil:
+		tables := make([]cursorsource.TableConfig, len(p.cfg.SQL.Tables))
+		for i, t := range p.cfg.SQL.Tables {
+			tables[i] = cursorsource.TableConfig{Name: t.Name, Cursor: t.Cursor, SoftDelete: t.SoftDelete, FullRefresh: t.FullRefresh}
+		}
+		src, err := cursorsource.New(cursorsource.Config{URL: p.cfg.SQL.URL, Tables: tables, PollInterval: p.cfg.SQL.PollInterval,
+			BatchSize: cmp.Or(p.cfg.BatchSize, 1000), Lag: p.cfg.SQL.Lag, Logger: p.app.log.With("pipeline", p.name)})
+		if err != nil {
+			return fmt.Errorf("sluice: pipeline %q: %w", p.name, err)
+		}
+		p.cfg.source = src
 	case p.cfg.Postgres != nil:
 		src, err := pgsource.New(pgsource.Config{DSN: p.cfg.Postgres.URL, Pipeline: p.name, Tables: p.cfg.Postgres.Tables,
 			BatchSize: cmp.Or(p.cfg.BatchSize, 1000), Logger: p.app.log.With("pipeline", p.name)})

@@ -3,15 +3,19 @@ package sluice_test
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"math/big"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	_ "github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
@@ -172,4 +176,76 @@ func slicesEqual(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// MariaDB to PostgreSQL: a table read by cursor (rows updated after the
+// pipeline started, one soft-deleted) ends in a PostgreSQL table.
+func TestPipelineMariaDBCursorToPostgres(t *testing.T) {
+	dsn := pgTestDB(t)
+	myURL := os.Getenv("SLUICE_TEST_MYSQL")
+	if myURL == "" {
+		t.Skip("SLUICE_TEST_MYSQL is not set: set it to a MariaDB URL (mysql://root@127.0.0.1:3306/test) to run the cursor pipeline test")
+	}
+	ctx := context.Background()
+	u, err := url.Parse(myURL)
+	require.NoError(t, err)
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	dbName := "sluice_test_" + hex.EncodeToString(b)
+	admin, err := sql.Open("mysql", fmt.Sprintf("%s@tcp(%s)/", u.User.String(), u.Host))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = admin.Close() })
+	_, err = admin.ExecContext(ctx, "CREATE DATABASE "+dbName)
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = admin.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+dbName) })
+	my, err := sql.Open("mysql", fmt.Sprintf("%s@tcp(%s)/%s", u.User.String(), u.Host, dbName))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = my.Close() })
+	_, err = my.ExecContext(ctx, "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(40) NOT NULL, updated_at DATETIME(6) NOT NULL, deleted_at DATETIME(6) NULL)")
+	require.NoError(t, err)
+	for i := 1; i <= 20; i++ {
+		_, err = my.ExecContext(ctx, "INSERT INTO customers VALUES (?, ?, NOW(6), NULL)", i, fmt.Sprint("customer ", i))
+		require.NoError(t, err)
+	}
+
+	pool, err := pgxpool.New(ctx, dsn)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	dst := pgSchema(t, pool, "sluice_dst")
+	myDB := *u
+	myDB.Path = "/" + dbName
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
+	app.Pipeline("crm", sluice.PipelineConfig{
+		SQL: &sluice.SQLSource{URL: myDB.String(), Lag: -1, PollInterval: 20 * time.Millisecond,
+			Tables: []sluice.SQLSourceTable{{Name: "customers", Cursor: "updated_at", SoftDelete: "deleted_at"}}},
+		Destinations: []sluice.PipelineDestination{{Name: "warehouse", SQL: &sluice.SQLDestination{URL: withSearchPath(t, dsn, dst), CreateTables: true}}}})
+	require.NoError(t, app.Start(ctx))
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
+
+	_, err = my.ExecContext(ctx, "UPDATE customers SET name = CONCAT(name, ' (vip)'), updated_at = NOW(6) WHERE id <= 5")
+	require.NoError(t, err)
+	_, err = my.ExecContext(ctx, "UPDATE customers SET deleted_at = NOW(6), updated_at = NOW(6) WHERE id = 20")
+	require.NoError(t, err)
+	var want []string
+	for i := 1; i < 20; i++ {
+		name := fmt.Sprint("customer ", i)
+		if i <= 5 {
+			name += " (vip)"
+		}
+		want = append(want, fmt.Sprintf("%d|%s", i, name))
+	}
+	slices.Sort(want)
+	waitUntil(t, "the PostgreSQL table has every customer but the deleted one", func() bool {
+		var exists bool
+		require.NoError(t, pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", dst+".customers").Scan(&exists))
+		if !exists {
+			return false
+		}
+		rows, err := pool.Query(ctx, "SELECT id::text || '|' || name FROM "+dst+".customers")
+		require.NoError(t, err)
+		got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		slices.Sort(got)
+		return slicesEqual(got, want)
+	})
 }

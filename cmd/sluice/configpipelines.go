@@ -15,6 +15,13 @@ import (
 // variables named in the file (urlEnv), never from the file.
 //
 //	pipelines:
+//	  crm:
+//	    sql:
+//	      urlEnv: CRM_DATABASE_URL
+//	      tables:
+//	        - {name: customers, cursor: updated_at, softDelete: deleted_at}
+//	    destinations:
+//	      events: {hub: customer-changes}
 //	  orders:
 //	    postgres:
 //	      urlEnv: ORDERS_DATABASE_URL
@@ -36,6 +43,18 @@ type pipelineYAML struct {
 		URLEnv string   `yaml:"urlEnv"`
 		Tables []string `yaml:"tables"`
 	} `yaml:"postgres"`
+	SQL *struct {
+		URL          string   `yaml:"url"`
+		URLEnv       string   `yaml:"urlEnv"`
+		PollInterval duration `yaml:"pollInterval"`
+		Lag          duration `yaml:"lag"`
+		Tables       []struct {
+			Name        string `yaml:"name"`
+			Cursor      string `yaml:"cursor"`
+			SoftDelete  string `yaml:"softDelete"`
+			FullRefresh bool   `yaml:"fullRefresh"`
+		} `yaml:"tables"`
+	} `yaml:"sql"`
 	Container string   `yaml:"container"`
 	Retention duration `yaml:"retention"`
 	BatchSize int      `yaml:"batchSize"`
@@ -87,8 +106,20 @@ func pipelinesSection(n *yaml.Node, problems []string) (map[string]sluice.Pipeli
 	out := map[string]sluice.PipelineConfig{}
 	problems = append(problems, entries(n, "pipelines", func(name string, v *yaml.Node) error {
 		where := "pipelines." + name
-		if err := checkKeys(v, where, []string{"postgres", "container", "retention", "batchSize", "destinations"}); err != nil {
+		if err := checkKeys(v, where, []string{"postgres", "sql", "container", "retention", "batchSize", "destinations"}); err != nil {
 			return err
+		}
+		if sq := mappingValue(v, "sql"); sq != nil {
+			if err := checkKeys(sq, where+".sql", []string{"url", "urlEnv", "pollInterval", "lag", "tables"}); err != nil {
+				return err
+			}
+			if ts := mappingValue(sq, "tables"); ts != nil && ts.Kind == yaml.SequenceNode {
+				for _, tn := range ts.Content {
+					if err := checkKeys(tn, where+".sql.tables", []string{"name", "cursor", "softDelete", "fullRefresh"}); err != nil {
+						return err
+					}
+				}
+			}
 		}
 		if pg := mappingValue(v, "postgres"); pg != nil {
 			if err := checkKeys(pg, where+".postgres", []string{"url", "urlEnv", "tables"}); err != nil {
@@ -106,6 +137,16 @@ func pipelinesSection(n *yaml.Node, problems []string) (map[string]sluice.Pipeli
 				return err
 			}
 			pc.Postgres = &sluice.PostgresSource{URL: url, Tables: py.Postgres.Tables}
+		}
+		if py.SQL != nil {
+			url, err := urlFrom(py.SQL.URL, py.SQL.URLEnv, where+".sql")
+			if err != nil {
+				return err
+			}
+			pc.SQL = &sluice.SQLSource{URL: url, PollInterval: time.Duration(py.SQL.PollInterval), Lag: time.Duration(py.SQL.Lag)}
+			for _, t := range py.SQL.Tables {
+				pc.SQL.Tables = append(pc.SQL.Tables, sluice.SQLSourceTable{Name: t.Name, Cursor: t.Cursor, SoftDelete: t.SoftDelete, FullRefresh: t.FullRefresh})
+			}
 		}
 		dests := mappingValue(v, "destinations")
 		if dests == nil {
