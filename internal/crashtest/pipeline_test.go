@@ -165,7 +165,7 @@ END $$`)
 		before := applied()
 		waitFor(t, 2*time.Minute, 10*time.Millisecond, func() bool { c.requireAlive(t); return applied() > before+3 },
 			func() string { return fmt.Sprintf("child %d applied nothing: at change set %d", k, applied()) })
-		time.Sleep(between(rng, 0, 300*time.Millisecond)) // where the kill lands, not a synchronisation
+		time.Sleep(time.Duration(randN(int64(300 * time.Millisecond)))) // where the kill lands, not a synchronisation
 		c.kill(t)
 		t.Logf("killed child %d at change set %d, %d writes", k, applied(), writes.Load())
 	}
