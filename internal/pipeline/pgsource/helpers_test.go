@@ -218,6 +218,17 @@ func (r *running) wait(what string, cond func([]pipeline.Batch) bool) {
 	}
 }
 
+// requireRunning fails the test, with the Run's error, if the Run has
+// returned before what was seen.
+func (r *running) requireRunning(what string) {
+	r.t.Helper()
+	select {
+	case <-r.done:
+		r.t.Fatalf("Run returned (%v) before %s", r.err, what)
+	default:
+	}
+}
+
 // stop cancels the Run and returns its error.
 func (r *running) stop() error {
 	r.t.Helper()

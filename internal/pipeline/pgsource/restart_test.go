@@ -158,6 +158,7 @@ func TestIdleSlotAdvances(t *testing.T) {
 	require.NoError(t, f.admin.QueryRow(bg, "SELECT pg_current_wal_flush_lsn()::text").Scan(&flushed))
 	var confirmed pglogrepl.LSN
 	eventually(t, "the slot to confirm "+flushed, func() bool {
+		run.requireRunning("the slot confirms " + flushed)
 		var s string
 		require.NoError(t, f.admin.QueryRow(bg, "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
 			src.Slot()).Scan(&s))
