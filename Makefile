@@ -3,7 +3,7 @@
 GO ?= go
 # An execution count, not a duration: a duration budget can end in a spurious
 # "context deadline exceeded" failure on Go 1.26 (golang/go#75804, fixed in 1.27).
-FUZZTIME ?= 60000x
+FUZZTIME ?= 20000x
 # Differential fuzz targets (Fuzz…Differential) run an outside tool (xsltproc,
 # xmllint) per input, so they get fewer executions.
 FUZZTIME_DIFFERENTIAL ?= 1500x
@@ -36,7 +36,7 @@ fmt-check: ## fail if gofmt would change a file
 tidy-check: ## fail if go mod tidy would change go.mod or go.sum
 	$(GO) mod tidy -e -diff # -e: a test-only dependency of modernc.org/sqlite is missing from the module proxy
 
-fuzz: ## run every fuzz target (found in the code) for FUZZTIME executions (default 60000x; FUZZTIME_DIFFERENTIAL for Fuzz…Differential)
+fuzz: ## run every fuzz target (found in the code) for FUZZTIME executions (default 20000x; FUZZTIME_DIFFERENTIAL for Fuzz…Differential)
 	@git grep -n '^func Fuzz' -- '*_test.go' | sed -E 's|^([^:]*):[0-9]+:func (Fuzz[A-Za-z0-9_]*).*|\1 \2|' | sort | \
 	while read -r file name; do \
 		dir=$$(dirname "$$file"); \
