@@ -700,20 +700,39 @@ func openDocStore(ctx context.Context, cfg Config) (docstore.Store, error) {
 func redactURL(s string) string { return engine.RedactURL(s) }
 
 func (a *App) ensureHub(ctx context.Context, hc HubConfig) error {
-	info, err := a.hubSvc.Create(ctx, hub.Config{Name: hc.Name, Partitions: hc.Partitions,
-		RetentionAge: hc.Retention, RetentionBytes: hc.RetentionBytes, Replicas: hc.Replicas})
-	if errors.Is(err, hub.ErrExists) {
+	cfg := hub.Config{Name: hc.Name, Partitions: hc.Partitions,
+		RetentionAge: hc.Retention, RetentionBytes: hc.RetentionBytes, Replicas: hc.Replicas}
+	for attempt := 0; ; attempt++ {
+		info, err := a.hubSvc.Create(ctx, cfg)
+		if err == nil {
+			a.log.Info("hub created", "hub", info.Name, "partitions", info.Partitions)
+			return nil
+		}
+		if !errors.Is(err, hub.ErrExists) {
+			return err
+		}
 		info, err = a.hubSvc.Repair(ctx, hc.Name)
+		if errors.Is(err, hub.ErrNotFound) && attempt < 20 {
+			// It exists, yet reading it finds nothing: another instance
+			// creating it at the same moment undid its claim after a
+			// failure, or the read went to a copy of the bucket that has
+			// not seen the claim yet (a fresh cluster). Create again, or
+			// read again.
+			t := time.NewTimer(time.Duration(attempt+1) * 50 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+			continue
+		}
 		if err == nil && hc.Partitions != 0 && info.Partitions != hc.Partitions {
 			return fmt.Errorf("sluice: hub %s exists with %d partitions but is declared with %d; partition counts cannot change (delete the hub or declare %d)",
 				hc.Name, info.Partitions, hc.Partitions, info.Partitions)
 		}
 		return err
 	}
-	if err == nil {
-		a.log.Info("hub created", "hub", info.Name, "partitions", info.Partitions)
-	}
-	return err
 }
 
 // buildHandler makes what the HTTP server serves once the app runs: the
