@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +12,8 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/sluicehq/sluice/internal/pipeline/sqlurl"
 )
 
 // column is a column as the catalog describes it.
@@ -92,25 +92,9 @@ func open(ctx context.Context, k kind, raw string) (*sql.DB, dialect, error) {
 // is the server's unless they change it, and the safety lag compares them
 // with this session's NOW(). Values are read as text (parseTime off).
 func mysqlConfig(raw string) (*mysql.Config, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, configError("URL", "not a URL: want mysql://user:pass@host:port/db")
-	}
-	host := u.Host
-	if host == "" {
-		return nil, configError("URL", "no host: want mysql://user:pass@host:port/db")
-	}
-	if _, _, err := net.SplitHostPort(host); err != nil {
-		host = net.JoinHostPort(strings.Trim(host, "[]"), "3306")
-	}
-	mc, err := mysql.ParseDSN("tcp(" + host + ")/?" + u.RawQuery)
+	mc, err := sqlurl.MySQL(raw)
 	if err != nil {
 		return nil, configError("URL", "%v", err)
-	}
-	mc.DBName = strings.TrimPrefix(u.Path, "/")
-	if u.User != nil {
-		mc.User = u.User.Username()
-		mc.Passwd, _ = u.User.Password()
 	}
 	mc.ParseTime = false
 	return mc, nil

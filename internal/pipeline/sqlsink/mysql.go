@@ -7,12 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/sluicehq/sluice/internal/pipeline/sqlurl"
 )
 
 // mysqlDB writes to MariaDB and MySQL through database/sql: multi-row
@@ -28,25 +28,9 @@ type mysqlDB struct {
 // strict mode (a value a column cannot hold is an error, not a warning
 // and a changed value), unless the URL sets time_zone or sql_mode.
 func mysqlConfig(raw string) (*mysql.Config, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, configError("URL", "not a URL: want mysql://user:pass@host:port/db")
-	}
-	host := u.Host
-	if host == "" {
-		return nil, configError("URL", "no host: want mysql://user:pass@host:port/db")
-	}
-	if _, _, err := net.SplitHostPort(host); err != nil {
-		host = net.JoinHostPort(strings.Trim(host, "[]"), "3306")
-	}
-	mc, err := mysql.ParseDSN("tcp(" + host + ")/?" + u.RawQuery)
+	mc, err := sqlurl.MySQL(raw)
 	if err != nil {
 		return nil, configError("URL", "%v", err)
-	}
-	mc.DBName = strings.TrimPrefix(u.Path, "/")
-	if u.User != nil {
-		mc.User = u.User.Username()
-		mc.Passwd, _ = u.User.Password()
 	}
 	mc.ParseTime = true
 	if mc.Params == nil {
