@@ -126,6 +126,10 @@ type PipelineStatus struct {
 	Position    string    `json:"position,omitempty"`
 	StagedAt    time.Time `json:"staged_at,omitzero"`
 	SourceError string    `json:"source_error,omitempty"`
+	// SourceLag is how far the source is behind its database, for sources
+	// that can tell (PostgreSQL: the slot's WAL in bytes and its flush lag
+	// in seconds); absent when unknown.
+	SourceLag *pipeline.SourceLag `json:"source_lag,omitempty"`
 	// Destinations, in declaration order.
 	Destinations []PipelineDestinationStatus `json:"destinations"`
 }
@@ -137,6 +141,9 @@ type PipelineDestinationStatus struct {
 	// many change sets it has still to apply.
 	Applied int64 `json:"applied"`
 	Behind  int64 `json:"behind"`
+	// LagSeconds is how long ago the oldest change set it has still to
+	// apply was staged (0 when it has applied all).
+	LagSeconds float64 `json:"lag_seconds"`
 	// Paused by an operator or a replay, with the reason.
 	Paused  bool   `json:"paused,omitempty"`
 	Reason  string `json:"reason,omitempty"`
@@ -163,6 +170,14 @@ func (a *App) PipelineStatus(ctx context.Context, name string) (PipelineStatus, 
 		st.SourceError = p.lastErr.Error()
 	}
 	p.mu.Unlock()
+	if l, ok := p.cfg.source.(pipeline.Lagger); ok {
+		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		lag, err := l.Lag(lctx)
+		cancel()
+		if err == nil {
+			st.SourceLag = &lag
+		}
+	}
 	for _, d := range p.dests {
 		ds := PipelineDestinationStatus{Name: d.cfg.Name}
 		lags, err := a.hubSvc.GroupLag(ctx, p.hub, d.cfg.Name)
@@ -170,6 +185,11 @@ func (a *App) PipelineStatus(ctx context.Context, name string) (PipelineStatus, 
 			return st, err
 		}
 		ds.Behind = lags[0].Events
+		if ds.Behind > 0 {
+			if next, ok, err := p.changeSetAfter(ctx, lags[0].Checkpoint); err == nil && ok {
+				ds.LagSeconds = max(time.Since(next.Staged).Seconds(), 0)
+			}
+		}
 		if cp := lags[0].Checkpoint; cp >= 0 {
 			ev, err := p.readEvent(ctx, cp)
 			if err == nil {

@@ -6,7 +6,9 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"math/big"
+	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -160,6 +162,9 @@ func TestPipelinePostgresToPostgres(t *testing.T) {
 		return st.Destinations[0].Behind == 0 && st.Destinations[1].Behind == 0 && st.Destinations[0].Applied == st.Staged
 	})
 	require.True(t, strings.HasPrefix(st.Position, "lsn:") || strings.HasPrefix(st.Position, "snapshot-done:"), st.Position)
+	require.NotNil(t, st.SourceLag, "a PostgreSQL source tells its slot's lag")
+	require.GreaterOrEqual(t, st.SourceLag.Bytes, int64(0))
+	require.Zero(t, st.Destinations[0].LagSeconds, "a destination with nothing to apply has no lag")
 	// Each change set applied once: the recorded position is the last one.
 	var recorded int64
 	require.NoError(t, pool.QueryRow(ctx, "SELECT seq FROM "+dst+".sluice_pipeline_positions WHERE pipeline = $1 AND destination = 'reporting'", name).Scan(&recorded))
@@ -248,4 +253,159 @@ func TestPipelineMariaDBCursorToPostgres(t *testing.T) {
 		slices.Sort(got)
 		return slicesEqual(got, want)
 	})
+}
+
+// switchProxy forwards TCP connections to an address while it is up; Down
+// drops every connection and refuses new ones (a database that went away),
+// Up lets them through again.
+type switchProxy struct {
+	ln    net.Listener
+	to    string
+	mu    sync.Mutex
+	down  bool
+	conns []net.Conn
+	wg    sync.WaitGroup
+}
+
+func newSwitchProxy(t *testing.T, to string) *switchProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &switchProxy{ln: ln, to: to}
+	p.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			down := p.down
+			p.mu.Unlock()
+			if down {
+				c.Close()
+				continue
+			}
+			up, err := net.Dial("tcp", to)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			p.wg.Go(func() { _, _ = io.Copy(up, c); up.Close() })
+			p.wg.Go(func() { _, _ = io.Copy(c, up); c.Close() })
+		}
+	})
+	t.Cleanup(func() {
+		p.Down()
+		ln.Close()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *switchProxy) Addr() string { return p.ln.Addr().String() }
+
+func (p *switchProxy) Down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *switchProxy) Up() {
+	p.mu.Lock()
+	p.down = false
+	p.mu.Unlock()
+}
+
+// One destination's database goes away while the source keeps changing:
+// the other destination keeps up meanwhile, the one that is down fails,
+// its breaker opens, and once its database is back it catches up by
+// itself, in order, every change set applied once.
+func TestPipelineDestinationDownCatchesUp(t *testing.T) {
+	dsn := pgTestDB(t)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	var level string
+	require.NoError(t, pool.QueryRow(ctx, "SHOW wal_level").Scan(&level))
+	if level != "logical" {
+		t.Skipf("the test database has wal_level = %s: set it to logical (ALTER SYSTEM SET wal_level = logical, then restart PostgreSQL; .ci/run does)", level)
+	}
+	src, up, down := pgSchema(t, pool, "sluice_src"), pgSchema(t, pool, "sluice_dst"), pgSchema(t, pool, "sluice_dst")
+	_, err = pool.Exec(ctx, "CREATE TABLE "+src+".orders (id bigint PRIMARY KEY, customer text NOT NULL, total numeric(12,2))")
+	require.NoError(t, err)
+
+	u, err := url.Parse(dsn)
+	require.NoError(t, err)
+	proxy := newSwitchProxy(t, u.Host)
+	viaProxy := *u
+	viaProxy.Host = proxy.Addr()
+
+	name := "pg" + strings.TrimPrefix(src, "sluice_src_")
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
+	app.Pipeline(name, sluice.PipelineConfig{
+		Postgres: &sluice.PostgresSource{URL: dsn, Tables: []string{src + ".orders"}},
+		Destinations: []sluice.PipelineDestination{
+			{Name: "reporting", SQL: &sluice.SQLDestination{URL: withSearchPath(t, dsn, up), CreateTables: true}},
+			{Name: "flaky", SQL: &sluice.SQLDestination{URL: withSearchPath(t, viaProxy.String(), down), CreateTables: true},
+				RetryBackoff: 20 * time.Millisecond, MaxRetryBackoff: 200 * time.Millisecond,
+				Breaker: sluice.BreakerPolicy{ConsecutiveFailures: 3, CoolDown: 200 * time.Millisecond}},
+		}})
+	require.NoError(t, app.Start(ctx))
+	t.Cleanup(func() {
+		_ = app.Stop(context.Background())
+		_, _ = pool.Exec(context.Background(), "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", "sluice_"+name)
+		_, _ = pool.Exec(context.Background(), "DROP PUBLICATION IF EXISTS sluice_"+name)
+	})
+	write := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			_, err := pool.Exec(ctx, fmt.Sprintf("INSERT INTO %s.orders VALUES (%d, 'c%d', %d) ON CONFLICT (id) DO UPDATE SET total = orders.total + 1", src, i%40, i, i))
+			require.NoError(t, err)
+			if i%7 == 6 {
+				_, err := pool.Exec(ctx, fmt.Sprintf("DELETE FROM %s.orders WHERE id = %d", src, (i+13)%40))
+				require.NoError(t, err)
+			}
+		}
+	}
+	equal := func(schema string) func() bool {
+		return func() bool {
+			var exists bool
+			require.NoError(t, pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", schema+".orders").Scan(&exists))
+			return exists && slicesEqual(tableRows(t, pool, schema+".orders"), tableRows(t, pool, src+".orders"))
+		}
+	}
+	write(0, 50)
+	waitUntil(t, "both destinations equal the source", func() bool { return equal(up)() && equal(down)() })
+
+	proxy.Down()
+	write(50, 200)
+	waitUntil(t, "the destination that is up keeps up", equal(up))
+	var st sluice.PipelineStatus
+	waitUntil(t, "the destination that is down falls behind and its breaker opens", func() bool {
+		st, err = app.PipelineStatus(ctx, name)
+		require.NoError(t, err)
+		return st.Destinations[0].Behind == 0 && st.Destinations[1].Behind > 0 && st.Destinations[1].Breaker != "closed"
+	})
+	require.Positive(t, st.Destinations[1].LagSeconds, "a destination behind has a lag")
+	require.False(t, equal(down)(), "nothing reached the destination that is down")
+
+	proxy.Up()
+	write(200, 230)
+	waitUntil(t, "the destination back up catches up by itself", func() bool { return equal(up)() && equal(down)() })
+	waitUntil(t, "both have applied every change set", func() bool {
+		st, err = app.PipelineStatus(ctx, name)
+		require.NoError(t, err)
+		return st.Destinations[0].Applied == st.Staged && st.Destinations[1].Applied == st.Staged
+	})
+	var recorded int64
+	require.NoError(t, pool.QueryRow(ctx, "SELECT seq FROM "+down+".sluice_pipeline_positions WHERE pipeline = $1 AND destination = 'flaky'", name).Scan(&recorded))
+	require.Equal(t, st.Staged, recorded)
 }

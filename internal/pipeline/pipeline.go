@@ -199,6 +199,21 @@ func Decode(data []byte) ([]Change, error) {
 	}
 }
 
+// SourceLag is how far a source is behind its system.
+type SourceLag struct {
+	// Bytes the system keeps for the source past what it confirmed (a
+	// PostgreSQL slot's WAL).
+	Bytes int64 `json:"bytes"`
+	// Seconds between the system writing a change and the source
+	// confirming it (0 when caught up).
+	Seconds float64 `json:"seconds"`
+}
+
+// Lagger is a source that can say how far behind its system it is.
+type Lagger interface {
+	Lag(ctx context.Context) (SourceLag, error)
+}
+
 // Rejected is a change a sink refused for good (a row its destination
 // cannot take), with the reason: it is dead-lettered, and the rest of the
 // change set is applied.

@@ -36,10 +36,10 @@ func TestDashboardPipelines(t *testing.T) {
 	run, poll := tb.run, tb.poll
 	run("load the dashboard", chromedp.Navigate(app.URL()+"/"))
 	row := `document.querySelector('#pipelines-table tbody tr[data-key="devices/copy"]')`
-	poll("the destination listed, up to date", fmt.Sprintf(`%s && %s.querySelector('[data-col="state"]').textContent === 'up to date' && %s.querySelector('[data-col="applied"]').textContent !== '0'`, row, row, row))
-	run("pause it", chromedp.Click(chromedp.CSS(`#pipelines-table tbody tr[data-key="devices/copy"] td:nth-child(8) button`)))
+	poll("the destination listed, up to date", fmt.Sprintf(`%s && %s.querySelector('[data-col="state"]').textContent === 'up to date' && %s.querySelector('[data-col="applied"]').textContent !== '0' && %s.querySelector('[data-col="lag"]').textContent === '—' && %s.querySelector('[data-col="source-lag"]').textContent === '—'`, row, row, row, row, row))
+	run("pause it", chromedp.Click(chromedp.CSS(`#pipelines-table tbody tr[data-key="devices/copy"] td:nth-child(10) button`)))
 	poll("paused", fmt.Sprintf(`%s.querySelector('[data-col="state"]').textContent.startsWith('paused')`, row))
-	run("resume it", chromedp.Click(chromedp.CSS(`#pipelines-table tbody tr[data-key="devices/copy"] td:nth-child(8) button`)))
+	run("resume it", chromedp.Click(chromedp.CSS(`#pipelines-table tbody tr[data-key="devices/copy"] td:nth-child(10) button`)))
 	poll("resumed", fmt.Sprintf(`%s.querySelector('[data-col="state"]').textContent === 'up to date'`, row))
 	run("replay from change set 1", chromedp.SendKeys(chromedp.CSS(`#pipelines-table tbody tr[data-key="devices/copy"] input`), "1"),
 		chromedp.Click(chromedp.CSS(`#pipelines-table tbody tr[data-key="devices/copy"] form button`)))

@@ -159,26 +159,36 @@ func Drop(ctx context.Context, cfg Config) error {
 // not exist: the pipeline has not run yet, or it was dropped.
 var ErrNoSlot = errors.New("pgsource: no replication slot")
 
-// Lag is how many bytes of WAL the server keeps for the slot: from the
-// position confirmed last to the server's current WAL position. A slot
-// whose lag grows without end fills the server's disk.
-func (s *Source) Lag(ctx context.Context) (int64, error) {
+// Lag is how far the slot is behind the server: the bytes of WAL the
+// server keeps for it (from the position confirmed last to the server's
+// current WAL position: a slot whose lag grows without end fills the
+// server's disk), and, while the source is connected, the time between the
+// server flushing WAL and the source confirming it (pg_stat_replication's
+// flush_lag; 0 when caught up or not connected).
+func (s *Source) Lag(ctx context.Context) (pipeline.SourceLag, error) {
 	conn, err := s.connect(ctx)
 	if err != nil {
-		return 0, err
+		return pipeline.SourceLag{}, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	var lag *int64
-	err = conn.QueryRow(ctx, `SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), confirmed_flush_lsn)::int8
-FROM pg_catalog.pg_replication_slots WHERE slot_name = $1`, s.slot).Scan(&lag)
+	var bytes *int64
+	var secs *float64
+	err = conn.QueryRow(ctx, `SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn)::int8,
+	EXTRACT(EPOCH FROM r.flush_lag)::float8
+FROM pg_catalog.pg_replication_slots s LEFT JOIN pg_catalog.pg_stat_replication r ON r.pid = s.active_pid
+WHERE s.slot_name = $1`, s.slot).Scan(&bytes, &secs)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, fmt.Errorf("%w: %s", ErrNoSlot, s.slot)
+		return pipeline.SourceLag{}, fmt.Errorf("%w: %s", ErrNoSlot, s.slot)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("pgsource: read the lag of slot %s: %w", s.slot, err)
+		return pipeline.SourceLag{}, fmt.Errorf("pgsource: read the lag of slot %s: %w", s.slot, err)
 	}
-	if lag == nil {
-		return 0, nil
+	var lag pipeline.SourceLag
+	if bytes != nil {
+		lag.Bytes = max(*bytes, 0)
 	}
-	return max(*lag, 0), nil
+	if secs != nil {
+		lag.Seconds = max(*secs, 0)
+	}
+	return lag, nil
 }

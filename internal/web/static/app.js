@@ -469,7 +469,9 @@
       return [
         txt(p.name, 'pipeline'), num(p.staged, 'staged'),
         { text: p.position || '-', col: 'position', cls: p.source_error ? 'bad' : '' },
+        sourceLag(p),
         txt(d.name, 'destination'), num(d.applied, 'applied'), num(d.behind, 'behind'),
+        { text: d.behind ? fmtAge(d.lag_seconds) : '—', value: d.lag_seconds, cls: 'num', col: 'lag' },
         { text: st.text, col: 'state', cls: st.cls },
         (td) => {
           const label = d.paused ? 'Resume' : 'Pause';
@@ -491,7 +493,16 @@
           td.append(form);
         },
       ];
-    }, 'No pipelines.', 9);
+    }, 'No pipelines.', 11);
+  }
+
+  // sourceLag shows a source's lag: bytes retained (and seconds, when it
+  // has any), or a dash when the source cannot tell.
+  function sourceLag(p) {
+    const l = p.source_lag;
+    if (!l) return { text: '—', cls: 'num', col: 'source-lag' };
+    const text = fmtBytes(l.bytes) + (l.seconds > 0 ? ', ' + fmtAge(l.seconds) : '');
+    return { text, value: l.bytes, cls: 'num', col: 'source-lag' };
   }
 
   async function refreshPipelines() {
