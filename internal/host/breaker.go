@@ -87,7 +87,17 @@ func (h *Host) newBreaker(name string, p resilience.BreakerPolicy, timeout time.
 	if timeout > 0 {
 		probe = max(probe, 2*timeout)
 	}
-	b, err := h.breakers.Register(name, p, probe)
+	var b *resilience.Breaker
+	var err error
+	if h.started.Load() {
+		// A function added while the host runs (AddFunction): its breaker
+		// joins the running ones and reads the shared state.
+		ctx, cancel := context.WithTimeout(h.hardCtx, 10*time.Second)
+		b, err = h.breakers.Add(ctx, name, p, probe)
+		cancel()
+	} else {
+		b, err = h.breakers.Register(name, p, probe)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("host: %w", err)
 	}

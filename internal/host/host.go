@@ -44,6 +44,9 @@ import (
 // acquired, with a context cancelled when the lease is lost or released.
 type Leaser interface {
 	Join(name string, units int, run func(ctx context.Context, unit int)) error
+	// Leave gives up the set name: its run funcs are cancelled and waited
+	// for.
+	Leave(name string)
 	Start(ctx context.Context) error
 	Stop(ctx context.Context) error
 }
@@ -95,11 +98,16 @@ type Host struct {
 	cfg Config
 	log *slog.Logger
 	// fns are the registered functions of every kind, in the order of
-	// registration (see Trigger).
-	fns []bound
+	// registration (see Trigger); fnsMu guards it once functions can be
+	// added and removed while the host runs (AddFunction).
+	fnsMu sync.RWMutex
+	fns   []bound
+	// addMu orders AddFunction and RemoveFunction.
+	addMu sync.Mutex
 	// leased: a function joined a lease set while starting, so Start
 	// starts the leases. anyBreaker: a function has a breaker.
-	leased, anyBreaker bool
+	leased     atomic.Bool
+	anyBreaker bool
 	// breakers are the functions' circuit breakers (nil without
 	// Config.BreakerState).
 	breakers *resilience.Breakers
@@ -204,12 +212,12 @@ func (h *Host) start(ctx context.Context) error {
 	if err := h.startBreakers(ctx); err != nil {
 		return err
 	}
-	for _, f := range h.fns {
+	for _, f := range h.functions() {
 		if err := f.start(ctx, h); err != nil {
 			return err
 		}
 	}
-	if !h.leased {
+	if !h.leased.Load() {
 		return nil
 	}
 	// ctx bounds starting only: leases live until Stop hands them over, so
@@ -343,15 +351,21 @@ func (h *Host) runUnit(lctx context.Context, unit string, owned prometheus.Gauge
 // every calls fn every d, with a context bounded by d, until the host
 // stops hard.
 func (h *Host) every(d time.Duration, fn func(ctx context.Context)) {
+	h.everyUntil(h.hardCtx, d, fn)
+}
+
+// everyUntil calls fn every d, with a context bounded by d, until life
+// ends.
+func (h *Host) everyUntil(life context.Context, d time.Duration, fn func(ctx context.Context)) {
 	ticker := time.NewTicker(d)
 	defer ticker.Stop()
 	for {
 		select {
-		case <-h.hardCtx.Done():
+		case <-life.Done():
 			return
 		case <-ticker.C:
 		}
-		ctx, cancel := context.WithTimeout(h.hardCtx, d)
+		ctx, cancel := context.WithTimeout(life, d)
 		fn(ctx)
 		cancel()
 	}

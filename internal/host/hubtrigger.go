@@ -66,6 +66,12 @@ type function struct {
 	run       *batchRun[hub.StoredEvent]
 	breaker   *resilience.Breaker
 	pause     *pauseSwitch // the consumer group's
+	// life ends the function's watchers and reporters: the host's hard
+	// stop, or RemoveFunction for one added while the host ran (cancel).
+	life   context.Context
+	cancel context.CancelFunc
+	// dynamic: added by AddFunction; it has no retry queue.
+	dynamic bool
 }
 
 var _ Trigger = Function{}
@@ -114,7 +120,7 @@ func (f Function) bind(h *Host) (bound, error) {
 	if err != nil {
 		return nil, err
 	}
-	fn := &function{Function: f, processed: &atomicCounter{}, pause: newPauseSwitch(), breaker: b,
+	fn := &function{Function: f, processed: &atomicCounter{}, pause: newPauseSwitch(), breaker: b, life: h.hardCtx,
 		m: h.newFnMetrics(f.Name, h.cfg.Metrics.EventsProcessed.WithLabelValues(f.Name, t.Hub, t.Group))}
 	fn.run = &batchRun[hub.StoredEvent]{
 		name: f.Name, kind: "hub", retry: f.Retry, m: &fn.m, processed: fn.processed, handler: f.Handler,
@@ -140,19 +146,25 @@ func (f *function) start(ctx context.Context, h *Host) error {
 	if err != nil {
 		return fmt.Errorf("host: function %s: %w", f.Name, err)
 	}
-	if err := h.cfg.Hubs.WatchGroupState(h.hardCtx, t.Hub, t.Group, func(gs hub.GroupState) { f.pause.set(gs.Paused) }); err != nil {
+	if err := h.cfg.Hubs.WatchGroupState(f.life, t.Hub, t.Group, func(gs hub.GroupState) { f.pause.set(gs.Paused) }); err != nil {
 		return err
 	}
-	if err := h.join(t.Hub+"."+t.Group, info.Partitions, func(lctx context.Context, p int) {
+	if err := h.join(f.leaseSet(), info.Partitions, func(lctx context.Context, p int) {
 		h.runPartition(lctx, f, p)
 	}); err != nil {
 		return fmt.Errorf("host: function %s: %w", f.Name, err)
 	}
 	h.bg.Go(func() { h.reportLag(f) })
+	if f.dynamic {
+		return nil
+	}
 	return h.startRetries(ctx, f)
 }
 
 func (f *function) processedCount() int64 { return f.processed.n.Load() }
+
+// leaseSet is the lease set of the function's partitions.
+func (f *function) leaseSet() string { return f.Trigger.Hub + "." + f.Trigger.Group }
 
 // runPartition processes one owned partition until its lease ends.
 func (h *Host) runPartition(lctx context.Context, f *function, p int) {
@@ -186,7 +198,7 @@ func (h *Host) deadLetterRecord(ctx context.Context, f *function, p int, ce *hub
 
 // reportLag refreshes the checkpoint lag gauges of a function's group.
 func (h *Host) reportLag(f *function) {
-	h.every(h.cfg.LagEvery, func(ctx context.Context) {
+	h.everyUntil(f.life, h.cfg.LagEvery, func(ctx context.Context) {
 		lags, err := h.cfg.Hubs.GroupLag(ctx, f.Trigger.Hub, f.Trigger.Group)
 		if err != nil {
 			return

@@ -21,7 +21,7 @@ type Scaled struct {
 // one instance.
 func (h *Host) Scaled() []Scaled {
 	var out []Scaled
-	for _, b := range h.fns {
+	for _, b := range h.functions() {
 		switch f := b.(type) {
 		case *function:
 			out = append(out, Scaled{Function: f.Name, Hub: f.Trigger.Hub, Group: f.Trigger.Group,

@@ -52,5 +52,6 @@ func TestScaledListsTargetsAfterDefaults(t *testing.T) {
 type noLeases struct{}
 
 func (noLeases) Join(string, int, func(context.Context, int)) error { return nil }
+func (noLeases) Leave(string)                                       {}
 func (noLeases) Start(context.Context) error                        { return nil }
 func (noLeases) Stop(context.Context) error                         { return nil }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"slices"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -52,14 +53,24 @@ func (h *Host) Register(t Trigger) error {
 	if err != nil {
 		return err
 	}
+	h.fnsMu.Lock()
 	h.fns = append(h.fns, b)
+	h.fnsMu.Unlock()
 	return nil
+}
+
+// functions is a copy of the registered functions, in the order
+// registered.
+func (h *Host) functions() []bound {
+	h.fnsMu.RLock()
+	defer h.fnsMu.RUnlock()
+	return slices.Clone(h.fns)
 }
 
 // registered yields the registered functions of one kind.
 func registered[T bound](h *Host) iter.Seq[T] {
 	return func(yield func(T) bool) {
-		for _, b := range h.fns {
+		for _, b := range h.functions() {
 			if f, ok := b.(T); ok && !yield(f) {
 				return
 			}
@@ -68,7 +79,7 @@ func registered[T bound](h *Host) iter.Seq[T] {
 }
 
 func (h *Host) named(name string) bool {
-	for _, f := range h.fns {
+	for _, f := range h.functions() {
 		if f.functionName() == name {
 			return true
 		}
@@ -79,7 +90,7 @@ func (h *Host) named(name string) bool {
 // Processed returns how many inputs the named hub, queue or change-feed
 // function finished with on this instance.
 func (h *Host) Processed(name string) int64 {
-	for _, f := range h.fns {
+	for _, f := range h.functions() {
 		if c, ok := f.(processedCounter); ok && f.functionName() == name {
 			return c.processedCount()
 		}
@@ -90,7 +101,7 @@ func (h *Host) Processed(name string) int64 {
 // join joins a lease set for a function being started (see Leaser.Join);
 // Start starts the leases once a function has joined one.
 func (h *Host) join(name string, units int, run func(ctx context.Context, unit int)) error {
-	h.leased = true
+	h.leased.Store(true)
 	return h.cfg.Leases.Join(name, units, run)
 }
 
