@@ -12,8 +12,8 @@
 // so that a table's files sort by change set. Table names keep letters,
 // digits and ".-_$"; other bytes are written as %XX (a "/" as %2F), and
 // names "." and ".." as "%2E" and "%2E%2E" (an empty name as "%00"), so
-// that a table cannot reach
-// outside its folder. An empty change set writes nothing.
+// that a table cannot reach outside its folder. An empty change set
+// writes nothing.
 //
 // Writing a change set again (after a crash, or a replay) writes the same
 // names with the same bytes: files are overwritten, never added, so a
