@@ -22,7 +22,7 @@ var (
 	// ErrNotFound is returned by Apply when the endpoint answers 404:
 	// the URL is probably wrong, and dead-lettering every change would
 	// hide it.
-	ErrNotFound = errors.New("httpsink: destination URL not found (HTTP 404); check the destination's URL")
+	ErrNotFound = errors.New("httpsink: destination URL not found; check the destination's URL")
 	// ErrRedirect is returned by Apply when the endpoint answers with a
 	// redirect the sink does not follow (one that would turn the POST into
 	// a GET, 304, or a 3xx without Location): set the URL to the final
