@@ -18,6 +18,8 @@ import (
 	"github.com/sluicehq/sluice/internal/hub"
 	"github.com/sluicehq/sluice/internal/pipeline"
 	"github.com/sluicehq/sluice/internal/pipeline/cursorsource"
+	"github.com/sluicehq/sluice/internal/pipeline/filesink"
+	"github.com/sluicehq/sluice/internal/pipeline/httpsink"
 	"github.com/sluicehq/sluice/internal/pipeline/pgsource"
 	"github.com/sluicehq/sluice/internal/pipeline/sqlsink"
 )
@@ -115,14 +117,56 @@ type SQLDestination struct {
 	CreateTables bool
 }
 
+// HTTPDestination POSTs a pipeline's change sets to an HTTP endpoint, in
+// order, in batches of changes (JSON: pipeline, destination, change_set,
+// part, parts, position, changes), each with the header
+// Idempotency-Key: <pipeline>/<destination>/<change set>/<part>, the same
+// when a change set is sent again after a failure or a replay, so the
+// receiver can drop what it has. A 2xx answer is delivered; 408, 409, 425,
+// 429, 5xx, 401, 403, 404 and network errors are retried (the whole change
+// set, by the destination's retry policy); any other 4xx refuses that
+// batch's rows for good: they are dead-lettered with the answer.
+type HTTPDestination struct {
+	// URL is the endpoint: http:// or https://.
+	URL string
+	// Headers go with every request (Authorization, an API key): secrets,
+	// never logged.
+	Headers map[string]string
+	// BatchSize is the most changes one POST carries. Default 500.
+	BatchSize int
+	// Timeout bounds each request. Default 30s.
+	Timeout time.Duration
+}
+
+// FilesDestination writes each change set as files in a blob container,
+// for a lake: one file per table per change set, named
+// <prefix><table>/<change set, 20 digits>.<ndjson|csv>[.gz]. Writing a
+// change set again (a retry, a replay) writes the same names with the
+// same bytes.
+type FilesDestination struct {
+	// Container is the blob container; created when missing.
+	Container string
+	// Format is "ndjson" (default: one JSON object per change) or "csv"
+	// (a header _op,_position,_commit_time then the table's columns).
+	Format string
+	// Prefix starts every file's name ("orders/"). Default none.
+	Prefix string
+	// Gzip compresses the files (.gz).
+	Gzip bool
+}
+
 // PipelineDestination is a write strategy: where a pipeline's changes go.
-// Exactly one of SQL, Hub and Container is set.
+// Exactly one of SQL, HTTP, Hub, Container and Files is set.
 type PipelineDestination struct {
 	// Name names the destination in its pipeline (its consumer group):
 	// 1 to 64 lowercase letters, digits, '-' and '_'.
 	Name string
 	// SQL: rows go to SQL tables, exactly once.
 	SQL *SQLDestination
+	// HTTP: change sets are POSTed to an endpoint, with idempotency keys.
+	HTTP *HTTPDestination
+	// Files: change sets become NDJSON or CSV files in a blob container.
+	Files *FilesDestination
 	// Hub: each change becomes an event of this hub, keyed by its table and
 	// key so that a row's changes stay in order; the body is the change as
 	// JSON (op, table, key, after, before, position, commit_time).
@@ -239,16 +283,29 @@ func (p *pipelineRun) validate() error {
 		}
 		seen[d.Name] = true
 		kinds := 0
-		for _, set := range []bool{d.SQL != nil, d.Hub != "", d.Container != "", d.sink != nil} {
+		for _, set := range []bool{d.SQL != nil, d.HTTP != nil, d.Hub != "", d.Container != "", d.Files != nil, d.sink != nil} {
 			if set {
 				kinds++
 			}
 		}
 		if kinds != 1 {
-			return bad("destination %q: give exactly one of SQL, Hub and Container", d.Name)
+			return bad("destination %q: give exactly one of SQL, HTTP, Hub, Container and Files", d.Name)
 		}
 		if d.SQL != nil && d.SQL.URL == "" {
 			return bad("destination %q: give the SQL database's URL", d.Name)
+		}
+		if d.HTTP != nil {
+			if _, err := httpsink.New(d.httpConfig(p.name, p.app.log)); err != nil {
+				return bad("destination %q: %v", d.Name, err)
+			}
+		}
+		if d.Files != nil {
+			if err := blob.ValidateContainerName(d.Files.Container); err != nil {
+				return bad("destination %q: files: %v", d.Name, err)
+			}
+			if _, err := filesink.New(d.filesConfig(nil)); err != nil {
+				return bad("destination %q: %v", d.Name, err)
+			}
 		}
 		if d.Hub == p.hub {
 			return bad("destination %q: the hub %s is the pipeline's own change log", d.Name, d.Hub)
@@ -329,6 +386,22 @@ func (p *pipelineRun) start(ctx context.Context) error {
 			}
 			d.sink = sink
 			p.closers = append(p.closers, sink.Close)
+		case d.cfg.HTTP != nil:
+			sink, err := httpsink.New(d.cfg.httpConfig(p.name, p.app.log.With("pipeline", p.name, "destination", d.cfg.Name)))
+			if err != nil {
+				return fmt.Errorf("sluice: pipeline %s, destination %s: %w", p.name, d.cfg.Name, err)
+			}
+			d.sink = sink
+			p.closers = append(p.closers, sink.Close)
+		case d.cfg.Files != nil:
+			if _, err := p.app.blobs.EnsureContainer(ctx, d.cfg.Files.Container); err != nil {
+				return fmt.Errorf("sluice: pipeline %s, destination %s: blob container %s: %w", p.name, d.cfg.Name, d.cfg.Files.Container, err)
+			}
+			sink, err := filesink.New(d.cfg.filesConfig(blobFiles{app: p.app, container: d.cfg.Files.Container}))
+			if err != nil {
+				return fmt.Errorf("sluice: pipeline %s, destination %s: %w", p.name, d.cfg.Name, err)
+			}
+			d.sink = sink
 		case d.cfg.Hub != "":
 			d.sink = &hubSink{app: p.app, hub: d.cfg.Hub, id: p.name + ":" + d.cfg.Name}
 		case d.cfg.Container != "":

@@ -1,16 +1,21 @@
 package sluice
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 
+	"github.com/sluicehq/sluice/internal/blob"
 	"github.com/sluicehq/sluice/internal/docstore"
 	"github.com/sluicehq/sluice/internal/hub"
 	"github.com/sluicehq/sluice/internal/pipeline"
+	"github.com/sluicehq/sluice/internal/pipeline/filesink"
+	"github.com/sluicehq/sluice/internal/pipeline/httpsink"
 )
 
 // rowKey is a row's key as one string: its key columns' values, in column
@@ -122,4 +127,30 @@ func (s *containerSink) Apply(ctx context.Context, cs pipeline.ChangeSet, change
 		run = append(run, data)
 	}
 	return nil, flush()
+}
+
+// httpConfig is the HTTP sink's configuration of a destination.
+func (d PipelineDestination) httpConfig(pipelineName string, log *slog.Logger) httpsink.Config {
+	return httpsink.Config{URL: d.HTTP.URL, Headers: d.HTTP.Headers, BatchSize: d.HTTP.BatchSize, Timeout: d.HTTP.Timeout,
+		Pipeline: pipelineName, Destination: d.Name, Logger: log}
+}
+
+// filesConfig is the files sink's configuration of a destination, writing
+// to store.
+func (d PipelineDestination) filesConfig(store filesink.Store) filesink.Config {
+	if store == nil {
+		store = blobFiles{} // only checked, never written
+	}
+	return filesink.Config{Store: store, Format: d.Files.Format, Prefix: d.Files.Prefix, Gzip: d.Files.Gzip}
+}
+
+// blobFiles stores a files destination's files in a blob container.
+type blobFiles struct {
+	app       *App
+	container string
+}
+
+func (b blobFiles) Put(ctx context.Context, name string, data []byte, contentType string) error {
+	_, err := b.app.blobs.Put(ctx, b.container, name, bytes.NewReader(data), blob.Meta{ContentType: contentType})
+	return err
 }

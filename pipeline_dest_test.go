@@ -1,0 +1,179 @@
+package sluice_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/pipeline"
+)
+
+// dedupReceiver is an HTTP destination's receiver: it keeps each POST's
+// changes once per Idempotency-Key, can fail the next requests, and
+// refuses rows whose total is "bad" with 422.
+type dedupReceiver struct {
+	mu      sync.Mutex
+	keys    map[string]bool
+	rows    map[string]string // id → total
+	fail    int               // answer 503 to this many requests
+	posts   int
+	secrets []string // Authorization headers seen
+}
+
+func (r *dedupReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.posts++
+	r.secrets = append(r.secrets, req.Header.Get("Authorization"))
+	if r.fail > 0 {
+		r.fail--
+		http.Error(w, "try later", http.StatusServiceUnavailable)
+		return
+	}
+	var body struct {
+		ChangeSet int64             `json:"change_set"`
+		Changes   []pipeline.Change `json:"changes"`
+	}
+	if err := json.NewDecoder(req.Body).Decode(&body); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	for _, c := range body.Changes {
+		if c.After["total"] == "bad" {
+			http.Error(w, "total is not a number", http.StatusUnprocessableEntity)
+			return
+		}
+	}
+	key := req.Header.Get("Idempotency-Key")
+	if r.keys[key] {
+		return
+	}
+	r.keys[key] = true
+	for _, c := range body.Changes {
+		id := fmt.Sprint(c.Key["id"])
+		if c.Op == pipeline.Delete {
+			delete(r.rows, id)
+			continue
+		}
+		r.rows[id] = fmt.Sprint(c.After["total"])
+	}
+}
+
+func (r *dedupReceiver) snapshot() map[string]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]string, len(r.rows))
+	for k, v := range r.rows {
+		out[k] = v
+	}
+	return out
+}
+
+// An HTTP destination and a files destination: the receiver ends with
+// every row once (a failed request and a replay send again with the same
+// idempotency keys), a batch it refuses is dead-lettered; the files hold
+// each change set's changes as NDJSON and CSV.
+func TestPipelineHTTPAndFilesDestinations(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	recv := &dedupReceiver{keys: map[string]bool{}, rows: map[string]string{}, fail: 2}
+	srv := httptest.NewServer(recv)
+	t.Cleanup(srv.Close)
+	src := newMemSource()
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
+	fast := func(d sluice.PipelineDestination) sluice.PipelineDestination {
+		d.RetryBackoff, d.MaxRetryBackoff = 10*1e6, 50*1e6
+		return d
+	}
+	app.Pipeline("orders", sluice.WithPipelineSource(sluice.PipelineConfig{Destinations: []sluice.PipelineDestination{
+		fast(sluice.PipelineDestination{Name: "service", HTTP: &sluice.HTTPDestination{URL: srv.URL + "/changes", BatchSize: 3,
+			Headers: map[string]string{"Authorization": "Bearer s3cret-token"}}}),
+		fast(sluice.PipelineDestination{Name: "lake", Files: &sluice.FilesDestination{Container: "lake", Prefix: "orders/"}}),
+		fast(sluice.PipelineDestination{Name: "sheets", Files: &sluice.FilesDestination{Container: "lake", Prefix: "csv/", Format: "csv"}}),
+	}}, src))
+	require.NoError(t, app.Start(ctx))
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
+
+	want := map[string]string{}
+	for i := range 20 {
+		var cs []pipeline.Change
+		for j := range 4 {
+			id := (i*4 + j) % 13
+			cs = append(cs, upsert(id, fmt.Sprint(i*4+j)))
+			want[fmt.Sprint(id)] = fmt.Sprint(i*4 + j)
+		}
+		src.add(cs...)
+	}
+	src.add(pipeline.Change{Op: pipeline.Delete, Table: "public.orders", Key: pipeline.Row{"id": "5"}})
+	delete(want, "5")
+	src.add(upsert(100, "bad"))
+	waitUntil(t, "every destination applies the 22 change sets", func() bool {
+		st, err := app.PipelineStatus(ctx, "orders")
+		require.NoError(t, err)
+		for _, d := range st.Destinations {
+			if d.Applied != 22 || d.Behind != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	require.Equal(t, want, recv.snapshot())
+	dls, err := app.DeadLetters(ctx, sluice.DeadLetterFilter{}, 10)
+	require.NoError(t, err)
+	require.Len(t, dls, 1, "the batch the receiver refused")
+	require.Equal(t, "service", dls[0].Source.Group)
+	require.Contains(t, dls[0].Reason, "422")
+	require.NotContains(t, dls[0].Reason, "s3cret")
+
+	// Replayed from the start: sent again with the same keys, nothing
+	// applied twice; the files are written again with the same bytes.
+	files, _, err := app.Blobs().Get(ctx, "lake", "orders/public.orders/00000000000000000021.ndjson")
+	require.NoError(t, err)
+	posts := func() int { recv.mu.Lock(); defer recv.mu.Unlock(); return recv.posts }
+	before := posts()
+	_, err = app.ReplayPipeline(ctx, "orders", "service", sluice.PipelineReplay{ChangeSet: 1})
+	require.NoError(t, err)
+	_, err = app.ReplayPipeline(ctx, "orders", "lake", sluice.PipelineReplay{ChangeSet: 1})
+	require.NoError(t, err)
+	waitUntil(t, "the replay sends the change sets again", func() bool { return posts() >= before+20 })
+	waitUntil(t, "both are applied again", func() bool {
+		st, err := app.PipelineStatus(ctx, "orders")
+		require.NoError(t, err)
+		return st.Destinations[0].Applied == 22 && st.Destinations[1].Applied == 22
+	})
+	require.Equal(t, want, recv.snapshot(), "nothing applied twice")
+	again, _, err := app.Blobs().Get(ctx, "lake", "orders/public.orders/00000000000000000021.ndjson")
+	require.NoError(t, err)
+	require.Equal(t, files, again)
+	var lines []pipeline.Change
+	sc := bufio.NewScanner(bytes.NewReader(files))
+	for sc.Scan() {
+		var c pipeline.Change
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &c))
+		lines = append(lines, c)
+	}
+	require.Len(t, lines, 1)
+	require.Equal(t, pipeline.Delete, lines[0].Op)
+
+	list, err := app.Blobs().List(ctx, "lake", "csv/public.orders/")
+	require.NoError(t, err)
+	require.Len(t, list, 22, "a CSV file per change set")
+	first, _, err := app.Blobs().Get(ctx, "lake", "csv/public.orders/00000000000000000001.csv")
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(first), "_op,_position,_commit_time,id,total\n"), string(first))
+	recv.mu.Lock()
+	for _, s := range recv.secrets {
+		require.Equal(t, "Bearer s3cret-token", s)
+	}
+	recv.mu.Unlock()
+}
