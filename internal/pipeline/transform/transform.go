@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/pipeline"
@@ -59,7 +60,7 @@ func New(cfg Config) (*Transform, error) {
 
 func compileTable(name string, tc TableConfig) (*table, error) {
 	tb := &table{name: name, include: setOf(tc.Include), exclude: setOf(tc.Exclude), rename: tc.Rename}
-	if tc.Filter != "" {
+	if strings.TrimSpace(tc.Filter) != "" {
 		f, err := compile(tc.Filter)
 		if err != nil {
 			return nil, configError(name, "Filter", "%v", err)
@@ -120,15 +121,21 @@ func (t *Transform) Apply(ctx context.Context, cs pipeline.ChangeSet, changes []
 	}
 	var plans map[string]*plan
 	var tables map[string]pipeline.Table
-	for _, name := range slices.Sorted(maps.Keys(cs.Tables)) {
+	var mismatch error
+	mismatchAt := ""
+	for name, desc := range cs.Tables {
 		tb := t.config(name)
 		if tb == nil {
 			continue
 		}
-		desc := cs.Tables[name]
 		p, err := newPlan(t, name, tb, &desc)
 		if err != nil {
-			return cs, nil, nil, err
+			// The first table's by name, so that the error is the same on
+			// every try.
+			if mismatch == nil || name < mismatchAt {
+				mismatch, mismatchAt = err, name
+			}
+			continue
 		}
 		if tables == nil {
 			tables = maps.Clone(cs.Tables)
@@ -136,6 +143,9 @@ func (t *Transform) Apply(ctx context.Context, cs pipeline.ChangeSet, changes []
 		}
 		tables[name] = p.desc
 		plans[name] = p
+	}
+	if mismatch != nil {
+		return cs, nil, nil, mismatch
 	}
 	var (
 		out      []pipeline.Change
