@@ -17,9 +17,10 @@ type Config struct {
 	// is the config of every table not named; without it, a table not
 	// named passes through unchanged.
 	Tables map[string]TableConfig
-	// Timeout bounds one run of one expression on one row (a jq program
-	// can loop for ever): a run that takes longer rejects its change.
-	// Default 1s.
+	// Timeout bounds the runs of the expressions on one change (its
+	// Filter and Compute, on After and Before), together: a jq program can
+	// loop for ever. A change whose runs take longer is rejected. Default
+	// 1s.
 	Timeout time.Duration
 }
 

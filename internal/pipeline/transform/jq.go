@@ -38,11 +38,10 @@ func compile(src string) (*expr, error) {
 var errNoResult = errors.New("no result")
 
 // run runs e on input and returns its one result (errNoResult when it
-// gives none). ctx's end is returned as it is, for Apply to stop; a run
-// longer than timeout is an error of the row.
-func (e *expr) run(ctx context.Context, timeout time.Duration, input any, vars []any) (out any, err error) {
-	runCtx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+// gives none). runCtx is ctx with the change's deadline (timeout from
+// its first run). ctx's end is returned as it is, for Apply to stop; the
+// deadline's is an error of the change.
+func (e *expr) run(ctx, runCtx context.Context, timeout time.Duration, input any, vars []any) (out any, err error) {
 	defer func() {
 		// gojq panics on values of types it does not know; the inputs are
 		// checked, so this is a last guard that costs one row, not the

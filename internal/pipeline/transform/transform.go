@@ -330,6 +330,7 @@ func (p *plan) change(ctx context.Context, c *pipeline.Change) (pipeline.Change,
 		}
 	}
 	ev := evaluation{p: p, ctx: ctx, c: c}
+	defer ev.close()
 	op := c.Op
 	if op != pipeline.Delete && p.filter != nil {
 		match, err := ev.filter(c.After)
@@ -417,6 +418,22 @@ type evaluation struct {
 	ctx  context.Context
 	c    *pipeline.Change
 	vars []any
+	// runCtx bounds the change's runs together: made by the first.
+	runCtx context.Context
+	cancel context.CancelFunc
+}
+
+func (ev *evaluation) run(e *expr, in map[string]any, vars []any) (any, error) {
+	if ev.runCtx == nil {
+		ev.runCtx, ev.cancel = context.WithTimeout(ev.ctx, ev.p.t.timeout)
+	}
+	return e.run(ev.ctx, ev.runCtx, ev.p.t.timeout, in, vars)
+}
+
+func (ev *evaluation) close() {
+	if ev.cancel != nil {
+		ev.cancel()
+	}
 }
 
 func (ev *evaluation) variables() ([]any, error) {
@@ -451,7 +468,7 @@ func (ev *evaluation) filter(row pipeline.Row) (bool, error) {
 		return false, err
 	}
 	f := ev.p.filter
-	v, err := f.run(ev.ctx, ev.p.t.timeout, in, vars)
+	v, err := ev.run(f, in, vars)
 	switch {
 	case errors.Is(err, errNoResult):
 		return false, nil
@@ -479,7 +496,7 @@ func (ev *evaluation) compute(row pipeline.Row) ([]any, error) {
 	}
 	vals := make([]any, len(ev.p.computes))
 	for i, c := range ev.p.computes {
-		v, err := c.expr.run(ev.ctx, ev.p.t.timeout, in, vars)
+		v, err := ev.run(c.expr, in, vars)
 		if errors.Is(err, errNoResult) {
 			err = errors.New("no result: give a default (... // null)")
 		}
