@@ -89,12 +89,12 @@ func TestComputeErrors(t *testing.T) {
 		name, expr string
 		reject     []string
 	}{
-		{"error", `.status | error`, []string{"table public.orders", `Compute["x"] .status | error`, "jq:", "open"}},
-		{"no result", `empty`, []string{`Compute["x"]`, "no result", "// null"}},
-		{"two results", `1, 2`, []string{`Compute["x"]`, "more than one result"}},
-		{"NaN", `nan`, []string{`Compute["x"]`, "NaN", "JSON cannot hold"}},
-		{"infinite", `infinite`, []string{`Compute["x"]`, "+Inf"}},
-		{"type error", `.status * {}`, []string{`Compute["x"]`, "cannot multiply"}},
+		{"error", `.status | error`, []string{"table public.orders", `computed column "x" (.status | error)`, "jq:", "open"}},
+		{"no result", `empty`, []string{`computed column "x"`, "no result", "// null"}},
+		{"two results", `1, 2`, []string{`computed column "x"`, "more than one result"}},
+		{"NaN", `nan`, []string{`computed column "x"`, "NaN", "JSON cannot hold"}},
+		{"infinite", `infinite`, []string{`computed column "x"`, "+Inf"}},
+		{"type error", `.status * {}`, []string{`computed column "x"`, "cannot multiply"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

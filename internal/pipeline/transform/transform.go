@@ -473,7 +473,7 @@ func (ev *evaluation) filter(row pipeline.Row) (bool, error) {
 	case errors.Is(err, errNoResult):
 		return false, nil
 	case err != nil:
-		return false, fmt.Errorf("Filter %s: %w", f.src, err)
+		return false, fmt.Errorf("the Filter %s: %w", f.src, err)
 	}
 	switch v := v.(type) {
 	case bool:
@@ -481,7 +481,7 @@ func (ev *evaluation) filter(row pipeline.Row) (bool, error) {
 	case nil:
 		return false, nil
 	}
-	return false, fmt.Errorf("Filter %s gave %s, not true or false: compare it (.status == \"open\") or test it (.archived | not)", f.src, describe(v))
+	return false, fmt.Errorf("the Filter %s gave %s, not true or false: compare it (.status == \"open\") or test it (.archived | not)", f.src, describe(v))
 }
 
 // compute is the computed columns' values on row (nil when there are
@@ -504,7 +504,7 @@ func (ev *evaluation) compute(row pipeline.Row) ([]any, error) {
 			vals[i], err = fromJQ(v)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("Compute[%q] %s: %w", c.name, c.expr.src, err)
+			return nil, fmt.Errorf("the computed column %q (%s): %w", c.name, c.expr.src, err)
 		}
 	}
 	return vals, nil
