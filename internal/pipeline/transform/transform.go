@@ -108,10 +108,11 @@ func (t *Transform) config(name string) *table {
 // A change of a table without config is returned as it is; a Transform
 // without any config (or nil) returns cs and changes themselves.
 //
-// Apply returns an error, and nothing else, when ctx ends (ctx.Err()) or
-// when a table's config does not fit the table (ErrTableMismatch): the
-// change set cannot be applied until the config changes, and none of it
-// must be.
+// Apply returns an error (with cs as given, and no changes) when ctx
+// ends (ctx.Err()) or when a table's config does not fit the table
+// (ErrTableMismatch): none of the change set must be applied then; retry
+// it later, as after a sink's error (a mismatch lasts until the config
+// changes).
 func (t *Transform) Apply(ctx context.Context, cs pipeline.ChangeSet, changes []pipeline.Change) (pipeline.ChangeSet, []pipeline.Change, []pipeline.Rejected, error) {
 	if t == nil || len(t.tables) == 0 && t.fallback == nil {
 		return cs, changes, nil, nil
