@@ -13,3 +13,6 @@ func SetNow(s *Source, f func() time.Time) { s.now = f }
 
 // URLID is the From of positions made under a Config.URL.
 func URLID(raw string) string { return urlID(raw) }
+
+// Sleep is the sleep a Source uses by default.
+var Sleep = sleepCtx
