@@ -38,6 +38,7 @@ type StatusError struct {
 	Excerpt string
 }
 
+// Error says the status, the link, the answer's start and what to check.
 func (e *StatusError) Error() string {
 	msg := fmt.Sprintf("httpsource: GET %s: %d %s", e.Link, e.Code, http.StatusText(e.Code))
 	if e.Excerpt != "" {
