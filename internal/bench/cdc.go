@@ -140,7 +140,7 @@ func runCDC(ctx context.Context, o CDCOptions) (r Result, err error) {
 	}
 	r.setBaseline(cdcBaselineName, o.Changes, took)
 	r.PeakRSSMiB = PeakRSSMiB()
-	r.Note = fmt.Sprintf("%d writers, %d rows per statement (~60%% insert, 30%% update, 10%% delete); latency: destination apply time - source write time of the last change of the %d rows left of %d changes at half load; targets: >= 50000 changes/s, >= 0.7 of the baseline, p99 <= 250ms",
+	r.Note = fmt.Sprintf("%d writers, %d rows per statement (~60%% insert, 30%% update, 10%% delete); latency: destination apply time - source write time of the last change of the %d rows left of %d changes at half load; targets: 50000 changes/s or more, 0.7 of the baseline or more, p99 250ms or less",
 		o.Writers, o.RowsPerStatement, len(s.latencies), s.halfChanges)
 	return r, nil
 }
