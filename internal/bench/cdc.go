@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sluicehq/sluice"
@@ -187,10 +188,11 @@ FROM pg_roles WHERE rolname = current_user`).Scan(&level, &createDB, &replicate)
 	case !replicate:
 		err = errors.New("cdc: the URL's user may not replicate: connect as a superuser, or run ALTER ROLE <user> REPLICATION")
 	}
-	if err == nil {
-		err = env.reset(ctx)
-	}
 	if err != nil {
+		admin.Close()
+		return nil, err
+	}
+	if err := env.reset(ctx); err != nil {
 		return nil, errors.Join(err, env.close())
 	}
 	return env, nil
@@ -289,12 +291,20 @@ SELECT (SELECT count(*) FROM ended) + (SELECT count(*) FROM dropped)`, db).Scan(
 		if err == nil {
 			err = e.admin.QueryRow(ctx, "SELECT count(*) FROM pg_replication_slots WHERE database = $1", db).Scan(&left)
 		}
-		if err == nil && left == 0 {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "55006" {
+			// A slot became active again before it was dropped.
+			err, left = nil, -1
+		}
+		if err != nil {
+			return fmt.Errorf("cdc: drop the replication slots of database %s: %w", db, err)
+		}
+		if left == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("cdc: drop the replication slots of database %s: %d left (%v); drop them with SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '%s'",
-				db, left, err, db)
+			return fmt.Errorf("cdc: drop the replication slots of database %s: %d still in use after 30s; drop them with SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '%s'",
+				db, left, db)
 		}
 		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
 			return err

@@ -64,3 +64,15 @@ func TestRunCDCRejectsBadOptions(t *testing.T) {
 	err = RunCDC(context.Background(), CDCOptions{URL: "postgres://x@127.0.0.1:1/sluice_bench_cdc_src", DataDir: t.TempDir()}, func(Result) {})
 	require.ErrorContains(t, err, "a database the benchmark drops")
 }
+
+// A server that cannot be reached fails the case with a clear error,
+// reported as the case's record.
+func TestRunCDCReportsFailure(t *testing.T) {
+	t.Parallel()
+	var got []Result
+	err := RunCDC(context.Background(), CDCOptions{URL: "postgres://x@127.0.0.1:1/db?connect_timeout=5", DataDir: t.TempDir()}, func(r Result) { got = append(got, r) })
+	require.ErrorContains(t, err, "case postgres: cdc: connect to PostgreSQL")
+	require.Len(t, got, 1)
+	require.Equal(t, "postgres", got[0].Case)
+	require.Contains(t, got[0].Error, "connect to PostgreSQL")
+}
