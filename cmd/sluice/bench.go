@@ -28,6 +28,7 @@ func runBench(args []string) error {
 				{"resilience", "the hub pipeline with a closed circuit breaker and with idempotency keys vs. without", nil},
 				{"partner", "partners' JSON and XML messages through the API, and signed deliveries, vs. the libraries and a plain HTTP client", nil},
 				{"telemetry", "the reference pipeline end to end (HTTP → hub → decode and merge → bulk upsert) vs. the same on JetStream and SQLite directly", nil},
+				{"cdc", "a PostgreSQL → PostgreSQL pipeline (logical replication) vs. a plain pglogrepl program with batched upserts", nil},
 			})
 		if len(args) == 0 {
 			return usagef("missing workload")
@@ -48,6 +49,8 @@ func runBench(args []string) error {
 		return runBenchPartner(args[1:])
 	case "telemetry":
 		return runBenchTelemetry(args[1:])
+	case "cdc":
+		return runBenchCDC(args[1:])
 	default:
 		return usagef("unknown workload %q; run 'sluice bench --help'", args[0])
 	}
@@ -468,6 +471,60 @@ directory unless --data-dir is given. --json prints one JSON object per case.`)
 			Producers: *producers, RequestEvents: *requestEvents, MaxBatchSize: *maxBatch, Partitions: *partitions, Sync: *syncMode,
 			Progress: benchProgress,
 		}, reporter(*asJSON))
+	})
+}
+
+func runBenchCDC(args []string) error {
+	fs := flagSet("bench cdc", "sluice bench cdc [flags]", `
+Measure a data pipeline from PostgreSQL to PostgreSQL: --writers writers
+change the rows of a source table (about 200 bytes each) with multi-row
+statements of 100 rows, about 60% inserts, 30% updates and 10% deletes,
+each statement a transaction; a Sluice pipeline reads them by logical
+replication and applies them to a table in another database.
+
+  events_per_sec  --changes row changes over the time from the writers'
+                  start until the destination has all of them
+  p50_ms, p99_ms  from each row's write at the source to its apply at the
+                  destination (both by the server's clock), with the
+                  writers held to half the rate just measured
+                  (latency_at_events_per_sec), for at most 200,000
+                  changes or 20s of them
+  baseline        a plain Go program doing the same on fresh databases:
+                  its own replication slot read with pglogrepl, the
+                  pgoutput stream decoded, and batches of up to 1,000
+                  changes applied in one transaction with unnest upserts
+
+The destination is checked equal to the source after each phase.
+
+The run creates the databases sluice_bench_cdc_src and sluice_bench_cdc_dst
+on the --postgres server, and drops them and the replication slots in them
+before and after: the user must be able to create databases and to
+replicate (a superuser can). The server needs wal_level = logical; if it
+has not, run ALTER SYSTEM SET wal_level = logical; and restart PostgreSQL.
+The app's data goes to a temporary directory unless --data-dir is given.
+--json prints the case as one JSON object.
+
+Example:
+  sluice bench cdc --changes 100000 --postgres 'postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable'`)
+	asJSON := fs.Bool("json", false, "print the case as one JSON object")
+	changes := fs.Int64("changes", 1_000_000, "row changes of the throughput phase, and of the baseline")
+	writers := fs.Int("writers", 8, "concurrent writers of the source table")
+	dsn := fs.String("postgres", "", "PostgreSQL URL of the server to measure on (default $SLUICE_TEST_POSTGRES)")
+	dataDir := fs.String("data-dir", "", "directory for the app's data (default: a temporary one, removed afterwards)")
+	prof := profileFlags(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	pgURL := cmp.Or(*dsn, os.Getenv("SLUICE_TEST_POSTGRES"))
+	if pgURL == "" {
+		return usagef("give the PostgreSQL server with --postgres (or $SLUICE_TEST_POSTGRES), e.g. postgres://postgres@127.0.0.1:5432/postgres")
+	}
+	if *changes < 1 || *writers < 1 {
+		return usagef("--changes and --writers must be at least 1")
+	}
+	return prof.run(dataDir, "", func(ctx context.Context) error {
+		return bench.RunCDC(ctx, bench.CDCOptions{URL: pgURL, Changes: *changes, Writers: *writers, DataDir: *dataDir, Progress: benchProgress},
+			reporter(*asJSON))
 	})
 }
 
