@@ -20,8 +20,10 @@ import (
 	"github.com/sluicehq/sluice/internal/pipeline/cursorsource"
 	"github.com/sluicehq/sluice/internal/pipeline/filesink"
 	"github.com/sluicehq/sluice/internal/pipeline/httpsink"
+	"github.com/sluicehq/sluice/internal/pipeline/httpsource"
 	"github.com/sluicehq/sluice/internal/pipeline/pgsource"
 	"github.com/sluicehq/sluice/internal/pipeline/sqlsink"
+	"github.com/sluicehq/sluice/internal/pipeline/transform"
 )
 
 // PipelineConfig declares a data pipeline: one source whose changes are
@@ -34,6 +36,10 @@ type PipelineConfig struct {
 	// SQL reads any PostgreSQL or MariaDB/MySQL tables by cursor (its
 	// source): the rows whose cursor column grew since the last read.
 	SQL *SQLSource
+	// HTTP polls an HTTP/JSON API that answers with a delta link, as
+	// Microsoft Graph's delta queries do (a SharePoint list, say): a full
+	// read first, then only what changed (its source).
+	HTTP *HTTPSource
 	// Container reads a container's change feed (its source): each
 	// document written is an update of the row keyed by partition_key and
 	// id (its fields, without system fields, the row's columns), each
@@ -66,6 +72,35 @@ type PostgresSource struct {
 	URL string
 	// Tables to capture: "schema.table", or "table" in public.
 	Tables []string
+}
+
+// HTTPSource reads an HTTP/JSON API with a delta token: a GET of URL
+// answers a page of items and either a next link (more pages now) or, on
+// the last page, a delta link, which a later GET (every PollInterval)
+// follows to get only the items changed since, and items removed (marked
+// by RemovedField). The first read, and a new one when the API answers 410
+// Gone (its delta token expired), hands items over as reads; then as
+// updates and deletes. Links must stay on URL's host.
+type HTTPSource struct {
+	// URL is the first read's URL: http:// or https://, without a user or
+	// password (put credentials in Headers).
+	URL string
+	// Table names the changes' table ("sharepoint.orders").
+	Table string
+	// Key are the item fields that make its key. Default ["id"].
+	Key []string
+	// Headers go with every request (Authorization): secrets, never
+	// logged.
+	Headers map[string]string
+	// ItemsField, NextLinkField, DeltaLinkField and RemovedField name the
+	// answer's fields. Defaults "value", "@odata.nextLink",
+	// "@odata.deltaLink" and "@removed".
+	ItemsField, NextLinkField, DeltaLinkField, RemovedField string
+	// PollInterval is the wait between delta reads once caught up.
+	// Default 30s.
+	PollInterval time.Duration
+	// Timeout bounds each request. Default 30s.
+	Timeout time.Duration
 }
 
 // SQLSource reads tables by cursor (the "incremental" read strategy of
@@ -186,8 +221,41 @@ type PipelineDestination struct {
 	// instance, without losing its place. Default: open after 5 failures
 	// in a row, probe after 15s.
 	Breaker BreakerPolicy
+	// Transform reshapes the rows for this destination only, by source
+	// table ("public.orders"; "*" for the tables not named): a row filter
+	// and columns kept, dropped, renamed or computed (jq expressions).
+	Transform map[string]TableTransform
 
 	sink pipeline.Sink // set by tests
+}
+
+// TableTransform reshapes a table's rows for one destination. Computed
+// columns are computed first, from the source row; then Include or
+// Exclude; then Rename. The expressions are jq programs over the row (its
+// columns as fields; for a delete, the key), with $op, $table and $key.
+type TableTransform struct {
+	// Filter keeps the rows for which it is true. An insert that does not
+	// match is left out; an update that does not match deletes the row
+	// from the destination (it left the destination's range); a delete
+	// always passes. Values from SQL sources are text: compare numbers
+	// with (.amount | tonumber) > 100.
+	Filter string
+	// Include keeps only these columns (key columns are always kept);
+	// Exclude drops these (never a key column). Not both.
+	Include, Exclude []string
+	// Rename renames columns (key columns too): old name → new name.
+	Rename map[string]string
+	// Compute adds or replaces columns: name → jq expression and the
+	// destination's type for it.
+	Compute map[string]ComputedColumn
+}
+
+// ComputedColumn is a column a TableTransform computes.
+type ComputedColumn struct {
+	Expr string
+	// Type is the column's type at the destination (what an SQL
+	// destination creates it as). Default "text".
+	Type string
 }
 
 var pipelineNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
@@ -210,9 +278,10 @@ type pipelineRun struct {
 }
 
 type pipelineDest struct {
-	p    *pipelineRun
-	cfg  PipelineDestination
-	sink pipeline.Sink
+	p         *pipelineRun
+	cfg       PipelineDestination
+	sink      pipeline.Sink
+	transform *transform.Transform // nil: rows go as they are
 }
 
 // PipelineHub is the name of the change-log hub of pipeline name.
@@ -243,6 +312,14 @@ func (a *App) Pipeline(name string, cfg PipelineConfig) {
 	a.BlobContainer(p.container)
 	for _, dc := range cfg.Destinations {
 		d := &pipelineDest{p: p, cfg: dc, sink: dc.sink}
+		if len(dc.Transform) > 0 {
+			tr, err := newTransform(dc.Transform)
+			if err != nil {
+				a.errs = append(a.errs, fmt.Errorf("sluice: pipeline %q, destination %q: %w", name, dc.Name, err))
+				return
+			}
+			d.transform = tr
+		}
 		d.cfg.RetryBackoff = cmp.Or(dc.RetryBackoff, time.Second)
 		d.cfg.MaxRetryBackoff = cmp.Or(dc.MaxRetryBackoff, time.Minute)
 		if !dc.Breaker.Enabled() {
@@ -265,7 +342,7 @@ func (p *pipelineRun) validate() error {
 		return fmt.Errorf("sluice: pipeline name %q: use 1 to 64 lowercase letters, digits, '-' and '_', starting with a letter or digit", p.name)
 	}
 	if p.cfg.source == nil {
-		return bad("give its source: Postgres, SQL or Container")
+		return bad("give its source: Postgres, SQL, HTTP or Container")
 	}
 	if len(p.cfg.Destinations) == 0 {
 		return bad("give at least one destination")
@@ -320,14 +397,23 @@ func (p *pipelineRun) setSource() error {
 		return nil
 	}
 	sources := 0
-	for _, set := range []bool{p.cfg.Postgres != nil, p.cfg.SQL != nil, p.cfg.Container != ""} {
+	for _, set := range []bool{p.cfg.Postgres != nil, p.cfg.SQL != nil, p.cfg.HTTP != nil, p.cfg.Container != ""} {
 		if set {
 			sources++
 		}
 	}
 	switch {
 	case sources > 1:
-		return fmt.Errorf("sluice: pipeline %q: give one source: Postgres, SQL or Container", p.name)
+		return fmt.Errorf("sluice: pipeline %q: give one source: Postgres, SQL, HTTP or Container", p.name)
+	case p.cfg.HTTP != nil:
+		h := p.cfg.HTTP
+		src, err := httpsource.New(httpsource.Config{URL: h.URL, Table: h.Table, Key: h.Key, Headers: h.Headers,
+			ItemsField: h.ItemsField, NextLinkField: h.NextLinkField, DeltaLinkField: h.DeltaLinkField, RemovedField: h.RemovedField,
+			PollInterval: h.PollInterval, Timeout: h.Timeout, Logger: p.app.log.With("pipeline", p.name)})
+		if err != nil {
+			return fmt.Errorf("sluice: pipeline %q: %w", p.name, err)
+		}
+		p.cfg.source = src
 	case p.cfg.SQL != nil:
 		tables := make([]cursorsource.TableConfig, len(p.cfg.SQL.Tables))
 		for i, t := range p.cfg.SQL.Tables {
@@ -562,10 +648,17 @@ func (d *pipelineDest) handle(ctx context.Context, events []Event) error {
 		if err != nil {
 			return err
 		}
+		var refused []pipeline.Rejected
+		if d.transform != nil {
+			if cs, changes, refused, err = d.transform.Apply(ctx, cs, changes); err != nil {
+				return fmt.Errorf("destination %s: change set %d: %w", d.cfg.Name, cs.Seq, err)
+			}
+		}
 		rejected, err := d.sink.Apply(ctx, cs, changes)
 		if err != nil {
 			return fmt.Errorf("destination %s: change set %d: %w", d.cfg.Name, cs.Seq, err)
 		}
+		rejected = append(refused, rejected...)
 		if len(rejected) > 0 {
 			if err := d.p.app.letters.Put(ctx, d.rowLetters(e, cs, rejected)); err != nil {
 				return fmt.Errorf("destination %s: change set %d: keep the %d rows it refused as dead letters: %w", d.cfg.Name, cs.Seq, len(rejected), err)

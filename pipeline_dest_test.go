@@ -177,3 +177,113 @@ func TestPipelineHTTPAndFilesDestinations(t *testing.T) {
 	}
 	recv.mu.Unlock()
 }
+
+// A destination's transform: its filter keeps the orders under 50 (an
+// order updated past it is deleted from the destination), a computed
+// column doubles the total, and a row the expression fails on is
+// dead-lettered; another destination gets the rows as they are.
+func TestPipelineDestinationTransform(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src := newMemSource()
+	small, all := &memSink{rows: map[string]string{}}, &memSink{rows: map[string]string{}}
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
+	smallDest := sluice.SinkDestination("small", small)
+	smallDest.Transform = map[string]sluice.TableTransform{"*": {
+		Filter:  `(.total | tonumber) < 50`,
+		Compute: map[string]sluice.ComputedColumn{"total": {Expr: `(.total | tonumber) * 2 | tostring`, Type: "numeric"}},
+	}}
+	app.Pipeline("orders", sluice.WithPipelineSource(sluice.PipelineConfig{Destinations: []sluice.PipelineDestination{
+		smallDest, sluice.SinkDestination("all", all)}}, src))
+	require.NoError(t, app.Start(ctx))
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
+
+	src.add(upsert(1, "10"), upsert(2, "60"), upsert(3, "20"))
+	src.add(upsert(3, "70"), upsert(2, "5"))           // 3 leaves the range, 2 enters it
+	src.add(upsert(4, "not a number"), upsert(5, "1")) // 4: the filter fails on it
+	waitUntil(t, "both apply the 3 change sets", func() bool {
+		_, a := small.snapshot()
+		_, b := all.snapshot()
+		return len(a) == 3 && len(b) == 3
+	})
+	rows, _ := small.snapshot()
+	require.Equal(t, map[string]string{"1": "20", "2": "10", "5": "2"}, rows)
+	rows, _ = all.snapshot()
+	require.Equal(t, map[string]string{"1": "10", "2": "5", "3": "70", "4": "not a number", "5": "1"}, rows)
+	var dls []sluice.DeadLetterRecord
+	waitUntil(t, "the row the filter failed on is a dead letter", func() bool {
+		var err error
+		dls, err = app.DeadLetters(ctx, sluice.DeadLetterFilter{}, 10)
+		require.NoError(t, err)
+		return len(dls) > 0
+	})
+	require.Len(t, dls, 1)
+	require.Equal(t, "small", dls[0].Source.Group)
+	require.EqualValues(t, 3, dls[0].Source.ChangeSet)
+	require.Contains(t, string(dls[0].Body), `"not a number"`)
+}
+
+// A bad expression is refused when the pipeline is declared.
+func TestPipelineTransformBadExpression(t *testing.T) {
+	t.Parallel()
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
+	d := sluice.SinkDestination("small", &memSink{rows: map[string]string{}})
+	d.Transform = map[string]sluice.TableTransform{"public.orders": {Filter: `.total <`}}
+	app.Pipeline("orders", sluice.WithPipelineSource(sluice.PipelineConfig{Destinations: []sluice.PipelineDestination{d}}, newMemSource()))
+	err := app.Start(context.Background())
+	require.ErrorContains(t, err, `destination "small"`)
+	require.ErrorContains(t, err, "public.orders")
+}
+
+// graphFake answers as Microsoft Graph's delta query does: a first read
+// in two pages ending with a delta link, then, at the delta link, an
+// update and a removal.
+func graphFake(t *testing.T) *httptest.Server {
+	t.Helper()
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer graph-token" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Query().Get("page") {
+		case "":
+			fmt.Fprintf(w, `{"value":[{"id":"1","title":"a","qty":1},{"id":"2","title":"b","qty":2}],"@odata.nextLink":"%s/items?page=2"}`, srv.URL)
+		case "2":
+			fmt.Fprintf(w, `{"value":[{"id":"3","title":"c","qty":3}],"@odata.deltaLink":"%s/items?page=delta"}`, srv.URL)
+		case "delta":
+			fmt.Fprintf(w, `{"value":[{"id":"2","title":"b2","qty":20},{"id":"3","@removed":{"reason":"deleted"}}],"@odata.deltaLink":"%s/items?page=delta2"}`, srv.URL)
+		default:
+			fmt.Fprintf(w, `{"value":[],"@odata.deltaLink":"%s/items?page=delta2"}`, srv.URL)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// An HTTP/JSON source with a delta link: the first read's items, then the
+// delta's update and removal, reach the destination.
+func TestPipelineHTTPDeltaSource(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := graphFake(t)
+	dst := &memSink{rows: map[string]string{}}
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
+	d := sluice.SinkDestination("copy", dst)
+	d.Transform = map[string]sluice.TableTransform{"*": {Rename: map[string]string{"qty": "total"}}}
+	app.Pipeline("list", sluice.PipelineConfig{
+		HTTP: &sluice.HTTPSource{URL: srv.URL + "/items", Table: "sharepoint.items", Headers: map[string]string{"Authorization": "Bearer graph-token"},
+			PollInterval: 10 * 1e6},
+		Destinations: []sluice.PipelineDestination{d}})
+	require.NoError(t, app.Start(ctx))
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
+	waitUntil(t, "the list's items, updated and removed", func() bool {
+		rows, _ := dst.snapshot()
+		return len(rows) == 2 && rows["1"] == "1" && rows["2"] == "20"
+	})
+	st, err := app.PipelineStatus(ctx, "list")
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(st.Position, "http:"), st.Position)
+	require.NotContains(t, st.Position, "graph-token")
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice/internal/pipeline"
 	"github.com/sluicehq/sluice/internal/pipeline/filesink"
 	"github.com/sluicehq/sluice/internal/pipeline/httpsink"
+	"github.com/sluicehq/sluice/internal/pipeline/transform"
 )
 
 // rowKey is a row's key as one string: its key columns' values, in column
@@ -153,4 +154,20 @@ type blobFiles struct {
 func (b blobFiles) Put(ctx context.Context, name string, data []byte, contentType string) error {
 	_, err := b.app.blobs.Put(ctx, b.container, name, bytes.NewReader(data), blob.Meta{ContentType: contentType})
 	return err
+}
+
+// newTransform compiles a destination's transforms.
+func newTransform(tables map[string]TableTransform) (*transform.Transform, error) {
+	cfg := transform.Config{Tables: make(map[string]transform.TableConfig, len(tables))}
+	for name, t := range tables {
+		tc := transform.TableConfig{Filter: t.Filter, Include: t.Include, Exclude: t.Exclude, Rename: t.Rename}
+		if len(t.Compute) > 0 {
+			tc.Compute = make(map[string]transform.Computed, len(t.Compute))
+			for col, c := range t.Compute {
+				tc.Compute[col] = transform.Computed{Expr: c.Expr, Type: c.Type}
+			}
+		}
+		cfg.Tables[name] = tc
+	}
+	return transform.New(cfg)
 }
