@@ -368,7 +368,11 @@ type App struct {
 	// deliveries are the declared delivery functions; deliveryLog logs
 	// their attempts.
 	deliveries []*delivery
-	pipelines  []*pipelineRun
+	// pipelines are the declared pipelines, then those created through
+	// the API that pipeReg runs here; pipeMu guards the list.
+	pipeMu    sync.RWMutex
+	pipelines []*pipelineRun
+	pipeReg   *pipelineRegistry
 	// letters keeps dead letters (the host's, and rows pipelines refuse).
 	letters     *deadletter.Store
 	deliveryLog *partner.DeliveryLog
@@ -461,6 +465,12 @@ func (a *App) Hub(cfg HubConfig) {
 // Function declares a function triggered by a hub. Problems with the
 // declaration are reported by Start.
 func (a *App) Function(name string, trigger HubTrigger, handler HubHandler, opts ...FunctionOption) {
+	f := a.hubFunction(name, trigger, handler, opts...)
+	a.declare(name, &f, &f.Breaker, &f.Timeout)
+}
+
+// hubFunction is what the host runs for a hub function.
+func (a *App) hubFunction(name string, trigger HubTrigger, handler HubHandler, opts ...FunctionOption) host.Function {
 	f := host.Function{
 		Name: name,
 		Trigger: host.HubTrigger{
@@ -475,7 +485,7 @@ func (a *App) Function(name string, trigger HubTrigger, handler HubHandler, opts
 		f.Handler = func(ctx context.Context, evs []hub.StoredEvent) error { return h(ctx, fromStored(evs)) }
 	}
 	f.Retry, f.Breaker, f.Timeout = o.retry, o.breaker, o.timeout
-	a.declare(name, &f, &f.Breaker, &f.Timeout)
+	return f
 }
 
 // Start starts the engine, creates declared hubs, starts the HTTP server
@@ -670,6 +680,9 @@ func (a *App) startServices(ctx context.Context) (err error) {
 		return errNoHTTPServer
 	}
 	if err := a.host.Start(ctx); err != nil {
+		return err
+	}
+	if err := a.openPipelineRegistry(ctx); err != nil {
 		return err
 	}
 	a.ready.Store(true)
@@ -914,13 +927,18 @@ func (a *App) stopParts(ctx context.Context) error {
 	if a.sb != nil {
 		report("standby reads", a.sb.close(ctx))
 	}
+	if a.pipeReg != nil {
+		report("created pipelines", a.pipeReg.stop(ctx)) // before the host they run on
+	}
 	if a.host != nil {
 		report("functions", a.host.Stop(ctx)) // and their leases and breakers
 	} else if a.leases != nil {
 		report("leases", a.leases.Stop(ctx))
 	}
-	for _, p := range a.pipelines {
-		report("pipeline "+p.name, p.stop()) // after the functions that apply its change sets
+	for _, p := range a.pipelineList() {
+		if !p.created {
+			report("pipeline "+p.name, p.stop()) // after the functions that apply its change sets
+		}
 	}
 	if a.srv != nil {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/blob"
@@ -271,8 +272,14 @@ type pipelineRun struct {
 	// closers close what start opened (SQL destinations' pools).
 	closers []func() error
 
-	mu      sync.Mutex
-	last    pipeline.ChangeSet // the latest change set staged (Seq 0: none)
+	// created through the API (pipelineRegistry), not declared.
+	created bool
+	// live: its functions and source lease are in place on this instance.
+	live atomic.Bool
+
+	mu       sync.Mutex
+	startErr error              // a created pipeline's latest failure to start here
+	last     pipeline.ChangeSet // the latest change set staged (Seq 0: none)
 	lastErr error              // the source's latest failure, nil once it reads again
 	reading bool               // this instance runs the source
 }
@@ -297,26 +304,37 @@ func PipelineHub(name string) string { return "pipeline-" + name }
 // (App.ReplayPipeline). One instance at a time reads the source; every
 // instance shares the destinations' change sets.
 func (a *App) Pipeline(name string, cfg PipelineConfig) {
-	p := &pipelineRun{app: a, name: name, cfg: cfg, hub: PipelineHub(name), container: PipelineHub(name)}
-	if err := p.setSource(); err != nil {
+	p, err := a.newPipelineRun(name, cfg)
+	if err != nil {
 		a.errs = append(a.errs, err)
 		return
 	}
+	a.Hub(p.hubConfig())
+	a.BlobContainer(p.container)
+	for _, d := range p.dests {
+		a.Function(p.functionName(d.cfg.Name), d.trigger(), d.handle, d.options()...)
+	}
+	a.pipelines = append(a.pipelines, p)
+}
+
+// newPipelineRun checks a pipeline's declaration and makes its source,
+// destinations and transforms, without touching anything outside.
+func (a *App) newPipelineRun(name string, cfg PipelineConfig) (*pipelineRun, error) {
+	p := &pipelineRun{app: a, name: name, cfg: cfg, hub: PipelineHub(name), container: PipelineHub(name)}
+	if err := p.setSource(); err != nil {
+		return nil, err
+	}
 	if err := p.validate(); err != nil {
-		a.errs = append(a.errs, err)
-		return
+		return nil, err
 	}
 	p.cfg.Retention = cmp.Or(cfg.Retention, 7*24*time.Hour)
 	p.cfg.BatchSize = cmp.Or(cfg.BatchSize, 1000)
-	a.Hub(HubConfig{Name: p.hub, Partitions: 1, Retention: p.cfg.Retention})
-	a.BlobContainer(p.container)
 	for _, dc := range cfg.Destinations {
 		d := &pipelineDest{p: p, cfg: dc, sink: dc.sink}
 		if len(dc.Transform) > 0 {
 			tr, err := newTransform(dc.Transform)
 			if err != nil {
-				a.errs = append(a.errs, fmt.Errorf("sluice: pipeline %q, destination %q: %w", name, dc.Name, err))
-				return
+				return nil, fmt.Errorf("sluice: pipeline %q, destination %q: %w", name, dc.Name, err)
 			}
 			d.transform = tr
 		}
@@ -326,10 +344,23 @@ func (a *App) Pipeline(name string, cfg PipelineConfig) {
 			d.cfg.Breaker = BreakerPolicy{ConsecutiveFailures: 5, CoolDown: 15 * time.Second}
 		}
 		p.dests = append(p.dests, d)
-		a.Function(p.functionName(dc.Name), HubTrigger{Hub: p.hub, ConsumerGroup: dc.Name, MaxBatchSize: 16}, d.handle,
-			WithRetry(ExponentialBackoff(RetryForever, d.cfg.RetryBackoff, d.cfg.MaxRetryBackoff)), WithBreaker(d.cfg.Breaker))
 	}
-	a.pipelines = append(a.pipelines, p)
+	return p, nil
+}
+
+// hubConfig is the pipeline's change-log hub.
+func (p *pipelineRun) hubConfig() HubConfig {
+	return HubConfig{Name: p.hub, Partitions: 1, Retention: p.cfg.Retention}
+}
+
+// trigger reads the change log as the destination's consumer group.
+func (d *pipelineDest) trigger() HubTrigger {
+	return HubTrigger{Hub: d.p.hub, ConsumerGroup: d.cfg.Name, MaxBatchSize: 16}
+}
+
+// options retry a destination for ever, behind its breaker.
+func (d *pipelineDest) options() []FunctionOption {
+	return []FunctionOption{WithRetry(ExponentialBackoff(RetryForever, d.cfg.RetryBackoff, d.cfg.MaxRetryBackoff)), WithBreaker(d.cfg.Breaker)}
 }
 
 func (p *pipelineRun) functionName(dest string) string { return "pipeline-" + p.name + "-" + dest }
@@ -451,11 +482,32 @@ func (p *pipelineRun) stop() error {
 // start opens the destinations' sinks and joins the source's lease: one
 // instance at a time reads the source.
 func (p *pipelineRun) start(ctx context.Context) error {
+	if err := p.checkSource(ctx); err != nil {
+		return err
+	}
+	if err := p.openSinks(ctx); err != nil {
+		return err
+	}
+	p.live.Store(true)
+	return p.app.leases.Join(p.leaseSet(), 1, func(ctx context.Context, _ int) { p.read(ctx) })
+}
+
+// checkSource checks that a container source's container exists.
+func (p *pipelineRun) checkSource(ctx context.Context) error {
 	if src, ok := p.cfg.source.(*containerSource); ok {
 		if _, err := p.app.docs.GetContainer(ctx, src.container); err != nil {
 			return fmt.Errorf("sluice: pipeline %s reads container %s: %w", p.name, src.container, err)
 		}
 	}
+	return nil
+}
+
+// leaseSet is the lease of reading the source.
+func (p *pipelineRun) leaseSet() string { return "pipeline:" + p.name }
+
+// openSinks opens the destinations' sinks (SQL pools, HTTP clients) and
+// checks the containers they read and write.
+func (p *pipelineRun) openSinks(ctx context.Context) error {
 	for _, d := range p.dests {
 		if d.sink != nil {
 			continue
@@ -502,7 +554,7 @@ func (p *pipelineRun) start(ctx context.Context) error {
 			d.sink = &containerSink{app: p.app, container: d.cfg.Container}
 		}
 	}
-	return p.app.leases.Join("pipeline:"+p.name, 1, func(ctx context.Context, _ int) { p.read(ctx) })
+	return nil
 }
 
 // read runs the source while this instance holds the pipeline's lease,
@@ -706,9 +758,18 @@ func (p *pipelineRun) load(ctx context.Context, cs pipeline.ChangeSet) ([]pipeli
 
 // pipelineByName finds a declared pipeline.
 func (a *App) pipelineByName(name string) (*pipelineRun, error) {
+	a.pipeMu.RLock()
+	defer a.pipeMu.RUnlock()
 	i := slices.IndexFunc(a.pipelines, func(p *pipelineRun) bool { return p.name == name })
 	if i < 0 {
-		return nil, &pipelineNotFound{fmt.Sprintf("sluice: pipeline %q is not declared on this instance", name)}
+		return nil, &pipelineNotFound{fmt.Sprintf("sluice: pipeline %q is neither declared on this instance nor created", name)}
 	}
 	return a.pipelines[i], nil
+}
+
+// pipelineList is the pipelines, declared then created, in order.
+func (a *App) pipelineList() []*pipelineRun {
+	a.pipeMu.RLock()
+	defer a.pipeMu.RUnlock()
+	return slices.Clone(a.pipelines)
 }

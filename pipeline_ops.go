@@ -2,6 +2,7 @@ package sluice
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -117,6 +118,11 @@ func (a *App) setDestinationPaused(ctx context.Context, name, destination string
 // PipelineStatus is what a pipeline is doing.
 type PipelineStatus struct {
 	Name string `json:"name"`
+	// Created through the API (sluice pipeline create), not declared.
+	Created bool `json:"created,omitempty"`
+	// StartError says why a created pipeline does not run on this
+	// instance (it is tried again); its other figures are then absent.
+	StartError string `json:"start_error,omitempty"`
 	// Reading: this instance reads the source (one instance does).
 	Reading bool `json:"reading"`
 	// Staged is the newest change set: its number, source position, and
@@ -159,11 +165,23 @@ func (a *App) PipelineStatus(ctx context.Context, name string) (PipelineStatus, 
 	if err != nil {
 		return PipelineStatus{}, err
 	}
+	if !p.live.Load() {
+		st := PipelineStatus{Name: name, Created: p.created, StartError: "starting", Destinations: []PipelineDestinationStatus{}}
+		p.mu.Lock()
+		if p.startErr != nil {
+			st.StartError = p.startErr.Error()
+		}
+		p.mu.Unlock()
+		for _, d := range p.dests {
+			st.Destinations = append(st.Destinations, PipelineDestinationStatus{Name: d.cfg.Name})
+		}
+		return st, nil
+	}
 	last, err := p.lastStaged(ctx)
 	if err != nil {
 		return PipelineStatus{}, err
 	}
-	st := PipelineStatus{Name: name, Staged: last.Seq, Position: last.Position, StagedAt: last.Staged}
+	st := PipelineStatus{Name: name, Created: p.created, Staged: last.Seq, Position: last.Position, StagedAt: last.Staged}
 	p.mu.Lock()
 	st.Reading = p.reading
 	if p.lastErr != nil {
@@ -294,12 +312,32 @@ func (c pipelineControl) apiErr(err error) error {
 	case errors.Is(err, errPipelineRequest):
 		return &gateway.Error{Status: http.StatusBadRequest, Msg: err.Error()}
 	}
+	var ex *pipelineExists
+	if errors.As(err, &ex) {
+		return &gateway.Error{Status: http.StatusConflict, Msg: err.Error()}
+	}
 	return err
+}
+
+func (c pipelineControl) PipelineCreate(ctx context.Context, name string, raw json.RawMessage) (any, error) {
+	spec, err := DecodePipelineSpec(raw)
+	if err != nil {
+		return nil, c.apiErr(err)
+	}
+	if err := c.a.CreatePipeline(ctx, name, spec); err != nil {
+		return nil, c.apiErr(err)
+	}
+	st, err := c.a.PipelineStatus(ctx, name)
+	return st, c.apiErr(err)
+}
+
+func (c pipelineControl) PipelineDelete(ctx context.Context, name string) error {
+	return c.apiErr(c.a.DeletePipeline(ctx, name))
 }
 
 func (c pipelineControl) PipelineList(ctx context.Context) (any, error) {
 	out := []PipelineStatus{}
-	for _, p := range c.a.pipelines {
+	for _, p := range c.a.pipelineList() {
 		st, err := c.a.PipelineStatus(ctx, p.name)
 		if err != nil {
 			return nil, err

@@ -378,7 +378,7 @@ func TestPipelineAPI(t *testing.T) {
 		want               int
 		says               string
 	}{
-		{"GET", "/nope", "", 404, "not declared"},
+		{"GET", "/nope", "", 404, "neither declared"},
 		{"POST", "/orders/destinations/zz/replay", `{"change_set": 1}`, 404, `no destination "zz"`},
 		{"POST", "/orders/destinations/a/replay", `{}`, 400, "exactly one"},
 		{"POST", "/orders/destinations/a/replay", `{"time": "yesterday"}`, 400, "RFC 3339"},

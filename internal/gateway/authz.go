@@ -92,6 +92,8 @@ var routeNeeds = map[string]need{
 
 	"pipelines.list":   {verb: auth.VerbRead},
 	"pipelines.status": {verb: auth.VerbRead},
+	"pipelines.create": {verb: auth.VerbAdmin},
+	"pipelines.delete": {verb: auth.VerbAdmin},
 	"pipelines.replay": {verb: auth.VerbReplay},
 	"pipelines.pause":  {verb: auth.VerbReplay},
 	"pipelines.resume": {verb: auth.VerbReplay},

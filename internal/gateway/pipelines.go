@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"time"
@@ -21,6 +22,17 @@ type PipelineControl interface {
 	PipelineReplay(ctx context.Context, name, destination string, t time.Time, changeSet int64, grace time.Duration) (int64, error)
 	// PipelinePause pauses (or resumes) a destination.
 	PipelinePause(ctx context.Context, name, destination string, paused bool, reason string) error
+	// PipelineCreate creates a pipeline from its definition (JSON, the
+	// shape of an entry of sluice.yaml's pipelines) on every instance and
+	// returns its status; PipelineDelete deletes a created one.
+	PipelineCreate(ctx context.Context, name string, spec json.RawMessage) (any, error)
+	PipelineDelete(ctx context.Context, name string) error
+}
+
+// PipelineCreateRequest is the body of a pipeline's creation.
+type PipelineCreateRequest struct {
+	Name string          `json:"name"`
+	Spec json.RawMessage `json:"spec"`
 }
 
 // PipelineReplayRequest is the body of a destination's replay: exactly
@@ -58,6 +70,30 @@ func (s *Server) HandlePipelines(c PipelineControl) {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"pipelines": out})
+	})
+	s.route("POST /api/v1/pipelines", "pipelines.create", func(w http.ResponseWriter, r *http.Request) {
+		var req PipelineCreateRequest
+		if err := decodeRequest(r, &req); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if req.Name == "" || len(req.Spec) == 0 {
+			s.fail(w, r, invalidRequestf(`give the pipeline's "name" and its definition, "spec"`))
+			return
+		}
+		out, err := c.PipelineCreate(r.Context(), req.Name, req.Spec)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusCreated, out)
+	})
+	s.route("DELETE /api/v1/pipelines/{pipeline}", "pipelines.delete", func(w http.ResponseWriter, r *http.Request) {
+		if err := c.PipelineDelete(r.Context(), r.PathValue("pipeline")); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
 	})
 	s.route("GET /api/v1/pipelines/{pipeline}", "pipelines.status", func(w http.ResponseWriter, r *http.Request) {
 		out, err := c.PipelineStatus(r.Context(), r.PathValue("pipeline"))
