@@ -64,9 +64,21 @@ type Change struct {
 	// Table is the source's name of the table, schema-qualified where the
 	// source has schemas ("public.orders").
 	Table string `json:"table"`
-	// Key holds the primary key's columns.
-	Key    Row `json:"key"`
-	After  Row `json:"after,omitempty"`
+	// Key holds the primary key's columns of the row the change applies
+	// to, as it was before the change: for an insert or a read the new
+	// row's key, for a delete the removed row's, for an update the old
+	// key. An update whose After has a key column with another value than
+	// Key's moved the row to a new key: a sink removes (or moves) the row
+	// of Key and writes After under its own key, so that no row stays
+	// behind under the old key.
+	Key Row `json:"key"`
+	// After is the row after an insert, update or read; nil for a
+	// delete. It holds the new key's columns (a column it lacks, such as
+	// an unchanged large value a source does not send, kept its value).
+	After Row `json:"after,omitempty"`
+	// Before is the row before an update or a delete where the source
+	// gives it (PostgreSQL with REPLICA IDENTITY FULL), else nil. Its key
+	// columns, when it has them, are Key's.
 	Before Row `json:"before,omitempty"`
 	// Position is the source's position of the change (for PostgreSQL the
 	// LSN of its transaction's commit, as "16/B374D848").

@@ -43,9 +43,13 @@
 // value (a large value that an update did not touch) is not sent by the
 // server: its column is left out of After. A change's Key holds the key
 // columns: from the new row, or, for a delete or an update that changed
-// the key, from the old key the server sends. Before holds the old row
-// when the server sends it whole (REPLICA IDENTITY FULL). TRUNCATE is
-// logged and not carried over. Generated columns are not sent.
+// the key, from the old key the server sends (so an update whose After
+// has other key values than its Key moved the row: see
+// [pipeline.Change]). Before holds the old row when the server sends it
+// whole (REPLICA IDENTITY FULL). An update that moves a row to a new key
+// and leaves a TOASTed value alone carries that value nowhere unless the
+// table has REPLICA IDENTITY FULL: Run logs a warning. TRUNCATE is logged
+// and not carried over. Generated columns are not sent.
 //
 // # Positions
 //

@@ -243,6 +243,12 @@ func (st *streamer) message(ctx context.Context, data []byte) error {
 			c.Key = keyOf(old, rel.key)
 			if m.OldTupleType == pglogrepl.UpdateMessageTupleTypeOld {
 				c.Before = old
+			} else if len(after) < len(rel.desc.Columns) {
+				// The row moved to a new key with a large value left
+				// alone: the server sent neither it nor the old row, so
+				// a destination that moves the row by key cannot have it.
+				st.src.log.Warn("pgsource: an update moved a row to a new key and left a large (TOASTed) value out: destinations that write rows by key lose that value; set REPLICA IDENTITY FULL on the table so that the old row carries it",
+					"table", rel.desc.Name, "commit_lsn", st.txnLSN.String())
 			}
 		}
 		st.add(rel, c)

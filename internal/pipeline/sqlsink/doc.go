@@ -19,7 +19,12 @@
 //
 // # Statements
 //
-// Insert, Update and Read are upserts by key; Delete deletes by key. The
+// Insert, Update and Read are upserts by key; Delete deletes by key. An
+// Update whose After holds another key than its Key (the old key) moved
+// the row: the row of the old key is deleted first, and the new one
+// written whole, with what After lacks taken from Before when the change
+// has it (an unchanged TOASTed value; without Before such a column is left
+// to its default). The
 // changes of a change set are cut into groups: changes that follow each
 // other, of one table, one kind (upsert or delete) and one set of
 // columns. A delete also joins the last group of deletes of its table

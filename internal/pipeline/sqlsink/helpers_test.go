@@ -249,32 +249,42 @@ func (m model) apply(changes []pipeline.Change) {
 			delete(m, id)
 			continue
 		}
-		if c.Op == pipeline.Update && c.Before != nil && keyString(c.Before["id"]) != id {
-			delete(m, keyString(c.Before["id"]))
-		}
 		cur := map[string]string{"name": "NULL", "n": "NULL", "doc": "NULL"}
-		if old, ok := m[id]; ok {
+		if newID, ok := c.After["id"]; ok && keyString(newID) != id {
+			// An update of the key: Key is the old key. The new row
+			// takes what After lacks from Before.
+			delete(m, id)
+			id = keyString(newID)
+			for k, v := range c.Before {
+				if k != "id" {
+					cur[k] = modelValue(v)
+				}
+			}
+		} else if old, ok := m[id]; ok {
 			for _, kv := range strings.Split(old, ";") {
 				k, v, _ := strings.Cut(kv, "=")
 				cur[k] = v
 			}
 		}
 		for k, v := range c.After {
-			if k == "id" {
-				continue
-			}
-			switch v := v.(type) {
-			case nil:
-				cur[k] = "NULL"
-			case map[string]any:
-				b, _ := json.Marshal(v)
-				cur[k] = string(b)
-			default:
-				cur[k] = keyString(v)
+			if k != "id" {
+				cur[k] = modelValue(v)
 			}
 		}
 		m[id] = "name=" + cur["name"] + ";n=" + cur["n"] + ";doc=" + cur["doc"]
 	}
+}
+
+// modelValue is v as target.rows reads it.
+func modelValue(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "NULL"
+	case map[string]any:
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+	return keyString(v)
 }
 
 func (tg *target) items(t testing.TB) model {

@@ -158,15 +158,23 @@ func (s *Sink) plan(ctx context.Context, cs pipeline.ChangeSet, changes []pipeli
 			}
 			continue
 		}
-		// An update of the key moves the row: the old key goes first.
-		if c.Op == pipeline.Update && keyChanged(m.keys, c.Before, c.After) {
-			if err := add(m, i, true, c.Before); err != nil {
-				return nil, err
+		row := c.After
+		// An update of the key moves the row: Key is the old key, After
+		// the new row. The old row goes first, and the new one is whole:
+		// what After lacks (unchanged TOASTed values) comes from Before
+		// when the source gave it.
+		if c.Op == pipeline.Update {
+			if old := movedFrom(m.keys, c); old != nil {
+				if err := add(m, i, true, old); err != nil {
+					return nil, err
+				}
+				if c.Before != nil {
+					row = maps2(c.Before, c.After)
+				}
 			}
 		}
-		row := c.After
 		if missing := missingKeys(m.keys, row, c.Key); missing {
-			row = maps2(c.Key, c.After)
+			row = maps2(c.Key, row)
 		}
 		if err := add(m, i, false, row); err != nil {
 			return nil, err
@@ -234,21 +242,30 @@ func merge(strict []*group) []*group {
 	return out
 }
 
-func keyChanged(keys []string, before, after pipeline.Row) bool {
-	if before == nil || after == nil {
-		return false
-	}
+// movedFrom is the old key of an update that changed the key: c.Key
+// (its columns it lacks from c.Before), when a key column of c.After
+// differs from it; nil when the key did not change (or the old key is not
+// known whole).
+func movedFrom(keys []string, c pipeline.Change) pipeline.Row {
+	old := make(pipeline.Row, len(keys))
+	moved := false
 	for _, k := range keys {
-		b, okb := before[k]
-		a, oka := after[k]
-		if !okb || !oka {
-			return false
+		v, ok := c.Key[k]
+		if !ok {
+			if v, ok = c.Before[k]; !ok {
+				return nil
+			}
 		}
-		if keyString(b) != keyString(a) {
-			return true
+		old[k] = v
+		// A key column After lacks is the old one (see missingKeys).
+		if a, ok := c.After[k]; ok && keyString(a) != keyString(v) {
+			moved = true
 		}
 	}
-	return false
+	if !moved {
+		return nil
+	}
+	return old
 }
 
 func missingKeys(keys []string, row, key pipeline.Row) bool {
@@ -262,10 +279,10 @@ func missingKeys(keys []string, row, key pipeline.Row) bool {
 	return false
 }
 
-// maps2 is after with key's columns it lacks.
-func maps2(key, after pipeline.Row) pipeline.Row {
-	out := make(pipeline.Row, len(after)+len(key))
-	for k, v := range key {
+// maps2 is after with the columns of base it lacks.
+func maps2(base, after pipeline.Row) pipeline.Row {
+	out := make(pipeline.Row, len(after)+len(base))
+	for k, v := range base {
 		out[k] = v
 	}
 	for k, v := range after {
