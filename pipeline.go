@@ -280,8 +280,8 @@ type pipelineRun struct {
 	mu       sync.Mutex
 	startErr error              // a created pipeline's latest failure to start here
 	last     pipeline.ChangeSet // the latest change set staged (Seq 0: none)
-	lastErr error              // the source's latest failure, nil once it reads again
-	reading bool               // this instance runs the source
+	lastErr  error              // the source's latest failure, nil once it reads again
+	reading  bool               // this instance runs the source
 }
 
 type pipelineDest struct {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -286,4 +287,33 @@ func TestPipelineHTTPDeltaSource(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(st.Position, "http:"), st.Position)
 	require.NotContains(t, st.Position, "graph-token")
+}
+
+// An update that moves a row to a new key (Key holds the old one, After
+// the new row): the container destination deletes the old document and
+// writes the new one.
+func TestPipelineContainerDestinationMovedRow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src := newMemSource()
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
+	app.Container(sluice.ContainerConfig{Name: "copy", PartitionKeyPath: "/id"})
+	app.Pipeline("orders", sluice.WithPipelineSource(sluice.PipelineConfig{Destinations: []sluice.PipelineDestination{
+		{Name: "copy", Container: "copy"}}}, src))
+	require.NoError(t, app.Start(ctx))
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
+	src.add(upsert(1, "10"), upsert(2, "20"))
+	src.add(pipeline.Change{Op: pipeline.Update, Table: "public.orders", Key: pipeline.Row{"id": "1"}, After: pipeline.Row{"id": "9", "total": "10"}})
+	waitUntil(t, "the copy has documents 2 and 9 only", func() bool {
+		page, err := app.Docs().Query(ctx, "copy", sluice.QueryRequest{Text: "SELECT * FROM c"})
+		require.NoError(t, err)
+		var ids []string
+		for _, d := range page.Documents {
+			var body struct{ ID string }
+			require.NoError(t, json.Unmarshal(d.Body, &body))
+			ids = append(ids, body.ID)
+		}
+		slices.Sort(ids)
+		return slices.Equal(ids, []string{"2", "9"})
+	})
 }
