@@ -308,7 +308,7 @@ func TestPipelineReplayPauseAndStatus(t *testing.T) {
 	_, err = app.ReplayPipeline(ctx, "orders", "a", sluice.PipelineReplay{ChangeSet: 99})
 	require.ErrorContains(t, err, "change set 99 is not in the change log")
 	_, err = app.ReplayPipeline(ctx, "nope", "a", sluice.PipelineReplay{ChangeSet: 1})
-	require.ErrorContains(t, err, "not declared")
+	require.ErrorContains(t, err, "neither declared")
 	_, err = app.ReplayPipeline(ctx, "orders", "a", sluice.PipelineReplay{})
 	require.ErrorContains(t, err, "give a time or a change set")
 }

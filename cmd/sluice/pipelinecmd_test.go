@@ -77,7 +77,7 @@ func TestPipelineCommands(t *testing.T) {
 		code int
 		says string
 	}{
-		{[]string{"pipeline", "status", "nope"}, 1, "not declared"},
+		{[]string{"pipeline", "status", "nope"}, 1, "neither declared"},
 		{[]string{"pipeline", "replay", "devices", "--destination", "copy"}, 2, "--from or --change-set"},
 		{[]string{"pipeline", "replay", "devices", "--destination", "zz", "--change-set", "1"}, 1, `no destination "zz"`},
 		{[]string{"pipeline", "replay", "devices", "--destination", "copy", "--from", "noon"}, 1, "RFC 3339"},
