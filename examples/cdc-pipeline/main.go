@@ -104,7 +104,7 @@ Flags:
 	}
 	dataDir := fs.String("data-dir", filepath.Join(os.TempDir(), "cdc-pipeline"), "the instance's data directory")
 	httpAddr := fs.String("http", "127.0.0.1:7074", "address of the Sluice HTTP API (for the sluice CLI)")
-	name := fs.String("pipeline", "orders", "the pipeline's name; its replication slot and publication are sluice_<name>")
+	name := fs.String("pipeline", "orders", "the pipeline's name (lowercase letters, digits and '-'); its replication slot and publication are sluice_<name>, '-' as '_'")
 	sourceURL := fs.String("source-url", defaultSourceURL, "the source database (wal_level = logical, a user with REPLICATION)")
 	schema := fs.String("schema", "public", "the schema of the source table orders")
 	reportingURL := fs.String("reporting-url", defaultReportingURL, "the reporting database; the table orders is created in its current schema")
