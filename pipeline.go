@@ -259,7 +259,12 @@ type ComputedColumn struct {
 	Type string
 }
 
-var pipelineNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+var (
+	// pipelineNameRE: a pipeline's name is part of its blob container's.
+	pipelineNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,53}$`)
+	// destNameRE: a destination's name is its consumer group's.
+	destNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+)
 
 // pipelineRun is a declared pipeline.
 type pipelineRun struct {
@@ -370,7 +375,7 @@ func (p *pipelineRun) validate() error {
 		return fmt.Errorf("sluice: pipeline %q: %s", p.name, fmt.Sprintf(format, args...))
 	}
 	if !pipelineNameRE.MatchString(p.name) {
-		return fmt.Errorf("sluice: pipeline name %q: use 1 to 64 lowercase letters, digits, '-' and '_', starting with a letter or digit", p.name)
+		return fmt.Errorf("sluice: pipeline name %q: use 1 to 54 lowercase letters, digits and '-', starting with a letter or digit (it names the blob container pipeline-<name>)", p.name)
 	}
 	if p.cfg.source == nil {
 		return bad("give its source: Postgres, SQL, HTTP or Container")
@@ -383,7 +388,7 @@ func (p *pipelineRun) validate() error {
 	}
 	seen := map[string]bool{}
 	for i, d := range p.cfg.Destinations {
-		if !pipelineNameRE.MatchString(d.Name) {
+		if !destNameRE.MatchString(d.Name) {
 			return bad("destination %d: name %q: use 1 to 64 lowercase letters, digits, '-' and '_', starting with a letter or digit", i, d.Name)
 		}
 		if seen[d.Name] {

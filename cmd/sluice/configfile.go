@@ -127,6 +127,14 @@ func secretEnvNames(n *yaml.Node, out []string) []string {
 			if strings.HasSuffix(k.Value, "Env") && v.Kind == yaml.ScalarNode && v.Value != "" && !slices.Contains(out, v.Value) {
 				out = append(out, v.Value)
 			}
+			// headersEnv: header → variable.
+			if strings.HasSuffix(k.Value, "Env") && v.Kind == yaml.MappingNode {
+				for j := 1; j < len(v.Content); j += 2 {
+					if e := v.Content[j]; e.Kind == yaml.ScalarNode && e.Value != "" && !slices.Contains(out, e.Value) {
+						out = append(out, e.Value)
+					}
+				}
+			}
 		}
 	}
 	for _, c := range n.Content {

@@ -187,6 +187,7 @@ deliveries:
 func TestConfigFilePipelines(t *testing.T) {
 	t.Setenv("ORDERS_DB", "postgres://cdc:secret@db:5432/orders")
 	t.Setenv("REPORT_DB", "mysql://r:secret@report:3306/report")
+	t.Setenv("GRAPH_TOKEN", "Bearer g")
 	path := filepath.Join(t.TempDir(), "sluice.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(`
 pipelines:
@@ -206,6 +207,19 @@ pipelines:
     container: devices
     destinations:
       copy: {container: devices-copy}
+  list:
+    http:
+      url: https://graph.example.com/v1.0/sites/s/lists/l/items/delta
+      table: sharepoint.orders
+      headersEnv: {Authorization: GRAPH_TOKEN}
+      pollInterval: 1m
+    destinations:
+      service:
+        http: {url: https://orders.example.com/changes, batchSize: 100}
+        transform:
+          "*": {filter: '.status != "draft"', rename: {qty: quantity}, compute: {total: {expr: '.qty * .price', type: numeric}}}
+      lake:
+        files: {container: lake, format: csv, prefix: orders/}
 `), 0o600))
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	addInstanceFlags(fs, "sluice-data")
@@ -213,14 +227,22 @@ pipelines:
 	require.NoError(t, err)
 	require.Equal(t, map[string]sluice.PipelineConfig{
 		"orders": {Postgres: &sluice.PostgresSource{URL: "postgres://cdc:secret@db:5432/orders", Tables: []string{"public.orders"}}, Retention: 48 * time.Hour,
-			Destinations: []sluice.PipelineDestination{
+			Destinations: []sluice.PipelineDestination{ // by name
+				{Name: "events", Hub: "order-changes", RetryBackoff: 2 * time.Second},
 				{Name: "reporting", SQL: &sluice.SQLDestination{URL: "mysql://r:secret@report:3306/report", CreateTables: true, Tables: map[string]string{"public.orders": "orders_report"}},
 					Breaker: sluice.BreakerPolicy{ConsecutiveFailures: 3, CoolDown: time.Minute}},
-				{Name: "events", Hub: "order-changes", RetryBackoff: 2 * time.Second},
 			}},
 		"docs": {Container: "devices", Destinations: []sluice.PipelineDestination{{Name: "copy", Container: "devices-copy"}}},
+		"list": {HTTP: &sluice.HTTPSource{URL: "https://graph.example.com/v1.0/sites/s/lists/l/items/delta", Table: "sharepoint.orders",
+			Headers: map[string]string{"Authorization": "Bearer g"}, PollInterval: time.Minute},
+			Destinations: []sluice.PipelineDestination{
+				{Name: "lake", Files: &sluice.FilesDestination{Container: "lake", Format: "csv", Prefix: "orders/"}},
+				{Name: "service", HTTP: &sluice.HTTPDestination{URL: "https://orders.example.com/changes", BatchSize: 100},
+					Transform: map[string]sluice.TableTransform{"*": {Filter: `.status != "draft"`, Rename: map[string]string{"qty": "quantity"},
+						Compute: map[string]sluice.ComputedColumn{"total": {Expr: ".qty * .price", Type: "numeric"}}}}},
+			}},
 	}, fc.Pipelines)
-	require.Equal(t, []string{"ORDERS_DB", "REPORT_DB"}, fc.SecretEnv, "kept from handler processes")
+	require.Equal(t, []string{"ORDERS_DB", "REPORT_DB", "GRAPH_TOKEN"}, fc.SecretEnv, "kept from handler processes")
 
 	require.NoError(t, os.WriteFile(path, []byte(`
 pipelines:

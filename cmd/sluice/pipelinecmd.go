@@ -1,11 +1,16 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/url"
+	"os"
 	"strconv"
 	"text/tabwriter"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/internal/gateway"
@@ -17,12 +22,110 @@ sets on the pipeline's change log (the hub pipeline-NAME), and destinations
 that apply them in order, each at its own position. A destination that
 fails retries for ever, in order, and catches up by itself; replay moves
 one destination back to apply the change log again from a point.`, []command{
+		{"create", "create a pipeline from a definition file, on every instance", pipelineCreate},
+		{"delete", "delete a created pipeline, its change log and its replication slot", pipelineDelete},
 		{"list", "list the pipelines: change sets staged, and where each destination is", pipelineList},
 		{"status", "show a pipeline: its source's position and each destination's", pipelineStatus},
 		{"replay", "move a destination back to a time or a change set; the others are untouched", pipelineReplay},
 		{"pause", "stop a destination where it is, on every instance", func(a []string) error { return pipelinePause(a, true) }},
 		{"resume", "let a paused destination go on", func(a []string) error { return pipelinePause(a, false) }},
 	}, args)
+}
+
+func pipelineCreate(args []string) error {
+	fs := flagSet("pipeline create", "sluice pipeline create NAME --file FILE [flags]", `
+Create a pipeline while the cluster runs: every instance starts it (one
+reads its source), as if declared. FILE holds its definition, in YAML or
+JSON, in the shape of an entry of sluice.yaml's pipelines section. Name
+secrets by environment variable (urlEnv, headersEnv): each instance reads
+them, and they are never stored. The definition is checked first; nothing
+is created when it is wrong.
+
+  # orders.yaml
+  postgres:
+    urlEnv: ORDERS_DATABASE_URL
+    tables: [public.orders]
+  destinations:
+    reporting:
+      sql: {urlEnv: REPORTING_DATABASE_URL, createTables: true}
+    service:
+      http: {url: https://orders.example.com/changes, headersEnv: {Authorization: SERVICE_TOKEN}}
+      transform:
+        public.orders: {filter: '.status != "draft"', exclude: [note]}
+
+  sluice pipeline create orders --file orders.yaml`)
+	c := clientFlags(fs)
+	file := fs.String("file", "", "the definition, YAML or JSON (- for standard input)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *file == "" {
+		return usagef("give the pipeline's name and --file")
+	}
+	spec, err := readSpecFile(*file)
+	if err != nil {
+		return err
+	}
+	body := jsonBody(gateway.PipelineCreateRequest{Name: pos[0], Spec: spec})
+	var st sluice.PipelineStatus
+	raw, err := c.do("POST", "/api/v1/pipelines", nil, "", body, &st)
+	if err != nil {
+		return err
+	}
+	c.print(raw, func(w *tabwriter.Writer) {
+		fmt.Fprintf(w, "created pipeline %s with %d destinations; see it with: sluice pipeline status %s\n", st.Name, len(st.Destinations), st.Name)
+	})
+	return nil
+}
+
+// readSpecFile reads a pipeline's definition, YAML or JSON, as JSON.
+func readSpecFile(name string) (json.RawMessage, error) {
+	var data []byte
+	var err error
+	if name == "-" {
+		data, err = io.ReadAll(stdin)
+	} else {
+		data, err = os.ReadFile(name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var v any
+	if err := yaml.Unmarshal(data, &v); err != nil {
+		return nil, fmt.Errorf("%s: not YAML or JSON: %v", name, err)
+	}
+	if _, ok := v.(map[string]any); !ok {
+		return nil, fmt.Errorf("%s: the definition is a mapping (source and destinations), not %T", name, v)
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", name, err)
+	}
+	return out, nil
+}
+
+func pipelineDelete(args []string) error {
+	fs := flagSet("pipeline delete", "sluice pipeline delete NAME --yes [flags]", `
+Delete a pipeline created with sluice pipeline create: it stops on every
+instance, and its change log, its staged change sets and, for a PostgreSQL
+source, its replication slot and publication are dropped (so the database
+stops keeping WAL for it). What its destinations wrote stays. A pipeline
+declared in sluice.yaml or the app's code is removed there instead.`)
+	c := clientFlags(fs)
+	yes := fs.Bool("yes", false, "confirm: its change log cannot be recovered")
+	name, err := parseName(fs, args, "pipeline")
+	if err != nil {
+		return err
+	}
+	if !*yes {
+		return usagef("deleting pipeline %s drops its change log and replication slot; add --yes to confirm", name)
+	}
+	if _, err := c.do("DELETE", "/api/v1/pipelines/"+url.PathEscape(name), nil, "", nil, nil); err != nil {
+		return err
+	}
+	c.print(append(jsonBody(map[string]string{"deleted": name}), '\n'), func(w *tabwriter.Writer) { fmt.Fprintf(w, "deleted pipeline %s\n", name) })
+	return nil
 }
 
 func pipelineList(args []string) error {
@@ -40,7 +143,7 @@ List the pipelines the instance runs, with each destination's position.`)
 		return err
 	}
 	if len(out.Pipelines) == 0 && !c.json {
-		fmt.Fprintln(stderr, "no pipelines (declare one with app.Pipeline, or in sluice.yaml)")
+		fmt.Fprintln(stderr, "no pipelines (declare one with app.Pipeline or in sluice.yaml, or create one with sluice pipeline create)")
 		return nil
 	}
 	c.print(raw, func(w *tabwriter.Writer) {
@@ -90,6 +193,10 @@ breaker.`)
 		return err
 	}
 	c.print(raw, func(w *tabwriter.Writer) {
+		if st.StartError != "" {
+			fmt.Fprintf(w, "pipeline %s does not run on this instance yet: %s\n", st.Name, st.StartError)
+			return
+		}
 		fmt.Fprintf(w, "pipeline %s: %d change sets staged, source at %s", st.Name, st.Staged, dash(st.Position))
 		if !st.StagedAt.IsZero() {
 			fmt.Fprintf(w, " (last staged %s)", st.StagedAt.Local().Format(time.DateTime))
@@ -98,9 +205,12 @@ breaker.`)
 		if st.SourceError != "" {
 			fmt.Fprintf(w, "source error: %s\n", st.SourceError)
 		}
-		fmt.Fprintln(w, "DESTINATION\tAPPLIED\tBEHIND\tBREAKER\tSTATE")
+		if l := st.SourceLag; l != nil {
+			fmt.Fprintf(w, "source lag: %d bytes, %.1fs\n", l.Bytes, l.Seconds)
+		}
+		fmt.Fprintln(w, "DESTINATION\tAPPLIED\tBEHIND\tLAG\tBREAKER\tSTATE")
 		for _, d := range st.Destinations {
-			fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\n", d.Name, d.Applied, d.Behind, dash(d.Breaker), destinationState(d))
+			fmt.Fprintf(w, "%s\t%d\t%d\t%.1fs\t%s\t%s\n", d.Name, d.Applied, d.Behind, d.LagSeconds, dash(d.Breaker), destinationState(d))
 		}
 	})
 	return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -65,6 +66,22 @@ func TestPipelineCommands(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	require.NotContains(t, out, "paused")
 
+	// A pipeline created from a file (YAML), and deleted.
+	dir := t.TempDir()
+	file, bad, notMapping := dir+"/more.yaml", dir+"/bad.yaml", dir+"/list.yaml"
+	require.NoError(t, os.WriteFile(file, []byte("container: devices\ndestinations:\n  events: {hub: device-changes, retryBackoff: 1s}\n"), 0o600))
+	require.NoError(t, os.WriteFile(bad, []byte("container: devices\ndestinatons: {}\n"), 0o600))
+	require.NoError(t, os.WriteFile(notMapping, []byte("- container\n"), 0o600))
+	code, out, errOut = run("pipeline", "create", "more", "--file", file)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "created pipeline more with 1 destinations")
+	code, out, errOut = run("pipeline", "list", "--json")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, `"created": true`)
+	code, out, errOut = run("pipeline", "delete", "more", "--yes")
+	require.Equal(t, 0, code, errOut)
+	require.Equal(t, "deleted pipeline more\n", out)
+
 	code, out, errOut = run("pipeline", "replay", "devices", "--destination", "copy", "--change-set", "1", "--grace", "10ms")
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, "destination copy of pipeline devices goes on from change set 1")
@@ -82,6 +99,11 @@ func TestPipelineCommands(t *testing.T) {
 		{[]string{"pipeline", "replay", "devices", "--destination", "zz", "--change-set", "1"}, 1, `no destination "zz"`},
 		{[]string{"pipeline", "replay", "devices", "--destination", "copy", "--from", "noon"}, 1, "RFC 3339"},
 		{[]string{"pipeline", "pause", "devices"}, 2, "--destination"},
+		{[]string{"pipeline", "create", "more"}, 2, "--file"},
+		{[]string{"pipeline", "create", "more", "--file", bad}, 1, `unknown field "destinatons"`},
+		{[]string{"pipeline", "create", "more", "--file", notMapping}, 1, "is a mapping"},
+		{[]string{"pipeline", "delete", "devices"}, 2, "--yes"},
+		{[]string{"pipeline", "delete", "devices", "--yes"}, 1, "declared"},
 	} {
 		code, _, errOut := run(c.args...)
 		require.Equal(t, c.code, code, "%v: %s", c.args, errOut)
