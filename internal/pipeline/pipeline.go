@@ -226,6 +226,31 @@ type Lagger interface {
 	Lag(ctx context.Context) (SourceLag, error)
 }
 
+// BackfillRequest asks a source to read rows of one of its tables again
+// (a partial backfill, as Sequin and Debezium's incremental snapshots
+// offer): the rows Where selects, or all of them.
+type BackfillRequest struct {
+	// Table is one of the source's tables, as its changes name it
+	// ("public.orders").
+	Table string `json:"table"`
+	// Where is an SQL condition on the table's columns ("created_at >=
+	// '2026-12-01'"); empty: every row. It runs in a read-only
+	// transaction.
+	Where string `json:"where,omitempty"`
+}
+
+// Backfiller is a source that can backfill: read a table's rows as they
+// are now and hand them over as Read changes (Batch.Snapshot set,
+// Position empty: the pipeline keeps its stream position), in key order,
+// in batches of the source's batch size, each read in a short transaction
+// of its own. Rows changed meanwhile also come through the stream after
+// the backfill's rows, so a destination ends equal to the source. It
+// returns the rows handed over; progress, if not nil, is told the count
+// after each batch.
+type Backfiller interface {
+	Backfill(ctx context.Context, req BackfillRequest, emit Emit, progress func(rows int64)) (int64, error)
+}
+
 // Rejected is a change a sink refused for good (a row its destination
 // cannot take), with the reason: it is dead-lettered, and the rest of the
 // change set is applied.
