@@ -373,6 +373,7 @@ type App struct {
 	pipeMu    sync.RWMutex
 	pipelines []*pipelineRun
 	pipeReg   *pipelineRegistry
+	backfills jetstream.KeyValue // pipelines' backfill requests
 	// letters keeps dead letters (the host's, and rows pipelines refuse).
 	letters     *deadletter.Store
 	deliveryLog *partner.DeliveryLog
@@ -658,6 +659,9 @@ func (a *App) startServices(ctx context.Context) (err error) {
 		return err
 	}
 	if err := a.openPartners(ctx); err != nil {
+		return err
+	}
+	if err := a.openBackfills(ctx); err != nil {
 		return err
 	}
 	for _, p := range a.pipelines {

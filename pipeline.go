@@ -282,6 +282,9 @@ type pipelineRun struct {
 	// live: its functions and source lease are in place on this instance.
 	live atomic.Bool
 
+	// stageMu orders staging: the stream's batches and a backfill's.
+	stageMu sync.Mutex
+
 	mu       sync.Mutex
 	startErr error              // a created pipeline's latest failure to start here
 	last     pipeline.ChangeSet // the latest change set staged (Seq 0: none)
@@ -573,6 +576,9 @@ func (p *pipelineRun) read(ctx context.Context) {
 		p.reading = false
 		p.mu.Unlock()
 	}()
+	var backfills sync.WaitGroup
+	defer backfills.Wait()
+	backfills.Go(func() { p.serveBackfills(ctx) })
 	wait := time.Second
 	for ctx.Err() == nil {
 		err := p.readOnce(ctx)
@@ -595,13 +601,17 @@ func (p *pipelineRun) read(ctx context.Context) {
 }
 
 func (p *pipelineRun) readOnce(ctx context.Context) error {
+	p.stageMu.Lock()
 	last, err := p.lastStaged(ctx)
+	if err == nil {
+		p.mu.Lock()
+		p.last = last
+		p.mu.Unlock()
+	}
+	p.stageMu.Unlock()
 	if err != nil {
 		return err
 	}
-	p.mu.Lock()
-	p.last = last
-	p.mu.Unlock()
 	return p.cfg.source.Run(ctx, last.Position, p.stage)
 }
 
@@ -656,6 +666,13 @@ func (p *pipelineRun) stage(ctx context.Context, b pipeline.Batch) error {
 	if len(b.Changes) == 0 && b.Position == "" {
 		return nil
 	}
+	p.stageMu.Lock()
+	defer p.stageMu.Unlock()
+	return p.stageLocked(ctx, b)
+}
+
+// stageLocked is stage, with stageMu held.
+func (p *pipelineRun) stageLocked(ctx context.Context, b pipeline.Batch) error {
 	p.mu.Lock()
 	seq := p.last.Seq + 1
 	p.mu.Unlock()

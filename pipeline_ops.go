@@ -136,6 +136,8 @@ type PipelineStatus struct {
 	// that can tell (PostgreSQL: the slot's WAL in bytes and its flush lag
 	// in seconds); absent when unknown.
 	SourceLag *pipeline.SourceLag `json:"source_lag,omitempty"`
+	// Backfill is the latest backfill (BackfillPipeline), if any.
+	Backfill *PipelineBackfill `json:"backfill,omitempty"`
 	// Destinations, in declaration order.
 	Destinations []PipelineDestinationStatus `json:"destinations"`
 }
@@ -188,6 +190,9 @@ func (a *App) PipelineStatus(ctx context.Context, name string) (PipelineStatus, 
 		st.SourceError = p.lastErr.Error()
 	}
 	p.mu.Unlock()
+	if bf, err := a.backfillOf(ctx, name); err == nil {
+		st.Backfill = bf
+	}
 	if l, ok := p.cfg.source.(pipeline.Lagger); ok {
 		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		lag, err := l.Lag(lctx)
@@ -329,6 +334,11 @@ func (c pipelineControl) PipelineCreate(ctx context.Context, name string, raw js
 	}
 	st, err := c.a.PipelineStatus(ctx, name)
 	return st, c.apiErr(err)
+}
+
+func (c pipelineControl) PipelineBackfill(ctx context.Context, name, table, where string) (any, error) {
+	bf, err := c.a.BackfillPipeline(ctx, name, pipeline.BackfillRequest{Table: table, Where: where})
+	return bf, c.apiErr(err)
 }
 
 func (c pipelineControl) PipelineDelete(ctx context.Context, name string) error {

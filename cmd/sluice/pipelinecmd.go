@@ -27,6 +27,7 @@ one destination back to apply the change log again from a point.`, []command{
 		{"list", "list the pipelines: change sets staged, and where each destination is", pipelineList},
 		{"status", "show a pipeline: its source's position and each destination's", pipelineStatus},
 		{"replay", "move a destination back to a time or a change set; the others are untouched", pipelineReplay},
+		{"backfill", "read a table's rows again (those a WHERE condition selects) for every destination", pipelineBackfill},
 		{"pause", "stop a destination where it is, on every instance", func(a []string) error { return pipelinePause(a, true) }},
 		{"resume", "let a paused destination go on", func(a []string) error { return pipelinePause(a, false) }},
 	}, args)
@@ -258,6 +259,72 @@ again idempotently. Other destinations are untouched.
 	}
 	c.print(raw, func(w *tabwriter.Writer) {
 		fmt.Fprintf(w, "destination %s of pipeline %s goes on from change set %d\n", out.Destination, out.Pipeline, out.From)
+	})
+	return nil
+}
+
+func pipelineBackfill(args []string) error {
+	fs := flagSet("pipeline backfill", "sluice pipeline backfill NAME --table TABLE [--where CONDITION] [flags]", `
+Read rows of one of the source's tables again, as they are now, and stage
+them as change sets for every destination (applied as upserts): for a
+destination added later, or rows a destination lost. --where is an SQL
+condition on the table's columns, run read-only on the source database;
+without it every row is read. The instance reading the source runs it
+between the stream's change sets; the stream goes on meanwhile. One
+backfill runs at a time; this command waits for it, showing its progress
+(--no-wait returns at once; sluice pipeline status shows it).
+
+  sluice pipeline backfill orders --table public.orders --where "created_at >= '2026-12-01'"`)
+	c := clientFlags(fs)
+	table := fs.String("table", "", "the source table (required)")
+	where := fs.String("where", "", "an SQL condition selecting the rows (default: all)")
+	noWait := fs.Bool("no-wait", false, "return once the backfill is asked for")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *table == "" {
+		return usagef("give the pipeline's name and --table")
+	}
+	path := "/api/v1/pipelines/" + url.PathEscape(pos[0])
+	var bf sluice.PipelineBackfill
+	raw, err := c.do("POST", path+"/backfill", nil, "", jsonBody(gateway.PipelineBackfillRequest{Table: *table, Where: *where}), &bf)
+	if err != nil {
+		return err
+	}
+	if !*noWait {
+		var prog *progress
+		if !c.json {
+			prog = newProgress(stderr, "backfill of "+*table, 0)
+		}
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for bf.State == "pending" || bf.State == "running" {
+			<-tick.C
+			var st sluice.PipelineStatus
+			if raw, err = c.do("GET", path, nil, "", nil, &st); err != nil {
+				return err
+			}
+			if st.Backfill == nil {
+				return fmt.Errorf("pipeline %s shows no backfill any more", pos[0])
+			}
+			bf = *st.Backfill
+			if raw, err = json.Marshal(bf); err != nil {
+				return err
+			}
+			if prog != nil {
+				prog.update(bf.Rows, bf.State)
+			}
+		}
+		if prog != nil {
+			prog.finish(bf.Rows, bf.State)
+		}
+		if bf.State == "failed" {
+			return fmt.Errorf("the backfill of %s failed after %d rows: %s", bf.Table, bf.Rows, bf.Error)
+		}
+	}
+	c.print(append(raw, '\n'), func(w *tabwriter.Writer) {
+		fmt.Fprintf(w, "backfill of %s: %s, %d rows\n", bf.Table, bf.State, bf.Rows)
 	})
 	return nil
 }

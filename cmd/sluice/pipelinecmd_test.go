@@ -103,6 +103,8 @@ func TestPipelineCommands(t *testing.T) {
 		{[]string{"pipeline", "create", "more", "--file", bad}, 1, `unknown field "destinatons"`},
 		{[]string{"pipeline", "create", "more", "--file", notMapping}, 1, "is a mapping"},
 		{[]string{"pipeline", "delete", "devices"}, 2, "--yes"},
+		{[]string{"pipeline", "backfill", "devices"}, 2, "--table"},
+		{[]string{"pipeline", "backfill", "devices", "--table", "devices"}, 1, "cannot backfill"},
 		{[]string{"pipeline", "delete", "devices", "--yes"}, 1, "declared"},
 	} {
 		code, _, errOut := run(c.args...)

@@ -94,9 +94,12 @@ var routeNeeds = map[string]need{
 	"pipelines.status": {verb: auth.VerbRead},
 	"pipelines.create": {verb: auth.VerbAdmin},
 	"pipelines.delete": {verb: auth.VerbAdmin},
-	"pipelines.replay": {verb: auth.VerbReplay},
-	"pipelines.pause":  {verb: auth.VerbReplay},
-	"pipelines.resume": {verb: auth.VerbReplay},
+	// A backfill runs the caller's SQL condition on the source database
+	// (read only): an admin's.
+	"pipelines.backfill": {verb: auth.VerbAdmin},
+	"pipelines.replay":   {verb: auth.VerbReplay},
+	"pipelines.pause":    {verb: auth.VerbReplay},
+	"pipelines.resume":   {verb: auth.VerbReplay},
 
 	// A partner's own routes take the partner's token, checked by the
 	// handler (partner.Registry.Authenticate), not an API key.

@@ -27,6 +27,15 @@ type PipelineControl interface {
 	// returns its status; PipelineDelete deletes a created one.
 	PipelineCreate(ctx context.Context, name string, spec json.RawMessage) (any, error)
 	PipelineDelete(ctx context.Context, name string) error
+	// PipelineBackfill asks the source to read a table's rows where
+	// selects again; it returns the request as stored.
+	PipelineBackfill(ctx context.Context, name, table, where string) (any, error)
+}
+
+// PipelineBackfillRequest is the body of a backfill.
+type PipelineBackfillRequest struct {
+	Table string `json:"table"`
+	Where string `json:"where,omitempty"`
 }
 
 // PipelineCreateRequest is the body of a pipeline's creation.
@@ -87,6 +96,23 @@ func (s *Server) HandlePipelines(c PipelineControl) {
 			return
 		}
 		writeJSON(w, http.StatusCreated, out)
+	})
+	s.route("POST /api/v1/pipelines/{pipeline}/backfill", "pipelines.backfill", func(w http.ResponseWriter, r *http.Request) {
+		var req PipelineBackfillRequest
+		if err := decodeRequest(r, &req); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if strings.TrimSpace(req.Table) == "" {
+			s.fail(w, r, invalidRequestf(`give the "table" to backfill (and a "where" condition, or none for every row)`))
+			return
+		}
+		out, err := c.PipelineBackfill(r.Context(), r.PathValue("pipeline"), strings.TrimSpace(req.Table), strings.TrimSpace(req.Where))
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusAccepted, out)
 	})
 	s.route("DELETE /api/v1/pipelines/{pipeline}", "pipelines.delete", func(w http.ResponseWriter, r *http.Request) {
 		if err := c.PipelineDelete(r.Context(), r.PathValue("pipeline")); err != nil {
