@@ -1,6 +1,7 @@
 package sluice
 
 import (
+	"context"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/gateway"
@@ -22,4 +23,14 @@ func WithPipelineSource(cfg PipelineConfig, src pipeline.Source) PipelineConfig 
 func SinkDestination(name string, sink pipeline.Sink) PipelineDestination {
 	return PipelineDestination{Name: name, sink: sink, RetryBackoff: 10 * time.Millisecond, MaxRetryBackoff: 50 * time.Millisecond,
 		Breaker: BreakerPolicy{ConsecutiveFailures: 1000, CoolDown: time.Second}}
+}
+
+// PruneStaged deletes a pipeline's staged change sets that left its change
+// log, as the instance reading its source does every 10 minutes.
+func (a *App) PruneStaged(ctx context.Context, name string) (int, error) {
+	p, err := a.pipelineByName(name)
+	if err != nil {
+		return 0, err
+	}
+	return p.pruneStaged(ctx)
 }

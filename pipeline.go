@@ -579,6 +579,7 @@ func (p *pipelineRun) read(ctx context.Context) {
 	var backfills sync.WaitGroup
 	defer backfills.Wait()
 	backfills.Go(func() { p.serveBackfills(ctx) })
+	backfills.Go(func() { p.prune(ctx) })
 	wait := time.Second
 	for ctx.Err() == nil {
 		err := p.readOnce(ctx)

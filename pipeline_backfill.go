@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/internal/blob"
 	"github.com/sluicehq/sluice/internal/pipeline"
 )
 
@@ -220,4 +221,69 @@ func (p *pipelineRun) stageBackfill(ctx context.Context, b pipeline.Batch) error
 	p.mu.Unlock()
 	b.Snapshot = true
 	return p.stageLocked(ctx, b)
+}
+
+// pruneEvery is how often the instance reading a pipeline's source
+// deletes the staged change sets its change log no longer holds.
+const pruneEvery = 10 * time.Minute
+
+// pruneStaged deletes the blobs of change sets that have left the change
+// log (its retention dropped their events): no destination can apply or
+// replay them any more. It returns how many it deleted.
+func (p *pipelineRun) pruneStaged(ctx context.Context) (int, error) {
+	_, parts, err := p.app.hubSvc.Describe(ctx, p.hub)
+	if err != nil {
+		return 0, err
+	}
+	var keep int64 // the first change set the log holds
+	switch first, last := parts[0].FirstSequence, parts[0].LastSequence; {
+	case first >= 0 && first <= last:
+		ev, err := p.readEvent(ctx, first)
+		if err != nil {
+			return 0, err
+		}
+		cs, err := decodeChangeSet(ev.Body)
+		if err != nil {
+			return 0, err
+		}
+		keep = cs.Seq
+	default: // the log is empty: every change set staged so far has left it
+		p.mu.Lock()
+		keep = p.last.Seq + 1
+		p.mu.Unlock()
+	}
+	blobs, err := p.app.blobs.List(ctx, p.container, "changes/")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, b := range blobs {
+		var seq int64
+		if _, err := fmt.Sscanf(b.Name, "changes/%d.jsonl.zst", &seq); err != nil || seq >= keep {
+			continue
+		}
+		if err := p.app.blobs.Delete(ctx, p.container, b.Name); err != nil && !errors.Is(err, blob.ErrNotFound) {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// prune runs pruneStaged every pruneEvery until ctx ends.
+func (p *pipelineRun) prune(ctx context.Context) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := p.pruneStaged(ctx); err != nil && ctx.Err() == nil {
+			p.app.log.Warn("pipeline: delete staged change sets past the change log's retention", "pipeline", p.name, "err", err)
+		} else if n > 0 {
+			p.app.log.Info("pipeline: deleted staged change sets past the change log's retention", "pipeline", p.name, "change_sets", n)
+		}
+	}
 }

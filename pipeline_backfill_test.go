@@ -9,9 +9,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/hub"
 	"github.com/sluicehq/sluice/internal/pipeline"
 )
 
@@ -156,4 +159,49 @@ func TestPipelineBackfill(t *testing.T) {
 		require.NoError(t, err)
 		return st.Backfill.State == "done"
 	})
+}
+
+// Staged change sets whose events left the change log (its retention)
+// are deleted; those it still holds stay.
+func TestPipelinePrunesStagedChangeSets(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src := newMemSource()
+	dst := &memSink{rows: map[string]string{}}
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", Logger: quiet()})
+	app.Pipeline("orders", sluice.WithPipelineSource(sluice.PipelineConfig{Destinations: []sluice.PipelineDestination{
+		sluice.SinkDestination("copy", dst)}}, src))
+	require.NoError(t, app.Start(ctx))
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
+	for i := range 6 {
+		src.add(upsert(i, "1"))
+	}
+	waitUntil(t, "6 change sets applied", func() bool { _, a := dst.snapshot(); return len(a) == 6 })
+	n, err := app.PruneStaged(ctx, "orders")
+	require.NoError(t, err)
+	require.Zero(t, n, "the log holds every change set")
+
+	// The retention drops the first three change sets' events.
+	nc, err := nats.Connect(app.NATSURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	stream, err := js.Stream(ctx, hub.StreamName(sluice.PipelineHub("orders"), 0))
+	require.NoError(t, err)
+	info, err := stream.Info(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 6, info.State.Msgs, "a record per change set")
+	require.NoError(t, stream.Purge(ctx, jetstream.WithPurgeSequence(info.State.FirstSeq+3)))
+
+	n, err = app.PruneStaged(ctx, "orders")
+	require.NoError(t, err)
+	require.Equal(t, 3, n)
+	list, err := app.Blobs().List(ctx, sluice.PipelineHub("orders"), "changes/")
+	require.NoError(t, err)
+	var names []string
+	for _, b := range list {
+		names = append(names, b.Name)
+	}
+	require.Equal(t, []string{pipeline.BlobName(4), pipeline.BlobName(5), pipeline.BlobName(6)}, names)
 }
