@@ -409,3 +409,52 @@ func TestPipelineDestinationDownCatchesUp(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, "SELECT seq FROM "+down+".sluice_pipeline_positions WHERE pipeline = $1 AND destination = 'flaky'", name).Scan(&recorded))
 	require.Equal(t, st.Staged, recorded)
 }
+
+// A PostgreSQL pipeline created through the API makes its slot and
+// publication; deleting it drops them, so the database keeps no WAL for
+// it.
+func TestPipelineCreatedOnPostgresDropsItsSlotWhenDeleted(t *testing.T) {
+	dsn := pgTestDB(t)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	var level string
+	require.NoError(t, pool.QueryRow(ctx, "SHOW wal_level").Scan(&level))
+	if level != "logical" {
+		t.Skipf("the test database has wal_level = %s: set it to logical (ALTER SYSTEM SET wal_level = logical, then restart PostgreSQL; .ci/run does)", level)
+	}
+	src := pgSchema(t, pool, "sluice_src")
+	_, err = pool.Exec(ctx, "CREATE TABLE "+src+".orders (id bigint PRIMARY KEY, total numeric(12,2))")
+	require.NoError(t, err)
+	name := "pg" + strings.TrimPrefix(src, "sluice_src_")
+	slot := "sluice_" + name
+	t.Cleanup(func() {
+		_, _ = pool.Exec(context.Background(), "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", slot)
+		_, _ = pool.Exec(context.Background(), "DROP PUBLICATION IF EXISTS "+slot)
+	})
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
+	app.Hub(sluice.HubConfig{Name: "order-changes", Partitions: 1})
+	require.NoError(t, app.Start(ctx))
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
+	t.Setenv("SLUICE_TEST_ORDERS_DB", dsn)
+	require.NoError(t, app.CreatePipeline(ctx, name, sluice.PipelineSpec{
+		Postgres:     &sluice.PostgresSpec{URLEnv: "SLUICE_TEST_ORDERS_DB", Tables: []string{src + ".orders"}},
+		Destinations: map[string]sluice.DestinationSpec{"events": {Hub: "order-changes"}}}))
+	_, err = pool.Exec(ctx, "INSERT INTO "+src+".orders VALUES (1, 2.5)")
+	require.NoError(t, err)
+	waitUntil(t, "the insert reaches the hub", func() bool {
+		lag, err := app.Lag(ctx, "order-changes", "")
+		require.NoError(t, err)
+		return lag == 1
+	})
+	count := func() int {
+		var n int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_publication WHERE pubname = $1)
+			+ (SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1)`, slot).Scan(&n))
+		return n
+	}
+	require.Equal(t, 2, count(), "its slot and publication")
+	require.NoError(t, app.DeletePipeline(ctx, name))
+	require.Zero(t, count(), "dropped with it")
+}

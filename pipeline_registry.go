@@ -352,7 +352,7 @@ func (a *App) DeletePipeline(ctx context.Context, name string) error {
 // instance may still be reading the slot for a moment, as it stops: an
 // active slot is tried again for a while.
 func dropSlot(ctx context.Context, p *pipelineRun) error {
-	cfg := pgsource.Config{DSN: p.cfg.Postgres.URL, Pipeline: p.name, Tables: p.cfg.Postgres.Tables}
+	cfg := pgsource.Config{DSN: p.cfg.Postgres.URL, Pipeline: p.name, Tables: p.cfg.Postgres.Tables, Logger: p.app.log}
 	wait := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		err := pgsource.Drop(ctx, cfg)
