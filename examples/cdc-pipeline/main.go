@@ -31,16 +31,15 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/examples/internal/cmdline"
 )
 
 func main() {
@@ -226,41 +225,8 @@ func newLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
-// parseFlags parses args, then takes each flag not given from the
-// environment variable CDC_<FLAG> (dashes as underscores), if set.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (flags come as --name value)", fs.Arg(0))
-	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		env := "CDC_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(env); ok && !given[f.Name] {
-			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
-			}
-		}
-	})
-	return errors.Join(errs...)
-}
+func parseFlags(fs *flag.FlagSet, args []string) error { return cmdline.ParseFlags(fs, args, "CDC_") }
 
-// signalContext ends at the first SIGINT or SIGTERM; a second one exits
-// at once.
 func signalContext() (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
-	sig := make(chan os.Signal, 2)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-sig
-		cancel()
-		<-sig
-		fmt.Fprintln(os.Stderr, "cdc-pipeline: second signal, exiting at once")
-		os.Exit(1)
-	}()
-	return ctx, func() { signal.Stop(sig); cancel() }
+	return cmdline.SignalContext("cdc-pipeline")
 }
