@@ -14,7 +14,8 @@ import (
 )
 
 // Source reads tables' changes by cursor. It is safe to Run once at a
-// time; New's checks are of the Config only, Run's of the database.
+// time; Backfill may be called meanwhile, from other goroutines. New's
+// checks are of the Config only, Run's of the database.
 type Source struct {
 	cfg  Config
 	kind kind
