@@ -231,22 +231,29 @@ type Lagger interface {
 // offer): the rows Where selects, or all of them.
 type BackfillRequest struct {
 	// Table is one of the source's tables, as its changes name it
-	// ("public.orders").
+	// ("public.orders"); the SQL sources also take the short form their
+	// config takes ("orders").
 	Table string `json:"table"`
-	// Where is an SQL condition on the table's columns ("created_at >=
-	// '2026-12-01'"); empty: every row. It runs in a read-only
-	// transaction.
+	// Where is one SQL condition on the table's columns, in the source
+	// database's dialect ("created_at >= '2026-12-01'"); empty: every
+	// row. It is put in parentheses and runs in a read-only transaction;
+	// one holding ';' is refused.
 	Where string `json:"where,omitempty"`
 }
 
 // Backfiller is a source that can backfill: read a table's rows as they
 // are now and hand them over as Read changes (Batch.Snapshot set,
-// Position empty: the pipeline keeps its stream position), in key order,
-// in batches of the source's batch size, each read in a short transaction
-// of its own. Rows changed meanwhile also come through the stream after
-// the backfill's rows, so a destination ends equal to the source. It
-// returns the rows handed over; progress, if not nil, is told the count
-// after each batch.
+// Position empty: the pipeline keeps its stream position; Tables
+// described as the source's other batches), in key order, in batches of
+// the source's batch size, each read by one keyset query in a short
+// read-only transaction of its own, on connections of its own: Backfill
+// may run while Run does, from another goroutine. Rows changed meanwhile
+// also come through the stream after the backfill's rows, so a
+// destination ends equal to the source. It returns the rows handed over
+// (those before a failure, when it fails); progress, if not nil, is told
+// the count after each batch. An unknown table, or a Where the database
+// refuses, fails before anything is handed over, with an error that says
+// so; an error of emit, or the end of ctx, stops it and is returned.
 type Backfiller interface {
 	Backfill(ctx context.Context, req BackfillRequest, emit Emit, progress func(rows int64)) (int64, error)
 }

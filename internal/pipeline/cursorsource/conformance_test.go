@@ -36,6 +36,10 @@ func exercise(t *testing.T, setup setupFunc) {
 	t.Run("LateCommitWithoutLag", func(t *testing.T) { t.Parallel(); testLateCommit(t, setup(t), -1) })
 	t.Run("FullRefresh", func(t *testing.T) { t.Parallel(); testFullRefresh(t, setup(t)) })
 	t.Run("Errors", func(t *testing.T) { t.Parallel(); testErrors(t, setup(t)) })
+	t.Run("Backfill", func(t *testing.T) { t.Parallel(); testBackfill(t, setup(t)) })
+	t.Run("BackfillWhileReading", func(t *testing.T) { t.Parallel(); testBackfillWhileReading(t, setup(t)) })
+	t.Run("BackfillRefuses", func(t *testing.T) { t.Parallel(); testBackfillRefuses(t, setup(t)) })
+	t.Run("BackfillStops", func(t *testing.T) { t.Parallel(); testBackfillStops(t, setup(t)) })
 }
 
 const tableT = `CREATE TABLE %s (id bigint PRIMARY KEY, v bigint NOT NULL, note varchar(100), deleted boolean NOT NULL DEFAULT false,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/sluicehq/sluice/internal/pipeline/sqlurl"
@@ -50,6 +51,11 @@ type dialect interface {
 	lagArg(lag time.Duration) any
 	// noSuchTable: hint of the fix when a table is missing.
 	noSuchTable() string
+	// conditionError is the server's message of err when err is one a
+	// condition makes (a syntax error, an unknown column or function, a
+	// bad value, a write refused in a read-only transaction); ok is false
+	// for the others (a lost connection, a privilege).
+	conditionError(err error) (msg string, ok bool)
 }
 
 // open connects to the database of cfg.URL.
@@ -169,7 +175,37 @@ func (postgresDialect) describe(ctx context.Context, db *sql.DB, schema, table s
 	return cols, key, true, err
 }
 
+func (postgresDialect) conditionError(err error) (string, bool) {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || len(pgErr.Code) != 5 {
+		return "", false
+	}
+	switch pgErr.Code[:2] {
+	case "42", "22", "21", "25", "0A", "P0":
+		if pgErr.Code != "42501" { // insufficient_privilege
+			return fmt.Sprintf("%s (SQLSTATE %s)", pgErr.Message, pgErr.Code), true
+		}
+	}
+	return "", false
+}
+
 type mysqlDialect struct{}
+
+func (mysqlDialect) conditionError(err error) (string, bool) {
+	var myErr *mysql.MySQLError
+	if !errors.As(err, &myErr) {
+		return "", false
+	}
+	switch string(myErr.SQLState[:2]) {
+	case "42", "22", "21", "25":
+		switch myErr.Number {
+		case 1044, 1142, 1143, 1227: // access denied
+			return "", false
+		}
+		return fmt.Sprintf("%s (error %d, SQLSTATE %s)", myErr.Message, myErr.Number, myErr.SQLState[:]), true
+	}
+	return "", false
+}
 
 func (mysqlDialect) defaultSchema(ctx context.Context, db *sql.DB) (string, error) {
 	var name sql.NullString

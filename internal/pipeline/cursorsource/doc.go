@@ -70,4 +70,40 @@
 // read this way, and after a restart the first pass hands over reads only
 // (rows deleted while the pipeline was down stay in the destination until
 // they are deleted by hand or the destination is rebuilt).
+//
+// # Backfill
+//
+// [Source.Backfill] (a [pipeline.Backfiller]) reads a table's rows again,
+// as they are now: those its Where selects, or all of them. The table is
+// one of Config.Tables, named as changes name it ("schema.table") or as
+// its TableConfig.Name does; another name is refused with
+// [ErrUnknownTable], which lists the source's tables. Where is one SQL
+// condition on the table's columns in the database's dialect, put in
+// parentheses; one holding a ';' is refused ([ErrInvalidWhere]). The rows
+// are read in primary-key order by keyset pagination: each batch is one
+// query
+//
+//	SELECT … FROM t WHERE (<where>) AND (pk…) > (last pk…) ORDER BY pk… LIMIT BatchSize
+//
+// in a transaction of its own, read only (PostgreSQL: BEGIN READ ONLY;
+// MariaDB and MySQL: START TRANSACTION READ ONLY), so that the condition
+// cannot write, on a connection of its own (Backfill may run while Run
+// reads; it shares nothing with it). A batch is handed over once its
+// transaction ended, as a [pipeline.Batch] of the table's rows read as
+// Run reads them (text values; a [pipeline.Read] of each row, its Key the
+// primary key's columns, or a [pipeline.Delete] of its Key when its
+// SoftDelete column marks it deleted; no Position nor CommitTime), its
+// Tables describing the table as Run's batches do, Snapshot set and
+// Position empty. progress, if not nil, is told the rows handed over after
+// each batch; Backfill returns them, and stops at the first batch shorter
+// than BatchSize (no empty batch is handed over). The cursor, its safety
+// lag and Run's progress play no part.
+//
+// A condition the server refuses (a syntax error, an unknown column, a
+// write refused in the read-only transaction) fails the first query, so
+// nothing is handed over: the error wraps [ErrInvalidWhere] and quotes the
+// server's message. So that a condition that closes its parentheses early
+// ("x) OR (y") cannot undo the pagination and hand the same rows over
+// without end, every row after the first batch is checked to come after
+// the last key read.
 package cursorsource

@@ -19,6 +19,15 @@ var (
 	// without one, rows sharing a cursor value cannot be told apart, nor
 	// can a destination update them.
 	ErrNoPrimaryKey = errors.New("cursorsource: table has no primary key")
+	// ErrUnknownTable is returned by Backfill when the table asked for is
+	// not one of Config.Tables; the message lists them.
+	ErrUnknownTable = errors.New("cursorsource: not a table of the source")
+	// ErrInvalidWhere is returned by Backfill when its Where is not one
+	// condition the server accepts: it holds a ';', or the server refused
+	// it (a syntax error, an unknown column or function, a write in the
+	// read-only transaction...; the message quotes the server's), or it
+	// undoes the key order.
+	ErrInvalidWhere = errors.New("cursorsource: invalid backfill WHERE")
 	// ErrBadPosition is returned by Run when after is not a position this
 	// source wrote.
 	ErrBadPosition = errors.New("cursorsource: bad position")

@@ -14,7 +14,8 @@ import (
 )
 
 // Source reads tables' changes by cursor. It is safe to Run once at a
-// time; New's checks are of the Config only, Run's of the database.
+// time; Backfill may be called meanwhile, from other goroutines. New's
+// checks are of the Config only, Run's of the database.
 type Source struct {
 	cfg  Config
 	kind kind
@@ -133,65 +134,85 @@ func (s *Source) Run(ctx context.Context, after string, emit pipeline.Emit) erro
 // the configured columns.
 func (s *Source) describe(ctx context.Context, db *sql.DB, d dialect) ([]*table, error) {
 	var out []*table
-	for i, tc := range s.cfg.Tables {
-		t := &table{cfg: tc}
-		schema, name, ok := strings.Cut(tc.Name, ".")
-		if !ok {
-			var err error
-			if schema, err = d.defaultSchema(ctx, db); err != nil {
-				return nil, fmt.Errorf("cursorsource: %s: %w", tc.Name, err)
-			}
-			name = tc.Name
-		}
-		t.schema, t.table, t.name = schema, name, schema+"."+name
-		cols, key, found, err := d.describe(ctx, db, schema, name)
-		switch {
-		case err != nil:
-			return nil, fmt.Errorf("cursorsource: describe %s: %w", t.name, err)
-		case !found:
-			return nil, fmt.Errorf("%w: %s (Tables[%d]): %s", ErrTableNotFound, t.name, i, d.noSuchTable())
-		case len(key) == 0:
-			return nil, fmt.Errorf("%w: %s (Tables[%d]): add one (ALTER TABLE %s ADD PRIMARY KEY (…)); rows that share a cursor value are told apart, and read in order, by it",
-				ErrNoPrimaryKey, t.name, i, t.name)
-		}
-		t.cols = cols
-		byName := map[string]column{}
-		for _, c := range cols {
-			byName[c.name] = c
-		}
-		t.desc = pipeline.Table{Name: t.name}
-		for _, c := range cols {
-			t.desc.Columns = append(t.desc.Columns, pipeline.Column{Name: c.name, Type: c.typ, Key: slices.Contains(key, c.name)})
-		}
-		for _, k := range key {
-			t.key = append(t.key, byName[k])
-		}
-		if !tc.FullRefresh {
-			c, ok := byName[tc.Cursor]
-			if !ok {
-				return nil, fmt.Errorf("%w: %s has no column %q (Tables[%d].Cursor)", ErrColumnNotFound, t.name, tc.Cursor, i)
-			}
-			if !c.orderable {
-				return nil, fmt.Errorf("%w: %s.%s (Tables[%d].Cursor) is %s: use a column of a number, date/time or string type that grows on every insert and update (updated_at, a row version)",
-					ErrCursorType, t.name, c.name, i, c.typ)
-			}
-			t.cursor = c
-		}
-		t.deleted = "0"
-		if tc.SoftDelete != "" {
-			c, ok := byName[tc.SoftDelete]
-			if !ok {
-				return nil, fmt.Errorf("%w: %s has no column %q (Tables[%d].SoftDelete)", ErrColumnNotFound, t.name, tc.SoftDelete, i)
-			}
-			if c.boolean {
-				t.deleted = "CASE WHEN " + d.quote(c.name) + " IS TRUE THEN 1 ELSE 0 END"
-			} else {
-				t.deleted = "CASE WHEN " + d.quote(c.name) + " IS NOT NULL THEN 1 ELSE 0 END"
-			}
+	for i := range s.cfg.Tables {
+		t, err := s.describeTable(ctx, db, d, i)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, t)
 	}
 	return out, nil
+}
+
+// qualify is the schema and the name of table name of the config
+// ("table" or "schema.table").
+func qualify(ctx context.Context, db *sql.DB, d dialect, name string) (schema, table string, err error) {
+	schema, table, ok := strings.Cut(name, ".")
+	if ok {
+		return schema, table, nil
+	}
+	if schema, err = d.defaultSchema(ctx, db); err != nil {
+		return "", "", fmt.Errorf("cursorsource: %s: %w", name, err)
+	}
+	return schema, name, nil
+}
+
+// describeTable reads the columns and key of Tables[i] from the catalog,
+// and checks its configured columns.
+func (s *Source) describeTable(ctx context.Context, db *sql.DB, d dialect, i int) (*table, error) {
+	tc := s.cfg.Tables[i]
+	t := &table{cfg: tc}
+	schema, name, err := qualify(ctx, db, d, tc.Name)
+	if err != nil {
+		return nil, err
+	}
+	t.schema, t.table, t.name = schema, name, schema+"."+name
+	cols, key, found, err := d.describe(ctx, db, schema, name)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("cursorsource: describe %s: %w", t.name, err)
+	case !found:
+		return nil, fmt.Errorf("%w: %s (Tables[%d]): %s", ErrTableNotFound, t.name, i, d.noSuchTable())
+	case len(key) == 0:
+		return nil, fmt.Errorf("%w: %s (Tables[%d]): add one (ALTER TABLE %s ADD PRIMARY KEY (…)); rows that share a cursor value are told apart, and read in order, by it",
+			ErrNoPrimaryKey, t.name, i, t.name)
+	}
+	t.cols = cols
+	byName := map[string]column{}
+	for _, c := range cols {
+		byName[c.name] = c
+	}
+	t.desc = pipeline.Table{Name: t.name}
+	for _, c := range cols {
+		t.desc.Columns = append(t.desc.Columns, pipeline.Column{Name: c.name, Type: c.typ, Key: slices.Contains(key, c.name)})
+	}
+	for _, k := range key {
+		t.key = append(t.key, byName[k])
+	}
+	if !tc.FullRefresh {
+		c, ok := byName[tc.Cursor]
+		if !ok {
+			return nil, fmt.Errorf("%w: %s has no column %q (Tables[%d].Cursor)", ErrColumnNotFound, t.name, tc.Cursor, i)
+		}
+		if !c.orderable {
+			return nil, fmt.Errorf("%w: %s.%s (Tables[%d].Cursor) is %s: use a column of a number, date/time or string type that grows on every insert and update (updated_at, a row version)",
+				ErrCursorType, t.name, c.name, i, c.typ)
+		}
+		t.cursor = c
+	}
+	t.deleted = "0"
+	if tc.SoftDelete != "" {
+		c, ok := byName[tc.SoftDelete]
+		if !ok {
+			return nil, fmt.Errorf("%w: %s has no column %q (Tables[%d].SoftDelete)", ErrColumnNotFound, t.name, tc.SoftDelete, i)
+		}
+		if c.boolean {
+			t.deleted = "CASE WHEN " + d.quote(c.name) + " IS TRUE THEN 1 ELSE 0 END"
+		} else {
+			t.deleted = "CASE WHEN " + d.quote(c.name) + " IS NOT NULL THEN 1 ELSE 0 END"
+		}
+	}
+	return t, nil
 }
 
 // read reads t's next rows, advances t.prog past them and returns their
@@ -205,16 +226,7 @@ func (s *Source) read(ctx context.Context, db *sql.DB, d dialect, t *table) (cha
 	}
 	var q strings.Builder
 	var args []any
-	q.WriteString("SELECT ")
-	for _, c := range t.cols {
-		q.WriteString(d.text(c))
-		q.WriteString(", ")
-	}
-	q.WriteString(t.deleted)
-	q.WriteString(" FROM ")
-	// The alias qualifies the columns ordered by: unqualified, PostgreSQL
-	// would order by the output columns of the same names, as text.
-	q.WriteString(d.quote(t.schema) + "." + d.quote(t.table) + " AS r")
+	q.WriteString("SELECT " + selectList(d, t) + " FROM " + fromTable(d, t))
 	// order: the columns rows are read in order of, the cursor first.
 	order := t.key
 	var from []string
@@ -253,45 +265,17 @@ func (s *Source) read(ctx context.Context, db *sql.DB, d dialect, t *table) (cha
 	if err != nil {
 		return nil, false, err
 	}
-	defer rows.Close()
-	vals := make([]sql.NullString, len(t.cols))
-	dest := make([]any, len(t.cols)+1)
-	for i := range vals {
-		dest[i] = &vals[i]
-	}
-	var deleted int64
-	dest[len(t.cols)] = &deleted
-	var last pipeline.Row
-	n := 0
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return nil, false, err
-		}
-		n++
-		row := make(pipeline.Row, len(t.cols))
-		for i, c := range t.cols {
-			if vals[i].Valid {
-				row[c.name] = vals[i].String
-			} else {
-				row[c.name] = nil
-			}
-		}
-		key := make(pipeline.Row, len(t.key))
-		for _, c := range t.key {
-			key[c.name] = row[c.name]
-		}
-		if deleted != 0 {
-			changes = append(changes, pipeline.Change{Op: pipeline.Delete, Table: t.name, Key: key})
-		} else {
-			changes = append(changes, pipeline.Change{Op: pipeline.Read, Table: t.name, Key: key, After: row})
-			if t.cfg.FullRefresh {
-				t.seen[keyID(t, key)] = key
-			}
-		}
-		last = row
-	}
-	if err := rows.Err(); err != nil {
+	changes, last, err := scanChanges(rows, t, nil)
+	if err != nil {
 		return nil, false, err
+	}
+	n := len(changes)
+	if t.cfg.FullRefresh {
+		for _, c := range changes {
+			if c.Op == pipeline.Read {
+				t.seen[keyID(t, c.Key)] = c.Key
+			}
+		}
 	}
 	if last != nil {
 		t.prog.Key = make([]string, len(t.key))
@@ -324,6 +308,75 @@ func (s *Source) read(ctx context.Context, db *sql.DB, d dialect, t *table) (cha
 		t.next = time.Now().Add(s.cfg.PollInterval)
 	}
 	return changes, full, nil
+}
+
+// selectList selects t's columns as text, then whether the row is
+// soft-deleted (1 or 0).
+func selectList(d dialect, t *table) string {
+	var b strings.Builder
+	for _, c := range t.cols {
+		b.WriteString(d.text(c))
+		b.WriteString(", ")
+	}
+	b.WriteString(t.deleted)
+	return b.String()
+}
+
+// fromTable is t, aliased r. The alias qualifies the columns ordered by:
+// unqualified, PostgreSQL would order by the output columns of the same
+// names, as text.
+func fromTable(d dialect, t *table) string {
+	return d.quote(t.schema) + "." + d.quote(t.table) + " AS r"
+}
+
+// scanChanges reads the rows of a query of selectList's columns as
+// changes of t: a Read of each row, or a Delete of its key when it is
+// soft-deleted; last is the last row read. With check, each row has one
+// more column, which check is given.
+func scanChanges(rows *sql.Rows, t *table, check func(int64) error) (changes []pipeline.Change, last pipeline.Row, err error) {
+	defer rows.Close()
+	vals := make([]sql.NullString, len(t.cols))
+	dest := make([]any, len(t.cols)+1, len(t.cols)+2)
+	for i := range vals {
+		dest[i] = &vals[i]
+	}
+	var deleted, extra int64
+	dest[len(t.cols)] = &deleted
+	if check != nil {
+		dest = append(dest, &extra)
+	}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return nil, nil, err
+		}
+		if check != nil {
+			if err := check(extra); err != nil {
+				return nil, nil, err
+			}
+		}
+		row := make(pipeline.Row, len(t.cols))
+		for i, c := range t.cols {
+			if vals[i].Valid {
+				row[c.name] = vals[i].String
+			} else {
+				row[c.name] = nil
+			}
+		}
+		key := make(pipeline.Row, len(t.key))
+		for _, c := range t.key {
+			key[c.name] = row[c.name]
+		}
+		if deleted != 0 {
+			changes = append(changes, pipeline.Change{Op: pipeline.Delete, Table: t.name, Key: key})
+		} else {
+			changes = append(changes, pipeline.Change{Op: pipeline.Read, Table: t.name, Key: key, After: row})
+		}
+		last = row
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	return changes, last, nil
 }
 
 // keyID is a row's key as a map key.

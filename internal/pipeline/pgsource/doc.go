@@ -89,6 +89,45 @@
 // position, whenever it began. The same holds for the end of a
 // transaction that changed none of the tables.
 //
+// # Backfill
+//
+// [Source.Backfill] (a [pipeline.Backfiller]) reads a table's rows again,
+// as they are now: those its Where selects, or all of them. The table is
+// one of Config.Tables, named as changes name it ("public.orders") or as
+// Config.Tables may ("orders" for public.orders); another name is refused
+// with [ErrUnknownTable], which lists the source's tables. Where is one
+// SQL condition on the table's columns, put in parentheses; one holding a
+// ';' is refused ([ErrInvalidWhere]). The rows are read in key order (the
+// primary key's, or the replica identity index's), by keyset pagination:
+// each batch is one query
+//
+//	SELECT … FROM ONLY t WHERE (<where>) AND (key…) > (last key…) ORDER BY key… LIMIT BatchSize
+//
+// in a transaction of its own, BEGIN READ ONLY (so that the condition
+// cannot write), on a connection of its own (Backfill may run while Run
+// streams; it shares nothing with it). A batch is handed over once its
+// transaction ended, as a [pipeline.Batch] of [pipeline.Read] changes
+// (Key the key columns, After the row, no Position nor CommitTime), its
+// Tables describing the table as the snapshot does, Snapshot set and
+// Position empty: values are text, exactly as the snapshot gives them.
+// progress, if not nil, is told the rows handed over after each batch;
+// Backfill returns them, and stops at the first batch shorter than
+// BatchSize (no empty batch is handed over).
+//
+// A condition the server refuses (a syntax error, an unknown column, a
+// write refused in the read-only transaction) fails the first query, so
+// nothing is handed over: the error wraps [ErrInvalidWhere] and quotes the
+// server's message. A condition that fails on some row only (a division
+// by zero) fails the batch that reaches it, after the earlier ones. So
+// that a condition that closes its parentheses early ("x) OR (y") cannot
+// undo the pagination and hand the same rows over without end, every row
+// after the first batch is checked to come after the last key read. A
+// table of REPLICA IDENTITY FULL without a key index is read in ctid
+// order instead (its Key, as in the snapshot, is every column): a row
+// updated meanwhile may be read twice or not at all, and its update comes
+// through the stream anyway; a VACUUM FULL or CLUSTER of it meanwhile can
+// make the backfill miss rows.
+//
 // # Limits
 //
 //   - A table added to Config.Tables of a pipeline that has streamed

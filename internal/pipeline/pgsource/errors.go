@@ -28,6 +28,15 @@ var (
 	// ErrBadPosition is returned by Run when after is not a position this
 	// source wrote.
 	ErrBadPosition = errors.New("pgsource: bad position")
+	// ErrUnknownTable is returned by Backfill when the table asked for is
+	// not one of Config.Tables; the message lists them.
+	ErrUnknownTable = errors.New("pgsource: not a table of the source")
+	// ErrInvalidWhere is returned by Backfill when its Where is not one
+	// condition the server accepts: it holds a ';', or the server refused
+	// it (a syntax error, an unknown column or function, a write in the
+	// read-only transaction, a value of the wrong type...; the message
+	// quotes the server's), or it undoes the key order.
+	ErrInvalidWhere = errors.New("pgsource: invalid backfill WHERE")
 	// ErrInvalidConfig is returned by New (and Drop) for a Config that
 	// cannot work; the message names the field.
 	ErrInvalidConfig = errors.New("pgsource: invalid config")

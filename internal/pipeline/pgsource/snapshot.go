@@ -70,15 +70,7 @@ func (r *run) snapshot(ctx context.Context) (pglogrepl.LSN, error) {
 		}
 		var n int64
 		for rows.Next() {
-			raw := rows.RawValues()
-			row := make(pipeline.Row, len(raw))
-			for j, v := range raw {
-				if v == nil {
-					row[t.desc.Columns[j].Name] = nil
-				} else {
-					row[t.desc.Columns[j].Name] = string(v)
-				}
-			}
+			row := textRow(rows.RawValues(), t.desc.Columns)
 			n++
 			c := pipeline.Change{Op: pipeline.Read, Table: t.desc.Name, Key: keyOf(row, t.key), After: row, Position: consistent.String()}
 			if err := b.add(ctx, c, t.desc, position{kind: posSnapshot, lsn: consistent, table: i, rows: n}); err != nil {
@@ -140,6 +132,21 @@ func (b *snapshotBatcher) hand(ctx context.Context, pos position) error {
 	}
 	b.changes, b.tables = nil, nil
 	return nil
+}
+
+// textRow is a row read in text format (its values as their types'
+// output functions write them, as pgoutput sends them): the first
+// len(cols) values, by column, SQL NULL as nil.
+func textRow(raw [][]byte, cols []pipeline.Column) pipeline.Row {
+	row := make(pipeline.Row, len(cols))
+	for j, c := range cols {
+		if raw[j] == nil {
+			row[c.Name] = nil
+		} else {
+			row[c.Name] = string(raw[j])
+		}
+	}
+	return row
 }
 
 // keyOf is the key columns of row (those it holds).
