@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/pipeline"
 )
 
 // pgTestDB is the test database, from SLUICE_TEST_POSTGRES; the test
@@ -457,4 +458,67 @@ func TestPipelineCreatedOnPostgresDropsItsSlotWhenDeleted(t *testing.T) {
 	require.Equal(t, 2, count(), "its slot and publication")
 	require.NoError(t, app.DeletePipeline(ctx, name))
 	require.Zero(t, count(), "dropped with it")
+}
+
+// A partial backfill on PostgreSQL: rows a destination lost come back
+// from the source's table (those the WHERE selects), while writes go on.
+func TestPipelinePostgresBackfill(t *testing.T) {
+	dsn := pgTestDB(t)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	var level string
+	require.NoError(t, pool.QueryRow(ctx, "SHOW wal_level").Scan(&level))
+	if level != "logical" {
+		t.Skipf("the test database has wal_level = %s: set it to logical (ALTER SYSTEM SET wal_level = logical, then restart PostgreSQL; .ci/run does)", level)
+	}
+	src, dst := pgSchema(t, pool, "sluice_src"), pgSchema(t, pool, "sluice_dst")
+	_, err = pool.Exec(ctx, "CREATE TABLE "+src+".orders (id bigint PRIMARY KEY, customer text NOT NULL, total numeric(12,2))")
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, "INSERT INTO "+src+".orders SELECT g, 'c' || g % 10, g * 1.5 FROM generate_series(1, 500) g")
+	require.NoError(t, err)
+	name := "pg" + strings.TrimPrefix(src, "sluice_src_")
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
+	app.Pipeline(name, sluice.PipelineConfig{BatchSize: 100,
+		Postgres:     &sluice.PostgresSource{URL: dsn, Tables: []string{src + ".orders"}},
+		Destinations: []sluice.PipelineDestination{{Name: "reporting", SQL: &sluice.SQLDestination{URL: withSearchPath(t, dsn, dst), CreateTables: true}}}})
+	require.NoError(t, app.Start(ctx))
+	t.Cleanup(func() {
+		_ = app.Stop(context.Background())
+		_, _ = pool.Exec(context.Background(), "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", "sluice_"+name)
+		_, _ = pool.Exec(context.Background(), "DROP PUBLICATION IF EXISTS sluice_"+name)
+	})
+	equal := func() bool {
+		var exists bool
+		require.NoError(t, pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", dst+".orders").Scan(&exists))
+		return exists && slicesEqual(tableRows(t, pool, dst+".orders"), tableRows(t, pool, src+".orders"))
+	}
+	waitUntil(t, "the snapshot applied", equal)
+	_, err = pool.Exec(ctx, "DELETE FROM "+dst+".orders WHERE id > 200") // the destination lost rows
+	require.NoError(t, err)
+	_, err = app.BackfillPipeline(ctx, name, pipeline.BackfillRequest{Table: src + ".orders", Where: "id > 200"})
+	require.NoError(t, err)
+	for i := range 20 { // the stream goes on meanwhile
+		_, err = pool.Exec(ctx, fmt.Sprintf("UPDATE %s.orders SET total = total + 1 WHERE id = %d", src, 190+i*10))
+		require.NoError(t, err)
+	}
+	var st sluice.PipelineStatus
+	waitUntil(t, "the backfill is done", func() bool {
+		st, err = app.PipelineStatus(ctx, name)
+		require.NoError(t, err)
+		return st.Backfill != nil && (st.Backfill.State == "done" || st.Backfill.State == "failed")
+	})
+	require.Equal(t, "done", st.Backfill.State, st.Backfill.Error)
+	require.EqualValues(t, 300, st.Backfill.Rows)
+	waitUntil(t, "the destination equals the source again", equal)
+
+	_, err = app.BackfillPipeline(ctx, name, pipeline.BackfillRequest{Table: src + ".orders", Where: "no_such_column > 1"})
+	require.NoError(t, err)
+	waitUntil(t, "a bad WHERE fails the backfill", func() bool {
+		st, err = app.PipelineStatus(ctx, name)
+		require.NoError(t, err)
+		return st.Backfill.State == "failed"
+	})
+	require.Contains(t, st.Backfill.Error, "no_such_column")
 }
