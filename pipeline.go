@@ -284,6 +284,10 @@ type pipelineRun struct {
 
 	// stageMu orders staging: the stream's batches and a backfill's.
 	stageMu sync.Mutex
+	// recent holds the changes of the change sets this instance staged
+	// last, so that its destinations need not read them back from their
+	// blobs and decode them (the change sets are immutable once staged).
+	recent recentChangeSets
 
 	mu       sync.Mutex
 	startErr error              // a created pipeline's latest failure to start here
@@ -629,7 +633,43 @@ func (p *pipelineRun) lastStaged(ctx context.Context) (pipeline.ChangeSet, error
 	if err != nil {
 		return pipeline.ChangeSet{}, err
 	}
-	return decodeChangeSet(ev.Body)
+	if cs, err := decodeChangeSet(ev.Body); err == nil {
+		return cs, nil
+	}
+	// The newest event is not a change set (something else published to
+	// the change log): the newest change set before it.
+	return p.lastStagedBefore(ctx, parts[0])
+}
+
+// lastStagedBefore reads the newest change set among the last 1,000
+// records of the change log.
+func (p *pipelineRun) lastStagedBefore(ctx context.Context, pi hub.PartitionInfo) (pipeline.ChangeSet, error) {
+	firstRec, _ := hub.SplitSequence(pi.FirstSequence)
+	lastRec, _ := hub.SplitSequence(pi.LastSequence)
+	from := max(firstRec, lastRec-min(lastRec, 1000))
+	r, err := p.app.hubSvc.OpenReader(ctx, p.hub, 0, hub.Start{Kind: hub.StartAfter, After: hub.SequenceOf(from, 0) - 1})
+	if err != nil {
+		return pipeline.ChangeSet{}, fmt.Errorf("pipeline %s: read the change log: %w", p.name, err)
+	}
+	defer r.Close()
+	var found pipeline.ChangeSet
+	for {
+		evs, err := r.Next(ctx)
+		if err != nil {
+			return pipeline.ChangeSet{}, fmt.Errorf("pipeline %s: read the change log: %w", p.name, err)
+		}
+		for _, e := range evs {
+			if cs, err := decodeChangeSet(e.Body); err == nil {
+				found = cs
+			}
+			if e.Sequence >= pi.LastSequence {
+				if found.Seq == 0 {
+					return found, fmt.Errorf("%w: pipeline %s: none of the newest events of its change log (hub %s) is a change set; something else publishes to it", pipeline.ErrCorrupt, p.name, p.hub)
+				}
+				return found, nil
+			}
+		}
+	}
 }
 
 // readEvent reads the change-log event at seq.
@@ -707,6 +747,7 @@ func (p *pipelineRun) stageLocked(ctx context.Context, b pipeline.Batch) error {
 	p.mu.Lock()
 	p.last, p.lastErr = cs, nil
 	p.mu.Unlock()
+	p.recent.put(cs.Seq, b.Changes)
 	return nil
 }
 
@@ -714,30 +755,77 @@ func (p *pipelineRun) stageLocked(ctx context.Context, b pipeline.Batch) error {
 // the batch: the function retries it for ever (and its breaker holds the
 // destination while it keeps failing), so nothing is skipped.
 func (d *pipelineDest) handle(ctx context.Context, events []Event) error {
-	for _, e := range events {
-		cs, err := decodeChangeSet(e.Body)
-		if err != nil {
-			return DeadLetter(err, e)
+	// The batch's change sets are read and decoded ahead, two at a time,
+	// while the sink applies them in order.
+	type loading struct {
+		cs      pipeline.ChangeSet
+		changes []pipeline.Change
+		err     error
+		done    chan struct{}
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, 2)
+	sets := make([]*loading, len(events))
+	for i, e := range events {
+		l := &loading{done: make(chan struct{})}
+		sets[i] = l
+		if l.cs, l.err = decodeChangeSet(e.Body); l.err != nil {
+			close(l.done)
+			continue
 		}
-		changes, err := d.p.load(ctx, cs)
-		if err != nil {
+		go func() {
+			defer close(l.done)
+			select {
+			case sem <- struct{}{}:
+			case <-lctx.Done():
+				l.err = lctx.Err()
+				return
+			}
+			defer func() { <-sem }()
+			l.changes, l.err = d.p.load(lctx, l.cs)
+		}()
+	}
+	var corrupt []Event
+	var corruptErr error
+	for i, e := range events {
+		l := sets[i]
+		<-l.done
+		if l.err != nil && errors.Is(l.err, pipeline.ErrCorrupt) && l.cs.Seq == 0 {
+			// Not a change set at all: the others go on, it is a dead letter.
+			corrupt, corruptErr = append(corrupt, e), l.err
+			continue
+		}
+		if l.err != nil {
+			return l.err
+		}
+		if err := d.apply(ctx, e, l.cs, l.changes); err != nil {
 			return err
 		}
-		var refused []pipeline.Rejected
-		if d.transform != nil {
-			if cs, changes, refused, err = d.transform.Apply(ctx, cs, changes); err != nil {
-				return fmt.Errorf("destination %s: change set %d: %w", d.cfg.Name, cs.Seq, err)
-			}
-		}
-		rejected, err := d.sink.Apply(ctx, cs, changes)
-		if err != nil {
+	}
+	if len(corrupt) > 0 {
+		return DeadLetter(corruptErr, corrupt...)
+	}
+	return nil
+}
+
+// apply applies one change set, dead-lettering the rows refused.
+func (d *pipelineDest) apply(ctx context.Context, e Event, cs pipeline.ChangeSet, changes []pipeline.Change) error {
+	var refused []pipeline.Rejected
+	if d.transform != nil {
+		var err error
+		if cs, changes, refused, err = d.transform.Apply(ctx, cs, changes); err != nil {
 			return fmt.Errorf("destination %s: change set %d: %w", d.cfg.Name, cs.Seq, err)
 		}
-		rejected = append(refused, rejected...)
-		if len(rejected) > 0 {
-			if err := d.p.app.letters.Put(ctx, d.rowLetters(e, cs, rejected)); err != nil {
-				return fmt.Errorf("destination %s: change set %d: keep the %d rows it refused as dead letters: %w", d.cfg.Name, cs.Seq, len(rejected), err)
-			}
+	}
+	rejected, err := d.sink.Apply(ctx, cs, changes)
+	if err != nil {
+		return fmt.Errorf("destination %s: change set %d: %w", d.cfg.Name, cs.Seq, err)
+	}
+	rejected = append(refused, rejected...)
+	if len(rejected) > 0 {
+		if err := d.p.app.letters.Put(ctx, d.rowLetters(e, cs, rejected)); err != nil {
+			return fmt.Errorf("destination %s: change set %d: keep the %d rows it refused as dead letters: %w", d.cfg.Name, cs.Seq, len(rejected), err)
 		}
 	}
 	return nil
@@ -758,8 +846,12 @@ func (d *pipelineDest) rowLetters(e Event, cs pipeline.ChangeSet, rejected []pip
 	return out
 }
 
-// load reads a change set's changes from its blob.
+// load reads a change set's changes: from memory when this instance
+// staged it lately, else from its blob.
 func (p *pipelineRun) load(ctx context.Context, cs pipeline.ChangeSet) ([]pipeline.Change, error) {
+	if changes, ok := p.recent.get(cs.Seq); ok && len(changes) == cs.Count {
+		return changes, nil
+	}
 	r, _, err := p.app.blobs.Get(ctx, p.container, cs.Blob)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %s: change set %d (blob %s): %w", p.name, cs.Seq, cs.Blob, err)
@@ -795,4 +887,34 @@ func (a *App) pipelineList() []*pipelineRun {
 	a.pipeMu.RLock()
 	defer a.pipeMu.RUnlock()
 	return slices.Clone(a.pipelines)
+}
+
+// recentChangeSets keeps the changes of the last change sets staged, by
+// number, for the destinations on the same instance. Sinks and transforms
+// never modify the changes they are given, so the destinations share
+// them.
+type recentChangeSets struct {
+	mu      sync.Mutex
+	seqs    [recentCapacity]int64
+	changes [recentCapacity][]pipeline.Change
+}
+
+// recentCapacity change sets (each up to BatchSize changes) are kept.
+const recentCapacity = 32
+
+func (r *recentChangeSets) put(seq int64, changes []pipeline.Change) {
+	i := seq % recentCapacity
+	r.mu.Lock()
+	r.seqs[i], r.changes[i] = seq, slices.Clone(changes)
+	r.mu.Unlock()
+}
+
+func (r *recentChangeSets) get(seq int64) ([]pipeline.Change, bool) {
+	i := seq % recentCapacity
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.seqs[i] != seq || r.changes[i] == nil {
+		return nil, false
+	}
+	return r.changes[i], true
 }

@@ -317,3 +317,40 @@ func TestPipelineContainerDestinationMovedRow(t *testing.T) {
 		return slices.Equal(ids, []string{"2", "9"})
 	})
 }
+
+// An event on the change log that is not a change set is a dead letter;
+// the change sets around it, in the same batch, are applied.
+func TestPipelineForeignEventOnTheChangeLog(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src := newMemSource()
+	dst := &memSink{rows: map[string]string{}, down: true}
+	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
+	app.Pipeline("orders", sluice.WithPipelineSource(sluice.PipelineConfig{Destinations: []sluice.PipelineDestination{
+		sluice.SinkDestination("copy", dst)}}, src))
+	require.NoError(t, app.Start(ctx))
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
+	src.add(upsert(1, "10"))
+	waitUntil(t, "the destination fails the first change set", func() bool { dst.mu.Lock(); defer dst.mu.Unlock(); return dst.fails > 0 })
+	_, err := app.Publish(ctx, sluice.PipelineHub("orders"), sluice.Event{Body: []byte("not a change set")})
+	require.NoError(t, err)
+	src.add(upsert(2, "20"))
+	waitUntil(t, "both change sets staged", func() bool {
+		st, err := app.PipelineStatus(ctx, "orders")
+		require.NoError(t, err)
+		return st.Staged == 2
+	})
+	dst.mu.Lock()
+	dst.down = false // the three come in one batch
+	dst.mu.Unlock()
+	waitUntil(t, "both change sets applied", func() bool { _, a := dst.snapshot(); return len(a) == 2 })
+	rows, _ := dst.snapshot()
+	require.Equal(t, map[string]string{"1": "10", "2": "20"}, rows)
+	var dls []sluice.DeadLetterRecord
+	waitUntil(t, "the foreign event is a dead letter", func() bool {
+		dls, err = app.DeadLetters(ctx, sluice.DeadLetterFilter{}, 10)
+		require.NoError(t, err)
+		return len(dls) == 1
+	})
+	require.Equal(t, "not a change set", string(dls[0].Body))
+}

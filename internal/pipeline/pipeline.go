@@ -267,6 +267,9 @@ type Rejected struct {
 }
 
 // Sink is a write strategy: it applies change sets to a destination.
+//
+// A sink must not modify the changes (nor their rows) it is given: the
+// destinations of a pipeline share them.
 type Sink interface {
 	// Apply applies a change set's changes. Change sets come in Seq order,
 	// but after a crash or a replay a sink gets again change sets it has
