@@ -186,7 +186,7 @@ func (s PipelineSpec) Config(getenv func(string) string) (PipelineConfig, error)
 		}
 		cfg.SQL = &SQLSource{URL: url, PollInterval: time.Duration(sq.PollInterval), Lag: time.Duration(sq.Lag)}
 		for _, t := range sq.Tables {
-			cfg.SQL.Tables = append(cfg.SQL.Tables, SQLSourceTable{Name: t.Name, Cursor: t.Cursor, SoftDelete: t.SoftDelete, FullRefresh: t.FullRefresh})
+			cfg.SQL.Tables = append(cfg.SQL.Tables, SQLSourceTable(t))
 		}
 	}
 	if h := s.HTTP; h != nil {
@@ -234,7 +234,7 @@ func (s PipelineSpec) Config(getenv func(string) string) (PipelineConfig, error)
 				if len(t.Compute) > 0 {
 					tt.Compute = make(map[string]ComputedColumn, len(t.Compute))
 					for col, c := range t.Compute {
-						tt.Compute[col] = ComputedColumn{Expr: c.Expr, Type: c.Type}
+						tt.Compute[col] = ComputedColumn(c)
 					}
 				}
 				d.Transform[table] = tt

@@ -302,7 +302,7 @@ backfill runs at a time; this command waits for it, showing its progress
 		for bf.State == "pending" || bf.State == "running" {
 			<-tick.C
 			var st sluice.PipelineStatus
-			if raw, err = c.do("GET", path, nil, "", nil, &st); err != nil {
+			if _, err = c.do("GET", path, nil, "", nil, &st); err != nil {
 				return err
 			}
 			if st.Backfill == nil {
