@@ -57,6 +57,19 @@ type TableConfig struct {
 	// hand over every row as a Read; rows that vanished since the previous
 	// complete pass of the same Run come as Deletes. Cursor must be empty.
 	FullRefresh bool
+	// DeleteCheck makes an incremental table's hard deletes seen: every
+	// DeleteCheck the source reads the table's primary keys only (in key
+	// order, BatchSize keys a query, each in a short read-only transaction
+	// of its own), between its cursor reads, and hands over as Deletes
+	// (their Key only) the keys gone since the previous key pass: keys
+	// that pass saw, or that the cursor reads handed over since it, and
+	// that this pass does not see. The keys are kept in memory (one set
+	// per table). The first key pass of a Run only records its keys: rows
+	// hard-deleted while the pipeline was down, or before that pass, are
+	// not seen. Default 0: never (hard deletes are not seen). It must not
+	// be negative, and not be set with FullRefresh, which finds deletes on
+	// every pass.
+	DeleteCheck time.Duration
 }
 
 const (
@@ -112,6 +125,10 @@ func (cfg Config) validate() (kind, error) {
 			return 0, configError(field+".Cursor", "required for %s (a column that grows on every insert and update, like updated_at), unless FullRefresh", tc.Name)
 		case tc.Cursor != "" && tc.Cursor == tc.SoftDelete:
 			return 0, configError(field+".SoftDelete", "%q is the cursor column", tc.SoftDelete)
+		case tc.DeleteCheck < 0:
+			return 0, configError(field+".DeleteCheck", "%s is negative: set how often to look for hard deletes, or 0 for never", tc.DeleteCheck)
+		case tc.DeleteCheck > 0 && tc.FullRefresh:
+			return 0, configError(field+".DeleteCheck", "%s is read by FullRefresh, which finds deletes on every pass: leave DeleteCheck 0", tc.Name)
 		}
 	}
 	switch {

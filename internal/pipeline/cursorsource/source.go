@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,8 +21,21 @@ type Source struct {
 	cfg  Config
 	kind kind
 	// afterPoll, when set (by tests), is called after every round of reads
-	// of all the tables.
-	afterPoll func()
+	// of all the tables; afterKeyPass after every key pass (DeleteCheck),
+	// once its deletes were handed over, with the table's name.
+	afterPoll    func()
+	afterKeyPass func(table string)
+	// now is the clock that schedules full refreshes and key passes: nil
+	// is time.Now (tests set another).
+	now func() time.Time
+}
+
+// clock is the time now, by s.now.
+func (s *Source) clock() time.Time {
+	if s.now != nil {
+		return s.now()
+	}
+	return time.Now()
 }
 
 var _ pipeline.Source = (*Source)(nil)
@@ -58,6 +72,11 @@ type table struct {
 	whole      bool
 	inPass     bool
 	next       time.Time
+	// Delete check (DeleteCheck > 0): the keys of the last complete key
+	// pass (nil: none yet in this Run), the keys the cursor reads handed
+	// over (as Reads) since it began, and when the next pass is due.
+	keys, handed map[string]pipeline.Row
+	checkAt      time.Time
 }
 
 // Run reads the tables from after until ctx ends (it then returns
@@ -82,6 +101,11 @@ func (s *Source) Run(ctx context.Context, after string, emit pipeline.Emit) erro
 			// A pass was cut short: it goes on, but its keys are partial.
 			t.inPass, t.whole, t.seen = true, false, map[string]pipeline.Row{}
 		}
+		if t.cfg.DeleteCheck > 0 {
+			// checkAt is zero: the first key pass comes before the first
+			// read, so that every key read in this Run is compared.
+			t.handed = map[string]pipeline.Row{}
+		}
 	}
 	log := s.cfg.Logger
 	log.InfoContext(ctx, "cursorsource: reading", slog.Int("tables", len(tables)), slog.Bool("resumed", after != ""))
@@ -91,6 +115,14 @@ func (s *Source) Run(ctx context.Context, after string, emit pipeline.Emit) erro
 	for {
 		busy := false
 		for _, t := range tables {
+			if t.cfg.DeleteCheck > 0 && !s.clock().Before(t.checkAt) {
+				if err := s.checkDeletes(ctx, db, d, t, tables, emit); err != nil {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					return err
+				}
+			}
 			changes, full, err := s.read(ctx, db, d, t)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -102,11 +134,7 @@ func (s *Source) Run(ctx context.Context, after string, emit pipeline.Emit) erro
 			if len(changes) == 0 {
 				continue
 			}
-			p := position{Tables: make(map[string]progress, len(tables))}
-			for _, t := range tables {
-				p.Tables[t.name] = t.prog
-			}
-			b := pipeline.Batch{Changes: changes, Tables: map[string]pipeline.Table{t.name: t.desc}, Position: p.String()}
+			b := pipeline.Batch{Changes: changes, Tables: map[string]pipeline.Table{t.name: t.desc}, Position: positionOf(tables)}
 			if err := emit(ctx, b); err != nil {
 				return err
 			}
@@ -219,7 +247,7 @@ func (s *Source) describeTable(ctx context.Context, db *sql.DB, d dialect, i int
 // changes; full reports that there may be more to read at once.
 func (s *Source) read(ctx context.Context, db *sql.DB, d dialect, t *table) (changes []pipeline.Change, full bool, err error) {
 	if t.cfg.FullRefresh && !t.inPass {
-		if time.Now().Before(t.next) {
+		if s.clock().Before(t.next) {
 			return nil, false, nil
 		}
 		t.inPass, t.whole, t.seen = true, true, map[string]pipeline.Row{}
@@ -277,6 +305,16 @@ func (s *Source) read(ctx context.Context, db *sql.DB, d dialect, t *table) (cha
 			}
 		}
 	}
+	if t.handed != nil {
+		for _, c := range changes {
+			if c.Op == pipeline.Read {
+				t.handed[keyID(t, c.Key)] = c.Key
+			} else {
+				// Deleted already (soft): no need to delete it again.
+				delete(t.handed, keyID(t, c.Key))
+			}
+		}
+	}
 	if last != nil {
 		t.prog.Key = make([]string, len(t.key))
 		for i, c := range t.key {
@@ -292,22 +330,41 @@ func (s *Source) read(ctx context.Context, db *sql.DB, d dialect, t *table) (cha
 		// The pass is over: what the last complete pass had and this one
 		// has not was deleted.
 		if t.prev != nil && t.whole {
-			var gone []string
-			for id := range t.prev {
-				if _, ok := t.seen[id]; !ok {
-					gone = append(gone, id)
-				}
-			}
-			slices.Sort(gone)
-			for _, id := range gone {
-				changes = append(changes, pipeline.Change{Op: pipeline.Delete, Table: t.name, Key: t.prev[id]})
-			}
+			changes = append(changes, deletions(t, t.seen, t.prev)...)
 		}
 		t.prev, t.seen = t.seen, nil
 		t.inPass, t.prog.Key = false, nil
-		t.next = time.Now().Add(s.cfg.PollInterval)
+		t.next = s.clock().Add(s.cfg.PollInterval)
 	}
 	return changes, full, nil
+}
+
+// positionOf is the position of the tables' progress.
+func positionOf(tables []*table) string {
+	p := position{Tables: make(map[string]progress, len(tables))}
+	for _, t := range tables {
+		p.Tables[t.name] = t.prog
+	}
+	return p.String()
+}
+
+// deletions are Deletes (Key only) of t's keys that one of before has and
+// now has not, in the order of their keyID. Full refresh and key passes
+// (DeleteCheck) find deletes with it.
+func deletions(t *table, now map[string]pipeline.Row, before ...map[string]pipeline.Row) []pipeline.Change {
+	gone := map[string]pipeline.Row{}
+	for _, b := range before {
+		for id, key := range b {
+			if _, ok := now[id]; !ok {
+				gone[id] = key
+			}
+		}
+	}
+	var changes []pipeline.Change
+	for _, id := range slices.Sorted(maps.Keys(gone)) {
+		changes = append(changes, pipeline.Change{Op: pipeline.Delete, Table: t.name, Key: gone[id]})
+	}
+	return changes
 }
 
 // selectList selects t's columns as text, then whether the row is
