@@ -32,6 +32,10 @@ func TestNewRefusesBadConfigs(t *testing.T) {
 		{"no cursor", func(c *cursorsource.Config) { c.Tables[0].Cursor = "" }, "Tables[0].Cursor: required"},
 		{"cursor and full refresh", func(c *cursorsource.Config) { c.Tables[0].FullRefresh = true }, "Tables[0].Cursor"},
 		{"soft delete is the cursor", func(c *cursorsource.Config) { c.Tables[0].SoftDelete = "updated_at" }, "Tables[0].SoftDelete"},
+		{"negative delete check", func(c *cursorsource.Config) { c.Tables[0].DeleteCheck = -time.Second }, "Tables[0].DeleteCheck: -1s is negative"},
+		{"delete check and full refresh", func(c *cursorsource.Config) {
+			c.Tables[0].Cursor, c.Tables[0].FullRefresh, c.Tables[0].DeleteCheck = "", true, time.Minute
+		}, "Tables[0].DeleteCheck: public.orders is read by FullRefresh"},
 		{"negative poll", func(c *cursorsource.Config) { c.PollInterval = -time.Second }, "PollInterval"},
 		{"negative batch", func(c *cursorsource.Config) { c.BatchSize = -1 }, "BatchSize"},
 	} {
@@ -54,5 +58,9 @@ func TestNewRefusesBadConfigs(t *testing.T) {
 	cfg := good()
 	cfg.Tables = []cursorsource.TableConfig{{Name: "lookup", FullRefresh: true, SoftDelete: "gone"}}
 	_, err := cursorsource.New(cfg)
+	require.NoError(t, err)
+	cfg = good()
+	cfg.Tables[0].DeleteCheck = time.Minute
+	_, err = cursorsource.New(cfg)
 	require.NoError(t, err)
 }

@@ -35,6 +35,7 @@ func exercise(t *testing.T, setup setupFunc) {
 	t.Run("LateCommit", func(t *testing.T) { t.Parallel(); testLateCommit(t, setup(t), time.Second) })
 	t.Run("LateCommitWithoutLag", func(t *testing.T) { t.Parallel(); testLateCommit(t, setup(t), -1) })
 	t.Run("FullRefresh", func(t *testing.T) { t.Parallel(); testFullRefresh(t, setup(t)) })
+	t.Run("DeleteCheck", func(t *testing.T) { t.Parallel(); testDeleteCheck(t, setup(t)) })
 	t.Run("Errors", func(t *testing.T) { t.Parallel(); testErrors(t, setup(t)) })
 	t.Run("Backfill", func(t *testing.T) { t.Parallel(); testBackfill(t, setup(t)) })
 	t.Run("BackfillWhileReading", func(t *testing.T) { t.Parallel(); testBackfillWhileReading(t, setup(t)) })
