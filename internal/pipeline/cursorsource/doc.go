@@ -1,9 +1,10 @@
 // Package cursorsource is a [pipeline.Source] that captures the changes of
 // any SQL table (PostgreSQL, MariaDB, MySQL) by cursor: a column that
 // grows on every insert and update, like updated_at or a row version. It
-// needs no replication rights nor server setup, only SELECT; it sees no
-// hard deletes (use a SoftDelete column, or FullRefresh for small tables)
-// and only the latest state of a row changed several times between reads.
+// needs no replication rights nor server setup, only SELECT; it sees hard
+// deletes only by comparing keys (FullRefresh, or DeleteCheck: see "Hard
+// deletes"; or mark rows deleted with a SoftDelete column), and only the
+// latest state of a row changed several times between reads.
 //
 // # Incremental reads
 //
@@ -70,6 +71,38 @@
 // read this way, and after a restart the first pass hands over reads only
 // (rows deleted while the pipeline was down stay in the destination until
 // they are deleted by hand or the destination is rebuilt).
+//
+// # Hard deletes
+//
+// A cursor read cannot see a row that is gone. With a table's DeleteCheck
+// set, the source also reads the table's primary keys only, every
+// DeleteCheck, between its cursor reads (on the same goroutine):
+//
+//	SELECT pk… FROM t WHERE (pk…) > (last pk…) ORDER BY pk… LIMIT BatchSize
+//
+// each query in a short read-only transaction of its own. The keys that
+// the previous key pass saw, or that the cursor reads handed over (as
+// Reads) since it began, and that this pass does not see, are handed over
+// as [pipeline.Delete] changes of their Key, BatchSize a batch, each
+// batch's Position the source's progress as it is (the cursor reads'
+// progress neither moves nor is lost: resuming after such a batch is
+// resuming after the last batch of reads). So:
+//   - a row read, then hard-deleted before the next key pass, is deleted,
+//     though no key pass saw it; a row inserted and deleted between two
+//     passes before any read took it never reached the destination;
+//   - a row deleted and inserted again with the same key between passes
+//     is not deleted (its new version comes as a Read);
+//   - a key seen by no pass but handed over by a cursor read after the
+//     pass began would be a row inserted again behind the pass: it is not
+//     deleted, so that the Delete cannot overtake its Read (as reads and
+//     passes take turns, there is none).
+//
+// The first key pass of a Run comes before its first read and only
+// records the keys: rows hard-deleted while the pipeline was down stay in
+// the destination, as with FullRefresh. The keys are kept in memory (the
+// last pass's and those read since), so the table's key set should fit.
+// A pass reads the whole key index: set DeleteCheck to minutes or hours
+// for large tables.
 //
 // # Backfill
 //
