@@ -137,6 +137,13 @@ type SQLSourceTable struct {
 	SoftDelete string
 	// FullRefresh reads the whole table every poll.
 	FullRefresh bool
+	// DeleteCheck, for a table read by cursor, finds its hard deletes:
+	// every DeleteCheck the table's primary keys are read (keys only) and
+	// compared with the previous pass's and those read since; the keys
+	// gone come as deletes. The first pass after a start only records the
+	// keys, so rows deleted while the pipeline was down are not seen. 0
+	// (the default): hard deletes are not seen (use SoftDelete).
+	DeleteCheck time.Duration
 }
 
 // SQLDestination writes a pipeline's rows into PostgreSQL or MariaDB/MySQL
@@ -460,7 +467,7 @@ func (p *pipelineRun) setSource() error {
 	case p.cfg.SQL != nil:
 		tables := make([]cursorsource.TableConfig, len(p.cfg.SQL.Tables))
 		for i, t := range p.cfg.SQL.Tables {
-			tables[i] = cursorsource.TableConfig{Name: t.Name, Cursor: t.Cursor, SoftDelete: t.SoftDelete, FullRefresh: t.FullRefresh}
+			tables[i] = cursorsource.TableConfig{Name: t.Name, Cursor: t.Cursor, SoftDelete: t.SoftDelete, FullRefresh: t.FullRefresh, DeleteCheck: t.DeleteCheck}
 		}
 		src, err := cursorsource.New(cursorsource.Config{URL: p.cfg.SQL.URL, Tables: tables, PollInterval: p.cfg.SQL.PollInterval,
 			BatchSize: cmp.Or(p.cfg.BatchSize, 1000), Lag: p.cfg.SQL.Lag, Logger: p.app.log.With("pipeline", p.name)})

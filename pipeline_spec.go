@@ -49,6 +49,8 @@ type SQLTableSpec struct {
 	Cursor      string `json:"cursor,omitempty"`
 	SoftDelete  string `json:"softDelete,omitempty"`
 	FullRefresh bool   `json:"fullRefresh,omitempty"`
+	// DeleteCheck: how often to look for hard deletes ("1h").
+	DeleteCheck SpecDuration `json:"deleteCheck,omitempty"`
 }
 
 // HTTPSourceSpec is HTTPSource as data. HeadersEnv maps a header to the
@@ -186,7 +188,8 @@ func (s PipelineSpec) Config(getenv func(string) string) (PipelineConfig, error)
 		}
 		cfg.SQL = &SQLSource{URL: url, PollInterval: time.Duration(sq.PollInterval), Lag: time.Duration(sq.Lag)}
 		for _, t := range sq.Tables {
-			cfg.SQL.Tables = append(cfg.SQL.Tables, SQLSourceTable(t))
+			cfg.SQL.Tables = append(cfg.SQL.Tables, SQLSourceTable{Name: t.Name, Cursor: t.Cursor, SoftDelete: t.SoftDelete,
+				FullRefresh: t.FullRefresh, DeleteCheck: time.Duration(t.DeleteCheck)})
 		}
 	}
 	if h := s.HTTP; h != nil {
