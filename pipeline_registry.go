@@ -237,8 +237,8 @@ func (r *pipelineRegistry) stopPipeline(name string) {
 // DeletePipeline. The definition is checked first (and the environment
 // variables it names read on this instance): nothing is stored when it is
 // wrong. A pipeline of that name, declared or created, is an error. It
-// returns once the pipeline starts on this instance (within ctx; it goes
-// on starting after that).
+// returns once the pipeline starts on this instance, or fails to, or after
+// 30s (it goes on starting: PipelineStatus says so).
 func (a *App) CreatePipeline(ctx context.Context, name string, spec PipelineSpec) error {
 	if err := a.running(); err != nil {
 		return err
@@ -263,7 +263,10 @@ func (a *App) CreatePipeline(ctx context.Context, name string, spec PipelineSpec
 		}
 		return fmt.Errorf("sluice: store pipeline %s: %w", name, err)
 	}
-	// The bucket's watcher starts it here; wait until it has.
+	// The bucket's watcher starts it here; wait until it has (for 30s at
+	// most: then its status says it is starting).
+	wait := time.NewTimer(30 * time.Second)
+	defer wait.Stop()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -275,12 +278,14 @@ func (a *App) CreatePipeline(ctx context.Context, name string, spec PipelineSpec
 			startErr := p.startErr
 			p.mu.Unlock()
 			if startErr != nil {
-				return fmt.Errorf("sluice: pipeline %s is created, but does not start here yet (it is tried again): %w", name, startErr)
+				return nil // created; its status says why it does not run yet (it is tried again)
 			}
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("sluice: pipeline %s is created and starting: %w", name, ctx.Err())
+		case <-wait.C:
+			return nil
 		case <-tick.C:
 		}
 	}

@@ -100,6 +100,15 @@ func TestPipelineCreateAndDeleteThroughAPI(t *testing.T) {
 	code, _ = send(t, "DELETE", api+"/list", "", "", nil, nil)
 	require.Equal(t, http.StatusNotFound, code)
 
+	// One that cannot start here (its destination's database is not
+	// there) is created, and its status says why; it can be deleted.
+	broken := `{"name": "broken", "spec": {"http": {"url": "` + srv.URL + `/items", "table": "sp.items"},
+		"destinations": {"db": {"sql": {"url": "postgres://nobody@127.0.0.1:1/none?connect_timeout=5"}}}}}`
+	code, out = send(t, "POST", api, "", js, strings.NewReader(broken), nil)
+	require.Equal(t, http.StatusCreated, code, out)
+	require.NotEmpty(t, out["start_error"], out)
+	require.NoError(t, first.DeletePipeline(ctx, "broken"))
+
 	// Created again under the same name: it starts afresh.
 	code, out = send(t, "POST", api, "", js, strings.NewReader(spec), nil)
 	require.Equal(t, http.StatusCreated, code, out)
