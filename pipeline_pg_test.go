@@ -37,6 +37,32 @@ func pgTestDB(t *testing.T) string {
 	return dsn
 }
 
+// logicalDB is the test database, from SLUICE_TEST_POSTGRES, with a pool
+// closed at the test's end; the test skips without it or when its
+// wal_level is not logical.
+func logicalDB(t *testing.T) (string, *pgxpool.Pool) {
+	t.Helper()
+	dsn := pgTestDB(t)
+	pool, err := pgxpool.New(context.Background(), dsn)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	var level string
+	require.NoError(t, pool.QueryRow(context.Background(), "SHOW wal_level").Scan(&level))
+	if level != "logical" {
+		t.Skipf("the test database has wal_level = %s: set it to logical (ALTER SYSTEM SET wal_level = logical, then restart PostgreSQL; .ci/run does)", level)
+	}
+	return dsn, pool
+}
+
+// dropSlotAtEnd drops pipeline name's slot and publication at the test's
+// end (after the app stopped: register it before the app's Stop).
+func dropSlotAtEnd(t *testing.T, pool *pgxpool.Pool, name string) {
+	t.Cleanup(func() {
+		_, _ = pool.Exec(context.Background(), "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", "sluice_"+name)
+		_, _ = pool.Exec(context.Background(), "DROP PUBLICATION IF EXISTS sluice_"+name)
+	})
+}
+
 // pgSchema makes a schema for the test, dropped at its end.
 func pgSchema(t *testing.T, pool *pgxpool.Pool, prefix string) string {
 	t.Helper()
@@ -76,16 +102,9 @@ func tableRows(t *testing.T, pool *pgxpool.Pool, table string) []string {
 // initial snapshot; the SQL destination ends equal to the source, and the
 // hub destination gets every change.
 func TestPipelinePostgresToPostgres(t *testing.T) {
-	dsn := pgTestDB(t)
+	dsn, pool := logicalDB(t)
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, dsn)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	var level string
-	require.NoError(t, pool.QueryRow(ctx, "SHOW wal_level").Scan(&level))
-	if level != "logical" {
-		t.Skipf("the test database has wal_level = %s: set it to logical (ALTER SYSTEM SET wal_level = logical, then restart PostgreSQL; .ci/run does)", level)
-	}
+	var err error
 	src, dst := pgSchema(t, pool, "sluice_src"), pgSchema(t, pool, "sluice_dst")
 	_, err = pool.Exec(ctx, "CREATE TABLE "+src+".orders (id bigint PRIMARY KEY, customer text NOT NULL, total numeric(12,2))")
 	require.NoError(t, err)
@@ -103,11 +122,8 @@ func TestPipelinePostgresToPostgres(t *testing.T) {
 			{Name: "events", Hub: "order-changes"},
 		}})
 	require.NoError(t, app.Start(ctx))
-	t.Cleanup(func() {
-		_ = app.Stop(context.Background())
-		_, _ = pool.Exec(context.Background(), "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", "sluice_"+name)
-		_, _ = pool.Exec(context.Background(), "DROP PUBLICATION IF EXISTS sluice_"+name)
-	})
+	dropSlotAtEnd(t, pool, name)
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
 
 	// 16 writers: each owns ids of its own, plus contended ones.
 	var wg sync.WaitGroup
@@ -329,16 +345,9 @@ func (p *switchProxy) Up() {
 // its breaker opens, and once its database is back it catches up by
 // itself, in order, every change set applied once.
 func TestPipelineDestinationDownCatchesUp(t *testing.T) {
-	dsn := pgTestDB(t)
+	dsn, pool := logicalDB(t)
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, dsn)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	var level string
-	require.NoError(t, pool.QueryRow(ctx, "SHOW wal_level").Scan(&level))
-	if level != "logical" {
-		t.Skipf("the test database has wal_level = %s: set it to logical (ALTER SYSTEM SET wal_level = logical, then restart PostgreSQL; .ci/run does)", level)
-	}
+	var err error
 	src, up, down := pgSchema(t, pool, "sluice_src"), pgSchema(t, pool, "sluice_dst"), pgSchema(t, pool, "sluice_dst")
 	_, err = pool.Exec(ctx, "CREATE TABLE "+src+".orders (id bigint PRIMARY KEY, customer text NOT NULL, total numeric(12,2))")
 	require.NoError(t, err)
@@ -360,11 +369,8 @@ func TestPipelineDestinationDownCatchesUp(t *testing.T) {
 				Breaker: sluice.BreakerPolicy{ConsecutiveFailures: 3, CoolDown: 200 * time.Millisecond}},
 		}})
 	require.NoError(t, app.Start(ctx))
-	t.Cleanup(func() {
-		_ = app.Stop(context.Background())
-		_, _ = pool.Exec(context.Background(), "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", "sluice_"+name)
-		_, _ = pool.Exec(context.Background(), "DROP PUBLICATION IF EXISTS sluice_"+name)
-	})
+	dropSlotAtEnd(t, pool, name)
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
 	write := func(from, to int) {
 		t.Helper()
 		for i := from; i < to; i++ {
@@ -415,16 +421,9 @@ func TestPipelineDestinationDownCatchesUp(t *testing.T) {
 // publication; deleting it drops them, so the database keeps no WAL for
 // it.
 func TestPipelineCreatedOnPostgresDropsItsSlotWhenDeleted(t *testing.T) {
-	dsn := pgTestDB(t)
+	dsn, pool := logicalDB(t)
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, dsn)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	var level string
-	require.NoError(t, pool.QueryRow(ctx, "SHOW wal_level").Scan(&level))
-	if level != "logical" {
-		t.Skipf("the test database has wal_level = %s: set it to logical (ALTER SYSTEM SET wal_level = logical, then restart PostgreSQL; .ci/run does)", level)
-	}
+	var err error
 	src := pgSchema(t, pool, "sluice_src")
 	_, err = pool.Exec(ctx, "CREATE TABLE "+src+".orders (id bigint PRIMARY KEY, total numeric(12,2))")
 	require.NoError(t, err)
@@ -463,16 +462,9 @@ func TestPipelineCreatedOnPostgresDropsItsSlotWhenDeleted(t *testing.T) {
 // A partial backfill on PostgreSQL: rows a destination lost come back
 // from the source's table (those the WHERE selects), while writes go on.
 func TestPipelinePostgresBackfill(t *testing.T) {
-	dsn := pgTestDB(t)
+	dsn, pool := logicalDB(t)
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, dsn)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	var level string
-	require.NoError(t, pool.QueryRow(ctx, "SHOW wal_level").Scan(&level))
-	if level != "logical" {
-		t.Skipf("the test database has wal_level = %s: set it to logical (ALTER SYSTEM SET wal_level = logical, then restart PostgreSQL; .ci/run does)", level)
-	}
+	var err error
 	src, dst := pgSchema(t, pool, "sluice_src"), pgSchema(t, pool, "sluice_dst")
 	_, err = pool.Exec(ctx, "CREATE TABLE "+src+".orders (id bigint PRIMARY KEY, customer text NOT NULL, total numeric(12,2))")
 	require.NoError(t, err)
@@ -484,11 +476,8 @@ func TestPipelinePostgresBackfill(t *testing.T) {
 		Postgres:     &sluice.PostgresSource{URL: dsn, Tables: []string{src + ".orders"}},
 		Destinations: []sluice.PipelineDestination{{Name: "reporting", SQL: &sluice.SQLDestination{URL: withSearchPath(t, dsn, dst), CreateTables: true}}}})
 	require.NoError(t, app.Start(ctx))
-	t.Cleanup(func() {
-		_ = app.Stop(context.Background())
-		_, _ = pool.Exec(context.Background(), "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", "sluice_"+name)
-		_, _ = pool.Exec(context.Background(), "DROP PUBLICATION IF EXISTS sluice_"+name)
-	})
+	dropSlotAtEnd(t, pool, name)
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
 	equal := func() bool {
 		var exists bool
 		require.NoError(t, pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", dst+".orders").Scan(&exists))
