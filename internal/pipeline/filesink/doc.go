@@ -34,7 +34,9 @@
 // other column its rows hold, sorted by name (for a table the change set
 // does not describe: every column its rows hold, sorted). Then a line per
 // change: the row after the change; for deletes, the key columns filled
-// and the others empty. Cells: NULL and a missing column are empty (as is
+// and the others empty; an update that moved its row to a new key (a key
+// column of After differs from Key) is two lines, a delete of the old key
+// then the new row. Cells: NULL and a missing column are empty (as is
 // an empty string: CSV cannot tell them apart), json.Number its text,
 // bool true or false, JSON values (maps and slices) their JSON text,
 // _commit_time RFC 3339 in UTC (empty when unknown). Fields are quoted as

@@ -36,26 +36,42 @@ func encodeCSV(table pipeline.Table, changes []pipeline.Change) ([]byte, error) 
 	w := csv.NewWriter(&buf)
 	_ = w.Write(append(slices.Clone(metaColumns), cols...))
 	record := make([]string, len(metaColumns)+len(cols))
-	for i, c := range changes {
-		record[0] = string(c.Op)
+	line := func(i int, c pipeline.Change, op pipeline.Op, row pipeline.Row) error {
+		record[0] = string(op)
 		record[1] = c.Position
 		record[2] = ""
 		if !c.CommitTime.IsZero() {
 			record[2] = c.CommitTime.UTC().Format(time.RFC3339Nano)
 		}
-		row := c.After
-		if c.Op == pipeline.Delete {
-			row = c.Key
-		}
 		for j, col := range cols {
 			cell, err := csvCell(row[col])
 			if err != nil {
-				return nil, fmt.Errorf("change %d, column %s: %w", i, col, err)
+				return fmt.Errorf("change %d, column %s: %w", i, col, err)
 			}
 			record[len(metaColumns)+j] = cell
 		}
 		// Writes to a bytes.Buffer do not fail; Flush reports the rest.
 		_ = w.Write(record)
+		return nil
+	}
+	for i, c := range changes {
+		var err error
+		switch {
+		case c.Op == pipeline.Delete:
+			err = line(i, c, pipeline.Delete, c.Key)
+		case moved(c):
+			// An update that moved the row to a new key: the old key's
+			// row goes, then the new one is written (a CSV line has no
+			// room for both keys).
+			if err = line(i, c, pipeline.Delete, c.Key); err == nil {
+				err = line(i, c, c.Op, c.After)
+			}
+		default:
+			err = line(i, c, c.Op, c.After)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
@@ -116,4 +132,15 @@ func csvCell(v any) (string, error) {
 		return s, nil
 	}
 	return string(text), nil
+}
+
+// moved reports whether an update moved its row to a new key: a key
+// column of After differs from Key's (see pipeline.Change).
+func moved(c pipeline.Change) bool {
+	for col, old := range c.Key {
+		if v, ok := c.After[col]; ok && fmt.Sprint(v) != fmt.Sprint(old) {
+			return true
+		}
+	}
+	return false
 }

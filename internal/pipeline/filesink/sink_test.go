@@ -228,6 +228,29 @@ func TestCSVCells(t *testing.T) {
 	require.Contains(t, string(f.data), `"{""a"":null,""b"":[1,""two""]}"`)
 }
 
+// An update that moved its row to a new key (Key the old one, After the
+// new row) is a delete of the old key, then the new row.
+func TestCSVMovedRow(t *testing.T) {
+	t.Parallel()
+	s, st := setup(t, Config{Format: CSV})
+	changes := []pipeline.Change{
+		{Op: pipeline.Update, Table: "public.orders", Key: pipeline.Row{"id": "5"},
+			After: pipeline.Row{"id": "1005", "note": "moved"}, Position: "0/9"},
+		{Op: pipeline.Update, Table: "public.orders", Key: pipeline.Row{"id": "6"},
+			After: pipeline.Row{"id": "6", "note": "stayed"}, Position: "0/9"},
+	}
+	_, err := s.Apply(bg, changeSet(3), changes)
+	require.NoError(t, err)
+	records, err := csv.NewReader(bytes.NewReader(st.get(t, s.Name("public.orders", 3)).data)).ReadAll()
+	require.NoError(t, err)
+	require.Equal(t, [][]string{
+		{"_op", "_position", "_commit_time", "id", "region", "note", "amount", "paid", "meta", "gone"},
+		{"delete", "0/9", "", "5", "", "", "", "", "", ""},
+		{"update", "0/9", "", "1005", "", "moved", "", "", "", ""},
+		{"update", "0/9", "", "6", "", "stayed", "", "", "", ""},
+	}, records)
+}
+
 func TestCSVOfATableNotDescribed(t *testing.T) {
 	t.Parallel()
 	s, st := setup(t, Config{Format: CSV})
