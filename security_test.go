@@ -37,6 +37,8 @@ func securedApp(t *testing.T, cfg sluice.Config) *sluice.App {
 	app.Container(sluice.ContainerConfig{Name: "c", PartitionKeyPath: "/pk"})
 	app.BlobContainer("b")
 	app.Partner(sluice.PartnerConfig{ID: "pa", Types: []sluice.MessageTypeConfig{{Name: "ty", Format: "json", Hub: "h"}}})
+	app.Pipeline("pl", sluice.PipelineConfig{Container: "c", Destinations: []sluice.PipelineDestination{
+		{Name: "copy", Files: &sluice.FilesDestination{Container: "pl-files"}}}})
 	app.Function("f", sluice.HubTrigger{Hub: "h"}, func(context.Context, []sluice.Event) error { return nil },
 		sluice.WithBreaker(sluice.BreakerPolicy{ConsecutiveFailures: 5}))
 	require.NoError(t, app.Start(ctx))
@@ -63,7 +65,7 @@ func routeRequest(t *testing.T, base string, r gateway.Route) *http.Request {
 	for param, value := range map[string]string{
 		"{hub}": "h", "{queue}": "q", "{container}": "c", "{function}": "f", "{group}": "$Default",
 		"{partition}": "0", "{pk}": "p", "{id}": "d", "{name...}": "x.txt", "{key}": "nokey",
-		"{partner}": "pa", "{type}": "ty", "{token}": "notoken",
+		"{partner}": "pa", "{type}": "ty", "{token}": "notoken", "{pipeline}": "pl", "{destination}": "copy",
 	} {
 		path = strings.ReplaceAll(path, param, value)
 	}
@@ -157,6 +159,14 @@ func stateOf(t *testing.T, app *sluice.App, key string) string {
 	get("/api/v1/blobs", &blobCtrs)
 	for _, c := range blobCtrs.Containers {
 		fmt.Fprintf(&b, "blob container %s\n", c.Name)
+	}
+	var pipelines struct{ Pipelines []sluice.PipelineStatus }
+	get("/api/v1/pipelines", &pipelines)
+	for _, p := range pipelines.Pipelines {
+		fmt.Fprintf(&b, "pipeline %s backfill %v\n", p.Name, p.Backfill != nil)
+		for _, d := range p.Destinations {
+			fmt.Fprintf(&b, "  destination %s paused %v\n", d.Name, d.Paused)
+		}
 	}
 	var keys struct{ Keys []gateway.KeyJSON }
 	get("/api/v1/keys", &keys)
