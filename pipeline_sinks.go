@@ -58,7 +58,7 @@ func (s *hubSink) Apply(ctx context.Context, cs pipeline.ChangeSet, changes []pi
 			}
 			// A row's changes share a partition by the key they leave it
 			// under (a move goes on with the new key's changes).
-			events[i] = hub.Event{Body: body, PartitionKey: c.Table + "/" + rowKey(newKey(c)),
+			events[i] = hub.Event{Body: body, PartitionKey: c.Table + "/" + rowKey(c.NewKey()),
 				MessageID:  fmt.Sprintf("%s:%d:%d", s.id, cs.Seq, start+i),
 				Properties: map[string]string{"pipeline": cs.Pipeline, "table": c.Table, "op": string(c.Op), "content-type": "application/json"}}
 		}
@@ -67,30 +67,6 @@ func (s *hubSink) Apply(ctx context.Context, cs pipeline.ChangeSet, changes []pi
 		}
 	}
 	return nil, nil
-}
-
-// newKey is the key a change leaves its row under: Key, unless an update
-// moved the row (After's key columns differ from Key), then After's.
-func newKey(c pipeline.Change) pipeline.Row {
-	if c.Op == pipeline.Delete || len(c.After) == 0 {
-		return c.Key
-	}
-	var moved pipeline.Row
-	for col, old := range c.Key {
-		if v, ok := c.After[col]; ok && fmt.Sprint(v) != fmt.Sprint(old) {
-			if moved == nil {
-				moved = make(pipeline.Row, len(c.Key))
-				for k, v := range c.Key {
-					moved[k] = v
-				}
-			}
-			moved[col] = v
-		}
-	}
-	if moved == nil {
-		return c.Key
-	}
-	return moved
 }
 
 // docID is the id of a row's document: its key's "id" column when it has
@@ -142,7 +118,7 @@ func (s *containerSink) Apply(ctx context.Context, cs pipeline.ChangeSet, change
 			}
 			continue
 		}
-		if moved := docID(newKey(c)); moved != id {
+		if moved := docID(c.NewKey()); moved != id {
 			// An update moved the row to a new key: its old document goes.
 			if err := del(id); err != nil {
 				return nil, err

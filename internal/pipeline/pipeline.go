@@ -87,6 +87,36 @@ type Change struct {
 	CommitTime time.Time `json:"commit_time,omitzero"`
 }
 
+// Moved reports whether an update moved its row to a new key: a key
+// column of After differs from Key's.
+func (c Change) Moved() bool {
+	if c.Op == Delete {
+		return false
+	}
+	for col, old := range c.Key {
+		if v, ok := c.After[col]; ok && fmt.Sprint(v) != fmt.Sprint(old) {
+			return true
+		}
+	}
+	return false
+}
+
+// NewKey is the key the change leaves its row under: Key, or, for an
+// update that moved the row, Key with After's values of its columns.
+func (c Change) NewKey() Row {
+	if !c.Moved() {
+		return c.Key
+	}
+	key := make(Row, len(c.Key))
+	for col, old := range c.Key {
+		key[col] = old
+		if v, ok := c.After[col]; ok {
+			key[col] = v
+		}
+	}
+	return key
+}
+
 // Column is a column of a table as the source describes it.
 type Column struct {
 	Name string `json:"name"`

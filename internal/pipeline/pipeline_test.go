@@ -34,3 +34,23 @@ func TestEncodeDecode(t *testing.T) {
 		t.Errorf("BlobName = %q", got)
 	}
 }
+
+// An update whose After has a key column other than Key's moved its row;
+// its new key takes After's values.
+func TestChangeMoved(t *testing.T) {
+	for _, c := range []struct {
+		change Change
+		moved  bool
+		key    Row
+	}{
+		{Change{Op: Update, Key: Row{"id": "5", "r": "eu"}, After: Row{"id": "1005", "r": "eu", "v": "x"}},
+			true, Row{"id": "1005", "r": "eu"}},
+		{Change{Op: Update, Key: Row{"id": "5"}, After: Row{"id": "5", "v": "x"}}, false, Row{"id": "5"}},
+		{Change{Op: Update, Key: Row{"id": "5"}, After: Row{"v": "x"}}, false, Row{"id": "5"}},
+		{Change{Op: Delete, Key: Row{"id": "5"}, After: Row{"id": "6"}}, false, Row{"id": "5"}},
+	} {
+		if c.change.Moved() != c.moved || !reflect.DeepEqual(c.change.NewKey(), c.key) {
+			t.Errorf("%+v: moved %v, new key %v; want %v, %v", c.change, c.change.Moved(), c.change.NewKey(), c.moved, c.key)
+		}
+	}
+}

@@ -59,7 +59,7 @@ func encodeCSV(table pipeline.Table, changes []pipeline.Change) ([]byte, error) 
 		switch {
 		case c.Op == pipeline.Delete:
 			err = line(i, c, pipeline.Delete, c.Key)
-		case moved(c):
+		case c.Moved():
 			// An update that moved the row to a new key: the old key's
 			// row goes, then the new one is written (a CSV line has no
 			// room for both keys).
@@ -132,15 +132,4 @@ func csvCell(v any) (string, error) {
 		return s, nil
 	}
 	return string(text), nil
-}
-
-// moved reports whether an update moved its row to a new key: a key
-// column of After differs from Key's (see pipeline.Change).
-func moved(c pipeline.Change) bool {
-	for col, old := range c.Key {
-		if v, ok := c.After[col]; ok && fmt.Sprint(v) != fmt.Sprint(old) {
-			return true
-		}
-	}
-	return false
 }
