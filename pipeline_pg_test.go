@@ -63,6 +63,19 @@ func dropSlotAtEnd(t *testing.T, pool *pgxpool.Pool, name string) {
 	})
 }
 
+// ordersSource makes a schema holding an orders table (id, customer,
+// total) with rows rows, dropped at the test's end, and names a pipeline
+// after it.
+func ordersSource(t *testing.T, pool *pgxpool.Pool, rows int) (schema, pipelineName string) {
+	t.Helper()
+	schema = pgSchema(t, pool, "sluice_src")
+	_, err := pool.Exec(context.Background(), "CREATE TABLE "+schema+".orders (id bigint PRIMARY KEY, customer text NOT NULL, total numeric(12,2))")
+	require.NoError(t, err)
+	_, err = pool.Exec(context.Background(), "INSERT INTO "+schema+".orders SELECT g, 'c' || g % 10, g * 1.5 FROM generate_series(1, $1) g", rows)
+	require.NoError(t, err)
+	return schema, "pg" + strings.TrimPrefix(schema, "sluice_src_")
+}
+
 // pgSchema makes a schema for the test, dropped at its end.
 func pgSchema(t *testing.T, pool *pgxpool.Pool, prefix string) string {
 	t.Helper()
@@ -105,14 +118,8 @@ func TestPipelinePostgresToPostgres(t *testing.T) {
 	dsn, pool := logicalDB(t)
 	ctx := context.Background()
 	var err error
-	src, dst := pgSchema(t, pool, "sluice_src"), pgSchema(t, pool, "sluice_dst")
-	_, err = pool.Exec(ctx, "CREATE TABLE "+src+".orders (id bigint PRIMARY KEY, customer text NOT NULL, total numeric(12,2))")
-	require.NoError(t, err)
-	// Rows before the pipeline starts: the snapshot's.
-	_, err = pool.Exec(ctx, "INSERT INTO "+src+".orders SELECT g, 'c' || g % 10, g * 1.5 FROM generate_series(1, 300) g")
-	require.NoError(t, err)
-
-	name := "pg" + strings.TrimPrefix(src, "sluice_src_")
+	src, name := ordersSource(t, pool, 300) // rows before the pipeline starts: the snapshot's
+	dst := pgSchema(t, pool, "sluice_dst")
 	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
 	app.Hub(sluice.HubConfig{Name: "order-changes", Partitions: 2})
 	app.Pipeline(name, sluice.PipelineConfig{
@@ -348,9 +355,8 @@ func TestPipelineDestinationDownCatchesUp(t *testing.T) {
 	dsn, pool := logicalDB(t)
 	ctx := context.Background()
 	var err error
-	src, up, down := pgSchema(t, pool, "sluice_src"), pgSchema(t, pool, "sluice_dst"), pgSchema(t, pool, "sluice_dst")
-	_, err = pool.Exec(ctx, "CREATE TABLE "+src+".orders (id bigint PRIMARY KEY, customer text NOT NULL, total numeric(12,2))")
-	require.NoError(t, err)
+	src, name := ordersSource(t, pool, 0)
+	up, down := pgSchema(t, pool, "sluice_dst"), pgSchema(t, pool, "sluice_dst")
 
 	u, err := url.Parse(dsn)
 	require.NoError(t, err)
@@ -358,7 +364,6 @@ func TestPipelineDestinationDownCatchesUp(t *testing.T) {
 	viaProxy := *u
 	viaProxy.Host = proxy.Addr()
 
-	name := "pg" + strings.TrimPrefix(src, "sluice_src_")
 	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
 	app.Pipeline(name, sluice.PipelineConfig{
 		Postgres: &sluice.PostgresSource{URL: dsn, Tables: []string{src + ".orders"}},
@@ -465,12 +470,8 @@ func TestPipelinePostgresBackfill(t *testing.T) {
 	dsn, pool := logicalDB(t)
 	ctx := context.Background()
 	var err error
-	src, dst := pgSchema(t, pool, "sluice_src"), pgSchema(t, pool, "sluice_dst")
-	_, err = pool.Exec(ctx, "CREATE TABLE "+src+".orders (id bigint PRIMARY KEY, customer text NOT NULL, total numeric(12,2))")
-	require.NoError(t, err)
-	_, err = pool.Exec(ctx, "INSERT INTO "+src+".orders SELECT g, 'c' || g % 10, g * 1.5 FROM generate_series(1, 500) g")
-	require.NoError(t, err)
-	name := "pg" + strings.TrimPrefix(src, "sluice_src_")
+	src, name := ordersSource(t, pool, 500)
+	dst := pgSchema(t, pool, "sluice_dst")
 	app := sluice.New(sluice.Config{DataDir: t.TempDir(), Logger: quiet()})
 	app.Pipeline(name, sluice.PipelineConfig{BatchSize: 100,
 		Postgres:     &sluice.PostgresSource{URL: dsn, Tables: []string{src + ".orders"}},
